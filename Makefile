@@ -1,0 +1,39 @@
+# lowbit: the user's entry points. `make demo` and `make test` each work from a clean clone
+# on a fresh Debian 12 machine: they install what the build needs, build, and run.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+DEB_PKGS   := cmake gcc make pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
+              libpcre2-dev libcmocka-dev
+
+.PHONY: all deps build build-asan demo test test-fast clean
+
+all: build
+
+deps:
+	@bash tools/deps.sh $(DEB_PKGS)
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLB_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+demo: build
+	@bash tools/demo.sh $(BUILD)/lowbit
+
+# The suite runs twice: a normal optimized build, then under AddressSanitizer + UBSan.
+test: build build-asan
+	@echo "== tests (release build) =="
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
+	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

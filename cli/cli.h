@@ -1,0 +1,55 @@
+/* The lowbit command line: one file per subcommand, shared option parsing in args.c.
+ * Exit codes: 0 success, 1 runtime error (printed as "lowbit: <message>"), 2 usage. */
+#ifndef LB_CLI_H
+#define LB_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lowbit/lowbit.h"
+
+#define LB_EXIT_OK    0
+#define LB_EXIT_ERROR 1
+#define LB_EXIT_USAGE 2
+
+typedef struct lb_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage;
+} lb_command;
+
+/* ---- args.c ---- */
+/* Parsing state over argv[1..]: options anywhere, positionals collected in order. */
+typedef struct lb_args {
+    int         argc, i;
+    char      **argv;
+    const char *cmd;
+    const char *positional[8];
+    int         n_positional;
+    bool        bad;
+} lb_args;
+
+void lb_args_init(lb_args *a, const char *cmd, int argc, char **argv);
+/* Next option name (e.g. "--ctx"), or NULL at the end; positionals are collected. */
+const char *lb_args_next(lb_args *a);
+/* The value of the current option; sets bad and returns NULL when missing. */
+const char *lb_args_value(lb_args *a);
+bool        lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out);
+bool        lb_args_float(lb_args *a, double *out);
+int         lb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int         lb_runtime_error(const lb_error *err);
+bool        lb_is_help(const char *opt);
+int         lb_print_help(const char *cmd);
+
+/* ---- subcommands ---- */
+int cmd_info(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+const lb_command *lb_find_command(const char *name);
+
+#endif

@@ -1,0 +1,75 @@
+/* lowbit inspect FILE: a GGUF's metadata and tensor table, or a llama2.c checkpoint's
+ * header and tensors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void shape_str(const int64_t *ne, uint32_t n_dims, char *buf, size_t cap) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, cap - k, "[");
+    for (uint32_t d = 0; d < n_dims && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)ne[d]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static int inspect_gguf(const char *path) {
+    lb_gguf *g;
+    lb_error err = { 0 };
+    if (lb_gguf_open(&g, path, &err)) return lb_runtime_error(&err);
+    printf("%s: GGUF v%u, %lld metadata pairs, %lld tensors, alignment %zu, data at %zu\n\n",
+           path, g->version, (long long)g->n_kv, (long long)g->n_tensors, g->alignment,
+           g->data_offset);
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        char val[160];
+        lb_gguf_kv_format(&g->kv[i], val, sizeof val);
+        printf("  %-44s %-4s %s\n", g->kv[i].key, lb_gguf_vtype_name(g->kv[i].type), val);
+    }
+    if (g->n_tensors) printf("\n  %-32s %-8s %-20s %12s\n", "tensor", "type", "shape", "bytes");
+    size_t total = 0;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const lb_gguf_tensor_info *t = &g->tensors[i];
+        char                       shape[96];
+        shape_str(t->ne, t->n_dims, shape, sizeof shape);
+        printf("  %-32s %-8s %-20s %12zu\n", t->name, lb_ggml_type_name(t->ggml_type), shape,
+               t->nbytes);
+        total += t->nbytes;
+    }
+    if (g->n_tensors) printf("\n  total tensor bytes: %zu\n", total);
+    lb_gguf_close(g);
+    return LB_EXIT_OK;
+}
+
+static int inspect_model(const char *path) {
+    lb_model *m;
+    lb_error  err = { 0 };
+    if (lb_model_load(&m, path, NULL, &err)) return lb_runtime_error(&err);
+    const lb_llama_config *c = &m->cfg;
+    printf("%s: llama2.c checkpoint\n  n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
+           "n_kv_heads %d, head_dim %d, n_vocab %d, n_ctx %d, %s classifier\n"
+           "  %lld parameters, %zu bytes\n\n",
+           path, c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+           c->n_vocab, c->n_ctx_train, m->tied_output ? "shared" : "separate",
+           (long long)lb_model_nparams(m), lb_model_nbytes(m));
+    lb_model_free(m);
+    return LB_EXIT_OK;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    lb_args     a;
+    const char *opt;
+    lb_args_init(&a, "inspect", argc, argv);
+    while ((opt = lb_args_next(&a))) {
+        if (lb_is_help(opt)) return lb_print_help("inspect");
+        return lb_usage_error("inspect", "unknown option %s", opt);
+    }
+    if (a.n_positional != 1) return lb_usage_error("inspect", "expected one FILE");
+    const char *path = a.positional[0];
+    FILE       *f    = fopen(path, "rb");
+    char        magic[4] = { 0 };
+    if (f) {
+        if (fread(magic, 1, 4, f) != 4) memset(magic, 0, 4);
+        fclose(f);
+    }
+    return memcmp(magic, "GGUF", 4) == 0 ? inspect_gguf(path) : inspect_model(path);
+}

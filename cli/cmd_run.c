@@ -1,0 +1,101 @@
+/* lowbit run MODEL: generate text. The prompt is processed as one batch, then one token
+ * per step; output is printed as it is produced, statistics go to stderr.
+ * Like llama2.c, --steps counts positions (prompt included) and BOS ends generation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+int cmd_run(int argc, char **argv) {
+    lb_args     a;
+    const char *opt, *tok = NULL, *prompt = "";
+    int64_t     n_gen = -1, steps = 256, seed = 0, threads = 0;
+    double      temp = 1.0, top_p = 0.9;
+    lb_args_init(&a, "run", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        if (lb_is_help(opt)) return lb_print_help("run");
+        else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) prompt = lb_args_value(&a);
+        else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
+        else if (!strcmp(opt, "-n")) lb_args_int(&a, 0, 1 << 24, &n_gen);
+        else if (!strcmp(opt, "--steps")) lb_args_int(&a, 1, 1 << 24, &steps);
+        else if (!strcmp(opt, "--temp")) lb_args_float(&a, &temp);
+        else if (!strcmp(opt, "--top-p")) lb_args_float(&a, &top_p);
+        else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else return lb_usage_error("run", "unknown option %s", opt);
+    }
+    if (a.bad) return LB_EXIT_USAGE;
+    if (a.n_positional != 1) return lb_usage_error("run", "expected one MODEL");
+    if (temp < 0) return lb_usage_error("run", "--temp must be >= 0");
+    lb_threads_set((int)threads);
+
+    lb_error    err = { 0 };
+    lb_model   *m   = NULL;
+    lb_context *ctx = NULL;
+    int32_t    *ids = NULL;
+    float      *scratch = NULL;
+    size_t      n_prompt;
+    int         rc = LB_EXIT_ERROR;
+    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    const lb_vocab *v = m->vocab;
+    if (lb_tokenize(v, prompt, strlen(prompt), true, false, &ids, &n_prompt, &err)) goto done;
+    /* llama2.c's count: --steps positions, each run through the model, each followed by a
+     * sample; so steps - n_prompt + 1 tokens are generated. */
+    int64_t n_samples = n_gen >= 0 ? n_gen : steps - (int64_t)n_prompt + 1;
+    if ((int64_t)n_prompt > m->cfg.n_ctx_train) {
+        lb_fail(&err, LB_ERR_PARAM, "the prompt has %zu tokens, more than the model's context "
+                "of %d", n_prompt, m->cfg.n_ctx_train);
+        goto done;
+    }
+    if (n_samples < 0) n_samples = 0;
+    if ((int64_t)n_prompt + n_samples - 1 > m->cfg.n_ctx_train)
+        n_samples = m->cfg.n_ctx_train - (int64_t)n_prompt + 1;
+    const int64_t total = (int64_t)n_prompt + (n_samples > 0 ? n_samples - 1 : 0);
+    if (lb_context_create(&ctx, m, (int32_t)total, (int32_t)n_prompt, &err)) goto done;
+    scratch = malloc(2 * (size_t)m->cfg.n_vocab * sizeof *scratch);
+    if (!scratch) {
+        lb_fail(&err, LB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    lb_sampler s;
+    lb_sampler_init(&s, (float)temp, (float)top_p, seed ? (uint64_t)seed : (uint64_t)time(NULL));
+    const float *logits;
+    const double t0 = lb_time_sec();
+    if (lb_forward(ctx, ids, (int32_t)n_prompt, &logits, &err)) goto done;
+    const double t_prompt = lb_time_sec() - t0;
+    char         piece[256];
+    for (size_t i = 1; i < n_prompt; i++) {
+        const size_t pl = lb_token_to_piece(v, ids[i - 1], ids[i], piece, sizeof piece);
+        fwrite(piece, 1, pl, stdout);
+    }
+    int32_t      token = ids[n_prompt - 1];
+    const float *last  = logits + (n_prompt - 1) * (size_t)m->cfg.n_vocab;
+    int64_t      n_out = 0;
+    const double t1    = lb_time_sec();
+    for (int64_t i = 0; i < n_samples; i++) {
+        const int32_t next = lb_sample(&s, last, m->cfg.n_vocab, scratch);
+        if (next == lb_vocab_bos(v) || next == lb_vocab_eos(v)) break;
+        const size_t pl = lb_token_to_piece(v, token, next, piece, sizeof piece);
+        fwrite(piece, 1, pl, stdout);
+        fflush(stdout);
+        n_out++;
+        token = next;
+        if (i == n_samples - 1) break;
+        if (lb_forward(ctx, &token, 1, &last, &err)) goto done;
+    }
+    printf("\n");
+    const double t_gen = lb_time_sec() - t1;
+    fprintf(stderr, "run: prompt %zu tokens in %.3fs (%.1f tok/s), generated %lld tokens in "
+            "%.3fs (%.1f tok/s), %d threads\n", n_prompt, t_prompt, (double)n_prompt / t_prompt,
+            (long long)n_out, t_gen, t_gen > 0 ? (double)n_out / t_gen : 0.0, lb_threads_get());
+    rc = LB_EXIT_OK;
+done:
+    if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+    free(scratch);
+    free(ids);
+    lb_context_free(ctx);
+    lb_model_free(m);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/* lowbit tokenize MODEL (-p TEXT | --file F): token ids, space-separated. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_tokenize(int argc, char **argv) {
+    lb_args     a;
+    const char *opt, *text = NULL, *file = NULL, *tok = NULL;
+    bool        bos = true, pieces = false;
+    lb_args_init(&a, "tokenize", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        if (lb_is_help(opt)) return lb_print_help("tokenize");
+        else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) text = lb_args_value(&a);
+        else if (!strcmp(opt, "--file")) file = lb_args_value(&a);
+        else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
+        else if (!strcmp(opt, "--no-bos")) bos = false;
+        else if (!strcmp(opt, "--pieces")) pieces = true;
+        else return lb_usage_error("tokenize", "unknown option %s", opt);
+    }
+    if (a.bad) return LB_EXIT_USAGE;
+    if (a.n_positional != 1) return lb_usage_error("tokenize", "expected one MODEL");
+    if (!text == !file) return lb_usage_error("tokenize", "give exactly one of -p TEXT and --file F");
+    lb_error  err = { 0 };
+    lb_vocab *v;
+    char     *buf = NULL;
+    size_t    len;
+    if (lb_vocab_load_any(&v, tok ? tok : a.positional[0], &err)) return lb_runtime_error(&err);
+    if (file) {
+        if (lb_read_file(file, &buf, &len, &err)) {
+            lb_vocab_free(v);
+            return lb_runtime_error(&err);
+        }
+        text = buf;
+    } else {
+        len = strlen(text);
+    }
+    int32_t *ids;
+    size_t   n;
+    lb_status st = lb_tokenize(v, text, len, bos && lb_vocab_add_bos(v), false, &ids, &n, &err);
+    free(buf);
+    if (st) {
+        lb_vocab_free(v);
+        return lb_runtime_error(&err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (pieces) {
+            size_t      pl;
+            const char *p = lb_vocab_text(v, ids[i], &pl);
+            printf("%s%d '%.*s'", i ? "\n" : "", ids[i], (int)pl, p);
+        } else {
+            printf("%s%d", i ? " " : "", ids[i]);
+        }
+    }
+    printf("\n");
+    free(ids);
+    lb_vocab_free(v);
+    return LB_EXIT_OK;
+}

@@ -1,0 +1,72 @@
+/* lowbit: git-style subcommands from a table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const lb_command k_commands[] = {
+    { "run", cmd_run, "generate text from a model",
+      "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
+      "                  [--top-p P] [--seed S] [-t THREADS]\n"
+      "  MODEL        a GGUF file or a llama2.c checkpoint\n"
+      "  -p PROMPT    text to start from (default: empty, BOS only)\n"
+      "  -n N         tokens to generate\n"
+      "  --steps N    total positions, prompt included, as llama2.c counts (default 256)\n"
+      "  --temp T     sampling temperature, 0 = greedy (default 1.0)\n"
+      "  --top-p P    nucleus sampling threshold (default 0.9)\n"
+      "  --seed S     random seed (default: time)\n" },
+    { "eval", cmd_eval, "perplexity of a model on a text, as llama-perplexity computes it",
+      "usage: lowbit eval MODEL --text FILE [--ctx N] [--chunks K] [--json]\n"
+      "                   [--save-logits FILE] [--tokenizer F] [-t THREADS]\n"
+      "  --ctx N              chunk length in tokens (default 128)\n"
+      "  --chunks K           evaluate only the first K chunks\n"
+      "  --save-logits FILE   store the scored positions' logits (for KL divergence)\n"
+      "  --json               one JSON object on stdout\n" },
+    { "convert", cmd_convert, "convert a model between containers, without quantizing",
+      "usage: lowbit convert IN OUT.gguf [--type f32|f16|bf16] [--tokenizer F]\n"
+      "  IN may be a GGUF file or a llama2.c checkpoint (+ tokenizer)\n" },
+    { "tokenize", cmd_tokenize, "print the token ids of a text",
+      "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
+      "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n" },
+    { "inspect", cmd_inspect, "show a file's metadata and tensors",
+      "usage: lowbit inspect FILE\n" },
+    { "info", cmd_info, "version, CPU features and storage types",
+      "usage: lowbit info\n" },
+};
+
+const lb_command *lb_find_command(const char *name) {
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (strcmp(k_commands[i].name, name) == 0) return &k_commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "lowbit %s: quantize LLMs on a CPU, write GGUF, measure what was lost\n\n"
+               "usage: lowbit <command> [options]   ('lowbit <command> --help' for more)\n\n",
+            LB_VERSION);
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return LB_EXIT_USAGE;
+    }
+    if (lb_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        if (argc > 2 && lb_find_command(argv[2])) return lb_print_help(argv[2]);
+        usage(stdout);
+        return LB_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lowbit %s\n", LB_VERSION);
+        return LB_EXIT_OK;
+    }
+    const lb_command *c = lb_find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "lowbit: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return LB_EXIT_USAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}

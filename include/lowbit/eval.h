@@ -1,0 +1,48 @@
+/* Quality measurement: perplexity as llama.cpp's llama-perplexity computes it.
+ * The text is tokenized once (BOS first); it is cut into chunks of n_ctx tokens, the first
+ * token of each chunk replaced by BOS; each chunk is one batch from an empty cache; only
+ * the second half is scored: the logits at positions n_ctx/2 .. n_ctx-2 predict the next
+ * token. PPL = exp(mean NLL); its standard error from the NLL's variance. */
+#ifndef LOWBIT_EVAL_H
+#define LOWBIT_EVAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lb_ppl_params {
+    int32_t     n_ctx;       /* chunk length */
+    int32_t     max_chunks;  /* <= 0: all */
+    const char *logits_path; /* non-NULL: save the scored positions' logits there */
+    bool        progress;    /* draw a progress bar (on a TTY) */
+} lb_ppl_params;
+
+typedef struct lb_ppl_result {
+    double  ppl, ppl_stderr, nll_mean;
+    int64_t tokens_scored;
+    int32_t chunks, n_ctx;
+    int64_t tokens_processed;
+    double  seconds;
+    double  tokens_per_sec; /* tokens processed (prompt processing) per second */
+} lb_ppl_result;
+
+/* ctx must hold n_ctx positions in one batch. tokens: the whole text, BOS first. */
+lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
+                             size_t n_tokens, const lb_ppl_params *p, lb_ppl_result *r,
+                             lb_error *err);
+
+/* Saved logits file ("LBLOGITS" v1), for KL divergence against a reference later:
+ *   char magic[8] "LBLOGITS", u32 version 1, u32 n_vocab, u32 n_ctx, u32 n_chunks,
+ *   i32 tokens[n_chunks * n_ctx] (as evaluated, BOS in place),
+ *   then per chunk, per scored position (n_ctx - 1 - n_ctx/2 of them): f32 logits[n_vocab]. */
+#define LB_LOGITS_MAGIC "LBLOGITS"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

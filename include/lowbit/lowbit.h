@@ -1,0 +1,13 @@
+/* lowbit: quantize LLMs on a CPU, write GGUF, measure what was lost. Umbrella header. */
+#ifndef LOWBIT_H
+#define LOWBIT_H
+
+#include "core.h"
+#include "eval.h"
+#include "gguf.h"
+#include "model.h"
+#include "status.h"
+#include "tensor.h"
+#include "tokenizer.h"
+
+#endif

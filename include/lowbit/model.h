@@ -1,0 +1,117 @@
+/* The Llama-family model: configuration, weights (tensor views), tokenizer; loading from
+ * GGUF or a llama2.c checkpoint, saving as GGUF; and the forward pass with its KV cache.
+ *
+ * Shapes (ggml order, ne[0] first): E = n_embd, F = n_ff, V = n_vocab, H = n_heads,
+ * K = n_kv_heads, D = head_dim. A linear weight has ne = [in, out]. */
+#ifndef LOWBIT_MODEL_H
+#define LOWBIT_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "gguf.h"
+#include "tensor.h"
+#include "tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lb_llama_config {
+    int32_t n_embd;      /* E */
+    int32_t n_ff;        /* F */
+    int32_t n_layers;
+    int32_t n_heads;     /* H */
+    int32_t n_kv_heads;  /* K, divides H */
+    int32_t head_dim;    /* D = E / H */
+    int32_t n_vocab;     /* V */
+    int32_t n_ctx_train; /* context length the model was trained for */
+    float   norm_eps;    /* RMSNorm epsilon */
+    float   rope_theta;  /* RoPE base frequency */
+} lb_llama_config;
+
+typedef struct lb_layer {
+    lb_tensor attn_norm; /* [E], f32 */
+    lb_tensor wq;        /* [E, H*D] */
+    lb_tensor wk;        /* [E, K*D] */
+    lb_tensor wv;        /* [E, K*D] */
+    lb_tensor wo;        /* [H*D, E] */
+    lb_tensor ffn_norm;  /* [E], f32 */
+    lb_tensor ffn_gate;  /* [E, F] (w1) */
+    lb_tensor ffn_up;    /* [E, F] (w3) */
+    lb_tensor ffn_down;  /* [F, E] (w2) */
+} lb_layer;
+
+typedef enum lb_model_format {
+    LB_MODEL_GGUF    = 0,
+    LB_MODEL_LLAMA2C = 1,
+} lb_model_format;
+
+typedef struct lb_model {
+    lb_llama_config cfg;
+    lb_tensor       tok_embd;    /* [E, V] */
+    lb_tensor       output_norm; /* [E], f32 */
+    lb_tensor       output;      /* [E, V]; the same data as tok_embd when tied */
+    bool            tied_output;
+    lb_layer       *layers;      /* n_layers */
+    lb_vocab       *vocab;
+    lb_model_format format;
+    char           *name;        /* general.name or the file's base name */
+    /* ownership: weights are views into src (llama2.c) or gguf (GGUF), or into owned */
+    lb_source       src;
+    lb_gguf        *gguf;
+    void          **owned;
+    int32_t         n_owned;
+} lb_model;
+
+/* Load a model: GGUF (detected by magic) or a llama2.c checkpoint. tokenizer_path is
+ * needed for llama2.c unless a tokenizer (tokenizer.bin, tok*.bin, tok*.model) lies next
+ * to the checkpoint; for GGUF it overrides the embedded tokenizer. */
+lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_path,
+                        lb_error *err);
+void      lb_model_free(lb_model *m); /* accepts NULL */
+
+/* Load only a vocabulary: from a GGUF's tokenizer.ggml.* keys, or a tokenizer file. */
+lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err);
+lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err);
+
+/* Write the model as GGUF with its weight matrices (and embedding) in `type`
+ * (f32, f16 or bf16); norms stay f32. */
+lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err);
+
+/* Bytes of all weights as stored. */
+size_t lb_model_nbytes(const lb_model *m);
+int64_t lb_model_nparams(const lb_model *m);
+
+/* ---- forward pass ---- */
+typedef struct lb_context lb_context;
+
+/* A context holds the KV cache for n_ctx positions and buffers for n_batch tokens. */
+lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, int32_t n_batch,
+                            lb_error *err);
+void      lb_context_free(lb_context *c); /* accepts NULL */
+void      lb_context_reset(lb_context *c); /* forget all positions */
+int32_t   lb_context_n_past(const lb_context *c);
+
+/* Process n tokens (n <= n_batch) at positions n_past .. n_past+n-1, as one batch
+ * (T x E matrices through GEMM). *logits receives n rows of V floats, valid until
+ * the next call. */
+lb_status lb_forward(lb_context *c, const int32_t *tokens, int32_t n, const float **logits,
+                     lb_error *err);
+
+/* ---- sampling ---- */
+typedef struct lb_sampler {
+    float    temp;  /* 0: greedy */
+    float    top_p; /* nucleus; >= 1 disables */
+    uint64_t rng;
+} lb_sampler;
+
+void    lb_sampler_init(lb_sampler *s, float temp, float top_p, uint64_t seed);
+/* Choose a token from n logits. scratch holds 2*n floats. */
+int32_t lb_sample(lb_sampler *s, const float *logits, int32_t n, float *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,74 @@
+/* Vocabulary and SentencePiece-style BPE tokenizer.
+ * Pieces are stored as SentencePiece spells them: a space is U+2581 ('▁'), bytes of the
+ * byte fallback are "<0xNN>" pieces. Encoding follows llama.cpp's SPM tokenizer exactly
+ * (escape spaces, optional leading space, merge the best-scoring adjacent pair that
+ * is a piece until none is left, unknown characters fall back to bytes), so token ids
+ * match llama.cpp's on the same vocabulary. */
+#ifndef LOWBIT_TOKENIZER_H
+#define LOWBIT_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type and SentencePiece's. */
+typedef enum lb_token_type {
+    LB_TOKEN_NORMAL       = 1,
+    LB_TOKEN_UNKNOWN      = 2,
+    LB_TOKEN_CONTROL      = 3,
+    LB_TOKEN_USER_DEFINED = 4,
+    LB_TOKEN_UNUSED       = 5,
+    LB_TOKEN_BYTE         = 6,
+} lb_token_type;
+
+typedef struct lb_vocab lb_vocab;
+
+/* Build a vocabulary: create with n tokens, set each, then build (checks and indexes). */
+lb_status lb_vocab_create(lb_vocab **out, int32_t n_tokens, lb_error *err);
+lb_status lb_vocab_set_token(lb_vocab *v, int32_t id, const char *text, size_t len, float score,
+                             int32_t type);
+void      lb_vocab_set_special(lb_vocab *v, int32_t bos, int32_t eos, int32_t unk);
+void      lb_vocab_set_flags(lb_vocab *v, bool add_bos, bool add_space_prefix);
+lb_status lb_vocab_build(lb_vocab *v, lb_error *err);
+void      lb_vocab_free(lb_vocab *v); /* accepts NULL */
+
+/* Loaders for tokenizer files (llama2.c tokenizer.bin, SentencePiece .model): by content. */
+lb_status lb_vocab_load_file(lb_vocab **out, const char *path, lb_error *err);
+lb_status lb_vocab_load_llama2c(lb_vocab **out, const void *data, size_t size, const char *name,
+                                lb_error *err);
+lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
+                                  const char *name, lb_error *err);
+
+int32_t     lb_vocab_n_tokens(const lb_vocab *v);
+int32_t     lb_vocab_bos(const lb_vocab *v);
+int32_t     lb_vocab_eos(const lb_vocab *v);
+int32_t     lb_vocab_unk(const lb_vocab *v);
+bool        lb_vocab_add_bos(const lb_vocab *v);
+bool        lb_vocab_add_space_prefix(const lb_vocab *v);
+const char *lb_vocab_text(const lb_vocab *v, int32_t id, size_t *len); /* NUL-terminated too */
+float       lb_vocab_score(const lb_vocab *v, int32_t id);
+int32_t     lb_vocab_type(const lb_vocab *v, int32_t id);
+/* Id of a piece, -1 when absent. */
+int32_t     lb_vocab_find(const lb_vocab *v, const char *text, size_t len);
+
+/* Tokenize text. *out is malloc'd (free it); add_bos prepends BOS; parse_special lets
+ * control tokens' text in the input become those tokens (user-defined tokens always do). */
+lb_status lb_tokenize(const lb_vocab *v, const char *text, size_t len, bool add_bos,
+                      bool parse_special, int32_t **out, size_t *n_out, lb_error *err);
+
+/* The text of one token as it should be printed after token prev: '▁' becomes ' ',
+ * byte pieces become their byte, control tokens print nothing, and the leading space
+ * right after BOS is dropped (llama2.c). Returns the number of bytes (at most 64
+ * written to buf; longer pieces are truncated). */
+size_t lb_token_to_piece(const lb_vocab *v, int32_t prev, int32_t id, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/* The table of storage types: the single place a type is defined.
+ * Adding a type is adding a row (plus its block struct and conversions in its own file). */
+#include <string.h>
+#include <strings.h>
+
+#include "lowbit/core.h"
+#include "lowbit/tensor.h"
+
+static void f32_to_float(float *dst, const void *src, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+static void f32_from_float(void *dst, const float *src, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+static void f16_to_float(float *dst, const void *src, int64_t n) {
+    const uint8_t *s = src; /* may be unaligned in a file */
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = lb_f16_to_f32(h);
+    }
+}
+static void f16_from_float(void *dst, const float *src, int64_t n) {
+    uint8_t *d = dst;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = lb_f32_to_f16(src[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
+}
+static void bf16_to_float(float *dst, const void *src, int64_t n) {
+    const uint8_t *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = lb_bf16_to_f32(h);
+    }
+}
+static void bf16_from_float(void *dst, const float *src, int64_t n) {
+    uint8_t *d = dst;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = lb_f32_to_bf16(src[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
+}
+
+static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
+    [LB_TYPE_F32]  = { .name = "f32", .block_size = 1, .type_size = 4, .bits_per_weight = 32,
+                       .to_float = f32_to_float, .from_float = f32_from_float },
+    [LB_TYPE_F16]  = { .name = "f16", .block_size = 1, .type_size = 2, .bits_per_weight = 16,
+                       .to_float = f16_to_float, .from_float = f16_from_float },
+    [LB_TYPE_BF16] = { .name = "bf16", .block_size = 1, .type_size = 2, .bits_per_weight = 16,
+                       .to_float = bf16_to_float, .from_float = bf16_from_float },
+};
+
+const lb_type_traits *lb_type_get_traits(lb_type t) {
+    if ((int)t < 0 || t >= LB_TYPE_COUNT) return NULL;
+    return &k_traits[t];
+}
+
+const char *lb_type_name(lb_type t) {
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    return tr ? tr->name : "invalid";
+}
+
+lb_type lb_type_from_name(const char *name) {
+    for (int t = 0; t < LB_TYPE_COUNT; t++)
+        if (strcasecmp(name, k_traits[t].name) == 0) return (lb_type)t;
+    return LB_TYPE_INVALID;
+}
+
+size_t lb_row_size(lb_type t, int64_t n) {
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    if (!tr || n < 0 || n % tr->block_size != 0) return 0;
+    return (size_t)(n / tr->block_size) * tr->type_size;
+}
+
+int64_t lb_tensor_nelements(const lb_tensor *t) {
+    return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+size_t lb_tensor_nbytes(const lb_tensor *t) {
+    return lb_row_size(t->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+}
+
+const void *lb_tensor_row(const lb_tensor *t, int64_t i) {
+    return (const uint8_t *)t->data + (size_t)i * lb_row_size(t->type, t->ne[0]);
+}
+
+void lb_tensor_get_row_f32(const lb_tensor *t, int64_t i, float *dst) {
+    lb_type_get_traits(t->type)->to_float(dst, lb_tensor_row(t, i), t->ne[0]);
+}

@@ -1,0 +1,268 @@
+/* GGUF writer: metadata is serialized as it is set; tensors are borrowed and written at
+ * the end, each at a 32-byte aligned offset. The file appears only when complete
+ * (written as path.tmp, then renamed). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checked_math.h"
+#include "core/fail.h"
+#include "lowbit/gguf.h"
+
+typedef struct {
+    char       *name;
+    uint32_t    type;
+    uint32_t    n_dims;
+    int64_t     ne[LB_GGUF_MAX_DIMS];
+    const void *data;
+    size_t      nbytes;
+} wtensor;
+
+struct lb_gguf_writer {
+    uint8_t *kv;  /* serialized key/value pairs */
+    size_t   kv_len, kv_cap;
+    uint64_t n_kv;
+    char   **keys;
+    wtensor *tensors;
+    uint64_t n_tensors, cap_tensors;
+    bool     oom;
+};
+
+lb_gguf_writer *lb_gguf_writer_create(void) {
+    return calloc(1, sizeof(lb_gguf_writer));
+}
+
+void lb_gguf_writer_free(lb_gguf_writer *w) {
+    if (!w) return;
+    for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
+    for (uint64_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    free(w->keys);
+    free(w->kv);
+    free(w->tensors);
+    free(w);
+}
+
+static void put(lb_gguf_writer *w, const void *p, size_t n) {
+    if (w->oom) return;
+    if (w->kv_len + n > w->kv_cap) {
+        size_t cap = w->kv_cap ? w->kv_cap : 4096;
+        while (cap < w->kv_len + n) cap *= 2;
+        uint8_t *b = realloc(w->kv, cap);
+        if (!b) {
+            w->oom = true;
+            return;
+        }
+        w->kv     = b;
+        w->kv_cap = cap;
+    }
+    memcpy(w->kv + w->kv_len, p, n);
+    w->kv_len += n;
+}
+
+static void put_u32(lb_gguf_writer *w, uint32_t v) { put(w, &v, 4); }
+static void put_u64(lb_gguf_writer *w, uint64_t v) { put(w, &v, 8); }
+static void put_str(lb_gguf_writer *w, const char *s, size_t n) {
+    put_u64(w, n);
+    put(w, s, n);
+}
+
+/* Start a kv: check the key is new, record it, write key and type. */
+static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t) {
+    for (uint64_t i = 0; i < w->n_kv; i++)
+        if (strcmp(w->keys[i], key) == 0) return LB_ERR_PARAM;
+    char **k = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *k);
+    if (!k) return LB_ERR_NOMEM;
+    w->keys = k;
+    if (!(w->keys[w->n_kv] = strdup(key))) return LB_ERR_NOMEM;
+    w->n_kv++;
+    put_str(w, key, strlen(key));
+    put_u32(w, (uint32_t)t);
+    return w->oom ? LB_ERR_NOMEM : LB_OK;
+}
+
+static lb_status end_kv(lb_gguf_writer *w) {
+    return w->oom ? LB_ERR_NOMEM : LB_OK;
+}
+
+#define SCALAR_SETTER(fn, ctype, vt)                                                               \
+    lb_status fn(lb_gguf_writer *w, const char *key, ctype v) {                                    \
+        lb_status st = begin_kv(w, key, vt);                                                       \
+        if (st) return st;                                                                         \
+        put(w, &v, sizeof v);                                                                      \
+        return end_kv(w);                                                                          \
+    }
+SCALAR_SETTER(lb_gguf_writer_set_u32, uint32_t, LB_GGUF_U32)
+SCALAR_SETTER(lb_gguf_writer_set_i32, int32_t, LB_GGUF_I32)
+SCALAR_SETTER(lb_gguf_writer_set_u64, uint64_t, LB_GGUF_U64)
+SCALAR_SETTER(lb_gguf_writer_set_f32, float, LB_GGUF_F32)
+#undef SCALAR_SETTER
+
+lb_status lb_gguf_writer_set_bool(lb_gguf_writer *w, const char *key, bool v) {
+    lb_status st = begin_kv(w, key, LB_GGUF_BOOL);
+    if (st) return st;
+    const uint8_t b = v ? 1 : 0;
+    put(w, &b, 1);
+    return end_kv(w);
+}
+
+lb_status lb_gguf_writer_set_str(lb_gguf_writer *w, const char *key, const char *v) {
+    lb_status st = begin_kv(w, key, LB_GGUF_STRING);
+    if (st) return st;
+    put_str(w, v, strlen(v));
+    return end_kv(w);
+}
+
+lb_status lb_gguf_writer_set_arr_str(lb_gguf_writer *w, const char *key, const char *const *v,
+                                     uint64_t n) {
+    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY);
+    if (st) return st;
+    put_u32(w, LB_GGUF_STRING);
+    put_u64(w, n);
+    for (uint64_t i = 0; i < n; i++) put_str(w, v[i], strlen(v[i]));
+    return end_kv(w);
+}
+
+static size_t elem_size(lb_gguf_vtype t) {
+    switch (t) {
+    case LB_GGUF_U8: case LB_GGUF_I8: case LB_GGUF_BOOL:  return 1;
+    case LB_GGUF_U16: case LB_GGUF_I16:                   return 2;
+    case LB_GGUF_U32: case LB_GGUF_I32: case LB_GGUF_F32: return 4;
+    case LB_GGUF_U64: case LB_GGUF_I64: case LB_GGUF_F64: return 8;
+    default:                                              return 0;
+    }
+}
+
+lb_status lb_gguf_writer_set_arr(lb_gguf_writer *w, const char *key, lb_gguf_vtype t,
+                                 const void *data, uint64_t n) {
+    const size_t es = elem_size(t);
+    if (es == 0) return LB_ERR_PARAM;
+    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY);
+    if (st) return st;
+    put_u32(w, (uint32_t)t);
+    put_u64(w, n);
+    put(w, data, (size_t)n * es);
+    return end_kv(w);
+}
+
+lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv) {
+    lb_status st = begin_kv(w, kv->key, kv->type);
+    if (st) return st;
+    switch (kv->type) {
+    case LB_GGUF_STRING: put_str(w, kv->str.p, kv->str.n); break;
+    case LB_GGUF_ARRAY:
+        put_u32(w, kv->arr_type);
+        put_u64(w, kv->arr_n);
+        if (kv->arr_type == LB_GGUF_STRING)
+            for (uint64_t i = 0; i < kv->arr_n; i++) put_str(w, kv->arr_str[i].p, kv->arr_str[i].n);
+        else put(w, kv->arr_data, (size_t)kv->arr_n * elem_size(kv->arr_type));
+        break;
+    case LB_GGUF_BOOL: { const uint8_t b = kv->v.b; put(w, &b, 1); break; }
+    case LB_GGUF_F32: { const float f = (float)kv->v.f64; put(w, &f, 4); break; }
+    case LB_GGUF_F64: put(w, &kv->v.f64, 8); break;
+    default: put(w, &kv->v.u64, elem_size(kv->type)); break; /* little-endian low bytes */
+    }
+    return end_kv(w);
+}
+
+lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
+                                    uint32_t n_dims, const int64_t *ne, const void *data,
+                                    size_t nbytes, lb_error *err) {
+    LB_RETURN_IF(strlen(name) == 0 || strlen(name) >= 64, err, LB_ERR_PARAM,
+                 "tensor name '%s' must have 1..63 bytes", name);
+    LB_RETURN_IF(n_dims == 0 || n_dims > LB_GGUF_MAX_DIMS, err, LB_ERR_PARAM,
+                 "tensor '%s': %u dimensions", name, n_dims);
+    const int32_t bs = lb_ggml_type_block_size(ggml_type);
+    LB_RETURN_IF(bs == 0, err, LB_ERR_PARAM, "tensor '%s': unknown ggml type %u", name, ggml_type);
+    int64_t nel = 1;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        LB_RETURN_IF(ne[d] <= 0 || !lb_mul_i64(nel, ne[d], &nel), err, LB_ERR_PARAM,
+                     "tensor '%s': bad dimension", name);
+    }
+    LB_RETURN_IF(ne[0] % bs != 0, err, LB_ERR_SHAPE, "tensor '%s': row of %lld is not a multiple "
+                 "of %s's block size %d", name, (long long)ne[0], lb_ggml_type_name(ggml_type), bs);
+    LB_RETURN_IF((size_t)(nel / bs) * lb_ggml_type_size(ggml_type) != nbytes, err, LB_ERR_SHAPE,
+                 "tensor '%s': %zu bytes given, its shape and type need %zu", name, nbytes,
+                 (size_t)(nel / bs) * lb_ggml_type_size(ggml_type));
+    for (uint64_t i = 0; i < w->n_tensors; i++)
+        LB_RETURN_IF(strcmp(w->tensors[i].name, name) == 0, err, LB_ERR_PARAM,
+                     "tensor '%s' added twice", name);
+    if (w->n_tensors == w->cap_tensors) {
+        const uint64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
+        wtensor       *t   = realloc(w->tensors, (size_t)cap * sizeof *t);
+        LB_RETURN_IF(!t, err, LB_ERR_NOMEM, "out of memory");
+        w->tensors     = t;
+        w->cap_tensors = cap;
+    }
+    wtensor *t = &w->tensors[w->n_tensors];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    LB_RETURN_IF(!t->name, err, LB_ERR_NOMEM, "out of memory");
+    t->type   = ggml_type;
+    t->n_dims = n_dims;
+    for (uint32_t d = 0; d < LB_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    t->data   = data;
+    t->nbytes = nbytes;
+    w->n_tensors++;
+    return LB_OK;
+}
+
+static bool fwrite_all(FILE *f, const void *p, size_t n) {
+    return n == 0 || fwrite(p, 1, n, f) == n;
+}
+
+static bool pad_to(FILE *f, uint64_t *pos, size_t align) {
+    static const uint8_t zeros[64];
+    const size_t         pad = (size_t)((align - *pos % align) % align);
+    *pos += pad;
+    return fwrite_all(f, zeros, pad);
+}
+
+lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err) {
+    LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
+    const size_t align = LB_GGUF_DEFAULT_ALIGNMENT;
+    size_t       plen  = strlen(path);
+    char        *tmp   = malloc(plen + 5);
+    LB_RETURN_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    lb_status st = LB_OK;
+    FILE     *f  = fopen(tmp, "wb");
+    LB_GOTO_IF(!f, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    {
+        const uint32_t version = 3;
+        uint64_t       pos     = 0;
+        bool           ok      = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
+                  fwrite_all(f, &w->n_tensors, 8) && fwrite_all(f, &w->n_kv, 8) &&
+                  fwrite_all(f, w->kv, w->kv_len);
+        pos = 24 + w->kv_len;
+        uint64_t off = 0;
+        for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
+            const wtensor *t = &w->tensors[i];
+            const uint64_t n = strlen(t->name);
+            ok = fwrite_all(f, &n, 8) && fwrite_all(f, t->name, n) && fwrite_all(f, &t->n_dims, 4);
+            for (uint32_t d = 0; ok && d < t->n_dims; d++) ok = fwrite_all(f, &t->ne[d], 8);
+            ok = ok && fwrite_all(f, &t->type, 4) && fwrite_all(f, &off, 8);
+            pos += 8 + n + 4 + 8ull * t->n_dims + 4 + 8;
+            off += (t->nbytes + align - 1) / align * align;
+        }
+        ok = ok && pad_to(f, &pos, align);
+        for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
+            ok  = fwrite_all(f, w->tensors[i].data, w->tensors[i].nbytes);
+            pos += w->tensors[i].nbytes;
+            ok  = ok && pad_to(f, &pos, align);
+        }
+        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    }
+    LB_GOTO_IF(fclose(f) != 0, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    f = NULL;
+    LB_GOTO_IF(rename(tmp, path) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
+               strerror(errno));
+    free(tmp);
+    return LB_OK;
+fail:
+    if (f) fclose(f);
+    remove(tmp);
+    free(tmp);
+    return st;
+}

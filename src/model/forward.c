@@ -1,0 +1,213 @@
+/* The f32 reference forward pass of the Llama family, batched: T tokens go through each
+ * layer as [T, E] matrices (GEMM through src/kernels), attention reads a KV cache.
+ *   x = embed(tokens)
+ *   per layer: h = x + Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))   n = RMSNorm
+ *              x = h + Wdown · (silu(Wgate·n(h)) * Wup·n(h))
+ *   logits = Wout · n(x)
+ * RoPE rotates adjacent pairs (GGUF/Meta layout); grouped KV heads; causal mask.
+ * All buffers are allocated once, in lb_context_create. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "kernels/matmul.h"
+#include "lowbit/model.h"
+
+struct lb_context {
+    const lb_model *m;
+    int32_t         n_ctx, n_batch, n_past, n_threads;
+    float          *k_cache, *v_cache; /* [L, n_ctx, K*D] */
+    float          *x, *xn, *tmp;      /* [B, E] */
+    float          *q, *att_out;       /* [B, H*D] */
+    float          *k, *v;             /* [B, K*D] */
+    float          *gate, *up;         /* [B, F] */
+    float          *logits;            /* [B, V] */
+    float          *att;               /* [threads, n_ctx] */
+    float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
+    float          *scratch;           /* matmul tiles */
+    void           *block;             /* the one allocation all of the above live in */
+};
+
+lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, int32_t n_batch,
+                            lb_error *err) {
+    *out                     = NULL;
+    const lb_llama_config *c = &m->cfg;
+    LB_RETURN_IF(n_ctx <= 0 || n_batch <= 0 || n_batch > n_ctx || n_ctx > (1 << 20), err,
+                 LB_ERR_PARAM, "context of %d positions with batches of %d", n_ctx, n_batch);
+    lb_context *ctx = calloc(1, sizeof *ctx);
+    LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
+    ctx->m         = m;
+    ctx->n_ctx     = n_ctx;
+    ctx->n_batch   = n_batch;
+    ctx->n_threads = omp_get_max_threads();
+    const size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
+    const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
+    const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const size_t B = (size_t)n_batch, L = (size_t)c->n_layers, S = (size_t)n_ctx;
+    size_t       max_in = E > F ? E : F;
+    if (Q > max_in) max_in = Q;
+    struct {
+        float **p;
+        size_t  n;
+    } parts[] = {
+        { &ctx->k_cache, L * S * KV }, { &ctx->v_cache, L * S * KV }, { &ctx->x, B * E },
+        { &ctx->xn, B * E },           { &ctx->tmp, B * E },          { &ctx->q, B * Q },
+        { &ctx->att_out, B * Q },      { &ctx->k, B * KV },           { &ctx->v, B * KV },
+        { &ctx->gate, B * F },         { &ctx->up, B * F },           { &ctx->logits, B * V },
+        { &ctx->att, (size_t)ctx->n_threads * S },
+        { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
+        { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
+        { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in) },
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
+    ctx->block = aligned_alloc(64, total * sizeof(float));
+    if (!ctx->block) {
+        free(ctx);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory for a context of %d positions (%zu MiB)",
+                       n_ctx, total * sizeof(float) >> 20);
+    }
+    float *p = ctx->block;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        *parts[i].p = p;
+        p += (parts[i].n + 15) & ~(size_t)15;
+    }
+    /* RoPE table, computed as llama2.c does (float arithmetic) */
+    const int32_t D = c->head_dim;
+    for (int32_t pos = 0; pos < n_ctx; pos++)
+        for (int32_t j = 0; j < D / 2; j++) {
+            const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D);
+            const float val  = (float)pos * freq;
+            ctx->rope_cos[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
+            ctx->rope_sin[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);
+        }
+    *out = ctx;
+    return LB_OK;
+}
+
+void lb_context_free(lb_context *c) {
+    if (!c) return;
+    free(c->block);
+    free(c);
+}
+
+void    lb_context_reset(lb_context *c) { c->n_past = 0; }
+int32_t lb_context_n_past(const lb_context *c) { return c->n_past; }
+
+static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
+    float ss = 0.0f;
+    for (int32_t j = 0; j < n; j++) ss += x[j] * x[j];
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int32_t j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+}
+
+/* Rotate adjacent pairs of each head of vec (n_heads heads of D) at position pos. */
+static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, const float *sin_t) {
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * (size_t)D;
+        for (int32_t j = 0; j < D / 2; j++) {
+            const float v0 = v[2 * j], v1 = v[2 * j + 1];
+            v[2 * j]       = v0 * cos_t[j] - v1 * sin_t[j];
+            v[2 * j + 1]   = v0 * sin_t[j] + v1 * cos_t[j];
+        }
+    }
+}
+
+static void attention(lb_context *ctx, int32_t layer, int32_t T) {
+    const lb_llama_config *c  = &ctx->m->cfg;
+    const int32_t          H = c->n_heads, D = c->head_dim, G = c->n_heads / c->n_kv_heads;
+    const size_t           KV = (size_t)c->n_kv_heads * (size_t)D, Q = (size_t)H * (size_t)D;
+    const float           *kc = ctx->k_cache + (size_t)layer * (size_t)ctx->n_ctx * KV;
+    const float           *vc = ctx->v_cache + (size_t)layer * (size_t)ctx->n_ctx * KV;
+    const float            scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t t = 0; t < T; t++) {
+        for (int32_t h = 0; h < H; h++) {
+            const int32_t pos = ctx->n_past + t;
+            float        *att = ctx->att + (size_t)omp_get_thread_num() * (size_t)ctx->n_ctx;
+            const float  *q   = ctx->q + (size_t)t * Q + (size_t)h * (size_t)D;
+            const size_t  ko  = (size_t)(h / G) * (size_t)D;
+            float         mx  = -INFINITY;
+            for (int32_t s = 0; s <= pos; s++) {
+                const float *k     = kc + (size_t)s * KV + ko;
+                float        score = 0.0f;
+                for (int32_t i = 0; i < D; i++) score += q[i] * k[i];
+                att[s] = score * scale;
+                if (att[s] > mx) mx = att[s];
+            }
+            float sum = 0.0f;
+            for (int32_t s = 0; s <= pos; s++) {
+                att[s] = expf(att[s] - mx);
+                sum += att[s];
+            }
+            float *o = ctx->att_out + (size_t)t * Q + (size_t)h * (size_t)D;
+            memset(o, 0, (size_t)D * sizeof *o);
+            for (int32_t s = 0; s <= pos; s++) {
+                const float *v = vc + (size_t)s * KV + ko;
+                const float  a = att[s] / sum;
+                for (int32_t i = 0; i < D; i++) o[i] += a * v[i];
+            }
+        }
+    }
+}
+
+lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const float **logits,
+                     lb_error *err) {
+    const lb_model        *m = ctx->m;
+    const lb_llama_config *c = &m->cfg;
+    LB_RETURN_IF(T <= 0 || T > ctx->n_batch, err, LB_ERR_PARAM,
+                 "forward: %d tokens, the batch holds 1..%d", T, ctx->n_batch);
+    LB_RETURN_IF(ctx->n_past + T > ctx->n_ctx, err, LB_ERR_PARAM,
+                 "forward: context full (%d + %d positions > %d)", ctx->n_past, T, ctx->n_ctx);
+    for (int32_t t = 0; t < T; t++)
+        LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
+                     "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
+    const int32_t E = c->n_embd, F = c->n_ff, D = c->head_dim;
+    const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
+    for (int32_t t = 0; t < T; t++) lb_tensor_get_row_f32(&m->tok_embd, tokens[t], ctx->x + (size_t)t * (size_t)E);
+
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        const lb_layer *L = &m->layers[l];
+        for (int32_t t = 0; t < T; t++)
+            rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
+        lb_matmul(ctx->q, ctx->xn, &L->wq, T, ctx->scratch);
+        lb_matmul(ctx->k, ctx->xn, &L->wk, T, ctx->scratch);
+        lb_matmul(ctx->v, ctx->xn, &L->wv, T, ctx->scratch);
+        float *kc = ctx->k_cache + (size_t)l * (size_t)ctx->n_ctx * KV;
+        float *vc = ctx->v_cache + (size_t)l * (size_t)ctx->n_ctx * KV;
+        for (int32_t t = 0; t < T; t++) {
+            const size_t pos  = (size_t)(ctx->n_past + t);
+            const float *cos_t = ctx->rope_cos + pos * (size_t)(D / 2);
+            const float *sin_t = ctx->rope_sin + pos * (size_t)(D / 2);
+            rope(ctx->q + (size_t)t * Q, c->n_heads, D, cos_t, sin_t);
+            rope(ctx->k + (size_t)t * KV, c->n_kv_heads, D, cos_t, sin_t);
+            memcpy(kc + pos * KV, ctx->k + (size_t)t * KV, KV * sizeof(float));
+            memcpy(vc + pos * KV, ctx->v + (size_t)t * KV, KV * sizeof(float));
+        }
+        attention(ctx, l, T);
+        lb_matmul(ctx->tmp, ctx->att_out, &L->wo, T, ctx->scratch);
+        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
+
+        for (int32_t t = 0; t < T; t++)
+            rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
+        lb_matmul(ctx->gate, ctx->xn, &L->ffn_gate, T, ctx->scratch);
+        lb_matmul(ctx->up, ctx->xn, &L->ffn_up, T, ctx->scratch);
+        for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
+            float g = ctx->gate[i];
+            g *= 1.0f / (1.0f + expf(-g));
+            ctx->gate[i] = g * ctx->up[i];
+        }
+        lb_matmul(ctx->tmp, ctx->gate, &L->ffn_down, T, ctx->scratch);
+        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
+    }
+    for (int32_t t = 0; t < T; t++)
+        rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
+    lb_matmul(ctx->logits, ctx->xn, &m->output, T, ctx->scratch);
+    ctx->n_past += T;
+    *logits = ctx->logits;
+    return LB_OK;
+}

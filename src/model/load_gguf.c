@@ -1,0 +1,194 @@
+/* Llama-architecture GGUF files: hyperparameters from `llama.*` keys, tensors by their
+ * llama.cpp names (views into the mapping), the tokenizer from `tokenizer.ggml.*`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "model_internal.h"
+
+/* An integer key that must fit in int32 and be > 0; `def` < 0 means required. */
+static lb_status get_i32(const lb_gguf *g, const char *key, int64_t def, int32_t *out,
+                         lb_error *err) {
+    int64_t   v;
+    lb_status st = lb_gguf_get_int(g, key, &v, err);
+    if (st == LB_ERR_NOT_FOUND) {
+        LB_RETURN_IF(def < 0, err, LB_ERR_NOT_FOUND, "%s: required key '%s' is missing",
+                     g->src.name, key);
+        v = def;
+    } else if (st) {
+        return st;
+    }
+    LB_RETURN_IF(v <= 0 || v > INT32_MAX, err, LB_ERR_CORRUPT, "%s: key '%s' = %lld is out of range",
+                 g->src.name, key, (long long)v);
+    *out = (int32_t)v;
+    return LB_OK;
+}
+
+static lb_status get_f32(const lb_gguf *g, const char *key, double def, float *out,
+                         lb_error *err) {
+    double    v;
+    lb_status st = lb_gguf_get_float(g, key, &v, err);
+    if (st == LB_ERR_NOT_FOUND) v = def;
+    else if (st) return st;
+    *out = (float)v;
+    return LB_OK;
+}
+
+static lb_status get_tensor(lb_model *m, const char *name, bool required, lb_tensor *t,
+                            lb_error *err) {
+    const lb_gguf *g = m->gguf;
+    const int64_t  i = lb_gguf_find_tensor(g, name);
+    memset(t, 0, sizeof *t);
+    if (i < 0) {
+        LB_RETURN_IF(required, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing", g->src.name,
+                     name);
+        return LB_OK;
+    }
+    const lb_gguf_tensor_info *ti = &g->tensors[i];
+    const lb_type              ty = lb_type_from_ggml(ti->ggml_type);
+    LB_RETURN_IF(ty == LB_TYPE_INVALID, err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has type %s, which lowbit cannot compute with yet",
+                 g->src.name, name, lb_ggml_type_name(ti->ggml_type));
+    t->type   = ty;
+    t->n_dims = (int32_t)ti->n_dims;
+    for (int d = 0; d < LB_MAX_DIMS; d++) t->ne[d] = ti->ne[d];
+    t->data = ti->data;
+    return LB_OK;
+}
+
+lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
+    const char       *name = g->src.name;
+    lb_gguf_str       model;
+    const lb_gguf_kv *tokens = NULL, *scores = NULL, *types = NULL;
+    lb_vocab         *v  = NULL;
+    lb_status         st = lb_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    *out                 = NULL;
+    LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
+                 "%s: no tokenizer (tokenizer.ggml.model is missing)", name);
+    if (st) return st;
+    LB_RETURN_IF(model.n != 5 || memcmp(model.p, "llama", 5) != 0, err, LB_ERR_UNSUPPORTED,
+                 "%s: tokenizer model '%.*s' is not supported yet (only 'llama', SentencePiece BPE)",
+                 name, (int)(model.n > 32 ? 32 : model.n), model.p);
+    st = lb_gguf_get_arr(g, "tokenizer.ggml.tokens", &tokens, err);
+    LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
+                 "%s: tokenizer.ggml.tokens is missing", name);
+    if (st) return st;
+    LB_RETURN_IF(tokens->arr_type != LB_GGUF_STRING || tokens->arr_n == 0 ||
+                     tokens->arr_n > (1u << 24),
+                 err, LB_ERR_CORRUPT, "%s: tokenizer.ggml.tokens must be 1..16M strings", name);
+    const uint64_t n = tokens->arr_n;
+    st = lb_gguf_get_arr(g, "tokenizer.ggml.scores", &scores, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    st = lb_gguf_get_arr(g, "tokenizer.ggml.token_type", &types, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    LB_RETURN_IF(scores && (scores->arr_n != n || scores->arr_type == LB_GGUF_STRING), err,
+                 LB_ERR_CORRUPT, "%s: tokenizer.ggml.scores has %llu entries for %llu tokens",
+                 name, (unsigned long long)scores->arr_n, (unsigned long long)n);
+    LB_RETURN_IF(types && (types->arr_n != n || types->arr_type == LB_GGUF_STRING), err,
+                 LB_ERR_CORRUPT, "%s: tokenizer.ggml.token_type has %llu entries for %llu tokens",
+                 name, (unsigned long long)types->arr_n, (unsigned long long)n);
+    LB_TRY(lb_vocab_create(&v, (int32_t)n, err));
+    for (uint64_t i = 0; i < n; i++) {
+        const int64_t type = types ? lb_gguf_arr_int(types, i) : LB_TOKEN_NORMAL;
+        const float   sc   = scores ? (float)lb_gguf_arr_float(scores, i) : 0.0f;
+        LB_GOTO_IF(type < 0 || type > LB_TOKEN_BYTE, err, LB_ERR_CORRUPT,
+                   "%s: token %llu has unknown type %lld", name, (unsigned long long)i, (long long)type);
+        LB_GOTO_IF(lb_vocab_set_token(v, (int32_t)i, tokens->arr_str[i].p,
+                                      (size_t)tokens->arr_str[i].n, sc,
+                                      type == 0 ? LB_TOKEN_NORMAL : (int32_t)type),
+                   err, LB_ERR_NOMEM, "out of memory");
+    }
+    int64_t bos = 1, eos = 2, unk = 0;
+    bool    add_bos = true, add_space = true;
+    lb_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos, NULL);
+    lb_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos, NULL);
+    lb_gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &unk, NULL);
+    lb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
+    lb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, NULL);
+    LB_GOTO_IF(bos < 0 || bos >= (int64_t)n || eos < 0 || eos >= (int64_t)n || unk < 0 ||
+                   unk >= (int64_t)n,
+               err, LB_ERR_CORRUPT, "%s: special token ids (bos %lld, eos %lld, unk %lld) out of "
+               "range for %llu tokens", name, (long long)bos, (long long)eos, (long long)unk,
+               (unsigned long long)n);
+    lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
+    lb_vocab_set_flags(v, add_bos, add_space);
+    LB_TRY(lb_vocab_build(v, err));
+    *out = v;
+    return LB_OK;
+fail:
+    lb_vocab_free(v);
+    return st;
+}
+
+lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
+    lb_status st = lb_gguf_open(&m->gguf, path, err);
+    if (st) return st;
+    const lb_gguf *g = m->gguf;
+    lb_gguf_str    arch;
+    st = lb_gguf_get_str(g, "general.architecture", &arch, err);
+    LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
+                 "%s: general.architecture is missing", path);
+    if (st) return st;
+    LB_RETURN_IF(arch.n != 5 || memcmp(arch.p, "llama", 5) != 0, err, LB_ERR_UNSUPPORTED,
+                 "%s: architecture '%.*s' is not supported (only 'llama')", path,
+                 (int)(arch.n > 32 ? 32 : arch.n), arch.p);
+    lb_llama_config *c = &m->cfg;
+    if ((st = get_i32(g, "llama.embedding_length", -1, &c->n_embd, err)) ||
+        (st = get_i32(g, "llama.feed_forward_length", -1, &c->n_ff, err)) ||
+        (st = get_i32(g, "llama.block_count", -1, &c->n_layers, err)) ||
+        (st = get_i32(g, "llama.attention.head_count", -1, &c->n_heads, err)) ||
+        (st = get_i32(g, "llama.attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
+        (st = get_i32(g, "llama.context_length", 2048, &c->n_ctx_train, err)) ||
+        (st = get_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, &c->norm_eps, err)) ||
+        (st = get_f32(g, "llama.rope.freq_base", 10000.0, &c->rope_theta, err)))
+        return st;
+    c->head_dim = c->n_embd / c->n_heads;
+    int32_t rope_dim;
+    if ((st = get_i32(g, "llama.rope.dimension_count", c->head_dim, &rope_dim, err))) return st;
+    LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
+                 "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
+                 "supported", path, rope_dim, c->head_dim);
+    LB_RETURN_IF(c->n_layers > 1024, err, LB_ERR_CORRUPT, "%s: %d layers", path, c->n_layers);
+
+    if ((st = get_tensor(m, "token_embd.weight", true, &m->tok_embd, err)) ||
+        (st = get_tensor(m, "output_norm.weight", true, &m->output_norm, err)) ||
+        (st = get_tensor(m, "output.weight", false, &m->output, err)))
+        return st;
+    m->tied_output = m->output.data == NULL;
+    if (m->tied_output) m->output = m->tok_embd;
+    c->n_vocab = (int32_t)(m->tok_embd.ne[1] > INT32_MAX ? -1 : m->tok_embd.ne[1]);
+    m->layers  = calloc((size_t)c->n_layers, sizeof *m->layers);
+    LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        lb_layer *L = &m->layers[l];
+        struct {
+            const char *suffix;
+            lb_tensor  *t;
+        } names[] = {
+            { "attn_norm", &L->attn_norm }, { "attn_q", &L->wq },         { "attn_k", &L->wk },
+            { "attn_v", &L->wv },           { "attn_output", &L->wo },    { "ffn_norm", &L->ffn_norm },
+            { "ffn_gate", &L->ffn_gate },   { "ffn_up", &L->ffn_up },     { "ffn_down", &L->ffn_down },
+        };
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            char n[64];
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[k].suffix);
+            if ((st = get_tensor(m, n, true, names[k].t, err))) return st;
+        }
+    }
+    /* norms are computed in f32 */
+    LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < c->n_layers; l++)
+        LB_RETURN_IF(lb_model_make_f32(m, &m->layers[l].attn_norm) ||
+                         lb_model_make_f32(m, &m->layers[l].ffn_norm),
+                     err, LB_ERR_NOMEM, "out of memory");
+    lb_gguf_str gname;
+    if (lb_gguf_get_str(g, "general.name", &gname, NULL) == LB_OK && gname.n < 256) {
+        m->name = malloc(gname.n + 1);
+        if (m->name) {
+            memcpy(m->name, gname.p, gname.n);
+            m->name[gname.n] = '\0';
+        }
+    }
+    return lb_vocab_from_gguf(&m->vocab, g, err);
+}
