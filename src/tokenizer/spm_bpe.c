@@ -173,9 +173,9 @@ static lb_status partition(const lb_vocab *v, const char *text, size_t len, bool
     size_t    nsp = 0;
     if (!f) return LB_ERR_NOMEM;
     if (len > 0) f[n++] = (fragment){ -1, 0, len };
-    for (int32_t id = 0; id < v->n; id++)
+    for (int32_t id = 0; len > 0 && id < v->n; id++)
         if (is_special_candidate(v, id, parse_special)) nsp++;
-    if (nsp > 0 && len > 0) {
+    if (nsp > 0) {
         sp = malloc(nsp * sizeof *sp);
         if (!sp) goto oom;
         nsp = 0;

@@ -1,0 +1,49 @@
+/* Helpers shared by the unit tests: cmocka includes, paths to test data, skipping. */
+#ifndef LB_TEST_UTIL_H
+#define LB_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lowbit/lowbit.h"
+
+/* Path of a file under ../shared/data, or NULL (and a message) when it is absent. */
+static inline const char *shared_path(const char *rel, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", LB_SHARED_DATA, rel);
+    if (access(buf, R_OK) != 0) {
+        printf("# skip: %s is absent (../shared is not beside this checkout)\n", buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Path of a file in the repository. */
+static inline const char *repo_path(const char *rel, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", LB_SOURCE_DIR, rel);
+    return buf;
+}
+
+/* A scratch file name unique to this process. */
+static inline const char *tmp_path(const char *name, char *buf, size_t cap) {
+    const char *dir = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/lowbit-test-%d-%s", dir ? dir : "/tmp", (int)getpid(), name);
+    return buf;
+}
+
+#define SKIP_UNLESS(p)                                                                             \
+    do {                                                                                           \
+        if (!(p)) {                                                                                \
+            skip();                                                                                \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+#endif
