@@ -143,6 +143,9 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
         (st = get_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, &c->norm_eps, err)) ||
         (st = get_f32(g, "llama.rope.freq_base", 10000.0, &c->rope_theta, err)))
         return st;
+    LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0, err,
+                 LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d and n_kv_heads %d do not fit together",
+                 path, c->n_embd, c->n_heads, c->n_kv_heads);
     c->head_dim = c->n_embd / c->n_heads;
     int32_t rope_dim;
     if ((st = get_i32(g, "llama.rope.dimension_count", c->head_dim, &rope_dim, err))) return st;
