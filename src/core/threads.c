@@ -11,7 +11,7 @@ void lb_threads_set(int n) {
     if (n <= 0) n = omp_get_num_procs();
     g_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1); /* lowbit splits the work itself, with OpenMP */
 }
 
 int lb_threads_get(void) {

@@ -41,6 +41,7 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
     ctx->m         = m;
     ctx->n_ctx     = n_ctx;
     ctx->n_batch   = n_batch;
+    lb_threads_get(); /* first use: OpenMP and BLAS thread counts set once */
     ctx->n_threads = omp_get_max_threads();
     const size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
@@ -59,7 +60,7 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
         { &ctx->att, (size_t)ctx->n_threads * S },
         { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
         { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
-        { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in) },
+        { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, ctx->n_threads) },
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;

@@ -190,7 +190,18 @@ fail:
 
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err) {
     *out = NULL;
-    if (!is_gguf_file(path)) return lb_vocab_load_file(out, path, err);
+    if (!is_gguf_file(path)) {
+        /* a tokenizer file, else a llama2.c checkpoint with a tokenizer beside it */
+        lb_status st = lb_vocab_load_file(out, path, err);
+        if (st != LB_ERR_FORMAT) return st;
+        lb_model *m;
+        lb_error  merr;
+        if (lb_model_load(&m, path, NULL, &merr) != LB_OK) return st;
+        *out     = m->vocab;
+        m->vocab = NULL;
+        lb_model_free(m);
+        return LB_OK;
+    }
     lb_gguf  *g;
     lb_status st = lb_gguf_open(&g, path, err);
     if (st) return st;
