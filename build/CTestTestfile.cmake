@@ -6,6 +6,8 @@
 # testing this directory and lists subdirectories to be tested as well.
 add_test(unit.test_core "/work/main/build/test_core")
 set_tests_properties(unit.test_core PROPERTIES  SKIP_RETURN_CODE "77" _BACKTRACE_TRIPLES "/work/main/CMakeLists.txt;53;add_test;/work/main/CMakeLists.txt;0;")
+add_test(unit.test_gguf "/work/main/build/test_gguf")
+set_tests_properties(unit.test_gguf PROPERTIES  SKIP_RETURN_CODE "77" _BACKTRACE_TRIPLES "/work/main/CMakeLists.txt;53;add_test;/work/main/CMakeLists.txt;0;")
 add_test(unit.test_model "/work/main/build/test_model")
 set_tests_properties(unit.test_model PROPERTIES  SKIP_RETURN_CODE "77" _BACKTRACE_TRIPLES "/work/main/CMakeLists.txt;53;add_test;/work/main/CMakeLists.txt;0;")
 add_test(unit.test_tokenizer "/work/main/build/test_tokenizer")

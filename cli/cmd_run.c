@@ -86,6 +86,7 @@ int cmd_run(int argc, char **argv) {
         if (lb_forward(ctx, &token, 1, &last, &err)) goto done;
     }
     printf("\n");
+    fflush(stdout);
     const double t_gen = lb_time_sec() - t1;
     fprintf(stderr, "run: prompt %zu tokens in %.3fs (%.1f tok/s), generated %lld tokens in "
             "%.3fs (%.1f tok/s), %d threads\n", n_prompt, t_prompt, (double)n_prompt / t_prompt,

@@ -49,6 +49,7 @@ set(CMAKE_DEPEND_INFO_FILES
   "CMakeFiles/lowbit_lib.dir/DependInfo.cmake"
   "CMakeFiles/lowbit.dir/DependInfo.cmake"
   "CMakeFiles/test_core.dir/DependInfo.cmake"
+  "CMakeFiles/test_gguf.dir/DependInfo.cmake"
   "CMakeFiles/test_model.dir/DependInfo.cmake"
   "CMakeFiles/test_tokenizer.dir/DependInfo.cmake"
   )

@@ -120,6 +120,7 @@ endif()
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/tests/unit/test_*.c")
 set(OLD_GLOB
   "/work/main/tests/unit/test_core.c"
+  "/work/main/tests/unit/test_gguf.c"
   "/work/main/tests/unit/test_model.c"
   "/work/main/tests/unit/test_tokenizer.c"
   )

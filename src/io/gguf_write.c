@@ -44,7 +44,7 @@ void lb_gguf_writer_free(lb_gguf_writer *w) {
 }
 
 static void put(lb_gguf_writer *w, const void *p, size_t n) {
-    if (w->oom) return;
+    if (w->oom || n == 0) return; /* n == 0: p may be NULL (an empty array) */
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = w->kv_cap ? w->kv_cap : 4096;
         while (cap < w->kv_len + n) cap *= 2;

@@ -38,5 +38,6 @@ CMakeFiles/lowbit_lib.dir/src/kernels/matmul.c.o: \
  /usr/include/x86_64-linux-gnu/bits/sched.h \
  /usr/include/x86_64-linux-gnu/bits/types/struct_sched_param.h \
  /usr/include/x86_64-linux-gnu/bits/cpu-set.h \
+ /usr/lib/gcc/x86_64-linux-gnu/12/include/omp.h \
  /work/main/src/kernels/matmul.h /work/main/include/lowbit/tensor.h \
  /usr/lib/gcc/x86_64-linux-gnu/12/include/stdbool.h
