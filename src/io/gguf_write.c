@@ -26,6 +26,8 @@ struct lb_gguf_writer {
     char   **keys;
     wtensor *tensors;
     uint64_t n_tensors, cap_tensors;
+    size_t   align_at;   /* offset in kv of general.alignment's value; 0 when not set */
+    uint32_t align_type; /* and its type */
     bool     oom;
 };
 
@@ -78,6 +80,10 @@ static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t) {
     w->n_kv++;
     put_str(w, key, strlen(key));
     put_u32(w, (uint32_t)t);
+    if (strcmp(key, "general.alignment") == 0) {
+        w->align_at   = w->kv_len;
+        w->align_type = (uint32_t)t;
+    }
     return w->oom ? LB_ERR_NOMEM : LB_OK;
 }
 
@@ -221,6 +227,15 @@ static bool pad_to(FILE *f, uint64_t *pos, size_t align) {
 lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err) {
     LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
     const size_t align = LB_GGUF_DEFAULT_ALIGNMENT;
+    /* readers lay the data out by general.alignment: it must say what is written */
+    uint32_t file_align = LB_GGUF_DEFAULT_ALIGNMENT;
+    if (w->align_at) {
+        file_align = 0;
+        if (w->align_type == LB_GGUF_U32) memcpy(&file_align, w->kv + w->align_at, 4);
+    }
+    LB_RETURN_IF(file_align != align, err, LB_ERR_PARAM,
+                 "%s: general.alignment must be a u32 equal to %zu, the alignment written", path,
+                 align);
     size_t       plen  = strlen(path);
     char        *tmp   = malloc(plen + 5);
     LB_RETURN_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");

@@ -11,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "core/fail.h"
 #include "kernels/matmul.h"
 #include "lowbit/model.h"
+
+#define ATT_ROWS 32 /* tokens per attention task */
 
 struct lb_context {
     const lb_model *m;
@@ -24,7 +28,7 @@ struct lb_context {
     float          *k, *v;             /* [B, K*D] */
     float          *gate, *up;         /* [B, F] */
     float          *logits;            /* [B, V] */
-    float          *att;               /* [threads, n_ctx] */
+    float          *att;               /* [threads, ATT_ROWS, n_ctx] scores */
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
     float          *scratch;           /* matmul tiles */
     void           *block;             /* the one allocation all of the above live in */
@@ -57,7 +61,7 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
         { &ctx->xn, B * E },           { &ctx->tmp, B * E },          { &ctx->q, B * Q },
         { &ctx->att_out, B * Q },      { &ctx->k, B * KV },           { &ctx->v, B * KV },
         { &ctx->gate, B * F },         { &ctx->up, B * F },           { &ctx->logits, B * V },
-        { &ctx->att, (size_t)ctx->n_threads * S },
+        { &ctx->att, (size_t)ctx->n_threads * ATT_ROWS * S },
         { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
         { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
         { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, ctx->n_threads) },
@@ -118,41 +122,45 @@ static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, con
     }
 }
 
+/* Causal attention of the T new tokens over positions 0 .. n_past+T-1, per head and per
+ * block of up to ATT_ROWS tokens: scores = q kᵀ / sqrt(D) (GEMM), masked softmax, then
+ * scores · v (GEMM). Each (head, block) is one task; each thread has its own scores buffer. */
 static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const lb_llama_config *c  = &ctx->m->cfg;
     const int32_t          H = c->n_heads, D = c->head_dim, G = c->n_heads / c->n_kv_heads;
-    const size_t           KV = (size_t)c->n_kv_heads * (size_t)D, Q = (size_t)H * (size_t)D;
-    const float           *kc = ctx->k_cache + (size_t)layer * (size_t)ctx->n_ctx * KV;
-    const float           *vc = ctx->v_cache + (size_t)layer * (size_t)ctx->n_ctx * KV;
-    const float            scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int32_t t = 0; t < T; t++) {
-        for (int32_t h = 0; h < H; h++) {
-            const int32_t pos = ctx->n_past + t;
-            float        *att = ctx->att + (size_t)omp_get_thread_num() * (size_t)ctx->n_ctx;
-            const float  *q   = ctx->q + (size_t)t * Q + (size_t)h * (size_t)D;
-            const size_t  ko  = (size_t)(h / G) * (size_t)D;
-            float         mx  = -INFINITY;
-            for (int32_t s = 0; s <= pos; s++) {
-                const float *k     = kc + (size_t)s * KV + ko;
-                float        score = 0.0f;
-                for (int32_t i = 0; i < D; i++) score += q[i] * k[i];
-                att[s] = score * scale;
-                if (att[s] > mx) mx = att[s];
+    const int32_t          KV = c->n_kv_heads * D, Q = H * D;
+    const float           *kc = ctx->k_cache + (size_t)layer * (size_t)ctx->n_ctx * (size_t)KV;
+    const float           *vc = ctx->v_cache + (size_t)layer * (size_t)ctx->n_ctx * (size_t)KV;
+    const float            scale  = 1.0f / sqrtf((float)D);
+    const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
+    const int32_t          S      = ctx->n_past + T; /* keys visible to the last token */
+#pragma omp parallel for schedule(dynamic) if (H * blocks > 1 && (int64_t)T * S * D * H > (1 << 16))
+    for (int32_t task = 0; task < H * blocks; task++) {
+        const int32_t h = task / blocks, t0 = (task % blocks) * ATT_ROWS;
+        const int32_t nt = T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS;
+        const int32_t ns = ctx->n_past + t0 + nt; /* keys visible to this block's last token */
+        float *att = ctx->att + (size_t)omp_get_thread_num() * ATT_ROWS * (size_t)ctx->n_ctx;
+        const float *q  = ctx->q + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
+        const float *k  = kc + (size_t)(h / G) * (size_t)D;
+        const float *v  = vc + (size_t)(h / G) * (size_t)D;
+        float       *o  = ctx->att_out + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, ns, D, scale, q, Q, k, KV, 0.0f,
+                    att, ns);
+        for (int32_t t = 0; t < nt; t++) {
+            float        *row = att + (size_t)t * (size_t)ns;
+            const int32_t n   = ctx->n_past + t0 + t + 1; /* causal: positions 0 .. pos */
+            float         mx  = -INFINITY, sum = 0.0f;
+            for (int32_t s = 0; s < n; s++) mx = row[s] > mx ? row[s] : mx;
+            for (int32_t s = 0; s < n; s++) {
+                row[s] = expf(row[s] - mx);
+                sum += row[s];
             }
-            float sum = 0.0f;
-            for (int32_t s = 0; s <= pos; s++) {
-                att[s] = expf(att[s] - mx);
-                sum += att[s];
-            }
-            float *o = ctx->att_out + (size_t)t * Q + (size_t)h * (size_t)D;
-            memset(o, 0, (size_t)D * sizeof *o);
-            for (int32_t s = 0; s <= pos; s++) {
-                const float *v = vc + (size_t)s * KV + ko;
-                const float  a = att[s] / sum;
-                for (int32_t i = 0; i < D; i++) o[i] += a * v[i];
-            }
+            const float inv = 1.0f / sum;
+            for (int32_t s = 0; s < n; s++) row[s] *= inv;
+            for (int32_t s = n; s < ns; s++) row[s] = 0.0f;
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, ns, 1.0f, att, ns, v, KV,
+                    0.0f, o, Q);
     }
 }
 

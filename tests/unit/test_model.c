@@ -253,6 +253,40 @@ static void test_gguf_model_errors(void **state) {
     remove(out);
 }
 
+/* A checkpoint with a separate classifier (negative vocab_size, wcls at the end): here a
+ * copy of the embedding, so the logits must equal the shared model's. */
+static void test_llama2c_separate_classifier(void **state) {
+    (void)state;
+    char     src[512], tok[512], path[256];
+    char    *data;
+    size_t   size;
+    lb_error err = { 0 };
+    assert_int_equal(lb_read_file(stories_bin(src, sizeof src), &data, &size, &err), LB_OK);
+    const size_t emb = 512 * 64 * sizeof(float);
+    char        *d   = malloc(size + emb);
+    memcpy(d, data, size);
+    memcpy(d + size, data + 28, emb); /* wcls = token_embedding */
+    const int32_t neg = -512;
+    memcpy(d + 20, &neg, 4);
+    FILE *f = fopen(tmp_path("sep.bin", path, sizeof path), "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(d, 1, size + emb, f), size + emb);
+    fclose(f);
+    lb_model *a = load(src, NULL);
+    lb_model *b = load(path, repo_path("models/stories260K/tok512.bin", tok, sizeof tok));
+    assert_false(b->tied_output);
+    assert_ptr_not_equal(b->output.data, b->tok_embd.data);
+    float *x = logits_batch(a, k_toks, N_TOKS), *y = logits_batch(b, k_toks, N_TOKS);
+    assert_memory_equal(x, y, (size_t)N_TOKS * 512 * sizeof(float));
+    free(x);
+    free(y);
+    lb_model_free(a);
+    lb_model_free(b);
+    free(d);
+    free(data);
+    remove(path);
+}
+
 /* llama.cpp's converter wrote this file; it must give the same logits as the .bin */
 static void test_llama_cpp_gguf(void **state) {
     (void)state;
@@ -324,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_round_trip),   cmocka_unit_test(test_llama2c_bad_input),
         cmocka_unit_test(test_gguf_model_errors), cmocka_unit_test(test_llama_cpp_gguf),
         cmocka_unit_test(test_other_models),      cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_llama2c_separate_classifier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
