@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "formats.h"
 #include "lowbit/core.h"
 #include "lowbit/tensor.h"
 
@@ -50,11 +51,46 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
                        .to_float = f16_to_float, .from_float = f16_from_float },
     [LB_TYPE_BF16] = { .name = "bf16", .block_size = 1, .type_size = 2, .bits_per_weight = 16,
                        .to_float = bf16_to_float, .from_float = bf16_from_float },
+#define LEGACY(T, X, bpw)                                                                          \
+    [T] = { .name = #X, .block_size = QK_LEGACY, .type_size = sizeof(lb_block_##X),                \
+            .bits_per_weight = bpw, .is_quantized = true, .to_float = lb_dequantize_row_##X,       \
+            .from_float = lb_quantize_row_##X##_ref }
+    LEGACY(LB_TYPE_Q8_0, q8_0, 8.5f),
+    LEGACY(LB_TYPE_Q4_0, q4_0, 4.5f),
+    LEGACY(LB_TYPE_Q4_1, q4_1, 5.0f),
+    LEGACY(LB_TYPE_Q5_0, q5_0, 5.5f),
+    LEGACY(LB_TYPE_Q5_1, q5_1, 6.0f),
+#undef LEGACY
 };
 
 const lb_type_traits *lb_type_get_traits(lb_type t) {
-    if ((int)t < 0 || t >= LB_TYPE_COUNT) return NULL;
+    if ((int)t < 0 || t >= LB_TYPE_COUNT || !k_traits[t].name) return NULL;
     return &k_traits[t];
+}
+
+size_t lb_quantize_rows(lb_type t, void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance) {
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    if (tr->quantize) return tr->quantize(dst, src, nrow, n_per_row, importance);
+    const size_t rs = lb_row_size(t, n_per_row);
+    for (int64_t r = 0; r < nrow; r++)
+        tr->from_float((uint8_t *)dst + (size_t)r * rs, src + r * n_per_row, n_per_row);
+    return (size_t)nrow * rs;
+}
+
+double lb_vec_dot_ref(lb_type t, const void *row, const float *x, int64_t n) {
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    if (tr->vec_dot) return tr->vec_dot(row, x, n);
+    /* dequantize a block at a time, accumulate in double */
+    float  buf[256];
+    double sum = 0;
+    const int64_t bs = tr->block_size > 1 ? tr->block_size : 256;
+    for (int64_t i = 0; i < n; i += bs) {
+        const int64_t m = n - i < bs ? n - i : bs;
+        tr->to_float(buf, (const uint8_t *)row + lb_row_size(t, i), m);
+        for (int64_t j = 0; j < m; j++) sum += (double)buf[j] * x[i + j];
+    }
+    return sum;
 }
 
 const char *lb_type_name(lb_type t) {
@@ -64,7 +100,7 @@ const char *lb_type_name(lb_type t) {
 
 lb_type lb_type_from_name(const char *name) {
     for (int t = 0; t < LB_TYPE_COUNT; t++)
-        if (strcasecmp(name, k_traits[t].name) == 0) return (lb_type)t;
+        if (k_traits[t].name && strcasecmp(name, k_traits[t].name) == 0) return (lb_type)t;
     return LB_TYPE_INVALID;
 }
 

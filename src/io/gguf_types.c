@@ -47,22 +47,33 @@ size_t lb_ggml_type_size(uint32_t t) {
     return i ? i->type_size : 0;
 }
 
+/* (lowbit type, ggml type) pairs: the one place the two numberings meet */
+static const struct {
+    lb_type  lb;
+    uint32_t ggml;
+} k_map[] = {
+    { LB_TYPE_F32, LB_GGML_F32 },       { LB_TYPE_F16, LB_GGML_F16 },
+    { LB_TYPE_BF16, LB_GGML_BF16 },     { LB_TYPE_Q8_0, LB_GGML_Q8_0 },
+    { LB_TYPE_Q4_0, LB_GGML_Q4_0 },     { LB_TYPE_Q4_1, LB_GGML_Q4_1 },
+    { LB_TYPE_Q5_0, LB_GGML_Q5_0 },     { LB_TYPE_Q5_1, LB_GGML_Q5_1 },
+    { LB_TYPE_Q2_K, LB_GGML_Q2_K },     { LB_TYPE_Q3_K, LB_GGML_Q3_K },
+    { LB_TYPE_Q4_K, LB_GGML_Q4_K },     { LB_TYPE_Q5_K, LB_GGML_Q5_K },
+    { LB_TYPE_Q6_K, LB_GGML_Q6_K },     { LB_TYPE_IQ4_NL, LB_GGML_IQ4_NL },
+    { LB_TYPE_IQ4_XS, LB_GGML_IQ4_XS }, { LB_TYPE_TQ1_0, LB_GGML_TQ1_0 },
+    { LB_TYPE_TQ2_0, LB_GGML_TQ2_0 },
+};
+
+/* Only types whose traits exist (implemented) map; the rest are LB_TYPE_INVALID. */
 lb_type lb_type_from_ggml(uint32_t t) {
-    switch (t) {
-    case LB_GGML_F32:  return LB_TYPE_F32;
-    case LB_GGML_F16:  return LB_TYPE_F16;
-    case LB_GGML_BF16: return LB_TYPE_BF16;
-    default:           return LB_TYPE_INVALID;
-    }
+    for (size_t i = 0; i < sizeof k_map / sizeof k_map[0]; i++)
+        if (k_map[i].ggml == t) return lb_type_get_traits(k_map[i].lb) ? k_map[i].lb : LB_TYPE_INVALID;
+    return LB_TYPE_INVALID;
 }
 
 int32_t lb_type_to_ggml(lb_type t) {
-    switch (t) {
-    case LB_TYPE_F32:  return LB_GGML_F32;
-    case LB_TYPE_F16:  return LB_GGML_F16;
-    case LB_TYPE_BF16: return LB_GGML_BF16;
-    default:           return -1;
-    }
+    for (size_t i = 0; i < sizeof k_map / sizeof k_map[0]; i++)
+        if (k_map[i].lb == t) return (int32_t)k_map[i].ggml;
+    return -1;
 }
 
 const char *lb_gguf_vtype_name(lb_gguf_vtype t) {

@@ -491,6 +491,14 @@ static void test_corrupt_header(void **state) {
     img_tensor_info(&b, "t", 1, ne, LB_GGML_F32, 0);
     img_data(&b, 32);
     expect_fail(&b, LB_ERR_CORRUPT, "tensors");
+    /* and counts just beyond it: 2 kv claimed, 1 present (a kv takes at least 14 bytes) */
+    img_header(&b, 3, 0, 2);
+    img_kv_u32(&b, "k", 1);
+    expect_fail(&b, LB_ERR_CORRUPT, "2 metadata pairs");
+    img_header(&b, 3, 4, 0); /* 4 tensors claimed, 1 present (an info takes at least 33) */
+    img_tensor_info(&b, "t", 1, ne, LB_GGML_F32, 0);
+    img_data(&b, 64);
+    expect_fail(&b, LB_ERR_CORRUPT, "4 tensors");
     free(b.p);
 }
 
@@ -527,6 +535,26 @@ static void test_corrupt_kv(void **state) {
     img_u64(&b, 1ull << 60);
     img_str(&b, "abc");
     expect_fail(&b, LB_ERR_CORRUPT, "1152921504606846976 strings");
+
+    img_header(&b, 3, 0, 1); /* 100 strings claimed, one present: counts are checked first */
+    img_str(&b, "k");
+    img_u32(&b, LB_GGUF_ARRAY);
+    img_u32(&b, LB_GGUF_STRING);
+    img_u64(&b, 100);
+    char long_str[201];
+    memset(long_str, 's', 200);
+    long_str[200] = '\0';
+    img_str(&b, long_str);
+    expect_fail(&b, LB_ERR_CORRUPT, "100 strings");
+
+    img_header(&b, 3, 0, 1); /* 3 u32 claimed, 2 present */
+    img_str(&b, "k");
+    img_u32(&b, LB_GGUF_ARRAY);
+    img_u32(&b, LB_GGUF_U32);
+    img_u64(&b, 3);
+    img_u32(&b, 1);
+    img_u32(&b, 2);
+    expect_fail(&b, LB_ERR_CORRUPT, "3 elements");
 
     img_header(&b, 3, 0, 1); /* value type 77 */
     img_str(&b, "k");
@@ -714,6 +742,22 @@ static void test_writer_misuse(void **state) {
     assert_int_equal(g->tensors[0].nbytes, 32);
     lb_gguf_close(g);
     remove(out);
+
+    /* general.alignment must agree with the 32-byte layout the writer produces */
+    for (int c = 0; c < 3; c++) {
+        w = lb_gguf_writer_create();
+        assert_non_null(w);
+        if (c < 2) {
+            assert_int_equal(lb_gguf_writer_set_u32(w, "general.alignment", c ? 64 : 32), LB_OK);
+        } else {
+            assert_int_equal(lb_gguf_writer_set_u64(w, "general.alignment", 32), LB_OK);
+        }
+        assert_int_equal(lb_gguf_writer_add_tensor(w, "t", LB_GGML_F32, 1, ne8, f, 32, &err), LB_OK);
+        assert_int_equal(lb_gguf_writer_write(w, out, &err), c == 0 ? LB_OK : LB_ERR_PARAM);
+        assert_int_equal(access(out, F_OK) == 0, c == 0);
+        lb_gguf_writer_free(w);
+        remove(out);
+    }
 }
 
 static void test_golden_stories(void **state) {

@@ -1,0 +1,99 @@
+/* Block layouts of the GGUF quantized types, bit-compatible with ggml's (ggml-common.h).
+ * Scales are IEEE half floats stored as uint16_t. Each struct is pinned by a static
+ * assert; the comment gives the bits per weight. */
+#ifndef LB_FORMATS_BLOCKS_H
+#define LB_FORMATS_BLOCKS_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#define QK_LEGACY 32  /* values per block of the legacy types and IQ4_NL */
+#define QK_K      256 /* values per super-block of the k-quants, IQ4_XS, TQ*_0 */
+#define K_SCALE_SIZE 12
+
+typedef struct { uint16_t d; int8_t qs[QK_LEGACY]; } lb_block_q8_0;                 /* 8.5 bpw */
+static_assert(sizeof(lb_block_q8_0) == 2 + QK_LEGACY, "wrong q8_0 block size");
+
+typedef struct { uint16_t d; uint8_t qs[QK_LEGACY / 2]; } lb_block_q4_0;            /* 4.5 bpw */
+static_assert(sizeof(lb_block_q4_0) == 2 + QK_LEGACY / 2, "wrong q4_0 block size");
+
+typedef struct { uint16_t d, m; uint8_t qs[QK_LEGACY / 2]; } lb_block_q4_1;         /* 5.0 bpw */
+static_assert(sizeof(lb_block_q4_1) == 4 + QK_LEGACY / 2, "wrong q4_1 block size");
+
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK_LEGACY / 2]; } lb_block_q5_0;   /* 5.5 bpw */
+static_assert(sizeof(lb_block_q5_0) == 2 + 4 + QK_LEGACY / 2, "wrong q5_0 block size");
+
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK_LEGACY / 2]; } lb_block_q5_1; /* 6.0 bpw */
+static_assert(sizeof(lb_block_q5_1) == 4 + 4 + QK_LEGACY / 2, "wrong q5_1 block size");
+
+typedef struct { uint16_t d; uint8_t qs[QK_LEGACY / 2]; } lb_block_iq4_nl;          /* 4.5 bpw */
+static_assert(sizeof(lb_block_iq4_nl) == 2 + QK_LEGACY / 2, "wrong iq4_nl block size");
+
+/* 2.625 bpw: 16 groups of 16, 4-bit scale and 4-bit min per group, super-block d and dmin */
+typedef struct {
+    uint8_t  scales[QK_K / 16];
+    uint8_t  qs[QK_K / 4];
+    uint16_t d, dmin;
+} lb_block_q2_k;
+static_assert(sizeof(lb_block_q2_k) == QK_K / 16 + QK_K / 4 + 4, "wrong q2_K block size");
+
+/* 3.4375 bpw: 16 groups of 16, 6-bit scales; low 2 bits in qs, high bit in hmask */
+typedef struct {
+    uint8_t  hmask[QK_K / 8];
+    uint8_t  qs[QK_K / 4];
+    uint8_t  scales[12];
+    uint16_t d;
+} lb_block_q3_k;
+static_assert(sizeof(lb_block_q3_k) == QK_K / 8 + QK_K / 4 + 12 + 2, "wrong q3_K block size");
+
+/* 4.5 bpw: 8 groups of 32, 6-bit scales and mins packed in 12 bytes */
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t  scales[K_SCALE_SIZE];
+    uint8_t  qs[QK_K / 2];
+} lb_block_q4_k;
+static_assert(sizeof(lb_block_q4_k) == 4 + K_SCALE_SIZE + QK_K / 2, "wrong q4_K block size");
+
+/* 5.5 bpw: as q4_K plus one high bit per value */
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t  scales[K_SCALE_SIZE];
+    uint8_t  qh[QK_K / 8];
+    uint8_t  qs[QK_K / 2];
+} lb_block_q5_k;
+static_assert(sizeof(lb_block_q5_k) == 4 + K_SCALE_SIZE + QK_K / 8 + QK_K / 2, "wrong q5_K block size");
+
+/* 6.5625 bpw: 16 groups of 16, 8-bit signed scales; low 4 bits in ql, high 2 in qh */
+typedef struct {
+    uint8_t  ql[QK_K / 2];
+    uint8_t  qh[QK_K / 4];
+    int8_t   scales[QK_K / 16];
+    uint16_t d;
+} lb_block_q6_k;
+static_assert(sizeof(lb_block_q6_k) == QK_K / 2 + QK_K / 4 + QK_K / 16 + 2, "wrong q6_K block size");
+
+/* 4.25 bpw: IQ4_NL's non-linear grid in super-blocks of 8 groups with 6-bit scales */
+typedef struct {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t  scales_l[QK_K / 64];
+    uint8_t  qs[QK_K / 2];
+} lb_block_iq4_xs;
+static_assert(sizeof(lb_block_iq4_xs) == 2 + 2 + QK_K / 64 + QK_K / 2, "wrong iq4_xs block size");
+
+/* 1.6875 bpw: ternary, 5 trits per byte (base-3) plus 4 per byte in qh */
+typedef struct {
+    uint8_t  qs[(QK_K - 4 * QK_K / 64) / 5];
+    uint8_t  qh[QK_K / 64];
+    uint16_t d;
+} lb_block_tq1_0;
+static_assert(sizeof(lb_block_tq1_0) == 2 + QK_K / 64 + (QK_K - 4 * QK_K / 64) / 5, "wrong tq1_0 block size");
+
+/* 2.0625 bpw: ternary, 2 bits per value */
+typedef struct {
+    uint8_t  qs[QK_K / 4];
+    uint16_t d;
+} lb_block_tq2_0;
+static_assert(sizeof(lb_block_tq2_0) == 2 + QK_K / 4, "wrong tq2_0 block size");
+
+#endif
