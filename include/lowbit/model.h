@@ -76,6 +76,39 @@ void      lb_model_free(lb_model *m); /* accepts NULL */
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err);
 lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err);
 
+/* The roles of a model's tensors, as llama.cpp's quantization recipes see them. */
+typedef enum lb_tensor_role {
+    LB_ROLE_TOKEN_EMBD, LB_ROLE_OUTPUT_NORM, LB_ROLE_OUTPUT, LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_Q,
+    LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
+    LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
+} lb_tensor_role;
+
+typedef struct lb_named_tensor {
+    char             name[64]; /* llama.cpp's name, e.g. "blk.3.ffn_down.weight" */
+    const lb_tensor *t;
+    lb_tensor_role   role;
+    int32_t          layer;    /* -1 outside the blocks */
+} lb_named_tensor;
+
+/* The tensors a GGUF of the model holds, in file order (output omitted when tied).
+ * Returns the count; out must hold 3 + 9 * n_layers entries. */
+int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out);
+
+/* Write the model as GGUF. types[i] is the storage type of tensor i of lb_model_tensors;
+ * importance[i] (may be NULL, or have NULL entries) its per-column importance.
+ * file_type is llama.cpp's general.file_type; add_meta (may be NULL) adds keys. */
+typedef struct lb_gguf_writer lb_gguf_writer;
+typedef struct lb_write_plan {
+    const lb_type  *types;
+    const float *const *importance;
+    uint32_t        file_type;
+    lb_status     (*add_meta)(lb_gguf_writer *w, void *user);
+    void           *user;
+    bool            progress;
+} lb_write_plan;
+lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
+                              lb_error *err);
+
 /* Write the model as GGUF with its weight matrices (and embedding) in `type`
  * (f32, f16 or bf16); norms stay f32. */
 lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err);

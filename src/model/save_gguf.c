@@ -1,6 +1,7 @@
 /* Save a model as a llama-architecture GGUF that llama.cpp loads: the `llama.*` keys with
  * the types llama.cpp checks (u32 sizes, f32 epsilon and rope base), llama.cpp's tensor
- * names, the SentencePiece tokenizer as tokenizer.ggml.*, 32-byte alignment. */
+ * names, the SentencePiece tokenizer as tokenizer.ggml.*, 32-byte alignment. Each tensor
+ * is stored in the type its plan gives (converted or quantized here, rows in parallel). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,55 +9,71 @@
 #include "core/fail.h"
 #include "model_internal.h"
 
-typedef struct {
-    void  **bufs;
-    int32_t n;
-} buflist;
-
-static void buflist_free(buflist *b) {
-    for (int32_t i = 0; i < b->n; i++) free(b->bufs[i]);
-    free(b->bufs);
+int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
+    int32_t n = 0;
+#define ADD(tensor, role_, layer_, ...)                                                            \
+    do {                                                                                           \
+        snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);                                    \
+        out[n].t     = (tensor);                                                                   \
+        out[n].role  = (role_);                                                                    \
+        out[n].layer = (layer_);                                                                   \
+        n++;                                                                                       \
+    } while (0)
+    ADD(&m->tok_embd, LB_ROLE_TOKEN_EMBD, -1, "token_embd.weight");
+    ADD(&m->output_norm, LB_ROLE_OUTPUT_NORM, -1, "output_norm.weight");
+    if (!m->tied_output) ADD(&m->output, LB_ROLE_OUTPUT, -1, "output.weight");
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer *L = &m->layers[l];
+        ADD(&L->attn_norm, LB_ROLE_ATTN_NORM, l, "blk.%d.attn_norm.weight", l);
+        ADD(&L->wq, LB_ROLE_ATTN_Q, l, "blk.%d.attn_q.weight", l);
+        ADD(&L->wk, LB_ROLE_ATTN_K, l, "blk.%d.attn_k.weight", l);
+        ADD(&L->wv, LB_ROLE_ATTN_V, l, "blk.%d.attn_v.weight", l);
+        ADD(&L->wo, LB_ROLE_ATTN_OUTPUT, l, "blk.%d.attn_output.weight", l);
+        ADD(&L->ffn_norm, LB_ROLE_FFN_NORM, l, "blk.%d.ffn_norm.weight", l);
+        ADD(&L->ffn_gate, LB_ROLE_FFN_GATE, l, "blk.%d.ffn_gate.weight", l);
+        ADD(&L->ffn_down, LB_ROLE_FFN_DOWN, l, "blk.%d.ffn_down.weight", l);
+        ADD(&L->ffn_up, LB_ROLE_FFN_UP, l, "blk.%d.ffn_up.weight", l);
+    }
+#undef ADD
+    return n;
 }
 
-/* Add tensor t as `type` (converted into a buffer kept in bl when the type differs). */
-static lb_status add(lb_gguf_writer *w, buflist *bl, const char *name, const lb_tensor *t,
-                     lb_type type, lb_error *err) {
-    const void *data   = t->data;
-    size_t      nbytes = lb_tensor_nbytes(t);
-    if (type != t->type) {
-        const int64_t n   = lb_tensor_nelements(t);
-        const size_t  out = lb_row_size(type, t->ne[0]) * (size_t)(n / t->ne[0]);
-        float        *row = malloc((size_t)t->ne[0] * sizeof *row);
-        uint8_t      *buf = malloc(out);
-        void        **nb  = realloc(bl->bufs, (size_t)(bl->n + 1) * sizeof *nb);
-        if (nb) bl->bufs = nb;
-        if (!row || !buf || !nb) {
-            free(row);
-            free(buf);
-            return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
+/* t converted to `type` (quantized with importance when given) into a new buffer. */
+static lb_status convert(const lb_tensor *t, lb_type type, const float *importance, void **out,
+                         size_t *nbytes, const char *name, lb_error *err) {
+    const int64_t n_per_row = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
+    const size_t  rs        = lb_row_size(type, n_per_row);
+    LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "tensor '%s': rows of %lld do not fit type %s", name,
+                 (long long)n_per_row, lb_type_name(type));
+    uint8_t *buf = malloc(rs * (size_t)nrow);
+    LB_RETURN_IF(!buf, err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
+    bool oom = false;
+#pragma omp parallel
+    {
+        /* chunks of rows: each converted to f32, then quantized; rows are independent, so
+         * the bytes do not depend on the thread count */
+        const int64_t chunk = 16;
+        float        *rows  = malloc((size_t)(chunk * n_per_row) * sizeof *rows);
+        if (!rows) {
+#pragma omp atomic write
+            oom = true;
         }
-        bl->bufs[bl->n++]    = buf;
-        const size_t rowsize = lb_row_size(type, t->ne[0]);
-        for (int64_t r = 0; r < n / t->ne[0]; r++) {
-            lb_tensor_get_row_f32(t, r, row);
-            lb_type_get_traits(type)->from_float(buf + (size_t)r * rowsize, row, t->ne[0]);
+#pragma omp for schedule(dynamic)
+        for (int64_t r0 = 0; r0 < nrow; r0 += chunk) {
+            if (!rows) continue;
+            const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
+            for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n_per_row);
+            lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n_per_row, importance);
         }
-        free(row);
-        data   = buf;
-        nbytes = out;
+        free(rows);
     }
-    const int32_t gt = lb_type_to_ggml(type);
-    LB_RETURN_IF(gt < 0, err, LB_ERR_UNSUPPORTED, "type %s has no GGUF equivalent", lb_type_name(type));
-    return lb_gguf_writer_add_tensor(w, name, (uint32_t)gt, (uint32_t)(t->ne[1] > 1 ? 2 : 1), t->ne,
-                                     data, nbytes, err);
-}
-
-static uint32_t file_type(lb_type t) { /* llama.cpp's llama_ftype */
-    switch (t) {
-    case LB_TYPE_F16:  return 1;
-    case LB_TYPE_BF16: return 32;
-    default:           return 0;
+    if (oom) {
+        free(buf);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
     }
+    *out    = buf;
+    *nbytes = rs * (size_t)nrow;
+    return LB_OK;
 }
 
 static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
@@ -89,61 +106,92 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
     return st;
 }
 
+static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
+    const lb_llama_config *c = &m->cfg;
+    const struct {
+        const char *key;
+        int32_t     v;
+    } u32s[] = {
+        { "llama.context_length", c->n_ctx_train },      { "llama.embedding_length", c->n_embd },
+        { "llama.feed_forward_length", c->n_ff },        { "llama.block_count", c->n_layers },
+        { "llama.attention.head_count", c->n_heads },    { "llama.attention.head_count_kv", c->n_kv_heads },
+        { "llama.rope.dimension_count", c->head_dim },   { "llama.vocab_size", c->n_vocab },
+    };
+    lb_status st = lb_gguf_writer_set_str(w, "general.architecture", "llama");
+    if (!st) st = lb_gguf_writer_set_str(w, "general.name", m->name ? m->name : "lowbit");
+    if (!st) st = lb_gguf_writer_set_u32(w, "general.file_type", file_type);
+    if (!st) st = lb_gguf_writer_set_u32(w, "general.quantization_version", 2);
+    for (size_t i = 0; !st && i < sizeof u32s / sizeof u32s[0]; i++)
+        st = lb_gguf_writer_set_u32(w, u32s[i].key, (uint32_t)u32s[i].v);
+    if (!st) st = lb_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    if (!st) st = lb_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
+    return st;
+}
+
+lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
+                              lb_error *err) {
+    const int32_t    cap  = 3 + 9 * m->cfg.n_layers;
+    lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
+    void           **bufs = calloc((size_t)cap, sizeof *bufs);
+    lb_gguf_writer  *w    = lb_gguf_writer_create();
+    lb_status        st   = LB_OK;
+    lb_progress      bar;
+    LB_GOTO_IF(!ts || !bufs || !w, err, LB_ERR_NOMEM, "out of memory");
+    const int32_t n = lb_model_tensors(m, ts);
+    st = write_hparams(w, m, plan->file_type);
+    if (!st) st = write_vocab(w, m->vocab);
+    if (!st && plan->add_meta) st = plan->add_meta(w, plan->user);
+    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path, lb_status_str(st));
+    if (plan->progress) lb_progress_begin(&bar, "write", n);
+    for (int32_t i = 0; i < n; i++) {
+        const lb_tensor *t    = ts[i].t;
+        const lb_type    type = plan->types[i];
+        const void      *data = t->data;
+        size_t           nb   = lb_tensor_nbytes(t);
+        if (type != t->type) {
+            LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, &bufs[i], &nb,
+                           ts[i].name, err));
+            data = bufs[i];
+        }
+        const int32_t gt = lb_type_to_ggml(type);
+        LB_GOTO_IF(gt < 0, err, LB_ERR_UNSUPPORTED, "type %s has no GGUF equivalent", lb_type_name(type));
+        LB_TRY(lb_gguf_writer_add_tensor(w, ts[i].name, (uint32_t)gt, (uint32_t)(t->ne[1] > 1 ? 2 : 1),
+                                         t->ne, data, nb, err));
+        if (plan->progress) lb_progress_update(&bar, i + 1);
+    }
+    if (plan->progress) lb_progress_end(&bar);
+    LB_TRY(lb_gguf_writer_write(w, path, err));
+fail:
+    for (int32_t i = 0; bufs && i < cap; i++) free(bufs[i]);
+    free(bufs);
+    free(ts);
+    lb_gguf_writer_free(w);
+    return st;
+}
+
+static uint32_t file_type_of(lb_type t) { /* llama.cpp's llama_ftype for a plain conversion */
+    switch (t) {
+    case LB_TYPE_F16:  return 1;
+    case LB_TYPE_BF16: return 32;
+    default:           return 0;
+    }
+}
+
 lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err) {
     LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
                  LB_ERR_PARAM, "convert writes f32, f16 or bf16, not %s", lb_type_name(type));
-    const lb_llama_config *c  = &m->cfg;
-    lb_gguf_writer        *w  = lb_gguf_writer_create();
-    buflist                bl = { 0 };
-    lb_status              st = LB_OK;
-    LB_RETURN_IF(!w, err, LB_ERR_NOMEM, "out of memory");
-    const uint32_t u32s[][2] = {
-        { 0, (uint32_t)c->n_ctx_train }, { 1, (uint32_t)c->n_embd },   { 2, (uint32_t)c->n_ff },
-        { 3, (uint32_t)c->n_layers },    { 4, (uint32_t)c->n_heads },  { 5, (uint32_t)c->n_kv_heads },
-        { 6, (uint32_t)c->head_dim },    { 7, (uint32_t)c->n_vocab },
-    };
-    static const char *const keys[] = {
-        "llama.context_length",       "llama.embedding_length",    "llama.feed_forward_length",
-        "llama.block_count",          "llama.attention.head_count", "llama.attention.head_count_kv",
-        "llama.rope.dimension_count", "llama.vocab_size",
-    };
-    st = lb_gguf_writer_set_str(w, "general.architecture", "llama");
-    if (!st) st = lb_gguf_writer_set_str(w, "general.name", m->name ? m->name : "lowbit");
-    if (!st) st = lb_gguf_writer_set_u32(w, "general.file_type", file_type(type));
-    if (!st) st = lb_gguf_writer_set_u32(w, "general.quantization_version", 2);
-    if (!st) st = lb_gguf_writer_set_str(w, "general.quantized_by", "lowbit " LB_VERSION);
-    for (size_t i = 0; !st && i < sizeof u32s / sizeof u32s[0]; i++)
-        st = lb_gguf_writer_set_u32(w, keys[u32s[i][0]], u32s[i][1]);
-    if (!st) st = lb_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    if (!st) st = lb_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
-    if (!st) st = write_vocab(w, m->vocab);
-    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path, lb_status_str(st));
-
-    LB_TRY(add(w, &bl, "token_embd.weight", &m->tok_embd, type, err));
-    LB_TRY(add(w, &bl, "output_norm.weight", &m->output_norm, LB_TYPE_F32, err));
-    if (!m->tied_output) LB_TRY(add(w, &bl, "output.weight", &m->output, type, err));
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        const struct {
-            const char      *suffix;
-            const lb_tensor *t;
-            bool             norm;
-        } ts[] = {
-            { "attn_norm", &L->attn_norm, true }, { "attn_q", &L->wq, false },
-            { "attn_k", &L->wk, false },          { "attn_v", &L->wv, false },
-            { "attn_output", &L->wo, false },     { "ffn_norm", &L->ffn_norm, true },
-            { "ffn_gate", &L->ffn_gate, false },  { "ffn_down", &L->ffn_down, false },
-            { "ffn_up", &L->ffn_up, false },
-        };
-        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
-            char n[64];
-            snprintf(n, sizeof n, "blk.%d.%s.weight", l, ts[k].suffix);
-            LB_TRY(add(w, &bl, n, ts[k].t, ts[k].norm ? LB_TYPE_F32 : type, err));
-        }
+    lb_named_tensor *ts    = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *ts);
+    lb_type         *types = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *types);
+    lb_status        st    = LB_ERR_NOMEM;
+    if (ts && types) {
+        const int32_t n = lb_model_tensors(m, ts);
+        for (int32_t i = 0; i < n; i++) types[i] = ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
+        const lb_write_plan plan = { .types = types, .file_type = file_type_of(type) };
+        st = lb_model_write_gguf(m, path, &plan, err);
+    } else {
+        lb_fail(err, st, "out of memory");
     }
-    LB_TRY(lb_gguf_writer_write(w, path, err));
-fail:
-    buflist_free(&bl);
-    lb_gguf_writer_free(w);
+    free(ts);
+    free(types);
     return st;
 }

@@ -243,9 +243,9 @@ static void test_gguf_model_errors(void **state) {
         remove(bad);
     }
     lb_gguf_close(g);
-    /* a quantized type lowbit cannot compute with yet: llama.cpp's own Q4_0 file */
+    /* a quantized type lowbit cannot compute with: llama.cpp's own IQ2_XXS file */
     char q4[512];
-    if (shared_path("golden/stories260K-Q4_0.gguf", q4, sizeof q4)) {
+    if (shared_path("golden/synth256-IQ2_XXS.gguf", q4, sizeof q4)) {
         assert_int_equal(try_load(q4, NULL, &err), LB_ERR_UNSUPPORTED);
         printf("# %s\n", err.msg);
     }
