@@ -1,13 +1,56 @@
-/* lowbit eval MODEL --text FILE: perplexity as llama-perplexity computes it. */
+/* lowbit eval MODEL --text FILE [--ref REF | --ref-logits FILE]: perplexity as
+ * llama-perplexity computes it; with a reference, the KL divergence report of
+ * llama-perplexity --kl-divergence. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
+static void print_json(const char *model, const char *text, const lb_model *m, size_t n_ids,
+                       const lb_ppl_result *r, const lb_kld_result *k) {
+    const size_t bytes = lb_model_nbytes(m);
+    printf("{\"model\": \"%s\", \"text\": \"%s\", \"ppl\": %.6f, \"ppl_stderr\": %.6f, "
+           "\"nll\": %.6f, \"tokens_scored\": %lld, \"chunks\": %d, \"ctx\": %d, "
+           "\"text_tokens\": %zu, \"bytes\": %zu, \"bpw\": %.4f, \"tokens_per_sec\": %.1f, "
+           "\"seconds\": %.3f, \"threads\": %d",
+           model, text, r->ppl, r->ppl_stderr, r->nll_mean, (long long)r->tokens_scored, r->chunks,
+           r->n_ctx, n_ids, bytes, 8.0 * (double)bytes / (double)lb_model_nparams(m),
+           r->tokens_per_sec, r->seconds, lb_threads_get());
+    if (k)
+        printf(", \"ppl_ref\": %.6f, \"ln_ppl_ratio\": %.6f, \"kld_mean\": %.6f, "
+               "\"kld_stderr\": %.6f, \"kld_median\": %.6f, \"kld_p90\": %.6f, \"kld_p95\": %.6f, "
+               "\"kld_p99\": %.6f, \"kld_max\": %.6f, \"top1\": %.6f, \"rms_dp\": %.6f",
+               k->ppl_ref, k->ln_ppl_ratio, k->kld_mean, k->kld_stderr, k->kld_median, k->kld_p90,
+               k->kld_p95, k->kld_p99, k->kld_max, k->top1, k->rms_dp);
+    printf("}\n");
+}
+
+static void print_text(const char *model, const char *text, const lb_model *m, size_t n_ids,
+                       double t_tok, const lb_ppl_result *r, const lb_kld_result *k) {
+    const size_t bytes = lb_model_nbytes(m);
+    printf("model:      %s (%.2f MB, %.3f bits per weight)\n"
+           "text:       %s (%zu tokens, tokenized in %.3fs)\n"
+           "chunks:     %d of %d tokens, %lld tokens scored\n"
+           "perplexity: %.4f +/- %.5f\n",
+           model, (double)bytes / 1e6, 8.0 * (double)bytes / (double)lb_model_nparams(m), text,
+           n_ids, t_tok, r->chunks, r->n_ctx, (long long)r->tokens_scored, r->ppl, r->ppl_stderr);
+    if (k)
+        printf("reference:  PPL %.4f; ln(PPL/PPL_ref) %.6f +/- %.6f; PPL ratio %.4f\n"
+               "KLD:        mean %.6f +/- %.6f, median %.6f, p90 %.6f, p95 %.6f, p99 %.6f, max %.6f\n"
+               "top-1:      %.2f%% +/- %.2f%% the same token\n"
+               "RMS dp:     %.3f%%\n",
+               k->ppl_ref, k->ln_ppl_ratio, k->ln_ppl_ratio_stderr, r->ppl / k->ppl_ref, k->kld_mean,
+               k->kld_stderr, k->kld_median, k->kld_p90, k->kld_p95, k->kld_p99, k->kld_max,
+               100 * k->top1, 100 * k->top1_stderr, 100 * k->rms_dp);
+    printf("speed:      %.1f tokens/s (prompt processing, %d threads)\n", r->tokens_per_sec,
+           lb_threads_get());
+}
+
 int cmd_eval(int argc, char **argv) {
     lb_args     a;
-    const char *opt, *tok = NULL, *text_path = NULL, *logits_path = NULL;
+    const char *opt, *tok = NULL, *text_path = NULL, *logits_path = NULL, *ref_path = NULL,
+                     *ref_logits = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
     bool        json = false;
     lb_args_init(&a, "eval", argc, argv);
@@ -18,6 +61,8 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(opt, "--ctx") || !strcmp(opt, "-c")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
         else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
         else if (!strcmp(opt, "--save-logits")) logits_path = lb_args_value(&a);
+        else if (!strcmp(opt, "--ref")) ref_path = lb_args_value(&a);
+        else if (!strcmp(opt, "--ref-logits")) ref_logits = lb_args_value(&a);
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("eval", "unknown option %s", opt);
@@ -25,49 +70,50 @@ int cmd_eval(int argc, char **argv) {
     if (a.bad) return LB_EXIT_USAGE;
     if (a.n_positional != 1) return lb_usage_error("eval", "expected one MODEL");
     if (!text_path) return lb_usage_error("eval", "--text FILE is required");
+    if (ref_path && ref_logits) return lb_usage_error("eval", "give --ref or --ref-logits, not both");
     lb_threads_set((int)threads);
 
     lb_error      err  = { 0 };
-    lb_model     *m    = NULL;
-    lb_context   *ctx  = NULL;
+    lb_model     *m    = NULL, *rm = NULL;
+    lb_context   *ctx  = NULL, *rctx = NULL;
     char         *text = NULL;
     int32_t      *ids  = NULL;
     size_t        len, n_ids;
     lb_ppl_result r;
+    lb_kld_result k;
     int           rc = LB_EXIT_ERROR;
     if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (ref_path) {
+        if (lb_model_load(&rm, ref_path, tok, &err)) goto done;
+        if (rm->cfg.n_vocab != m->cfg.n_vocab) {
+            lb_fail(&err, LB_ERR_SHAPE, "%s: vocabulary of %d tokens, %s has %d", ref_path,
+                    rm->cfg.n_vocab, a.positional[0], m->cfg.n_vocab);
+            goto done;
+        }
+    }
     if (lb_read_file(text_path, &text, &len, &err)) goto done;
     const double t0 = lb_time_sec();
     if (lb_tokenize(m->vocab, text, len, lb_vocab_add_bos(m->vocab), false, &ids, &n_ids, &err))
         goto done;
     const double t_tok = lb_time_sec() - t0;
     if (lb_context_create(&ctx, m, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
-    const lb_ppl_params p = { .n_ctx = (int32_t)n_ctx, .max_chunks = (int32_t)chunks,
-                              .logits_path = logits_path, .progress = !json };
-    if (lb_eval_perplexity(ctx, m->vocab, ids, n_ids, &p, &r, &err)) goto done;
-    if (json) {
-        printf("{\"model\": \"%s\", \"text\": \"%s\", \"ppl\": %.6f, \"ppl_stderr\": %.6f, "
-               "\"nll\": %.6f, \"tokens_scored\": %lld, \"chunks\": %d, \"ctx\": %d, "
-               "\"text_tokens\": %zu, \"tokens_per_sec\": %.1f, \"seconds\": %.3f, "
-               "\"threads\": %d}\n",
-               a.positional[0], text_path, r.ppl, r.ppl_stderr, r.nll_mean,
-               (long long)r.tokens_scored, r.chunks, r.n_ctx, n_ids, r.tokens_per_sec, r.seconds,
-               lb_threads_get());
-    } else {
-        printf("model:      %s\ntext:       %s (%zu tokens, tokenized in %.3fs)\n"
-               "chunks:     %d of %d tokens, %lld tokens scored\n"
-               "perplexity: %.4f +/- %.5f\n"
-               "speed:      %.1f tokens/s (prompt processing, %d threads)\n",
-               a.positional[0], text_path, n_ids, t_tok, r.chunks, r.n_ctx,
-               (long long)r.tokens_scored, r.ppl, r.ppl_stderr, r.tokens_per_sec,
-               lb_threads_get());
-    }
+    if (rm && lb_context_create(&rctx, rm, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
+    const lb_ppl_params p   = { .n_ctx = (int32_t)n_ctx, .max_chunks = (int32_t)chunks,
+                                .logits_path = logits_path, .progress = !json };
+    const lb_kld_ref    ref = { .ctx = rctx, .logits_path = ref_logits };
+    const bool          cmp = ref_path || ref_logits;
+    if (lb_eval_kld(ctx, m->vocab, ids, n_ids, &p, cmp ? &ref : NULL, &r, cmp ? &k : NULL, &err))
+        goto done;
+    if (json) print_json(a.positional[0], text_path, m, n_ids, &r, cmp ? &k : NULL);
+    else print_text(a.positional[0], text_path, m, n_ids, t_tok, &r, cmp ? &k : NULL);
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
     free(ids);
     free(text);
     lb_context_free(ctx);
+    lb_context_free(rctx);
     lb_model_free(m);
+    lb_model_free(rm);
     return rc;
 }

@@ -5,6 +5,17 @@
 #include "cli.h"
 
 static const lb_command k_commands[] = {
+    { "quantize", cmd_quantize, "quantize a model into a GGUF file",
+      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn] [--pure]\n"
+      "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [-t THREADS]\n"
+      "  --type T        a type (q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0,\n"
+      "                  f16, bf16, f32) or a llama.cpp mix (q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m);\n"
+      "                  case-insensitive. Norms stay f32; rows a block size does not divide fall\n"
+      "                  back to a type that fits (as llama-quantize does, then f16)\n"
+      "  --pure          no mix rules: every weight matrix gets the type\n"
+      "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
+      "  --method M      how values are chosen: rtn (round to nearest)\n"
+      "  --json          one JSON summary on stdout\n" },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
       "                  [--top-p P] [--seed S] [-t THREADS]\n"
@@ -16,8 +27,11 @@ static const lb_command k_commands[] = {
       "  --top-p P    nucleus sampling threshold (default 0.9)\n"
       "  --seed S     random seed (default: time)\n" },
     { "eval", cmd_eval, "perplexity of a model on a text, as llama-perplexity computes it",
-      "usage: lowbit eval MODEL --text FILE [--ctx N] [--chunks K] [--json]\n"
-      "                   [--save-logits FILE] [--tokenizer F] [-t THREADS]\n"
+      "usage: lowbit eval MODEL --text FILE [--ref REF | --ref-logits FILE] [--ctx N]\n"
+      "                   [--chunks K] [--json] [--save-logits FILE] [--tokenizer F] [-t N]\n"
+      "  --ref REF            a reference model (e.g. the unquantized one): adds the KL\n"
+      "                       divergence report of llama-perplexity --kl-divergence\n"
+      "  --ref-logits FILE    the same against logits saved with --save-logits\n"
       "  --ctx N              chunk length in tokens (default 128)\n"
       "  --chunks K           evaluate only the first K chunks\n"
       "  --save-logits FILE   store the scored positions' logits (for KL divergence)\n"

@@ -36,6 +36,28 @@ lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32
                              size_t n_tokens, const lb_ppl_params *p, lb_ppl_result *r,
                              lb_error *err);
 
+/* KL divergence against a reference, as llama-perplexity --kl-divergence reports it:
+ * over the scored positions, KL(p_ref || p), the share of positions whose most likely token
+ * is the same, ln(PPL/PPL_ref), and the RMS of the change in the correct token's probability. */
+typedef struct lb_kld_result {
+    double  kld_mean, kld_stderr, kld_median, kld_p90, kld_p95, kld_p99, kld_max;
+    double  top1, top1_stderr;  /* fraction */
+    double  ppl_ref, ln_ppl_ratio, ln_ppl_ratio_stderr;
+    double  rms_dp;             /* RMS of p(correct) - p_ref(correct) */
+    int64_t n;
+} lb_kld_result;
+
+/* The reference: a second model (a context over it), or logits saved by --save-logits. */
+typedef struct lb_kld_ref {
+    lb_context *ctx;         /* or NULL */
+    const char *logits_path; /* or NULL */
+} lb_kld_ref;
+
+/* Perplexity of ctx's model and its divergence from the reference, chunk by chunk. */
+lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
+                      size_t n_tokens, const lb_ppl_params *p, const lb_kld_ref *ref,
+                      lb_ppl_result *r, lb_kld_result *k, lb_error *err);
+
 /* Saved logits file ("LBLOGITS" v1), for KL divergence against a reference later:
  *   char magic[8] "LBLOGITS", u32 version 1, u32 n_vocab, u32 n_ctx, u32 n_chunks,
  *   i32 tokens[n_chunks * n_ctx] (as evaluated, BOS in place),

@@ -6,6 +6,7 @@
 #include "eval.h"
 #include "gguf.h"
 #include "model.h"
+#include "quant.h"
 #include "status.h"
 #include "tensor.h"
 #include "tokenizer.h"

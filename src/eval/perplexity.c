@@ -1,11 +1,13 @@
-/* Perplexity over a token sequence, chunked exactly as llama-perplexity does, with
- * optional saving of the scored logits (for KL divergence). */
+/* Perplexity over a token sequence, chunked exactly as llama-perplexity does; optionally
+ * the KL divergence against a reference model or saved reference logits, and saving the
+ * scored logits for later comparisons. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fail.h"
+#include "kld_acc.h"
 #include "lowbit/eval.h"
 
 /* log p(tok) under softmax(logits), accumulated in double as llama.cpp does */
@@ -18,9 +20,50 @@ static double log_prob(const float *logits, int32_t n, int32_t tok) {
     return (double)(logits[tok] - mx) - log(sum);
 }
 
-lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
-                             size_t n_tokens, const lb_ppl_params *p, lb_ppl_result *r,
-                             lb_error *err) {
+/* Reference logits saved by --save-logits, mapped and checked against this run. */
+typedef struct {
+    lb_source    src;
+    const float *rows; /* n_chunks x (n_ctx - 1 - n_ctx/2) x n_vocab */
+} ref_file;
+
+static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, int32_t n_ctx,
+                               int32_t n_chunks, const int32_t *tokens, int32_t bos, lb_error *err) {
+    lb_status st = lb_source_open_file(&rf->src, path, err);
+    if (st) return st;
+    const uint8_t *p = rf->src.data;
+    uint32_t       h[4];
+    LB_RETURN_IF(rf->src.size < 24 || memcmp(p, LB_LOGITS_MAGIC, 8) != 0, err, LB_ERR_FORMAT,
+                 "%s: not a lowbit logits file (save one with eval --save-logits)", path);
+    memcpy(h, p + 8, sizeof h);
+    LB_RETURN_IF(h[0] != 1, err, LB_ERR_VERSION, "%s: logits file version %u", path, h[0]);
+    LB_RETURN_IF(h[1] != (uint32_t)n_vocab || h[2] != (uint32_t)n_ctx, err, LB_ERR_SHAPE,
+                 "%s: saved for %u tokens of vocabulary and a context of %u; this run has %d and %d",
+                 path, h[1], h[2], n_vocab, n_ctx);
+    LB_RETURN_IF(h[3] < (uint32_t)n_chunks, err, LB_ERR_SHAPE,
+                 "%s: holds %u chunks, this run needs %d", path, h[3], n_chunks);
+    const size_t n_tok = (size_t)h[3] * (size_t)n_ctx;
+    const size_t n_rows = (size_t)h[3] * (size_t)(n_ctx - 1 - n_ctx / 2);
+    /* h[3], n_ctx and n_vocab are < 2^32 each; the product is checked against the size */
+    const double need = 24.0 + 4.0 * (double)n_tok + 4.0 * (double)n_rows * (double)n_vocab;
+    LB_RETURN_IF((double)rf->src.size != need, err, LB_ERR_CORRUPT,
+                 "%s: %zu bytes, its header says %.0f", path, rf->src.size, need);
+    const int32_t *ft = (const int32_t *)(p + 24);
+    for (int32_t c = 0; c < n_chunks; c++)
+        for (int32_t j = 0; j < n_ctx; j++) {
+            const int32_t want = j == 0 ? bos : tokens[(size_t)c * (size_t)n_ctx + (size_t)j];
+            int32_t       got;
+            memcpy(&got, ft + (size_t)c * (size_t)n_ctx + (size_t)j, 4);
+            LB_RETURN_IF(got != want, err, LB_ERR_CORRUPT,
+                         "%s: token %d of chunk %d differs from this text's (%d, not %d): "
+                         "saved from another text or tokenizer?", path, j, c, got, want);
+        }
+    rf->rows = (const float *)(p + 24 + 4 * n_tok);
+    return LB_OK;
+}
+
+lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
+                      size_t n_tokens, const lb_ppl_params *p, const lb_kld_ref *ref,
+                      lb_ppl_result *r, lb_kld_result *k, lb_error *err) {
     const int32_t n_ctx = p->n_ctx;
     LB_RETURN_IF(n_ctx < 4, err, LB_ERR_PARAM, "perplexity: context of %d is too short", n_ctx);
     LB_RETURN_IF(n_tokens < 2 * (size_t)n_ctx, err, LB_ERR_PARAM,
@@ -29,12 +72,19 @@ lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32
     int32_t n_chunks = (int32_t)(n_tokens / (size_t)n_ctx);
     if (p->max_chunks > 0 && p->max_chunks < n_chunks) n_chunks = p->max_chunks;
     const int32_t n_vocab = lb_vocab_n_tokens(vocab);
-    const int32_t first   = n_ctx / 2;
+    const int32_t first   = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const bool    cmp     = ref && (ref->ctx || ref->logits_path);
     int32_t      *chunk   = malloc((size_t)n_ctx * sizeof *chunk);
     FILE         *lf      = NULL;
     char         *tmp     = NULL;
+    ref_file      rf      = { 0 };
+    lb_kld_acc    acc     = { 0 };
     lb_status     st      = LB_OK;
     LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
+    if (cmp) LB_GOTO_IF(lb_kld_acc_init(&acc, (int64_t)n_chunks * n_scored), err, LB_ERR_NOMEM, "out of memory");
+    if (ref && ref->logits_path)
+        LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens,
+                             lb_vocab_bos(vocab), err));
     if (p->logits_path) {
         tmp = malloc(strlen(p->logits_path) + 5);
         LB_GOTO_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
@@ -51,14 +101,21 @@ lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32
         LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", tmp);
     }
     lb_progress bar;
-    if (p->progress) lb_progress_begin(&bar, "perplexity", n_chunks);
+    if (p->progress) lb_progress_begin(&bar, cmp ? "kld" : "perplexity", n_chunks);
     double       nll = 0, nll2 = 0;
     int64_t      count = 0;
     const double t0    = lb_time_sec();
     for (int32_t c = 0; c < n_chunks; c++) {
         memcpy(chunk, tokens + (size_t)c * (size_t)n_ctx, (size_t)n_ctx * sizeof *chunk);
         chunk[0] = lb_vocab_bos(vocab);
-        const float *logits;
+        const float *logits, *ref_logits = NULL;
+        if (ref && ref->ctx) { /* the reference first: its logits are copied out below */
+            lb_context_reset(ref->ctx);
+            LB_TRY(lb_forward(ref->ctx, chunk, n_ctx, &ref_logits, err));
+            ref_logits += (size_t)first * (size_t)n_vocab;
+        } else if (rf.rows) {
+            ref_logits = rf.rows + (size_t)c * (size_t)n_scored * (size_t)n_vocab;
+        }
         lb_context_reset(ctx);
         LB_TRY(lb_forward(ctx, chunk, n_ctx, &logits, err));
         for (int32_t j = first; j < n_ctx - 1; j++) {
@@ -67,6 +124,7 @@ lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32
             nll -= lp;
             nll2 += lp * lp;
             count++;
+            if (cmp) lb_kld_acc_add(&acc, ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
             if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
                                err, LB_ERR_IO, "%s: write failed", tmp);
         }
@@ -77,25 +135,31 @@ lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32
     r->chunks           = n_chunks;
     r->n_ctx            = n_ctx;
     r->tokens_scored    = count;
-    r->tokens_processed = (int64_t)n_chunks * n_ctx;
+    r->tokens_processed = (int64_t)n_chunks * n_ctx * (ref && ref->ctx ? 2 : 1);
     r->tokens_per_sec   = r->seconds > 0 ? (double)r->tokens_processed / r->seconds : 0;
     r->nll_mean         = nll / (double)count;
     r->ppl              = exp(r->nll_mean);
     const double var    = nll2 / (double)count - r->nll_mean * r->nll_mean;
     r->ppl_stderr       = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * r->ppl : 0;
+    if (cmp && k) lb_kld_acc_finish(&acc, k);
     if (lf) {
         LB_GOTO_IF(fclose(lf) != 0, err, LB_ERR_IO, "%s: write failed", tmp);
         lf = NULL;
         LB_GOTO_IF(rename(tmp, p->logits_path) != 0, err, LB_ERR_IO, "%s: cannot rename: %s",
                    tmp, strerror(errno));
     }
-    free(tmp);
-    free(chunk);
-    return LB_OK;
 fail:
     if (lf) fclose(lf);
-    if (tmp) remove(tmp);
+    if (tmp && st) remove(tmp);
     free(tmp);
     free(chunk);
+    lb_kld_acc_free(&acc);
+    lb_source_close(&rf.src);
     return st;
+}
+
+lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
+                             size_t n_tokens, const lb_ppl_params *p, lb_ppl_result *r,
+                             lb_error *err) {
+    return lb_eval_kld(ctx, vocab, tokens, n_tokens, p, NULL, r, NULL, err);
 }

@@ -1,0 +1,107 @@
+/* lowbit quantize IN OUT.gguf --type T: the main job. Prints one line per tensor (its
+ * type, and the fallback when its rows do not fit), then the size before and after. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_OVERRIDES 32
+
+int cmd_quantize(int argc, char **argv) {
+    lb_args          a;
+    const char      *opt, *tok = NULL, *type_name = NULL, *method = "rtn";
+    bool             json = false, pure = false, quiet = false;
+    lb_type_override ov[MAX_OVERRIDES];
+    char            *ov_buf[MAX_OVERRIDES];
+    int32_t          n_ov = 0;
+    int64_t          threads = 0;
+    lb_args_init(&a, "quantize", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        if (lb_is_help(opt)) return lb_print_help("quantize");
+        else if (!strcmp(opt, "--type")) type_name = lb_args_value(&a);
+        else if (!strcmp(opt, "--method")) method = lb_args_value(&a);
+        else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
+        else if (!strcmp(opt, "--pure")) pure = true;
+        else if (!strcmp(opt, "--json")) json = true;
+        else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "--tensor-type")) {
+            const char *v = lb_args_value(&a);
+            if (!v) break;
+            const char *eq = strrchr(v, '=');
+            if (!eq || eq == v || n_ov == MAX_OVERRIDES)
+                return lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
+            const lb_type t = lb_type_from_name(eq + 1);
+            if (t == LB_TYPE_INVALID)
+                return lb_usage_error("quantize", "--tensor-type: unknown type '%s'", eq + 1);
+            ov_buf[n_ov] = strndup(v, (size_t)(eq - v));
+            ov[n_ov]     = (lb_type_override){ ov_buf[n_ov], t };
+            n_ov++;
+        } else return lb_usage_error("quantize", "unknown option %s", opt);
+    }
+    int rc = LB_EXIT_USAGE;
+    if (a.bad) goto out;
+    if (a.n_positional != 2) {
+        lb_usage_error("quantize", "expected IN and OUT");
+        goto out;
+    }
+    if (!type_name) {
+        lb_usage_error("quantize", "--type is required");
+        goto out;
+    }
+    const lb_recipe *r = lb_recipe_find(type_name);
+    if (!r) {
+        fprintf(stderr, "lowbit quantize: unknown type '%s'; available:", type_name);
+        for (const char *const *n = lb_recipe_names(); *n; n++) fprintf(stderr, " %s", *n);
+        fprintf(stderr, "\n");
+        goto out;
+    }
+    lb_threads_set((int)threads);
+    lb_error         err = { 0 };
+    lb_model        *m;
+    rc = LB_EXIT_ERROR;
+    if (lb_model_load(&m, a.positional[0], tok, &err)) {
+        lb_runtime_error(&err);
+        goto out;
+    }
+    const int32_t    cap = 3 + 9 * m->cfg.n_layers;
+    lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
+    lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
+    lb_quant_params  p   = { .recipe = r, .pure = pure, .overrides = ov, .n_overrides = n_ov,
+                             .method = method, .progress = !json && !quiet };
+    lb_quant_summary s;
+    if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
+    else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
+    if (rc != LB_EXIT_OK) {
+        lb_runtime_error(&err);
+    } else if (json) {
+        printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", "
+               "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
+               "\"tensors\": %d, \"fallbacks\": %d, \"seconds\": %.3f}\n",
+               a.positional[0], a.positional[1], r->name, method, s.bytes_in, s.bytes_out, s.bpw,
+               (long long)s.n_params, s.n_tensors, s.n_fallback, s.seconds);
+    } else {
+        if (!quiet)
+            for (int32_t i = 0; i < s.n_tensors; i++) {
+                const lb_tensor *t = nt[i].t;
+                fprintf(stderr, "  %-28s [%6lld, %6lld] %-6s -> %-6s%s", nt[i].name,
+                        (long long)t->ne[0], (long long)t->ne[1], lb_type_name(t->type),
+                        lb_type_name(pl[i].type), pl[i].overridden ? "  (--tensor-type)" : "");
+                if (pl[i].fallback)
+                    fprintf(stderr, "  (fallback: %s blocks do not divide rows of %lld)",
+                            lb_type_name(pl[i].wanted), (long long)t->ne[0]);
+                fputc('\n', stderr);
+            }
+        printf("quantize: %s -> %s (%s, %s): %.2f MB -> %.2f MB, %.3f bits per weight, %d tensors "
+               "(%d fell back), %.2fs\n", a.positional[0], a.positional[1], r->name, method,
+               (double)s.bytes_in / 1e6, (double)s.bytes_out / 1e6, s.bpw, s.n_tensors,
+               s.n_fallback, s.seconds);
+    }
+    free(pl);
+    free(nt);
+    lb_model_free(m);
+out:
+    for (int32_t i = 0; i < n_ov; i++) free(ov_buf[i]);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/* Quantization recipes: llama-quantize's targets and its per-tensor rules for the llama
+ * architecture (llama.cpp src/llama-quant.cpp, llama_tensor_get_type), and the shape
+ * fallback when a row does not divide into a type's blocks. */
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/fail.h"
+#include "lowbit/quant.h"
+
+static const lb_recipe k_recipes[] = {
+    { "f32", LB_TYPE_F32, 0, false },       { "f16", LB_TYPE_F16, 1, false },
+    { "bf16", LB_TYPE_BF16, 32, false },    { "q8_0", LB_TYPE_Q8_0, 7, true },
+    { "q4_0", LB_TYPE_Q4_0, 2, true },      { "q4_1", LB_TYPE_Q4_1, 3, true },
+    { "q5_0", LB_TYPE_Q5_0, 8, true },      { "q5_1", LB_TYPE_Q5_1, 9, true },
+    { "q2_k", LB_TYPE_Q2_K, 10, true },     { "q2_k_s", LB_TYPE_Q2_K, 21, true },
+    { "q3_k_s", LB_TYPE_Q3_K, 11, true },   { "q3_k_m", LB_TYPE_Q3_K, 12, true },
+    { "q3_k_l", LB_TYPE_Q3_K, 13, true },   { "q4_k_s", LB_TYPE_Q4_K, 14, true },
+    { "q4_k_m", LB_TYPE_Q4_K, 15, true },   { "q5_k_s", LB_TYPE_Q5_K, 16, true },
+    { "q5_k_m", LB_TYPE_Q5_K, 17, true },   { "q6_k", LB_TYPE_Q6_K, 18, true },
+    { "iq4_nl", LB_TYPE_IQ4_NL, 25, true }, { "iq4_xs", LB_TYPE_IQ4_XS, 30, true },
+    { "tq1_0", LB_TYPE_TQ1_0, 36, true },   { "tq2_0", LB_TYPE_TQ2_0, 37, true },
+};
+#define N_RECIPES (sizeof k_recipes / sizeof k_recipes[0])
+
+const lb_recipe *lb_recipe_find(const char *name) {
+    static const char *const alias[][2] = { { "q3_k", "q3_k_m" }, { "q4_k", "q4_k_m" }, { "q5_k", "q5_k_m" } };
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (strcasecmp(name, alias[i][0]) == 0) name = alias[i][1];
+    for (size_t i = 0; i < N_RECIPES; i++)
+        if (strcasecmp(name, k_recipes[i].name) == 0)
+            return lb_type_get_traits(k_recipes[i].base) ? &k_recipes[i] : NULL;
+    return NULL;
+}
+
+const char *const *lb_recipe_names(void) {
+    static const char *names[N_RECIPES + 1];
+    size_t             k = 0;
+    for (size_t i = 0; i < N_RECIPES; i++)
+        if (lb_type_get_traits(k_recipes[i].base)) names[k++] = k_recipes[i].name;
+    names[k] = NULL;
+    return names;
+}
+
+static bool use_more_bits(int32_t i, int32_t n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+static bool is(const lb_recipe *r, const char *name) { return strcmp(r->name, name) == 0; }
+
+/* llama.cpp's rules for a mix (llama_tensor_get_type_impl, llama architecture, one expert) */
+static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_tensor *nt) {
+    const int32_t L   = m->cfg.n_layers, i = nt->layer;
+    const int32_t gqa = m->cfg.n_heads / m->cfg.n_kv_heads;
+    lb_type       t   = r->base;
+    const bool    out = nt->role == LB_ROLE_OUTPUT || (m->tied_output && nt->role == LB_ROLE_TOKEN_EMBD);
+    if (out) {
+        if (nt->t->ne[0] % 256 != 0) return LB_TYPE_Q8_0;
+        return t == LB_TYPE_Q8_0 ? LB_TYPE_Q8_0 : LB_TYPE_Q6_K;
+    }
+    switch (nt->role) {
+    case LB_ROLE_TOKEN_EMBD:
+        if (is(r, "tq1_0") || is(r, "tq2_0")) t = LB_TYPE_Q4_K;
+        break;
+    case LB_ROLE_ATTN_V: /* i counts attention V tensors: one per layer here */
+        if (is(r, "q2_k")) t = gqa >= 4 ? LB_TYPE_Q4_K : LB_TYPE_Q3_K;
+        else if (is(r, "q2_k_s") && gqa >= 4) t = LB_TYPE_Q4_K;
+        else if (is(r, "q3_k_m")) t = i < 2 ? LB_TYPE_Q5_K : LB_TYPE_Q4_K;
+        else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
+        else if ((is(r, "iq4_nl") || is(r, "iq4_xs")) && gqa >= 4) t = LB_TYPE_Q5_K;
+        else if ((is(r, "q4_k_m") || is(r, "q5_k_m")) && use_more_bits(i, L)) t = LB_TYPE_Q6_K;
+        else if (is(r, "q4_k_s") && i < 4) t = LB_TYPE_Q5_K;
+        break;
+    case LB_ROLE_FFN_DOWN:
+        if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
+        else if (is(r, "q2_k_s")) t = i < L / 8 ? LB_TYPE_Q4_K : t;
+        else if (is(r, "q3_k_m")) t = i < L / 16 ? LB_TYPE_Q5_K : LB_TYPE_Q4_K;
+        else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
+        else if (is(r, "q4_k_m")) t = use_more_bits(i, L) ? LB_TYPE_Q6_K : t;
+        else if (i < L / 8 && (is(r, "iq4_nl") || is(r, "iq4_xs"))) t = LB_TYPE_Q5_K; /* no imatrix */
+        else if (is(r, "q5_k_m") && use_more_bits(i, L)) t = LB_TYPE_Q6_K;
+        else if (is(r, "q4_k_s") && i < L / 8) t = LB_TYPE_Q5_K;
+        break;
+    case LB_ROLE_ATTN_OUTPUT:
+        if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
+        else if (is(r, "q3_k_m")) t = LB_TYPE_Q4_K;
+        else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
+        break;
+    default: break;
+    }
+    return t;
+}
+
+/* llama.cpp's tensor_type_fallback, then f16 when nothing else fits (llama.cpp stops). */
+static lb_type fit(lb_type t, int64_t ncols) {
+    if (ncols % lb_type_get_traits(t)->block_size == 0) return t;
+    lb_type f;
+    switch (t) {
+    case LB_TYPE_Q2_K: case LB_TYPE_Q3_K: case LB_TYPE_TQ1_0: case LB_TYPE_TQ2_0: f = LB_TYPE_Q4_0; break;
+    case LB_TYPE_Q4_K:   f = LB_TYPE_Q5_0; break;
+    case LB_TYPE_Q5_K:   f = LB_TYPE_Q5_1; break;
+    case LB_TYPE_Q6_K:   f = LB_TYPE_Q8_0; break;
+    case LB_TYPE_IQ4_XS: f = LB_TYPE_IQ4_NL; break;
+    default:             f = LB_TYPE_F16; break;
+    }
+    if (!lb_type_get_traits(f) || ncols % lb_type_get_traits(f)->block_size != 0) f = LB_TYPE_F16;
+    return f;
+}
+
+lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_tensor *tensors,
+                        lb_tensor_plan *plans, int32_t *n_out, lb_error *err) {
+    const lb_recipe *r = p->recipe;
+    regex_t         *re = NULL;
+    lb_status        st = LB_OK;
+    const int32_t    n  = lb_model_tensors(m, tensors);
+    if (p->n_overrides > 0) {
+        re = calloc((size_t)p->n_overrides, sizeof *re);
+        LB_RETURN_IF(!re, err, LB_ERR_NOMEM, "out of memory");
+    }
+    int32_t compiled = 0;
+    for (; compiled < p->n_overrides; compiled++) {
+        LB_GOTO_IF(regcomp(&re[compiled], p->overrides[compiled].pattern, REG_EXTENDED | REG_NOSUB) != 0,
+                   err, LB_ERR_PARAM, "--tensor-type: bad regular expression '%s'",
+                   p->overrides[compiled].pattern);
+        LB_GOTO_IF(!lb_type_get_traits(p->overrides[compiled].type), err, LB_ERR_PARAM,
+                   "--tensor-type: type not available");
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const lb_named_tensor *nt = &tensors[i];
+        lb_tensor_plan        *pl = &plans[i];
+        memset(pl, 0, sizeof *pl);
+        pl->nt = nt;
+        if (nt->t->ne[1] == 1) { /* norms: f32 */
+            pl->wanted = pl->type = LB_TYPE_F32;
+            continue;
+        }
+        lb_type t = r->base;
+        for (int32_t k = 0; k < p->n_overrides; k++)
+            if (regexec(&re[k], nt->name, 0, NULL, 0) == 0) {
+                t              = p->overrides[k].type;
+                pl->overridden = true;
+                break;
+            }
+        if (!pl->overridden && r->mix && !p->pure) t = mix_type(m, r, nt);
+        LB_GOTO_IF(!lb_type_get_traits(t), err, LB_ERR_UNSUPPORTED,
+                   "%s: the recipe wants a type lowbit does not implement yet", nt->name);
+        pl->wanted   = t;
+        pl->type     = fit(t, nt->t->ne[0]);
+        pl->fallback = pl->type != t;
+    }
+    *n_out = n;
+fail:
+    for (int32_t k = 0; k < compiled; k++) regfree(&re[k]);
+    free(re);
+    return st;
+}
