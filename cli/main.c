@@ -16,6 +16,11 @@ static const lb_command k_commands[] = {
       "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
       "  --method M      how values are chosen: rtn (round to nearest)\n"
       "  --json          one JSON summary on stdout\n" },
+    { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
+      "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
+      "  --types LIST   comma-separated types or mixes (default: all)\n"
+      "  writes DIR/TYPE.gguf for each, DIR/report.md (type, bpw, size, PPL, dPPL, KLD, p99,\n"
+      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n" },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
       "                  [--top-p P] [--seed S] [-t THREADS]\n"

@@ -64,6 +64,30 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
  *   then per chunk, per scored position (n_ctx - 1 - n_ctx/2 of them): f32 logits[n_vocab]. */
 #define LB_LOGITS_MAGIC "LBLOGITS"
 
+/* ---- reports (sweep): one row per quantized variant ---- */
+typedef struct lb_report_row {
+    char    name[32];    /* type or recipe */
+    double  bpw;
+    size_t  bytes;
+    double  ppl, ppl_stderr;
+    double  kld_mean, kld_p99, top1;
+} lb_report_row;
+
+typedef struct lb_report {
+    const char          *model, *text;
+    int32_t              n_ctx, chunks;
+    double               ppl_ref;
+    size_t               bytes_ref;
+    double               bpw_ref;
+    const lb_report_row *rows;
+    int32_t              n_rows;
+} lb_report;
+
+/* report.md: a table (type, bpw, size, PPL, dPPL, KLD, p99, top-1), sorted by bpw. */
+lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err);
+/* report.svg: KLD against bits per weight, log scale, one labelled point per row. */
+lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,5 +20,33 @@ LB_DECLARE_REF(q4_0);
 LB_DECLARE_REF(q4_1);
 LB_DECLARE_REF(q5_0);
 LB_DECLARE_REF(q5_1);
+LB_DECLARE_REF(q2_k);
+LB_DECLARE_REF(q3_k);
+LB_DECLARE_REF(q4_k);
+LB_DECLARE_REF(q5_k);
+LB_DECLARE_REF(q6_k);
+
+/* The k-quants' importance-aware quantizers (as ggml's quantize_q2_K .. quantize_q6_K):
+ * importance NULL gives the _ref rows. */
+size_t lb_quantize_q2_k(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance);
+size_t lb_quantize_q3_k(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance);
+size_t lb_quantize_q4_k(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance);
+size_t lb_quantize_q5_k(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance);
+size_t lb_quantize_q6_k(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                        const float *importance);
+
+/* the non-linear 4-bit grid types (with importance-aware quantizers) and the ternary types */
+LB_DECLARE_REF(iq4_nl);
+LB_DECLARE_REF(iq4_xs);
+LB_DECLARE_REF(tq1_0);
+LB_DECLARE_REF(tq2_0);
+size_t lb_quantize_iq4_nl(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                          const float *importance);
+size_t lb_quantize_iq4_xs(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                          const float *importance);
 
 #endif

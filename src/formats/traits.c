@@ -61,6 +61,34 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
     LEGACY(LB_TYPE_Q5_0, q5_0, 5.5f),
     LEGACY(LB_TYPE_Q5_1, q5_1, 6.0f),
 #undef LEGACY
+    /* k-quants: super-blocks of 256 with sub-block scales; quantize takes an importance matrix */
+#define KQUANT(T, X, NAME, bpw)                                                                   \
+    [T] = { .name = NAME, .block_size = QK_K, .type_size = sizeof(lb_block_##X),                  \
+            .bits_per_weight = bpw, .is_quantized = true, .to_float = lb_dequantize_row_##X,       \
+            .from_float = lb_quantize_row_##X##_ref, .quantize = lb_quantize_##X }
+    KQUANT(LB_TYPE_Q2_K, q2_k, "q2_K", 2.625f),
+    KQUANT(LB_TYPE_Q3_K, q3_k, "q3_K", 3.4375f),
+    KQUANT(LB_TYPE_Q4_K, q4_k, "q4_K", 4.5f),
+    KQUANT(LB_TYPE_Q5_K, q5_k, "q5_K", 5.5f),
+    KQUANT(LB_TYPE_Q6_K, q6_k, "q6_K", 6.5625f),
+#undef KQUANT
+    /* non-linear 4-bit grid and ternary types; the IQ4 search takes an importance matrix */
+    [LB_TYPE_IQ4_NL] = { .name = "iq4_nl", .block_size = QK_LEGACY,
+                         .type_size = sizeof(lb_block_iq4_nl), .bits_per_weight = 4.5f,
+                         .is_quantized = true, .to_float = lb_dequantize_row_iq4_nl,
+                         .from_float = lb_quantize_row_iq4_nl_ref, .quantize = lb_quantize_iq4_nl },
+    [LB_TYPE_IQ4_XS] = { .name = "iq4_xs", .block_size = QK_K,
+                         .type_size = sizeof(lb_block_iq4_xs), .bits_per_weight = 4.25f,
+                         .is_quantized = true, .to_float = lb_dequantize_row_iq4_xs,
+                         .from_float = lb_quantize_row_iq4_xs_ref, .quantize = lb_quantize_iq4_xs },
+    [LB_TYPE_TQ1_0]  = { .name = "tq1_0", .block_size = QK_K,
+                         .type_size = sizeof(lb_block_tq1_0), .bits_per_weight = 1.6875f,
+                         .is_quantized = true, .to_float = lb_dequantize_row_tq1_0,
+                         .from_float = lb_quantize_row_tq1_0_ref },
+    [LB_TYPE_TQ2_0]  = { .name = "tq2_0", .block_size = QK_K,
+                         .type_size = sizeof(lb_block_tq2_0), .bits_per_weight = 2.0625f,
+                         .is_quantized = true, .to_float = lb_dequantize_row_tq2_0,
+                         .from_float = lb_quantize_row_tq2_0_ref },
 };
 
 const lb_type_traits *lb_type_get_traits(lb_type t) {

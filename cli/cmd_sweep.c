@@ -1,0 +1,150 @@
+/* lowbit sweep IN --types LIST --text FILE -o DIR: quantize to each type, evaluate each
+ * against IN (KL divergence from IN's saved logits), write DIR/report.md and report.svg. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+#define MAX_TYPES 64
+
+typedef struct {
+    const char *text_path, *dir;
+    int64_t     n_ctx, chunks;
+    size_t      n_ids;
+    int32_t    *ids;
+} sweep_ctx;
+
+/* evaluate one model file against the saved reference logits (NULL: save them) */
+static lb_status eval_file(const sweep_ctx *s, const char *path, const char *ref_logits,
+                           const char *save_logits, lb_model **out, lb_ppl_result *r,
+                           lb_kld_result *k, lb_error *err) {
+    lb_model   *m;
+    lb_context *ctx;
+    lb_status   st = lb_model_load(&m, path, NULL, err);
+    if (st) return st;
+    st = lb_context_create(&ctx, m, (int32_t)s->n_ctx, (int32_t)s->n_ctx, err);
+    if (!st) {
+        const lb_ppl_params p   = { .n_ctx = (int32_t)s->n_ctx, .max_chunks = (int32_t)s->chunks,
+                                    .logits_path = save_logits };
+        const lb_kld_ref    ref = { .logits_path = ref_logits };
+        st = lb_eval_kld(ctx, m->vocab, s->ids, s->n_ids, &p, ref_logits ? &ref : NULL, r,
+                         ref_logits ? k : NULL, err);
+    }
+    lb_context_free(ctx);
+    if (st) lb_model_free(m);
+    else *out = m;
+    return st;
+}
+
+int cmd_sweep(int argc, char **argv) {
+    lb_args     a;
+    const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL;
+    int64_t     n_ctx = 128, chunks = 0, threads = 0;
+    lb_args_init(&a, "sweep", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        if (lb_is_help(opt)) return lb_print_help("sweep");
+        else if (!strcmp(opt, "--types")) types = lb_args_value(&a);
+        else if (!strcmp(opt, "--text")) text_path = lb_args_value(&a);
+        else if (!strcmp(opt, "-o")) dir = lb_args_value(&a);
+        else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
+        else if (!strcmp(opt, "--ctx")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
+        else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else return lb_usage_error("sweep", "unknown option %s", opt);
+    }
+    if (a.bad) return LB_EXIT_USAGE;
+    if (a.n_positional != 1 || !text_path || !dir)
+        return lb_usage_error("sweep", "expected IN, --text FILE and -o DIR");
+    /* the list of recipes */
+    const lb_recipe *recipes[MAX_TYPES];
+    int32_t          n_types = 0;
+    if (!types || !strcmp(types, "all")) {
+        for (const char *const *n = lb_recipe_names(); *n && n_types < MAX_TYPES; n++)
+            if (strcmp(*n, "f32") != 0) recipes[n_types++] = lb_recipe_find(*n);
+    } else {
+        char *list = strdup(types), *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            const lb_recipe *r = lb_recipe_find(t);
+            if (!r || n_types == MAX_TYPES) {
+                free(list);
+                return lb_usage_error("sweep", "unknown type '%s' (see lowbit quantize --help)", t);
+            }
+            recipes[n_types++] = r;
+        }
+        free(list);
+    }
+    lb_threads_set((int)threads);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "lowbit: %s: cannot create directory: %s\n", dir, strerror(errno));
+        return LB_EXIT_ERROR;
+    }
+    lb_error       err = { 0 };
+    lb_model      *in = NULL, *ref = NULL;
+    char          *text = NULL;
+    lb_report_row *rows = calloc((size_t)n_types, sizeof *rows);
+    char           path[4096], ref_logits[4096];
+    sweep_ctx      s  = { text_path, dir, n_ctx, chunks, 0, NULL };
+    int            rc = LB_EXIT_ERROR;
+    size_t         len;
+    lb_ppl_result  rr;
+    if (!rows || lb_model_load(&in, a.positional[0], tok, &err)) goto done;
+    if (lb_read_file(text_path, &text, &len, &err)) goto done;
+    if (lb_tokenize(in->vocab, text, len, lb_vocab_add_bos(in->vocab), false, &s.ids, &s.n_ids, &err))
+        goto done;
+    /* the reference: IN as given, its logits saved once */
+    snprintf(ref_logits, sizeof ref_logits, "%s/reference.logits", dir);
+    snprintf(path, sizeof path, "%s/reference.gguf", dir);
+    if (lb_model_save_gguf(in, path, LB_TYPE_F32, &err)) goto done;
+    if (eval_file(&s, path, NULL, ref_logits, &ref, &rr, NULL, &err)) goto done;
+    fprintf(stderr, "sweep: reference PPL %.4f over %d chunks of %d\n", rr.ppl, rr.chunks, rr.n_ctx);
+    for (int32_t i = 0; i < n_types; i++) {
+        lb_quant_params  qp = { .recipe = recipes[i], .method = "rtn" };
+        lb_quant_summary qs;
+        lb_model        *qm;
+        lb_ppl_result    r;
+        lb_kld_result    k;
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, recipes[i]->name);
+        if (lb_quantize_model(in, path, &qp, NULL, NULL, &qs, &err)) goto done;
+        if (eval_file(&s, path, ref_logits, NULL, &qm, &r, &k, &err)) goto done;
+        lb_report_row *row = &rows[i];
+        snprintf(row->name, sizeof row->name, "%s", recipes[i]->name);
+        row->bpw        = qs.bpw;
+        row->bytes      = qs.bytes_out;
+        row->ppl        = r.ppl;
+        row->ppl_stderr = r.ppl_stderr;
+        row->kld_mean   = k.kld_mean;
+        row->kld_p99    = k.kld_p99;
+        row->top1       = k.top1;
+        fprintf(stderr, "sweep: %-8s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%\n", row->name,
+                row->bpw, row->ppl, row->kld_mean, 100 * row->top1);
+        lb_model_free(qm);
+    }
+    const lb_report rep = { .model = a.positional[0], .text = text_path, .n_ctx = (int32_t)n_ctx,
+                            .chunks = rr.chunks, .ppl_ref = rr.ppl,
+                            .bytes_ref = lb_model_nbytes(ref),
+                            .bpw_ref = 8.0 * (double)lb_model_nbytes(ref) / (double)lb_model_nparams(ref),
+                            .rows = rows, .n_rows = n_types };
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (lb_report_write_md(&rep, path, &err)) goto done;
+    {
+        char *md;
+        if (lb_read_file(path, &md, &len, &err)) goto done;
+        fputs(md, stdout);
+        free(md);
+    }
+    snprintf(path, sizeof path, "%s/report.svg", dir);
+    if (lb_report_write_svg(&rep, path, &err)) goto done;
+    fprintf(stderr, "sweep: wrote %s/report.md and %s/report.svg\n", dir, dir);
+    rc = LB_EXIT_OK;
+done:
+    if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+    free(rows);
+    free(text);
+    free(s.ids);
+    lb_model_free(in);
+    lb_model_free(ref);
+    return rc;
+}

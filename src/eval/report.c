@@ -1,0 +1,126 @@
+/* Sweep reports: a Markdown table and an SVG scatter plot of KL divergence (log scale)
+ * against bits per weight, the picture a user looks at to choose a type. Both files are
+ * written to a temporary name and renamed when complete. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "lowbit/eval.h"
+
+static int by_bpw(const void *a, const void *b) {
+    const lb_report_row *x = *(const lb_report_row *const *)a, *y = *(const lb_report_row *const *)b;
+    return x->bpw < y->bpw ? -1 : x->bpw > y->bpw ? 1 : strcmp(x->name, y->name);
+}
+
+static const lb_report_row **sorted_rows(const lb_report *r) {
+    const lb_report_row **v = malloc((size_t)(r->n_rows ? r->n_rows : 1) * sizeof *v);
+    if (!v) return NULL;
+    for (int32_t i = 0; i < r->n_rows; i++) v[i] = &r->rows[i];
+    qsort(v, (size_t)r->n_rows, sizeof *v, by_bpw);
+    return v;
+}
+
+/* open path.tmp; finish() renames it into place */
+static FILE *open_tmp(const char *path, char **tmp, lb_error *err) {
+    *tmp = malloc(strlen(path) + 5);
+    if (!*tmp) {
+        lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    sprintf(*tmp, "%s.tmp", path);
+    FILE *f = fopen(*tmp, "w");
+    if (!f) lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", *tmp, strerror(errno));
+    return f;
+}
+
+static lb_status finish(FILE *f, char *tmp, const char *path, lb_error *err) {
+    lb_status st = LB_OK;
+    if (ferror(f) | (fclose(f) != 0)) st = lb_fail(err, LB_ERR_IO, "%s: write failed", tmp);
+    else if (rename(tmp, path) != 0)
+        st = lb_fail(err, LB_ERR_IO, "%s: cannot rename: %s", tmp, strerror(errno));
+    if (st) remove(tmp);
+    free(tmp);
+    return st;
+}
+
+lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err) {
+    char                 *tmp;
+    const lb_report_row **v = sorted_rows(r);
+    LB_RETURN_IF(!v, err, LB_ERR_NOMEM, "out of memory");
+    FILE *f = open_tmp(path, &tmp, err);
+    if (!f) {
+        free(v);
+        return err ? err->code : LB_ERR_IO;
+    }
+    fprintf(f, "# Quantization sweep: %s\n\n", r->model);
+    fprintf(f, "Text `%s`, context %d, %d chunks. Reference: PPL %.4f, %.3f MB, %.2f bits per "
+               "weight. KLD is the mean KL(p_ref || p) over the scored tokens; p99 its 99th "
+               "percentile; top-1 the share of tokens whose most likely next token is unchanged.\n\n",
+            r->text, r->n_ctx, r->chunks, r->ppl_ref, (double)r->bytes_ref / 1e6, r->bpw_ref);
+    fprintf(f, "| type | bpw | size (MB) | PPL | ΔPPL | KLD | KLD p99 | top-1 |\n");
+    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int32_t i = 0; i < r->n_rows; i++)
+        fprintf(f, "| %s | %.3f | %.3f | %.4f ± %.4f | %+.4f | %.6f | %.5f | %.2f%% |\n", v[i]->name,
+                v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl, v[i]->ppl_stderr,
+                v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1);
+    free(v);
+    return finish(f, tmp, path, err);
+}
+
+lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err) {
+    const double W = 760, H = 480, L = 80, R = 30, T = 50, B = 60; /* plot area margins */
+    double       xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
+    for (int32_t i = 0; i < r->n_rows; i++) {
+        const double k = r->rows[i].kld_mean > 1e-7 ? r->rows[i].kld_mean : 1e-7;
+        xmin = fmin(xmin, r->rows[i].bpw);
+        xmax = fmax(xmax, r->rows[i].bpw);
+        ymin = fmin(ymin, log10(k));
+        ymax = fmax(ymax, log10(k));
+    }
+    if (r->n_rows == 0) xmin = 0, xmax = 1, ymin = -3, ymax = 0;
+    xmin = floor(xmin - 0.5), xmax = ceil(xmax + 0.5);
+    ymin = floor(ymin), ymax = ceil(ymax);
+    if (ymax - ymin < 1) ymax = ymin + 1;
+    char *tmp;
+    FILE *f = open_tmp(path, &tmp, err);
+    if (!f) return err ? err->code : LB_ERR_IO;
+#define PX(x) (L + ((x) - xmin) / (xmax - xmin) * (W - L - R))
+#define PY(y) (H - B - ((y) - ymin) / (ymax - ymin) * (H - T - B))
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">KL divergence vs bits per weight: %s "
+               "(ctx %d)</text>\n", L, r->model, r->n_ctx);
+    for (double y = ymin; y <= ymax + 1e-9; y += 1) { /* decades */
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+                L, PY(y), W - R, PY(y));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", L - 6,
+                PY(y) + 4, (int)y);
+    }
+    for (double x = xmin; x <= xmax + 1e-9; x += 1) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
+                PX(x), T, PX(x), H - B);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(x),
+                H - B + 18, x);
+    }
+    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+               "stroke=\"#333\"/>\n", L, T, W - L - R, H - T - B);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">bits per weight</text>\n",
+            (L + W - R) / 2, H - 18);
+    fprintf(f, "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.1f)\">"
+               "mean KL divergence (log scale)</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+    for (int32_t i = 0; i < r->n_rows; i++) {
+        const double k = r->rows[i].kld_mean > 1e-7 ? r->rows[i].kld_mean : 1e-7;
+        const double x = PX(r->rows[i].bpw), y = PY(log10(k));
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/>\n", x, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", x + 6,
+                y - 6 - 10 * (i % 2), r->rows[i].name);
+    }
+#undef PX
+#undef PY
+    fprintf(f, "</svg>\n");
+    return finish(f, tmp, path, err);
+}
