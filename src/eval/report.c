@@ -112,13 +112,43 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
             (L + W - R) / 2, H - 18);
     fprintf(f, "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.1f)\">"
                "mean KL divergence (log scale)</text>\n", (T + H - B) / 2, (T + H - B) / 2);
-    for (int32_t i = 0; i < r->n_rows; i++) {
-        const double k = r->rows[i].kld_mean > 1e-7 ? r->rows[i].kld_mean : 1e-7;
-        const double x = PX(r->rows[i].bpw), y = PY(log10(k));
+    /* one point per distinct (bpw, KLD): recipes that give the same file share a label;
+     * labels are placed right of their point and pushed down until they overlap none */
+    const lb_report_row **v      = sorted_rows(r);
+    double               *placed = malloc((size_t)(r->n_rows + 1) * 4 * sizeof *placed);
+    int32_t               n_placed = 0;
+    for (int32_t i = 0; v && placed && i < r->n_rows;) {
+        char    label[512] = "";
+        int32_t j          = i;
+        for (; j < r->n_rows && v[j]->bpw == v[i]->bpw && v[j]->kld_mean == v[i]->kld_mean; j++)
+            snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s", j > i ? ", " : "",
+                     v[j]->name);
+        const double k = v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7;
+        const double x = PX(v[i]->bpw), y = PY(log10(k));
+        const double w = 6.2 * (double)strlen(label), h = 13;
+        double       lx = x + 7, ly = y - 4;
+        if (lx + w > W - 4) lx = x - 7 - w; /* no room on the right */
+        for (int32_t tries = 0; tries < 40; tries++) {
+            bool clash = false;
+            for (int32_t p = 0; p < n_placed && !clash; p++) {
+                const double *b = &placed[4 * p];
+                clash = lx < b[0] + b[2] && b[0] < lx + w && ly - h < b[1] && b[1] - b[3] < ly;
+            }
+            if (!clash) break;
+            ly += h;
+        }
+        placed[4 * n_placed] = lx, placed[4 * n_placed + 1] = ly;
+        placed[4 * n_placed + 2] = w, placed[4 * n_placed + 3] = h;
+        n_placed++;
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/>\n", x, y);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", x + 6,
-                y - 6 - 10 * (i % 2), r->rows[i].name);
+        if (fabs(ly - (y - 4)) > 1)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
+                       "stroke-width=\"0.5\"/>\n", x, y, lx, ly - 4);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", lx, ly, label);
+        i = j;
     }
+    free(v);
+    free(placed);
 #undef PX
 #undef PY
     fprintf(f, "</svg>\n");
