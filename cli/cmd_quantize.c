@@ -16,6 +16,7 @@ int cmd_quantize(int argc, char **argv) {
     char            *ov_buf[MAX_OVERRIDES];
     int32_t          n_ov = 0;
     int64_t          threads = 0;
+    lb_range         range   = { LB_RANGE_MINMAX, 0 };
     lb_args_init(&a, "quantize", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("quantize");
@@ -23,6 +24,11 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--method")) method = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--pure")) pure = true;
+        else if (!strcmp(opt, "--range")) {
+            const char *v = lb_args_value(&a);
+            if (v && lb_range_parse(v, &range) != LB_OK)
+                return lb_usage_error("quantize", "--range wants minmax, pNN (e.g. p99.9) or mse, not '%s'", v);
+        }
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
@@ -68,7 +74,7 @@ int cmd_quantize(int argc, char **argv) {
     const int32_t    cap = 3 + 9 * m->cfg.n_layers;
     lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
     lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
-    lb_quant_params  p   = { .recipe = r, .pure = pure, .overrides = ov, .n_overrides = n_ov,
+    lb_quant_params  p   = { .recipe = r, .range = range, .pure = pure, .overrides = ov, .n_overrides = n_ov,
                              .method = method, .progress = !json && !quiet };
     lb_quant_summary s;
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
@@ -76,10 +82,11 @@ int cmd_quantize(int argc, char **argv) {
     if (rc != LB_EXIT_OK) {
         lb_runtime_error(&err);
     } else if (json) {
-        printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", "
+        char rb[32];
+        printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", \"range\": \"%s\", "
                "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
                "\"tensors\": %d, \"fallbacks\": %d, \"seconds\": %.3f}\n",
-               a.positional[0], a.positional[1], r->name, method, s.bytes_in, s.bytes_out, s.bpw,
+               a.positional[0], a.positional[1], r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
                (long long)s.n_params, s.n_tensors, s.n_fallback, s.seconds);
     } else {
         if (!quiet)

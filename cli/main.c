@@ -6,7 +6,7 @@
 
 static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
-      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn] [--pure]\n"
+      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn] [--range R] [--pure]\n"
       "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [-t THREADS]\n"
       "  --type T        a type (q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0,\n"
       "                  f16, bf16, f32) or a llama.cpp mix (q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m);\n"
@@ -15,6 +15,8 @@ static const lb_command k_commands[] = {
       "  --pure          no mix rules: every weight matrix gets the type\n"
       "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
       "  --method M      how values are chosen: rtn (round to nearest)\n"
+      "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
+      "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
       "  --json          one JSON summary on stdout\n" },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
       "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"

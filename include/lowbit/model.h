@@ -103,6 +103,9 @@ typedef struct lb_write_plan {
     const float *const *importance;
     uint32_t        file_type;
     lb_status     (*add_meta)(lb_gguf_writer *w, void *user);
+    /* called on each chunk of rows (f32) before they are quantized; may change them */
+    void          (*prepare_rows)(float *rows, int64_t nr, int64_t n, lb_type t,
+                                  const float *importance, void *user);
     void           *user;
     bool            progress;
 } lb_write_plan;

@@ -1,5 +1,5 @@
 /* The scale search of IQ4_NL and IQ4_XS. Per block of 32: a first scale maps the value of
- * largest magnitude to the grid's end (-127), then 15 scales around it are tried and the one
+ * largest magnitude to 127, then 15 scales that map it to -127 +- 7 are tried, and the one
  * with the best weighted least-squares fit is kept. IQ4_XS then rounds its 8 block scales to
  * multiples of one super-block scale. Float operations follow ggml's order exactly, so the
  * chosen indices and scales are bit-identical to llama-quantize's. */
@@ -57,14 +57,15 @@ static float block_scale(const float *x, const float *w) {
             max  = x[j];
         }
     if (amax < IQ4_EPS) return 0;
-    /* first guess: max lands on -127 (the scale is negative for a positive max) */
+    /* first guess: d = max / 127 (max maps to 127, snapped to the grid's top, 113), then the
+     * least-squares scale for the levels it picks */
     float d = -max / lb_iq4nl_grid[0];
     float sumqx, sumq2;
     fit(x, w, 1 / d, &sumqx, &sumq2);
-    d           = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
-    float best  = d * sumqx; /* the error reduction of the fit; larger is better */
+    d          = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+    float best = d * sumqx; /* the error reduction of the fit; larger is better */
     for (int t = -IQ4_NTRY; t <= IQ4_NTRY; t++) {
-        /* max lands on -127 + t: scales a little smaller and larger than the first guess */
+        /* negative scales: max maps to -127 + t, near the grid's other (longer) end */
         fit(x, w, (float)(t + lb_iq4nl_grid[0]) / max, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
             d    = sumqx / sumq2;

@@ -39,8 +39,9 @@ int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
 }
 
 /* t converted to `type` (quantized with importance when given) into a new buffer. */
-static lb_status convert(const lb_tensor *t, lb_type type, const float *importance, void **out,
-                         size_t *nbytes, const char *name, lb_error *err) {
+static lb_status convert(const lb_tensor *t, lb_type type, const float *importance,
+                         const lb_write_plan *plan, void **out, size_t *nbytes, const char *name,
+                         lb_error *err) {
     const int64_t n_per_row = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
     const size_t  rs        = lb_row_size(type, n_per_row);
     LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "tensor '%s': rows of %lld do not fit type %s", name,
@@ -63,6 +64,8 @@ static lb_status convert(const lb_tensor *t, lb_type type, const float *importan
             if (!rows) continue;
             const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
             for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n_per_row);
+            if (plan->prepare_rows && lb_type_get_traits(type)->is_quantized)
+                plan->prepare_rows(rows, nr, n_per_row, type, importance, plan->user);
             lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n_per_row, importance);
         }
         free(rows);
@@ -149,8 +152,8 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
         const void      *data = t->data;
         size_t           nb   = lb_tensor_nbytes(t);
         if (type != t->type) {
-            LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, &bufs[i], &nb,
-                           ts[i].name, err));
+            LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, plan, &bufs[i],
+                           &nb, ts[i].name, err));
             data = bufs[i];
         }
         const int32_t gt = lb_type_to_ggml(type);

@@ -18,7 +18,15 @@ static lb_status add_meta(lb_gguf_writer *w, void *user) {
     if (!st) st = lb_gguf_writer_set_str(w, "lowbit.quantize.recipe", c->p->recipe->name);
     if (!st) st = lb_gguf_writer_set_str(w, "lowbit.quantize.method", c->p->method ? c->p->method : "rtn");
     if (!st) st = lb_gguf_writer_set_bool(w, "lowbit.quantize.pure", c->p->pure);
+    char buf[32];
+    if (!st) st = lb_gguf_writer_set_str(w, "lowbit.quantize.range", lb_range_name(&c->p->range, buf, sizeof buf));
     return st;
+}
+
+static void prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
+                         void *user) {
+    const meta_ctx *c = user;
+    lb_range_apply(rows, nr, n, t, &c->p->range, importance);
 }
 
 lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_quant_params *p,
@@ -47,7 +55,8 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     }
     meta_ctx            mc   = { p };
     const lb_write_plan plan = { .types = types, .file_type = p->recipe->file_type,
-                                 .add_meta = add_meta, .user = &mc, .progress = p->progress };
+                                 .add_meta = add_meta, .prepare_rows = prepare_rows, .user = &mc,
+                                 .progress = p->progress };
     LB_TRY(lb_model_write_gguf(m, out_path, &plan, err));
     s.bpw     = 8.0 * (double)s.bytes_out / (double)s.n_params;
     s.seconds = lb_time_sec() - t0;
