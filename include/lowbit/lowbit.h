@@ -2,6 +2,7 @@
 #ifndef LOWBIT_H
 #define LOWBIT_H
 
+#include "calib.h"
 #include "core.h"
 #include "eval.h"
 #include "gguf.h"

@@ -18,6 +18,13 @@
 extern "C" {
 #endif
 
+/* The roles of a model's tensors, as llama.cpp's quantization recipes see them. */
+typedef enum lb_tensor_role {
+    LB_ROLE_TOKEN_EMBD, LB_ROLE_OUTPUT_NORM, LB_ROLE_OUTPUT, LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_Q,
+    LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
+    LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
+} lb_tensor_role;
+
 typedef struct lb_llama_config {
     int32_t n_embd;      /* E */
     int32_t n_ff;        /* F */
@@ -76,13 +83,6 @@ void      lb_model_free(lb_model *m); /* accepts NULL */
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err);
 lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err);
 
-/* The roles of a model's tensors, as llama.cpp's quantization recipes see them. */
-typedef enum lb_tensor_role {
-    LB_ROLE_TOKEN_EMBD, LB_ROLE_OUTPUT_NORM, LB_ROLE_OUTPUT, LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_Q,
-    LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
-    LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
-} lb_tensor_role;
-
 typedef struct lb_named_tensor {
     char             name[64]; /* llama.cpp's name, e.g. "blk.3.ffn_down.weight" */
     const lb_tensor *t;
@@ -129,6 +129,17 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
 void      lb_context_free(lb_context *c); /* accepts NULL */
 void      lb_context_reset(lb_context *c); /* forget all positions */
 int32_t   lb_context_n_past(const lb_context *c);
+
+/* A hook sees the input X [T, n] of each group of linear layers before they multiply it:
+ * role LB_ROLE_ATTN_Q (the normed input shared by q, k, v), LB_ROLE_ATTN_OUTPUT (attention
+ * output, into wo), LB_ROLE_FFN_GATE (the normed input shared by gate and up),
+ * LB_ROLE_FFN_DOWN (silu(gate) * up, into down), LB_ROLE_OUTPUT (into the output head,
+ * layer -1). Calibration accumulates statistics from it. */
+typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, const float *x,
+                                int32_t T, int32_t n);
+void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user);
+/* Run only the first n_layers blocks (then stop: no logits); <= 0 restores the full model. */
+void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);
 
 /* Process n tokens (n <= n_batch) at positions n_past .. n_past+n-1, as one batch
  * (T x E matrices through GEMM). *logits receives n rows of V floats, valid until

@@ -59,6 +59,30 @@ float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
 void lb_range_apply(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
                     const float *importance);
 
+/* ---- GPTQ (Frantar et al. 2023) ---- */
+typedef struct lb_gptq_params {
+    double  damp;      /* lambda = damp * mean(diag H); default 0.01 */
+    int32_t block;     /* lazy-batch block of columns; default 128 */
+    bool    act_order; /* columns by decreasing diag H (types with a grid only) */
+} lb_gptq_params;
+
+/* Quantize W [n_out, n_in] (row-major, f32) to type t with GPTQ, given the Hessian
+ * H [n_in, n_in] (any positive scale) of its input. A block's scales are fixed by the
+ * format's own quantizer from the current (error-compensated) weights when GPTQ reaches
+ * the block's first column; its columns are then rounded onto that grid one by one, each
+ * rounding error spread over the columns not yet quantized (Cholesky form of H^-1).
+ * Types without per-position grid access quantize each block at once at its first column.
+ * Writes n_out rows of type t to q; W receives the dequantized result. importance (n_in,
+ * may be NULL) is passed to the format's quantizer when it fixes a block. */
+lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,
+                           const lb_gptq_params *p, const float *importance, void *q,
+                           lb_error *err);
+
+/* Output error of a quantized matrix on the statistics of its input:
+ * tr((W - Wq) H (W - Wq)^T) / tr(W H W^T) = ||WX - WqX||^2 / ||WX||^2. */
+double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
+                       const double *H);
+
 typedef struct lb_quant_params {
     const lb_recipe        *recipe;
     lb_range                range;

@@ -31,6 +31,9 @@ struct lb_context {
     float          *att;               /* [threads, ATT_ROWS, n_ctx] scores */
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
     float          *scratch;           /* matmul tiles */
+    lb_forward_hook hook;
+    void           *hook_user;
+    int32_t         layer_limit;       /* 0: all layers */
     void           *block;             /* the one allocation all of the above live in */
 };
 
@@ -99,6 +102,20 @@ void lb_context_free(lb_context *c) {
 }
 
 void    lb_context_reset(lb_context *c) { c->n_past = 0; }
+
+void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user) {
+    c->hook      = hook;
+    c->hook_user = user;
+}
+
+void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
+    c->layer_limit = n_layers > 0 ? n_layers : 0;
+}
+
+#define HOOK(ctx, layer, role, x, T, n)                                                            \
+    do {                                                                                           \
+        if ((ctx)->hook) (ctx)->hook((ctx)->hook_user, layer, role, x, T, n);                      \
+    } while (0)
 int32_t lb_context_n_past(const lb_context *c) { return c->n_past; }
 
 static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
@@ -179,10 +196,13 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
     for (int32_t t = 0; t < T; t++) lb_tensor_get_row_f32(&m->tok_embd, tokens[t], ctx->x + (size_t)t * (size_t)E);
 
-    for (int32_t l = 0; l < c->n_layers; l++) {
+    const int32_t n_layers = ctx->layer_limit > 0 && ctx->layer_limit < c->n_layers ? ctx->layer_limit
+                                                                                     : c->n_layers;
+    for (int32_t l = 0; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
+        HOOK(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E);
         lb_matmul(ctx->q, ctx->xn, &L->wq, T, ctx->scratch);
         lb_matmul(ctx->k, ctx->xn, &L->wk, T, ctx->scratch);
         lb_matmul(ctx->v, ctx->xn, &L->wv, T, ctx->scratch);
@@ -198,11 +218,13 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
             memcpy(vc + pos * KV, ctx->v + (size_t)t * KV, KV * sizeof(float));
         }
         attention(ctx, l, T);
+        HOOK(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q);
         lb_matmul(ctx->tmp, ctx->att_out, &L->wo, T, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
+        HOOK(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E);
         lb_matmul(ctx->gate, ctx->xn, &L->ffn_gate, T, ctx->scratch);
         lb_matmul(ctx->up, ctx->xn, &L->ffn_up, T, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
@@ -210,11 +232,18 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
             g *= 1.0f / (1.0f + expf(-g));
             ctx->gate[i] = g * ctx->up[i];
         }
+        HOOK(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F);
         lb_matmul(ctx->tmp, ctx->gate, &L->ffn_down, T, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
+    if (n_layers < c->n_layers) { /* stopped early: no logits */
+        ctx->n_past += T;
+        *logits = NULL;
+        return LB_OK;
+    }
     for (int32_t t = 0; t < T; t++)
         rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
+    HOOK(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E);
     lb_matmul(ctx->logits, ctx->xn, &m->output, T, ctx->scratch);
     ctx->n_past += T;
     *logits = ctx->logits;

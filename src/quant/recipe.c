@@ -1,6 +1,7 @@
 /* Quantization recipes: llama-quantize's targets and its per-tensor rules for the llama
- * architecture (llama.cpp src/llama-quant.cpp, llama_tensor_get_type), and the shape
- * fallback when a row does not divide into a type's blocks. */
+ * architecture (llama.cpp src/llama-quant.cpp, llama_tensor_get_type), lowbit's own types
+ * as plain (non-mix) recipes, and the shape fallback when a row does not divide into a
+ * type's blocks. */
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <strings.h>
 
 #include "core/fail.h"
+#include "formats/formats.h"
 #include "lowbit/quant.h"
 
 static const lb_recipe k_recipes[] = {
@@ -22,6 +24,16 @@ static const lb_recipe k_recipes[] = {
     { "q5_k_m", LB_TYPE_Q5_K, 17, true },   { "q6_k", LB_TYPE_Q6_K, 18, true },
     { "iq4_nl", LB_TYPE_IQ4_NL, 25, true }, { "iq4_xs", LB_TYPE_IQ4_XS, 30, true },
     { "tq1_0", LB_TYPE_TQ1_0, 36, true },   { "tq2_0", LB_TYPE_TQ2_0, 37, true },
+    /* lowbit's own types: every weight matrix gets the type (no llama.cpp file type) */
+    { "nf4", LB_TYPE_NF4, 0, false },
+    { "fp8_e4m3_pc", LB_TYPE_FP8_E4M3_PC, 0, false },
+    { "fp8_e4m3_pt", LB_TYPE_FP8_E4M3_PT, 0, false },
+    { "fp8_e5m2_pc", LB_TYPE_FP8_E5M2_PC, 0, false },
+    { "fp8_e5m2_pt", LB_TYPE_FP8_E5M2_PT, 0, false },
+    { "ternary", LB_TYPE_TERNARY, 0, false },
+#define INTN_RECIPE(U, L, ID, BITS, AFFINE, GROUP) { #L, LB_TYPE_##U, 0, false },
+    LB_INTN_TYPES(INTN_RECIPE)
+#undef INTN_RECIPE
 };
 #define N_RECIPES (sizeof k_recipes / sizeof k_recipes[0])
 
@@ -93,9 +105,17 @@ static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_te
     return t;
 }
 
-/* llama.cpp's tensor_type_fallback, then f16 when nothing else fits (llama.cpp stops). */
+/* llama.cpp's tensor_type_fallback, then f16 when nothing else fits (llama.cpp stops).
+ * lowbit's INTn group types fall back to the largest smaller group of the same bits and
+ * kind that divides the row, else to one scale per row (the same levels, never f16). */
 static lb_type fit(lb_type t, int64_t ncols) {
     if (ncols % lb_type_get_traits(t)->block_size == 0) return t;
+    lb_intn_desc d;
+    if (lb_intn_desc_of(t, &d)) {
+        for (int32_t g = d.group / 2; g >= 32; g /= 2)
+            if (ncols % g == 0) return lb_intn_type(d.bits, d.affine, g);
+        return lb_intn_type(d.bits, d.affine, 0);
+    }
     lb_type f;
     switch (t) {
     case LB_TYPE_Q2_K: case LB_TYPE_Q3_K: case LB_TYPE_TQ1_0: case LB_TYPE_TQ2_0: f = LB_TYPE_Q4_0; break;

@@ -1,0 +1,207 @@
+/* Calibration windows and activation statistics, gathered by a forward hook. Hessians are
+ * accumulated a batch at a time: X^T X in f32 by BLAS (ssyrk), added into f64. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/fail.h"
+#include "lowbit/calib.h"
+
+#define N_KINDS 4 /* inputs per layer: attn in, attn out, ffn in, ffn down in */
+
+struct lb_calib {
+    const lb_model *m;
+    int32_t         n_layers;
+    lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head) */
+    int32_t         n_stats;
+    float          *tmp;     /* [max n]^2 for the batch Hessian */
+    bool            hessians;
+    int32_t         sel_layer;
+    lb_tensor_role  sel_role;
+};
+
+static int kind_of(lb_tensor_role r) {
+    switch (r) {
+    case LB_ROLE_ATTN_Q: case LB_ROLE_ATTN_K: case LB_ROLE_ATTN_V: return 0;
+    case LB_ROLE_ATTN_OUTPUT:                                      return 1;
+    case LB_ROLE_FFN_GATE: case LB_ROLE_FFN_UP:                    return 2;
+    case LB_ROLE_FFN_DOWN:                                         return 3;
+    default:                                                       return -1;
+    }
+}
+
+static lb_act_stats *find(const lb_calib *c, int32_t layer, lb_tensor_role role) {
+    if (role == LB_ROLE_OUTPUT || (role == LB_ROLE_TOKEN_EMBD && c->m->tied_output))
+        return &c->stats[c->n_stats - 1];
+    const int k = kind_of(role);
+    if (k < 0 || layer < 0 || layer >= c->n_layers) return NULL;
+    return &c->stats[layer * N_KINDS + k];
+}
+
+const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_role role) {
+    return find(c, layer, role);
+}
+
+lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_error *err) {
+    *out        = NULL;
+    lb_calib *c = calloc(1, sizeof *c);
+    LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
+    const lb_llama_config *cfg = &m->cfg;
+    c->m         = m;
+    c->n_layers  = cfg->n_layers;
+    c->n_stats   = cfg->n_layers * N_KINDS + 1;
+    c->hessians  = hessians;
+    c->sel_layer = LB_CALIB_ALL;
+    c->stats     = calloc((size_t)c->n_stats, sizeof *c->stats);
+    const int32_t dims[N_KINDS] = { cfg->n_embd, cfg->n_heads * cfg->head_dim, cfg->n_embd, cfg->n_ff };
+    static const lb_tensor_role roles[N_KINDS] = { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_OUTPUT,
+                                                   LB_ROLE_FFN_GATE, LB_ROLE_FFN_DOWN };
+    int32_t maxn = cfg->n_embd;
+    bool    ok   = c->stats != NULL;
+    for (int32_t i = 0; ok && i < c->n_stats; i++) {
+        lb_act_stats *s = &c->stats[i];
+        const bool    o = i == c->n_stats - 1;
+        s->layer   = o ? -1 : i / N_KINDS;
+        s->role    = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
+        s->n       = o ? cfg->n_embd : dims[i % N_KINDS];
+        maxn       = s->n > maxn ? s->n : maxn;
+        s->sum_x2  = calloc((size_t)s->n, sizeof *s->sum_x2);
+        s->sum_abs = calloc((size_t)s->n, sizeof *s->sum_abs);
+        s->max_abs = calloc((size_t)s->n, sizeof *s->max_abs);
+        if (hessians) s->H = calloc((size_t)s->n * (size_t)s->n, sizeof *s->H);
+        ok = s->sum_x2 && s->sum_abs && s->max_abs && (!hessians || s->H);
+    }
+    if (ok && hessians) ok = (c->tmp = malloc((size_t)maxn * (size_t)maxn * sizeof *c->tmp)) != NULL;
+    if (!ok) {
+        lb_calib_free(c);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory for calibration statistics");
+    }
+    *out = c;
+    return LB_OK;
+}
+
+void lb_calib_free(lb_calib *c) {
+    if (!c) return;
+    for (int32_t i = 0; c->stats && i < c->n_stats; i++) {
+        free(c->stats[i].sum_x2);
+        free(c->stats[i].sum_abs);
+        free(c->stats[i].max_abs);
+        free(c->stats[i].H);
+    }
+    free(c->stats);
+    free(c->tmp);
+    free(c);
+}
+
+void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
+    c->sel_layer = layer;
+    c->sel_role  = role;
+}
+
+static void clear_one(lb_act_stats *s) {
+    s->count = 0;
+    memset(s->sum_x2, 0, (size_t)s->n * sizeof *s->sum_x2);
+    memset(s->sum_abs, 0, (size_t)s->n * sizeof *s->sum_abs);
+    memset(s->max_abs, 0, (size_t)s->n * sizeof *s->max_abs);
+    if (s->H) memset(s->H, 0, (size_t)s->n * (size_t)s->n * sizeof *s->H);
+}
+
+void lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role) {
+    if (layer == LB_CALIB_ALL) {
+        for (int32_t i = 0; i < c->n_stats; i++) clear_one(&c->stats[i]);
+        return;
+    }
+    lb_act_stats *s = find(c, layer, role);
+    if (s) clear_one(s);
+}
+
+static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {
+    lb_calib     *c = user;
+    lb_act_stats *s = find(c, layer, role);
+    if (!s || s->n != n) return;
+    if (c->sel_layer != LB_CALIB_ALL && (s != find(c, c->sel_layer, c->sel_role))) return;
+    for (int32_t t = 0; t < T; t++) {
+        const float *r = x + (size_t)t * (size_t)n;
+        for (int32_t j = 0; j < n; j++) {
+            const float a = fabsf(r[j]);
+            s->sum_x2[j] += (double)r[j] * r[j];
+            s->sum_abs[j] += a;
+            if (a > s->max_abs[j]) s->max_abs[j] = a;
+        }
+    }
+    if (s->H) { /* upper triangle of X^T X (row-major), then into the f64 sum, both halves */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, x, n, 0.0f, c->tmp, n);
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = i; j < n; j++) {
+                const double v = c->tmp[(size_t)i * (size_t)n + (size_t)j];
+                s->H[(size_t)i * (size_t)n + (size_t)j] += v;
+                if (j != i) s->H[(size_t)j * (size_t)n + (size_t)i] += v;
+            }
+    }
+    s->count += T;
+}
+
+lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
+                       int32_t n_ctx, lb_error *err) {
+    lb_context_set_hook(ctx, hook, c);
+    lb_status st = LB_OK;
+    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) {
+        const float *logits;
+        lb_context_reset(ctx);
+        st = lb_forward(ctx, windows + (size_t)w * (size_t)n_ctx, n_ctx, &logits, err);
+    }
+    lb_context_set_hook(ctx, NULL, NULL);
+    return st;
+}
+
+bool lb_act_importance(const lb_act_stats *s, float *out) {
+    if (!s || s->count == 0) return false;
+    for (int32_t j = 0; j < s->n; j++) out[j] = (float)(s->sum_x2[j] / (double)s->count);
+    return true;
+}
+
+/* splitmix64: seeded, portable */
+static uint64_t next_u64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+lb_status lb_calib_windows(const lb_vocab *v, const char *text, size_t len,
+                           const lb_calib_params *p, int32_t **out, int32_t *n_windows,
+                           lb_error *err) {
+    int32_t  *ids;
+    size_t    n;
+    lb_status st = lb_tokenize(v, text, len, true, false, &ids, &n, err);
+    if (st) return st;
+    const int32_t L = p->n_ctx;
+    if (L < 2 || n < (size_t)L) {
+        free(ids);
+        return lb_fail(err, LB_ERR_PARAM, "calibration: the text has %zu tokens, fewer than one "
+                       "window of %d", n, L);
+    }
+    const int32_t avail = (int32_t)(n / (size_t)L);
+    const int32_t nw    = p->sequential || p->n_samples <= 0
+                              ? (p->n_samples > 0 && p->n_samples < avail ? p->n_samples : avail)
+                              : p->n_samples;
+    int32_t *w = malloc((size_t)nw * (size_t)L * sizeof *w);
+    if (!w) {
+        free(ids);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    }
+    uint64_t rng = p->seed;
+    for (int32_t i = 0; i < nw; i++) {
+        const size_t start = p->sequential || p->n_samples <= 0
+                                 ? (size_t)i * (size_t)L
+                                 : (size_t)(next_u64(&rng) % (uint64_t)(n - (size_t)L + 1));
+        memcpy(w + (size_t)i * (size_t)L, ids + start, (size_t)L * sizeof *w);
+        w[(size_t)i * (size_t)L] = lb_vocab_bos(v);
+    }
+    free(ids);
+    *out       = w;
+    *n_windows = nw;
+    return LB_OK;
+}
