@@ -8,6 +8,11 @@
 
 #define MAX_OVERRIDES 32
 
+static void log_line(void *user, const char *line) {
+    (void)user;
+    fprintf(stderr, "  %s\n", line);
+}
+
 int cmd_quantize(int argc, char **argv) {
     lb_args          a;
     const char      *opt, *tok = NULL, *type_name = NULL, *method = "rtn";
@@ -17,6 +22,10 @@ int cmd_quantize(int argc, char **argv) {
     int32_t          n_ov = 0;
     int64_t          threads = 0;
     lb_range         range   = { LB_RANGE_MINMAX, 0 };
+    const char      *calib   = NULL;
+    int64_t          samples = 128, calib_ctx = 128, seed = 1234;
+    double           damp    = 0.01;
+    bool             act_order = false;
     lb_args_init(&a, "quantize", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("quantize");
@@ -24,6 +33,12 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--method")) method = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--pure")) pure = true;
+        else if (!strcmp(opt, "--calib")) calib = lb_args_value(&a);
+        else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
+        else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
+        else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
+        else if (!strcmp(opt, "--damp")) lb_args_float(&a, &damp);
+        else if (!strcmp(opt, "--act-order")) act_order = true;
         else if (!strcmp(opt, "--range")) {
             const char *v = lb_args_value(&a);
             if (v && lb_range_parse(v, &range) != LB_OK)
@@ -75,7 +90,11 @@ int cmd_quantize(int argc, char **argv) {
     lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
     lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
     lb_quant_params  p   = { .recipe = r, .range = range, .pure = pure, .overrides = ov, .n_overrides = n_ov,
-                             .method = method, .progress = !json && !quiet };
+                             .method = method, .calib_text = calib,
+                             .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
+                                        .seed = (uint64_t)seed },
+                             .gptq = { .damp = damp, .block = 128, .act_order = act_order },
+                             .progress = !json && !quiet, .log = quiet || json ? NULL : log_line };
     lb_quant_summary s;
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;

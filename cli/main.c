@@ -6,7 +6,8 @@
 
 static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
-      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn] [--range R] [--pure]\n"
+      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn|imatrix|gptq] [--calib FILE]\n"
+      "                       [--range R] [--pure]\n"
       "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [-t THREADS]\n"
       "  --type T        a type (q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0,\n"
       "                  f16, bf16, f32) or a llama.cpp mix (q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m);\n"
@@ -14,7 +15,12 @@ static const lb_command k_commands[] = {
       "                  back to a type that fits (as llama-quantize does, then f16)\n"
       "  --pure          no mix rules: every weight matrix gets the type\n"
       "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
-      "  --method M      how values are chosen: rtn (round to nearest)\n"
+      "  --method M      how values are chosen: rtn (round to nearest, default), imatrix\n"
+      "                  (importance-weighted, from calibration), gptq (Hessian-guided error\n"
+      "                  compensation, true-sequential)\n"
+      "  --calib FILE    calibration text (imatrix, gptq); --calib-samples N windows (128) of\n"
+      "                  --calib-ctx L tokens (128), random starts from --seed S (1234)\n"
+      "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
       "  --json          one JSON summary on stdout\n" },

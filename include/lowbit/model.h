@@ -63,6 +63,7 @@ typedef struct lb_model {
     bool            tied_output;
     lb_layer       *layers;      /* n_layers */
     lb_vocab       *vocab;
+    bool            vocab_borrowed; /* a clone's: not freed with it */
     lb_model_format format;
     char           *name;        /* general.name or the file's base name */
     /* ownership: weights are views into src (llama2.c) or gguf (GGUF), or into owned */
@@ -78,6 +79,11 @@ typedef struct lb_model {
 lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_path,
                         lb_error *err);
 void      lb_model_free(lb_model *m); /* accepts NULL */
+
+/* A working copy whose every tensor is f32 in memory it owns (weights may be changed in
+ * place, e.g. by methods that quantize layer after layer); shares m's vocabulary, so it must
+ * be freed before m. */
+lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err);
 
 /* Load only a vocabulary: from a GGUF's tokenizer.ggml.* keys, or a tokenizer file. */
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err);
@@ -100,6 +106,7 @@ int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out);
 typedef struct lb_gguf_writer lb_gguf_writer;
 typedef struct lb_write_plan {
     const lb_type  *types;
+    const void *const *data; /* may be NULL, or hold tensors already stored in types[i] */
     const float *const *importance;
     uint32_t        file_type;
     lb_status     (*add_meta)(lb_gguf_writer *w, void *user);

@@ -83,14 +83,25 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
 double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
                        const double *H);
 
+#include "calib.h"
+
 typedef struct lb_quant_params {
     const lb_recipe        *recipe;
     lb_range                range;
     bool                    pure;         /* every weight matrix gets the base type */
     const lb_type_override *overrides;
     int32_t                 n_overrides;
-    const char             *method;       /* "rtn" */
+    /* how values are chosen: "rtn" (round to nearest), "imatrix" (importance-weighted
+     * search with per-channel importance from calibration), "gptq" */
+    const char             *method;
+    const char             *calib_text;   /* calibration text (imatrix, gptq) */
+    lb_calib_params         calib;
+    lb_gptq_params          gptq;
     bool                    progress;
+    /* per-layer report lines ("blk.3.attn_q q4_0: output error RTN 0.0123 -> GPTQ ..."),
+     * may be NULL */
+    void                  (*log)(void *user, const char *line);
+    void                   *log_user;
 } lb_quant_params;
 
 /* What happened to one tensor. */
@@ -109,6 +120,9 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
 
 typedef struct lb_quant_summary {
     size_t  bytes_in, bytes_out;  /* weights, as loaded and as written */
+    int32_t calib_windows, calib_ctx;
+    double  err_rtn, err_method;  /* summed output errors of the GPTQ'd matrices, RTN vs method */
+    double  seconds_calib, seconds_method;
     int64_t n_params;
     double  bpw;                  /* bits per weight of the output, scales included */
     int32_t n_tensors, n_fallback;

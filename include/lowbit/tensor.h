@@ -14,6 +14,27 @@
 extern "C" {
 #endif
 
+/* lowbit's INTn types, the one list their enum values, names and table rows come from:
+ * X(UPPER, lower, id, bits, affine, group) for bits in {2, 3, 4, 5, 6, 8}, symmetric
+ * ("int": levels -(2^(bits-1)-1) .. 2^(bits-1)-1 times d) and affine ("uint": levels
+ * 0 .. 2^bits-1 times d plus a minimum m), and the granularity of the scale: group > 0
+ * values per block ("_g32" .. "_g256"), 0 one scale per row ("_pc", per channel), -1 one
+ * scale per tensor ("_pt"). Ids: 80 + 12 * (bits index) + 6 * affine + (granularity index);
+ * stable, never renumbered. Layouts: src/formats/intn.c. */
+#define LB_INTN_GRANULARITIES(X, U, L, BITS, ID, AFFINE)                                         \
+    X(U##BITS##_G32, L##BITS##_g32, (ID) + 0, BITS, AFFINE, 32)                                  \
+    X(U##BITS##_G64, L##BITS##_g64, (ID) + 1, BITS, AFFINE, 64)                                  \
+    X(U##BITS##_G128, L##BITS##_g128, (ID) + 2, BITS, AFFINE, 128)                               \
+    X(U##BITS##_G256, L##BITS##_g256, (ID) + 3, BITS, AFFINE, 256)                               \
+    X(U##BITS##_PC, L##BITS##_pc, (ID) + 4, BITS, AFFINE, 0)                                     \
+    X(U##BITS##_PT, L##BITS##_pt, (ID) + 5, BITS, AFFINE, -1)
+#define LB_INTN_BITS(X, BITS, ID)                                                                \
+    LB_INTN_GRANULARITIES(X, INT, int, BITS, ID, 0)                                              \
+    LB_INTN_GRANULARITIES(X, UINT, uint, BITS, (ID) + 6, 1)
+#define LB_INTN_TYPES(X)                                                                         \
+    LB_INTN_BITS(X, 2, 80) LB_INTN_BITS(X, 3, 92) LB_INTN_BITS(X, 4, 104)                        \
+    LB_INTN_BITS(X, 5, 116) LB_INTN_BITS(X, 6, 128) LB_INTN_BITS(X, 8, 140)
+
 /* lowbit's own type ids: stable, never renumbered. GGUF ids are mapped by a switch
  * in src/io (never assumed equal). */
 typedef enum lb_type {
@@ -35,6 +56,18 @@ typedef enum lb_type {
     LB_TYPE_IQ4_XS = 14,
     LB_TYPE_TQ1_0  = 15,
     LB_TYPE_TQ2_0  = 16,
+    /* 17..63: reserved for more GGUF types */
+    /* lowbit's own types (no ggml id; stored in GGUF as I8 rows, see src/model/save_gguf.c) */
+    LB_TYPE_NF4         = 64,
+    LB_TYPE_FP8_E4M3_PC = 65,
+    LB_TYPE_FP8_E4M3_PT = 66,
+    LB_TYPE_FP8_E5M2_PC = 67,
+    LB_TYPE_FP8_E5M2_PT = 68,
+    LB_TYPE_TERNARY     = 69,
+    /* 70..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
+#define LB_INTN_ENUM(U, L, ID, BITS, AFFINE, GROUP) LB_TYPE_##U = (ID),
+    LB_INTN_TYPES(LB_INTN_ENUM)
+#undef LB_INTN_ENUM
     LB_TYPE_COUNT,
     LB_TYPE_INVALID = -1,
 } lb_type;
@@ -48,7 +81,8 @@ typedef struct lb_tensor {
     const void *data;
 } lb_tensor;
 
-/* Dequantize / convert n values (n a multiple of the block size). */
+/* Dequantize / convert n values (n a multiple of the block size; a whole row for the
+ * row-scaled types). */
 typedef void (*lb_to_float_fn)(float *dst, const void *src, int64_t n);
 /* Reference quantizer (round to nearest, as ggml's quantize_row_*_ref) of n values. */
 typedef void (*lb_from_float_fn)(void *dst, const float *src, int64_t n);
@@ -59,22 +93,35 @@ typedef size_t (*lb_quantize_fn)(void *dst, const float *src, int64_t nrow, int6
 /* Reference dot product of a stored row of n values with n f32 values (double accumulator). */
 typedef double (*lb_vec_dot_fn)(const void *row, const float *x, int64_t n);
 
+/* Bytes of a row of n values, for types whose rows carry their own scale. */
+typedef size_t (*lb_row_size_fn)(int64_t n);
+
+/* Block types: a row is n / block_size blocks of type_size bytes. Row-scaled types (a
+ * scale at the start of each row: per channel, per tensor) have no fixed block: row_size
+ * gives a row's bytes, block_size and type_size are 1, and to_float / from_float / vec_dot
+ * take whole rows only. whole_tensor: the quantizer must see every row of a tensor in one
+ * call (its scale is computed over the whole tensor); from_float alone treats its row as
+ * the whole tensor. */
 typedef struct lb_type_traits {
     const char      *name;        /* "f32", "q4_K", ... as llama.cpp spells them */
     int32_t          block_size;  /* values per block */
     size_t           type_size;   /* bytes per block */
-    float            bits_per_weight;
+    float            bits_per_weight; /* row-scaled types: without the per-row scale */
     bool             is_quantized;
+    bool             whole_tensor;
+    lb_row_size_fn   row_size;    /* NULL for block types */
     lb_to_float_fn   to_float;
     lb_from_float_fn from_float;  /* the reference quantizer */
     lb_quantize_fn   quantize;    /* importance-aware; NULL: rows of from_float */
     lb_vec_dot_fn    vec_dot;     /* NULL: dequantize, then dot */
 } lb_type_traits;
 
-/* Quantize nrow rows with t's quantizer (importance may be NULL); returns bytes written. */
+/* Quantize nrow rows with t's quantizer (importance may be NULL); returns bytes written.
+ * For a whole_tensor type the rows are the whole tensor. */
 size_t lb_quantize_rows(lb_type t, void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance);
-/* Dot product of a stored row of t with n f32 values (the scalar reference). */
+/* Dot product of a stored row of t with n f32 values (the scalar reference). For row-scaled
+ * types n is the whole row. */
 double lb_vec_dot_ref(lb_type t, const void *row, const float *x, int64_t n);
 
 /* NULL for an invalid type. */
@@ -82,7 +129,8 @@ const lb_type_traits *lb_type_get_traits(lb_type t);
 const char           *lb_type_name(lb_type t);
 /* Case-insensitive; LB_TYPE_INVALID when unknown. */
 lb_type               lb_type_from_name(const char *name);
-/* Bytes of a row of n values; 0 when n is not a multiple of the block size. */
+/* Bytes of a row of n values; 0 when n is not a multiple of the block size (or n < 1 for
+ * row-scaled types). */
 size_t                lb_row_size(lb_type t, int64_t n);
 
 int64_t lb_tensor_nelements(const lb_tensor *t);

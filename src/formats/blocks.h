@@ -1,4 +1,5 @@
-/* Block layouts of the GGUF quantized types, bit-compatible with ggml's (ggml-common.h).
+/* Block layouts of the GGUF quantized types, bit-compatible with ggml's (ggml-common.h),
+ * then lowbit's own block types (INTn's are computed, in intn.c).
  * Scales are IEEE half floats stored as uint16_t. Each struct is pinned by a static
  * assert; the comment gives the bits per weight. */
 #ifndef LB_FORMATS_BLOCKS_H
@@ -95,5 +96,12 @@ typedef struct {
     uint16_t d;
 } lb_block_tq2_0;
 static_assert(sizeof(lb_block_tq2_0) == 2 + QK_K / 4, "wrong tq2_0 block size");
+
+/* ---- lowbit's own block types (no ggml id) ---- */
+#define QK_NF4 64 /* values per NF4 block, as bitsandbytes' default blocksize */
+
+/* 4.5 bpw: bitsandbytes' NF4 levels, f32 absmax (read with memcpy), two 4-bit indices a byte */
+typedef struct { float d; uint8_t qs[QK_NF4 / 2]; } lb_block_nf4;
+static_assert(sizeof(lb_block_nf4) == 4 + QK_NF4 / 2, "wrong nf4 block size");
 
 #endif

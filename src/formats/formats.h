@@ -6,10 +6,12 @@
 #ifndef LB_FORMATS_H
 #define LB_FORMATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "blocks.h"
+#include "lowbit/tensor.h"
 
 #define LB_DECLARE_REF(X)                                                                          \
     void lb_quantize_row_##X##_ref(void *dst, const float *src, int64_t n);                        \
@@ -48,5 +50,57 @@ size_t lb_quantize_iq4_nl(void *dst, const float *src, int64_t nrow, int64_t n_p
                           const float *importance);
 size_t lb_quantize_iq4_xs(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                           const float *importance);
+
+
+/* ---- lowbit's own types (no ggml id). Row-scaled types add, per type X:
+ *   lb_row_size_X(n)                     bytes of a row of n values
+ *   lb_quantize_X(dst, src, nrow, ...)   the whole-tensor quantizer (importance ignored)
+ * and their _ref / dequantize functions take whole rows. ---- */
+
+/* INTn (intn.c): one generic codec, parameterized by this descriptor. */
+typedef struct lb_intn_desc {
+    int32_t bits;   /* 2, 3, 4, 5, 6 or 8 */
+    bool    affine; /* levels 0 .. 2^bits-1 plus a minimum; else symmetric signed levels */
+    int32_t group;  /* > 0: values per block; 0: one scale per row; -1: one per tensor */
+} lb_intn_desc;
+
+/* The descriptor of t; false when t is not an INTn type. */
+bool    lb_intn_desc_of(lb_type t, lb_intn_desc *out);
+/* The INTn type of a descriptor; LB_TYPE_INVALID when there is none. */
+lb_type lb_intn_type(int32_t bits, bool affine, int32_t group);
+/* Bytes of one block of a group type. */
+#define LB_INTN_BLOCK_BYTES(bits, affine, group) (((affine) ? 4 : 2) + (group) * (bits) / 8)
+
+#define LB_INTN_DECLARE(U, L, ID, BITS, AFFINE, GROUP)                                            \
+    LB_DECLARE_REF(L);                                                                             \
+    size_t lb_quantize_##L(void *dst, const float *src, int64_t nrow, int64_t n_per_row,           \
+                           const float *importance);                                               \
+    size_t lb_row_size_##L(int64_t n);
+LB_INTN_TYPES(LB_INTN_DECLARE)
+#undef LB_INTN_DECLARE
+
+/* NF4 (nf4.c): bitsandbytes' 16 normal-float levels, blocks of 64 with an f32 absmax. */
+LB_DECLARE_REF(nf4);
+extern const float lb_nf4_levels[16];
+
+/* FP8 (fp8.c): E4M3 ("fn": no infinities, max 448) and E5M2 (max 57344) codes, converted
+ * saturating with round to nearest even; rows carry an f32 scale (per row or per tensor). */
+uint8_t lb_f32_to_fp8_e4m3(float x);
+float   lb_fp8_e4m3_to_f32(uint8_t c);
+uint8_t lb_f32_to_fp8_e5m2(float x);
+float   lb_fp8_e5m2_to_f32(uint8_t c);
+size_t  lb_row_size_fp8(int64_t n);
+LB_DECLARE_REF(fp8_e4m3);
+LB_DECLARE_REF(fp8_e5m2);
+size_t lb_quantize_fp8_e4m3_pt(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                               const float *importance);
+size_t lb_quantize_fp8_e5m2_pt(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                               const float *importance);
+
+/* Ternary (ternary.c): BitNet b1.58's absmean scale over the whole tensor, 2 bits a value. */
+LB_DECLARE_REF(ternary);
+size_t lb_row_size_ternary(int64_t n);
+size_t lb_quantize_ternary(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                           const float *importance);
 
 #endif

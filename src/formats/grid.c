@@ -1,10 +1,12 @@
 /* Grids of the 32-value block types: the values each position can take once the block's
  * scale (and min) are stored, and where its code goes. The layouts are those of the
- * dequantizers in q8_0.c, q4_0.c, q4_1.c, q5_0.c, q5_1.c and iq4_nl.c. */
+ * dequantizers in q8_0.c, q4_0.c, q4_1.c, q5_0.c, q5_1.c and iq4_nl.c; the super-block
+ * types' grids (Q2_K .. Q6_K, IQ4_XS) are in grid_kquants.c. */
 #include <string.h>
 
 #include "formats.h"
 #include "grid.h"
+#include "grid_kquants.h"
 #include "iq4_common.h"
 #include "lowbit/core.h"
 
@@ -82,6 +84,12 @@ static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
     [LB_TYPE_Q8_0]   = { q8_0_levels, q8_0_set },     [LB_TYPE_Q4_0] = { q4_0_levels, q4_0_set },
     [LB_TYPE_Q4_1]   = { q4_1_levels, q4_1_set },     [LB_TYPE_Q5_0] = { q5_0_levels, q5_0_set },
     [LB_TYPE_Q5_1]   = { q5_1_levels, q5_1_set },     [LB_TYPE_IQ4_NL] = { iq4_nl_levels, iq4_nl_set },
+    [LB_TYPE_Q2_K]   = { lb_grid_q2_k_levels, lb_grid_q2_k_set },
+    [LB_TYPE_Q3_K]   = { lb_grid_q3_k_levels, lb_grid_q3_k_set },
+    [LB_TYPE_Q4_K]   = { lb_grid_q4_k_levels, lb_grid_q4_k_set },
+    [LB_TYPE_Q5_K]   = { lb_grid_q5_k_levels, lb_grid_q5_k_set },
+    [LB_TYPE_Q6_K]   = { lb_grid_q6_k_levels, lb_grid_q6_k_set },
+    [LB_TYPE_IQ4_XS] = { lb_grid_iq4_xs_levels, lb_grid_iq4_xs_set },
 };
 
 const lb_grid_ops *lb_type_grid(lb_type t) {

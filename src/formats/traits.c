@@ -1,5 +1,9 @@
 /* The table of storage types: the single place a type is defined.
- * Adding a type is adding a row (plus its block struct and conversions in its own file). */
+ * Adding a type is adding a row (plus its block struct and conversions in its own file);
+ * the INTn rows are generated from LB_INTN_TYPES (lowbit/tensor.h). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -89,6 +93,41 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
                          .type_size = sizeof(lb_block_tq2_0), .bits_per_weight = 2.0625f,
                          .is_quantized = true, .to_float = lb_dequantize_row_tq2_0,
                          .from_float = lb_quantize_row_tq2_0_ref },
+    /* lowbit's own types (no ggml id): see their files for layouts; the row-scaled ones
+     * carry a scale at the start of each row, their bpw excludes it */
+    [LB_TYPE_NF4] = { .name = "nf4", .block_size = QK_NF4, .type_size = sizeof(lb_block_nf4),
+                      .bits_per_weight = 4.5f, .is_quantized = true,
+                      .to_float = lb_dequantize_row_nf4, .from_float = lb_quantize_row_nf4_ref },
+#define FP8(T, X, NAME, PT)                                                                        \
+    [T] = { .name = NAME, .block_size = 1, .type_size = 1, .bits_per_weight = 8,                   \
+            .is_quantized = true, .whole_tensor = PT, .row_size = lb_row_size_fp8,                 \
+            .to_float = lb_dequantize_row_fp8_##X, .from_float = lb_quantize_row_fp8_##X##_ref,   \
+            .quantize = PT ? lb_quantize_fp8_##X##_pt : NULL }
+    FP8(LB_TYPE_FP8_E4M3_PC, e4m3, "fp8_e4m3_pc", false),
+    FP8(LB_TYPE_FP8_E4M3_PT, e4m3, "fp8_e4m3_pt", true),
+    FP8(LB_TYPE_FP8_E5M2_PC, e5m2, "fp8_e5m2_pc", false),
+    FP8(LB_TYPE_FP8_E5M2_PT, e5m2, "fp8_e5m2_pt", true),
+#undef FP8
+    [LB_TYPE_TERNARY] = { .name = "ternary", .block_size = 1, .type_size = 1,
+                          .bits_per_weight = 2, .is_quantized = true, .whole_tensor = true,
+                          .row_size = lb_row_size_ternary, .to_float = lb_dequantize_row_ternary,
+                          .from_float = lb_quantize_row_ternary_ref,
+                          .quantize = lb_quantize_ternary },
+    /* INTn, one row per entry of LB_INTN_TYPES: group types are blocks of GROUP values;
+     * per-row (GROUP 0) and per-tensor (GROUP -1) types are row-scaled */
+#define INTN_BPW(BITS, AFFINE, GROUP)                                                              \
+    ((float)(BITS) + ((GROUP) > 0 ? ((AFFINE) ? 32.0f : 16.0f) / (float)(GROUP) : 0.0f))
+#define INTN(U, L, ID, BITS, AFFINE, GROUP)                                                        \
+    [LB_TYPE_##U] = { .name = #L, .block_size = (GROUP) > 0 ? (GROUP) : 1,                         \
+                      .type_size = (GROUP) > 0 ? LB_INTN_BLOCK_BYTES(BITS, AFFINE, GROUP) : 1,     \
+                      .bits_per_weight = INTN_BPW(BITS, AFFINE, GROUP),                            \
+                      .is_quantized = true, .whole_tensor = (GROUP) < 0,                           \
+                      .row_size = (GROUP) > 0 ? NULL : lb_row_size_##L,                            \
+                      .to_float = lb_dequantize_row_##L, .from_float = lb_quantize_row_##L##_ref,  \
+                      .quantize = lb_quantize_##L },
+    LB_INTN_TYPES(INTN)
+#undef INTN
+#undef INTN_BPW
 };
 
 const lb_type_traits *lb_type_get_traits(lb_type t) {
@@ -109,9 +148,17 @@ size_t lb_quantize_rows(lb_type t, void *dst, const float *src, int64_t nrow, in
 double lb_vec_dot_ref(lb_type t, const void *row, const float *x, int64_t n) {
     const lb_type_traits *tr = lb_type_get_traits(t);
     if (tr->vec_dot) return tr->vec_dot(row, x, n);
-    /* dequantize a block at a time, accumulate in double */
     float  buf[256];
     double sum = 0;
+    if (tr->row_size) { /* row-scaled: the whole row at once */
+        float *y = n <= 256 ? buf : malloc((size_t)n * sizeof *y);
+        if (!y) return NAN;
+        tr->to_float(y, row, n);
+        for (int64_t j = 0; j < n; j++) sum += (double)y[j] * x[j];
+        if (y != buf) free(y);
+        return sum;
+    }
+    /* dequantize a block at a time, accumulate in double */
     const int64_t bs = tr->block_size > 1 ? tr->block_size : 256;
     for (int64_t i = 0; i < n; i += bs) {
         const int64_t m = n - i < bs ? n - i : bs;
@@ -134,7 +181,10 @@ lb_type lb_type_from_name(const char *name) {
 
 size_t lb_row_size(lb_type t, int64_t n) {
     const lb_type_traits *tr = lb_type_get_traits(t);
-    if (!tr || n < 0 || n % tr->block_size != 0) return 0;
+    if (!tr || n < 0) return 0;
+    if (tr->row_size) return tr->row_size(n);
+    if (n % tr->block_size != 0 || (uint64_t)(n / tr->block_size) > SIZE_MAX / tr->type_size)
+        return 0;
     return (size_t)(n / tr->block_size) * tr->type_size;
 }
 

@@ -1,5 +1,7 @@
 /* Llama-architecture GGUF files: hyperparameters from `llama.*` keys, tensors by their
- * llama.cpp names (views into the mapping), the tokenizer from `tokenizer.ggml.*`. */
+ * llama.cpp names (views into the mapping), the tokenizer from `tokenizer.ggml.*`.
+ * Tensors in lowbit's own types are I8 rows plus lowbit.tensor_type / tensor_ne0 keys
+ * (see save_gguf.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,44 @@ static lb_status get_f32(const lb_gguf *g, const char *key, double def, float *o
     return LB_OK;
 }
 
+/* A tensor in one of lowbit's own types (save_gguf.c): I8 rows of the type's bytes, the type
+ * name in lowbit.tensor_type.<name>, the row length in lowbit.tensor_ne0.<name>. */
+static lb_status get_own_type(const lb_gguf *g, const char *name, const lb_gguf_tensor_info *ti,
+                              lb_tensor *t, lb_error *err) {
+    char        key[128];
+    lb_gguf_str tn;
+    int64_t     ne0;
+    snprintf(key, sizeof key, "lowbit.tensor_type.%s", name);
+    lb_status st = lb_gguf_get_str(g, key, &tn, err);
+    if (st) return st;
+    char tname[32];
+    LB_RETURN_IF(tn.n >= sizeof tname || memchr(tn.p, '\0', tn.n), err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has an unknown lowbit type '%.32s...'", g->src.name, name, tn.p);
+    memcpy(tname, tn.p, tn.n);
+    tname[tn.n] = '\0';
+    const lb_type ty = lb_type_from_name(tname);
+    LB_RETURN_IF(ty == LB_TYPE_INVALID || !lb_type_get_traits(ty), err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has type '%s', which this lowbit does not know", g->src.name,
+                 name, tname);
+    snprintf(key, sizeof key, "lowbit.tensor_ne0.%s", name);
+    st = lb_gguf_get_int(g, key, &ne0, err);
+    LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_CORRUPT,
+                 "%s: tensor '%s' of lowbit type %s has no key %s", g->src.name, name, tname, key);
+    if (st) return st;
+    LB_RETURN_IF(ti->ggml_type != LB_GGML_I8, err, LB_ERR_CORRUPT,
+                 "%s: tensor '%s' of lowbit type %s is stored as %s, not i8", g->src.name, name,
+                 tname, lb_ggml_type_name(ti->ggml_type));
+    const size_t rs = lb_row_size(ty, ne0);
+    LB_RETURN_IF(rs == 0, err, LB_ERR_CORRUPT, "%s: tensor '%s': rows of %lld values (%s) do not "
+                 "fit type %s", g->src.name, name, (long long)ne0, key, tname);
+    LB_RETURN_IF((uint64_t)ti->ne[0] != rs, err, LB_ERR_CORRUPT,
+                 "%s: tensor '%s': rows of %lld %s values take %zu bytes, the file stores %lld",
+                 g->src.name, name, (long long)ne0, tname, rs, (long long)ti->ne[0]);
+    t->type  = ty;
+    t->ne[0] = ne0;
+    return LB_OK;
+}
+
 static lb_status get_tensor(lb_model *m, const char *name, bool required, lb_tensor *t,
                             lb_error *err) {
     const lb_gguf *g = m->gguf;
@@ -46,14 +86,17 @@ static lb_status get_tensor(lb_model *m, const char *name, bool required, lb_ten
         return LB_OK;
     }
     const lb_gguf_tensor_info *ti = &g->tensors[i];
-    const lb_type              ty = lb_type_from_ggml(ti->ggml_type);
-    LB_RETURN_IF(ty == LB_TYPE_INVALID, err, LB_ERR_UNSUPPORTED,
-                 "%s: tensor '%s' has type %s, which lowbit cannot compute with yet",
-                 g->src.name, name, lb_ggml_type_name(ti->ggml_type));
-    t->type   = ty;
     t->n_dims = (int32_t)ti->n_dims;
     for (int d = 0; d < LB_MAX_DIMS; d++) t->ne[d] = ti->ne[d];
     t->data = ti->data;
+    char key[128];
+    snprintf(key, sizeof key, "lowbit.tensor_type.%s", name);
+    if (lb_gguf_find_key(g, key) >= 0) return get_own_type(g, name, ti, t, err);
+    const lb_type ty = lb_type_from_ggml(ti->ggml_type);
+    LB_RETURN_IF(ty == LB_TYPE_INVALID, err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has type %s, which lowbit cannot compute with yet",
+                 g->src.name, name, lb_ggml_type_name(ti->ggml_type));
+    t->type = ty;
     return LB_OK;
 }
 

@@ -19,6 +19,16 @@ lb_status lb_model_own(lb_model *m, void *p) {
     return LB_OK;
 }
 
+lb_status lb_model_own_f32_copy(lb_model *m, lb_tensor *t) {
+    const int64_t n   = lb_tensor_nelements(t);
+    float        *buf = malloc((size_t)n * sizeof *buf);
+    if (!buf) return LB_ERR_NOMEM;
+    lb_type_get_traits(t->type)->to_float(buf, t->data, n);
+    t->type = LB_TYPE_F32;
+    t->data = buf;
+    return lb_model_own(m, buf);
+}
+
 lb_status lb_model_make_f32(lb_model *m, lb_tensor *t) {
     if (t->type == LB_TYPE_F32) return LB_OK;
     const int64_t n   = lb_tensor_nelements(t);
@@ -36,7 +46,7 @@ void lb_model_free(lb_model *m) {
     free(m->owned);
     free(m->layers);
     free(m->name);
-    lb_vocab_free(m->vocab);
+    if (!m->vocab_borrowed) lb_vocab_free(m->vocab);
     lb_gguf_close(m->gguf);
     lb_source_close(&m->src);
     free(m);
@@ -232,4 +242,39 @@ int64_t lb_model_nparams(const lb_model *m) {
     const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t per_layer = 2 * E + E * Q + 2 * E * KV + Q * E + 3 * E * F;
     return V * E * (m->tied_output ? 1 : 2) + E + c->n_layers * per_layer;
+}
+
+lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
+    *out        = NULL;
+    lb_model *c = calloc(1, sizeof *c);
+    LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
+    c->cfg            = m->cfg;
+    c->vocab          = m->vocab;
+    c->vocab_borrowed = true;
+    c->format         = m->format;
+    c->tied_output    = m->tied_output;
+    c->name           = m->name ? strdup(m->name) : NULL;
+    c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
+    lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
+    c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;
+    for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) c->layers[l] = m->layers[l];
+    /* every tensor to an owned f32 copy (the tied output shares the embedding's) */
+    st = st ? st : lb_model_own_f32_copy(c, &c->tok_embd);
+    st = st ? st : lb_model_own_f32_copy(c, &c->output_norm);
+    if (!st) {
+        if (c->tied_output) c->output = c->tok_embd;
+        else st = lb_model_own_f32_copy(c, &c->output);
+    }
+    for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) {
+        lb_layer  *L    = &c->layers[l];
+        lb_tensor *ts[] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm,
+                            &L->ffn_gate, &L->ffn_up, &L->ffn_down };
+        for (size_t k = 0; !st && k < sizeof ts / sizeof ts[0]; k++) st = lb_model_own_f32_copy(c, ts[k]);
+    }
+    if (st) {
+        lb_model_free(c);
+        return lb_fail(err, st, "out of memory copying the model");
+    }
+    *out = c;
+    return LB_OK;
 }

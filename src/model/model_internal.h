@@ -13,6 +13,9 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err);
 /* Keep a malloc'd buffer alive as long as the model. */
 lb_status lb_model_own(lb_model *m, void *p);
 
+/* Replace t's data by an owned f32 copy. */
+lb_status lb_model_own_f32_copy(lb_model *m, lb_tensor *t);
+
 /* Make a 1-D tensor f32 (norm weights): converted into an owned buffer when needed. */
 lb_status lb_model_make_f32(lb_model *m, lb_tensor *t);
 

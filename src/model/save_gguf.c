@@ -1,7 +1,16 @@
 /* Save a model as a llama-architecture GGUF that llama.cpp loads: the `llama.*` keys with
  * the types llama.cpp checks (u32 sizes, f32 epsilon and rope base), llama.cpp's tensor
  * names, the SentencePiece tokenizer as tokenizer.ggml.*, 32-byte alignment. Each tensor
- * is stored in the type its plan gives (converted or quantized here, rows in parallel). */
+ * is stored in the type its plan gives (converted or quantized here, rows in parallel).
+ *
+ * lowbit's own types (INTn, NF4, FP8, ternary: no ggml type id) are stored so that lowbit
+ * reads them back (llama.cpp does not compute with them): a tensor of R rows of C values
+ * becomes a ggml I8 tensor of ne = [lb_row_size(type, C), R] holding the rows' bytes as
+ * the type lays them out, plus two metadata keys per tensor:
+ *   lowbit.tensor_type.<tensor name>  string  the lowbit type name ("int4_g128")
+ *   lowbit.tensor_ne0.<tensor name>   u64     C, the real row length
+ * The loader (load_gguf.c) takes the type and ne[0] from these keys and checks that the I8
+ * row bytes equal lb_row_size(type, C). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,38 +47,58 @@ int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
     return n;
 }
 
-/* t converted to `type` (quantized with importance when given) into a new buffer. */
+/* Rows r0 .. r0+nr of t as f32, prepared by the plan's hook (range clipping) for a
+ * quantized type. */
+static void load_rows(float *rows, const lb_tensor *t, int64_t r0, int64_t nr, lb_type type,
+                      const float *importance, const lb_write_plan *plan) {
+    const int64_t n_per_row = t->ne[0];
+    for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n_per_row);
+    if (plan->prepare_rows && lb_type_get_traits(type)->is_quantized)
+        plan->prepare_rows(rows, nr, n_per_row, type, importance, plan->user);
+}
+
+/* t converted to `type` (quantized with importance when given) into a new buffer. Rows are
+ * converted and quantized in parallel chunks; a whole_tensor type's quantizer gets all rows
+ * in one call (they are still converted and prepared in parallel chunks). Rows are
+ * independent, so the bytes do not depend on the thread count. */
 static lb_status convert(const lb_tensor *t, lb_type type, const float *importance,
                          const lb_write_plan *plan, void **out, size_t *nbytes, const char *name,
                          lb_error *err) {
     const int64_t n_per_row = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
     const size_t  rs        = lb_row_size(type, n_per_row);
+    const bool    whole     = lb_type_get_traits(type)->whole_tensor;
+    const int64_t chunk     = 16;
     LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "tensor '%s': rows of %lld do not fit type %s", name,
                  (long long)n_per_row, lb_type_name(type));
     uint8_t *buf = malloc(rs * (size_t)nrow);
-    LB_RETURN_IF(!buf, err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
+    float   *all = whole ? malloc((size_t)(nrow * n_per_row) * sizeof *all) : NULL;
+    if (!buf || (whole && !all)) {
+        free(buf);
+        free(all);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
+    }
     bool oom = false;
 #pragma omp parallel
     {
-        /* chunks of rows: each converted to f32, then quantized; rows are independent, so
-         * the bytes do not depend on the thread count */
-        const int64_t chunk = 16;
-        float        *rows  = malloc((size_t)(chunk * n_per_row) * sizeof *rows);
-        if (!rows) {
+        float *rows = whole ? NULL : malloc((size_t)(chunk * n_per_row) * sizeof *rows);
+        if (!whole && !rows) {
 #pragma omp atomic write
             oom = true;
         }
 #pragma omp for schedule(dynamic)
         for (int64_t r0 = 0; r0 < nrow; r0 += chunk) {
-            if (!rows) continue;
             const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
-            for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n_per_row);
-            if (plan->prepare_rows && lb_type_get_traits(type)->is_quantized)
-                plan->prepare_rows(rows, nr, n_per_row, type, importance, plan->user);
-            lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n_per_row, importance);
+            if (whole) {
+                load_rows(all + r0 * n_per_row, t, r0, nr, type, importance, plan);
+            } else if (rows) {
+                load_rows(rows, t, r0, nr, type, importance, plan);
+                lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n_per_row, importance);
+            }
         }
         free(rows);
     }
+    if (whole) lb_quantize_rows(type, buf, all, nrow, n_per_row, importance);
+    free(all);
     if (oom) {
         free(buf);
         return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
@@ -77,6 +106,24 @@ static lb_status convert(const lb_tensor *t, lb_type type, const float *importan
     *out    = buf;
     *nbytes = rs * (size_t)nrow;
     return LB_OK;
+}
+
+/* Add tensor t (data of nb bytes, stored as `type`). A type with a ggml id is stored as
+ * itself; one without (lowbit's own) as ggml I8 rows of its bytes, with its type name and
+ * row length in metadata (see the top of this file). */
+static lb_status add_tensor(lb_gguf_writer *w, const char *name, const lb_tensor *t,
+                            lb_type type, const void *data, size_t nb, lb_error *err) {
+    const uint32_t n_dims = (uint32_t)(t->ne[1] > 1 ? 2 : 1);
+    const int32_t  gt     = lb_type_to_ggml(type);
+    if (gt >= 0) return lb_gguf_writer_add_tensor(w, name, (uint32_t)gt, n_dims, t->ne, data, nb, err);
+    char          key[128];
+    const int64_t ne[LB_MAX_DIMS] = { (int64_t)lb_row_size(type, t->ne[0]), t->ne[1], t->ne[2], t->ne[3] };
+    snprintf(key, sizeof key, "lowbit.tensor_type.%s", name);
+    lb_status st = lb_gguf_writer_set_str(w, key, lb_type_name(type));
+    snprintf(key, sizeof key, "lowbit.tensor_ne0.%s", name);
+    if (!st) st = lb_gguf_writer_set_u64(w, key, (uint64_t)t->ne[0]);
+    LB_RETURN_IF(st, err, st, "tensor '%s': cannot add its lowbit type to the metadata", name);
+    return lb_gguf_writer_add_tensor(w, name, LB_GGML_I8, n_dims, ne, data, nb, err);
 }
 
 static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
@@ -151,15 +198,15 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
         const lb_type    type = plan->types[i];
         const void      *data = t->data;
         size_t           nb   = lb_tensor_nbytes(t);
-        if (type != t->type) {
+        if (plan->data && plan->data[i]) {
+            data = plan->data[i];
+            nb   = lb_row_size(type, t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
+        } else if (type != t->type) {
             LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, plan, &bufs[i],
                            &nb, ts[i].name, err));
             data = bufs[i];
         }
-        const int32_t gt = lb_type_to_ggml(type);
-        LB_GOTO_IF(gt < 0, err, LB_ERR_UNSUPPORTED, "type %s has no GGUF equivalent", lb_type_name(type));
-        LB_TRY(lb_gguf_writer_add_tensor(w, ts[i].name, (uint32_t)gt, (uint32_t)(t->ne[1] > 1 ? 2 : 1),
-                                         t->ne, data, nb, err));
+        LB_TRY(add_tensor(w, ts[i].name, t, type, data, nb, err));
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
     if (plan->progress) lb_progress_end(&bar);

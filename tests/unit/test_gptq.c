@@ -70,7 +70,8 @@ static void test_gptq_beats_rtn(void **state) {
     static uint8_t q[N_OUT * N_IN * 2];
     make_layer(W, H);
     const lb_type types[] = { LB_TYPE_Q4_0, LB_TYPE_Q4_1, LB_TYPE_Q5_0, LB_TYPE_IQ4_NL, LB_TYPE_Q8_0,
-                              LB_TYPE_Q4_K, LB_TYPE_Q3_K };
+                              LB_TYPE_Q4_K, LB_TYPE_Q3_K, LB_TYPE_Q2_K, LB_TYPE_Q5_K, LB_TYPE_Q6_K,
+                              LB_TYPE_IQ4_XS, LB_TYPE_TQ2_0 };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const double rtn = rtn_error(W, H, types[k]);
         for (int ao = 0; ao < 2; ao++) {

@@ -352,6 +352,142 @@ static void test_sampler(void **state) {
     }
 }
 
+
+/* ---- lowbit's own types: quantized models stored as I8 rows + metadata, loaded back ---- */
+
+/* relative RMS error of logits b against a */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)b[i] - a[i]) * ((double)b[i] - a[i]);
+        den += (double)a[i] * a[i];
+    }
+    return sqrt(num / den);
+}
+
+/* Quantize m to recipe `name` at path; check the stored types and shapes; return the
+ * relative logit error against ref. */
+static double quantize_and_check(const lb_model *m, const char *name, const char *path,
+                                 const float *ref) {
+    const lb_quant_params p   = { .recipe = lb_recipe_find(name), .method = "rtn" };
+    lb_tensor_plan        pl[3 + 9 * 5];
+    lb_named_tensor       nt[3 + 9 * 5], lt[3 + 9 * 5];
+    lb_quant_summary      s;
+    lb_error              err = { 0 };
+    assert_non_null(p.recipe);
+    assert_int_equal(lb_quantize_model(m, path, &p, pl, nt, &s, &err), LB_OK);
+    lb_model     *q = load(path, NULL);
+    const int32_t n = lb_model_tensors(q, lt);
+    assert_int_equal(n, s.n_tensors);
+    int n_own = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const lb_tensor *t = lt[i].t, *o = nt[i].t;
+        assert_string_equal(lt[i].name, nt[i].name);
+        /* norms are computed in f32 whatever the file holds */
+        const lb_type want = o->ne[1] == 1 ? LB_TYPE_F32 : pl[i].type;
+        assert_int_equal(t->type, want);
+        for (int d = 0; d < LB_MAX_DIMS; d++) assert_int_equal(t->ne[d], o->ne[d]);
+        /* in the file: I8 rows of the type's bytes */
+        const int64_t k = lb_gguf_find_tensor(q->gguf, lt[i].name);
+        assert_true(k >= 0);
+        const lb_gguf_tensor_info *ti = &q->gguf->tensors[k];
+        if (lb_type_to_ggml(want) < 0) {
+            n_own++;
+            assert_int_equal(ti->ggml_type, LB_GGML_I8);
+            assert_int_equal(ti->ne[0], (int64_t)lb_row_size(want, o->ne[0]));
+            assert_int_equal(ti->ne[1], o->ne[1]);
+        } else {
+            assert_int_equal(ti->ggml_type, lb_type_to_ggml(want));
+        }
+    }
+    assert_true(n_own >= 5 * 6); /* at least every layer's attention and FFN up/gate */
+    float *lg = logits_batch(q, k_toks, N_TOKS);
+    for (size_t i = 0; i < (size_t)N_TOKS * 512; i++) assert_true(isfinite(lg[i]));
+    const double e = rel_err(ref, lg, (size_t)N_TOKS * 512);
+    printf("# %-12s %.3f bpw, %d tensors in own types, relative logit error %.4f\n", name, s.bpw,
+           n_own, e);
+    free(lg);
+    lb_model_free(q);
+    return e;
+}
+
+static void test_own_types_model(void **state) {
+    (void)state;
+    char      p[512], out[256];
+    lb_model *m   = load(stories_bin(p, sizeof p), NULL);
+    float    *ref = logits_batch(m, k_toks, N_TOKS);
+    tmp_path("own.gguf", out, sizeof out);
+    const char *names[] = { "int4_g32", "nf4", "fp8_e4m3_pc", "ternary", "int8_pc", "int2_g32" };
+    double      e[6];
+    for (int k = 0; k < 6; k++) e[k] = quantize_and_check(m, names[k], out, ref);
+    assert_true(e[4] < e[0] && e[0] < e[5]);  /* int8_pc < int4_g32 < int2_g32 */
+    assert_true(e[2] < e[0] && e[1] < e[5]);  /* fp8 (3 mantissa bits) < int4; nf4 < int2 */
+    assert_true(e[4] < 0.02 && e[2] < 0.1);
+    free(ref);
+    lb_model_free(m);
+    remove(out);
+}
+
+/* Copy GGUF g to path with key `key` replaced: as a string (s != NULL) or as a u64. */
+static void rewrite_key(const lb_gguf *g, const char *path, const char *key, const char *s,
+                        uint64_t v) {
+    lb_gguf_writer *w   = lb_gguf_writer_create();
+    lb_error        err = { 0 };
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        lb_status st;
+        if (strcmp(g->kv[i].key, key) != 0) st = lb_gguf_writer_copy_kv(w, &g->kv[i]);
+        else if (s) st = lb_gguf_writer_set_str(w, key, s);
+        else st = lb_gguf_writer_set_u64(w, key, v);
+        assert_int_equal(st, LB_OK);
+    }
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const lb_gguf_tensor_info *t = &g->tensors[i];
+        assert_int_equal(lb_gguf_writer_add_tensor(w, t->name, t->ggml_type, t->n_dims, t->ne,
+                                                   t->data, t->nbytes, &err), LB_OK);
+    }
+    assert_int_equal(lb_gguf_writer_write(w, path, &err), LB_OK);
+    lb_gguf_writer_free(w);
+}
+
+static void test_own_types_bad_input(void **state) {
+    (void)state;
+    char                  p[512], out[256], bad[256];
+    lb_model             *m   = load(stories_bin(p, sizeof p), NULL);
+    const lb_quant_params qp  = { .recipe = lb_recipe_find("int4_g32"), .method = "rtn" };
+    lb_error              err = { 0 };
+    tmp_path("own-ok.gguf", out, sizeof out);
+    tmp_path("own-bad.gguf", bad, sizeof bad);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_OK);
+    lb_model_free(m);
+    lb_gguf *g;
+    assert_int_equal(lb_gguf_open(&g, out, &err), LB_OK);
+    const char *tk = "lowbit.tensor_type.blk.1.attn_k.weight";
+    const char *nk = "lowbit.tensor_ne0.blk.1.attn_k.weight";
+    const struct {
+        const char *key, *s;
+        uint64_t    v;
+        lb_status   want;
+    } cases[] = {
+        { tk, "int9_g32", 0, LB_ERR_UNSUPPORTED },  /* a type this lowbit does not know */
+        { tk, "int4_g64", 0, LB_ERR_CORRUPT },      /* rows of 64: 34 bytes, the file has 36 */
+        { tk, "int8_pc", 0, LB_ERR_CORRUPT },       /* rows of 64 int8_pc take 68 bytes */
+        { nk, NULL, 65, LB_ERR_CORRUPT },           /* 65 values fit no 32-block */
+        { nk, NULL, 128, LB_ERR_CORRUPT },          /* 72 bytes, the file stores 36 */
+        { nk, NULL, 0, LB_ERR_CORRUPT },
+        { tk, "q8_0", 0, LB_ERR_CORRUPT },          /* a GGUF type is checked the same way */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite_key(g, bad, cases[i].key, cases[i].s, cases[i].v);
+        const lb_status st = try_load(bad, NULL, &err);
+        printf("# %s = %s: %s\n", cases[i].key, cases[i].s ? cases[i].s : "(u64)", err.msg);
+        assert_int_equal(st, cases[i].want);
+        assert_non_null(strstr(err.msg, "blk.1.attn_k.weight"));
+    }
+    lb_gguf_close(g);
+    remove(out);
+    remove(bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2c_config),    cmocka_unit_test(test_batch_equals_sequential),
@@ -359,6 +495,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_model_errors), cmocka_unit_test(test_llama_cpp_gguf),
         cmocka_unit_test(test_other_models),      cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_llama2c_separate_classifier),
+        cmocka_unit_test(test_own_types_model),   cmocka_unit_test(test_own_types_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,193 @@
+/* INTn: n-bit integer levels (n = 2, 3, 4, 5, 6, 8) with a scale per group of g values, per
+ * row or per tensor: one codec for every variant, driven by an lb_intn_desc; the variants
+ * (enum values, functions, table rows) are generated from LB_INTN_TYPES (lowbit/tensor.h).
+ *   symmetric ("intN"): q in -(2^(n-1)-1) .. 2^(n-1)-1, x = q * d, d = max|x| / (2^(n-1)-1),
+ *                       q stored as n-bit two's complement;
+ *   affine ("uintN"):   q in 0 .. 2^n-1, x = q * d + m, m = min x, d = (max - min) / (2^n-1).
+ * q is x / d (or (x - m) / d) rounded to nearest (half away from zero) with d and m as
+ * stored, then clamped to the levels. The values are bit-packed little-endian, no padding:
+ * value i holds bits [i*n, i*n + n) of the packed bytes, least significant bit first.
+ * Layouts and bits per weight (C = values per row):
+ *   group g ("_g32" .. "_g256"): blocks { f16 d; [f16 m;] u8 q[g*n/8] }: n + 16/g bpw
+ *                                (affine n + 32/g)
+ *   per row ("_pc"):    { f32 d; [f32 m;] u8 q[ceil(C*n/8)] }: n + 32/C bpw (affine n + 64/C)
+ *   per tensor ("_pt"): as per row, with the d [and m] of the whole tensor in every row (rows
+ *                       stay independent for reading); the quantizer sees all rows at once. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "formats.h"
+#include "lowbit/core.h"
+
+static int32_t qmax_of(const lb_intn_desc *d) {
+    return d->affine ? (1 << d->bits) - 1 : (1 << (d->bits - 1)) - 1;
+}
+
+/* bytes of the scale [and minimum]: f16 in a block, f32 at the start of a row */
+static size_t header_bytes(const lb_intn_desc *d, bool row) {
+    return (size_t)(d->affine ? 2 : 1) * (row ? 4 : 2);
+}
+
+static size_t packed_bytes(const lb_intn_desc *d, int64_t n) {
+    return (size_t)((n * d->bits + 7) / 8);
+}
+
+static size_t intn_row_size(const lb_intn_desc *d, int64_t n) {
+    if (n < 1 || n > INT64_MAX / 16) return 0;
+    if (d->group > 0)
+        return n % d->group ? 0
+                            : (size_t)(n / d->group) *
+                                  (header_bytes(d, false) + packed_bytes(d, d->group));
+    return header_bytes(d, true) + packed_bytes(d, n);
+}
+
+/* scale and minimum of n values (the minimum is 0 for symmetric types) */
+static void range_of(const lb_intn_desc *d, const float *x, int64_t n, float *scale,
+                     float *min) {
+    const float qmax = (float)qmax_of(d);
+    if (d->affine) {
+        float lo = FLT_MAX, hi = -FLT_MAX;
+        for (int64_t i = 0; i < n; i++) {
+            lo = fminf(lo, x[i]);
+            hi = fmaxf(hi, x[i]);
+        }
+        *scale = (hi - lo) / qmax;
+        *min   = lo;
+    } else {
+        float amax = 0.0f;
+        for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+        *scale = amax / qmax;
+        *min   = 0.0f;
+    }
+}
+
+/* f16, saturated to its largest finite value */
+static uint16_t f16_sat(float x) {
+    return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
+}
+
+/* pack n values of x as levels of (scale, min) */
+static void encode(const lb_intn_desc *d, uint8_t *q, const float *x, int64_t n, float scale,
+                   float min) {
+    const int32_t  qmax = qmax_of(d), qmin = d->affine ? 0 : -qmax;
+    const float    id   = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const uint32_t mask = (1u << d->bits) - 1;
+    uint32_t       acc  = 0;
+    int            nb   = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float   v = roundf((x[i] - min) * id);
+        const int32_t k = v >= (float)qmax ? qmax : v > (float)qmin ? (int32_t)v : qmin;
+        acc |= ((uint32_t)k & mask) << nb;
+        for (nb += d->bits; nb >= 8; nb -= 8, acc >>= 8) *q++ = (uint8_t)acc;
+    }
+    if (nb > 0) *q = (uint8_t)acc;
+}
+
+static void decode(const lb_intn_desc *d, float *y, const uint8_t *q, int64_t n, float scale,
+                   float min) {
+    const uint32_t mask = (1u << d->bits) - 1, sign = 1u << (d->bits - 1);
+    uint32_t       acc  = 0;
+    int            nb   = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (; nb < d->bits; nb += 8) acc |= (uint32_t)*q++ << nb;
+        const uint32_t c = acc & mask;
+        acc >>= d->bits;
+        nb -= d->bits;
+        const int32_t k = d->affine || c < sign ? (int32_t)c : (int32_t)c - (int32_t)(2 * sign);
+        y[i] = (float)k * scale + min;
+    }
+}
+
+/* one row; ts: the tensor's {scale, min} for per-tensor types, else NULL */
+static void quantize_row(const lb_intn_desc *d, uint8_t *y, const float *x, int64_t n,
+                         const float *ts) {
+    if (d->group > 0) {
+        const size_t hb = header_bytes(d, false), bb = hb + packed_bytes(d, d->group);
+        for (int64_t b = 0; b < n / d->group; b++, x += d->group, y += bb) {
+            float s, m;
+            range_of(d, x, d->group, &s, &m);
+            const uint16_t sh = f16_sat(s), mh = f16_sat(m);
+            memcpy(y, &sh, 2);
+            if (d->affine) memcpy(y + 2, &mh, 2);
+            encode(d, y + hb, x, d->group, lb_f16_to_f32(sh), d->affine ? lb_f16_to_f32(mh) : 0.0f);
+        }
+        return;
+    }
+    float sm[2];
+    if (ts) memcpy(sm, ts, sizeof sm);
+    else range_of(d, x, n, &sm[0], &sm[1]);
+    memcpy(y, sm, header_bytes(d, true));
+    encode(d, y + header_bytes(d, true), x, n, sm[0], sm[1]);
+}
+
+static size_t intn_quantize(const lb_intn_desc *d, void *dst, const float *src, int64_t nrow,
+                            int64_t n) {
+    float        ts[2];
+    const size_t rs = intn_row_size(d, n);
+    if (d->group < 0) range_of(d, src, nrow * n, &ts[0], &ts[1]);
+    for (int64_t r = 0; r < nrow; r++)
+        quantize_row(d, (uint8_t *)dst + (size_t)r * rs, src + r * n, n, d->group < 0 ? ts : NULL);
+    return (size_t)nrow * rs;
+}
+
+static void intn_dequantize(const lb_intn_desc *d, float *y, const void *src, int64_t n) {
+    const uint8_t *q = src;
+    if (d->group > 0) {
+        const size_t hb = header_bytes(d, false), bb = hb + packed_bytes(d, d->group);
+        for (int64_t b = 0; b < n / d->group; b++, y += d->group, q += bb) {
+            uint16_t sh, mh = 0;
+            memcpy(&sh, q, 2);
+            if (d->affine) memcpy(&mh, q + 2, 2);
+            decode(d, y, q + hb, d->group, lb_f16_to_f32(sh), d->affine ? lb_f16_to_f32(mh) : 0.0f);
+        }
+        return;
+    }
+    float sm[2] = { 0.0f, 0.0f };
+    memcpy(sm, q, header_bytes(d, true));
+    decode(d, y, q + header_bytes(d, true), n, sm[0], sm[1]);
+}
+
+/* the functions the traits table points to, one set per variant */
+#define LB_INTN_DEFINE(U, L, ID, BITS, AFFINE, GROUP)                                             \
+    static const lb_intn_desc k_##L = { BITS, AFFINE, GROUP };                                     \
+    void lb_quantize_row_##L##_ref(void *dst, const float *src, int64_t n) {                       \
+        intn_quantize(&k_##L, dst, src, 1, n);                                                     \
+    }                                                                                              \
+    void lb_dequantize_row_##L(float *dst, const void *src, int64_t n) {                           \
+        intn_dequantize(&k_##L, dst, src, n);                                                      \
+    }                                                                                              \
+    size_t lb_quantize_##L(void *dst, const float *src, int64_t nrow, int64_t n_per_row,           \
+                           const float *importance) {                                              \
+        (void)importance;                                                                          \
+        return intn_quantize(&k_##L, dst, src, nrow, n_per_row);                                   \
+    }                                                                                              \
+    size_t lb_row_size_##L(int64_t n) { return intn_row_size(&k_##L, n); }
+LB_INTN_TYPES(LB_INTN_DEFINE)
+#undef LB_INTN_DEFINE
+
+static const struct {
+    lb_type      type;
+    lb_intn_desc desc;
+} k_intn[] = {
+#define LB_INTN_ENTRY(U, L, ID, BITS, AFFINE, GROUP) { LB_TYPE_##U, { BITS, AFFINE, GROUP } },
+    LB_INTN_TYPES(LB_INTN_ENTRY)
+#undef LB_INTN_ENTRY
+};
+
+bool lb_intn_desc_of(lb_type t, lb_intn_desc *out) {
+    for (size_t i = 0; i < sizeof k_intn / sizeof k_intn[0]; i++)
+        if (k_intn[i].type == t) {
+            *out = k_intn[i].desc;
+            return true;
+        }
+    return false;
+}
+
+lb_type lb_intn_type(int32_t bits, bool affine, int32_t group) {
+    for (size_t i = 0; i < sizeof k_intn / sizeof k_intn[0]; i++) {
+        const lb_intn_desc *d = &k_intn[i].desc;
+        if (d->bits == bits && d->affine == affine && d->group == group) return k_intn[i].type;
+    }
+    return LB_TYPE_INVALID;
+}

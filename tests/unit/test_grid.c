@@ -1,0 +1,143 @@
+/* Grid access (formats/grid.h), for every type that offers it: on blocks quantized by the
+ * type's own quantizer, the level of the stored code equals the dequantized value bit for
+ * bit; storing any code k at position j makes j decode to levels[k] exactly and leaves every
+ * other position as it was; each type has the level count of its bit width. */
+#include <math.h>
+
+#include "formats/grid.h"
+#include "test_util.h"
+
+#define N_ROW   1024 /* 4 super-blocks, 32 blocks of 32 */
+#define N_SEEDS 4
+#define N_CODES 4 /* random codes tried per position, besides the first and the last */
+#define BS_MAX  256 /* values per block, at most */
+
+static uint64_t g_rng;
+static uint64_t next_u64(void) { /* splitmix64 */
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double uniform(void) { return ((double)(next_u64() >> 11) + 0.5) / 9007199254740992.0; }
+static float  gauss(void) { return (float)(sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform())); }
+
+/* the number of codes of a position, by type; 0: the type has no grid */
+static int32_t expected_levels(lb_type t) {
+    switch (t) {
+    case LB_TYPE_Q8_0:   return 255; /* -127..127, as ggml's reference rounding uses */
+    case LB_TYPE_Q4_0:
+    case LB_TYPE_Q4_1:
+    case LB_TYPE_IQ4_NL:
+    case LB_TYPE_Q4_K:
+    case LB_TYPE_IQ4_XS: return 16;
+    case LB_TYPE_Q5_0:
+    case LB_TYPE_Q5_1:
+    case LB_TYPE_Q5_K:   return 32;
+    case LB_TYPE_Q2_K:   return 4;
+    case LB_TYPE_Q3_K:   return 8;
+    case LB_TYPE_Q6_K:   return 64;
+    default:             return 0;
+    }
+}
+
+/* One row of 4 super-blocks of varied shape: Gaussian with scattered zeros and an outlier;
+ * Gaussian with a zero block of 32, a constant group of 16 and a negative outlier; all zero;
+ * tiny values (1e-4) with one large one. The scale of the whole row varies with the seed. */
+static void make_row(float *x, int seed) {
+    const float s = seed == 1 ? 1e-3f : seed == 2 ? 50.0f : 1.0f;
+    for (int i = 0; i < N_ROW; i++) x[i] = s * gauss();
+    for (int i = 0; i < 256; i += 7) x[i] = 0;
+    x[next_u64() % 256] = s * 30.0f;
+    for (int i = 256 + 64; i < 256 + 96; i++) x[i] = 0;
+    for (int i = 256 + 160; i < 256 + 176; i++) x[i] = s * 0.75f;
+    x[256 + 200 + next_u64() % 56] = -s * 25.0f;
+    for (int i = 512; i < 768; i++) x[i] = 0;
+    for (int i = 768; i < 1024; i++) x[i] *= 1e-4f;
+    x[768 + next_u64() % 256] = s * 8.0f;
+}
+
+static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* Every position of one block: the stored code's level, then codes stored one at a time. */
+static void check_block(lb_type t, const lb_grid_ops *g, const uint8_t *blk, size_t ts, int32_t bs) {
+    static float   ref[BS_MAX], out[BS_MAX];
+    static uint8_t tmp[1024];
+    float          lv[LB_GRID_MAX], lv2[LB_GRID_MAX];
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    assert_true(ts <= sizeof tmp && bs <= BS_MAX);
+    tr->to_float(ref, blk, bs);
+    for (int32_t j = 0; j < bs; j++) {
+        const int32_t nl = g->levels(blk, j, lv);
+        assert_int_equal(nl, expected_levels(t));
+        int32_t kj = -1, matches = 0; /* the stored code: its level is the dequantized value */
+        for (int32_t k = 0; k < nl; k++)
+            if (same_bits(lv[k], ref[j])) {
+                if (kj < 0) kj = k;
+                matches++;
+            }
+        if (kj < 0) fail_msg("%s: position %d decodes to %a, on none of its %d levels", tr->name, j, (double)ref[j], nl);
+        int32_t codes[N_CODES + 2] = { 0, nl - 1 };
+        for (int c = 2; c < N_CODES + 2; c++) codes[c] = (int32_t)(next_u64() % (uint64_t)nl);
+        for (int c = 0; c < N_CODES + 2; c++) {
+            const int32_t k = codes[c];
+            memcpy(tmp, blk, ts);
+            g->set_code(tmp, j, k);
+            tr->to_float(out, tmp, bs);
+            if (!same_bits(out[j], lv[k]))
+                fail_msg("%s: code %d at position %d decodes to %a, its level is %a", tr->name, k, j,
+                         (double)out[j], (double)lv[k]);
+            for (int32_t i = 0; i < bs; i++)
+                if (i != j && !same_bits(out[i], ref[i]))
+                    fail_msg("%s: code %d at position %d changed position %d", tr->name, k, j, i);
+            assert_int_equal(g->levels(tmp, j, lv2), nl); /* the scales are untouched */
+            assert_memory_equal(lv2, lv, (size_t)nl * sizeof *lv);
+            /* storing the original code back restores the value, and the bytes when the
+             * stored code is the only one with that level */
+            g->set_code(tmp, j, kj);
+            tr->to_float(out, tmp, bs);
+            assert_memory_equal(out, ref, (size_t)bs * sizeof *ref);
+            if (matches == 1) assert_memory_equal(tmp, blk, ts);
+        }
+    }
+}
+
+static void test_grid_every_type(void **state) {
+    (void)state;
+    static float   x[N_ROW], imp[N_ROW];
+    static uint8_t q[N_ROW * 4];
+    int            n_types = 0;
+    for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
+        const lb_type         t  = (lb_type)ti;
+        const lb_type_traits *tr = lb_type_get_traits(t);
+        const lb_grid_ops    *g  = lb_type_grid(t);
+        if (!tr || !g) {
+            assert_int_equal(expected_levels(t), 0); /* every type with a known grid offers it */
+            continue;
+        }
+        assert_true(expected_levels(t) > 0);
+        assert_true(N_ROW % tr->block_size == 0);
+        const size_t rs = lb_row_size(t, N_ROW);
+        assert_true(rs <= sizeof q);
+        for (int seed = 0; seed < N_SEEDS; seed++) {
+            g_rng = 1000u + (uint64_t)seed;
+            make_row(x, seed);
+            for (int i = 0; i < N_ROW; i++) imp[i] = (float)(0.1 + uniform());
+            /* odd seeds: the importance-aware quantizer, which sets the scales differently */
+            assert_int_equal(lb_quantize_rows(t, q, x, 1, N_ROW, seed % 2 ? imp : NULL), rs);
+            for (int b = 0; b < N_ROW / tr->block_size; b++)
+                check_block(t, g, q + (size_t)b * tr->type_size, tr->type_size, tr->block_size);
+        }
+        printf("# %-7s grid of %3d levels: %d blocks x %d seeds checked\n", tr->name,
+               expected_levels(t), N_ROW / tr->block_size, N_SEEDS);
+        n_types++;
+    }
+    assert_int_equal(n_types, 12);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grid_every_type),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
