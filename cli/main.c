@@ -1,6 +1,8 @@
 /* lowbit: git-style subcommands from a table. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -75,7 +77,18 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
 }
 
+/* OpenMP's worker threads spin while they wait (OMP_WAIT_POLICY=active, libgomp's default),
+ * which costs lowbit up to 10x on a loaded machine: its parallel regions are short and
+ * separated by serial work. The policy is read when the runtime loads, before main, so
+ * unless the user chose one we set "passive" and start again. */
+static void ensure_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* on failure: run on, with the default policy */
+}
+
 int main(int argc, char **argv) {
+    ensure_passive_wait(argv);
     if (argc < 2) {
         usage(stderr);
         return LB_EXIT_USAGE;
