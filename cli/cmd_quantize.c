@@ -22,7 +22,8 @@ int cmd_quantize(int argc, char **argv) {
     int32_t          n_ov = 0;
     int64_t          threads = 0;
     lb_range         range   = { LB_RANGE_MINMAX, 0 };
-    const char      *calib   = NULL;
+    const char      *calib   = NULL, *imatrix_path = NULL;
+    lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01;
     bool             act_order = false;
@@ -34,6 +35,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--pure")) pure = true;
         else if (!strcmp(opt, "--calib")) calib = lb_args_value(&a);
+        else if (!strcmp(opt, "--imatrix")) imatrix_path = lb_args_value(&a);
         else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
         else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
@@ -82,6 +84,10 @@ int cmd_quantize(int argc, char **argv) {
     lb_error         err = { 0 };
     lb_model        *m;
     rc = LB_EXIT_ERROR;
+    if (imatrix_path && lb_imatrix_load(&imatrix, imatrix_path, &err)) {
+        lb_runtime_error(&err);
+        goto out;
+    }
     if (lb_model_load(&m, a.positional[0], tok, &err)) {
         lb_runtime_error(&err);
         goto out;
@@ -90,7 +96,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
     lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
     lb_quant_params  p   = { .recipe = r, .range = range, .pure = pure, .overrides = ov, .n_overrides = n_ov,
-                             .method = method, .calib_text = calib,
+                             .method = method, .calib_text = calib, .imatrix = imatrix,
                              .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
                                         .seed = (uint64_t)seed },
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order },
@@ -128,6 +134,7 @@ int cmd_quantize(int argc, char **argv) {
     free(nt);
     lb_model_free(m);
 out:
+    lb_imatrix_free(imatrix);
     for (int32_t i = 0; i < n_ov; i++) free(ov_buf[i]);
     return rc;
 }

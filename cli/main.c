@@ -22,6 +22,7 @@ static const lb_command k_commands[] = {
       "                  compensation, true-sequential)\n"
       "  --calib FILE    calibration text (imatrix, gptq); --calib-samples N windows (128) of\n"
       "                  --calib-ctx L tokens (128), random starts from --seed S (1234)\n"
+      "  --imatrix FILE  importance from llama-imatrix's (or lowbit calibrate's) GGUF file\n"
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"

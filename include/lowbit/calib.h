@@ -65,6 +65,24 @@ const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_rol
 /* Per-channel importance (mean x^2), n floats into out; false when no tokens were seen. */
 bool lb_act_importance(const lb_act_stats *s, float *out);
 
+/* ---- llama.cpp's importance-matrix files (llama-imatrix output, GGUF) ----
+ * general.type = "imatrix", imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size, and
+ * per weight matrix NAME two f32 tensors: NAME.in_sum2 [n] (sum of x^2 over the tokens
+ * seen) and NAME.counts [1] (how many tokens). The importance is in_sum2 / counts. */
+typedef struct lb_imatrix lb_imatrix;
+
+lb_status    lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err);
+void         lb_imatrix_free(lb_imatrix *im); /* accepts NULL */
+/* The importance of tensor `name` (n values, into out); false when absent or not n long. */
+bool         lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out);
+int32_t      lb_imatrix_count(const lb_imatrix *im); /* entries */
+
+/* Save the statistics of c (gathered on m) in that format, one entry per weight matrix
+ * (q, k and v repeat their shared input's). */
+lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
+                          const char *dataset, int32_t chunks, int32_t chunk_size,
+                          lb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -95,6 +95,7 @@ typedef struct lb_quant_params {
      * search with per-channel importance from calibration), "gptq" */
     const char             *method;
     const char             *calib_text;   /* calibration text (imatrix, gptq) */
+    const lb_imatrix       *imatrix;      /* importance from a file (llama-imatrix's), or NULL */
     lb_calib_params         calib;
     lb_gptq_params          gptq;
     bool                    progress;

@@ -55,15 +55,15 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
                        .to_float = f16_to_float, .from_float = f16_from_float },
     [LB_TYPE_BF16] = { .name = "bf16", .block_size = 1, .type_size = 2, .bits_per_weight = 16,
                        .to_float = bf16_to_float, .from_float = bf16_from_float },
-#define LEGACY(T, X, bpw)                                                                          \
+#define LEGACY(T, X, bpw, quant)                                                                   \
     [T] = { .name = #X, .block_size = QK_LEGACY, .type_size = sizeof(lb_block_##X),                \
             .bits_per_weight = bpw, .is_quantized = true, .to_float = lb_dequantize_row_##X,       \
-            .from_float = lb_quantize_row_##X##_ref }
-    LEGACY(LB_TYPE_Q8_0, q8_0, 8.5f),
-    LEGACY(LB_TYPE_Q4_0, q4_0, 4.5f),
-    LEGACY(LB_TYPE_Q4_1, q4_1, 5.0f),
-    LEGACY(LB_TYPE_Q5_0, q5_0, 5.5f),
-    LEGACY(LB_TYPE_Q5_1, q5_1, 6.0f),
+            .from_float = lb_quantize_row_##X##_ref, .quantize = quant }
+    LEGACY(LB_TYPE_Q8_0, q8_0, 8.5f, NULL), /* ggml has no importance-aware Q8_0 either */
+    LEGACY(LB_TYPE_Q4_0, q4_0, 4.5f, lb_quantize_q4_0),
+    LEGACY(LB_TYPE_Q4_1, q4_1, 5.0f, lb_quantize_q4_1),
+    LEGACY(LB_TYPE_Q5_0, q5_0, 5.5f, lb_quantize_q5_0),
+    LEGACY(LB_TYPE_Q5_1, q5_1, 6.0f, lb_quantize_q5_1),
 #undef LEGACY
     /* k-quants: super-blocks of 256 with sub-block scales; quantize takes an importance matrix */
 #define KQUANT(T, X, NAME, bpw)                                                                   \

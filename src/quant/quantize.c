@@ -277,8 +277,25 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
         s.bytes_out += lb_row_size(types[i], t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
         s.n_params += lb_tensor_nelements(t);
     }
+    if (p->imatrix) { /* importance from a file: for every method */
+        int32_t found = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (!is_matrix(&tensors[i])) continue;
+            imp[i] = malloc((size_t)tensors[i].t->ne[0] * sizeof *imp[i]);
+            LB_GOTO_IF(!imp[i], err, LB_ERR_NOMEM, "out of memory");
+            if (lb_imatrix_get(p->imatrix, tensors[i].name, tensors[i].t->ne[0], imp[i])) {
+                found++;
+            } else {
+                free(imp[i]);
+                imp[i] = NULL;
+            }
+        }
+        LB_GOTO_IF(found == 0, err, LB_ERR_PARAM, "the importance matrix has no entry for this "
+                   "model's tensors (names or sizes differ)");
+    } else if (!strcmp(method, "imatrix")) {
+        LB_TRY(method_imatrix(m, p, tensors, n, imp, &n_win, &s, err));
+    }
     if (!strcmp(method, "gptq")) LB_TRY(method_gptq(m, p, plans, n, data, &n_win, &s, err));
-    if (!strcmp(method, "imatrix")) LB_TRY(method_imatrix(m, p, tensors, n, imp, &n_win, &s, err));
     meta_ctx            mc   = { p, m, n_win };
     const lb_write_plan plan = { .types = types, .data = (const void *const *)data,
                                  .importance = (const float *const *)imp,

@@ -1,0 +1,114 @@
+/* Importance matrices in llama.cpp's GGUF format (what llama-imatrix writes and
+ * llama-quantize --imatrix reads), so a user can bring one or take ours to llama.cpp. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "lowbit/calib.h"
+
+struct lb_imatrix {
+    lb_gguf *g;
+};
+
+lb_status lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err) {
+    *out          = NULL;
+    lb_imatrix *im = calloc(1, sizeof *im);
+    LB_RETURN_IF(!im, err, LB_ERR_NOMEM, "out of memory");
+    lb_status st = lb_gguf_open(&im->g, path, err);
+    if (st) {
+        free(im);
+        return st;
+    }
+    lb_gguf_str type;
+    if (lb_gguf_get_str(im->g, "general.type", &type, NULL) != LB_OK || type.n != 7 ||
+        memcmp(type.p, "imatrix", 7) != 0) {
+        lb_imatrix_free(im);
+        return lb_fail(err, LB_ERR_FORMAT, "%s: not an importance matrix (general.type is not "
+                       "\"imatrix\"; legacy .dat files are not read)", path);
+    }
+    for (int64_t i = 0; i < im->g->n_tensors; i++) {
+        const lb_gguf_tensor_info *t = &im->g->tensors[i];
+        if (t->ggml_type != LB_GGML_F32) {
+            lb_imatrix_free(im);
+            return lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%s' is not f32", path, t->name);
+        }
+    }
+    *out = im;
+    return LB_OK;
+}
+
+void lb_imatrix_free(lb_imatrix *im) {
+    if (!im) return;
+    lb_gguf_close(im->g);
+    free(im);
+}
+
+int32_t lb_imatrix_count(const lb_imatrix *im) {
+    int32_t n = 0;
+    for (int64_t i = 0; i < im->g->n_tensors; i++) {
+        const char  *nm = im->g->tensors[i].name;
+        const size_t l  = strlen(nm);
+        n += l > 8 && strcmp(nm + l - 8, ".in_sum2") == 0;
+    }
+    return n;
+}
+
+bool lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out) {
+    char k1[160], k2[160];
+    snprintf(k1, sizeof k1, "%s.in_sum2", name);
+    snprintf(k2, sizeof k2, "%s.counts", name);
+    const int64_t a = lb_gguf_find_tensor(im->g, k1), b = lb_gguf_find_tensor(im->g, k2);
+    if (a < 0 || b < 0) return false;
+    const lb_gguf_tensor_info *s = &im->g->tensors[a], *c = &im->g->tensors[b];
+    if (s->ne[0] != n || s->ne[1] != 1 || c->ne[0] < 1) return false; /* one expert only */
+    float count;
+    memcpy(&count, c->data, sizeof count);
+    if (!(count > 0)) return false;
+    for (int64_t j = 0; j < n; j++) {
+        float v;
+        memcpy(&v, (const uint8_t *)s->data + 4 * j, sizeof v);
+        out[j] = v / count;
+    }
+    return true;
+}
+
+lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
+                          const char *dataset, int32_t chunks, int32_t chunk_size,
+                          lb_error *err) {
+    const int32_t    cap  = 3 + 9 * m->cfg.n_layers;
+    lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
+    float          **bufs = calloc((size_t)(2 * cap), sizeof *bufs);
+    lb_gguf_writer  *w    = lb_gguf_writer_create();
+    lb_status        st   = LB_OK;
+    LB_GOTO_IF(!ts || !bufs || !w, err, LB_ERR_NOMEM, "out of memory");
+    const int32_t n = lb_model_tensors(m, ts);
+    st = lb_gguf_writer_set_str(w, "general.type", "imatrix");
+    if (!st) st = lb_gguf_writer_set_arr_str(w, "imatrix.datasets", &dataset, 1);
+    if (!st) st = lb_gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)chunks);
+    if (!st) st = lb_gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)chunk_size);
+    LB_GOTO_IF(st, err, st, "%s: cannot build metadata", path);
+    for (int32_t i = 0; i < n; i++) {
+        if (ts[i].t->ne[1] == 1) continue; /* norms */
+        const lb_act_stats *s = lb_calib_get(c, ts[i].layer, ts[i].role);
+        if (!s || s->count == 0 || s->n != ts[i].t->ne[0]) continue;
+        float *sum = malloc((size_t)s->n * sizeof *sum), *cnt = malloc(sizeof *cnt);
+        bufs[2 * i] = sum, bufs[2 * i + 1] = cnt;
+        LB_GOTO_IF(!sum || !cnt, err, LB_ERR_NOMEM, "out of memory");
+        for (int32_t j = 0; j < s->n; j++) sum[j] = (float)s->sum_x2[j];
+        *cnt = (float)s->count;
+        char          nm[96];
+        const int64_t ne_s[1] = { s->n }, ne_c[1] = { 1 };
+        snprintf(nm, sizeof nm, "%s.in_sum2", ts[i].name);
+        LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_s, sum, (size_t)s->n * 4, err));
+        snprintf(nm, sizeof nm, "%s.counts", ts[i].name);
+        LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_c, cnt, 4, err));
+    }
+    LB_TRY(lb_gguf_writer_write(w, path, err));
+fail:
+    for (int32_t i = 0; bufs && i < 2 * cap; i++) free(bufs[i]);
+    free(bufs);
+    free(ts);
+    lb_gguf_writer_free(w);
+    return st;
+}

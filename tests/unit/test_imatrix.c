@@ -1,0 +1,116 @@
+/* Importance matrices: llama.cpp's file format read and written; quantizing with one gives
+ * llama-quantize --imatrix's bytes for every importance-aware type (hashes recorded in
+ * tests/golden/llama-quantize-imatrix.txt); our calibration statistics round-trip. */
+#include <math.h>
+
+#include "test_util.h"
+
+static uint64_t fnv1a(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t       h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void test_matches_llama_quantize_imatrix(void **state) {
+    (void)state;
+    char mp[512], ip[512], list[512], out[256];
+    SKIP_UNLESS(shared_path("golden/synth256-f32.gguf", mp, sizeof mp));
+    SKIP_UNLESS(shared_path("golden/synth256.imatrix.gguf", ip, sizeof ip));
+    lb_model   *m;
+    lb_imatrix *im;
+    lb_error    err = { 0 };
+    assert_int_equal(lb_model_load(&m, mp, NULL, &err), LB_OK);
+    assert_int_equal(lb_imatrix_load(&im, ip, &err), LB_OK);
+    assert_int_equal(lb_imatrix_count(im), 14);
+    FILE *f = fopen(repo_path("tests/golden/llama-quantize-imatrix.txt", list, sizeof list), "r");
+    assert_non_null(f);
+    char     line[256], cur[16] = "";
+    lb_gguf *g       = NULL;
+    int      checked = 0, differ = 0;
+    tmp_path("imx.gguf", out, sizeof out);
+    while (fgets(line, sizeof line, f)) {
+        char               type[16], name[96];
+        unsigned long long want;
+        if (line[0] == '#' || sscanf(line, "%15s %95s %llx", type, name, &want) != 3) continue;
+        if (strcmp(type, cur) != 0) {
+            lb_gguf_close(g);
+            const lb_quant_params p = { .recipe = lb_recipe_find(type), .pure = true, .imatrix = im };
+            assert_non_null(p.recipe);
+            assert_int_equal(lb_quantize_model(m, out, &p, NULL, NULL, NULL, &err), LB_OK);
+            assert_int_equal(lb_gguf_open(&g, out, &err), LB_OK);
+            snprintf(cur, sizeof cur, "%s", type);
+        }
+        const int64_t i = lb_gguf_find_tensor(g, name);
+        assert_true(i >= 0);
+        const uint64_t got = fnv1a(g->tensors[i].data, g->tensors[i].nbytes);
+        if (got != want) {
+            printf("# %s %s differs from llama-quantize --imatrix\n", type, name);
+            differ++;
+        }
+        checked++;
+    }
+    fclose(f);
+    lb_gguf_close(g);
+    remove(out);
+    printf("# %d tensors quantized with llama.cpp's importance matrix: %d differ from llama-quantize\n",
+           checked, differ);
+    assert_true(checked >= 150);
+    assert_int_equal(differ, 0);
+    lb_imatrix_free(im);
+    lb_model_free(m);
+}
+
+static void test_save_load_round_trip(void **state) {
+    (void)state;
+    char        mp[512], tp[512], out[256];
+    lb_model   *m;
+    lb_context *ctx;
+    lb_calib   *cal;
+    lb_imatrix *im;
+    lb_error    err = { 0 };
+    char       *text;
+    size_t      len;
+    int32_t    *win, n_win;
+    assert_int_equal(lb_model_load(&m, repo_path("models/stories260K/stories260K.bin", mp, sizeof mp), NULL, &err), LB_OK);
+    assert_int_equal(lb_read_file(repo_path("data/tinystories-valid-70.txt", tp, sizeof tp), &text, &len, &err), LB_OK);
+    const lb_calib_params cp = { .n_samples = 4, .n_ctx = 64, .seed = 7 };
+    assert_int_equal(lb_calib_windows(m->vocab, text, len, &cp, &win, &n_win, &err), LB_OK);
+    assert_int_equal(n_win, 4);
+    assert_int_equal(lb_context_create(&ctx, m, 64, 64, &err), LB_OK);
+    assert_int_equal(lb_calib_create(&cal, m, false, &err), LB_OK);
+    assert_int_equal(lb_calib_run(cal, ctx, win, n_win, 64, &err), LB_OK);
+    tmp_path("stories.imatrix.gguf", out, sizeof out);
+    assert_int_equal(lb_imatrix_save(cal, m, out, "tinystories", n_win, 64, &err), LB_OK);
+    assert_int_equal(lb_imatrix_load(&im, out, &err), LB_OK);
+    assert_int_equal(lb_imatrix_count(im), 7 * 5 + 1); /* every matrix with an input, tied output */
+    float a[172], b[172];
+    const lb_act_stats *s = lb_calib_get(cal, 3, LB_ROLE_FFN_DOWN);
+    assert_int_equal(s->count, 4 * 64);
+    assert_true(lb_act_importance(s, a));
+    assert_true(lb_imatrix_get(im, "blk.3.ffn_down.weight", 172, b));
+    for (int j = 0; j < 172; j++) assert_true(fabsf(a[j] - b[j]) <= 1e-6f * fabsf(a[j]) + 1e-12f);
+    assert_false(lb_imatrix_get(im, "blk.3.ffn_down.weight", 171, b)); /* wrong size */
+    assert_false(lb_imatrix_get(im, "blk.9.ffn_down.weight", 172, b)); /* absent */
+    lb_imatrix_free(im);
+    /* a GGUF that is no importance matrix */
+    char mg[256];
+    tmp_path("model.gguf", mg, sizeof mg);
+    assert_int_equal(lb_model_save_gguf(m, mg, LB_TYPE_F32, &err), LB_OK);
+    assert_int_equal(lb_imatrix_load(&im, mg, &err), LB_ERR_FORMAT);
+    remove(mg);
+    remove(out);
+    free(win);
+    free(text);
+    lb_calib_free(cal);
+    lb_context_free(ctx);
+    lb_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_llama_quantize_imatrix),
+        cmocka_unit_test(test_save_load_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
