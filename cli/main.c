@@ -27,6 +27,12 @@ static const lb_command k_commands[] = {
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
       "  --json          one JSON summary on stdout\n" },
+    { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
+      "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
+      "                        [--calib-ctx L] [--seed S]\n"
+      "  windows of L tokens (128): N random ones (seeded), or all of the text in order when\n"
+      "  N is not given; writes llama.cpp's importance-matrix format (llama-imatrix's), for\n"
+      "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n" },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
       "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
       "  --types LIST   comma-separated types or mixes (default: all)\n"
