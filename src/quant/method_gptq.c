@@ -1,0 +1,144 @@
+/* GPTQ over a whole model, true-sequential: layer l's inputs are recomputed through the
+ * already-quantized layers before it (a working f32 copy updated in place with what the file
+ * will hold), and within a layer q/k/v, then o, then gate/up, then down; the output head
+ * last. Each matrix whose type has blocks goes through lb_gptq_quantize (gptq.c); others
+ * are rounded to nearest. Reports each matrix's output error, RTN against GPTQ. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "quant_internal.h"
+
+/* GPTQ can take the tensor: a block type whose blocks divide its rows */
+static bool gptq_able(lb_type t, int64_t ncols) {
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    return tr && tr->is_quantized && tr->block_size > 1 && ncols % tr->block_size == 0;
+}
+
+/* quantize-dequantize a working tensor in place with RTN (what the file will hold); all rows
+ * in one call, so per-tensor scales come out as the writer's */
+static lb_status round_trip(float *w, const lb_tensor *t, lb_type type) {
+    const int64_t n = t->ne[0], nr = lb_tensor_nelements(t) / n;
+    const size_t  rs = lb_row_size(type, n);
+    uint8_t      *q = malloc(rs * (size_t)nr);
+    if (!q) return LB_ERR_NOMEM;
+    lb_quantize_rows(type, q, w, nr, n, NULL);
+    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
+    free(q);
+    return LB_OK;
+}
+
+/* RTN of W onto type t, dequantized into out (for the before/after report) */
+static void rtn_into(const float *W, int64_t nr, int64_t n, lb_type t, float *out, uint8_t *q) {
+    lb_quantize_rows(t, q, W, nr, n, NULL);
+    const size_t rs = lb_row_size(t, n);
+    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(t)->to_float(out + r * n, q + (size_t)r * rs, n);
+}
+
+static lb_status gptq_tensor(const lb_quant_params *p, const lb_named_tensor *wt, lb_type type,
+                             const lb_act_stats *s, void **data, lb_quant_summary *sum,
+                             lb_error *err) {
+    float        *W = (float *)wt->t->data; /* the working copy: updated in place */
+    const int64_t n = wt->t->ne[0], nr = wt->t->ne[1];
+    const size_t  bytes = lb_row_size(type, n) * (size_t)nr;
+    uint8_t      *q = malloc(bytes), *q2 = malloc(bytes);
+    float        *orig = malloc((size_t)(n * nr) * sizeof *orig), *rtn = malloc((size_t)(n * nr) * sizeof *rtn);
+    float        *imp = malloc((size_t)n * sizeof *imp);
+    lb_status     st = LB_OK;
+    LB_GOTO_IF(!q || !q2 || !orig || !rtn || !imp, err, LB_ERR_NOMEM, "out of memory");
+    memcpy(orig, W, (size_t)(n * nr) * sizeof *orig);
+    const bool has_imp = lb_act_importance(s, imp);
+    LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &p->gptq, has_imp ? imp : NULL, q, err));
+    rtn_into(orig, nr, n, type, rtn, q2);
+    const double e_rtn = lb_output_error(orig, rtn, nr, n, s->H);
+    const double e_gq  = lb_output_error(orig, W, nr, n, s->H);
+    sum->err_rtn += e_rtn;
+    sum->err_method += e_gq;
+    lb_method_log(p, "%-26s %-6s output error: RTN %.6f -> GPTQ %.6f (%.2fx)", wt->name, lb_type_name(type),
+          e_rtn, e_gq, e_gq > 0 ? e_rtn / e_gq : 0.0);
+    *data = q;
+    q     = NULL;
+fail:
+    free(q);
+    free(q2);
+    free(orig);
+    free(rtn);
+    free(imp);
+    return st;
+}
+
+lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
+    const lb_model        *m   = c->model;
+    const lb_quant_params *p   = c->p;
+    const lb_tensor_plan  *pl  = c->plans;
+    const int32_t          n   = c->n;
+    void                 **data = c->data;
+    lb_quant_summary      *sum = c->summary;
+    lb_model        *work = NULL;
+    lb_context      *ctx  = NULL;
+    lb_calib        *cal  = NULL;
+    lb_named_tensor *wts  = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *wts);
+    lb_status        st   = LB_OK;
+    LB_GOTO_IF(!wts, err, LB_ERR_NOMEM, "out of memory");
+    LB_TRY(lb_method_windows(c, err));
+    const int32_t *win = c->windows, n_win = c->n_windows;
+    LB_TRY(lb_model_clone_f32(m, &work, err));
+    lb_model_tensors(work, wts);
+    LB_TRY(lb_context_create(&ctx, work, p->calib.n_ctx, p->calib.n_ctx, err));
+    LB_TRY(lb_calib_create(&cal, work, true, err));
+    /* within a layer: q, k, v share an input; then o; gate and up share one; then down.
+     * The output head comes last, after every layer is quantized (the tied embedding is
+     * the output head). */
+    static const struct {
+        lb_tensor_role in;
+        int            n;
+        lb_tensor_role roles[3];
+    } groups[4] = {
+        { LB_ROLE_ATTN_Q, 3, { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V } },
+        { LB_ROLE_ATTN_OUTPUT, 1, { LB_ROLE_ATTN_OUTPUT } },
+        { LB_ROLE_FFN_GATE, 2, { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP } },
+        { LB_ROLE_FFN_DOWN, 1, { LB_ROLE_FFN_DOWN } },
+    };
+    lb_progress bar;
+    if (p->progress) lb_progress_begin(&bar, "gptq", m->cfg.n_layers + 1);
+    for (int32_t l = 0; l <= m->cfg.n_layers; l++) {
+        const bool head = l == m->cfg.n_layers;
+        for (int g = 0; g < (head ? 1 : 4); g++) {
+            const lb_tensor_role in = head ? LB_ROLE_OUTPUT : groups[g].in;
+            const int32_t        li = head ? -1 : l;
+            const double         t0 = lb_time_sec();
+            lb_calib_select(cal, li, in);
+            lb_calib_clear(cal, li, in);
+            lb_context_set_layer_limit(ctx, head ? 0 : l + 1);
+            LB_TRY(lb_calib_run(cal, ctx, win, n_win, p->calib.n_ctx, err));
+            sum->seconds_calib += lb_time_sec() - t0;
+            const double        t1 = lb_time_sec();
+            const lb_act_stats *s  = lb_calib_get(cal, li, in);
+            for (int k = 0; k < (head ? 1 : groups[g].n); k++) {
+                const lb_tensor_role role =
+                    head ? (work->tied_output ? LB_ROLE_TOKEN_EMBD : LB_ROLE_OUTPUT) : groups[g].roles[k];
+                const int32_t i = lb_method_find(wts, n, li, role);
+                if (i < 0) continue;
+                const lb_type type = pl[i].type;
+                if (gptq_able(type, wts[i].t->ne[0])) {
+                    LB_TRY(gptq_tensor(p, &wts[i], type, s, &data[i], sum, err));
+                } else if (type != LB_TYPE_F32) { /* later layers see what the file will hold */
+                    LB_GOTO_IF(round_trip((float *)wts[i].t->data, wts[i].t, type), err, LB_ERR_NOMEM,
+                               "out of memory");
+                    lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", wts[i].name,
+                          lb_type_name(type));
+                }
+            }
+            sum->seconds_method += lb_time_sec() - t1;
+        }
+        if (p->progress) lb_progress_update(&bar, l + 1);
+    }
+    if (p->progress) lb_progress_end(&bar);
+fail:
+    lb_calib_free(cal);
+    lb_context_free(ctx);
+    lb_model_free(work);
+    free(wts);
+    return st;
+}
+

@@ -1,0 +1,41 @@
+/* Shared by the quantization methods (src/quant/method_*.c) and their driver (quantize.c).
+ * A method chooses values: it may fill data[i] with tensor i already stored in its planned
+ * type (the writer then uses those bytes), importance[i] with per-column importance for the
+ * format's quantizer, or replace `model` by a transformed copy (AWQ's folded scales) that
+ * later methods and the writer use instead. Methods chain: "awq+gptq". */
+#ifndef LB_QUANT_INTERNAL_H
+#define LB_QUANT_INTERNAL_H
+
+#include "lowbit/quant.h"
+
+typedef struct lb_method_ctx {
+    const lb_model        *model;      /* what is quantized and written (may be replaced) */
+    lb_model              *owned;      /* a copy a method made; freed by the driver */
+    const lb_quant_params *p;
+    lb_named_tensor       *tensors;    /* of `model`, in file order */
+    const lb_tensor_plan  *plans;
+    int32_t                n;
+    void                 **data;       /* [n] stored bytes, or NULL */
+    float                **importance; /* [n] per-column importance, or NULL */
+    int32_t               *windows;    /* calibration windows (loaded on first use) */
+    int32_t                n_windows;
+    lb_quant_summary      *summary;
+} lb_method_ctx;
+
+typedef struct lb_method {
+    const char *name;
+    lb_status (*run)(lb_method_ctx *c, lb_error *err);
+} lb_method;
+
+lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err);
+lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err);
+
+/* helpers (quantize.c) */
+lb_status lb_method_windows(lb_method_ctx *c, lb_error *err); /* load windows if needed */
+/* switch c->model to `m` (owned), re-listing its tensors */
+void      lb_method_set_model(lb_method_ctx *c, lb_model *m);
+void      lb_method_log(const lb_quant_params *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int32_t   lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_tensor_role role);
+
+#endif
