@@ -25,14 +25,27 @@ static int inspect_gguf(const char *path) {
         lb_gguf_kv_format(&g->kv[i], val, sizeof val);
         printf("  %-44s %-4s %s\n", g->kv[i].key, lb_gguf_vtype_name(g->kv[i].type), val);
     }
-    if (g->n_tensors) printf("\n  %-32s %-8s %-20s %12s\n", "tensor", "type", "shape", "bytes");
+    if (g->n_tensors) printf("\n  %-32s %-11s %-20s %12s\n", "tensor", "type", "shape", "bytes");
     size_t total = 0;
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const lb_gguf_tensor_info *t = &g->tensors[i];
-        char                       shape[96];
-        shape_str(t->ne, t->n_dims, shape, sizeof shape);
-        printf("  %-32s %-8s %-20s %12zu\n", t->name, lb_ggml_type_name(t->ggml_type), shape,
-               t->nbytes);
+        char                       shape[96], key[128];
+        int64_t                    ne[LB_GGUF_MAX_DIMS];
+        const char                *type = lb_ggml_type_name(t->ggml_type);
+        memcpy(ne, t->ne, sizeof ne);
+        /* lowbit's own types are stored as i8 rows; the real type and row length are keys */
+        lb_gguf_str own;
+        int64_t     ne0;
+        snprintf(key, sizeof key, "lowbit.tensor_type.%s", t->name);
+        if (lb_gguf_get_str(g, key, &own, NULL) == LB_OK && own.n < 32) {
+            static char buf[32];
+            snprintf(buf, sizeof buf, "%.*s", (int)own.n, own.p);
+            type = buf;
+            snprintf(key, sizeof key, "lowbit.tensor_ne0.%s", t->name);
+            if (lb_gguf_get_int(g, key, &ne0, NULL) == LB_OK) ne[0] = ne0;
+        }
+        shape_str(ne, t->n_dims, shape, sizeof shape);
+        printf("  %-32s %-11s %-20s %12zu\n", t->name, type, shape, t->nbytes);
         total += t->nbytes;
     }
     if (g->n_tensors) printf("\n  total tensor bytes: %zu\n", total);

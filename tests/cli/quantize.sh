@@ -40,8 +40,8 @@ awk -v a="$k8" -v b="$k4" -v c="$k3" -v d="$k2" 'BEGIN { exit !(a < b && b < c &
     || fail "own types' KLD order: int8_pc $k8, int4_g128 $k4, int3_g64 $k3, int2_g32 $k2"
 "$LOWBIT" inspect "$WORK/nf4.gguf" > "$WORK/ins"
 grep -q 'lowbit.tensor_type.blk.0.attn_q.weight *str *"nf4"' "$WORK/ins" \
-    && grep -q "blk.0.attn_q.weight *i8 *\[36, 64\]" "$WORK/ins" \
-    && pass "own types are stored as i8 rows with their type in metadata" \
+    && grep -q "blk.0.attn_q.weight *nf4 *\[64, 64\] *2304" "$WORK/ins" \
+    && pass "own types: stored as i8 rows with their type in metadata; inspect shows the type" \
     || fail "own type storage: $(grep attn_q "$WORK/ins" | head -3)"
 k=$(json_num "$WORK/f32.eval" kld_mean)
 [ -z "$k" ] || awk -v k="$k" 'BEGIN { exit !(k < 1e-9) }' && pass "f32 against itself: KLD ${k:-0}" || fail "f32 vs f32 KLD $k"
