@@ -18,16 +18,14 @@
     void lb_quantize_row_##X##_ref(void *dst, const float *src, int64_t n);                        \
     void lb_dequantize_row_##X(float *dst, const void *src, int64_t n)
 
-/* sigma^2 = sum x^2 / n of a row, and the weights imp_j * sqrt(sigma^2 + x_j^2) of one
- * 32-value block: how ggml turns an importance vector into a block's error weights */
-static inline float lb_row_sigma2(const float *x, int64_t n) {
-    float s = 0;
-    for (int64_t j = 0; j < n; j++) s += x[j] * x[j];
-    return s / (float)n;
-}
-static inline void lb_importance_weights(float *w, const float *x, const float *imp, float sigma2) {
-    for (int j = 0; j < QK_LEGACY; j++) w[j] = imp[j] * sqrtf(sigma2 + x[j] * x[j]);
-}
+/* Importance-aware quantization of the 32-value block types (weighted.c): rows without
+ * importance go to `ref`; otherwise each block is fit by `fit` with error weights
+ * w_j = imp_j * sqrt(sigma^2 + x_j^2), sigma^2 the row's mean square (as ggml does). */
+typedef void (*lb_block_fit_fn)(void *block, const float *x, const float *w);
+size_t lb_quantize_rows_weighted(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
+                                 const float *importance, size_t block_bytes,
+                                 void (*ref)(void *dst, const float *src, int64_t n),
+                                 lb_block_fit_fn fit);
 
 /* importance-aware quantizers of the legacy types (NULL importance: the _ref rows) */
 size_t lb_quantize_q4_0(void *dst, const float *src, int64_t nrow, int64_t n_per_row, const float *imp);

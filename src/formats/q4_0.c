@@ -42,27 +42,17 @@ void lb_dequantize_row_q4_0(float *y, const void *src, int64_t n) {
     }
 }
 
-/* With importance (llama.cpp's imatrix): per block, the scale minimizing
- * sum imp_j * sqrt(sigma^2 + x_j^2) * (x_j - d q_j)^2 over candidate scales (as ggml's
- * quantize_row_q4_0_impl). */
+/* With importance (llama.cpp's imatrix): the scale minimizing the weighted squared error over
+ * candidate scales (as ggml's quantize_row_q4_0_impl). */
+static void fit_q4_0(void *block, const float *x, const float *w) {
+    lb_block_q4_0 *y = block;
+    int8_t         L[QK_LEGACY];
+    y->d = lb_f32_to_f16(lb_kq_make_qx_quants(QK_LEGACY, 8, x, L, w));
+    for (int j = 0; j < QK_LEGACY / 2; j++) y->qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+}
+
 size_t lb_quantize_q4_0(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance) {
-    const size_t rs = (size_t)(n_per_row / QK_LEGACY) * sizeof(lb_block_q4_0);
-    for (int64_t r = 0; r < nrow; r++) {
-        const float   *x = src + r * n_per_row;
-        lb_block_q4_0 *y = (lb_block_q4_0 *)((uint8_t *)dst + (size_t)r * rs);
-        if (!importance) {
-            lb_quantize_row_q4_0_ref(y, x, n_per_row);
-            continue;
-        }
-        const float sigma2 = lb_row_sigma2(x, n_per_row);
-        for (int64_t b = 0; b < n_per_row / QK_LEGACY; b++) {
-            float  w[QK_LEGACY];
-            int8_t L[QK_LEGACY];
-            lb_importance_weights(w, x + b * QK_LEGACY, importance + b * QK_LEGACY, sigma2);
-            y[b].d = lb_f32_to_f16(lb_kq_make_qx_quants(QK_LEGACY, 8, x + b * QK_LEGACY, L, w));
-            for (int j = 0; j < QK_LEGACY / 2; j++) y[b].qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
-        }
-    }
-    return (size_t)nrow * rs;
+    return lb_quantize_rows_weighted(dst, src, nrow, n_per_row, importance, sizeof(lb_block_q4_0),
+                                     lb_quantize_row_q4_0_ref, fit_q4_0);
 }

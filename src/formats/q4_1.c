@@ -38,27 +38,18 @@ void lb_dequantize_row_q4_1(float *y, const void *src, int64_t n) {
 
 /* With importance: weighted least squares for scale and min over candidate spacings (as
  * ggml's quantize_row_q4_1_impl). */
+static void fit_q4_1(void *block, const float *x, const float *w) {
+    lb_block_q4_1 *y = block;
+    float          min;
+    uint8_t        L[QK_LEGACY], aux[QK_LEGACY];
+    const float    d = lb_kq_make_qkx_quants(QK_LEGACY, 15, x, w, L, &min, aux, -0.9f, 0.05f, 36, 0);
+    y->d = lb_f32_to_f16(d);
+    y->m = lb_f32_to_f16(-min);
+    for (int j = 0; j < QK_LEGACY / 2; j++) y->qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+}
+
 size_t lb_quantize_q4_1(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance) {
-    const size_t rs = (size_t)(n_per_row / QK_LEGACY) * sizeof(lb_block_q4_1);
-    for (int64_t r = 0; r < nrow; r++) {
-        const float   *x = src + r * n_per_row;
-        lb_block_q4_1 *y = (lb_block_q4_1 *)((uint8_t *)dst + (size_t)r * rs);
-        if (!importance) {
-            lb_quantize_row_q4_1_ref(y, x, n_per_row);
-            continue;
-        }
-        const float sigma2 = lb_row_sigma2(x, n_per_row);
-        for (int64_t b = 0; b < n_per_row / QK_LEGACY; b++) {
-            float   w[QK_LEGACY], min;
-            uint8_t L[QK_LEGACY], aux[QK_LEGACY];
-            lb_importance_weights(w, x + b * QK_LEGACY, importance + b * QK_LEGACY, sigma2);
-            const float d = lb_kq_make_qkx_quants(QK_LEGACY, 15, x + b * QK_LEGACY, w, L, &min, aux,
-                                                  -0.9f, 0.05f, 36, 0);
-            y[b].d = lb_f32_to_f16(d);
-            y[b].m = lb_f32_to_f16(-min);
-            for (int j = 0; j < QK_LEGACY / 2; j++) y[b].qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
-        }
-    }
-    return (size_t)nrow * rs;
+    return lb_quantize_rows_weighted(dst, src, nrow, n_per_row, importance, sizeof(lb_block_q4_1),
+                                     lb_quantize_row_q4_1_ref, fit_q4_1);
 }

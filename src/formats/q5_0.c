@@ -47,31 +47,22 @@ void lb_dequantize_row_q5_0(float *y, const void *src, int64_t n) {
     }
 }
 
-/* With importance: the weighted scale search of q4_0's, on 32 levels. */
+/* With importance: q4_0's weighted scale search, on 32 levels. */
+static void fit_q5_0(void *block, const float *x, const float *w) {
+    lb_block_q5_0 *y  = block;
+    int8_t         L[QK_LEGACY];
+    uint32_t       qh = 0;
+    y->d = lb_f32_to_f16(lb_kq_make_qx_quants(QK_LEGACY, 16, x, L, w));
+    for (int j = 0; j < QK_LEGACY / 2; j++) {
+        y->qs[j] = (uint8_t)((L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4);
+        qh |= (uint32_t)((L[j] & 0x10) >> 4) << j;
+        qh |= (uint32_t)((L[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    memcpy(y->qh, &qh, 4);
+}
+
 size_t lb_quantize_q5_0(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance) {
-    const size_t rs = (size_t)(n_per_row / QK_LEGACY) * sizeof(lb_block_q5_0);
-    for (int64_t r = 0; r < nrow; r++) {
-        const float   *x = src + r * n_per_row;
-        lb_block_q5_0 *y = (lb_block_q5_0 *)((uint8_t *)dst + (size_t)r * rs);
-        if (!importance) {
-            lb_quantize_row_q5_0_ref(y, x, n_per_row);
-            continue;
-        }
-        const float sigma2 = lb_row_sigma2(x, n_per_row);
-        for (int64_t b = 0; b < n_per_row / QK_LEGACY; b++) {
-            float    w[QK_LEGACY];
-            int8_t   L[QK_LEGACY];
-            uint32_t qh = 0;
-            lb_importance_weights(w, x + b * QK_LEGACY, importance + b * QK_LEGACY, sigma2);
-            y[b].d = lb_f32_to_f16(lb_kq_make_qx_quants(QK_LEGACY, 16, x + b * QK_LEGACY, L, w));
-            for (int j = 0; j < QK_LEGACY / 2; j++) {
-                y[b].qs[j] = (uint8_t)((L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4);
-                qh |= (uint32_t)((L[j] & 0x10) >> 4) << j;
-                qh |= (uint32_t)((L[j + 16] & 0x10) >> 4) << (j + 16);
-            }
-            memcpy(y[b].qh, &qh, 4);
-        }
-    }
-    return (size_t)nrow * rs;
+    return lb_quantize_rows_weighted(dst, src, nrow, n_per_row, importance, sizeof(lb_block_q5_0),
+                                     lb_quantize_row_q5_0_ref, fit_q5_0);
 }

@@ -45,34 +45,25 @@ void lb_dequantize_row_q5_1(float *y, const void *src, int64_t n) {
     }
 }
 
-/* With importance: q4_1's weighted fit on 32 levels. */
+/* With importance: q4_1's weighted fit, on 32 levels. */
+static void fit_q5_1(void *block, const float *x, const float *w) {
+    lb_block_q5_1 *y  = block;
+    float          min;
+    uint8_t        L[QK_LEGACY], aux[QK_LEGACY];
+    uint32_t       qh = 0;
+    const float    d  = lb_kq_make_qkx_quants(QK_LEGACY, 31, x, w, L, &min, aux, -0.9f, 0.05f, 36, 0);
+    y->d = lb_f32_to_f16(d);
+    y->m = lb_f32_to_f16(-min);
+    for (int j = 0; j < QK_LEGACY / 2; j++) {
+        y->qs[j] = (uint8_t)((L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4);
+        qh |= (uint32_t)((L[j] & 0x10) >> 4) << j;
+        qh |= (uint32_t)((L[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    memcpy(y->qh, &qh, 4);
+}
+
 size_t lb_quantize_q5_1(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance) {
-    const size_t rs = (size_t)(n_per_row / QK_LEGACY) * sizeof(lb_block_q5_1);
-    for (int64_t r = 0; r < nrow; r++) {
-        const float   *x = src + r * n_per_row;
-        lb_block_q5_1 *y = (lb_block_q5_1 *)((uint8_t *)dst + (size_t)r * rs);
-        if (!importance) {
-            lb_quantize_row_q5_1_ref(y, x, n_per_row);
-            continue;
-        }
-        const float sigma2 = lb_row_sigma2(x, n_per_row);
-        for (int64_t b = 0; b < n_per_row / QK_LEGACY; b++) {
-            float    w[QK_LEGACY], min;
-            uint8_t  L[QK_LEGACY], aux[QK_LEGACY];
-            uint32_t qh = 0;
-            lb_importance_weights(w, x + b * QK_LEGACY, importance + b * QK_LEGACY, sigma2);
-            const float d = lb_kq_make_qkx_quants(QK_LEGACY, 31, x + b * QK_LEGACY, w, L, &min, aux,
-                                                  -0.9f, 0.05f, 36, 0);
-            y[b].d = lb_f32_to_f16(d);
-            y[b].m = lb_f32_to_f16(-min);
-            for (int j = 0; j < QK_LEGACY / 2; j++) {
-                y[b].qs[j] = (uint8_t)((L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4);
-                qh |= (uint32_t)((L[j] & 0x10) >> 4) << j;
-                qh |= (uint32_t)((L[j + 16] & 0x10) >> 4) << (j + 16);
-            }
-            memcpy(y[b].qh, &qh, 4);
-        }
-    }
-    return (size_t)nrow * rs;
+    return lb_quantize_rows_weighted(dst, src, nrow, n_per_row, importance, sizeof(lb_block_q5_1),
+                                     lb_quantize_row_q5_1_ref, fit_q5_1);
 }
