@@ -2,11 +2,15 @@
 # Quantization methods compared: calibrate on the first half of tinystories-valid-70.txt,
 # evaluate on the second half (KL divergence and perplexity against the f32 model, ctx 128).
 # Usage: bench/methods.sh [LOWBIT] [TYPES] [METHODS]   (prints a Markdown table)
+# The type w8a8 (int8 weights per channel, int8 activations) runs W8A8_METHODS, each with
+# every activation calibration in ACTS, instead of METHODS. Time: the whole quantize command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOWBIT=${1:-build/lowbit}
-TYPES=${2:-q4_0 q4_1 iq4_nl q5_0}
-METHODS=${3:-rtn imatrix gptq gptq-ao}
+TYPES=${2:-q4_0 q4_1 iq4_nl int3_g32 int2_g32 w8a8}
+METHODS=${3:-rtn imatrix gptq awq awq+gptq}
+W8A8_METHODS=${W8A8_METHODS:-rtn smoothquant llm-int8}
+ACTS=${ACTS:-dynamic minmax p99.99 kl}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 TEXT=data/tinystories-valid-70.txt
@@ -27,9 +31,15 @@ for model in $MODELS; do
     ppl=$(sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p' "$W/ref.json")
     echo "| $name | f32 | - | 32 | $ppl | 0 | 100% | - |"
     for t in $TYPES; do
-        for meth in $METHODS; do
+        runs=$METHODS
+        [ "$t" = w8a8 ] && runs=$(for m in $W8A8_METHODS; do for a in $ACTS; do echo "$m/$a"; done; done)
+        for meth in $runs; do
             extra=""
-            case $meth in gptq-ao) m=gptq; extra="--act-order" ;; *) m=$meth ;; esac
+            case $meth in
+            gptq-ao) m=gptq; extra="--act-order" ;;
+            */*) m=${meth%/*}; extra="--act ${meth#*/}" ;;
+            *) m=$meth ;;
+            esac
             t0=$(date +%s.%N)
             "$LOWBIT" quantize "$model" "$W/q.gguf" --type "$t" --method "$m" $extra \
                 --calib "$W/calib.txt" --calib-samples 128 --calib-ctx 128 --json > "$W/q.json" 2> "$W/err" \

@@ -92,3 +92,36 @@ int lb_print_help(const char *cmd) {
     printf("lowbit %s: %s\n\n%s", c->name, c->summary, c->usage);
     return LB_EXIT_OK;
 }
+
+void lb_ctx_options_init(lb_ctx_options *o, bool fast) {
+    o->fast   = fast;
+    o->type_k = o->type_v = LB_TYPE_F32;
+}
+
+bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o) {
+    const bool k = !strcmp(opt, "--cache-type-k") || !strcmp(opt, "-ctk");
+    const bool v = !strcmp(opt, "--cache-type-v") || !strcmp(opt, "-ctv");
+    if (!strcmp(opt, "--matmul")) {
+        const char *m = lb_args_value(a);
+        if (m && (!strcmp(m, "q8") || !strcmp(m, "exact"))) {
+            o->fast = !strcmp(m, "q8");
+        } else if (m) {
+            lb_usage_error(a->cmd, "--matmul takes q8 or exact, not '%s'", m);
+            a->bad = true;
+        }
+        return true;
+    }
+    if (!k && !v) return false;
+    const char *name = lb_args_value(a);
+    if (!name) return true;
+    const lb_type t = lb_type_from_name(name);
+    if (t == LB_TYPE_INVALID) {
+        lb_usage_error(a->cmd, "%s: unknown type '%s' (f32, f16, q8_0, q4_0)", opt, name);
+        a->bad = true;
+    } else if (k) {
+        o->type_k = t;
+    } else {
+        o->type_v = t;
+    }
+    return true;
+}

@@ -42,6 +42,22 @@ int         lb_runtime_error(const lb_error *err);
 bool        lb_is_help(const char *opt);
 int         lb_print_help(const char *cmd);
 
+/* The context options of run, eval and bench: --matmul q8|exact, --cache-type-k T,
+ * --cache-type-v T. lb_args_ctx_option returns true when it took opt (check a->bad after). */
+typedef struct lb_ctx_options {
+    bool    fast;           /* --matmul q8 */
+    lb_type type_k, type_v; /* f32 unless given */
+} lb_ctx_options;
+void lb_ctx_options_init(lb_ctx_options *o, bool fast);
+bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o);
+/* The options' part of a --help text. */
+#define LB_CTX_OPTIONS_HELP(DEFAULT_MATMUL)                                                        \
+    "  --matmul M           products with quantized weights: q8 (activations quantized to\n"      \
+    "                       8-bit blocks, integer dot products, as llama.cpp; faster) or exact\n" \
+    "                       (f32 activations); default " DEFAULT_MATMUL "\n"                       \
+    "  --cache-type-k T     KV cache storage of keys: f32 (default), f16, q8_0, q4_0\n"           \
+    "  --cache-type-v T     the same for values\n"
+
 /* ---- subcommands ---- */
 int cmd_info(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -52,6 +68,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 const lb_command *lb_find_command(const char *name);
 

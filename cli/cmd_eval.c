@@ -53,9 +53,12 @@ int cmd_eval(int argc, char **argv) {
                      *ref_logits = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
     bool        json = false;
+    lb_ctx_options co;
+    lb_ctx_options_init(&co, false);
     lb_args_init(&a, "eval", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("eval");
+        else if (lb_args_ctx_option(&a, opt, &co)) continue;
         else if (!strcmp(opt, "--text") || !strcmp(opt, "-f")) text_path = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--ctx") || !strcmp(opt, "-c")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
@@ -96,7 +99,9 @@ int cmd_eval(int argc, char **argv) {
     if (lb_tokenize(m->vocab, text, len, lb_vocab_add_bos(m->vocab), false, &ids, &n_ids, &err))
         goto done;
     const double t_tok = lb_time_sec() - t0;
-    if (lb_context_create(&ctx, m, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
+    lb_context_params cp = lb_context_default_params((int32_t)n_ctx, (int32_t)n_ctx);
+    cp.fast = co.fast, cp.type_k = co.type_k, cp.type_v = co.type_v;
+    if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     if (rm && lb_context_create(&rctx, rm, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
     const lb_ppl_params p   = { .n_ctx = (int32_t)n_ctx, .max_chunks = (int32_t)chunks,
                                 .logits_path = logits_path, .progress = !json };

@@ -10,8 +10,8 @@ int cmd_info(int argc, char **argv) {
     while ((opt = lb_args_next(&a)))
         if (lb_is_help(opt)) return lb_print_help("info");
         else return lb_usage_error("info", "unknown option %s", opt);
-    printf("lowbit %s\ncpu: %s\nthreads: %d\n\ntypes:\n", LB_VERSION, lb_cpu_features_str(),
-           lb_threads_get());
+    printf("lowbit %s\ncpu: %s\nkernels: %s\nthreads: %d\n\ntypes:\n", LB_VERSION,
+           lb_cpu_features_str(), lb_kernels_name(), lb_threads_get());
     printf("  %-12s %6s %6s %6s\n", "name", "block", "bytes", "bpw");
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const lb_type_traits *tr = lb_type_get_traits((lb_type)t);

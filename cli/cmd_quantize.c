@@ -25,8 +25,10 @@ int cmd_quantize(int argc, char **argv) {
     const char      *calib   = NULL, *imatrix_path = NULL;
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
-    double           damp    = 0.01;
+    double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
     bool             act_order = false;
+    lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
+    const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("quantize");
@@ -41,6 +43,13 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--damp")) lb_args_float(&a, &damp);
         else if (!strcmp(opt, "--act-order")) act_order = true;
+        else if (!strcmp(opt, "--alpha")) lb_args_float(&a, &alpha);
+        else if (!strcmp(opt, "--outlier-threshold")) lb_args_float(&a, &outlier);
+        else if (!strcmp(opt, "--act")) {
+            act_name = lb_args_value(&a);
+            if (act_name && lb_act_calib_parse(act_name, &act) != LB_OK)
+                return lb_usage_error("quantize", "--act wants dynamic, minmax, pNN (e.g. p99.99) or kl, not '%s'", act_name);
+        }
         else if (!strcmp(opt, "--range")) {
             const char *v = lb_args_value(&a);
             if (v && lb_range_parse(v, &range) != LB_OK)
@@ -80,6 +89,14 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "\n");
         goto out;
     }
+    if (act_name && strcmp(r->name, "w8a8") != 0) {
+        lb_usage_error("quantize", "--act is for --type w8a8 (activations quantized to int8)");
+        goto out;
+    }
+    if (!(alpha > 0 && alpha < 1) || !(outlier > 0)) {
+        lb_usage_error("quantize", "--alpha wants a value in (0, 1), --outlier-threshold a positive one");
+        goto out;
+    }
     lb_threads_set((int)threads);
     lb_error         err = { 0 };
     lb_model        *m;
@@ -100,6 +117,7 @@ int cmd_quantize(int argc, char **argv) {
                              .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
                                         .seed = (uint64_t)seed },
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order },
+                             .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
                              .progress = !json && !quiet, .log = quiet || json ? NULL : log_line };
     lb_quant_summary s;
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
@@ -110,9 +128,11 @@ int cmd_quantize(int argc, char **argv) {
         char rb[32];
         printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", \"range\": \"%s\", "
                "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
-               "\"tensors\": %d, \"fallbacks\": %d, \"seconds\": %.3f}\n",
+               "\"tensors\": %d, \"fallbacks\": %d, \"err_rtn\": %.6g, \"err_method\": %.6g, "
+               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f}\n",
                a.positional[0], a.positional[1], r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
-               (long long)s.n_params, s.n_tensors, s.n_fallback, s.seconds);
+               (long long)s.n_params, s.n_tensors, s.n_fallback, s.err_rtn, s.err_method,
+               s.seconds_calib, s.seconds_method, s.seconds);
     } else {
         if (!quiet)
             for (int32_t i = 0; i < s.n_tensors; i++) {
@@ -129,6 +149,11 @@ int cmd_quantize(int argc, char **argv) {
                "(%d fell back), %.2fs\n", a.positional[0], a.positional[1], r->name, method,
                (double)s.bytes_in / 1e6, (double)s.bytes_out / 1e6, s.bpw, s.n_tensors,
                s.n_fallback, s.seconds);
+        if (s.err_rtn > 0)
+            printf("quantize: output error summed over the matrices of the last method: RTN %.5f -> "
+                   "%s %.5f (%.2fx); calibration %.2fs, method %.2fs\n", s.err_rtn, method,
+                   s.err_method, s.err_method > 0 ? s.err_rtn / s.err_method : 0.0,
+                   s.seconds_calib, s.seconds_method);
     }
     free(pl);
     free(nt);

@@ -13,9 +13,12 @@ int cmd_run(int argc, char **argv) {
     const char *opt, *tok = NULL, *prompt = "";
     int64_t     n_gen = -1, steps = 256, seed = 0, threads = 0;
     double      temp = 1.0, top_p = 0.9;
+    lb_ctx_options co;
+    lb_ctx_options_init(&co, true);
     lb_args_init(&a, "run", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("run");
+        else if (lb_args_ctx_option(&a, opt, &co)) continue;
         else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) prompt = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "-n")) lb_args_int(&a, 0, 1 << 24, &n_gen);
@@ -53,7 +56,9 @@ int cmd_run(int argc, char **argv) {
     if ((int64_t)n_prompt + n_samples - 1 > m->cfg.n_ctx_train)
         n_samples = m->cfg.n_ctx_train - (int64_t)n_prompt + 1;
     const int64_t total = (int64_t)n_prompt + (n_samples > 0 ? n_samples - 1 : 0);
-    if (lb_context_create(&ctx, m, (int32_t)total, (int32_t)n_prompt, &err)) goto done;
+    lb_context_params cp = lb_context_default_params((int32_t)total, (int32_t)n_prompt);
+    cp.fast = co.fast, cp.type_k = co.type_k, cp.type_v = co.type_v;
+    if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     scratch = malloc(2 * (size_t)m->cfg.n_vocab * sizeof *scratch);
     if (!scratch) {
         lb_fail(&err, LB_ERR_NOMEM, "out of memory");

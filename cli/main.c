@@ -8,8 +8,8 @@
 
 static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
-      "usage: lowbit quantize IN OUT.gguf --type T [--method rtn|imatrix|gptq] [--calib FILE]\n"
-      "                       [--range R] [--pure]\n"
+      "usage: lowbit quantize IN OUT.gguf --type T [--method M] [--calib FILE]\n"
+      "                       [--range R] [--pure] [--act A] [--alpha X] [--outlier-threshold X]\n"
       "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [-t THREADS]\n"
       "  --type T        a type (q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0,\n"
       "                  f16, bf16, f32) or a llama.cpp mix (q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m);\n"
@@ -19,8 +19,14 @@ static const lb_command k_commands[] = {
       "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
       "  --method M      how values are chosen: rtn (round to nearest, default), imatrix\n"
       "                  (importance-weighted, from calibration), gptq (Hessian-guided error\n"
-      "                  compensation, true-sequential)\n"
-      "  --calib FILE    calibration text (imatrix, gptq); --calib-samples N windows (128) of\n"
+      "                  compensation, true-sequential), awq (activation-aware scales folded\n"
+      "                  into the norms, then clipping); several join with '+': awq+gptq\n"
+      "                  --type w8a8 (int8 weights per channel, int8 activations) takes rtn\n"
+      "                  (naive), smoothquant (--alpha X, 0.5) or llm-int8 (input columns above\n"
+      "                  --outlier-threshold X, 6.0, stay f32 with their weights)\n"
+      "  --act A         w8a8 activations: dynamic (per token, default), or static per tensor\n"
+      "                  with ranges from calibration: minmax, pNN (percentile, e.g. p99.99), kl\n"
+      "  --calib FILE    calibration text (all but rtn); --calib-samples N windows (128) of\n"
       "                  --calib-ctx L tokens (128), random starts from --seed S (1234)\n"
       "  --imatrix FILE  importance from llama-imatrix's (or lowbit calibrate's) GGUF file\n"
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
@@ -41,13 +47,14 @@ static const lb_command k_commands[] = {
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
       "                  [--top-p P] [--seed S] [-t THREADS]\n"
-      "  MODEL        a GGUF file or a llama2.c checkpoint\n"
+      "  MODEL        a GGUF file, a Hugging Face directory or a llama2.c checkpoint\n"
       "  -p PROMPT    text to start from (default: empty, BOS only)\n"
       "  -n N         tokens to generate\n"
       "  --steps N    total positions, prompt included, as llama2.c counts (default 256)\n"
       "  --temp T     sampling temperature, 0 = greedy (default 1.0)\n"
       "  --top-p P    nucleus sampling threshold (default 0.9)\n"
-      "  --seed S     random seed (default: time)\n" },
+      "  --seed S     random seed (default: time)\n"
+      LB_CTX_OPTIONS_HELP("q8") },
     { "eval", cmd_eval, "perplexity of a model on a text, as llama-perplexity computes it",
       "usage: lowbit eval MODEL --text FILE [--ref REF | --ref-logits FILE] [--ctx N]\n"
       "                   [--chunks K] [--json] [--save-logits FILE] [--tokenizer F] [-t N]\n"
@@ -57,13 +64,40 @@ static const lb_command k_commands[] = {
       "  --ctx N              chunk length in tokens (default 128)\n"
       "  --chunks K           evaluate only the first K chunks\n"
       "  --save-logits FILE   store the scored positions' logits (for KL divergence)\n"
-      "  --json               one JSON object on stdout\n" },
+      "  --json               one JSON object on stdout\n"
+      LB_CTX_OPTIONS_HELP("exact: the reference") },
     { "convert", cmd_convert, "convert a model between containers, without quantizing",
-      "usage: lowbit convert IN OUT.gguf [--type f32|f16|bf16] [--tokenizer F]\n"
-      "  IN may be a GGUF file or a llama2.c checkpoint (+ tokenizer)\n" },
+      "usage: lowbit convert IN OUT [--type f32|f16|bf16] [--to gguf|hf] [--tokenizer F]\n"
+      "  IN may be a GGUF file, a Hugging Face directory (config.json, safetensors,\n"
+      "  tokenizer.json) or a llama2.c checkpoint (+ tokenizer)\n"
+      "  --to gguf    OUT is a GGUF file (default)\n"
+      "  --to hf      OUT is a new HF directory: config.json, model.safetensors, tokenizer.json\n"
+      "  --type T     the weight matrices' type (default f32); norms stay f32\n" },
     { "tokenize", cmd_tokenize, "print the token ids of a text",
       "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
       "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n" },
+    { "bench", cmd_bench, "prompt and generation speed, bytes, peak memory, bandwidth",
+      "usage: lowbit bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [--mem-bw GBS]\n"
+      "       lowbit bench --memory [-t N] [--mem-mib 512] [--json]\n"
+      "  -p N         prompt processing: one batch of N random tokens from an empty cache (pp)\n"
+      "  -n N         generation: N tokens one at a time from an empty cache (tg); 0 skips\n"
+      "  -r REPS      timed repetitions after one warm-up (5): median, min and max\n"
+      "  --mem-bw X   the read bandwidth in GB/s (default: measured in the same run)\n"
+      "  --memory     measure the read bandwidth of main memory alone\n"
+      "  --json       keys pp_tps, tg_tps, model_bytes, peak_rss, bw_frac, mem_gbs, tg_gbs, ...\n"
+      "  bw_frac: weight bytes streamed per generated token x tg tokens/s, over the bandwidth\n"
+      LB_CTX_OPTIONS_HELP("q8") },
+    { "synth", cmd_synth, "write a random-weight model of a real shape",
+      "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--type T] [--seed S] [--vocab F]\n"
+      "                    [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N] [--n-kv-heads N]\n"
+      "                    [--n-vocab N] [--ctx N] [--rope-theta X] [-q] [-t THREADS]\n"
+      "  --shape S     tiny (256 wide, 4 layers), 1b (TinyLlama-1.1B), 7b (Llama-2-7B), 8b\n"
+      "                (Llama-3-8B); the flags change any dimension of it\n"
+      "  --type T      every weight matrix's GGUF type (default f16); norms stay f32\n"
+      "  --vocab F     a tokenizer (e.g. models/stories260K/tok512.bin, a GGUF), padded with\n"
+      "                unused pieces; default: a generated SentencePiece vocabulary\n"
+      "  weights: normal, a log-normal spread per row, 1 input channel in 256 eight times\n"
+      "  larger; the file is written as it is generated (a 7B model needs little memory)\n" },
     { "inspect", cmd_inspect, "show a file's metadata and tensors",
       "usage: lowbit inspect FILE\n" },
     { "info", cmd_info, "version, CPU features and storage types",

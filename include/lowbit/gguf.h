@@ -157,6 +157,16 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     size_t nbytes, lb_error *err);
 
+/* Add a tensor whose nbytes are produced while the file is written (a model larger than
+ * memory streams through): fill writes the next bytes, from offset off of the tensor, into
+ * buf (cap bytes, at least 16 MiB) and returns how many (> 0, at most nbytes - off); 0 is an
+ * error (fill describes it in err). */
+typedef size_t (*lb_gguf_fill_fn)(void *user, uint8_t *buf, size_t cap, size_t off,
+                                  lb_error *err);
+lb_status lb_gguf_writer_add_tensor_fill(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
+                                         uint32_t n_dims, const int64_t *ne, size_t nbytes,
+                                         lb_gguf_fill_fn fill, void *user, lb_error *err);
+
 /* Write to path.tmp, then rename to path: never a partial output file. */
 lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err);
 

@@ -48,11 +48,15 @@ typedef struct lb_layer {
     lb_tensor ffn_gate;  /* [E, F] (w1) */
     lb_tensor ffn_up;    /* [E, F] (w3) */
     lb_tensor ffn_down;  /* [F, E] (w2) */
+    lb_tensor bq, bk, bv; /* [H*D], [K*D], [K*D] f32 attention biases (Qwen2); data NULL if none */
 } lb_layer;
+
+typedef struct lb_actq lb_actq; /* activation quantization (actq.h) */
 
 typedef enum lb_model_format {
     LB_MODEL_GGUF    = 0,
     LB_MODEL_LLAMA2C = 1,
+    LB_MODEL_HF      = 2, /* a Hugging Face directory: config.json + safetensors */
 } lb_model_format;
 
 typedef struct lb_model {
@@ -66,16 +70,19 @@ typedef struct lb_model {
     bool            vocab_borrowed; /* a clone's: not freed with it */
     lb_model_format format;
     char           *name;        /* general.name or the file's base name */
+    lb_actq        *actq;        /* W8A8 activation quantization (actq.h), or NULL */
     /* ownership: weights are views into src (llama2.c) or gguf (GGUF), or into owned */
     lb_source       src;
     lb_gguf        *gguf;
     void          **owned;
     int32_t         n_owned;
+    void           *hf_files;    /* HF: the mapped safetensors files (load_hf.c) */
 } lb_model;
 
-/* Load a model: GGUF (detected by magic) or a llama2.c checkpoint. tokenizer_path is
- * needed for llama2.c unless a tokenizer (tokenizer.bin, tok*.bin, tok*.model) lies next
- * to the checkpoint; for GGUF it overrides the embedded tokenizer. */
+/* Load a model: GGUF (detected by magic), a Hugging Face directory (config.json,
+ * model.safetensors or its sharded index, tokenizer.json) or a llama2.c checkpoint.
+ * tokenizer_path is needed for llama2.c unless a tokenizer (tokenizer.bin, tok*.bin,
+ * tok*.model) lies next to the checkpoint; otherwise it overrides the model's own. */
 lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_path,
                         lb_error *err);
 void      lb_model_free(lb_model *m); /* accepts NULL */
@@ -133,6 +140,19 @@ typedef struct lb_context lb_context;
 /* A context holds the KV cache for n_ctx positions and buffers for n_batch tokens. */
 lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, int32_t n_batch,
                             lb_error *err);
+/* Settings beyond the size (lb_context_default_params: exact products, f32 cache). */
+typedef struct lb_context_params {
+    int32_t n_ctx, n_batch;
+    bool    fast;   /* quantize activations on the fly to 8-bit blocks in products with
+                       quantized weights (integer dot products, as llama.cpp computes: faster,
+                       logits change slightly); false: f32 activations */
+    lb_type type_k; /* KV cache storage of K and of V: f32, f16, bf16, q8_0, q4_0 (any block */
+    lb_type type_v; /* type whose block divides n_kv_heads * head_dim) */
+} lb_context_params;
+lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch);
+lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *p,
+                               lb_error *err);
+size_t    lb_context_kv_bytes(const lb_context *c); /* bytes of the KV cache */
 void      lb_context_free(lb_context *c); /* accepts NULL */
 void      lb_context_reset(lb_context *c); /* forget all positions */
 int32_t   lb_context_n_past(const lb_context *c);

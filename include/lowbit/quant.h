@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actq.h"
 #include "model.h"
 
 #ifdef __cplusplus
@@ -98,6 +99,11 @@ typedef struct lb_quant_params {
     const lb_imatrix       *imatrix;      /* importance from a file (llama-imatrix's), or NULL */
     lb_calib_params         calib;
     lb_gptq_params          gptq;
+    /* W8A8 (recipe "w8a8"): how activation ranges are found (--act; dynamic: per token at
+     * run time), SmoothQuant's alpha (0: 0.5), LLM.int8's outlier threshold (0: 6.0) */
+    lb_act_calib            act;
+    double                  smooth_alpha;
+    double                  outlier_threshold;
     bool                    progress;
     /* per-layer report lines ("blk.3.attn_q q4_0: output error RTN 0.0123 -> GPTQ ..."),
      * may be NULL */

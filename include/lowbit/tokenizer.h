@@ -57,6 +57,38 @@ int32_t     lb_vocab_type(const lb_vocab *v, int32_t id);
 /* Id of a piece, -1 when absent. */
 int32_t     lb_vocab_find(const lb_vocab *v, const char *text, size_t len);
 
+/* ---- byte-level BPE (GPT-2, Llama-3, Qwen2, DeepSeek): tokenizer.ggml.model "gpt2" ---- */
+typedef enum lb_vocab_kind { LB_VOCAB_SPM = 0, LB_VOCAB_BPE = 1 } lb_vocab_kind;
+
+/* Make v byte-level BPE: merges "left right" ranked by position; the pre-tokenizer is the
+ * regex sequence given (PCRE2 syntax, each match isolated) or, when regexes is NULL,
+ * llama.cpp's preset named pre (gpt-2, llama-bpe, qwen2, deepseek-llm, deepseek-coder,
+ * default) with llama.cpp's flags for it; ignore_merges takes a word that is a token whole.
+ * Clears add_space_prefix; add_bos becomes llama.cpp's default for the preset. */
+lb_status     lb_vocab_set_bpe(lb_vocab *v, const char *const *merges, size_t n_merges,
+                               const char *pre, const char *const *regexes, size_t n_regexes,
+                               bool ignore_merges, lb_error *err);
+lb_vocab_kind lb_vocab_kind_of(const lb_vocab *v);
+/* llama.cpp's name of the pre-tokenizer when the regexes are one of its presets, else NULL */
+const char   *lb_vocab_pre(const lb_vocab *v);
+size_t        lb_vocab_n_merges(const lb_vocab *v);
+const char   *lb_vocab_merge(const lb_vocab *v, size_t i);
+size_t        lb_vocab_n_pre_regex(const lb_vocab *v);
+const char   *lb_vocab_pre_regex(const lb_vocab *v, size_t i);
+bool          lb_vocab_ignore_merges(const lb_vocab *v);
+/* The chat template (Jinja text) carried along for the GGUF and HF writers. */
+lb_status     lb_vocab_set_chat_template(lb_vocab *v, const char *tmpl);
+const char   *lb_vocab_chat_template(const lb_vocab *v);
+
+/* A Hugging Face tokenizer: tokenizer.json (+ tokenizer_config.json) in dir; the BPE model,
+ * SentencePiece-style (byte_fallback, '▁') or byte-level. n_vocab > 0 pads the vocabulary
+ * to the model's embedding rows with unused "[PADn]" tokens, as llama.cpp's converter does.
+ * LB_ERR_NOT_FOUND when dir has no tokenizer.json. */
+lb_status lb_vocab_load_hf(lb_vocab **out, const char *dir, int32_t n_vocab, lb_error *err);
+/* tokenizer.json and tokenizer_config.json text for v (malloc'd, NUL-terminated). */
+lb_status lb_vocab_to_hf_json(const lb_vocab *v, char **tokenizer_json, char **config_json,
+                              lb_error *err);
+
 /* Tokenize text. *out is malloc'd (free it); add_bos prepends BOS; parse_special lets
  * control tokens' text in the input become those tokens (user-defined tokens always do). */
 lb_status lb_tokenize(const lb_vocab *v, const char *text, size_t len, bool add_bos,

@@ -1,5 +1,5 @@
-/* GGUF writer: metadata is serialized as it is set; tensors are borrowed and written at
- * the end, each at a 32-byte aligned offset. The file appears only when complete
+/* GGUF writer: metadata is serialized as it is set; tensors are borrowed (or produced by a
+ * fill callback, chunk by chunk) and written at the end, each at a 32-byte aligned offset. The file appears only when complete
  * (written as path.tmp, then renamed). */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,8 @@
 #include "core/fail.h"
 #include "lowbit/gguf.h"
 
+#define FILL_CHUNK ((size_t)16 << 20) /* bytes a fill callback produces at most per call */
+
 typedef struct {
     char       *name;
     uint32_t    type;
@@ -17,6 +19,8 @@ typedef struct {
     int64_t     ne[LB_GGUF_MAX_DIMS];
     const void *data;
     size_t      nbytes;
+    lb_gguf_fill_fn fill; /* or data */
+    void       *user;
 } wtensor;
 
 struct lb_gguf_writer {
@@ -213,6 +217,18 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
     return LB_OK;
 }
 
+lb_status lb_gguf_writer_add_tensor_fill(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
+                                         uint32_t n_dims, const int64_t *ne, size_t nbytes,
+                                         lb_gguf_fill_fn fill, void *user, lb_error *err) {
+    static const uint8_t dummy;
+    lb_status st = lb_gguf_writer_add_tensor(w, name, ggml_type, n_dims, ne, &dummy, nbytes, err);
+    if (st) return st;
+    w->tensors[w->n_tensors - 1].data = NULL;
+    w->tensors[w->n_tensors - 1].fill = fill;
+    w->tensors[w->n_tensors - 1].user = user;
+    return LB_OK;
+}
+
 static bool fwrite_all(FILE *f, const void *p, size_t n) {
     return n == 0 || fwrite(p, 1, n, f) == n;
 }
@@ -241,8 +257,9 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
     LB_RETURN_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
-    lb_status st = LB_OK;
-    FILE     *f  = fopen(tmp, "wb");
+    lb_status st    = LB_OK;
+    uint8_t  *chunk = NULL;
+    FILE     *f     = fopen(tmp, "wb");
     LB_GOTO_IF(!f, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     {
         const uint32_t version = 3;
@@ -263,8 +280,24 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
         }
         ok = ok && pad_to(f, &pos, align);
         for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
-            ok  = fwrite_all(f, w->tensors[i].data, w->tensors[i].nbytes);
-            pos += w->tensors[i].nbytes;
+            const wtensor *t = &w->tensors[i];
+            if (t->fill) {
+                if (!chunk) chunk = malloc(FILL_CHUNK);
+                LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
+                for (size_t done = 0; ok && done < t->nbytes;) {
+                    const size_t n = t->fill(t->user, chunk, FILL_CHUNK, done, err);
+                    if (n == 0 || n > t->nbytes - done) {
+                        if (n) lb_fail(err, LB_ERR_PARAM, "tensor '%s': filled past its end", t->name);
+                        st = err ? err->code : LB_ERR_IO;
+                        goto fail;
+                    }
+                    ok = fwrite_all(f, chunk, n);
+                    done += n;
+                }
+            } else {
+                ok = fwrite_all(f, t->data, t->nbytes);
+            }
+            pos += t->nbytes;
             ok  = ok && pad_to(f, &pos, align);
         }
         LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -274,10 +307,12 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
     LB_GOTO_IF(rename(tmp, path) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
                strerror(errno));
     free(tmp);
+    free(chunk);
     return LB_OK;
 fail:
     if (f) fclose(f);
     remove(tmp);
     free(tmp);
+    free(chunk);
     return st;
 }

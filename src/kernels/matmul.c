@@ -1,9 +1,27 @@
-/* Matrix products through OpenBLAS, threaded over output rows with OpenMP (BLAS itself
- * runs single-threaded: two thread pools spinning against each other cost 3x). */
+/* Matrix products, threaded over output rows with OpenMP (BLAS itself runs single-threaded:
+ * two thread pools spinning against each other cost 3x). Three paths:
+ *   - f32 weights: BLAS on the rows of each tile;
+ *   - quantized kernels (qdot.h): activations quantized once to 8-bit blocks (shared by all
+ *     threads), then each thread's rows against all tokens, tiles reusing each weight block
+ *     across tokens (FAST mode); F16/BF16 rows against f32 activations for a few tokens;
+ *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
+ *     with all T tokens (each tile reused for the whole batch).
+ * Tile boundaries never depend on the thread count, so neither do the results. */
 #include <cblas.h>
 #include <omp.h>
 
 #include "matmul.h"
+#include "qdot.h"
+
+/* bytes of quantized activations per value, at most (lb_block_q8a: 44 bytes for 32) */
+#define ACT_BYTES_PER_32 ((int64_t)sizeof(lb_block_q8a))
+
+/* the threads' f32 tiles, or (in the same place: one path per product) the activations */
+int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
+    const int64_t tiles = (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
+    const int64_t act   = (T * ((n_in + 31) / 32) * ACT_BYTES_PER_32 + 63) / 64 * 16;
+    return tiles > act ? tiles : act;
+}
 
 /* out[:, r0:r0+nr] = x · W[r0:r0+nr]ᵀ for f32 rows W (row stride n_in) */
 static void gemm_rows(float *out, const float *x, const float *W, int64_t T, int64_t n_in,
@@ -17,11 +35,49 @@ static void gemm_rows(float *out, const float *x, const float *W, int64_t T, int
                     (blasint)ldo);
 }
 
-void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, float *scratch) {
+/* The quantized kernel for this product, or NULL for the BLAS paths. */
+static const lb_qdot *choose_kernel(const lb_tensor *w, int64_t T, lb_matmul_mode mode) {
+    const lb_qdot *k = lb_qdot_get(w->type);
+    if (!k || lb_row_size(w->type, w->ne[0]) == 0) return NULL;
+    if (k->act == LB_ACT_F32) return T <= LB_MATMUL_DIRECT_T ? k : NULL;
+    return mode == LB_MATMUL_FAST ? k : NULL;
+}
+
+static void matmul_kernel(float *out, const float *x, const lb_tensor *w, int64_t T,
+                          const lb_qdot *k, uint8_t *act, int par) {
+    const int64_t  n_in = w->ne[0], n_out = w->ne[1];
+    const size_t   ws   = lb_row_size(w->type, n_in);
+    const size_t   as   = lb_act_row_size(k->act, n_in);
+    const uint8_t *A    = k->act == LB_ACT_F32 ? (const uint8_t *)x : act;
+    const lb_quantize_act_fn quant = k->act == LB_ACT_F32 ? NULL : lb_quantize_act_get(k->act);
+    /* rows in tiles of 16 (a multiple of every kernel's row tile), contiguous per thread */
+    const int64_t n_tiles = (n_out + 15) / 16;
+#pragma omp parallel if (par)
+    {
+        if (quant) {
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < T; t++) quant(act + (size_t)t * as, x + t * n_in, n_in);
+        }
+        const int     nth = omp_get_num_threads(), ith = omp_get_thread_num();
+        const int64_t r0 = n_tiles * ith / nth * 16, r1 = n_tiles * (ith + 1) / nth * 16;
+        const int64_t nr = (r1 < n_out ? r1 : n_out) - r0;
+        if (nr > 0)
+            k->gemm(n_in, (const uint8_t *)w->data + (size_t)r0 * ws, ws, nr, A, as, T, out + r0,
+                    n_out);
+    }
+}
+
+void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
+               float *scratch) {
     const int64_t n_in = w->ne[0], n_out = w->ne[1];
     const int64_t n_tiles = (n_out + LB_MATMUL_TILE_ROWS - 1) / LB_MATMUL_TILE_ROWS;
     /* below ~1 MFLOP a second thread costs more than it brings */
-    const int     par  = n_in * n_out * T >= (1 << 19) && n_tiles > 1;
+    const int      par = n_in * n_out * T >= (1 << 19) && n_tiles > 1;
+    const lb_qdot *k   = choose_kernel(w, T, mode);
+    if (k) {
+        matmul_kernel(out, x, w, T, k, (uint8_t *)scratch, par); /* the tiles are unused */
+        return;
+    }
     const lb_type_traits *tr = lb_type_get_traits(w->type);
 #pragma omp parallel if (par)
     {

@@ -1,5 +1,5 @@
 /* Matrix products with weights of any storage type. Kernels never allocate: callers pass
- * scratch of lb_matmul_scratch_floats(n_in, n_threads) floats.
+ * scratch of lb_matmul_scratch_floats(n_in, T, n_threads) floats.
  * Shapes: x [T, n_in] row-major, w ne = [n_in, n_out], out [T, n_out]. */
 #ifndef LB_KERNELS_MATMUL_H
 #define LB_KERNELS_MATMUL_H
@@ -9,15 +9,24 @@
 #include "lowbit/tensor.h"
 
 #define LB_MATMUL_TILE_ROWS 64
+#define LB_MATMUL_DIRECT_T  8 /* F16/BF16 kernels (f32 activations) below this many tokens */
 
-static inline int64_t lb_matmul_scratch_floats(int64_t n_in, int n_threads) {
-    return (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
-}
+/* How activations enter a product with quantized weights. */
+typedef enum lb_matmul_mode {
+    LB_MATMUL_EXACT = 0, /* f32: weights dequantized (a tile at a time), then BLAS */
+    LB_MATMUL_FAST  = 1, /* quantized on the fly to 8-bit blocks, integer dot products (as
+                            llama.cpp computes); types without such a kernel: as EXACT */
+} lb_matmul_mode;
 
-/* out = x · wᵀ. The output rows are split across the OpenMP threads; each thread calls
- * single-threaded BLAS (sgemm for a batch, sgemv for one token) on its rows. f32 weights
- * go straight to BLAS; other types are converted LB_MATMUL_TILE_ROWS rows at a time
- * into the thread's scratch, each tile reused for all T tokens. */
-void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, float *scratch);
+/* Scratch for products with rows of up to n_in values and up to T tokens. */
+int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads);
+
+/* out = x · wᵀ. The output rows are split across the OpenMP threads in fixed tiles; every
+ * result is computed by the same operations whatever the thread count (identical output for
+ * any -t). F32 weights go to BLAS (sgemm for a batch, sgemv for one token); other types:
+ * see lb_matmul_mode. scratch: lb_matmul_scratch_floats(n_in, T, threads) floats, 64-byte
+ * aligned. */
+void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
+               float *scratch);
 
 #endif

@@ -15,6 +15,8 @@
 
 #include "core/fail.h"
 #include "kernels/matmul.h"
+#include "kv_cache.h"
+#include "lowbit/actq.h"
 #include "lowbit/model.h"
 
 #define ATT_ROWS 32 /* tokens per attention task */
@@ -22,7 +24,8 @@
 struct lb_context {
     const lb_model *m;
     int32_t         n_ctx, n_batch, n_past, n_threads;
-    float          *k_cache, *v_cache; /* [L, n_ctx, K*D] */
+    lb_matmul_mode  mode;              /* products with quantized weights */
+    lb_kv_cache     kv;                /* [L, n_ctx, K*D] of K and of V */
     float          *x, *xn, *tmp;      /* [B, E] */
     float          *q, *att_out;       /* [B, H*D] */
     float          *k, *v;             /* [B, K*D] */
@@ -37,14 +40,34 @@ struct lb_context {
     void           *block;             /* the one allocation all of the above live in */
 };
 
+lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch) {
+    return (lb_context_params){ .n_ctx = n_ctx, .n_batch = n_batch, .fast = false,
+                                .type_k = LB_TYPE_F32, .type_v = LB_TYPE_F32 };
+}
+
 lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, int32_t n_batch,
                             lb_error *err) {
+    const lb_context_params p = lb_context_default_params(n_ctx, n_batch);
+    return lb_context_create_ex(out, m, &p, err);
+}
+
+size_t lb_context_kv_bytes(const lb_context *c) { return lb_kv_cache_bytes(&c->kv); }
+
+lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *cp,
+                               lb_error *err) {
     *out                     = NULL;
     const lb_llama_config *c = &m->cfg;
+    const int32_t n_ctx = cp->n_ctx, n_batch = cp->n_batch;
     LB_RETURN_IF(n_ctx <= 0 || n_batch <= 0 || n_batch > n_ctx || n_ctx > (1 << 20), err,
                  LB_ERR_PARAM, "context of %d positions with batches of %d", n_ctx, n_batch);
     lb_context *ctx = calloc(1, sizeof *ctx);
     LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
+    lb_status st = lb_kv_cache_init(&ctx->kv, c, n_ctx, cp->type_k, cp->type_v, err);
+    if (st) {
+        free(ctx);
+        return st;
+    }
+    ctx->mode      = cp->fast ? LB_MATMUL_FAST : LB_MATMUL_EXACT;
     ctx->m         = m;
     ctx->n_ctx     = n_ctx;
     ctx->n_batch   = n_batch;
@@ -53,26 +76,27 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
     const size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
     const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    const size_t B = (size_t)n_batch, L = (size_t)c->n_layers, S = (size_t)n_ctx;
+    const size_t B = (size_t)n_batch, S = (size_t)n_ctx;
     size_t       max_in = E > F ? E : F;
     if (Q > max_in) max_in = Q;
     struct {
         float **p;
         size_t  n;
     } parts[] = {
-        { &ctx->k_cache, L * S * KV }, { &ctx->v_cache, L * S * KV }, { &ctx->x, B * E },
-        { &ctx->xn, B * E },           { &ctx->tmp, B * E },          { &ctx->q, B * Q },
-        { &ctx->att_out, B * Q },      { &ctx->k, B * KV },           { &ctx->v, B * KV },
-        { &ctx->gate, B * F },         { &ctx->up, B * F },           { &ctx->logits, B * V },
+        { &ctx->x, B * E },       { &ctx->xn, B * E },     { &ctx->tmp, B * E },
+        { &ctx->q, B * Q },       { &ctx->att_out, B * Q }, { &ctx->k, B * KV },
+        { &ctx->v, B * KV },      { &ctx->gate, B * F },   { &ctx->up, B * F },
+        { &ctx->logits, B * V },
         { &ctx->att, (size_t)ctx->n_threads * ATT_ROWS * S },
         { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
         { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
-        { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, ctx->n_threads) },
+        { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, (int64_t)B, ctx->n_threads) },
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
     ctx->block = aligned_alloc(64, total * sizeof(float));
     if (!ctx->block) {
+        lb_kv_cache_free(&ctx->kv);
         free(ctx);
         return lb_fail(err, LB_ERR_NOMEM, "out of memory for a context of %d positions (%zu MiB)",
                        n_ctx, total * sizeof(float) >> 20);
@@ -97,6 +121,7 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
 
 void lb_context_free(lb_context *c) {
     if (!c) return;
+    lb_kv_cache_free(&c->kv);
     free(c->block);
     free(c);
 }
@@ -112,8 +137,11 @@ void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
     c->layer_limit = n_layers > 0 ? n_layers : 0;
 }
 
+/* The input of a group of linears: W8A8 models quantize-dequantize it in place (actq.c),
+ * then hooks see it as the linears will. */
 #define HOOK(ctx, layer, role, x, T, n)                                                            \
     do {                                                                                           \
+        if ((ctx)->m->actq) lb_actq_apply((ctx)->m->actq, layer, role, x, T, n);                   \
         if ((ctx)->hook) (ctx)->hook((ctx)->hook_user, layer, role, x, T, n);                      \
     } while (0)
 int32_t lb_context_n_past(const lb_context *c) { return c->n_past; }
@@ -125,6 +153,12 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int32_t j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+}
+
+/* y[t, :] += b for each of the T rows of n values. */
+static void add_bias(float *y, const float *b, int32_t T, size_t n) {
+    for (int32_t t = 0; t < T; t++)
+        for (size_t i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
 }
 
 /* Rotate adjacent pairs of each head of vec (n_heads heads of D) at position pos. */
@@ -146,8 +180,8 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const lb_llama_config *c  = &ctx->m->cfg;
     const int32_t          H = c->n_heads, D = c->head_dim, G = c->n_heads / c->n_kv_heads;
     const int32_t          KV = c->n_kv_heads * D, Q = H * D;
-    const float           *kc = ctx->k_cache + (size_t)layer * (size_t)ctx->n_ctx * (size_t)KV;
-    const float           *vc = ctx->v_cache + (size_t)layer * (size_t)ctx->n_ctx * (size_t)KV;
+    const float           *kc, *vc; /* the layer's keys and values as f32 */
+    lb_kv_layer(&ctx->kv, layer, ctx->n_past + T, &kc, &vc);
     const float            scale  = 1.0f / sqrtf((float)D);
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
     const int32_t          S      = ctx->n_past + T; /* keys visible to the last token */
@@ -203,37 +237,39 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E);
-        lb_matmul(ctx->q, ctx->xn, &L->wq, T, ctx->scratch);
-        lb_matmul(ctx->k, ctx->xn, &L->wk, T, ctx->scratch);
-        lb_matmul(ctx->v, ctx->xn, &L->wv, T, ctx->scratch);
-        float *kc = ctx->k_cache + (size_t)l * (size_t)ctx->n_ctx * KV;
-        float *vc = ctx->v_cache + (size_t)l * (size_t)ctx->n_ctx * KV;
+        lb_matmul(ctx->q, ctx->xn, &L->wq, T, ctx->mode, ctx->scratch);
+        lb_matmul(ctx->k, ctx->xn, &L->wk, T, ctx->mode, ctx->scratch);
+        lb_matmul(ctx->v, ctx->xn, &L->wv, T, ctx->mode, ctx->scratch);
+        if (L->bq.data) { /* attention biases (Qwen2) */
+            add_bias(ctx->q, L->bq.data, T, Q);
+            add_bias(ctx->k, L->bk.data, T, KV);
+            add_bias(ctx->v, L->bv.data, T, KV);
+        }
         for (int32_t t = 0; t < T; t++) {
             const size_t pos  = (size_t)(ctx->n_past + t);
             const float *cos_t = ctx->rope_cos + pos * (size_t)(D / 2);
             const float *sin_t = ctx->rope_sin + pos * (size_t)(D / 2);
             rope(ctx->q + (size_t)t * Q, c->n_heads, D, cos_t, sin_t);
             rope(ctx->k + (size_t)t * KV, c->n_kv_heads, D, cos_t, sin_t);
-            memcpy(kc + pos * KV, ctx->k + (size_t)t * KV, KV * sizeof(float));
-            memcpy(vc + pos * KV, ctx->v + (size_t)t * KV, KV * sizeof(float));
+            lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);
         }
         attention(ctx, l, T);
         HOOK(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q);
-        lb_matmul(ctx->tmp, ctx->att_out, &L->wo, T, ctx->scratch);
+        lb_matmul(ctx->tmp, ctx->att_out, &L->wo, T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E);
-        lb_matmul(ctx->gate, ctx->xn, &L->ffn_gate, T, ctx->scratch);
-        lb_matmul(ctx->up, ctx->xn, &L->ffn_up, T, ctx->scratch);
+        lb_matmul(ctx->gate, ctx->xn, &L->ffn_gate, T, ctx->mode, ctx->scratch);
+        lb_matmul(ctx->up, ctx->xn, &L->ffn_up, T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = ctx->gate[i];
             g *= 1.0f / (1.0f + expf(-g));
             ctx->gate[i] = g * ctx->up[i];
         }
         HOOK(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F);
-        lb_matmul(ctx->tmp, ctx->gate, &L->ffn_down, T, ctx->scratch);
+        lb_matmul(ctx->tmp, ctx->gate, &L->ffn_down, T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
     if (n_layers < c->n_layers) { /* stopped early: no logits */
@@ -244,7 +280,7 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     for (int32_t t = 0; t < T; t++)
         rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
     HOOK(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E);
-    lb_matmul(ctx->logits, ctx->xn, &m->output, T, ctx->scratch);
+    lb_matmul(ctx->logits, ctx->xn, &m->output, T, ctx->mode, ctx->scratch);
     ctx->n_past += T;
     *logits = ctx->logits;
     return LB_OK;

@@ -110,9 +110,10 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
                  "%s: no tokenizer (tokenizer.ggml.model is missing)", name);
     if (st) return st;
-    LB_RETURN_IF(model.n != 5 || memcmp(model.p, "llama", 5) != 0, err, LB_ERR_UNSUPPORTED,
-                 "%s: tokenizer model '%.*s' is not supported yet (only 'llama', SentencePiece BPE)",
-                 name, (int)(model.n > 32 ? 32 : model.n), model.p);
+    const bool bpe = model.n == 4 && memcmp(model.p, "gpt2", 4) == 0; /* byte-level BPE */
+    LB_RETURN_IF(!bpe && (model.n != 5 || memcmp(model.p, "llama", 5) != 0), err, LB_ERR_UNSUPPORTED,
+                 "%s: tokenizer model '%.*s' is not supported (only 'llama', SentencePiece BPE, "
+                 "and 'gpt2', byte-level BPE)", name, (int)(model.n > 32 ? 32 : model.n), model.p);
     st = lb_gguf_get_arr(g, "tokenizer.ggml.tokens", &tokens, err);
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
                  "%s: tokenizer.ggml.tokens is missing", name);
@@ -142,14 +143,20 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
                                       type == 0 ? LB_TOKEN_NORMAL : (int32_t)type),
                    err, LB_ERR_NOMEM, "out of memory");
     }
-    int64_t bos = 1, eos = 2, unk = 0;
-    bool    add_bos = true, add_space = true;
+    /* llama.cpp's defaults: SentencePiece 1, 2, 0; BPE 11, 11, none, add_bos per pre-tokenizer */
+    int64_t bos = bpe ? 11 : 1, eos = bpe ? 11 : 2, unk = bpe ? -1 : 0;
+    bool    add_bos = true, add_space = !bpe;
+    if (bpe) {
+        LB_TRY(lb_vocab_bpe_from_gguf(v, g, err));
+        add_bos = lb_vocab_add_bos(v);
+    }
+    LB_TRY(lb_vocab_chat_template_from_gguf(v, g, err));
     lb_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos, NULL);
     lb_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos, NULL);
     lb_gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &unk, NULL);
     lb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
     lb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, NULL);
-    LB_GOTO_IF(bos < 0 || bos >= (int64_t)n || eos < 0 || eos >= (int64_t)n || unk < 0 ||
+    LB_GOTO_IF(bos < 0 || bos >= (int64_t)n || eos < 0 || eos >= (int64_t)n || unk < -1 ||
                    unk >= (int64_t)n,
                err, LB_ERR_CORRUPT, "%s: special token ids (bos %lld, eos %lld, unk %lld) out of "
                "range for %llu tokens", name, (long long)bos, (long long)eos, (long long)unk,
@@ -221,6 +228,18 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
             snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[k].suffix);
             if ((st = get_tensor(m, n, true, names[k].t, err))) return st;
         }
+        char bn[3][64]; /* optional attention biases (Qwen2) */
+        snprintf(bn[0], sizeof bn[0], "blk.%d.attn_q.bias", l);
+        snprintf(bn[1], sizeof bn[1], "blk.%d.attn_k.bias", l);
+        snprintf(bn[2], sizeof bn[2], "blk.%d.attn_v.bias", l);
+        if ((st = get_tensor(m, bn[0], false, &L->bq, err)) ||
+            (st = get_tensor(m, bn[1], L->bq.data != NULL, &L->bk, err)) ||
+            (st = get_tensor(m, bn[2], L->bq.data != NULL, &L->bv, err)))
+            return st;
+        if (L->bq.data)
+            LB_RETURN_IF(lb_model_make_f32(m, &L->bq) || lb_model_make_f32(m, &L->bk) ||
+                             lb_model_make_f32(m, &L->bv),
+                         err, LB_ERR_NOMEM, "out of memory");
     }
     /* norms are computed in f32 */
     LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
@@ -228,6 +247,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
         LB_RETURN_IF(lb_model_make_f32(m, &m->layers[l].attn_norm) ||
                          lb_model_make_f32(m, &m->layers[l].ffn_norm),
                      err, LB_ERR_NOMEM, "out of memory");
+    if ((st = lb_model_load_actq(m, err))) return st;
     lb_gguf_str gname;
     if (lb_gguf_get_str(g, "general.name", &gname, NULL) == LB_OK && gname.n < 256) {
         m->name = malloc(gname.n + 1);

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fail.h"
+#include "lowbit/actq.h"
 #include "model_internal.h"
 
 lb_status lb_model_own(lb_model *m, void *p) {
@@ -46,8 +48,10 @@ void lb_model_free(lb_model *m) {
     free(m->owned);
     free(m->layers);
     free(m->name);
+    lb_actq_free(m->actq);
     if (!m->vocab_borrowed) lb_vocab_free(m->vocab);
     lb_gguf_close(m->gguf);
+    lb_hf_files_free(m->hf_files);
     lb_source_close(&m->src);
     free(m);
 }
@@ -107,6 +111,13 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
         CHECK(ffn_gate, "ffn_gate", E, F)
         CHECK(ffn_up, "ffn_up", E, F)
         CHECK(ffn_down, "ffn_down", F, E)
+        if (L->bq.data) { /* attention biases: all three, f32 */
+            CHECK(bq, "attn_q.bias", Q, 1)
+            CHECK(bk, "attn_k.bias", KV, 1)
+            CHECK(bv, "attn_v.bias", KV, 1)
+            LB_RETURN_IF(L->bq.type != LB_TYPE_F32 || L->bk.type != LB_TYPE_F32 || L->bv.type != LB_TYPE_F32,
+                         err, LB_ERR_UNSUPPORTED, "%s: blk.%d attention biases must be f32", path, l);
+        }
 #undef CHECK
     }
     if (m->vocab)
@@ -146,6 +157,11 @@ static char *find_tokenizer(const char *model_path) {
     return path;
 }
 
+static bool is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 static bool is_gguf_file(const char *path) {
     FILE *f = fopen(path, "rb");
     char  magic[4];
@@ -167,6 +183,9 @@ lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_
     if (is_gguf_file(path)) {
         m->format = LB_MODEL_GGUF;
         LB_TRY(lb_model_load_gguf(m, path, err));
+    } else if (is_dir(path)) {
+        m->format = LB_MODEL_HF;
+        LB_TRY(lb_model_load_hf(m, path, err));
     } else {
         m->format = LB_MODEL_LLAMA2C;
         LB_TRY(lb_model_load_llama2c(m, path, err));
@@ -180,7 +199,10 @@ lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_
     if (tokenizer_path) {
         lb_vocab_free(m->vocab);
         m->vocab = NULL;
-        LB_TRY(lb_vocab_load_file(&m->vocab, tokenizer_path, err));
+        if (is_dir(tokenizer_path)) /* an HF directory's tokenizer.json */
+            LB_TRY(lb_vocab_load_hf(&m->vocab, tokenizer_path, m->cfg.n_vocab, err));
+        else
+            LB_TRY(lb_vocab_load_file(&m->vocab, tokenizer_path, err));
     }
     LB_GOTO_IF(!m->vocab, err, LB_ERR_NOT_FOUND, "%s: no tokenizer in the file", path);
     LB_TRY(lb_model_validate(m, path, err));
@@ -200,6 +222,16 @@ fail:
 
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err) {
     *out = NULL;
+    if (is_dir(path)) { /* an HF directory: its tokenizer alone, else the whole model */
+        lb_status st = lb_vocab_load_hf(out, path, 0, err);
+        if (st != LB_ERR_NOT_FOUND) return st;
+        lb_model *m;
+        if ((st = lb_model_load(&m, path, NULL, err))) return st;
+        *out     = m->vocab;
+        m->vocab = NULL;
+        lb_model_free(m);
+        return LB_OK;
+    }
     if (!is_gguf_file(path)) {
         /* a tokenizer file, else a llama2.c checkpoint with a tokenizer beside it */
         lb_status st = lb_vocab_load_file(out, path, err);

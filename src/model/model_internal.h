@@ -6,6 +6,17 @@
 
 lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err);
 lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err);
+/* A Hugging Face model directory (load_hf.c); the tokenizer too when dir has one. */
+lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err);
+void      lb_hf_files_free(void *files);
+
+/* vocab_gguf.c: byte-level BPE keys (merges, pre) and the chat template */
+lb_status lb_vocab_bpe_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);
+lb_status lb_vocab_chat_template_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);
+lb_status lb_vocab_extra_to_gguf(lb_gguf_writer *w, const lb_vocab *v);
+
+/* Write m's llama.* keys and tokenizer into w (save_gguf.c). */
+lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type);
 
 /* Check the config, then every tensor's shape and type against it. */
 lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err);
@@ -15,6 +26,10 @@ lb_status lb_model_own(lb_model *m, void *p);
 
 /* Replace t's data by an owned f32 copy. */
 lb_status lb_model_own_f32_copy(lb_model *m, lb_tensor *t);
+
+/* W8A8 activation quantization from the GGUF's lowbit.actq.* keys (actq.c): m->actq, or
+ * none; LLM.int8's f32 outlier columns are put back into the weights that read them. */
+lb_status lb_model_load_actq(lb_model *m, lb_error *err);
 
 /* Make a 1-D tensor f32 (norm weights): converted into an owned buffer when needed. */
 lb_status lb_model_make_f32(lb_model *m, lb_tensor *t);

@@ -138,17 +138,20 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
             scores[i] = lb_vocab_score(v, i);
             types[i]  = lb_vocab_type(v, i);
         }
-        st = lb_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        st = lb_gguf_writer_set_str(w, "tokenizer.ggml.model",
+                                    lb_vocab_kind_of(v) == LB_VOCAB_BPE ? "gpt2" : "llama");
         if (!st) st = lb_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", texts, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.scores", LB_GGUF_F32, scores, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", LB_GGUF_I32, types, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)lb_vocab_bos(v));
         if (!st) st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)lb_vocab_eos(v));
-        if (!st) st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)lb_vocab_unk(v));
+        if (!st && lb_vocab_unk(v) >= 0)
+            st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)lb_vocab_unk(v));
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", lb_vocab_add_bos(v));
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
-        if (!st && !lb_vocab_add_space_prefix(v))
+        if (!st && !lb_vocab_add_space_prefix(v) && lb_vocab_kind_of(v) == LB_VOCAB_SPM)
             st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+        if (!st) st = lb_vocab_extra_to_gguf(w, v); /* merges, pre, chat template */
     }
     free(texts);
     free(scores);
@@ -176,6 +179,12 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
     if (!st) st = lb_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     if (!st) st = lb_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
     return st;
+}
+
+/* The llama.* keys and the tokenizer of m (for writers that add tensors their own way). */
+lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
+    lb_status st = write_hparams(w, m, file_type);
+    return st ? st : write_vocab(w, m->vocab);
 }
 
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
@@ -210,6 +219,16 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
     if (plan->progress) lb_progress_end(&bar);
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) { /* attention biases (Qwen2), f32 */
+        const lb_layer *L = &m->layers[l];
+        const lb_tensor *b[3] = { &L->bq, &L->bk, &L->bv };
+        for (int k = 0; k < 3 && L->bq.data; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.attn_%c.bias", l, "qkv"[k]);
+            LB_TRY(lb_gguf_writer_add_tensor(w, name, LB_GGML_F32, 1, b[k]->ne, b[k]->data,
+                                             lb_tensor_nbytes(b[k]), err));
+        }
+    }
     LB_TRY(lb_gguf_writer_write(w, path, err));
 fail:
     for (int32_t i = 0; bufs && i < cap; i++) free(bufs[i]);

@@ -20,6 +20,7 @@ typedef struct lb_method_ctx {
     int32_t               *windows;    /* calibration windows (loaded on first use) */
     int32_t                n_windows;
     lb_quant_summary      *summary;
+    lb_actq               *actq;       /* W8A8: activation quantization, written with the file */
 } lb_method_ctx;
 
 typedef struct lb_method {
@@ -29,6 +30,12 @@ typedef struct lb_method {
 
 lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err);
 lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err);
+lb_status lb_method_awq(lb_method_ctx *c, lb_error *err);          /* method_awq.c */
+lb_status lb_method_smoothquant(lb_method_ctx *c, lb_error *err);  /* method_w8a8.c */
+lb_status lb_method_llm_int8(lb_method_ctx *c, lb_error *err);     /* method_w8a8.c */
+/* after the methods: the w8a8 recipe's activation quantization (ranges calibrated on the
+ * model as the methods left it); nothing for other recipes */
+lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err);    /* method_w8a8.c */
 
 /* helpers (quantize.c) */
 lb_status lb_method_windows(lb_method_ctx *c, lb_error *err); /* load windows if needed */

@@ -6,7 +6,10 @@
  *            layer's input over the calibration text), as llama-quantize --imatrix does
  *   gptq     GPTQ on every weight matrix whose type has blocks, true-sequential: layer l's
  *            inputs are recomputed through the already-quantized layers before it, and
- *            within a layer q/k/v, then o, then gate/up, then down. */
+ *            within a layer q/k/v, then o, then gate/up, then down.
+ *   awq      activation-aware scales folded into the model, then clipping (method_awq.c)
+ *   smoothquant, llm-int8   W8A8 (recipe w8a8) transforms (method_w8a8.c); with w8a8 the
+ *            activation quantization is calibrated after the methods and written along. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@ typedef struct {
     const lb_quant_params *p;
     const lb_model        *m;
     int32_t                n_windows;
+    const lb_actq         *actq;
 } meta_ctx;
 
 static lb_status add_meta(lb_gguf_writer *w, void *user) {
@@ -42,6 +46,9 @@ static lb_status add_meta(lb_gguf_writer *w, void *user) {
         st = lb_gguf_writer_set_f32(w, "lowbit.gptq.damp", (float)(p->gptq.damp > 0 ? p->gptq.damp : 0.01));
         if (!st) st = lb_gguf_writer_set_bool(w, "lowbit.gptq.act_order", p->gptq.act_order);
     }
+    if (!st && p->method && strstr(p->method, "smoothquant"))
+        st = lb_gguf_writer_set_f32(w, "lowbit.smoothquant.alpha", (float)(p->smooth_alpha > 0 ? p->smooth_alpha : 0.5));
+    if (!st && c->actq) st = lb_actq_write(c->actq, c->m, w, NULL);
     return st;
 }
 
@@ -93,6 +100,9 @@ static const lb_method k_methods[] = {
     { "rtn", NULL },
     { "imatrix", lb_method_imatrix },
     { "gptq", lb_method_gptq },
+    { "awq", lb_method_awq },
+    { "smoothquant", lb_method_smoothquant },
+    { "llm-int8", lb_method_llm_int8 },
 };
 
 static const lb_method *find_method(const char *name, size_t len) {
@@ -123,7 +133,8 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     for (const char *a = method; *a;) { /* check every name before any work */
         const size_t len = strcspn(a, "+");
         LB_GOTO_IF(!find_method(a, len), err, LB_ERR_UNSUPPORTED,
-                   "method '%.*s' is not available (rtn, imatrix, gptq, or several joined by '+')",
+                   "method '%.*s' is not available (rtn, imatrix, gptq, awq, smoothquant, llm-int8, "
+                   "or several joined by '+')",
                    (int)len, a);
         a += len + (a[len] == '+');
     }
@@ -156,10 +167,16 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     for (const char *a = method; *a;) {
         const size_t     len = strcspn(a, "+");
         const lb_method *mt  = find_method(a, len);
+        const double r0 = s.err_rtn, m0 = s.err_method;
         if (mt->run && !(p->imatrix && mt->run == lb_method_imatrix)) LB_TRY(mt->run(&c, err));
+        if (s.err_rtn != r0 || s.err_method != m0) { /* the summary: the last method that reports */
+            s.err_rtn -= r0;
+            s.err_method -= m0;
+        }
         a += len + (a[len] == '+');
     }
-    meta_ctx            mc   = { p, c.model, c.n_windows };
+    LB_TRY(lb_method_w8a8_acts(&c, err));
+    meta_ctx            mc   = { p, c.model, c.n_windows, c.actq };
     const lb_write_plan plan = { .types = types, .data = (const void *const *)c.data,
                                  .importance = (const float *const *)c.importance,
                                  .file_type = p->recipe->file_type, .add_meta = add_meta,
@@ -177,6 +194,7 @@ fail:
     free(c.data);
     free(c.importance);
     free(c.windows);
+    lb_actq_free(c.actq);
     if (tensors && c.owned) lb_model_tensors(m, tensors); /* the caller's view: of m */
     lb_model_free(c.owned);
     free(own_pl);

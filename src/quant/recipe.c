@@ -31,6 +31,8 @@ static const lb_recipe k_recipes[] = {
     { "fp8_e5m2_pc", LB_TYPE_FP8_E5M2_PC, 0, false },
     { "fp8_e5m2_pt", LB_TYPE_FP8_E5M2_PT, 0, false },
     { "ternary", LB_TYPE_TERNARY, 0, false },
+    /* W8A8: int8 weights per channel, int8 activations (lowbit.actq.*, method_w8a8.c) */
+    { "w8a8", LB_TYPE_INT8_PC, 0, false },
 #define INTN_RECIPE(U, L, ID, BITS, AFFINE, GROUP) { #L, LB_TYPE_##U, 0, false },
     LB_INTN_TYPES(INTN_RECIPE)
 #undef INTN_RECIPE

@@ -231,7 +231,7 @@ lb_status lb_tokenize(const lb_vocab *v, const char *text, size_t len, bool add_
     lb_status st   = LB_OK;
     *out           = NULL;
     *n_out         = 0;
-    if (add_bos) ids_push(&res, v->bos);
+    if (add_bos && v->bos >= 0) ids_push(&res, v->bos);
     LB_GOTO_IF(partition(v, text, len, parse_special, &frag, &nf), err, LB_ERR_NOMEM,
                "tokenize: out of memory");
     /* worst case: a leading space plus every byte a space, each 3 bytes once escaped */
@@ -242,6 +242,11 @@ lb_status lb_tokenize(const lb_vocab *v, const char *text, size_t len, bool add_
         if (frag[i].token >= 0) {
             ids_push(&res, frag[i].token);
             prev_special = true;
+            continue;
+        }
+        if (v->kind == LB_VOCAB_BPE) { /* byte-level BPE: no space prefix, no escaping */
+            LB_GOTO_IF(lb_bpe_encode(v, text + frag[i].off, frag[i].len, &res.v, &res.n, &res.cap),
+                       err, LB_ERR_NOMEM, "tokenize: out of memory");
             continue;
         }
         size_t n = 0;
@@ -277,6 +282,7 @@ fail:
 size_t lb_token_to_piece(const lb_vocab *v, int32_t prev, int32_t id, char *buf, size_t cap) {
     if (id < 0 || id >= v->n || cap == 0) return 0;
     const int32_t t = v->type[id];
+    if (v->kind == LB_VOCAB_BPE) return lb_bpe_token_to_piece(v, id, buf, cap);
     if (t == LB_TOKEN_CONTROL || t == LB_TOKEN_UNUSED) return 0;
     if (t == LB_TOKEN_BYTE) {
         unsigned b = 0;

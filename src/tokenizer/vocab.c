@@ -110,8 +110,20 @@ void lb_vocab_free(lb_vocab *v) {
     free(v->score);
     free(v->type);
     free(v->slots);
+    lb_bpe_free(v->bpe);
+    free(v->chat_template);
     free(v);
 }
+
+lb_status lb_vocab_set_chat_template(lb_vocab *v, const char *tmpl) {
+    char *t = tmpl ? strdup(tmpl) : NULL;
+    if (tmpl && !t) return LB_ERR_NOMEM;
+    free(v->chat_template);
+    v->chat_template = t;
+    return LB_OK;
+}
+
+const char *lb_vocab_chat_template(const lb_vocab *v) { return v->chat_template; }
 
 int32_t lb_vocab_find(const lb_vocab *v, const char *text, size_t len) {
     size_t s = (size_t)hash_bytes(text, len) & v->mask;

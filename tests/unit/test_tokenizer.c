@@ -1,6 +1,6 @@
-/* Tokenizer: llama.cpp's test vectors (every case) for the llama-spm and phi-3
- * vocabularies; the llama2.c tokenizer against its SentencePiece .model; decoding;
- * bad tokenizer files. */
+/* Tokenizer: llama.cpp's test vectors (every case) for the llama-spm and phi-3 vocabularies
+ * (SentencePiece BPE) and gpt-2 and deepseek-llm (byte-level BPE); the llama2.c tokenizer
+ * against its SentencePiece .model; decoding; bad tokenizer files. */
 #include "test_util.h"
 
 /* Run every case of VOCAB.gguf.inp / .out (llama.cpp's test-tokenizer-0 layout:
@@ -71,6 +71,17 @@ static void test_vectors_llama_spm(void **state) {
 static void test_vectors_phi3(void **state) {
     (void)state;
     run_vectors("gguf/ggml-vocab-phi-3.gguf");
+}
+
+/* byte-level BPE (tokenizer.ggml.model "gpt2"): merges by rank, PCRE2 pre-tokenizers */
+static void test_vectors_gpt2(void **state) {
+    (void)state;
+    run_vectors("gguf/ggml-vocab-gpt-2.gguf");
+}
+
+static void test_vectors_deepseek_llm(void **state) {
+    (void)state;
+    run_vectors("gguf/ggml-vocab-deepseek-llm.gguf");
 }
 
 static lb_vocab *load_tok512(void) {
@@ -210,6 +221,7 @@ static void test_bad_tokenizer_files(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_llama_spm),      cmocka_unit_test(test_vectors_phi3),
+        cmocka_unit_test(test_vectors_gpt2),           cmocka_unit_test(test_vectors_deepseek_llm),
         cmocka_unit_test(test_llama2c_tokenizer),      cmocka_unit_test(test_spm_model_matches_llama2c),
         cmocka_unit_test(test_spm_model_tok105),       cmocka_unit_test(test_bad_tokenizer_files),
     };

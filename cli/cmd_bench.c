@@ -1,0 +1,165 @@
+/* lowbit bench MODEL: prompt processing and generation speed as llama-bench measures them
+ * (pp: one batch of -p random tokens from an empty cache; tg: -n tokens one at a time from an
+ * empty cache), median of repetitions after a warm-up, with the spread; the weight bytes each
+ * generated token streams, against the read bandwidth measured in the same run.
+ * lowbit bench --memory: the read bandwidth alone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lowbit/bench.h"
+
+typedef struct {
+    lb_context    *ctx;
+    const int32_t *toks;
+    int32_t        n;
+} job;
+
+static lb_status run_pp(void *user, lb_error *err) {
+    job         *j = user;
+    const float *lg;
+    lb_context_reset(j->ctx);
+    return lb_forward(j->ctx, j->toks, j->n, &lg, err);
+}
+
+static lb_status run_tg(void *user, lb_error *err) {
+    job         *j = user;
+    const float *lg;
+    lb_context_reset(j->ctx);
+    for (int32_t i = 0; i < j->n; i++) {
+        const lb_status st = lb_forward(j->ctx, j->toks + i, 1, &lg, err);
+        if (st) return st;
+    }
+    return LB_OK;
+}
+
+/* Bytes of weights one generated token reads: every matrix and norm, but of the embedding
+ * table only a row (unless it is also the output matrix). */
+static size_t streamed_bytes(const lb_model *m) {
+    size_t n = lb_model_nbytes(m);
+    if (!m->tied_output) n -= lb_tensor_nbytes(&m->tok_embd) - lb_row_size(m->tok_embd.type, m->tok_embd.ne[0]);
+    return n;
+}
+
+static int bench_memory(int64_t mib, int64_t reps, bool json) {
+    lb_error err = { 0 };
+    double   bw;
+    if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), (int32_t)reps, &bw, &err))
+        return lb_runtime_error(&err);
+    if (json) printf("{\"mem_gbs\": %.3f, \"threads\": %d, \"bytes\": %lld}\n", bw / 1e9,
+                     lb_threads_get(), (long long)mib << 20);
+    else printf("memory read bandwidth: %.2f GB/s (%d threads, %lld MiB buffer, median of %lld)\n",
+                bw / 1e9, lb_threads_get(), (long long)mib, (long long)reps);
+    return LB_EXIT_OK;
+}
+
+static void print_speed(const char *name, int64_t n, const lb_bench_result *r) {
+    printf("%-8s %9.2f tok/s  (median of %d; %.2f .. %.2f)\n", name, (double)n / r->median,
+           r->reps, (double)n / r->max, (double)n / r->min);
+}
+
+int cmd_bench(int argc, char **argv) {
+    lb_args        a;
+    const char    *opt, *tok = NULL;
+    int64_t        n_pp = 512, n_tg = 128, threads = 0, reps = 5, mib = 512;
+    double         mem_bw = 0;
+    bool           json = false, memory = false;
+    lb_ctx_options co;
+    lb_ctx_options_init(&co, true);
+    lb_args_init(&a, "bench", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        if (lb_is_help(opt)) return lb_print_help("bench");
+        else if (lb_args_ctx_option(&a, opt, &co)) continue;
+        else if (!strcmp(opt, "-p") || !strcmp(opt, "--n-prompt")) lb_args_int(&a, 0, 1 << 16, &n_pp);
+        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-gen")) lb_args_int(&a, 0, 1 << 16, &n_tg);
+        else if (!strcmp(opt, "-r") || !strcmp(opt, "--reps")) lb_args_int(&a, 1, 1000, &reps);
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "--memory")) memory = true;
+        else if (!strcmp(opt, "--mem-mib")) lb_args_int(&a, 16, 1 << 20, &mib);
+        else if (!strcmp(opt, "--mem-bw")) lb_args_float(&a, &mem_bw);
+        else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
+        else if (!strcmp(opt, "--json")) json = true;
+        else return lb_usage_error("bench", "unknown option %s", opt);
+    }
+    if (a.bad) return LB_EXIT_USAGE;
+    lb_threads_set((int)threads);
+    if (memory) {
+        if (a.n_positional) return lb_usage_error("bench", "--memory takes no MODEL");
+        return bench_memory(mib, reps, json);
+    }
+    if (a.n_positional != 1) return lb_usage_error("bench", "expected one MODEL (or --memory)");
+    if (n_pp == 0 && n_tg == 0) return lb_usage_error("bench", "nothing to measure: -p 0 -n 0");
+
+    lb_error        err = { 0 };
+    lb_model       *m   = NULL;
+    lb_context     *ctx = NULL;
+    int32_t        *toks = NULL;
+    lb_bench_result pp = { 0 }, tg = { 0 };
+    int             rc = LB_EXIT_ERROR;
+    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    const int32_t n_max = (int32_t)(n_pp > n_tg ? n_pp : n_tg);
+    toks                = malloc((size_t)n_max * sizeof *toks);
+    if (!toks) {
+        lb_fail(&err, LB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    uint64_t s = 42; /* random tokens, as llama-bench uses */
+    for (int32_t i = 0; i < n_max; i++) {
+        s       = s * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((s >> 33) % (uint64_t)m->cfg.n_vocab);
+    }
+    lb_context_params cp = lb_context_default_params(n_max, n_pp > 0 ? (int32_t)n_pp : 1);
+    cp.fast = co.fast, cp.type_k = co.type_k, cp.type_v = co.type_v;
+    if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
+    const lb_bench_opts o  = { .warmup = 1, .reps = (int32_t)reps };
+    job                 jp = { ctx, toks, (int32_t)n_pp }, jt = { ctx, toks, (int32_t)n_tg };
+    if (n_pp > 0 && lb_bench_run(run_pp, &jp, &o, &pp, &err)) goto done;
+    if (n_tg > 0 && lb_bench_run(run_tg, &jt, &o, &tg, &err)) goto done;
+    const size_t rss = lb_peak_rss(); /* before the bandwidth probe's buffer */
+    if (n_tg > 0 && mem_bw <= 0) {
+        if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), 5, &mem_bw, &err)) goto done;
+        mem_bw /= 1e9;
+    }
+    const double pp_tps = n_pp ? (double)n_pp / pp.median : 0, tg_tps = n_tg ? (double)n_tg / tg.median : 0;
+    const size_t bytes = lb_model_nbytes(m), streamed = streamed_bytes(m);
+    const double tg_gbs = (double)streamed * tg_tps / 1e9, frac = mem_bw > 0 ? tg_gbs / mem_bw : 0;
+    const char  *wtype  = lb_type_name(m->layers[0].ffn_gate.type);
+    if (json) {
+        printf("{\"model\": \"%s\", \"type\": \"%s\", \"model_bytes\": %zu, \"params\": %lld, "
+               "\"threads\": %d, \"kernels\": \"%s\", \"matmul\": \"%s\", \"cache_type_k\": \"%s\", "
+               "\"cache_type_v\": \"%s\", \"p\": %lld, \"n\": %lld, \"reps\": %lld, "
+               "\"pp_tps\": %.3f, \"pp_tps_min\": %.3f, \"pp_tps_max\": %.3f, "
+               "\"tg_tps\": %.3f, \"tg_tps_min\": %.3f, \"tg_tps_max\": %.3f, "
+               "\"streamed_bytes\": %zu, \"tg_gbs\": %.3f, \"mem_gbs\": %.3f, \"bw_frac\": %.4f, "
+               "\"peak_rss\": %zu}\n",
+               a.positional[0], wtype, bytes, (long long)lb_model_nparams(m), lb_threads_get(),
+               lb_kernels_name(), co.fast ? "q8" : "exact", lb_type_name(co.type_k),
+               lb_type_name(co.type_v), (long long)n_pp, (long long)n_tg, (long long)reps, pp_tps,
+               n_pp ? n_pp / pp.max : 0, n_pp ? n_pp / pp.min : 0, tg_tps, n_tg ? n_tg / tg.max : 0,
+               n_tg ? n_tg / tg.min : 0, streamed, tg_gbs, mem_bw, frac, rss);
+    } else {
+        printf("model:    %s (%s, %.3f GB, %.3f B parameters)\n"
+               "setup:    %d threads, %s kernels, matmul %s, KV cache %s/%s\n",
+               a.positional[0], wtype, (double)bytes / 1e9, (double)lb_model_nparams(m) / 1e9,
+               lb_threads_get(), lb_kernels_name(), co.fast ? "q8" : "exact",
+               lb_type_name(co.type_k), lb_type_name(co.type_v));
+        char name[32];
+        snprintf(name, sizeof name, "pp%lld", (long long)n_pp);
+        if (n_pp) print_speed(name, n_pp, &pp);
+        snprintf(name, sizeof name, "tg%lld", (long long)n_tg);
+        if (n_tg) {
+            print_speed(name, n_tg, &tg);
+            printf("memory:   %.2f GB/s of weights (%.3f GB a token), %.0f%% of the measured "
+                   "%.2f GB/s\n", tg_gbs, (double)streamed / 1e9, 100 * frac, mem_bw);
+        }
+        printf("peak RSS: %.3f GB\n", (double)rss / 1e9);
+    }
+    rc = LB_EXIT_OK;
+done:
+    if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+    free(toks);
+    lb_context_free(ctx);
+    lb_model_free(m);
+    return rc;
+}

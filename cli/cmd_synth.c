@@ -1,0 +1,61 @@
+/* lowbit synth --shape NAME -o OUT.gguf [--type T] [shape flags]: a random-weight model of a
+ * real shape, streamed to disk (see lowbit/synth.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lowbit/synth.h"
+
+int cmd_synth(int argc, char **argv) {
+    lb_args     a;
+    const char *opt, *shape = NULL, *out = NULL, *type = "f16", *vocab = NULL;
+    int64_t     seed = 1234, threads = 0;
+    bool        quiet = false;
+    struct {
+        const char *flag;
+        int64_t     v;
+    } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
+                 { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 } };
+    double      theta = 0;
+    lb_args_init(&a, "synth", argc, argv);
+    while ((opt = lb_args_next(&a)) && !a.bad) {
+        bool dim = false;
+        for (size_t i = 0; i < sizeof dims / sizeof dims[0] && !dim; i++)
+            if (!strcmp(opt, dims[i].flag)) dim = lb_args_int(&a, 1, 1 << 24, &dims[i].v) || true;
+        if (dim) continue;
+        if (lb_is_help(opt)) return lb_print_help("synth");
+        else if (!strcmp(opt, "--shape")) shape = lb_args_value(&a);
+        else if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) out = lb_args_value(&a);
+        else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
+        else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
+        else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
+        else if (!strcmp(opt, "--rope-theta")) lb_args_float(&a, &theta);
+        else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else return lb_usage_error("synth", "unknown option %s", opt);
+    }
+    if (a.bad) return LB_EXIT_USAGE;
+    if (a.n_positional > 1 || (a.n_positional == 1 && out))
+        return lb_usage_error("synth", "expected one output file (-o OUT.gguf)");
+    if (a.n_positional == 1) out = a.positional[0];
+    if (!out) return lb_usage_error("synth", "-o OUT.gguf is required");
+    lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = !quiet };
+    lb_error        err = { 0 };
+    if (lb_synth_shape(shape ? shape : "tiny", &p.cfg, &err)) return lb_usage_error("synth", "%s", err.msg);
+    int32_t *fields[] = { &p.cfg.n_embd, &p.cfg.n_ff, &p.cfg.n_layers, &p.cfg.n_heads,
+                          &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
+    if (dims[3].v && !dims[4].v) p.cfg.n_kv_heads = p.cfg.n_heads; /* --n-heads alone: MHA */
+    if (theta > 0) p.cfg.rope_theta = (float)theta;
+    p.type = lb_type_from_name(type);
+    if (p.type == LB_TYPE_INVALID) return lb_usage_error("synth", "unknown type '%s'", type);
+    lb_threads_set((int)threads);
+    const double t0 = lb_time_sec();
+    if (lb_synth_write(out, &p, &err)) return lb_runtime_error(&err);
+    if (!quiet)
+        fprintf(stderr, "synth: %s: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d, %s, "
+                "%.1f s\n", out, p.cfg.n_layers, p.cfg.n_embd, p.cfg.n_ff, p.cfg.n_heads,
+                p.cfg.n_kv_heads, p.cfg.n_vocab, lb_type_name(p.type), lb_time_sec() - t0);
+    return LB_EXIT_OK;
+}

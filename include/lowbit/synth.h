@@ -1,0 +1,39 @@
+/* Synthetic models: random weights in the shapes of real Llama models, for size and speed
+ * work. The file is a llama-architecture GGUF that lowbit and llama.cpp load; it is written
+ * as it is generated (a 7B file never sits in memory). Weights are normal with a spread per
+ * output row (log-normal, sigma 0.3) and a few outlier input channels (1 in 256, x8); each
+ * row is drawn from its own seeded stream, so the bytes depend on the seed only. */
+#ifndef LOWBIT_SYNTH_H
+#define LOWBIT_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lb_synth_params {
+    lb_llama_config cfg;        /* the shape (lb_synth_shape gives the known ones) */
+    lb_type         type;       /* every weight matrix, embedding and output included (a GGUF
+                                   type whose block divides the rows); norms are f32 */
+    uint64_t        seed;
+    const char     *vocab_path; /* a tokenizer (any file lb_vocab_load_any reads), padded with
+                                   unused pieces to cfg.n_vocab; NULL: a generated
+                                   SentencePiece vocabulary (specials, bytes, letters, pairs) */
+    bool            progress;
+} lb_synth_params;
+
+/* "tiny" (256 wide, 4 layers, 512 tokens), "1b" (TinyLlama-1.1B), "7b" (Llama-2-7B),
+ * "8b" (Llama-3-8B). LB_ERR_PARAM for another name. */
+lb_status lb_synth_shape(const char *name, lb_llama_config *cfg, lb_error *err);
+
+/* Write the model to path (through path.tmp). */
+lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,94 @@
+/* Quantized dot products: rows of a GGUF block type times activations quantized on the fly
+ * to 8-bit blocks, as ggml pairs its types: the 32-blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * IQ4_NL) with lb_block_q8a, the 256-super-blocks (Q2_K .. Q6_K, IQ4_XS) with lb_block_q8k;
+ * F16 and BF16 rows with f32 activations as they are.
+ * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c)
+ * chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
+ * Invariants: integer partial sums are exact (no saturation for any stored level); the result
+ * for one (row, column) pair is computed by the same operations whatever the tile, the
+ * number of rows or columns and the thread that computes it, so it never depends on the
+ * batch size or the thread count. Kernels never allocate. */
+#ifndef LB_KERNELS_QDOT_H
+#define LB_KERNELS_QDOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lowbit/tensor.h"
+
+#define LB_QK_A 32  /* values per lb_block_q8a */
+#define LB_QK_KA 256 /* values per lb_block_q8k */
+
+/* 32 activations: x ~ d * qs, qs in -127..127; sum = sum(qs) (for levels stored with an
+ * offset: Q4_0, Q5_0), s = d * sum (for the affine types) */
+typedef struct {
+    float   d, s;
+    int32_t sum;
+    int8_t  qs[LB_QK_A];
+} lb_block_q8a;
+
+/* 256 activations: x ~ d * qs, qs in -127..127; bsums[g] = sum of qs[16 g .. 16 g + 15] */
+typedef struct {
+    float   d;
+    int16_t bsums[LB_QK_KA / 16];
+    int8_t  qs[LB_QK_KA];
+} lb_block_q8k;
+
+typedef enum lb_act_kind {
+    LB_ACT_F32 = 0, /* activations used as they are (F16, BF16 rows) */
+    LB_ACT_Q8A = 1,
+    LB_ACT_Q8K = 2,
+} lb_act_kind;
+
+typedef enum lb_isa {
+    LB_ISA_REF       = 0, /* scalar C */
+    LB_ISA_AVX2      = 1, /* AVX2 + FMA + F16C */
+    LB_ISA_AVX512VNNI = 2, /* the AVX2 kernels with AVX-512 VNNI dot products (256-bit) */
+    LB_ISA_COUNT,
+} lb_isa;
+
+/* out[c * ldo + r] = dot(row r of w, activation row c) for r < nr, c < nc. w holds nr rows of
+ * w_stride bytes, a holds nc activation rows of a_stride bytes, n values per row (a multiple
+ * of the type's block size). */
+typedef void (*lb_gemm_q_fn)(int64_t n, const void *w, size_t w_stride, int64_t nr,
+                             const void *a, size_t a_stride, int64_t nc, float *out, int64_t ldo);
+/* Quantize n activations (a multiple of the block) into dst. */
+typedef void (*lb_quantize_act_fn)(void *dst, const float *x, int64_t n);
+
+typedef struct lb_qdot {
+    lb_act_kind  act;
+    lb_gemm_q_fn gemm;
+} lb_qdot;
+
+/* The kernel of type t on this CPU (LB_FORCE_REF=1: the scalar one); NULL when t has none. */
+const lb_qdot     *lb_qdot_get(lb_type t);
+lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k);
+lb_isa             lb_qdot_isa(void); /* the ISA lb_qdot_get chose */
+const char        *lb_isa_name(lb_isa isa);
+
+/* One ISA's table (for tests and benchmarks): NULL when this build or CPU lacks it or the
+ * type has no kernel there. */
+const lb_qdot     *lb_qdot_get_isa(lb_type t, lb_isa isa);
+lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa);
+
+/* Bytes of n activations of kind k (n a multiple of its block). */
+size_t lb_act_row_size(lb_act_kind k, int64_t n);
+
+/* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
+typedef struct lb_qdot_table {
+    lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */
+    lb_quantize_act_fn quantize_act[3];     /* by lb_act_kind; [LB_ACT_F32] NULL */
+} lb_qdot_table;
+
+void lb_qdot_fill_ref(lb_qdot_table *t);
+void lb_qdot_fill_avx2(lb_qdot_table *t);   /* leaves t empty when not built for x86 */
+void lb_qdot_fill_avx512(lb_qdot_table *t); /* likewise */
+
+/* Round to nearest, ties to even, for |x| < 2^22 (the FPU does the rounding): the same
+ * result as _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT), so every ISA quantizes
+ * activations to the same bytes. */
+static inline float lb_round_even(float x) {
+    return (x + 12582912.f) - 12582912.f;
+}
+
+#endif

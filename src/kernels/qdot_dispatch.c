@@ -1,0 +1,92 @@
+/* The kernel tables, one per ISA, filled once; lb_qdot_get answers from the best table the
+ * CPU runs (lb_cpu_get_features), type by type falling back to a lesser ISA and then to the
+ * scalar reference. LB_FORCE_REF=1 in the environment chooses the scalar table. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lowbit/core.h"
+#include "lowbit/kernels.h"
+#include "qdot.h"
+
+static lb_qdot_table g_tables[LB_ISA_COUNT];
+static bool          g_have[LB_ISA_COUNT];
+static lb_isa        g_isa;
+static int           g_ready;
+
+static bool cpu_has(lb_isa isa) {
+    const lb_cpu_features *f = lb_cpu_get_features();
+    switch (isa) {
+    case LB_ISA_REF:        return true;
+    case LB_ISA_AVX2:       return f->avx2 && f->fma && f->f16c;
+    case LB_ISA_AVX512VNNI: return f->avx2 && f->fma && f->f16c && f->avx512f && f->avx512bw &&
+                                   f->avx512vl && f->avx512vnni;
+    default:                return false;
+    }
+}
+
+static void init(void) {
+    if (g_ready) return; /* benign race: every thread fills the same values */
+    lb_qdot_fill_ref(&g_tables[LB_ISA_REF]);
+    lb_qdot_fill_avx2(&g_tables[LB_ISA_AVX2]);
+    lb_qdot_fill_avx512(&g_tables[LB_ISA_AVX512VNNI]);
+    for (int i = 0; i < LB_ISA_COUNT; i++) g_have[i] = cpu_has((lb_isa)i);
+    const char *force = getenv("LB_FORCE_REF");
+    g_isa             = LB_ISA_REF;
+    if (!(force && strcmp(force, "0") != 0 && force[0]))
+        for (int i = LB_ISA_COUNT - 1; i > 0; i--)
+            if (g_have[i] && g_tables[i].quantize_act[LB_ACT_Q8A]) {
+                g_isa = (lb_isa)i;
+                break;
+            }
+    g_ready = 1;
+}
+
+const lb_qdot *lb_qdot_get_isa(lb_type t, lb_isa isa) {
+    init();
+    if ((int)t < 0 || t >= LB_TYPE_COUNT || (int)isa < 0 || isa >= LB_ISA_COUNT || !g_have[isa])
+        return NULL;
+    return g_tables[isa].kern[t].gemm ? &g_tables[isa].kern[t] : NULL;
+}
+
+lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa) {
+    init();
+    if ((int)k < 0 || k > LB_ACT_Q8K || (int)isa < 0 || isa >= LB_ISA_COUNT || !g_have[isa])
+        return NULL;
+    return g_tables[isa].quantize_act[k];
+}
+
+const lb_qdot *lb_qdot_get(lb_type t) {
+    init();
+    for (int i = (int)g_isa; i >= 0; i--) {
+        const lb_qdot *k = lb_qdot_get_isa(t, (lb_isa)i);
+        if (k) return k;
+    }
+    return NULL;
+}
+
+lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k) {
+    init();
+    for (int i = (int)g_isa; i >= 0; i--) {
+        const lb_quantize_act_fn f = lb_quantize_act_get_isa(k, (lb_isa)i);
+        if (f) return f;
+    }
+    return NULL;
+}
+
+lb_isa lb_qdot_isa(void) {
+    init();
+    return g_isa;
+}
+
+const char *lb_isa_name(lb_isa isa) {
+    switch (isa) {
+    case LB_ISA_REF:        return "scalar";
+    case LB_ISA_AVX2:       return "avx2";
+    case LB_ISA_AVX512VNNI: return "avx512vnni";
+    default:                return "?";
+    }
+}
+
+const char *lb_kernels_name(void) {
+    return lb_isa_name(lb_qdot_isa());
+}

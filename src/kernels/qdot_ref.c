@@ -1,0 +1,306 @@
+/* The scalar reference of every quantized dot product (qdot.h): each weight block is decoded
+ * to integer levels and integer scales, its integer dot with the activation block is exact,
+ * and the float scales are applied once per block. The SIMD kernels compute the same
+ * integers; only the order of the float additions differs.
+ *   32-blocks:    sum += (d_w d_a) * sum_j q_j a_j  [+ m_w * s_a for the affine types]
+ *   super-blocks: sum += d_a * (d_w * sum_g sc_g sum_{j in g} q_j a_j - dmin_w * sum_g mn_g bsum_g)
+ * Also the activation quantizers, which every ISA must reproduce byte for byte. */
+#include <math.h>
+#include <string.h>
+
+#include "formats/blocks.h"
+#include "formats/iq4_common.h"
+#include "formats/kquant_common.h"
+#include "lowbit/core.h"
+#include "qdot.h"
+
+/* ---- activations ---- */
+
+static void quantize_q8a_ref(void *dst, const float *x, int64_t n) {
+    lb_block_q8a *y = dst;
+    for (int64_t i = 0; i < n / LB_QK_A; i++, x += LB_QK_A) {
+        float amax = 0.0f;
+        for (int j = 0; j < LB_QK_A; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float id  = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int         sum = 0;
+        for (int j = 0; j < LB_QK_A; j++) {
+            y[i].qs[j] = (int8_t)lb_round_even(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].d   = amax / 127.0f;
+        y[i].sum = sum;
+        y[i].s   = y[i].d * (float)sum;
+    }
+}
+
+static void quantize_q8k_ref(void *dst, const float *x, int64_t n) {
+    lb_block_q8k *y = dst;
+    for (int64_t i = 0; i < n / LB_QK_KA; i++, x += LB_QK_KA) {
+        float amax = 0.0f;
+        for (int j = 0; j < LB_QK_KA; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < LB_QK_KA; j++) y[i].qs[j] = (int8_t)lb_round_even(x[j] * id);
+        for (int g = 0; g < LB_QK_KA / 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += y[i].qs[16 * g + j];
+            y[i].bsums[g] = (int16_t)s;
+        }
+        y[i].d = amax / 127.0f;
+    }
+}
+
+size_t lb_act_row_size(lb_act_kind k, int64_t n) {
+    switch (k) {
+    case LB_ACT_Q8A: return (size_t)(n / LB_QK_A) * sizeof(lb_block_q8a);
+    case LB_ACT_Q8K: return (size_t)(n / LB_QK_KA) * sizeof(lb_block_q8k);
+    default:         return (size_t)n * sizeof(float);
+    }
+}
+
+/* ---- 32-blocks: levels q (signed, or unsigned plus a min m for the affine types) ---- */
+
+typedef struct {
+    int8_t q[32];
+    float  d, m;
+} dec32;
+
+static void nibbles(int8_t *q, const uint8_t *qs, int offset) {
+    for (int j = 0; j < 16; j++) {
+        q[j]      = (int8_t)((qs[j] & 0xF) - offset);
+        q[j + 16] = (int8_t)((qs[j] >> 4) - offset);
+    }
+}
+
+static void fifth_bits(int8_t *q, const uint8_t *qh4) {
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    for (int j = 0; j < 32; j++) q[j] = (int8_t)(q[j] + (int)((qh >> j) & 1) * 16);
+}
+
+static void dec_q8_0(dec32 *o, const void *p) {
+    const lb_block_q8_0 *b = p;
+    memcpy(o->q, b->qs, 32);
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+static void dec_q4_0(dec32 *o, const void *p) {
+    const lb_block_q4_0 *b = p;
+    nibbles(o->q, b->qs, 8);
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+static void dec_q4_1(dec32 *o, const void *p) {
+    const lb_block_q4_1 *b = p;
+    nibbles(o->q, b->qs, 0);
+    o->d = lb_f16_to_f32(b->d), o->m = lb_f16_to_f32(b->m);
+}
+static void dec_q5_0(dec32 *o, const void *p) {
+    const lb_block_q5_0 *b = p;
+    nibbles(o->q, b->qs, 0);
+    fifth_bits(o->q, b->qh);
+    for (int j = 0; j < 32; j++) o->q[j] = (int8_t)(o->q[j] - 16);
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+static void dec_q5_1(dec32 *o, const void *p) {
+    const lb_block_q5_1 *b = p;
+    nibbles(o->q, b->qs, 0);
+    fifth_bits(o->q, b->qh);
+    o->d = lb_f16_to_f32(b->d), o->m = lb_f16_to_f32(b->m);
+}
+static void dec_iq4_nl(dec32 *o, const void *p) {
+    const lb_block_iq4_nl *b = p;
+    for (int j = 0; j < 16; j++) {
+        o->q[j]      = lb_iq4nl_grid[b->qs[j] & 0xF];
+        o->q[j + 16] = lb_iq4nl_grid[b->qs[j] >> 4];
+    }
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+
+static float dot32(const dec32 *w, const lb_block_q8a *a) {
+    int isum = 0;
+    for (int j = 0; j < 32; j++) isum += w->q[j] * a->qs[j];
+    return (w->d * a->d) * (float)isum + w->m * a->s;
+}
+
+#define GEMM32(X, DEC)                                                                             \
+    static void gemm_##X##_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,    \
+                               size_t as, int64_t nc, float *out, int64_t ldo) {                   \
+        for (int64_t r = 0; r < nr; r++)                                                           \
+            for (int64_t c = 0; c < nc; c++) {                                                     \
+                const lb_block_##X *wb = (const void *)((const uint8_t *)w + (size_t)r * ws);     \
+                const lb_block_q8a *ab = (const void *)((const uint8_t *)a + (size_t)c * as);     \
+                float               s  = 0.0f;                                                     \
+                for (int64_t i = 0; i < n / 32; i++) {                                             \
+                    dec32 d;                                                                       \
+                    DEC(&d, &wb[i]);                                                               \
+                    s += dot32(&d, &ab[i]);                                                        \
+                }                                                                                  \
+                out[c * ldo + r] = s;                                                              \
+            }                                                                                      \
+    }
+GEMM32(q8_0, dec_q8_0)
+GEMM32(q4_0, dec_q4_0)
+GEMM32(q4_1, dec_q4_1)
+GEMM32(q5_0, dec_q5_0)
+GEMM32(q5_1, dec_q5_1)
+GEMM32(iq4_nl, dec_iq4_nl)
+#undef GEMM32
+
+/* ---- super-blocks: levels q, a scale sc and a min mn per group of 16 ---- */
+
+typedef struct {
+    int8_t  q[256];
+    int16_t sc[16], mn[16];
+    float   d, dmin;
+} deck;
+
+/* Q2_K: q in 0..3, 4-bit scale and min per 16 */
+static void dec_q2_k(deck *o, const void *p) {
+    const lb_block_q2_k *b = p;
+    for (int v = 0; v < 256; v++)
+        o->q[v] = (int8_t)((b->qs[32 * (v / 128) + v % 32] >> (2 * (v % 128 / 32))) & 3);
+    for (int g = 0; g < 16; g++) o->sc[g] = b->scales[g] & 0xF, o->mn[g] = b->scales[g] >> 4;
+    o->d = lb_f16_to_f32(b->d), o->dmin = lb_f16_to_f32(b->dmin);
+}
+/* Q3_K: d (s - 32) (q - 4) with q in 0..7 = d s q - d (4 s): the offset becomes a min */
+static void dec_q3_k(deck *o, const void *p) {
+    const lb_block_q3_k *b = p;
+    for (int v = 0; v < 256; v++) {
+        const int lo = (b->qs[32 * (v / 128) + v % 32] >> (2 * (v % 128 / 32))) & 3;
+        const int hi = (b->hmask[v % 32] >> (v / 32)) & 1;
+        o->q[v]      = (int8_t)(lo | hi << 2);
+    }
+    for (int g = 0; g < 16; g++) {
+        const int lo = g < 8 ? b->scales[g] & 0xF : b->scales[g - 8] >> 4;
+        const int s  = (lo | ((b->scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
+        o->sc[g] = (int16_t)s, o->mn[g] = (int16_t)(4 * s);
+    }
+    o->d = o->dmin = lb_f16_to_f32(b->d);
+}
+/* Q4_K / Q5_K: q in 0..15 (0..31), 6-bit scale and min per 32 */
+static void kq_scales32(deck *o, const uint8_t *scales) {
+    for (int g = 0; g < 8; g++) {
+        uint8_t sc, m;
+        lb_kq_get_scale_min(g, scales, &sc, &m);
+        o->sc[2 * g] = o->sc[2 * g + 1] = sc;
+        o->mn[2 * g] = o->mn[2 * g + 1] = m;
+    }
+}
+static void dec_q4_k(deck *o, const void *p) {
+    const lb_block_q4_k *b = p;
+    for (int v = 0; v < 256; v++)
+        o->q[v] = (int8_t)((b->qs[32 * (v / 64) + v % 32] >> (4 * (v / 32 % 2))) & 0xF);
+    kq_scales32(o, b->scales);
+    o->d = lb_f16_to_f32(b->d), o->dmin = lb_f16_to_f32(b->dmin);
+}
+static void dec_q5_k(deck *o, const void *p) {
+    const lb_block_q5_k *b = p;
+    for (int v = 0; v < 256; v++)
+        o->q[v] = (int8_t)(((b->qs[32 * (v / 64) + v % 32] >> (4 * (v / 32 % 2))) & 0xF) |
+                           ((b->qh[v % 32] >> (v / 32)) & 1) << 4);
+    kq_scales32(o, b->scales);
+    o->d = lb_f16_to_f32(b->d), o->dmin = lb_f16_to_f32(b->dmin);
+}
+/* Q6_K: d s (q - 32) with q in 0..63 = d s q - d (32 s) */
+static void dec_q6_k(deck *o, const void *p) {
+    const lb_block_q6_k *b = p;
+    for (int v = 0; v < 256; v++) {
+        const int h = v / 128, k = v % 128 / 32, l = v % 32;
+        const int lo = (b->ql[64 * h + l + 32 * (k % 2)] >> (4 * (k / 2))) & 0xF;
+        const int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
+        o->q[v]      = (int8_t)(lo | hi << 4);
+    }
+    for (int g = 0; g < 16; g++) o->sc[g] = b->scales[g], o->mn[g] = (int16_t)(32 * b->scales[g]);
+    o->d = o->dmin = lb_f16_to_f32(b->d);
+}
+/* IQ4_XS: signed grid levels, a 6-bit scale (l - 32) per 32, no min */
+static void dec_iq4_xs(deck *o, const void *p) {
+    const lb_block_iq4_xs *b = p;
+    for (int ib = 0; ib < 8; ib++) {
+        for (int j = 0; j < 16; j++) {
+            o->q[32 * ib + j]      = lb_iq4nl_grid[b->qs[16 * ib + j] & 0xF];
+            o->q[32 * ib + j + 16] = lb_iq4nl_grid[b->qs[16 * ib + j] >> 4];
+        }
+        const int l = ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | ((b->scales_h >> 2 * ib) & 3) << 4;
+        o->sc[2 * ib] = o->sc[2 * ib + 1] = (int16_t)(l - 32);
+        o->mn[2 * ib] = o->mn[2 * ib + 1] = 0;
+    }
+    o->d = lb_f16_to_f32(b->d), o->dmin = 0;
+}
+
+static float dotk(const deck *w, const lb_block_q8k *a) {
+    int isum = 0, msum = 0;
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int j = 16 * g; j < 16 * g + 16; j++) s += w->q[j] * a->qs[j];
+        isum += w->sc[g] * s;
+        msum += w->mn[g] * a->bsums[g];
+    }
+    return a->d * (w->d * (float)isum - w->dmin * (float)msum);
+}
+
+#define GEMMK(X, DEC)                                                                              \
+    static void gemm_##X##_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,    \
+                               size_t as, int64_t nc, float *out, int64_t ldo) {                   \
+        for (int64_t r = 0; r < nr; r++)                                                           \
+            for (int64_t c = 0; c < nc; c++) {                                                     \
+                const lb_block_##X *wb = (const void *)((const uint8_t *)w + (size_t)r * ws);     \
+                const lb_block_q8k *ab = (const void *)((const uint8_t *)a + (size_t)c * as);     \
+                float               s  = 0.0f;                                                     \
+                for (int64_t i = 0; i < n / 256; i++) {                                            \
+                    deck d;                                                                        \
+                    DEC(&d, &wb[i]);                                                               \
+                    s += dotk(&d, &ab[i]);                                                         \
+                }                                                                                  \
+                out[c * ldo + r] = s;                                                              \
+            }                                                                                      \
+    }
+GEMMK(q2_k, dec_q2_k)
+GEMMK(q3_k, dec_q3_k)
+GEMMK(q4_k, dec_q4_k)
+GEMMK(q5_k, dec_q5_k)
+GEMMK(q6_k, dec_q6_k)
+GEMMK(iq4_xs, dec_iq4_xs)
+#undef GEMMK
+
+/* ---- F16 / BF16 rows with f32 activations ---- */
+
+#define GEMM16(X, CONV)                                                                            \
+    static void gemm_##X##_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,    \
+                               size_t as, int64_t nc, float *out, int64_t ldo) {                   \
+        for (int64_t r = 0; r < nr; r++)                                                           \
+            for (int64_t c = 0; c < nc; c++) {                                                     \
+                const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;                           \
+                const float   *x  = (const void *)((const uint8_t *)a + (size_t)c * as);          \
+                float          s  = 0.0f;                                                          \
+                for (int64_t j = 0; j < n; j++) {                                                  \
+                    uint16_t h;                                                                    \
+                    memcpy(&h, wr + 2 * j, 2);                                                     \
+                    s += CONV(h) * x[j];                                                           \
+                }                                                                                  \
+                out[c * ldo + r] = s;                                                              \
+            }                                                                                      \
+    }
+GEMM16(f16, lb_f16_to_f32)
+GEMM16(bf16, lb_bf16_to_f32)
+#undef GEMM16
+
+void lb_qdot_fill_ref(lb_qdot_table *t) {
+    memset(t, 0, sizeof *t);
+#define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref }
+    K(LB_TYPE_Q8_0, q8_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q4_0, q4_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q4_1, q4_1, LB_ACT_Q8A);
+    K(LB_TYPE_Q5_0, q5_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q5_1, q5_1, LB_ACT_Q8A);
+    K(LB_TYPE_IQ4_NL, iq4_nl, LB_ACT_Q8A);
+    K(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K);
+    K(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K);
+    K(LB_TYPE_F16, f16, LB_ACT_F32);
+    K(LB_TYPE_BF16, bf16, LB_ACT_F32);
+#undef K
+    t->quantize_act[LB_ACT_Q8A] = quantize_q8a_ref;
+    t->quantize_act[LB_ACT_Q8K] = quantize_q8k_ref;
+}

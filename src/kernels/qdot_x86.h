@@ -1,0 +1,489 @@
+/* The x86 SIMD kernels of qdot.h, written once and compiled twice: qdot_avx2.c and
+ * qdot_avx512.c include this file after defining
+ *   QX_DOT(u, s)   sum of 4 adjacent u8 * s8 products into each of 8 int32 lanes
+ *                  (AVX2: maddubs + madd; AVX-512 VNNI: one dpbusd)
+ *   QX_FILL        the name of the table-filling function.
+ * Weight blocks are decoded into 32 int8 levels per vector: signed levels use the sign trick
+ * (|w| times a with w's sign), unsigned ones (affine types, k-quants with a min) go straight
+ * into the u8 side. No level range lets maddubs saturate (|pair| <= 2 * 127 * 127).
+ * Tiles: MR weight rows x NC activation columns share each decoded block; every (row, column)
+ * pair runs the same operations in every tile shape, so results never depend on tiling. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "formats/blocks.h"
+#include "formats/iq4_common.h"
+#include "qdot.h"
+
+#define QX_INLINE static inline __attribute__((always_inline))
+#define QX_MR     2   /* rows per tile when several columns share it */
+#define QX_NC     4   /* columns per tile */
+#define QX_MR1    4   /* rows per tile for one column (generation) */
+#define QX_ACT_CACHE (96 * 1024) /* bytes of activations kept hot per column block */
+
+QX_INLINE float qx_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s        = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s        = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+QX_INLINE int qx_hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s         = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s         = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+QX_INLINE float qx_f16(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* 16 bytes of nibbles -> 32 levels: low nibbles first (values 0..15), then the high ones */
+QX_INLINE __m256i qx_nibbles(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0x10 where bit j is set */
+QX_INLINE __m256i qx_bits16(const uint8_t *qh) {
+    uint32_t x;
+    memcpy(&x, qh, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    const __m256i mask = _mm256_set1_epi64x((int64_t)0x8040201008040201ull);
+    const __m256i b    = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf), mask);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, mask), _mm256_set1_epi8(0x10));
+}
+
+QX_INLINE __m256i qx_grid(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lb_iq4nl_grid));
+}
+
+/* ---- activations: the bytes of qdot_ref.c's quantizers ---- */
+
+/* 32 floats -> 32 int8 (x * id rounded to nearest even), their sum in *sum */
+QX_INLINE __m256i qx_quant32(const float *x, __m256 id, __m256i *sum32) {
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    sum32[0]   = _mm256_add_epi32(i0, i1);
+    sum32[1]   = _mm256_add_epi32(i2, i3);
+    i0         = _mm256_packs_epi32(i0, i1);
+    i2         = _mm256_packs_epi32(i2, i3);
+    i0         = _mm256_packs_epi16(i0, i2);
+    return _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* max |x| over n floats (n a multiple of 8) */
+QX_INLINE float qx_amax(const float *x, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256       m    = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s        = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s        = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static void quantize_q8a(void *dst, const float *x, int64_t n) {
+    lb_block_q8a *y = dst;
+    for (int64_t i = 0; i < n / LB_QK_A; i++, x += LB_QK_A) {
+        const float amax = qx_amax(x, LB_QK_A);
+        const float id   = amax != 0.0f ? 127.0f / amax : 0.0f;
+        __m256i     s[2];
+        _mm256_storeu_si256((__m256i *)y[i].qs, qx_quant32(x, _mm256_set1_ps(id), s));
+        y[i].d   = amax / 127.0f;
+        y[i].sum = qx_hsum_i32(_mm256_add_epi32(s[0], s[1]));
+        y[i].s   = y[i].d * (float)y[i].sum;
+    }
+}
+
+static void quantize_q8k(void *dst, const float *x, int64_t n) {
+    lb_block_q8k *y = dst;
+    for (int64_t i = 0; i < n / LB_QK_KA; i++, x += LB_QK_KA) {
+        const float  amax = qx_amax(x, LB_QK_KA);
+        const __m256 id   = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        for (int j = 0; j < LB_QK_KA / 32; j++) {
+            __m256i s[2];
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * j), qx_quant32(x + 32 * j, id, s));
+            y[i].bsums[2 * j]     = (int16_t)qx_hsum_i32(s[0]);
+            y[i].bsums[2 * j + 1] = (int16_t)qx_hsum_i32(s[1]);
+        }
+        y[i].d = amax / 127.0f;
+    }
+}
+
+/* ---- 32-blocks ----
+ * Three kinds of levels: signed (Q8_0, IQ4_NL: the sign trick), unsigned with a fixed offset
+ * (Q4_0: q - 8, Q5_0: q - 16: the offset times the activations' sum is taken off the integer
+ * sum, exactly: OFF * sum from each of the 8 lanes is 8 * OFF * sum), and affine (Q4_1, Q5_1:
+ * unsigned levels plus m_w * s_a in float). */
+
+QX_INLINE __m256i dec_q8_0(const lb_block_q8_0 *b) {
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+QX_INLINE __m256i dec_q4_0(const lb_block_q4_0 *b) {
+    return qx_nibbles(b->qs);
+}
+QX_INLINE __m256i dec_q4_1(const lb_block_q4_1 *b) {
+    return qx_nibbles(b->qs);
+}
+QX_INLINE __m256i dec_q5_0(const lb_block_q5_0 *b) {
+    return _mm256_or_si256(qx_nibbles(b->qs), qx_bits16(b->qh));
+}
+QX_INLINE __m256i dec_q5_1(const lb_block_q5_1 *b) {
+    return _mm256_or_si256(qx_nibbles(b->qs), qx_bits16(b->qh));
+}
+QX_INLINE __m256i dec_iq4_nl(const lb_block_iq4_nl *b) {
+    return _mm256_shuffle_epi8(qx_grid(), qx_nibbles(b->qs));
+}
+
+/* the f16 at p in all 8 lanes */
+QX_INLINE __m256 qx_f16x8(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+
+/* A tile of mr x nc pairs over nb blocks. KIND: 0 signed levels, 1 affine, OFF > 1: unsigned
+ * levels minus OFF (OFF / 8 activation sums off each lane). */
+#define QX_TILE32(X, KIND)                                                                         \
+    QX_INLINE void tile_##X(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, \
+                            float *out, int64_t ldo, const int mr, const int nc) {                \
+        __m256 acc[QX_MR1][QX_NC], macc[QX_MR1][QX_NC];                                            \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                     \
+            acc[r][c]  = _mm256_setzero_ps();                                                      \
+            macc[r][c] = _mm256_setzero_ps();                                                      \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            __m256i q[QX_MR1], u[QX_MR1];                                                          \
+            __m256  d[QX_MR1], m[QX_MR1];                                                          \
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {                                 \
+                const lb_block_##X *b = (const lb_block_##X *)(w + (size_t)r * ws) + i;            \
+                q[r]                  = dec_##X(b);                                                \
+                u[r]                  = KIND == 0 ? _mm256_sign_epi8(q[r], q[r]) : q[r];           \
+                d[r]                  = qx_f16x8(&b->d);                                           \
+                m[r] = KIND == 1 ? qx_f16x8((const uint8_t *)b + 2) : _mm256_setzero_ps();         \
+            }                                                                                      \
+            _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                 \
+                const lb_block_q8a *ab = (const lb_block_q8a *)(a + (size_t)c * as) + i;           \
+                const __m256i       av = _mm256_loadu_si256((const __m256i *)ab->qs);              \
+                const __m256        da = _mm256_set1_ps(ab->d);                                    \
+                const __m256i       off = _mm256_set1_epi32(KIND > 1 ? KIND / 8 * ab->sum : 0);    \
+                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {                             \
+                    __m256i p = QX_DOT(u[r], KIND == 0 ? _mm256_sign_epi8(av, q[r]) : av);         \
+                    if (KIND > 1) p = _mm256_sub_epi32(p, off);                                    \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(d[r], da),    \
+                                                acc[r][c]);                                        \
+                    if (KIND == 1) macc[r][c] = _mm256_fmadd_ps(m[r], _mm256_set1_ps(ab->s), macc[r][c]); \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++)                                       \
+            out[c * ldo + r] = qx_hsum(acc[r][c]) + _mm256_cvtss_f32(macc[r][c]);                  \
+    }
+
+/* ---- super-blocks, decoded to levels, per-16 scales (one vector per 32 values: the scale
+ * of the first 16 in the low half, of the next 16 in the high half) and per-16 mins ---- */
+
+typedef struct {
+    __m256i q[8], u[8]; /* levels; u = |q| for signed levels */
+    __m256i sc[8];
+    __m256i mn;         /* 16 int16 mins */
+    float   d, dmin;
+} qx_deck;
+
+QX_INLINE __m256i qx_sc2(int lo, int hi) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+
+/* Q4_K / Q5_K: scale and min j of the 12 packed bytes (see kquant_common.h) */
+QX_INLINE void qx_scales32(qx_deck *o, const uint8_t *q) {
+    int16_t mn[16];
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        if (j < 4) {
+            sc = q[j] & 63;
+            m  = q[j + 4] & 63;
+        } else {
+            sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+            m  = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+        o->sc[j]  = _mm256_set1_epi16((short)sc);
+        mn[2 * j] = mn[2 * j + 1] = (int16_t)m;
+    }
+    o->mn = _mm256_loadu_si256((const __m256i *)mn);
+}
+
+QX_INLINE void dec_q2_k(qx_deck *o, const lb_block_q2_k *b) {
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+        for (int k = 0; k < 4; k++, v = _mm256_srli_epi16(v, 2)) o->q[4 * h + k] = _mm256_and_si256(v, three);
+    }
+    const __m128i s = _mm_loadu_si128((const __m128i *)b->scales);
+    for (int j = 0; j < 8; j++) o->sc[j] = qx_sc2(b->scales[2 * j] & 0xF, b->scales[2 * j + 1] & 0xF);
+    o->mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0x0F)));
+    o->d = qx_f16(b->d), o->dmin = qx_f16(b->dmin);
+}
+
+QX_INLINE void dec_q3_k(qx_deck *o, const lb_block_q3_k *b) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i       hm    = _mm256_loadu_si256((const __m256i *)b->hmask);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+        for (int k = 0; k < 4; k++, v = _mm256_srli_epi16(v, 2), hm = _mm256_srli_epi16(hm, 1))
+            o->q[4 * h + k] = _mm256_or_si256(_mm256_and_si256(v, three),
+                                              _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
+    }
+    int16_t s[16];
+    for (int g = 0; g < 16; g++) {
+        const int lo = g < 8 ? b->scales[g] & 0xF : b->scales[g - 8] >> 4;
+        s[g]         = (int16_t)((lo | ((b->scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32);
+    }
+    for (int j = 0; j < 8; j++) o->sc[j] = qx_sc2(s[2 * j], s[2 * j + 1]);
+    o->mn = _mm256_slli_epi16(_mm256_loadu_si256((const __m256i *)s), 2); /* 4 s */
+    o->d = o->dmin = qx_f16(b->d);
+}
+
+QX_INLINE void dec_q4_k(qx_deck *o, const lb_block_q4_k *b) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int c = 0; c < 4; c++) {
+        const __m256i v  = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        o->q[2 * c]     = _mm256_and_si256(v, m4);
+        o->q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    qx_scales32(o, b->scales);
+    o->d = qx_f16(b->d), o->dmin = qx_f16(b->dmin);
+}
+
+QX_INLINE void dec_q5_k(qx_deck *o, const lb_block_q5_k *b) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256i       hb = _mm256_loadu_si256((const __m256i *)b->qh);
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        o->q[2 * c]     = _mm256_or_si256(_mm256_and_si256(v, m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb              = _mm256_srli_epi16(hb, 1);
+        o->q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+        hb              = _mm256_srli_epi16(hb, 1);
+    }
+    qx_scales32(o, b->scales);
+    o->d = qx_f16(b->d), o->dmin = qx_f16(b->dmin);
+}
+
+QX_INLINE void dec_q6_k(qx_deck *o, const lb_block_q6_k *b) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+        __m256i       hi = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+        const __m256i lo[4] = { _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4) };
+        for (int k = 0; k < 4; k++, hi = _mm256_srli_epi16(hi, 2))
+            o->q[4 * h + k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(_mm256_and_si256(hi, three), 4));
+    }
+    for (int j = 0; j < 8; j++) o->sc[j] = qx_sc2(b->scales[2 * j], b->scales[2 * j + 1]);
+    o->mn = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)), 5);
+    o->d = o->dmin = qx_f16(b->d);
+}
+
+QX_INLINE void dec_iq4_xs(qx_deck *o, const lb_block_iq4_xs *b) {
+    const __m256i grid = qx_grid();
+    for (int ib = 0; ib < 8; ib++) {
+        o->q[ib]  = _mm256_shuffle_epi8(grid, qx_nibbles(b->qs + 16 * ib));
+        o->u[ib]  = _mm256_sign_epi8(o->q[ib], o->q[ib]);
+        const int l = ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | ((b->scales_h >> 2 * ib) & 3) << 4;
+        o->sc[ib] = _mm256_set1_epi16((short)(l - 32));
+    }
+    o->mn = _mm256_setzero_si256();
+    o->d = qx_f16(b->d), o->dmin = 0.0f;
+}
+
+/* MODE 0: signed levels, no min; 1: unsigned levels, min scaled by dmin; 2: unsigned levels
+ * whose offset is a min scaled by d (Q3_K, Q6_K): folded into the integer sum. */
+#define QX_TILEK(X, MODE)                                                                          \
+    QX_INLINE void tile_##X(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, \
+                            float *out, int64_t ldo, const int mr, const int nc) {                \
+        __m256 acc[QX_MR1][QX_NC];                                                                 \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();      \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            qx_deck dk[QX_MR1];                                                                    \
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                   \
+                dec_##X(&dk[r], (const lb_block_##X *)(w + (size_t)r * ws) + i);                   \
+            _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                 \
+                const lb_block_q8k *ab = (const lb_block_q8k *)(a + (size_t)c * as) + i;           \
+                __m256i             is[QX_MR1];                                                    \
+                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) is[r] = _mm256_setzero_si256(); \
+                _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {                              \
+                    const __m256i av = _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * j));     \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {                         \
+                        const __m256i p = MODE == 0                                                \
+                            ? _mm256_maddubs_epi16(dk[r].u[j], _mm256_sign_epi8(av, dk[r].q[j]))   \
+                            : _mm256_maddubs_epi16(dk[r].q[j], av);                                \
+                        is[r] = _mm256_add_epi32(is[r], _mm256_madd_epi16(p, dk[r].sc[j]));        \
+                    }                                                                              \
+                }                                                                                  \
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)ab->bsums);                 \
+                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {                             \
+                    if (MODE == 2) is[r] = _mm256_sub_epi32(is[r], _mm256_madd_epi16(dk[r].mn, bs)); \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[r]),                         \
+                                                _mm256_set1_ps(dk[r].d * ab->d), acc[r][c]);       \
+                    if (MODE == 1)                                                                 \
+                        acc[r][c] = _mm256_fnmadd_ps(                                              \
+                            _mm256_cvtepi32_ps(_mm256_madd_epi16(dk[r].mn, bs)),                   \
+                            _mm256_set1_ps(dk[r].dmin * ab->d), acc[r][c]);                        \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) out[c * ldo + r] = qx_hsum(acc[r][c]); \
+    }
+
+/* ---- F16 / BF16 rows, f32 activations (8 values a step, a scalar tail) ---- */
+
+QX_INLINE __m256 qx_load_f16(const uint8_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+QX_INLINE __m256 qx_load_bf16(const uint8_t *p) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+QX_INLINE float qx_f16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+QX_INLINE float qx_bf16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    const uint32_t x = (uint32_t)h << 16;
+    float          f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+#define QX_TILE16(X)                                                                               \
+    QX_INLINE void tile_##X(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,  \
+                            float *out, int64_t ldo, const int mr, const int nc) {                \
+        __m256 acc[QX_MR1][QX_NC];                                                                 \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();      \
+        const int64_t n8 = n & ~(int64_t)7;                                                        \
+        for (int64_t j = 0; j < n8; j += 8) {                                                      \
+            __m256 wv[QX_MR1];                                                                     \
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                   \
+                wv[r] = qx_load_##X(w + (size_t)r * ws + 2 * (size_t)j);                           \
+            _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                 \
+                const __m256 xv = _mm256_loadu_ps((const float *)(a + (size_t)c * as) + j);        \
+                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                               \
+                    acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                     \
+            const float *x = (const float *)(a + (size_t)c * as);                                  \
+            float        s = qx_hsum(acc[r][c]);                                                   \
+            for (int64_t j = n8; j < n; j++) s += qx_##X##_at(w + (size_t)r * ws + 2 * (size_t)j) * x[j]; \
+            out[c * ldo + r] = s;                                                                  \
+        }                                                                                          \
+    }
+
+/* The gemm around a tile: one column (generation) takes QX_MR1 rows a tile; several columns
+ * go in blocks whose activations stay in cache, QX_MR x QX_NC a tile, remainders as 1s. */
+#define QX_GEMM(X, BLOCK_VALUES)                                                                   \
+    static void gemm_##X(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,          \
+                         size_t as, int64_t nc, float *out, int64_t ldo) {                         \
+        const int64_t  nb = n / (BLOCK_VALUES);                                                    \
+        const uint8_t *W = w, *A = a;                                                              \
+        if (nc == 1) {                                                                             \
+            int64_t r = 0;                                                                         \
+            for (; r + QX_MR1 <= nr; r += QX_MR1)                                                  \
+                tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, ldo, QX_MR1, 1);              \
+            for (; r < nr; r++) tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, ldo, 1, 1);   \
+            return;                                                                                \
+        }                                                                                          \
+        int64_t cb = (int64_t)(QX_ACT_CACHE / (as ? as : 1)) / QX_NC * QX_NC;                      \
+        if (cb < QX_NC) cb = QX_NC;                                                                \
+        for (int64_t c0 = 0; c0 < nc; c0 += cb) {                                                  \
+            const int64_t c1 = nc - c0 < cb ? nc : c0 + cb;                                        \
+            for (int64_t r = 0; r < nr; r += QX_MR) {                                              \
+                const uint8_t *wr = W + (size_t)r * ws;                                            \
+                int64_t        c  = c0;                                                            \
+                if (nr - r >= QX_MR) {                                                             \
+                    for (; c + QX_NC <= c1; c += QX_NC)                                            \
+                        tile_##X(nb, wr, ws, A + (size_t)c * as, as, out + c * ldo + r, ldo, QX_MR, QX_NC); \
+                    for (; c < c1; c++)                                                            \
+                        tile_##X(nb, wr, ws, A + (size_t)c * as, as, out + c * ldo + r, ldo, QX_MR, 1); \
+                } else {                                                                           \
+                    for (; c + QX_NC <= c1; c += QX_NC)                                            \
+                        tile_##X(nb, wr, ws, A + (size_t)c * as, as, out + c * ldo + r, ldo, 1, QX_NC); \
+                    for (; c < c1; c++)                                                            \
+                        tile_##X(nb, wr, ws, A + (size_t)c * as, as, out + c * ldo + r, ldo, 1, 1); \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+QX_TILE32(q8_0, 0)
+QX_TILE32(q4_0, 8)
+QX_TILE32(q4_1, 1)
+QX_TILE32(q5_0, 16)
+QX_TILE32(q5_1, 1)
+QX_TILE32(iq4_nl, 0)
+QX_TILEK(q2_k, 1)
+QX_TILEK(q3_k, 2)
+QX_TILEK(q4_k, 1)
+QX_TILEK(q5_k, 1)
+QX_TILEK(q6_k, 2)
+QX_TILEK(iq4_xs, 0)
+QX_TILE16(f16)
+QX_TILE16(bf16)
+
+QX_GEMM(q8_0, 32)
+QX_GEMM(q4_0, 32)
+QX_GEMM(q4_1, 32)
+QX_GEMM(q5_0, 32)
+QX_GEMM(q5_1, 32)
+QX_GEMM(iq4_nl, 32)
+QX_GEMM(q2_k, 256)
+QX_GEMM(q3_k, 256)
+QX_GEMM(q4_k, 256)
+QX_GEMM(q5_k, 256)
+QX_GEMM(q6_k, 256)
+QX_GEMM(iq4_xs, 256)
+QX_GEMM(f16, 1)
+QX_GEMM(bf16, 1)
+
+void QX_FILL(lb_qdot_table *t) {
+    memset(t, 0, sizeof *t);
+#define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X }
+    K(LB_TYPE_Q8_0, q8_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q4_0, q4_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q4_1, q4_1, LB_ACT_Q8A);
+    K(LB_TYPE_Q5_0, q5_0, LB_ACT_Q8A);
+    K(LB_TYPE_Q5_1, q5_1, LB_ACT_Q8A);
+    K(LB_TYPE_IQ4_NL, iq4_nl, LB_ACT_Q8A);
+    K(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K);
+    K(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K);
+    K(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K);
+    K(LB_TYPE_F16, f16, LB_ACT_F32);
+    K(LB_TYPE_BF16, bf16, LB_ACT_F32);
+#undef K
+    t->quantize_act[LB_ACT_Q8A] = quantize_q8a;
+    t->quantize_act[LB_ACT_Q8K] = quantize_q8k;
+}

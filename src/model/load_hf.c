@@ -1,0 +1,296 @@
+/* Hugging Face model directories: config.json (LlamaForCausalLM, MistralForCausalLM,
+ * Qwen2ForCausalLM), generation_config.json (eos), the weights of model.safetensors or of the
+ * shards model.safetensors.index.json lists (mmapped, F32/F16/BF16, shapes checked against
+ * config.json), and tokenizer.json (or a SentencePiece tokenizer.model).
+ * HF stores Q and K rows (and their biases) in the half-split rotary order; they are
+ * permuted once, here, into GGUF's adjacent pairs (owned copies): row h*D + 2j + s of the
+ * result is row h*D + s*D/2 + j of the file, as llama.cpp's convert_hf_to_gguf.py does. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fail.h"
+#include "core/json.h"
+#include "lowbit/safetensors.h"
+#include "model_internal.h"
+
+typedef struct hf_files {
+    lb_safetensors **f;
+    int32_t          n;
+} hf_files;
+
+void lb_hf_files_free(void *p) {
+    hf_files *h = p;
+    if (!h) return;
+    for (int32_t i = 0; i < h->n; i++) lb_safetensors_close(h->f[i]);
+    free(h->f);
+    free(h);
+}
+
+static void join(char *out, size_t cap, const char *dir, const char *name) {
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+/* ---- config.json ---- */
+typedef struct hf_config {
+    bool    tied, bias;
+    int64_t bos, eos; /* -1: not given */
+} hf_config;
+
+static lb_status cfg_int(const cJSON *j, const char *key, int64_t def, int32_t *out, const char *f,
+                         lb_error *err) {
+    const cJSON *it = lb_json_get(j, key);
+    int64_t      v  = def;
+    LB_RETURN_IF(!it && def < 0, err, LB_ERR_NOT_FOUND, "%s: '%s' is missing", f, key);
+    LB_RETURN_IF(it && !lb_json_int(it, 1, INT32_MAX, &v), err, LB_ERR_CORRUPT,
+                 "%s: '%s' is not a positive integer", f, key);
+    *out = (int32_t)v;
+    return LB_OK;
+}
+
+static lb_status cfg_float(const cJSON *j, const char *key, double def, float *out, const char *f,
+                           lb_error *err) {
+    const cJSON *it = lb_json_get(j, key);
+    LB_RETURN_IF(it && !cJSON_IsNumber(it), err, LB_ERR_CORRUPT, "%s: '%s' is not a number", f, key);
+    *out = (float)(it ? it->valuedouble : def);
+    return LB_OK;
+}
+
+/* An id, or the first of a list of ids (eos_token_id may be either). */
+static int64_t cfg_id(const cJSON *j, const char *key) {
+    const cJSON *it = lb_json_get(j, key);
+    int64_t      v  = -1;
+    if (cJSON_IsArray(it)) it = it->child;
+    return it && lb_json_int(it, 0, INT32_MAX, &v) ? v : -1;
+}
+
+static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc, lb_error *err) {
+    char   f[4096];
+    cJSON *j;
+    join(f, sizeof f, dir, "config.json");
+    lb_status st = lb_json_load_file(&j, f, err);
+    if (st) return st;
+    const cJSON *archs = lb_json_get(j, "architectures");
+    const char  *arch  = cJSON_IsArray(archs) && cJSON_IsString(archs->child) ? archs->child->valuestring : NULL;
+    const char  *mt    = lb_json_str(j, "model_type");
+    const bool   qwen2 = arch ? !strcmp(arch, "Qwen2ForCausalLM") : mt && !strcmp(mt, "qwen2");
+    const bool   llama = arch ? !strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM")
+                              : mt && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"));
+    LB_GOTO_IF(!qwen2 && !llama, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
+               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)", f, arch ? arch : mt ? mt : "?");
+    LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
+    LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
+    LB_TRY(cfg_int(j, "num_hidden_layers", -1, &c->n_layers, f, err));
+    LB_TRY(cfg_int(j, "num_attention_heads", -1, &c->n_heads, f, err));
+    LB_TRY(cfg_int(j, "num_key_value_heads", c->n_heads, &c->n_kv_heads, f, err));
+    LB_TRY(cfg_int(j, "vocab_size", -1, &c->n_vocab, f, err));
+    LB_TRY(cfg_int(j, "max_position_embeddings", 2048, &c->n_ctx_train, f, err));
+    LB_TRY(cfg_float(j, "rms_norm_eps", 1e-6, &c->norm_eps, f, err));
+    LB_TRY(cfg_float(j, "rope_theta", 10000.0, &c->rope_theta, f, err));
+    c->head_dim = c->n_embd / c->n_heads;
+    int32_t hd  = c->head_dim;
+    LB_TRY(cfg_int(j, "head_dim", c->head_dim, &hd, f, err));
+    LB_GOTO_IF(hd != c->head_dim || c->n_embd % c->n_heads, err, LB_ERR_UNSUPPORTED,
+               "%s: head_dim %d is not hidden_size / num_attention_heads (%d / %d)", f, hd,
+               c->n_embd, c->n_heads);
+    const char *act = lb_json_str(j, "hidden_act");
+    LB_GOTO_IF(act && strcmp(act, "silu") != 0, err, LB_ERR_UNSUPPORTED,
+               "%s: hidden_act '%.32s' is not supported (silu)", f, act);
+    const cJSON *rs  = lb_json_get(j, "rope_scaling");
+    const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
+    LB_GOTO_IF(rs && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
+               "%s: rope_scaling '%.32s' is not supported yet", f, rst ? rst : "?");
+    LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "mlp_bias")) || (llama && cJSON_IsTrue(lb_json_get(j, "attention_bias"))),
+               err, LB_ERR_UNSUPPORTED, "%s: Llama with mlp_bias or attention_bias is not supported", f);
+    LB_GOTO_IF(qwen2 && cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
+               "%s: sliding-window attention is not supported", f);
+    hc->tied = cJSON_IsTrue(lb_json_get(j, "tie_word_embeddings"));
+    hc->bias = qwen2;
+    hc->bos  = cfg_id(j, "bos_token_id");
+    hc->eos  = cfg_id(j, "eos_token_id");
+    cJSON_Delete(j);
+    j = NULL;
+    join(f, sizeof f, dir, "generation_config.json");
+    if (access(f, F_OK) == 0) {
+        LB_TRY(lb_json_load_file(&j, f, err));
+        if (cfg_id(j, "bos_token_id") >= 0) hc->bos = cfg_id(j, "bos_token_id");
+        if (cfg_id(j, "eos_token_id") >= 0) hc->eos = cfg_id(j, "eos_token_id");
+    }
+fail:
+    cJSON_Delete(j);
+    return st;
+}
+
+/* ---- weights ---- */
+static lb_status open_weights(const char *dir, hf_files *h, lb_error *err) {
+    char   f[4096], shard[4096];
+    cJSON *j = NULL;
+    join(f, sizeof f, dir, "model.safetensors.index.json");
+    if (access(f, F_OK) != 0) {
+        join(f, sizeof f, dir, "model.safetensors");
+        LB_RETURN_IF(access(f, F_OK) != 0, err, LB_ERR_NOT_FOUND,
+                     "%s: no model.safetensors or model.safetensors.index.json", dir);
+        h->f = calloc(1, sizeof *h->f);
+        LB_RETURN_IF(!h->f, err, LB_ERR_NOMEM, "out of memory");
+        lb_status st = lb_safetensors_open(&h->f[0], f, err);
+        h->n         = st ? 0 : 1;
+        return st;
+    }
+    lb_status st = lb_json_load_file(&j, f, err);
+    if (st) return st;
+    const cJSON *map = lb_json_get(j, "weight_map");
+    LB_GOTO_IF(!cJSON_IsObject(map) || !map->child, err, LB_ERR_CORRUPT, "%s: no weight_map", f);
+    const int n = cJSON_GetArraySize(map);
+    h->f        = calloc((size_t)n, sizeof *h->f);
+    char **names = calloc((size_t)n, sizeof *names); /* each shard's file name, once */
+    LB_GOTO_IF(!h->f || !names, err, LB_ERR_NOMEM, "out of memory");
+    for (const cJSON *e = map->child; e && !st; e = e->next) {
+        const char *file = cJSON_IsString(e) ? e->valuestring : NULL;
+        if (!file || !*file || strchr(file, '/') || strlen(file) > 255) {
+            st = lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%.64s' maps to a bad file name", f, e->string);
+            break;
+        }
+        int32_t k = 0;
+        while (k < h->n && strcmp(names[k], file) != 0) k++;
+        if (k == h->n) {
+            join(shard, sizeof shard, dir, file);
+            names[k] = (char *)file;
+            st       = lb_safetensors_open(&h->f[k], shard, err);
+            if (!st) h->n++;
+        }
+        if (!st && lb_safetensors_find(h->f[k], e->string) < 0)
+            st = lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%.64s' is not in %s, as the index says", f,
+                         e->string, h->f[k]->src.name);
+    }
+    free(names);
+fail:
+    cJSON_Delete(j);
+    return st;
+}
+
+static const lb_st_tensor *find(const hf_files *h, const char *name, const char **file) {
+    for (int32_t i = 0; i < h->n; i++) {
+        const int64_t k = lb_safetensors_find(h->f[i], name);
+        if (k >= 0) {
+            *file = h->f[i]->src.name;
+            return &h->f[i]->tensors[k];
+        }
+    }
+    return NULL;
+}
+
+/* Tensor `name` of shape [rows] (cols 0) or [rows, cols]; heads > 0: permute its rows from
+ * the half-split rotary order (heads groups of rows). */
+static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t rows, int64_t cols,
+                     int32_t heads, bool required, lb_tensor *t, lb_error *err) {
+    const char         *f  = NULL;
+    const lb_st_tensor *sf = find(h, name, &f);
+    memset(t, 0, sizeof *t);
+    if (!sf) {
+        LB_RETURN_IF(required, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing",
+                     h->n == 1 ? h->f[0]->src.name : "the safetensors shards", name);
+        return LB_OK;
+    }
+    const lb_type ty = sf->dtype == LB_ST_F32 ? LB_TYPE_F32 : sf->dtype == LB_ST_F16 ? LB_TYPE_F16
+                     : sf->dtype == LB_ST_BF16 ? LB_TYPE_BF16 : LB_TYPE_INVALID;
+    LB_RETURN_IF(ty == LB_TYPE_INVALID, err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' is %s; lowbit reads F32, F16 and BF16", f, name, lb_st_dtype_name(sf->dtype));
+    const int32_t nd = cols ? 2 : 1;
+    LB_RETURN_IF(sf->n_dims != nd || sf->shape[0] != rows || (cols && sf->shape[1] != cols), err,
+                 LB_ERR_SHAPE, "%s: tensor '%s' has %d dims [%lld, %lld], config.json implies [%lld, %lld]",
+                 f, name, sf->n_dims, (long long)(sf->n_dims > 0 ? sf->shape[0] : 0),
+                 (long long)(sf->n_dims > 1 ? sf->shape[1] : 0), (long long)rows, (long long)cols);
+    *t = (lb_tensor){ .type = ty, .n_dims = nd, .ne = { cols ? cols : rows, cols ? rows : 1, 1, 1 },
+                      .data = sf->data };
+    const size_t es = lb_st_dtype_size(sf->dtype), rb = es * (size_t)(cols ? cols : 1);
+    if (heads <= 0 && (uintptr_t)sf->data % es == 0) return LB_OK; /* a view into the mapping */
+    uint8_t *buf = malloc((size_t)(sf->end - sf->begin) + 1);
+    LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
+    const uint8_t *src = sf->data;
+    if (heads <= 0) {
+        memcpy(buf, src, (size_t)(sf->end - sf->begin));
+    } else {
+        LB_RETURN_IF(rows % heads || (rows / heads) % 2, err, LB_ERR_SHAPE,
+                     "%s: tensor '%s': %lld rows do not split into %d rotary heads", f, name,
+                     (long long)rows, heads);
+        const int64_t D = rows / heads;
+        for (int64_t hh = 0; hh < heads; hh++)
+            for (int64_t s = 0; s < 2; s++)
+                for (int64_t jj = 0; jj < D / 2; jj++)
+                    memcpy(buf + (size_t)(hh * D + 2 * jj + s) * rb,
+                           src + (size_t)(hh * D + s * (D / 2) + jj) * rb, rb);
+    }
+    t->data = buf;
+    return LB_OK;
+}
+
+lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
+    lb_llama_config *c  = &m->cfg;
+    hf_config        hc = { 0 };
+    lb_status        st = read_config(dir, c, &hc, err);
+    if (st) return st;
+    LB_RETURN_IF(c->n_layers > 1024 || c->n_heads % c->n_kv_heads, err, LB_ERR_CORRUPT,
+                 "%s/config.json: %d layers, %d heads, %d KV heads", dir, c->n_layers, c->n_heads,
+                 c->n_kv_heads);
+    hf_files *h = calloc(1, sizeof *h);
+    LB_RETURN_IF(!h, err, LB_ERR_NOMEM, "out of memory");
+    m->hf_files = h;
+    if ((st = open_weights(dir, h, err))) return st;
+    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
+    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    if ((st = get(m, h, "model.embed_tokens.weight", V, E, 0, true, &m->tok_embd, err)) ||
+        (st = get(m, h, "model.norm.weight", E, 0, 0, true, &m->output_norm, err)) ||
+        (st = get(m, h, "lm_head.weight", V, E, 0, !hc.tied, &m->output, err)))
+        return st;
+    m->tied_output = hc.tied;
+    if (hc.tied) m->output = m->tok_embd;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        lb_layer *L = &m->layers[l];
+        const struct {
+            const char *name;
+            int64_t     rows, cols;
+            int32_t     heads;
+            bool        required;
+            lb_tensor  *t;
+        } ts[] = {
+            { "input_layernorm.weight", E, 0, 0, true, &L->attn_norm },
+            { "self_attn.q_proj.weight", Q, E, c->n_heads, true, &L->wq },
+            { "self_attn.k_proj.weight", KV, E, c->n_kv_heads, true, &L->wk },
+            { "self_attn.v_proj.weight", KV, E, 0, true, &L->wv },
+            { "self_attn.o_proj.weight", E, Q, 0, true, &L->wo },
+            { "post_attention_layernorm.weight", E, 0, 0, true, &L->ffn_norm },
+            { "mlp.gate_proj.weight", F, E, 0, true, &L->ffn_gate },
+            { "mlp.up_proj.weight", F, E, 0, true, &L->ffn_up },
+            { "mlp.down_proj.weight", E, F, 0, true, &L->ffn_down },
+            { "self_attn.q_proj.bias", Q, 0, c->n_heads, hc.bias, &L->bq },
+            { "self_attn.k_proj.bias", KV, 0, c->n_kv_heads, hc.bias, &L->bk },
+            { "self_attn.v_proj.bias", KV, 0, 0, hc.bias, &L->bv },
+        };
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, ts[k].name);
+            if ((st = get(m, h, name, ts[k].rows, ts[k].cols, ts[k].heads, ts[k].required, ts[k].t, err)))
+                return st;
+        }
+        LB_RETURN_IF(lb_model_make_f32(m, &L->attn_norm) || lb_model_make_f32(m, &L->ffn_norm) ||
+                         (L->bq.data && (lb_model_make_f32(m, &L->bq) || lb_model_make_f32(m, &L->bk) ||
+                                         lb_model_make_f32(m, &L->bv))),
+                     err, LB_ERR_NOMEM, "out of memory");
+    }
+    LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
+    /* the tokenizer: tokenizer.json, else a SentencePiece tokenizer.model */
+    char tp[4096];
+    st = lb_vocab_load_hf(&m->vocab, dir, c->n_vocab, err);
+    join(tp, sizeof tp, dir, "tokenizer.model");
+    if (st == LB_ERR_NOT_FOUND && access(tp, F_OK) == 0) st = lb_vocab_load_file(&m->vocab, tp, err);
+    if (st == LB_ERR_NOT_FOUND) return LB_OK; /* lb_model_load: a tokenizer must come from elsewhere */
+    if (st) return st;
+    const int32_t bos = hc.bos >= 0 && hc.bos < V ? (int32_t)hc.bos : lb_vocab_bos(m->vocab);
+    const int32_t eos = hc.eos >= 0 && hc.eos < V ? (int32_t)hc.eos : lb_vocab_eos(m->vocab);
+    lb_vocab_set_special(m->vocab, bos, eos, lb_vocab_unk(m->vocab));
+    return LB_OK;
+}

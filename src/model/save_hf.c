@@ -1,0 +1,242 @@
+/* Save a model as a Hugging Face directory transformers loads: config.json
+ * (LlamaForCausalLM, or Qwen2ForCausalLM when the attention has biases), generation_config.json,
+ * model.safetensors (weight matrices in f32/f16/bf16, norms and biases f32), tokenizer.json and
+ * tokenizer_config.json. Q and K rows (and biases) go back from GGUF's adjacent rotary pairs
+ * to HF's half-split order (the inverse of load_hf.c). The directory is built as DIR.tmp and
+ * renamed at the end: never a partial output. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fail.h"
+#include "core/json.h"
+#include "lowbit/hf.h"
+#include "lowbit/safetensors.h"
+#include "model_internal.h"
+
+static const char *const k_files[] = { "config.json", "generation_config.json", "model.safetensors",
+                                       "tokenizer.json", "tokenizer_config.json" };
+
+/* dir/name into out; false when it does not fit. */
+static bool join(char *out, size_t cap, const char *dir, const char *name, const char *ext) {
+    const int k = snprintf(out, cap, "%s/%s%s", dir, name, ext);
+    return k > 0 && (size_t)k < cap;
+}
+
+/* The shortest decimal that reads back as the same float. */
+static void put_float(lb_strbuf *b, const char *key, float x) {
+    char s[32];
+    if (x == (float)(int32_t)x) { /* integral: 10000.0 */
+        snprintf(s, sizeof s, "%.1f", (double)x);
+    } else {
+        for (int p = 1; p <= 9; p++) {
+            snprintf(s, sizeof s, "%.*g", p, (double)x);
+            if ((float)strtod(s, NULL) == x) break;
+        }
+    }
+    lb_strbuf_printf(b, ",\n  \"%s\": %s", key, s);
+}
+
+static char *config_json(const lb_model *m, lb_type type, bool bias) {
+    const lb_llama_config *c = &m->cfg;
+    lb_strbuf              b = { 0 };
+    lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
+                     bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM", bias ? "qwen2" : "llama");
+    const struct {
+        const char *k;
+        int32_t     v;
+    } ints[] = {
+        { "hidden_size", c->n_embd },          { "intermediate_size", c->n_ff },
+        { "num_hidden_layers", c->n_layers },  { "num_attention_heads", c->n_heads },
+        { "num_key_value_heads", c->n_kv_heads }, { "head_dim", c->head_dim },
+        { "vocab_size", c->n_vocab },          { "max_position_embeddings", c->n_ctx_train },
+        { "bos_token_id", lb_vocab_bos(m->vocab) }, { "eos_token_id", lb_vocab_eos(m->vocab) },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].v >= 0) lb_strbuf_printf(&b, ",\n  \"%s\": %d", ints[i].k, ints[i].v);
+    put_float(&b, "rms_norm_eps", c->norm_eps);
+    put_float(&b, "rope_theta", c->rope_theta);
+    lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s",
+                     m->tied_output ? "true" : "false");
+    if (bias) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
+    else lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
+    lb_strbuf_printf(&b, ",\n  \"torch_dtype\": \"%s\",\n  \"use_cache\": true\n}\n",
+                     type == LB_TYPE_F32 ? "float32" : type == LB_TYPE_F16 ? "float16" : "bfloat16");
+    return b.oom ? (free(b.p), NULL) : b.p;
+}
+
+/* t in `type`, rows permuted from rotary pairs to half-split when heads > 0; *out is t's own
+ * data when nothing changes, else a new buffer (*owned). */
+static lb_status convert(const lb_tensor *t, lb_type type, int32_t heads, const void **out,
+                         void **owned, size_t *nbytes) {
+    const bool    vec  = t->ne[1] == 1 && heads > 0; /* a bias: its elements are the rows */
+    const int64_t cols = vec ? 1 : t->ne[0], rows = vec ? t->ne[0] : lb_tensor_nelements(t) / t->ne[0];
+    const size_t  es = type == LB_TYPE_F32 ? 4 : 2, rb = es * (size_t)cols;
+    *nbytes          = rb * (size_t)rows;
+    *owned           = NULL;
+    if (t->type == type && heads <= 0) {
+        *out = t->data;
+        return LB_OK;
+    }
+    uint8_t *buf = malloc(*nbytes ? *nbytes : 1);
+    float   *row = malloc((size_t)t->ne[0] * sizeof *row);
+    if (!buf || !row) {
+        free(buf);
+        free(row);
+        return LB_ERR_NOMEM;
+    }
+    const int64_t D = heads > 0 ? rows / heads : 2;
+    if (vec) lb_tensor_get_row_f32(t, 0, row); /* the whole vector */
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t src = r; /* HF row r = h*D + s*D/2 + j comes from row h*D + 2j + s */
+        if (heads > 0) {
+            const int64_t h = r / D, i = r % D, s = i / (D / 2), j = i % (D / 2);
+            src             = h * D + 2 * j + s;
+        }
+        const float *x = row;
+        if (vec) x = row + src;
+        else lb_tensor_get_row_f32(t, src, row);
+        uint8_t *o = buf + (size_t)r * rb;
+        for (int64_t k = 0; k < cols; k++) {
+            if (type == LB_TYPE_F32) {
+                memcpy(o + 4 * k, &x[k], 4);
+            } else {
+                const uint16_t hv = type == LB_TYPE_F16 ? lb_f32_to_f16(x[k]) : lb_f32_to_bf16(x[k]);
+                memcpy(o + 2 * k, &hv, 2);
+            }
+        }
+    }
+    free(row);
+    *out   = buf;
+    *owned = buf;
+    return LB_OK;
+}
+
+static lb_status write_text(const char *dir, const char *name, const char *text, lb_error *err) {
+    char path[4096];
+    LB_RETURN_IF(!join(path, sizeof path, dir, name, ""), err, LB_ERR_PARAM, "%s: path too long", dir);
+    FILE *f = fopen(path, "wb");
+    LB_RETURN_IF(!f, err, LB_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    const size_t n  = strlen(text);
+    const bool   ok = fwrite(text, 1, n, f) == n;
+    LB_RETURN_IF(fclose(f) != 0 || !ok, err, LB_ERR_IO, "%s: write failed", path);
+    return LB_OK;
+}
+
+static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
+    const lb_llama_config *c = &m->cfg;
+    const int32_t          cap = 3 + 12 * c->n_layers;
+    lb_st_write_tensor    *ts  = calloc((size_t)cap, sizeof *ts);
+    void                 **own = calloc((size_t)cap, sizeof *own);
+    char                 (*names)[96] = calloc((size_t)cap, sizeof *names);
+    lb_status              st  = LB_OK;
+    int32_t                n   = 0;
+    LB_GOTO_IF(!ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
+#define PUT(tensor, ty, heads, ...)                                                                \
+    do {                                                                                           \
+        const lb_tensor *t_ = (tensor);                                                            \
+        snprintf(names[n], sizeof names[n], __VA_ARGS__);                                          \
+        LB_GOTO_IF(convert(t_, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, \
+                   "out of memory");                                                               \
+        ts[n].name   = names[n];                                                                   \
+        ts[n].dtype  = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;  \
+        ts[n].n_dims = t_->ne[1] > 1 ? 2 : 1;                                                      \
+        ts[n].shape[0] = t_->ne[1] > 1 ? t_->ne[1] : t_->ne[0];                                    \
+        ts[n].shape[1] = t_->ne[0];                                                                \
+        n++;                                                                                       \
+    } while (0)
+    PUT(&m->tok_embd, type, 0, "model.embed_tokens.weight");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        const lb_layer *L = &m->layers[l];
+        PUT(&L->attn_norm, LB_TYPE_F32, 0, "model.layers.%d.input_layernorm.weight", l);
+        PUT(&L->wq, type, c->n_heads, "model.layers.%d.self_attn.q_proj.weight", l);
+        PUT(&L->wk, type, c->n_kv_heads, "model.layers.%d.self_attn.k_proj.weight", l);
+        PUT(&L->wv, type, 0, "model.layers.%d.self_attn.v_proj.weight", l);
+        PUT(&L->wo, type, 0, "model.layers.%d.self_attn.o_proj.weight", l);
+        if (L->bq.data) {
+            PUT(&L->bq, LB_TYPE_F32, c->n_heads, "model.layers.%d.self_attn.q_proj.bias", l);
+            PUT(&L->bk, LB_TYPE_F32, c->n_kv_heads, "model.layers.%d.self_attn.k_proj.bias", l);
+            PUT(&L->bv, LB_TYPE_F32, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        }
+        PUT(&L->ffn_norm, LB_TYPE_F32, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        PUT(&L->ffn_gate, type, 0, "model.layers.%d.mlp.gate_proj.weight", l);
+        PUT(&L->ffn_up, type, 0, "model.layers.%d.mlp.up_proj.weight", l);
+        PUT(&L->ffn_down, type, 0, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    PUT(&m->output_norm, LB_TYPE_F32, 0, "model.norm.weight");
+    if (!m->tied_output) PUT(&m->output, type, 0, "lm_head.weight");
+#undef PUT
+    char path[4096];
+    LB_GOTO_IF(!join(path, sizeof path, dir, "model.safetensors", ""), err, LB_ERR_PARAM, "%s: path too long", dir);
+    st = lb_safetensors_write(path, ts, (size_t)n, err);
+fail:
+    for (int32_t i = 0; own && i < cap; i++) free(own[i]);
+    free(own);
+    free(ts);
+    free(names);
+    return st;
+}
+
+static void remove_tmp(const char *tmp) {
+    char path[4096];
+    for (size_t i = 0; i < sizeof k_files / sizeof k_files[0]; i++) {
+        if (join(path, sizeof path, tmp, k_files[i], "")) remove(path);
+        if (join(path, sizeof path, tmp, k_files[i], ".tmp")) remove(path);
+    }
+    rmdir(tmp);
+}
+
+lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
+    LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
+                 LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
+    lb_named_tensor *nt = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *nt);
+    LB_RETURN_IF(!nt, err, LB_ERR_NOMEM, "out of memory");
+    const int32_t nn = lb_model_tensors(m, nt);
+    for (int32_t i = 0; i < nn; i++) {
+        const lb_type t = nt[i].t->type;
+        if (t != LB_TYPE_F32 && t != LB_TYPE_F16 && t != LB_TYPE_BF16) {
+            const lb_status st = lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; an HF directory "
+                                         "is written from f32, f16 or bf16 models", dir, nt[i].name, lb_type_name(t));
+            free(nt);
+            return st;
+        }
+    }
+    free(nt);
+    struct stat sb; /* an existing empty directory is replaced by the rename, nothing else */
+    if (stat(dir, &sb) == 0) {
+        LB_RETURN_IF(!S_ISDIR(sb.st_mode), err, LB_ERR_IO, "%s: exists and is not a directory", dir);
+        DIR *d = opendir(dir);
+        bool empty = d != NULL;
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+        if (d) closedir(d);
+        LB_RETURN_IF(!empty, err, LB_ERR_IO, "%s: exists and is not empty", dir);
+    }
+    char tmp[4000];
+    const int tl = snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    LB_RETURN_IF(tl < 0 || (size_t)tl >= sizeof tmp, err, LB_ERR_PARAM, "%s: path too long", dir);
+    LB_RETURN_IF(mkdir(tmp, 0755) != 0, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    char     *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL);
+    char     *tj = NULL, *tc = NULL, gen[128];
+    lb_status st = LB_OK;
+    LB_GOTO_IF(!cfg, err, LB_ERR_NOMEM, "out of memory");
+    snprintf(gen, sizeof gen, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
+             lb_vocab_bos(m->vocab), lb_vocab_eos(m->vocab));
+    LB_TRY(lb_vocab_to_hf_json(m->vocab, &tj, &tc, err));
+    LB_TRY(write_text(tmp, "config.json", cfg, err));
+    LB_TRY(write_text(tmp, "generation_config.json", gen, err));
+    LB_TRY(write_text(tmp, "tokenizer.json", tj, err));
+    LB_TRY(write_text(tmp, "tokenizer_config.json", tc, err));
+    LB_TRY(write_weights(m, tmp, type, err));
+    LB_GOTO_IF(rename(tmp, dir) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
+fail:
+    if (st) remove_tmp(tmp);
+    free(cfg);
+    free(tj);
+    free(tc);
+    return st;
+}

@@ -1,0 +1,313 @@
+/* lowbit synth (synth.h): random-weight Llama models of real shapes, streamed into a GGUF.
+ * Each tensor is a fill callback of the GGUF writer: rows are drawn (each from its own seeded
+ * stream) and quantized in parallel, 16 MiB of file at a time, so memory stays small and the
+ * bytes do not depend on the thread count. Tensor order and metadata are the model writer's
+ * (save_gguf.c), so the file reads like any lowbit or llama.cpp GGUF. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "lowbit/synth.h"
+#include "model_internal.h"
+
+#define ROWS_PER_TASK 16
+#define OUTLIER_SCALE 8.0f
+
+lb_status lb_synth_shape(const char *name, lb_llama_config *cfg, lb_error *err) {
+    static const struct {
+        const char     *name;
+        lb_llama_config cfg;
+    } shapes[] = {
+        /*            E      F      L   H   K   D    V       ctx   eps    theta */
+        { "tiny", { 256, 768, 4, 4, 2, 64, 512, 512, 1e-5f, 10000.0f } },
+        { "1b",   { 2048, 5632, 22, 32, 4, 64, 32000, 2048, 1e-5f, 10000.0f } },   /* TinyLlama-1.1B */
+        { "7b",   { 4096, 11008, 32, 32, 32, 128, 32000, 4096, 1e-5f, 10000.0f } }, /* Llama-2-7B */
+        { "8b",   { 4096, 14336, 32, 32, 8, 128, 128256, 8192, 1e-5f, 500000.0f } }, /* Llama-3-8B */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (strcmp(shapes[i].name, name) == 0) {
+            *cfg = shapes[i].cfg;
+            return LB_OK;
+        }
+    return lb_fail(err, LB_ERR_PARAM, "unknown shape '%s' (tiny, 1b, 7b, 8b)", name);
+}
+
+/* llama.cpp's general.file_type of a model whose matrices are all of type t */
+static uint32_t file_type_of(lb_type t) {
+    switch (t) {
+    case LB_TYPE_F32: return 0;     case LB_TYPE_F16: return 1;     case LB_TYPE_Q4_0: return 2;
+    case LB_TYPE_Q4_1: return 3;    case LB_TYPE_Q8_0: return 7;    case LB_TYPE_Q5_0: return 8;
+    case LB_TYPE_Q5_1: return 9;    case LB_TYPE_Q2_K: return 10;   case LB_TYPE_Q3_K: return 11;
+    case LB_TYPE_Q4_K: return 14;   case LB_TYPE_Q5_K: return 16;   case LB_TYPE_Q6_K: return 18;
+    case LB_TYPE_IQ4_NL: return 25; case LB_TYPE_IQ4_XS: return 30; case LB_TYPE_BF16: return 32;
+    case LB_TYPE_TQ1_0: return 36;  case LB_TYPE_TQ2_0: return 37;  default: return 0;
+    }
+}
+
+/* ---- random numbers: one splitmix64 stream per row, normals by Box-Muller ---- */
+
+typedef struct {
+    uint64_t s;
+    float    spare;
+    bool     has_spare;
+} rng;
+
+static uint64_t next_u64(rng *g) {
+    uint64_t z = (g->s += 0x9E3779B97F4A7C15ull);
+    z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float normal(rng *g) {
+    if (g->has_spare) {
+        g->has_spare = false;
+        return g->spare;
+    }
+    const uint64_t u  = next_u64(g);
+    const float    u1 = ((float)(u >> 40) + 0.5f) * 0x1p-24f, u2 = (float)(u & 0xFFFFFF) * 0x1p-24f;
+    const float    r  = sqrtf(-2.0f * logf(u1));
+    g->spare          = r * sinf(6.2831853f * u2);
+    g->has_spare      = true;
+    return r * cosf(6.2831853f * u2);
+}
+
+/* ---- tensors ---- */
+
+typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING } tensor_kind;
+
+typedef struct {
+    const lb_synth_params *p;
+    char                   name[64];
+    uint32_t               index; /* seeds the rows */
+    tensor_kind            kind;
+    int64_t                n, rows;
+    lb_type                type;
+    size_t                 row_bytes;
+    lb_progress           *bar;
+    int64_t               *done; /* values written so far (all tensors) */
+} synth_tensor;
+
+/* Input channel j of rows n wide is an outlier (the same channels in every tensor reading the
+ * same stream, as in real models). */
+static bool is_outlier(uint64_t seed, int64_t n, int64_t j) {
+    rng g = { .s = seed ^ (uint64_t)n * 0x2545F4914F6CDD1Dull ^ (uint64_t)j * 0x9E3779B97F4A7C15ull };
+    return (next_u64(&g) & 255) == 0;
+}
+
+static void gen_row(const synth_tensor *t, int64_t r, float *x) {
+    rng g = { .s = t->p->seed * 0xD1B54A32D192ED03ull ^ (uint64_t)t->index << 40 ^ (uint64_t)r };
+    switch (t->kind) {
+    case KIND_NORM:
+        for (int64_t j = 0; j < t->n; j++) x[j] = 1.0f + 0.1f * normal(&g);
+        break;
+    case KIND_EMBEDDING:
+        for (int64_t j = 0; j < t->n; j++) x[j] = 0.02f * normal(&g);
+        break;
+    case KIND_MATRIX: {
+        const float sigma = expf(0.3f * normal(&g)) / sqrtf((float)t->n);
+        for (int64_t j = 0; j < t->n; j++)
+            x[j] = sigma * normal(&g) * (is_outlier(t->p->seed, t->n, j) ? OUTLIER_SCALE : 1.0f);
+        break;
+    }
+    }
+}
+
+static size_t fill(void *user, uint8_t *buf, size_t cap, size_t off, lb_error *err) {
+    synth_tensor *t  = user;
+    const int64_t r0 = (int64_t)(off / t->row_bytes);
+    int64_t       nr = (int64_t)(cap / t->row_bytes);
+    if (nr > t->rows - r0) nr = t->rows - r0;
+    if (nr < 1) {
+        lb_fail(err, LB_ERR_PARAM, "tensor '%s': a row of %zu bytes exceeds the write buffer",
+                t->name, t->row_bytes);
+        return 0;
+    }
+    bool oom = false;
+#pragma omp parallel
+    {
+        float *x = malloc((size_t)(ROWS_PER_TASK * t->n) * sizeof *x);
+        if (!x) {
+#pragma omp atomic write
+            oom = true;
+        }
+#pragma omp for schedule(dynamic)
+        for (int64_t c = 0; c < nr; c += ROWS_PER_TASK) {
+            if (!x) continue;
+            const int64_t m = nr - c < ROWS_PER_TASK ? nr - c : ROWS_PER_TASK;
+            for (int64_t i = 0; i < m; i++) gen_row(t, r0 + c + i, x + i * t->n);
+            lb_quantize_rows(t->type, buf + (size_t)c * t->row_bytes, x, m, t->n, NULL);
+        }
+        free(x);
+    }
+    if (oom) {
+        lb_fail(err, LB_ERR_NOMEM, "out of memory generating '%s'", t->name);
+        return 0;
+    }
+    *t->done += nr * t->n;
+    if (t->bar) lb_progress_update(t->bar, *t->done);
+    return (size_t)nr * t->row_bytes;
+}
+
+/* ---- vocabulary ---- */
+
+/* The i-th lowercase word of len letters ("aa", "ab", ...). */
+static void word(char *s, int64_t i, int len) {
+    for (int k = len - 1; k >= 0; k--, i /= 26) s[k] = (char)('a' + i % 26);
+    s[len] = '\0';
+}
+
+/* <unk> <s> </s>, the 256 byte pieces, then "▁", printable ASCII, "▁" + words and words of
+ * growing length, scores falling: a SentencePiece vocabulary that tokenizes any text. */
+static lb_status make_vocab(lb_vocab **out, int32_t n, lb_error *err) {
+    LB_RETURN_IF(n < 260, err, LB_ERR_PARAM, "a generated vocabulary needs at least 260 tokens, "
+                 "not %d (or give --vocab FILE)", n);
+    lb_status st = lb_vocab_create(out, n, err);
+    if (st) return st;
+    lb_vocab *v  = *out;
+    int32_t   id = 0;
+    char      piece[16];
+#define PUT(text, type) st = st ? st : lb_vocab_set_token(v, id, text, strlen(text), -(float)id, type), id++
+    PUT("<unk>", LB_TOKEN_UNKNOWN);
+    PUT("<s>", LB_TOKEN_CONTROL);
+    PUT("</s>", LB_TOKEN_CONTROL);
+    for (int b = 0; b < 256; b++) {
+        snprintf(piece, sizeof piece, "<0x%02X>", b);
+        PUT(piece, LB_TOKEN_BYTE);
+    }
+    PUT("\xe2\x96\x81", LB_TOKEN_NORMAL);
+    for (int c = 33; c < 127 && id < n; c++) {
+        piece[0] = (char)c, piece[1] = '\0';
+        PUT(piece, LB_TOKEN_NORMAL);
+    }
+    int64_t count = 26;
+    for (int len = 1; len <= 5 && id < n; len++, count *= 26)
+        for (int pre = 1; pre >= (len > 1 ? 0 : 1) && id < n; pre--)
+            for (int64_t i = 0; i < count && id < n; i++) {
+                memcpy(piece, "\xe2\x96\x81", 3);
+                word(piece + 3 * pre, i, len);
+                PUT(piece, LB_TOKEN_NORMAL);
+            }
+#undef PUT
+    lb_vocab_set_special(v, 1, 2, 0);
+    lb_vocab_set_flags(v, true, true);
+    if (!st) st = lb_vocab_build(v, err);
+    if (st) {
+        lb_vocab_free(v);
+        *out = NULL;
+        return lb_fail(err, st, "cannot build the generated vocabulary");
+    }
+    return LB_OK;
+}
+
+/* A tokenizer file's vocabulary padded with unused pieces to n tokens. */
+static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_error *err) {
+    lb_vocab *src;
+    lb_status st = lb_vocab_load_any(&src, path, err);
+    if (st) return st;
+    const int32_t have = lb_vocab_n_tokens(src);
+    if (have > n) {
+        lb_vocab_free(src);
+        return lb_fail(err, LB_ERR_SHAPE, "%s: %d tokens, more than the shape's vocabulary of %d "
+                       "(raise --n-vocab)", path, have, n);
+    }
+    st = lb_vocab_create(out, n, err);
+    for (int32_t i = 0; !st && i < n; i++) {
+        char        pad[32];
+        size_t      len;
+        const char *text = i < have ? lb_vocab_text(src, i, &len) : pad;
+        if (i >= have) len = (size_t)snprintf(pad, sizeof pad, "<unused%d>", i - have);
+        st = lb_vocab_set_token(*out, i, text, len, i < have ? lb_vocab_score(src, i) : -1e9f,
+                                i < have ? lb_vocab_type(src, i) : LB_TOKEN_UNUSED);
+    }
+    if (!st) {
+        lb_vocab_set_special(*out, lb_vocab_bos(src), lb_vocab_eos(src), lb_vocab_unk(src));
+        lb_vocab_set_flags(*out, lb_vocab_add_bos(src), lb_vocab_add_space_prefix(src));
+        st = lb_vocab_build(*out, err);
+    }
+    lb_vocab_free(src);
+    if (st) {
+        lb_vocab_free(*out);
+        *out = NULL;
+        return lb_fail(err, st, "%s: cannot pad the vocabulary to %d tokens", path, n);
+    }
+    return LB_OK;
+}
+
+/* ---- the file ---- */
+
+lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err) {
+    const lb_llama_config *c = &p->cfg;
+    LB_RETURN_IF(c->n_embd <= 0 || c->n_ff <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+                     c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads || c->n_embd % c->n_heads ||
+                     c->n_vocab <= 0 || c->n_ctx_train <= 0 || (c->n_embd / c->n_heads) % 2,
+                 err, LB_ERR_PARAM, "synth: shape does not fit together (n_embd %d, n_ff %d, "
+                 "n_layers %d, n_heads %d, n_kv_heads %d, n_vocab %d)", c->n_embd, c->n_ff,
+                 c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab);
+    LB_RETURN_IF(lb_type_to_ggml(p->type) < 0, err, LB_ERR_UNSUPPORTED,
+                 "synth writes GGUF types; %s has no ggml id", lb_type_name(p->type));
+    lb_model m = { .cfg = *c };
+    m.cfg.head_dim = c->n_embd / c->n_heads;
+    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
+    const int64_t Q = (int64_t)c->n_heads * m.cfg.head_dim, KV = (int64_t)c->n_kv_heads * m.cfg.head_dim;
+    char          name[96];
+    snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
+    m.name                  = name;
+    const int32_t   n_t     = 3 + 9 * c->n_layers;
+    synth_tensor   *ts      = calloc((size_t)n_t, sizeof *ts);
+    lb_gguf_writer *w       = lb_gguf_writer_create();
+    lb_progress     bar;
+    int64_t         done = 0, total = 0;
+    lb_status       st = LB_OK;
+    LB_GOTO_IF(!ts || !w, err, LB_ERR_NOMEM, "out of memory");
+    LB_TRY(p->vocab_path ? load_vocab(&m.vocab, p->vocab_path, c->n_vocab, err)
+                         : make_vocab(&m.vocab, c->n_vocab, err));
+    LB_GOTO_IF((st = lb_model_write_meta(w, &m, file_type_of(p->type))), err, st,
+               "%s: cannot build metadata (%s)", path, lb_status_str(st));
+    int32_t k = 0;
+#define ADD(KIND, N, ROWS, ...)                                                                    \
+    do {                                                                                           \
+        synth_tensor *t = &ts[k];                                                                  \
+        t->p = p, t->index = (uint32_t)k, t->kind = KIND, t->n = N, t->rows = ROWS;               \
+        t->type = KIND == KIND_NORM ? LB_TYPE_F32 : p->type, t->bar = &bar, t->done = &done;      \
+        snprintf(t->name, sizeof t->name, __VA_ARGS__);                                            \
+        t->row_bytes = lb_row_size(t->type, N);                                                    \
+        LB_GOTO_IF(t->row_bytes == 0, err, LB_ERR_SHAPE, "synth: %s rows of %lld values do not "   \
+                   "fit type %s", t->name, (long long)(N), lb_type_name(t->type));                 \
+        total += (N) * (ROWS);                                                                     \
+        k++;                                                                                       \
+    } while (0)
+    ADD(KIND_EMBEDDING, E, V, "token_embd.weight");
+    ADD(KIND_NORM, E, 1, "output_norm.weight");
+    ADD(KIND_MATRIX, E, V, "output.weight");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        ADD(KIND_NORM, E, 1, "blk.%d.attn_norm.weight", l);
+        ADD(KIND_MATRIX, E, Q, "blk.%d.attn_q.weight", l);
+        ADD(KIND_MATRIX, E, KV, "blk.%d.attn_k.weight", l);
+        ADD(KIND_MATRIX, E, KV, "blk.%d.attn_v.weight", l);
+        ADD(KIND_MATRIX, Q, E, "blk.%d.attn_output.weight", l);
+        ADD(KIND_NORM, E, 1, "blk.%d.ffn_norm.weight", l);
+        ADD(KIND_MATRIX, E, F, "blk.%d.ffn_gate.weight", l);
+        ADD(KIND_MATRIX, F, E, "blk.%d.ffn_down.weight", l);
+        ADD(KIND_MATRIX, E, F, "blk.%d.ffn_up.weight", l);
+    }
+#undef ADD
+    for (int32_t i = 0; i < k; i++) {
+        const int64_t ne[2] = { ts[i].n, ts[i].rows };
+        LB_TRY(lb_gguf_writer_add_tensor_fill(w, ts[i].name, (uint32_t)lb_type_to_ggml(ts[i].type),
+                                              ts[i].rows > 1 ? 2 : 1, ne,
+                                              ts[i].row_bytes * (size_t)ts[i].rows, fill, &ts[i], err));
+    }
+    if (p->progress) lb_progress_begin(&bar, "synth", total);
+    for (int32_t i = 0; i < k; i++) ts[i].bar = p->progress ? &bar : NULL;
+    st = lb_gguf_writer_write(w, path, err);
+    if (p->progress) lb_progress_end(&bar);
+fail:
+    lb_vocab_free(m.vocab);
+    lb_gguf_writer_free(w);
+    free(ts);
+    return st;
+}
