@@ -74,7 +74,7 @@ lb_status lb_vocab_load_llama2c(lb_vocab **out, const void *data, size_t size, c
         int32_t type = LB_TOKEN_NORMAL;
         /* spaces become U+2581 (3 bytes) */
         free(sp);
-        sp = malloc(3 * (size_t)len + 1);
+        sp = malloc(3 * (size_t)len + 8); /* room for "<unk>" etc. even when len is 0 */
         LB_GOTO_IF(!sp, err, LB_ERR_NOMEM, "%s: out of memory", name);
         size_t k = 0;
         if (i == 0) {
