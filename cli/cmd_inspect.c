@@ -58,10 +58,11 @@ static int inspect_model(const char *path) {
     lb_error  err = { 0 };
     if (lb_model_load(&m, path, NULL, &err)) return lb_runtime_error(&err);
     const lb_llama_config *c = &m->cfg;
-    printf("%s: llama2.c checkpoint\n  n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
+    printf("%s: %s\n  n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
            "n_kv_heads %d, head_dim %d, n_vocab %d, n_ctx %d, %s classifier\n"
            "  %lld parameters, %zu bytes\n\n",
-           path, c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+           path, m->format == LB_MODEL_HF ? "Hugging Face model directory" : "llama2.c checkpoint",
+           c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
            c->n_vocab, c->n_ctx_train, m->tied_output ? "shared" : "separate",
            (long long)lb_model_nparams(m), lb_model_nbytes(m));
     lb_model_free(m);

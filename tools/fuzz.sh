@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
-TARGETS=${*:-gguf tokenizer model}
+TARGETS=${*:-gguf tokenizer model safetensors bpe}
 B=build-fuzz
 mkdir -p $B
 CFLAGS="-std=c11 -D_GNU_SOURCE -DLB_VERSION=\"fuzz\" -DLB_SOURCE_DIR=\"$PWD\" -O1 -g -fsanitize=fuzzer-no-link,address,undefined -Iinclude -Isrc $(pkg-config --cflags openblas)"

@@ -64,6 +64,8 @@ typedef struct lb_model {
     lb_tensor       tok_embd;    /* [E, V] */
     lb_tensor       output_norm; /* [E], f32 */
     lb_tensor       output;      /* [E, V]; the same data as tok_embd when tied */
+    lb_tensor       rope_freqs;  /* [D/2] f32 RoPE frequency divisors (Llama 3.1's rope_scaling,
+                                    GGUF rope_freqs.weight); data NULL when none */
     bool            tied_output;
     lb_layer       *layers;      /* n_layers */
     lb_vocab       *vocab;

@@ -128,7 +128,8 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
 typedef struct lb_quant_summary {
     size_t  bytes_in, bytes_out;  /* weights, as loaded and as written */
     int32_t calib_windows, calib_ctx;
-    double  err_rtn, err_method;  /* summed output errors of the GPTQ'd matrices, RTN vs method */
+    double  err_rtn, err_method;  /* summed relative output errors, RTN vs method, of the
+                                   * matrices of the last method that reports them (gptq, awq) */
     double  seconds_calib, seconds_method;
     int64_t n_params;
     double  bpw;                  /* bits per weight of the output, scales included */

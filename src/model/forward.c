@@ -4,7 +4,9 @@
  *   per layer: h = x + Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))   n = RMSNorm
  *              x = h + Wdown · (silu(Wgate·n(h)) * Wup·n(h))
  *   logits = Wout · n(x)
- * RoPE rotates adjacent pairs (GGUF/Meta layout); grouped KV heads; causal mask.
+ * RoPE rotates adjacent pairs (GGUF/Meta layout), frequencies divided by rope_freqs when the
+ * model has them (Llama 3.1); Wq/Wk/Wv add their biases when present (Qwen2); grouped KV
+ * heads; causal mask.
  * All buffers are allocated once, in lb_context_create. */
 #include <math.h>
 #include <omp.h>
@@ -110,7 +112,8 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     const int32_t D = c->head_dim;
     for (int32_t pos = 0; pos < n_ctx; pos++)
         for (int32_t j = 0; j < D / 2; j++) {
-            const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D);
+            const float ff   = m->rope_freqs.data ? ((const float *)m->rope_freqs.data)[j] : 1.0f;
+            const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D) / ff;
             const float val  = (float)pos * freq;
             ctx->rope_cos[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
             ctx->rope_sin[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);

@@ -241,6 +241,9 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
                              lb_model_make_f32(m, &L->bv),
                          err, LB_ERR_NOMEM, "out of memory");
     }
+    if ((st = get_tensor(m, "rope_freqs.weight", false, &m->rope_freqs, err))) return st;
+    if (m->rope_freqs.data && lb_model_make_f32(m, &m->rope_freqs))
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
     /* norms are computed in f32 */
     LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
     for (int32_t l = 0; l < c->n_layers; l++)

@@ -6,6 +6,7 @@
  * permuted once, here, into GGUF's adjacent pairs (owned copies): row h*D + 2j + s of the
  * result is row h*D + s*D/2 + j of the file, as llama.cpp's convert_hf_to_gguf.py does. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,28 @@ static void join(char *out, size_t cap, const char *dir, const char *name) {
 /* ---- config.json ---- */
 typedef struct hf_config {
     bool    tied, bias;
-    int64_t bos, eos; /* -1: not given */
+    int64_t bos, eos;  /* -1: not given */
+    bool    llama3;    /* rope_scaling {"rope_type": "llama3", ...} */
+    float   factor, low, high, orig;
 } hf_config;
+
+/* As convert_hf_to_gguf.py computes them (float32, as torch does). */
+void lb_rope_llama3_factors(float *out, int32_t head_dim, float theta, float factor,
+                           float low_freq_factor, float high_freq_factor, float orig_ctx) {
+    const float low_wavelen = orig_ctx / low_freq_factor, high_wavelen = orig_ctx / high_freq_factor;
+    for (int32_t j = 0; j < head_dim / 2; j++) {
+        const float freq    = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
+        const float wavelen = (float)(2.0 * 3.14159265358979323846) / freq;
+        if (wavelen < high_wavelen) {
+            out[j] = 1.0f;
+        } else if (wavelen > low_wavelen) {
+            out[j] = factor;
+        } else {
+            const float smooth = (orig_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+            out[j]             = 1.0f / ((1.0f - smooth) / factor + smooth);
+        }
+    }
+}
 
 static lb_status cfg_int(const cJSON *j, const char *key, int64_t def, int32_t *out, const char *f,
                          lb_error *err) {
@@ -100,8 +121,17 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
                "%s: hidden_act '%.32s' is not supported (silu)", f, act);
     const cJSON *rs  = lb_json_get(j, "rope_scaling");
     const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
-    LB_GOTO_IF(rs && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
-               "%s: rope_scaling '%.32s' is not supported yet", f, rst ? rst : "?");
+    hc->llama3       = rst && strcmp(rst, "llama3") == 0;
+    LB_GOTO_IF(rs && !hc->llama3 && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
+               "%s: rope_scaling '%.32s' is not supported (llama3 only)", f, rst ? rst : "?");
+    if (hc->llama3) { /* llama.cpp's defaults */
+        LB_TRY(cfg_float(rs, "factor", 8.0, &hc->factor, f, err));
+        LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, &hc->low, f, err));
+        LB_TRY(cfg_float(rs, "high_freq_factor", 4.0, &hc->high, f, err));
+        LB_TRY(cfg_float(rs, "original_max_position_embeddings", 8192.0, &hc->orig, f, err));
+        LB_GOTO_IF(!(hc->factor >= 1.0f && hc->low > 0.0f && hc->high > hc->low && hc->orig >= 1.0f), err,
+                   LB_ERR_CORRUPT, "%s: rope_scaling has bad factors", f);
+    }
     LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "mlp_bias")) || (llama && cJSON_IsTrue(lb_json_get(j, "attention_bias"))),
                err, LB_ERR_UNSUPPORTED, "%s: Llama with mlp_bias or attention_bias is not supported", f);
     LB_GOTO_IF(qwen2 && cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
@@ -282,6 +312,12 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
                      err, LB_ERR_NOMEM, "out of memory");
     }
     LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
+    if (hc.llama3) {
+        float *ff = malloc((size_t)(c->head_dim / 2) * sizeof *ff);
+        LB_RETURN_IF(!ff || lb_model_own(m, ff), err, LB_ERR_NOMEM, "out of memory");
+        lb_rope_llama3_factors(ff, c->head_dim, c->rope_theta, hc.factor, hc.low, hc.high, hc.orig);
+        m->rope_freqs = (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 1, .ne = { c->head_dim / 2, 1, 1, 1 }, .data = ff };
+    }
     /* the tokenizer: tokenizer.json, else a SentencePiece tokenizer.model */
     char tp[4096];
     st = lb_vocab_load_hf(&m->vocab, dir, c->n_vocab, err);

@@ -96,6 +96,11 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
         (st = check_tensor(&m->output_norm, "output_norm", E, 1, path, err)) ||
         (st = check_tensor(&m->output, "output", E, V, path, err)))
         return st;
+    if (m->rope_freqs.data) {
+        if ((st = check_tensor(&m->rope_freqs, "rope_freqs", c->head_dim / 2, 1, path, err))) return st;
+        LB_RETURN_IF(m->rope_freqs.type != LB_TYPE_F32, err, LB_ERR_UNSUPPORTED,
+                     "%s: rope_freqs must be f32", path);
+    }
     for (int32_t l = 0; l < c->n_layers; l++) {
         const lb_layer *L = &m->layers[l];
         char            n[64];
@@ -199,9 +204,16 @@ lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_
     if (tokenizer_path) {
         lb_vocab_free(m->vocab);
         m->vocab = NULL;
-        if (is_dir(tokenizer_path)) /* an HF directory's tokenizer.json */
+        const size_t tl = strlen(tokenizer_path);
+        if (tl >= 14 && strcmp(tokenizer_path + tl - 14, "tokenizer.json") == 0) { /* its directory */
+            char *copy = strdup(tokenizer_path);
+            LB_GOTO_IF(!copy, err, LB_ERR_NOMEM, "out of memory");
+            st = lb_vocab_load_hf(&m->vocab, dirname(copy), m->cfg.n_vocab, err);
+            free(copy);
+            LB_TRY(st);
+        } else if (is_dir(tokenizer_path)) { /* an HF directory's tokenizer.json */
             LB_TRY(lb_vocab_load_hf(&m->vocab, tokenizer_path, m->cfg.n_vocab, err));
-        else
+        } else
             LB_TRY(lb_vocab_load_file(&m->vocab, tokenizer_path, err));
     }
     LB_GOTO_IF(!m->vocab, err, LB_ERR_NOT_FOUND, "%s: no tokenizer in the file", path);
@@ -289,6 +301,7 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;
+    c->rope_freqs = m->rope_freqs; /* f32, borrowed like the vocabulary */
     for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) c->layers[l] = m->layers[l];
     /* every tensor to an owned f32 copy (the tied output shares the embedding's) */
     st = st ? st : lb_model_own_f32_copy(c, &c->tok_embd);

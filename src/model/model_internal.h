@@ -9,6 +9,9 @@ lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err);
 /* A Hugging Face model directory (load_hf.c); the tokenizer too when dir has one. */
 lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err);
 void      lb_hf_files_free(void *files);
+/* Llama 3.1's rope_scaling ("llama3") as llama.cpp's rope_freqs: D/2 frequency divisors. */
+void      lb_rope_llama3_factors(float *out, int32_t head_dim, float theta, float factor,
+                                 float low_freq_factor, float high_freq_factor, float orig_ctx);
 
 /* vocab_gguf.c: byte-level BPE keys (merges, pre) and the chat template */
 lb_status lb_vocab_bpe_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);

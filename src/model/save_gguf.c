@@ -219,6 +219,9 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
     if (plan->progress) lb_progress_end(&bar);
+    if (m->rope_freqs.data) /* Llama 3.1's RoPE frequency divisors, f32, as llama.cpp names them */
+        LB_TRY(lb_gguf_writer_add_tensor(w, "rope_freqs.weight", LB_GGML_F32, 1, m->rope_freqs.ne,
+                                         m->rope_freqs.data, lb_tensor_nbytes(&m->rope_freqs), err));
     for (int32_t l = 0; l < m->cfg.n_layers; l++) { /* attention biases (Qwen2), f32 */
         const lb_layer *L = &m->layers[l];
         const lb_tensor *b[3] = { &L->bq, &L->bk, &L->bv };

@@ -27,6 +27,25 @@ static bool join(char *out, size_t cap, const char *dir, const char *name, const
     return k > 0 && (size_t)k < cap;
 }
 
+/* rope_freqs as rope_scaling "llama3": factor = the largest divisor, the other parameters
+ * llama's (1, 4) with the original context a power of two or n_ctx; 0 when none fits. */
+static bool llama3_params(const lb_model *m, float out[4]) {
+    const int32_t half = m->cfg.head_dim / 2;
+    const float  *ff   = m->rope_freqs.data;
+    float         mx = 1.0f, *t = malloc((size_t)half * sizeof *t);
+    if (!t) return false;
+    for (int32_t j = 0; j < half; j++) mx = ff[j] > mx ? ff[j] : mx;
+    bool ok = false;
+    for (int k = 4; k <= 21 && !ok; k++) {
+        const float orig = k == 21 ? (float)m->cfg.n_ctx_train : (float)(1 << k);
+        lb_rope_llama3_factors(t, m->cfg.head_dim, m->cfg.rope_theta, mx, 1.0f, 4.0f, orig);
+        ok = memcmp(t, ff, (size_t)half * sizeof *t) == 0;
+        out[0] = mx, out[1] = 1.0f, out[2] = 4.0f, out[3] = orig;
+    }
+    free(t);
+    return ok;
+}
+
 /* The shortest decimal that reads back as the same float. */
 static void put_float(lb_strbuf *b, const char *key, float x) {
     char s[32];
@@ -41,7 +60,7 @@ static void put_float(lb_strbuf *b, const char *key, float x) {
     lb_strbuf_printf(b, ",\n  \"%s\": %s", key, s);
 }
 
-static char *config_json(const lb_model *m, lb_type type, bool bias) {
+static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling) {
     const lb_llama_config *c = &m->cfg;
     lb_strbuf              b = { 0 };
     lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
@@ -60,7 +79,17 @@ static char *config_json(const lb_model *m, lb_type type, bool bias) {
         if (ints[i].v >= 0) lb_strbuf_printf(&b, ",\n  \"%s\": %d", ints[i].k, ints[i].v);
     put_float(&b, "rms_norm_eps", c->norm_eps);
     put_float(&b, "rope_theta", c->rope_theta);
-    lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s",
+    if (scaling) {
+        lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"llama3\"");
+        put_float(&b, "factor", scaling[0]);
+        put_float(&b, "low_freq_factor", scaling[1]);
+        put_float(&b, "high_freq_factor", scaling[2]);
+        put_float(&b, "original_max_position_embeddings", scaling[3]);
+        lb_strbuf_printf(&b, "}");
+    } else {
+        lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null");
+    }
+    lb_strbuf_printf(&b, ",\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s",
                      m->tied_output ? "true" : "false");
     if (bias) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     else lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
@@ -206,6 +235,9 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
         }
     }
     free(nt);
+    float scaling[4];
+    LB_RETURN_IF(m->rope_freqs.data && !llama3_params(m, scaling), err, LB_ERR_UNSUPPORTED,
+                 "%s: the model's rope_freqs are no llama3 rope_scaling lowbit can write", dir);
     struct stat sb; /* an existing empty directory is replaced by the rename, nothing else */
     if (stat(dir, &sb) == 0) {
         LB_RETURN_IF(!S_ISDIR(sb.st_mode), err, LB_ERR_IO, "%s: exists and is not a directory", dir);
@@ -220,7 +252,8 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
     const int tl = snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     LB_RETURN_IF(tl < 0 || (size_t)tl >= sizeof tmp, err, LB_ERR_PARAM, "%s: path too long", dir);
     LB_RETURN_IF(mkdir(tmp, 0755) != 0, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    char     *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL);
+    char     *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL,
+                                m->rope_freqs.data ? scaling : NULL);
     char     *tj = NULL, *tc = NULL, gen[128];
     lb_status st = LB_OK;
     LB_GOTO_IF(!cfg, err, LB_ERR_NOMEM, "out of memory");

@@ -12,27 +12,45 @@
 #include "awq.h"
 #include "core/fail.h"
 
-/* Q(Wsrc diag s) diag(1/s) into out (Ws, q: scratch of n_out*n floats, n_out rows' bytes) */
+#define ROWS 16 /* rows per task (BLAS runs single-threaded: OpenMP splits the rows) */
+
+/* Q(Wsrc diag s) diag(1/s) into out (Ws, q: scratch of n_out*n floats, n_out rows' bytes);
+ * whole-tensor types see all rows in one call */
 static void quant_scaled(float *out, const float *Wsrc, int64_t n_out, int64_t n, lb_type t,
                          const float *imp, const float *s, float *Ws, uint8_t *q) {
-    const lb_type_traits *tr = lb_type_get_traits(t);
-    const size_t          rs = lb_row_size(t, n);
+    const lb_type_traits *tr    = lb_type_get_traits(t);
+    const size_t          rs    = lb_row_size(t, n);
+    const int64_t         chunk = tr->whole_tensor ? n_out : ROWS;
     for (int64_t r = 0; r < n_out; r++)
         for (int64_t j = 0; j < n; j++) Ws[r * n + j] = Wsrc[r * n + j] * (s ? s[j] : 1.0f);
-    lb_quantize_rows(t, q, Ws, n_out, n, imp);
-    for (int64_t r = 0; r < n_out; r++) {
-        tr->to_float(out + r * n, q + (size_t)r * rs, n);
-        if (s)
-            for (int64_t j = 0; j < n; j++) out[r * n + j] /= s[j];
+#pragma omp parallel for schedule(dynamic) if (n_out * n >= (1 << 16) && chunk < n_out)
+    for (int64_t r0 = 0; r0 < n_out; r0 += chunk) {
+        const int64_t nr = n_out - r0 < chunk ? n_out - r0 : chunk;
+        lb_quantize_rows(t, q + (size_t)r0 * rs, Ws + r0 * n, nr, n, imp);
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            tr->to_float(out + r * n, q + (size_t)r * rs, n);
+            if (s)
+                for (int64_t j = 0; j < n; j++) out[r * n + j] /= s[j];
+        }
     }
 }
 
-/* sum over rows of a H a^T for A [n_out, n] (E: scratch [n_out, n]) */
+/* sum over rows of a H a^T for A [n_out, n] (E: scratch [n_out, n]); per-row sums added
+ * in row order, so the result does not depend on the threads */
 static double quad_form(const float *A, int64_t n_out, int64_t n, const float *H, float *E) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n_out, (blasint)n, (blasint)n,
-                1.0f, A, (blasint)n, H, (blasint)n, 0.0f, E, (blasint)n);
+#pragma omp parallel for schedule(dynamic) if (n_out * n * n >= (1 << 22))
+    for (int64_t r0 = 0; r0 < n_out; r0 += ROWS) {
+        const int64_t nr = n_out - r0 < ROWS ? n_out - r0 : ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)n, (blasint)n,
+                    1.0f, A + r0 * n, (blasint)n, H, (blasint)n, 0.0f, E + r0 * n, (blasint)n);
+        for (int64_t r = r0; r < r0 + nr; r++) { /* row r's sum into E[r * n] */
+            double e = 0;
+            for (int64_t j = 0; j < n; j++) e += (double)A[r * n + j] * E[r * n + j];
+            E[r * n] = (float)e;
+        }
+    }
     double e = 0;
-    for (int64_t i = 0; i < n_out * n; i++) e += (double)A[i] * E[i];
+    for (int64_t r = 0; r < n_out; r++) e += E[r * n];
     return e;
 }
 

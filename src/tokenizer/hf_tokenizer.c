@@ -154,7 +154,7 @@ static lb_status merges_list(hf_tok *h, char ***out, size_t *n_out, lb_error *er
 }
 
 /* SentencePiece-style: scores from the order in which merges first make each piece. */
-static lb_status spm_scores(hf_tok *h, lb_vocab *v, char **merges, size_t n_merges, lb_error *err) {
+static lb_status spm_scores(lb_vocab *v, char **merges, size_t n_merges, lb_error *err) {
     int32_t *order = malloc((size_t)v->n * sizeof *order);
     char    *cat   = NULL;
     LB_RETURN_IF(!order, err, LB_ERR_NOMEM, "out of memory");
@@ -181,7 +181,6 @@ static lb_status spm_scores(hf_tok *h, lb_vocab *v, char **merges, size_t n_merg
     for (int32_t i = 0; i < v->n; i++) v->score[i] = order[i] < 0 ? 0.0f : -(float)order[i];
     free(cat);
     free(order);
-    (void)h;
     return LB_OK;
 }
 
@@ -223,9 +222,13 @@ static lb_status read_vocab(hf_tok *h, int32_t n_vocab, bool spm, lb_vocab **out
     }
     for (const cJSON *e = added ? added->child : NULL; e; e = e->next) {
         lb_json_int(cJSON_GetObjectItemCaseSensitive(e, "id"), 0, INT32_MAX, &id);
+        char pad[32];
+        snprintf(pad, sizeof pad, "[PAD%lld]", (long long)id);
         h->text[id] = lb_json_str(e, "content");
         h->type[id] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "special")) ? LB_TOKEN_CONTROL
                                                                                     : LB_TOKEN_USER_DEFINED;
+        if (h->type[id] == LB_TOKEN_CONTROL && strcmp(h->text[id], pad) == 0)
+            h->type[id] = LB_TOKEN_UNUSED; /* padding, as hf_tokenizer_write.c writes it */
         if (unk && strcmp(unk, h->text[id]) == 0) h->type[id] = LB_TOKEN_UNKNOWN;
     }
     lb_vocab *v;
@@ -249,7 +252,7 @@ static lb_status read_vocab(hf_tok *h, int32_t n_vocab, bool spm, lb_vocab **out
     return LB_OK;
 }
 
-static lb_status load(hf_tok *h, const char *dir, int32_t n_vocab, lb_vocab **out, lb_error *err) {
+static lb_status load(hf_tok *h, int32_t n_vocab, lb_vocab **out, lb_error *err) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(h->root, "model");
     const char  *mtype = lb_json_str(model, "type");
     LB_RETURN_IF(!cJSON_IsObject(model), err, LB_ERR_CORRUPT, "%s: no model object", h->file);
@@ -285,7 +288,7 @@ static lb_status load(hf_tok *h, const char *dir, int32_t n_vocab, lb_vocab **ou
         add_space = (prep != NULL) || (meta && (scheme ? strcmp(scheme, "never") != 0
                                                        : !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(meta, "add_prefix_space"))));
         LB_TRY(lb_vocab_build(v, err)); /* the index, for the scores */
-        LB_TRY(spm_scores(h, v, merges, n_merges, err));
+        LB_TRY(spm_scores(v, merges, n_merges, err));
         const int32_t bos = lb_vocab_find(v, "<s>", 3), eos = lb_vocab_find(v, "</s>", 4);
         lb_vocab_set_special(v, bos, eos, v->unk);
     } else {
@@ -315,7 +318,6 @@ static lb_status load(hf_tok *h, const char *dir, int32_t n_vocab, lb_vocab **ou
         if (tmpl) LB_GOTO_IF(lb_vocab_set_chat_template(v, tmpl), err, LB_ERR_NOMEM, "out of memory");
     }
     lb_vocab_set_flags(v, add_bos && v->bos >= 0, add_space);
-    (void)dir;
 fail:
     for (size_t i = 0; i < n_merges; i++) free(merges[i]);
     free(merges);
@@ -336,7 +338,7 @@ lb_status lb_vocab_load_hf(lb_vocab **out, const char *dir, int32_t n_vocab, lb_
     hf_tok    h  = { .file = path };
     lb_status st = lb_json_load_file(&h.root, path, err);
     if (!st && access(cpath, F_OK) == 0) st = lb_json_load_file(&h.cfg, cpath, err);
-    if (!st) st = load(&h, dir, n_vocab, out, err);
+    if (!st) st = load(&h, n_vocab, out, err);
     cJSON_Delete(h.root);
     cJSON_Delete(h.cfg);
     free(h.text);

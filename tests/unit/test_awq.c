@@ -1,8 +1,8 @@
 /* AWQ: folding scales into the model leaves the unquantized model's logits unchanged (every
  * foldable input of stories260K, and o-after-v on a model without grouped-query attention);
  * on a layer whose inputs have outlier channels the scale search and the clip search bring
- * the output error well below RTN's; the method runs on a model, chains before GPTQ, and is
- * refused after it. */
+ * the output error well below RTN's; the method runs on a model (the same bytes twice), chains
+ * before GPTQ, and is refused after it. */
 #include <math.h>
 
 #include "model/model_internal.h"
@@ -141,7 +141,7 @@ static void test_fold_keeps_logits_o_after_v(void **state) {
 /* W ~ N(0, 1); X: channel scales vary 10x, and a few channels carry 30x outliers */
 #define N_IN  256
 #define N_OUT 64
-#define N_TOK 2048
+#define N_TOK 1024
 static void outlier_layer(float *W, float *H, float *mean_abs) {
     static float X[N_TOK * N_IN];
     float        scale[N_IN];
@@ -200,7 +200,7 @@ static void test_method_on_model(void **state) {
     assert_int_equal(lb_model_load(&m, repo_path("models/stories260K/stories260K.bin", p, sizeof p), NULL, &err), LB_OK);
     lb_quant_params qp = { .recipe = lb_recipe_find("q4_0"), .method = "awq+gptq",
                            .calib_text = repo_path("data/tinystories-valid-70.txt", p, sizeof p),
-                           .calib = { .n_samples = 8, .n_ctx = 64, .seed = 1 },
+                           .calib = { .n_samples = 4, .n_ctx = 32, .seed = 1 },
                            .gptq = { .damp = 0.01, .block = 128 } };
     lb_quant_summary s;
     tmp_path("awq.gguf", out, sizeof out);
@@ -209,7 +209,20 @@ static void test_method_on_model(void **state) {
     lb_model *q;
     assert_int_equal(lb_model_load(&q, out, NULL, &err), LB_OK);
     lb_model_free(q);
+    /* deterministic: the same bytes twice */
+    char   out2[256], *a, *b;
+    size_t na, nb;
+    qp.method = "awq";
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, &s, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, tmp_path("awq2.gguf", out2, sizeof out2), &qp, NULL, NULL, &s, &err), LB_OK);
+    assert_int_equal(lb_read_file(out, &a, &na, &err), LB_OK);
+    assert_int_equal(lb_read_file(out2, &b, &nb, &err), LB_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
     unlink(out);
+    unlink(out2);
     qp.method = "gptq+awq";
     assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, &s, &err), LB_ERR_PARAM);
     printf("# %s\n", err.msg);

@@ -2,7 +2,9 @@
  * generator (tests/fixtures/make_hf_fixture.c) loads to the llama2.c checkpoint's tensors
  * (bit for bit, after the rotary permutation), vocabulary and logits; bf16 shards match an
  * independent rounding; HF -> GGUF equals .bin -> GGUF in every tensor; GGUF -> HF -> GGUF
- * keeps every tensor; byte-level tokenizers survive tokenizer.json; bad files fail cleanly. */
+ * keeps every tensor; byte-level tokenizers survive tokenizer.json; Qwen2's attention biases
+ * and Llama 3.1's rope_scaling go through GGUF and back; bad files fail cleanly. */
+#include <math.h>
 #include <sys/stat.h>
 
 #include "../fixtures/make_hf_fixture.c"
@@ -217,6 +219,36 @@ static void test_fixture_equals_bin(void **state) {
     free(la), free(lb), free(ia), free(ib), free(text);
     lb_model_free(hf);
     lb_model_free(bin);
+}
+
+/* Mistral's newer tokenizer.json spells the '▁' handling as a Metaspace pre-tokenizer. */
+static void test_metaspace_tokenizer(void **state) {
+    (void)state;
+    char     f[700], dir[512], *text;
+    size_t   len;
+    lb_error err = { 0 };
+    snprintf(f, sizeof f, "%s/tokenizer.json", g_dir);
+    assert_int_equal(lb_read_file(f, &text, &len, &err), LB_OK);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "type", "Metaspace");
+    cJSON_AddStringToObject(meta, "replacement", "\xe2\x96\x81");
+    cJSON_AddStringToObject(meta, "prepend_scheme", "first");
+    cJSON_AddBoolToObject(meta, "split", 0);
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", meta);
+    tmp_path("metaspace", dir, sizeof dir);
+    rm_dir(dir);
+    mkdir(dir, 0755);
+    assert_int_equal(fx_write_json(dir, "tokenizer.json", j), 0);
+    lb_vocab *v, *r2;
+    assert_int_equal(lb_vocab_load_hf(&v, dir, 0, &err), LB_OK);
+    assert_int_equal(lb_vocab_load_hf(&r2, g_dir, 0, &err), LB_OK);
+    assert_same_vocab(v, r2); /* the same scores, flags and special tokens */
+    lb_vocab_free(v);
+    lb_vocab_free(r2);
+    rm_dir(dir);
 }
 
 /* bf16 in three shards: each weight is the bin's value rounded by the generator's own
@@ -558,13 +590,75 @@ static void test_qwen2_biases(void **state) {
     remove(g);
 }
 
+/* ---- Llama 3.1's rope_scaling "llama3": llama.cpp's rope_freqs, through GGUF and back ---- */
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    char     a[700], b[700], *text;
+    size_t   len;
+    lb_error err = { 0 };
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    assert_int_equal(lb_read_file(a, &text, &len, &err), LB_OK);
+    FILE *f = fopen(b, "wb");
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    fclose(f);
+    free(text);
+}
+
+static void test_rope_scaling_llama3(void **state) {
+    (void)state;
+    char     dir[512], f[700], g[512], hf[512], *text;
+    size_t   len;
+    lb_error err = { 0 };
+    tmp_path("llama3", dir, sizeof dir);
+    tmp_path("llama3.gguf", g, sizeof g);
+    tmp_path("llama3-out", hf, sizeof hf);
+    rm_dir(dir), rm_dir(hf);
+    mkdir(dir, 0755);
+    copy_file(g_dir, dir, "model.safetensors");
+    copy_file(g_dir, dir, "tokenizer.json");
+    snprintf(f, sizeof f, "%s/config.json", g_dir);
+    assert_int_equal(lb_read_file(f, &text, &len, &err), LB_OK);
+    cJSON *j = cJSON_Parse(text), *rs = cJSON_CreateObject();
+    free(text);
+    cJSON_AddStringToObject(rs, "rope_type", "llama3");
+    cJSON_AddNumberToObject(rs, "factor", 8.0);
+    cJSON_AddNumberToObject(rs, "low_freq_factor", 1.0);
+    cJSON_AddNumberToObject(rs, "high_freq_factor", 4.0);
+    cJSON_AddNumberToObject(rs, "original_max_position_embeddings", 2048);
+    cJSON_AddItemToObject(j, "rope_scaling", rs);
+    assert_int_equal(fx_write_json(dir, "config.json", j), 0);
+    lb_model *m = load(dir), *bin = load_bin();
+    const float *ff = m->rope_freqs.data;
+    assert_non_null(ff);
+    /* D = 8, theta 1e4: wavelengths 2pi * {1, 10, 100, 1000}; 628 lies between 512 and 2048 */
+    const double smooth = (2048.0 / (2 * 3.14159265358979 * 100) - 1.0) / 3.0;
+    assert_true(ff[0] == 1.0f && ff[1] == 1.0f && ff[3] == 8.0f);
+    assert_true(fabs(ff[2] - 1.0 / ((1 - smooth) / 8 + smooth)) < 1e-5);
+    const int32_t toks[] = { 1, 403, 407, 261, 378, 281, 354, 297 };
+    float        *lm = logits_of(m, toks, 8), *lb = logits_of(bin, toks, 8);
+    assert_memory_equal(lm, lb, 512 * sizeof *lm); /* position 0: no rotation */
+    assert_memory_not_equal(lm, lb, 8 * 512 * sizeof *lm);
+    assert_int_equal(lb_model_save_gguf(m, g, LB_TYPE_F32, &err), LB_OK);
+    lb_model *mg = load(g);
+    float    *lg = logits_of(mg, toks, 8);
+    assert_memory_equal(lg, lm, 8 * 512 * sizeof *lg);
+    assert_int_equal(lb_model_save_hf(mg, hf, LB_TYPE_F32, &err), LB_OK);
+    lb_model *mh = load(hf);
+    assert_memory_equal(mh->rope_freqs.data, ff, 4 * sizeof *ff);
+    free(lm), free(lb), free(lg);
+    lb_model_free(m), lb_model_free(bin), lb_model_free(mg), lb_model_free(mh);
+    rm_dir(dir), rm_dir(hf);
+    remove(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_bad),
-        cmocka_unit_test(test_fixture_equals_bin),    cmocka_unit_test(test_fixture_bf16_shards),
+        cmocka_unit_test(test_fixture_equals_bin),    cmocka_unit_test(test_metaspace_tokenizer),
+        cmocka_unit_test(test_fixture_bf16_shards),
         cmocka_unit_test(test_gguf_hf_roundtrips),    cmocka_unit_test(test_byte_bpe_gpt2_json),
         cmocka_unit_test(test_byte_bpe_deepseek_json), cmocka_unit_test(test_byte_level_model),
-        cmocka_unit_test(test_qwen2_biases),
+        cmocka_unit_test(test_qwen2_biases),          cmocka_unit_test(test_rope_scaling_llama3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,39 @@
+# lowbit quantize --method awq / W8A8: AWQ prints its per-layer report (RTN against AWQ) and
+# the summary line, its file loads and evaluates; --type w8a8 with every method and activation
+# mode writes a file whose activation quantization inspect shows and eval applies (KLD against
+# the f32 model small but not zero); usage errors exit 2 and write nothing.
+. "$(dirname "$0")/lib.inc"
+
+CH="--chunks 4"
+CAL="--calib $TEXT --calib-samples 8 --calib-ctx 64"
+"$LOWBIT" convert "$MODEL" "$WORK/f32.gguf" 2>/dev/null || fail "convert"
+
+"$LOWBIT" quantize "$MODEL" "$WORK/awq.gguf" --type q4_0 --method awq $CAL > "$WORK/out" 2> "$WORK/log" || fail "awq: $(tail -2 "$WORK/log")"
+grep -q "blk.0.attn_q.weight *q4_0 *output error: RTN [0-9.]* -> AWQ [0-9.]*" "$WORK/log" \
+    && pass "awq: per-layer report" || fail "awq report: $(grep attn_q "$WORK/log" | head -2)"
+grep -q "attn_out: no AWQ scales (grouped-query attention" "$WORK/log" \
+    && pass "awq: o after v skipped with GQA, and said so" || fail "no GQA line"
+grep -q "output error summed .*RTN [0-9.]* -> awq [0-9.]*" "$WORK/out" && pass "awq: summary line" || fail "summary: $(cat "$WORK/out")"
+"$LOWBIT" eval "$WORK/awq.gguf" --ref "$WORK/f32.gguf" --text "$TEXT" $CH --json > "$WORK/e.json" || fail "eval awq"
+
+for run in rtn/dynamic smoothquant/kl llm-int8/p99.99; do
+    m=${run%/*}; act=${run#*/}
+    "$LOWBIT" quantize "$MODEL" "$WORK/w.gguf" --type w8a8 --method "$m" --act "$act" $CAL -q > /dev/null 2> "$WORK/err" \
+        || { fail "w8a8 $run: $(cat "$WORK/err")"; continue; }
+    "$LOWBIT" inspect "$WORK/w.gguf" > "$WORK/ins"
+    grep -q "lowbit.actq.calibration *str *\"$act\"" "$WORK/ins" || fail "w8a8 $run: no lowbit.actq keys"
+    "$LOWBIT" eval "$WORK/w.gguf" --ref "$WORK/f32.gguf" --text "$TEXT" $CH --json > "$WORK/w.json" || fail "eval w8a8 $run"
+    k=$(json_num "$WORK/w.json" kld_mean)
+    awk -v k="$k" 'BEGIN { exit !(k > 1e-5 && k < 0.05) }' && pass "w8a8 $run: KLD $k" || fail "w8a8 $run: KLD $k"
+done
+
+"$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --act kl > /dev/null 2>&1
+[ $? = 2 ] && [ ! -e "$WORK/u.gguf" ] && pass "--act without w8a8: usage error" || fail "--act with q4_0"
+"$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type w8a8 --act max > /dev/null 2>&1
+[ $? = 2 ] && pass "--act max: usage error" || fail "--act max"
+"$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type w8a8 --act minmax > /dev/null 2> "$WORK/err"
+[ $? = 1 ] && grep -q "need calibration text" "$WORK/err" && [ ! -e "$WORK/u.gguf" ] \
+    && pass "static ranges without --calib: error, no file" || fail "static without calib: $(cat "$WORK/err")"
+"$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --method smoothquant $CAL > /dev/null 2> "$WORK/err"
+[ $? = 1 ] && grep -q "W8A8 method" "$WORK/err" && pass "smoothquant needs w8a8" || fail "smoothquant q4_0: $(cat "$WORK/err")"
+finish
