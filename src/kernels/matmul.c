@@ -13,13 +13,13 @@
 #include "matmul.h"
 #include "qdot.h"
 
-/* bytes of quantized activations per value, at most (lb_block_q8a: 44 bytes for 32) */
-#define ACT_BYTES_PER_32 ((int64_t)sizeof(lb_block_q8a))
-
-/* the threads' f32 tiles, or (in the same place: one path per product) the activations */
+/* the threads' f32 tiles, or (in the same place: one path per product) the activations of
+ * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256) */
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
     const int64_t tiles = (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
-    const int64_t act   = (T * ((n_in + 31) / 32) * ACT_BYTES_PER_32 + 63) / 64 * 16;
+    const int64_t a8    = (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64;
+    const int64_t ak    = (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
+    const int64_t act   = (a8 + ak) / 4;
     return tiles > act ? tiles : act;
 }
 
@@ -43,28 +43,67 @@ static const lb_qdot *choose_kernel(const lb_tensor *w, int64_t T, lb_matmul_mod
     return mode == LB_MATMUL_FAST ? k : NULL;
 }
 
-static void matmul_kernel(float *out, const float *x, const lb_tensor *w, int64_t T,
-                          const lb_qdot *k, uint8_t *act, int par) {
-    const int64_t  n_in = w->ne[0], n_out = w->ne[1];
-    const size_t   ws   = lb_row_size(w->type, n_in);
-    const size_t   as   = lb_act_row_size(k->act, n_in);
-    const uint8_t *A    = k->act == LB_ACT_F32 ? (const uint8_t *)x : act;
-    const lb_quantize_act_fn quant = k->act == LB_ACT_F32 ? NULL : lb_quantize_act_get(k->act);
-    /* rows in tiles of 16 (a multiple of every kernel's row tile), contiguous per thread */
-    const int64_t n_tiles = (n_out + 15) / 16;
+/* The products of x with n matrices sharing it (q, k, v; gate, up) in one parallel region:
+ * the activations are quantized once per kind the kernels consume, then the rows of all the
+ * matrices, in tiles of 16 (a multiple of every kernel's row tile), are split in contiguous
+ * ranges across the threads. */
+static void matmul_kernels(float *const *out, const float *x, const lb_tensor *const *w, int n,
+                           int64_t T, const lb_qdot *const *k, uint8_t *scratch, int par) {
+    const int64_t      n_in = w[0]->ne[0];
+    uint8_t           *act[3] = { NULL, NULL, NULL }; /* by lb_act_kind */
+    lb_quantize_act_fn quant[3] = { NULL, NULL, NULL };
+    int64_t            first_tile[LB_MATMUL_MAX_MULTI + 1] = { 0 };
+    for (int i = 0; i < n; i++) {
+        const lb_act_kind a = k[i]->act;
+        if (a != LB_ACT_F32 && !act[a]) {
+            act[a]   = scratch;
+            quant[a] = lb_quantize_act_get(a);
+            scratch += ((size_t)T * lb_act_row_size(a, n_in) + 63) / 64 * 64;
+        }
+        first_tile[i + 1] = first_tile[i] + (w[i]->ne[1] + 15) / 16;
+    }
+    const int64_t n_tiles = first_tile[n];
 #pragma omp parallel if (par)
     {
-        if (quant) {
+        for (int a = LB_ACT_Q8A; a <= LB_ACT_Q8K; a++)
+            if (quant[a]) {
+                const size_t as = lb_act_row_size((lb_act_kind)a, n_in);
 #pragma omp for schedule(static)
-            for (int64_t t = 0; t < T; t++) quant(act + (size_t)t * as, x + t * n_in, n_in);
-        }
+                for (int64_t t = 0; t < T; t++) quant[a](act[a] + (size_t)t * as, x + t * n_in, n_in);
+            }
         const int     nth = omp_get_num_threads(), ith = omp_get_thread_num();
-        const int64_t r0 = n_tiles * ith / nth * 16, r1 = n_tiles * (ith + 1) / nth * 16;
-        const int64_t nr = (r1 < n_out ? r1 : n_out) - r0;
-        if (nr > 0)
-            k->gemm(n_in, (const uint8_t *)w->data + (size_t)r0 * ws, ws, nr, A, as, T, out + r0,
-                    n_out);
+        const int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
+        for (int i = 0; i < n; i++) { /* this thread's tiles of matrix i */
+            const int64_t lo = t0 > first_tile[i] ? t0 : first_tile[i];
+            const int64_t hi = t1 < first_tile[i + 1] ? t1 : first_tile[i + 1];
+            if (lo >= hi) continue;
+            const int64_t  n_out = w[i]->ne[1], r0 = (lo - first_tile[i]) * 16;
+            const int64_t  r1    = (hi - first_tile[i]) * 16 < n_out ? (hi - first_tile[i]) * 16 : n_out;
+            const size_t   ws    = lb_row_size(w[i]->type, n_in);
+            const bool     f32   = k[i]->act == LB_ACT_F32;
+            const uint8_t *A     = f32 ? (const uint8_t *)x : act[k[i]->act];
+            k[i]->gemm(n_in, (const uint8_t *)w[i]->data + (size_t)r0 * ws, ws, r1 - r0, A,
+                       lb_act_row_size(k[i]->act, n_in), T, out[i] + r0, n_out);
+        }
     }
+}
+
+void lb_matmul_multi(float *const *out, const float *x, const lb_tensor *const *w, int n,
+                     int64_t T, lb_matmul_mode mode, float *scratch) {
+    const lb_qdot *k[LB_MATMUL_MAX_MULTI];
+    int64_t        work = 0;
+    bool           all  = n <= LB_MATMUL_MAX_MULTI;
+    for (int i = 0; all && i < n; i++) {
+        k[i] = choose_kernel(w[i], T, mode);
+        all  = k[i] != NULL && w[i]->ne[0] == w[0]->ne[0];
+        work += w[i]->ne[0] * w[i]->ne[1] * T;
+    }
+    if (!all) { /* BLAS for some: one product at a time */
+        for (int i = 0; i < n; i++) lb_matmul(out[i], x, w[i], T, mode, scratch);
+        return;
+    }
+    /* below ~1 MFLOP a second thread costs more than it brings */
+    matmul_kernels(out, x, w, n, T, k, (uint8_t *)scratch, work >= (1 << 19));
 }
 
 void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
@@ -75,7 +114,7 @@ void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_mat
     const int      par = n_in * n_out * T >= (1 << 19) && n_tiles > 1;
     const lb_qdot *k   = choose_kernel(w, T, mode);
     if (k) {
-        matmul_kernel(out, x, w, T, k, (uint8_t *)scratch, par); /* the tiles are unused */
+        matmul_kernels(&out, x, &w, 1, T, &k, (uint8_t *)scratch, par); /* the tiles are unused */
         return;
     }
     const lb_type_traits *tr = lb_type_get_traits(w->type);

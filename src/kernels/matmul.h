@@ -29,4 +29,11 @@ int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads);
 void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
                float *scratch);
 
+/* out[i] = x · w[i]ᵀ for the n <= LB_MATMUL_MAX_MULTI matrices that read the same input (q, k,
+ * v; gate, up): with quantized kernels for all, one parallel region and the activations
+ * quantized once; otherwise one lb_matmul after the other. The same results as lb_matmul. */
+#define LB_MATMUL_MAX_MULTI 4
+void lb_matmul_multi(float *const *out, const float *x, const lb_tensor *const *w, int n,
+                     int64_t T, lb_matmul_mode mode, float *scratch);
+
 #endif

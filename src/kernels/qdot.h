@@ -5,9 +5,10 @@
  * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c)
  * chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
  * Invariants: integer partial sums are exact (no saturation for any stored level); the result
- * for one (row, column) pair is computed by the same operations whatever the tile, the
- * number of rows or columns and the thread that computes it, so it never depends on the
- * batch size or the thread count. Kernels never allocate. */
+ * for one (row, column) pair is computed by the same operations whatever the other rows and
+ * columns computed with it, so it never depends on the thread count or the tiling; one
+ * column (generation) and several (a batch) accumulate in different orders, so they may
+ * differ in the last bits. Kernels never allocate. */
 #ifndef LB_KERNELS_QDOT_H
 #define LB_KERNELS_QDOT_H
 

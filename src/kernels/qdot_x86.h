@@ -9,6 +9,7 @@
  * Tiles: MR weight rows x NC activation columns share each decoded block; every (row, column)
  * pair runs the same operations in every tile shape, so results never depend on tiling. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "formats/blocks.h"
@@ -20,6 +21,9 @@
 #define QX_NC     4   /* columns per tile */
 #define QX_MR1    4   /* rows per tile for one column (generation) */
 #define QX_ACT_CACHE (96 * 1024) /* bytes of activations kept hot per column block */
+#ifndef QX_PREFETCH
+#define QX_PREFETCH  384 /* bytes ahead in each of the 8 rows a generation kernel streams */
+#endif
 
 QX_INLINE float qx_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -400,18 +404,116 @@ QX_INLINE float qx_bf16_at(const uint8_t *p) {
         }                                                                                          \
     }
 
-/* The gemm around a tile: one column (generation) takes QX_MR1 rows a tile; several columns
- * go in blocks whose activations stay in cache, QX_MR x QX_NC a tile, remainders as 1s. */
+/* ---- generation (one column), 8 rows at a time for the 4-bit 32-blocks: the blocks of 8 rows
+ * are transposed in registers (4-byte groups) so that each int32 lane holds one row; the
+ * int16 sums of 8 steps cannot overflow (8 * 2 * 15 * 127 < 2^15), the scales of the 8 rows
+ * convert at once and no horizontal sum is left. Per block, each row's exact integer sum
+ * meets its float scale in one fma; the single-row remainder does the same operations, so a
+ * row's result does not depend on its neighbours. ---- */
+
+/* dword k of the 16 bytes at p[r], for the 8 rows r, in g[k] (lane r) */
+QX_INLINE void qx_transpose8x4(const uint8_t *const *p, __m256i g[4]) {
+    const __m256i t0 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[4]), _mm_loadu_si128((const __m128i *)p[0]));
+    const __m256i t1 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[5]), _mm_loadu_si128((const __m128i *)p[1]));
+    const __m256i t2 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[6]), _mm_loadu_si128((const __m128i *)p[2]));
+    const __m256i t3 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[7]), _mm_loadu_si128((const __m128i *)p[3]));
+    const __m256i u0 = _mm256_unpacklo_epi32(t0, t1), u1 = _mm256_unpackhi_epi32(t0, t1);
+    const __m256i u2 = _mm256_unpacklo_epi32(t2, t3), u3 = _mm256_unpackhi_epi32(t2, t3);
+    g[0] = _mm256_unpacklo_epi64(u0, u2);
+    g[1] = _mm256_unpackhi_epi64(u0, u2);
+    g[2] = _mm256_unpacklo_epi64(u1, u3);
+    g[3] = _mm256_unpackhi_epi64(u1, u3);
+}
+
+QX_INLINE uint16_t qx_u16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+/* the 8 f16 at p[r] + off as floats, lane r */
+QX_INLINE __m256 qx_f16_rows8(const uint8_t *const *p, int off) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)qx_u16(p[0] + off), (short)qx_u16(p[1] + off),
+                                          (short)qx_u16(p[2] + off), (short)qx_u16(p[3] + off),
+                                          (short)qx_u16(p[4] + off), (short)qx_u16(p[5] + off),
+                                          (short)qx_u16(p[6] + off), (short)qx_u16(p[7] + off)));
+}
+
+QX_INLINE __m256i qx_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Q4_0 (KIND 8: levels q - 8) and Q4_1 (KIND 1: d q + m) against one activation row. */
+#define QX_GEMV_NIBBLES(X, KIND, QS)                                                               \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
+                         size_t as, float *out) {                                                  \
+        (void)as;                                                                                  \
+        const lb_block_q8a *a  = (const lb_block_q8a *)A;                                          \
+        const __m256i       m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);              \
+        int64_t             r  = 0;                                                                \
+        for (; r + 8 <= nr; r += 8) {                                                              \
+            __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();                          \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                const uint8_t *p[8], *q[8];                                                        \
+                for (int k = 0; k < 8; k++) {                                                      \
+                    p[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X);            \
+                    q[k] = p[k] + (QS);                                                            \
+                    _mm_prefetch((const char *)p[k] + QX_PREFETCH, _MM_HINT_T0);                   \
+                }                                                                                  \
+                __m256i g[4], s16 = _mm256_setzero_si256();                                        \
+                qx_transpose8x4(q, g);                                                             \
+                const lb_block_q8a *ab = a + i;                                                    \
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                              \
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(g[k], m4),   \
+                                                                     qx_bcast4(ab->qs + 4 * k)));  \
+                    s16 = _mm256_add_epi16(                                                        \
+                        s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4), \
+                                                  qx_bcast4(ab->qs + 16 + 4 * k)));                \
+                }                                                                                  \
+                __m256i is = _mm256_madd_epi16(s16, ones);                                         \
+                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                      \
+                                      _mm256_mul_ps(qx_f16_rows8(p, 0), _mm256_set1_ps(ab->d)), acc); \
+                if (KIND == 1)                                                                     \
+                    macc = _mm256_fmadd_ps(qx_f16_rows8(p, 2), _mm256_set1_ps(ab->s), macc);       \
+            }                                                                                      \
+            _mm256_storeu_ps(out + r, _mm256_add_ps(acc, macc));                                   \
+        }                                                                                          \
+        for (; r < nr; r++) { /* the same operations, one row */                                   \
+            float acc = 0.0f, macc = 0.0f;                                                         \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                const lb_block_##X *b  = (const lb_block_##X *)(W + (size_t)r * ws) + i;           \
+                const lb_block_q8a *ab = a + i;                                                    \
+                int is = qx_hsum_i32(_mm256_madd_epi16(                                            \
+                    _mm256_maddubs_epi16(dec_##X(b), _mm256_loadu_si256((const __m256i *)ab->qs)), ones)); \
+                if (KIND > 1) is -= (KIND) * ab->sum;                                              \
+                acc = fmaf((float)is, qx_f16(b->d) * ab->d, acc);                                  \
+                if (KIND == 1) macc = fmaf(qx_f16(((const uint16_t *)b)[1]), ab->s, macc);         \
+            }                                                                                      \
+            out[r] = acc + macc;                                                                   \
+        }                                                                                          \
+    }
+
+/* The other types against one activation row: QX_MR1 rows a tile. */
+#define QX_GEMV_TILES(X)                                                                           \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
+                         size_t as, float *out) {                                                  \
+        int64_t r = 0;                                                                             \
+        for (; r + QX_MR1 <= nr; r += QX_MR1) tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, 1, QX_MR1, 1); \
+        for (; r < nr; r++) tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, 1, 1, 1);         \
+    }
+
+/* The gemm around the tiles: one column (generation) through gemv_X; several columns go in
+ * blocks whose activations stay in cache, QX_MR x QX_NC a tile, remainders as 1s. */
 #define QX_GEMM(X, BLOCK_VALUES)                                                                   \
     static void gemm_##X(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,          \
                          size_t as, int64_t nc, float *out, int64_t ldo) {                         \
         const int64_t  nb = n / (BLOCK_VALUES);                                                    \
         const uint8_t *W = w, *A = a;                                                              \
         if (nc == 1) {                                                                             \
-            int64_t r = 0;                                                                         \
-            for (; r + QX_MR1 <= nr; r += QX_MR1)                                                  \
-                tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, ldo, QX_MR1, 1);              \
-            for (; r < nr; r++) tile_##X(nb, W + (size_t)r * ws, ws, A, as, out + r, ldo, 1, 1);   \
+            gemv_##X(nb, W, ws, nr, A, as, out);                                                   \
             return;                                                                                \
         }                                                                                          \
         int64_t cb = (int64_t)(QX_ACT_CACHE / (as ? as : 1)) / QX_NC * QX_NC;                      \
@@ -450,6 +552,21 @@ QX_TILEK(q6_k, 2)
 QX_TILEK(iq4_xs, 0)
 QX_TILE16(f16)
 QX_TILE16(bf16)
+
+QX_GEMV_NIBBLES(q4_0, 8, 2)
+QX_GEMV_NIBBLES(q4_1, 1, 4)
+QX_GEMV_TILES(q8_0)
+QX_GEMV_TILES(q5_0)
+QX_GEMV_TILES(q5_1)
+QX_GEMV_TILES(iq4_nl)
+QX_GEMV_TILES(q2_k)
+QX_GEMV_TILES(q3_k)
+QX_GEMV_TILES(q4_k)
+QX_GEMV_TILES(q5_k)
+QX_GEMV_TILES(q6_k)
+QX_GEMV_TILES(iq4_xs)
+QX_GEMV_TILES(f16)
+QX_GEMV_TILES(bf16)
 
 QX_GEMM(q8_0, 32)
 QX_GEMM(q4_0, 32)

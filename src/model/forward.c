@@ -188,7 +188,7 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const float            scale  = 1.0f / sqrtf((float)D);
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
     const int32_t          S      = ctx->n_past + T; /* keys visible to the last token */
-#pragma omp parallel for schedule(dynamic) if (H * blocks > 1 && (int64_t)T * S * D * H > (1 << 16))
+#pragma omp parallel for schedule(dynamic) if (H * blocks > 1 && (int64_t)T * S * D * H > (1 << 20))
     for (int32_t task = 0; task < H * blocks; task++) {
         const int32_t h = task / blocks, t0 = (task % blocks) * ATT_ROWS;
         const int32_t nt = T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS;
@@ -240,9 +240,9 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E);
-        lb_matmul(ctx->q, ctx->xn, &L->wq, T, ctx->mode, ctx->scratch);
-        lb_matmul(ctx->k, ctx->xn, &L->wk, T, ctx->mode, ctx->scratch);
-        lb_matmul(ctx->v, ctx->xn, &L->wv, T, ctx->mode, ctx->scratch);
+        float *const           qkv[3]  = { ctx->q, ctx->k, ctx->v };
+        const lb_tensor *const wqkv[3] = { &L->wq, &L->wk, &L->wv };
+        lb_matmul_multi(qkv, ctx->xn, wqkv, 3, T, ctx->mode, ctx->scratch);
         if (L->bq.data) { /* attention biases (Qwen2) */
             add_bias(ctx->q, L->bq.data, T, Q);
             add_bias(ctx->k, L->bk.data, T, KV);
@@ -264,8 +264,9 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E);
-        lb_matmul(ctx->gate, ctx->xn, &L->ffn_gate, T, ctx->mode, ctx->scratch);
-        lb_matmul(ctx->up, ctx->xn, &L->ffn_up, T, ctx->mode, ctx->scratch);
+        float *const           gu[2]  = { ctx->gate, ctx->up };
+        const lb_tensor *const wgu[2] = { &L->ffn_gate, &L->ffn_up };
+        lb_matmul_multi(gu, ctx->xn, wgu, 2, T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = ctx->gate[i];
             g *= 1.0f / (1.0f + expf(-g));

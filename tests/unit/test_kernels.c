@@ -3,8 +3,9 @@
  *   - every SIMD kernel agrees with its scalar twin (NMSE < 1e-10: only the order of float
  *     additions differs), at odd block counts, odd row counts and 1..9 columns;
  *   - every kernel (scalar and SIMD) agrees with dequantize-then-dot in double on the f32
- *     activations, within the error of 8-bit activations (NMSE bounds below);
- *   - a (row, column) result is bit-identical whatever the tile: 1 column or 9, 1 row or 7;
+ *     activations, within the error of 8-bit activations (NMSE bounds below); 11 rows, 9 columns;
+ *   - a (row, column) result is bit-identical whatever the other rows (1 or 11: thread splits)
+ *     and however the columns are split (9 = 5 + 4), for one column and for several;
  *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate.
  * Seeded data (the seed is printed). */
 #include <math.h>
@@ -12,6 +13,9 @@
 #include "formats/formats.h"
 #include "kernels/qdot.h"
 #include "test_util.h"
+
+#define NR 11 /* rows: a group of 8 (the generation kernels' tile) and 3 more */
+#define NC 9  /* columns: tiles of 4 and a remainder */
 
 static uint64_t g_rng = 0x5eed1234abcdull;
 
@@ -141,7 +145,7 @@ static void test_every_kernel(void **state) {
         double worst_act = 0, worst_simd = 0;
         for (int k = 0; k < 4; k++) {
             problem p;
-            problem_init(&p, t, test_len(t, k), 7, 9);
+            problem_init(&p, t, test_len(t, k), NR, NC);
             float *out = malloc((size_t)(p.nr * p.nc) * sizeof *out);
             float *ref = malloc((size_t)(p.nr * p.nc) * sizeof *ref);
             double md;
@@ -167,16 +171,25 @@ static void test_every_kernel(void **state) {
                            (double)out[0], (double)ref[0]);
                 assert_true(e < 1e-10);
                 assert_true(nmse(out, p.ref, p.nr * p.nc, &md) < act_bound(ks->act));
-                /* tiles: one column at a time, one row at a time: the same bits */
+                /* tiles: the same bits whatever the other rows (thread splits) and however the
+                 * columns are split; one column (generation) accumulates in another order */
+                for (int64_t r = 0; r < p.nr; r++) {
+                    float v[NC];
+                    ks->gemm(p.n, p.w + (size_t)r * p.ws, p.ws, 1, p.xa, p.as, p.nc, v, 1);
+                    for (int64_t c = 0; c < p.nc; c++) assert_memory_equal(&v[c], &out[c * p.nr + r], sizeof(float));
+                }
+                float part[NR * NC];
+                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa, p.as, 5, part, p.nr);
+                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + 5 * p.as, p.as, 4, part + 5 * p.nr, p.nr);
+                assert_memory_equal(part, out, sizeof(float) * (size_t)(p.nr * p.nc));
                 for (int64_t c = 0; c < p.nc; c++) {
-                    float one[7];
+                    float one[NR], v;
                     ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + (size_t)c * p.as, p.as, 1, one, p.nr);
-                    assert_memory_equal(one, out + c * p.nr, sizeof(float) * (size_t)p.nr);
+                    assert_true(nmse(one, refd + c * p.nr, p.nr, &md) < 1e-10);
                     for (int64_t r = 0; r < p.nr; r++) {
-                        float v;
                         ks->gemm(p.n, p.w + (size_t)r * p.ws, p.ws, 1, p.xa + (size_t)c * p.as,
                                  p.as, 1, &v, 1);
-                        assert_memory_equal(&v, &out[c * p.nr + r], sizeof v);
+                        assert_memory_equal(&v, &one[r], sizeof v);
                     }
                 }
                 n_checked++;
