@@ -43,13 +43,27 @@ static const lb_qdot *choose_kernel(const lb_tensor *w, int64_t T, lb_matmul_mod
     return mode == LB_MATMUL_FAST ? k : NULL;
 }
 
+size_t lb_matmul_pack_size(const lb_tensor *w) {
+    const lb_qdot *k = lb_qdot_get(w->type);
+    if (!k || !k->gemm_packed || lb_row_size(w->type, w->ne[0]) == 0) return 0;
+    return lb_pack_size(w->type, w->ne[0], w->ne[1]);
+}
+
+void lb_matmul_pack(void *dst, const lb_tensor *w) {
+    const int64_t n = w->ne[0], ng = w->ne[1] / 8;
+    const size_t  rs = lb_row_size(w->type, n), gs = lb_pack_size(w->type, n, 8);
+#pragma omp parallel for schedule(static) if (ng >= 64)
+    for (int64_t g = 0; g < ng; g++)
+        lb_pack_rows(w->type, (uint8_t *)dst + (size_t)g * gs, (const uint8_t *)w->data + (size_t)g * 8 * rs, n, 8);
+}
+
 /* The products of x with n matrices sharing it (q, k, v; gate, up) in one parallel region:
  * the activations are quantized once per kind the kernels consume, then the rows of all the
- * matrices, in tiles of 16 (a multiple of every kernel's row tile), are split in contiguous
- * ranges across the threads. */
-static void matmul_kernels(float *const *out, const float *x, const lb_tensor *const *w, int n,
-                           int64_t T, const lb_qdot *const *k, uint8_t *scratch, int par) {
-    const int64_t      n_in = w[0]->ne[0];
+ * matrices, in tiles of 16 (a multiple of every kernel's row tile and of the packed groups),
+ * are split in contiguous ranges across the threads. */
+static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
+                           const lb_qdot *const *k, uint8_t *scratch, int par) {
+    const int64_t      n_in = w[0].t->ne[0];
     uint8_t           *act[3] = { NULL, NULL, NULL }; /* by lb_act_kind */
     lb_quantize_act_fn quant[3] = { NULL, NULL, NULL };
     int64_t            first_tile[LB_MATMUL_MAX_MULTI + 1] = { 0 };
@@ -60,7 +74,7 @@ static void matmul_kernels(float *const *out, const float *x, const lb_tensor *c
             quant[a] = lb_quantize_act_get(a);
             scratch += ((size_t)T * lb_act_row_size(a, n_in) + 63) / 64 * 64;
         }
-        first_tile[i + 1] = first_tile[i] + (w[i]->ne[1] + 15) / 16;
+        first_tile[i + 1] = first_tile[i] + (w[i].t->ne[1] + 15) / 16;
     }
     const int64_t n_tiles = first_tile[n];
 #pragma omp parallel if (par)
@@ -77,26 +91,34 @@ static void matmul_kernels(float *const *out, const float *x, const lb_tensor *c
             const int64_t lo = t0 > first_tile[i] ? t0 : first_tile[i];
             const int64_t hi = t1 < first_tile[i + 1] ? t1 : first_tile[i + 1];
             if (lo >= hi) continue;
-            const int64_t  n_out = w[i]->ne[1], r0 = (lo - first_tile[i]) * 16;
+            const int64_t  n_out = w[i].t->ne[1], r0 = (lo - first_tile[i]) * 16;
             const int64_t  r1    = (hi - first_tile[i]) * 16 < n_out ? (hi - first_tile[i]) * 16 : n_out;
-            const size_t   ws    = lb_row_size(w[i]->type, n_in);
-            const bool     f32   = k[i]->act == LB_ACT_F32;
-            const uint8_t *A     = f32 ? (const uint8_t *)x : act[k[i]->act];
-            k[i]->gemm(n_in, (const uint8_t *)w[i]->data + (size_t)r0 * ws, ws, r1 - r0, A,
-                       lb_act_row_size(k[i]->act, n_in), T, out[i] + r0, n_out);
+            const size_t   ws    = lb_row_size(w[i].t->type, n_in);
+            const size_t   as    = lb_act_row_size(k[i]->act, n_in);
+            const uint8_t *A     = k[i]->act == LB_ACT_F32 ? (const uint8_t *)x : act[k[i]->act];
+            const uint8_t *W     = w[i].t->data;
+            if (w[i].packed) { /* whole groups of 8 packed, the rows after them in place */
+                const int64_t g0 = r0 / 8, g1 = (r1 < n_out / 8 * 8 ? r1 : n_out / 8 * 8) / 8;
+                const int64_t rr = g1 * 8 > r0 ? g1 * 8 : r0;
+                k[i]->gemm_packed(n_in, (const uint8_t *)w[i].packed + (size_t)g0 * lb_pack_size(w[i].t->type, n_in, 8),
+                                  g1 > g0 ? g1 - g0 : 0, W + (size_t)rr * ws, ws, r1 - rr, A, as, T,
+                                  out[i] + r0, n_out);
+            } else {
+                k[i]->gemm(n_in, W + (size_t)r0 * ws, ws, r1 - r0, A, as, T, out[i] + r0, n_out);
+            }
         }
     }
 }
 
-void lb_matmul_multi(float *const *out, const float *x, const lb_tensor *const *w, int n,
-                     int64_t T, lb_matmul_mode mode, float *scratch) {
+void lb_matmul_multi(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
+                     lb_matmul_mode mode, float *scratch) {
     const lb_qdot *k[LB_MATMUL_MAX_MULTI];
     int64_t        work = 0;
     bool           all  = n <= LB_MATMUL_MAX_MULTI;
     for (int i = 0; all && i < n; i++) {
-        k[i] = choose_kernel(w[i], T, mode);
-        all  = k[i] != NULL && w[i]->ne[0] == w[0]->ne[0];
-        work += w[i]->ne[0] * w[i]->ne[1] * T;
+        k[i] = choose_kernel(w[i].t, T, mode);
+        all  = k[i] != NULL && w[i].t->ne[0] == w[0].t->ne[0];
+        work += w[i].t->ne[0] * w[i].t->ne[1] * T;
     }
     if (!all) { /* BLAS for some: one product at a time */
         for (int i = 0; i < n; i++) lb_matmul(out[i], x, w[i], T, mode, scratch);
@@ -106,15 +128,16 @@ void lb_matmul_multi(float *const *out, const float *x, const lb_tensor *const *
     matmul_kernels(out, x, w, n, T, k, (uint8_t *)scratch, work >= (1 << 19));
 }
 
-void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
+void lb_matmul(float *out, const float *x, lb_mat wm, int64_t T, lb_matmul_mode mode,
                float *scratch) {
+    const lb_tensor *w = wm.t;
     const int64_t n_in = w->ne[0], n_out = w->ne[1];
     const int64_t n_tiles = (n_out + LB_MATMUL_TILE_ROWS - 1) / LB_MATMUL_TILE_ROWS;
     /* below ~1 MFLOP a second thread costs more than it brings */
     const int      par = n_in * n_out * T >= (1 << 19) && n_tiles > 1;
     const lb_qdot *k   = choose_kernel(w, T, mode);
     if (k) {
-        matmul_kernels(&out, x, &w, 1, T, &k, (uint8_t *)scratch, par); /* the tiles are unused */
+        matmul_kernels(&out, x, &wm, 1, T, &k, (uint8_t *)scratch, par); /* the tiles are unused */
         return;
     }
     const lb_type_traits *tr = lb_type_get_traits(w->type);

@@ -18,6 +18,18 @@ typedef enum lb_matmul_mode {
                             llama.cpp computes); types without such a kernel: as EXACT */
 } lb_matmul_mode;
 
+/* A weight matrix as the products see it: the tensor, and optionally its rows packed for the
+ * quantized kernels (lb_matmul_pack; used by FAST products). */
+typedef struct lb_mat {
+    const lb_tensor *t;
+    const void      *packed;
+} lb_mat;
+
+/* Bytes of w's packed rows (0: its type or shape has no packed layout on this CPU), and the
+ * packing itself (threads over row groups). */
+size_t lb_matmul_pack_size(const lb_tensor *w);
+void   lb_matmul_pack(void *dst, const lb_tensor *w);
+
 /* Scratch for products with rows of up to n_in values and up to T tokens. */
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads);
 
@@ -26,14 +38,14 @@ int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads);
  * any -t). F32 weights go to BLAS (sgemm for a batch, sgemv for one token); other types:
  * see lb_matmul_mode. scratch: lb_matmul_scratch_floats(n_in, T, threads) floats, 64-byte
  * aligned. */
-void lb_matmul(float *out, const float *x, const lb_tensor *w, int64_t T, lb_matmul_mode mode,
+void lb_matmul(float *out, const float *x, lb_mat w, int64_t T, lb_matmul_mode mode,
                float *scratch);
 
 /* out[i] = x · w[i]ᵀ for the n <= LB_MATMUL_MAX_MULTI matrices that read the same input (q, k,
  * v; gate, up): with quantized kernels for all, one parallel region and the activations
  * quantized once; otherwise one lb_matmul after the other. The same results as lb_matmul. */
 #define LB_MATMUL_MAX_MULTI 4
-void lb_matmul_multi(float *const *out, const float *x, const lb_tensor *const *w, int n,
-                     int64_t T, lb_matmul_mode mode, float *scratch);
+void lb_matmul_multi(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
+                     lb_matmul_mode mode, float *scratch);
 
 #endif

@@ -56,10 +56,25 @@ typedef void (*lb_gemm_q_fn)(int64_t n, const void *w, size_t w_stride, int64_t 
 /* Quantize n activations (a multiple of the block) into dst. */
 typedef void (*lb_quantize_act_fn)(void *dst, const float *x, int64_t n);
 
+/* The same product with the first 8 ng rows packed (lb_pack_rows) and nrem more rows in the
+ * tensor's layout (row stride ws) after them: out[c * ldo + r], r < 8 ng + nrem. Results are
+ * bit-identical to gemm's for one column. */
+typedef void (*lb_gemm_packed_fn)(int64_t n, const void *packed, int64_t ng, const void *rem,
+                                  size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,
+                                  float *out, int64_t ldo);
+
 typedef struct lb_qdot {
-    lb_act_kind  act;
-    lb_gemm_q_fn gemm;
+    lb_act_kind       act;
+    lb_gemm_q_fn      gemm;
+    lb_gemm_packed_fn gemm_packed; /* NULL: the type has no packed layout here */
 } lb_qdot;
+
+/* Packed weights (qdot_pack.c): groups of 8 rows of Q4_0, Q4_1, IQ4_NL or Q8_0 with their
+ * blocks interleaved, read by gemm_packed. lb_pack_size: bytes for the nr / 8 whole groups
+ * of nr rows of n values (0 for other types); lb_pack_rows writes them from the rows. */
+size_t lb_pack_block_bytes(lb_type t);
+size_t lb_pack_size(lb_type t, int64_t n, int64_t nr);
+void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr);
 
 /* The kernel of type t on this CPU (LB_FORCE_REF=1: the scalar one); NULL when t has none. */
 const lb_qdot     *lb_qdot_get(lb_type t);

@@ -26,10 +26,11 @@ static bool cpu_has(lb_isa isa) {
 
 static void init(void) {
     if (g_ready) return; /* benign race: every thread fills the same values */
-    lb_qdot_fill_ref(&g_tables[LB_ISA_REF]);
-    lb_qdot_fill_avx2(&g_tables[LB_ISA_AVX2]);
-    lb_qdot_fill_avx512(&g_tables[LB_ISA_AVX512VNNI]);
+    /* a table's own code is compiled for its ISA: fill it only where the CPU runs it */
     for (int i = 0; i < LB_ISA_COUNT; i++) g_have[i] = cpu_has((lb_isa)i);
+    lb_qdot_fill_ref(&g_tables[LB_ISA_REF]);
+    if (g_have[LB_ISA_AVX2]) lb_qdot_fill_avx2(&g_tables[LB_ISA_AVX2]);
+    if (g_have[LB_ISA_AVX512VNNI]) lb_qdot_fill_avx512(&g_tables[LB_ISA_AVX512VNNI]);
     const char *force = getenv("LB_FORCE_REF");
     g_isa             = LB_ISA_REF;
     if (!(force && strcmp(force, "0") != 0 && force[0]))

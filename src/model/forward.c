@@ -18,6 +18,7 @@
 #include "core/fail.h"
 #include "kernels/matmul.h"
 #include "kv_cache.h"
+#include "weights.h"
 #include "lowbit/actq.h"
 #include "lowbit/model.h"
 
@@ -28,6 +29,7 @@ struct lb_context {
     int32_t         n_ctx, n_batch, n_past, n_threads;
     lb_matmul_mode  mode;              /* products with quantized weights */
     lb_kv_cache     kv;                /* [L, n_ctx, K*D] of K and of V */
+    lb_weights      w;                 /* the matrices, packed for FAST products */
     float          *x, *xn, *tmp;      /* [B, E] */
     float          *q, *att_out;       /* [B, H*D] */
     float          *k, *v;             /* [B, K*D] */
@@ -65,7 +67,9 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     lb_context *ctx = calloc(1, sizeof *ctx);
     LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
     lb_status st = lb_kv_cache_init(&ctx->kv, c, n_ctx, cp->type_k, cp->type_v, err);
+    if (!st) st = lb_weights_init(&ctx->w, m, cp->fast, err);
     if (st) {
+        lb_kv_cache_free(&ctx->kv);
         free(ctx);
         return st;
     }
@@ -99,6 +103,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     ctx->block = aligned_alloc(64, total * sizeof(float));
     if (!ctx->block) {
         lb_kv_cache_free(&ctx->kv);
+        lb_weights_free(&ctx->w);
         free(ctx);
         return lb_fail(err, LB_ERR_NOMEM, "out of memory for a context of %d positions (%zu MiB)",
                        n_ctx, total * sizeof(float) >> 20);
@@ -125,6 +130,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
 void lb_context_free(lb_context *c) {
     if (!c) return;
     lb_kv_cache_free(&c->kv);
+    lb_weights_free(&c->w);
     free(c->block);
     free(c);
 }
@@ -240,8 +246,9 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E);
-        float *const           qkv[3]  = { ctx->q, ctx->k, ctx->v };
-        const lb_tensor *const wqkv[3] = { &L->wq, &L->wk, &L->wv };
+        float *const qkv[3]  = { ctx->q, ctx->k, ctx->v };
+        const lb_mat wqkv[3] = { lb_weights_get(&ctx->w, l, LB_W_Q), lb_weights_get(&ctx->w, l, LB_W_K),
+                                 lb_weights_get(&ctx->w, l, LB_W_V) };
         lb_matmul_multi(qkv, ctx->xn, wqkv, 3, T, ctx->mode, ctx->scratch);
         if (L->bq.data) { /* attention biases (Qwen2) */
             add_bias(ctx->q, L->bq.data, T, Q);
@@ -258,14 +265,14 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         }
         attention(ctx, l, T);
         HOOK(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q);
-        lb_matmul(ctx->tmp, ctx->att_out, &L->wo, T, ctx->mode, ctx->scratch);
+        lb_matmul(ctx->tmp, ctx->att_out, lb_weights_get(&ctx->w, l, LB_W_O), T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
         HOOK(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E);
-        float *const           gu[2]  = { ctx->gate, ctx->up };
-        const lb_tensor *const wgu[2] = { &L->ffn_gate, &L->ffn_up };
+        float *const gu[2]  = { ctx->gate, ctx->up };
+        const lb_mat wgu[2] = { lb_weights_get(&ctx->w, l, LB_W_GATE), lb_weights_get(&ctx->w, l, LB_W_UP) };
         lb_matmul_multi(gu, ctx->xn, wgu, 2, T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = ctx->gate[i];
@@ -273,7 +280,7 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
             ctx->gate[i] = g * ctx->up[i];
         }
         HOOK(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F);
-        lb_matmul(ctx->tmp, ctx->gate, &L->ffn_down, T, ctx->mode, ctx->scratch);
+        lb_matmul(ctx->tmp, ctx->gate, lb_weights_get(&ctx->w, l, LB_W_DOWN), T, ctx->mode, ctx->scratch);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
     if (n_layers < c->n_layers) { /* stopped early: no logits */
@@ -284,7 +291,7 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     for (int32_t t = 0; t < T; t++)
         rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
     HOOK(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E);
-    lb_matmul(ctx->logits, ctx->xn, &m->output, T, ctx->mode, ctx->scratch);
+    lb_matmul(ctx->logits, ctx->xn, lb_weights_get(&ctx->w, -1, 0), T, ctx->mode, ctx->scratch);
     ctx->n_past += T;
     *logits = ctx->logits;
     return LB_OK;

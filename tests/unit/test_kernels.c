@@ -6,6 +6,7 @@
  *     activations, within the error of 8-bit activations (NMSE bounds below); 11 rows, 9 columns;
  *   - a (row, column) result is bit-identical whatever the other rows (1 or 11: thread splits)
  *     and however the columns are split (9 = 5 + 4), for one column and for several;
+ *   - packed weights (8-row groups) give the one-column kernels' bits, at 1 and 9 columns;
  *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate.
  * Seeded data (the seed is printed). */
 #include <math.h>
@@ -137,7 +138,7 @@ static void test_activation_quantizers(void **state) {
 
 static void test_every_kernel(void **state) {
     (void)state;
-    int n_checked = 0;
+    int n_checked = 0, n_packed = 0;
     for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
         const lb_type  t  = (lb_type)ti;
         const lb_qdot *kr = lb_qdot_get_isa(t, LB_ISA_REF);
@@ -192,6 +193,23 @@ static void test_every_kernel(void **state) {
                         assert_memory_equal(&v, &one[r], sizeof v);
                     }
                 }
+                if (ks->gemm_packed) { /* 8 packed rows + 3 in place: one column's bits */
+                    const size_t pz = lb_pack_size(t, p.n, p.nr);
+                    uint8_t     *pk = malloc(pz);
+                    lb_pack_rows(t, pk, p.w, p.n, p.nr);
+                    float pout[NR * NC], one[NR];
+                    ks->gemm_packed(p.n, pk, p.nr / 8, p.w + (size_t)(p.nr / 8 * 8) * p.ws, p.ws,
+                                    p.nr % 8, p.xa, p.as, p.nc, pout, p.nr);
+                    for (int64_t c = 0; c < p.nc; c++) {
+                        ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + (size_t)c * p.as, p.as, 1, one, p.nr);
+                        assert_memory_equal(one, pout + c * p.nr, sizeof one);
+                        ks->gemm_packed(p.n, pk, p.nr / 8, p.w + (size_t)(p.nr / 8 * 8) * p.ws, p.ws,
+                                        p.nr % 8, p.xa + (size_t)c * p.as, p.as, 1, one, p.nr);
+                        assert_memory_equal(one, pout + c * p.nr, sizeof one);
+                    }
+                    free(pk);
+                    n_packed++;
+                }
                 n_checked++;
             }
             free(refd), free(out), free(ref);
@@ -201,7 +219,8 @@ static void test_every_kernel(void **state) {
                lb_type_name(t), kr->act == LB_ACT_F32 ? "f32" : kr->act == LB_ACT_Q8A ? "q8a" : "q8k",
                worst_act, worst_simd);
     }
-    printf("# %d SIMD kernel/length pairs checked against the scalar twins\n", n_checked);
+    printf("# %d SIMD kernel/length pairs checked against the scalar twins, %d packed\n", n_checked,
+           n_packed);
 }
 
 /* Q8_0 levels at -128 (a file may hold them) and activations at +-127: no int16 saturation */

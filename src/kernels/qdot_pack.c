@@ -1,0 +1,53 @@
+/* Packed weights for the quantized kernels (qdot.h): groups of 8 rows of a 32-block type whose
+ * blocks are interleaved so that a kernel reads one sequential stream and holds one row per
+ * 32-bit lane. For group g (rows 8g .. 8g+7) and block i, at (g * nb + i) * size:
+ *   the 8 rows' f16 scales d (16 bytes), then for Q4_1 their f16 minimums m (16 bytes),
+ *   then the quants in 4-byte groups: group k of the 8 rows (row r at 4 r) is bytes 32 k ..
+ *   32 k + 31: k < 4 for the nibbles of Q4_0 / Q4_1 / IQ4_NL, k < 8 for Q8_0's bytes.
+ * Rows beyond the last whole group stay in the tensor's own layout. */
+#include <string.h>
+
+#include "formats/blocks.h"
+#include "qdot.h"
+
+typedef struct {
+    size_t block;  /* bytes of a block of the type */
+    int    scales; /* f16 values at the start of a block (d; d and m) */
+    int    groups; /* 4-byte groups of quants in a block */
+} pack_desc;
+
+static bool desc_of(lb_type t, pack_desc *d) {
+    switch (t) {
+    case LB_TYPE_Q4_0:   *d = (pack_desc){ sizeof(lb_block_q4_0), 1, 4 }; return true;
+    case LB_TYPE_Q4_1:   *d = (pack_desc){ sizeof(lb_block_q4_1), 2, 4 }; return true;
+    case LB_TYPE_IQ4_NL: *d = (pack_desc){ sizeof(lb_block_iq4_nl), 1, 4 }; return true;
+    case LB_TYPE_Q8_0:   *d = (pack_desc){ sizeof(lb_block_q8_0), 1, 8 }; return true;
+    default:             return false;
+    }
+}
+
+size_t lb_pack_block_bytes(lb_type t) {
+    pack_desc d;
+    return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
+}
+
+size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
+    return (size_t)(nr / 8) * (size_t)(n / 32) * lb_pack_block_bytes(t);
+}
+
+void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) {
+    pack_desc d;
+    if (!desc_of(t, &d)) return;
+    const int64_t  nb = n / 32;
+    const size_t   pb = lb_pack_block_bytes(t), rs = (size_t)nb * d.block;
+    uint8_t       *o  = dst;
+    const uint8_t *s  = src;
+    for (int64_t g = 0; g < nr / 8; g++)
+        for (int64_t i = 0; i < nb; i++, o += pb)
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *b = s + (size_t)(8 * g + r) * rs + (size_t)i * d.block;
+                for (int k = 0; k < d.scales; k++) memcpy(o + 16 * k + 2 * r, b + 2 * k, 2);
+                for (int k = 0; k < d.groups; k++)
+                    memcpy(o + 16 * d.scales + 32 * k + 4 * r, b + 2 * d.scales + 4 * k, 4);
+            }
+}
