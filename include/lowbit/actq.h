@@ -48,6 +48,8 @@ const char    *lb_block_input_name(lb_block_input in);
 int            lb_block_input_readers(lb_block_input in, lb_tensor_role roles[3]);
 /* llama.cpp's tensor name stem of a linear role ("attn_q", "ffn_down"); NULL for others. */
 const char    *lb_role_stem(lb_tensor_role role);
+/* The tensor of a per-layer role in L, norms included; NULL for roles outside the blocks. */
+lb_tensor     *lb_layer_tensor(lb_layer *L, lb_tensor_role role);
 
 typedef enum lb_actq_mode {
     LB_ACTQ_DYNAMIC = 0,

@@ -98,10 +98,12 @@ static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, i
             const uint8_t *A     = k[i]->act == LB_ACT_F32 ? (const uint8_t *)x : act[k[i]->act];
             const uint8_t *W     = w[i].t->data;
             if (w[i].packed) { /* whole groups of 8 packed, the rows after them in place */
-                const int64_t g0 = r0 / 8, g1 = (r1 < n_out / 8 * 8 ? r1 : n_out / 8 * 8) / 8;
+                const int64_t g0 = r0 / 8;
+                int64_t       g1 = (r1 < n_out / 8 * 8 ? r1 : n_out / 8 * 8) / 8;
                 const int64_t rr = g1 * 8 > r0 ? g1 * 8 : r0;
+                if (g1 < g0) g1 = g0;
                 k[i]->gemm_packed(n_in, (const uint8_t *)w[i].packed + (size_t)g0 * lb_pack_size(w[i].t->type, n_in, 8),
-                                  g1 > g0 ? g1 - g0 : 0, W + (size_t)rr * ws, ws, r1 - rr, A, as, T,
+                                  g1 - g0, W + (size_t)rr * ws, ws, r1 - rr, A, as, T,
                                   out[i] + r0, n_out);
             } else {
                 k[i]->gemm(n_in, W + (size_t)r0 * ws, ws, r1 - r0, A, as, T, out[i] + r0, n_out);

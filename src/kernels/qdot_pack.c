@@ -4,10 +4,14 @@
  *   the 8 rows' f16 scales d (16 bytes), then for Q4_1 their f16 minimums m (16 bytes),
  *   then the quants in 4-byte groups: group k of the 8 rows (row r at 4 r) is bytes 32 k ..
  *   32 k + 31: k < 4 for the nibbles of Q4_0 / Q4_1 / IQ4_NL, k < 8 for Q8_0's bytes.
+ * Q4_K, per super-block of the 8 rows (1184 bytes): d (16 bytes), dmin (16), the 6-bit scales
+ * unpacked to bytes, group j of row r at 32 + 8 j + r, the mins at 96 + 8 j + r, then the
+ * quants: dword k (k < 8) of 32-byte chunk c (c < 4) of the 8 rows at 160 + 256 c + 32 k.
  * Rows beyond the last whole group stay in the tensor's own layout. */
 #include <string.h>
 
 #include "formats/blocks.h"
+#include "formats/kquant_common.h"
 #include "qdot.h"
 
 typedef struct {
@@ -26,17 +30,42 @@ static bool desc_of(lb_type t, pack_desc *d) {
     }
 }
 
+#define Q4_K_PACKED 1184
+
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
+    if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    return (size_t)(nr / 8) * (size_t)(n / 32) * lb_pack_block_bytes(t);
+    const int64_t values = t == LB_TYPE_Q4_K ? QK_K : 32;
+    return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
+}
+
+static void pack_q4_k(uint8_t *o, const uint8_t *s, int64_t n, int64_t nr) {
+    const int64_t nb = n / QK_K;
+    const size_t  rs = (size_t)nb * sizeof(lb_block_q4_k);
+    for (int64_t g = 0; g < nr / 8; g++)
+        for (int64_t i = 0; i < nb; i++, o += Q4_K_PACKED)
+            for (int r = 0; r < 8; r++) {
+                const lb_block_q4_k *b = (const lb_block_q4_k *)(s + (size_t)(8 * g + r) * rs) + i;
+                memcpy(o + 2 * r, &b->d, 2);
+                memcpy(o + 16 + 2 * r, &b->dmin, 2);
+                for (int j = 0; j < 8; j++)
+                    lb_kq_get_scale_min(j, b->scales, o + 32 + 8 * j + r, o + 96 + 8 * j + r);
+                for (int c = 0; c < 4; c++)
+                    for (int k = 0; k < 8; k++)
+                        memcpy(o + 160 + 256 * c + 32 * k + 4 * r, b->qs + 32 * c + 4 * k, 4);
+            }
 }
 
 void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) {
     pack_desc d;
+    if (t == LB_TYPE_Q4_K) {
+        pack_q4_k(dst, src, n, nr);
+        return;
+    }
     if (!desc_of(t, &d)) return;
     const int64_t  nb = n / 32;
     const size_t   pb = lb_pack_block_bytes(t), rs = (size_t)nb * d.block;

@@ -401,225 +401,7 @@ QX_INLINE float qx_bf16_at(const uint8_t *p) {
         }                                                                                          \
     }
 
-/* ---- generation (one column), 8 rows at a time for the 4-bit 32-blocks: the blocks of 8 rows
- * are transposed in registers (4-byte groups) so that each int32 lane holds one row; the
- * int16 sums of 8 steps cannot overflow (8 * 2 * 15 * 127 < 2^15), the scales of the 8 rows
- * convert at once and no horizontal sum is left. Per block, each row's exact integer sum
- * meets its float scale in one fma; the single-row remainder does the same operations, so a
- * row's result does not depend on its neighbours. ---- */
-
-/* dword k of the 16 bytes at p[r], for the 8 rows r, in g[k] (lane r) */
-QX_INLINE void qx_transpose8x4(const uint8_t *const *p, __m256i g[4]) {
-    const __m256i t0 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[4]), _mm_loadu_si128((const __m128i *)p[0]));
-    const __m256i t1 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[5]), _mm_loadu_si128((const __m128i *)p[1]));
-    const __m256i t2 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[6]), _mm_loadu_si128((const __m128i *)p[2]));
-    const __m256i t3 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)p[7]), _mm_loadu_si128((const __m128i *)p[3]));
-    const __m256i u0 = _mm256_unpacklo_epi32(t0, t1), u1 = _mm256_unpackhi_epi32(t0, t1);
-    const __m256i u2 = _mm256_unpacklo_epi32(t2, t3), u3 = _mm256_unpackhi_epi32(t2, t3);
-    g[0] = _mm256_unpacklo_epi64(u0, u2);
-    g[1] = _mm256_unpackhi_epi64(u0, u2);
-    g[2] = _mm256_unpacklo_epi64(u1, u3);
-    g[3] = _mm256_unpackhi_epi64(u1, u3);
-}
-
-QX_INLINE uint16_t qx_u16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return h;
-}
-
-/* the 8 f16 at p[r] + off as floats, lane r */
-QX_INLINE __m256 qx_f16_rows8(const uint8_t *const *p, int off) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)qx_u16(p[0] + off), (short)qx_u16(p[1] + off),
-                                          (short)qx_u16(p[2] + off), (short)qx_u16(p[3] + off),
-                                          (short)qx_u16(p[4] + off), (short)qx_u16(p[5] + off),
-                                          (short)qx_u16(p[6] + off), (short)qx_u16(p[7] + off)));
-}
-
-QX_INLINE __m256i qx_bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* One row against nc activation rows, per block: the exact integer sum, then one fma with the
- * scales (the operations of the 8-row and packed kernels, lane by lane). KIND: 0 signed
- * levels, 1 affine, > 1 unsigned levels minus KIND. */
-#define QX_ROW1(X, KIND)                                                                           \
-    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
-                         float *out, int64_t ldo) {                                                \
-        for (int64_t c = 0; c < nc; c++) {                                                         \
-            const lb_block_q8a *a   = (const lb_block_q8a *)(A + (size_t)c * as);                  \
-            float               acc = 0.0f, macc = 0.0f;                                           \
-            for (int64_t i = 0; i < nb; i++) {                                                     \
-                const lb_block_##X *b  = (const lb_block_##X *)row + i;                            \
-                const __m256i       q  = dec_##X(b);                                               \
-                const __m256i       av = _mm256_loadu_si256((const __m256i *)a[i].qs);             \
-                int is = qx_hsum_i32(KIND == 0 ? QX_DOT(_mm256_sign_epi8(q, q), _mm256_sign_epi8(av, q)) \
-                                               : QX_DOT(q, av));                                   \
-                if (KIND > 1) is -= (KIND) * a[i].sum;                                             \
-                acc = fmaf((float)is, qx_f16(b->d) * a[i].d, acc);                                 \
-                if (KIND == 1) macc = fmaf(qx_f16(((const uint16_t *)b)[1]), a[i].s, macc);        \
-            }                                                                                      \
-            out[c * ldo] = KIND == 1 ? acc + macc : acc;                                           \
-        }                                                                                          \
-    }
-
-/* ---- packed weights (qdot_pack.c): groups of 8 rows, one row per lane, read as one stream;
- * each decoded group-block serves QX_PNC activation rows ---- */
-#define QX_PNC 4
-
-/* Q4_0 (KIND 8), Q4_1 (KIND 1), IQ4_NL (KIND 0: signed grid levels) */
-#define QX_PACKED_NIBBLES(X, KIND)                                                                 \
-    QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
-                          int64_t ldo, const int ncol) {                                           \
-        const size_t  PB = KIND == 1 ? 160 : 144;                                                  \
-        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                    \
-        __m256        acc[QX_PNC], macc[QX_PNC];                                                   \
-        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps(); \
-        for (int64_t i = 0; i < nb; i++) {                                                         \
-            const uint8_t *B  = P + (size_t)i * PB;                                                \
-            const __m256   d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));              \
-            const __m256   m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
-                                          : _mm256_setzero_ps();                                   \
-            const uint8_t *Q  = B + (KIND == 1 ? 32 : 16);                                         \
-            __m256i        lo[4], hi[4];                                                           \
-            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                  \
-                const __m256i g = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));               \
-                lo[k]           = _mm256_and_si256(g, m4);                                         \
-                hi[k]           = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);                   \
-                if (KIND == 0) {                                                                   \
-                    lo[k] = _mm256_shuffle_epi8(qx_grid(), lo[k]);                                 \
-                    hi[k] = _mm256_shuffle_epi8(qx_grid(), hi[k]);                                 \
-                }                                                                                  \
-            }                                                                                      \
-            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
-                const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
-                __m256i             is = _mm256_setzero_si256();                                   \
-                if (KIND == 0) {                                                                   \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(lo[k], lo[k]),          \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), lo[k]))); \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(hi[k], hi[k]),          \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 16 + 4 * k), hi[k]))); \
-                    }                                                                              \
-                } else {                                                                           \
-                    __m256i s16 = _mm256_setzero_si256();                                          \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[k], qx_bcast4(ab->qs + 4 * k))); \
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[k], qx_bcast4(ab->qs + 16 + 4 * k))); \
-                    }                                                                              \
-                    is = _mm256_madd_epi16(s16, ones);                                             \
-                }                                                                                  \
-                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
-                if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
-            _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
-    }
-
-/* Q8_0: 8 groups of 4 signed bytes per row */
-QX_INLINE void pk_q8_0(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
-                       int64_t ldo, const int ncol) {
-    __m256 acc[QX_PNC];
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *B  = P + (size_t)i * 272;
-        const __m256   d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
-        __m256i        w[8];
-        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
-            w[k] = _mm256_loadu_si256((const __m256i *)(B + 16 + 32 * k));
-        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-            const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;
-            __m256i             is = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
-                is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(w[k], w[k]),
-                                                 _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), w[k])));
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]);
-}
-
-/* packed groups, then the rows left over in the tensor's layout, against nc activation rows */
-#define QX_GEMM_PACKED(X, PB)                                                                      \
-    static void gemm_packed_##X(int64_t n, const void *packed, int64_t ng, const void *rem,       \
-                                size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,    \
-                                float *out, int64_t ldo) {                                         \
-        const int64_t  nb = n / 32;                                                                \
-        const uint8_t *A  = a;                                                                     \
-        for (int64_t g = 0; g < ng; g++) {                                                         \
-            const uint8_t *P = (const uint8_t *)packed + (size_t)(g * nb) * (PB);                  \
-            int64_t        c = 0;                                                                  \
-            for (; c + QX_PNC <= nc; c += QX_PNC)                                                  \
-                pk_##X(P, nb, A + (size_t)c * as, as, out + c * ldo + 8 * g, ldo, QX_PNC);         \
-            for (; c < nc; c++) pk_##X(P, nb, A + (size_t)c * as, as, out + c * ldo + 8 * g, ldo, 1); \
-        }                                                                                          \
-        for (int64_t r = 0; r < nrem; r++)                                                         \
-            row1_##X(nb, (const uint8_t *)rem + (size_t)r * ws, A, as, nc, out + 8 * ng + r, ldo); \
-    }
-
-/* Q4_0 (KIND 8), Q4_1 (KIND 1), IQ4_NL (KIND 0; NG 4: nibbles) and Q8_0 (KIND 0, NG 8: bytes)
- * against one activation row: the packed kernels' operations on blocks transposed in
- * registers. QS: offset of the quants in a block. */
-#define QX_GEMV_X8(X, KIND, QS, NG)                                                                \
-    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
-                         size_t as, float *out) {                                                  \
-        const lb_block_q8a *a  = (const lb_block_q8a *)A;                                          \
-        const __m256i       m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);              \
-        int64_t             r  = 0;                                                                \
-        for (; r + 8 <= nr; r += 8) {                                                              \
-            __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();                          \
-            for (int64_t i = 0; i < nb; i++) {                                                     \
-                const uint8_t *p[8], *q[8];                                                        \
-                for (int k = 0; k < 8; k++) {                                                      \
-                    p[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X);            \
-                    q[k] = p[k] + (QS);                                                            \
-                }                                                                                  \
-                __m256i g[8], is = _mm256_setzero_si256();                                         \
-                qx_transpose8x4(q, g);                                                             \
-                if ((NG) == 8) {                                                                   \
-                    for (int k = 0; k < 8; k++) q[k] += 16;                                        \
-                    qx_transpose8x4(q, g + 4);                                                     \
-                }                                                                                  \
-                const lb_block_q8a *ab = a + i;                                                    \
-                if ((NG) == 8) {                                                                   \
-                    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                            \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(g[k], g[k]),             \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), g[k]))); \
-                } else if (KIND == 0) {                                                            \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        const __m256i lo = _mm256_shuffle_epi8(qx_grid(), _mm256_and_si256(g[k], m4)); \
-                        const __m256i hi = _mm256_shuffle_epi8(                                    \
-                            qx_grid(), _mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4));          \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(lo, lo),                \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), lo)));   \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(hi, hi),                \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 16 + 4 * k), hi))); \
-                    }                                                                              \
-                } else {                                                                           \
-                    __m256i s16 = _mm256_setzero_si256();                                          \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(g[k], m4), \
-                                                                         qx_bcast4(ab->qs + 4 * k))); \
-                        s16 = _mm256_add_epi16(                                                    \
-                            s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4), \
-                                                      qx_bcast4(ab->qs + 16 + 4 * k)));            \
-                    }                                                                              \
-                    is = _mm256_madd_epi16(s16, ones);                                             \
-                }                                                                                  \
-                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                      \
-                                      _mm256_mul_ps(qx_f16_rows8(p, 0), _mm256_set1_ps(ab->d)), acc); \
-                if (KIND == 1)                                                                     \
-                    macc = _mm256_fmadd_ps(qx_f16_rows8(p, 2), _mm256_set1_ps(ab->s), macc);       \
-            }                                                                                      \
-            _mm256_storeu_ps(out + r, KIND == 1 ? _mm256_add_ps(acc, macc) : acc);                 \
-        }                                                                                          \
-        for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);               \
-    }
+#include "qdot_x86_rows.h"
 
 /* The other types against one activation row: QX_MR1 rows a tile. */
 #define QX_GEMV_TILES(X)                                                                           \
@@ -685,10 +467,11 @@ QX_ROW1(q8_0, 0)
 QX_PACKED_NIBBLES(q4_0, 8)
 QX_PACKED_NIBBLES(q4_1, 1)
 QX_PACKED_NIBBLES(iq4_nl, 0)
-QX_GEMM_PACKED(q4_0, 144)
-QX_GEMM_PACKED(q4_1, 160)
-QX_GEMM_PACKED(iq4_nl, 144)
-QX_GEMM_PACKED(q8_0, 272)
+QX_GEMM_PACKED(q4_0, 144, 32)
+QX_GEMM_PACKED(q4_1, 160, 32)
+QX_GEMM_PACKED(iq4_nl, 144, 32)
+QX_GEMM_PACKED(q8_0, 272, 32)
+QX_GEMM_PACKED(q4_k, 1184, 256)
 QX_GEMV_X8(q4_0, 8, 2, 4)
 QX_GEMV_X8(q4_1, 1, 4, 4)
 QX_GEMV_X8(iq4_nl, 0, 2, 4)
@@ -697,7 +480,6 @@ QX_GEMV_TILES(q5_0)
 QX_GEMV_TILES(q5_1)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
-QX_GEMV_TILES(q4_k)
 QX_GEMV_TILES(q5_k)
 QX_GEMV_TILES(q6_k)
 QX_GEMV_TILES(iq4_xs)
@@ -741,6 +523,7 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_1].gemm_packed   = gemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = gemm_packed_iq4_nl;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = gemm_packed_q8_0;
+    t->kern[LB_TYPE_Q4_K].gemm_packed   = gemm_packed_q4_k;
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k;
 }

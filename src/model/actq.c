@@ -127,16 +127,18 @@ static void outlier_key(char *buf, size_t cap, int32_t layer, lb_block_input in)
     snprintf(buf, cap, "lowbit.actq.outliers.%d.%s", layer, lb_block_input_name(in));
 }
 
-static const lb_tensor *layer_tensor(const lb_model *m, int32_t l, lb_tensor_role role) {
-    const lb_layer *L = &m->layers[l];
+lb_tensor *lb_layer_tensor(lb_layer *L, lb_tensor_role role) {
     switch (role) {
+    case LB_ROLE_ATTN_NORM:   return &L->attn_norm;
     case LB_ROLE_ATTN_Q:      return &L->wq;
     case LB_ROLE_ATTN_K:      return &L->wk;
     case LB_ROLE_ATTN_V:      return &L->wv;
     case LB_ROLE_ATTN_OUTPUT: return &L->wo;
+    case LB_ROLE_FFN_NORM:    return &L->ffn_norm;
     case LB_ROLE_FFN_GATE:    return &L->ffn_gate;
     case LB_ROLE_FFN_UP:      return &L->ffn_up;
-    default:                  return &L->ffn_down;
+    case LB_ROLE_FFN_DOWN:    return &L->ffn_down;
+    default:                  return NULL;
     }
 }
 
@@ -165,7 +167,7 @@ lb_status lb_actq_write(const lb_actq *aq, const lb_model *m, lb_gguf_writer *w,
             const int      nr = lb_block_input_readers((lb_block_input)in, roles);
             for (int k = 0; !st && k < nr; k++) {
                 char          name[64];
-                const int64_t ne[2] = { ai->n_outliers, layer_tensor(m, l, roles[k])->ne[1] };
+                const int64_t ne[2] = { ai->n_outliers, lb_layer_tensor(&m->layers[l], roles[k])->ne[1] };
                 LB_RETURN_IF(!ai->w_outliers[k], err, LB_ERR_PARAM, "actq: outlier columns of "
                              "blk.%d.%s are missing", l, lb_role_stem(roles[k]));
                 snprintf(name, sizeof name, "blk.%d.%s.outlier_cols", l, lb_role_stem(roles[k]));
@@ -282,7 +284,7 @@ static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err
             const int      nr = lb_block_input_readers((lb_block_input)in, roles);
             for (int k = 0; k < nr; k++) {
                 char       name[64];
-                lb_tensor *t = (lb_tensor *)layer_tensor(m, l, roles[k]);
+                lb_tensor *t = lb_layer_tensor(&m->layers[l], roles[k]);
                 snprintf(name, sizeof name, "blk.%d.%s.outlier_cols", l, lb_role_stem(roles[k]));
                 const int64_t ti = lb_gguf_find_tensor(g, name);
                 LB_RETURN_IF(ti < 0, err, LB_ERR_CORRUPT, "%s: activation outliers listed for "

@@ -2,23 +2,8 @@
  * input divided by s, the linears reading it multiplied by s column-wise. */
 #include "fold.h"
 
-static lb_tensor *weight_of(lb_model *m, int32_t l, lb_tensor_role role) {
-    lb_layer *L = &m->layers[l];
-    switch (role) {
-    case LB_ROLE_ATTN_Q:      return &L->wq;
-    case LB_ROLE_ATTN_K:      return &L->wk;
-    case LB_ROLE_ATTN_V:      return &L->wv;
-    case LB_ROLE_ATTN_OUTPUT: return &L->wo;
-    case LB_ROLE_FFN_GATE:    return &L->ffn_gate;
-    case LB_ROLE_FFN_UP:      return &L->ffn_up;
-    case LB_ROLE_FFN_DOWN:    return &L->ffn_down;
-    case LB_ROLE_ATTN_NORM:   return &L->attn_norm;
-    default:                  return &L->ffn_norm;
-    }
-}
-
 float *lb_fold_weight(lb_model *m, int32_t layer, lb_tensor_role role, int64_t *n_out, int64_t *n) {
-    lb_tensor *t = weight_of(m, layer, role);
+    lb_tensor *t = lb_layer_tensor(&m->layers[layer], role);
     if (n_out) *n_out = t->ne[1];
     if (n) *n = t->ne[0];
     return t->type == LB_TYPE_F32 ? (float *)t->data : NULL;

@@ -61,19 +61,16 @@ static int fold_random(lb_model *w) {
     return folded;
 }
 
-static void test_fold_keeps_logits_stories(void **state) {
-    (void)state;
-    char      p[512];
-    lb_model *m, *w;
+/* fold random scales into a working copy of m: n_inputs folded, the same logits */
+static void check_fold(lb_model *m, int n_inputs, const char *what) {
+    lb_model *w;
     lb_error  err = { 0 };
-    assert_int_equal(lb_model_load(&m, repo_path("models/stories260K/stories260K.bin", p, sizeof p), NULL, &err), LB_OK);
     assert_int_equal(lb_model_clone_f32(m, &w, &err), LB_OK);
-    assert_non_null(lb_fold_blocker(w, LB_INPUT_ATTN_OUT)); /* 8 query heads, 4 KV heads */
     float *a = logits(m, m->cfg.n_vocab);
-    assert_int_equal(fold_random(w), 3 * m->cfg.n_layers);
+    assert_int_equal(fold_random(w), n_inputs);
     float       *b = logits(w, m->cfg.n_vocab);
     const double d = rel_diff(a, b, (size_t)N_TOKS * (size_t)m->cfg.n_vocab);
-    printf("# stories260K, 15 inputs folded with scales in [1/4, 4]: logits differ by %.2e (relative)\n", d);
+    printf("# %s, %d inputs folded with scales in [1/4, 4]: logits differ by %.2e (relative)\n", what, n_inputs, d);
     assert_true(d < 1e-5);
     /* and the weights did change */
     assert_true(((const float *)w->layers[0].attn_norm.data)[0] != ((const float *)m->layers[0].attn_norm.data)[0]);
@@ -81,6 +78,16 @@ static void test_fold_keeps_logits_stories(void **state) {
     free(b);
     lb_model_free(w);
     lb_model_free(m);
+}
+
+static void test_fold_keeps_logits_stories(void **state) {
+    (void)state;
+    char      p[512];
+    lb_model *m;
+    lb_error  err = { 0 };
+    assert_int_equal(lb_model_load(&m, repo_path("models/stories260K/stories260K.bin", p, sizeof p), NULL, &err), LB_OK);
+    assert_non_null(lb_fold_blocker(m, LB_INPUT_ATTN_OUT)); /* 8 query heads, 4 KV heads */
+    check_fold(m, 3 * m->cfg.n_layers, "stories260K (GQA: o not folded)");
 }
 
 /* a random model in which every query head has its own KV head: o's scales fold into v */
@@ -121,21 +128,11 @@ static lb_model *synth_model(void) {
 
 static void test_fold_keeps_logits_o_after_v(void **state) {
     (void)state;
-    lb_model *m = synth_model(), *w;
+    lb_model *m   = synth_model();
     lb_error  err = { 0 };
     assert_int_equal(lb_model_validate(m, "synthetic", &err), LB_OK);
-    assert_int_equal(lb_model_clone_f32(m, &w, &err), LB_OK);
-    assert_null(lb_fold_blocker(w, LB_INPUT_ATTN_OUT));
-    float *a = logits(m, m->cfg.n_vocab);
-    assert_int_equal(fold_random(w), 4 * m->cfg.n_layers);
-    float       *b = logits(w, m->cfg.n_vocab);
-    const double d = rel_diff(a, b, (size_t)N_TOKS * (size_t)m->cfg.n_vocab);
-    printf("# no-GQA model, all 8 inputs folded (o after v, down after up): logits differ by %.2e\n", d);
-    assert_true(d < 1e-5);
-    free(a);
-    free(b);
-    lb_model_free(w);
-    lb_model_free(m);
+    assert_null(lb_fold_blocker(m, LB_INPUT_ATTN_OUT));
+    check_fold(m, 4 * m->cfg.n_layers, "a model without GQA (o after v too)");
 }
 
 /* W ~ N(0, 1); X: channel scales vary 10x, and a few channels carry 30x outliers */

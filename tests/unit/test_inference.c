@@ -105,7 +105,7 @@ static void test_synth_file(void **state) {
 
 static void test_threads_identical(void **state) {
     (void)state;
-    const lb_type types[] = { LB_TYPE_Q4_0, LB_TYPE_Q6_K, LB_TYPE_F16 };
+    const lb_type types[] = { LB_TYPE_Q4_0, LB_TYPE_Q4_K, LB_TYPE_Q6_K, LB_TYPE_F16 };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char      path[256];
         lb_model *m;
