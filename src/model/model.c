@@ -25,7 +25,8 @@ lb_status lb_model_own_f32_copy(lb_model *m, lb_tensor *t) {
     const int64_t n   = lb_tensor_nelements(t);
     float        *buf = malloc((size_t)n * sizeof *buf);
     if (!buf) return LB_ERR_NOMEM;
-    lb_type_get_traits(t->type)->to_float(buf, t->data, n);
+    /* row by row: row-scaled types (per channel / per tensor) keep a header in every row */
+    for (int64_t r = 0; r < n / t->ne[0]; r++) lb_tensor_get_row_f32(t, r, buf + r * t->ne[0]);
     t->type = LB_TYPE_F32;
     t->data = buf;
     return lb_model_own(m, buf);
@@ -36,7 +37,8 @@ lb_status lb_model_make_f32(lb_model *m, lb_tensor *t) {
     const int64_t n   = lb_tensor_nelements(t);
     float        *buf = malloc((size_t)n * sizeof *buf);
     if (!buf) return LB_ERR_NOMEM;
-    lb_type_get_traits(t->type)->to_float(buf, t->data, n);
+    /* row by row: row-scaled types (per channel / per tensor) keep a header in every row */
+    for (int64_t r = 0; r < n / t->ne[0]; r++) lb_tensor_get_row_f32(t, r, buf + r * t->ne[0]);
     t->type = LB_TYPE_F32;
     t->data = buf;
     return lb_model_own(m, buf);
