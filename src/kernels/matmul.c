@@ -1,9 +1,10 @@
 /* Matrix products, threaded over output rows with OpenMP (BLAS itself runs single-threaded:
  * two thread pools spinning against each other cost 3x). Three paths:
  *   - f32 weights: BLAS on the rows of each tile;
- *   - quantized kernels (qdot.h): activations quantized once to 8-bit blocks (shared by all
- *     threads), then each thread's rows against all tokens, tiles reusing each weight block
- *     across tokens (FAST mode); F16/BF16 rows against f32 activations for a few tokens;
+ *   - quantized kernels (qdot.h), FAST mode: activations quantized once to 8-bit blocks
+ *     (shared by all threads), then each thread's rows against all tokens; packed weights
+ *     (lb_matmul_pack: groups of 8 rows read as one stream) where the context packed them;
+ *     F16/BF16 rows against f32 activations for a few tokens in either mode;
  *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
  *     with all T tokens (each tile reused for the whole batch).
  * Tile boundaries never depend on the thread count, so neither do the results. */

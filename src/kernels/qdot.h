@@ -90,6 +90,17 @@ lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa);
 /* Bytes of n activations of kind k (n a multiple of its block). */
 size_t lb_act_row_size(lb_act_kind k, int64_t n);
 
+/* The types with kernels, their function-name part and the activations they take: every
+ * ISA's table is filled from this one list (X(type, name, act) -> gemm_<name>...). */
+#define LB_QDOT_TYPES(X)                                                                           \
+    X(LB_TYPE_Q8_0, q8_0, LB_ACT_Q8A)     X(LB_TYPE_Q4_0, q4_0, LB_ACT_Q8A)                          \
+    X(LB_TYPE_Q4_1, q4_1, LB_ACT_Q8A)     X(LB_TYPE_Q5_0, q5_0, LB_ACT_Q8A)                          \
+    X(LB_TYPE_Q5_1, q5_1, LB_ACT_Q8A)     X(LB_TYPE_IQ4_NL, iq4_nl, LB_ACT_Q8A)                      \
+    X(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K)     X(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K)                          \
+    X(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K)     X(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K)                          \
+    X(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K)     X(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K)                      \
+    X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)
+
 /* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
 typedef struct lb_qdot_table {
     lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */

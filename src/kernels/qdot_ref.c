@@ -285,21 +285,8 @@ GEMM16(bf16, lb_bf16_to_f32)
 
 void lb_qdot_fill_ref(lb_qdot_table *t) {
     memset(t, 0, sizeof *t);
-#define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref }
-    K(LB_TYPE_Q8_0, q8_0, LB_ACT_Q8A);
-    K(LB_TYPE_Q4_0, q4_0, LB_ACT_Q8A);
-    K(LB_TYPE_Q4_1, q4_1, LB_ACT_Q8A);
-    K(LB_TYPE_Q5_0, q5_0, LB_ACT_Q8A);
-    K(LB_TYPE_Q5_1, q5_1, LB_ACT_Q8A);
-    K(LB_TYPE_IQ4_NL, iq4_nl, LB_ACT_Q8A);
-    K(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K);
-    K(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K);
-    K(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K);
-    K(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K);
-    K(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K);
-    K(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K);
-    K(LB_TYPE_F16, f16, LB_ACT_F32);
-    K(LB_TYPE_BF16, bf16, LB_ACT_F32);
+#define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref };
+    LB_QDOT_TYPES(K)
 #undef K
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a_ref;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k_ref;
