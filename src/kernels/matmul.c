@@ -58,58 +58,78 @@ void lb_matmul_pack(void *dst, const lb_tensor *w) {
         lb_pack_rows(w->type, (uint8_t *)dst + (size_t)g * gs, (const uint8_t *)w->data + (size_t)g * 8 * rs, n, 8);
 }
 
+/* One product job: n matrices against the same (quantized) activations. */
+typedef struct {
+    const lb_mat         *w;
+    const lb_qdot *const *k;
+    int                   n;
+    int64_t               n_in, T;
+    const uint8_t        *act[3]; /* by lb_act_kind; [LB_ACT_F32] is x */
+    float *const         *out;
+    int64_t               first_tile[LB_MATMUL_MAX_MULTI + 1];
+} product_job;
+
+/* Tiles t0 .. t1-1 of the matrices laid end to end (16 rows a tile). */
+static void product_tiles(const product_job *j, int64_t t0, int64_t t1) {
+    for (int i = 0; i < j->n; i++) {
+        const int64_t lo = t0 > j->first_tile[i] ? t0 : j->first_tile[i];
+        const int64_t hi = t1 < j->first_tile[i + 1] ? t1 : j->first_tile[i + 1];
+        if (lo >= hi) continue;
+        const lb_mat  *w     = &j->w[i];
+        const int64_t  n_out = w->t->ne[1], r0 = (lo - j->first_tile[i]) * 16;
+        const int64_t  r1    = (hi - j->first_tile[i]) * 16 < n_out ? (hi - j->first_tile[i]) * 16 : n_out;
+        const size_t   ws    = lb_row_size(w->t->type, j->n_in);
+        const size_t   as    = lb_act_row_size(j->k[i]->act, j->n_in);
+        const uint8_t *A     = j->act[j->k[i]->act];
+        const uint8_t *W     = w->t->data;
+        if (w->packed) { /* whole groups of 8 packed, the rows after them in place */
+            const int64_t g0 = r0 / 8;
+            int64_t       g1 = (r1 < n_out / 8 * 8 ? r1 : n_out / 8 * 8) / 8;
+            const int64_t rr = g1 * 8 > r0 ? g1 * 8 : r0;
+            if (g1 < g0) g1 = g0;
+            j->k[i]->gemm_packed(j->n_in, (const uint8_t *)w->packed + (size_t)g0 * lb_pack_size(w->t->type, j->n_in, 8),
+                                 g1 - g0, W + (size_t)rr * ws, ws, r1 - rr, A, as, j->T,
+                                 j->out[i] + r0, n_out);
+        } else {
+            j->k[i]->gemm(j->n_in, W + (size_t)r0 * ws, ws, r1 - r0, A, as, j->T, j->out[i] + r0, n_out);
+        }
+    }
+}
+
 /* The products of x with n matrices sharing it (q, k, v; gate, up) in one parallel region:
  * the activations are quantized once per kind the kernels consume, then the rows of all the
  * matrices, in tiles of 16 (a multiple of every kernel's row tile and of the packed groups),
- * are split in contiguous ranges across the threads. */
+ * go to the threads in chunks handed out as threads come free: a thread the machine delays
+ * does not hold the others up, and a row's result does not depend on who computes it. */
 static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
                            const lb_qdot *const *k, uint8_t *scratch, int par) {
-    const int64_t      n_in = w[0].t->ne[0];
-    uint8_t           *act[3] = { NULL, NULL, NULL }; /* by lb_act_kind */
+    product_job        j = { .w = w, .k = k, .n = n, .n_in = w[0].t->ne[0], .T = T, .out = out };
     lb_quantize_act_fn quant[3] = { NULL, NULL, NULL };
-    int64_t            first_tile[LB_MATMUL_MAX_MULTI + 1] = { 0 };
+    uint8_t           *act[3]   = { NULL, NULL, NULL };
     for (int i = 0; i < n; i++) {
         const lb_act_kind a = k[i]->act;
         if (a != LB_ACT_F32 && !act[a]) {
             act[a]   = scratch;
             quant[a] = lb_quantize_act_get(a);
-            scratch += ((size_t)T * lb_act_row_size(a, n_in) + 63) / 64 * 64;
+            scratch += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
         }
-        first_tile[i + 1] = first_tile[i] + (w[i].t->ne[1] + 15) / 16;
+        j.first_tile[i + 1] = j.first_tile[i] + (w[i].t->ne[1] + 15) / 16;
     }
-    const int64_t n_tiles = first_tile[n];
+    for (int a = 0; a < 3; a++) j.act[a] = act[a];
+    j.act[LB_ACT_F32]     = (const uint8_t *)x;
+    const int64_t n_tiles = j.first_tile[n];
 #pragma omp parallel if (par)
     {
         for (int a = LB_ACT_Q8A; a <= LB_ACT_Q8K; a++)
             if (quant[a]) {
-                const size_t as = lb_act_row_size((lb_act_kind)a, n_in);
+                const size_t as = lb_act_row_size((lb_act_kind)a, j.n_in);
 #pragma omp for schedule(static)
-                for (int64_t t = 0; t < T; t++) quant[a](act[a] + (size_t)t * as, x + t * n_in, n_in);
+                for (int64_t t = 0; t < T; t++) quant[a](act[a] + (size_t)t * as, x + t * j.n_in, j.n_in);
             }
-        const int     nth = omp_get_num_threads(), ith = omp_get_thread_num();
-        const int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-        for (int i = 0; i < n; i++) { /* this thread's tiles of matrix i */
-            const int64_t lo = t0 > first_tile[i] ? t0 : first_tile[i];
-            const int64_t hi = t1 < first_tile[i + 1] ? t1 : first_tile[i + 1];
-            if (lo >= hi) continue;
-            const int64_t  n_out = w[i].t->ne[1], r0 = (lo - first_tile[i]) * 16;
-            const int64_t  r1    = (hi - first_tile[i]) * 16 < n_out ? (hi - first_tile[i]) * 16 : n_out;
-            const size_t   ws    = lb_row_size(w[i].t->type, n_in);
-            const size_t   as    = lb_act_row_size(k[i]->act, n_in);
-            const uint8_t *A     = k[i]->act == LB_ACT_F32 ? (const uint8_t *)x : act[k[i]->act];
-            const uint8_t *W     = w[i].t->data;
-            if (w[i].packed) { /* whole groups of 8 packed, the rows after them in place */
-                const int64_t g0 = r0 / 8;
-                int64_t       g1 = (r1 < n_out / 8 * 8 ? r1 : n_out / 8 * 8) / 8;
-                const int64_t rr = g1 * 8 > r0 ? g1 * 8 : r0;
-                if (g1 < g0) g1 = g0;
-                k[i]->gemm_packed(n_in, (const uint8_t *)w[i].packed + (size_t)g0 * lb_pack_size(w[i].t->type, n_in, 8),
-                                  g1 - g0, W + (size_t)rr * ws, ws, r1 - rr, A, as, T,
-                                  out[i] + r0, n_out);
-            } else {
-                k[i]->gemm(n_in, W + (size_t)r0 * ws, ws, r1 - r0, A, as, T, out[i] + r0, n_out);
-            }
-        }
+        const int64_t per = (n_tiles + 8 * omp_get_num_threads() - 1) / (8 * omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t0 = 0; t0 < n_tiles; t0 += per)
+            product_tiles(&j, t0, t0 + per < n_tiles ? t0 + per : n_tiles);
     }
 }
 
@@ -143,22 +163,19 @@ void lb_matmul(float *out, const float *x, lb_mat wm, int64_t T, lb_matmul_mode 
         matmul_kernels(&out, x, &wm, 1, T, &k, (uint8_t *)scratch, par); /* the tiles are unused */
         return;
     }
-    const lb_type_traits *tr = lb_type_get_traits(w->type);
+    const lb_to_float_fn to_float = lb_qdot_to_float(w->type);
 #pragma omp parallel if (par)
     {
-        const int     nth = omp_get_num_threads(), ith = omp_get_thread_num();
-        float        *tile = scratch + (int64_t)ith * LB_MATMUL_TILE_ROWS * n_in;
-        /* contiguous ranges of tiles per thread */
-        const int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-        for (int64_t t = t0; t < t1; t++) {
+        float *tile = scratch + (int64_t)omp_get_thread_num() * LB_MATMUL_TILE_ROWS * n_in;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < n_tiles; t++) {
             const int64_t r0 = t * LB_MATMUL_TILE_ROWS;
             const int64_t nr = n_out - r0 < LB_MATMUL_TILE_ROWS ? n_out - r0 : LB_MATMUL_TILE_ROWS;
             const float  *W;
             if (w->type == LB_TYPE_F32) {
                 W = (const float *)w->data + r0 * n_in;
             } else {
-                for (int64_t r = 0; r < nr; r++)
-                    tr->to_float(tile + r * n_in, lb_tensor_row(w, r0 + r), n_in);
+                for (int64_t r = 0; r < nr; r++) to_float(tile + r * n_in, lb_tensor_row(w, r0 + r), n_in);
                 W = tile;
             }
             gemm_rows(out + r0, x, W, T, n_in, nr, n_out);

@@ -8,7 +8,7 @@
 
 #include "lowbit/tensor.h"
 
-#define LB_MATMUL_TILE_ROWS 64
+#define LB_MATMUL_TILE_ROWS 256
 #define LB_MATMUL_DIRECT_T  8 /* F16/BF16 kernels (f32 activations) below this many tokens */
 
 /* How activations enter a product with quantized weights. */

@@ -90,6 +90,9 @@ lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa);
 /* Bytes of n activations of kind k (n a multiple of its block). */
 size_t lb_act_row_size(lb_act_kind k, int64_t n);
 
+/* The conversion of t's rows to f32: the traits table's, or a SIMD one giving the same values. */
+lb_to_float_fn lb_qdot_to_float(lb_type t);
+
 /* The types with kernels, their function-name part and the activations they take: every
  * ISA's table is filled from this one list (X(type, name, act) -> gemm_<name>...). */
 #define LB_QDOT_TYPES(X)                                                                           \
@@ -105,6 +108,7 @@ size_t lb_act_row_size(lb_act_kind k, int64_t n);
 typedef struct lb_qdot_table {
     lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */
     lb_quantize_act_fn quantize_act[3];     /* by lb_act_kind; [LB_ACT_F32] NULL */
+    lb_to_float_fn     to_float[LB_TYPE_COUNT]; /* faster conversions (same values), or NULL */
 } lb_qdot_table;
 
 void lb_qdot_fill_ref(lb_qdot_table *t);

@@ -74,6 +74,15 @@ lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k) {
     return NULL;
 }
 
+lb_to_float_fn lb_qdot_to_float(lb_type t) {
+    init();
+    if ((int)t >= 0 && t < LB_TYPE_COUNT)
+        for (int i = (int)g_isa; i > 0; i--)
+            if (g_have[i] && g_tables[i].to_float[t]) return g_tables[i].to_float[t];
+    const lb_type_traits *tr = lb_type_get_traits(t);
+    return tr ? tr->to_float : NULL;
+}
+
 lb_isa lb_qdot_isa(void) {
     init();
     return g_isa;

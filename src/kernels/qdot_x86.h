@@ -375,6 +375,17 @@ QX_INLINE float qx_bf16_at(const uint8_t *p) {
     return f;
 }
 
+/* F16 / BF16 to f32 (exact: the values of the scalar conversions) */
+#define QX_TO_FLOAT(X)                                                                             \
+    static void to_float_##X(float *dst, const void *src, int64_t n) {                             \
+        const uint8_t *s = src;                                                                    \
+        int64_t        j = 0;                                                                      \
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(dst + j, qx_load_##X(s + 2 * j));            \
+        for (; j < n; j++) dst[j] = qx_##X##_at(s + 2 * j);                                        \
+    }
+QX_TO_FLOAT(f16)
+QX_TO_FLOAT(bf16)
+
 #define QX_TILE16(X)                                                                               \
     QX_INLINE void tile_##X(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,  \
                             float *out, int64_t ldo, const int mr, const int nc) {                \
@@ -511,6 +522,8 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = gemm_packed_iq4_nl;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = gemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = gemm_packed_q4_k;
+    t->to_float[LB_TYPE_F16]            = to_float_f16;
+    t->to_float[LB_TYPE_BF16]           = to_float_bf16;
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k;
 }

@@ -7,7 +7,8 @@
  *   - a (row, column) result is bit-identical whatever the other rows (1 or 11: thread splits)
  *     and however the columns are split (9 = 5 + 4), for one column and for several;
  *   - packed weights (8-row groups) give the one-column kernels' bits, at 1 and 9 columns;
- *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate.
+ *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate;
+ *   - the SIMD f16 / bf16 conversions give the scalar ones' bits for every 16-bit pattern.
  * Seeded data (the seed is printed). */
 #include <math.h>
 
@@ -249,11 +250,30 @@ static void test_extremes(void **state) {
     }
 }
 
+/* the SIMD f16 / bf16 conversions give the scalar ones' bits for every 16-bit pattern (a NaN
+ * stays a NaN, though F16C sets the quiet bit of a signalling one) */
+static void test_conversions(void **state) {
+    (void)state;
+    const int64_t n   = 65536 + 5; /* a tail past the last vector */
+    uint16_t     *h   = malloc((size_t)n * sizeof *h);
+    float        *ref = malloc((size_t)n * sizeof *ref), *got = malloc((size_t)n * sizeof *got);
+    for (int64_t i = 0; i < n; i++) h[i] = (uint16_t)(i * 40503u);
+    const lb_type types[] = { LB_TYPE_F16, LB_TYPE_BF16 };
+    for (int k = 0; k < 2; k++) {
+        lb_type_get_traits(types[k])->to_float(ref, h, n);
+        lb_qdot_to_float(types[k])(got, h, n);
+        for (int64_t i = 0; i < n; i++) /* F16C quiets signalling NaNs: NaN stays NaN */
+            if (!(isnan(ref[i]) && isnan(got[i]))) assert_memory_equal(&ref[i], &got[i], sizeof *ref);
+    }
+    free(h), free(ref), free(got);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activation_quantizers),
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_extremes),
+        cmocka_unit_test(test_conversions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
