@@ -70,6 +70,8 @@ int cmd_sweep(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_qat(int argc, char **argv);
 
 const lb_command *lb_find_command(const char *name);
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "train_args.h"
 
 static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
@@ -88,6 +89,32 @@ static const lb_command k_commands[] = {
       "  --json       keys pp_tps, tg_tps, model_bytes, peak_rss, bw_frac, mem_gbs, tg_gbs, ...\n"
       "  bw_frac: weight bytes streamed per generated token x tg tokens/s, over the bandwidth\n"
       LB_CTX_OPTIONS_HELP("q8") },
+    { "train", cmd_train, "train a model from scratch on text",
+      "usage: lowbit train --text F [--text F ...] --tokenizer TOK -o OUT.gguf [options]\n"
+      "  --tokenizer TOK      a tokenizer (SentencePiece .model, llama2.c .bin, GGUF, HF dir)\n"
+      "  --shape S            tiny (default), 1b, 7b, 8b; changed by --n-embd --n-ff\n"
+      "                       --n-layers --n-heads --n-kv-heads --n-ctx; --tied: output = embedding\n"
+      "  --type T             the output's weights: f16 (default), f32, bf16\n"
+      LB_TRAIN_OPTIONS_HELP
+      "  defaults: 1000 steps, lr 1e-3, warmup 100, weight decay 0.1\n" },
+    { "qat", cmd_qat, "quantization-aware training: qat, efficientqat, qaft",
+      "usage: lowbit qat IN OUT.gguf --type T --text F [--method qat|efficientqat|qaft]\n"
+      "                  [--teacher REF] [--steps N] [options]\n"
+      "  --type T             a type or mix as quantize takes it (qaft: default the input's own)\n"
+      "  --method qat         weights and step sizes trained under fake quantization from IN\n"
+      "                       (unquantized), cross-entropy on the text\n"
+      "           efficientqat  Block-AP (each block to the f32 block's outputs on\n"
+      "                       --bap-windows W (128) windows, --bap-epochs E (2), --bap-lr X),\n"
+      "                       then E2E-QP: codes frozen, step sizes trained end to end\n"
+      "           qaft        fine-tune a PTQ result IN (rtn, gptq, awq output) distilled from\n"
+      "                       --teacher REF (the unquantized model)\n"
+      "  --loss ce|kd         cross-entropy on the text or KL to the teacher (default: kd for\n"
+      "                       qaft, ce otherwise; kd without --teacher distills from IN)\n"
+      "  --no-lsq             the format's own quantizer with a straight-through gradient\n"
+      "                       everywhere (default: learned step sizes where the grid is uniform)\n"
+      "  --scale-lr X         the step sizes' learning rate relative to the weights' (1)\n"
+      LB_TRAIN_OPTIONS_HELP
+      "  defaults: 200 steps, lr 2e-4 (efficientqat 1e-4), warmup 10, no weight decay\n" },
     { "synth", cmd_synth, "write a random-weight model of a real shape",
       "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--type T] [--seed S] [--vocab F]\n"
       "                    [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N] [--n-kv-heads N]\n"

@@ -23,6 +23,7 @@ typedef enum lb_status {
     LB_ERR_NOT_FOUND        = 52, /* a key, tensor or token that must exist does not */
     LB_ERR_NOMEM            = 60,
     LB_ERR_BUFFER_TOO_SMALL = 70,
+    LB_ERR_NUMERIC          = 80, /* a computation diverged (NaN, infinity) */
 } lb_status;
 
 typedef struct lb_error {

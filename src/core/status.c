@@ -18,6 +18,7 @@ const char *lb_status_str(lb_status s) {
     case LB_ERR_NOT_FOUND:        return "not found";
     case LB_ERR_NOMEM:            return "out of memory";
     case LB_ERR_BUFFER_TOO_SMALL: return "buffer too small";
+    case LB_ERR_NUMERIC: return "numerical failure";
     }
     return "unknown status";
 }

@@ -1,0 +1,99 @@
+/* lowbit train --text F [--text F ...] --tokenizer TOK -o OUT.gguf [shape] [options]: train a
+ * Llama-shaped model from scratch on text (see lowbit/train.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lowbit/synth.h"
+#include "train_args.h"
+
+int cmd_train(int argc, char **argv) {
+    lb_args      a;
+    lb_train_cli c;
+    const char  *opt, *tok_path = NULL, *out = NULL, *type = "f16", *shape = "tiny";
+    bool         tied = false;
+    struct {
+        const char *flag;
+        int64_t     v;
+    } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
+                 { "--n-kv-heads", 0 }, { "--n-ctx", 0 } };
+    lb_train_cli_init(&c, "train", lb_train_default_opts());
+    lb_args_init(&a, "train", argc, argv);
+    while (c.rc == LB_EXIT_OK && (opt = lb_args_next(&a)) && !a.bad) {
+        bool dim = false;
+        for (size_t i = 0; i < sizeof dims / sizeof dims[0] && !dim; i++)
+            if (!strcmp(opt, dims[i].flag)) dim = lb_args_int(&a, 1, 1 << 20, &dims[i].v) || true;
+        if (dim || lb_train_cli_option(&c, &a, opt)) continue;
+        if (lb_is_help(opt)) return lb_print_help("train");
+        else if (!strcmp(opt, "--tokenizer")) tok_path = lb_args_value(&a);
+        else if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) out = lb_args_value(&a);
+        else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
+        else if (!strcmp(opt, "--shape")) shape = lb_args_value(&a);
+        else if (!strcmp(opt, "--tied")) tied = true;
+        else c.rc = lb_usage_error("train", "unknown option %s", opt);
+    }
+    lb_error        err   = { 0 };
+    lb_vocab       *vocab = NULL;
+    lb_tokens       train = { 0 }, valid = { 0 };
+    FILE           *log   = NULL;
+    lb_llama_config cfg;
+    const lb_type   out_type = lb_type_from_name(type);
+    lb_train_opts  *o        = &c.o;
+    int             rc       = a.bad ? LB_EXIT_USAGE : c.rc;
+    if (rc != LB_EXIT_OK) goto done;
+    rc = LB_EXIT_USAGE;
+    if (a.n_positional || !tok_path || !out || !c.n_train) {
+        lb_usage_error("train", "expected --text FILE (or --text-list), --tokenizer F and -o OUT.gguf");
+        goto done;
+    }
+    if (out_type != LB_TYPE_F32 && out_type != LB_TYPE_F16 && out_type != LB_TYPE_BF16) {
+        lb_usage_error("train", "--type must be f32, f16 or bf16 (quantize the result after)");
+        goto done;
+    }
+    if (lb_synth_shape(shape, &cfg, &err)) {
+        lb_usage_error("train", "%s", err.msg);
+        goto done;
+    }
+    int32_t *fields[] = { &cfg.n_embd, &cfg.n_ff, &cfg.n_layers, &cfg.n_heads, &cfg.n_kv_heads,
+                          &cfg.n_ctx_train };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
+    if (dims[3].v && !dims[4].v) cfg.n_kv_heads = cfg.n_heads; /* --n-heads alone: MHA */
+    if (!dims[5].v) cfg.n_ctx_train = o->ctx;
+    if (cfg.n_heads <= 0 || cfg.n_embd % cfg.n_heads || cfg.n_heads % cfg.n_kv_heads ||
+        (cfg.n_embd / cfg.n_heads) % 2 || o->ctx > cfg.n_ctx_train) {
+        lb_usage_error("train", "n_embd %d, n_heads %d, n_kv_heads %d, ctx %d / %d do not fit together",
+                       cfg.n_embd, cfg.n_heads, cfg.n_kv_heads, o->ctx, cfg.n_ctx_train);
+        goto done;
+    }
+    cfg.head_dim = cfg.n_embd / cfg.n_heads;
+    if (o->warmup >= o->steps) o->warmup = o->steps / 10;
+    o->progress = true;
+    rc          = LB_EXIT_ERROR;
+    lb_threads_set((int)c.threads);
+    if (lb_vocab_load_any(&vocab, tok_path, &err) || lb_train_cli_load(&c, vocab, &train, &valid, &log, &err))
+        goto fail;
+    cfg.n_vocab = lb_vocab_n_tokens(vocab);
+    fprintf(stderr, "train: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d, ctx %d%s\n",
+            cfg.n_layers, cfg.n_embd, cfg.n_ff, cfg.n_heads, cfg.n_kv_heads, cfg.n_vocab,
+            cfg.n_ctx_train, tied ? ", tied embeddings" : "");
+    lb_train_result res;
+    if (lb_train_from_scratch(&cfg, tied, vocab, &train, valid.n ? &valid : NULL, o, out, out_type,
+                              &res, &err))
+        goto fail;
+    fprintf(stderr, "train: %lld steps, %lld tokens in %.1f s (%.0f tokens/s); train loss %.4f, "
+            "valid loss %.4f (ppl %.3f) -> %s\n", (long long)res.steps_done,
+            (long long)res.tokens_seen, res.seconds, res.tokens_per_sec, res.train_loss,
+            res.valid_loss, exp(res.valid_loss), out);
+    rc = LB_EXIT_OK;
+    goto done;
+fail:
+    lb_runtime_error(&err);
+done:
+    if (log) fclose(log);
+    lb_tokens_free(&train);
+    lb_tokens_free(&valid);
+    lb_vocab_free(vocab);
+    lb_train_cli_free(&c);
+    return rc;
+}

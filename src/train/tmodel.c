@@ -1,0 +1,344 @@
+/* The trained model's parameters, activations and its forward/backward (tmodel.h), written
+ * as the chain of ops.h operations:
+ *   x = embed(tokens)
+ *   per layer: xn1 = n(x); q, k, v = xn1·Wqᵀ, ·Wkᵀ, ·Wvᵀ; rope(q, k); att = attention(q, k, v)
+ *              h = x + att·Woᵀ; xn2 = n(h); act = silu(xn2·Wgᵀ) ⊙ (xn2·Wuᵀ); x = h + act·Wdᵀ
+ *   logits = n(x)·Woutᵀ
+ * and back again in reverse, the residual gradient carried in one buffer (dx). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "ops.h"
+#include "tmodel.h"
+
+/* ---- parameters ---- */
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5) * 0x1.0p-53; }
+
+static lb_status layout(lb_tmodel *tm, const lb_llama_config *c, bool tied, lb_error *err) {
+    memset(tm, 0, sizeof *tm);
+    tm->cfg     = *c;
+    tm->tied    = tied;
+    tm->n_slots = LB_TS_GLOBAL + c->n_layers * LB_TL_COUNT;
+    tm->slots   = calloc((size_t)tm->n_slots, sizeof *tm->slots);
+    tm->wf      = calloc((size_t)tm->n_slots, sizeof *tm->wf);
+    LB_RETURN_IF(!tm->slots || !tm->wf, err, LB_ERR_NOMEM, "out of memory");
+    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
+    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t       off = 0;
+#define SLOT(i, r, cc, mat, ...)                                                                   \
+    do {                                                                                           \
+        lb_tslot *s_ = &tm->slots[i];                                                              \
+        s_->off = off, s_->rows = (r), s_->cols = (cc), s_->matrix = (mat);                        \
+        snprintf(s_->name, sizeof s_->name, __VA_ARGS__);                                          \
+        off += (r) * (cc);                                                                         \
+    } while (0)
+    SLOT(LB_TS_TOK_EMBD, V, E, true, "token_embd.weight");
+    SLOT(LB_TS_OUTPUT_NORM, 1, E, false, "output_norm.weight");
+    SLOT(LB_TS_OUTPUT, tied ? 0 : V, E, true, "output.weight");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        SLOT(LB_TSLOT(l, LB_TL_ATTN_NORM), 1, E, false, "blk.%d.attn_norm.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_WQ), Q, E, true, "blk.%d.attn_q.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_WK), KV, E, true, "blk.%d.attn_k.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_WV), KV, E, true, "blk.%d.attn_v.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_WO), E, Q, true, "blk.%d.attn_output.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_FFN_NORM), 1, E, false, "blk.%d.ffn_norm.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_GATE), F, E, true, "blk.%d.ffn_gate.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_UP), F, E, true, "blk.%d.ffn_up.weight", l);
+        SLOT(LB_TSLOT(l, LB_TL_DOWN), E, F, true, "blk.%d.ffn_down.weight", l);
+    }
+#undef SLOT
+    tm->n_params = off;
+    tm->w        = calloc((size_t)off, sizeof *tm->w);
+    tm->g        = calloc((size_t)off, sizeof *tm->g);
+    LB_RETURN_IF(!tm->w || !tm->g, err, LB_ERR_NOMEM, "out of memory for %lld parameters",
+                 (long long)off);
+    for (int32_t i = 0; i < tm->n_slots; i++) tm->wf[i] = tm->w + tm->slots[i].off;
+    if (tied) tm->wf[LB_TS_OUTPUT] = tm->w + tm->slots[LB_TS_TOK_EMBD].off;
+    return LB_OK;
+}
+
+lb_status lb_tmodel_init_random(lb_tmodel *tm, const lb_llama_config *cfg, bool tied, uint64_t seed,
+                                lb_error *err) {
+    lb_status st = layout(tm, cfg, tied, err);
+    if (st) {
+        lb_tmodel_free(tm);
+        return st;
+    }
+    uint64_t     rng      = seed * 0x2545F4914F6CDD1Dull + 1;
+    const double resid_sd = 0.02 / sqrt(2.0 * cfg->n_layers);
+    for (int32_t i = 0; i < tm->n_slots; i++) {
+        const lb_tslot *s = &tm->slots[i];
+        float          *p = tm->w + s->off;
+        const int64_t   n = s->rows * s->cols;
+        if (!s->matrix) {
+            for (int64_t j = 0; j < n; j++) p[j] = 1.0f;
+            continue;
+        }
+        const int    k  = i >= LB_TS_GLOBAL ? (i - LB_TS_GLOBAL) % LB_TL_COUNT : -1;
+        const double sd = k == LB_TL_WO || k == LB_TL_DOWN ? resid_sd : 0.02;
+        for (int64_t j = 0; j < n; j++) { /* Box-Muller */
+            const double u1 = uniform01(&rng), u2 = uniform01(&rng);
+            p[j] = (float)(sd * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+    }
+    return LB_OK;
+}
+
+static void copy_tensor(float *dst, const lb_tensor *t) {
+    for (int64_t r = 0; r < lb_tensor_nelements(t) / t->ne[0]; r++)
+        lb_tensor_get_row_f32(t, r, dst + r * t->ne[0]);
+}
+
+lb_status lb_tmodel_init_from(lb_tmodel *tm, const lb_model *m, lb_error *err) {
+    LB_RETURN_IF(m->rope_freqs.data || m->layers[0].bq.data || m->actq, err, LB_ERR_UNSUPPORTED,
+                 "training supports the plain Llama architecture (no rope_freqs, attention "
+                 "biases or W8A8)");
+    lb_status st = layout(tm, &m->cfg, m->tied_output, err);
+    if (st) {
+        lb_tmodel_free(tm);
+        return st;
+    }
+    copy_tensor(tm->w + tm->slots[LB_TS_TOK_EMBD].off, &m->tok_embd);
+    copy_tensor(tm->w + tm->slots[LB_TS_OUTPUT_NORM].off, &m->output_norm);
+    if (!tm->tied) copy_tensor(tm->w + tm->slots[LB_TS_OUTPUT].off, &m->output);
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer *L     = &m->layers[l];
+        const lb_tensor *t[LB_TL_COUNT] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                                            &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down };
+        for (int k = 0; k < LB_TL_COUNT; k++) copy_tensor(tm->w + tm->slots[LB_TSLOT(l, k)].off, t[k]);
+    }
+    return LB_OK;
+}
+
+void lb_tmodel_free(lb_tmodel *tm) {
+    if (!tm) return;
+    free(tm->slots);
+    free(tm->wf);
+    free(tm->w);
+    free(tm->g);
+    free(tm->acts);
+    free(tm->act_block);
+    memset(tm, 0, sizeof *tm);
+}
+
+/* ---- activations ---- */
+
+lb_status lb_tmodel_set_batch(lb_tmodel *tm, int32_t B, int32_t T, lb_error *err) {
+    const lb_llama_config *c = &tm->cfg;
+    LB_RETURN_IF(B <= 0 || T <= 0 || T > c->n_ctx_train, err, LB_ERR_PARAM,
+                 "micro-batch of %d x %d tokens (the model's context is %d)", B, T, c->n_ctx_train);
+    free(tm->acts);
+    free(tm->act_block);
+    tm->acts      = NULL;
+    tm->act_block = NULL;
+    const size_t N = (size_t)B * (size_t)T, E = (size_t)c->n_embd, F = (size_t)c->n_ff;
+    const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
+    const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim, V = (size_t)c->n_vocab;
+    const size_t P = (size_t)B * (size_t)c->n_heads * (size_t)T * (size_t)T;
+    const size_t per_layer = N * (E * 4 + Q * 2 + KV * 2 + F * 3 + 2) + P + 16 * 14;
+    const size_t total = per_layer * (size_t)c->n_layers + N * (E * 3 + V + 1) +
+                         N * (E * 2 + Q * 2 + KV * 2 + F * 3) + (size_t)T * Q + 16 * 20;
+    tm->acts      = calloc((size_t)c->n_layers, sizeof *tm->acts);
+    tm->act_block = aligned_alloc(64, ((total * sizeof(float)) + 63) & ~(size_t)63);
+    if (!tm->acts || !tm->act_block) {
+        free(tm->acts);
+        free(tm->act_block);
+        tm->acts = NULL, tm->act_block = NULL;
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory for the activations of %d x %d tokens "
+                       "(%zu MiB)", B, T, total * sizeof(float) >> 20);
+    }
+    float *p = tm->act_block;
+#define TAKE(dst, n) (dst = p, p += ((n) + 15) & ~(size_t)15)
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        lb_tlayer_acts *a = &tm->acts[l];
+        TAKE(a->x, N * E), TAKE(a->rstd1, N), TAKE(a->xn1, N * E), TAKE(a->q, N * Q);
+        TAKE(a->k, N * KV), TAKE(a->v, N * KV), TAKE(a->p, P), TAKE(a->att, N * Q);
+        TAKE(a->h, N * E), TAKE(a->rstd2, N), TAKE(a->xn2, N * E), TAKE(a->gate, N * F);
+        TAKE(a->up, N * F), TAKE(a->act, N * F);
+    }
+    TAKE(tm->xf, N * E), TAKE(tm->rstdf, N), TAKE(tm->xnf, N * E), TAKE(tm->logits, N * V);
+    TAKE(tm->dx, N * E), TAKE(tm->dxn, N * E), TAKE(tm->dq, N * Q), TAKE(tm->dk, N * KV);
+    TAKE(tm->dv, N * KV), TAKE(tm->datt, N * Q), TAKE(tm->dgate, N * F), TAKE(tm->dup, N * F);
+    TAKE(tm->dact, N * F), TAKE(tm->rope_cos, (size_t)T * Q / 2);
+    tm->rope_sin = tm->rope_cos + (size_t)T * (size_t)(c->head_dim / 2);
+#undef TAKE
+    tm->B = B, tm->T = T;
+    /* the RoPE table as the inference forward pass computes it (float arithmetic) */
+    const int32_t D = c->head_dim;
+    for (int32_t pos = 0; pos < T; pos++)
+        for (int32_t j = 0; j < D / 2; j++) {
+            const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D);
+            tm->rope_cos[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf((float)pos * freq);
+            tm->rope_sin[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf((float)pos * freq);
+        }
+    return LB_OK;
+}
+
+/* BitNet b1.58's activations: each row scaled to absmax 2^(bits-1)-1, rounded, scaled back. */
+static void act_quant(float *x, int64_t n, int64_t dim, int32_t bits) {
+    const float qmax = (float)((1 << (bits - 1)) - 1);
+#pragma omp parallel for if (n * dim > 65536)
+    for (int64_t r = 0; r < n; r++) {
+        float *row = x + r * dim;
+        float  mx  = 0.0f;
+        for (int64_t j = 0; j < dim; j++) mx = fmaxf(mx, fabsf(row[j]));
+        if (mx == 0.0f) continue;
+        const float d = mx / qmax, id = 1.0f / d;
+        for (int64_t j = 0; j < dim; j++) row[j] = roundf(row[j] * id) * d;
+    }
+}
+
+static void add_into(float *y, const float *x, int64_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ---- one block ---- */
+
+void lb_tmodel_block_forward(lb_tmodel *tm, int32_t l, const float *x, float *out) {
+    const lb_llama_config *c = &tm->cfg;
+    lb_tlayer_acts        *a = &tm->acts[l];
+    const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd, F = c->n_ff;
+    const int64_t          Q = (int64_t)c->n_heads * c->head_dim;
+    const int64_t          KV = (int64_t)c->n_kv_heads * c->head_dim;
+    const float *const    *W = tm->wf + LB_TSLOT(l, 0);
+    if (a->x != x) memcpy(a->x, x, (size_t)(N * E) * sizeof *x);
+    lb_op_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W[LB_TL_ATTN_NORM], N, E, c->norm_eps);
+    if (tm->act_bits) act_quant(a->xn1, N, E, tm->act_bits);
+    lb_op_linear_fwd(a->q, a->xn1, W[LB_TL_WQ], N, E, Q);
+    lb_op_linear_fwd(a->k, a->xn1, W[LB_TL_WK], N, E, KV);
+    lb_op_linear_fwd(a->v, a->xn1, W[LB_TL_WV], N, E, KV);
+    lb_op_rope_fwd(a->q, N, tm->T, c->n_heads, c->head_dim, tm->rope_cos, tm->rope_sin);
+    lb_op_rope_fwd(a->k, N, tm->T, c->n_kv_heads, c->head_dim, tm->rope_cos, tm->rope_sin);
+    lb_op_attention_fwd(a->att, a->p, a->q, a->k, a->v, tm->B, tm->T, c->n_heads, c->n_kv_heads,
+                        c->head_dim);
+    if (tm->act_bits) act_quant(a->att, N, Q, tm->act_bits);
+    lb_op_linear_fwd(a->h, a->att, W[LB_TL_WO], N, Q, E);
+    add_into(a->h, a->x, N * E);
+    lb_op_rmsnorm_fwd(a->xn2, a->rstd2, a->h, W[LB_TL_FFN_NORM], N, E, c->norm_eps);
+    if (tm->act_bits) act_quant(a->xn2, N, E, tm->act_bits);
+    lb_op_linear_fwd(a->gate, a->xn2, W[LB_TL_GATE], N, E, F);
+    lb_op_linear_fwd(a->up, a->xn2, W[LB_TL_UP], N, E, F);
+    lb_op_swiglu_fwd(a->act, a->gate, a->up, N * F);
+    if (tm->act_bits) act_quant(a->act, N, F, tm->act_bits);
+    lb_op_linear_fwd(out, a->act, W[LB_TL_DOWN], N, F, E);
+    add_into(out, a->h, N * E);
+}
+
+void lb_tmodel_block_backward(lb_tmodel *tm, int32_t l, float *dx) {
+    const lb_llama_config *c = &tm->cfg;
+    lb_tlayer_acts        *a = &tm->acts[l];
+    const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd, F = c->n_ff;
+    const int64_t          Q = (int64_t)c->n_heads * c->head_dim;
+    const int64_t          KV = (int64_t)c->n_kv_heads * c->head_dim;
+    const float *const    *W = tm->wf + LB_TSLOT(l, 0);
+    float                 *G[LB_TL_COUNT];
+    for (int k = 0; k < LB_TL_COUNT; k++) G[k] = tm->g + tm->slots[LB_TSLOT(l, k)].off;
+    /* out = h + act·Wdᵀ: dx is also dh's residual part */
+    lb_op_linear_bwd(tm->dact, G[LB_TL_DOWN], dx, a->act, W[LB_TL_DOWN], N, F, E, false);
+    lb_op_swiglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
+    lb_op_linear_bwd(tm->dxn, G[LB_TL_GATE], tm->dgate, a->xn2, W[LB_TL_GATE], N, E, F, false);
+    lb_op_linear_bwd(tm->dxn, G[LB_TL_UP], tm->dup, a->xn2, W[LB_TL_UP], N, E, F, true);
+    lb_op_rmsnorm_bwd(dx, G[LB_TL_FFN_NORM], tm->dxn, a->h, W[LB_TL_FFN_NORM], a->rstd2, N, E);
+    /* h = x + att·Woᵀ */
+    lb_op_linear_bwd(tm->datt, G[LB_TL_WO], dx, a->att, W[LB_TL_WO], N, Q, E, false);
+    lb_op_attention_bwd(tm->dq, tm->dk, tm->dv, tm->datt, a->p, a->q, a->k, a->v, tm->B, tm->T,
+                        c->n_heads, c->n_kv_heads, c->head_dim);
+    lb_op_rope_bwd(tm->dq, N, tm->T, c->n_heads, c->head_dim, tm->rope_cos, tm->rope_sin);
+    lb_op_rope_bwd(tm->dk, N, tm->T, c->n_kv_heads, c->head_dim, tm->rope_cos, tm->rope_sin);
+    lb_op_linear_bwd(tm->dxn, G[LB_TL_WQ], tm->dq, a->xn1, W[LB_TL_WQ], N, E, Q, false);
+    lb_op_linear_bwd(tm->dxn, G[LB_TL_WK], tm->dk, a->xn1, W[LB_TL_WK], N, E, KV, true);
+    lb_op_linear_bwd(tm->dxn, G[LB_TL_WV], tm->dv, a->xn1, W[LB_TL_WV], N, E, KV, true);
+    lb_op_rmsnorm_bwd(dx, G[LB_TL_ATTN_NORM], tm->dxn, a->x, W[LB_TL_ATTN_NORM], a->rstd1, N, E);
+}
+
+/* ---- the whole model ---- */
+
+void lb_tmodel_forward(lb_tmodel *tm, const int32_t *tokens) {
+    const lb_llama_config *c = &tm->cfg;
+    const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd;
+    float                 *x = c->n_layers ? tm->acts[0].x : tm->xf;
+    lb_op_embed_fwd(x, tm->wf[LB_TS_TOK_EMBD], tokens, N, E);
+    for (int32_t l = 0; l < c->n_layers; l++)
+        lb_tmodel_block_forward(tm, l, tm->acts[l].x, l + 1 < c->n_layers ? tm->acts[l + 1].x : tm->xf);
+    lb_op_rmsnorm_fwd(tm->xnf, tm->rstdf, tm->xf, tm->wf[LB_TS_OUTPUT_NORM], N, E, c->norm_eps);
+    lb_op_linear_fwd(tm->logits, tm->xnf, tm->wf[LB_TS_OUTPUT], N, E, c->n_vocab);
+}
+
+double lb_tmodel_loss(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets, int64_t *count) {
+    lb_tmodel_forward(tm, tokens);
+    return lb_op_cross_entropy(NULL, tm->logits, targets, (int64_t)tm->B * tm->T, tm->cfg.n_vocab,
+                               0.0f, count);
+}
+
+double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets,
+                      const float *teacher, float scale, int64_t *count) {
+    const lb_llama_config *c = &tm->cfg;
+    const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd;
+    lb_tmodel_forward(tm, tokens);
+    double loss;
+    if (teacher) {
+        loss   = lb_op_kl_distill(tm->logits, tm->logits, teacher, N, c->n_vocab, scale);
+        *count = N;
+    } else {
+        loss = lb_op_cross_entropy(tm->logits, tm->logits, targets, N, c->n_vocab, scale, count);
+    }
+    /* logits now hold d(loss)/d(logits) */
+    float *g_out = tm->g + tm->slots[tm->tied ? LB_TS_TOK_EMBD : LB_TS_OUTPUT].off;
+    lb_op_linear_bwd(tm->dxn, g_out, tm->logits, tm->xnf, tm->wf[LB_TS_OUTPUT], N, E, c->n_vocab, false);
+    memset(tm->dx, 0, (size_t)(N * E) * sizeof *tm->dx);
+    lb_op_rmsnorm_bwd(tm->dx, tm->g + tm->slots[LB_TS_OUTPUT_NORM].off, tm->dxn, tm->xf,
+                      tm->wf[LB_TS_OUTPUT_NORM], tm->rstdf, N, E);
+    for (int32_t l = c->n_layers - 1; l >= 0; l--) lb_tmodel_block_backward(tm, l, tm->dx);
+    lb_op_embed_bwd(tm->g + tm->slots[LB_TS_TOK_EMBD].off, tm->dx, tokens, N, E);
+    return loss;
+}
+
+/* ---- as an lb_model ---- */
+
+static lb_tensor view(const lb_tmodel *tm, int32_t slot) {
+    const lb_tslot *s = &tm->slots[slot];
+    lb_tensor       t = { .type = LB_TYPE_F32, .n_dims = s->rows > 1 ? 2 : 1,
+                          .ne = { s->cols, s->rows > 1 ? s->rows : 1, 1, 1 }, .data = tm->w + s->off };
+    return t;
+}
+
+lb_status lb_tmodel_as_model(const lb_tmodel *tm, lb_vocab *vocab, const char *name, lb_model **out,
+                             lb_error *err) {
+    *out        = NULL;
+    lb_model *m = calloc(1, sizeof *m);
+    LB_RETURN_IF(!m, err, LB_ERR_NOMEM, "out of memory");
+    m->cfg            = tm->cfg;
+    m->vocab          = vocab;
+    m->vocab_borrowed = true;
+    m->format         = LB_MODEL_GGUF;
+    m->name           = strdup(name ? name : "lowbit");
+    m->layers         = calloc((size_t)tm->cfg.n_layers, sizeof *m->layers);
+    if (!m->name || !m->layers) {
+        lb_model_free(m);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    }
+    m->tok_embd    = view(tm, LB_TS_TOK_EMBD);
+    m->output_norm = view(tm, LB_TS_OUTPUT_NORM);
+    m->tied_output = tm->tied;
+    m->output      = tm->tied ? m->tok_embd : view(tm, LB_TS_OUTPUT);
+    for (int32_t l = 0; l < tm->cfg.n_layers; l++) {
+        lb_layer *L          = &m->layers[l];
+        lb_tensor *t[LB_TL_COUNT] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                                      &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down };
+        for (int k = 0; k < LB_TL_COUNT; k++) *t[k] = view(tm, LB_TSLOT(l, k));
+    }
+    *out = m;
+    return LB_OK;
+}
