@@ -30,6 +30,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
         else if (!strcmp(opt, "--shape")) shape = lb_args_value(&a);
         else if (!strcmp(opt, "--tied")) tied = true;
+        else if (!strcmp(opt, "--ternary")) c.o.ternary = true;
         else c.rc = lb_usage_error("train", "unknown option %s", opt);
     }
     lb_error        err   = { 0 };

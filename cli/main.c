@@ -95,6 +95,8 @@ static const lb_command k_commands[] = {
       "  --shape S            tiny (default), 1b, 7b, 8b; changed by --n-embd --n-ff\n"
       "                       --n-layers --n-heads --n-kv-heads --n-ctx; --tied: output = embedding\n"
       "  --type T             the output's weights: f16 (default), f32, bf16\n"
+      "  --ternary            BitNet b1.58: block matrices ternary (absmean), the inputs of the\n"
+      "                       block linears int8 per token; written as TQ2_0 (llama.cpp runs it)\n"
       LB_TRAIN_OPTIONS_HELP
       "  defaults: 1000 steps, lr 1e-3, warmup 100, weight decay 0.1\n" },
     { "qat", cmd_qat, "quantization-aware training: qat, efficientqat, qaft",

@@ -60,6 +60,10 @@ typedef struct lb_train_opts {
     bool        progress;     /* a progress line on stderr */
     FILE       *log;          /* one JSON object per line per log_every steps, or NULL */
     int64_t     log_every;
+    bool        ternary;      /* from scratch only: BitNet b1.58, the block matrices ternary
+                                 (absmean, lowbit's "ternary" type) and the inputs of the block
+                                 linears int8 per token (absmax), straight-through gradients;
+                                 written as TQ2_0 */
 } lb_train_opts;
 
 lb_train_opts lb_train_default_opts(void);
@@ -74,8 +78,8 @@ typedef struct lb_train_result {
 } lb_train_result;
 
 /* Train a model from scratch with configuration cfg (n_ctx_train >= opts->ctx) on train
- * and write it to out_path as GGUF in out_type (f32, f16, bf16), with vocab as its
- * tokenizer. valid may be NULL. */
+ * and write it to out_path as GGUF in out_type (f32, f16, bf16; ternary: the block matrices
+ * TQ2_0), with vocab as its tokenizer. valid may be NULL. */
 lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab *vocab,
                                 const lb_tokens *train, const lb_tokens *valid,
                                 const lb_train_opts *opts, const char *out_path, lb_type out_type,

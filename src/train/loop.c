@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/fail.h"
+#include "fakequant.h"
 #include "loop.h"
 
 lb_train_opts lb_train_default_opts(void) {
@@ -206,16 +207,52 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     LB_RETURN_IF(opts->ctx > cfg->n_ctx_train, err, LB_ERR_PARAM,
                  "training windows of %d tokens exceed the model's context of %d", opts->ctx,
                  cfg->n_ctx_train);
-    lb_tmodel tm;
-    lb_status st = lb_tmodel_init_random(&tm, cfg, tied, opts->seed, err);
+    lb_tmodel    tm;
+    lb_fakequant fq    = { 0 };
+    lb_type     *types = NULL;
+    lb_status    st    = lb_tmodel_init_random(&tm, cfg, tied, opts->seed, err);
     if (st) return st;
+    lb_train_hooks hooks = { .user = &fq, .before_forward = lb_fq_hook_before };
+    if (opts->ternary) { /* BitNet b1.58: the block matrices ternary, activations int8 */
+        types = calloc((size_t)tm.n_slots, sizeof *types);
+        LB_GOTO_IF(!types, err, LB_ERR_NOMEM, "out of memory");
+        for (int32_t s = 0; s < tm.n_slots; s++)
+            types[s] = s >= LB_TS_GLOBAL && tm.slots[s].matrix ? LB_TYPE_TERNARY : LB_TYPE_F32;
+        if ((st = lb_fq_init(&fq, &tm, types, false, 1.0f, err))) goto fail;
+        tm.act_bits = 8;
+    }
     const lb_train_job job = { .tm = &tm, .train = train, .valid = valid, .vocab = vocab,
-                               .label = "train" };
-    st = lb_train_loop(&job, opts, res, err);
+                               .hooks = opts->ternary ? &hooks : NULL, .label = "train" };
+    if ((st = lb_train_loop(&job, opts, res, err))) goto fail;
     lb_model *m = NULL;
-    if (!st) st = lb_tmodel_as_model(&tm, vocab, "lowbit-testbed", &m, err);
-    if (!st) st = lb_model_save_gguf(m, out_path, out_type, err);
+    if (opts->ternary) {
+        /* the weights the forward pass used, {-g, 0, g} per tensor: TQ2_0 holds them (d = g
+         * in f16 in every block) */
+        lb_fq_refresh(&fq);
+        for (int32_t i = 0; i < fq.n; i++)
+            memcpy(tm.w + tm.slots[fq.t[i].slot].off, fq.t[i].wq,
+                   (size_t)(fq.t[i].rows * fq.t[i].cols) * sizeof(float));
+        for (int32_t s = 0; s < tm.n_slots; s++) types[s] = types[s] == LB_TYPE_TERNARY ? LB_TYPE_TQ2_0 : out_type;
+    }
+    st = lb_tmodel_as_model(&tm, vocab, "lowbit-testbed", &m, err);
+    if (!st && !opts->ternary) st = lb_model_save_gguf(m, out_path, out_type, err);
+    if (!st && opts->ternary) {
+        lb_named_tensor nt[3 + 9 * 64];
+        lb_type         ty[3 + 9 * 64];
+        LB_GOTO_IF(cfg->n_layers > 64, err, LB_ERR_UNSUPPORTED, "ternary: at most 64 layers");
+        const int32_t n = lb_model_tensors(m, nt);
+        for (int32_t i = 0; i < n; i++) {
+            ty[i] = nt[i].t->ne[1] == 1 ? LB_TYPE_F32 : out_type;
+            for (int32_t s = 0; s < tm.n_slots; s++)
+                if (!strcmp(tm.slots[s].name, nt[i].name) && types[s] == LB_TYPE_TQ2_0) ty[i] = LB_TYPE_TQ2_0;
+        }
+        const lb_write_plan plan = { .types = ty, .file_type = 37 /* LLAMA_FTYPE_MOSTLY_TQ2_0 */ };
+        st = lb_model_write_gguf(m, out_path, &plan, err);
+    }
     lb_model_free(m);
+fail:
+    lb_fq_free(&fq);
+    free(types);
     lb_tmodel_free(&tm);
     return st;
 }
