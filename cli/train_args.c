@@ -67,6 +67,7 @@ bool lb_train_cli_option(lb_train_cli *c, lb_args *a, const char *opt) {
     }
     INT("--steps", 0, INT64_MAX / 4, o->steps)
     INT("--warmup", 0, INT64_MAX / 4, o->warmup)
+    INT("--stop-at", 0, INT64_MAX / 4, o->stop_at)
     INT("--eval-every", 0, INT64_MAX / 4, o->eval_every)
     INT("--ckpt-every", 0, INT64_MAX / 4, o->ckpt_every)
     INT("--log-every", 1, INT64_MAX / 4, o->log_every)

@@ -37,6 +37,7 @@ void lb_train_cli_free(lb_train_cli *c);
     "  --eval-every N --eval-windows W (64)  validation loss every N steps on W windows\n"        \
     "  --ckpt F [--ckpt-every N]  checkpoint (a GGUF model + optimizer state); --resume F\n"      \
     "  --time-limit S       stop after S seconds (with a checkpoint and the output)\n"            \
+    "  --stop-at N          stop after step N of the schedule (resume later with --resume)\n" \
     "  --log F              one JSON line per --log-every steps (10); --seed S; -t N\n"
 
 #endif

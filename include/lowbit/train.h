@@ -57,6 +57,7 @@ typedef struct lb_train_opts {
     const char *ckpt_path;    /* NULL: no checkpoints */
     const char *resume_path;  /* a checkpoint to continue from, or NULL */
     double      max_seconds;  /* stop (with a checkpoint) after this long; 0: no limit */
+    int64_t     stop_at;      /* stop (with a checkpoint) after this step of the schedule; 0: none */
     bool        progress;     /* a progress line on stderr */
     FILE       *log;          /* one JSON object per line per log_every steps, or NULL */
     int64_t     log_every;

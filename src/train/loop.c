@@ -145,7 +145,8 @@ lb_status lb_train_loop(const lb_train_job *job, const lb_train_opts *o, lb_trai
         log_steps++;
         const double now  = lb_time_sec(), el = now - t_start;
         const double tps  = (double)(state.step - step0) * B * T * o->accum / (el > 0 ? el : 1e-9);
-        const bool   last = state.step == o->steps || (o->max_seconds > 0 && el >= o->max_seconds);
+        const bool   last = state.step == o->steps || state.step == o->stop_at ||
+                          (o->max_seconds > 0 && el >= o->max_seconds);
         if (!isfinite(gnorm)) {
             st = lb_fail(err, LB_ERR_NUMERIC, "%s: the gradient is not finite at step %lld (lower "
                          "the learning rate)", job->label, (long long)state.step);

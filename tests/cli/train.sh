@@ -22,10 +22,10 @@ grep -q valid_loss "$WORK/log.jsonl" && pass "train: validation logged" || fail 
 "$LOWBIT" run "$WORK/m.gguf" -p "Once upon a time" -n 8 --temp 0 > /dev/null 2>&1 \
     && pass "run reads the trained model" || fail "run of the trained model"
 
-# resume: 12 steps straight, or 1 step (the time limit stops it) + a resume, the same bytes
+# resume: 12 steps straight, or 5 steps (--stop-at) + a resume, the same bytes
 args="--text $TEXT --tokenizer $TOK $SHAPE --steps 12 --lr 3e-3 --warmup 2 --cache $WORK/tok.cache -t 2 --type f32"
 "$LOWBIT" train $args -o "$WORK/a.gguf" 2> /dev/null || fail "train 12 steps"
-"$LOWBIT" train $args --ckpt "$WORK/ck.gguf" --time-limit 0.000001 -o "$WORK/b0.gguf" 2> /dev/null || fail "train, stopped"
+"$LOWBIT" train $args --ckpt "$WORK/ck.gguf" --stop-at 5 -o "$WORK/b0.gguf" 2> /dev/null || fail "train, stopped"
 "$LOWBIT" train $args --resume "$WORK/ck.gguf" -o "$WORK/b.gguf" 2> "$WORK/err" || fail "resume: $(tail -1 "$WORK/err")"
 grep -q "resumed from" "$WORK/err" && cmp -s "$WORK/a.gguf" "$WORK/b.gguf" \
     && pass "train: resumed run = uninterrupted run (bytes)" || fail "train: the resumed run differs"
