@@ -89,7 +89,7 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
 /* ---- quantization-aware training ---- */
 typedef enum lb_qat_method {
     LB_QAT_QAT       = 0, /* train weights and step sizes under fake quantization from the
-                             unquantized model (task loss: cross-entropy) */
+                             unquantized model */
     LB_QAT_EFFICIENT = 1, /* EfficientQAT: Block-AP (each block, weights and steps, to the f32
                              block's outputs), then E2E-QP (codes frozen, steps end to end) */
     LB_QAT_QAFT      = 2, /* fine-tune a PTQ result (its own types), distilled from the f32
@@ -101,7 +101,8 @@ typedef struct lb_qat_params {
     const char     *type;          /* a recipe ("q2_k", "int2_g32", ...); NULL: the input's
                                       own tensor types (QAFT from a quantized file) */
     bool            lsq;           /* learned step sizes where the format allows */
-    bool            distill;       /* loss KL(teacher || model) instead of cross-entropy */
+    bool            distill;       /* loss KL(teacher || model) (the default) instead of
+                                      cross-entropy on the text */
     const lb_model *teacher;       /* the f32 reference; NULL: the input itself */
     float           scale_lr_mult; /* step sizes' learning rate / the weights' */
     lb_train_opts   opts;          /* the end-to-end phase (E2E-QP's for efficientqat) */
