@@ -57,14 +57,14 @@ static lb_status read_f32(const lb_gguf *g, const char *path, const char *prefix
     return LB_OK;
 }
 
+/* a u64 key as written (the generator's state uses all 64 bits) */
 static lb_status get_u64(const lb_gguf *g, const char *path, const char *key, uint64_t *out,
                          lb_error *err) {
-    int64_t   v;
-    lb_status st = lb_gguf_get_int(g, key, &v, err);
-    if (st == LB_ERR_NOT_FOUND) return lb_fail(err, st, "%s: not a lowbit training checkpoint "
-                                               "(no %s)", path, key);
-    if (st) return st;
-    *out = (uint64_t)v;
+    const int64_t i = lb_gguf_find_key(g, key);
+    LB_RETURN_IF(i < 0, err, LB_ERR_NOT_FOUND, "%s: not a lowbit training checkpoint (no %s)", path, key);
+    LB_RETURN_IF(g->kv[i].type != LB_GGUF_U64, err, LB_ERR_CORRUPT, "%s: key '%s' should be a u64, "
+                 "it is %s", path, key, lb_gguf_vtype_name(g->kv[i].type));
+    *out = g->kv[i].v.u64;
     return LB_OK;
 }
 
