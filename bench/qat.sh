@@ -5,7 +5,7 @@
 # Calibration and training: the corpus's train split; evaluation: two books of its valid split
 # (ctx 256, EVAL_CHUNKS chunks). Prints a Markdown table; files go to WORK.
 #   bench/qat.sh [WORK]   environment: TYPES ("int2_g32 q2_k tq2_0 int3_g32"), PTQ ("rtn imatrix
-#                         gptq awq"), QAT ("qat efficientqat qaft"), STEPS (150), THREADS (2),
+#                         gptq awq"), QAT ("qat efficientqat qaft"), STEPS (100), THREADS (2),
 #                         EVAL_CHUNKS (40), REF (models/testbed/testbed-f16.gguf), LOWBIT
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ W=${1:-/tmp/lowbit-qat}
 TYPES=${TYPES:-int2_g32 q2_k tq2_0 int3_g32}
 PTQ=${PTQ:-rtn imatrix gptq awq}
 QAT=${QAT:-qat efficientqat qaft}
-STEPS=${STEPS:-150}
+STEPS=${STEPS:-100}
 TH=${THREADS:-2}
 CHUNKS=${EVAL_CHUNKS:-40}
 C=../shared/data/text/corpus

@@ -116,7 +116,7 @@ static const lb_command k_commands[] = {
       "                       everywhere (default: learned step sizes where the grid is uniform)\n"
       "  --scale-lr X         the step sizes' learning rate relative to the weights' (1)\n"
       LB_TRAIN_OPTIONS_HELP
-      "  defaults: 200 steps, lr 2e-4 (efficientqat 1e-4), warmup 10, no weight decay\n" },
+      "  defaults: 200 steps, lr 1e-3 (Block-AP's too), warmup 10, no weight decay\n" },
     { "synth", cmd_synth, "write a random-weight model of a real shape",
       "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--type T] [--seed S] [--vocab F]\n"
       "                    [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N] [--n-kv-heads N]\n"

@@ -16,8 +16,8 @@ lb_qat_params lb_qat_default_params(lb_qat_method m) {
      * training's KL divergence for the same steps (bench/README.md, section 7) */
     lb_qat_params p = { .method = m, .lsq = true, .distill = true, .scale_lr_mult = 1.0f,
                         .opts = lb_train_default_opts(), .bap_windows = 128, .bap_epochs = 2,
-                        .bap_lr = 2e-4f, .progress = true };
-    p.opts.lr = m == LB_QAT_EFFICIENT ? 1e-4f : 2e-4f, p.opts.steps = 200, p.opts.warmup = 10;
+                        .bap_lr = 1e-3f, .progress = true };
+    p.opts.lr = 1e-3f, p.opts.steps = 200, p.opts.warmup = 10; /* tuned on the testbed at INT2 */
     p.opts.weight_decay = 0.0f, p.opts.min_lr_frac = 0.1f;
     return p;
 }
