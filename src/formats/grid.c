@@ -1,11 +1,15 @@
 /* Grids of the 32-value block types: the values each position can take once the block's
  * scale (and min) are stored, and where its code goes. The layouts are those of the
  * dequantizers in q8_0.c, q4_0.c, q4_1.c, q5_0.c, q5_1.c and iq4_nl.c; the super-block
- * types' grids (Q2_K .. Q6_K, IQ4_XS) are in grid_kquants.c. */
+ * types' grids (Q2_K .. Q6_K, IQ4_XS) are in grid_kquants.c, the INTn types' in intn.c.
+ * Also NF4 (nf4.c) and the row-scaled FP8 types (fp8.c; the block is the row), which round
+ * as their quantizers do. */
+#include <math.h>
 #include <string.h>
 
 #include "formats.h"
 #include "grid.h"
+#include "grid_intn.h"
 #include "grid_kquants.h"
 #include "iq4_common.h"
 #include "lowbit/core.h"
@@ -80,6 +84,59 @@ static int32_t iq4_nl_levels(const void *b, int32_t j, float *v) {
 }
 static void iq4_nl_set(void *b, int32_t j, int32_t k) { set_nibble(((lb_block_iq4_nl *)b)->qs, j, k); }
 
+/* NF4: { f32 absmax; two codes a byte, the even value in the high nibble }, x = level * d */
+static float nf4_scale(const void *b) {
+    float d;
+    memcpy(&d, &((const lb_block_nf4 *)b)->d, sizeof d);
+    return d;
+}
+static int32_t nf4_levels(const void *b, int32_t j, float *v) {
+    (void)j;
+    const float d = nf4_scale(b);
+    for (int32_t k = 0; k < 16; k++) v[k] = lb_nf4_levels[k] * d;
+    return 16;
+}
+static void nf4_set(void *b, int32_t j, int32_t k) {
+    uint8_t *p = &((lb_block_nf4 *)b)->qs[j / 2];
+    if (j % 2) *p = (uint8_t)((*p & 0xf0) | (k & 0x0f));
+    else *p = (uint8_t)((*p & 0x0f) | (k & 0x0f) << 4);
+}
+static int32_t nf4_nearest(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const float d = nf4_scale(b), v = x * (d != 0.0f ? 1.0f / d : 0.0f);
+    int32_t     best = 0; /* as nf4.c: the nearest level to x / absmax, ties to the lower */
+    for (int32_t k = 1; k < 16; k++)
+        if (fabsf(v - lb_nf4_levels[k]) < fabsf(v - lb_nf4_levels[best])) best = k;
+    *level = lb_nf4_levels[best] * d;
+    return best;
+}
+
+/* FP8 rows: { f32 scale; u8 code[n] }, x = decode(code) * scale; code k is the byte k (NaN
+ * codes are levels too, never the nearest) */
+static float fp8_scale(const void *row) {
+    float s;
+    memcpy(&s, row, sizeof s);
+    return s;
+}
+static void fp8_set(void *row, int32_t j, int32_t k) { ((uint8_t *)row)[4 + j] = (uint8_t)k; }
+#define FP8_GRID(X)                                                                                \
+    static int32_t fp8_##X##_levels(const void *row, int32_t j, float *v) {                        \
+        (void)j;                                                                                   \
+        const float s = fp8_scale(row);                                                            \
+        for (int32_t k = 0; k < 256; k++) v[k] = lb_fp8_##X##_to_f32((uint8_t)k) * s;             \
+        return 256;                                                                                \
+    }                                                                                              \
+    static int32_t fp8_##X##_nearest(const void *row, int32_t j, float x, float *level) {          \
+        (void)j;                                                                                   \
+        const float   s = fp8_scale(row);                                                          \
+        const uint8_t c = lb_f32_to_fp8_##X(s != 0.0f ? x / s : 0.0f); /* as fp8.c */             \
+        *level          = lb_fp8_##X##_to_f32(c) * s;                                              \
+        return c;                                                                                  \
+    }
+FP8_GRID(e4m3)
+FP8_GRID(e5m2)
+#undef FP8_GRID
+
 static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
     [LB_TYPE_Q8_0]   = { q8_0_levels, q8_0_set },     [LB_TYPE_Q4_0] = { q4_0_levels, q4_0_set },
     [LB_TYPE_Q4_1]   = { q4_1_levels, q4_1_set },     [LB_TYPE_Q5_0] = { q5_0_levels, q5_0_set },
@@ -90,9 +147,32 @@ static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
     [LB_TYPE_Q5_K]   = { lb_grid_q5_k_levels, lb_grid_q5_k_set },
     [LB_TYPE_Q6_K]   = { lb_grid_q6_k_levels, lb_grid_q6_k_set },
     [LB_TYPE_IQ4_XS] = { lb_grid_iq4_xs_levels, lb_grid_iq4_xs_set },
+    [LB_TYPE_NF4]    = { nf4_levels, nf4_set, nf4_nearest },
+    [LB_TYPE_FP8_E4M3_PC] = { fp8_e4m3_levels, fp8_set, fp8_e4m3_nearest },
+    [LB_TYPE_FP8_E4M3_PT] = { fp8_e4m3_levels, fp8_set, fp8_e4m3_nearest },
+    [LB_TYPE_FP8_E5M2_PC] = { fp8_e5m2_levels, fp8_set, fp8_e5m2_nearest },
+    [LB_TYPE_FP8_E5M2_PT] = { fp8_e5m2_levels, fp8_set, fp8_e5m2_nearest },
 };
 
 const lb_grid_ops *lb_type_grid(lb_type t) {
-    if ((int)t < 0 || t >= LB_TYPE_COUNT || !k_grids[t].levels) return NULL;
-    return &k_grids[t];
+    if ((int)t < 0 || t >= LB_TYPE_COUNT) return NULL;
+    if (k_grids[t].levels) return &k_grids[t];
+    return lb_intn_grid(t);
+}
+
+float lb_grid_round(const lb_grid_ops *g, void *block, int32_t j, float x) {
+    float   level;
+    int32_t k;
+    if (g->nearest) {
+        k = g->nearest(block, j, x, &level);
+    } else {
+        float         lv[LB_GRID_MAX];
+        const int32_t nl = g->levels(block, j, lv);
+        k                = 0;
+        for (int32_t l = 1; l < nl; l++)
+            if (fabsf(lv[l] - x) < fabsf(lv[k] - x)) k = l;
+        level = lv[k];
+    }
+    g->set_code(block, j, k);
+    return level;
 }

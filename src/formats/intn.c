@@ -12,12 +12,15 @@
  *                                (affine n + 32/g)
  *   per row ("_pc"):    { f32 d; [f32 m;] u8 q[ceil(C*n/8)] }: n + 32/C bpw (affine n + 64/C)
  *   per tensor ("_pt"): as per row, with the d [and m] of the whole tensor in every row (rows
- *                       stay independent for reading); the quantizer sees all rows at once. */
+ *                       stay independent for reading); the quantizer sees all rows at once.
+ * Grid access (grid_intn.h): a block's (or row's) levels with its d and m as stored, code
+ * k = q - qmin, rounded as the quantizer rounds. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "formats.h"
+#include "grid_intn.h"
 #include "lowbit/core.h"
 
 static int32_t qmax_of(const lb_intn_desc *d) {
@@ -67,17 +70,27 @@ static uint16_t f16_sat(float x) {
     return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
 }
 
+static int32_t qmin_of(const lb_intn_desc *d) { return d->affine ? 0 : -qmax_of(d); }
+
+/* the reciprocal of a scale the quantizer multiplies by */
+static float inverse_of(float scale) { return scale != 0.0f ? 1.0f / scale : 0.0f; }
+
+/* the level q of x: (x - min) * id rounded half away from zero, clamped (NaN: qmin) */
+static int32_t round_level(float x, float min, float id, int32_t qmin, int32_t qmax) {
+    const float v = roundf((x - min) * id);
+    return v >= (float)qmax ? qmax : v > (float)qmin ? (int32_t)v : qmin;
+}
+
 /* pack n values of x as levels of (scale, min) */
 static void encode(const lb_intn_desc *d, uint8_t *q, const float *x, int64_t n, float scale,
                    float min) {
-    const int32_t  qmax = qmax_of(d), qmin = d->affine ? 0 : -qmax;
-    const float    id   = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const int32_t  qmax = qmax_of(d), qmin = qmin_of(d);
+    const float    id   = inverse_of(scale);
     const uint32_t mask = (1u << d->bits) - 1;
     uint32_t       acc  = 0;
     int            nb   = 0;
     for (int64_t i = 0; i < n; i++) {
-        const float   v = roundf((x[i] - min) * id);
-        const int32_t k = v >= (float)qmax ? qmax : v > (float)qmin ? (int32_t)v : qmin;
+        const int32_t k = round_level(x[i], min, id, qmin, qmax);
         acc |= ((uint32_t)k & mask) << nb;
         for (nb += d->bits; nb >= 8; nb -= 8, acc >>= 8) *q++ = (uint8_t)acc;
     }
@@ -165,6 +178,77 @@ static void intn_dequantize(const lb_intn_desc *d, float *y, const void *src, in
     size_t lb_row_size_##L(int64_t n) { return intn_row_size(&k_##L, n); }
 LB_INTN_TYPES(LB_INTN_DEFINE)
 #undef LB_INTN_DEFINE
+
+/* ---- grid access: a group type's block is { d, [m,] q }, a row-scaled type's the row ---- */
+
+/* the scale and minimum stored at the start of a block or row */
+static void stored_scale(const lb_intn_desc *d, const uint8_t *b, float *scale, float *min) {
+    if (d->group > 0) {
+        uint16_t sh, mh = 0;
+        memcpy(&sh, b, 2);
+        if (d->affine) memcpy(&mh, b + 2, 2);
+        *scale = lb_f16_to_f32(sh);
+        *min   = d->affine ? lb_f16_to_f32(mh) : 0.0f;
+        return;
+    }
+    float sm[2] = { 0.0f, 0.0f };
+    memcpy(sm, b, header_bytes(d, true));
+    *scale = sm[0];
+    *min   = sm[1];
+}
+
+static int32_t grid_levels(const lb_intn_desc *d, const void *block, float *v) {
+    float         scale, min;
+    const int32_t qmin = qmin_of(d), n = qmax_of(d) - qmin + 1;
+    stored_scale(d, block, &scale, &min);
+    for (int32_t k = 0; k < n; k++) v[k] = (float)(k + qmin) * scale + min; /* as decode */
+    return n;
+}
+
+/* the bits of value j: [j*n, j*n + n) of the packed bytes after the header, LSB first */
+static void grid_set(const lb_intn_desc *d, void *block, int32_t j, int32_t k) {
+    uint8_t       *q   = (uint8_t *)block + header_bytes(d, d->group <= 0);
+    const uint32_t c   = (uint32_t)(k + qmin_of(d)) & ((1u << d->bits) - 1);
+    int64_t        bit = (int64_t)j * d->bits;
+    for (int32_t i = 0; i < d->bits; i++, bit++) {
+        uint8_t *p = q + bit / 8;
+        *p         = (uint8_t)((*p & ~(1u << (bit % 8))) | ((c >> i) & 1u) << (bit % 8));
+    }
+}
+
+static int32_t grid_nearest(const lb_intn_desc *d, const void *block, float x, float *level) {
+    float         scale, min;
+    const int32_t qmin = qmin_of(d);
+    stored_scale(d, block, &scale, &min);
+    const int32_t q = round_level(x, min, inverse_of(scale), qmin, qmax_of(d));
+    *level          = (float)q * scale + min;
+    return q - qmin;
+}
+
+#define LB_INTN_GRID(U, L, ID, BITS, AFFINE, GROUP)                                               \
+    static int32_t grid_levels_##L(const void *b, int32_t j, float *v) {                           \
+        (void)j;                                                                                   \
+        return grid_levels(&k_##L, b, v);                                                          \
+    }                                                                                              \
+    static void grid_set_##L(void *b, int32_t j, int32_t k) { grid_set(&k_##L, b, j, k); }         \
+    static int32_t grid_nearest_##L(const void *b, int32_t j, float x, float *level) {             \
+        (void)j;                                                                                   \
+        return grid_nearest(&k_##L, b, x, level);                                                  \
+    }
+LB_INTN_TYPES(LB_INTN_GRID)
+#undef LB_INTN_GRID
+
+static const lb_grid_ops k_intn_grids[LB_TYPE_COUNT] = {
+#define LB_INTN_GRID_ENTRY(U, L, ID, BITS, AFFINE, GROUP)                                         \
+    [LB_TYPE_##U] = { grid_levels_##L, grid_set_##L, grid_nearest_##L },
+    LB_INTN_TYPES(LB_INTN_GRID_ENTRY)
+#undef LB_INTN_GRID_ENTRY
+};
+
+const lb_grid_ops *lb_intn_grid(lb_type t) {
+    if ((int)t < 0 || t >= LB_TYPE_COUNT || !k_intn_grids[t].levels) return NULL;
+    return &k_intn_grids[t];
+}
 
 static const struct {
     lb_type      type;

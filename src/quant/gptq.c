@@ -6,6 +6,8 @@
  *   U  = cholesky(H'^-1) (upper: H'^-1 = U^T U);
  *   for each column i (in act order or natural order):
  *       q_i = round(w_i) onto the block's grid;  e = (w_i - q_i) / U_ii;
+ *       (a block's scales are fixed by the format's quantizer at its first column; for
+ *       row-scaled types the block is the row, fixed before the first column)
  *       w_j -= e * U_ij for the columns j after i (within the 128-column batch now, the
  *       rest with one GEMM when the batch ends).
  * Works in f64 for the factorizations, f32 for the weight updates (as the reference does). */
@@ -18,10 +20,13 @@
 
 #include "core/fail.h"
 #include "formats/grid.h"
+#include "lowbit/core.h"
 #include "lowbit/quant.h"
 
 /* U (upper, f32, n x n) with (H + damp I)^-1 = U^T U; the damping grows until H is
- * positive definite. Dead columns are handled by the caller. */
+ * positive definite. Dead columns are handled by the caller. The row-major upper triangle
+ * is, in memory, LAPACK's column-major lower one: factorizing that one directly spares
+ * LAPACKE's transposed copies, and each step reads only the triangle the one before wrote. */
 static lb_status inverse_cholesky(const double *H, int64_t n, double damp, float *U, lb_error *err) {
     double *A = malloc((size_t)(n * n) * sizeof *A);
     LB_RETURN_IF(!A, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
@@ -31,11 +36,9 @@ static lb_status inverse_cholesky(const double *H, int64_t n, double damp, float
     for (int attempt = 0; attempt < 8; attempt++, damp *= 10) {
         memcpy(A, H, (size_t)(n * n) * sizeof *A);
         for (int64_t i = 0; i < n; i++) A[i * n + i] += damp * mean;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0) continue;
-        if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0) continue;
-        for (int64_t i = 0; i < n; i++) /* symmetrize H^-1 from its upper triangle */
-            for (int64_t j = 0; j < i; j++) A[i * n + j] = A[j * n + i];
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0) continue;
+        if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
+        if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
+        if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < n; j++) U[i * n + j] = j >= i ? (float)A[i * n + j] : 0.0f;
         free(A);
@@ -52,36 +55,82 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
     return *(const int64_t *)a < *(const int64_t *)b ? -1 : 1;
 }
 
+/* what fixing a block's scales needs */
+typedef struct {
+    lb_type               t;
+    const lb_type_traits *tr;
+    bool                  grid;
+    int64_t               n_in, bs;
+    size_t                rs, bb;
+    const int64_t        *pos;
+    const float          *Wp, *importance;
+    float                *blk, *Qp;
+    uint8_t              *q, *qblk;
+} fix_job;
+
+/* Fix block b of rows r0 .. r0+nr-1 from their current weights with the format's own
+ * quantizer, all nr rows in one call (a per-tensor type sees the whole tensor); without grid
+ * access the block's values are decided too (into Qp). Rows touch only their own scratch. */
+static void fix_block(const fix_job *f, int64_t r0, int64_t nr, int64_t b) {
+    const int64_t bs = f->bs, n_in = f->n_in;
+    float        *x = f->blk + r0 * bs;
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t jj = 0; jj < bs; jj++) x[r * bs + jj] = f->Wp[(r0 + r) * n_in + f->pos[b * bs + jj]];
+    uint8_t *qx = f->qblk + (size_t)r0 * f->bb;
+    lb_quantize_rows(f->t, qx, x, nr, bs, f->importance ? f->importance + b * bs : NULL);
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        uint8_t *qb = f->q + (size_t)r * f->rs + (size_t)b * f->bb;
+        memcpy(qb, f->qblk + (size_t)r * f->bb, f->bb);
+        if (!f->grid) {
+            float *y = f->blk + r * bs;
+            f->tr->to_float(y, qb, bs);
+            for (int64_t jj = 0; jj < bs; jj++) f->Qp[r * n_in + f->pos[b * bs + jj]] = y[jj];
+        }
+    }
+}
+
+#define GPTQ_GEMM_COLS 256 /* columns per trailing-update GEMM: fixed, so results do not
+                            * depend on the thread count */
+
 lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,
                            const lb_gptq_params *p, const float *importance, void *q,
                            lb_error *err) {
     const lb_type_traits *tr   = lb_type_get_traits(t);
     const lb_grid_ops    *grid = lb_type_grid(t);
-    LB_RETURN_IF(!tr || !tr->is_quantized || tr->block_size < 2, err, LB_ERR_UNSUPPORTED,
+    /* row-scaled types (a scale per row or per tensor): the block is the whole row */
+    const bool rowwise = tr && tr->row_size != NULL;
+    LB_RETURN_IF(!tr || !tr->is_quantized || (!rowwise && tr->block_size < 2), err, LB_ERR_UNSUPPORTED,
                  "gptq: type %s has no blocks to fix scales on", lb_type_name(t));
-    LB_RETURN_IF(n_in % tr->block_size != 0, err, LB_ERR_SHAPE,
+    LB_RETURN_IF(!rowwise && n_in % tr->block_size != 0, err, LB_ERR_SHAPE,
                  "gptq: rows of %lld do not divide into %s blocks", (long long)n_in, tr->name);
-    const int64_t bs = tr->block_size, nb = n_in / bs, B = p->block > 0 ? p->block : 128;
-    const size_t  rs = lb_row_size(t, n_in);
+    const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs, B = p->block > 0 ? p->block : 128;
+    const size_t  rs = lb_row_size(t, n_in), bb = rowwise ? rs : tr->type_size; /* bytes: row, block */
     const bool    act_order = p->act_order && grid != NULL;
     lb_status     st = LB_OK;
     double       *Hp = malloc((size_t)(n_in * n_in) * sizeof *Hp);
     float        *U  = malloc((size_t)(n_in * n_in) * sizeof *U);
     float        *Wp = malloc((size_t)(n_out * n_in) * sizeof *Wp); /* columns in processing order */
-    float        *Qp = malloc((size_t)(n_out * n_in) * sizeof *Qp);
+    float        *Qp = grid ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
     float        *E  = malloc((size_t)(n_out * B) * sizeof *E);
     int64_t      *perm = malloc((size_t)n_in * sizeof *perm), *pos = malloc((size_t)n_in * sizeof *pos);
     double       *diag = malloc((size_t)n_in * sizeof *diag);
-    bool         *ready = calloc((size_t)nb, 1); /* block scales fixed */
-    float        *blk   = malloc((size_t)bs * sizeof *blk);
-    LB_GOTO_IF(!Hp || !U || !Wp || !Qp || !E || !perm || !pos || !diag || !ready || !blk, err,
-               LB_ERR_NOMEM, "gptq: out of memory");
+    bool         *ready = calloc((size_t)nb, 1);     /* block reached */
+    bool         *first = malloc((size_t)n_in);      /* column k is its block's first */
+    float        *blk   = malloc((size_t)(n_out * bs) * sizeof *blk); /* one block of every row */
+    uint8_t      *qblk  = malloc((size_t)n_out * bb);
+    LB_GOTO_IF(!Hp || !U || !Wp || (!grid && !Qp) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
+                   !qblk,
+               err, LB_ERR_NOMEM, "gptq: out of memory");
     for (int64_t i = 0; i < n_in; i++) {
         perm[i] = i;
         diag[i] = H[i * n_in + i];
     }
     if (act_order) qsort_r(perm, (size_t)n_in, sizeof *perm, cmp_desc, diag);
-    for (int64_t k = 0; k < n_in; k++) pos[perm[k]] = k;
+    for (int64_t k = 0; k < n_in; k++) {
+        pos[perm[k]] = k;
+        first[k]     = !ready[perm[k] / bs];
+        ready[perm[k] / bs] = true;
+    }
     /* permuted H and W; dead columns: unit diagonal, zero weights */
     for (int64_t a = 0; a < n_in; a++)
         for (int64_t b = 0; b < n_in; b++) Hp[a * n_in + b] = H[perm[a] * n_in + perm[b]];
@@ -90,50 +139,45 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
         if (dead) Hp[k * n_in + k] = 1;
         for (int64_t r = 0; r < n_out; r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
     }
-    LB_TRY(inverse_cholesky(Hp, n_in, p->damp > 0 ? p->damp : 0.01, U, err));
+    /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
+     * lowbit splits its own work, core/threads.c) */
+    openblas_set_num_threads(lb_threads_get());
+    st = inverse_cholesky(Hp, n_in, p->damp > 0 ? p->damp : 0.01, U, err);
+    openblas_set_num_threads(1);
+    if (st) goto fail;
 
+    const fix_job fj = { t, tr, grid != NULL, n_in, bs, rs, bb, pos, Wp, importance, blk, Qp, q, qblk };
+    if (tr->whole_tensor) { /* one block (the row) whose scale comes from every row: fixed now,
+                             * before the first column, from the weights as they are */
+        fix_block(&fj, 0, n_out, 0);
+        first[0] = false;
+    }
     for (int64_t i1 = 0; i1 < n_in; i1 += B) {
         const int64_t i2 = i1 + B < n_in ? i1 + B : n_in;
-        for (int64_t k = i1; k < i2; k++) {
-            const int64_t c = perm[k], b = c / bs, j = c % bs;
-            if (!ready[b]) { /* fix the block's scales from the current weights, every row */
-                for (int64_t r = 0; r < n_out; r++) {
-                    uint8_t *qb = (uint8_t *)q + (size_t)r * rs + (size_t)b * tr->type_size;
-                    for (int64_t jj = 0; jj < bs; jj++) blk[jj] = Wp[r * n_in + pos[b * bs + jj]];
-                    lb_quantize_rows(t, qb, blk, 1, bs, importance ? importance + b * bs : NULL);
-                    if (!grid) { /* no grid access: the whole block is decided now */
-                        tr->to_float(blk, qb, bs);
-                        for (int64_t jj = 0; jj < bs; jj++) Qp[r * n_in + pos[b * bs + jj]] = blk[jj];
-                    }
-                }
-                ready[b] = true;
-            }
-            const float d = U[k * n_in + k];
-            for (int64_t r = 0; r < n_out; r++) {
-                uint8_t    *qb = (uint8_t *)q + (size_t)r * rs + (size_t)b * tr->type_size;
-                const float w  = Wp[r * n_in + k];
-                float       qv;
-                if (grid) {
-                    float         lv[LB_GRID_MAX];
-                    const int32_t nl   = grid->levels(qb, (int32_t)j, lv);
-                    int32_t       best = 0;
-                    for (int32_t l = 1; l < nl; l++)
-                        if (fabsf(lv[l] - w) < fabsf(lv[best] - w)) best = l;
-                    grid->set_code(qb, (int32_t)j, best);
-                    qv = lv[best];
-                    Qp[r * n_in + k] = qv;
-                } else {
-                    qv = Qp[r * n_in + k];
-                }
-                const float e = (w - qv) / d;
-                E[r * B + (k - i1)] = e;
-                for (int64_t l = k + 1; l < i2; l++) Wp[r * n_in + l] -= e * U[k * n_in + l];
+        /* rows are independent: each goes through the batch's columns on its own */
+#pragma omp parallel for schedule(static) if (n_out * (i2 - i1) * (i2 - i1) >= (1 << 18))
+        for (int64_t r = 0; r < n_out; r++) {
+            float *w = Wp + r * n_in, *er = E + r * B;
+            for (int64_t k = i1; k < i2; k++) {
+                const int64_t c = perm[k], b = c / bs, j = c % bs;
+                if (first[k]) fix_block(&fj, r, 1, b);
+                uint8_t    *qb = (uint8_t *)q + (size_t)r * rs + (size_t)b * bb;
+                const float wk = w[k];
+                const float qv = grid ? lb_grid_round(grid, qb, (int32_t)j, wk) : Qp[r * n_in + k];
+                const float e  = (wk - qv) / U[k * n_in + k], *u = U + k * n_in;
+                er[k - i1]     = e;
+#pragma omp simd
+                for (int64_t l = k + 1; l < i2; l++) w[l] -= e * u[l];
             }
         }
-        if (i2 < n_in) /* W[:, i2:] -= E · U[i1:i2, i2:] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n_out,
-                        (blasint)(n_in - i2), (blasint)(i2 - i1), -1.0f, E, (blasint)B,
-                        U + i1 * n_in + i2, (blasint)n_in, 1.0f, Wp + i2, (blasint)n_in);
+        /* W[:, i2:] -= E · U[i1:i2, i2:], in slices of columns */
+#pragma omp parallel for schedule(dynamic, 1) if (n_out * (n_in - i2) >= (1 << 16))
+        for (int64_t c0 = i2; c0 < n_in; c0 += GPTQ_GEMM_COLS) {
+            const int64_t nc = n_in - c0 < GPTQ_GEMM_COLS ? n_in - c0 : GPTQ_GEMM_COLS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n_out, (blasint)nc,
+                        (blasint)(i2 - i1), -1.0f, E, (blasint)B, U + i1 * n_in + c0, (blasint)n_in,
+                        1.0f, Wp + c0, (blasint)n_in);
+        }
     }
     /* the stored rows decide: W gets exactly what the file holds */
     for (int64_t r = 0; r < n_out; r++) tr->to_float(W + r * n_in, (uint8_t *)q + (size_t)r * rs, n_in);
@@ -147,7 +191,9 @@ fail:
     free(pos);
     free(diag);
     free(ready);
+    free(first);
     free(blk);
+    free(qblk);
     return st;
 }
 

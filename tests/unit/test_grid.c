@@ -1,16 +1,22 @@
 /* Grid access (formats/grid.h), for every type that offers it: on blocks quantized by the
  * type's own quantizer, the level of the stored code equals the dequantized value bit for
  * bit; storing any code k at position j makes j decode to levels[k] exactly and leaves every
- * other position as it was; each type has the level count of its bit width. */
+ * other position as it was; each type has the level count of its bit width. Rounding each
+ * original value onto its block's grid (as GPTQ does when nothing is compensated) gives the
+ * quantizer's own bytes for the types that round as their quantizer does (INTn, NF4, FP8),
+ * and for the others values never farther from the original than RTN's. Row-scaled types
+ * (per channel, per tensor): the block is the row. */
 #include <math.h>
 
+#include "formats/formats.h"
 #include "formats/grid.h"
 #include "test_util.h"
 
 #define N_ROW   1024 /* 4 super-blocks, 32 blocks of 32 */
 #define N_SEEDS 4
 #define N_CODES 4 /* random codes tried per position, besides the first and the last */
-#define BS_MAX  256 /* values per block, at most */
+#define BS_MAX  N_ROW /* values per block, at most: a row */
+#define BB_MAX  2048 /* bytes per block or row, at most */
 
 static uint64_t g_rng;
 static uint64_t next_u64(void) { /* splitmix64 */
@@ -24,6 +30,8 @@ static float  gauss(void) { return (float)(sqrt(-2 * log(uniform())) * cos(2 * M
 
 /* the number of codes of a position, by type; 0: the type has no grid */
 static int32_t expected_levels(lb_type t) {
+    lb_intn_desc d;
+    if (lb_intn_desc_of(t, &d)) return d.affine ? 1 << d.bits : (1 << d.bits) - 1;
     switch (t) {
     case LB_TYPE_Q8_0:   return 255; /* -127..127, as ggml's reference rounding uses */
     case LB_TYPE_Q4_0:
@@ -37,6 +45,11 @@ static int32_t expected_levels(lb_type t) {
     case LB_TYPE_Q2_K:   return 4;
     case LB_TYPE_Q3_K:   return 8;
     case LB_TYPE_Q6_K:   return 64;
+    case LB_TYPE_NF4:    return 16;
+    case LB_TYPE_FP8_E4M3_PC:
+    case LB_TYPE_FP8_E4M3_PT:
+    case LB_TYPE_FP8_E5M2_PC:
+    case LB_TYPE_FP8_E5M2_PT: return 256; /* every byte, NaN and infinity codes included */
     default:             return 0;
     }
 }
@@ -62,12 +75,16 @@ static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; 
 /* Every position of one block: the stored code's level, then codes stored one at a time. */
 static void check_block(lb_type t, const lb_grid_ops *g, const uint8_t *blk, size_t ts, int32_t bs) {
     static float   ref[BS_MAX], out[BS_MAX];
-    static uint8_t tmp[1024];
+    static uint8_t tmp[BB_MAX];
     float          lv[LB_GRID_MAX], lv2[LB_GRID_MAX];
     const lb_type_traits *tr = lb_type_get_traits(t);
     assert_true(ts <= sizeof tmp && bs <= BS_MAX);
     tr->to_float(ref, blk, bs);
-    for (int32_t j = 0; j < bs; j++) {
+    /* ggml's types: every position; lowbit's own (ids from NF4 on: one codec per family, in
+     * blocks up to a row): the first 40, then every 7th (29th in a row; odd steps reach every
+     * bit offset of a packed code) */
+    const int32_t step = t < LB_TYPE_NF4 ? 1 : bs > 256 ? 29 : 7;
+    for (int32_t j = 0; j < bs; j += j >= 40 ? step : 1) {
         const int32_t nl = g->levels(blk, j, lv);
         assert_int_equal(nl, expected_levels(t));
         int32_t kj = -1, matches = 0; /* the stored code: its level is the dequantized value */
@@ -102,6 +119,12 @@ static void check_block(lb_type t, const lb_grid_ops *g, const uint8_t *blk, siz
     }
 }
 
+/* values and bytes of a block: the row for row-scaled types */
+static void block_shape(const lb_type_traits *tr, lb_type t, int32_t *bs, size_t *bb) {
+    *bs = tr->row_size ? N_ROW : tr->block_size;
+    *bb = tr->row_size ? lb_row_size(t, N_ROW) : tr->type_size;
+}
+
 static void test_grid_every_type(void **state) {
     (void)state;
     static float   x[N_ROW], imp[N_ROW];
@@ -118,26 +141,74 @@ static void test_grid_every_type(void **state) {
         assert_true(expected_levels(t) > 0);
         assert_true(N_ROW % tr->block_size == 0);
         const size_t rs = lb_row_size(t, N_ROW);
-        assert_true(rs <= sizeof q);
+        int32_t      bs;
+        size_t       bb;
+        block_shape(tr, t, &bs, &bb);
+        assert_true(rs <= sizeof q && bb <= BB_MAX);
         for (int seed = 0; seed < N_SEEDS; seed++) {
             g_rng = 1000u + (uint64_t)seed;
             make_row(x, seed);
             for (int i = 0; i < N_ROW; i++) imp[i] = (float)(0.1 + uniform());
             /* odd seeds: the importance-aware quantizer, which sets the scales differently */
             assert_int_equal(lb_quantize_rows(t, q, x, 1, N_ROW, seed % 2 ? imp : NULL), rs);
-            for (int b = 0; b < N_ROW / tr->block_size; b++)
-                check_block(t, g, q + (size_t)b * tr->type_size, tr->type_size, tr->block_size);
+            for (int b = 0; b < N_ROW / bs; b++) check_block(t, g, q + (size_t)b * bb, bb, bs);
         }
-        printf("# %-7s grid of %3d levels: %d blocks x %d seeds checked\n", tr->name,
-               expected_levels(t), N_ROW / tr->block_size, N_SEEDS);
+        printf("# %-12s grid of %3d levels: %d blocks x %d seeds checked\n", tr->name,
+               expected_levels(t), N_ROW / bs, N_SEEDS);
         n_types++;
     }
-    assert_int_equal(n_types, 12);
+    assert_int_equal(n_types, 12 + 72 + 1 + 4); /* ggml's, INTn, NF4, FP8 */
+}
+
+/* Rounding the original values onto the grids of the quantizer's blocks (what GPTQ does when
+ * nothing is compensated): the types that round as their quantizer does (a nearest op: INTn,
+ * NF4, FP8) give exactly its bytes; the others (ggml's, which round with the scale before
+ * its f16 rounding, or search) the nearest level, never farther from x than RTN's value.
+ * The level lb_grid_round returns is the value stored. */
+static void test_grid_round_is_rtn(void **state) {
+    (void)state;
+    static float   x[N_ROW], lv[N_ROW], dq[N_ROW], dr[N_ROW];
+    static uint8_t q[N_ROW * 4], r[N_ROW * 4];
+    int            n_exact = 0;
+    for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
+        const lb_type         t  = (lb_type)ti;
+        const lb_type_traits *tr = lb_type_get_traits(t);
+        const lb_grid_ops    *g  = lb_type_grid(t);
+        if (!tr || !g) continue;
+        const size_t rs = lb_row_size(t, N_ROW);
+        int32_t      bs;
+        size_t       bb;
+        block_shape(tr, t, &bs, &bb);
+        int64_t differ = 0;
+        for (int seed = 0; seed < N_SEEDS; seed++) {
+            g_rng = 2000u + (uint64_t)seed;
+            make_row(x, seed);
+            lb_quantize_rows(t, q, x, 1, N_ROW, NULL);
+            memcpy(r, q, rs);
+            for (int i = 0; i < N_ROW; i++) lv[i] = lb_grid_round(g, r + (size_t)(i / bs) * bb, i % bs, x[i]);
+            tr->to_float(dq, q, N_ROW);
+            tr->to_float(dr, r, N_ROW);
+            assert_memory_equal(dr, lv, sizeof dr);
+            if (g->nearest) assert_memory_equal(r, q, rs);
+            for (int i = 0; i < N_ROW; i++) {
+                differ += !same_bits(dq[i], dr[i]);
+                if (fabsf(dr[i] - x[i]) > fabsf(dq[i] - x[i]))
+                    fail_msg("%s: value %d (%a) rounds to %a, RTN's %a is nearer", tr->name, i, (double)x[i],
+                             (double)dr[i], (double)dq[i]);
+            }
+        }
+        n_exact += g->nearest != NULL;
+        printf("# %-12s rounded onto its grid (%s): %4lld of %d values differ from RTN's\n", tr->name,
+               g->nearest ? "the quantizer's rounding" : "the nearest level", (long long)differ,
+               N_SEEDS * N_ROW);
+    }
+    assert_int_equal(n_exact, 72 + 1 + 4);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_every_type),
+        cmocka_unit_test(test_grid_round_is_rtn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
