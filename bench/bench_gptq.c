@@ -1,9 +1,10 @@
 /* GPTQ's cost on one layer: W [n_out, n_in] with n_tok calibration tokens (default: 4096 x
  * 4096, 16384 tokens, int4_g128), and where the time goes:
  *   hessian:  H = X^T X accumulated as calibration does it (src/quant/calib.c): per window of
- *             128 tokens an ssyrk into f32 (BLAS on one thread, as lowbit runs it), then added
- *             into the f64 H (both halves); for comparison, the same ssyrk on every thread and
- *             adding the upper half only (the lower one mirrored once at the end);
+ *             128 tokens an ssyrk into f32 (BLAS on one thread, as lowbit runs it), then its
+ *             upper half added into the f64 H (the lower one mirrored once at the end); for
+ *             comparison, the same ssyrk on every thread, and adding into both halves at
+ *             every window (what calib.c did before);
  *   gptq:     lb_gptq_quantize as a whole, and inside it, timed apart on the same shapes as
  *             gptq.c runs them:
  *             cholesky: dpotrf + dpotri + dpotrf (f64) of the damped H (LAPACK on every thread);
@@ -82,17 +83,17 @@ int main(int argc, char **argv) {
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)n_in, WINDOW, 1.0f, X,
                     (blasint)n_in, 0.0f, tmp, (blasint)n_in);
         const double t1 = lb_time_sec();
-        for (int64_t i = 0; i < n_in; i++)
-            for (int64_t j = i; j < n_in; j++) {
-                const double v = tmp[i * n_in + j];
-                H[i * n_in + j] += v;
-                if (j != i) H[j * n_in + i] += v;
-            }
+        for (int64_t i = 0; i < n_in; i++) /* as calib.c: the upper half, mirrored at the end */
+            for (int64_t j = i; j < n_in; j++) H[i * n_in + j] += tmp[i * n_in + j];
         t_syrk += t1 - t0;
         t_add += lb_time_sec() - t1;
         const double t2 = lb_time_sec();
-        for (int64_t i = 0; i < n_in; i++)
-            for (int64_t j = i; j < n_in; j++) Hu[i * n_in + j] += tmp[i * n_in + j];
+        for (int64_t i = 0; i < n_in; i++) /* for comparison: both halves at every window */
+            for (int64_t j = i; j < n_in; j++) {
+                const double v = tmp[i * n_in + j];
+                Hu[i * n_in + j] += v;
+                if (j != i) Hu[j * n_in + i] += v;
+            }
         t_upper += lb_time_sec() - t2;
         openblas_set_num_threads(lb_threads_get());
         const double t3 = lb_time_sec();
@@ -103,8 +104,8 @@ int main(int argc, char **argv) {
     }
     const double t4 = lb_time_sec();
     for (int64_t i = 0; i < n_in; i++)
-        for (int64_t j = 0; j < i; j++) Hu[i * n_in + j] = Hu[j * n_in + i];
-    t_upper += lb_time_sec() - t4;
+        for (int64_t j = 0; j < i; j++) H[i * n_in + j] = H[j * n_in + i];
+    t_add += lb_time_sec() - t4;
     free(Hu);
     for (int64_t i = 0; i < n_out * n_in; i++) W[i] = gauss();
 
@@ -160,8 +161,8 @@ int main(int argc, char **argv) {
     printf("| GPTQ: column loop (grid rounding, in-batch updates) and setup | %.2f | %.0f%% |\n", t_cols,
            100 * t_cols / total);
     printf("| total (GPTQ alone %.2f) | %.2f | 100%% |\n", t_gptq, total);
-    printf("\nfor comparison: the ssyrk on %d BLAS threads %.2f s; adding the upper half only "
-           "(mirrored once) %.2f s\n", lb_threads_get(), t_syrk_mt, t_upper);
+    printf("\nfor comparison: the ssyrk on %d BLAS threads %.2f s; adding into both halves at "
+           "every window %.2f s\n", lb_threads_get(), t_syrk_mt, t_upper);
     free(X);
     free(tmp);
     free(W);

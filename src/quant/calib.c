@@ -131,14 +131,14 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x,
             if (a > s->max_abs[j]) s->max_abs[j] = a;
         }
     }
-    if (s->H) { /* upper triangle of X^T X (row-major), then into the f64 sum, both halves */
+    if (s->H) { /* upper triangle of X^T X (row-major) into the f64 sum's upper triangle, row
+                 * by row (contiguous); lb_calib_run mirrors it into the lower one at the end */
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, x, n, 0.0f, c->tmp, n);
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t j = i; j < n; j++) {
-                const double v = c->tmp[(size_t)i * (size_t)n + (size_t)j];
-                s->H[(size_t)i * (size_t)n + (size_t)j] += v;
-                if (j != i) s->H[(size_t)j * (size_t)n + (size_t)i] += v;
-            }
+        for (int32_t i = 0; i < n; i++) {
+            double      *h = s->H + (size_t)i * (size_t)n;
+            const float *v = c->tmp + (size_t)i * (size_t)n;
+            for (int32_t j = i; j < n; j++) h[j] += v[j];
+        }
     }
     s->count += T;
 }
@@ -153,6 +153,13 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
         st = lb_forward(ctx, windows + (size_t)w * (size_t)n_ctx, n_ctx, &logits, err);
     }
     lb_context_set_hook(ctx, NULL, NULL);
+    for (int32_t k = 0; k < c->n_stats; k++) { /* the Hessians' lower triangles: the upper ones */
+        lb_act_stats *s = &c->stats[k];
+        if (!s->H) continue;
+        for (int32_t i = 1; i < s->n; i++)
+            for (int32_t j = 0; j < i; j++)
+                s->H[(size_t)i * (size_t)s->n + (size_t)j] = s->H[(size_t)j * (size_t)s->n + (size_t)i];
+    }
     return st;
 }
 
