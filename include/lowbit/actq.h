@@ -1,7 +1,9 @@
 /* Activation quantization (W8A8): a descriptor the quantizer writes into the GGUF file and
- * the forward pass applies to the input of each group of linears, in place, before they
- * multiply it (quantize-dequantize: int8 activations simulated in f32; real int8 products
- * come with the kernels).
+ * the forward pass applies to the input of each group of linears before they multiply it:
+ * with exact products, quantize-dequantize in place (int8 activations simulated in f32, the
+ * int8 weights dequantized); in fast contexts (lb_context_params.fast), int8 activation rows
+ * (lb_actq_quantize_i8: the same levels) times the int8 weight rows with int32 sums
+ * (kernels/matmul.h, lb_matmul_w8a8), which computes the same products to f32 rounding.
  *   dynamic  one scale per token (row of x): d = max|x_row| / 127;
  *   static   one clip range r per input, calibrated (min/max, percentile, or the KL
  *            divergence of the histogram): d = r / 127, values clamped to +-127 d;
@@ -61,6 +63,9 @@ typedef struct lb_actq_input {
     int32_t  n_outliers;    /* columns kept in f32 */
     int32_t *outliers;      /* [n_outliers], strictly increasing */
     float   *w_outliers[3]; /* per reader (lb_block_input_readers order): [n_out, n_outliers] */
+    lb_tensor w_int8[3];    /* per reader, when its weight was restored to f32 for the
+                             * simulation: the int8 weight as stored (outlier columns 0), for
+                             * integer products; .data NULL otherwise */
 } lb_actq_input;
 
 typedef struct lb_actq {
@@ -83,6 +88,13 @@ static inline lb_actq_input *lb_actq_at(const lb_actq *aq, int32_t layer, lb_blo
  * nothing for layer < 0 or a role without a block input. */
 void lb_actq_apply(const lb_actq *aq, int32_t layer, lb_tensor_role role, float *x, int32_t T,
                    int32_t n);
+
+/* Fast contexts: X [T, n], the input of role's linears in `layer`, quantized to int8 rows
+ * { f32 d; int8 q[n] } `stride` bytes apart (stride >= 4 + n), with the levels lb_actq_apply
+ * gives (it leaves x = d q), outlier columns 0. The caller checks lb_block_input_of(role) >= 0
+ * and 0 <= layer < n_layers. */
+void lb_actq_quantize_i8(const lb_actq *aq, int32_t layer, lb_tensor_role role, const float *x,
+                         int32_t T, int32_t n, void *dst, size_t stride);
 
 /* Metadata and outlier tensors into a GGUF being written for model m (data borrowed from aq
  * until the write). */

@@ -4,9 +4,11 @@
  *   - quantized kernels (qdot.h), FAST mode: activations quantized once to 8-bit blocks
  *     (shared by all threads), then each thread's rows against all tokens; packed weights
  *     (lb_matmul_pack: groups of 8 rows read as one stream) where the context packed them;
- *     F16/BF16 rows against f32 activations for a few tokens in either mode;
+ *     F16/BF16/INT8_PC rows against f32 activations for a few tokens in either mode;
  *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
- *     with all T tokens (each tile reused for the whole batch).
+ *     with all T tokens (each tile reused for the whole batch);
+ *   - W8A8 (lb_matmul_w8a8): INT8_PC rows against the caller's int8 activation rows, through
+ *     the quantized kernels' tiling, LLM.int8's f32 columns added tile by tile.
  * Tile boundaries never depend on the thread count, so neither do the results. */
 #include <cblas.h>
 #include <omp.h>
@@ -15,13 +17,20 @@
 #include "qdot.h"
 
 /* the threads' f32 tiles, or (in the same place: one path per product) the activations of
- * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256) */
+ * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256), or
+ * W8A8's int8 rows (the caller's, lb_matmul_w8a8) */
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
     const int64_t tiles = (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
     const int64_t a8    = (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64;
     const int64_t ak    = (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
-    const int64_t act   = (a8 + ak) / 4;
+    const int64_t i8    = (T * (int64_t)lb_matmul_i8_row_size(n_in) + 63) / 64 * 64;
+    int64_t       act   = (a8 + ak) / 4;
+    if (i8 / 4 > act) act = i8 / 4;
     return tiles > act ? tiles : act;
+}
+
+size_t lb_matmul_i8_row_size(int64_t n_in) {
+    return lb_act_row_size(LB_ACT_I8, n_in);
 }
 
 /* out[:, r0:r0+nr] = x · W[r0:r0+nr]ᵀ for f32 rows W (row stride n_in) */
@@ -64,10 +73,26 @@ typedef struct {
     const lb_qdot *const *k;
     int                   n;
     int64_t               n_in, T;
-    const uint8_t        *act[3]; /* by lb_act_kind; [LB_ACT_F32] is x */
+    const uint8_t        *act[4]; /* by lb_act_kind; [LB_ACT_F32] is x */
     float *const         *out;
+    const lb_w8a8_outliers *ol;   /* W8A8: f32 columns to add, or NULL */
     int64_t               first_tile[LB_MATMUL_MAX_MULTI + 1];
 } product_job;
+
+/* LLM.int8: out[t, r] += sum_o x[t, cols[o]] * wo[r, o] for rows r0 .. r1-1 of matrix i */
+static void add_outliers(const product_job *j, int i, int64_t r0, int64_t r1) {
+    const lb_w8a8_outliers *ol    = j->ol;
+    const int64_t           n_out = j->w[i].t->ne[1];
+    for (int64_t t = 0; t < j->T; t++) {
+        const float *x = ol->x + t * j->n_in;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *wo = ol->w[i] + r * ol->k;
+            float        s  = 0.0f;
+            for (int32_t o = 0; o < ol->k; o++) s += x[ol->cols[o]] * wo[o];
+            j->out[i][t * n_out + r] += s;
+        }
+    }
+}
 
 /* Tiles t0 .. t1-1 of the matrices laid end to end (16 rows a tile). */
 static void product_tiles(const product_job *j, int64_t t0, int64_t t1) {
@@ -93,6 +118,7 @@ static void product_tiles(const product_job *j, int64_t t0, int64_t t1) {
         } else {
             j->k[i]->gemm(j->n_in, W + (size_t)r0 * ws, ws, r1 - r0, A, as, j->T, j->out[i] + r0, n_out);
         }
+        if (j->ol && j->ol->k > 0) add_outliers(j, i, r0, r1);
     }
 }
 
@@ -102,21 +128,25 @@ static void product_tiles(const product_job *j, int64_t t0, int64_t t1) {
  * go to the threads in chunks handed out as threads come free: a thread the machine delays
  * does not hold the others up, and a row's result does not depend on who computes it. */
 static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
-                           const lb_qdot *const *k, uint8_t *scratch, int par) {
-    product_job        j = { .w = w, .k = k, .n = n, .n_in = w[0].t->ne[0], .T = T, .out = out };
-    lb_quantize_act_fn quant[3] = { NULL, NULL, NULL };
-    uint8_t           *act[3]   = { NULL, NULL, NULL };
+                           const lb_qdot *const *k, uint8_t *scratch, int par,
+                           const uint8_t *xq, const lb_w8a8_outliers *ol) {
+    product_job        j = { .w = w, .k = k, .n = n, .n_in = w[0].t->ne[0], .T = T, .out = out, .ol = ol };
+    lb_quantize_act_fn quant[4] = { NULL, NULL, NULL, NULL };
+    uint8_t           *act[4]   = { NULL, NULL, NULL, NULL };
     for (int i = 0; i < n; i++) {
         const lb_act_kind a = k[i]->act;
-        if (a != LB_ACT_F32 && !act[a]) {
-            act[a]   = scratch;
-            quant[a] = lb_quantize_act_get(a);
-            scratch += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
+        if (a == LB_ACT_Q8A || a == LB_ACT_Q8K) {
+            if (!act[a]) {
+                act[a]   = scratch;
+                quant[a] = lb_quantize_act_get(a);
+                scratch += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
+            }
         }
         j.first_tile[i + 1] = j.first_tile[i] + (w[i].t->ne[1] + 15) / 16;
     }
-    for (int a = 0; a < 3; a++) j.act[a] = act[a];
+    for (int a = 0; a < 4; a++) j.act[a] = act[a];
     j.act[LB_ACT_F32]     = (const uint8_t *)x;
+    j.act[LB_ACT_I8]      = xq; /* quantized by the caller */
     const int64_t n_tiles = j.first_tile[n];
 #pragma omp parallel if (par)
     {
@@ -131,6 +161,18 @@ static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, i
         for (int64_t t0 = 0; t0 < n_tiles; t0 += per)
             product_tiles(&j, t0, t0 + per < n_tiles ? t0 + per : n_tiles);
     }
+}
+
+void lb_matmul_w8a8(float *const *out, const void *xq, const lb_mat *w, int n, int64_t T,
+                    const lb_w8a8_outliers *ol) {
+    const lb_qdot  ki8 = { .act = LB_ACT_I8, .gemm = lb_gemm_i8_get() };
+    const lb_qdot *k[LB_MATMUL_MAX_MULTI];
+    int64_t        work = 0;
+    for (int i = 0; i < n; i++) {
+        k[i] = &ki8;
+        work += w[i].t->ne[0] * w[i].t->ne[1] * T;
+    }
+    matmul_kernels(out, ol ? ol->x : NULL, w, n, T, k, NULL, work >= (1 << 19), xq, ol);
 }
 
 void lb_matmul_multi(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
@@ -148,7 +190,7 @@ void lb_matmul_multi(float *const *out, const float *x, const lb_mat *w, int n, 
         return;
     }
     /* below ~1 MFLOP a second thread costs more than it brings */
-    matmul_kernels(out, x, w, n, T, k, (uint8_t *)scratch, work >= (1 << 19));
+    matmul_kernels(out, x, w, n, T, k, (uint8_t *)scratch, work >= (1 << 19), NULL, NULL);
 }
 
 void lb_matmul(float *out, const float *x, lb_mat wm, int64_t T, lb_matmul_mode mode,
@@ -160,7 +202,7 @@ void lb_matmul(float *out, const float *x, lb_mat wm, int64_t T, lb_matmul_mode 
     const int      par = n_in * n_out * T >= (1 << 19) && n_tiles > 1;
     const lb_qdot *k   = choose_kernel(w, T, mode);
     if (k) {
-        matmul_kernels(&out, x, &wm, 1, T, &k, (uint8_t *)scratch, par); /* the tiles are unused */
+        matmul_kernels(&out, x, &wm, 1, T, &k, (uint8_t *)scratch, par, NULL, NULL); /* the tiles are unused */
         return;
     }
     const lb_to_float_fn to_float = lb_qdot_to_float(w->type);

@@ -9,7 +9,7 @@
 #include "lowbit/tensor.h"
 
 #define LB_MATMUL_TILE_ROWS 256
-#define LB_MATMUL_DIRECT_T  8 /* F16/BF16 kernels (f32 activations) below this many tokens */
+#define LB_MATMUL_DIRECT_T  8 /* F16/BF16/INT8_PC kernels (f32 activations) up to this many tokens */
 
 /* How activations enter a product with quantized weights. */
 typedef enum lb_matmul_mode {
@@ -47,5 +47,22 @@ void lb_matmul(float *out, const float *x, lb_mat w, int64_t T, lb_matmul_mode m
 #define LB_MATMUL_MAX_MULTI 4
 void lb_matmul_multi(float *const *out, const float *x, const lb_mat *w, int n, int64_t T,
                      lb_matmul_mode mode, float *scratch);
+
+/* W8A8 (SmoothQuant, LLM.int8) with integer products: out[i] = x̂ · w[i]ᵀ for n <=
+ * LB_MATMUL_MAX_MULTI INT8_PC matrices reading the same input x, already quantized to int8
+ * rows (xq: T rows of lb_matmul_i8_row_size(n_in) bytes, { f32 d; int8 q[n_in] }, levels in
+ * -127..127: actq.c) with n_in <= LB_MATMUL_I8_MAX_IN; plus, with ol, the f32 products of the
+ * input columns kept in f32 (LLM.int8's outliers, which xq holds as 0). Threads and tiles as
+ * lb_matmul_multi: the same bits for any thread count. */
+#define LB_MATMUL_I8_MAX_IN 131072
+typedef struct lb_w8a8_outliers {
+    int32_t        k;                       /* columns kept in f32 (0: none) */
+    const int32_t *cols;                    /* [k], increasing */
+    const float   *x;                       /* the f32 input [T, n_in] */
+    const float   *w[LB_MATMUL_MAX_MULTI];  /* per matrix: its f32 columns [n_out, k] */
+} lb_w8a8_outliers;
+size_t lb_matmul_i8_row_size(int64_t n_in);
+void   lb_matmul_w8a8(float *const *out, const void *xq, const lb_mat *w, int n, int64_t T,
+                      const lb_w8a8_outliers *ol);
 
 #endif

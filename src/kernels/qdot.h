@@ -1,7 +1,8 @@
 /* Quantized dot products: rows of a GGUF block type times activations quantized on the fly
  * to 8-bit blocks, as ggml pairs its types: the 32-blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
  * IQ4_NL) with lb_block_q8a, the 256-super-blocks (Q2_K .. Q6_K, IQ4_XS) with lb_block_q8k;
- * F16 and BF16 rows with f32 activations as they are.
+ * F16, BF16 and lowbit's INT8_PC rows (one f32 scale, then int8) with f32 activations as
+ * they are. W8A8's int8 x int8 products (per-token activation scales): lb_gemm_i8_fn below.
  * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c)
  * chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
  * Invariants: integer partial sums are exact (no saturation for any stored level); the result
@@ -39,6 +40,8 @@ typedef enum lb_act_kind {
     LB_ACT_F32 = 0, /* activations used as they are (F16, BF16 rows) */
     LB_ACT_Q8A = 1,
     LB_ACT_Q8K = 2,
+    LB_ACT_I8  = 3, /* W8A8: a row of int8 with one f32 scale (lb_gemm_i8_fn); quantized by
+                       the caller (actq.c), never on the fly */
 } lb_act_kind;
 
 typedef enum lb_isa {
@@ -69,6 +72,17 @@ typedef struct lb_qdot {
     lb_gemm_packed_fn gemm_packed; /* NULL: the type has no packed layout here */
 } lb_qdot;
 
+/* W8A8 (SmoothQuant, LLM.int8): int8 x int8 products with int32 sums. Weight rows are
+ * lowbit's INT8_PC rows { f32 d; int8 q[n] } (x = d q), activation rows the same layout
+ * (lb_act_row_size(LB_ACT_I8, n) bytes apart) with levels in -127..127 (weights may hold
+ * -128). out[c * ldo + r] = (d_w[r] * d_a[c]) * (float)sum_j q_w[r][j] q_a[c][j]: the sum is
+ * exact (n <= LB_I8_MAX_N), so every ISA and every tiling gives the same bits. */
+#define LB_I8_MAX_N 131072 /* 131072 * 128 * 127 < 2^31 */
+typedef lb_gemm_q_fn lb_gemm_i8_fn;
+/* q[j] = x[j] * id rounded half away from zero (roundf), clamped to -127..127 (NaN: -127):
+ * the levels of actq.c's quantize-dequantize, byte for byte on every ISA. */
+typedef void (*lb_quantize_i8_fn)(int8_t *q, const float *x, int64_t n, float id);
+
 /* Packed weights (qdot_pack.c): groups of 8 rows of Q4_0, Q4_1, IQ4_NL or Q8_0 with their
  * blocks interleaved, read by gemm_packed. lb_pack_size: bytes for the nr / 8 whole groups
  * of nr rows of n values (0 for other types); lb_pack_rows writes them from the rows. */
@@ -87,7 +101,14 @@ const char        *lb_isa_name(lb_isa isa);
 const lb_qdot     *lb_qdot_get_isa(lb_type t, lb_isa isa);
 lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa);
 
-/* Bytes of n activations of kind k (n a multiple of its block). */
+/* The W8A8 kernels on this CPU (LB_FORCE_REF=1: scalar), and one ISA's (NULL: absent). */
+lb_gemm_i8_fn     lb_gemm_i8_get(void);
+lb_quantize_i8_fn lb_quantize_i8_get(void);
+lb_gemm_i8_fn     lb_gemm_i8_get_isa(lb_isa isa);
+lb_quantize_i8_fn lb_quantize_i8_get_isa(lb_isa isa);
+
+/* Bytes of n activations of kind k (n a multiple of its block; any n for LB_ACT_I8: the
+ * f32 scale, n int8, padded to 4 bytes). */
 size_t lb_act_row_size(lb_act_kind k, int64_t n);
 
 /* The conversion of t's rows to f32: the traits table's, or a SIMD one giving the same values. */
@@ -102,12 +123,15 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
     X(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K)     X(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K)                          \
     X(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K)     X(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K)                          \
     X(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K)     X(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K)                      \
-    X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)
+    X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)                          \
+    X(LB_TYPE_INT8_PC, int8_pc, LB_ACT_F32)
 
 /* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
 typedef struct lb_qdot_table {
     lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */
     lb_quantize_act_fn quantize_act[3];     /* by lb_act_kind; [LB_ACT_F32] NULL */
+    lb_gemm_i8_fn      gemm_i8;             /* W8A8 */
+    lb_quantize_i8_fn  quantize_i8;
     lb_to_float_fn     to_float[LB_TYPE_COUNT]; /* faster conversions (same values), or NULL */
 } lb_qdot_table;
 

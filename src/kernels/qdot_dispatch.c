@@ -74,6 +74,30 @@ lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k) {
     return NULL;
 }
 
+lb_gemm_i8_fn lb_gemm_i8_get_isa(lb_isa isa) {
+    init();
+    return (int)isa >= 0 && isa < LB_ISA_COUNT && g_have[isa] ? g_tables[isa].gemm_i8 : NULL;
+}
+
+lb_quantize_i8_fn lb_quantize_i8_get_isa(lb_isa isa) {
+    init();
+    return (int)isa >= 0 && isa < LB_ISA_COUNT && g_have[isa] ? g_tables[isa].quantize_i8 : NULL;
+}
+
+lb_gemm_i8_fn lb_gemm_i8_get(void) {
+    init();
+    for (int i = (int)g_isa; i >= 0; i--)
+        if (lb_gemm_i8_get_isa((lb_isa)i)) return lb_gemm_i8_get_isa((lb_isa)i);
+    return NULL;
+}
+
+lb_quantize_i8_fn lb_quantize_i8_get(void) {
+    init();
+    for (int i = (int)g_isa; i >= 0; i--)
+        if (lb_quantize_i8_get_isa((lb_isa)i)) return lb_quantize_i8_get_isa((lb_isa)i);
+    return NULL;
+}
+
 lb_to_float_fn lb_qdot_to_float(lb_type t) {
     init();
     if ((int)t >= 0 && t < LB_TYPE_COUNT)

@@ -53,6 +53,7 @@ size_t lb_act_row_size(lb_act_kind k, int64_t n) {
     switch (k) {
     case LB_ACT_Q8A: return (size_t)(n / LB_QK_A) * sizeof(lb_block_q8a);
     case LB_ACT_Q8K: return (size_t)(n / LB_QK_KA) * sizeof(lb_block_q8k);
+    case LB_ACT_I8:  return (size_t)(4 + n + 3) / 4 * 4;
     default:         return (size_t)n * sizeof(float);
     }
 }
@@ -261,6 +262,44 @@ GEMMK(q6_k, dec_q6_k)
 GEMMK(iq4_xs, dec_iq4_xs)
 #undef GEMMK
 
+/* ---- INT8_PC rows { f32 d; int8 q[n] } with f32 activations: d_w * sum_j q_j x_j ---- */
+
+static void gemm_int8_pc_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,
+                             size_t as, int64_t nc, float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            const int8_t  *q  = (const int8_t *)(wr + 4);
+            const float   *x  = (const void *)((const uint8_t *)a + (size_t)c * as);
+            float          dw, s = 0.0f;
+            memcpy(&dw, wr, 4);
+            for (int64_t j = 0; j < n; j++) s += (float)q[j] * x[j];
+            out[c * ldo + r] = dw * s;
+        }
+}
+
+/* ---- W8A8: int8 rows { f32 d; int8 q[n] } against int8 activation rows of the same layout ---- */
+
+static void gemm_i8_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
+                        int64_t nc, float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            const uint8_t *ar = (const uint8_t *)a + (size_t)c * as;
+            const int8_t  *qw = (const int8_t *)(wr + 4), *qa = (const int8_t *)(ar + 4);
+            float          dw, da;
+            int32_t        isum = 0;
+            memcpy(&dw, wr, 4);
+            memcpy(&da, ar, 4);
+            for (int64_t j = 0; j < n; j++) isum += qw[j] * qa[j];
+            out[c * ldo + r] = (dw * da) * (float)isum;
+        }
+}
+
+static void quantize_i8_ref(int8_t *q, const float *x, int64_t n, float id) {
+    for (int64_t j = 0; j < n; j++) q[j] = (int8_t)fminf(fmaxf(roundf(x[j] * id), -127.0f), 127.0f);
+}
+
 /* ---- F16 / BF16 rows with f32 activations ---- */
 
 #define GEMM16(X, CONV)                                                                            \
@@ -290,4 +329,6 @@ void lb_qdot_fill_ref(lb_qdot_table *t) {
 #undef K
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a_ref;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k_ref;
+    t->gemm_i8                  = gemm_i8_ref;
+    t->quantize_i8              = quantize_i8_ref;
 }

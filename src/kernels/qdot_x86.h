@@ -412,6 +412,116 @@ QX_TO_FLOAT(bf16)
         }                                                                                          \
     }
 
+/* ---- W8A8: int8 rows { f32 d; int8 q[n] } x int8 activation rows of the same layout ----
+ * Signed x signed through the unsigned-times-signed dot: |w| and a with w's sign (exact for
+ * activations in -127..127, weights in -128..127: a pair sums to at most 2 * 128 * 127 in
+ * maddubs' int16). 32 values a step into int32 lanes, a scalar tail; the int32 sum is exact,
+ * so every tile shape gives the scalar reference's bits. */
+#ifdef __AVX512VNNI__
+#define QX_DPADD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#else
+#define QX_DPADD(acc, u, s) _mm256_add_epi32((acc), QX_DOT((u), (s)))
+#endif
+
+QX_INLINE void tile_i8(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                       float *out, int64_t ldo, const int mr, const int nc) {
+    __m256i acc[QX_MR1][QX_NC];
+    _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)
+    _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_si256();
+    const int64_t n32 = n & ~(int64_t)31;
+    for (int64_t j = 0; j < n32; j += 32) {
+        __m256i q[QX_MR1], u[QX_MR1];
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {
+            q[r] = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + 4 + (size_t)j));
+            u[r] = _mm256_sign_epi8(q[r], q[r]);
+        }
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
+            const __m256i av = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + 4 + (size_t)j));
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)
+                acc[r][c] = QX_DPADD(acc[r][c], u[r], _mm256_sign_epi8(av, q[r]));
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)
+    _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
+        const int8_t *qw = (const int8_t *)(w + (size_t)r * ws + 4);
+        const int8_t *qa = (const int8_t *)(a + (size_t)c * as + 4);
+        int32_t       s  = qx_hsum_i32(acc[r][c]);
+        for (int64_t j = n32; j < n; j++) s += qw[j] * qa[j];
+        float dw, da;
+        memcpy(&dw, w + (size_t)r * ws, 4);
+        memcpy(&da, a + (size_t)c * as, 4);
+        out[c * ldo + r] = (dw * da) * (float)s;
+    }
+}
+
+/* INT8_PC rows with f32 activations (8 values a step, a scalar tail), the row's scale once
+ * at the end */
+QX_INLINE void tile_int8_pc(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                            float *out, int64_t ldo, const int mr, const int nc) {
+    __m256 acc[QX_MR1][QX_NC];
+    _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)
+    _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 wv[QX_MR1];
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)
+            wv[r] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                _mm_loadl_epi64((const __m128i *)(w + (size_t)r * ws + 4 + (size_t)j))));
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
+            const __m256 xv = _mm256_loadu_ps((const float *)(a + (size_t)c * as) + j);
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {
+        const int8_t *q = (const int8_t *)(w + (size_t)r * ws + 4);
+        float         dw;
+        memcpy(&dw, w + (size_t)r * ws, 4);
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
+            const float *x = (const float *)(a + (size_t)c * as);
+            float        s = qx_hsum(acc[r][c]);
+            for (int64_t j = n8; j < n; j++) s += (float)q[j] * x[j];
+            out[c * ldo + r] = dw * s;
+        }
+    }
+}
+
+/* INT8_PC to f32: the traits' values (k d + 0: a -0 becomes +0 as there) */
+static void to_float_int8_pc(float *dst, const void *src, int64_t n) {
+    const uint8_t *s = src;
+    const int8_t  *q = (const int8_t *)(s + 4);
+    float          d;
+    memcpy(&d, s, 4);
+    const __m256 vd = _mm256_set1_ps(d), zero = _mm256_setzero_ps();
+    int64_t      j  = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256i k = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + j)));
+        _mm256_storeu_ps(dst + j, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(k), vd), zero));
+    }
+    for (; j < n; j++) dst[j] = (float)q[j] * d + 0.0f;
+}
+
+/* roundf(x * id) clamped to +-127: trunc, then one step away from zero where the dropped
+ * fraction (exact: t - trunc(t)) is at least a half; max before min sends NaN to -127 */
+static void quantize_i8(int8_t *q, const float *x, int64_t n, float id) {
+    const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vid);
+            __m256       r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 m = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(t, r)), half, _CMP_GE_OQ);
+            r = _mm256_add_ps(r, _mm256_and_ps(m, _mm256_or_ps(_mm256_and_ps(sign, t), one)));
+            v[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+        }
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        _mm256_storeu_si256((__m256i *)(q + j),
+                            _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    for (; j < n; j++) q[j] = (int8_t)fminf(fmaxf(roundf(x[j] * id), -127.0f), 127.0f);
+}
+
 #include "qdot_x86_rows.h"
 
 /* The other types against one activation row: QX_MR1 rows a tile. */
@@ -496,6 +606,38 @@ QX_GEMV_TILES(q6_k)
 QX_GEMV_TILES(iq4_xs)
 QX_GEMV_TILES(f16)
 QX_GEMV_TILES(bf16)
+/* one activation row, 8 weight rows a step (more loads in flight than a tile's 4), then the
+ * tiles: the same exact integer sums and the same final expression as tile_i8 */
+static void gemv_i8(int64_t n, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A, size_t as,
+                    float *out) {
+    const int64_t n32 = n & ~(int64_t)31;
+    int64_t       r   = 0;
+    for (; r + 8 <= nr; r += 8) {
+        const uint8_t *w = W + (size_t)r * ws;
+        __m256i        acc[8];
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_si256();
+        for (int64_t j = 0; j < n32; j += 32) {
+            const __m256i av = _mm256_loadu_si256((const __m256i *)(A + 4 + (size_t)j));
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * ws + 4 + (size_t)j));
+                acc[k] = QX_DPADD(acc[k], _mm256_sign_epi8(q, q), _mm256_sign_epi8(av, q));
+            }
+        }
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+            const int8_t *qw = (const int8_t *)(w + (size_t)k * ws + 4), *qa = (const int8_t *)(A + 4);
+            int32_t       s  = qx_hsum_i32(acc[k]);
+            for (int64_t j = n32; j < n; j++) s += qw[j] * qa[j];
+            float dw, da;
+            memcpy(&dw, w + (size_t)k * ws, 4);
+            memcpy(&da, A, 4);
+            out[r + k] = (dw * da) * (float)s;
+        }
+    }
+    (void)as;
+    for (; r + QX_MR1 <= nr; r += QX_MR1) tile_i8(n, W + (size_t)r * ws, ws, A, as, out + r, 1, QX_MR1, 1);
+    for (; r < nr; r++) tile_i8(n, W + (size_t)r * ws, ws, A, as, out + r, 1, 1, 1);
+}
+QX_GEMV_TILES(int8_pc)
 
 QX_GEMM(q8_0, 32)
 QX_GEMM(q4_0, 32)
@@ -511,6 +653,8 @@ QX_GEMM(q6_k, 256)
 QX_GEMM(iq4_xs, 256)
 QX_GEMM(f16, 1)
 QX_GEMM(bf16, 1)
+QX_GEMM(i8, 1)
+QX_GEMM(int8_pc, 1)
 
 void QX_FILL(lb_qdot_table *t) {
     memset(t, 0, sizeof *t);
@@ -524,6 +668,9 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_K].gemm_packed   = gemm_packed_q4_k;
     t->to_float[LB_TYPE_F16]            = to_float_f16;
     t->to_float[LB_TYPE_BF16]           = to_float_bf16;
+    t->to_float[LB_TYPE_INT8_PC]        = to_float_int8_pc;
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k;
+    t->gemm_i8                  = gemm_i8;
+    t->quantize_i8              = quantize_i8;
 }

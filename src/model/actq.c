@@ -2,13 +2,16 @@
  * quantize-dequantize the forward pass applies at each block input, its GGUF metadata
  * (written by the quantizer, parsed and checked here), and on load the LLM.int8 outlier
  * columns put back into the weights (those weights become owned f32 copies: the simulation
- * computes in f32 anyway). Every value read from a file is checked before use. */
+ * computes in f32 anyway; the int8 weights as stored stay beside them for the integer
+ * products of fast contexts, which take int8 rows from lb_actq_quantize_i8). Every value read
+ * from a file is checked before use. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fail.h"
+#include "kernels/qdot.h"
 #include "lowbit/actq.h"
 #include "model_internal.h"
 
@@ -84,20 +87,24 @@ void lb_actq_free(lb_actq *aq) {
     free(aq);
 }
 
+/* the range of one row: dynamic, its max |x| outside the outlier columns; static, the
+ * calibrated one. d = range / qmax; not > 0 (an all-zero row): the row stays as it is */
+static float row_range(const float *r, int32_t n, const lb_actq_input *in, bool dynamic) {
+    if (!dynamic) return in->range;
+    float amax = 0.0f;
+    for (int32_t j = 0, o = 0; j < n; j++) {
+        if (o < in->n_outliers && in->outliers[o] == j) {
+            o++;
+            continue;
+        }
+        amax = fmaxf(amax, fabsf(r[j]));
+    }
+    return amax;
+}
+
 /* one row: values other than the outlier columns onto d * {-qmax .. qmax} */
 static void qdq_row(float *r, int32_t n, const lb_actq_input *in, bool dynamic, float qmax) {
-    float amax = 0.0f;
-    if (dynamic) {
-        for (int32_t j = 0, o = 0; j < n; j++) {
-            if (o < in->n_outliers && in->outliers[o] == j) {
-                o++;
-                continue;
-            }
-            amax = fmaxf(amax, fabsf(r[j]));
-        }
-    } else {
-        amax = in->range;
-    }
+    const float amax = row_range(r, n, in, dynamic);
     if (!(amax > 0.0f)) return;
     const float d = amax / qmax, id = 1.0f / d;
     for (int32_t j = 0, o = 0; j < n; j++) {
@@ -119,6 +126,32 @@ void lb_actq_apply(const lb_actq *aq, int32_t layer, lb_tensor_role role, float 
     const bool           dynamic = aq->mode == LB_ACTQ_DYNAMIC;
 #pragma omp parallel for if ((int64_t)T * n >= (1 << 16))
     for (int32_t t = 0; t < T; t++) qdq_row(x + (size_t)t * (size_t)n, n, ai, dynamic, qmax);
+}
+
+/* The same levels as int8 (the kernel's quantizer rounds as roundf and clamps as qdq_row),
+ * the scale in front: x̂ = d q is what qdq_row leaves. */
+void lb_actq_quantize_i8(const lb_actq *aq, int32_t layer, lb_tensor_role role, const float *x,
+                         int32_t T, int32_t n, void *dst, size_t stride) {
+    const lb_actq_input    *ai      = lb_actq_at(aq, layer, (lb_block_input)lb_block_input_of(role));
+    const bool              dynamic = aq->mode == LB_ACTQ_DYNAMIC;
+    const float             qmax    = 127.0f; /* bits = 8: lb_actq_from_gguf checks it */
+    const lb_quantize_i8_fn quant   = lb_quantize_i8_get();
+#pragma omp parallel for if ((int64_t)T * n >= (1 << 16))
+    for (int32_t t = 0; t < T; t++) {
+        const float *r    = x + (size_t)t * (size_t)n;
+        uint8_t     *row  = (uint8_t *)dst + (size_t)t * stride;
+        int8_t      *q    = (int8_t *)(row + 4);
+        const float  amax = row_range(r, n, ai, dynamic);
+        float        d    = 0.0f;
+        if (amax > 0.0f) {
+            d = amax / qmax;
+            quant(q, r, n, 1.0f / d);
+            for (int32_t o = 0; o < ai->n_outliers; o++) q[ai->outliers[o]] = 0;
+        } else {
+            memset(q, 0, (size_t)n);
+        }
+        memcpy(row, &d, 4);
+    }
 }
 
 /* ---- GGUF ---- */
@@ -304,8 +337,9 @@ static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err
                 LB_RETURN_IF(!W, err, LB_ERR_NOMEM, "out of memory"); /* row-scaled types */
                 for (int64_t r = 0; r < rows; r++) lb_tensor_get_row_f32(t, r, W + r * n);
                 LB_RETURN_IF(lb_model_own(m, W), err, LB_ERR_NOMEM, "out of memory");
-                t->type = LB_TYPE_F32;
-                t->data = W;
+                ai->w_int8[k] = *t; /* the stored int8 weight, for integer products */
+                t->type       = LB_TYPE_F32;
+                t->data       = W;
                 for (int64_t r = 0; r < t->ne[1]; r++)
                     for (int32_t o = 0; o < ai->n_outliers; o++)
                         W[r * n + ai->outliers[o]] = ai->w_outliers[k][r * ai->n_outliers + o];

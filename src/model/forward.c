@@ -6,7 +6,8 @@
  *   logits = Wout · n(x)
  * RoPE rotates adjacent pairs (GGUF/Meta layout), frequencies divided by rope_freqs when the
  * model has them (Llama 3.1); Wq/Wk/Wv add their biases when present (Qwen2); grouped KV
- * heads; causal mask.
+ * heads; causal mask. W8A8 models (actq.h) quantize each block input to int8: simulated in f32
+ * with exact products, int8 x int8 integer products in fast contexts.
  * All buffers are allocated once, in lb_context_create. */
 #include <math.h>
 #include <omp.h>
@@ -146,14 +147,44 @@ void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
     c->layer_limit = n_layers > 0 ? n_layers : 0;
 }
 
-/* The input of a group of linears: W8A8 models quantize-dequantize it in place (actq.c),
- * then hooks see it as the linears will. */
-#define HOOK(ctx, layer, role, x, T, n)                                                            \
-    do {                                                                                           \
-        if ((ctx)->m->actq) lb_actq_apply((ctx)->m->actq, layer, role, x, T, n);                   \
-        if ((ctx)->hook) (ctx)->hook((ctx)->hook_user, layer, role, x, T, n);                      \
-    } while (0)
 int32_t lb_context_n_past(const lb_context *c) { return c->n_past; }
+
+/* W8A8 in a fast context without a hook: the linears reading x (role's input of layer l) in
+ * integer products, when every one of them is stored in INT8_PC (for LLM.int8, the int8
+ * weight the loader kept beside the f32 one). x stays as it is. False: not this path. */
+static bool w8a8_int(lb_context *ctx, int32_t l, lb_tensor_role role, const float *x, int32_t T,
+                     int32_t n, float *const *out, const lb_mat *w, int nw) {
+    const lb_actq *aq = ctx->m->actq;
+    if (!aq || ctx->mode != LB_MATMUL_FAST || ctx->hook || l < 0 || l >= aq->n_layers ||
+        lb_block_input_of(role) < 0 || n > LB_MATMUL_I8_MAX_IN)
+        return false;
+    const lb_actq_input *ai = lb_actq_at(aq, l, (lb_block_input)lb_block_input_of(role));
+    lb_mat               wi[LB_MATMUL_MAX_MULTI];
+    lb_w8a8_outliers     ol = { .k = ai->n_outliers, .cols = ai->outliers, .x = x };
+    for (int i = 0; i < nw; i++) {
+        wi[i] = (lb_mat){ .t = ai->w_int8[i].data ? &ai->w_int8[i] : w[i].t, .packed = NULL };
+        ol.w[i] = ai->w_outliers[i];
+        if (wi[i].t->type != LB_TYPE_INT8_PC || (ai->n_outliers > 0 && !ai->w_outliers[i])) return false;
+    }
+    const size_t rs = lb_matmul_i8_row_size(n);
+    lb_actq_quantize_i8(aq, l, role, x, T, n, ctx->scratch, rs);
+    lb_matmul_w8a8(out, ctx->scratch, wi, nw, T, ai->n_outliers > 0 ? &ol : NULL);
+    return true;
+}
+
+/* out[i] = x · w[i]ᵀ for the nw matrices wk[i] (LB_W_*) of layer l (-1: the output head) that
+ * read x, role's input [T, n]. W8A8 models: integer products (w8a8_int), or x
+ * quantize-dequantized in place (actq.c); hooks see x as the linears will. */
+static void linears(lb_context *ctx, int32_t l, lb_tensor_role role, float *x, int32_t T,
+                    int32_t n, float *const *out, const int *wk, int nw) {
+    lb_mat w[LB_MATMUL_MAX_MULTI];
+    for (int i = 0; i < nw; i++) w[i] = lb_weights_get(&ctx->w, l, wk[i]);
+    if (w8a8_int(ctx, l, role, x, T, n, out, w, nw)) return;
+    if (ctx->m->actq) lb_actq_apply(ctx->m->actq, l, role, x, T, n);
+    if (ctx->hook) ctx->hook(ctx->hook_user, l, role, x, T, n);
+    if (nw == 1) lb_matmul(out[0], x, w[0], T, ctx->mode, ctx->scratch);
+    else lb_matmul_multi(out, x, w, nw, T, ctx->mode, ctx->scratch);
+}
 
 static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
     float ss = 0.0f;
@@ -245,11 +276,8 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         const lb_layer *L = &m->layers[l];
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
-        HOOK(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E);
-        float *const qkv[3]  = { ctx->q, ctx->k, ctx->v };
-        const lb_mat wqkv[3] = { lb_weights_get(&ctx->w, l, LB_W_Q), lb_weights_get(&ctx->w, l, LB_W_K),
-                                 lb_weights_get(&ctx->w, l, LB_W_V) };
-        lb_matmul_multi(qkv, ctx->xn, wqkv, 3, T, ctx->mode, ctx->scratch);
+        float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
+        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const int[]){ LB_W_Q, LB_W_K, LB_W_V }, 3);
         if (L->bq.data) { /* attention biases (Qwen2) */
             add_bias(ctx->q, L->bq.data, T, Q);
             add_bias(ctx->k, L->bk.data, T, KV);
@@ -264,23 +292,19 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
             lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);
         }
         attention(ctx, l, T);
-        HOOK(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q);
-        lb_matmul(ctx->tmp, ctx->att_out, lb_weights_get(&ctx->w, l, LB_W_O), T, ctx->mode, ctx->scratch);
+        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const int[]){ LB_W_O }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
-        HOOK(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E);
-        float *const gu[2]  = { ctx->gate, ctx->up };
-        const lb_mat wgu[2] = { lb_weights_get(&ctx->w, l, LB_W_GATE), lb_weights_get(&ctx->w, l, LB_W_UP) };
-        lb_matmul_multi(gu, ctx->xn, wgu, 2, T, ctx->mode, ctx->scratch);
+        float *const gu[2] = { ctx->gate, ctx->up };
+        linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const int[]){ LB_W_GATE, LB_W_UP }, 2);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = ctx->gate[i];
             g *= 1.0f / (1.0f + expf(-g));
             ctx->gate[i] = g * ctx->up[i];
         }
-        HOOK(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F);
-        lb_matmul(ctx->tmp, ctx->gate, lb_weights_get(&ctx->w, l, LB_W_DOWN), T, ctx->mode, ctx->scratch);
+        linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const int[]){ LB_W_DOWN }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
     if (n_layers < c->n_layers) { /* stopped early: no logits */
@@ -290,8 +314,7 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     }
     for (int32_t t = 0; t < T; t++)
         rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
-    HOOK(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E);
-    lb_matmul(ctx->logits, ctx->xn, lb_weights_get(&ctx->w, -1, 0), T, ctx->mode, ctx->scratch);
+    linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const int[]){ 0 }, 1);
     ctx->n_past += T;
     *logits = ctx->logits;
     return LB_OK;

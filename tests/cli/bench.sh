@@ -1,5 +1,6 @@
 # Fast inference from the command line: lowbit synth writes models of every kernel's type
-# that run and evaluate; -t 1 and -t 2 print the same text and the same perplexity; bench
+# that run and evaluate; -t 1 and -t 2 print the same text, the same perplexity and (with a
+# quantized KV cache) the same logits; W8A8's integer products match its simulation; bench
 # prints its JSON keys; the KV cache types work in run, eval and bench; LB_FORCE_REF=1 runs
 # the scalar kernels; bad options are usage errors.
 . "$(dirname "$0")/lib.inc"
@@ -27,6 +28,30 @@ for mm in q8 exact; do
     b=$("$LOWBIT" eval "$WORK/v.gguf" --text "$TEXT" --chunks 3 --matmul $mm -t 2 --json | json_num /dev/stdin ppl)
     [ -n "$a" ] && [ "$a" = "$b" ] && pass "eval --matmul $mm: ppl $a at -t 1 and -t 2" || fail "eval --matmul $mm: $a vs $b"
 done
+
+# the same logits, bit for bit, at 1 and 2 threads with a quantized KV cache
+for mm in q8 exact; do
+    for t in 1 2; do
+        "$LOWBIT" eval "$WORK/v.gguf" --text "$TEXT" --chunks 2 --matmul $mm --cache-type-k q8_0 \
+            --cache-type-v q4_0 -t $t --save-logits "$WORK/l$t.bin" --json > /dev/null || fail "eval --save-logits -t $t"
+    done
+    cmp -s "$WORK/l1.bin" "$WORK/l2.bin" && pass "eval --matmul $mm, KV cache q8_0/q4_0: logits at -t 1 = -t 2" \
+        || fail "eval --matmul $mm, KV cache q8_0/q4_0: logits differ between -t 1 and -t 2"
+done
+
+# W8A8 (SmoothQuant): integer products in q8 mode, the simulation in exact mode: the same
+# perplexity to 0.2%, the same logits at 1 and 2 threads; run and bench take the file
+"$LOWBIT" quantize "$MODEL" "$WORK/w8.gguf" --type w8a8 --method smoothquant --calib "$TEXT" \
+    --calib-samples 16 -q > /dev/null 2> "$WORK/err" || fail "quantize w8a8: $(cat "$WORK/err")"
+a=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul exact --json | json_num /dev/stdin ppl)
+b=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul q8 -t 1 --save-logits "$WORK/w1.bin" --json | json_num /dev/stdin ppl)
+"$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul q8 -t 2 --save-logits "$WORK/w2.bin" --json > /dev/null
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 2e-3 * a) }' \
+    && pass "w8a8: ppl integer $b, simulated $a" || fail "w8a8: ppl integer $b vs simulated $a"
+cmp -s "$WORK/w1.bin" "$WORK/w2.bin" && pass "w8a8 integer products: logits at -t 1 = -t 2" || fail "w8a8: -t 1 and -t 2 differ"
+"$LOWBIT" run "$WORK/w8.gguf" -p "Once upon a time" -n 12 --temp 0 > "$WORK/w.txt" 2>/dev/null && [ -s "$WORK/w.txt" ] \
+    && pass "run w8a8" || fail "run w8a8"
+"$LOWBIT" bench "$WORK/w8.gguf" -p 16 -n 4 -r 1 --mem-bw 10 > /dev/null 2> "$WORK/err" && pass "bench w8a8" || fail "bench w8a8: $(cat "$WORK/err")"
 
 # bench: the keys, a positive speed, the KV cache types
 "$LOWBIT" bench "$WORK/q4_0.gguf" -p 32 -n 8 -r 2 --json --mem-mib 32 > "$WORK/b.json" 2> "$WORK/err" || fail "bench: $(cat "$WORK/err")"

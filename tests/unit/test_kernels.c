@@ -8,7 +8,10 @@
  *     and however the columns are split (9 = 5 + 4), for one column and for several;
  *   - packed weights (8-row groups) give the one-column kernels' bits, at 1 and 9 columns;
  *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate;
- *   - the SIMD f16 / bf16 conversions give the scalar ones' bits for every 16-bit pattern.
+ *   - the SIMD f16 / bf16 / int8_pc conversions give the scalar ones' bits (every 16-bit
+ *     pattern; every int8 level);
+ *   - W8A8: the int8 x int8 products of every ISA give the scalar kernel's bits (exact int32
+ *     sums) at odd lengths and any tile split; the activation quantizer rounds as roundf.
  * Seeded data (the seed is printed). */
 #include <math.h>
 
@@ -250,6 +253,120 @@ static void test_extremes(void **state) {
     }
 }
 
+/* W8A8 rows { f32 d; int8 q[n] } */
+static void i8_rows(uint8_t *rows, size_t stride, int64_t nr, int64_t n, int lo, float dscale) {
+    for (int64_t r = 0; r < nr; r++) {
+        const float d = dscale * (1.5f + frand());
+        memcpy(rows + (size_t)r * stride, &d, 4);
+        int8_t *q = (int8_t *)(rows + (size_t)r * stride + 4);
+        for (int64_t j = 0; j < n; j++) {
+            int v = (int)lroundf(frand() * 127.0f);
+            if ((j * 31 + r) % 53 == 0) v = lo; /* extreme levels now and then */
+            if ((j * 17 + r) % 59 == 0) v = 127;
+            q[j] = (int8_t)v;
+        }
+    }
+}
+
+/* The W8A8 product: every ISA gives the scalar kernel's bits (the int32 sum is exact), at odd
+ * lengths (a tail past the last 32), for any tile split; the scalar one is the exact integer
+ * sum times the two scales; weights at -128 and activations at +-127 do not saturate. */
+static void test_w8a8_kernels(void **state) {
+    (void)state;
+    const int64_t lens[] = { 1, 7, 31, 32, 33, 63, 173, 1000, 4096 + 17 };
+    int           n_checked = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        const size_t  ws = lb_row_size(LB_TYPE_INT8_PC, n), as = lb_act_row_size(LB_ACT_I8, n);
+        assert_int_equal(ws, 4 + (size_t)n);
+        uint8_t *w = malloc(ws * NR), *a = malloc(as * NC);
+        i8_rows(w, ws, NR, n, -128, 0.01f); /* a file may hold -128 */
+        i8_rows(a, as, NC, n, -127, 0.05f); /* the quantizer never gives -128 */
+        float ref[NR * NC], out[NR * NC], one[NR], v;
+        lb_gemm_i8_get_isa(LB_ISA_REF)(n, w, ws, NR, a, as, NC, ref, NR);
+        for (int64_t r = 0; r < NR; r++)
+            for (int64_t c = 0; c < NC; c++) {
+                const int8_t *qw = (const int8_t *)(w + (size_t)r * ws + 4), *qa = (const int8_t *)(a + (size_t)c * as + 4);
+                int64_t       s  = 0;
+                float         dw, da;
+                for (int64_t j = 0; j < n; j++) s += qw[j] * qa[j];
+                memcpy(&dw, w + (size_t)r * ws, 4);
+                memcpy(&da, a + (size_t)c * as, 4);
+                const float want = (dw * da) * (float)s;
+                assert_memory_equal(&want, &ref[c * NR + r], sizeof want);
+            }
+        for (int isa = 0; isa < LB_ISA_COUNT; isa++) {
+            const lb_gemm_i8_fn g = lb_gemm_i8_get_isa((lb_isa)isa);
+            if (!g) continue;
+            memset(out, 0, sizeof out);
+            g(n, w, ws, NR, a, as, NC, out, NR);
+            assert_memory_equal(out, ref, sizeof out);
+            for (int64_t c = 0; c < NC; c++) { /* one column; one row at a time */
+                g(n, w, ws, NR, a + (size_t)c * as, as, 1, one, NR);
+                assert_memory_equal(one, ref + c * NR, sizeof one);
+                for (int64_t r = 0; r < NR; r++) {
+                    g(n, w + (size_t)r * ws, ws, 1, a + (size_t)c * as, as, 1, &v, 1);
+                    assert_memory_equal(&v, &ref[c * NR + r], sizeof v);
+                }
+            }
+            g(n, w, ws, NR, a, as, 5, out, NR); /* columns split 5 + 4 */
+            g(n, w, ws, NR, a + 5 * as, as, 4, out + 5 * NR, NR);
+            assert_memory_equal(out, ref, sizeof out);
+            n_checked++;
+        }
+        free(w), free(a);
+    }
+    /* the worst case: every pair at +-128 * 127 */
+    const int64_t n  = 4096;
+    const size_t  ws = lb_row_size(LB_TYPE_INT8_PC, n), as = lb_act_row_size(LB_ACT_I8, n);
+    uint8_t      *w = calloc(1, ws), *a = calloc(1, as);
+    const float   one = 1.0f;
+    memcpy(w, &one, 4), memcpy(a, &one, 4);
+    for (int64_t j = 0; j < n; j++) ((int8_t *)(w + 4))[j] = -128, ((int8_t *)(a + 4))[j] = -127;
+    for (int isa = 0; isa < LB_ISA_COUNT; isa++) {
+        const lb_gemm_i8_fn g = lb_gemm_i8_get_isa((lb_isa)isa);
+        float               v;
+        if (!g) continue;
+        g(n, w, ws, 1, a, as, 1, &v, 1);
+        assert_true(v == (float)(n * 128 * 127));
+    }
+    free(w), free(a);
+    printf("# W8A8 int8 x int8: %d ISA/length pairs give the scalar kernel's bits (%s chosen)\n",
+           n_checked, lb_isa_name(lb_qdot_isa()));
+}
+
+/* The W8A8 activation quantizer: roundf (ties away from zero), clamped to +-127, NaN to
+ * -127, on every ISA byte for byte, tails included */
+static void test_w8a8_quantizer(void **state) {
+    (void)state;
+    const int64_t n = 1000 + 13;
+    float        *x = malloc((size_t)n * sizeof *x);
+    const float   id = 32.0f; /* a power of two: x * id is exact, ties are ties */
+    fill(x, n, 2.0f);
+    for (int64_t j = 0; j < 40; j++) x[j] = ((float)j - 20.0f + 0.5f) / id; /* ties, both signs */
+    x[41] = 0.49999997f / id, x[42] = -0.49999997f / id, x[43] = -0.0f;
+    x[44] = NAN, x[45] = INFINITY, x[46] = -INFINITY, x[47] = 1e30f, x[48] = -1e30f;
+    x[49] = 126.5f / id, x[50] = -127.49f / id, x[51] = 200.0f / id;
+    x[n - 1] = NAN, x[n - 2] = 2.5f / id; /* in the scalar tail too */
+    int8_t *ref = malloc((size_t)n), *got = malloc((size_t)n);
+    for (int64_t j = 0; j < n; j++) {
+        const float t = x[j] * id;
+        ref[j] = (int8_t)(isnan(t) ? -127 : t >= 127.0f ? 127 : t <= -127.0f ? -127 : (int)roundf(t));
+    }
+    assert_int_equal(ref[45], 127), assert_int_equal(ref[44], -127), assert_int_equal(ref[41], 0);
+    for (int isa = 0; isa < LB_ISA_COUNT; isa++) {
+        const lb_quantize_i8_fn f = lb_quantize_i8_get_isa((lb_isa)isa);
+        if (!f) continue;
+        memset(got, 0x55, (size_t)n);
+        f(got, x, n, id);
+        for (int64_t j = 0; j < n; j++)
+            if (got[j] != ref[j]) printf("# %s: x[%lld] * id = %.9g -> %d, want %d\n", lb_isa_name((lb_isa)isa),
+                                         (long long)j, (double)(x[j] * id), got[j], ref[j]);
+        assert_memory_equal(got, ref, (size_t)n);
+    }
+    free(x), free(ref), free(got);
+}
+
 /* the SIMD f16 / bf16 conversions give the scalar ones' bits for every 16-bit pattern (a NaN
  * stays a NaN, though F16C sets the quiet bit of a signalling one) */
 static void test_conversions(void **state) {
@@ -266,6 +383,16 @@ static void test_conversions(void **state) {
             if (!(isnan(ref[i]) && isnan(got[i]))) assert_memory_equal(&ref[i], &got[i], sizeof *ref);
     }
     free(h), free(ref), free(got);
+    /* INT8_PC rows (every level, a tail past the last vector) */
+    const int64_t m = 256 + 7;
+    uint8_t       row[4 + 256 + 7];
+    float         a[256 + 7], b[256 + 7];
+    const float   d = -0.0123f;
+    memcpy(row, &d, 4);
+    for (int64_t j = 0; j < m; j++) row[4 + j] = (uint8_t)j;
+    lb_type_get_traits(LB_TYPE_INT8_PC)->to_float(a, row, m);
+    lb_qdot_to_float(LB_TYPE_INT8_PC)(b, row, m);
+    assert_memory_equal(a, b, sizeof a);
 }
 
 int main(void) {
@@ -274,6 +401,8 @@ int main(void) {
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_extremes),
         cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_w8a8_kernels),
+        cmocka_unit_test(test_w8a8_quantizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
