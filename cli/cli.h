@@ -53,8 +53,9 @@ bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o);
 /* The options' part of a --help text. */
 #define LB_CTX_OPTIONS_HELP(DEFAULT_MATMUL)                                                        \
     "  --matmul M           products with quantized weights: q8 (activations quantized to\n"      \
-    "                       8-bit blocks, integer dot products, as llama.cpp; faster) or exact\n" \
-    "                       (f32 activations); default " DEFAULT_MATMUL "\n"                       \
+    "                       8-bit blocks, or W8A8 files' int8 rows per token, integer dot\n"      \
+    "                       products, as llama.cpp; faster) or exact (f32 activations);\n"        \
+    "                       default " DEFAULT_MATMUL "\n"                                          \
     "  --cache-type-k T     KV cache storage of keys: f32 (default), f16, q8_0, q4_0\n"           \
     "  --cache-type-v T     the same for values\n"
 
