@@ -113,50 +113,72 @@ lb_status lb_awq_search_scales(const lb_awq_linear *ls, int nl, int64_t n, const
     return LB_OK;
 }
 
+/* the rounding error w - Q(clamp(w, +-lim)) of one block into e (deq, q: scratch) */
+static void clipped_error(const lb_type_traits *tr, lb_type t, const float *w, int64_t bs, float lim,
+                          const float *imp, float *e, float *deq, uint8_t *q) {
+    for (int64_t j = 0; j < bs; j++) deq[j] = fminf(fmaxf(w[j], -lim), lim);
+    lb_quantize_rows(t, q, deq, 1, bs, imp);
+    tr->to_float(deq, q, bs);
+    for (int64_t j = 0; j < bs; j++) e[j] = w[j] - deq[j];
+}
+
 lb_status lb_awq_clip(float *W, int64_t n_out, int64_t n, lb_type t, const float *importance,
                       const float *H, double *mean_ratio, lb_error *err) {
     const lb_type_traits *tr = lb_type_get_traits(t);
     *mean_ratio              = 1.0;
     if (!tr || !tr->is_quantized || tr->whole_tensor) return LB_OK;
     const int64_t bs = tr->block_size > 1 ? tr->block_size : n, nb = n / bs;
-    const size_t  qb = lb_row_size(t, bs);
     double        sum_ratio = 0;
     bool          oom       = false;
 #pragma omp parallel reduction(+ : sum_ratio) reduction(|| : oom)
     {
-        float   *blk = malloc((size_t)bs * 3 * sizeof *blk), *deq = blk ? blk + bs : NULL;
-        float   *d   = blk ? blk + 2 * bs : NULL;
-        uint8_t *q   = malloc(qb);
-        if (!blk || !q) oom = true;
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t task = 0; task < n_out * nb; task++) {
-            if (!blk || !q) continue;
-            const int64_t r = task / nb, b = task % nb;
-            float        *w = W + r * n + b * bs;
-            const float  *Hb = H + b * bs * n + b * bs; /* the block's diagonal block, stride n */
-            const float  *imp = importance ? importance + b * bs : NULL;
-            float         amax = 0;
-            for (int64_t j = 0; j < bs; j++) amax = fmaxf(amax, fabsf(w[j]));
-            double best = INFINITY, best_r = 1.0;
-            for (int c = 0; c < LB_AWQ_CLIP_GRID && amax > 0; c++) {
-                const float ratio = 1.0f - 0.5f * (float)c / LB_AWQ_CLIP_GRID, lim = amax * ratio;
-                for (int64_t j = 0; j < bs; j++) blk[j] = fminf(fmaxf(w[j], -lim), lim);
-                lb_quantize_rows(t, q, blk, 1, bs, imp);
-                tr->to_float(deq, q, bs);
-                for (int64_t j = 0; j < bs; j++) d[j] = w[j] - deq[j];
-                double e = 0;
-                for (int64_t i = 0; i < bs; i++) {
-                    double hi = 0;
-                    for (int64_t j = 0; j < bs; j++) hi += (double)Hb[i * n + j] * d[j];
-                    e += d[i] * hi;
+        /* per thread: the row's error d and g = H d; a candidate's error e, its change delta */
+        float   *d = malloc((size_t)(2 * n + 3 * bs) * sizeof *d), *g = d ? d + n : NULL;
+        float   *e = d ? g + n : NULL, *delta = d ? e + bs : NULL, *deq = d ? delta + bs : NULL;
+        uint8_t *q = malloc(lb_row_size(t, bs));
+        if (!d || !q) oom = true;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < n_out; r++) {
+            if (!d || !q) continue;
+            float *w = W + r * n;
+            for (int64_t b = 0; b < nb; b++)
+                clipped_error(tr, t, w + b * bs, bs, INFINITY, importance ? importance + b * bs : NULL,
+                              d + b * bs, deq, q);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)n, 1.0f, H, (blasint)n, d, 1,
+                        0.0f, g, 1);
+            for (int64_t b = 0; b < nb; b++) {
+                float       *wb = w + b * bs, *db = d + b * bs;
+                const float *Hb = H + b * bs * n + b * bs, *imp = importance ? importance + b * bs : NULL;
+                float        amax = 0;
+                for (int64_t j = 0; j < bs; j++) amax = fmaxf(amax, fabsf(wb[j]));
+                double best = 0, best_r = 1.0; /* the change of the row's error; r = 1 changes nothing */
+                for (int c = 1; c < LB_AWQ_CLIP_GRID && amax > 0; c++) {
+                    const float ratio = 1.0f - 0.5f * (float)c / LB_AWQ_CLIP_GRID;
+                    clipped_error(tr, t, wb, bs, amax * ratio, imp, e, deq, q);
+                    double de = 0; /* 2 delta . g_b + delta H_bb delta */
+                    for (int64_t i = 0; i < bs; i++) delta[i] = e[i] - db[i];
+                    for (int64_t i = 0; i < bs; i++) {
+                        double hd = 0;
+                        for (int64_t j = 0; j < bs; j++) hd += (double)Hb[i * n + j] * delta[j];
+                        de += delta[i] * (2.0 * g[b * bs + i] + hd);
+                    }
+                    if (de < best) best = de, best_r = ratio;
                 }
-                if (e < best) best = e, best_r = ratio;
+                if (best_r < 1.0) { /* clamp the block, update d and g = H d */
+                    const float lim = amax * (float)best_r;
+                    clipped_error(tr, t, wb, bs, lim, imp, e, deq, q);
+                    for (int64_t j = 0; j < bs; j++) {
+                        delta[j] = e[j] - db[j];
+                        db[j]    = e[j];
+                        wb[j]    = fminf(fmaxf(wb[j], -lim), lim);
+                    }
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)bs, 1.0f, H + b * bs,
+                                (blasint)n, delta, 1, 1.0f, g, 1);
+                }
+                sum_ratio += best_r;
             }
-            const float lim = amax * (float)best_r;
-            for (int64_t j = 0; j < bs && best_r < 1.0; j++) w[j] = fminf(fmaxf(w[j], -lim), lim);
-            sum_ratio += best_r;
         }
-        free(blk);
+        free(d);
         free(q);
     }
     LB_RETURN_IF(oom, err, LB_ERR_NOMEM, "awq: out of memory");

@@ -4,8 +4,11 @@
  *   scales: s = mean|x|^alpha, normalized so that sqrt(max s * min s) = 1, alpha on a grid
  *           of LB_AWQ_GRID points in [0, 1] (0: s = 1, plain RTN), the alpha minimizing the
  *           group's summed error of Q(W diag s) diag(1/s);
- *   clip:   per row and block of the type, |w| clamped at r * max|w| (r = 1, 0.975, ..., 0.525)
- *           with the r minimizing the block's own output error (cross-block terms ignored).
+ *   clip:   per row and block of the type, |w| clamped at r * max|w| (r = 1, 0.975, ..., 0.525),
+ *           the blocks of a row in order, each taking the r minimizing the whole row's output
+ *           error given the blocks before it (one pass of coordinate descent on d H d^T, the
+ *           cross-block terms included: without them int2 clipping ran up the row errors'
+ *           shared part, and babyllama int2_g32 lost to RTN).
  * The model-level method (folding s into the model, layer by layer) is method_awq.c. */
 #ifndef LB_QUANT_AWQ_H
 #define LB_QUANT_AWQ_H

@@ -1,7 +1,8 @@
 /* The awq method: AWQ over a whole model, on a working f32 copy that replaces the model the
  * writer (or GPTQ after it: "awq+gptq") quantizes. Layer by layer, input by input (q/k/v,
  * then o, then gate/up, then down), each group's input statistics are gathered on the
- * working copy as it stands (earlier groups already scaled and clipped), then:
+ * working copy as it stands (earlier groups already scaled and clipped, earlier layers
+ * already quantized when AWQ is the last method), then:
  *   1. scales: awq.h's alpha search, folded exactly into what produces the input (fold.h);
  *      o's scales would go into v's rows, impossible with grouped-query attention: skipped,
  *      and said so;
@@ -10,6 +11,10 @@
  *      compensates rounding errors against the weights it is given, and clipped weights would
  *      make it reproduce the clipping (measured: babyllama q4_0 KLD 0.022 with clipping,
  *      0.016 without, GPTQ alone 0.016).
+ *   3. alone (not followed by GPTQ) AWQ is true-sequential, as GPTQ is: the token embedding
+ *      is stored first and each layer's linears when the layer is done (data[i], in their
+ *      planned types), the working copy taking the stored values, so every layer is
+ *      calibrated on what the file holds before it.
  * Importance already given (--imatrix, or "imatrix+awq") is rescaled with the input (1/s^2).
  * Reports each linear's output error, RTN of the original against what AWQ leaves. */
 #include <math.h>
@@ -117,6 +122,23 @@ fail:
     return st;
 }
 
+/* AWQ alone is the last method: tensor i of the working copy is stored now, in its planned
+ * type, and the working copy holds what the file will (later layers are calibrated on it) */
+static lb_status awq_store(lb_method_ctx *c, int32_t i, lb_error *err) {
+    const lb_tensor *t    = c->tensors[i].t;
+    const lb_type    type = c->plans[i].type;
+    if (!quantized(type) || c->data[i]) return LB_OK;
+    float        *w  = (float *)t->data;
+    const int64_t n  = t->ne[0], nr = lb_tensor_nelements(t) / n;
+    const size_t  rs = lb_row_size(type, n);
+    uint8_t      *q  = malloc(rs * (size_t)nr);
+    LB_RETURN_IF(!q, err, LB_ERR_NOMEM, "awq: out of memory");
+    lb_quantize_rows(type, q, w, nr, n, c->importance[i]); /* all rows: per-tensor scales too */
+    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
+    c->data[i] = q;
+    return LB_OK;
+}
+
 lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     const lb_quant_params *p   = c->p;
     lb_quant_summary      *sum = c->summary;
@@ -153,6 +175,8 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     LB_TRY(lb_calib_create(&cal, a.work, true, err));
     lb_progress bar;
     if (p->progress) lb_progress_begin(&bar, "awq", g->n_layers);
+    const int32_t ie = lb_method_find(c->tensors, c->n, -1, LB_ROLE_TOKEN_EMBD);
+    if (a.clip && ie >= 0) LB_TRY(awq_store(c, ie, err));
     for (int32_t l = 0; l < g->n_layers; l++) {
         for (int in = 0; in < LB_INPUT_COUNT; in++) {
             const lb_tensor_role role = lb_block_input_role((lb_block_input)in);
@@ -166,6 +190,8 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
             LB_TRY(awq_group(&a, l, (lb_block_input)in, lb_calib_get(cal, l, role), err));
             sum->seconds_method += lb_time_sec() - t1;
         }
+        for (int32_t i = 0; a.clip && i < c->n; i++)
+            if (c->tensors[i].layer == l) LB_TRY(awq_store(c, i, err));
         if (p->progress) lb_progress_update(&bar, l + 1);
     }
     if (p->progress) lb_progress_end(&bar);

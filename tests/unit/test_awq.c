@@ -189,6 +189,36 @@ static void test_awq_beats_rtn_on_outlier_channels(void **state) {
     }
 }
 
+/* The clip search counts the terms between a row's blocks: with inputs of a large common mean
+ * (H = m m^T + I) the blocks' errors add up through m, and a block-by-block search that
+ * ignores that raised rows' errors at int2. Every row's error must not rise. */
+static void test_awq_clip_never_raises_a_row_error(void **state) {
+    (void)state;
+    enum { R = 8, C = 128 };
+    static float W[R * C], Wc[R * C], H[C * C];
+    float        m[C];
+    lb_error     err = { 0 };
+    g_rng            = 77;
+    for (int j = 0; j < C; j++) m[j] = (float)(2.0 + 0.5 * gauss());
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < C; j++) H[i * C + j] = m[i] * m[j] + (i == j ? 1.0f : 0.0f);
+    for (int k = 0; k < R * C; k++) Wc[k] = W[k] = (float)(0.02 * gauss());
+    const lb_type types[] = { LB_TYPE_Q4_0, LB_TYPE_INT3_G32, LB_TYPE_INT2_G32 };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        double ratio, before = 0, after = 0;
+        memcpy(Wc, W, sizeof W);
+        assert_int_equal(lb_awq_clip(Wc, R, C, types[k], NULL, H, &ratio, &err), LB_OK);
+        for (int r = 0; r < R; r++) {
+            const double e0 = lb_awq_error(W + r * C, NULL, 1, C, types[k], NULL, NULL, H, NULL);
+            const double e1 = lb_awq_error(W + r * C, Wc + r * C, 1, C, types[k], NULL, NULL, H, NULL);
+            assert_true(e1 <= e0 * (1 + 1e-5));
+            before += e0, after += e1;
+        }
+        printf("# %-9s rows' output error: unclipped %.5g, clipped %.5g (mean ratio %.3f)\n",
+               lb_type_name(types[k]), before, after, ratio);
+    }
+}
+
 static void test_method_on_model(void **state) {
     (void)state;
     char      p[512], out[256];
@@ -232,6 +262,7 @@ int main(void) {
         cmocka_unit_test(test_fold_keeps_logits_stories),
         cmocka_unit_test(test_fold_keeps_logits_o_after_v),
         cmocka_unit_test(test_awq_beats_rtn_on_outlier_channels),
+        cmocka_unit_test(test_awq_clip_never_raises_a_row_error),
         cmocka_unit_test(test_method_on_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
