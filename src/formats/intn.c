@@ -13,6 +13,8 @@
  *   per row ("_pc"):    { f32 d; [f32 m;] u8 q[ceil(C*n/8)] }: n + 32/C bpw (affine n + 64/C)
  *   per tensor ("_pt"): as per row, with the d [and m] of the whole tensor in every row (rows
  *                       stay independent for reading); the quantizer sees all rows at once.
+ * With an importance vector (imatrix) the quantizer searches the scale [and minimum] that
+ * minimize the importance-weighted error instead of taking the minmax range.
  * Grid access (grid_intn.h): a block's (or row's) levels with its d and m as stored, code
  * k = q - qmin, rounded as the quantizer rounds. */
 #include <float.h>
@@ -81,6 +83,64 @@ static int32_t round_level(float x, float min, float id, int32_t qmin, int32_t q
     return v >= (float)qmax ? qmax : v > (float)qmin ? (int32_t)v : qmin;
 }
 
+/* With importance (llama.cpp's imatrix idea): the scale [and minimum] minimizing
+ * sum_i w_i (x_i - q_i d - m)^2, w_i = imp_i * sqrt(sigma^2 + x_i^2) (sigma^2 = mean x^2, as
+ * ggml weighs its imatrix quants). Candidates: the levels from the minmax range with the
+ * top level moved by -0.9 .. +0.9 steps, each refit by weighted least squares (d alone, or d
+ * and m); the minmax range itself is kept unless a candidate does better. imp is indexed
+ * i % period (a per-tensor range spans many rows of one importance vector). */
+#define LB_INTN_STEPS 9
+
+static float weight_of(const float *x, const float *imp, int64_t i, int64_t period, float sigma2) {
+    return imp[i % period] * sqrtf(sigma2 + x[i] * x[i]);
+}
+
+static double weighted_error(const lb_intn_desc *d, const float *x, int64_t n, const float *imp,
+                             int64_t period, float sigma2, float scale, float min) {
+    const int32_t qmax = qmax_of(d), qmin = qmin_of(d);
+    const float   id   = inverse_of(scale);
+    double        e    = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float r = x[i] - ((float)round_level(x[i], min, id, qmin, qmax) * scale + min);
+        e += (double)weight_of(x, imp, i, period, sigma2) * r * r;
+    }
+    return e;
+}
+
+static void weighted_range(const lb_intn_desc *d, const float *x, int64_t n, const float *imp,
+                           int64_t period, float *scale, float *min) {
+    range_of(d, x, n, scale, min);
+    if (!(*scale > 0)) return;
+    const int32_t qmax = qmax_of(d), qmin = qmin_of(d);
+    const float   span = *scale * (float)qmax; /* amax (symmetric) or max - min (affine) */
+    double        sigma2 = 0;
+    for (int64_t i = 0; i < n; i++) sigma2 += (double)x[i] * x[i];
+    sigma2 /= (double)n;
+    double best = weighted_error(d, x, n, imp, period, (float)sigma2, *scale, *min);
+    for (int is = -LB_INTN_STEPS; is <= LB_INTN_STEPS; is++) {
+        const float id = ((float)qmax + 0.1f * (float)is) / span, m0 = *min;
+        double      swl = 0, swll = 0, sw = 0, swx = 0, swlx = 0;
+        for (int64_t i = 0; i < n; i++) { /* levels at this scale, then the least-squares fit */
+            const float  w = weight_of(x, imp, i, period, (float)sigma2);
+            const double l = round_level(x[i], m0, id, qmin, qmax);
+            sw += w, swl += w * l, swll += w * l * l, swx += (double)w * x[i], swlx += w * l * x[i];
+        }
+        double ds, ms = 0;
+        if (d->affine) {
+            const double det = sw * swll - swl * swl;
+            if (!(det > 0)) continue;
+            ds = (sw * swlx - swl * swx) / det;
+            ms = (swll * swx - swl * swlx) / det;
+        } else {
+            if (!(swll > 0)) continue;
+            ds = swlx / swll;
+        }
+        if (!(ds > 0)) continue;
+        const double e = weighted_error(d, x, n, imp, period, (float)sigma2, (float)ds, (float)ms);
+        if (e < best) best = e, *scale = (float)ds, *min = (float)ms;
+    }
+}
+
 /* pack n values of x as levels of (scale, min) */
 static void encode(const lb_intn_desc *d, uint8_t *q, const float *x, int64_t n, float scale,
                    float min) {
@@ -112,14 +172,16 @@ static void decode(const lb_intn_desc *d, float *y, const uint8_t *q, int64_t n,
     }
 }
 
-/* one row; ts: the tensor's {scale, min} for per-tensor types, else NULL */
+/* one row; ts: the tensor's {scale, min} for per-tensor types, else NULL; imp: the row's
+ * importance or NULL */
 static void quantize_row(const lb_intn_desc *d, uint8_t *y, const float *x, int64_t n,
-                         const float *ts) {
+                         const float *ts, const float *imp) {
     if (d->group > 0) {
         const size_t hb = header_bytes(d, false), bb = hb + packed_bytes(d, d->group);
         for (int64_t b = 0; b < n / d->group; b++, x += d->group, y += bb) {
             float s, m;
-            range_of(d, x, d->group, &s, &m);
+            if (imp) weighted_range(d, x, d->group, imp + b * d->group, d->group, &s, &m);
+            else range_of(d, x, d->group, &s, &m);
             const uint16_t sh = f16_sat(s), mh = f16_sat(m);
             memcpy(y, &sh, 2);
             if (d->affine) memcpy(y + 2, &mh, 2);
@@ -129,18 +191,22 @@ static void quantize_row(const lb_intn_desc *d, uint8_t *y, const float *x, int6
     }
     float sm[2];
     if (ts) memcpy(sm, ts, sizeof sm);
+    else if (imp) weighted_range(d, x, n, imp, n, &sm[0], &sm[1]);
     else range_of(d, x, n, &sm[0], &sm[1]);
     memcpy(y, sm, header_bytes(d, true));
     encode(d, y + header_bytes(d, true), x, n, sm[0], sm[1]);
 }
 
 static size_t intn_quantize(const lb_intn_desc *d, void *dst, const float *src, int64_t nrow,
-                            int64_t n) {
+                            int64_t n, const float *imp) {
     float        ts[2];
     const size_t rs = intn_row_size(d, n);
-    if (d->group < 0) range_of(d, src, nrow * n, &ts[0], &ts[1]);
+    if (d->group < 0) {
+        if (imp) weighted_range(d, src, nrow * n, imp, n, &ts[0], &ts[1]);
+        else range_of(d, src, nrow * n, &ts[0], &ts[1]);
+    }
     for (int64_t r = 0; r < nrow; r++)
-        quantize_row(d, (uint8_t *)dst + (size_t)r * rs, src + r * n, n, d->group < 0 ? ts : NULL);
+        quantize_row(d, (uint8_t *)dst + (size_t)r * rs, src + r * n, n, d->group < 0 ? ts : NULL, imp);
     return (size_t)nrow * rs;
 }
 
@@ -165,15 +231,14 @@ static void intn_dequantize(const lb_intn_desc *d, float *y, const void *src, in
 #define LB_INTN_DEFINE(U, L, ID, BITS, AFFINE, GROUP)                                             \
     static const lb_intn_desc k_##L = { BITS, AFFINE, GROUP };                                     \
     void lb_quantize_row_##L##_ref(void *dst, const float *src, int64_t n) {                       \
-        intn_quantize(&k_##L, dst, src, 1, n);                                                     \
+        intn_quantize(&k_##L, dst, src, 1, n, NULL);                                               \
     }                                                                                              \
     void lb_dequantize_row_##L(float *dst, const void *src, int64_t n) {                           \
         intn_dequantize(&k_##L, dst, src, n);                                                      \
     }                                                                                              \
     size_t lb_quantize_##L(void *dst, const float *src, int64_t nrow, int64_t n_per_row,           \
                            const float *importance) {                                              \
-        (void)importance;                                                                          \
-        return intn_quantize(&k_##L, dst, src, nrow, n_per_row);                                   \
+        return intn_quantize(&k_##L, dst, src, nrow, n_per_row, importance);                       \
     }                                                                                              \
     size_t lb_row_size_##L(int64_t n) { return intn_row_size(&k_##L, n); }
 LB_INTN_TYPES(LB_INTN_DEFINE)
