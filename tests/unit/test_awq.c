@@ -11,13 +11,8 @@
 #include "test_util.h"
 
 static uint64_t g_rng = 99;
-static double   uniform(void) { /* splitmix64 in [0, 1) */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
-static double gauss(void) { return sqrt(-2 * log(uniform() + 1e-300)) * cos(2 * M_PI * uniform()); }
+static double   uniform(void) { return test_uniform(&g_rng); }
+static double   gauss(void) { return test_gauss(&g_rng); }
 
 static const int32_t k_toks[] = { 1, 403, 407, 261, 378, 281, 354, 297, 266, 322, 295, 402, 31, 13, 7, 40 };
 #define N_TOKS ((int32_t)(sizeof k_toks / sizeof k_toks[0]))

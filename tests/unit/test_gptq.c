@@ -15,16 +15,7 @@
 #define N_TOK 1024
 
 static uint64_t g_rng = 12345;
-static double   gauss(void) { /* Box-Muller on a splitmix stream */
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-        z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        u[i]       = ((double)((z ^ (z >> 31)) >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]);
-}
+static double   gauss(void) { return test_gauss(&g_rng); }
 
 /* W ~ N(0, 1) with a few outlier columns; X = Z A: correlated channels of varied scale */
 static void make_layer(float *W, double *H) {

@@ -19,14 +19,8 @@
 #define BB_MAX  2048 /* bytes per block or row, at most */
 
 static uint64_t g_rng;
-static uint64_t next_u64(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double uniform(void) { return ((double)(next_u64() >> 11) + 0.5) / 9007199254740992.0; }
-static float  gauss(void) { return (float)(sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform())); }
+static double uniform(void) { return test_uniform(&g_rng); }
+static float  gauss(void) { return (float)test_gauss(&g_rng); }
 
 /* the number of codes of a position, by type; 0: the type has no grid */
 static int32_t expected_levels(lb_type t) {
@@ -61,13 +55,13 @@ static void make_row(float *x, int seed) {
     const float s = seed == 1 ? 1e-3f : seed == 2 ? 50.0f : 1.0f;
     for (int i = 0; i < N_ROW; i++) x[i] = s * gauss();
     for (int i = 0; i < 256; i += 7) x[i] = 0;
-    x[next_u64() % 256] = s * 30.0f;
+    x[(uint64_t)(uniform() * 9007199254740992.0) % 256] = s * 30.0f;
     for (int i = 256 + 64; i < 256 + 96; i++) x[i] = 0;
     for (int i = 256 + 160; i < 256 + 176; i++) x[i] = s * 0.75f;
-    x[256 + 200 + next_u64() % 56] = -s * 25.0f;
+    x[256 + 200 + (uint64_t)(uniform() * 9007199254740992.0) % 56] = -s * 25.0f;
     for (int i = 512; i < 768; i++) x[i] = 0;
     for (int i = 768; i < 1024; i++) x[i] *= 1e-4f;
-    x[768 + next_u64() % 256] = s * 8.0f;
+    x[768 + (uint64_t)(uniform() * 9007199254740992.0) % 256] = s * 8.0f;
 }
 
 static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
@@ -95,7 +89,7 @@ static void check_block(lb_type t, const lb_grid_ops *g, const uint8_t *blk, siz
             }
         if (kj < 0) fail_msg("%s: position %d decodes to %a, on none of its %d levels", tr->name, j, (double)ref[j], nl);
         int32_t codes[N_CODES + 2] = { 0, nl - 1 };
-        for (int c = 2; c < N_CODES + 2; c++) codes[c] = (int32_t)(next_u64() % (uint64_t)nl);
+        for (int c = 2; c < N_CODES + 2; c++) codes[c] = (int32_t)((uint64_t)(uniform() * 9007199254740992.0) % (uint64_t)nl);
         for (int c = 0; c < N_CODES + 2; c++) {
             const int32_t k = codes[c];
             memcpy(tmp, blk, ts);

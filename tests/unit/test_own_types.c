@@ -144,6 +144,50 @@ static void test_whole_tensor_scales(void **state) {
     free(q);
 }
 
+/* With importance the INTn quantizer searches its scale [and minimum]: the importance-weighted
+ * error must not exceed the minmax range's, and must drop clearly at 2 and 3 bits on Gaussian
+ * weights with log-normal importance; the layout (row sizes, per-tensor headers shared by
+ * rows) stays the same. Without importance the bytes are the reference quantizer's. */
+static void test_intn_importance_search(void **state) {
+    (void)state;
+    enum { R = 16, C = 256 };
+    static float x[R * C], y[C], imp[C];
+    uint64_t     rng = 5;
+    for (int i = 0; i < R * C; i++) x[i] = (float)(0.02 * test_gauss(&rng));
+    for (int j = 0; j < C; j++) imp[j] = (float)exp(1.5 * test_gauss(&rng));
+    const lb_type types[] = { LB_TYPE_INT2_G32, LB_TYPE_INT3_G32, LB_TYPE_UINT3_G32, LB_TYPE_INT4_G128,
+                              LB_TYPE_UINT2_G64, LB_TYPE_INT3_PC, LB_TYPE_UINT4_PC, LB_TYPE_INT4_PT };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const lb_type t  = types[k];
+        const size_t  rs = lb_row_size(t, C);
+        uint8_t      *q0 = malloc(rs * R), *q1 = malloc(rs * R), *qr = malloc(rs);
+        assert_int_equal(lb_quantize_rows(t, q0, x, R, C, NULL), rs * R);
+        assert_int_equal(lb_quantize_rows(t, q1, x, R, C, imp), rs * R);
+        if (!lb_type_get_traits(t)->whole_tensor) { /* NULL importance: the reference's bytes */
+            lb_type_get_traits(t)->from_float(qr, x, C);
+            assert_memory_equal(qr, q0, rs);
+        } else {
+            for (int r = 1; r < R; r++) assert_memory_equal(q1, q1 + (size_t)r * rs, 4);
+        }
+        double e0 = 0, e1 = 0;
+        for (int r = 0; r < R; r++) {
+            lb_type_get_traits(t)->to_float(y, q0 + (size_t)r * rs, C);
+            for (int j = 0; j < C; j++) e0 += imp[j] * (y[j] - x[r * C + j]) * (y[j] - x[r * C + j]);
+            lb_type_get_traits(t)->to_float(y, q1 + (size_t)r * rs, C);
+            for (int j = 0; j < C; j++) e1 += imp[j] * (y[j] - x[r * C + j]) * (y[j] - x[r * C + j]);
+        }
+        printf("# %-10s importance-weighted error: minmax %.4g, searched %.4g (%.2fx)\n", lb_type_name(t),
+               e0, e1, e0 / e1);
+        assert_true(e1 <= e0 * 1.001);
+        lb_intn_desc d;
+        assert_true(lb_intn_desc_of(t, &d));
+        if (d.bits <= 3) assert_true(e1 < 0.9 * e0);
+        free(q0);
+        free(q1);
+        free(qr);
+    }
+}
+
 static void test_nf4_levels(void **state) {
     (void)state;
     /* the levels times an absmax of 2 come back exactly; indices 2j, 2j+1 share byte j,
@@ -256,7 +300,8 @@ static void test_fp8_scale(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_type_table), cmocka_unit_test(test_intn_layout),
-        cmocka_unit_test(test_whole_tensor_scales), cmocka_unit_test(test_nf4_levels),
+        cmocka_unit_test(test_whole_tensor_scales),
+        cmocka_unit_test(test_intn_importance_search), cmocka_unit_test(test_nf4_levels),
         cmocka_unit_test(test_fp8_exhaustive), cmocka_unit_test(test_fp8_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

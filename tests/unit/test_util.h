@@ -2,6 +2,7 @@
 #ifndef LB_TEST_UTIL_H
 #define LB_TEST_UTIL_H
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +37,18 @@ static inline const char *tmp_path(const char *name, char *buf, size_t cap) {
     const char *dir = getenv("TMPDIR");
     snprintf(buf, cap, "%s/lowbit-test-%d-%s", dir ? dir : "/tmp", (int)getpid(), name);
     return buf;
+}
+
+/* Random numbers for synthetic data: splitmix64 in (0, 1), and N(0, 1) by Box-Muller. */
+static inline double test_uniform(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return ((double)((z ^ (z >> 31)) >> 11) + 0.5) / 9007199254740992.0;
+}
+static inline double test_gauss(uint64_t *state) {
+    const double u = test_uniform(state), v = test_uniform(state);
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
 
 #define SKIP_UNLESS(p)                                                                             \
