@@ -201,7 +201,7 @@ lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err) {
     aq->mode    = p->act.kind == LB_ACT_DYNAMIC ? LB_ACTQ_DYNAMIC : LB_ACTQ_STATIC;
     char buf[16];
     snprintf(aq->calibration, sizeof aq->calibration, "%s", lb_act_calib_name(&p->act, buf, sizeof buf));
-    if (aq->mode == LB_ACTQ_DYNAMIC) return LB_OK;
+    if (aq->mode == LB_ACTQ_DYNAMIC) return lb_w8a8_report(c, err);
     LB_RETURN_IF(!p->calib_text, err, LB_ERR_PARAM, "static activation ranges (--act %s) need "
                  "calibration text (--calib FILE)", aq->calibration);
     LB_TRY(lb_method_windows(c, err));
@@ -214,6 +214,7 @@ lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err) {
                       (double)lb_actq_at(aq, l, LB_INPUT_ATTN_OUT)->range,
                       (double)lb_actq_at(aq, l, LB_INPUT_FFN_IN)->range,
                       (double)lb_actq_at(aq, l, LB_INPUT_FFN_MID)->range);
+    LB_TRY(lb_w8a8_report(c, err));
 fail:
     return st;
 }

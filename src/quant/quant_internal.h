@@ -36,6 +36,8 @@ lb_status lb_method_llm_int8(lb_method_ctx *c, lb_error *err);     /* method_w8a
 /* after the methods: the w8a8 recipe's activation quantization (ranges calibrated on the
  * model as the methods left it); nothing for other recipes */
 lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err);    /* method_w8a8.c */
+/* then each linear's W8A8 output error (weights, activations, both) on the log */
+lb_status lb_w8a8_report(lb_method_ctx *c, lb_error *err);          /* w8a8_report.c */
 
 /* helpers (quantize.c) */
 lb_status lb_method_windows(lb_method_ctx *c, lb_error *err); /* load windows if needed */

@@ -1,7 +1,8 @@
 # lowbit quantize --method awq / W8A8: AWQ prints its per-layer report (RTN against AWQ) and
 # the summary line, its file loads and evaluates; --type w8a8 with every method and activation
 # mode writes a file whose activation quantization inspect shows and eval applies (KLD against
-# the f32 model small but not zero); usage errors exit 2 and write nothing.
+# the f32 model small but not zero) and prints each linear's W8A8 output error; usage errors
+# exit 2 and write nothing.
 . "$(dirname "$0")/lib.inc"
 
 CH="--chunks 4"
@@ -26,6 +27,19 @@ for run in rtn/dynamic smoothquant/kl llm-int8/p99.99; do
     k=$(json_num "$WORK/w.json" kld_mean)
     awk -v k="$k" 'BEGIN { exit !(k > 1e-5 && k < 0.05) }' && pass "w8a8 $run: KLD $k" || fail "w8a8 $run: KLD $k"
 done
+
+# W8A8's per-layer report: each linear's output error from the int8 weights, the int8
+# activations and both; SmoothQuant moves activation error into the weights
+for m in rtn smoothquant; do
+    "$LOWBIT" quantize "$MODEL" "$WORK/w.gguf" --type w8a8 --method $m --act minmax $CAL > /dev/null 2> "$WORK/log.$m" \
+        || fail "w8a8 $m report run: $(tail -2 "$WORK/log.$m")"
+done
+grep -q "blk.0.ffn_down.weight *w8a8 output error: weights [0-9.]*, activations [0-9.]*, both [0-9.]*" "$WORK/log.rtn" \
+    && pass "w8a8: per-layer report" || fail "w8a8 report: $(grep ffn_down "$WORK/log.rtn" | head -2)"
+act_sum() { sed -n 's/.*summed output error: weights [0-9.]*, activations \([0-9.]*\), both.*/\1/p' "$1"; }
+a0=$(act_sum "$WORK/log.rtn"); a1=$(act_sum "$WORK/log.smoothquant")
+awk -v a="$a0" -v b="$a1" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' \
+    && pass "w8a8 summary: activation error rtn $a0 > smoothquant $a1" || fail "w8a8 summary: rtn '$a0' smoothquant '$a1'"
 
 "$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --act kl > /dev/null 2>&1
 [ $? = 2 ] && [ ! -e "$WORK/u.gguf" ] && pass "--act without w8a8: usage error" || fail "--act with q4_0"
