@@ -26,7 +26,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
-    bool             act_order = false;
+    bool             act_order = false, self_target = false;
     lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
@@ -43,6 +43,12 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--damp")) lb_args_float(&a, &damp);
         else if (!strcmp(opt, "--act-order")) act_order = true;
+        else if (!strcmp(opt, "--gptq-target")) {
+            const char *v = lb_args_value(&a);
+            if (v && strcmp(v, "f32") && strcmp(v, "self"))
+                return lb_usage_error("quantize", "--gptq-target wants f32 or self, not '%s'", v);
+            self_target = v && !strcmp(v, "self");
+        }
         else if (!strcmp(opt, "--alpha")) lb_args_float(&a, &alpha);
         else if (!strcmp(opt, "--outlier-threshold")) lb_args_float(&a, &outlier);
         else if (!strcmp(opt, "--act")) {
@@ -116,7 +122,8 @@ int cmd_quantize(int argc, char **argv) {
                              .method = method, .calib_text = calib, .imatrix = imatrix,
                              .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
                                         .seed = (uint64_t)seed },
-                             .gptq = { .damp = damp, .block = 128, .act_order = act_order },
+                             .gptq = { .damp = damp, .block = 128, .act_order = act_order,
+                                       .self_target = self_target },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
                              .progress = !json && !quiet, .log = quiet || json ? NULL : log_line };
     lb_quant_summary s;

@@ -32,6 +32,9 @@ static const lb_command k_commands[] = {
       "                  from --seed S (1234)\n"
       "  --imatrix FILE  importance from llama-imatrix's (or lowbit calibrate's) GGUF file\n"
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
+      "  --gptq-target T what GPTQ aims each layer at: f32 (default: the unquantized model's\n"
+      "                  outputs, the weights refit to the quantized inputs first) or self (the\n"
+      "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n"
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
       "  --json          one JSON summary on stdout\n" },

@@ -58,6 +58,14 @@ void lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role);
 lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
                        int32_t n_ctx, lb_error *err);
 
+/* As lb_calib_run for the one selected input (lb_calib_select, not LB_CALIB_ALL), also
+ * accumulating C [n, n] = sum X_ref^T X and, unless A is NULL, A [n, n] = sum X_ref^T X_ref
+ * (both zeroed first), X_ref the same input when the same windows run through `ref`, another
+ * context of the same shape (the unquantized model: GPTQ's f32 target). Each window runs
+ * through ref, then ctx. */
+lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
+                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err);
+
 /* The statistics of the input that weight role `role` of `layer` multiplies (q, k, v share
  * one; gate and up share one; output: layer -1). NULL when there is none. */
 const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_role role);

@@ -65,6 +65,11 @@ typedef struct lb_gptq_params {
     double  damp;      /* lambda = damp * mean(diag H); default 0.01 */
     int32_t block;     /* lazy-batch block of columns; default 128 */
     bool    act_order; /* columns by decreasing diag H (types with a grid only) */
+    /* The target of each layer (method gptq). Default: the unquantized model's outputs, from
+     * the quantized model's inputs (asymmetric calibration, as GPTQv2 / GPTAQ: the weights
+     * are first refit by lb_gptq_retarget, then GPTQ compensates towards them). self_target:
+     * the layer's own outputs on the quantized inputs, as the GPTQ paper. */
+    bool    self_target;
 } lb_gptq_params;
 
 /* Quantize W [n_out, n_in] (row-major, f32) to type t with GPTQ, given the Hessian
@@ -78,6 +83,18 @@ typedef struct lb_gptq_params {
 lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,
                            const lb_gptq_params *p, const float *importance, void *q,
                            lb_error *err);
+
+/* The f32 target for GPTQ on quantized inputs: with X the unquantized model's input of a
+ * layer and X' the quantized model's (same tokens), ||W X - Wq X'||^2 equals
+ * ||W' X' - Wq X'||^2 plus a constant, W' = W C H^-1, C = sum X X'^T, H = sum X' X'^T. W [n_out,
+ * n_in] becomes W' (ridge: H + lambda I, W C + lambda W, lambda = damp * mean(diag H)). */
+lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
+                           double damp, lb_error *err);
+
+/* ||W X - Wq X'||^2 / ||W X||^2 from A = sum X X^T, C = sum X X'^T, H = sum X' X'^T: the
+ * output error against the unquantized model's outputs (X' = X: lb_output_error). */
+double lb_output_error_cross(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
+                             const double *A, const double *C, const double *H);
 
 /* Output error of a quantized matrix on the statistics of its input:
  * tr((W - Wq) H (W - Wq)^T) / tr(W H W^T) = ||WX - WqX||^2 / ||WX||^2. */

@@ -20,6 +20,9 @@ struct lb_calib {
     bool            hessians;
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
+    const float    *ref_x;   /* lb_calib_run_cross: the reference's X of the window, [T, n] */
+    double         *cross;   /* and C += ref_x^T X */
+    double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
 };
 
 static int kind_of(lb_tensor_role r) {
@@ -140,7 +143,42 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x,
             for (int32_t j = i; j < n; j++) h[j] += v[j];
         }
     }
+    if (c->cross && c->ref_x) { /* C += X_ref^T X */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f,
+                    c->tmp, n);
+        for (size_t i = 0; i < (size_t)n * (size_t)n; i++) c->cross[i] += c->tmp[i];
+        if (c->ref_h) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, c->ref_x,
+                        n, 0.0f, c->tmp, n);
+            for (size_t i = 0; i < (size_t)n * (size_t)n; i++) c->ref_h[i] += c->tmp[i];
+        }
+    }
     s->count += T;
+}
+
+typedef struct {
+    const lb_calib *c;
+    float          *x; /* [T, n] */
+    bool            seen;
+} ref_capture;
+
+static void ref_hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {
+    ref_capture        *r = user;
+    const lb_act_stats *s = find(r->c, layer, role);
+    if (!s || s->n != n || s != find(r->c, r->c->sel_layer, r->c->sel_role)) return;
+    memcpy(r->x, x, (size_t)T * (size_t)n * sizeof *x);
+    r->seen = true;
+}
+
+/* the Hessians' lower triangles: the upper ones (the hook adds upper triangles only) */
+static void mirror_hessians(lb_calib *c) {
+    for (int32_t k = 0; k < c->n_stats; k++) {
+        lb_act_stats *s = &c->stats[k];
+        if (!s->H) continue;
+        for (int32_t i = 1; i < s->n; i++)
+            for (int32_t j = 0; j < i; j++)
+                s->H[(size_t)i * (size_t)s->n + (size_t)j] = s->H[(size_t)j * (size_t)s->n + (size_t)i];
+    }
 }
 
 lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
@@ -153,13 +191,42 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
         st = lb_forward(ctx, windows + (size_t)w * (size_t)n_ctx, n_ctx, &logits, err);
     }
     lb_context_set_hook(ctx, NULL, NULL);
-    for (int32_t k = 0; k < c->n_stats; k++) { /* the Hessians' lower triangles: the upper ones */
-        lb_act_stats *s = &c->stats[k];
-        if (!s->H) continue;
-        for (int32_t i = 1; i < s->n; i++)
-            for (int32_t j = 0; j < i; j++)
-                s->H[(size_t)i * (size_t)s->n + (size_t)j] = s->H[(size_t)j * (size_t)s->n + (size_t)i];
+    mirror_hessians(c);
+    return st;
+}
+
+lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
+                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err) {
+    const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
+    LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
+                 "with its Hessian");
+    ref_capture r = { c, malloc((size_t)n_ctx * (size_t)s->n * sizeof(float)), false };
+    LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
+    memset(C, 0, (size_t)s->n * (size_t)s->n * sizeof *C);
+    if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
+    lb_context_set_hook(ref, ref_hook, &r);
+    lb_context_set_hook(ctx, hook, c);
+    c->cross  = C;
+    c->ref_h  = A;
+    lb_status st = LB_OK;
+    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) {
+        const float *logits;
+        const int32_t *tok = windows + (size_t)w * (size_t)n_ctx;
+        r.seen = false;
+        lb_context_reset(ref);
+        st = lb_forward(ref, tok, n_ctx, &logits, err);
+        if (st != LB_OK) break;
+        c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
+        lb_context_reset(ctx);
+        st = lb_forward(ctx, tok, n_ctx, &logits, err);
     }
+    c->cross = NULL;
+    c->ref_x = NULL;
+    c->ref_h = NULL;
+    lb_context_set_hook(ref, NULL, NULL);
+    lb_context_set_hook(ctx, NULL, NULL);
+    mirror_hessians(c);
+    free(r.x);
     return st;
 }
 

@@ -225,3 +225,63 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
     free(w);
     return den > 0 ? num / den : 0;
 }
+
+lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
+                           double damp, lb_error *err) {
+    const int64_t n = n_in;
+    double        mean = 0;
+    for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
+    mean /= (double)n;
+    if (!(mean > 0)) return LB_OK; /* nothing seen: nothing to refit */
+    const double lambda = (damp > 0 ? damp : 0.01) * mean;
+    double      *A = malloc((size_t)(n * n) * sizeof *A), *Wd = malloc((size_t)(n * n_out) * sizeof *Wd);
+    double      *B = malloc((size_t)(n * n_out) * sizeof *B);
+    lb_status    st = LB_OK;
+    LB_GOTO_IF(!A || !Wd || !B, err, LB_ERR_NOMEM, "out of memory");
+    memcpy(A, H, (size_t)(n * n) * sizeof *A);
+    for (int64_t i = 0; i < n; i++) A[i * n + i] += lambda;
+    for (int64_t i = 0; i < n * n_out; i++) Wd[i] = W[i];
+    /* B [n, n_out] = C^T W^T + lambda W^T; then (H + lambda I) W'^T = B */
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t r = 0; r < n_out; r++) B[j * n_out + r] = lambda * Wd[r * n + j];
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)n_out, (blasint)n, 1.0, C,
+                (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)n_out);
+    const lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)n_out, A,
+                                          (lapack_int)n, B, (lapack_int)n_out);
+    LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
+               "(info %d); raise --damp", (int)info);
+    for (int64_t r = 0; r < n_out; r++)
+        for (int64_t j = 0; j < n; j++) W[r * n + j] = (float)B[j * n_out + r];
+fail:
+    free(A);
+    free(Wd);
+    free(B);
+    return st;
+}
+
+double lb_output_error_cross(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
+                             const double *A, const double *C, const double *H) {
+    double num = 0, den = 0;
+    double *w = malloc((size_t)n_in * sizeof *w), *q = malloc((size_t)n_in * sizeof *q);
+    if (!w || !q) {
+        free(w);
+        free(q);
+        return NAN;
+    }
+    for (int64_t r = 0; r < n_out; r++) { /* w A w - 2 w C q + q H q */
+        for (int64_t i = 0; i < n_in; i++) w[i] = W[r * n_in + i], q[i] = Wq[r * n_in + i];
+        for (int64_t i = 0; i < n_in; i++) {
+            double aw = 0, cq = 0, hq = 0;
+            for (int64_t j = 0; j < n_in; j++) {
+                aw += A[i * n_in + j] * w[j];
+                cq += C[i * n_in + j] * q[j];
+                hq += H[i * n_in + j] * q[j];
+            }
+            den += w[i] * aw;
+            num += w[i] * aw - 2 * w[i] * cq + q[i] * hq;
+        }
+    }
+    free(w);
+    free(q);
+    return den > 0 ? num / den : 0;
+}

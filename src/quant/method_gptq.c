@@ -1,6 +1,9 @@
 /* GPTQ over a whole model, true-sequential: layer l's inputs are recomputed through the
  * already-quantized layers before it (a working f32 copy updated in place with what the file
- * will hold), and within a layer q/k/v, then o, then gate/up, then down; the token
+ * will hold), and within a layer q/k/v, then o, then gate/up, then down. The target is the
+ * unquantized model's output (unless self_target): the same windows run through the
+ * unquantized model beside, and each weight is refit to the quantized inputs first
+ * (lb_gptq_retarget), so GPTQ also makes up for the error earlier layers passed on; the token
  * embedding is rounded to nearest before the first layer, the output head comes last (a
  * tied one is the embedding, already fixed). Each matrix whose type has blocks (or per-row
  * or per-tensor scales and grid access) goes through lb_gptq_quantize (gptq.c); others are
@@ -41,9 +44,11 @@ static void rtn_into(const float *W, int64_t nr, int64_t n, lb_type t, float *ou
     for (int64_t r = 0; r < nr; r++) lb_type_get_traits(t)->to_float(out + r * n, q + (size_t)r * rs, n);
 }
 
+/* A, C: the unquantized model's input statistics (sum X X^T, sum X X'^T) for the f32 target,
+ * or NULL (the layer's own outputs are the target) */
 static lb_status gptq_tensor(const lb_quant_params *p, const lb_named_tensor *wt, lb_type type,
-                             const lb_act_stats *s, void **data, lb_quant_summary *sum,
-                             lb_error *err) {
+                             const lb_act_stats *s, const double *A, const double *C, void **data,
+                             lb_quant_summary *sum, lb_error *err) {
     float        *W = (float *)wt->t->data; /* the working copy: updated in place */
     const int64_t n = wt->t->ne[0], nr = wt->t->ne[1];
     const size_t  bytes = lb_row_size(type, n) * (size_t)nr;
@@ -54,10 +59,11 @@ static lb_status gptq_tensor(const lb_quant_params *p, const lb_named_tensor *wt
     LB_GOTO_IF(!q || !q2 || !orig || !rtn || !imp, err, LB_ERR_NOMEM, "out of memory");
     memcpy(orig, W, (size_t)(n * nr) * sizeof *orig);
     const bool has_imp = lb_act_importance(s, imp);
+    if (C) LB_TRY(lb_gptq_retarget(W, nr, n, C, s->H, p->gptq.damp, err));
     LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &p->gptq, has_imp ? imp : NULL, q, err));
     rtn_into(orig, nr, n, type, rtn, q2);
-    const double e_rtn = lb_output_error(orig, rtn, nr, n, s->H);
-    const double e_gq  = lb_output_error(orig, W, nr, n, s->H);
+    const double e_rtn = C ? lb_output_error_cross(orig, rtn, nr, n, A, C, s->H) : lb_output_error(orig, rtn, nr, n, s->H);
+    const double e_gq  = C ? lb_output_error_cross(orig, W, nr, n, A, C, s->H) : lb_output_error(orig, W, nr, n, s->H);
     sum->err_rtn += e_rtn;
     sum->err_method += e_gq;
     lb_method_log(p, "%-26s %-6s output error: RTN %.6f -> GPTQ %.6f (%.2fx)", wt->name, lb_type_name(type),
@@ -83,6 +89,8 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     lb_model        *work = NULL;
     lb_context      *ctx  = NULL;
     lb_calib        *cal  = NULL;
+    lb_context      *ref  = NULL; /* the unquantized model, for the f32 target */
+    double          *A = NULL, *C = NULL;
     lb_named_tensor *wts  = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *wts);
     lb_status        st   = LB_OK;
     LB_GOTO_IF(!wts, err, LB_ERR_NOMEM, "out of memory");
@@ -92,6 +100,13 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     lb_model_tensors(work, wts);
     LB_TRY(lb_context_create(&ctx, work, p->calib.n_ctx, p->calib.n_ctx, err));
     LB_TRY(lb_calib_create(&cal, work, true, err));
+    if (!p->gptq.self_target) {
+        const int64_t mx = m->cfg.n_ff > m->cfg.n_embd ? m->cfg.n_ff : m->cfg.n_embd;
+        A = malloc((size_t)(mx * mx) * sizeof *A);
+        C = malloc((size_t)(mx * mx) * sizeof *C);
+        LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "out of memory");
+        LB_TRY(lb_context_create(&ref, m, p->calib.n_ctx, p->calib.n_ctx, err));
+    }
     /* within a layer: q, k, v share an input; then o; gate and up share one; then down.
      * The output head comes last, after every layer is quantized. */
     static const struct {
@@ -127,7 +142,12 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
             lb_calib_select(cal, li, in);
             lb_calib_clear(cal, li, in);
             lb_context_set_layer_limit(ctx, head ? 0 : l + 1);
-            LB_TRY(lb_calib_run(cal, ctx, win, n_win, p->calib.n_ctx, err));
+            if (ref) {
+                lb_context_set_layer_limit(ref, head ? 0 : l + 1);
+                LB_TRY(lb_calib_run_cross(cal, ctx, ref, win, n_win, p->calib.n_ctx, C, A, err));
+            } else {
+                LB_TRY(lb_calib_run(cal, ctx, win, n_win, p->calib.n_ctx, err));
+            }
             sum->seconds_calib += lb_time_sec() - t0;
             const double        t1 = lb_time_sec();
             const lb_act_stats *s  = lb_calib_get(cal, li, in);
@@ -138,7 +158,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
                 if (i < 0) continue;
                 const lb_type type = pl[i].type;
                 if (gptq_able(type, wts[i].t->ne[0])) {
-                    LB_TRY(gptq_tensor(p, &wts[i], type, s, &data[i], sum, err));
+                    LB_TRY(gptq_tensor(p, &wts[i], type, s, A, C, &data[i], sum, err));
                 } else if (type != LB_TYPE_F32) { /* later layers see what the file will hold */
                     LB_GOTO_IF(round_trip((float *)wts[i].t->data, wts[i].t, type), err, LB_ERR_NOMEM,
                                "out of memory");
@@ -154,6 +174,9 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
 fail:
     lb_calib_free(cal);
     lb_context_free(ctx);
+    lb_context_free(ref);
+    free(A);
+    free(C);
     lb_model_free(work);
     free(wts);
     return st;

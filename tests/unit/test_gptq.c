@@ -212,12 +212,58 @@ static void test_diagonal_h_is_rtn(void **state) {
     }
 }
 
+/* The f32 target: X' = X + E, E an error correlated with X (what quantized layers before pass
+ * on). GPTQ on the refit weights must come closer to the f32 outputs W X than GPTQ on W; with
+ * X' = X the refit leaves W as it is and the cross error is the plain one. */
+static void test_retarget(void **state) {
+    (void)state;
+    enum { T = 512 };
+    static float  W[N_OUT * N_IN], W2[N_OUT * N_IN], Wq[N_OUT * N_IN], X[T * N_IN], Xq[T * N_IN];
+    static double A[N_IN * N_IN], C[N_IN * N_IN], H[N_IN * N_IN];
+    static uint8_t q[N_OUT * N_IN];
+    lb_error       err = { 0 };
+    g_rng              = 4242;
+    for (int i = 0; i < N_OUT * N_IN; i++) W[i] = (float)gauss();
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < N_IN; j++) {
+            X[t * N_IN + j]  = (float)gauss() * (1.0f + (float)(j % 5));
+            Xq[t * N_IN + j] = X[t * N_IN + j] * (j % 3 ? 1.0f : 0.8f) + 0.3f * (float)gauss();
+        }
+    for (int i = 0; i < N_IN; i++)
+        for (int j = 0; j < N_IN; j++) {
+            double a = 0, c = 0, h = 0;
+            for (int t = 0; t < T; t++) {
+                a += (double)X[t * N_IN + i] * X[t * N_IN + j];
+                c += (double)X[t * N_IN + i] * Xq[t * N_IN + j];
+                h += (double)Xq[t * N_IN + i] * Xq[t * N_IN + j];
+            }
+            A[i * N_IN + j] = a, C[i * N_IN + j] = c, H[i * N_IN + j] = h;
+        }
+    const lb_gptq_params gp = { .damp = 0.01, .block = 128 };
+    memcpy(Wq, W, sizeof W);
+    assert_int_equal(lb_gptq_quantize(Wq, N_OUT, N_IN, H, LB_TYPE_Q4_0, &gp, NULL, q, &err), LB_OK);
+    const double e_self = lb_output_error_cross(W, Wq, N_OUT, N_IN, A, C, H);
+    memcpy(W2, W, sizeof W);
+    assert_int_equal(lb_gptq_retarget(W2, N_OUT, N_IN, C, H, 0.01, &err), LB_OK);
+    assert_int_equal(lb_gptq_quantize(W2, N_OUT, N_IN, H, LB_TYPE_Q4_0, &gp, NULL, q, &err), LB_OK);
+    const double e_f32 = lb_output_error_cross(W, W2, N_OUT, N_IN, A, C, H);
+    printf("# error against W X: GPTQ on W %.5f, on the refit W %.5f\n", e_self, e_f32);
+    assert_true(e_f32 < 0.7 * e_self);
+    /* X' = X: nothing to refit; the cross error is the plain one */
+    memcpy(W2, W, sizeof W);
+    assert_int_equal(lb_gptq_retarget(W2, N_OUT, N_IN, A, A, 0.01, &err), LB_OK);
+    for (int i = 0; i < N_OUT * N_IN; i++) assert_true(fabsf(W2[i] - W[i]) <= 1e-4f * (1 + fabsf(W[i])));
+    const double e1 = lb_output_error_cross(W, Wq, N_OUT, N_IN, A, A, A), e2 = lb_output_error(W, Wq, N_OUT, N_IN, A);
+    assert_true(fabs(e1 - e2) <= 1e-9 + 1e-6 * e2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_beats_rtn),
         cmocka_unit_test(test_diagonal_h_is_rtn),
         cmocka_unit_test(test_blocked_matches_reference),
         cmocka_unit_test(test_act_order_keeps_columns),
+        cmocka_unit_test(test_retarget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
