@@ -11,7 +11,8 @@
  *             gemm:     the lazy-batch updates W[:, i2:] -= E U[i1:i2, i2:] (sgemm on slices of
  *                       256 columns, one slice per thread at a time);
  *             columns:  the rest (the column loop, rows in parallel: rounding onto the grid,
- *                       the updates inside each 128-column batch; plus permuting H and W).
+ *                       the updates inside each 128-column batch; plus permuting H and W);
+ *   refit:    the f32 target's lb_gptq_retarget (W C H^-1: dgemm and dposv, f64).
  * Random data (Gaussian X with correlated channels, Gaussian W): the time does not depend on it.
  * Built by CMake (build/bench_gptq):
  *   build/bench_gptq [n_out n_in n_tok type threads]                                         */
@@ -150,6 +151,16 @@ int main(int argc, char **argv) {
     }
     const double t_gemm = lb_time_sec() - t0;
 
+    /* the f32 target (method gptq's default): the refit W C H^-1 before GPTQ (C = H here: the
+     * time does not depend on the values), and the cross term's accumulation, one more sgemm
+     * and f64 add per window for C (as calib.c's ssyrk and add: timed above) */
+    t0 = lb_time_sec();
+    if (lb_gptq_retarget(W, n_out, n_in, H, H, 0.01, &err) != LB_OK) {
+        fprintf(stderr, "retarget: %s\n", err.msg);
+        return 1;
+    }
+    const double t_refit = lb_time_sec() - t0;
+
     const double t_cols = t_gptq - t_chol - t_gemm;
     const double total  = t_syrk + t_add + t_gptq;
     printf("| part | seconds | share |\n| --- | ---: | ---: |\n");
@@ -163,6 +174,9 @@ int main(int argc, char **argv) {
     printf("| total (GPTQ alone %.2f) | %.2f | 100%% |\n", t_gptq, total);
     printf("\nfor comparison: the ssyrk on %d BLAS threads %.2f s; adding into both halves at "
            "every window %.2f s\n", lb_threads_get(), t_syrk_mt, t_upper);
+    printf("the f32 target's refit W C H^-1 (dgemm, dposv in f64): %.2f s; its cross term C costs "
+           "what the Hessian's accumulation does (a second forward pass, a gemm and an f64 add "
+           "per window)\n", t_refit);
     free(X);
     free(tmp);
     free(W);

@@ -66,6 +66,26 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
 lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
                              int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err);
 
+/* Calibration one layer at a time: every window's residual stream at the input of one layer,
+ * kept, so that a pass over layer l runs layer l alone (lb_forward_from) instead of the model
+ * from the embedding up. Created at layer 0 (the windows' embeddings in m); advanced through a
+ * layer by running it (on ctx's model, whatever it holds then: the quantized layer for the
+ * quantized model's states). n_windows * n_ctx * n_embd floats. */
+typedef struct lb_calib_states lb_calib_states;
+lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
+                                 int32_t n_windows, int32_t n_ctx, lb_error *err);
+void      lb_calib_states_free(lb_calib_states *s); /* accepts NULL */
+int32_t   lb_calib_states_layer(const lb_calib_states *s);
+/* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
+ * is set here), the states becoming the next layer's input. */
+lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);
+/* lb_calib_run and lb_calib_run_cross over the states' layer alone (the output head after
+ * the last layer); the reference's states rs must be at the same layer. */
+lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err);
+lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
+                                    lb_context *ref, const lb_calib_states *rs, double *C, double *A,
+                                    lb_error *err);
+
 /* The statistics of the input that weight role `role` of `layer` multiplies (q, k, v share
  * one; gate and up share one; output: layer -1). NULL when there is none. */
 const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_role role);

@@ -175,6 +175,15 @@ void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);
  * the next call. */
 lb_status lb_forward(lb_context *c, const int32_t *tokens, int32_t n, const float **logits,
                      lb_error *err);
+/* The same from layer `first` on (0 .. n_layers; n_layers: the head alone), its input given:
+ * x [n, n_embd], the residual stream as lb_context_residual left it after a forward stopped
+ * by the layer limit at `first`. Layers before `first` see nothing (their KV cache rows stay
+ * as they were): for calibration, which runs a window one layer at a time. */
+lb_status lb_forward_from(lb_context *c, int32_t first, const float *x, int32_t n,
+                          const float **logits, lb_error *err);
+/* The residual stream [n, n_embd] of the last forward's tokens where it stopped (after the
+ * last layer run, before the output norm). */
+const float *lb_context_residual(const lb_context *c);
 
 /* ---- sampling ---- */
 typedef struct lb_sampler {

@@ -255,24 +255,23 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     }
 }
 
-lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const float **logits,
-                     lb_error *err) {
-    const lb_model        *m = ctx->m;
-    const lb_llama_config *c = &m->cfg;
+static lb_status check_batch(const lb_context *ctx, int32_t T, lb_error *err) {
     LB_RETURN_IF(T <= 0 || T > ctx->n_batch, err, LB_ERR_PARAM,
                  "forward: %d tokens, the batch holds 1..%d", T, ctx->n_batch);
     LB_RETURN_IF(ctx->n_past + T > ctx->n_ctx, err, LB_ERR_PARAM,
                  "forward: context full (%d + %d positions > %d)", ctx->n_past, T, ctx->n_ctx);
-    for (int32_t t = 0; t < T; t++)
-        LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
-                     "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
+    return LB_OK;
+}
+
+/* layers first .. the limit on the residual stream ctx->x [T, E], then the head */
+static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const float **logits) {
+    const lb_model        *m = ctx->m;
+    const lb_llama_config *c = &m->cfg;
     const int32_t E = c->n_embd, F = c->n_ff, D = c->head_dim;
     const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
-    for (int32_t t = 0; t < T; t++) lb_tensor_get_row_f32(&m->tok_embd, tokens[t], ctx->x + (size_t)t * (size_t)E);
-
     const int32_t n_layers = ctx->layer_limit > 0 && ctx->layer_limit < c->n_layers ? ctx->layer_limit
                                                                                      : c->n_layers;
-    for (int32_t l = 0; l < n_layers; l++) {
+    for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
         for (int32_t t = 0; t < T; t++)
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
@@ -319,3 +318,34 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     *logits = ctx->logits;
     return LB_OK;
 }
+
+lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const float **logits,
+                     lb_error *err) {
+    const lb_model        *m = ctx->m;
+    const lb_llama_config *c = &m->cfg;
+    lb_status              st;
+    LB_TRY(check_batch(ctx, T, err));
+    for (int32_t t = 0; t < T; t++)
+        LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
+                     "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
+    for (int32_t t = 0; t < T; t++)
+        lb_tensor_get_row_f32(&m->tok_embd, tokens[t], ctx->x + (size_t)t * (size_t)c->n_embd);
+    return run_layers(ctx, 0, T, logits);
+fail:
+    return st;
+}
+
+lb_status lb_forward_from(lb_context *ctx, int32_t first, const float *x, int32_t T,
+                          const float **logits, lb_error *err) {
+    const lb_llama_config *c = &ctx->m->cfg;
+    lb_status              st;
+    LB_TRY(check_batch(ctx, T, err));
+    LB_RETURN_IF(first < 0 || first > c->n_layers, err, LB_ERR_PARAM,
+                 "forward: layer %d of %d", first, c->n_layers);
+    memcpy(ctx->x, x, (size_t)T * (size_t)c->n_embd * sizeof *x);
+    return run_layers(ctx, first, T, logits);
+fail:
+    return st;
+}
+
+const float *lb_context_residual(const lb_context *ctx) { return ctx->x; }

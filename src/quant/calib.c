@@ -181,26 +181,38 @@ static void mirror_hessians(lb_calib *c) {
     }
 }
 
-lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
-                       int32_t n_ctx, lb_error *err) {
+/* where a calibration pass takes each window from: its tokens, or its residual stream at the
+ * input of layer `first` (lb_calib_states) */
+typedef struct {
+    const int32_t *windows;
+    const float   *states;
+    int32_t        first, n_ctx, n_embd;
+} source;
+
+static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_error *err) {
+    const float *logits;
+    lb_context_reset(ctx);
+    if (src->states)
+        return lb_forward_from(ctx, src->first, src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd,
+                               src->n_ctx, &logits, err);
+    return lb_forward(ctx, src->windows + (size_t)w * (size_t)src->n_ctx, src->n_ctx, &logits, err);
+}
+
+static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
     lb_context_set_hook(ctx, hook, c);
     lb_status st = LB_OK;
-    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) {
-        const float *logits;
-        lb_context_reset(ctx);
-        st = lb_forward(ctx, windows + (size_t)w * (size_t)n_ctx, n_ctx, &logits, err);
-    }
+    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) st = run_window(ctx, src, w, err);
     lb_context_set_hook(ctx, NULL, NULL);
     mirror_hessians(c);
     return st;
 }
 
-lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
-                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err) {
+static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
+                           const source *ref_src, int32_t n_windows, double *C, double *A, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
-    ref_capture r = { c, malloc((size_t)n_ctx * (size_t)s->n * sizeof(float)), false };
+    ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
     memset(C, 0, (size_t)s->n * (size_t)s->n * sizeof *C);
     if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
@@ -210,15 +222,11 @@ lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, cons
     c->ref_h  = A;
     lb_status st = LB_OK;
     for (int32_t w = 0; w < n_windows && st == LB_OK; w++) {
-        const float *logits;
-        const int32_t *tok = windows + (size_t)w * (size_t)n_ctx;
         r.seen = false;
-        lb_context_reset(ref);
-        st = lb_forward(ref, tok, n_ctx, &logits, err);
+        st = run_window(ref, ref_src, w, err);
         if (st != LB_OK) break;
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
-        lb_context_reset(ctx);
-        st = lb_forward(ctx, tok, n_ctx, &logits, err);
+        st = run_window(ctx, src, w, err);
     }
     c->cross = NULL;
     c->ref_x = NULL;
@@ -228,6 +236,88 @@ lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, cons
     mirror_hessians(c);
     free(r.x);
     return st;
+}
+
+lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
+                       int32_t n_ctx, lb_error *err) {
+    const source src = { windows, NULL, 0, n_ctx, 0 };
+    return run_plain(c, ctx, &src, n_windows, err);
+}
+
+lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
+                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err) {
+    const source src = { windows, NULL, 0, n_ctx, 0 };
+    return run_cross(c, ctx, &src, ref, &src, n_windows, C, A, err);
+}
+
+/* ---- one layer at a time ---- */
+
+struct lb_calib_states {
+    int32_t n_windows, n_ctx, n_embd, n_layers;
+    int32_t layer; /* the states are the input of this layer (n_layers: of the output norm) */
+    float  *x;     /* [n_windows, n_ctx, n_embd] */
+};
+
+lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
+                                 int32_t n_windows, int32_t n_ctx, lb_error *err) {
+    const int32_t E = m->cfg.n_embd;
+    *out            = NULL;
+    for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++)
+        LB_RETURN_IF(windows[i] < 0 || windows[i] >= m->cfg.n_vocab, err, LB_ERR_PARAM,
+                     "calib: token id %d out of range", windows[i]);
+    lb_calib_states *s = calloc(1, sizeof *s);
+    LB_RETURN_IF(!s, err, LB_ERR_NOMEM, "out of memory");
+    *s   = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, 0, NULL };
+    s->x = malloc((size_t)n_windows * (size_t)n_ctx * (size_t)E * sizeof *s->x);
+    if (!s->x) {
+        free(s);
+        return lb_fail(err, LB_ERR_NOMEM, "calib: out of memory for %d windows' states", n_windows);
+    }
+    for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++) /* the embeddings: layer 0's input */
+        lb_tensor_get_row_f32(&m->tok_embd, windows[i], s->x + (size_t)i * (size_t)E);
+    *out = s;
+    return LB_OK;
+}
+
+void lb_calib_states_free(lb_calib_states *s) {
+    if (!s) return;
+    free(s->x);
+    free(s);
+}
+
+int32_t lb_calib_states_layer(const lb_calib_states *s) { return s->layer; }
+
+/* ctx runs from the states' layer: that layer alone, or the head after the last one */
+static source states_source(lb_context *ctx, const lb_calib_states *s) {
+    lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);
+    return (source){ NULL, s->x, s->layer, s->n_ctx, s->n_embd };
+}
+
+lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err) {
+    LB_RETURN_IF(s->layer >= s->n_layers, err, LB_ERR_PARAM, "calib: no layer after the last");
+    const source src = states_source(ctx, s);
+    for (int32_t w = 0; w < s->n_windows; w++) {
+        lb_status st = run_window(ctx, &src, w, err);
+        if (st != LB_OK) return st;
+        memcpy(s->x + (size_t)w * (size_t)s->n_ctx * (size_t)s->n_embd, lb_context_residual(ctx),
+               (size_t)s->n_ctx * (size_t)s->n_embd * sizeof *s->x);
+    }
+    s->layer++;
+    return LB_OK;
+}
+
+lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err) {
+    const source src = states_source(ctx, s);
+    return run_plain(c, ctx, &src, s->n_windows, err);
+}
+
+lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
+                                    lb_context *ref, const lb_calib_states *rs, double *C, double *A,
+                                    lb_error *err) {
+    LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows, err, LB_ERR_PARAM,
+                 "calib: the reference's states are not at the same layer");
+    const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
+    return run_cross(c, ctx, &src, ref, &ref_src, s->n_windows, C, A, err);
 }
 
 bool lb_act_importance(const lb_act_stats *s, float *out) {

@@ -244,10 +244,12 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
     /* B [n, n_out] = C^T W^T + lambda W^T; then (H + lambda I) W'^T = B */
     for (int64_t j = 0; j < n; j++)
         for (int64_t r = 0; r < n_out; r++) B[j * n_out + r] = lambda * Wd[r * n + j];
+    openblas_set_num_threads(lb_threads_get()); /* BLAS and LAPACK on lowbit's threads here */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)n_out, (blasint)n, 1.0, C,
                 (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)n_out);
     const lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)n_out, A,
                                           (lapack_int)n, B, (lapack_int)n_out);
+    openblas_set_num_threads(1);
     LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
                "(info %d); raise --damp", (int)info);
     for (int64_t r = 0; r < n_out; r++)

@@ -144,6 +144,7 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     lb_quant_summary      *sum = c->summary;
     lb_context            *ctx = NULL;
     lb_calib              *cal = NULL;
+    lb_calib_states       *states = NULL; /* each window at the current layer's input */
     lb_status              st  = LB_OK;
     const char            *me  = strstr(p->method, "awq");
     awq_state              a   = { .c = c, .clip = !(me && strstr(me, "gptq")) };
@@ -177,14 +178,14 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     if (p->progress) lb_progress_begin(&bar, "awq", g->n_layers);
     const int32_t ie = lb_method_find(c->tensors, c->n, -1, LB_ROLE_TOKEN_EMBD);
     if (a.clip && ie >= 0) LB_TRY(awq_store(c, ie, err));
+    LB_TRY(lb_calib_states_create(&states, a.work, c->windows, c->n_windows, p->calib.n_ctx, err));
     for (int32_t l = 0; l < g->n_layers; l++) {
         for (int in = 0; in < LB_INPUT_COUNT; in++) {
             const lb_tensor_role role = lb_block_input_role((lb_block_input)in);
             const double         t0   = lb_time_sec();
             lb_calib_select(cal, l, role);
             lb_calib_clear(cal, l, role);
-            lb_context_set_layer_limit(ctx, l + 1);
-            LB_TRY(lb_calib_run(cal, ctx, c->windows, c->n_windows, p->calib.n_ctx, err));
+            LB_TRY(lb_calib_run_states(cal, ctx, states, err));
             const double t1 = lb_time_sec();
             sum->seconds_calib += t1 - t0;
             LB_TRY(awq_group(&a, l, (lb_block_input)in, lb_calib_get(cal, l, role), err));
@@ -192,6 +193,9 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
         }
         for (int32_t i = 0; a.clip && i < c->n; i++)
             if (c->tensors[i].layer == l) LB_TRY(awq_store(c, i, err));
+        const double t0 = lb_time_sec(); /* the next layer's inputs, through this one as it is now */
+        if (l + 1 < g->n_layers) LB_TRY(lb_calib_states_advance(states, ctx, err));
+        sum->seconds_calib += lb_time_sec() - t0;
         if (p->progress) lb_progress_update(&bar, l + 1);
     }
     if (p->progress) lb_progress_end(&bar);
@@ -200,6 +204,7 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     lb_method_log(p, "awq: %d matrices, summed output error RTN %.5f -> AWQ %.5f (%.2fx)",
                   a.n_reported, a.err_rtn, a.err_awq, a.err_awq > 0 ? a.err_rtn / a.err_awq : 0.0);
 fail:
+    lb_calib_states_free(states);
     lb_calib_free(cal);
     lb_context_free(ctx);
     free(a.H);

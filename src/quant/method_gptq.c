@@ -1,6 +1,7 @@
 /* GPTQ over a whole model, true-sequential: layer l's inputs are recomputed through the
  * already-quantized layers before it (a working f32 copy updated in place with what the file
- * will hold), and within a layer q/k/v, then o, then gate/up, then down. The target is the
+ * will hold; each window's residual stream at the layer's input is kept, so a calibration pass
+ * runs that layer alone), and within a layer q/k/v, then o, then gate/up, then down. The target is the
  * unquantized model's output (unless self_target): the same windows run through the
  * unquantized model beside, and each weight is refit to the quantized inputs first
  * (lb_gptq_retarget), so GPTQ also makes up for the error earlier layers passed on; the token
@@ -90,6 +91,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     lb_context      *ctx  = NULL;
     lb_calib        *cal  = NULL;
     lb_context      *ref  = NULL; /* the unquantized model, for the f32 target */
+    lb_calib_states *sq = NULL, *sr = NULL; /* each window at the current layer's input */
     double          *A = NULL, *C = NULL;
     lb_named_tensor *wts  = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *wts);
     lb_status        st   = LB_OK;
@@ -131,6 +133,8 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         lb_method_log(p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", wts[ie].name,
                       lb_type_name(pl[ie].type), work->tied_output ? "; tied: no GPTQ as the output head" : "");
     }
+    LB_TRY(lb_calib_states_create(&sq, work, win, n_win, p->calib.n_ctx, err));
+    if (ref) LB_TRY(lb_calib_states_create(&sr, m, win, n_win, p->calib.n_ctx, err));
     lb_progress bar;
     if (p->progress) lb_progress_begin(&bar, "gptq", m->cfg.n_layers + 1);
     for (int32_t l = 0; l <= m->cfg.n_layers; l++) {
@@ -141,13 +145,8 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
             const double         t0 = lb_time_sec();
             lb_calib_select(cal, li, in);
             lb_calib_clear(cal, li, in);
-            lb_context_set_layer_limit(ctx, head ? 0 : l + 1);
-            if (ref) {
-                lb_context_set_layer_limit(ref, head ? 0 : l + 1);
-                LB_TRY(lb_calib_run_cross(cal, ctx, ref, win, n_win, p->calib.n_ctx, C, A, err));
-            } else {
-                LB_TRY(lb_calib_run(cal, ctx, win, n_win, p->calib.n_ctx, err));
-            }
+            if (ref) LB_TRY(lb_calib_run_states_cross(cal, ctx, sq, ref, sr, C, A, err));
+            else LB_TRY(lb_calib_run_states(cal, ctx, sq, err));
             sum->seconds_calib += lb_time_sec() - t0;
             const double        t1 = lb_time_sec();
             const lb_act_stats *s  = lb_calib_get(cal, li, in);
@@ -168,10 +167,18 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
             }
             sum->seconds_method += lb_time_sec() - t1;
         }
+        if (!head) { /* the next layer's inputs: through this layer as quantized (and f32) */
+            const double t0 = lb_time_sec();
+            LB_TRY(lb_calib_states_advance(sq, ctx, err));
+            if (sr) LB_TRY(lb_calib_states_advance(sr, ref, err));
+            sum->seconds_calib += lb_time_sec() - t0;
+        }
         if (p->progress) lb_progress_update(&bar, l + 1);
     }
     if (p->progress) lb_progress_end(&bar);
 fail:
+    lb_calib_states_free(sq);
+    lb_calib_states_free(sr);
     lb_calib_free(cal);
     lb_context_free(ctx);
     lb_context_free(ref);

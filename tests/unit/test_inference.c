@@ -227,6 +227,62 @@ static void test_kv_cache_types(void **state) {
     remove(path);
 }
 
+/* A forward from layer l on the residual stream a forward stopped at l left gives the full
+ * forward's logits, bit for bit; the calibration states advance the same way. */
+static void test_forward_from(void **state) {
+    (void)state;
+    char      path[256];
+    lb_model *m;
+    lb_error  err = { 0 };
+    assert_int_equal(lb_model_load(&m, synth(LB_TYPE_F32, "from.gguf", path, sizeof path), NULL, &err), LB_OK);
+    const size_t V = (size_t)m->cfg.n_vocab, E = (size_t)m->cfg.n_embd;
+    float       *ref = logits(m, false, true, LB_TYPE_F32, LB_TYPE_F32);
+    float       *x   = malloc(N_TOK * E * sizeof *x);
+    lb_context  *c;
+    const float *lg;
+    assert_int_equal(lb_context_create(&c, m, 64, N_TOK, &err), LB_OK);
+    for (int32_t first = 0; first <= m->cfg.n_layers; first++) {
+        if (first == 0) {
+            for (int t = 0; t < N_TOK; t++) lb_tensor_get_row_f32(&m->tok_embd, k_toks[t], x + t * E);
+        } else {
+            lb_context_reset(c);
+            lb_context_set_layer_limit(c, first < m->cfg.n_layers ? first : 0); /* 0: all, then the */
+            assert_int_equal(lb_forward(c, k_toks, N_TOK, &lg, &err), LB_OK);    /* stream before the norm */
+            memcpy(x, lb_context_residual(c), N_TOK * E * sizeof *x);
+        }
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, 0);
+        assert_int_equal(lb_forward_from(c, first, x, N_TOK, &lg, &err), LB_OK);
+        assert_memory_equal(lg, ref, N_TOK * V * sizeof *lg);
+    }
+    assert_int_equal(lb_forward_from(c, m->cfg.n_layers + 1, x, N_TOK, &lg, &err), LB_ERR_PARAM);
+    assert_int_equal(lb_forward_from(c, 0, x, N_TOK + 1, &lg, &err), LB_ERR_PARAM);
+    /* states: two windows (the tokens twice) advanced through every layer, then the head */
+    int32_t win[2 * N_TOK];
+    for (int t = 0; t < 2 * N_TOK; t++) win[t] = k_toks[t % N_TOK];
+    lb_calib_states *st;
+    assert_int_equal(lb_calib_states_create(&st, m, win, 2, N_TOK, &err), LB_OK);
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        assert_int_equal(lb_calib_states_layer(st), l);
+        assert_int_equal(lb_calib_states_advance(st, c, &err), LB_OK);
+    }
+    assert_int_equal(lb_calib_states_advance(st, c, &err), LB_ERR_PARAM); /* no layer after the last */
+    lb_calib *cal;
+    assert_int_equal(lb_calib_create(&cal, m, false, &err), LB_OK);
+    lb_calib_select(cal, -1, LB_ROLE_OUTPUT);
+    assert_int_equal(lb_calib_run_states(cal, c, st, &err), LB_OK); /* the head alone */
+    assert_int_equal(lb_calib_get(cal, -1, LB_ROLE_OUTPUT)->count, 2 * N_TOK);
+    lb_calib_free(cal);
+    lb_calib_states_free(st);
+    win[3] = (int32_t)V; /* out of range */
+    assert_int_equal(lb_calib_states_create(&st, m, win, 2, N_TOK, &err), LB_ERR_PARAM);
+    lb_context_free(c);
+    free(x);
+    free(ref);
+    lb_model_free(m);
+    remove(path);
+}
+
 static int32_t g_calls;
 static lb_status count_call(void *user, lb_error *err) {
     (void)user, (void)err;
@@ -262,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_w8a8_threads),
         cmocka_unit_test(test_kv_cache_types),
+        cmocka_unit_test(test_forward_from),
         cmocka_unit_test(test_bench_harness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
