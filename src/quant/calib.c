@@ -147,10 +147,11 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x,
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f,
                     c->tmp, n);
         for (size_t i = 0; i < (size_t)n * (size_t)n; i++) c->cross[i] += c->tmp[i];
-        if (c->ref_h) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, c->ref_x,
-                        n, 0.0f, c->tmp, n);
-            for (size_t i = 0; i < (size_t)n * (size_t)n; i++) c->ref_h[i] += c->tmp[i];
+        if (c->ref_h) { /* its upper triangle, as H's; run_cross mirrors it */
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 0.0f, c->tmp, n);
+            for (int32_t i = 0; i < n; i++)
+                for (int32_t j = i; j < n; j++)
+                    c->ref_h[(size_t)i * (size_t)n + (size_t)j] += c->tmp[(size_t)i * (size_t)n + (size_t)j];
         }
     }
     s->count += T;
@@ -234,6 +235,8 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     lb_context_set_hook(ref, NULL, NULL);
     lb_context_set_hook(ctx, NULL, NULL);
     mirror_hessians(c);
+    for (int32_t i = 1; A && i < s->n; i++)
+        for (int32_t j = 0; j < i; j++) A[(size_t)i * (size_t)s->n + (size_t)j] = A[(size_t)j * (size_t)s->n + (size_t)i];
     free(r.x);
     return st;
 }
