@@ -58,14 +58,6 @@ void lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role);
 lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
                        int32_t n_ctx, lb_error *err);
 
-/* As lb_calib_run for the one selected input (lb_calib_select, not LB_CALIB_ALL), also
- * accumulating C [n, n] = sum X_ref^T X and, unless A is NULL, A [n, n] = sum X_ref^T X_ref
- * (both zeroed first), X_ref the same input when the same windows run through `ref`, another
- * context of the same shape (the unquantized model: GPTQ's f32 target). Each window runs
- * through ref, then ctx. */
-lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
-                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err);
-
 /* Calibration one layer at a time: every window's residual stream at the input of one layer,
  * kept, so that a pass over layer l runs layer l alone (lb_forward_from) instead of the model
  * from the embedding up. Created at layer 0 (the windows' embeddings in m); advanced through a
@@ -79,8 +71,11 @@ int32_t   lb_calib_states_layer(const lb_calib_states *s);
 /* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
  * is set here), the states becoming the next layer's input. */
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);
-/* lb_calib_run and lb_calib_run_cross over the states' layer alone (the output head after
- * the last layer); the reference's states rs must be at the same layer. */
+/* lb_calib_run over the states' layer alone (the output head after the last layer). The
+ * cross variant is for one selected input (lb_calib_select, not LB_CALIB_ALL) and also
+ * accumulates C [n, n] = sum X_ref^T X and, unless A is NULL, A [n, n] = sum X_ref^T X_ref
+ * (both zeroed first), X_ref the same input when the same windows run through `ref` from its
+ * states rs (at the same layer): the unquantized model, GPTQ's f32 target. */
 lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err);
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
                                     lb_context *ref, const lb_calib_states *rs, double *C, double *A,

@@ -20,7 +20,7 @@ struct lb_calib {
     bool            hessians;
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
-    const float    *ref_x;   /* lb_calib_run_cross: the reference's X of the window, [T, n] */
+    const float    *ref_x;   /* the cross pass: the reference's X of the window, [T, n] */
     double         *cross;   /* and C += ref_x^T X */
     double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
 };
@@ -245,12 +245,6 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
                        int32_t n_ctx, lb_error *err) {
     const source src = { windows, NULL, 0, n_ctx, 0 };
     return run_plain(c, ctx, &src, n_windows, err);
-}
-
-lb_status lb_calib_run_cross(lb_calib *c, lb_context *ctx, lb_context *ref, const int32_t *windows,
-                             int32_t n_windows, int32_t n_ctx, double *C, double *A, lb_error *err) {
-    const source src = { windows, NULL, 0, n_ctx, 0 };
-    return run_cross(c, ctx, &src, ref, &src, n_windows, C, A, err);
 }
 
 /* ---- one layer at a time ---- */

@@ -125,18 +125,8 @@ fail:
 /* AWQ alone is the last method: tensor i of the working copy is stored now, in its planned
  * type, and the working copy holds what the file will (later layers are calibrated on it) */
 static lb_status awq_store(lb_method_ctx *c, int32_t i, lb_error *err) {
-    const lb_tensor *t    = c->tensors[i].t;
-    const lb_type    type = c->plans[i].type;
-    if (!quantized(type) || c->data[i]) return LB_OK;
-    float        *w  = (float *)t->data;
-    const int64_t n  = t->ne[0], nr = lb_tensor_nelements(t) / n;
-    const size_t  rs = lb_row_size(type, n);
-    uint8_t      *q  = malloc(rs * (size_t)nr);
-    LB_RETURN_IF(!q, err, LB_ERR_NOMEM, "awq: out of memory");
-    lb_quantize_rows(type, q, w, nr, n, c->importance[i]); /* all rows: per-tensor scales too */
-    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
-    c->data[i] = q;
-    return LB_OK;
+    if (!quantized(c->plans[i].type) || c->data[i]) return LB_OK;
+    return lb_method_round_trip(c->tensors[i].t, c->plans[i].type, c->importance[i], &c->data[i], err);
 }
 
 lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {

@@ -25,19 +25,6 @@ static bool gptq_able(lb_type t, int64_t ncols) {
     return tr->block_size > 1 && ncols % tr->block_size == 0;
 }
 
-/* quantize-dequantize a working tensor in place with RTN (what the file will hold); all rows
- * in one call, so per-tensor scales come out as the writer's */
-static lb_status round_trip(float *w, const lb_tensor *t, lb_type type) {
-    const int64_t n = t->ne[0], nr = lb_tensor_nelements(t) / n;
-    const size_t  rs = lb_row_size(type, n);
-    uint8_t      *q = malloc(rs * (size_t)nr);
-    if (!q) return LB_ERR_NOMEM;
-    lb_quantize_rows(type, q, w, nr, n, NULL);
-    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
-    free(q);
-    return LB_OK;
-}
-
 /* RTN of W onto type t, dequantized into out (for the before/after report) */
 static void rtn_into(const float *W, int64_t nr, int64_t n, lb_type t, float *out, uint8_t *q) {
     lb_quantize_rows(t, q, W, nr, n, NULL);
@@ -128,8 +115,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
      * against 0.60 this way; with a q8_0 embedding, at 4 bits, within 5% either way). */
     const int32_t ie = lb_method_find(wts, n, -1, LB_ROLE_TOKEN_EMBD);
     if (ie >= 0 && pl[ie].type != LB_TYPE_F32) {
-        LB_GOTO_IF(round_trip((float *)wts[ie].t->data, wts[ie].t, pl[ie].type), err, LB_ERR_NOMEM,
-                   "out of memory");
+        LB_TRY(lb_method_round_trip(wts[ie].t, pl[ie].type, NULL, NULL, err));
         lb_method_log(p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", wts[ie].name,
                       lb_type_name(pl[ie].type), work->tied_output ? "; tied: no GPTQ as the output head" : "");
     }
@@ -159,8 +145,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
                 if (gptq_able(type, wts[i].t->ne[0])) {
                     LB_TRY(gptq_tensor(p, &wts[i], type, s, A, C, &data[i], sum, err));
                 } else if (type != LB_TYPE_F32) { /* later layers see what the file will hold */
-                    LB_GOTO_IF(round_trip((float *)wts[i].t->data, wts[i].t, type), err, LB_ERR_NOMEM,
-                               "out of memory");
+                    LB_TRY(lb_method_round_trip(wts[i].t, type, NULL, NULL, err));
                     lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", wts[i].name,
                           lb_type_name(type));
                 }

@@ -41,6 +41,10 @@ lb_status lb_w8a8_report(lb_method_ctx *c, lb_error *err);          /* w8a8_repo
 
 /* helpers (quantize.c) */
 lb_status lb_method_windows(lb_method_ctx *c, lb_error *err); /* load windows if needed */
+/* quantize the f32 tensor t to type (all rows in one call) and put back what the file will
+ * hold, in place; its bytes go to *bytes (NULL: dropped) */
+lb_status lb_method_round_trip(const lb_tensor *t, lb_type type, const float *importance, void **bytes,
+                               lb_error *err);
 /* switch c->model to `m` (owned), re-listing its tensors */
 void      lb_method_set_model(lb_method_ctx *c, lb_model *m);
 void      lb_method_log(const lb_quant_params *p, const char *fmt, ...)

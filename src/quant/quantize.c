@@ -68,6 +68,20 @@ void lb_method_log(const lb_quant_params *p, const char *fmt, ...) {
     p->log(p->log_user, line);
 }
 
+lb_status lb_method_round_trip(const lb_tensor *t, lb_type type, const float *importance, void **bytes,
+                               lb_error *err) {
+    float        *w  = (float *)t->data;
+    const int64_t n  = t->ne[0], nr = lb_tensor_nelements(t) / n;
+    const size_t  rs = lb_row_size(type, n);
+    uint8_t      *q  = malloc(rs * (size_t)nr);
+    LB_RETURN_IF(!q, err, LB_ERR_NOMEM, "out of memory");
+    lb_quantize_rows(type, q, w, nr, n, importance); /* all rows: per-tensor scales too */
+    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
+    if (bytes) *bytes = q;
+    else free(q);
+    return LB_OK;
+}
+
 lb_status lb_method_windows(lb_method_ctx *c, lb_error *err) {
     if (c->windows) return LB_OK;
     const lb_quant_params *p = c->p;

@@ -32,12 +32,6 @@ static float *logits(const lb_model *m, int32_t vocab_mod) {
     return out;
 }
 
-/* ||a - b|| / ||a|| over n values */
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), den += (double)a[i] * a[i];
-    return sqrt(num / den);
-}
 
 /* fold random scales in [1/4, 4] into every input that allows it; returns how many */
 static int fold_random(lb_model *w) {
@@ -64,7 +58,7 @@ static void check_fold(lb_model *m, int n_inputs, const char *what) {
     float *a = logits(m, m->cfg.n_vocab);
     assert_int_equal(fold_random(w), n_inputs);
     float       *b = logits(w, m->cfg.n_vocab);
-    const double d = rel_diff(a, b, (size_t)N_TOKS * (size_t)m->cfg.n_vocab);
+    const double d = test_rel_rms(b, a, (size_t)N_TOKS * (size_t)m->cfg.n_vocab);
     printf("# %s, %d inputs folded with scales in [1/4, 4]: logits differ by %.2e (relative)\n", what, n_inputs, d);
     assert_true(d < 1e-5);
     /* and the weights did change */

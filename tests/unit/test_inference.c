@@ -51,15 +51,6 @@ static float *logits(const lb_model *m, bool fast, bool batch, lb_type tk, lb_ty
     return out;
 }
 
-/* sqrt(sum (a - b)^2 / sum b^2) */
-static double rel_rms(const float *a, const float *b, size_t n) {
-    double se = 0, ss = 0;
-    for (size_t i = 0; i < n; i++) {
-        se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        ss += (double)b[i] * b[i];
-    }
-    return sqrt(se / ss);
-}
 
 static void test_synth_file(void **state) {
     (void)state;
@@ -132,16 +123,16 @@ static void test_threads_identical(void **state) {
         float *fastb = logits(m, true, true, LB_TYPE_F32, LB_TYPE_F32);
         float *fasts = logits(m, true, false, LB_TYPE_F32, LB_TYPE_F32);
         float *exs = logits(m, false, false, LB_TYPE_F32, LB_TYPE_F32);
-        const double d_q8 = rel_rms(fastb, exact, n), d_seq = rel_rms(fasts, fastb, n);
+        const double d_q8 = test_rel_rms(fastb, exact, n), d_seq = test_rel_rms(fasts, fastb, n);
         printf("# %s: q8 vs exact logits %.2e, batch vs sequential: q8 %.2e, exact %.2e\n",
-               lb_type_name(types[k]), d_q8, d_seq, rel_rms(exs, exact, n));
+               lb_type_name(types[k]), d_q8, d_seq, test_rel_rms(exs, exact, n));
         /* F16 rows take f32 activations in both modes. With 8-bit activations, the last-bit
          * differences of batched and sequential attention (1.5e-6 in exact mode) flip a few
          * roundings, each worth a level of a block whose step the x8 outliers make coarse:
          * measured 1e-2 on q4_0 (the kernels alone are tile-invariant: test_kernels) */
         assert_true(d_q8 < (types[k] == LB_TYPE_F16 ? 1e-5 : 0.1));
         assert_true(d_seq < (types[k] == LB_TYPE_F16 ? 1e-4 : 0.1));
-        assert_true(rel_rms(exs, exact, n) < 1e-4);
+        assert_true(test_rel_rms(exs, exact, n) < 1e-4);
         free(exact), free(fastb), free(fasts), free(exs);
         lb_model_free(m);
         remove(path);
@@ -178,11 +169,11 @@ static void test_w8a8_threads(void **state) {
     float       *sim = logits(q, false, true, LB_TYPE_F32, LB_TYPE_F32);
     float       *in  = logits(q, true, true, LB_TYPE_F32, LB_TYPE_F32);
     float       *seq = logits(q, true, false, LB_TYPE_F32, LB_TYPE_F32);
-    const double d = rel_rms(in, sim, n), ds = rel_rms(seq, in, n);
+    const double d = test_rel_rms(in, sim, n), ds = test_rel_rms(seq, in, n);
     printf("# w8a8: integer vs simulated logits %.2e, batch vs sequential %.2e; per token:", d, ds);
     for (int t = 0; t < N_TOK; t++) {
         const size_t V = (size_t)q->cfg.n_vocab;
-        printf(" %.1e", rel_rms(in + t * V, sim + t * V, V));
+        printf(" %.1e", test_rel_rms(in + t * V, sim + t * V, V));
     }
     printf("\n");
     assert_true(d < 5e-2 && ds < 5e-2);
@@ -205,12 +196,12 @@ static void test_kv_cache_types(void **state) {
     for (int i = 0; i < 3; i++) {
         float       *b = logits(m, false, true, kt[i], kt[i]);
         float       *s = logits(m, false, false, kt[i], kt[i]);
-        const double d = rel_rms(b, ref, n);
+        const double d = test_rel_rms(b, ref, n);
         printf("# KV cache %s: logits %.2e from f32's\n", lb_type_name(kt[i]), d);
         assert_true(d > 0 && d < bound[i]);
         /* batched and sequential K differ in the last bits, which can flip a rounding of the
          * cache: the same bound as the cache's own error */
-        assert_true(rel_rms(s, b, n) < bound[i]);
+        assert_true(test_rel_rms(s, b, n) < bound[i]);
         free(b), free(s);
     }
     lb_context       *c;

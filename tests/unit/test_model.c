@@ -355,15 +355,6 @@ static void test_sampler(void **state) {
 
 /* ---- lowbit's own types: quantized models stored as I8 rows + metadata, loaded back ---- */
 
-/* relative RMS error of logits b against a */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)b[i] - a[i]) * ((double)b[i] - a[i]);
-        den += (double)a[i] * a[i];
-    }
-    return sqrt(num / den);
-}
 
 /* Quantize m to recipe `name` at path; check the stored types and shapes; return the
  * relative logit error against ref. */
@@ -403,7 +394,7 @@ static double quantize_and_check(const lb_model *m, const char *name, const char
     assert_true(n_own >= 5 * 6); /* at least every layer's attention and FFN up/gate */
     float *lg = logits_batch(q, k_toks, N_TOKS);
     for (size_t i = 0; i < (size_t)N_TOKS * 512; i++) assert_true(isfinite(lg[i]));
-    const double e = rel_err(ref, lg, (size_t)N_TOKS * 512);
+    const double e = test_rel_rms(lg, ref, (size_t)N_TOKS * 512);
     printf("# %-12s %.3f bpw, %d tensors in own types, relative logit error %.4f\n", name, s.bpw,
            n_own, e);
     free(lg);

@@ -51,6 +51,16 @@ static inline double test_gauss(uint64_t *state) {
     return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
 
+/* sqrt(sum (a - ref)^2 / sum ref^2): a's relative RMS error against ref */
+static inline double test_rel_rms(const float *a, const float *ref, size_t n) {
+    double se = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        se += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        ss += (double)ref[i] * ref[i];
+    }
+    return sqrt(se / ss);
+}
+
 #define SKIP_UNLESS(p)                                                                             \
     do {                                                                                           \
         if (!(p)) {                                                                                \

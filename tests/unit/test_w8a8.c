@@ -399,21 +399,13 @@ static float *model_logits(const lb_model *m, bool fast, bool batch, const int32
     return out;
 }
 
-static double rel_rms(const float *a, const float *b, size_t n) {
-    double se = 0, ss = 0;
-    for (size_t i = 0; i < n; i++) {
-        se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        ss += (double)b[i] * b[i];
-    }
-    return sqrt(se / ss);
-}
 
 /* median and max over the N tokens of the logits' relative RMS difference */
 static void token_diffs(const float *a, const float *b, int32_t N, size_t V, double *median, double *max) {
     double *d = malloc((size_t)N * sizeof *d);
     *max      = 0;
     for (int32_t t = 0; t < N; t++) {
-        d[t] = rel_rms(a + (size_t)t * V, b + (size_t)t * V, V);
+        d[t] = test_rel_rms(a + (size_t)t * V, b + (size_t)t * V, V);
         *max = fmax(*max, d[t]);
     }
     for (int32_t i = 1; i < N; i++) /* insertion sort: N is small */
@@ -487,7 +479,7 @@ static void test_fast_w8a8_model(void **state) {
         }
         printf("# %s: KLD simulated %.6f, integer %.6f\n", methods[i], kld[0], kld[1]);
         assert_true(fabs(kld[1] - kld[0]) < 0.05 * kld[0]);
-        assert_true(rel_rms(fast, sim, nv) < 3e-2 && rel_rms(seq, fast, nv) < 3e-2);
+        assert_true(test_rel_rms(fast, sim, nv) < 3e-2 && test_rel_rms(seq, fast, nv) < 3e-2);
         free(sim), free(fast), free(seq), free(fast2), free(seq2);
         lb_model_free(q);
     }
