@@ -17,6 +17,9 @@
 #include "qdot.h"
 
 #define QX_INLINE static inline __attribute__((always_inline))
+/* Keep an accumulator a register: GCC reassociates chains of integer adds into trees whose
+ * partial results outlive AVX2's 16 registers and spill; an empty asm pins the chain's order. */
+#define QX_KEEP(v) __asm__("" : "+x"(v))
 #define QX_MR     2   /* rows per tile when several columns share it */
 #define QX_NC     4   /* columns per tile */
 #define QX_MR1    4   /* rows per tile for one column (generation) */

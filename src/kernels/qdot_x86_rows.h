@@ -73,75 +73,96 @@ QX_INLINE __m256i qx_bcast4(const int8_t *p) {
  * each decoded group-block serves QX_PNC activation rows ---- */
 #define QX_PNC 4
 
-/* Q4_0 (KIND 8), Q4_1 (KIND 1), IQ4_NL (KIND 0: signed grid levels) */
+/* Ask for the lines QX_PF bytes ahead of the block at B (of size bytes): one stream of packed
+ * weights read at a core's decoding speed keeps too few misses in flight for the hardware
+ * prefetcher alone. */
+#ifndef QX_PF
+#define QX_PF 1536
+#endif
+QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
+    for (size_t o = 0; o < size; o += 64) _mm_prefetch((const char *)B + QX_PF + o, _MM_HINT_T0);
+}
+
+/* Q4_0 (KIND 8), Q4_1 (KIND 1), IQ4_NL (KIND 0: signed grid levels). The 4-byte groups are the
+ * outer loop: one group of the 8 rows is decoded, then meets each of the ncol activation rows,
+ * whose sums stay in registers (int16 for the unsigned levels: 8 steps of 2 * 15 * 127 fit,
+ * int32 for the signed grid), so that 4 columns fit AVX2's 16 registers without spilling. */
 #define QX_PACKED_NIBBLES(X, KIND)                                                                 \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
         const size_t  PB = KIND == 1 ? 160 : 144;                                                  \
-        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                    \
+        const __m256i m4 = _mm256_set1_epi8(0x0F);                                                 \
         __m256        acc[QX_PNC], macc[QX_PNC];                                                   \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps(); \
         for (int64_t i = 0; i < nb; i++) {                                                         \
-            const uint8_t *B  = P + (size_t)i * PB;                                                \
-            const __m256   d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));              \
-            const __m256   m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
-                                          : _mm256_setzero_ps();                                   \
-            const uint8_t *Q  = B + (KIND == 1 ? 32 : 16);                                         \
-            __m256i        lo[4], hi[4];                                                           \
+            const uint8_t *B = P + (size_t)i * PB;                                                 \
+            qx_prefetch(B, PB);                                                                    \
+            const uint8_t *Q = B + (KIND == 1 ? 32 : 16);                                          \
+            __m256i        s[QX_PNC];                                                              \
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[c] = _mm256_setzero_si256(); \
             _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                  \
-                const __m256i g = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));               \
-                lo[k]           = _mm256_and_si256(g, m4);                                         \
-                hi[k]           = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);                   \
+                const __m256i g  = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));              \
+                __m256i       lo = _mm256_and_si256(g, m4);                                        \
+                __m256i       hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);                  \
                 if (KIND == 0) {                                                                   \
-                    lo[k] = _mm256_shuffle_epi8(qx_grid(), lo[k]);                                 \
-                    hi[k] = _mm256_shuffle_epi8(qx_grid(), hi[k]);                                 \
+                    lo = _mm256_shuffle_epi8(qx_grid(), lo);                                       \
+                    hi = _mm256_shuffle_epi8(qx_grid(), hi);                                       \
+                }                                                                                  \
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                           \
+                    const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k; \
+                    if (KIND == 0) {                                                               \
+                        s[c] = _mm256_add_epi32(s[c], QX_DOT(_mm256_sign_epi8(lo, lo),            \
+                                                             _mm256_sign_epi8(qx_bcast4(aq), lo))); \
+                        QX_KEEP(s[c]);                                                         \
+                        s[c] = _mm256_add_epi32(s[c], QX_DOT(_mm256_sign_epi8(hi, hi),            \
+                                                             _mm256_sign_epi8(qx_bcast4(aq + 16), hi))); \
+                        QX_KEEP(s[c]);                                                         \
+                    } else {                                                                       \
+                        s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(lo, qx_bcast4(aq)));    \
+                        QX_KEEP(s[c]);                                                         \
+                        s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(hi, qx_bcast4(aq + 16))); \
+                        QX_KEEP(s[c]);                                                         \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
+            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                \
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
                 const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
-                __m256i             is = _mm256_setzero_si256();                                   \
-                if (KIND == 0) {                                                                   \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(lo[k], lo[k]),          \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), lo[k]))); \
-                        is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(hi[k], hi[k]),          \
-                                              _mm256_sign_epi8(qx_bcast4(ab->qs + 16 + 4 * k), hi[k]))); \
-                    }                                                                              \
-                } else {                                                                           \
-                    __m256i s16 = _mm256_setzero_si256();                                          \
-                    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[k], qx_bcast4(ab->qs + 4 * k))); \
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[k], qx_bcast4(ab->qs + 16 + 4 * k))); \
-                    }                                                                              \
-                    is = _mm256_madd_epi16(s16, ones);                                             \
-                }                                                                                  \
+                __m256i is = KIND == 0 ? s[c] : _mm256_madd_epi16(s[c], _mm256_set1_epi16(1));     \
                 if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
-                if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
+                if (KIND == 1)                                                                     \
+                    macc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))), \
+                                              _mm256_set1_ps(ab->s), macc[c]);                     \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
             _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
     }
 
-/* Q8_0: 8 groups of 4 signed bytes per row */
+/* Q8_0: 8 groups of 4 signed bytes per row, the groups the outer loop as above */
 QX_INLINE void pk_q8_0(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
                        int64_t ldo, const int ncol) {
     __m256 acc[QX_PNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *B  = P + (size_t)i * 272;
-        const __m256   d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
-        __m256i        w[8];
-        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
-            w[k] = _mm256_loadu_si256((const __m256i *)(B + 16 + 32 * k));
+        const uint8_t *B = P + (size_t)i * 272;
+        qx_prefetch(B, 272);
+        __m256i        s[QX_PNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+            const __m256i w  = _mm256_loadu_si256((const __m256i *)(B + 16 + 32 * k));
+            const __m256i uw = _mm256_sign_epi8(w, w);
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k;
+                s[c] = _mm256_add_epi32(s[c], QX_DOT(uw, _mm256_sign_epi8(qx_bcast4(aq), w)));
+                QX_KEEP(s[c]);
+            }
+        }
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
             const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;
-            __m256i             is = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
-                is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(w[k], w[k]),
-                                                 _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), w[k])));
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]);
         }
     }
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]);
@@ -162,33 +183,40 @@ QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *B   = P + (size_t)i * 1184;
+        qx_prefetch(B, 1184);
         const __m256   d8  = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
         const __m256   dm8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16)));
-        __m256i        sc[8], mn[8];
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-            sc[j] = qx_rows_u8x2(B + 32 + 8 * j);
-            mn[j] = qx_rows_u8x2(B + 96 + 8 * j);
+        __m256i        is[QX_PNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm256_setzero_si256();
+        for (int ch = 0; ch < 4; ch++) { /* each 32-byte group decoded once for the ncol columns */
+            __m256i slo[QX_PNC], shi[QX_PNC];
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) slo[c] = shi[c] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+                const __m256i g  = _mm256_loadu_si256((const __m256i *)(B + 160 + 256 * ch + 32 * k));
+                const __m256i lo = _mm256_and_si256(g, m4);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 64 * ch + 4 * k;
+                    slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, qx_bcast4(aq)));
+                    shi[c] = _mm256_add_epi16(shi[c], _mm256_maddubs_epi16(hi, qx_bcast4(aq + 32)));
+                    QX_KEEP(slo[c]);
+                    QX_KEEP(shi[c]);
+                }
+            }
+            const __m256i sl = qx_rows_u8x2(B + 32 + 16 * ch), sh = qx_rows_u8x2(B + 40 + 16 * ch);
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(slo[c], sl));
+                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(shi[c], sh));
+            }
         }
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
             const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
-            __m256i             is = _mm256_setzero_si256(), ms = _mm256_setzero_si256();
-            for (int ch = 0; ch < 4; ch++) {
-                __m256i slo = _mm256_setzero_si256(), shi = _mm256_setzero_si256();
-                _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
-                    const __m256i g = _mm256_loadu_si256((const __m256i *)(B + 160 + 256 * ch + 32 * k));
-                    slo = _mm256_add_epi16(slo, _mm256_maddubs_epi16(_mm256_and_si256(g, m4),
-                                                                     qx_bcast4(ab->qs + 64 * ch + 4 * k)));
-                    shi = _mm256_add_epi16(shi, _mm256_maddubs_epi16(
-                                                    _mm256_and_si256(_mm256_srli_epi16(g, 4), m4),
-                                                    qx_bcast4(ab->qs + 64 * ch + 32 + 4 * k)));
-                }
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(slo, sc[2 * ch]));
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(shi, sc[2 * ch + 1]));
-            }
+            __m256i             ms = _mm256_setzero_si256();
             _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(mn[j], qx_bcast4((const int8_t *)(ab->bsums + 2 * j))));
+                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(qx_rows_u8x2(B + 96 + 8 * j),
+                                                            qx_bcast4((const int8_t *)(ab->bsums + 2 * j))));
             const __m256 da = _mm256_set1_ps(ab->d);
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, da), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), _mm256_mul_ps(d8, da), acc[c]);
             acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_mul_ps(dm8, da), acc[c]);
         }
     }
