@@ -126,14 +126,15 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
                 }                                                                                  \
             }                                                                                      \
             const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                \
+            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
+                                        : _mm256_setzero_ps();                                     \
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
                 const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
                 __m256i is = KIND == 0 ? s[c] : _mm256_madd_epi16(s[c], _mm256_set1_epi16(1));     \
                 if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
                 if (KIND == 1)                                                                     \
-                    macc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))), \
-                                              _mm256_set1_ps(ab->s), macc[c]);                     \
+                    macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);                 \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
@@ -209,15 +210,19 @@ QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as
                 is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(shi[c], sh));
             }
         }
+        __m256i ms[QX_PNC]; /* the mins' terms: each group's mins unpacked once for the columns */
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) ms[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+            const __m256i mn = qx_rows_u8x2(B + 96 + 8 * j);
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
+                ms[c] = _mm256_add_epi32(ms[c], _mm256_madd_epi16(mn, qx_bcast4((const int8_t *)(ab->bsums + 2 * j))));
+            }
+        }
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-            const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
-            __m256i             ms = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(qx_rows_u8x2(B + 96 + 8 * j),
-                                                            qx_bcast4((const int8_t *)(ab->bsums + 2 * j))));
-            const __m256 da = _mm256_set1_ps(ab->d);
+            const __m256 da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), _mm256_mul_ps(d8, da), acc[c]);
-            acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_mul_ps(dm8, da), acc[c]);
+            acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[c]), _mm256_mul_ps(dm8, da), acc[c]);
         }
     }
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]);
