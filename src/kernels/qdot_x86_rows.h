@@ -75,9 +75,11 @@ QX_INLINE __m256i qx_bcast4(const int8_t *p) {
 
 /* Ask for the lines QX_PF bytes ahead of the block at B (of size bytes): one stream of packed
  * weights read at a core's decoding speed keeps too few misses in flight for the hardware
- * prefetcher alone. */
+ * prefetcher alone. The distance covers bandwidth x latency: 1536 suited a Zen 3 core (~25
+ * GB/s); a Zen 5 core reads ~40 GB/s, where 1536 was 15% slower than none at all and 8192
+ * the best of 0..24576 (1b Q4_0 tg, bench/README.md section 6). */
 #ifndef QX_PF
-#define QX_PF 1536
+#define QX_PF 8192
 #endif
 QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
     for (size_t o = 0; o < size; o += 64) _mm_prefetch((const char *)B + QX_PF + o, _MM_HINT_T0);
