@@ -19,8 +19,8 @@
 #include "kernels/qdot.h"
 #include "test_util.h"
 
-#define NR 11 /* rows: a group of 8 (the generation kernels' tile) and 3 more */
-#define NC 9  /* columns: tiles of 4 and a remainder */
+#define NR 27 /* rows: 3 groups of 8 (a pair for the 512-bit packed kernels, one alone) and 3 more */
+#define NC 13 /* columns: tiles of 8 and 4 and a remainder */
 
 static uint64_t g_rng = 0x5eed1234abcdull;
 
@@ -185,7 +185,7 @@ static void test_every_kernel(void **state) {
                 }
                 float part[NR * NC];
                 ks->gemm(p.n, p.w, p.ws, p.nr, p.xa, p.as, 5, part, p.nr);
-                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + 5 * p.as, p.as, 4, part + 5 * p.nr, p.nr);
+                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + 5 * p.as, p.as, NC - 5, part + 5 * p.nr, p.nr);
                 assert_memory_equal(part, out, sizeof(float) * (size_t)(p.nr * p.nc));
                 for (int64_t c = 0; c < p.nc; c++) {
                     float one[NR], v;

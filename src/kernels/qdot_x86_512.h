@@ -1,0 +1,117 @@
+/* Part of qdot_avx512.c (included after qdot_x86.h): the packed kernels on 512-bit vectors.
+ * Two packed groups of 8 rows (qdot_pack.c) are read side by side, group g in the low 256 bits
+ * and group g + 1 in the high ones, so each int32 lane still holds one row, 16 rows a vector,
+ * and the activations' 4-byte broadcasts serve both groups. VNNI's dpbusd multiplies unsigned
+ * weight bytes by signed activation bytes and adds the int32 sums in one instruction:
+ *   - Q4_0: nibbles 0..15, the sum starts at -8 sum(a) (the levels' offset);
+ *   - Q4_1: nibbles as they are, the minimum times s_a in float as elsewhere;
+ *   - IQ4_NL: the grid shifted by +128 into bytes 1..241, the sum starts at -128 sum(a);
+ *   - Q8_0: w ^ 0x80 = w + 128 (any byte), the sum starts at -128 sum(a).
+ * Every sum is the exact integer the 256-bit kernels compute (|sum| < 2^21), and the float
+ * steps per block are theirs (acc = fma(float(sum), d_w * d_a, acc)), so a row's result has
+ * the same bits in either kernel: packed or not, 512 or 256 bits, any tile. An odd last group
+ * and the unpacked rows go through the 256-bit kernels, and so does generation (one column):
+ * one stream of 8 rows read at once kept the memory busier than two (1b Q4_0 tg, 1 thread:
+ * 43 vs 32 tok/s). */
+
+#define ZX_PNC 8 /* activation columns per pass over a block: 32 registers hold 8 */
+
+QX_INLINE __m512i zx_pair(const uint8_t *p0, const uint8_t *p1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
+                              _mm256_loadu_si256((const __m256i *)p1), 1);
+}
+
+QX_INLINE __m512 zx_f16_pair(const uint8_t *p0, const uint8_t *p1) {
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)), _mm_loadu_si128((const __m128i *)p1), 1));
+}
+
+QX_INLINE __m512i zx_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes). PB:
+ * bytes of a packed block, QO: offset of its quants. OFF: the constant taken off each level
+ * product's sum (times the activations' sum). */
+#define ZX_PACKED(X, KIND, NG, PB, QO, OFF)                                                        \
+    QX_INLINE void zk_##X(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,      \
+                          size_t as, float *out, int64_t ldo, const int ncol) {                    \
+        const __m512i m4   = _mm512_set1_epi8(0x0F);                                               \
+        const __m512i grid = _mm512_broadcast_i32x4(                                               \
+            _mm_xor_si128(_mm_loadu_si128((const __m128i *)lb_iq4nl_grid), _mm_set1_epi8((char)0x80))); \
+        __m512 acc[ZX_PNC], macc[ZX_PNC];                                                          \
+        _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm512_setzero_ps(); \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *B0 = P0 + (size_t)i * (PB), *B1 = P1 + (size_t)i * (PB);               \
+            qx_prefetch(B0, PB);                                                                   \
+            qx_prefetch(B1, PB);                                                                   \
+            __m512i s[ZX_PNC];                                                                     \
+            _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++)                                 \
+                s[c] = _mm512_set1_epi32(-(OFF) * ((const lb_block_q8a *)(A + (size_t)c * as) + i)->sum); \
+            _Pragma("GCC unroll 8") for (int k = 0; k < (NG); k++) {                               \
+                const __m512i g = zx_pair(B0 + (QO) + 32 * k, B1 + (QO) + 32 * k);                 \
+                if ((NG) == 8) {                                                                   \
+                    const __m512i u = _mm512_xor_si512(g, _mm512_set1_epi8((char)0x80));           \
+                    _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) {                       \
+                        const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k; \
+                        s[c] = _mm512_dpbusd_epi32(s[c], u, zx_bcast4(aq));                        \
+                    }                                                                              \
+                } else {                                                                           \
+                    __m512i lo = _mm512_and_si512(g, m4);                                          \
+                    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), m4);                    \
+                    if (KIND == 0) {                                                               \
+                        lo = _mm512_shuffle_epi8(grid, lo);                                        \
+                        hi = _mm512_shuffle_epi8(grid, hi);                                        \
+                    }                                                                              \
+                    _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) {                       \
+                        const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k; \
+                        s[c] = _mm512_dpbusd_epi32(s[c], lo, zx_bcast4(aq));                       \
+                        s[c] = _mm512_dpbusd_epi32(s[c], hi, zx_bcast4(aq + 16));                  \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d16 = zx_f16_pair(B0, B1);                                                \
+            const __m512 m16 = KIND == 1 ? zx_f16_pair(B0 + 16, B1 + 16) : _mm512_setzero_ps();    \
+            _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) {                               \
+                const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(d16, _mm512_set1_ps(ab->d)), acc[c]); \
+                if (KIND == 1) macc[c] = _mm512_fmadd_ps(m16, _mm512_set1_ps(ab->s), macc[c]);    \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++)                                     \
+            _mm512_storeu_ps(out + c * ldo, KIND == 1 ? _mm512_add_ps(acc[c], macc[c]) : acc[c]);  \
+    }                                                                                              \
+    static void zgemm_packed_##X(int64_t n, const void *packed, int64_t ng, const void *rem,      \
+                                 size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,   \
+                                 float *out, int64_t ldo) {                                        \
+        const int64_t  nb = n / 32;                                                                \
+        const uint8_t *A  = a;                                                                     \
+        int64_t        g  = 0;                                                                     \
+        for (; nc > 1 && g + 2 <= ng; g += 2) {                                                              \
+            const uint8_t *P0 = (const uint8_t *)packed + (size_t)(g * nb) * (PB);                 \
+            const uint8_t *P1 = P0 + (size_t)nb * (PB);                                            \
+            float         *o  = out + 8 * g;                                                       \
+            int64_t        c  = 0;                                                                 \
+            for (; c + ZX_PNC <= nc; c += ZX_PNC)                                                  \
+                zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, ZX_PNC);             \
+            for (; c + 4 <= nc; c += 4) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 4); \
+            for (; c < nc; c++) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 1);  \
+        }                                                                                          \
+        gemm_packed_##X(n, (const uint8_t *)packed + (size_t)(g * nb) * (PB), ng - g, rem, ws,    \
+                        nrem, a, as, nc, out + 8 * g, ldo);                                        \
+    }
+
+ZX_PACKED(q4_0, 8, 4, 144, 16, 8)
+ZX_PACKED(q4_1, 1, 4, 160, 32, 0)
+ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128)
+ZX_PACKED(q8_0, 0, 8, 272, 16, 128)
+
+void lb_qdot_fill_avx512(lb_qdot_table *t) {
+    lb_qdot_fill_avx512_ymm(t);
+    t->kern[LB_TYPE_Q4_0].gemm_packed   = zgemm_packed_q4_0;
+    t->kern[LB_TYPE_Q4_1].gemm_packed   = zgemm_packed_q4_1;
+    t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
+    t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
+}
