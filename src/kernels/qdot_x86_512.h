@@ -82,20 +82,82 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++)                                     \
             _mm512_storeu_ps(out + c * ldo, KIND == 1 ? _mm512_add_ps(acc[c], macc[c]) : acc[c]);  \
-    }                                                                                              \
+    }
+
+/* Q4_K, packed (qdot_pack.c): each 32-value group's exact sum by dpbusd in int32, times the
+ * row's 6-bit scale (vpmulld), the mins by dpwssd against the activations' 16-value sums:
+ * the integers of pk_q4_k, so the same bits. Four columns a pass (five vectors each). */
+#define ZX_KNC 4
+QX_INLINE __m512i zx_u8_pair(const uint8_t *p0, const uint8_t *p1) { /* 8 + 8 bytes -> 16 lanes */
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)p0),
+                                                   _mm_loadl_epi64((const __m128i *)p1)));
+}
+
+QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
+                       size_t as, float *out, int64_t ldo, const int ncol) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512        acc[ZX_KNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *B0 = P0 + (size_t)i * 1184, *B1 = P1 + (size_t)i * 1184;
+        qx_prefetch(B0, 1184);
+        qx_prefetch(B1, 1184);
+        __m512i is[ZX_KNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_setzero_si512();
+        for (int ch = 0; ch < 4; ch++) {
+            __m512i slo[ZX_KNC], shi[ZX_KNC];
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) slo[c] = shi[c] = _mm512_setzero_si512();
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+                const __m512i g  = zx_pair(B0 + 160 + 256 * ch + 32 * k, B1 + 160 + 256 * ch + 32 * k);
+                const __m512i lo = _mm512_and_si512(g, m4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), m4);
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 64 * ch + 4 * k;
+                    slo[c] = _mm512_dpbusd_epi32(slo[c], lo, zx_bcast4(aq));
+                    shi[c] = _mm512_dpbusd_epi32(shi[c], hi, zx_bcast4(aq + 32));
+                }
+            }
+            const __m512i sl = zx_u8_pair(B0 + 32 + 16 * ch, B1 + 32 + 16 * ch);
+            const __m512i sh = zx_u8_pair(B0 + 40 + 16 * ch, B1 + 40 + 16 * ch);
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)
+                is[c] = _mm512_add_epi32(is[c], _mm512_add_epi32(_mm512_mullo_epi32(slo[c], sl),
+                                                                 _mm512_mullo_epi32(shi[c], sh)));
+        }
+        __m512i ms[ZX_KNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) ms[c] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+            const __m512i v  = zx_u8_pair(B0 + 96 + 8 * j, B1 + 96 + 8 * j);
+            const __m512i mn = _mm512_or_si512(v, _mm512_slli_epi32(v, 16));
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
+                ms[c] = _mm512_dpwssd_epi32(ms[c], mn, zx_bcast4((const int8_t *)(ab->bsums + 2 * j)));
+            }
+        }
+        const __m512 d16 = zx_f16_pair(B0, B1), dm16 = zx_f16_pair(B0 + 16, B1 + 16);
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+            const __m512 da = _mm512_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), _mm512_mul_ps(d16, da), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[c]), _mm512_mul_ps(dm16, da), acc[c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
+}
+
+/* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
+ * 256-bit kernel: the odd last group, the unpacked rows, and generation */
+#define ZX_GEMM_PACKED(X, PB, QK, NC)                                                              \
     static void zgemm_packed_##X(int64_t n, const void *packed, int64_t ng, const void *rem,      \
                                  size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,   \
                                  float *out, int64_t ldo) {                                        \
-        const int64_t  nb = n / 32;                                                                \
+        const int64_t  nb = n / (QK);                                                              \
         const uint8_t *A  = a;                                                                     \
         int64_t        g  = 0;                                                                     \
-        for (; nc > 1 && g + 2 <= ng; g += 2) {                                                              \
+        for (; nc > 1 && g + 2 <= ng; g += 2) {                                                    \
             const uint8_t *P0 = (const uint8_t *)packed + (size_t)(g * nb) * (PB);                 \
             const uint8_t *P1 = P0 + (size_t)nb * (PB);                                            \
             float         *o  = out + 8 * g;                                                       \
             int64_t        c  = 0;                                                                 \
-            for (; c + ZX_PNC <= nc; c += ZX_PNC)                                                  \
-                zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, ZX_PNC);             \
+            for (; c + (NC) <= nc; c += (NC)) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, NC); \
             for (; c + 4 <= nc; c += 4) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 4); \
             for (; c < nc; c++) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 1);  \
         }                                                                                          \
@@ -107,6 +169,11 @@ ZX_PACKED(q4_0, 8, 4, 144, 16, 8)
 ZX_PACKED(q4_1, 1, 4, 160, 32, 0)
 ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128)
 ZX_PACKED(q8_0, 0, 8, 272, 16, 128)
+ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
+ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
+ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
+ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
+ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 
 void lb_qdot_fill_avx512(lb_qdot_table *t) {
     lb_qdot_fill_avx512_ymm(t);
@@ -114,4 +181,5 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_1].gemm_packed   = zgemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
+    t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
 }
