@@ -144,25 +144,34 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
 }
 
 /* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
- * 256-bit kernel: the odd last group, the unpacked rows, and generation */
+ * 256-bit kernel: the odd last group, the unpacked rows, and generation. The columns go in
+ * blocks of ZX_ACT_CACHE bytes of activations, each block against all the pairs: a block and
+ * the call's weights stay in L2 (a prompt's activations alone may not: 512 tokens of a 5632-wide
+ * input are 3.9 MB). On the 1b shape within noise (pp512 Q4_0 2 threads 264-277 -> 267-286
+ * tok/s); meant for the wider inputs of larger shapes. */
+#define ZX_ACT_CACHE (256 * 1024)
 #define ZX_GEMM_PACKED(X, PB, QK, NC)                                                              \
     static void zgemm_packed_##X(int64_t n, const void *packed, int64_t ng, const void *rem,      \
                                  size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,   \
                                  float *out, int64_t ldo) {                                        \
-        const int64_t  nb = n / (QK);                                                              \
+        const int64_t  nb = n / (QK), npair = nc > 1 ? ng / 2 : 0;                                 \
         const uint8_t *A  = a;                                                                     \
-        int64_t        g  = 0;                                                                     \
-        for (; nc > 1 && g + 2 <= ng; g += 2) {                                                    \
-            const uint8_t *P0 = (const uint8_t *)packed + (size_t)(g * nb) * (PB);                 \
-            const uint8_t *P1 = P0 + (size_t)nb * (PB);                                            \
-            float         *o  = out + 8 * g;                                                       \
-            int64_t        c  = 0;                                                                 \
-            for (; c + (NC) <= nc; c += (NC)) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, NC); \
-            for (; c + 4 <= nc; c += 4) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 4); \
-            for (; c < nc; c++) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 1);  \
+        int64_t        cb = (int64_t)(ZX_ACT_CACHE / as) / (NC) * (NC);                            \
+        if (cb < (NC)) cb = (NC);                                                                  \
+        for (int64_t c0 = 0; c0 < nc && npair > 0; c0 += cb) {                                     \
+            const int64_t c1 = nc - c0 < cb ? nc : c0 + cb;                                        \
+            for (int64_t g = 0; g < 2 * npair; g += 2) {                                           \
+                const uint8_t *P0 = (const uint8_t *)packed + (size_t)(g * nb) * (PB);             \
+                const uint8_t *P1 = P0 + (size_t)nb * (PB);                                        \
+                float         *o  = out + 8 * g;                                                   \
+                int64_t        c  = c0;                                                            \
+                for (; c + (NC) <= c1; c += (NC)) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, NC); \
+                for (; c + 4 <= c1; c += 4) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 4); \
+                for (; c < c1; c++) zk_##X(P0, P1, nb, A + (size_t)c * as, as, o + c * ldo, ldo, 1); \
+            }                                                                                      \
         }                                                                                          \
-        gemm_packed_##X(n, (const uint8_t *)packed + (size_t)(g * nb) * (PB), ng - g, rem, ws,    \
-                        nrem, a, as, nc, out + 8 * g, ldo);                                        \
+        gemm_packed_##X(n, (const uint8_t *)packed + (size_t)(2 * npair * nb) * (PB), ng - 2 * npair, \
+                        rem, ws, nrem, a, as, nc, out + 16 * npair, ldo);                          \
     }
 
 ZX_PACKED(q4_0, 8, 4, 144, 16, 8)

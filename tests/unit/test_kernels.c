@@ -253,6 +253,47 @@ static void test_extremes(void **state) {
     }
 }
 
+/* A prompt-sized product through the packed kernels: enough columns that the 512-bit kernels
+ * split them into blocks (2816 bytes of Q8 activations a column at n = 2048, 100 columns >
+ * 256 KiB), two pairs of groups and an odd one; Q8_0 with levels at -128 too. Every column
+ * has the bits of one-column generation on the same ISA, and stays at the scalar's values. */
+static void test_packed_prompt(void **state) {
+    (void)state;
+    const int64_t n = 2048, nr = 40, nc = 100;
+    int           n_checked = 0;
+    for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
+        const lb_type  t  = (lb_type)ti;
+        const lb_qdot *ks = lb_qdot_get(t), *kr = lb_qdot_get_isa(t, LB_ISA_REF);
+        if (!ks || !ks->gemm_packed) continue;
+        problem p;
+        problem_init(&p, t, n, nr, nc);
+        if (t == LB_TYPE_Q8_0)
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t j = r % 7; j < n; j += 61) ((lb_block_q8_0 *)(p.w + (size_t)r * p.ws))[j / 32].qs[j % 32] = -128;
+        uint8_t *pk   = malloc(lb_pack_size(t, n, nr));
+        float   *out  = malloc((size_t)(nr * nc) * sizeof *out);
+        float   *ref  = malloc((size_t)(nr * nc) * sizeof *ref);
+        double  *refd = malloc((size_t)(nr * nc) * sizeof *refd);
+        float    one[40];
+        lb_pack_rows(t, pk, p.w, n, nr);
+        ks->gemm_packed(n, pk, nr / 8, NULL, p.ws, 0, p.xa, p.as, nc, out, nr);
+        kr->gemm(n, p.w, p.ws, nr, p.xa, p.as, nc, ref, nr);
+        for (int64_t i = 0; i < nr * nc; i++) refd[i] = ref[i];
+        double md;
+        assert_true(nmse(out, refd, nr * nc, &md) < 1e-10);
+        for (int64_t c = 0; c < nc; c++) {
+            ks->gemm(n, p.w, p.ws, nr, p.xa + (size_t)c * p.as, p.as, 1, one, nr);
+            assert_memory_equal(one, out + c * nr, sizeof(float) * (size_t)nr);
+        }
+        n_checked++;
+        free(pk), free(out), free(ref), free(refd);
+        problem_free(&p);
+    }
+    printf("# %d packed types: %lld columns, %lld rows at n = %lld give one column's bits (%s)\n",
+           n_checked, (long long)nc, (long long)nr, (long long)n, lb_isa_name(lb_qdot_isa()));
+    assert_true(n_checked >= 5 || lb_qdot_isa() == LB_ISA_REF);
+}
+
 /* W8A8 rows { f32 d; int8 q[n] } */
 static void i8_rows(uint8_t *rows, size_t stride, int64_t nr, int64_t n, int lo, float dscale) {
     for (int64_t r = 0; r < nr; r++) {
@@ -400,6 +441,7 @@ int main(void) {
         cmocka_unit_test(test_activation_quantizers),
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_extremes),
+        cmocka_unit_test(test_packed_prompt),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_w8a8_kernels),
         cmocka_unit_test(test_w8a8_quantizer),
