@@ -47,7 +47,8 @@ typedef enum lb_act_kind {
 typedef enum lb_isa {
     LB_ISA_REF       = 0, /* scalar C */
     LB_ISA_AVX2      = 1, /* AVX2 + FMA + F16C */
-    LB_ISA_AVX512VNNI = 2, /* the AVX2 kernels with AVX-512 VNNI dot products (256-bit) */
+    LB_ISA_AVX512VNNI = 2, /* the AVX2 kernels with AVX-512 VNNI dot products (256-bit), and
+                              512-bit packed kernels for prompts (qdot_x86_512.h) */
     LB_ISA_COUNT,
 } lb_isa;
 

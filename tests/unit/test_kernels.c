@@ -259,7 +259,8 @@ static void test_extremes(void **state) {
  * has the bits of one-column generation on the same ISA, and stays at the scalar's values. */
 static void test_packed_prompt(void **state) {
     (void)state;
-    const int64_t n = 2048, nr = 40, nc = 100;
+    enum { PNR = 40 };
+    const int64_t n = 2048, nr = PNR, nc = 100;
     int           n_checked = 0;
     for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
         const lb_type  t  = (lb_type)ti;
@@ -274,7 +275,7 @@ static void test_packed_prompt(void **state) {
         float   *out  = malloc((size_t)(nr * nc) * sizeof *out);
         float   *ref  = malloc((size_t)(nr * nc) * sizeof *ref);
         double  *refd = malloc((size_t)(nr * nc) * sizeof *refd);
-        float    one[40];
+        float    one[PNR];
         lb_pack_rows(t, pk, p.w, n, nr);
         ks->gemm_packed(n, pk, nr / 8, NULL, p.ws, 0, p.xa, p.as, nc, out, nr);
         kr->gemm(n, p.w, p.ws, nr, p.xa, p.as, nc, ref, nr);
