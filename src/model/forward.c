@@ -213,9 +213,23 @@ static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, con
     }
 }
 
-/* Causal attention of the T new tokens over positions 0 .. n_past+T-1, per head and per
- * block of up to ATT_ROWS tokens: scores = q kᵀ / sqrt(D) (GEMM), masked softmax, then
- * scores · v (GEMM). Each (head, block) is one task; each thread has its own scores buffer. */
+/* softmax over the first n of row's ns scores (causal: positions 0 .. n-1), zeros after */
+static void softmax_causal(float *row, int32_t n, int32_t ns) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int32_t s = 0; s < n; s++) mx = row[s] > mx ? row[s] : mx;
+    for (int32_t s = 0; s < n; s++) {
+        row[s] = expf(row[s] - mx);
+        sum += row[s];
+    }
+    const float inv = 1.0f / sum;
+    for (int32_t s = 0; s < n; s++) row[s] *= inv;
+    for (int32_t s = n; s < ns; s++) row[s] = 0.0f;
+}
+
+/* Causal attention of the T new tokens over positions 0 .. n_past+T-1: scores = q kᵀ / sqrt(D)
+ * (GEMM), masked softmax, then scores · v (GEMM). Each task is one head and a block of up to
+ * ATT_ROWS tokens, or for one token (generation) one KV head and the G query heads that share
+ * it, read as a [G, D] matrix against the same keys; each thread has its own scores buffer. */
 static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const lb_llama_config *c  = &ctx->m->cfg;
     const int32_t          H = c->n_heads, D = c->head_dim, G = c->n_heads / c->n_kv_heads;
@@ -223,35 +237,34 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const float           *kc, *vc; /* the layer's keys and values as f32 */
     lb_kv_layer(&ctx->kv, layer, ctx->n_past + T, &kc, &vc);
     const float            scale  = 1.0f / sqrtf((float)D);
+    const bool             group  = T == 1 && G <= ATT_ROWS;
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
+    const int32_t          tasks  = group ? c->n_kv_heads : H * blocks;
     const int32_t          S      = ctx->n_past + T; /* keys visible to the last token */
-#pragma omp parallel for schedule(dynamic) if (H * blocks > 1 && (int64_t)T * S * D * H > (1 << 20))
-    for (int32_t task = 0; task < H * blocks; task++) {
-        const int32_t h = task / blocks, t0 = (task % blocks) * ATT_ROWS;
-        const int32_t nt = T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS;
-        const int32_t ns = ctx->n_past + t0 + nt; /* keys visible to this block's last token */
+#pragma omp parallel for schedule(dynamic) if (tasks > 1 && (int64_t)T * S * D * H > (1 << 16))
+    for (int32_t task = 0; task < tasks; task++) {
         float *att = ctx->att + (size_t)omp_get_thread_num() * ATT_ROWS * (size_t)ctx->n_ctx;
+        const int32_t h  = group ? task * G : task / blocks, t0 = group ? 0 : (task % blocks) * ATT_ROWS;
+        const int32_t nt = group ? 1 : (T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS);
+        const int32_t nr = group ? G : nt;       /* rows of q: heads, or tokens */
+        const int32_t lq = group ? D : Q;        /* their stride */
+        const int32_t ns = ctx->n_past + t0 + nt; /* keys visible to this block's last token */
         const float *q  = ctx->q + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
         const float *k  = kc + (size_t)(h / G) * (size_t)D;
         const float *v  = vc + (size_t)(h / G) * (size_t)D;
         float       *o  = ctx->att_out + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, ns, D, scale, q, Q, k, KV, 0.0f,
-                    att, ns);
-        for (int32_t t = 0; t < nt; t++) {
-            float        *row = att + (size_t)t * (size_t)ns;
-            const int32_t n   = ctx->n_past + t0 + t + 1; /* causal: positions 0 .. pos */
-            float         mx  = -INFINITY, sum = 0.0f;
-            for (int32_t s = 0; s < n; s++) mx = row[s] > mx ? row[s] : mx;
-            for (int32_t s = 0; s < n; s++) {
-                row[s] = expf(row[s] - mx);
-                sum += row[s];
-            }
-            const float inv = 1.0f / sum;
-            for (int32_t s = 0; s < n; s++) row[s] *= inv;
-            for (int32_t s = n; s < ns; s++) row[s] = 0.0f;
+        if (nr == 1) { /* one row: matrix-vector products */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, ns, D, scale, k, KV, q, 1, 0.0f, att, 1);
+            softmax_causal(att, ns, ns);
+            cblas_sgemv(CblasRowMajor, CblasTrans, ns, D, 1.0f, v, KV, att, 1, 0.0f, o, 1);
+            continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, ns, 1.0f, att, ns, v, KV,
-                    0.0f, o, Q);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, ns, D, scale, q, lq, k, KV, 0.0f,
+                    att, ns);
+        for (int32_t r = 0; r < nr; r++) /* causal: token t0 + r sees positions 0 .. its own */
+            softmax_causal(att + (size_t)r * (size_t)ns, group ? ns : ctx->n_past + t0 + r + 1, ns);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, ns, 1.0f, att, ns, v, KV,
+                    0.0f, o, lq);
     }
 }
 
