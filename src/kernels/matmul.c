@@ -2,7 +2,8 @@
  * two thread pools spinning against each other cost 3x). Three paths:
  *   - f32 weights: BLAS on the rows of each tile;
  *   - quantized kernels (qdot.h), FAST mode: activations quantized once to 8-bit blocks
- *     (shared by all threads), then each thread's rows against all tokens; packed weights
+ *     (shared by all threads; up to PRIVATE_T tokens each thread quantizes its own copy and
+ *     no barrier waits for it), then each thread's rows against all tokens; packed weights
  *     (lb_matmul_pack: groups of 8 rows read as one stream) where the context packed them;
  *     F16/BF16/INT8_PC rows against f32 activations for a few tokens in either mode;
  *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
@@ -16,6 +17,10 @@
 #include "matmul.h"
 #include "qdot.h"
 
+/* Up to this many tokens, every thread quantizes the activations into its own copy: no
+ * barrier before the products (generation). */
+#define PRIVATE_T 4
+
 /* the threads' f32 tiles, or (in the same place: one path per product) the activations of
  * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256), or
  * W8A8's int8 rows (the caller's, lb_matmul_w8a8) */
@@ -24,7 +29,10 @@ int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
     const int64_t a8    = (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64;
     const int64_t ak    = (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
     const int64_t i8    = (T * (int64_t)lb_matmul_i8_row_size(n_in) + 63) / 64 * 64;
-    int64_t       act   = (a8 + ak) / 4;
+    const int64_t tp    = T < PRIVATE_T ? T : PRIVATE_T; /* each thread's own copy */
+    const int64_t own   = n_threads * ((tp * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64 +
+                                     (tp * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64);
+    int64_t       act   = (a8 + ak > own ? a8 + ak : own) / 4;
     if (i8 / 4 > act) act = i8 / 4;
     return tiles > act ? tiles : act;
 }
@@ -132,34 +140,41 @@ static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, i
                            const uint8_t *xq, const lb_w8a8_outliers *ol) {
     product_job        j = { .w = w, .k = k, .n = n, .n_in = w[0].t->ne[0], .T = T, .out = out, .ol = ol };
     lb_quantize_act_fn quant[4] = { NULL, NULL, NULL, NULL };
-    uint8_t           *act[4]   = { NULL, NULL, NULL, NULL };
+    size_t             at[4]    = { 0, 0, 0, 0 }; /* offsets in a copy of the activations */
+    size_t             copy     = 0;              /* bytes of one copy */
     for (int i = 0; i < n; i++) {
         const lb_act_kind a = k[i]->act;
-        if (a == LB_ACT_Q8A || a == LB_ACT_Q8K) {
-            if (!act[a]) {
-                act[a]   = scratch;
-                quant[a] = lb_quantize_act_get(a);
-                scratch += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
-            }
+        if ((a == LB_ACT_Q8A || a == LB_ACT_Q8K) && !quant[a]) {
+            quant[a] = lb_quantize_act_get(a);
+            at[a]    = copy;
+            copy += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
         }
         j.first_tile[i + 1] = j.first_tile[i] + (w[i].t->ne[1] + 15) / 16;
     }
-    for (int a = 0; a < 4; a++) j.act[a] = act[a];
     j.act[LB_ACT_F32]     = (const uint8_t *)x;
     j.act[LB_ACT_I8]      = xq; /* quantized by the caller */
     const int64_t n_tiles = j.first_tile[n];
+    const bool    own     = T <= PRIVATE_T;
 #pragma omp parallel if (par)
     {
+        product_job   jt   = j; /* this thread's view: its own copy of the activations */
+        uint8_t      *base = copy && own ? scratch + (size_t)omp_get_thread_num() * copy : scratch;
         for (int a = LB_ACT_Q8A; a <= LB_ACT_Q8K; a++)
             if (quant[a]) {
                 const size_t as = lb_act_row_size((lb_act_kind)a, j.n_in);
+                uint8_t     *dst = base + at[a];
+                jt.act[a]        = dst;
+                if (own)
+                    for (int64_t t = 0; t < T; t++) quant[a](dst + (size_t)t * as, x + t * j.n_in, j.n_in);
+                else {
 #pragma omp for schedule(static)
-                for (int64_t t = 0; t < T; t++) quant[a](act[a] + (size_t)t * as, x + t * j.n_in, j.n_in);
+                    for (int64_t t = 0; t < T; t++) quant[a](dst + (size_t)t * as, x + t * j.n_in, j.n_in);
+                }
             }
         const int64_t per = (n_tiles + 8 * omp_get_num_threads() - 1) / (8 * omp_get_num_threads());
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait /* the region's end is the barrier */
         for (int64_t t0 = 0; t0 < n_tiles; t0 += per)
-            product_tiles(&j, t0, t0 + per < n_tiles ? t0 + per : n_tiles);
+            product_tiles(&jt, t0, t0 + per < n_tiles ? t0 + per : n_tiles);
     }
 }
 
