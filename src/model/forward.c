@@ -18,6 +18,7 @@
 
 #include "core/fail.h"
 #include "kernels/matmul.h"
+#include "kernels/vecf.h"
 #include "kv_cache.h"
 #include "weights.h"
 #include "lowbit/actq.h"
@@ -213,15 +214,20 @@ static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, con
     }
 }
 
+/* g = silu(g) * u over n values, in chunks across the threads when there are many */
+static void silu_mul(float *g, const float *u, int64_t n) {
+    const lb_vecf *vf = lb_vecf_get();
+    const int64_t  chunk = 4096, n_chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n_chunks >= 8)
+    for (int64_t i = 0; i < n_chunks; i++)
+        vf->silu_mul(g + i * chunk, u + i * chunk, n - i * chunk < chunk ? n - i * chunk : chunk);
+}
+
 /* softmax over the first n of row's ns scores (causal: positions 0 .. n-1), zeros after */
 static void softmax_causal(float *row, int32_t n, int32_t ns) {
-    float mx = -INFINITY, sum = 0.0f;
+    float mx = -INFINITY;
     for (int32_t s = 0; s < n; s++) mx = row[s] > mx ? row[s] : mx;
-    for (int32_t s = 0; s < n; s++) {
-        row[s] = expf(row[s] - mx);
-        sum += row[s];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / lb_vecf_get()->exp_sum(row, n, mx);
     for (int32_t s = 0; s < n; s++) row[s] *= inv;
     for (int32_t s = n; s < ns; s++) row[s] = 0.0f;
 }
@@ -311,11 +317,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
             rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
         float *const gu[2] = { ctx->gate, ctx->up };
         linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const int[]){ LB_W_GATE, LB_W_UP }, 2);
-        for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
-            float g = ctx->gate[i];
-            g *= 1.0f / (1.0f + expf(-g));
-            ctx->gate[i] = g * ctx->up[i];
-        }
+        silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
         linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const int[]){ LB_W_DOWN }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }

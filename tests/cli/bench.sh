@@ -40,12 +40,15 @@ for mm in q8 exact; do
 done
 
 # W8A8 (SmoothQuant): integer products in q8 mode, the simulation in exact mode: the same
-# perplexity to 0.2%, the same logits at 1 and 2 threads; run and bench take the file
+# perplexity to 0.2% over 16 chunks, the same logits at 1 and 2 threads; run and bench take
+# the file. (Over fewer chunks the two drift apart by chance: one activation rounded to the
+# other int8 level changes the next layers' inputs, and a 1-ulp change in exp moved the
+# simulation's perplexity 0.13% over 4 chunks, 0.03% over 20.)
 "$LOWBIT" quantize "$MODEL" "$WORK/w8.gguf" --type w8a8 --method smoothquant --calib "$TEXT" \
     --calib-samples 16 -q > /dev/null 2> "$WORK/err" || fail "quantize w8a8: $(cat "$WORK/err")"
-a=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul exact --json | json_num /dev/stdin ppl)
-b=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul q8 -t 1 --save-logits "$WORK/w1.bin" --json | json_num /dev/stdin ppl)
-"$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 4 --matmul q8 -t 2 --save-logits "$WORK/w2.bin" --json > /dev/null
+a=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 16 --matmul exact --json | json_num /dev/stdin ppl)
+b=$("$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 16 --matmul q8 -t 1 --save-logits "$WORK/w1.bin" --json | json_num /dev/stdin ppl)
+"$LOWBIT" eval "$WORK/w8.gguf" --text "$TEXT" --chunks 16 --matmul q8 -t 2 --save-logits "$WORK/w2.bin" --json > /dev/null
 awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 2e-3 * a) }' \
     && pass "w8a8: ppl integer $b, simulated $a" || fail "w8a8: ppl integer $b vs simulated $a"
 cmp -s "$WORK/w1.bin" "$WORK/w2.bin" && pass "w8a8 integer products: logits at -t 1 = -t 2" || fail "w8a8: -t 1 and -t 2 differ"
