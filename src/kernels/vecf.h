@@ -12,8 +12,8 @@
 typedef struct lb_vecf {
     /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] */
     void (*silu_mul)(float *g, const float *u, int64_t n);
-    /* x[i] = exp(x[i] - sub); returns their sum */
-    float (*exp_sum)(float *x, int64_t n, float sub);
+    /* x = softmax(x): exp(x[i] - max x) / their sum */
+    void (*softmax)(float *x, int64_t n);
     /* the exponential alone (tests) */
     void (*exp)(float *y, const float *x, int64_t n);
 } lb_vecf;

@@ -49,18 +49,22 @@ static void vf_silu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-static float vf_exp_sum(float *x, int64_t n, float sub) {
-    float sum = 0.0f;
+static void vf_softmax(float *x, int64_t n) {
+    float mx = -__builtin_inff(), sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < n; i++) {
-        x[i] = vf_exp1(x[i] - sub);
+        x[i] = vf_exp1(x[i] - mx);
         sum += x[i];
     }
-    return sum;
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
 void VF_FILL(lb_vecf *v) {
     v->silu_mul = vf_silu_mul;
-    v->exp_sum  = vf_exp_sum;
+    v->softmax  = vf_softmax;
     v->exp      = vf_exp;
 }

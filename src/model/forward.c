@@ -196,6 +196,12 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     for (int32_t j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
 }
 
+/* rmsnorm of each of T rows of n values, across the threads when there are many */
+static void rmsnorm_rows(float *o, const float *x, const float *w, int32_t T, int32_t n, float eps) {
+#pragma omp parallel for schedule(static) if ((int64_t)T * n >= (1 << 16))
+    for (int32_t t = 0; t < T; t++) rmsnorm(o + (size_t)t * (size_t)n, x + (size_t)t * (size_t)n, w, n, eps);
+}
+
 /* y[t, :] += b for each of the T rows of n values. */
 static void add_bias(float *y, const float *b, int32_t T, size_t n) {
     for (int32_t t = 0; t < T; t++)
@@ -225,11 +231,8 @@ static void silu_mul(float *g, const float *u, int64_t n) {
 
 /* softmax over the first n of row's ns scores (causal: positions 0 .. n-1), zeros after */
 static void softmax_causal(float *row, int32_t n, int32_t ns) {
-    float mx = -INFINITY;
-    for (int32_t s = 0; s < n; s++) mx = row[s] > mx ? row[s] : mx;
-    const float inv = 1.0f / lb_vecf_get()->exp_sum(row, n, mx);
-    for (int32_t s = 0; s < n; s++) row[s] *= inv;
-    for (int32_t s = n; s < ns; s++) row[s] = 0.0f;
+    lb_vecf_get()->softmax(row, n);
+    memset(row + n, 0, (size_t)(ns - n) * sizeof *row);
 }
 
 /* Causal attention of the T new tokens over positions 0 .. n_past+T-1: scores = q kᵀ / sqrt(D)
@@ -292,8 +295,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
                                                                                      : c->n_layers;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
-        for (int32_t t = 0; t < T; t++)
-            rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->attn_norm.data, E, c->norm_eps);
+        rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
         float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
         linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const int[]){ LB_W_Q, LB_W_K, LB_W_V }, 3);
         if (L->bq.data) { /* attention biases (Qwen2) */
@@ -301,6 +303,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
             add_bias(ctx->k, L->bk.data, T, KV);
             add_bias(ctx->v, L->bv.data, T, KV);
         }
+#pragma omp parallel for schedule(static) if ((int64_t)T * (int64_t)(Q + KV) >= (1 << 16))
         for (int32_t t = 0; t < T; t++) {
             const size_t pos  = (size_t)(ctx->n_past + t);
             const float *cos_t = ctx->rope_cos + pos * (size_t)(D / 2);
@@ -313,8 +316,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const int[]){ LB_W_O }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
-        for (int32_t t = 0; t < T; t++)
-            rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, L->ffn_norm.data, E, c->norm_eps);
+        rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         float *const gu[2] = { ctx->gate, ctx->up };
         linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const int[]){ LB_W_GATE, LB_W_UP }, 2);
         silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
@@ -326,8 +328,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         *logits = NULL;
         return LB_OK;
     }
-    for (int32_t t = 0; t < T; t++)
-        rmsnorm(ctx->xn + (size_t)t * (size_t)E, ctx->x + (size_t)t * (size_t)E, m->output_norm.data, E, c->norm_eps);
+    rmsnorm_rows(ctx->xn, ctx->x, m->output_norm.data, T, E, c->norm_eps);
     linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const int[]){ 0 }, 1);
     ctx->n_past += T;
     *logits = ctx->logits;

@@ -3,7 +3,9 @@
  *     above FLT_MAX, NaN for NaN, exact at 0;
  *   - silu_mul within 4 ulp of g / (1 + exp(-g)) * u in double, from -100 to 100;
  *   - each SIMD table gives the reference table's bits element by element at lengths 1..70
- *     and 1001 (the loops have no contraction), and exp_sum's sum within 1e-6 of theirs. */
+ *     and 1001 (the loops have no contraction), softmax within 1e-6 of its values (the order
+ *     of the sum differs), summing to 1;
+ *   - softmax against double on wide rows. */
 #include <float.h>
 #include <math.h>
 
@@ -104,9 +106,13 @@ static void test_simd_equals_ref(void **state) {
             ref->silu_mul(a, u, n), v->silu_mul(b, u, n);
             assert_memory_equal(a, b, (size_t)n * sizeof *a);
             memcpy(a, x, (size_t)n * sizeof *a), memcpy(b, x, (size_t)n * sizeof *b);
-            const float sa = ref->exp_sum(a, n, 3.0f), sb = v->exp_sum(b, n, 3.0f);
-            assert_memory_equal(a, b, (size_t)n * sizeof *a);
-            assert_true(fabsf(sa - sb) <= 1e-6f * sa);
+            ref->softmax(a, n), v->softmax(b, n);
+            double sa = 0, sb = 0;
+            for (int i = 0; i < n; i++) {
+                assert_true(fabsf(a[i] - b[i]) <= 1e-6f * a[i]);
+                sa += a[i], sb += b[i];
+            }
+            assert_true(fabs(sa - 1.0) < 1e-5 && fabs(sb - 1.0) < 1e-5);
             if (n == 1001) break;
         }
         printf("# %s: the reference's bits at lengths 1..70 and 1001\n", lb_isa_name((lb_isa)isa));
@@ -114,11 +120,35 @@ static void test_simd_equals_ref(void **state) {
     if (!tried) printf("# no SIMD table on this CPU: the reference alone\n");
 }
 
+static void test_softmax(void **state) {
+    (void)state;
+    enum { N = 777 };
+    float    x[N], y[N];
+    uint64_t rng = 7;
+    for (int i = 0; i < N; i++) x[i] = (float)(test_gauss(&rng) * 20.0) - 1000.0f;
+    x[100] = -INFINITY; /* a masked score */
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < N; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < N; i++) sum += exp((double)x[i] - mx);
+    for (int isa = 0; isa < LB_ISA_COUNT; isa++) {
+        const lb_vecf *v = lb_vecf_get_isa((lb_isa)isa);
+        if (!v) continue;
+        memcpy(y, x, sizeof y);
+        v->softmax(y, N);
+        assert_true(y[100] == 0.0f);
+        for (int i = 0; i < N; i++) {
+            const double want = exp((double)x[i] - mx) / sum;
+            assert_true(fabs((double)y[i] - want) <= 1e-6 * want + 1e-30);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp_accuracy),
         cmocka_unit_test(test_silu_accuracy),
         cmocka_unit_test(test_simd_equals_ref),
+        cmocka_unit_test(test_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
