@@ -607,8 +607,8 @@ QX_GEMV_TILES(q3_k)
 QX_GEMV_TILES(q5_k)
 QX_GEMV_TILES(q6_k)
 QX_GEMV_TILES(iq4_xs)
-QX_GEMV_TILES(f16)
-QX_GEMV_TILES(bf16)
+QX_GEMV16(f16)
+QX_GEMV16(bf16)
 /* one activation row, 8 weight rows a step (more loads in flight than a tile's 4), then the
  * tiles: the same exact integer sums and the same final expression as tile_i8 */
 static void gemv_i8(int64_t n, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A, size_t as,
