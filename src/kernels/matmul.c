@@ -57,7 +57,7 @@ static void gemm_rows(float *out, const float *x, const float *W, int64_t T, int
 static const lb_qdot *choose_kernel(const lb_tensor *w, int64_t T, lb_matmul_mode mode) {
     const lb_qdot *k = lb_qdot_get(w->type);
     if (!k || lb_row_size(w->type, w->ne[0]) == 0) return NULL;
-    if (k->act == LB_ACT_F32) return T <= LB_MATMUL_DIRECT_T ? k : NULL;
+    if (k->act == LB_ACT_F32) return T <= LB_MATMUL_DIRECT_T || k->any_t ? k : NULL;
     return mode == LB_MATMUL_FAST ? k : NULL;
 }
 

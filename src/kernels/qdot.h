@@ -71,6 +71,8 @@ typedef struct lb_qdot {
     lb_act_kind       act;
     lb_gemm_q_fn      gemm;
     lb_gemm_packed_fn gemm_packed; /* NULL: the type has no packed layout here */
+    bool              any_t;       /* F32 activations: gemm is fast for any number of columns
+                                      (else BLAS beyond LB_MATMUL_DIRECT_T of them) */
 } lb_qdot;
 
 /* W8A8 (SmoothQuant, LLM.int8): int8 x int8 products with int32 sums. Weight rows are

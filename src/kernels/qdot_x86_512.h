@@ -184,6 +184,70 @@ ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 
+/* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
+ * 512-bit vectors, tiles of up to 4 rows x 6 columns (24 accumulators), the rows in blocks of
+ * ZX_WROWS bytes that stay in L2 while every column passes; a masked last step for any n.
+ * Each (row, column) is one chain of FMAs and the same reduction whatever the tile, so the
+ * bits do not depend on the split. One column (generation) goes to the 256-bit gemv. */
+#define ZX_WMR   4
+#define ZX_WNC   6
+#define ZX_WROWS (192 * 1024)
+QX_INLINE __m512 zx_load_f16(const uint8_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+QX_INLINE __m512 zx_load_bf16(const uint8_t *p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+#define ZX_GEMM16(X)                                                                               \
+    QX_INLINE void zt_##X(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,    \
+                          float *out, int64_t ldo, const int mr, const int nc) {                   \
+        __m512 acc[ZX_WMR][ZX_WNC];                                                                \
+        _Pragma("GCC unroll 4") for (int r = 0; r < ZX_WMR; r++)                                  \
+        _Pragma("GCC unroll 6") for (int c = 0; c < ZX_WNC; c++) acc[r][c] = _mm512_setzero_ps();  \
+        for (int64_t j = 0; j < n; j += 16) {                                                      \
+            const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1); \
+            __m512          wv[ZX_WMR];                                                            \
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                   \
+                wv[r] = zx_load_##X(w + (size_t)r * ws + 2 * (size_t)j, m);                        \
+            _Pragma("GCC unroll 6") for (int c = 0; c < nc; c++) {                                 \
+                const __m512 xv = _mm512_maskz_loadu_ps(m, (const float *)(a + (size_t)c * as) + j); \
+                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                               \
+                    acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 6") for (int c = 0; c < nc; c++)                                       \
+            out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);                                    \
+    }                                                                                              \
+    static void zgemm_##X(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,         \
+                          size_t as, int64_t nc, float *out, int64_t ldo) {                        \
+        if (nc == 1) {                                                                             \
+            gemv_##X(n, w, ws, nr, a, as, out);                                                    \
+            return;                                                                                \
+        }                                                                                          \
+        const uint8_t *W = w, *A = a;                                                              \
+        int64_t        rb = (int64_t)(ZX_WROWS / ws) / ZX_WMR * ZX_WMR;                            \
+        if (rb < ZX_WMR) rb = ZX_WMR;                                                              \
+        for (int64_t r0 = 0; r0 < nr; r0 += rb) {                                                  \
+            const int64_t r1 = nr - r0 < rb ? nr : r0 + rb;                                        \
+            for (int64_t c = 0; c < nc; c += ZX_WNC) {                                             \
+                const int64_t k = nc - c < ZX_WNC ? nc - c : ZX_WNC;                               \
+                for (int64_t r = r0; r < r1; r += ZX_WMR) {                                        \
+                    const uint8_t *wr = W + (size_t)r * ws, *ac = A + (size_t)c * as;              \
+                    float         *o  = out + c * ldo + r;                                         \
+                    if (r1 - r >= ZX_WMR && k == ZX_WNC) zt_##X(n, wr, ws, ac, as, o, ldo, ZX_WMR, ZX_WNC); \
+                    else if (r1 - r >= ZX_WMR)                                                     \
+                        for (int64_t q = 0; q < k; q++) zt_##X(n, wr, ws, ac + (size_t)q * as, as, o + q * ldo, ldo, ZX_WMR, 1); \
+                    else                                                                           \
+                        for (int64_t i = r; i < r1; i++)                                           \
+                            zt_##X(n, W + (size_t)i * ws, ws, ac, as, out + c * ldo + i, ldo, 1, (int)k); \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+ZX_GEMM16(f16)
+ZX_GEMM16(bf16)
+
 void lb_qdot_fill_avx512(lb_qdot_table *t) {
     lb_qdot_fill_avx512_ymm(t);
     t->kern[LB_TYPE_Q4_0].gemm_packed   = zgemm_packed_q4_0;
@@ -191,4 +255,6 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
+    t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
+    t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
 }

@@ -7,6 +7,7 @@
  *   - a (row, column) result is bit-identical whatever the other rows (1 or 11: thread splits)
  *     and however the columns are split (9 = 5 + 4), for one column and for several;
  *   - packed weights (8-row groups) give the one-column kernels' bits, at 1 and 9 columns;
+ *   - F16 / BF16 prompts (several row blocks, a masked tail): each row's bits alone;
  *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate;
  *   - the SIMD f16 / bf16 / int8_pc conversions give the scalar ones' bits (every 16-bit
  *     pattern; every int8 level);
@@ -295,6 +296,37 @@ static void test_packed_prompt(void **state) {
     assert_true(n_checked >= 5 || lb_qdot_isa() == LB_ISA_REF);
 }
 
+/* F16 and BF16 rows against a prompt's f32 activations: at n = 8200 (a masked last step) the
+ * 512-bit kernel takes 12 rows a block, so 30 rows are three blocks, 15 columns two tiles and
+ * a remainder; each row alone gives the same bits, and every value stays at the scalar's. */
+static void test_f16_prompt(void **state) {
+    (void)state;
+    const int64_t n = 8200, nr = 30, nc = 15;
+    const lb_type types[] = { LB_TYPE_F16, LB_TYPE_BF16 };
+    for (size_t ti = 0; ti < 2; ti++) {
+        const lb_type  t  = types[ti];
+        const lb_qdot *ks = lb_qdot_get(t), *kr = lb_qdot_get_isa(t, LB_ISA_REF);
+        assert_non_null(ks), assert_non_null(kr);
+        problem p;
+        problem_init(&p, t, n, nr, nc);
+        float  *out = malloc((size_t)(nr * nc) * sizeof *out), *ref = malloc((size_t)(nr * nc) * sizeof *ref);
+        double *refd = malloc((size_t)(nr * nc) * sizeof *refd), md;
+        float   v[15];
+        ks->gemm(n, p.w, p.ws, nr, p.xa, p.as, nc, out, nr);
+        kr->gemm(n, p.w, p.ws, nr, p.xa, p.as, nc, ref, nr);
+        for (int64_t i = 0; i < nr * nc; i++) refd[i] = ref[i];
+        assert_true(nmse(out, refd, nr * nc, &md) < 1e-10);
+        for (int64_t r = 0; r < nr; r++) {
+            ks->gemm(n, p.w + (size_t)r * p.ws, p.ws, 1, p.xa, p.as, nc, v, 1);
+            for (int64_t c = 0; c < nc; c++) assert_memory_equal(&v[c], &out[c * nr + r], sizeof(float));
+        }
+        printf("# %s: %lld rows x %lld columns at n = %lld: each row's bits alone (%s)\n", lb_type_name(t),
+               (long long)nr, (long long)nc, (long long)n, lb_isa_name(lb_qdot_isa()));
+        free(out), free(ref), free(refd);
+        problem_free(&p);
+    }
+}
+
 /* W8A8 rows { f32 d; int8 q[n] } */
 static void i8_rows(uint8_t *rows, size_t stride, int64_t nr, int64_t n, int lo, float dscale) {
     for (int64_t r = 0; r < nr; r++) {
@@ -443,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_extremes),
         cmocka_unit_test(test_packed_prompt),
+        cmocka_unit_test(test_f16_prompt),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_w8a8_kernels),
         cmocka_unit_test(test_w8a8_quantizer),
