@@ -5,7 +5,8 @@
  *     (shared by all threads; up to PRIVATE_T tokens each thread quantizes its own copy and
  *     no barrier waits for it), then each thread's rows against all tokens; packed weights
  *     (lb_matmul_pack: groups of 8 rows read as one stream) where the context packed them;
- *     F16/BF16/INT8_PC rows against f32 activations for a few tokens in either mode;
+ *     F16/BF16/INT8_PC rows against f32 activations for a few tokens in either mode, and
+ *     for any number where the kernel says it is fast for many (lb_qdot.any_t: AVX-512 F16/BF16);
  *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
  *     with all T tokens (each tile reused for the whole batch);
  *   - W8A8 (lb_matmul_w8a8): INT8_PC rows against the caller's int8 activation rows, through
