@@ -16,9 +16,9 @@ static inline float vf_exp1(float x) {
     const float xc = x < VF_EXP_LO ? VF_EXP_LO : (x > VF_EXP_HI ? VF_EXP_HI : x);
     const float t  = xc * 1.44269504088896341f + VF_ROUND;
     const float n  = t - VF_ROUND;
-    int32_t     ti;
-    memcpy(&ti, &t, sizeof ti);
-    const int32_t k = ti - 0x4B400000; /* n as an integer, -126 .. 128 */
+    uint32_t    tu;
+    memcpy(&tu, &t, sizeof tu);
+    const int32_t k = (int32_t)(tu - 0x4B400000u); /* n as an integer, -126 .. 128 (NaN: any) */
     float         r = xc - n * 0.693359375f;
     r               = r - n * -2.12194440e-4f;
     float p         = 1.9875691500e-4f;
@@ -28,7 +28,7 @@ static inline float vf_exp1(float x) {
     p               = p * r + 1.6666665459e-1f;
     p               = p * r + 5.0000001201e-1f;
     const float   y  = p * r * r + r + 1.0f;
-    const int32_t b1 = (k / 2 + 127) << 23, b2 = (k - k / 2 + 127) << 23;
+    const uint32_t b1 = (uint32_t)(k / 2 + 127) << 23, b2 = (uint32_t)(k - k / 2 + 127) << 23;
     float         s1, s2;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
