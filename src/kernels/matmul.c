@@ -25,15 +25,18 @@
 /* the threads' f32 tiles, or (in the same place: one path per product) the activations of
  * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256), or
  * W8A8's int8 rows (the caller's, lb_matmul_w8a8) */
+/* bytes of T tokens' activations of both quantized kinds, each kind 64-byte aligned */
+static int64_t act_bytes(int64_t n_in, int64_t T) {
+    return (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64 +
+           (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
+}
+
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
-    const int64_t tiles = (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
-    const int64_t a8    = (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64;
-    const int64_t ak    = (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
-    const int64_t i8    = (T * (int64_t)lb_matmul_i8_row_size(n_in) + 63) / 64 * 64;
-    const int64_t tp    = T < PRIVATE_T ? T : PRIVATE_T; /* each thread's own copy */
-    const int64_t own   = n_threads * ((tp * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64 +
-                                     (tp * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64);
-    int64_t       act   = (a8 + ak > own ? a8 + ak : own) / 4;
+    const int64_t tiles  = (int64_t)LB_MATMUL_TILE_ROWS * n_in * n_threads;
+    const int64_t i8     = (T * (int64_t)lb_matmul_i8_row_size(n_in) + 63) / 64 * 64;
+    const int64_t shared = act_bytes(n_in, T);
+    const int64_t own    = n_threads * act_bytes(n_in, T < PRIVATE_T ? T : PRIVATE_T); /* a copy each */
+    int64_t       act    = (shared > own ? shared : own) / 4;
     if (i8 / 4 > act) act = i8 / 4;
     return tiles > act ? tiles : act;
 }

@@ -97,6 +97,7 @@ void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr
 const lb_qdot     *lb_qdot_get(lb_type t);
 lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k);
 lb_isa             lb_qdot_isa(void); /* the ISA lb_qdot_get chose */
+bool               lb_isa_runs(lb_isa isa); /* this build has it and the CPU runs it */
 const char        *lb_isa_name(lb_isa isa);
 
 /* One ISA's table (for tests and benchmarks): NULL when this build or CPU lacks it or the

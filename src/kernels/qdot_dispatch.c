@@ -107,6 +107,11 @@ lb_to_float_fn lb_qdot_to_float(lb_type t) {
     return tr ? tr->to_float : NULL;
 }
 
+bool lb_isa_runs(lb_isa isa) {
+    init();
+    return (int)isa >= 0 && isa < LB_ISA_COUNT && g_have[isa];
+}
+
 lb_isa lb_qdot_isa(void) {
     init();
     return g_isa;

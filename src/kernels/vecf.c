@@ -11,8 +11,8 @@ static int     g_vecf_ready;
 static void init(void) {
     if (g_vecf_ready) return; /* benign race: every thread fills the same values */
     lb_vecf_fill_ref(&g_vecf[LB_ISA_REF]);
-    if (lb_qdot_get_isa(LB_TYPE_Q8_0, LB_ISA_AVX2)) lb_vecf_fill_avx2(&g_vecf[LB_ISA_AVX2]);
-    if (lb_qdot_get_isa(LB_TYPE_Q8_0, LB_ISA_AVX512VNNI)) lb_vecf_fill_avx512(&g_vecf[LB_ISA_AVX512VNNI]);
+    if (lb_isa_runs(LB_ISA_AVX2)) lb_vecf_fill_avx2(&g_vecf[LB_ISA_AVX2]);
+    if (lb_isa_runs(LB_ISA_AVX512VNNI)) lb_vecf_fill_avx512(&g_vecf[LB_ISA_AVX512VNNI]);
     g_vecf_ready = 1;
 }
 

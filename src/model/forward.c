@@ -230,8 +230,8 @@ static void silu_mul(float *g, const float *u, int64_t n) {
 }
 
 /* softmax over the first n of row's ns scores (causal: positions 0 .. n-1), zeros after */
-static void softmax_causal(float *row, int32_t n, int32_t ns) {
-    lb_vecf_get()->softmax(row, n);
+static void softmax_causal(const lb_vecf *vf, float *row, int32_t n, int32_t ns) {
+    vf->softmax(row, n);
     memset(row + n, 0, (size_t)(ns - n) * sizeof *row);
 }
 
@@ -246,6 +246,7 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const float           *kc, *vc; /* the layer's keys and values as f32 */
     lb_kv_layer(&ctx->kv, layer, ctx->n_past + T, &kc, &vc);
     const float            scale  = 1.0f / sqrtf((float)D);
+    const lb_vecf         *vf     = lb_vecf_get();
     const bool             group  = T == 1 && G <= ATT_ROWS;
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
     const int32_t          tasks  = group ? c->n_kv_heads : H * blocks;
@@ -264,14 +265,14 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
         float       *o  = ctx->att_out + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
         if (nr == 1) { /* one row: matrix-vector products */
             cblas_sgemv(CblasRowMajor, CblasNoTrans, ns, D, scale, k, KV, q, 1, 0.0f, att, 1);
-            softmax_causal(att, ns, ns);
+            softmax_causal(vf, att, ns, ns);
             cblas_sgemv(CblasRowMajor, CblasTrans, ns, D, 1.0f, v, KV, att, 1, 0.0f, o, 1);
             continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, ns, D, scale, q, lq, k, KV, 0.0f,
                     att, ns);
         for (int32_t r = 0; r < nr; r++) /* causal: token t0 + r sees positions 0 .. its own */
-            softmax_causal(att + (size_t)r * (size_t)ns, group ? ns : ctx->n_past + t0 + r + 1, ns);
+            softmax_causal(vf, att + (size_t)r * (size_t)ns, group ? ns : ctx->n_past + t0 + r + 1, ns);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, ns, 1.0f, att, ns, v, KV,
                     0.0f, o, lq);
     }
