@@ -2,6 +2,7 @@
  * llama.cpp names (views into the mapping), the tokenizer from `tokenizer.ggml.*`.
  * Tensors in lowbit's own types are I8 rows plus lowbit.tensor_type / tensor_ne0 keys
  * (see save_gguf.c). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,15 @@ static lb_status get_i32(const lb_gguf *g, const char *key, int64_t def, int32_t
     return LB_OK;
 }
 
-static lb_status get_f32(const lb_gguf *g, const char *key, double def, float *out,
-                         lb_error *err) {
+/* A float key in (lo, hi]: finite, and a float once converted. */
+static lb_status get_f32(const lb_gguf *g, const char *key, double def, double lo, double hi,
+                         float *out, lb_error *err) {
     double    v;
     lb_status st = lb_gguf_get_float(g, key, &v, err);
     if (st == LB_ERR_NOT_FOUND) v = def;
     else if (st) return st;
+    LB_RETURN_IF(!isfinite(v) || !(v > lo) || !(v <= hi), err, LB_ERR_CORRUPT,
+                 "%s: key '%s' = %g is outside (%g, %g]", g->src.name, key, v, lo, hi);
     *out = (float)v;
     return LB_OK;
 }
@@ -190,8 +194,8 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
         (st = get_i32(g, "llama.attention.head_count", -1, &c->n_heads, err)) ||
         (st = get_i32(g, "llama.attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
         (st = get_i32(g, "llama.context_length", 2048, &c->n_ctx_train, err)) ||
-        (st = get_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, &c->norm_eps, err)) ||
-        (st = get_f32(g, "llama.rope.freq_base", 10000.0, &c->rope_theta, err)))
+        (st = get_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, 0, 0.5, &c->norm_eps, err)) ||
+        (st = get_f32(g, "llama.rope.freq_base", 10000.0, 0, 1e12, &c->rope_theta, err)))
         return st;
     LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0, err,
                  LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d and n_kv_heads %d do not fit together",

@@ -71,11 +71,15 @@ static lb_status cfg_int(const cJSON *j, const char *key, int64_t def, int32_t *
     return LB_OK;
 }
 
-static lb_status cfg_float(const cJSON *j, const char *key, double def, float *out, const char *f,
-                           lb_error *err) {
+/* A number in (lo, hi] (open_lo) or [lo, hi]: finite, and a float once converted. */
+static lb_status cfg_float(const cJSON *j, const char *key, double def, double lo, bool open_lo,
+                           double hi, float *out, const char *f, lb_error *err) {
     const cJSON *it = lb_json_get(j, key);
     LB_RETURN_IF(it && !cJSON_IsNumber(it), err, LB_ERR_CORRUPT, "%s: '%s' is not a number", f, key);
-    *out = (float)(it ? it->valuedouble : def);
+    const double v = it ? it->valuedouble : def;
+    LB_RETURN_IF(!isfinite(v) || !(open_lo ? v > lo : v >= lo) || !(v <= hi), err, LB_ERR_CORRUPT,
+                 "%s: '%s' is %g, outside %c%g, %g]", f, key, v, open_lo ? '(' : '[', lo, hi);
+    *out = (float)v;
     return LB_OK;
 }
 
@@ -108,8 +112,8 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_TRY(cfg_int(j, "num_key_value_heads", c->n_heads, &c->n_kv_heads, f, err));
     LB_TRY(cfg_int(j, "vocab_size", -1, &c->n_vocab, f, err));
     LB_TRY(cfg_int(j, "max_position_embeddings", 2048, &c->n_ctx_train, f, err));
-    LB_TRY(cfg_float(j, "rms_norm_eps", 1e-6, &c->norm_eps, f, err));
-    LB_TRY(cfg_float(j, "rope_theta", 10000.0, &c->rope_theta, f, err));
+    LB_TRY(cfg_float(j, "rms_norm_eps", 1e-6, 0, true, 0.5, &c->norm_eps, f, err));
+    LB_TRY(cfg_float(j, "rope_theta", 10000.0, 0, true, 1e12, &c->rope_theta, f, err));
     c->head_dim = c->n_embd / c->n_heads;
     int32_t hd  = c->head_dim;
     LB_TRY(cfg_int(j, "head_dim", c->head_dim, &hd, f, err));
@@ -125,10 +129,10 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_GOTO_IF(rs && !hc->llama3 && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
                "%s: rope_scaling '%.32s' is not supported (llama3 only)", f, rst ? rst : "?");
     if (hc->llama3) { /* llama.cpp's defaults */
-        LB_TRY(cfg_float(rs, "factor", 8.0, &hc->factor, f, err));
-        LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, &hc->low, f, err));
-        LB_TRY(cfg_float(rs, "high_freq_factor", 4.0, &hc->high, f, err));
-        LB_TRY(cfg_float(rs, "original_max_position_embeddings", 8192.0, &hc->orig, f, err));
+        LB_TRY(cfg_float(rs, "factor", 8.0, 1, false, 1e6, &hc->factor, f, err));
+        LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, 0, true, 1e6, &hc->low, f, err));
+        LB_TRY(cfg_float(rs, "high_freq_factor", 4.0, 0, true, 1e6, &hc->high, f, err));
+        LB_TRY(cfg_float(rs, "original_max_position_embeddings", 8192.0, 1, false, 1 << 24, &hc->orig, f, err));
         LB_GOTO_IF(!(hc->factor >= 1.0f && hc->low > 0.0f && hc->high > hc->low && hc->orig >= 1.0f), err,
                    LB_ERR_CORRUPT, "%s: rope_scaling has bad factors", f);
     }
