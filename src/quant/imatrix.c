@@ -29,9 +29,10 @@ lb_status lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err) {
     }
     for (int64_t i = 0; i < im->g->n_tensors; i++) {
         const lb_gguf_tensor_info *t = &im->g->tensors[i];
-        if (t->ggml_type != LB_GGML_F32) {
+        if (t->ggml_type != LB_GGML_F32) { /* the message names the tensor: free after it */
+            st = lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%s' is not f32", path, t->name);
             lb_imatrix_free(im);
-            return lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%s' is not f32", path, t->name);
+            return st;
         }
     }
     *out = im;
