@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS   := cmake gcc make pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
               libpcre2-dev libcmocka-dev
 
-.PHONY: all deps build build-asan demo test test-fast clean
+.PHONY: all deps build build-asan demo test test-fast fuzz clean
 
 all: build
 
@@ -34,6 +34,14 @@ test: build build-asan
 
 test-fast: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Fuzzing: every libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS each, under ASan +
+# UBSan, from the committed corpora (tools/fuzz.sh; clang only here, not for `make test`).
+FUZZ_SECONDS ?= 60
+FUZZ_PKGS    := clang libclang-rt-dev libomp-dev
+fuzz:
+	@bash tools/deps.sh $(DEB_PKGS) $(FUZZ_PKGS)
+	@bash tools/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

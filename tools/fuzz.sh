@@ -22,14 +22,16 @@ LIBS="$(pkg-config --libs lapacke openblas libcjson libpcre2-8) -lm"
 # the library's objects (warnings are the CMake build's job), rebuilt when their source or
 # any header is newer
 newest_h=$(ls -t include/lowbit/*.h src/*/*.h | head -1)
+OBJS=""
 for f in src/*/*.c; do
     o=$B/$(echo "$f" | tr / _).o
+    OBJS="$OBJS $o"
     if [ ! "$o" -nt "$f" ] || [ ! "$o" -nt "$newest_h" ]; then clang $CFLAGS -w -fopenmp -c "$f" -o "$o"; fi
 done
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 failed=""
 for t in $TARGETS; do
-    if ! clang $CFLAGS -fsanitize=fuzzer -fopenmp tests/fuzz/fuzz_$t.c $B/src_*.o -o $B/fuzz_$t $LIBS; then
+    if ! clang $CFLAGS -fsanitize=fuzzer -fopenmp tests/fuzz/fuzz_$t.c $OBJS -o $B/fuzz_$t $LIBS; then
         failed="$failed $t(build)"
         continue
     fi
