@@ -175,17 +175,25 @@ lb_status lb_method_llm_int8(lb_method_ctx *c, lb_error *err) {
                 if (as->max_abs[j] > thr) ai->outliers[ai->n_outliers++] = j;
             lb_tensor_role roles[3];
             const int      nr = lb_block_input_readers((lb_block_input)in, roles);
+            lb_method_log(p, "blk.%d %-8s %d of %d columns above %.1f stay f32 (first: %d, max|x| %.2f)%s",
+                          l, lb_block_input_name((lb_block_input)in), k, as->n, (double)thr,
+                          ai->outliers[0], (double)as->max_abs[ai->outliers[0]],
+                          2 * k > as->n ? "; most of the input: raise --outlier-threshold" : "");
             for (int r = 0; r < nr; r++) {
                 const int32_t i = lb_method_find(c->tensors, c->n, l, roles[r]);
                 LB_GOTO_IF(i < 0, err, LB_ERR_PARAM, "llm-int8: blk.%d has no %s", l, lb_role_stem(roles[r]));
                 LB_TRY(split_weight(c, i, ai, &ai->w_outliers[r], err));
+                /* the f32 columns are written beside the int8 rows: the true size and bpw */
+                const int64_t n_out = c->tensors[i].t->ne[1];
+                const size_t  extra = (size_t)k * (size_t)n_out * sizeof(float);
+                c->summary->bytes_out += extra;
+                lb_method_log(p, "%-24s %d of %d input columns kept in f32 (%lld x %d, %.1f KB)",
+                              c->tensors[i].name, k, as->n, (long long)n_out, k, (double)extra / 1e3);
             }
             total += k, inputs++;
-            lb_method_log(p, "blk.%d %-8s %d of %d columns above %.1f stay f32 (first: %d, max|x| %.2f)",
-                          l, lb_block_input_name((lb_block_input)in), k, as->n, (double)thr,
-                          ai->outliers[0], (double)as->max_abs[ai->outliers[0]]);
         }
-    lb_method_log(p, "llm-int8: %d outlier columns in %d inputs (threshold %.1f)", total, inputs, (double)thr);
+    lb_method_log(p, "llm-int8: %d outlier columns in %d inputs (threshold %.1f); they are counted "
+                  "in the size and bits per weight", total, inputs, (double)thr);
     c->summary->seconds_method += lb_time_sec() - t0;
 fail:
     lb_calib_free(cal);

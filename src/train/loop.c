@@ -208,6 +208,16 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     LB_RETURN_IF(opts->ctx > cfg->n_ctx_train, err, LB_ERR_PARAM,
                  "training windows of %d tokens exceed the model's context of %d", opts->ctx,
                  cfg->n_ctx_train);
+    if (opts->ternary) { /* written as TQ2_0: the fit is checked before any training */
+        const int64_t cols[2] = { cfg->n_embd, cfg->n_ff };
+        const char   *what[2] = { "n_embd", "n_ff" };
+        for (int k = 0; k < 2; k++)
+            LB_RETURN_IF(lb_row_size(LB_TYPE_TQ2_0, cols[k]) == 0, err, LB_ERR_PARAM,
+                         "ternary: rows of %lld values (%s) do not fit tq2_0, which stores rows "
+                         "in blocks of %d", (long long)cols[k], what[k],
+                         lb_type_get_traits(LB_TYPE_TQ2_0)->block_size);
+        LB_RETURN_IF(cfg->n_layers > 64, err, LB_ERR_UNSUPPORTED, "ternary: at most 64 layers");
+    }
     lb_tmodel    tm;
     lb_fakequant fq    = { 0 };
     lb_type     *types = NULL;
