@@ -1,6 +1,8 @@
 /* Shared option parsing and error reporting for the subcommands. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,20 +53,30 @@ bool lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out) {
     return true;
 }
 
-bool lb_args_float(lb_args *a, double *out) {
+static bool args_float(lb_args *a, double lo, bool open_lo, double hi, double *out) {
     const char *opt = a->argv[a->i];
     const char *v   = lb_args_value(a);
     if (!v) return false;
     char *end;
     errno          = 0;
     const double x = strtod(v, &end);
-    if (errno || *end || end == v) {
-        lb_usage_error(a->cmd, "option %s wants a number, got '%s'", opt, v);
+    /* NaN fails both comparisons; errno catches overflow to infinity */
+    if (errno || *end || end == v || !isfinite(x) || !(open_lo ? x > lo : x >= lo) || !(x <= hi)) {
+        lb_usage_error(a->cmd, "option %s wants a number in %c%g, %g], got '%s'", opt,
+                       open_lo ? '(' : '[', lo, hi, v);
         a->bad = true;
         return false;
     }
     *out = x;
     return true;
+}
+
+bool lb_args_float(lb_args *a, double lo, double hi, double *out) {
+    return args_float(a, lo, false, hi, out);
+}
+
+bool lb_args_float_pos(lb_args *a, double hi, double *out) {
+    return args_float(a, 0, true, hi, out);
 }
 
 int lb_usage_error(const char *cmd, const char *fmt, ...) {
@@ -78,8 +90,36 @@ int lb_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int lb_runtime_error(const lb_error *err) {
-    fprintf(stderr, "lowbit: %s\n", err->msg[0] ? err->msg : lb_status_str(err->code));
+    char msg[4 * sizeof err->msg];
+    fprintf(stderr, "lowbit: %s\n", err->msg[0] ? lb_esc(err->msg, SIZE_MAX, msg, sizeof msg)
+                                                : lb_status_str(err->code));
     return LB_EXIT_ERROR;
+}
+
+const char *lb_esc(const char *s, size_t n, char *buf, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
+    size_t            k     = 0;
+    if (!cap) return buf;
+    for (size_t i = 0; i < n && s[i] && k + 1 < cap; i++) {
+        const unsigned char c = (unsigned char)s[i];
+        /* C0 controls, DEL, and C1 controls (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8) */
+        const bool c1  = c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                        (unsigned char)s[i + 1] <= 0x9f;
+        const bool esc = c < 0x20 || c == 0x7f || c1;
+        if (!esc) {
+            buf[k++] = (char)c;
+            continue;
+        }
+        const size_t m = c1 ? 2 : 1;
+        if (k + 4 * m >= cap) break;
+        for (size_t j = 0; j < m; j++) {
+            const unsigned char e = (unsigned char)s[i + j];
+            buf[k++] = '\\', buf[k++] = 'x', buf[k++] = hex[e >> 4], buf[k++] = hex[e & 15];
+        }
+        i += m - 1;
+    }
+    buf[k] = '\0';
+    return buf;
 }
 
 bool lb_is_help(const char *opt) {
@@ -115,8 +155,8 @@ bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o) {
     const char *name = lb_args_value(a);
     if (!name) return true;
     const lb_type t = lb_type_from_name(name);
-    if (t == LB_TYPE_INVALID) {
-        lb_usage_error(a->cmd, "%s: unknown type '%s' (f32, f16, q8_0, q4_0)", opt, name);
+    if (t != LB_TYPE_F32 && t != LB_TYPE_F16 && t != LB_TYPE_Q8_0 && t != LB_TYPE_Q4_0) {
+        lb_usage_error(a->cmd, "%s takes f32, f16, q8_0 or q4_0, not '%s'", opt, name);
         a->bad = true;
     } else if (k) {
         o->type_k = t;
@@ -124,4 +164,16 @@ bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o) {
         o->type_v = t;
     }
     return true;
+}
+
+int lb_check_ctx(const char *cmd, const char *opt, int64_t n_ctx, const lb_model *m, bool allow) {
+    if (n_ctx <= m->cfg.n_ctx_train) return LB_EXIT_OK;
+    if (!allow) {
+        fprintf(stderr, "lowbit %s: %s %lld is past the model's context of %d tokens (give "
+                "--allow-long-ctx to go on anyway)\n", cmd, opt, (long long)n_ctx, m->cfg.n_ctx_train);
+        return LB_EXIT_USAGE;
+    }
+    fprintf(stderr, "lowbit %s: warning: %s %lld is past the model's context of %d tokens; "
+            "positions beyond it were never trained\n", cmd, opt, (long long)n_ctx, m->cfg.n_ctx_train);
+    return LB_EXIT_OK;
 }

@@ -36,11 +36,26 @@ const char *lb_args_next(lb_args *a);
 /* The value of the current option; sets bad and returns NULL when missing. */
 const char *lb_args_value(lb_args *a);
 bool        lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out);
-bool        lb_args_float(lb_args *a, double *out);
+/* A finite number in [lo, hi] (lb_args_float_pos: in (0, hi]); NaN, infinities and numbers
+ * outside the range are usage errors. */
+bool        lb_args_float(lb_args *a, double lo, double hi, double *out);
+bool        lb_args_float_pos(lb_args *a, double hi, double *out);
 int         lb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int         lb_runtime_error(const lb_error *err);
+/* Text from a file made safe for a terminal: s (n bytes at most, or up to a NUL) with control
+ * characters (C0, DEL, C1) written as \xNN, into buf (truncated to cap). Returns buf. Used
+ * wherever names or strings from a file are printed, error messages included. */
+const char *lb_esc(const char *s, size_t n, char *buf, size_t cap);
+/* outputs.c: OUT checked before any work (LB_EXIT_OK, or the error printed: LB_EXIT_ERROR);
+ * signal handlers that remove temporaries and name a mapped input that shrank */
+int  lb_check_output(const char *path, bool is_dir);
+void lb_cli_install_signals(void);
 bool        lb_is_help(const char *opt);
 int         lb_print_help(const char *cmd);
+
+/* A context length (option opt) past the model's trained context: a one-line usage error
+ * (LB_EXIT_USAGE), or with allow (--allow-long-ctx) a one-line warning and LB_EXIT_OK. */
+int lb_check_ctx(const char *cmd, const char *opt, int64_t n_ctx, const lb_model *m, bool allow);
 
 /* The context options of run, eval and bench: --matmul q8|exact, --cache-type-k T,
  * --cache-type-v T. lb_args_ctx_option returns true when it took opt (check a->bad after). */

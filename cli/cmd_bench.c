@@ -77,7 +77,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else if (!strcmp(opt, "--memory")) memory = true;
         else if (!strcmp(opt, "--mem-mib")) lb_args_int(&a, 16, 1 << 20, &mib);
-        else if (!strcmp(opt, "--mem-bw")) lb_args_float(&a, &mem_bw);
+        else if (!strcmp(opt, "--mem-bw")) lb_args_float(&a, 0, 1e6, &mem_bw);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("bench", "unknown option %s", opt);

@@ -9,8 +9,9 @@
 
 int cmd_calibrate(int argc, char **argv) {
     lb_args     a;
-    const char *opt, *text_path = NULL, *out = NULL, *tok = NULL;
+    const char *opt, *text_path = NULL, *out = NULL, *tok = NULL, *ctx_opt = "--ctx";
     int64_t     samples = 0, ctx_len = 128, seed = 1234, threads = 0;
+    bool        long_ctx = false;
     lb_args_init(&a, "calibrate", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("calibrate");
@@ -18,7 +19,11 @@ int cmd_calibrate(int argc, char **argv) {
         else if (!strcmp(opt, "-o")) out = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
-        else if (!strcmp(opt, "--calib-ctx") || !strcmp(opt, "--ctx")) lb_args_int(&a, 2, 1 << 20, &ctx_len);
+        else if (!strcmp(opt, "--calib-ctx") || !strcmp(opt, "--ctx")) {
+            ctx_opt = opt;
+            lb_args_int(&a, 2, 1 << 20, &ctx_len);
+        }
+        else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("calibrate", "unknown option %s", opt);
@@ -26,6 +31,7 @@ int cmd_calibrate(int argc, char **argv) {
     if (a.bad) return LB_EXIT_USAGE;
     if (a.n_positional != 1 || !text_path || !out)
         return lb_usage_error("calibrate", "expected MODEL, --text FILE and -o OUT");
+    if (lb_check_output(out, false)) return LB_EXIT_ERROR;
     lb_threads_set((int)threads);
     lb_error    err = { 0 };
     lb_model   *m   = NULL;
@@ -38,7 +44,10 @@ int cmd_calibrate(int argc, char **argv) {
     const lb_calib_params cp = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)ctx_len,
                                  .seed = (uint64_t)seed, .sequential = samples == 0 };
     const double t0 = lb_time_sec();
-    if (lb_model_load(&m, a.positional[0], tok, &err) || lb_read_file(text_path, &text, &len, &err) ||
+    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if ((rc = lb_check_ctx("calibrate", ctx_opt, ctx_len, m, long_ctx)) != LB_EXIT_OK) goto quiet;
+    rc = LB_EXIT_ERROR;
+    if (lb_read_file(text_path, &text, &len, &err) ||
         lb_calib_windows(m->vocab, text, len, &cp, &win, &n_win, &err) ||
         lb_context_create(&ctx, m, cp.n_ctx, cp.n_ctx, &err) || lb_calib_create(&cal, m, false, &err) ||
         lb_calib_run(cal, ctx, win, n_win, cp.n_ctx, &err) ||
@@ -49,6 +58,7 @@ int cmd_calibrate(int argc, char **argv) {
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+quiet:
     free(win);
     free(text);
     lb_calib_free(cal);

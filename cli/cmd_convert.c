@@ -23,6 +23,7 @@ int cmd_convert(int argc, char **argv) {
         return lb_usage_error("convert", "--type must be f32, f16 or bf16, not '%s'", type_name);
     const bool hf = !strcmp(to, "hf");
     if (!hf && strcmp(to, "gguf") != 0) return lb_usage_error("convert", "--to must be gguf or hf, not '%s'", to);
+    if (lb_check_output(a.positional[1], hf)) return LB_EXIT_ERROR;
     lb_model *m;
     lb_error  err = { 0 };
     if (lb_model_load(&m, a.positional[0], tok, &err)) return lb_runtime_error(&err);

@@ -52,7 +52,7 @@ int cmd_eval(int argc, char **argv) {
     const char *opt, *tok = NULL, *text_path = NULL, *logits_path = NULL, *ref_path = NULL,
                      *ref_logits = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
-    bool        json = false;
+    bool        json = false, long_ctx = false;
     lb_ctx_options co;
     lb_ctx_options_init(&co, false);
     lb_args_init(&a, "eval", argc, argv);
@@ -67,6 +67,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(opt, "--ref")) ref_path = lb_args_value(&a);
         else if (!strcmp(opt, "--ref-logits")) ref_logits = lb_args_value(&a);
         else if (!strcmp(opt, "--json")) json = true;
+        else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("eval", "unknown option %s", opt);
     }
@@ -74,6 +75,7 @@ int cmd_eval(int argc, char **argv) {
     if (a.n_positional != 1) return lb_usage_error("eval", "expected one MODEL");
     if (!text_path) return lb_usage_error("eval", "--text FILE is required");
     if (ref_path && ref_logits) return lb_usage_error("eval", "give --ref or --ref-logits, not both");
+    if (logits_path && lb_check_output(logits_path, false)) return LB_EXIT_ERROR;
     lb_threads_set((int)threads);
 
     lb_error      err  = { 0 };
@@ -86,6 +88,8 @@ int cmd_eval(int argc, char **argv) {
     lb_kld_result k;
     int           rc = LB_EXIT_ERROR;
     if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if ((rc = lb_check_ctx("eval", "--ctx", n_ctx, m, long_ctx)) != LB_EXIT_OK) goto quiet;
+    rc = LB_EXIT_ERROR;
     if (ref_path) {
         if (lb_model_load(&rm, ref_path, tok, &err)) goto done;
         if (rm->cfg.n_vocab != m->cfg.n_vocab) {
@@ -114,6 +118,7 @@ int cmd_eval(int argc, char **argv) {
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+quiet:
     free(ids);
     free(text);
     lb_context_free(ctx);

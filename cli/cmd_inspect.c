@@ -21,15 +21,16 @@ static int inspect_gguf(const char *path) {
            path, g->version, (long long)g->n_kv, (long long)g->n_tensors, g->alignment,
            g->data_offset);
     for (int64_t i = 0; i < g->n_kv; i++) {
-        char val[160];
+        char val[160], ek[1024], ev[4 * sizeof val];
         lb_gguf_kv_format(&g->kv[i], val, sizeof val);
-        printf("  %-44s %-4s %s\n", g->kv[i].key, lb_gguf_vtype_name(g->kv[i].type), val);
+        printf("  %-44s %-4s %s\n", lb_esc(g->kv[i].key, SIZE_MAX, ek, sizeof ek),
+               lb_gguf_vtype_name(g->kv[i].type), lb_esc(val, SIZE_MAX, ev, sizeof ev));
     }
     if (g->n_tensors) printf("\n  %-32s %-11s %-20s %12s\n", "tensor", "type", "shape", "bytes");
     size_t total = 0;
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const lb_gguf_tensor_info *t = &g->tensors[i];
-        char                       shape[96], key[128];
+        char                       shape[96], key[128], name[1024];
         int64_t                    ne[LB_GGUF_MAX_DIMS];
         const char                *type = lb_ggml_type_name(t->ggml_type);
         memcpy(ne, t->ne, sizeof ne);
@@ -38,14 +39,14 @@ static int inspect_gguf(const char *path) {
         int64_t     ne0;
         snprintf(key, sizeof key, "lowbit.tensor_type.%s", t->name);
         if (lb_gguf_get_str(g, key, &own, NULL) == LB_OK && own.n < 32) {
-            static char buf[32];
-            snprintf(buf, sizeof buf, "%.*s", (int)own.n, own.p);
-            type = buf;
+            static char buf[4 * 32];
+            type = lb_esc(own.p, own.n, buf, sizeof buf);
             snprintf(key, sizeof key, "lowbit.tensor_ne0.%s", t->name);
             if (lb_gguf_get_int(g, key, &ne0, NULL) == LB_OK) ne[0] = ne0;
         }
         shape_str(ne, t->n_dims, shape, sizeof shape);
-        printf("  %-32s %-11s %-20s %12zu\n", t->name, type, shape, t->nbytes);
+        printf("  %-32s %-11s %-20s %12zu\n", lb_esc(t->name, SIZE_MAX, name, sizeof name), type,
+               shape, t->nbytes);
         total += t->nbytes;
     }
     if (g->n_tensors) printf("\n  total tensor bytes: %zu\n", total);
@@ -79,9 +80,9 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (a.n_positional != 1) return lb_usage_error("inspect", "expected one FILE");
     const char *path = a.positional[0];
-    FILE       *f    = fopen(path, "rb");
+    FILE       *f    = NULL;
     char        magic[4] = { 0 };
-    if (f) {
+    if (lb_open_input(path, &f, NULL) == LB_OK) {
         if (fread(magic, 1, 4, f) != 4) memset(magic, 0, 4);
         fclose(f);
     }

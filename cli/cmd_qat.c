@@ -33,8 +33,8 @@ int cmd_qat(int argc, char **argv) {
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--loss")) loss = lb_args_value(&a);
         else if (!strcmp(opt, "--no-lsq")) no_lsq = true;
-        else if (!strcmp(opt, "--scale-lr")) { if (lb_args_float(&a, &fv)) p.scale_lr_mult = (float)fv; }
-        else if (!strcmp(opt, "--bap-lr")) { if (lb_args_float(&a, &fv)) p.bap_lr = (float)fv; }
+        else if (!strcmp(opt, "--scale-lr")) { if (lb_args_float_pos(&a, 1e6, &fv)) p.scale_lr_mult = (float)fv; }
+        else if (!strcmp(opt, "--bap-lr")) { if (lb_args_float_pos(&a, 10, &fv)) p.bap_lr = (float)fv; }
         else if (!strcmp(opt, "--bap-windows")) { if (lb_args_int(&a, 1, 1 << 20, &iv)) p.bap_windows = (int32_t)iv; }
         else if (!strcmp(opt, "--bap-epochs")) { if (lb_args_int(&a, 0, 1000, &iv)) p.bap_epochs = (int32_t)iv; }
         else c.rc = lb_usage_error("qat", "unknown option %s", opt);
@@ -58,12 +58,18 @@ int cmd_qat(int argc, char **argv) {
         lb_usage_error("qat", "--type T is required (qaft alone may keep the input's types)");
         goto done;
     }
+    if (type && !lb_recipe_find(type)) {
+        lb_usage_error("qat", "unknown type '%s' (see lowbit quantize --help)", type);
+        goto done;
+    }
     p.opts    = c.o;
     p.type    = type;
     p.lsq     = !no_lsq;
     p.distill = loss ? !strcmp(loss, "kd") : p.distill;
     if (p.opts.warmup >= p.opts.steps) p.opts.warmup = p.opts.steps / 10;
     rc = LB_EXIT_ERROR;
+    if (lb_check_output(a.positional[1], false) || (p.opts.ckpt_path && lb_check_output(p.opts.ckpt_path, false)))
+        goto done;
     lb_threads_set((int)c.threads);
     if (lb_model_load(&in, a.positional[0], tok, &err) ||
         (teacher_path && lb_model_load(&teacher, teacher_path, tok, &err)) ||
@@ -79,10 +85,12 @@ int cmd_qat(int argc, char **argv) {
     lb_train_result res;
     const double    t0 = lb_time_sec();
     if (lb_qat_run(in, &p, &train, valid.n ? &valid : NULL, a.positional[1], &res, &err)) goto fail;
+    char vl[64] = ""; /* no validation figure without a validation set */
+    if (valid.n && isfinite(res.valid_loss))
+        snprintf(vl, sizeof vl, "; valid loss %.4f (ppl %.3f)", res.valid_loss, exp(res.valid_loss));
     fprintf(stderr, "qat: %s, %lld steps, %lld tokens in %.1f s (%.0f tokens/s in the end-to-end "
-            "phase); valid loss %.4f (ppl %.3f) -> %s\n", method, (long long)res.steps_done,
-            (long long)res.tokens_seen, lb_time_sec() - t0, res.tokens_per_sec, res.valid_loss,
-            exp(res.valid_loss), a.positional[1]);
+            "phase)%s -> %s\n", method, (long long)res.steps_done, (long long)res.tokens_seen,
+            lb_time_sec() - t0, res.tokens_per_sec, vl, a.positional[1]);
     rc = LB_EXIT_OK;
     goto done;
 fail:

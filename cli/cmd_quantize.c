@@ -26,7 +26,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
-    bool             act_order = false, self_target = false;
+    bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false;
     lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
@@ -41,16 +41,18 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
         else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
-        else if (!strcmp(opt, "--damp")) lb_args_float(&a, &damp);
+        else if (!strcmp(opt, "--damp")) lb_args_float_pos(&a, 1, &damp);
         else if (!strcmp(opt, "--act-order")) act_order = true;
+        else if (!strcmp(opt, "--allow-nonfinite")) nonfinite = true;
+        else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--gptq-target")) {
             const char *v = lb_args_value(&a);
             if (v && strcmp(v, "f32") && strcmp(v, "self"))
                 return lb_usage_error("quantize", "--gptq-target wants f32 or self, not '%s'", v);
             self_target = v && !strcmp(v, "self");
         }
-        else if (!strcmp(opt, "--alpha")) lb_args_float(&a, &alpha);
-        else if (!strcmp(opt, "--outlier-threshold")) lb_args_float(&a, &outlier);
+        else if (!strcmp(opt, "--alpha")) lb_args_float_pos(&a, 1, &alpha);
+        else if (!strcmp(opt, "--outlier-threshold")) lb_args_float_pos(&a, 1e6, &outlier);
         else if (!strcmp(opt, "--act")) {
             act_name = lb_args_value(&a);
             if (act_name && lb_act_calib_parse(act_name, &act) != LB_OK)
@@ -68,7 +70,9 @@ int cmd_quantize(int argc, char **argv) {
             const char *v = lb_args_value(&a);
             if (!v) break;
             const char *eq = strrchr(v, '=');
-            if (!eq || eq == v || n_ov == MAX_OVERRIDES)
+            if (n_ov == MAX_OVERRIDES)
+                return lb_usage_error("quantize", "at most %d --tensor-type options", MAX_OVERRIDES);
+            if (!eq || eq == v)
                 return lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
             const lb_type t = lb_type_from_name(eq + 1);
             if (t == LB_TYPE_INVALID)
@@ -99,10 +103,6 @@ int cmd_quantize(int argc, char **argv) {
         lb_usage_error("quantize", "--act is for --type w8a8 (activations quantized to int8)");
         goto out;
     }
-    if (!(alpha > 0 && alpha < 1) || !(outlier > 0)) {
-        lb_usage_error("quantize", "--alpha wants a value in (0, 1), --outlier-threshold a positive one");
-        goto out;
-    }
     lb_threads_set((int)threads);
     lb_error         err = { 0 };
     lb_model        *m;
@@ -111,10 +111,22 @@ int cmd_quantize(int argc, char **argv) {
         lb_runtime_error(&err);
         goto out;
     }
+    const lb_quant_params chk = { .recipe = r, .overrides = ov, .n_overrides = n_ov, .method = method,
+                                  .calib_text = calib, .imatrix = imatrix, .act = act };
+    if (lb_quant_check(&chk, &err)) {
+        rc = lb_usage_error("quantize", "%s", err.msg);
+        goto out;
+    }
+    if (lb_check_output(a.positional[1], false)) goto out;
     if (lb_model_load(&m, a.positional[0], tok, &err)) {
         lb_runtime_error(&err);
         goto out;
     }
+    if (calib && (rc = lb_check_ctx("quantize", "--calib-ctx", calib_ctx, m, long_ctx)) != LB_EXIT_OK) {
+        lb_model_free(m);
+        goto out;
+    }
+    rc = LB_EXIT_ERROR;
     const int32_t    cap = 3 + 9 * m->cfg.n_layers;
     lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
     lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
@@ -125,7 +137,7 @@ int cmd_quantize(int argc, char **argv) {
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
                                        .self_target = self_target },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
-                             .progress = !json && !quiet, .log = quiet || json ? NULL : log_line };
+                             .progress = !json && !quiet, .allow_nonfinite = nonfinite, .log = quiet || json ? NULL : log_line };
     lb_quant_summary s;
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;

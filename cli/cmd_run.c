@@ -23,15 +23,14 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "-n")) lb_args_int(&a, 0, 1 << 24, &n_gen);
         else if (!strcmp(opt, "--steps")) lb_args_int(&a, 1, 1 << 24, &steps);
-        else if (!strcmp(opt, "--temp")) lb_args_float(&a, &temp);
-        else if (!strcmp(opt, "--top-p")) lb_args_float(&a, &top_p);
+        else if (!strcmp(opt, "--temp")) lb_args_float(&a, 0, 100, &temp);
+        else if (!strcmp(opt, "--top-p")) lb_args_float(&a, 0, 1, &top_p);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("run", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
     if (a.n_positional != 1) return lb_usage_error("run", "expected one MODEL");
-    if (temp < 0) return lb_usage_error("run", "--temp must be >= 0");
     lb_threads_set((int)threads);
 
     lb_error    err = { 0 };

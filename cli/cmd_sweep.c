@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,10 +40,22 @@ static lb_status eval_file(const sweep_ctx *s, const char *path, const char *ref
     return st;
 }
 
+/* a failed sweep into a directory it made: remove what it wrote there, then the directory */
+static void remove_outputs(const char *dir, const lb_recipe *const *recipes, int32_t n) {
+    static const char *const fixed[] = { "reference.gguf", "reference.logits", "report.md", "report.svg" };
+    char                     path[4096];
+    for (int32_t i = 0; i < n + 4; i++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, i < 4 ? fixed[i] : recipes[i - 4]->name, i < 4 ? "" : ".gguf");
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int cmd_sweep(int argc, char **argv) {
     lb_args     a;
     const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
+    bool        long_ctx = false;
     lb_args_init(&a, "sweep", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("sweep");
@@ -52,6 +65,7 @@ int cmd_sweep(int argc, char **argv) {
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--ctx")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
         else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
+        else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("sweep", "unknown option %s", opt);
     }
@@ -77,7 +91,9 @@ int cmd_sweep(int argc, char **argv) {
         free(list);
     }
     lb_threads_set((int)threads);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    if (lb_check_output(dir, true)) return LB_EXIT_ERROR;
+    const bool created = mkdir(dir, 0777) == 0; /* then a failed sweep leaves no directory */
+    if (!created && errno != EEXIST) {
         fprintf(stderr, "lowbit: %s: cannot create directory: %s\n", dir, strerror(errno));
         return LB_EXIT_ERROR;
     }
@@ -91,6 +107,10 @@ int cmd_sweep(int argc, char **argv) {
     size_t         len;
     lb_ppl_result  rr;
     if (!rows || lb_model_load(&in, a.positional[0], tok, &err)) goto done;
+    if (lb_check_ctx("sweep", "--ctx", n_ctx, in, long_ctx)) {
+        rc = LB_EXIT_USAGE;
+        goto quiet;
+    }
     if (lb_read_file(text_path, &text, &len, &err)) goto done;
     if (lb_tokenize(in->vocab, text, len, lb_vocab_add_bos(in->vocab), false, &s.ids, &s.n_ids, &err))
         goto done;
@@ -141,6 +161,8 @@ int cmd_sweep(int argc, char **argv) {
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+quiet:
+    if (rc != LB_EXIT_OK && created) remove_outputs(dir, recipes, n_types);
     free(rows);
     free(text);
     free(s.ids);

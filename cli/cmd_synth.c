@@ -29,7 +29,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
         else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
-        else if (!strcmp(opt, "--rope-theta")) lb_args_float(&a, &theta);
+        else if (!strcmp(opt, "--rope-theta")) lb_args_float_pos(&a, 1e12, &theta);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("synth", "unknown option %s", opt);
@@ -50,6 +50,7 @@ int cmd_synth(int argc, char **argv) {
     if (theta > 0) p.cfg.rope_theta = (float)theta;
     p.type = lb_type_from_name(type);
     if (p.type == LB_TYPE_INVALID) return lb_usage_error("synth", "unknown type '%s'", type);
+    if (lb_check_output(out, false)) return LB_EXIT_ERROR;
     lb_threads_set((int)threads);
     const double t0 = lb_time_sec();
     if (lb_synth_write(out, &p, &err)) return lb_runtime_error(&err);

@@ -47,8 +47,9 @@ int cmd_tokenize(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
         if (pieces) {
             size_t      pl;
+            char        esc[1024];
             const char *p = lb_vocab_text(v, ids[i], &pl);
-            printf("%s%d '%.*s'", i ? "\n" : "", ids[i], (int)pl, p);
+            printf("%s%d '%s'", i ? "\n" : "", ids[i], lb_esc(p, pl, esc, sizeof esc));
         } else {
             printf("%s%d", i ? " " : "", ids[i]);
         }

@@ -71,6 +71,7 @@ int cmd_train(int argc, char **argv) {
     if (o->warmup >= o->steps) o->warmup = o->steps / 10;
     o->progress = true;
     rc          = LB_EXIT_ERROR;
+    if (lb_check_output(out, false) || (o->ckpt_path && lb_check_output(o->ckpt_path, false))) goto done;
     lb_threads_set((int)c.threads);
     if (lb_vocab_load_any(&vocab, tok_path, &err) || lb_train_cli_load(&c, vocab, &train, &valid, &log, &err))
         goto fail;
@@ -82,10 +83,12 @@ int cmd_train(int argc, char **argv) {
     if (lb_train_from_scratch(&cfg, tied, vocab, &train, valid.n ? &valid : NULL, o, out, out_type,
                               &res, &err))
         goto fail;
-    fprintf(stderr, "train: %lld steps, %lld tokens in %.1f s (%.0f tokens/s); train loss %.4f, "
-            "valid loss %.4f (ppl %.3f) -> %s\n", (long long)res.steps_done,
-            (long long)res.tokens_seen, res.seconds, res.tokens_per_sec, res.train_loss,
-            res.valid_loss, exp(res.valid_loss), out);
+    char vl[64] = ""; /* no validation figure without a validation set */
+    if (valid.n && isfinite(res.valid_loss))
+        snprintf(vl, sizeof vl, ", valid loss %.4f (ppl %.3f)", res.valid_loss, exp(res.valid_loss));
+    fprintf(stderr, "train: %lld steps, %lld tokens in %.1f s (%.0f tokens/s); train loss %.4f%s "
+            "-> %s\n", (long long)res.steps_done, (long long)res.tokens_seen, res.seconds,
+            res.tokens_per_sec, res.train_loss, vl, out);
     rc = LB_EXIT_OK;
     goto done;
 fail:

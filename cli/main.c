@@ -29,7 +29,7 @@ static const lb_command k_commands[] = {
       "                  with ranges from calibration: minmax, pNN (percentile, e.g. p99.99), kl\n"
       "  --calib FILE    calibration text (every method but rtn; w8a8's static --act); windows:\n"
       "                  --calib-samples N (128) of --calib-ctx L tokens (128), random starts\n"
-      "                  from --seed S (1234)\n"
+      "                  from --seed S (1234); L past the model's context needs --allow-long-ctx\n"
       "  --imatrix FILE  importance from llama-imatrix's (or lowbit calibrate's) GGUF file\n"
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
       "  --gptq-target T what GPTQ aims each layer at: f32 (default: the unquantized model's\n"
@@ -37,16 +37,22 @@ static const lb_command k_commands[] = {
       "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n"
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
+      "  --allow-nonfinite  quantize weights holding NaN, Inf or values past the f16 range\n"
+      "                  (refused by default: the file would evaluate to NaN)\n"
       "  --json          one JSON summary on stdout\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
-      "                        [--calib-ctx L] [--seed S]\n"
+      "                        [--calib-ctx L] [--seed S] [--allow-long-ctx]\n"
       "  windows of L tokens (128): N random ones (seeded), or all of the text in order when\n"
-      "  N is not given; writes llama.cpp's importance-matrix format (llama-imatrix's), for\n"
+      "  N is not given (L past the model's context is refused without --allow-long-ctx);\n"
+      "  writes llama.cpp's importance-matrix format (llama-imatrix's), for\n"
       "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n" },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
       "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
+      "                    [--allow-long-ctx]\n"
       "  --types LIST   comma-separated types or mixes (default: all)\n"
+      "  --ctx N        chunk length (128); past the model's context only with --allow-long-ctx\n"
+      "  a sweep that fails removes the directory it made\n"
       "  writes DIR/TYPE.gguf for each, DIR/report.md (type, bpw, size, PPL, dPPL, KLD, p99,\n"
       "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n" },
     { "run", cmd_run, "generate text from a model",
@@ -66,7 +72,8 @@ static const lb_command k_commands[] = {
       "  --ref REF            a reference model (e.g. the unquantized one): adds the KL\n"
       "                       divergence report of llama-perplexity --kl-divergence\n"
       "  --ref-logits FILE    the same against logits saved with --save-logits\n"
-      "  --ctx N              chunk length in tokens (default 128)\n"
+      "  --ctx N              chunk length in tokens (default 128); past the model's\n"
+      "                       context only with --allow-long-ctx (then with a warning)\n"
       "  --chunks K           evaluate only the first K chunks\n"
       "  --save-logits FILE   store the scored positions' logits (for KL divergence)\n"
       "  --json               one JSON object on stdout\n"
@@ -188,5 +195,6 @@ int main(int argc, char **argv) {
         usage(stderr);
         return LB_EXIT_USAGE;
     }
+    lb_cli_install_signals();
     return c->run(argc - 1, argv + 1);
 }

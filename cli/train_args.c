@@ -21,8 +21,9 @@ static int add_file(lb_train_cli *c, char **list, int32_t *n, const char *path) 
 
 /* one path per line; relative paths are taken from the list's directory */
 static int add_list(lb_train_cli *c, char **list, int32_t *n, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return lb_usage_error(c->cmd, "cannot open %s: %s", path, strerror(errno));
+    FILE    *f = NULL;
+    lb_error err;
+    if (lb_open_input(path, &f, &err)) return lb_usage_error(c->cmd, "%s", err.msg);
     char        line[2048], full[4200];
     const char *slash = strrchr(path, '/');
     const int   dir   = slash ? (int)(slash - path) : 1;
@@ -79,16 +80,19 @@ bool lb_train_cli_option(lb_train_cli *c, lb_args *a, const char *opt) {
     INT("-t", 0, 1024, c->threads)
     INT("--threads", 0, 1024, c->threads)
 #undef INT
-#define FLT(flag, field)                                                                           \
+#define FLT(flag, lo, hi, field)                                                                   \
     if (!strcmp(opt, flag)) {                                                                      \
-        if (lb_args_float(a, &fv)) field = fv;                                                     \
+        if (lb_args_float(a, lo, hi, &fv)) field = fv;                                             \
         return true;                                                                               \
     }
-    FLT("--lr", o->lr)
-    FLT("--min-lr", o->min_lr_frac)
-    FLT("--wd", o->weight_decay)
-    FLT("--clip", o->clip)
-    FLT("--time-limit", o->max_seconds)
+    FLT("--min-lr", 0, 1, o->min_lr_frac)
+    FLT("--wd", 0, 10, o->weight_decay)
+    FLT("--clip", 0, 1e6, o->clip)
+    FLT("--time-limit", 0, 1e9, o->max_seconds)
+    if (!strcmp(opt, "--lr")) {
+        if (lb_args_float_pos(a, 10, &fv)) o->lr = fv;
+        return true;
+    }
 #undef FLT
     return false;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "status.h"
 
@@ -64,6 +65,38 @@ void      lb_source_close(lb_source *src);
 
 /* Read an entire file into a malloc'd, NUL-terminated buffer. */
 lb_status lb_read_file(const char *path, char **out, size_t *out_size, lb_error *err);
+
+/* Open an input for reading without blocking on a FIFO: a regular file, else an error naming
+ * it. (lb_source_open_file and lb_read_file check the same way.) */
+lb_status lb_open_input(const char *path, FILE **out, lb_error *err);
+
+/* The name of the mapped input file holding addr, NULL when none does; async-signal-safe (for
+ * a SIGBUS handler: a mapped file that shrank while being read). */
+const char *lb_source_name_at(const void *addr);
+
+/* ---- output files (outfile.c) ----
+ * lb_out_open makes a unique temp beside OUT (created exclusively, never through a symlink,
+ * mode 0666 less the umask); write to o->f; lb_out_commit flushes it to disk and renames it
+ * over OUT; lb_out_abort removes it. OUT may be absent or a regular file; a device, FIFO or
+ * socket there is refused. lb_out_open_dir does the same for a directory OUT (absent or an
+ * empty directory): fill the directory o->tmp, then commit. */
+typedef struct lb_out {
+    FILE *f;    /* the temp file (NULL for a directory) */
+    char *tmp;  /* the temp's path */
+    char *path; /* OUT */
+    int   slot; /* its entry in the signal-cleanup table */
+    bool  dir;
+} lb_out;
+
+/* Before any work: OUT can be made (its directory exists and is writable) and is no special
+ * file (is_dir: OUT is absent or a directory). */
+lb_status lb_out_check(const char *path, bool is_dir, lb_error *err);
+lb_status lb_out_open(lb_out *o, const char *path, lb_error *err);
+lb_status lb_out_open_dir(lb_out *o, const char *path, lb_error *err);
+lb_status lb_out_commit(lb_out *o, lb_error *err);
+void      lb_out_abort(lb_out *o);
+/* Remove every temp still open; async-signal-safe (for SIGINT/SIGTERM handlers). */
+void      lb_out_cleanup_signal_safe(void);
 
 #ifdef __cplusplus
 }

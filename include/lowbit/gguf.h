@@ -102,6 +102,7 @@ typedef struct lb_gguf {
     lb_gguf_tensor_info *tensors;
     size_t               alignment;
     size_t               data_offset; /* start of the data section in the file */
+    struct lb_strmap    *index;       /* private: keys and tensor names -> their index */
 } lb_gguf;
 
 /* Open and validate a file (mmapped) or a caller's memory (borrowed). *out is NULL on error. */

@@ -122,6 +122,9 @@ typedef struct lb_quant_params {
     double                  smooth_alpha;
     double                  outlier_threshold;
     bool                    progress;
+    /* quantize weights that hold NaN or Inf, or values past the f16 range of the block
+     * scales (|w| > 65504), instead of refusing them (lb_quant_check_values) */
+    bool                    allow_nonfinite;
     /* per-layer report lines ("blk.3.attn_q q4_0: output error RTN 0.0123 -> GPTQ ..."),
      * may be NULL */
     void                  (*log)(void *user, const char *line);
@@ -153,6 +156,17 @@ typedef struct lb_quant_summary {
     int32_t n_tensors, n_fallback;
     double  seconds;
 } lb_quant_summary;
+
+/* What can be checked without the model, before any work: the method names, calibration
+ * text for the methods that need it (and for w8a8's static --act), w8a8 methods with the
+ * w8a8 recipe, the overrides' regular expressions and types. LB_ERR_PARAM, one line. */
+lb_status lb_quant_check(const lb_quant_params *p, lb_error *err);
+
+/* Every f32/f16/bf16 tensor of the plan holds finite values, and those stored in a type
+ * other than f32 stay within the f16 range its scales are stored in; else LB_ERR_NUMERIC
+ * naming the tensor, the row and the value. */
+lb_status lb_quant_check_values(const lb_named_tensor *nt, const lb_tensor_plan *plans, int32_t n,
+                                lb_error *err);
 
 /* Quantize m into a GGUF at out_path. plans (optional, as from lb_quant_plan) receives
  * each tensor's decision. */

@@ -76,7 +76,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     const bool    cmp     = ref && (ref->ctx || ref->logits_path);
     int32_t      *chunk   = malloc((size_t)n_ctx * sizeof *chunk);
     FILE         *lf      = NULL;
-    char         *tmp     = NULL;
+    lb_out        lout    = { .slot = -1 };
     ref_file      rf      = { 0 };
     lb_kld_acc    acc     = { 0 };
     lb_status     st      = LB_OK;
@@ -86,11 +86,8 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
         LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens,
                              lb_vocab_bos(vocab), err));
     if (p->logits_path) {
-        tmp = malloc(strlen(p->logits_path) + 5);
-        LB_GOTO_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
-        sprintf(tmp, "%s.tmp", p->logits_path);
-        lf = fopen(tmp, "wb");
-        LB_GOTO_IF(!lf, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        LB_TRY(lb_out_open(&lout, p->logits_path, err));
+        lf = lout.f;
         const uint32_t hdr[4] = { 1, (uint32_t)n_vocab, (uint32_t)n_ctx, (uint32_t)n_chunks };
         bool           ok     = fwrite(LB_LOGITS_MAGIC, 1, 8, lf) == 8 && fwrite(hdr, 4, 4, lf) == 4;
         for (int32_t c = 0; ok && c < n_chunks; c++) {
@@ -98,7 +95,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
             chunk[0] = lb_vocab_bos(vocab);
             ok       = fwrite(chunk, sizeof *chunk, (size_t)n_ctx, lf) == (size_t)n_ctx;
         }
-        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", tmp);
+        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", p->logits_path);
     }
     lb_progress bar;
     if (p->progress) lb_progress_begin(&bar, cmp ? "kld" : "perplexity", n_chunks);
@@ -126,7 +123,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
             count++;
             if (cmp) lb_kld_acc_add(&acc, ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
             if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
-                               err, LB_ERR_IO, "%s: write failed", tmp);
+                               err, LB_ERR_IO, "%s: write failed", p->logits_path);
         }
         if (p->progress) lb_progress_update(&bar, c + 1);
     }
@@ -142,16 +139,9 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     const double var    = nll2 / (double)count - r->nll_mean * r->nll_mean;
     r->ppl_stderr       = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * r->ppl : 0;
     if (cmp && k) lb_kld_acc_finish(&acc, k);
-    if (lf) {
-        LB_GOTO_IF(fclose(lf) != 0, err, LB_ERR_IO, "%s: write failed", tmp);
-        lf = NULL;
-        LB_GOTO_IF(rename(tmp, p->logits_path) != 0, err, LB_ERR_IO, "%s: cannot rename: %s",
-                   tmp, strerror(errno));
-    }
+    if (lf) LB_TRY(lb_out_commit(&lout, err));
 fail:
-    if (lf) fclose(lf);
-    if (tmp && st) remove(tmp);
-    free(tmp);
+    if (st) lb_out_abort(&lout);
     free(chunk);
     lb_kld_acc_free(&acc);
     lb_source_close(&rf.src);

@@ -1,6 +1,6 @@
 /* Sweep reports: a Markdown table and an SVG scatter plot of KL divergence (log scale)
  * against bits per weight, the picture a user looks at to choose a type. Both files are
- * written to a temporary name and renamed when complete. */
+ * written to a unique temporary name and renamed when complete (lb_out). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,38 +23,26 @@ static const lb_report_row **sorted_rows(const lb_report *r) {
     return v;
 }
 
-/* open path.tmp; finish() renames it into place */
-static FILE *open_tmp(const char *path, char **tmp, lb_error *err) {
-    *tmp = malloc(strlen(path) + 5);
-    if (!*tmp) {
-        lb_fail(err, LB_ERR_NOMEM, "out of memory");
-        return NULL;
+/* finish(): the report is complete; commit it unless a write failed */
+static lb_status finish(lb_out *o, lb_error *err) {
+    if (ferror(o->f)) {
+        const lb_status st = lb_fail(err, LB_ERR_IO, "%s: write failed", o->path);
+        lb_out_abort(o);
+        return st;
     }
-    sprintf(*tmp, "%s.tmp", path);
-    FILE *f = fopen(*tmp, "w");
-    if (!f) lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", *tmp, strerror(errno));
-    return f;
-}
-
-static lb_status finish(FILE *f, char *tmp, const char *path, lb_error *err) {
-    lb_status st = LB_OK;
-    if (ferror(f) | (fclose(f) != 0)) st = lb_fail(err, LB_ERR_IO, "%s: write failed", tmp);
-    else if (rename(tmp, path) != 0)
-        st = lb_fail(err, LB_ERR_IO, "%s: cannot rename: %s", tmp, strerror(errno));
-    if (st) remove(tmp);
-    free(tmp);
-    return st;
+    return lb_out_commit(o, err);
 }
 
 lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err) {
-    char                 *tmp;
     const lb_report_row **v = sorted_rows(r);
     LB_RETURN_IF(!v, err, LB_ERR_NOMEM, "out of memory");
-    FILE *f = open_tmp(path, &tmp, err);
-    if (!f) {
+    lb_out          o;
+    const lb_status st = lb_out_open(&o, path, err);
+    if (st) {
         free(v);
-        return err ? err->code : LB_ERR_IO;
+        return st;
     }
+    FILE *f = o.f;
     fprintf(f, "# Quantization sweep: %s\n\n", r->model);
     fprintf(f, "Text `%s`, context %d, %d chunks. Reference: PPL %.4f, %.3f MB, %.2f bits per "
                "weight. KLD is the mean KL(p_ref || p) over the scored tokens; p99 its 99th "
@@ -67,7 +55,7 @@ lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err
                 v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl, v[i]->ppl_stderr,
                 v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1);
     free(v);
-    return finish(f, tmp, path, err);
+    return finish(&o, err);
 }
 
 lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err) {
@@ -84,9 +72,10 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     xmin = floor(xmin - 0.5), xmax = ceil(xmax + 0.5);
     ymin = floor(ymin), ymax = ceil(ymax);
     if (ymax - ymin < 1) ymax = ymin + 1;
-    char *tmp;
-    FILE *f = open_tmp(path, &tmp, err);
-    if (!f) return err ? err->code : LB_ERR_IO;
+    lb_out          o;
+    const lb_status st = lb_out_open(&o, path, err);
+    if (st) return st;
+    FILE *f = o.f;
 #define PX(x) (L + ((x) - xmin) / (xmax - xmin) * (W - L - R))
 #define PY(y) (H - B - ((y) - ymin) / (ymax - ymin) * (H - T - B))
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -152,5 +141,5 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
 #undef PX
 #undef PY
     fprintf(f, "</svg>\n");
-    return finish(f, tmp, path, err);
+    return finish(&o, err);
 }

@@ -8,6 +8,7 @@
 
 #include "core/checked_math.h"
 #include "core/fail.h"
+#include "core/strmap.h"
 #include "lowbit/gguf.h"
 
 /* A cursor over the source; every read is bounds-checked and names the offset. */
@@ -197,13 +198,14 @@ static lb_status parse(lb_gguf *g, lb_error *err) {
                  n_tensors);
     g->kv      = calloc((size_t)n_kv + 1, sizeof *g->kv);
     g->tensors = calloc((size_t)n_tensors + 1, sizeof *g->tensors);
-    LB_RETURN_IF(!g->kv || !g->tensors, err, LB_ERR_NOMEM, "%s: out of memory", c.name);
+    g->index   = calloc(2, sizeof *g->index); /* [0]: keys, [1]: tensors */
+    LB_RETURN_IF(!g->kv || !g->tensors || !g->index, err, LB_ERR_NOMEM, "%s: out of memory", c.name);
     for (uint64_t i = 0; i < n_kv; i++) {
         g->n_kv = (int64_t)i + 1; /* so close() frees what was read */
         if ((st = read_kv(&c, &g->kv[i]))) return st;
-        for (uint64_t j = 0; j < i; j++)
-            LB_RETURN_IF(strcmp(g->kv[j].key, g->kv[i].key) == 0, err, LB_ERR_CORRUPT,
-                         "%s: duplicate key '%s'", c.name, g->kv[i].key);
+        const int64_t seen = lb_strmap_put(&g->index[0], g->kv[i].key, strlen(g->kv[i].key), (int64_t)i);
+        LB_RETURN_IF(seen == -2, err, LB_ERR_NOMEM, "%s: out of memory", c.name);
+        LB_RETURN_IF(seen >= 0, err, LB_ERR_CORRUPT, "%s: duplicate key '%s'", c.name, g->kv[i].key);
     }
     g->alignment = LB_GGUF_DEFAULT_ALIGNMENT;
     const int64_t ai = lb_gguf_find_key(g, "general.alignment");
@@ -218,10 +220,10 @@ static lb_status parse(lb_gguf *g, lb_error *err) {
     for (uint64_t i = 0; i < n_tensors; i++) {
         g->n_tensors = (int64_t)i + 1;
         if ((st = read_tensor_info(&c, &g->tensors[i]))) return st;
-        for (uint64_t j = 0; j < i; j++)
-            LB_RETURN_IF(strcmp(g->tensors[j].name, g->tensors[i].name) == 0, err,
-                         LB_ERR_CORRUPT, "%s: duplicate tensor '%s'", c.name,
-                         g->tensors[i].name);
+        const char   *name = g->tensors[i].name;
+        const int64_t seen = lb_strmap_put(&g->index[1], name, strlen(name), (int64_t)i);
+        LB_RETURN_IF(seen == -2, err, LB_ERR_NOMEM, "%s: out of memory", c.name);
+        LB_RETURN_IF(seen >= 0, err, LB_ERR_CORRUPT, "%s: duplicate tensor '%s'", c.name, name);
     }
     size_t data_off;
     LB_RETURN_IF(!lb_align_size(c.pos, g->alignment, &data_off), err, LB_ERR_CORRUPT,
@@ -290,20 +292,21 @@ void lb_gguf_close(lb_gguf *g) {
     for (int64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->kv);
     free(g->tensors);
+    if (g->index) {
+        lb_strmap_free(&g->index[0]);
+        lb_strmap_free(&g->index[1]);
+        free(g->index);
+    }
     lb_source_close(&g->src);
     free(g);
 }
 
 int64_t lb_gguf_find_key(const lb_gguf *g, const char *key) {
-    for (int64_t i = 0; i < g->n_kv; i++)
-        if (strcmp(g->kv[i].key, key) == 0) return i;
-    return -1;
+    return g->index ? lb_strmap_get(&g->index[0], key, strlen(key)) : -1;
 }
 
 int64_t lb_gguf_find_tensor(const lb_gguf *g, const char *name) {
-    for (int64_t i = 0; i < g->n_tensors; i++)
-        if (strcmp(g->tensors[i].name, name) == 0) return i;
-    return -1;
+    return g->index ? lb_strmap_get(&g->index[1], name, strlen(name)) : -1;
 }
 
 static bool is_signed(lb_gguf_vtype t) {

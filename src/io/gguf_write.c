@@ -1,6 +1,6 @@
 /* GGUF writer: metadata is serialized as it is set; tensors are borrowed (or produced by a
  * fill callback, chunk by chunk) and written at the end, each at a 32-byte aligned offset. The file appears only when complete
- * (written as path.tmp, then renamed). */
+ * (lb_out: a unique temp beside it, renamed when complete). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 
 #include "core/checked_math.h"
 #include "core/fail.h"
+#include "core/strmap.h"
 #include "lowbit/gguf.h"
 
 #define FILL_CHUNK ((size_t)16 << 20) /* bytes a fill callback produces at most per call */
@@ -30,6 +31,7 @@ struct lb_gguf_writer {
     char   **keys;
     wtensor *tensors;
     uint64_t n_tensors, cap_tensors;
+    lb_strmap key_ix, tensor_ix; /* names -> index, for duplicates */
     size_t   align_at;   /* offset in kv of general.alignment's value; 0 when not set */
     uint32_t align_type; /* and its type */
     bool     oom;
@@ -46,6 +48,8 @@ void lb_gguf_writer_free(lb_gguf_writer *w) {
     free(w->keys);
     free(w->kv);
     free(w->tensors);
+    lb_strmap_free(&w->key_ix);
+    lb_strmap_free(&w->tensor_ix);
     free(w);
 }
 
@@ -75,12 +79,15 @@ static void put_str(lb_gguf_writer *w, const char *s, size_t n) {
 
 /* Start a kv: check the key is new, record it, write key and type. */
 static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t) {
-    for (uint64_t i = 0; i < w->n_kv; i++)
-        if (strcmp(w->keys[i], key) == 0) return LB_ERR_PARAM;
+    if (lb_strmap_get(&w->key_ix, key, strlen(key)) >= 0) return LB_ERR_PARAM;
     char **k = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *k);
     if (!k) return LB_ERR_NOMEM;
     w->keys = k;
     if (!(w->keys[w->n_kv] = strdup(key))) return LB_ERR_NOMEM;
+    if (lb_strmap_put(&w->key_ix, w->keys[w->n_kv], strlen(key), (int64_t)w->n_kv) == -2) {
+        free(w->keys[w->n_kv]);
+        return LB_ERR_NOMEM;
+    }
     w->n_kv++;
     put_str(w, key, strlen(key));
     put_u32(w, (uint32_t)t);
@@ -194,9 +201,8 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
     LB_RETURN_IF((size_t)(nel / bs) * lb_ggml_type_size(ggml_type) != nbytes, err, LB_ERR_SHAPE,
                  "tensor '%s': %zu bytes given, its shape and type need %zu", name, nbytes,
                  (size_t)(nel / bs) * lb_ggml_type_size(ggml_type));
-    for (uint64_t i = 0; i < w->n_tensors; i++)
-        LB_RETURN_IF(strcmp(w->tensors[i].name, name) == 0, err, LB_ERR_PARAM,
-                     "tensor '%s' added twice", name);
+    LB_RETURN_IF(lb_strmap_get(&w->tensor_ix, name, strlen(name)) >= 0, err, LB_ERR_PARAM,
+                 "tensor '%s' added twice", name);
     if (w->n_tensors == w->cap_tensors) {
         const uint64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
         wtensor       *t   = realloc(w->tensors, (size_t)cap * sizeof *t);
@@ -208,6 +214,10 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
     LB_RETURN_IF(!t->name, err, LB_ERR_NOMEM, "out of memory");
+    if (lb_strmap_put(&w->tensor_ix, t->name, strlen(t->name), (int64_t)w->n_tensors) == -2) {
+        free(t->name);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    }
     t->type   = ggml_type;
     t->n_dims = n_dims;
     for (uint32_t d = 0; d < LB_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
@@ -252,15 +262,11 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
     LB_RETURN_IF(file_align != align, err, LB_ERR_PARAM,
                  "%s: general.alignment must be a u32 equal to %zu, the alignment written", path,
                  align);
-    size_t       plen  = strlen(path);
-    char        *tmp   = malloc(plen + 5);
-    LB_RETURN_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    lb_status st    = LB_OK;
+    lb_out    out;
+    lb_status st    = lb_out_open(&out, path, err);
     uint8_t  *chunk = NULL;
-    FILE     *f     = fopen(tmp, "wb");
-    LB_GOTO_IF(!f, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (st) return st;
+    FILE *f = out.f;
     {
         const uint32_t version = 3;
         uint64_t       pos     = 0;
@@ -300,19 +306,12 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
             pos += t->nbytes;
             ok  = ok && pad_to(f, &pos, align);
         }
-        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     }
-    LB_GOTO_IF(fclose(f) != 0, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    f = NULL;
-    LB_GOTO_IF(rename(tmp, path) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
-               strerror(errno));
-    free(tmp);
     free(chunk);
-    return LB_OK;
+    return lb_out_commit(&out, err);
 fail:
-    if (f) fclose(f);
-    remove(tmp);
-    free(tmp);
+    lb_out_abort(&out);
     free(chunk);
     return st;
 }

@@ -1,4 +1,4 @@
-/* safetensors read (validated, over an mmap or memory) and write (PATH.tmp, then rename).
+/* safetensors read (validated, over an mmap or memory) and write (a temp beside PATH, renamed when complete).
  * Invariants after a successful open: every tensor has a known dtype, 0..8 non-negative
  * dims whose product times the dtype size equals end - begin, end <= the data size, no two
  * tensors' bytes overlap, and no two tensors share a name. The io layer knows bytes, shapes
@@ -109,7 +109,8 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp((*(lb_st_tensor *const *)a)->name, (*(lb_st_tensor *const *)b)->name);
 }
 
-/* No overlapping bytes, no repeated names. */
+/* No repeated names, no overlapping bytes (names first: a repeated entry usually repeats its
+ * offsets too, and the message must name the real cause). */
 static lb_status check_layout(lb_safetensors *st, lb_error *err) {
     const char    *f   = st->src.name;
     const size_t   n   = (size_t)st->n_tensors;
@@ -117,6 +118,11 @@ static lb_status check_layout(lb_safetensors *st, lb_error *err) {
     LB_RETURN_IF(!idx, err, LB_ERR_NOMEM, "%s: out of memory", f);
     for (size_t i = 0; i < n; i++) idx[i] = &st->tensors[i];
     lb_status st_ = LB_OK;
+    qsort(idx, n, sizeof *idx, cmp_name);
+    for (size_t i = 1; i < n && !st_; i++)
+        if (strcmp(idx[i - 1]->name, idx[i]->name) == 0)
+            st_ = lb_fail(err, LB_ERR_CORRUPT, "%s: duplicate name: tensor '%s' appears twice in the header",
+                          f, idx[i]->name);
     qsort(idx, n, sizeof *idx, cmp_begin);
     const lb_st_tensor *prev = NULL;
     for (size_t i = 0; i < n && !st_; i++) {
@@ -127,10 +133,6 @@ static lb_status check_layout(lb_safetensors *st, lb_error *err) {
                           idx[i]->name, (unsigned long long)idx[i]->begin, (unsigned long long)idx[i]->end);
         prev = idx[i];
     }
-    qsort(idx, n, sizeof *idx, cmp_name);
-    for (size_t i = 1; i < n && !st_; i++)
-        if (strcmp(idx[i - 1]->name, idx[i]->name) == 0)
-            st_ = lb_fail(err, LB_ERR_CORRUPT, "%s: tensor '%s' appears twice", f, idx[i]->name);
     free(idx);
     return st_;
 }
@@ -244,32 +246,21 @@ lb_status lb_safetensors_write(const char *path, const lb_st_write_tensor *t, si
     lb_strbuf_add(&h, "}", 1);
     while (!h.oom && (h.n % 8) != 0) lb_strbuf_add(&h, " ", 1);
     LB_RETURN_IF(h.oom, err, LB_ERR_NOMEM, "%s: out of memory", path);
-    lb_status   st  = LB_OK;
-    const size_t pl = strlen(path);
-    char        *tmp = malloc(pl + 5);
-    FILE        *f   = NULL;
-    LB_GOTO_IF(!tmp, err, LB_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    f = fopen(tmp, "wb");
-    LB_GOTO_IF(!f, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    lb_out    out;
+    lb_status st = lb_out_open(&out, path, err);
+    if (st) {
+        free(h.p);
+        return st;
+    }
     const uint64_t hlen = h.n;
-    bool           ok   = fwrite(&hlen, 8, 1, f) == 1 && fwrite(h.p, 1, h.n, f) == h.n;
+    bool           ok   = fwrite(&hlen, 8, 1, out.f) == 1 && fwrite(h.p, 1, h.n, out.f) == h.n;
     for (size_t i = 0; ok && i < n; i++)
-        ok = t[i].nbytes == 0 || fwrite(t[i].data, 1, t[i].nbytes, f) == t[i].nbytes;
-    LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    ok = fclose(f) == 0;
-    f  = NULL;
-    LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    LB_GOTO_IF(rename(tmp, path) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
-               strerror(errno));
-    free(tmp);
+        ok = t[i].nbytes == 0 || fwrite(t[i].data, 1, t[i].nbytes, out.f) == t[i].nbytes;
     free(h.p);
-    return LB_OK;
-fail:
-    if (f) fclose(f);
-    if (tmp) remove(tmp);
-    free(tmp);
-    free(h.p);
-    return st;
+    if (!ok) {
+        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        lb_out_abort(&out);
+        return st;
+    }
+    return lb_out_commit(&out, err);
 }

@@ -170,10 +170,10 @@ static bool is_dir(const char *path) {
 }
 
 static bool is_gguf_file(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL;
     char  magic[4];
     bool  yes = false;
-    if (f) {
+    if (lb_open_input(path, &f, NULL) == LB_OK) {
         yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
         fclose(f);
     }

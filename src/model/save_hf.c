@@ -2,8 +2,8 @@
  * (LlamaForCausalLM, or Qwen2ForCausalLM when the attention has biases), generation_config.json,
  * model.safetensors (weight matrices in f32/f16/bf16, norms and biases f32), tokenizer.json and
  * tokenizer_config.json. Q and K rows (and biases) go back from GGUF's adjacent rotary pairs
- * to HF's half-split order (the inverse of load_hf.c). The directory is built as DIR.tmp and
- * renamed at the end: never a partial output. */
+ * to HF's half-split order (the inverse of load_hf.c). The directory is built under a unique
+ * temporary name beside DIR and renamed at the end (lb_out): never a partial output. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +17,6 @@
 #include "lowbit/hf.h"
 #include "lowbit/safetensors.h"
 #include "model_internal.h"
-
-static const char *const k_files[] = { "config.json", "generation_config.json", "model.safetensors",
-                                       "tokenizer.json", "tokenizer_config.json" };
 
 /* dir/name into out; false when it does not fit. */
 static bool join(char *out, size_t cap, const char *dir, const char *name, const char *ext) {
@@ -210,15 +207,6 @@ fail:
     return st;
 }
 
-static void remove_tmp(const char *tmp) {
-    char path[4096];
-    for (size_t i = 0; i < sizeof k_files / sizeof k_files[0]; i++) {
-        if (join(path, sizeof path, tmp, k_files[i], "")) remove(path);
-        if (join(path, sizeof path, tmp, k_files[i], ".tmp")) remove(path);
-    }
-    rmdir(tmp);
-}
-
 lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
     LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
                  LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
@@ -248,14 +236,13 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
         if (d) closedir(d);
         LB_RETURN_IF(!empty, err, LB_ERR_IO, "%s: exists and is not empty", dir);
     }
-    char tmp[4000];
-    const int tl = snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    LB_RETURN_IF(tl < 0 || (size_t)tl >= sizeof tmp, err, LB_ERR_PARAM, "%s: path too long", dir);
-    LB_RETURN_IF(mkdir(tmp, 0755) != 0, err, LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    char     *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL,
+    lb_out    out;
+    lb_status st = lb_out_open_dir(&out, dir, err);
+    if (st) return st;
+    const char *tmp = out.tmp;
+    char       *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL,
                                 m->rope_freqs.data ? scaling : NULL);
-    char     *tj = NULL, *tc = NULL, gen[128];
-    lb_status st = LB_OK;
+    char       *tj = NULL, *tc = NULL, gen[128];
     LB_GOTO_IF(!cfg, err, LB_ERR_NOMEM, "out of memory");
     snprintf(gen, sizeof gen, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
              lb_vocab_bos(m->vocab), lb_vocab_eos(m->vocab));
@@ -265,9 +252,9 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
     LB_TRY(write_text(tmp, "tokenizer.json", tj, err));
     LB_TRY(write_text(tmp, "tokenizer_config.json", tc, err));
     LB_TRY(write_weights(m, tmp, type, err));
-    LB_GOTO_IF(rename(tmp, dir) != 0, err, LB_ERR_IO, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
+    LB_TRY(lb_out_commit(&out, err));
 fail:
-    if (st) remove_tmp(tmp);
+    if (st) lb_out_abort(&out);
     free(cfg);
     free(tj);
     free(tc);

@@ -23,10 +23,16 @@ typedef struct lb_method_ctx {
     lb_actq               *actq;       /* W8A8: activation quantization, written with the file */
 } lb_method_ctx;
 
-typedef struct lb_method {
+/* One row of the table of methods (methods.c): what a method needs before it runs. */
+typedef struct lb_method_info {
     const char *name;
-    lb_status (*run)(lb_method_ctx *c, lb_error *err);
-} lb_method;
+    lb_status (*run)(lb_method_ctx *c, lb_error *err); /* NULL: rtn, the format's quantizer */
+    bool        calib; /* needs calibration text */
+    bool        w8a8;  /* only with the w8a8 recipe */
+} lb_method_info;
+
+/* The method of that name (len bytes of name: one of a '+'-joined list), or NULL. */
+const lb_method_info *lb_method_lookup(const char *name, size_t len);
 
 lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err);
 lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err);

@@ -109,22 +109,6 @@ int32_t lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_t
     return -1;
 }
 
-/* the methods; a --method value is one name or several joined by '+' (applied in order) */
-static const lb_method k_methods[] = {
-    { "rtn", NULL },
-    { "imatrix", lb_method_imatrix },
-    { "gptq", lb_method_gptq },
-    { "awq", lb_method_awq },
-    { "smoothquant", lb_method_smoothquant },
-    { "llm-int8", lb_method_llm_int8 },
-};
-
-static const lb_method *find_method(const char *name, size_t len) {
-    for (size_t i = 0; i < sizeof k_methods / sizeof k_methods[0]; i++)
-        if (strlen(k_methods[i].name) == len && !strncmp(k_methods[i].name, name, len)) return &k_methods[i];
-    return NULL;
-}
-
 lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_quant_params *p,
                             lb_tensor_plan *plans, lb_named_tensor *tensors,
                             lb_quant_summary *summary, lb_error *err) {
@@ -146,13 +130,14 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     LB_GOTO_IF(!plans || !tensors || !types || !c.data || !c.importance, err, LB_ERR_NOMEM, "out of memory");
     for (const char *a = method; *a;) { /* check every name before any work */
         const size_t len = strcspn(a, "+");
-        LB_GOTO_IF(!find_method(a, len), err, LB_ERR_UNSUPPORTED,
+        LB_GOTO_IF(!lb_method_lookup(a, len), err, LB_ERR_UNSUPPORTED,
                    "method '%.*s' is not available (rtn, imatrix, gptq, awq, smoothquant, llm-int8, "
                    "or several joined by '+')",
                    (int)len, a);
         a += len + (a[len] == '+');
     }
     LB_TRY(lb_quant_plan(m, p, tensors, plans, &c.n, err));
+    if (!p->allow_nonfinite) LB_TRY(lb_quant_check_values(tensors, plans, c.n, err));
     s.bytes_in  = lb_model_nbytes(m);
     s.n_tensors = c.n;
     for (int32_t i = 0; i < c.n; i++) {
@@ -180,7 +165,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     }
     for (const char *a = method; *a;) {
         const size_t     len = strcspn(a, "+");
-        const lb_method *mt  = find_method(a, len);
+        const lb_method_info *mt = lb_method_lookup(a, len);
         const double r0 = s.err_rtn, m0 = s.err_method;
         if (mt->run && !(p->imatrix && mt->run == lb_method_imatrix)) LB_TRY(mt->run(&c, err));
         if (s.err_rtn != r0 || s.err_method != m0) { /* the summary: the last method that reports */

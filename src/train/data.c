@@ -1,6 +1,7 @@
 /* Training data: text files tokenized once into one stream of ids, cached on disk.
  * Cache file, little-endian: "LBTK", u32 version 1, u64 key (what it was built from),
  * i32 n_vocab, i32 reserved 0, i64 count, then count i32 ids, each in [0, n_vocab). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,10 @@ lb_status lb_tokens_read_cache(lb_tokens *out, const char *path, uint64_t key, i
 
 lb_status lb_tokens_write_cache(const lb_tokens *t, const char *path, uint64_t key, int32_t n_vocab,
                                 lb_error *err) {
-    char tmp[4096];
-    LB_RETURN_IF(snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp, err, LB_ERR_PARAM,
-                 "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    LB_RETURN_IF(!f, err, LB_ERR_IO, "cannot write %s", tmp);
+    lb_out          o;
+    const lb_status st = lb_out_open(&o, path, err);
+    if (st) return st;
+    FILE *f = o.f;
     unsigned char h[CACHE_HEADER] = { 'L', 'B', 'T', 'K' };
     const uint32_t version = 1;
     memcpy(h + 4, &version, 4);
@@ -102,11 +102,11 @@ lb_status lb_tokens_write_cache(const lb_tokens *t, const char *path, uint64_t k
     memcpy(h + 24, &t->n, 8);
     const bool ok = fwrite(h, 1, sizeof h, f) == sizeof h &&
                     fwrite(t->ids, sizeof *t->ids, (size_t)t->n, f) == (size_t)t->n;
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return lb_fail(err, LB_ERR_IO, "cannot write %s", path);
+    if (!ok) {
+        lb_out_abort(&o);
+        return lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     }
-    return LB_OK;
+    return lb_out_commit(&o, err);
 }
 
 lb_status lb_tokens_load_or_build(lb_tokens *out, const lb_vocab *v, const char *const *files,

@@ -84,7 +84,7 @@ awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d
 "$LOWBIT" run "$MODEL" --cache-type-k nope > /dev/null 2>&1; [ $? = 2 ] && pass "unknown cache type: usage" || fail "unknown cache type"
 "$LOWBIT" run "$MODEL" --matmul fast > /dev/null 2>&1; [ $? = 2 ] && pass "bad --matmul: usage" || fail "bad --matmul"
 "$LOWBIT" run "$WORK/q4_0.gguf" -n 1 --cache-type-k q4_k > /dev/null 2> "$WORK/err"
-[ $? = 1 ] && grep -q "q4_K" "$WORK/err" && pass "cache type whose blocks do not fit: error" || fail "q4_k cache: $(cat "$WORK/err")"
+[ $? = 2 ] && grep -q "f32, f16, q8_0 or q4_0" "$WORK/err" && pass "cache type --help does not list: usage" || fail "q4_k cache: $(cat "$WORK/err")"
 "$LOWBIT" synth --shape 13b -o "$WORK/x.gguf" > /dev/null 2>&1; [ $? = 2 ] && pass "unknown shape: usage" || fail "unknown shape"
 "$LOWBIT" synth --shape tiny --type q4_k --n-ff 200 -o "$WORK/x.gguf" -q 2> /dev/null
 [ $? = 1 ] && [ ! -e "$WORK/x.gguf" ] && pass "shape the type does not fit: error, no file" || fail "bad synth shape"

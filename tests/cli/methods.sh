@@ -46,8 +46,8 @@ awk -v a="$a0" -v b="$a1" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' \
 "$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type w8a8 --act max > /dev/null 2>&1
 [ $? = 2 ] && pass "--act max: usage error" || fail "--act max"
 "$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type w8a8 --act minmax > /dev/null 2> "$WORK/err"
-[ $? = 1 ] && grep -q "need calibration text" "$WORK/err" && [ ! -e "$WORK/u.gguf" ] \
-    && pass "static ranges without --calib: error, no file" || fail "static without calib: $(cat "$WORK/err")"
+[ $? = 2 ] && grep -q "need calibration text" "$WORK/err" && [ ! -e "$WORK/u.gguf" ] \
+    && pass "static ranges without --calib: usage error, no file" || fail "static without calib: $(cat "$WORK/err")"
 "$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --method smoothquant $CAL > /dev/null 2> "$WORK/err"
-[ $? = 1 ] && grep -q "W8A8 method" "$WORK/err" && pass "smoothquant needs w8a8" || fail "smoothquant q4_0: $(cat "$WORK/err")"
+[ $? = 2 ] && grep -q "W8A8 method" "$WORK/err" && pass "smoothquant needs w8a8: usage error" || fail "smoothquant q4_0: $(cat "$WORK/err")"
 finish

@@ -76,5 +76,5 @@ a=$(json_num "$WORK/q4_0.eval" kld_mean); b=$(json_num "$WORK/c.json" kld_mean)
 "$LOWBIT" eval "$WORK/q4_0.gguf" --ref-logits "$WORK/ref.logits" --text "$TEXT" --ctx 64 > /dev/null 2> "$WORK/err"
 [ $? = 1 ] && grep -q "context of 128" "$WORK/err" && pass "mismatched logits file rejected" || fail "mismatched logits: $(cat "$WORK/err")"
 "$LOWBIT" quantize "$MODEL" "$WORK/y.gguf" --type q4_0 --method gptq > /dev/null 2>&1
-[ $? = 1 ] && [ ! -e "$WORK/y.gguf" ] && pass "unknown method: error, no file" || fail "unknown method"
+[ $? = 2 ] && [ ! -e "$WORK/y.gguf" ] && pass "gptq without --calib: usage error, no file" || fail "gptq without --calib"
 finish

@@ -138,6 +138,9 @@ static void test_safetensors_bad(void **state) {
     expect_bad("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "data_offsets");
     expect_bad("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, "twice");
+    /* a name repeated with its offsets: the message names the duplicate, not an overlap */
+    expect_bad("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "duplicate name");
     /* every truncation of a real file fails cleanly */
     char      path[700];
     uint8_t  *data;
@@ -651,6 +654,53 @@ static void test_rope_scaling_llama3(void **state) {
     remove(g);
 }
 
+/* config.json values out of range, and GGUF hyperparameters that are not finite: one-line
+ * errors naming the key, never a model with an infinite rope base. */
+static void expect_config_bad(const char *key, double v, const char *want) {
+    char     dir[512], f[700], *text;
+    size_t   len;
+    lb_error err = { 0 };
+    tmp_path("badcfg", dir, sizeof dir);
+    rm_dir(dir);
+    mkdir(dir, 0755);
+    copy_file(g_dir, dir, "model.safetensors");
+    copy_file(g_dir, dir, "tokenizer.json");
+    snprintf(f, sizeof f, "%s/config.json", g_dir);
+    assert_int_equal(lb_read_file(f, &text, &len, &err), LB_OK);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cJSON_DeleteItemFromObject(j, key);
+    cJSON_AddNumberToObject(j, key, v);
+    assert_int_equal(fx_write_json(dir, "config.json", j), 0);
+    lb_model *m;
+    assert_int_not_equal(lb_model_load(&m, dir, NULL, &err), LB_OK);
+    printf("# %s = %g -> %s\n", key, v, err.msg);
+    assert_non_null(strstr(err.msg, key));
+    assert_non_null(strstr(err.msg, want));
+    rm_dir(dir);
+}
+
+static void test_config_ranges(void **state) {
+    (void)state;
+    expect_config_bad("rope_theta", 1e300, "outside");
+    expect_config_bad("rope_theta", -5, "outside");
+    expect_config_bad("rms_norm_eps", 0, "outside");
+    expect_config_bad("rms_norm_eps", 2, "outside");
+    expect_config_bad("max_position_embeddings", -1, "positive integer");
+    /* GGUF: an infinite rope base written by hand is refused when read */
+    char      g[512];
+    lb_error  err = { 0 };
+    lb_model *m   = load(g_dir), *back;
+    tmp_path("badcfg.gguf", g, sizeof g);
+    m->cfg.rope_theta = INFINITY;
+    assert_int_equal(lb_model_save_gguf(m, g, LB_TYPE_F32, &err), LB_OK);
+    assert_int_not_equal(lb_model_load(&back, g, NULL, &err), LB_OK);
+    printf("# %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "llama.rope.freq_base"));
+    lb_model_free(m);
+    remove(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_bad),
@@ -659,6 +709,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_hf_roundtrips),    cmocka_unit_test(test_byte_bpe_gpt2_json),
         cmocka_unit_test(test_byte_bpe_deepseek_json), cmocka_unit_test(test_byte_level_model),
         cmocka_unit_test(test_qwen2_biases),          cmocka_unit_test(test_rope_scaling_llama3),
+        cmocka_unit_test(test_config_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

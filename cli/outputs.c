@@ -1,0 +1,58 @@
+/* Keeping outputs safe from the command line: an output path is checked before any work
+ * starts; an interrupted run leaves no temporary file behind (the library's lb_out table);
+ * an input that shrinks while it is mapped is a one-line error, not a bare SIGBUS. */
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void say(const char *s) {
+    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    (void)n;
+}
+
+/* SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ: remove the temps, then die of the signal */
+static void on_fatal(int sig) {
+    lb_out_cleanup_signal_safe();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* a fault in a mapped input: the file was truncated under us */
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    const char *name = lb_source_name_at(si->si_addr);
+    lb_out_cleanup_signal_safe();
+    if (name) {
+        say("lowbit: ");
+        say(name);
+        say(": changed while being read (the file shrank)\n");
+        _exit(LB_EXIT_ERROR);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void lb_cli_install_signals(void) {
+    static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ, SIGQUIT };
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_fatal;
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        struct sigaction old;
+        /* a signal ignored by whoever started us (nohup, a shell's background job) stays so */
+        if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(fatal[i], &sa, NULL);
+    }
+    sa.sa_handler   = NULL;
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags     = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+int lb_check_output(const char *path, bool is_dir) {
+    lb_error err;
+    return lb_out_check(path, is_dir, &err) ? lb_runtime_error(&err) : LB_EXIT_OK;
+}

@@ -1,0 +1,57 @@
+/* The table of quantization methods: each one's name, its run (quant_internal.h), and what
+ * it needs before it can run (calibration text, the w8a8 recipe), so that a caller can
+ * check a request before any work (lb_quant_check) and the driver finds a method by name. */
+#include <regex.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "quant_internal.h"
+
+static const lb_method_info k_methods[] = {
+    { "rtn", NULL, false, false },
+    { "imatrix", lb_method_imatrix, true, false },
+    { "gptq", lb_method_gptq, true, false },
+    { "awq", lb_method_awq, true, false },
+    { "smoothquant", lb_method_smoothquant, true, true },
+    { "llm-int8", lb_method_llm_int8, true, true },
+};
+
+const lb_method_info *lb_method_lookup(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof k_methods / sizeof k_methods[0]; i++)
+        if (strlen(k_methods[i].name) == len && !strncmp(k_methods[i].name, name, len)) return &k_methods[i];
+    return NULL;
+}
+
+lb_status lb_quant_check(const lb_quant_params *p, lb_error *err) {
+    const char *method = p->method ? p->method : "rtn";
+    const bool  w8a8   = p->recipe && !strcmp(p->recipe->name, "w8a8");
+    for (const char *a = method;;) {
+        const size_t          len = strcspn(a, "+");
+        const lb_method_info *mi  = lb_method_lookup(a, len);
+        LB_RETURN_IF(!mi, err, LB_ERR_PARAM, "method '%.*s' is not available (rtn, imatrix, gptq, "
+                     "awq, smoothquant, llm-int8, or several joined by '+')", (int)(len > 32 ? 32 : len), a);
+        /* an importance matrix from a file stands in for imatrix's calibration */
+        LB_RETURN_IF(mi->calib && !p->calib_text && !(p->imatrix && mi->run == lb_method_imatrix),
+                     err, LB_ERR_PARAM, "method '%s' needs calibration text (--calib FILE)", mi->name);
+        LB_RETURN_IF(mi->w8a8 && !w8a8, err, LB_ERR_PARAM,
+                     "method %s is a W8A8 method: use it with --type w8a8", mi->name);
+        if (!a[len]) break;
+        a += len + 1;
+    }
+    LB_RETURN_IF(w8a8 && p->act.kind != LB_ACT_DYNAMIC && !p->calib_text, err, LB_ERR_PARAM,
+                 "static activation ranges (--act) need calibration text (--calib FILE)");
+    for (int32_t k = 0; k < p->n_overrides; k++) {
+        regex_t   re;
+        const int rc = regcomp(&re, p->overrides[k].pattern, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char why[96];
+            regerror(rc, &re, why, sizeof why);
+            return lb_fail(err, LB_ERR_PARAM, "--tensor-type: bad regular expression '%.64s': %s",
+                           p->overrides[k].pattern, why);
+        }
+        regfree(&re);
+        LB_RETURN_IF(!lb_type_get_traits(p->overrides[k].type), err, LB_ERR_PARAM,
+                     "--tensor-type: type %s is not available", lb_type_name(p->overrides[k].type));
+    }
+    return LB_OK;
+}
