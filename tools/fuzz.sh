@@ -28,7 +28,7 @@ for f in src/*/*.c; do
     OBJS="$OBJS $o"
     if [ ! "$o" -nt "$f" ] || [ ! "$o" -nt "$newest_h" ]; then clang $CFLAGS -w -fopenmp -c "$f" -o "$o"; fi
 done
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive UBSAN_OPTIONS=print_stacktrace=1
 failed=""
 for t in $TARGETS; do
     if ! clang $CFLAGS -fsanitize=fuzzer -fopenmp tests/fuzz/fuzz_$t.c $OBJS -o $B/fuzz_$t $LIBS; then
