@@ -135,6 +135,9 @@ size_t                lb_row_size(lb_type t, int64_t n);
 
 int64_t lb_tensor_nelements(const lb_tensor *t);
 size_t  lb_tensor_nbytes(const lb_tensor *t);
+/* The first value of an f32/f16/bf16 tensor that is NaN or whose magnitude passes limit
+ * (INFINITY: NaN and Inf only): its index, or -1 (also for other types). The value: *bad. */
+int64_t lb_tensor_find_bad(const lb_tensor *t, float limit, float *bad);
 /* Pointer to row i (counting over all dims above ne[0]). */
 const void *lb_tensor_row(const lb_tensor *t, int64_t i);
 /* Convert row i to f32 (dst holds ne[0] floats). */

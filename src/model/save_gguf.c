@@ -11,6 +11,7 @@
  *   lowbit.tensor_ne0.<tensor name>   u64     C, the real row length
  * The loader (load_gguf.c) takes the type and ne[0] from these keys and checks that the I8
  * row bytes equal lb_row_size(type, C). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,9 +258,18 @@ lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, 
     lb_status        st    = LB_ERR_NOMEM;
     if (ts && types) {
         const int32_t n = lb_model_tensors(m, ts);
-        for (int32_t i = 0; i < n; i++) types[i] = ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
+        st              = LB_OK;
+        for (int32_t i = 0; i < n && !st; i++) {
+            types[i] = ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
+            float v; /* NaN and Inf are kept as they are; a finite value must not become Inf */
+            const int64_t at = types[i] == LB_TYPE_F16 ? lb_tensor_find_bad(ts[i].t, 65504.0f, &v) : -1;
+            if (at >= 0 && isfinite(v))
+                st = lb_fail(err, LB_ERR_NUMERIC, "tensor '%s' holds %g at row %lld, column %lld, past "
+                             "the f16 range: convert it to bf16 or f32", ts[i].name, (double)v,
+                             (long long)(at / ts[i].t->ne[0]), (long long)(at % ts[i].t->ne[0]));
+        }
         const lb_write_plan plan = { .types = types, .file_type = file_type_of(type) };
-        st = lb_model_write_gguf(m, path, &plan, err);
+        if (!st) st = lb_model_write_gguf(m, path, &plan, err);
     } else {
         lb_fail(err, st, "out of memory");
     }

@@ -87,21 +87,25 @@ tensors=$("$LOWBIT" inspect f32.gguf | awk '$1 ~ /\.weight$/ { print $1 }')
 i=0
 for t in $tensors; do
     i=$((i + 1))
-    case $((i % 3)) in 0) v=0000c07f; what=NaN ;; 1) v=0000807f; what=+Inf ;; 2) v=0000c0ff; what=NaN ;; esac
-    cp f32.gguf bad.gguf
-    patch_f32 bad.gguf "$t" 7 "$v"
-    "$LOWBIT" quantize bad.gguf badq.gguf --type q4_0 > /dev/null 2> err
-    if [ $? = 1 ] && grep -q "tensor '$t' holds $what at row 0, column 7" err; then :; else
-        fail "$what in $t: $(cat err)"
-    fi
+    for v in 0000c07f:NaN 0000807f:+Inf 000080ff:-Inf; do
+        cp f32.gguf bad.gguf
+        patch_f32 bad.gguf "$t" 7 "${v%%:*}"
+        "$LOWBIT" quantize bad.gguf badq.gguf --type q4_0 > /dev/null 2> err
+        if [ $? = 1 ] && grep -q "tensor '$t' holds ${v#*:} at row 0, column 7" err; then :; else
+            fail "${v#*:} in $t: $(cat err)"
+        fi
+    done
 done
-pass "NaN or Inf in each of $i tensors refused by name"
+pass "NaN, +Inf and -Inf in each of $i tensors refused by name"
 cp f32.gguf bad.gguf
 patch_f32 bad.gguf blk.1.ffn_up.weight 3 cabd4d72 # 4.07e30
 expect_err "1e30 refused for q8_0" 1 "blk.1.ffn_up.weight' holds 4.07513e+30" "$LOWBIT" quantize bad.gguf badq.gguf --type q8_0
 "$LOWBIT" quantize bad.gguf badq.gguf --type f32 -q 2>/dev/null && pass "1e30 kept in f32" || fail "1e30 refused for f32"
 "$LOWBIT" quantize bad.gguf badq.gguf --type q8_0 --allow-nonfinite -q 2>/dev/null && pass "--allow-nonfinite goes on" \
     || fail "--allow-nonfinite"
+expect_err "convert of 1e30 to f16" 1 "blk.1.ffn_up.weight' holds 4.07513e+30 at row 0, column 3, past the f16 range" \
+    "$LOWBIT" convert bad.gguf badq.gguf --type f16
+"$LOWBIT" convert bad.gguf badq.gguf --type bf16 2>/dev/null && pass "1e30 converted to bf16" || fail "1e30 to bf16"
 rm -f bad.gguf badq.gguf
 
 # 5. the output path is checked before any work: a GPTQ run to a missing directory fails at once
@@ -167,4 +171,17 @@ fi
 # 8. a sweep that fails leaves no directory it made
 expect_err "sweep with a missing text" 1 "no-such-text" "$LOWBIT" sweep f32.gguf --text no-such-text -o newdir --types q8_0
 [ ! -e newdir ] && pass "no directory left by the failed sweep" || fail "sweep left newdir: $(ls newdir)"
+
+# 9. a full disk (a 300 KiB tmpfs, when we may mount one): an error, no temp, no partial file,
+#    no directory from a sweep
+mkdir full
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=300k tmpfs full 2>/dev/null; then
+    expect_err "quantize onto a full disk" 1 "full/q.gguf: write failed: No space left on device" \
+        "$LOWBIT" quantize f32.gguf full/q.gguf --type f32
+    expect_err "sweep onto a full disk" 1 "No space left on device" "$LOWBIT" sweep f32.gguf --text "$TEXT" -o full/sw --types q8_0
+    [ -z "$(ls -A full)" ] && pass "nothing left on the full disk" || fail "left on the full disk: $(ls -A full)"
+    umount full
+else
+    echo "# skip: full disk (needs root and a tmpfs mount)"
+fi
 finish

@@ -403,6 +403,46 @@ static void test_kquant_dequantize_golden(void **state) {
     }
 }
 
+/* lb_tensor_find_bad: the first NaN, Inf or value past a limit in f32, f16 and bf16 rows,
+ * found whichever thread's rows hold it; none in a clean tensor or another type. */
+static void test_find_bad(void **state) {
+    (void)state;
+    enum { R = 600, C = 40 };
+    static float    f[R * C];
+    static uint16_t h[R * C], b[R * C];
+    for (int i = 0; i < R * C; i++) {
+        f[i] = (float)((i * 7919) % 2001 - 1000) / 10.0f;
+        h[i] = lb_f32_to_f16(f[i]);
+        b[i] = lb_f32_to_bf16(f[i]);
+    }
+    lb_tensor t32 = { .type = LB_TYPE_F32, .ne = { C, R, 1, 1 }, .data = f };
+    lb_tensor t16 = { .type = LB_TYPE_F16, .ne = { C, R, 1, 1 }, .data = h };
+    lb_tensor tbf = { .type = LB_TYPE_BF16, .ne = { C, R, 1, 1 }, .data = b };
+    float     v;
+    assert_int_equal(lb_tensor_find_bad(&t32, INFINITY, &v), -1);
+    assert_int_equal(lb_tensor_find_bad(&t16, INFINITY, &v), -1);
+    assert_int_equal(lb_tensor_find_bad(&tbf, INFINITY, &v), -1);
+    const int at[] = { 0, 39, 40, 12345, R * C - 1 };
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        const int i = at[k];
+        f[i] = NAN, h[i] = 0x7E00, b[i] = 0xFF80; /* NaN, NaN, -Inf */
+        f[R * C - 1 - i / 2] = INFINITY;           /* a later one (or the same) is not reported */
+        assert_int_equal(lb_tensor_find_bad(&t32, INFINITY, &v), i < R * C - 1 - i / 2 ? i : R * C - 1 - i / 2);
+        assert_int_equal(lb_tensor_find_bad(&t16, INFINITY, &v), i);
+        assert_true(isnan(v));
+        assert_int_equal(lb_tensor_find_bad(&tbf, INFINITY, &v), i);
+        assert_true(isinf(v) && v < 0);
+        f[i] = f[R * C - 1 - i / 2] = 1.0f, h[i] = b[i] = 0;
+    }
+    /* a limit: the first value past it */
+    f[777] = 70000.0f;
+    assert_int_equal(lb_tensor_find_bad(&t32, INFINITY, &v), -1);
+    assert_int_equal(lb_tensor_find_bad(&t32, 65504.0f, &v), 777);
+    assert_true(v == 70000.0f);
+    lb_tensor q = { .type = LB_TYPE_Q8_0, .ne = { 32, 1, 1, 1 }, .data = h };
+    assert_int_equal(lb_tensor_find_bad(&q, INFINITY, &v), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_type),
@@ -412,6 +452,7 @@ int main(void) {
         cmocka_unit_test(test_iq_tq_match_llama_quantize),
         cmocka_unit_test(test_iq_tq_dequantize_golden),
         cmocka_unit_test(test_iq4_importance),
+        cmocka_unit_test(test_find_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
