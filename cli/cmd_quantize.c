@@ -30,8 +30,12 @@ int cmd_quantize(int argc, char **argv) {
     lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
+    int rc = LB_EXIT_USAGE; /* the --tensor-type strings are freed at out */
     while ((opt = lb_args_next(&a)) && !a.bad) {
-        if (lb_is_help(opt)) return lb_print_help("quantize");
+        if (lb_is_help(opt)) {
+            rc = lb_print_help("quantize");
+            goto out;
+        }
         else if (!strcmp(opt, "--type")) type_name = lb_args_value(&a);
         else if (!strcmp(opt, "--method")) method = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
@@ -48,7 +52,10 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--gptq-target")) {
             const char *v = lb_args_value(&a);
             if (v && strcmp(v, "f32") && strcmp(v, "self"))
-                return lb_usage_error("quantize", "--gptq-target wants f32 or self, not '%s'", v);
+                {
+                rc = lb_usage_error("quantize", "--gptq-target wants f32 or self, not '%s'", v);
+                goto out;
+            }
             self_target = v && !strcmp(v, "self");
         }
         else if (!strcmp(opt, "--alpha")) lb_args_float_pos(&a, 1, &alpha);
@@ -56,12 +63,18 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--act")) {
             act_name = lb_args_value(&a);
             if (act_name && lb_act_calib_parse(act_name, &act) != LB_OK)
-                return lb_usage_error("quantize", "--act wants dynamic, minmax, pNN (e.g. p99.99) or kl, not '%s'", act_name);
+                {
+                rc = lb_usage_error("quantize", "--act wants dynamic, minmax, pNN (e.g. p99.99) or kl, not '%s'", act_name);
+                goto out;
+            }
         }
         else if (!strcmp(opt, "--range")) {
             const char *v = lb_args_value(&a);
             if (v && lb_range_parse(v, &range) != LB_OK)
-                return lb_usage_error("quantize", "--range wants minmax, pNN (e.g. p99.9) or mse, not '%s'", v);
+                {
+                rc = lb_usage_error("quantize", "--range wants minmax, pNN (e.g. p99.9) or mse, not '%s'", v);
+                goto out;
+            }
         }
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
@@ -71,18 +84,29 @@ int cmd_quantize(int argc, char **argv) {
             if (!v) break;
             const char *eq = strrchr(v, '=');
             if (n_ov == MAX_OVERRIDES)
-                return lb_usage_error("quantize", "at most %d --tensor-type options", MAX_OVERRIDES);
+                {
+                rc = lb_usage_error("quantize", "at most %d --tensor-type options", MAX_OVERRIDES);
+                goto out;
+            }
             if (!eq || eq == v)
-                return lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
+                {
+                rc = lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
+                goto out;
+            }
             const lb_type t = lb_type_from_name(eq + 1);
             if (t == LB_TYPE_INVALID)
-                return lb_usage_error("quantize", "--tensor-type: unknown type '%s'", eq + 1);
+                {
+                rc = lb_usage_error("quantize", "--tensor-type: unknown type '%s'", eq + 1);
+                goto out;
+            }
             ov_buf[n_ov] = strndup(v, (size_t)(eq - v));
             ov[n_ov]     = (lb_type_override){ ov_buf[n_ov], t };
             n_ov++;
-        } else return lb_usage_error("quantize", "unknown option %s", opt);
+        } else {
+                rc = lb_usage_error("quantize", "unknown option %s", opt);
+                goto out;
+            }
     }
-    int rc = LB_EXIT_USAGE;
     if (a.bad) goto out;
     if (a.n_positional != 2) {
         lb_usage_error("quantize", "expected IN and OUT");
@@ -127,7 +151,7 @@ int cmd_quantize(int argc, char **argv) {
         goto out;
     }
     rc = LB_EXIT_ERROR;
-    const int32_t    cap = 3 + 9 * m->cfg.n_layers;
+    const int32_t    cap = lb_model_n_tensors(m);
     lb_tensor_plan  *pl  = malloc((size_t)cap * sizeof *pl);
     lb_named_tensor *nt  = malloc((size_t)cap * sizeof *nt);
     lb_quant_params  p   = { .recipe = r, .range = range, .pure = pure, .overrides = ov, .n_overrides = n_ov,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch.h"
 #include "core.h"
 #include "gguf.h"
 #include "tensor.h"
@@ -17,13 +18,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* The roles of a model's tensors, as llama.cpp's quantization recipes see them. */
-typedef enum lb_tensor_role {
-    LB_ROLE_TOKEN_EMBD, LB_ROLE_OUTPUT_NORM, LB_ROLE_OUTPUT, LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_Q,
-    LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
-    LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
-} lb_tensor_role;
 
 typedef struct lb_llama_config {
     int32_t n_embd;      /* E */
@@ -38,17 +32,25 @@ typedef struct lb_llama_config {
     float   rope_theta;  /* RoPE base frequency */
 } lb_llama_config;
 
+/* A block's tensors: by name for the forward pass, by slot (role - LB_ROLE_LAYER_FIRST) for
+ * everything that iterates over the architecture's table. Absent tensors have data NULL. */
 typedef struct lb_layer {
-    lb_tensor attn_norm; /* [E], f32 */
-    lb_tensor wq;        /* [E, H*D] */
-    lb_tensor wk;        /* [E, K*D] */
-    lb_tensor wv;        /* [E, K*D] */
-    lb_tensor wo;        /* [H*D, E] */
-    lb_tensor ffn_norm;  /* [E], f32 */
-    lb_tensor ffn_gate;  /* [E, F] (w1) */
-    lb_tensor ffn_up;    /* [E, F] (w3) */
-    lb_tensor ffn_down;  /* [F, E] (w2) */
-    lb_tensor bq, bk, bv; /* [H*D], [K*D], [K*D] f32 attention biases (Qwen2); data NULL if none */
+    union {
+        struct {
+            lb_tensor attn_norm;      /* [E], f32 */
+            lb_tensor wq;             /* [E, H*D] */
+            lb_tensor wk;             /* [E, K*D] */
+            lb_tensor wv;             /* [E, K*D] */
+            lb_tensor wo;             /* [H*D, E] */
+            lb_tensor ffn_norm;       /* [E], f32 */
+            lb_tensor ffn_gate;       /* [E, F] (w1) */
+            lb_tensor ffn_up;         /* [E, F] (w3) */
+            lb_tensor ffn_down;       /* [F, E] (w2) */
+            lb_tensor bq, bk, bv;     /* [H*D], [K*D], [K*D] f32 attention biases (Qwen2) */
+            lb_tensor q_norm, k_norm; /* [D] f32 per-head RMSNorm of q and k (Qwen3) */
+        };
+        lb_tensor slot[LB_LAYER_SLOTS];
+    };
 } lb_layer;
 
 typedef struct lb_actq lb_actq; /* activation quantization (actq.h) */
@@ -60,6 +62,7 @@ typedef enum lb_model_format {
 } lb_model_format;
 
 typedef struct lb_model {
+    const lb_arch  *arch;        /* its table (arch.h) */
     lb_llama_config cfg;
     lb_tensor       tok_embd;    /* [E, V] */
     lb_tensor       output_norm; /* [E], f32 */
@@ -105,9 +108,16 @@ typedef struct lb_named_tensor {
     int32_t          layer;    /* -1 outside the blocks */
 } lb_named_tensor;
 
-/* The tensors a GGUF of the model holds, in file order (output omitted when tied).
- * Returns the count; out must hold 3 + 9 * n_layers entries. */
+/* The tensors a GGUF of the model holds, in file order (the architecture's table; the output
+ * omitted when tied): returns the count, lb_model_n_tensors(m), out must hold that many. */
+int32_t lb_model_n_tensors(const lb_model *m);
 int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out);
+/* The tensor of a role (of layer `layer` for the per-layer roles), NULL when the model's
+ * architecture has no such slot; its data is NULL when an optional slot is empty. */
+lb_tensor       *lb_model_tensor(lb_model *m, int32_t layer, lb_tensor_role role);
+const lb_tensor *lb_model_tensor_c(const lb_model *m, int32_t layer, lb_tensor_role role);
+/* A dimension of the model's config (arch.h). */
+int64_t lb_model_dim(const lb_model *m, lb_dim d);
 
 /* Write the model as GGUF. types[i] is the storage type of tensor i of lb_model_tensors;
  * importance[i] (may be NULL, or have NULL entries) its per-column importance.

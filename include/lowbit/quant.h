@@ -140,7 +140,7 @@ typedef struct lb_tensor_plan {
     bool                   overridden;
 } lb_tensor_plan;
 
-/* Choose every tensor's type. plans must hold 3 + 9 * n_layers entries; returns the count
+/* Choose every tensor's type. plans must hold lb_model_n_tensors(m) entries; returns the count
  * through *n. */
 lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_tensor *tensors,
                         lb_tensor_plan *plans, int32_t *n, lb_error *err);

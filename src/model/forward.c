@@ -173,11 +173,11 @@ static bool w8a8_int(lb_context *ctx, int32_t l, lb_tensor_role role, const floa
     return true;
 }
 
-/* out[i] = x · w[i]ᵀ for the nw matrices wk[i] (LB_W_*) of layer l (-1: the output head) that
+/* out[i] = x · w[i]ᵀ for the nw matrices of roles wk[i] of layer l (-1: the output head) that
  * read x, role's input [T, n]. W8A8 models: integer products (w8a8_int), or x
  * quantize-dequantized in place (actq.c); hooks see x as the linears will. */
 static void linears(lb_context *ctx, int32_t l, lb_tensor_role role, float *x, int32_t T,
-                    int32_t n, float *const *out, const int *wk, int nw) {
+                    int32_t n, float *const *out, const lb_tensor_role *wk, int nw) {
     lb_mat w[LB_MATMUL_MAX_MULTI];
     for (int i = 0; i < nw; i++) w[i] = lb_weights_get(&ctx->w, l, wk[i]);
     if (w8a8_int(ctx, l, role, x, T, n, out, w, nw)) return;
@@ -298,7 +298,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         const lb_layer *L = &m->layers[l];
         rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
         float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
-        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const int[]){ LB_W_Q, LB_W_K, LB_W_V }, 3);
+        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, 3);
         if (L->bq.data) { /* attention biases (Qwen2) */
             add_bias(ctx->q, L->bq.data, T, Q);
             add_bias(ctx->k, L->bk.data, T, KV);
@@ -314,14 +314,14 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
             lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);
         }
         attention(ctx, l, T);
-        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const int[]){ LB_W_O }, 1);
+        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         float *const gu[2] = { ctx->gate, ctx->up };
-        linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const int[]){ LB_W_GATE, LB_W_UP }, 2);
+        linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
         silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
-        linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const int[]){ LB_W_DOWN }, 1);
+        linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
     if (n_layers < c->n_layers) { /* stopped early: no logits */
@@ -330,7 +330,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         return LB_OK;
     }
     rmsnorm_rows(ctx->xn, ctx->x, m->output_norm.data, T, E, c->norm_eps);
-    linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const int[]){ 0 }, 1);
+    linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1);
     ctx->n_past += T;
     *logits = ctx->logits;
     return LB_OK;

@@ -184,9 +184,9 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
                  "%s: general.architecture is missing", path);
     if (st) return st;
-    LB_RETURN_IF(arch.n != 5 || memcmp(arch.p, "llama", 5) != 0, err, LB_ERR_UNSUPPORTED,
-                 "%s: architecture '%.*s' is not supported (only 'llama')", path,
-                 (int)(arch.n > 32 ? 32 : arch.n), arch.p);
+    m->arch = lb_arch_find(arch.p, arch.n);
+    LB_RETURN_IF(!m->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (%s are)",
+                 path, (int)(arch.n > 32 ? 32 : arch.n), arch.p, lb_arch_names());
     lb_llama_config *c = &m->cfg;
     if ((st = get_i32(g, "llama.embedding_length", -1, &c->n_embd, err)) ||
         (st = get_i32(g, "llama.feed_forward_length", -1, &c->n_ff, err)) ||
@@ -208,52 +208,26 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
                  "supported", path, rope_dim, c->head_dim);
     LB_RETURN_IF(c->n_layers > 1024, err, LB_ERR_CORRUPT, "%s: %d layers", path, c->n_layers);
 
-    if ((st = get_tensor(m, "token_embd.weight", true, &m->tok_embd, err)) ||
-        (st = get_tensor(m, "output_norm.weight", true, &m->output_norm, err)) ||
-        (st = get_tensor(m, "output.weight", false, &m->output, err)))
-        return st;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its llama.cpp name */
+        const lb_slot *s      = &slots[i];
+        const bool     global = s->flags & LB_SLOT_GLOBAL;
+        const uint8_t  use    = m->arch->use[s->role];
+        if (use == LB_USE_NONE) continue;
+        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++) {
+            char n[80];
+            if (global) snprintf(n, sizeof n, "%s", s->gguf);
+            else snprintf(n, sizeof n, "blk.%d.%s", l, s->gguf);
+            if ((st = get_tensor(m, n, use == LB_USE_REQUIRED, lb_model_tensor(m, l, s->role), err))) return st;
+        }
+    }
     m->tied_output = m->output.data == NULL;
     if (m->tied_output) m->output = m->tok_embd;
     c->n_vocab = (int32_t)(m->tok_embd.ne[1] > INT32_MAX ? -1 : m->tok_embd.ne[1]);
-    m->layers  = calloc((size_t)c->n_layers, sizeof *m->layers);
-    LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        lb_layer *L = &m->layers[l];
-        struct {
-            const char *suffix;
-            lb_tensor  *t;
-        } names[] = {
-            { "attn_norm", &L->attn_norm }, { "attn_q", &L->wq },         { "attn_k", &L->wk },
-            { "attn_v", &L->wv },           { "attn_output", &L->wo },    { "ffn_norm", &L->ffn_norm },
-            { "ffn_gate", &L->ffn_gate },   { "ffn_up", &L->ffn_up },     { "ffn_down", &L->ffn_down },
-        };
-        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-            char n[64];
-            snprintf(n, sizeof n, "blk.%d.%s.weight", l, names[k].suffix);
-            if ((st = get_tensor(m, n, true, names[k].t, err))) return st;
-        }
-        char bn[3][64]; /* optional attention biases (Qwen2) */
-        snprintf(bn[0], sizeof bn[0], "blk.%d.attn_q.bias", l);
-        snprintf(bn[1], sizeof bn[1], "blk.%d.attn_k.bias", l);
-        snprintf(bn[2], sizeof bn[2], "blk.%d.attn_v.bias", l);
-        if ((st = get_tensor(m, bn[0], false, &L->bq, err)) ||
-            (st = get_tensor(m, bn[1], L->bq.data != NULL, &L->bk, err)) ||
-            (st = get_tensor(m, bn[2], L->bq.data != NULL, &L->bv, err)))
-            return st;
-        if (L->bq.data)
-            LB_RETURN_IF(lb_model_make_f32(m, &L->bq) || lb_model_make_f32(m, &L->bk) ||
-                             lb_model_make_f32(m, &L->bv),
-                         err, LB_ERR_NOMEM, "out of memory");
-    }
-    if ((st = get_tensor(m, "rope_freqs.weight", false, &m->rope_freqs, err))) return st;
-    if (m->rope_freqs.data && lb_model_make_f32(m, &m->rope_freqs))
-        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
-    /* norms are computed in f32 */
-    LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t l = 0; l < c->n_layers; l++)
-        LB_RETURN_IF(lb_model_make_f32(m, &m->layers[l].attn_norm) ||
-                         lb_model_make_f32(m, &m->layers[l].ffn_norm),
-                     err, LB_ERR_NOMEM, "out of memory");
+    if ((st = lb_model_make_slots_f32(m, err))) return st; /* norms and biases compute in f32 */
     if ((st = lb_model_load_actq(m, err))) return st;
     lb_gguf_str gname;
     if (lb_gguf_get_str(g, "general.name", &gname, NULL) == LB_OK && gname.n < 256) {

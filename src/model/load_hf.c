@@ -36,7 +36,8 @@ static void join(char *out, size_t cap, const char *dir, const char *name) {
 
 /* ---- config.json ---- */
 typedef struct hf_config {
-    bool    tied, bias;
+    bool    tied;
+    const lb_arch *arch;
     int64_t bos, eos;  /* -1: not given */
     bool    llama3;    /* rope_scaling {"rope_type": "llama3", ...} */
     float   factor, low, high, orig;
@@ -141,7 +142,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_GOTO_IF(qwen2 && cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
                "%s: sliding-window attention is not supported", f);
     hc->tied = cJSON_IsTrue(lb_json_get(j, "tie_word_embeddings"));
-    hc->bias = qwen2;
+    hc->arch = lb_arch_find_hf(qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
     hc->bos  = cfg_id(j, "bos_token_id");
     hc->eos  = cfg_id(j, "eos_token_id");
     cJSON_Delete(j);
@@ -272,50 +273,30 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     LB_RETURN_IF(!h, err, LB_ERR_NOMEM, "out of memory");
     m->hf_files = h;
     if ((st = open_weights(dir, h, err))) return st;
-    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
-    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
-    if ((st = get(m, h, "model.embed_tokens.weight", V, E, 0, true, &m->tok_embd, err)) ||
-        (st = get(m, h, "model.norm.weight", E, 0, 0, true, &m->output_norm, err)) ||
-        (st = get(m, h, "lm_head.weight", V, E, 0, !hc.tied, &m->output, err)))
-        return st;
-    m->tied_output = hc.tied;
-    if (hc.tied) m->output = m->tok_embd;
+    m->arch = hc.arch;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        lb_layer *L = &m->layers[l];
-        const struct {
-            const char *name;
-            int64_t     rows, cols;
-            int32_t     heads;
-            bool        required;
-            lb_tensor  *t;
-        } ts[] = {
-            { "input_layernorm.weight", E, 0, 0, true, &L->attn_norm },
-            { "self_attn.q_proj.weight", Q, E, c->n_heads, true, &L->wq },
-            { "self_attn.k_proj.weight", KV, E, c->n_kv_heads, true, &L->wk },
-            { "self_attn.v_proj.weight", KV, E, 0, true, &L->wv },
-            { "self_attn.o_proj.weight", E, Q, 0, true, &L->wo },
-            { "post_attention_layernorm.weight", E, 0, 0, true, &L->ffn_norm },
-            { "mlp.gate_proj.weight", F, E, 0, true, &L->ffn_gate },
-            { "mlp.up_proj.weight", F, E, 0, true, &L->ffn_up },
-            { "mlp.down_proj.weight", E, F, 0, true, &L->ffn_down },
-            { "self_attn.q_proj.bias", Q, 0, c->n_heads, hc.bias, &L->bq },
-            { "self_attn.k_proj.bias", KV, 0, c->n_kv_heads, hc.bias, &L->bk },
-            { "self_attn.v_proj.bias", KV, 0, 0, hc.bias, &L->bv },
-        };
-        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
-            char name[128];
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, ts[k].name);
-            if ((st = get(m, h, name, ts[k].rows, ts[k].cols, ts[k].heads, ts[k].required, ts[k].t, err)))
-                return st;
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its HF name */
+        const lb_slot *s      = &slots[i];
+        const bool     global = s->flags & LB_SLOT_GLOBAL;
+        const uint8_t  use    = m->arch->use[s->role];
+        if (use == LB_USE_NONE || !s->hf) continue;
+        const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
+        const bool    vec      = s->ne1 == LB_DIM_1; /* HF: [rows] or [rows = outputs, inputs] */
+        const int64_t rows = lb_model_dim(m, vec ? s->ne0 : s->ne1), cols = vec ? 0 : lb_model_dim(m, s->ne0);
+        const int32_t heads = s->rotary == LB_DIM_Q ? c->n_heads : s->rotary == LB_DIM_KV ? c->n_kv_heads : 0;
+        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++) {
+            char name[160];
+            if (global) snprintf(name, sizeof name, "%s", s->hf);
+            else snprintf(name, sizeof name, "model.layers.%d.%s", l, s->hf);
+            if ((st = get(m, h, name, rows, cols, heads, required, lb_model_tensor(m, l, s->role), err))) return st;
         }
-        LB_RETURN_IF(lb_model_make_f32(m, &L->attn_norm) || lb_model_make_f32(m, &L->ffn_norm) ||
-                         (L->bq.data && (lb_model_make_f32(m, &L->bq) || lb_model_make_f32(m, &L->bk) ||
-                                         lb_model_make_f32(m, &L->bv))),
-                     err, LB_ERR_NOMEM, "out of memory");
     }
-    LB_RETURN_IF(lb_model_make_f32(m, &m->output_norm), err, LB_ERR_NOMEM, "out of memory");
+    m->tied_output = hc.tied;
+    if (hc.tied) m->output = m->tok_embd;
+    if ((st = lb_model_make_slots_f32(m, err))) return st; /* norms and biases compute in f32 */
     if (hc.llama3) {
         float *ff = malloc((size_t)(c->head_dim / 2) * sizeof *ff);
         LB_RETURN_IF(!ff || lb_model_own(m, ff), err, LB_ERR_NOMEM, "out of memory");
@@ -329,8 +310,8 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     if (st == LB_ERR_NOT_FOUND && access(tp, F_OK) == 0) st = lb_vocab_load_file(&m->vocab, tp, err);
     if (st == LB_ERR_NOT_FOUND) return LB_OK; /* lb_model_load: a tokenizer must come from elsewhere */
     if (st) return st;
-    const int32_t bos = hc.bos >= 0 && hc.bos < V ? (int32_t)hc.bos : lb_vocab_bos(m->vocab);
-    const int32_t eos = hc.eos >= 0 && hc.eos < V ? (int32_t)hc.eos : lb_vocab_eos(m->vocab);
+    const int32_t bos = hc.bos >= 0 && hc.bos < c->n_vocab ? (int32_t)hc.bos : lb_vocab_bos(m->vocab);
+    const int32_t eos = hc.eos >= 0 && hc.eos < c->n_vocab ? (int32_t)hc.eos : lb_vocab_eos(m->vocab);
     lb_vocab_set_special(m->vocab, bos, eos, lb_vocab_unk(m->vocab));
     return LB_OK;
 }

@@ -64,6 +64,7 @@ lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(need < s->size, err, LB_ERR_CORRUPT,
                  "%s: the header's shapes need %zu bytes, the file has %zu extra", path, need,
                  s->size - need);
+    m->arch   = lb_arch_find("llama", 5);
     m->layers = calloc((size_t)L, sizeof *m->layers);
     LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
 

@@ -44,6 +44,20 @@ lb_status lb_model_make_f32(lb_model *m, lb_tensor *t) {
     return lb_model_own(m, buf);
 }
 
+lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err) {
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) {
+        if (!(slots[i].flags & LB_SLOT_F32)) continue;
+        const bool global = slots[i].flags & LB_SLOT_GLOBAL;
+        for (int32_t l = global ? -1 : 0; l < (global ? 0 : m->cfg.n_layers); l++) {
+            lb_tensor *t = lb_model_tensor(m, l, slots[i].role);
+            LB_RETURN_IF(t && t->data && lb_model_make_f32(m, t), err, LB_ERR_NOMEM, "out of memory");
+        }
+    }
+    return LB_OK;
+}
+
 void lb_model_free(lb_model *m) {
     if (!m) return;
     for (int32_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
@@ -56,82 +70,6 @@ void lb_model_free(lb_model *m) {
     lb_hf_files_free(m->hf_files);
     lb_source_close(&m->src);
     free(m);
-}
-
-static lb_status check_tensor(const lb_tensor *t, const char *name, int64_t ne0, int64_t ne1,
-                              const char *path, lb_error *err) {
-    LB_RETURN_IF(!t->data, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing", path, name);
-    LB_RETURN_IF(t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1, err,
-                 LB_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                 path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                 (long long)t->ne[3], (long long)ne0, (long long)ne1);
-    LB_RETURN_IF(!lb_type_get_traits(t->type), err, LB_ERR_UNSUPPORTED,
-                 "%s: tensor '%s' has a type lowbit cannot compute with", path, name);
-    return LB_OK;
-}
-
-lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) {
-    const lb_llama_config *c = &m->cfg;
-    LB_RETURN_IF(c->n_embd <= 0 || c->n_ff <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
-                     c->n_kv_heads <= 0 || c->n_vocab <= 0 || c->n_ctx_train <= 0,
-                 err, LB_ERR_CORRUPT,
-                 "%s: bad hyperparameters (n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
-                 "n_kv_heads %d, n_vocab %d, n_ctx %d)",
-                 path, c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab,
-                 c->n_ctx_train);
-    LB_RETURN_IF(c->n_embd > (1 << 16) || c->n_ff > (1 << 18) || c->n_layers > 1024 ||
-                     c->n_vocab > (1 << 22) || c->n_ctx_train > (1 << 24),
-                 err, LB_ERR_CORRUPT, "%s: absurd hyperparameters (n_embd %d, n_ff %d, "
-                 "n_layers %d, n_vocab %d, n_ctx %d)", path, c->n_embd, c->n_ff, c->n_layers,
-                 c->n_vocab, c->n_ctx_train);
-    LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0 ||
-                     c->head_dim != c->n_embd / c->n_heads || c->head_dim % 2 != 0,
-                 err, LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d, n_kv_heads %d, head_dim %d "
-                 "do not fit together", path, c->n_embd, c->n_heads, c->n_kv_heads, c->head_dim);
-    LB_RETURN_IF(!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0), err,
-                 LB_ERR_CORRUPT, "%s: bad norm epsilon %g or rope base %g", path,
-                 (double)c->norm_eps, (double)c->rope_theta);
-    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
-    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
-    lb_status     st;
-    if ((st = check_tensor(&m->tok_embd, "token_embd", E, V, path, err)) ||
-        (st = check_tensor(&m->output_norm, "output_norm", E, 1, path, err)) ||
-        (st = check_tensor(&m->output, "output", E, V, path, err)))
-        return st;
-    if (m->rope_freqs.data) {
-        if ((st = check_tensor(&m->rope_freqs, "rope_freqs", c->head_dim / 2, 1, path, err))) return st;
-        LB_RETURN_IF(m->rope_freqs.type != LB_TYPE_F32, err, LB_ERR_UNSUPPORTED,
-                     "%s: rope_freqs must be f32", path);
-    }
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        char            n[64];
-#define CHECK(field, tname, a, b)                                                                  \
-    snprintf(n, sizeof n, "blk.%d." tname, l);                                                     \
-    if ((st = check_tensor(&L->field, n, a, b, path, err))) return st;
-        CHECK(attn_norm, "attn_norm", E, 1)
-        CHECK(wq, "attn_q", E, Q)
-        CHECK(wk, "attn_k", E, KV)
-        CHECK(wv, "attn_v", E, KV)
-        CHECK(wo, "attn_output", Q, E)
-        CHECK(ffn_norm, "ffn_norm", E, 1)
-        CHECK(ffn_gate, "ffn_gate", E, F)
-        CHECK(ffn_up, "ffn_up", E, F)
-        CHECK(ffn_down, "ffn_down", F, E)
-        if (L->bq.data) { /* attention biases: all three, f32 */
-            CHECK(bq, "attn_q.bias", Q, 1)
-            CHECK(bk, "attn_k.bias", KV, 1)
-            CHECK(bv, "attn_v.bias", KV, 1)
-            LB_RETURN_IF(L->bq.type != LB_TYPE_F32 || L->bk.type != LB_TYPE_F32 || L->bv.type != LB_TYPE_F32,
-                         err, LB_ERR_UNSUPPORTED, "%s: blk.%d attention biases must be f32", path, l);
-        }
-#undef CHECK
-    }
-    if (m->vocab)
-        LB_RETURN_IF(lb_vocab_n_tokens(m->vocab) != c->n_vocab, err, LB_ERR_SHAPE,
-                     "%s: the tokenizer has %d tokens but the model's vocabulary is %d",
-                     path, lb_vocab_n_tokens(m->vocab), c->n_vocab);
-    return LB_OK;
 }
 
 /* A tokenizer next to a llama2.c checkpoint: tokenizer.bin/.model, else tok*.bin/.model. */
@@ -266,30 +204,6 @@ lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err) {
     return st;
 }
 
-static size_t tensor_bytes(const lb_tensor *t) {
-    return t->data ? lb_tensor_nbytes(t) : 0;
-}
-
-size_t lb_model_nbytes(const lb_model *m) {
-    size_t n = tensor_bytes(&m->tok_embd) + tensor_bytes(&m->output_norm);
-    if (!m->tied_output) n += tensor_bytes(&m->output);
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        n += tensor_bytes(&L->attn_norm) + tensor_bytes(&L->wq) + tensor_bytes(&L->wk) +
-             tensor_bytes(&L->wv) + tensor_bytes(&L->wo) + tensor_bytes(&L->ffn_norm) +
-             tensor_bytes(&L->ffn_gate) + tensor_bytes(&L->ffn_up) + tensor_bytes(&L->ffn_down);
-    }
-    return n;
-}
-
-int64_t lb_model_nparams(const lb_model *m) {
-    const lb_llama_config *c = &m->cfg;
-    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
-    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
-    const int64_t per_layer = 2 * E + E * Q + 2 * E * KV + Q * E + 3 * E * F;
-    return V * E * (m->tied_output ? 1 : 2) + E + c->n_layers * per_layer;
-}
-
 lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     *out        = NULL;
     lb_model *c = calloc(1, sizeof *c);
@@ -300,24 +214,21 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     c->format         = m->format;
     c->tied_output    = m->tied_output;
     c->name           = m->name ? strdup(m->name) : NULL;
+    c->arch           = m->arch;
     c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;
     c->rope_freqs = m->rope_freqs; /* f32, borrowed like the vocabulary */
     for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) c->layers[l] = m->layers[l];
     /* every tensor to an owned f32 copy (the tied output shares the embedding's) */
-    st = st ? st : lb_model_own_f32_copy(c, &c->tok_embd);
-    st = st ? st : lb_model_own_f32_copy(c, &c->output_norm);
-    if (!st) {
-        if (c->tied_output) c->output = c->tok_embd;
-        else st = lb_model_own_f32_copy(c, &c->output);
-    }
-    for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) {
-        lb_layer  *L    = &c->layers[l];
-        lb_tensor *ts[] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm,
-                            &L->ffn_gate, &L->ffn_up, &L->ffn_down };
-        for (size_t k = 0; !st && k < sizeof ts / sizeof ts[0]; k++) st = lb_model_own_f32_copy(c, ts[k]);
-    }
+    const int32_t    n  = lb_model_n_tensors(m);
+    lb_named_tensor *nt = st ? NULL : malloc((size_t)n * sizeof *nt);
+    if (!st && !nt) st = LB_ERR_NOMEM;
+    if (!st) lb_model_tensors(c, nt);
+    for (int32_t i = 0; !st && i < n; i++)
+        if (nt[i].role != LB_ROLE_ROPE_FREQS) st = lb_model_own_f32_copy(c, lb_model_tensor(c, nt[i].layer, nt[i].role));
+    free(nt);
+    if (!st && c->tied_output) c->output = c->tok_embd;
     if (st) {
         lb_model_free(c);
         return lb_fail(err, st, "out of memory copying the model");

@@ -36,5 +36,7 @@ lb_status lb_model_load_actq(lb_model *m, lb_error *err);
 
 /* Make a 1-D tensor f32 (norm weights): converted into an owned buffer when needed. */
 lb_status lb_model_make_f32(lb_model *m, lb_tensor *t);
+/* Every present slot the table computes in f32 (norms, biases, rope_freqs) made f32. */
+lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err);
 
 #endif

@@ -19,35 +19,6 @@
 #include "core/fail.h"
 #include "model_internal.h"
 
-int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
-    int32_t n = 0;
-#define ADD(tensor, role_, layer_, ...)                                                            \
-    do {                                                                                           \
-        snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);                                    \
-        out[n].t     = (tensor);                                                                   \
-        out[n].role  = (role_);                                                                    \
-        out[n].layer = (layer_);                                                                   \
-        n++;                                                                                       \
-    } while (0)
-    ADD(&m->tok_embd, LB_ROLE_TOKEN_EMBD, -1, "token_embd.weight");
-    ADD(&m->output_norm, LB_ROLE_OUTPUT_NORM, -1, "output_norm.weight");
-    if (!m->tied_output) ADD(&m->output, LB_ROLE_OUTPUT, -1, "output.weight");
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        ADD(&L->attn_norm, LB_ROLE_ATTN_NORM, l, "blk.%d.attn_norm.weight", l);
-        ADD(&L->wq, LB_ROLE_ATTN_Q, l, "blk.%d.attn_q.weight", l);
-        ADD(&L->wk, LB_ROLE_ATTN_K, l, "blk.%d.attn_k.weight", l);
-        ADD(&L->wv, LB_ROLE_ATTN_V, l, "blk.%d.attn_v.weight", l);
-        ADD(&L->wo, LB_ROLE_ATTN_OUTPUT, l, "blk.%d.attn_output.weight", l);
-        ADD(&L->ffn_norm, LB_ROLE_FFN_NORM, l, "blk.%d.ffn_norm.weight", l);
-        ADD(&L->ffn_gate, LB_ROLE_FFN_GATE, l, "blk.%d.ffn_gate.weight", l);
-        ADD(&L->ffn_down, LB_ROLE_FFN_DOWN, l, "blk.%d.ffn_down.weight", l);
-        ADD(&L->ffn_up, LB_ROLE_FFN_UP, l, "blk.%d.ffn_up.weight", l);
-    }
-#undef ADD
-    return n;
-}
-
 /* Rows r0 .. r0+nr of t as f32, prepared by the plan's hook (range clipping) for a
  * quantized type. */
 static void load_rows(float *rows, const lb_tensor *t, int64_t r0, int64_t nr, lb_type type,
@@ -190,7 +161,7 @@ lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t fil
 
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err) {
-    const int32_t    cap  = 3 + 9 * m->cfg.n_layers;
+    const int32_t    cap  = lb_model_n_tensors(m);
     lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
     void           **bufs = calloc((size_t)cap, sizeof *bufs);
     lb_gguf_writer  *w    = lb_gguf_writer_create();
@@ -220,19 +191,6 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
     if (plan->progress) lb_progress_end(&bar);
-    if (m->rope_freqs.data) /* Llama 3.1's RoPE frequency divisors, f32, as llama.cpp names them */
-        LB_TRY(lb_gguf_writer_add_tensor(w, "rope_freqs.weight", LB_GGML_F32, 1, m->rope_freqs.ne,
-                                         m->rope_freqs.data, lb_tensor_nbytes(&m->rope_freqs), err));
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) { /* attention biases (Qwen2), f32 */
-        const lb_layer *L = &m->layers[l];
-        const lb_tensor *b[3] = { &L->bq, &L->bk, &L->bv };
-        for (int k = 0; k < 3 && L->bq.data; k++) {
-            char name[64];
-            snprintf(name, sizeof name, "blk.%d.attn_%c.bias", l, "qkv"[k]);
-            LB_TRY(lb_gguf_writer_add_tensor(w, name, LB_GGML_F32, 1, b[k]->ne, b[k]->data,
-                                             lb_tensor_nbytes(b[k]), err));
-        }
-    }
     LB_TRY(lb_gguf_writer_write(w, path, err));
 fail:
     for (int32_t i = 0; bufs && i < cap; i++) free(bufs[i]);
@@ -253,8 +211,8 @@ static uint32_t file_type_of(lb_type t) { /* llama.cpp's llama_ftype for a plain
 lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err) {
     LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
                  LB_ERR_PARAM, "convert writes f32, f16 or bf16, not %s", lb_type_name(type));
-    lb_named_tensor *ts    = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *ts);
-    lb_type         *types = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *types);
+    lb_named_tensor *ts    = malloc((size_t)lb_model_n_tensors(m) * sizeof *ts);
+    lb_type         *types = malloc((size_t)lb_model_n_tensors(m) * sizeof *types);
     lb_status        st    = LB_ERR_NOMEM;
     if (ts && types) {
         const int32_t n = lb_model_tensors(m, ts);

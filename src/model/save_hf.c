@@ -210,7 +210,7 @@ fail:
 lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
     LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
                  LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
-    lb_named_tensor *nt = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *nt);
+    lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
     LB_RETURN_IF(!nt, err, LB_ERR_NOMEM, "out of memory");
     const int32_t nn = lb_model_tensors(m, nt);
     for (int32_t i = 0; i < nn; i++) {

@@ -249,14 +249,12 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                  c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab);
     LB_RETURN_IF(lb_type_to_ggml(p->type) < 0, err, LB_ERR_UNSUPPORTED,
                  "synth writes GGUF types; %s has no ggml id", lb_type_name(p->type));
-    lb_model m = { .cfg = *c };
+    lb_model m = { .arch = lb_arch_find("llama", 5), .cfg = *c };
     m.cfg.head_dim = c->n_embd / c->n_heads;
-    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
-    const int64_t Q = (int64_t)c->n_heads * m.cfg.head_dim, KV = (int64_t)c->n_kv_heads * m.cfg.head_dim;
     char          name[96];
     snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
     m.name                  = name;
-    const int32_t   n_t     = 3 + 9 * c->n_layers;
+    const int32_t   n_t     = 3 + LB_LAYER_SLOTS * c->n_layers; /* at most */
     synth_tensor   *ts      = calloc((size_t)n_t, sizeof *ts);
     lb_gguf_writer *w       = lb_gguf_writer_create();
     lb_progress     bar;
@@ -280,19 +278,25 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
         total += (N) * (ROWS);                                                                     \
         k++;                                                                                       \
     } while (0)
-    ADD(KIND_EMBEDDING, E, V, "token_embd.weight");
-    ADD(KIND_NORM, E, 1, "output_norm.weight");
-    ADD(KIND_MATRIX, E, V, "output.weight");
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        ADD(KIND_NORM, E, 1, "blk.%d.attn_norm.weight", l);
-        ADD(KIND_MATRIX, E, Q, "blk.%d.attn_q.weight", l);
-        ADD(KIND_MATRIX, E, KV, "blk.%d.attn_k.weight", l);
-        ADD(KIND_MATRIX, E, KV, "blk.%d.attn_v.weight", l);
-        ADD(KIND_MATRIX, Q, E, "blk.%d.attn_output.weight", l);
-        ADD(KIND_NORM, E, 1, "blk.%d.ffn_norm.weight", l);
-        ADD(KIND_MATRIX, E, F, "blk.%d.ffn_gate.weight", l);
-        ADD(KIND_MATRIX, F, E, "blk.%d.ffn_down.weight", l);
-        ADD(KIND_MATRIX, E, F, "blk.%d.ffn_up.weight", l);
+    int            ns; /* the architecture's required slots (and the output), in file order */
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns;) {
+        int e = i + 1; /* a global, or the run of a block's slots */
+        if (!(slots[i].flags & LB_SLOT_GLOBAL))
+            while (e < ns && !(slots[e].flags & LB_SLOT_GLOBAL)) e++;
+        const bool global = slots[i].flags & LB_SLOT_GLOBAL;
+        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++)
+            for (int j = i; j < e; j++) {
+                const lb_slot *s = &slots[j];
+                if (m.arch->use[s->role] != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT) continue;
+                const int kind = s->role == LB_ROLE_TOKEN_EMBD ? KIND_EMBEDDING
+                               : s->flags & LB_SLOT_F32         ? KIND_NORM
+                                                                : KIND_MATRIX;
+                const int64_t n = lb_model_dim(&m, s->ne0), rows = lb_model_dim(&m, s->ne1);
+                if (global) ADD(kind, n, rows, "%s", s->gguf);
+                else ADD(kind, n, rows, "blk.%d.%s", l, s->gguf);
+            }
+        i = e;
     }
 #undef ADD
     for (int32_t i = 0; i < k; i++) {

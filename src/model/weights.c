@@ -19,22 +19,23 @@ static void release(const lb_model *m, const void *p, size_t n) {
 }
 
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
-    const int32_t L = m->cfg.n_layers, n = L * LB_W_PER_LAYER + 1;
+    const int32_t L = m->cfg.n_layers, n = L * LB_LAYER_SLOTS + 1;
     w->n_layers     = L;
     w->buf          = NULL;
     w->packed       = 0;
     w->mats         = calloc((size_t)n, sizeof *w->mats);
     LB_RETURN_IF(!w->mats, err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t l = 0; l < L; l++) {
-        const lb_layer  *y      = &m->layers[l];
-        const lb_tensor *t[LB_W_PER_LAYER] = { &y->wq, &y->wk, &y->wv, &y->wo, &y->ffn_gate,
-                                               &y->ffn_up, &y->ffn_down };
-        for (int k = 0; k < LB_W_PER_LAYER; k++) w->mats[l * LB_W_PER_LAYER + k].t = t[k];
-    }
+    for (int32_t l = 0; l < L; l++) /* the linear slots: those that read an activation */
+        for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
+            const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
+            if (t && t->data && lb_slot_of((lb_tensor_role)r)->input != LB_ROLE_COUNT)
+                w->mats[l * LB_LAYER_SLOTS + r - LB_ROLE_LAYER_FIRST].t = t;
+        }
     w->mats[n - 1].t = &m->output;
     if (!pack) return LB_OK;
     size_t total = 0;
-    for (int32_t i = 0; i < n; i++) total += (lb_matmul_pack_size(w->mats[i].t) + 63) / 64 * 64;
+    for (int32_t i = 0; i < n; i++)
+        if (w->mats[i].t) total += (lb_matmul_pack_size(w->mats[i].t) + 63) / 64 * 64;
     if (total == 0) return LB_OK;
     w->buf = aligned_alloc(64, total);
     if (!w->buf) {
@@ -44,7 +45,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
     uint8_t *p = w->buf;
     for (int32_t i = 0; i < n; i++) {
         const lb_tensor *t  = w->mats[i].t;
-        const size_t     sz = lb_matmul_pack_size(t);
+        const size_t     sz = t ? lb_matmul_pack_size(t) : 0;
         if (sz == 0) continue;
         lb_matmul_pack(p, t);
         if (!(i == n - 1 && m->tied_output)) /* a tied output is the embedding table too */

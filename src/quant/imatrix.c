@@ -77,7 +77,7 @@ bool lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *ou
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
                           const char *dataset, int32_t chunks, int32_t chunk_size,
                           lb_error *err) {
-    const int32_t    cap  = 3 + 9 * m->cfg.n_layers;
+    const int32_t    cap  = lb_model_n_tensors(m);
     lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
     float          **bufs = calloc((size_t)(2 * cap), sizeof *bufs);
     lb_gguf_writer  *w    = lb_gguf_writer_create();

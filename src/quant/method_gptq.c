@@ -80,7 +80,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     lb_context      *ref  = NULL; /* the unquantized model, for the f32 target */
     lb_calib_states *sq = NULL, *sr = NULL; /* each window at the current layer's input */
     double          *A = NULL, *C = NULL;
-    lb_named_tensor *wts  = malloc((size_t)(3 + 9 * m->cfg.n_layers) * sizeof *wts);
+    lb_named_tensor *wts  = malloc((size_t)lb_model_n_tensors(m) * sizeof *wts);
     lb_status        st   = LB_OK;
     LB_GOTO_IF(!wts, err, LB_ERR_NOMEM, "out of memory");
     LB_TRY(lb_method_windows(c, err));

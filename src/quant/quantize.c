@@ -112,7 +112,7 @@ int32_t lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_t
 lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_quant_params *p,
                             lb_tensor_plan *plans, lb_named_tensor *tensors,
                             lb_quant_summary *summary, lb_error *err) {
-    const int32_t    cap    = 3 + 9 * m->cfg.n_layers;
+    const int32_t    cap    = lb_model_n_tensors(m);
     lb_tensor_plan  *own_pl = plans ? NULL : malloc((size_t)cap * sizeof *own_pl);
     lb_named_tensor *own_nt = tensors ? NULL : malloc((size_t)cap * sizeof *own_nt);
     lb_type         *types  = malloc((size_t)cap * sizeof *types);

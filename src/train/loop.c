@@ -248,17 +248,19 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     st = lb_tmodel_as_model(&tm, vocab, "lowbit-testbed", &m, err);
     if (!st && !opts->ternary) st = lb_model_save_gguf(m, out_path, out_type, err);
     if (!st && opts->ternary) {
-        lb_named_tensor nt[3 + 9 * 64];
-        lb_type         ty[3 + 9 * 64];
-        LB_GOTO_IF(cfg->n_layers > 64, err, LB_ERR_UNSUPPORTED, "ternary: at most 64 layers");
-        const int32_t n = lb_model_tensors(m, nt);
+        lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
+        lb_type         *ty = malloc((size_t)lb_model_n_tensors(m) * sizeof *ty);
+        const int32_t    n  = nt && ty ? lb_model_tensors(m, nt) : 0;
+        if (!nt || !ty) st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
         for (int32_t i = 0; i < n; i++) {
             ty[i] = nt[i].t->ne[1] == 1 ? LB_TYPE_F32 : out_type;
             for (int32_t s = 0; s < tm.n_slots; s++)
                 if (!strcmp(tm.slots[s].name, nt[i].name) && types[s] == LB_TYPE_TQ2_0) ty[i] = LB_TYPE_TQ2_0;
         }
         const lb_write_plan plan = { .types = ty, .file_type = 37 /* LLAMA_FTYPE_MOSTLY_TQ2_0 */ };
-        st = lb_model_write_gguf(m, out_path, &plan, err);
+        if (!st) st = lb_model_write_gguf(m, out_path, &plan, err);
+        free(nt);
+        free(ty);
     }
     lb_model_free(m);
 fail:

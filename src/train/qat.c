@@ -25,7 +25,7 @@ lb_qat_params lb_qat_default_params(lb_qat_method m) {
 /* Every slot's type: from the recipe's plan for the model, or the input's own types. */
 static lb_status slot_types(const lb_model *in, const lb_tmodel *tm, const char *recipe, lb_type *types,
                             uint32_t *file_type, lb_error *err) {
-    const int32_t    cap = 3 + 9 * in->cfg.n_layers;
+    const int32_t    cap = lb_model_n_tensors(in);
     lb_named_tensor *nt  = calloc((size_t)cap, sizeof *nt);
     lb_tensor_plan  *pl  = calloc((size_t)cap, sizeof *pl);
     lb_status        st  = LB_OK;
@@ -160,7 +160,7 @@ fail:
 static lb_status write_output(const lb_model *in, lb_tmodel *tm, lb_fakequant *fq, const lb_type *types,
                               uint32_t file_type, const char *path, lb_error *err) {
     lb_model        *m   = NULL;
-    const int32_t    cap = 3 + 9 * tm->cfg.n_layers;
+    const int32_t    cap = 3 + LB_LAYER_SLOTS * tm->cfg.n_layers; /* at least lb_model_n_tensors */
     lb_named_tensor *nt  = calloc((size_t)cap, sizeof *nt);
     lb_type         *ty  = calloc((size_t)cap, sizeof *ty);
     void           **dat = calloc((size_t)cap, sizeof *dat);

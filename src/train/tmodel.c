@@ -319,6 +319,7 @@ lb_status lb_tmodel_as_model(const lb_tmodel *tm, lb_vocab *vocab, const char *n
     *out        = NULL;
     lb_model *m = calloc(1, sizeof *m);
     LB_RETURN_IF(!m, err, LB_ERR_NOMEM, "out of memory");
+    m->arch           = lb_arch_find("llama", 5);
     m->cfg            = tm->cfg;
     m->vocab          = vocab;
     m->vocab_borrowed = true;

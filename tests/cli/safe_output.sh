@@ -156,7 +156,8 @@ done
 cp big.gguf shrink.gguf
 "$LOWBIT" eval shrink.gguf --text "$TEXT" --ctx 64 > /dev/null 2> err &
 pid=$!
-sleep 0.5
+for _ in $(seq 400); do grep -q shrink.gguf "/proc/$pid/maps" 2>/dev/null && break; sleep 0.05; done
+sleep 0.2
 truncate -s 100000 shrink.gguf
 wait $pid
 rc=$?

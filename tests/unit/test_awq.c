@@ -87,6 +87,7 @@ static lb_model *synth_model(void) {
                                 .head_dim = E / H, .n_vocab = V, .n_ctx_train = 64, .norm_eps = 1e-5f,
                                 .rope_theta = 10000.0f };
     m->vocab_borrowed = true;
+    m->arch           = lb_arch_find("llama", 5);
     m->layers         = calloc((size_t)L, sizeof *m->layers);
 #define MAKE(t, a, b, scale, offset)                                                               \
     do {                                                                                           \

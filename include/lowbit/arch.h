@@ -1,0 +1,94 @@
+/* Model architectures as tables (DESIGN.md: "a model is a table").
+ *
+ * Every tensor a supported model can hold is a row of one slot table: its role, its llama.cpp
+ * and Hugging Face names, its shape from the config, whether it is computed in f32 (norms,
+ * biases), which activation feeds it (for calibration and the AWQ/SmoothQuant fold groups)
+ * and which rows Hugging Face stores in the rotary half-split order. An architecture is a
+ * name and which of those slots it has (required or optional). Loaders, writers, validation,
+ * cloning, sizes and the quantizers iterate over these tables; nothing else spells out a
+ * family's tensors or counts them. Adding a family: its row in k_archs (arch.c), any new
+ * slots, and its differences in the forward pass (CONTRIBUTING.md). */
+#ifndef LOWBIT_ARCH_H
+#define LOWBIT_ARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The roles of a model's tensors. The per-layer ones run from LB_ROLE_LAYER_FIRST to
+ * LB_ROLE_LAYER_END (exclusive), in the order of lb_layer's fields. */
+typedef enum lb_tensor_role {
+    LB_ROLE_TOKEN_EMBD, LB_ROLE_OUTPUT_NORM, LB_ROLE_OUTPUT, LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_Q,
+    LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
+    LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
+    LB_ROLE_ATTN_Q_BIAS, LB_ROLE_ATTN_K_BIAS, LB_ROLE_ATTN_V_BIAS, /* Qwen2 */
+    LB_ROLE_ATTN_Q_NORM, LB_ROLE_ATTN_K_NORM,                      /* Qwen3: RMSNorm per head */
+    LB_ROLE_ROPE_FREQS,                                            /* Llama 3.1's rope_freqs */
+    LB_ROLE_COUNT,
+} lb_tensor_role;
+#define LB_ROLE_LAYER_FIRST ((int)LB_ROLE_ATTN_NORM)
+#define LB_ROLE_LAYER_END   ((int)LB_ROLE_ATTN_K_NORM + 1)
+#define LB_LAYER_SLOTS      (LB_ROLE_LAYER_END - LB_ROLE_LAYER_FIRST)
+
+/* A dimension of a tensor, from the config. */
+typedef enum lb_dim {
+    LB_DIM_1,     /* 1 (vectors) */
+    LB_DIM_E,     /* n_embd */
+    LB_DIM_F,     /* n_ff */
+    LB_DIM_V,     /* n_vocab */
+    LB_DIM_Q,     /* n_heads * head_dim */
+    LB_DIM_KV,    /* n_kv_heads * head_dim */
+    LB_DIM_D,     /* head_dim */
+    LB_DIM_HALF_D /* head_dim / 2 */
+} lb_dim;
+
+enum {
+    LB_SLOT_F32    = 1, /* computed (and written) in f32 whatever the file holds: norms, biases */
+    LB_SLOT_GLOBAL = 2, /* outside the blocks */
+};
+
+/* A row of the slot table. */
+typedef struct lb_slot {
+    lb_tensor_role role;
+    const char    *gguf;  /* llama.cpp's name; per layer "blk.%d." goes before it */
+    const char    *hf;    /* Hugging Face's name; per layer "model.layers.%d." goes before it */
+    lb_dim         ne0, ne1; /* ggml order: a linear weight is [inputs, outputs] */
+    lb_dim         rotary;   /* LB_DIM_Q / LB_DIM_KV: rows in rotary heads (HF's half-split
+                                order is permuted to GGUF's pairs); LB_DIM_1: none */
+    lb_tensor_role input;    /* the hook role of the activation it reads (ATTN_Q: the normed
+                                attention input, ATTN_OUTPUT, FFN_GATE, FFN_DOWN, OUTPUT);
+                                LB_ROLE_COUNT: none (norms, biases, the embedding) */
+    uint8_t        flags;
+} lb_slot;
+
+enum { LB_USE_NONE = 0, LB_USE_REQUIRED = 1, LB_USE_OPTIONAL = 2 };
+
+/* An architecture: its name, the GGUF architecture it is written as (general.architecture
+ * and the key prefix), the Hugging Face classes it loads from, and which slots it has. */
+typedef struct lb_arch {
+    const char *name;
+    const char *gguf;
+    const char *hf_class[4];        /* NULL-terminated */
+    uint8_t     use[LB_ROLE_COUNT]; /* LB_USE_* of each role */
+} lb_arch;
+
+/* Every slot in file order: the globals before the blocks, one block's (a contiguous run),
+ * the globals after the blocks; *n receives the count. */
+const lb_slot *lb_slots(int *n);
+/* The slot of a role (NULL for LB_ROLE_COUNT). */
+const lb_slot *lb_slot_of(lb_tensor_role role);
+/* The architecture a GGUF's general.architecture names (len bytes), or NULL. */
+const lb_arch *lb_arch_find(const char *gguf, size_t len);
+/* The architecture of a Hugging Face class ("LlamaForCausalLM"), or NULL. */
+const lb_arch *lb_arch_find_hf(const char *hf_class);
+/* The GGUF architectures lowbit reads, for messages: "'llama'". */
+const char    *lb_arch_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* The slot table and the architectures (arch.h). */
+#include <string.h>
+
+#include "lowbit/arch.h"
+
+#define NOIN LB_ROLE_COUNT /* reads no activation */
+
+/* In file order: the globals before the blocks, a block's slots (llama.cpp's order within a
+ * block), the globals after the blocks. */
+static const lb_slot k_slots[] = {
+    { LB_ROLE_TOKEN_EMBD, "token_embd.weight", "model.embed_tokens.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, NOIN, LB_SLOT_GLOBAL },
+    { LB_ROLE_OUTPUT_NORM, "output_norm.weight", "model.norm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 },
+    { LB_ROLE_OUTPUT, "output.weight", "lm_head.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, LB_ROLE_OUTPUT, LB_SLOT_GLOBAL },
+    { LB_ROLE_ATTN_NORM, "attn_norm.weight", "input_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_Q, "attn_q.weight", "self_attn.q_proj.weight", LB_DIM_E, LB_DIM_Q, LB_DIM_Q, LB_ROLE_ATTN_Q, 0 },
+    { LB_ROLE_ATTN_K, "attn_k.weight", "self_attn.k_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_KV, LB_ROLE_ATTN_Q, 0 },
+    { LB_ROLE_ATTN_V, "attn_v.weight", "self_attn.v_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_1, LB_ROLE_ATTN_Q, 0 },
+    { LB_ROLE_ATTN_Q_BIAS, "attn_q.bias", "self_attn.q_proj.bias", LB_DIM_Q, LB_DIM_1, LB_DIM_Q, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_K_BIAS, "attn_k.bias", "self_attn.k_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_KV, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0 },
+    { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
+    { LB_ROLE_FFN_DOWN, "ffn_down.weight", "mlp.down_proj.weight", LB_DIM_F, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN, 0 },
+    { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
+    /* computed from the config (HF rope_scaling "llama3"), so it has no HF name */
+    { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 },
+};
+
+#define R LB_USE_REQUIRED
+#define O LB_USE_OPTIONAL
+#define LLAMA_BLOCK                                                                                \
+    [LB_ROLE_TOKEN_EMBD] = R, [LB_ROLE_OUTPUT_NORM] = R, [LB_ROLE_OUTPUT] = O, [LB_ROLE_ROPE_FREQS] = O, \
+    [LB_ROLE_ATTN_NORM] = R, [LB_ROLE_ATTN_Q] = R, [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R,    \
+    [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = R,                    \
+    [LB_ROLE_FFN_UP] = R, [LB_ROLE_FFN_DOWN] = R
+/* The Llama family. A missing output is tied to the embedding. Qwen2 is written as llama
+ * with its attention biases (llama.cpp's llama graph adds them when present), its rotary
+ * rows permuted like Llama's. */
+static const lb_arch k_archs[] = {
+    { "llama", "llama", { "LlamaForCausalLM", "MistralForCausalLM", NULL },
+      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O } },
+    { "qwen2", "llama", { "Qwen2ForCausalLM", NULL },
+      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R } },
+};
+#undef R
+#undef O
+
+const lb_slot *lb_slots(int *n) {
+    *n = (int)(sizeof k_slots / sizeof k_slots[0]);
+    return k_slots;
+}
+
+const lb_slot *lb_slot_of(lb_tensor_role role) {
+    for (size_t i = 0; i < sizeof k_slots / sizeof k_slots[0]; i++)
+        if (k_slots[i].role == role) return &k_slots[i];
+    return NULL;
+}
+
+const lb_arch *lb_arch_find(const char *gguf, size_t len) {
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
+        if (strlen(k_archs[i].gguf) == len && !memcmp(k_archs[i].gguf, gguf, len)) return &k_archs[i];
+    return NULL;
+}
+
+const lb_arch *lb_arch_find_hf(const char *hf_class) {
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
+        for (const char *const *c = k_archs[i].hf_class; *c; c++)
+            if (!strcmp(*c, hf_class)) return &k_archs[i];
+    return NULL;
+}
+
+const char *lb_arch_names(void) {
+    return "'llama'";
+}

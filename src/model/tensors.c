@@ -1,0 +1,207 @@
+/* A model's tensors through its architecture's table (arch.h): lookup by role, the file-order
+ * list, validation of every shape against the config, sizes. */
+#include <assert.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/fail.h"
+#include "model_internal.h"
+
+/* lb_layer's named fields and its slot array are the same tensors */
+static_assert(offsetof(lb_layer, wq) == (LB_ROLE_ATTN_Q - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, ffn_down) == (LB_ROLE_FFN_DOWN - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, bq) == (LB_ROLE_ATTN_Q_BIAS - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, k_norm) == (LB_ROLE_ATTN_K_NORM - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(sizeof(lb_layer) == LB_LAYER_SLOTS * sizeof(lb_tensor), "slots");
+
+static bool is_layer_role(lb_tensor_role r) {
+    return (int)r >= LB_ROLE_LAYER_FIRST && (int)r < LB_ROLE_LAYER_END;
+}
+
+const lb_tensor *lb_model_tensor_c(const lb_model *m, int32_t layer, lb_tensor_role role) {
+    if ((unsigned)role >= LB_ROLE_COUNT || (m->arch && m->arch->use[role] == LB_USE_NONE)) return NULL;
+    if (is_layer_role(role))
+        return layer >= 0 && layer < m->cfg.n_layers ? &m->layers[layer].slot[(int)role - LB_ROLE_LAYER_FIRST] : NULL;
+    switch (role) {
+    case LB_ROLE_TOKEN_EMBD:  return &m->tok_embd;
+    case LB_ROLE_OUTPUT_NORM: return &m->output_norm;
+    case LB_ROLE_OUTPUT:      return &m->output;
+    case LB_ROLE_ROPE_FREQS:  return &m->rope_freqs;
+    default:                  return NULL;
+    }
+}
+
+lb_tensor *lb_model_tensor(lb_model *m, int32_t layer, lb_tensor_role role) {
+    return (lb_tensor *)lb_model_tensor_c(m, layer, role);
+}
+
+int64_t lb_model_dim(const lb_model *m, lb_dim d) {
+    const lb_llama_config *c = &m->cfg;
+    switch (d) {
+    case LB_DIM_E:      return c->n_embd;
+    case LB_DIM_F:      return c->n_ff;
+    case LB_DIM_V:      return c->n_vocab;
+    case LB_DIM_Q:      return (int64_t)c->n_heads * c->head_dim;
+    case LB_DIM_KV:     return (int64_t)c->n_kv_heads * c->head_dim;
+    case LB_DIM_D:      return c->head_dim;
+    case LB_DIM_HALF_D: return c->head_dim / 2;
+    default:            return 1;
+    }
+}
+
+/* Call fn on every present tensor in file order (the tied output skipped); stops at a
+ * non-zero return. */
+typedef int (*visit_fn)(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t);
+
+static int visit(const lb_model *m, visit_fn fn, void *user) {
+    int            ns, rc = 0;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns && !rc;) {
+        if (slots[i].flags & LB_SLOT_GLOBAL) {
+            const lb_tensor *t = lb_model_tensor_c(m, -1, slots[i].role);
+            if (t && t->data && !(slots[i].role == LB_ROLE_OUTPUT && m->tied_output))
+                rc = fn(user, &slots[i], -1, t);
+            i++;
+            continue;
+        }
+        int e = i; /* the run of a block's slots */
+        while (e < ns && !(slots[e].flags & LB_SLOT_GLOBAL)) e++;
+        for (int32_t l = 0; l < m->cfg.n_layers && !rc; l++)
+            for (int k = i; k < e && !rc; k++) {
+                const lb_tensor *t = lb_model_tensor_c(m, l, slots[k].role);
+                if (t && t->data) rc = fn(user, &slots[k], l, t);
+            }
+        i = e;
+    }
+    return rc;
+}
+
+static int count_one(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
+    (void)s, (void)layer, (void)t;
+    ++*(int32_t *)user;
+    return 0;
+}
+
+int32_t lb_model_n_tensors(const lb_model *m) {
+    int32_t n = 0;
+    visit(m, count_one, &n);
+    return n;
+}
+
+typedef struct {
+    lb_named_tensor *out;
+    int32_t          n;
+} list_ctx;
+
+static int list_one(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
+    list_ctx        *c  = user;
+    lb_named_tensor *nt = &c->out[c->n++];
+    if (layer >= 0) snprintf(nt->name, sizeof nt->name, "blk.%d.%s", layer, s->gguf);
+    else snprintf(nt->name, sizeof nt->name, "%s", s->gguf);
+    nt->t     = t;
+    nt->role  = s->role;
+    nt->layer = layer;
+    return 0;
+}
+
+int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
+    list_ctx c = { out, 0 };
+    visit(m, list_one, &c);
+    return c.n;
+}
+
+static lb_status check_tensor(const lb_tensor *t, const char *name, int64_t ne0, int64_t ne1,
+                              const char *path, lb_error *err) {
+    LB_RETURN_IF(!t->data, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing", path, name);
+    LB_RETURN_IF(t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1, err,
+                 LB_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                 path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                 (long long)t->ne[3], (long long)ne0, (long long)ne1);
+    LB_RETURN_IF(!lb_type_get_traits(t->type), err, LB_ERR_UNSUPPORTED,
+                 "%s: tensor '%s' has a type lowbit cannot compute with", path, name);
+    return LB_OK;
+}
+
+/* every slot: present when required, the shape of the config, f32 where the table says */
+static lb_status check_slots(const lb_model *m, const char *path, lb_error *err) {
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) {
+        const lb_slot *s      = &slots[i];
+        const bool     global = s->flags & LB_SLOT_GLOBAL;
+        const uint8_t  use    = m->arch->use[s->role];
+        for (int32_t l = global ? -1 : 0; l < (global ? 0 : m->cfg.n_layers); l++) {
+            const lb_tensor *t = lb_model_tensor_c(m, l, s->role);
+            char             name[80];
+            if (l >= 0) snprintf(name, sizeof name, "blk.%d.%s", l, s->gguf);
+            else snprintf(name, sizeof name, "%s", s->gguf);
+            if (!t || (!t->data && use != LB_USE_REQUIRED)) continue;
+            lb_status st = check_tensor(t, name, lb_model_dim(m, s->ne0), lb_model_dim(m, s->ne1), path, err);
+            if (st) return st;
+            LB_RETURN_IF((s->flags & LB_SLOT_F32) && t->type != LB_TYPE_F32, err, LB_ERR_UNSUPPORTED,
+                         "%s: tensor '%s' must be f32 in memory", path, name);
+        }
+    }
+    /* biases come as a group: q, k and v, or none */
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer *L = &m->layers[l];
+        LB_RETURN_IF(!L->bq.data != !L->bk.data || !L->bq.data != !L->bv.data, err, LB_ERR_NOT_FOUND,
+                     "%s: blk.%d has some of the attention biases q, k, v but not all", path, l);
+    }
+    return LB_OK;
+}
+
+lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) {
+    const lb_llama_config *c = &m->cfg;
+    LB_RETURN_IF(c->n_embd <= 0 || c->n_ff <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+                     c->n_kv_heads <= 0 || c->n_vocab <= 0 || c->n_ctx_train <= 0,
+                 err, LB_ERR_CORRUPT,
+                 "%s: bad hyperparameters (n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
+                 "n_kv_heads %d, n_vocab %d, n_ctx %d)",
+                 path, c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab,
+                 c->n_ctx_train);
+    LB_RETURN_IF(c->n_embd > (1 << 16) || c->n_ff > (1 << 18) || c->n_layers > 1024 ||
+                     c->n_vocab > (1 << 22) || c->n_ctx_train > (1 << 24),
+                 err, LB_ERR_CORRUPT, "%s: absurd hyperparameters (n_embd %d, n_ff %d, "
+                 "n_layers %d, n_vocab %d, n_ctx %d)", path, c->n_embd, c->n_ff, c->n_layers,
+                 c->n_vocab, c->n_ctx_train);
+    LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0 ||
+                     c->head_dim != c->n_embd / c->n_heads || c->head_dim % 2 != 0,
+                 err, LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d, n_kv_heads %d, head_dim %d "
+                 "do not fit together", path, c->n_embd, c->n_heads, c->n_kv_heads, c->head_dim);
+    LB_RETURN_IF(!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0), err,
+                 LB_ERR_CORRUPT, "%s: bad norm epsilon %g or rope base %g", path,
+                 (double)c->norm_eps, (double)c->rope_theta);
+    LB_RETURN_IF(!m->arch, err, LB_ERR_PARAM, "%s: the model has no architecture", path);
+    lb_status st = check_slots(m, path, err);
+    if (st) return st;
+    if (m->vocab)
+        LB_RETURN_IF(lb_vocab_n_tokens(m->vocab) != c->n_vocab, err, LB_ERR_SHAPE,
+                     "%s: the tokenizer has %d tokens but the model's vocabulary is %d",
+                     path, lb_vocab_n_tokens(m->vocab), c->n_vocab);
+    return LB_OK;
+}
+
+static int add_bytes(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
+    (void)layer;
+    if (s->role != LB_ROLE_ROPE_FREQS) *(size_t *)user += lb_tensor_nbytes(t);
+    return 0;
+}
+
+size_t lb_model_nbytes(const lb_model *m) {
+    size_t n = 0;
+    visit(m, add_bytes, &n);
+    return n;
+}
+
+static int add_params(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
+    (void)layer;
+    if (s->role != LB_ROLE_ROPE_FREQS) *(int64_t *)user += lb_tensor_nelements(t);
+    return 0;
+}
+
+int64_t lb_model_nparams(const lb_model *m) {
+    int64_t n = 0;
+    visit(m, add_params, &n);
+    return n;
+}
