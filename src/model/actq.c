@@ -15,14 +15,12 @@
 #include "lowbit/actq.h"
 #include "model_internal.h"
 
+/* the block input a role reads, from the slot table's input column */
 int lb_block_input_of(lb_tensor_role role) {
-    switch (role) {
-    case LB_ROLE_ATTN_Q: case LB_ROLE_ATTN_K: case LB_ROLE_ATTN_V: return LB_INPUT_ATTN_IN;
-    case LB_ROLE_ATTN_OUTPUT:                                      return LB_INPUT_ATTN_OUT;
-    case LB_ROLE_FFN_GATE: case LB_ROLE_FFN_UP:                    return LB_INPUT_FFN_IN;
-    case LB_ROLE_FFN_DOWN:                                         return LB_INPUT_FFN_MID;
-    default:                                                       return -1;
-    }
+    const lb_slot *s = lb_slot_of(role);
+    for (int in = 0; s && (s->flags & LB_SLOT_GLOBAL) == 0 && in < LB_INPUT_COUNT; in++)
+        if (s->input == lb_block_input_role((lb_block_input)in)) return in;
+    return -1;
 }
 
 lb_tensor_role lb_block_input_role(lb_block_input in) {
@@ -36,15 +34,13 @@ const char *lb_block_input_name(lb_block_input in) {
     return n[in];
 }
 
+/* the layer slots that read it, in file order (q, k, v; gate, up), from the slot table */
 int lb_block_input_readers(lb_block_input in, lb_tensor_role roles[3]) {
-    switch (in) {
-    case LB_INPUT_ATTN_IN:
-        roles[0] = LB_ROLE_ATTN_Q, roles[1] = LB_ROLE_ATTN_K, roles[2] = LB_ROLE_ATTN_V;
-        return 3;
-    case LB_INPUT_ATTN_OUT: roles[0] = LB_ROLE_ATTN_OUTPUT; return 1;
-    case LB_INPUT_FFN_IN: roles[0] = LB_ROLE_FFN_GATE, roles[1] = LB_ROLE_FFN_UP; return 2;
-    default: roles[0] = LB_ROLE_FFN_DOWN; return 1;
-    }
+    int            ns, n = 0;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns && n < 3; i++)
+        if (!(slots[i].flags & LB_SLOT_GLOBAL) && slots[i].input == lb_block_input_role(in)) roles[n++] = slots[i].role;
+    return n;
 }
 
 const char *lb_role_stem(lb_tensor_role role) {
@@ -161,18 +157,7 @@ static void outlier_key(char *buf, size_t cap, int32_t layer, lb_block_input in)
 }
 
 lb_tensor *lb_layer_tensor(lb_layer *L, lb_tensor_role role) {
-    switch (role) {
-    case LB_ROLE_ATTN_NORM:   return &L->attn_norm;
-    case LB_ROLE_ATTN_Q:      return &L->wq;
-    case LB_ROLE_ATTN_K:      return &L->wk;
-    case LB_ROLE_ATTN_V:      return &L->wv;
-    case LB_ROLE_ATTN_OUTPUT: return &L->wo;
-    case LB_ROLE_FFN_NORM:    return &L->ffn_norm;
-    case LB_ROLE_FFN_GATE:    return &L->ffn_gate;
-    case LB_ROLE_FFN_UP:      return &L->ffn_up;
-    case LB_ROLE_FFN_DOWN:    return &L->ffn_down;
-    default:                  return NULL;
-    }
+    return (int)role >= LB_ROLE_LAYER_FIRST && (int)role < LB_ROLE_LAYER_END ? &L->slot[(int)role - LB_ROLE_LAYER_FIRST] : NULL;
 }
 
 lb_status lb_actq_write(const lb_actq *aq, const lb_model *m, lb_gguf_writer *w, lb_error *err) {

@@ -154,48 +154,32 @@ static lb_status write_text(const char *dir, const char *name, const char *text,
 }
 
 static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
-    const lb_llama_config *c = &m->cfg;
-    const int32_t          cap = 3 + 12 * c->n_layers;
+    const lb_llama_config *c   = &m->cfg;
+    const int32_t          cap = lb_model_n_tensors(m);
+    lb_named_tensor       *nt  = calloc((size_t)cap, sizeof *nt);
     lb_st_write_tensor    *ts  = calloc((size_t)cap, sizeof *ts);
     void                 **own = calloc((size_t)cap, sizeof *own);
     char                 (*names)[96] = calloc((size_t)cap, sizeof *names);
     lb_status              st  = LB_OK;
     int32_t                n   = 0;
-    LB_GOTO_IF(!ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
-#define PUT(tensor, ty, heads, ...)                                                                \
-    do {                                                                                           \
-        const lb_tensor *t_ = (tensor);                                                            \
-        snprintf(names[n], sizeof names[n], __VA_ARGS__);                                          \
-        LB_GOTO_IF(convert(t_, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, \
-                   "out of memory");                                                               \
-        ts[n].name   = names[n];                                                                   \
-        ts[n].dtype  = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;  \
-        ts[n].n_dims = t_->ne[1] > 1 ? 2 : 1;                                                      \
-        ts[n].shape[0] = t_->ne[1] > 1 ? t_->ne[1] : t_->ne[0];                                    \
-        ts[n].shape[1] = t_->ne[0];                                                                \
-        n++;                                                                                       \
-    } while (0)
-    PUT(&m->tok_embd, type, 0, "model.embed_tokens.weight");
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        PUT(&L->attn_norm, LB_TYPE_F32, 0, "model.layers.%d.input_layernorm.weight", l);
-        PUT(&L->wq, type, c->n_heads, "model.layers.%d.self_attn.q_proj.weight", l);
-        PUT(&L->wk, type, c->n_kv_heads, "model.layers.%d.self_attn.k_proj.weight", l);
-        PUT(&L->wv, type, 0, "model.layers.%d.self_attn.v_proj.weight", l);
-        PUT(&L->wo, type, 0, "model.layers.%d.self_attn.o_proj.weight", l);
-        if (L->bq.data) {
-            PUT(&L->bq, LB_TYPE_F32, c->n_heads, "model.layers.%d.self_attn.q_proj.bias", l);
-            PUT(&L->bk, LB_TYPE_F32, c->n_kv_heads, "model.layers.%d.self_attn.k_proj.bias", l);
-            PUT(&L->bv, LB_TYPE_F32, 0, "model.layers.%d.self_attn.v_proj.bias", l);
-        }
-        PUT(&L->ffn_norm, LB_TYPE_F32, 0, "model.layers.%d.post_attention_layernorm.weight", l);
-        PUT(&L->ffn_gate, type, 0, "model.layers.%d.mlp.gate_proj.weight", l);
-        PUT(&L->ffn_up, type, 0, "model.layers.%d.mlp.up_proj.weight", l);
-        PUT(&L->ffn_down, type, 0, "model.layers.%d.mlp.down_proj.weight", l);
+    LB_GOTO_IF(!nt || !ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
+    const int32_t nn = lb_model_tensors(m, nt);
+    for (int32_t i = 0; i < nn; i++) { /* every tensor by its slot's HF name */
+        const lb_slot   *s  = lb_slot_of(nt[i].role);
+        const lb_tensor *t  = nt[i].t;
+        const lb_type    ty = s->flags & LB_SLOT_F32 ? LB_TYPE_F32 : type;
+        if (!s->hf) continue; /* rope_freqs: config.json's rope_scaling says it */
+        if (nt[i].layer >= 0) snprintf(names[n], sizeof names[n], "model.layers.%d.%s", nt[i].layer, s->hf);
+        else snprintf(names[n], sizeof names[n], "%s", s->hf);
+        const int32_t heads = s->rotary == LB_DIM_Q ? c->n_heads : s->rotary == LB_DIM_KV ? c->n_kv_heads : 0;
+        LB_GOTO_IF(convert(t, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
+        ts[n].name     = names[n];
+        ts[n].dtype    = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;
+        ts[n].n_dims   = t->ne[1] > 1 ? 2 : 1;
+        ts[n].shape[0] = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
+        ts[n].shape[1] = t->ne[0];
+        n++;
     }
-    PUT(&m->output_norm, LB_TYPE_F32, 0, "model.norm.weight");
-    if (!m->tied_output) PUT(&m->output, type, 0, "lm_head.weight");
-#undef PUT
     char path[4096];
     LB_GOTO_IF(!join(path, sizeof path, dir, "model.safetensors", ""), err, LB_ERR_PARAM, "%s: path too long", dir);
     st = lb_safetensors_write(path, ts, (size_t)n, err);
@@ -203,6 +187,7 @@ fail:
     for (int32_t i = 0; own && i < cap; i++) free(own[i]);
     free(own);
     free(ts);
+    free(nt);
     free(names);
     return st;
 }

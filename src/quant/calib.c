@@ -7,9 +7,10 @@
 #include <cblas.h>
 
 #include "core/fail.h"
+#include "lowbit/actq.h"
 #include "lowbit/calib.h"
 
-#define N_KINDS 4 /* inputs per layer: attn in, attn out, ffn in, ffn down in */
+#define N_KINDS LB_INPUT_COUNT /* inputs per layer: attn in, attn out, ffn in, ffn down in */
 
 struct lb_calib {
     const lb_model *m;
@@ -25,14 +26,9 @@ struct lb_calib {
     double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
 };
 
+/* the statistics' kind: the block input the role reads (lb_block_input_of, from the table) */
 static int kind_of(lb_tensor_role r) {
-    switch (r) {
-    case LB_ROLE_ATTN_Q: case LB_ROLE_ATTN_K: case LB_ROLE_ATTN_V: return 0;
-    case LB_ROLE_ATTN_OUTPUT:                                      return 1;
-    case LB_ROLE_FFN_GATE: case LB_ROLE_FFN_UP:                    return 2;
-    case LB_ROLE_FFN_DOWN:                                         return 3;
-    default:                                                       return -1;
-    }
+    return lb_block_input_of(r);
 }
 
 static lb_act_stats *find(const lb_calib *c, int32_t layer, lb_tensor_role role) {

@@ -28,6 +28,10 @@ void lb_fold_scales(lb_model *m, int32_t layer, lb_block_input in, const float *
     } else {
         for (int64_t r = 0; r < n_prev; r++)
             for (int64_t j = 0; j < n_in; j++) P[r * n_in + j] /= s[r];
+        /* a linear producer's bias (Qwen2's v) is part of its output rows */
+        lb_tensor *b = producer[in] == LB_ROLE_ATTN_V ? &m->layers[layer].bv : NULL;
+        if (b && b->data && b->type == LB_TYPE_F32)
+            for (int64_t r = 0; r < n_prev; r++) ((float *)b->data)[r] /= s[r];
     }
     for (int k = 0; k < nr; k++) {
         int64_t n_out, n;

@@ -80,7 +80,7 @@ static void test_fold_keeps_logits_stories(void **state) {
 }
 
 /* a random model in which every query head has its own KV head: o's scales fold into v */
-static lb_model *synth_model(void) {
+static lb_model *synth_model(bool bias) {
     lb_model *m = calloc(1, sizeof *m);
     const int32_t E = 32, F = 48, V = 40, L = 2, H = 4;
     m->cfg = (lb_llama_config){ .n_embd = E, .n_ff = F, .n_layers = L, .n_heads = H, .n_kv_heads = H,
@@ -111,6 +111,11 @@ static lb_model *synth_model(void) {
         MAKE(ly->ffn_gate, E, F, 0.3, 0.0);
         MAKE(ly->ffn_up, E, F, 0.3, 0.0);
         MAKE(ly->ffn_down, F, E, 0.3, 0.0);
+        if (bias) { /* Qwen2's attention biases: v's is folded with v's rows */
+            MAKE(ly->bq, E, 1, 0.5, 0.0);
+            MAKE(ly->bk, E, 1, 0.5, 0.0);
+            MAKE(ly->bv, E, 1, 0.5, 0.0);
+        }
     }
 #undef MAKE
     return m;
@@ -118,11 +123,14 @@ static lb_model *synth_model(void) {
 
 static void test_fold_keeps_logits_o_after_v(void **state) {
     (void)state;
-    lb_model *m   = synth_model();
-    lb_error  err = { 0 };
-    assert_int_equal(lb_model_validate(m, "synthetic", &err), LB_OK);
-    assert_null(lb_fold_blocker(m, LB_INPUT_ATTN_OUT));
-    check_fold(m, 4 * m->cfg.n_layers, "a model without GQA (o after v too)");
+    for (int bias = 0; bias < 2; bias++) {
+        lb_model *m   = synth_model(bias);
+        lb_error  err = { 0 };
+        assert_int_equal(lb_model_validate(m, "synthetic", &err), LB_OK);
+        assert_null(lb_fold_blocker(m, LB_INPUT_ATTN_OUT));
+        check_fold(m, 4 * m->cfg.n_layers, bias ? "a model without GQA, with q/k/v biases (o after v too)"
+                                                : "a model without GQA (o after v too)");
+    }
 }
 
 /* W ~ N(0, 1); X: channel scales vary 10x, and a few channels carry 30x outliers */
