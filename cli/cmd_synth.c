@@ -15,7 +15,8 @@ int cmd_synth(int argc, char **argv) {
         const char *flag;
         int64_t     v;
     } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
-                 { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 } };
+                 { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 } };
+    const char *arch = NULL;
     double      theta = 0;
     lb_args_init(&a, "synth", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
@@ -25,6 +26,7 @@ int cmd_synth(int argc, char **argv) {
         if (dim) continue;
         if (lb_is_help(opt)) return lb_print_help("synth");
         else if (!strcmp(opt, "--shape")) shape = lb_args_value(&a);
+        else if (!strcmp(opt, "--arch")) arch = lb_args_value(&a);
         else if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) out = lb_args_value(&a);
         else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
         else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
@@ -39,11 +41,14 @@ int cmd_synth(int argc, char **argv) {
         return lb_usage_error("synth", "expected one output file (-o OUT.gguf)");
     if (a.n_positional == 1) out = a.positional[0];
     if (!out) return lb_usage_error("synth", "-o OUT.gguf is required");
-    lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = !quiet };
+    lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = !quiet, .arch = arch };
+    if (arch && !lb_arch_find(arch, strlen(arch)))
+        return lb_usage_error("synth", "unknown architecture '%s' (%s)", arch, lb_arch_names());
     lb_error        err = { 0 };
     if (lb_synth_shape(shape ? shape : "tiny", &p.cfg, &err)) return lb_usage_error("synth", "%s", err.msg);
+    p.cfg.head_dim    = 0; /* n_embd / n_heads unless --head-dim says otherwise */
     int32_t *fields[] = { &p.cfg.n_embd, &p.cfg.n_ff, &p.cfg.n_layers, &p.cfg.n_heads,
-                          &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train };
+                          &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train, &p.cfg.head_dim };
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
     if (dims[3].v && !dims[4].v) p.cfg.n_kv_heads = p.cfg.n_heads; /* --n-heads alone: MHA */

@@ -128,9 +128,12 @@ static const lb_command k_commands[] = {
       LB_TRAIN_OPTIONS_HELP
       "  defaults: 200 steps, lr 1e-3 (Block-AP's too), warmup 10, no weight decay\n" },
     { "synth", cmd_synth, "write a random-weight model of a real shape",
-      "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--type T] [--seed S] [--vocab F]\n"
-      "                    [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N] [--n-kv-heads N]\n"
-      "                    [--n-vocab N] [--ctx N] [--rope-theta X] [-q] [-t THREADS]\n"
+      "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--arch A] [--type T] [--seed S]\n"
+      "                    [--vocab F] [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N]\n"
+      "                    [--n-kv-heads N] [--head-dim N] [--n-vocab N] [--ctx N] [--rope-theta X]\n"
+      "                    [-q] [-t THREADS]\n"
+      "  --arch A      llama (default), qwen2 (q/k/v biases), qwen3 (q/k head norms); the\n"
+      "                shape's sizes, that family's tensors\n"
       "  --shape S     tiny (256 wide, 4 layers), 1b (TinyLlama-1.1B), 7b (Llama-2-7B), 8b\n"
       "                (Llama-3-8B); the flags change any dimension of it\n"
       "  --type T      every weight matrix's GGUF type (default f16); norms stay f32\n"

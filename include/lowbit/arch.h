@@ -74,6 +74,8 @@ typedef struct lb_arch {
     const char *gguf;
     const char *hf_class[4];        /* NULL-terminated */
     uint8_t     use[LB_ROLE_COUNT]; /* LB_USE_* of each role */
+    bool        rope_neox;          /* its GGUF keeps rotary rows split in halves, as HF does
+                                       (llama.cpp's NEOX RoPE); llama's keeps adjacent pairs */
 } lb_arch;
 
 /* Every slot in file order: the globals before the blocks, one block's (a contiguous run),
@@ -85,7 +87,7 @@ const lb_slot *lb_slot_of(lb_tensor_role role);
 const lb_arch *lb_arch_find(const char *gguf, size_t len);
 /* The architecture of a Hugging Face class ("LlamaForCausalLM"), or NULL. */
 const lb_arch *lb_arch_find_hf(const char *hf_class);
-/* The GGUF architectures lowbit reads, for messages: "'llama'". */
+/* The GGUF architectures lowbit reads, for messages: "'llama', 'qwen2', 'qwen3'". */
 const char    *lb_arch_names(void);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
-/* Synthetic models: random weights in the shapes of real Llama models, for size and speed
- * work. The file is a llama-architecture GGUF that lowbit and llama.cpp load; it is written
+/* Synthetic models: random weights in the shapes of real models, for size and speed work and
+ * as test models of each architecture (arch.h). The file is a GGUF that lowbit and llama.cpp
+ * load; it is written
  * as it is generated (a 7B file never sits in memory). Weights are normal with a spread per
  * output row (log-normal, sigma 0.3) and a few outlier input channels (1 in 256, x8); each
  * row is drawn from its own seeded stream, so the bytes depend on the seed only. */
@@ -24,6 +25,8 @@ typedef struct lb_synth_params {
                                    unused pieces to cfg.n_vocab; NULL: a generated
                                    SentencePiece vocabulary (specials, bytes, letters, pairs) */
     bool            progress;
+    const char     *arch;       /* an architecture of arch.h ("llama", "qwen2", "qwen3"); NULL:
+                                   llama. cfg.head_dim 0: n_embd / n_heads */
 } lb_synth_params;
 
 /* "tiny" (256 wide, 4 layers, 512 tokens), "1b" (TinyLlama-1.1B), "7b" (Llama-2-7B),

@@ -381,7 +381,10 @@ lb_status lb_gguf_get_arr(const lb_gguf *g, const char *key, const lb_gguf_kv **
 int64_t lb_gguf_arr_int(const lb_gguf_kv *kv, uint64_t i) {
     lb_gguf_kv tmp;
     decode_scalar(&tmp, kv->arr_type, kv->arr_data + i * vtype_size(kv->arr_type));
-    if (kv->arr_type == LB_GGUF_F32 || kv->arr_type == LB_GGUF_F64) return (int64_t)tmp.v.f64;
+    if (kv->arr_type == LB_GGUF_F32 || kv->arr_type == LB_GGUF_F64) { /* clamped; NaN is 0 */
+        const double v = tmp.v.f64;
+        return !(v == v) ? 0 : v >= 0x1p63 ? INT64_MAX : v <= -0x1p63 ? INT64_MIN : (int64_t)v;
+    }
     if (kv->arr_type == LB_GGUF_BOOL) return tmp.v.b;
     return is_signed(kv->arr_type) ? tmp.v.i64 : (int64_t)tmp.v.u64;
 }

@@ -18,8 +18,8 @@ static const lb_slot k_slots[] = {
     { LB_ROLE_ATTN_Q_BIAS, "attn_q.bias", "self_attn.q_proj.bias", LB_DIM_Q, LB_DIM_1, LB_DIM_Q, NOIN, LB_SLOT_F32 },
     { LB_ROLE_ATTN_K_BIAS, "attn_k.bias", "self_attn.k_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_KV, NOIN, LB_SLOT_F32 },
     { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 },
     { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0 },
     { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
     { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
@@ -36,14 +36,17 @@ static const lb_slot k_slots[] = {
     [LB_ROLE_ATTN_NORM] = R, [LB_ROLE_ATTN_Q] = R, [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R,    \
     [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = R,                    \
     [LB_ROLE_FFN_UP] = R, [LB_ROLE_FFN_DOWN] = R
-/* The Llama family. A missing output is tied to the embedding. Qwen2 is written as llama
- * with its attention biases (llama.cpp's llama graph adds them when present), its rotary
- * rows permuted like Llama's. */
+/* The Llama family (Mistral: the same tensors). A missing output is tied to the embedding.
+ * llama's attention biases are optional (llama.cpp adds them when present: lowbit wrote Qwen2
+ * models so before it knew qwen2). Qwen2: q/k/v biases. Qwen3: RMSNorm of each q and k head
+ * before RoPE, no biases. Both keep rotary rows split in halves in GGUF (NEOX RoPE). */
 static const lb_arch k_archs[] = {
     { "llama", "llama", { "LlamaForCausalLM", "MistralForCausalLM", NULL },
-      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O } },
-    { "qwen2", "llama", { "Qwen2ForCausalLM", NULL },
-      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R } },
+      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O }, false },
+    { "qwen2", "qwen2", { "Qwen2ForCausalLM", NULL },
+      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R }, true },
+    { "qwen3", "qwen3", { "Qwen3ForCausalLM", NULL },
+      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R }, true },
 };
 #undef R
 #undef O
@@ -73,5 +76,5 @@ const lb_arch *lb_arch_find_hf(const char *hf_class) {
 }
 
 const char *lb_arch_names(void) {
-    return "'llama'";
+    return "'llama', 'qwen2', 'qwen3'";
 }

@@ -309,6 +309,13 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
             const size_t pos  = (size_t)(ctx->n_past + t);
             const float *cos_t = ctx->rope_cos + pos * (size_t)(D / 2);
             const float *sin_t = ctx->rope_sin + pos * (size_t)(D / 2);
+            if (L->q_norm.data) /* Qwen3: RMSNorm of each head of q and k before RoPE */
+                for (int32_t h = 0; h < c->n_heads + c->n_kv_heads; h++) {
+                    const bool q = h < c->n_heads;
+                    float     *v = q ? ctx->q + (size_t)t * Q + (size_t)h * (size_t)D
+                                     : ctx->k + (size_t)t * KV + (size_t)(h - c->n_heads) * (size_t)D;
+                    rmsnorm(v, v, q ? L->q_norm.data : L->k_norm.data, D, c->norm_eps);
+                }
             rope(ctx->q + (size_t)t * Q, c->n_heads, D, cos_t, sin_t);
             rope(ctx->k + (size_t)t * KV, c->n_kv_heads, D, cos_t, sin_t);
             lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);

@@ -1,5 +1,6 @@
-/* Llama-architecture GGUF files: hyperparameters from `llama.*` keys, tensors by their
- * llama.cpp names (views into the mapping), the tokenizer from `tokenizer.ggml.*`.
+/* GGUF files of the architectures of arch.h: hyperparameters from `<arch>.*` keys, tensors by
+ * their llama.cpp names (views into the mapping; NEOX-rope architectures' rotary rows put into
+ * pairs, rotary.h), the tokenizer from `tokenizer.ggml.*`.
  * Tensors in lowbit's own types are I8 rows plus lowbit.tensor_type / tensor_ne0 keys
  * (see save_gguf.c). */
 #include <math.h>
@@ -9,6 +10,7 @@
 
 #include "core/fail.h"
 #include "model_internal.h"
+#include "rotary.h"
 
 /* An integer key that must fit in int32 and be > 0; `def` < 0 means required. */
 static lb_status get_i32(const lb_gguf *g, const char *key, int64_t def, int32_t *out,
@@ -175,6 +177,31 @@ fail:
     return st;
 }
 
+/* NEOX-rope architectures store rotary rows split in halves: into lowbit's pairs (rotary.h),
+ * each rotary tensor an owned copy */
+static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) {
+        const int64_t hr = lb_rotary_head_rows(m, &slots[i]);
+        for (int32_t l = 0; hr > 0 && l < m->cfg.n_layers; l++) {
+            lb_tensor *t = lb_model_tensor(m, l, slots[i].role);
+            if (!t || !t->data) continue;
+            const bool    vec  = t->ne[1] == 1; /* f32 by now: its elements are the rows */
+            const int64_t rows = vec ? t->ne[0] : t->ne[1];
+            const size_t  rb   = vec ? sizeof(float) : lb_row_size(t->type, t->ne[0]);
+            LB_RETURN_IF(rows % hr || (vec && t->type != LB_TYPE_F32), err, LB_ERR_SHAPE,
+                         "%s: blk.%d.%s: %lld rows do not split into rotary heads of %lld", m->gguf->src.name,
+                         l, slots[i].gguf, (long long)rows, (long long)hr);
+            void *buf = malloc((size_t)rows * rb);
+            LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
+            lb_rotary_rows(buf, t->data, rows, rb, hr, true);
+            t->data = buf;
+        }
+    }
+    return LB_OK;
+}
+
 lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     lb_status st = lb_gguf_open(&m->gguf, path, err);
     if (st) return st;
@@ -188,21 +215,31 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(!m->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (%s are)",
                  path, (int)(arch.n > 32 ? 32 : arch.n), arch.p, lb_arch_names());
     lb_llama_config *c = &m->cfg;
-    if ((st = get_i32(g, "llama.embedding_length", -1, &c->n_embd, err)) ||
-        (st = get_i32(g, "llama.feed_forward_length", -1, &c->n_ff, err)) ||
-        (st = get_i32(g, "llama.block_count", -1, &c->n_layers, err)) ||
-        (st = get_i32(g, "llama.attention.head_count", -1, &c->n_heads, err)) ||
-        (st = get_i32(g, "llama.attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
-        (st = get_i32(g, "llama.context_length", 2048, &c->n_ctx_train, err)) ||
-        (st = get_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, 0, 0.5, &c->norm_eps, err)) ||
-        (st = get_f32(g, "llama.rope.freq_base", 10000.0, 0, 1e12, &c->rope_theta, err)))
+    char        k[8][96]; /* the architecture's keys: "<arch>.embedding_length", ... */
+    const char *names[8] = { "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
+                             "attention.head_count_kv", "context_length", "attention.layer_norm_rms_epsilon",
+                             "rope.freq_base" };
+    for (int i = 0; i < 8; i++) snprintf(k[i], sizeof k[i], "%s.%s", m->arch->gguf, names[i]);
+    if ((st = get_i32(g, k[0], -1, &c->n_embd, err)) || (st = get_i32(g, k[1], -1, &c->n_ff, err)) ||
+        (st = get_i32(g, k[2], -1, &c->n_layers, err)) || (st = get_i32(g, k[3], -1, &c->n_heads, err)) ||
+        (st = get_i32(g, k[4], c->n_heads, &c->n_kv_heads, err)) ||
+        (st = get_i32(g, k[5], 2048, &c->n_ctx_train, err)) ||
+        (st = get_f32(g, k[6], 1e-5, 0, 0.5, &c->norm_eps, err)) ||
+        (st = get_f32(g, k[7], 10000.0, 0, 1e12, &c->rope_theta, err)))
         return st;
-    LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0, err,
-                 LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d and n_kv_heads %d do not fit together",
-                 path, c->n_embd, c->n_heads, c->n_kv_heads);
-    c->head_dim = c->n_embd / c->n_heads;
-    int32_t rope_dim;
-    if ((st = get_i32(g, "llama.rope.dimension_count", c->head_dim, &rope_dim, err))) return st;
+    LB_RETURN_IF(c->n_heads % c->n_kv_heads != 0, err, LB_ERR_CORRUPT,
+                 "%s: n_heads %d and n_kv_heads %d do not fit together", path, c->n_heads, c->n_kv_heads);
+    /* the head size: attention.key_length (Qwen3's differ from n_embd / n_heads), the same for v */
+    char kl[96], vl[96], rd[96];
+    snprintf(kl, sizeof kl, "%s.attention.key_length", m->arch->gguf);
+    snprintf(vl, sizeof vl, "%s.attention.value_length", m->arch->gguf);
+    snprintf(rd, sizeof rd, "%s.rope.dimension_count", m->arch->gguf);
+    int32_t vdim, rope_dim;
+    if ((st = get_i32(g, kl, c->n_embd / c->n_heads, &c->head_dim, err)) ||
+        (st = get_i32(g, vl, c->head_dim, &vdim, err)) || (st = get_i32(g, rd, c->head_dim, &rope_dim, err)))
+        return st;
+    LB_RETURN_IF(vdim != c->head_dim, err, LB_ERR_UNSUPPORTED, "%s: key length %d and value length %d differ",
+                 path, c->head_dim, vdim);
     LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
                  "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
                  "supported", path, rope_dim, c->head_dim);
@@ -228,6 +265,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     if (m->tied_output) m->output = m->tok_embd;
     c->n_vocab = (int32_t)(m->tok_embd.ne[1] > INT32_MAX ? -1 : m->tok_embd.ne[1]);
     if ((st = lb_model_make_slots_f32(m, err))) return st; /* norms and biases compute in f32 */
+    if (m->arch->rope_neox && (st = rotary_to_pairs(m, err))) return st;
     if ((st = lb_model_load_actq(m, err))) return st;
     lb_gguf_str gname;
     if (lb_gguf_get_str(g, "general.name", &gname, NULL) == LB_OK && gname.n < 256) {

@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "lowbit/safetensors.h"
 #include "model_internal.h"
+#include "rotary.h"
 
 typedef struct hf_files {
     lb_safetensors **f;
@@ -101,11 +102,15 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const cJSON *archs = lb_json_get(j, "architectures");
     const char  *arch  = cJSON_IsArray(archs) && cJSON_IsString(archs->child) ? archs->child->valuestring : NULL;
     const char  *mt    = lb_json_str(j, "model_type");
-    const bool   qwen2 = arch ? !strcmp(arch, "Qwen2ForCausalLM") : mt && !strcmp(mt, "qwen2");
-    const bool   llama = arch ? !strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM")
-                              : mt && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"));
-    LB_GOTO_IF(!qwen2 && !llama, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
-               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)", f, arch ? arch : mt ? mt : "?");
+    static const char *const by_type[][2] = { { "llama", "LlamaForCausalLM" }, { "mistral", "MistralForCausalLM" },
+                                              { "qwen2", "Qwen2ForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" } };
+    for (size_t i = 0; !arch && mt && i < sizeof by_type / sizeof by_type[0]; i++)
+        if (!strcmp(mt, by_type[i][0])) arch = by_type[i][1];
+    hc->arch         = arch ? lb_arch_find_hf(arch) : NULL;
+    const bool llama = hc->arch && !strcmp(hc->arch->name, "llama");
+    LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
+               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", f,
+               arch ? arch : mt ? mt : "?");
     LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
     LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
     LB_TRY(cfg_int(j, "num_hidden_layers", -1, &c->n_layers, f, err));
@@ -115,12 +120,8 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_TRY(cfg_int(j, "max_position_embeddings", 2048, &c->n_ctx_train, f, err));
     LB_TRY(cfg_float(j, "rms_norm_eps", 1e-6, 0, true, 0.5, &c->norm_eps, f, err));
     LB_TRY(cfg_float(j, "rope_theta", 10000.0, 0, true, 1e12, &c->rope_theta, f, err));
-    c->head_dim = c->n_embd / c->n_heads;
-    int32_t hd  = c->head_dim;
-    LB_TRY(cfg_int(j, "head_dim", c->head_dim, &hd, f, err));
-    LB_GOTO_IF(hd != c->head_dim || c->n_embd % c->n_heads, err, LB_ERR_UNSUPPORTED,
-               "%s: head_dim %d is not hidden_size / num_attention_heads (%d / %d)", f, hd,
-               c->n_embd, c->n_heads);
+    /* head_dim may differ from hidden_size / num_attention_heads (Qwen3-0.6B: 128, not 64) */
+    LB_TRY(cfg_int(j, "head_dim", c->n_heads > 0 ? c->n_embd / c->n_heads : 0, &c->head_dim, f, err));
     const char *act = lb_json_str(j, "hidden_act");
     LB_GOTO_IF(act && strcmp(act, "silu") != 0, err, LB_ERR_UNSUPPORTED,
                "%s: hidden_act '%.32s' is not supported (silu)", f, act);
@@ -139,10 +140,13 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     }
     LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "mlp_bias")) || (llama && cJSON_IsTrue(lb_json_get(j, "attention_bias"))),
                err, LB_ERR_UNSUPPORTED, "%s: Llama with mlp_bias or attention_bias is not supported", f);
-    LB_GOTO_IF(qwen2 && cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
+    LB_GOTO_IF(!llama && cJSON_IsTrue(lb_json_get(j, "attention_bias")) != (hc->arch->use[LB_ROLE_ATTN_Q_BIAS] != 0) &&
+                   lb_json_get(j, "attention_bias"), err, LB_ERR_UNSUPPORTED,
+               "%s: %s with attention_bias %s is not supported", f, hc->arch->hf_class[0],
+               cJSON_IsTrue(lb_json_get(j, "attention_bias")) ? "true" : "false");
+    LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
                "%s: sliding-window attention is not supported", f);
     hc->tied = cJSON_IsTrue(lb_json_get(j, "tie_word_embeddings"));
-    hc->arch = lb_arch_find_hf(qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
     hc->bos  = cfg_id(j, "bos_token_id");
     hc->eos  = cfg_id(j, "eos_token_id");
     cJSON_Delete(j);
@@ -216,10 +220,10 @@ static const lb_st_tensor *find(const hf_files *h, const char *name, const char 
     return NULL;
 }
 
-/* Tensor `name` of shape [rows] (cols 0) or [rows, cols]; heads > 0: permute its rows from
- * the half-split rotary order (heads groups of rows). */
+/* Tensor `name` of shape [rows] (cols 0) or [rows, cols]; head_rows > 0: permute its rows from
+ * the half-split rotary order into pairs (rotary.h), in groups of head_rows. */
 static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t rows, int64_t cols,
-                     int32_t heads, bool required, lb_tensor *t, lb_error *err) {
+                     int64_t head_rows, bool required, lb_tensor *t, lb_error *err) {
     const char         *f  = NULL;
     const lb_st_tensor *sf = find(h, name, &f);
     memset(t, 0, sizeof *t);
@@ -240,22 +244,16 @@ static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t r
     *t = (lb_tensor){ .type = ty, .n_dims = nd, .ne = { cols ? cols : rows, cols ? rows : 1, 1, 1 },
                       .data = sf->data };
     const size_t es = lb_st_dtype_size(sf->dtype), rb = es * (size_t)(cols ? cols : 1);
-    if (heads <= 0 && (uintptr_t)sf->data % es == 0) return LB_OK; /* a view into the mapping */
+    if (head_rows <= 0 && (uintptr_t)sf->data % es == 0) return LB_OK; /* a view into the mapping */
     uint8_t *buf = malloc((size_t)(sf->end - sf->begin) + 1);
     LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
-    const uint8_t *src = sf->data;
-    if (heads <= 0) {
-        memcpy(buf, src, (size_t)(sf->end - sf->begin));
+    if (head_rows <= 0) {
+        memcpy(buf, sf->data, (size_t)(sf->end - sf->begin));
     } else {
-        LB_RETURN_IF(rows % heads || (rows / heads) % 2, err, LB_ERR_SHAPE,
-                     "%s: tensor '%s': %lld rows do not split into %d rotary heads", f, name,
-                     (long long)rows, heads);
-        const int64_t D = rows / heads;
-        for (int64_t hh = 0; hh < heads; hh++)
-            for (int64_t s = 0; s < 2; s++)
-                for (int64_t jj = 0; jj < D / 2; jj++)
-                    memcpy(buf + (size_t)(hh * D + 2 * jj + s) * rb,
-                           src + (size_t)(hh * D + s * (D / 2) + jj) * rb, rb);
+        LB_RETURN_IF(rows % head_rows || head_rows % 2, err, LB_ERR_SHAPE,
+                     "%s: tensor '%s': %lld rows do not split into rotary heads of %lld", f, name,
+                     (long long)rows, (long long)head_rows);
+        lb_rotary_rows(buf, sf->data, rows, rb, head_rows, true);
     }
     t->data = buf;
     return LB_OK;
@@ -286,12 +284,12 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
         const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
         const bool    vec      = s->ne1 == LB_DIM_1; /* HF: [rows] or [rows = outputs, inputs] */
         const int64_t rows = lb_model_dim(m, vec ? s->ne0 : s->ne1), cols = vec ? 0 : lb_model_dim(m, s->ne0);
-        const int32_t heads = s->rotary == LB_DIM_Q ? c->n_heads : s->rotary == LB_DIM_KV ? c->n_kv_heads : 0;
+        const int64_t hr = lb_rotary_head_rows(m, s);
         for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++) {
             char name[160];
             if (global) snprintf(name, sizeof name, "%s", s->hf);
             else snprintf(name, sizeof name, "model.layers.%d.%s", l, s->hf);
-            if ((st = get(m, h, name, rows, cols, heads, required, lb_model_tensor(m, l, s->role), err))) return st;
+            if ((st = get(m, h, name, rows, cols, hr, required, lb_model_tensor(m, l, s->role), err))) return st;
         }
     }
     m->tied_output = hc.tied;

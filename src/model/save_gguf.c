@@ -18,6 +18,7 @@
 
 #include "core/fail.h"
 #include "model_internal.h"
+#include "rotary.h"
 
 /* Rows r0 .. r0+nr of t as f32, prepared by the plan's hook (range clipping) for a
  * quantized type. */
@@ -132,28 +133,37 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
 }
 
 static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
-    const lb_llama_config *c = &m->cfg;
+    const lb_llama_config *c    = &m->cfg;
+    const char            *arch = m->arch ? m->arch->gguf : "llama";
     const struct {
         const char *key;
         int32_t     v;
     } u32s[] = {
-        { "llama.context_length", c->n_ctx_train },      { "llama.embedding_length", c->n_embd },
-        { "llama.feed_forward_length", c->n_ff },        { "llama.block_count", c->n_layers },
-        { "llama.attention.head_count", c->n_heads },    { "llama.attention.head_count_kv", c->n_kv_heads },
-        { "llama.rope.dimension_count", c->head_dim },   { "llama.vocab_size", c->n_vocab },
+        { "context_length", c->n_ctx_train },      { "embedding_length", c->n_embd },
+        { "feed_forward_length", c->n_ff },        { "block_count", c->n_layers },
+        { "attention.head_count", c->n_heads },    { "attention.head_count_kv", c->n_kv_heads },
+        { "rope.dimension_count", c->head_dim },   { "vocab_size", c->n_vocab },
+        { "attention.key_length", c->head_dim },   { "attention.value_length", c->head_dim },
     };
-    lb_status st = lb_gguf_writer_set_str(w, "general.architecture", "llama");
+    /* the head size goes in only when it is not n_embd / n_heads (llama.cpp's default) */
+    const size_t n_u32 = sizeof u32s / sizeof u32s[0] - (c->head_dim * c->n_heads == c->n_embd ? 2 : 0);
+    char         key[96];
+    lb_status    st = lb_gguf_writer_set_str(w, "general.architecture", arch);
     if (!st) st = lb_gguf_writer_set_str(w, "general.name", m->name ? m->name : "lowbit");
     if (!st) st = lb_gguf_writer_set_u32(w, "general.file_type", file_type);
     if (!st) st = lb_gguf_writer_set_u32(w, "general.quantization_version", 2);
-    for (size_t i = 0; !st && i < sizeof u32s / sizeof u32s[0]; i++)
-        st = lb_gguf_writer_set_u32(w, u32s[i].key, (uint32_t)u32s[i].v);
-    if (!st) st = lb_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    if (!st) st = lb_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
+    for (size_t i = 0; !st && i < n_u32; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, u32s[i].key);
+        st = lb_gguf_writer_set_u32(w, key, (uint32_t)u32s[i].v);
+    }
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (!st) st = lb_gguf_writer_set_f32(w, key, c->norm_eps);
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_theta);
     return st;
 }
 
-/* The llama.* keys and the tokenizer of m (for writers that add tensors their own way). */
+/* The <arch>.* keys and the tokenizer of m (for writers that add tensors their own way). */
 lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
     lb_status st = write_hparams(w, m, file_type);
     return st ? st : write_vocab(w, m->vocab);
@@ -186,6 +196,18 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
             LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, plan, &bufs[i],
                            &nb, ts[i].name, err));
             data = bufs[i];
+        }
+        const int64_t hr = m->arch && m->arch->rope_neox ? lb_rotary_head_rows(m, lb_slot_of(ts[i].role)) : 0;
+        if (hr > 0) { /* NEOX-rope architectures store rotary rows split in halves (rotary.h) */
+            const bool    vec  = t->ne[1] == 1;
+            const int64_t rows = vec ? t->ne[0] : t->ne[1];
+            const size_t  rb   = vec ? lb_row_size(type, 1) : lb_row_size(type, t->ne[0]);
+            void         *half = malloc(nb);
+            LB_GOTO_IF(!half || rows % hr || (size_t)rows * rb != nb, err, half ? LB_ERR_SHAPE : LB_ERR_NOMEM,
+                       "%s: tensor '%s' cannot be stored in rotary halves", path, ts[i].name);
+            lb_rotary_rows(half, data, rows, rb, hr, false);
+            free(bufs[i]);
+            data = bufs[i] = half;
         }
         LB_TRY(add_tensor(w, ts[i].name, t, type, data, nb, err));
         if (plan->progress) lb_progress_update(&bar, i + 1);

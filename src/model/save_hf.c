@@ -17,6 +17,7 @@
 #include "lowbit/hf.h"
 #include "lowbit/safetensors.h"
 #include "model_internal.h"
+#include "rotary.h"
 
 /* dir/name into out; false when it does not fit. */
 static bool join(char *out, size_t cap, const char *dir, const char *name, const char *ext) {
@@ -60,8 +61,10 @@ static void put_float(lb_strbuf *b, const char *key, float x) {
 static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling) {
     const lb_llama_config *c = &m->cfg;
     lb_strbuf              b = { 0 };
+    /* llama with biases (a Qwen2 model lowbit wrote as llama) goes back as Qwen2 */
+    const lb_arch *arch = bias && !strcmp(m->arch->name, "llama") ? lb_arch_find("qwen2", 5) : m->arch;
     lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
-                     bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM", bias ? "qwen2" : "llama");
+                     arch->hf_class[0], arch->name);
     const struct {
         const char *k;
         int32_t     v;
@@ -88,8 +91,8 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     }
     lb_strbuf_printf(&b, ",\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s",
                      m->tied_output ? "true" : "false");
-    if (bias) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
-    else lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
+    if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
+    if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
     lb_strbuf_printf(&b, ",\n  \"torch_dtype\": \"%s\",\n  \"use_cache\": true\n}\n",
                      type == LB_TYPE_F32 ? "float32" : type == LB_TYPE_F16 ? "float16" : "bfloat16");
     return b.oom ? (free(b.p), NULL) : b.p;
@@ -154,7 +157,6 @@ static lb_status write_text(const char *dir, const char *name, const char *text,
 }
 
 static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
-    const lb_llama_config *c   = &m->cfg;
     const int32_t          cap = lb_model_n_tensors(m);
     lb_named_tensor       *nt  = calloc((size_t)cap, sizeof *nt);
     lb_st_write_tensor    *ts  = calloc((size_t)cap, sizeof *ts);
@@ -171,7 +173,8 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         if (!s->hf) continue; /* rope_freqs: config.json's rope_scaling says it */
         if (nt[i].layer >= 0) snprintf(names[n], sizeof names[n], "model.layers.%d.%s", nt[i].layer, s->hf);
         else snprintf(names[n], sizeof names[n], "%s", s->hf);
-        const int32_t heads = s->rotary == LB_DIM_Q ? c->n_heads : s->rotary == LB_DIM_KV ? c->n_kv_heads : 0;
+        const int64_t hr    = lb_rotary_head_rows(m, s), rows = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
+        const int32_t heads = hr > 0 ? (int32_t)(rows / hr) : 0;
         LB_GOTO_IF(convert(t, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
         ts[n].name     = names[n];
         ts[n].dtype    = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;

@@ -77,7 +77,7 @@ static float normal(rng *g) {
 
 /* ---- tensors ---- */
 
-typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING } tensor_kind;
+typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING, KIND_BIAS } tensor_kind;
 
 typedef struct {
     const lb_synth_params *p;
@@ -106,6 +106,9 @@ static void gen_row(const synth_tensor *t, int64_t r, float *x) {
         break;
     case KIND_EMBEDDING:
         for (int64_t j = 0; j < t->n; j++) x[j] = 0.02f * normal(&g);
+        break;
+    case KIND_BIAS:
+        for (int64_t j = 0; j < t->n; j++) x[j] = 0.1f * normal(&g);
         break;
     case KIND_MATRIX: {
         const float sigma = expf(0.3f * normal(&g)) / sqrtf((float)t->n);
@@ -241,16 +244,20 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
 
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err) {
     const lb_llama_config *c = &p->cfg;
+    const lb_arch *arch = lb_arch_find(p->arch ? p->arch : "llama", strlen(p->arch ? p->arch : "llama"));
+    LB_RETURN_IF(!arch, err, LB_ERR_PARAM, "synth: unknown architecture '%s' (%s)", p->arch, lb_arch_names());
+    const int32_t hd = c->head_dim > 0 ? c->head_dim : c->n_heads > 0 ? c->n_embd / c->n_heads : 0;
     LB_RETURN_IF(c->n_embd <= 0 || c->n_ff <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
-                     c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads || c->n_embd % c->n_heads ||
-                     c->n_vocab <= 0 || c->n_ctx_train <= 0 || (c->n_embd / c->n_heads) % 2,
+                     c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads || hd <= 0 ||
+                     (c->head_dim <= 0 && c->n_embd % c->n_heads) ||
+                     c->n_vocab <= 0 || c->n_ctx_train <= 0 || hd % 2,
                  err, LB_ERR_PARAM, "synth: shape does not fit together (n_embd %d, n_ff %d, "
                  "n_layers %d, n_heads %d, n_kv_heads %d, n_vocab %d)", c->n_embd, c->n_ff,
                  c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab);
     LB_RETURN_IF(lb_type_to_ggml(p->type) < 0, err, LB_ERR_UNSUPPORTED,
                  "synth writes GGUF types; %s has no ggml id", lb_type_name(p->type));
-    lb_model m = { .arch = lb_arch_find("llama", 5), .cfg = *c };
-    m.cfg.head_dim = c->n_embd / c->n_heads;
+    lb_model m = { .arch = arch, .cfg = *c };
+    m.cfg.head_dim = hd;
     char          name[96];
     snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
     m.name                  = name;
@@ -270,7 +277,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     do {                                                                                           \
         synth_tensor *t = &ts[k];                                                                  \
         t->p = p, t->index = (uint32_t)k, t->kind = KIND, t->n = N, t->rows = ROWS;               \
-        t->type = KIND == KIND_NORM ? LB_TYPE_F32 : p->type, t->bar = &bar, t->done = &done;      \
+        t->type = KIND == KIND_NORM || KIND == KIND_BIAS ? LB_TYPE_F32 : p->type, t->bar = &bar, t->done = &done;      \
         snprintf(t->name, sizeof t->name, __VA_ARGS__);                                            \
         t->row_bytes = lb_row_size(t->type, N);                                                    \
         LB_GOTO_IF(t->row_bytes == 0, err, LB_ERR_SHAPE, "synth: %s rows of %lld values do not "   \
@@ -289,9 +296,12 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
             for (int j = i; j < e; j++) {
                 const lb_slot *s = &slots[j];
                 if (m.arch->use[s->role] != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT) continue;
-                const int kind = s->role == LB_ROLE_TOKEN_EMBD ? KIND_EMBEDDING
-                               : s->flags & LB_SLOT_F32         ? KIND_NORM
-                                                                : KIND_MATRIX;
+                const bool bias = s->role == LB_ROLE_ATTN_Q_BIAS || s->role == LB_ROLE_ATTN_K_BIAS ||
+                                  s->role == LB_ROLE_ATTN_V_BIAS;
+                const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? KIND_EMBEDDING
+                                : bias                          ? KIND_BIAS
+                                : s->flags & LB_SLOT_F32         ? KIND_NORM
+                                                                 : KIND_MATRIX;
                 const int64_t n = lb_model_dim(&m, s->ne0), rows = lb_model_dim(&m, s->ne1);
                 if (global) ADD(kind, n, rows, "%s", s->gguf);
                 else ADD(kind, n, rows, "blk.%d.%s", l, s->gguf);

@@ -165,8 +165,8 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  err, LB_ERR_CORRUPT, "%s: absurd hyperparameters (n_embd %d, n_ff %d, "
                  "n_layers %d, n_vocab %d, n_ctx %d)", path, c->n_embd, c->n_ff, c->n_layers,
                  c->n_vocab, c->n_ctx_train);
-    LB_RETURN_IF(c->n_embd % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0 ||
-                     c->head_dim != c->n_embd / c->n_heads || c->head_dim % 2 != 0,
+    LB_RETURN_IF(c->n_heads % c->n_kv_heads != 0 || c->head_dim <= 0 || c->head_dim > 4096 ||
+                     c->head_dim % 2 != 0,
                  err, LB_ERR_CORRUPT, "%s: n_embd %d, n_heads %d, n_kv_heads %d, head_dim %d "
                  "do not fit together", path, c->n_embd, c->n_heads, c->n_kv_heads, c->head_dim);
     LB_RETURN_IF(!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0), err,
