@@ -167,12 +167,75 @@ static void test_ugmbf_valid_books(void **state) {
     lb_vocab_free(v);
 }
 
+/* seed.model: 80 pieces, a charsmap compiled from seed-rules.tsv (U+FB01 -> "fi",
+ * U+2460 -> "1", U+3000 -> " "); its ids are spm_encode's. */
+static void test_small_charsmap(void **state) {
+    (void)state;
+    lb_vocab     *v    = load(DIR "seed.model");
+    const char    s[]  = "\xef\xac\x81ne \xe2\x91\xa0\xe3\x80\x80x  y";
+    const int32_t want[] = { 28, 9, 21, 4, 3, 0, 3, 0, 3, 17 };
+    int32_t      *ids;
+    size_t        n;
+    lb_error      err = { 0 };
+    assert_int_equal(lb_tokenize(v, s, sizeof s - 1, false, false, &ids, &n, &err), LB_OK);
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++) assert_int_equal(ids[i], want[i]);
+    free(ids);
+    lb_vocab_free(v);
+}
+
+/* A Unigram ModelProto: pieces <unk> (unknown) and "a", "\xe2\x96\x81a" (normal), then extra
+ * bytes (a TrainerSpec or NormalizerSpec). */
+static lb_status load_proto(const char *extra, size_t n_extra, lb_vocab **v, lb_error *err) {
+    static const char pieces[] = "\x0a\x09\x0a\x05<unk>\x18\x02"
+                                 "\x0a\x0a\x0a\x01" "a\x15\x00\x00\x80\xbf\x18\x01"
+                                 "\x0a\x0b\x0a\x04\xe2\x96\x81" "a\x15\x00\x00\x00\xc0";
+    char buf[256];
+    memcpy(buf, pieces, sizeof pieces - 1);
+    memcpy(buf + sizeof pieces - 1, extra, n_extra);
+    return lb_vocab_load_spm_proto(v, buf, sizeof pieces - 1 + n_extra, "test.model", err);
+}
+
+static void test_bad_models(void **state) {
+    (void)state;
+    lb_vocab *v;
+    lb_error  err = { 0 };
+    int32_t  *ids;
+    size_t    n;
+    /* WORD and CHAR models, whitespace as suffix: refused */
+    assert_int_equal(load_proto("\x12\x02\x18\x03", 4, &v, &err), LB_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "WORD"));
+    assert_int_equal(load_proto("\x12\x02\x18\x04", 4, &v, &err), LB_ERR_UNSUPPORTED);
+    assert_int_equal(load_proto("\x12\x03\xc0\x01\x01", 5, &v, &err), LB_ERR_UNSUPPORTED);
+    assert_int_equal(load_proto("\x1a\x02\x28\x00", 4, &v, &err), LB_ERR_UNSUPPORTED);
+    /* charsmaps too short, or whose trie does not fit */
+    assert_int_equal(load_proto("\x1a\x05\x12\x03xyz", 7, &v, &err), LB_ERR_CORRUPT);
+    assert_int_equal(load_proto("\x1a\x0a\x12\x08\x00\x01\x00\x00" "abcd", 12, &v, &err), LB_ERR_CORRUPT);
+    /* a trie of nonsense units loads and tokenizes without reading out of bounds */
+    assert_int_equal(load_proto("\x1a\x0e\x12\x0c\x04\x00\x00\x00\xff\xff\xff\xff" "ab\x00" "c", 16, &v, &err), LB_OK);
+    assert_int_equal(lb_tokenize(v, "aa a\xff", 5, false, false, &ids, &n, &err), LB_OK);
+    free(ids);
+    lb_vocab_free(v);
+    /* the default model type is Unigram: "a  a" is "\xe2\x96\x81a" twice, two bad bytes one <unk> */
+    assert_int_equal(load_proto("", 0, &v, &err), LB_OK);
+    assert_int_equal(lb_vocab_kind_of(v), LB_VOCAB_UGM);
+    assert_int_equal(lb_tokenize(v, "a  a\xff\xfe", 6, false, false, &ids, &n, &err), LB_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 2);
+    assert_int_equal(ids[2], 0);
+    free(ids);
+    lb_vocab_free(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ugm1k_bundled),
         cmocka_unit_test(test_ugmbf_bundled),
         cmocka_unit_test(test_ugm1k_valid_books),
         cmocka_unit_test(test_ugmbf_valid_books),
+        cmocka_unit_test(test_small_charsmap),
+        cmocka_unit_test(test_bad_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
