@@ -58,7 +58,7 @@ int32_t     lb_vocab_type(const lb_vocab *v, int32_t id);
 int32_t     lb_vocab_find(const lb_vocab *v, const char *text, size_t len);
 
 /* ---- byte-level BPE (GPT-2, Llama-3, Qwen2, DeepSeek): tokenizer.ggml.model "gpt2" ---- */
-typedef enum lb_vocab_kind { LB_VOCAB_SPM = 0, LB_VOCAB_BPE = 1 } lb_vocab_kind;
+typedef enum lb_vocab_kind { LB_VOCAB_SPM = 0, LB_VOCAB_BPE = 1, LB_VOCAB_UGM = 2 } lb_vocab_kind;
 
 /* Make v byte-level BPE: merges "left right" ranked by position; the pre-tokenizer is the
  * regex sequence given (PCRE2 syntax, each match isolated) or, when regexes is NULL,
@@ -76,6 +76,15 @@ const char   *lb_vocab_merge(const lb_vocab *v, size_t i);
 size_t        lb_vocab_n_pre_regex(const lb_vocab *v);
 const char   *lb_vocab_pre_regex(const lb_vocab *v, size_t i);
 bool          lb_vocab_ignore_merges(const lb_vocab *v);
+/* ---- SentencePiece Unigram: tokenizer.ggml.model "t5" ---- */
+/* Make v a Unigram vocabulary (call once its tokens and unk are set): the best-scoring
+ * segmentation (Viterbi) as sentencepiece makes it, after its normalizer: the precompiled
+ * charsmap (NormalizerSpec.precompiled_charsmap, copied; n 0 for none), remove_extra_whitespaces
+ * and the dummy prefix (add_space_prefix). Byte pieces in v mean byte fallback. */
+lb_status   lb_vocab_set_unigram(lb_vocab *v, const void *charsmap, size_t n,
+                                 bool remove_extra_whitespaces, lb_error *err);
+const void *lb_vocab_charsmap(const lb_vocab *v, size_t *n); /* NULL, 0 when none */
+bool        lb_vocab_remove_extra_whitespaces(const lb_vocab *v);
 /* The chat template (Jinja text) carried along for the GGUF and HF writers. */
 lb_status     lb_vocab_set_chat_template(lb_vocab *v, const char *tmpl);
 const char   *lb_vocab_chat_template(const lb_vocab *v);

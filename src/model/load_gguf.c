@@ -117,9 +117,11 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
                  "%s: no tokenizer (tokenizer.ggml.model is missing)", name);
     if (st) return st;
     const bool bpe = model.n == 4 && memcmp(model.p, "gpt2", 4) == 0; /* byte-level BPE */
-    LB_RETURN_IF(!bpe && (model.n != 5 || memcmp(model.p, "llama", 5) != 0), err, LB_ERR_UNSUPPORTED,
-                 "%s: tokenizer model '%.*s' is not supported (only 'llama', SentencePiece BPE, "
-                 "and 'gpt2', byte-level BPE)", name, (int)(model.n > 32 ? 32 : model.n), model.p);
+    const bool ugm = model.n == 2 && memcmp(model.p, "t5", 2) == 0;   /* SentencePiece Unigram */
+    LB_RETURN_IF(!bpe && !ugm && (model.n != 5 || memcmp(model.p, "llama", 5) != 0), err,
+                 LB_ERR_UNSUPPORTED, "%s: tokenizer model '%.*s' is not supported (only 'llama', "
+                 "SentencePiece BPE, 't5', SentencePiece Unigram, and 'gpt2', byte-level BPE)", name,
+                 (int)(model.n > 32 ? 32 : model.n), model.p);
     st = lb_gguf_get_arr(g, "tokenizer.ggml.tokens", &tokens, err);
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
                  "%s: tokenizer.ggml.tokens is missing", name);
@@ -149,9 +151,10 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
                                       type == 0 ? LB_TOKEN_NORMAL : (int32_t)type),
                    err, LB_ERR_NOMEM, "out of memory");
     }
-    /* llama.cpp's defaults: SentencePiece 1, 2, 0; BPE 11, 11, none, add_bos per pre-tokenizer */
-    int64_t bos = bpe ? 11 : 1, eos = bpe ? 11 : 2, unk = bpe ? -1 : 0;
-    bool    add_bos = true, add_space = !bpe;
+    /* llama.cpp's defaults: SentencePiece 1, 2, 0; BPE 11, 11, none, add_bos per pre-tokenizer;
+     * Unigram eos 1, unk 2 and no BOS (lowbit keeps an id: eos's, never added) */
+    int64_t bos = bpe ? 11 : 1, eos = bpe ? 11 : ugm ? 1 : 2, unk = bpe ? -1 : ugm ? 2 : 0;
+    bool    add_bos = !ugm, add_space = !bpe;
     if (bpe) {
         LB_TRY(lb_vocab_bpe_from_gguf(v, g, err));
         add_bos = lb_vocab_add_bos(v);
@@ -170,6 +173,7 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
     lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
     lb_vocab_set_flags(v, add_bos, add_space);
     LB_TRY(lb_vocab_build(v, err));
+    if (ugm) LB_TRY(lb_vocab_unigram_from_gguf(v, g, err));
     *out = v;
     return LB_OK;
 fail:

@@ -16,6 +16,7 @@ void      lb_rope_llama3_factors(float *out, int32_t head_dim, float theta, floa
 /* vocab_gguf.c: byte-level BPE keys (merges, pre) and the chat template */
 lb_status lb_vocab_bpe_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);
 lb_status lb_vocab_chat_template_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);
+lb_status lb_vocab_unigram_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err);
 lb_status lb_vocab_extra_to_gguf(lb_gguf_writer *w, const lb_vocab *v);
 
 /* Write m's llama.* keys and tokenizer into w (save_gguf.c). */

@@ -111,8 +111,9 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
             scores[i] = lb_vocab_score(v, i);
             types[i]  = lb_vocab_type(v, i);
         }
+        const lb_vocab_kind kind = lb_vocab_kind_of(v);
         st = lb_gguf_writer_set_str(w, "tokenizer.ggml.model",
-                                    lb_vocab_kind_of(v) == LB_VOCAB_BPE ? "gpt2" : "llama");
+                                    kind == LB_VOCAB_BPE ? "gpt2" : kind == LB_VOCAB_UGM ? "t5" : "llama");
         if (!st) st = lb_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", texts, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.scores", LB_GGUF_F32, scores, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", LB_GGUF_I32, types, (uint64_t)n);
@@ -122,8 +123,8 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
             st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)lb_vocab_unk(v));
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", lb_vocab_add_bos(v));
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
-        if (!st && !lb_vocab_add_space_prefix(v) && lb_vocab_kind_of(v) == LB_VOCAB_SPM)
-            st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+        if (!st && ((!lb_vocab_add_space_prefix(v) && kind == LB_VOCAB_SPM) || kind == LB_VOCAB_UGM))
+            st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", lb_vocab_add_space_prefix(v));
         if (!st) st = lb_vocab_extra_to_gguf(w, v); /* merges, pre, chat template */
     }
     free(texts);

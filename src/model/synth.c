@@ -231,6 +231,11 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
         lb_vocab_set_flags(*out, lb_vocab_add_bos(src), lb_vocab_add_space_prefix(src));
         st = lb_vocab_build(*out, err);
     }
+    if (!st && lb_vocab_kind_of(src) == LB_VOCAB_UGM) { /* Unigram: its normalizer too */
+        size_t      cn;
+        const void *cm = lb_vocab_charsmap(src, &cn);
+        st = lb_vocab_set_unigram(*out, cm, cn, lb_vocab_remove_extra_whitespaces(src), err);
+    }
     lb_vocab_free(src);
     if (st) {
         lb_vocab_free(*out);

@@ -1,6 +1,7 @@
 /* GGUF tokenizer metadata beyond SentencePiece's keys, read and written: byte-level BPE
- * (tokenizer.ggml.model "gpt2": tokenizer.ggml.merges, tokenizer.ggml.pre) and
- * tokenizer.chat_template. A pre-tokenizer llama.cpp has no name for is written as "default"
+ * (tokenizer.ggml.model "gpt2": tokenizer.ggml.merges, tokenizer.ggml.pre), SentencePiece
+ * Unigram ("t5": tokenizer.ggml.precompiled_charsmap, tokenizer.ggml.remove_extra_whitespaces)
+ * and tokenizer.chat_template. A pre-tokenizer llama.cpp has no name for is written as "default"
  * plus its regexes in lowbit.tokenizer.pre_regex (and lowbit.tokenizer.ignore_merges):
  * llama.cpp ignores these keys, lowbit reads them back and tokenizes exactly. */
 #include <stdlib.h>
@@ -72,6 +73,22 @@ fail:
     return st;
 }
 
+lb_status lb_vocab_unigram_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err) {
+    const char       *name = g->src.name;
+    const lb_gguf_kv *cm   = NULL;
+    bool              rm   = true;
+    lb_status         st   = lb_gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", &cm, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    LB_RETURN_IF(cm && cm->arr_type != LB_GGUF_U8 && cm->arr_type != LB_GGUF_I8, err, LB_ERR_CORRUPT,
+                 "%s: tokenizer.ggml.precompiled_charsmap is not an array of bytes", name);
+    st = lb_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &rm, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    lb_error e2 = { 0 };
+    st = lb_vocab_set_unigram(v, cm ? cm->arr_data : NULL, cm ? (size_t)cm->arr_n : 0, rm, &e2);
+    LB_RETURN_IF(st, err, st, "%s: %s", name, e2.msg);
+    return LB_OK;
+}
+
 lb_status lb_vocab_chat_template_from_gguf(lb_vocab *v, const lb_gguf *g, lb_error *err) {
     lb_gguf_str t;
     lb_status   st = lb_gguf_get_str(g, "tokenizer.chat_template", &t, err);
@@ -103,6 +120,13 @@ lb_status lb_vocab_extra_to_gguf(lb_gguf_writer *w, const lb_vocab *v) {
         if (!st && !pre && lb_vocab_ignore_merges(v)) st = lb_gguf_writer_set_bool(w, IGNORE_MERGES_KEY, true);
         free(m);
         free(r);
+    }
+    if (!st && lb_vocab_kind_of(v) == LB_VOCAB_UGM) {
+        size_t      n;
+        const void *cm = lb_vocab_charsmap(v, &n);
+        st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces",
+                                     lb_vocab_remove_extra_whitespaces(v));
+        if (!st && n) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", LB_GGUF_U8, cm, n);
     }
     if (!st && lb_vocab_chat_template(v))
         st = lb_gguf_writer_set_str(w, "tokenizer.chat_template", lb_vocab_chat_template(v));

@@ -124,7 +124,7 @@ fail:
     return st;
 }
 
-lb_vocab_kind lb_vocab_kind_of(const lb_vocab *v) { return v->kind == LB_VOCAB_BPE ? LB_VOCAB_BPE : LB_VOCAB_SPM; }
+lb_vocab_kind lb_vocab_kind_of(const lb_vocab *v) { return (lb_vocab_kind)v->kind; }
 const char   *lb_vocab_pre(const lb_vocab *v) { return v->bpe ? v->bpe->pre : NULL; }
 size_t        lb_vocab_n_merges(const lb_vocab *v) { return v->bpe ? v->bpe->n_merges : 0; }
 const char   *lb_vocab_merge(const lb_vocab *v, size_t i) { return v->bpe->merges[i]; }

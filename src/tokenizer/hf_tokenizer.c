@@ -257,7 +257,8 @@ static lb_status load(hf_tok *h, int32_t n_vocab, lb_vocab **out, lb_error *err)
     const char  *mtype = lb_json_str(model, "type");
     LB_RETURN_IF(!cJSON_IsObject(model), err, LB_ERR_CORRUPT, "%s: no model object", h->file);
     LB_RETURN_IF(mtype ? strcmp(mtype, "BPE") != 0 : !cJSON_GetObjectItemCaseSensitive(model, "merges"),
-                 err, LB_ERR_UNSUPPORTED, "%s: tokenizer model '%.32s' is not supported (BPE only)",
+                 err, LB_ERR_UNSUPPORTED, "%s: tokenizer model '%.32s' is not supported (BPE only; a SentencePiece "
+                 "Unigram tokenizer loads from its .model file)",
                  h->file, mtype ? mtype : "?");
     const char *csp = lb_json_str(model, "continuing_subword_prefix"), *eow = lb_json_str(model, "end_of_word_suffix");
     LB_RETURN_IF((csp && *csp) || (eow && *eow), err, LB_ERR_UNSUPPORTED,

@@ -80,6 +80,9 @@ lb_status lb_vocab_to_hf_json(const lb_vocab *v, char **tokenizer_json, char **c
     const bool bpe = v->kind == LB_VOCAB_BPE;
     lb_strbuf  b = { 0 }, c = { 0 };
     *tokenizer_json = *config_json = NULL;
+    LB_RETURN_IF(v->kind == LB_VOCAB_UGM, err, LB_ERR_UNSUPPORTED,
+                 "tokenizer.json: writing a SentencePiece Unigram tokenizer is not supported "
+                 "(keep its .model file, or convert to GGUF)");
     ADDS(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
     bool first = true;
     for (int32_t i = 0; i < v->n; i++) {

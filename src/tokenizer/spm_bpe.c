@@ -154,7 +154,7 @@ typedef struct {
 static bool is_special_candidate(const lb_vocab *v, int32_t id, bool parse_special) {
     const int32_t t = v->type[id];
     if (v->len[id] == 0) return false;
-    if (t == LB_TOKEN_USER_DEFINED) return true;
+    if (t == LB_TOKEN_USER_DEFINED) return v->kind != LB_VOCAB_UGM; /* Unigram: its normalizer's */
     return parse_special && (t == LB_TOKEN_CONTROL || t == LB_TOKEN_UNKNOWN);
 }
 
@@ -247,6 +247,11 @@ lb_status lb_tokenize(const lb_vocab *v, const char *text, size_t len, bool add_
         if (v->kind == LB_VOCAB_BPE) { /* byte-level BPE: no space prefix, no escaping */
             LB_GOTO_IF(lb_bpe_encode(v, text + frag[i].off, frag[i].len, &res.v, &res.n, &res.cap),
                        err, LB_ERR_NOMEM, "tokenize: out of memory");
+            continue;
+        }
+        if (v->kind == LB_VOCAB_UGM) { /* Unigram: its own normalizer, then Viterbi */
+            st = lb_ugm_encode(v, text + frag[i].off, frag[i].len, &res.v, &res.n, &res.cap);
+            LB_GOTO_IF(st, err, st, "tokenize: %s", st == LB_ERR_NOMEM ? "out of memory" : "text too long");
             continue;
         }
         size_t n = 0;

@@ -111,6 +111,7 @@ void lb_vocab_free(lb_vocab *v) {
     free(v->type);
     free(v->slots);
     lb_bpe_free(v->bpe);
+    lb_ugm_free(v->ugm);
     free(v->chat_template);
     free(v);
 }

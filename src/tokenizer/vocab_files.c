@@ -6,8 +6,12 @@
  * convert-llama2c-to-ggml does.
  *
  * SentencePiece ModelProto: field 1 = repeated SentencePiece { 1: piece, 2: score (f32),
- * 3: type }, field 2 = TrainerSpec { 40: unk_id, 41: bos_id, 42: eos_id },
- * field 3 = NormalizerSpec { 3: add_dummy_prefix }. Unknown fields are skipped. */
+ * 3: type }, field 2 = TrainerSpec { 3: model_type (UNIGRAM 1, the default; BPE 2; WORD 3;
+ * CHAR 4), 24: treat_whitespace_as_suffix, 40: unk_id, 41: bos_id, 42: eos_id },
+ * field 3 = NormalizerSpec { 1: name, 2: precompiled_charsmap, 3: add_dummy_prefix,
+ * 4: remove_extra_whitespaces, 5: escape_whitespaces }. Unknown fields are skipped.
+ * BPE models become lowbit's SPM vocabulary, Unigram ones its UGM vocabulary (with the
+ * normalizer); WORD and CHAR models, and whitespace options lowbit does not run, are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +179,9 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
     pb        b = { data, size, 0 };
     pb_field  f;
     int64_t   n = 0;
-    int64_t   unk = 0, bos = 1, eos = 2;
-    bool      dummy_prefix = true;
+    int64_t   unk = 0, bos = 1, eos = 2, model_type = 1;
+    bool      dummy_prefix = true, remove_ws = true, escape_ws = true, ws_suffix = false;
+    pb        charsmap = { NULL, 0, 0 };
     lb_vocab *v  = NULL;
     lb_status st = LB_OK;
     /* pass 1: count pieces, read specs */
@@ -188,6 +193,8 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
             pb_field g;
             while (f.sub.pos < f.sub.n && pb_next(&f.sub, &g)) {
                 if (g.wire != 0) continue;
+                if (g.field == 3) model_type = (int64_t)g.value;
+                if (g.field == 24) ws_suffix = g.value != 0;
                 if (g.field == 40) unk = (int32_t)g.value;
                 if (g.field == 41) bos = (int32_t)g.value;
                 if (g.field == 42) eos = (int32_t)g.value;
@@ -195,10 +202,21 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
         }
         if (f.field == 3 && f.wire == 2) {
             pb_field g;
-            while (f.sub.pos < f.sub.n && pb_next(&f.sub, &g))
-                if (g.field == 3 && g.wire == 0) dummy_prefix = g.value != 0;
+            while (f.sub.pos < f.sub.n && pb_next(&f.sub, &g)) {
+                if (g.field == 2 && g.wire == 2) charsmap = g.sub;
+                if (g.wire != 0) continue;
+                if (g.field == 3) dummy_prefix = g.value != 0;
+                if (g.field == 4) remove_ws = g.value != 0;
+                if (g.field == 5) escape_ws = g.value != 0;
+            }
         }
     }
+    LB_RETURN_IF(model_type != 1 && model_type != 2, err, LB_ERR_UNSUPPORTED,
+                 "%s: SentencePiece model type %s is not supported (only Unigram and BPE)", name,
+                 model_type == 3 ? "WORD" : model_type == 4 ? "CHAR" : "unknown");
+    LB_RETURN_IF(!escape_ws || ws_suffix, err, LB_ERR_UNSUPPORTED,
+                 "%s: SentencePiece %s is not supported", name,
+                 !escape_ws ? "escape_whitespaces=false" : "treat_whitespace_as_suffix=true");
     LB_RETURN_IF(n < 1 || n > (1 << 24), err, LB_ERR_FORMAT,
                  "%s: SentencePiece model with %lld pieces", name, (long long)n);
     LB_TRY(lb_vocab_create(&v, (int32_t)n, err));
@@ -232,9 +250,19 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
     }
     LB_GOTO_IF(unk < 0 || unk >= n || bos < 0 || bos >= n || eos < 0 || eos >= n, err,
                LB_ERR_CORRUPT, "%s: special ids out of range", name);
+    if (model_type == 1) /* Unigram: <unk> is the piece of that type, as in sentencepiece */
+        for (int32_t i = 0; i < id; i++)
+            if (lb_vocab_type(v, i) == LB_TOKEN_UNKNOWN) unk = i;
     lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
     lb_vocab_set_flags(v, true, dummy_prefix);
     LB_TRY(lb_vocab_build(v, err));
+    if (model_type == 1) {
+        LB_GOTO_IF(lb_vocab_type(v, (int32_t)unk) != LB_TOKEN_UNKNOWN, err, LB_ERR_CORRUPT,
+                   "%s: Unigram model without an <unk> piece", name);
+        lb_error e2 = { 0 };
+        st          = lb_vocab_set_unigram(v, charsmap.p, charsmap.n, remove_ws, &e2);
+        LB_GOTO_IF(st, err, st, "%s: %s", name, e2.msg);
+    }
     *out = v;
     return LB_OK;
 fail:

@@ -9,6 +9,7 @@
 #include "lowbit/tokenizer.h"
 
 struct lb_bpe; /* byte-level BPE: merges and pre-tokenizer (byte_bpe.c) */
+struct lb_ugm; /* SentencePiece Unigram: normalizer and piece trie (unigram.c) */
 
 struct lb_vocab {
     int32_t  n;
@@ -23,6 +24,7 @@ struct lb_vocab {
     int32_t  byte_id[256]; /* byte-fallback token of each byte */
     int32_t  kind;          /* lb_vocab_kind */
     struct lb_bpe *bpe;     /* LB_VOCAB_BPE only */
+    struct lb_ugm *ugm;     /* LB_VOCAB_UGM only */
     char    *chat_template; /* NULL when none */
 };
 
@@ -32,5 +34,11 @@ void      lb_bpe_free(struct lb_bpe *b);
 lb_status lb_bpe_encode(const lb_vocab *v, const char *text, size_t len, int32_t **ids, size_t *n,
                         size_t *cap);
 size_t    lb_bpe_token_to_piece(const lb_vocab *v, int32_t id, char *buf, size_t cap);
+
+/* unigram.c */
+void      lb_ugm_free(struct lb_ugm *u);
+/* Append the ids of text (no control tokens in it) to *ids (n used of cap, grown). */
+lb_status lb_ugm_encode(const lb_vocab *v, const char *text, size_t len, int32_t **ids, size_t *n,
+                        size_t *cap);
 
 #endif
