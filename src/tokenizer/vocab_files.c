@@ -6,8 +6,8 @@
  * convert-llama2c-to-ggml does.
  *
  * SentencePiece ModelProto: field 1 = repeated SentencePiece { 1: piece, 2: score (f32),
- * 3: type }, field 2 = TrainerSpec { 40: unk_id, 41: bos_id, 42: eos_id },
- * field 3 = NormalizerSpec { 3: add_dummy_prefix }. Unknown fields are skipped. */
+ * 3: type }, field 2 = TrainerSpec { 40: unk_id, 41: bos_id, 42: eos_id, 43: pad_id; -1 for
+ * none }, field 3 = NormalizerSpec { 3: add_dummy_prefix }. Unknown fields are skipped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +175,7 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
     pb        b = { data, size, 0 };
     pb_field  f;
     int64_t   n = 0;
-    int64_t   unk = 0, bos = 1, eos = 2;
+    int64_t   unk = 0, bos = 1, eos = 2, pad = -1; /* SentencePiece's defaults; -1: disabled */
     bool      dummy_prefix = true;
     lb_vocab *v  = NULL;
     lb_status st = LB_OK;
@@ -191,6 +191,7 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
                 if (g.field == 40) unk = (int32_t)g.value;
                 if (g.field == 41) bos = (int32_t)g.value;
                 if (g.field == 42) eos = (int32_t)g.value;
+                if (g.field == 43) pad = (int32_t)g.value;
             }
         }
         if (f.field == 3 && f.wire == 2) {
@@ -230,10 +231,12 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
                    "%s: out of memory", name);
         id++;
     }
-    LB_GOTO_IF(unk < 0 || unk >= n || bos < 0 || bos >= n || eos < 0 || eos >= n, err,
-               LB_ERR_CORRUPT, "%s: special ids out of range", name);
+    LB_GOTO_IF(unk < -1 || unk >= n || bos < -1 || bos >= n || eos < -1 || eos >= n ||
+                   pad < -1 || pad >= n,
+               err, LB_ERR_CORRUPT, "%s: special ids out of range", name);
     lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
-    lb_vocab_set_flags(v, true, dummy_prefix);
+    lb_vocab_set_pad(v, (int32_t)pad);
+    lb_vocab_set_flags(v, bos >= 0, dummy_prefix);
     LB_TRY(lb_vocab_build(v, err));
     *out = v;
     return LB_OK;

@@ -16,7 +16,7 @@ struct lb_vocab {
     size_t  *len;
     float   *score;
     int32_t *type;
-    int32_t  bos, eos, unk;
+    int32_t  bos, eos, unk, pad; /* -1: the vocabulary has none */
     bool     add_bos, add_space_prefix;
     int32_t *slots; /* open-addressing hash: text -> id */
     size_t   mask;
@@ -24,6 +24,7 @@ struct lb_vocab {
     int32_t  kind;          /* lb_vocab_kind */
     struct lb_bpe *bpe;     /* LB_VOCAB_BPE only */
     char    *chat_template; /* NULL when none */
+    char     warning[256];  /* a loader's one-line note ("" when none) */
 };
 
 /* byte_bpe.c */
