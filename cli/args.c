@@ -96,6 +96,25 @@ int lb_runtime_error(const lb_error *err) {
     return LB_EXIT_ERROR;
 }
 
+void lb_warn_vocab(const lb_vocab *v) {
+    const char *w = v ? lb_vocab_warning(v) : NULL;
+    char        msg[1024];
+    if (w) fprintf(stderr, "lowbit: warning: %s\n", lb_esc(w, SIZE_MAX, msg, sizeof msg));
+}
+
+lb_status lb_cli_model_load(lb_model **out, const char *path, const char *tokenizer_path,
+                            lb_error *err) {
+    lb_status st = lb_model_load(out, path, tokenizer_path, err);
+    if (!st) lb_warn_vocab((*out)->vocab);
+    return st;
+}
+
+lb_status lb_cli_vocab_load(lb_vocab **out, const char *path, lb_error *err) {
+    lb_status st = lb_vocab_load_any(out, path, err);
+    if (!st) lb_warn_vocab(*out);
+    return st;
+}
+
 const char *lb_esc(const char *s, size_t n, char *buf, size_t cap) {
     static const char hex[] = "0123456789abcdef";
     size_t            k     = 0;

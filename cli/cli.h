@@ -46,6 +46,12 @@ int         lb_runtime_error(const lb_error *err);
  * characters (C0, DEL, C1) written as \xNN, into buf (truncated to cap). Returns buf. Used
  * wherever names or strings from a file are printed, error messages included. */
 const char *lb_esc(const char *s, size_t n, char *buf, size_t cap);
+/* lb_model_load and lb_vocab_load_any that print the vocabulary's warning (a special token
+ * id out of range that was dropped, ...) on stderr, as "lowbit: warning: ..." */
+lb_status lb_cli_model_load(lb_model **out, const char *path, const char *tokenizer_path,
+                            lb_error *err);
+lb_status lb_cli_vocab_load(lb_vocab **out, const char *path, lb_error *err);
+void      lb_warn_vocab(const lb_vocab *v);
 /* outputs.c: OUT checked before any work (LB_EXIT_OK, or the error printed: LB_EXIT_ERROR);
  * signal handlers that remove temporaries and name a mapped input that shrank */
 int  lb_check_output(const char *path, bool is_dir);

@@ -97,7 +97,7 @@ int cmd_bench(int argc, char **argv) {
     int32_t        *toks = NULL;
     lb_bench_result pp = { 0 }, tg = { 0 };
     int             rc = LB_EXIT_ERROR;
-    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     const int32_t n_max = (int32_t)(n_pp > n_tg ? n_pp : n_tg);
     toks                = malloc((size_t)n_max * sizeof *toks);
     if (!toks) {

@@ -44,7 +44,7 @@ int cmd_calibrate(int argc, char **argv) {
     const lb_calib_params cp = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)ctx_len,
                                  .seed = (uint64_t)seed, .sequential = samples == 0 };
     const double t0 = lb_time_sec();
-    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     if ((rc = lb_check_ctx("calibrate", ctx_opt, ctx_len, m, long_ctx)) != LB_EXIT_OK) goto quiet;
     rc = LB_EXIT_ERROR;
     if (lb_read_file(text_path, &text, &len, &err) ||

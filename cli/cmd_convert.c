@@ -26,7 +26,7 @@ int cmd_convert(int argc, char **argv) {
     if (lb_check_output(a.positional[1], hf)) return LB_EXIT_ERROR;
     lb_model *m;
     lb_error  err = { 0 };
-    if (lb_model_load(&m, a.positional[0], tok, &err)) return lb_runtime_error(&err);
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) return lb_runtime_error(&err);
     const double t0 = lb_time_sec();
     if (hf ? lb_model_save_hf(m, a.positional[1], type, &err)
            : lb_model_save_gguf(m, a.positional[1], type, &err)) {

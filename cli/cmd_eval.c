@@ -87,11 +87,11 @@ int cmd_eval(int argc, char **argv) {
     lb_ppl_result r;
     lb_kld_result k;
     int           rc = LB_EXIT_ERROR;
-    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     if ((rc = lb_check_ctx("eval", "--ctx", n_ctx, m, long_ctx)) != LB_EXIT_OK) goto quiet;
     rc = LB_EXIT_ERROR;
     if (ref_path) {
-        if (lb_model_load(&rm, ref_path, tok, &err)) goto done;
+        if (lb_cli_model_load(&rm, ref_path, tok, &err)) goto done;
         if (rm->cfg.n_vocab != m->cfg.n_vocab) {
             lb_fail(&err, LB_ERR_SHAPE, "%s: vocabulary of %d tokens, %s has %d", ref_path,
                     rm->cfg.n_vocab, a.positional[0], m->cfg.n_vocab);

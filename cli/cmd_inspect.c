@@ -57,7 +57,7 @@ static int inspect_gguf(const char *path) {
 static int inspect_model(const char *path) {
     lb_model *m;
     lb_error  err = { 0 };
-    if (lb_model_load(&m, path, NULL, &err)) return lb_runtime_error(&err);
+    if (lb_cli_model_load(&m, path, NULL, &err)) return lb_runtime_error(&err);
     const lb_llama_config *c = &m->cfg;
     printf("%s: %s\n  n_embd %d, n_ff %d, n_layers %d, n_heads %d, "
            "n_kv_heads %d, head_dim %d, n_vocab %d, n_ctx %d, %s classifier\n"

@@ -71,8 +71,8 @@ int cmd_qat(int argc, char **argv) {
     if (lb_check_output(a.positional[1], false) || (p.opts.ckpt_path && lb_check_output(p.opts.ckpt_path, false)))
         goto done;
     lb_threads_set((int)c.threads);
-    if (lb_model_load(&in, a.positional[0], tok, &err) ||
-        (teacher_path && lb_model_load(&teacher, teacher_path, tok, &err)) ||
+    if (lb_cli_model_load(&in, a.positional[0], tok, &err) ||
+        (teacher_path && lb_cli_model_load(&teacher, teacher_path, tok, &err)) ||
         lb_train_cli_load(&c, in->vocab, &train, &valid, &log, &err))
         goto fail;
     p.opts.log = log;

@@ -142,7 +142,7 @@ int cmd_quantize(int argc, char **argv) {
         goto out;
     }
     if (lb_check_output(a.positional[1], false)) goto out;
-    if (lb_model_load(&m, a.positional[0], tok, &err)) {
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) {
         lb_runtime_error(&err);
         goto out;
     }

@@ -40,9 +40,17 @@ int cmd_run(int argc, char **argv) {
     float      *scratch = NULL;
     size_t      n_prompt;
     int         rc = LB_EXIT_ERROR;
-    if (lb_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     const lb_vocab *v = m->vocab;
-    if (lb_tokenize(v, prompt, strlen(prompt), true, false, &ids, &n_prompt, &err)) goto done;
+    /* BOS first when the vocabulary adds one (llama.cpp's rule); without one, as llama-cli,
+     * an empty prompt is an error */
+    const bool add_bos = lb_vocab_add_bos(v);
+    if (lb_tokenize(v, prompt, strlen(prompt), add_bos, false, &ids, &n_prompt, &err)) goto done;
+    if (n_prompt == 0) {
+        lb_fail(&err, LB_ERR_PARAM, "the prompt is empty and the vocabulary adds no BOS: give "
+                "one with -p");
+        goto done;
+    }
     /* llama2.c's count: --steps positions, each run through the model, each followed by a
      * sample; so steps - n_prompt + 1 tokens are generated. */
     int64_t n_samples = n_gen >= 0 ? n_gen : steps - (int64_t)n_prompt + 1;
@@ -70,8 +78,8 @@ int cmd_run(int argc, char **argv) {
     if (lb_forward(ctx, ids, (int32_t)n_prompt, &logits, &err)) goto done;
     const double t_prompt = lb_time_sec() - t0;
     char         piece[256];
-    for (size_t i = 1; i < n_prompt; i++) {
-        const size_t pl = lb_token_to_piece(v, ids[i - 1], ids[i], piece, sizeof piece);
+    for (size_t i = add_bos ? 1 : 0; i < n_prompt; i++) {
+        const size_t pl = lb_token_to_piece(v, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
         fwrite(piece, 1, pl, stdout);
     }
     int32_t      token = ids[n_prompt - 1];

@@ -24,7 +24,7 @@ static lb_status eval_file(const sweep_ctx *s, const char *path, const char *ref
                            lb_kld_result *k, lb_error *err) {
     lb_model   *m;
     lb_context *ctx;
-    lb_status   st = lb_model_load(&m, path, NULL, err);
+    lb_status   st = lb_cli_model_load(&m, path, NULL, err);
     if (st) return st;
     st = lb_context_create(&ctx, m, (int32_t)s->n_ctx, (int32_t)s->n_ctx, err);
     if (!st) {
@@ -106,7 +106,7 @@ int cmd_sweep(int argc, char **argv) {
     int            rc = LB_EXIT_ERROR;
     size_t         len;
     lb_ppl_result  rr;
-    if (!rows || lb_model_load(&in, a.positional[0], tok, &err)) goto done;
+    if (!rows || lb_cli_model_load(&in, a.positional[0], tok, &err)) goto done;
     if (lb_check_ctx("sweep", "--ctx", n_ctx, in, long_ctx)) {
         rc = LB_EXIT_USAGE;
         goto quiet;

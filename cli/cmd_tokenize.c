@@ -26,7 +26,7 @@ int cmd_tokenize(int argc, char **argv) {
     lb_vocab *v;
     char     *buf = NULL;
     size_t    len;
-    if (lb_vocab_load_any(&v, tok ? tok : a.positional[0], &err)) return lb_runtime_error(&err);
+    if (lb_cli_vocab_load(&v, tok ? tok : a.positional[0], &err)) return lb_runtime_error(&err);
     if (file) {
         if (lb_read_file(file, &buf, &len, &err)) {
             lb_vocab_free(v);

@@ -73,7 +73,7 @@ int cmd_train(int argc, char **argv) {
     rc          = LB_EXIT_ERROR;
     if (lb_check_output(out, false) || (o->ckpt_path && lb_check_output(o->ckpt_path, false))) goto done;
     lb_threads_set((int)c.threads);
-    if (lb_vocab_load_any(&vocab, tok_path, &err) || lb_train_cli_load(&c, vocab, &train, &valid, &log, &err))
+    if (lb_cli_vocab_load(&vocab, tok_path, &err) || lb_train_cli_load(&c, vocab, &train, &valid, &log, &err))
         goto fail;
     cfg.n_vocab = lb_vocab_n_tokens(vocab);
     fprintf(stderr, "train: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d, ctx %d%s\n",

@@ -19,7 +19,7 @@ extern "C" {
 
 typedef struct lb_calib_params {
     int32_t  n_samples;  /* windows; <= 0: as many as the text holds (sequential) */
-    int32_t  n_ctx;      /* tokens per window, BOS first */
+    int32_t  n_ctx;      /* tokens per window, BOS first when the vocabulary adds one */
     uint64_t seed;       /* random window starts; ignored when sequential */
     bool     sequential; /* consecutive non-overlapping windows from the start */
 } lb_calib_params;

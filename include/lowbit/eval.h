@@ -1,6 +1,7 @@
 /* Quality measurement: perplexity as llama.cpp's llama-perplexity computes it.
- * The text is tokenized once (BOS first); it is cut into chunks of n_ctx tokens, the first
- * token of each chunk replaced by BOS; each chunk is one batch from an empty cache; only
+ * The text is tokenized once (BOS first when the vocabulary adds one); it is cut into chunks
+ * of n_ctx tokens, the first token of each chunk replaced by BOS when the vocabulary adds one
+ * (else left as it is); each chunk is one batch from an empty cache; only
  * the second half is scored: the logits at positions n_ctx/2 .. n_ctx-2 predict the next
  * token. PPL = exp(mean NLL); its standard error from the NLL's variance. */
 #ifndef LOWBIT_EVAL_H
@@ -31,7 +32,8 @@ typedef struct lb_ppl_result {
     double  tokens_per_sec; /* tokens processed (prompt processing) per second */
 } lb_ppl_result;
 
-/* ctx must hold n_ctx positions in one batch. tokens: the whole text, BOS first. */
+/* ctx must hold n_ctx positions in one batch. tokens: the whole text, as lb_tokenize makes it
+ * with add_bos = lb_vocab_add_bos(vocab). */
 lb_status lb_eval_perplexity(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
                              size_t n_tokens, const lb_ppl_params *p, lb_ppl_result *r,
                              lb_error *err);
@@ -60,7 +62,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
 
 /* Saved logits file ("LBLOGITS" v1), for KL divergence against a reference later:
  *   char magic[8] "LBLOGITS", u32 version 1, u32 n_vocab, u32 n_ctx, u32 n_chunks,
- *   i32 tokens[n_chunks * n_ctx] (as evaluated, BOS in place),
+ *   i32 tokens[n_chunks * n_ctx] (as evaluated, BOS in place when there is one),
  *   then per chunk, per scored position (n_ctx - 1 - n_ctx/2 of them): f32 logits[n_vocab]. */
 #define LB_LOGITS_MAGIC "LBLOGITS"
 

@@ -29,12 +29,20 @@ typedef enum lb_token_type {
 
 typedef struct lb_vocab lb_vocab;
 
-/* Build a vocabulary: create with n tokens, set each, then build (checks and indexes). */
+/* Build a vocabulary: create with n tokens, set each, then build (checks and indexes).
+ * Special ids (BOS, EOS, UNK, PAD) are -1 when the vocabulary has no such token; a new
+ * vocabulary has BOS 1, EOS 2, UNK 0 and no PAD, and adds BOS. lb_vocab_add_bos is false
+ * when there is no BOS, whatever the flag. */
 lb_status lb_vocab_create(lb_vocab **out, int32_t n_tokens, lb_error *err);
 lb_status lb_vocab_set_token(lb_vocab *v, int32_t id, const char *text, size_t len, float score,
                              int32_t type);
 void      lb_vocab_set_special(lb_vocab *v, int32_t bos, int32_t eos, int32_t unk);
+void      lb_vocab_set_pad(lb_vocab *v, int32_t pad);
 void      lb_vocab_set_flags(lb_vocab *v, bool add_bos, bool add_space_prefix);
+/* A loader's one-line warning (a special id it dropped, ...), kept for the caller to show:
+ * the library never prints. lb_vocab_warning returns NULL when there is none. */
+void        lb_vocab_set_warning(lb_vocab *v, const char *line);
+const char *lb_vocab_warning(const lb_vocab *v);
 lb_status lb_vocab_build(lb_vocab *v, lb_error *err);
 void      lb_vocab_free(lb_vocab *v); /* accepts NULL */
 
@@ -49,6 +57,7 @@ int32_t     lb_vocab_n_tokens(const lb_vocab *v);
 int32_t     lb_vocab_bos(const lb_vocab *v);
 int32_t     lb_vocab_eos(const lb_vocab *v);
 int32_t     lb_vocab_unk(const lb_vocab *v);
+int32_t     lb_vocab_pad(const lb_vocab *v);
 bool        lb_vocab_add_bos(const lb_vocab *v);
 bool        lb_vocab_add_space_prefix(const lb_vocab *v);
 const char *lb_vocab_text(const lb_vocab *v, int32_t id, size_t *len); /* NUL-terminated too */

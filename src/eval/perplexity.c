@@ -28,6 +28,7 @@ typedef struct {
 
 static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, int32_t n_ctx,
                                int32_t n_chunks, const int32_t *tokens, int32_t bos, lb_error *err) {
+    /* bos: the token put first in each chunk, or -1 when the chunks are the text as it is */
     lb_status st = lb_source_open_file(&rf->src, path, err);
     if (st) return st;
     const uint8_t *p = rf->src.data;
@@ -50,7 +51,7 @@ static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, 
     const int32_t *ft = (const int32_t *)(p + 24);
     for (int32_t c = 0; c < n_chunks; c++)
         for (int32_t j = 0; j < n_ctx; j++) {
-            const int32_t want = j == 0 ? bos : tokens[(size_t)c * (size_t)n_ctx + (size_t)j];
+            const int32_t want = j == 0 && bos >= 0 ? bos : tokens[(size_t)c * (size_t)n_ctx + (size_t)j];
             int32_t       got;
             memcpy(&got, ft + (size_t)c * (size_t)n_ctx + (size_t)j, 4);
             LB_RETURN_IF(got != want, err, LB_ERR_CORRUPT,
@@ -74,6 +75,9 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     const int32_t n_vocab = lb_vocab_n_tokens(vocab);
     const int32_t first   = n_ctx / 2, n_scored = n_ctx - 1 - first;
     const bool    cmp     = ref && (ref->ctx || ref->logits_path);
+    /* BOS first in each chunk when the vocabulary adds one; else the text's own tokens, as
+     * llama-perplexity does (add_bos from the vocabulary) */
+    const int32_t bos     = lb_vocab_add_bos(vocab) ? lb_vocab_bos(vocab) : -1;
     int32_t      *chunk   = malloc((size_t)n_ctx * sizeof *chunk);
     FILE         *lf      = NULL;
     lb_out        lout    = { .slot = -1 };
@@ -83,8 +87,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
     if (cmp) LB_GOTO_IF(lb_kld_acc_init(&acc, (int64_t)n_chunks * n_scored), err, LB_ERR_NOMEM, "out of memory");
     if (ref && ref->logits_path)
-        LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens,
-                             lb_vocab_bos(vocab), err));
+        LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens, bos, err));
     if (p->logits_path) {
         LB_TRY(lb_out_open(&lout, p->logits_path, err));
         lf = lout.f;
@@ -92,7 +95,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
         bool           ok     = fwrite(LB_LOGITS_MAGIC, 1, 8, lf) == 8 && fwrite(hdr, 4, 4, lf) == 4;
         for (int32_t c = 0; ok && c < n_chunks; c++) {
             memcpy(chunk, tokens + (size_t)c * (size_t)n_ctx, (size_t)n_ctx * sizeof *chunk);
-            chunk[0] = lb_vocab_bos(vocab);
+            if (bos >= 0) chunk[0] = bos;
             ok       = fwrite(chunk, sizeof *chunk, (size_t)n_ctx, lf) == (size_t)n_ctx;
         }
         LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", p->logits_path);
@@ -104,7 +107,7 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     const double t0    = lb_time_sec();
     for (int32_t c = 0; c < n_chunks; c++) {
         memcpy(chunk, tokens + (size_t)c * (size_t)n_ctx, (size_t)n_ctx * sizeof *chunk);
-        chunk[0] = lb_vocab_bos(vocab);
+        if (bos >= 0) chunk[0] = bos;
         const float *logits, *ref_logits = NULL;
         if (ref && ref->ctx) { /* the reference first: its logits are copied out below */
             lb_context_reset(ref->ctx);

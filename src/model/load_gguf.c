@@ -151,25 +151,48 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
                                       type == 0 ? LB_TOKEN_NORMAL : (int32_t)type),
                    err, LB_ERR_NOMEM, "out of memory");
     }
-    /* llama.cpp's defaults: SentencePiece 1, 2, 0; BPE 11, 11, none, add_bos per pre-tokenizer;
-     * Unigram eos 1, unk 2 and no BOS (lowbit keeps an id: eos's, never added) */
-    int64_t bos = bpe ? 11 : 1, eos = bpe ? 11 : ugm ? 1 : 2, unk = bpe ? -1 : ugm ? 2 : 0;
-    bool    add_bos = !ugm, add_space = !bpe;
+    /* llama.cpp's defaults; BPE: add_bos per pre-tokenizer; Unigram (t5): no BOS */
+    bool add_bos = !ugm, add_space = !bpe;
     if (bpe) {
         LB_TRY(lb_vocab_bpe_from_gguf(v, g, err));
         add_bos = lb_vocab_add_bos(v);
     }
     LB_TRY(lb_vocab_chat_template_from_gguf(v, g, err));
-    lb_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &bos, NULL);
-    lb_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos, NULL);
-    lb_gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &unk, NULL);
     lb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
     lb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, NULL);
-    LB_GOTO_IF(bos < 0 || bos >= (int64_t)n || eos < 0 || eos >= (int64_t)n || unk < -1 ||
-                   unk >= (int64_t)n,
-               err, LB_ERR_CORRUPT, "%s: special token ids (bos %lld, eos %lld, unk %lld) out of "
-               "range for %llu tokens", name, (long long)bos, (long long)eos, (long long)unk,
-               (unsigned long long)n);
+    /* A special id whose key is missing is absent, but for a BOS the vocabulary adds: llama.cpp's
+     * default (SentencePiece 1, BPE 11), and for Unigram's eos and unk (1 and 2; its unknown
+     * characters need unk). An id past the vocabulary (llama.cpp's converters write -1 as
+     * 4294967295) is dropped with a warning, unless it is the BOS to add. */
+    static const char *const keys[4] = { "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                         "tokenizer.ggml.unknown_token_id",
+                                         "tokenizer.ggml.padding_token_id" };
+    int64_t id[4] = { -1, -1, -1, -1 };
+    char    warn[256] = "";
+    size_t  wn        = 0;
+    for (int k = 0; k < 4; k++) {
+        if (lb_gguf_get_int(g, keys[k], &id[k], NULL) != LB_OK) {
+            const int64_t def = k == 0 && add_bos ? (bpe ? 11 : 1) : ugm && (k == 1 || k == 2) ? k : -1;
+            id[k]             = def < (int64_t)n ? def : -1;
+            continue;
+        }
+        if (id[k] >= 0 && id[k] < (int64_t)n) continue;
+        LB_GOTO_IF(k == 0 && add_bos, err, LB_ERR_CORRUPT, "%s: tokenizer.ggml.bos_token_id %lld is "
+                   "out of range for %llu tokens, and the vocabulary adds a BOS", name,
+                   (long long)id[k], (unsigned long long)n);
+        if (wn < sizeof warn)
+            wn += (size_t)snprintf(warn + wn, sizeof warn - wn, "%s%s %lld", wn ? ", " : "",
+                                   keys[k] + strlen("tokenizer.ggml."), (long long)id[k]);
+        id[k] = -1;
+    }
+    if (wn) {
+        char line[512];
+        snprintf(line, sizeof line, "%s: special token ids out of range for %llu tokens, taken "
+                 "as absent: %s", name, (unsigned long long)n, warn);
+        lb_vocab_set_warning(v, line);
+    }
+    const int64_t bos = id[0], eos = id[1], unk = id[2];
+    lb_vocab_set_pad(v, (int32_t)id[3]);
     lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
     lb_vocab_set_flags(v, add_bos, add_space);
     LB_TRY(lb_vocab_build(v, err));

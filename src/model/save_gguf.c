@@ -117,10 +117,17 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
         if (!st) st = lb_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", texts, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.scores", LB_GGUF_F32, scores, (uint64_t)n);
         if (!st) st = lb_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", LB_GGUF_I32, types, (uint64_t)n);
-        if (!st) st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)lb_vocab_bos(v));
-        if (!st) st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)lb_vocab_eos(v));
-        if (!st && lb_vocab_unk(v) >= 0)
-            st = lb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)lb_vocab_unk(v));
+        const struct {
+            const char *key;
+            int32_t     id;
+        } special[] = { /* an absent token has no key */
+            { "tokenizer.ggml.bos_token_id", lb_vocab_bos(v) },
+            { "tokenizer.ggml.eos_token_id", lb_vocab_eos(v) },
+            { "tokenizer.ggml.unknown_token_id", lb_vocab_unk(v) },
+            { "tokenizer.ggml.padding_token_id", lb_vocab_pad(v) },
+        };
+        for (size_t k = 0; k < sizeof special / sizeof special[0]; k++)
+            if (!st && special[k].id >= 0) st = lb_gguf_writer_set_u32(w, special[k].key, (uint32_t)special[k].id);
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", lb_vocab_add_bos(v));
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
         if (!st && ((!lb_vocab_add_space_prefix(v) && kind == LB_VOCAB_SPM) || kind == LB_VOCAB_UGM))

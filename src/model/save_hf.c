@@ -232,8 +232,13 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
                                 m->rope_freqs.data ? scaling : NULL);
     char       *tj = NULL, *tc = NULL, gen[128];
     LB_GOTO_IF(!cfg, err, LB_ERR_NOMEM, "out of memory");
-    snprintf(gen, sizeof gen, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
-             lb_vocab_bos(m->vocab), lb_vocab_eos(m->vocab));
+    { /* absent tokens have no key */
+        const int32_t bos = lb_vocab_bos(m->vocab), eos = lb_vocab_eos(m->vocab);
+        int           k   = snprintf(gen, sizeof gen, "{");
+        if (bos >= 0) k += snprintf(gen + k, sizeof gen - (size_t)k, "\n  \"bos_token_id\": %d%s", bos, eos >= 0 ? "," : "");
+        if (eos >= 0) k += snprintf(gen + k, sizeof gen - (size_t)k, "\n  \"eos_token_id\": %d", eos);
+        snprintf(gen + k, sizeof gen - (size_t)k, "\n}\n");
+    }
     LB_TRY(lb_vocab_to_hf_json(m->vocab, &tj, &tc, err));
     LB_TRY(write_text(tmp, "config.json", cfg, err));
     LB_TRY(write_text(tmp, "generation_config.json", gen, err));

@@ -228,6 +228,7 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
     }
     if (!st) {
         lb_vocab_set_special(*out, lb_vocab_bos(src), lb_vocab_eos(src), lb_vocab_unk(src));
+        lb_vocab_set_pad(*out, lb_vocab_pad(src));
         lb_vocab_set_flags(*out, lb_vocab_add_bos(src), lb_vocab_add_space_prefix(src));
         st = lb_vocab_build(*out, err);
     }

@@ -332,7 +332,8 @@ lb_status lb_calib_windows(const lb_vocab *v, const char *text, size_t len,
                            lb_error *err) {
     int32_t  *ids;
     size_t    n;
-    lb_status st = lb_tokenize(v, text, len, true, false, &ids, &n, err);
+    const bool add_bos = lb_vocab_add_bos(v); /* as llama-imatrix: BOS first when the vocabulary adds one */
+    lb_status  st      = lb_tokenize(v, text, len, add_bos, false, &ids, &n, err);
     if (st) return st;
     const int32_t L = p->n_ctx;
     if (L < 2 || n < (size_t)L) {
@@ -355,7 +356,7 @@ lb_status lb_calib_windows(const lb_vocab *v, const char *text, size_t len,
                                  ? (size_t)i * (size_t)L
                                  : (size_t)(next_u64(&rng) % (uint64_t)(n - (size_t)L + 1));
         memcpy(w + (size_t)i * (size_t)L, ids + start, (size_t)L * sizeof *w);
-        w[(size_t)i * (size_t)L] = lb_vocab_bos(v);
+        if (add_bos) w[(size_t)i * (size_t)L] = lb_vocab_bos(v);
     }
     free(ids);
     *out       = w;

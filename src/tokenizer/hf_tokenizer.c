@@ -308,8 +308,11 @@ static lb_status load(hf_tok *h, int32_t n_vocab, lb_vocab **out, lb_error *err)
         }
     }
     if (h->cfg) { /* tokenizer_config.json has the last word */
+        /* a token given replaces the one found above; null (Qwen2's bos_token) removes it */
         const int32_t bos = config_token(v, h->cfg, "bos_token"), eos = config_token(v, h->cfg, "eos_token");
-        lb_vocab_set_special(v, bos >= 0 ? bos : v->bos, eos >= 0 ? eos : v->eos, v->unk);
+        const bool    no_bos = cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(h->cfg, "bos_token"));
+        lb_vocab_set_special(v, bos >= 0 ? bos : no_bos ? -1 : v->bos, eos >= 0 ? eos : v->eos, v->unk);
+        lb_vocab_set_pad(v, config_token(v, h->cfg, "pad_token"));
         const cJSON *ab = cJSON_GetObjectItemCaseSensitive(h->cfg, "add_bos_token");
         if (cJSON_IsBool(ab)) add_bos = cJSON_IsTrue(ab);
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(h->cfg, "chat_template");

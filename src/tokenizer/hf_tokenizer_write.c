@@ -175,6 +175,7 @@ lb_status lb_vocab_to_hf_json(const lb_vocab *v, char **tokenizer_json, char **c
     special_token_json(&c, v, "bos_token", v->bos, true);
     special_token_json(&c, v, "eos_token", v->eos, true);
     special_token_json(&c, v, "unk_token", v->unk >= 0 && v->type[v->unk] == LB_TOKEN_UNKNOWN ? v->unk : -1, true);
+    special_token_json(&c, v, "pad_token", v->pad, true);
     if (v->chat_template) {
         ADDS(&c, ",\n  \"chat_template\": ");
         jstr(&c, v->chat_template);

@@ -137,7 +137,8 @@ static lb_status encode_fragment(const lb_vocab *v, const char *text, size_t len
         if (id >= 0) {
             ids_push(out, id);
         } else {
-            for (size_t j = 0; j < syms[i].n; j++) ids_push(out, v->byte_id[(uint8_t)syms[i].text[j]]);
+            for (size_t j = 0; j < syms[i].n; j++) /* a byte with no piece and no UNK: dropped */
+                if (v->byte_id[(uint8_t)syms[i].text[j]] >= 0) ids_push(out, v->byte_id[(uint8_t)syms[i].text[j]]);
         }
     }
     free(h.v);

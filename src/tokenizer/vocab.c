@@ -1,5 +1,6 @@
 /* Vocabulary: token texts, scores and types, with a hash index from text to id.
  * When two tokens share a text, the later id wins (as in llama.cpp's token_to_id). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ lb_status lb_vocab_create(lb_vocab **out, int32_t n_tokens, lb_error *err) {
     v->bos    = 1;
     v->eos    = 2;
     v->unk    = 0;
+    v->pad    = -1;
     v->add_bos          = true;
     v->add_space_prefix = true;
     if (!v->text || !v->len || !v->score || !v->type) {
@@ -52,6 +54,14 @@ void lb_vocab_set_special(lb_vocab *v, int32_t bos, int32_t eos, int32_t unk) {
     v->unk = unk;
 }
 
+void lb_vocab_set_pad(lb_vocab *v, int32_t pad) { v->pad = pad; }
+
+void lb_vocab_set_warning(lb_vocab *v, const char *line) {
+    snprintf(v->warning, sizeof v->warning, "%s", line ? line : "");
+}
+
+const char *lb_vocab_warning(const lb_vocab *v) { return v->warning[0] ? v->warning : NULL; }
+
 void lb_vocab_set_flags(lb_vocab *v, bool add_bos, bool add_space_prefix) {
     v->add_bos          = add_bos;
     v->add_space_prefix = add_space_prefix;
@@ -66,9 +76,12 @@ static uint64_t hash_bytes(const char *p, size_t n) { /* FNV-1a */
 lb_status lb_vocab_build(lb_vocab *v, lb_error *err) {
     for (int32_t i = 0; i < v->n; i++)
         LB_RETURN_IF(!v->text[i], err, LB_ERR_CORRUPT, "vocabulary: token %d was never set", i);
-    LB_RETURN_IF(v->bos >= v->n || v->eos >= v->n || v->unk >= v->n, err, LB_ERR_CORRUPT,
-                 "vocabulary: special token id out of range (bos %d, eos %d, unk %d, %d tokens)",
-                 v->bos, v->eos, v->unk, v->n);
+    LB_RETURN_IF(v->bos >= v->n || v->eos >= v->n || v->unk >= v->n || v->pad >= v->n, err,
+                 LB_ERR_CORRUPT, "vocabulary: special token id out of range (bos %d, eos %d, "
+                 "unk %d, pad %d, %d tokens)", v->bos, v->eos, v->unk, v->pad, v->n);
+    int32_t *special[] = { &v->bos, &v->eos, &v->unk, &v->pad };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        if (*special[i] < 0) *special[i] = -1; /* absent */
     size_t cap = 16;
     while (cap < (size_t)v->n * 2) cap *= 2;
     free(v->slots);
@@ -139,7 +152,8 @@ int32_t lb_vocab_n_tokens(const lb_vocab *v) { return v->n; }
 int32_t lb_vocab_bos(const lb_vocab *v) { return v->bos; }
 int32_t lb_vocab_eos(const lb_vocab *v) { return v->eos; }
 int32_t lb_vocab_unk(const lb_vocab *v) { return v->unk; }
-bool    lb_vocab_add_bos(const lb_vocab *v) { return v->add_bos; }
+int32_t lb_vocab_pad(const lb_vocab *v) { return v->pad; }
+bool    lb_vocab_add_bos(const lb_vocab *v) { return v->add_bos && v->bos >= 0; }
 bool    lb_vocab_add_space_prefix(const lb_vocab *v) { return v->add_space_prefix; }
 float   lb_vocab_score(const lb_vocab *v, int32_t id) { return v->score[id]; }
 int32_t lb_vocab_type(const lb_vocab *v, int32_t id) { return v->type[id]; }

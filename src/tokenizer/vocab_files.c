@@ -7,11 +7,12 @@
  *
  * SentencePiece ModelProto: field 1 = repeated SentencePiece { 1: piece, 2: score (f32),
  * 3: type }, field 2 = TrainerSpec { 3: model_type (UNIGRAM 1, the default; BPE 2; WORD 3;
- * CHAR 4), 24: treat_whitespace_as_suffix, 40: unk_id, 41: bos_id, 42: eos_id },
- * field 3 = NormalizerSpec { 1: name, 2: precompiled_charsmap, 3: add_dummy_prefix,
- * 4: remove_extra_whitespaces, 5: escape_whitespaces }. Unknown fields are skipped.
- * BPE models become lowbit's SPM vocabulary, Unigram ones its UGM vocabulary (with the
- * normalizer); WORD and CHAR models, and whitespace options lowbit does not run, are refused. */
+ * CHAR 4), 24: treat_whitespace_as_suffix, 40: unk_id, 41: bos_id, 42: eos_id, 43: pad_id;
+ * -1 for none }, field 3 = NormalizerSpec { 1: name, 2: precompiled_charsmap,
+ * 3: add_dummy_prefix, 4: remove_extra_whitespaces, 5: escape_whitespaces }. Unknown fields
+ * are skipped. BPE models become lowbit's SPM vocabulary, Unigram ones its UGM vocabulary
+ * (with the normalizer); WORD and CHAR models, and whitespace options lowbit does not run,
+ * are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,7 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
     pb        b = { data, size, 0 };
     pb_field  f;
     int64_t   n = 0;
-    int64_t   unk = 0, bos = 1, eos = 2, model_type = 1;
+    int64_t   unk = 0, bos = 1, eos = 2, pad = -1, model_type = 1; /* SentencePiece's defaults; -1: disabled */
     bool      dummy_prefix = true, remove_ws = true, escape_ws = true, ws_suffix = false;
     pb        charsmap = { NULL, 0, 0 };
     lb_vocab *v  = NULL;
@@ -198,6 +199,7 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
                 if (g.field == 40) unk = (int32_t)g.value;
                 if (g.field == 41) bos = (int32_t)g.value;
                 if (g.field == 42) eos = (int32_t)g.value;
+                if (g.field == 43) pad = (int32_t)g.value;
             }
         }
         if (f.field == 3 && f.wire == 2) {
@@ -248,16 +250,18 @@ lb_status lb_vocab_load_spm_proto(lb_vocab **out, const void *data, size_t size,
                    "%s: out of memory", name);
         id++;
     }
-    LB_GOTO_IF(unk < 0 || unk >= n || bos < 0 || bos >= n || eos < 0 || eos >= n, err,
-               LB_ERR_CORRUPT, "%s: special ids out of range", name);
+    LB_GOTO_IF(unk < -1 || unk >= n || bos < -1 || bos >= n || eos < -1 || eos >= n ||
+                   pad < -1 || pad >= n,
+               err, LB_ERR_CORRUPT, "%s: special ids out of range", name);
     if (model_type == 1) /* Unigram: <unk> is the piece of that type, as in sentencepiece */
         for (int32_t i = 0; i < id; i++)
             if (lb_vocab_type(v, i) == LB_TOKEN_UNKNOWN) unk = i;
     lb_vocab_set_special(v, (int32_t)bos, (int32_t)eos, (int32_t)unk);
-    lb_vocab_set_flags(v, true, dummy_prefix);
+    lb_vocab_set_pad(v, (int32_t)pad);
+    lb_vocab_set_flags(v, bos >= 0, dummy_prefix);
     LB_TRY(lb_vocab_build(v, err));
     if (model_type == 1) {
-        LB_GOTO_IF(lb_vocab_type(v, (int32_t)unk) != LB_TOKEN_UNKNOWN, err, LB_ERR_CORRUPT,
+        LB_GOTO_IF(unk < 0 || lb_vocab_type(v, (int32_t)unk) != LB_TOKEN_UNKNOWN, err, LB_ERR_CORRUPT,
                    "%s: Unigram model without an <unk> piece", name);
         lb_error e2 = { 0 };
         st          = lb_vocab_set_unigram(v, charsmap.p, charsmap.n, remove_ws, &e2);

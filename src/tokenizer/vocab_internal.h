@@ -17,7 +17,7 @@ struct lb_vocab {
     size_t  *len;
     float   *score;
     int32_t *type;
-    int32_t  bos, eos, unk;
+    int32_t  bos, eos, unk, pad; /* -1: the vocabulary has none */
     bool     add_bos, add_space_prefix;
     int32_t *slots; /* open-addressing hash: text -> id */
     size_t   mask;
@@ -26,6 +26,7 @@ struct lb_vocab {
     struct lb_bpe *bpe;     /* LB_VOCAB_BPE only */
     struct lb_ugm *ugm;     /* LB_VOCAB_UGM only */
     char    *chat_template; /* NULL when none */
+    char     warning[256];  /* a loader's one-line note ("" when none) */
 };
 
 /* byte_bpe.c */
