@@ -65,6 +65,7 @@ static int32_t layer_groups(const lb_tmodel *tm, const lb_fakequant *fq, int32_t
     int32_t n = 0;
     for (int k = 0; k < LB_TL_COUNT; k++) {
         const lb_tslot *s = &tm->slots[LB_TSLOT(l, k)];
+        if (!s->rows) continue; /* a slot Llama does not have */
         g[n] = (lb_param_group){ .p = tm->w + s->off, .g = tm->g + s->off, .n = s->rows * s->cols,
                                  .ne0 = s->cols, .lr_mult = lr_mult_w };
         snprintf(g[n].name, sizeof g[n].name, "%s", s->name);

@@ -33,8 +33,7 @@ static lb_status layout(lb_tmodel *tm, const lb_llama_config *c, bool tied, lb_e
     tm->slots   = calloc((size_t)tm->n_slots, sizeof *tm->slots);
     tm->wf      = calloc((size_t)tm->n_slots, sizeof *tm->wf);
     LB_RETURN_IF(!tm->slots || !tm->wf, err, LB_ERR_NOMEM, "out of memory");
-    const int64_t E = c->n_embd, F = c->n_ff, V = c->n_vocab;
-    const int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t E = c->n_embd, V = c->n_vocab;
     int64_t       off = 0;
 #define SLOT(i, r, cc, mat, ...)                                                                   \
     do {                                                                                           \
@@ -46,17 +45,16 @@ static lb_status layout(lb_tmodel *tm, const lb_llama_config *c, bool tied, lb_e
     SLOT(LB_TS_TOK_EMBD, V, E, true, "token_embd.weight");
     SLOT(LB_TS_OUTPUT_NORM, 1, E, false, "output_norm.weight");
     SLOT(LB_TS_OUTPUT, tied ? 0 : V, E, true, "output.weight");
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        SLOT(LB_TSLOT(l, LB_TL_ATTN_NORM), 1, E, false, "blk.%d.attn_norm.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_WQ), Q, E, true, "blk.%d.attn_q.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_WK), KV, E, true, "blk.%d.attn_k.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_WV), KV, E, true, "blk.%d.attn_v.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_WO), E, Q, true, "blk.%d.attn_output.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_FFN_NORM), 1, E, false, "blk.%d.ffn_norm.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_GATE), F, E, true, "blk.%d.ffn_gate.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_UP), F, E, true, "blk.%d.ffn_up.weight", l);
-        SLOT(LB_TSLOT(l, LB_TL_DOWN), E, F, true, "blk.%d.ffn_down.weight", l);
-    }
+    const lb_arch *arch = lb_arch_find("llama", 5);
+    const lb_model shape = { .cfg = *c };
+    for (int32_t l = 0; l < c->n_layers; l++) /* Llama's required layer slots, from the table */
+        for (int k = 0; k < LB_TL_COUNT; k++) {
+            const lb_tensor_role role = (lb_tensor_role)(LB_ROLE_LAYER_FIRST + k);
+            const lb_slot       *s    = lb_slot_of(role);
+            const bool           use  = arch->use[role] == LB_USE_REQUIRED;
+            SLOT(LB_TSLOT(l, k), use ? lb_model_dim(&shape, s->ne1) : 0, lb_model_dim(&shape, s->ne0),
+                 use && !(s->flags & LB_SLOT_F32), "blk.%d.%s", l, s->gguf);
+        }
 #undef SLOT
     tm->n_params = off;
     tm->w        = calloc((size_t)off, sizeof *tm->w);
@@ -112,12 +110,10 @@ lb_status lb_tmodel_init_from(lb_tmodel *tm, const lb_model *m, lb_error *err) {
     copy_tensor(tm->w + tm->slots[LB_TS_TOK_EMBD].off, &m->tok_embd);
     copy_tensor(tm->w + tm->slots[LB_TS_OUTPUT_NORM].off, &m->output_norm);
     if (!tm->tied) copy_tensor(tm->w + tm->slots[LB_TS_OUTPUT].off, &m->output);
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        const lb_layer *L     = &m->layers[l];
-        const lb_tensor *t[LB_TL_COUNT] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                                            &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down };
-        for (int k = 0; k < LB_TL_COUNT; k++) copy_tensor(tm->w + tm->slots[LB_TSLOT(l, k)].off, t[k]);
-    }
+    for (int32_t l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LB_TL_COUNT; k++)
+            if (tm->slots[LB_TSLOT(l, k)].rows)
+                copy_tensor(tm->w + tm->slots[LB_TSLOT(l, k)].off, &m->layers[l].slot[k]);
     return LB_OK;
 }
 
@@ -334,12 +330,9 @@ lb_status lb_tmodel_as_model(const lb_tmodel *tm, lb_vocab *vocab, const char *n
     m->output_norm = view(tm, LB_TS_OUTPUT_NORM);
     m->tied_output = tm->tied;
     m->output      = tm->tied ? m->tok_embd : view(tm, LB_TS_OUTPUT);
-    for (int32_t l = 0; l < tm->cfg.n_layers; l++) {
-        lb_layer *L          = &m->layers[l];
-        lb_tensor *t[LB_TL_COUNT] = { &L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                                      &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down };
-        for (int k = 0; k < LB_TL_COUNT; k++) *t[k] = view(tm, LB_TSLOT(l, k));
-    }
+    for (int32_t l = 0; l < tm->cfg.n_layers; l++)
+        for (int k = 0; k < LB_TL_COUNT; k++)
+            if (tm->slots[LB_TSLOT(l, k)].rows) m->layers[l].slot[k] = view(tm, LB_TSLOT(l, k));
     *out = m;
     return LB_OK;
 }

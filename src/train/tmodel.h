@@ -4,8 +4,9 @@
  * trains a block alone).
  *
  * Parameters are "slots", in this order: token_embd [V, E], output_norm [E], output [V, E]
- * (empty when tied to the embedding), then per layer attn_norm, wq, wk, wv, wo, ffn_norm,
- * gate, up, down (shapes [out, in] row-major, as GGUF stores them).
+ * (empty when tied to the embedding), then per layer the architecture table's layer slots in
+ * lb_layer's order: attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, then the slots Llama
+ * does not have, empty (shapes [out, in] row-major, as GGUF stores them).
  *
  * Quantization-aware training plugs in at two points:
  *   - wf[s]: the weight slot s's products read in the forward pass (and in the input
@@ -25,11 +26,20 @@
 enum {
     LB_TS_TOK_EMBD, LB_TS_OUTPUT_NORM, LB_TS_OUTPUT, LB_TS_GLOBAL, /* then per layer: */
 };
-enum {
-    LB_TL_ATTN_NORM, LB_TL_WQ, LB_TL_WK, LB_TL_WV, LB_TL_WO, LB_TL_FFN_NORM, LB_TL_GATE, LB_TL_UP,
-    LB_TL_DOWN, LB_TL_COUNT,
-};
-#define LB_TSLOT(l, k) (LB_TS_GLOBAL + (l) * LB_TL_COUNT + (k))
+/* A layer's slots are the architecture table's (arch.h): slot k is role LB_ROLE_LAYER_FIRST + k;
+ * the training model fills Llama's and leaves the others empty (0 rows). */
+#define LB_TL(role)     ((int)(role) - LB_ROLE_LAYER_FIRST)
+#define LB_TL_COUNT     LB_LAYER_SLOTS
+#define LB_TL_ATTN_NORM LB_TL(LB_ROLE_ATTN_NORM)
+#define LB_TL_WQ        LB_TL(LB_ROLE_ATTN_Q)
+#define LB_TL_WK        LB_TL(LB_ROLE_ATTN_K)
+#define LB_TL_WV        LB_TL(LB_ROLE_ATTN_V)
+#define LB_TL_WO        LB_TL(LB_ROLE_ATTN_OUTPUT)
+#define LB_TL_FFN_NORM  LB_TL(LB_ROLE_FFN_NORM)
+#define LB_TL_GATE      LB_TL(LB_ROLE_FFN_GATE)
+#define LB_TL_UP        LB_TL(LB_ROLE_FFN_UP)
+#define LB_TL_DOWN      LB_TL(LB_ROLE_FFN_DOWN)
+#define LB_TSLOT(l, k)  (LB_TS_GLOBAL + (l) * LB_TL_COUNT + (k))
 
 typedef struct lb_tslot {
     int64_t off;    /* into w and g */
