@@ -1,7 +1,8 @@
 /* Metadata kept through quantize and convert: an input GGUF (stories260K) with many kinds of
  * keys (every scalar type, bool, strings, arrays of ints, floats, bools and strings, deep
  * names, general.* and tokenizer.* keys lowbit does not write, rope scaling, custom keys) is
- * quantized (q4_0, q8_0, q4_k_m, and again from a quantized file) and converted; every key of
+ * quantized (q4_0, q8_0, q4_k_m, and again from a quantized file) and converted, and so is a
+ * synthetic Qwen3 GGUF with the same keys added; every key of
  * the input is in the output with the same type and value bytes, read by a small parser of
  * its own, except the keys lowbit recomputes (general.file_type, general.quantization_version,
  * general.quantized_by when quantizing, lowbit.*) and the ones it drops (quantize.imatrix.*,
@@ -169,12 +170,12 @@ static void add_keys(lb_gguf_writer *w) {
     assert_int_equal(lb_gguf_writer_set_str(w, "quantize.imatrix.file", "old.dat"), LB_OK);
 }
 
-/* g_rich: g_plain's keys and tensors, with add_keys' after its general.name */
-static void make_rich(void) {
+/* rich: plain's keys and tensors, with add_keys' after its general.name */
+static void make_rich(const char *plain, const char *rich) {
     lb_gguf        *g;
     lb_error        err = { 0 };
     lb_gguf_writer *w   = lb_gguf_writer_create();
-    assert_int_equal(lb_gguf_open(&g, g_plain, &err), LB_OK);
+    assert_int_equal(lb_gguf_open(&g, plain, &err), LB_OK);
     for (int64_t i = 0; i < g->n_kv; i++) {
         assert_int_equal(lb_gguf_writer_copy_kv(w, &g->kv[i]), LB_OK);
         if (!strcmp(g->kv[i].key, "general.name")) add_keys(w);
@@ -184,7 +185,7 @@ static void make_rich(void) {
         assert_int_equal(lb_gguf_writer_add_tensor(w, t->name, t->ggml_type, t->n_dims, t->ne, t->data,
                                                    t->nbytes, &err), LB_OK);
     }
-    assert_int_equal(lb_gguf_writer_write(w, g_rich, &err), LB_OK);
+    assert_int_equal(lb_gguf_writer_write(w, rich, &err), LB_OK);
     lb_gguf_writer_free(w);
     lb_gguf_close(g);
 }
@@ -201,7 +202,7 @@ static int setup(void **state) {
         lb_model_save_gguf(m, g_plain, LB_TYPE_F32, &err))
         return -1;
     lb_model_free(m);
-    make_rich();
+    make_rich(g_plain, g_rich);
     return 0;
 }
 
@@ -378,6 +379,29 @@ static void test_tokenizer_replaced(void **state) {
     unlink(out);
 }
 
+/* Another architecture (qwen3.* keys, per-head q/k norms): the same. */
+static void test_qwen3_keeps_keys(void **state) {
+    (void)state;
+    char            plain[256], rich[256], out[256], ref[256];
+    lb_error        err = { 0 };
+    lb_synth_params p   = { .type = LB_TYPE_F16, .seed = 7, .arch = "qwen3" };
+    assert_int_equal(lb_synth_shape("tiny", &p.cfg, &err), LB_OK);
+    assert_int_equal(lb_synth_write(tmp_path("qwen3.gguf", plain, sizeof plain), &p, &err), LB_OK);
+    make_rich(plain, tmp_path("qwen3rich.gguf", rich, sizeof rich));
+    quantize(rich, NULL, "q4_k_m", tmp_path("qwen3q.gguf", out, sizeof out));
+    quantize(plain, NULL, "q4_k_m", tmp_path("qwen3ref.gguf", ref, sizeof ref));
+    check_keys(rich, out, true, true);
+    raw_file f = raw_read(out);
+    const raw_kv *a = raw_find(&f, "general.architecture");
+    assert_non_null(a);
+    assert_memory_equal(a->val + 8, "qwen3", 5);
+    assert_int_equal(raw_u32(&f, "qwen3.block_count"), (uint32_t)p.cfg.n_layers);
+    raw_free(&f);
+    check_same_tensors(out, ref);
+    check_same_logits(out, ref);
+    unlink(plain), unlink(rich), unlink(out), unlink(ref);
+}
+
 /* A key lowbit writes whose value changed is lowbit's, in the input's place; one whose
  * value is the same in another width is the input's. */
 static void test_writer_merge_rules(void **state) {
@@ -426,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_keeps_keys),
         cmocka_unit_test(test_convert_keeps_keys),
         cmocka_unit_test(test_tokenizer_replaced),
+        cmocka_unit_test(test_qwen3_keeps_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
