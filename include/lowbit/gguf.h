@@ -129,6 +129,11 @@ lb_status lb_gguf_get_arr(const lb_gguf *g, const char *key, const lb_gguf_kv **
 int64_t   lb_gguf_arr_int(const lb_gguf_kv *kv, uint64_t i);
 double    lb_gguf_arr_float(const lb_gguf_kv *kv, uint64_t i);
 
+/* Whether two kvs hold the same value: integers of any width and signedness equal as
+ * numbers, f32/f64 equal as numbers, strings and bools equal, arrays of the same element
+ * type with equal bytes. Keys are not compared. */
+bool lb_gguf_kv_same_value(const lb_gguf_kv *a, const lb_gguf_kv *b);
+
 /* Format a kv's value for display (arrays summarized), into buf. */
 void lb_gguf_kv_format(const lb_gguf_kv *kv, char *buf, size_t cap);
 
@@ -152,6 +157,10 @@ lb_status lb_gguf_writer_set_arr(lb_gguf_writer *w, const char *key, lb_gguf_vty
                                  const void *data, uint64_t n);
 /* Copy one kv of an open file, verbatim. */
 lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv);
+
+/* The keys set so far as a GGUF without tensors, in memory (malloc'd into *out, *size bytes):
+ * read them back with lb_gguf_open_memory (the buffer must outlive the lb_gguf). */
+lb_status lb_gguf_writer_kv_image(const lb_gguf_writer *w, void **out, size_t *size);
 
 /* Add a tensor. data (nbytes, as the type and shape require) is borrowed until write. */
 lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_t ggml_type,

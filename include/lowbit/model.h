@@ -76,6 +76,11 @@ typedef struct lb_model {
     lb_model_format format;
     char           *name;        /* general.name or the file's base name */
     lb_actq        *actq;        /* W8A8 activation quantization (actq.h), or NULL */
+    /* the GGUF whose metadata the GGUF writer keeps (save_meta.c): the loaded file's, borrowed
+     * by clones; NULL for other formats. vocab_from_meta: the vocabulary is that file's (not
+     * replaced with --tokenizer), so its tokenizer.* keys are kept too */
+    const lb_gguf  *meta;
+    bool            vocab_from_meta;
     /* ownership: weights are views into src (llama2.c) or gguf (GGUF), or into owned */
     lb_source       src;
     lb_gguf        *gguf;

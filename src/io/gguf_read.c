@@ -423,3 +423,35 @@ void lb_gguf_kv_format(const lb_gguf_kv *kv, char *buf, size_t cap) {
         else snprintf(buf, cap, "%" PRIu64, kv->v.u64);
     }
 }
+
+bool lb_gguf_kv_same_value(const lb_gguf_kv *a, const lb_gguf_kv *b) {
+    const bool fa = a->type == LB_GGUF_F32 || a->type == LB_GGUF_F64;
+    const bool fb = b->type == LB_GGUF_F32 || b->type == LB_GGUF_F64;
+    if (fa || fb) { /* at f32 precision when either is f32: a value lowbit keeps as a float */
+        if (!fa || !fb) return false;
+        if (a->type == LB_GGUF_F32 || b->type == LB_GGUF_F32) return (float)a->v.f64 == (float)b->v.f64;
+        return a->v.f64 == b->v.f64;
+    }
+    const bool ia = is_signed(a->type) || is_unsigned(a->type);
+    const bool ib = is_signed(b->type) || is_unsigned(b->type);
+    if (ia || ib) {
+        if (!ia || !ib) return false;
+        const bool na = is_signed(a->type) && a->v.i64 < 0, nb = is_signed(b->type) && b->v.i64 < 0;
+        return na == nb && a->v.u64 == b->v.u64; /* the same bits once the signs agree */
+    }
+    if (a->type != b->type) return false;
+    switch (a->type) {
+    case LB_GGUF_BOOL:   return a->v.b == b->v.b;
+    case LB_GGUF_STRING: return a->str.n == b->str.n && !memcmp(a->str.p, b->str.p, a->str.n);
+    case LB_GGUF_ARRAY:
+        if (a->arr_type != b->arr_type || a->arr_n != b->arr_n) return false;
+        if (a->arr_type != LB_GGUF_STRING)
+            return a->arr_n == 0 || !memcmp(a->arr_data, b->arr_data, (size_t)a->arr_n * vtype_size(a->arr_type));
+        for (uint64_t i = 0; i < a->arr_n; i++)
+            if (a->arr_str[i].n != b->arr_str[i].n ||
+                memcmp(a->arr_str[i].p, b->arr_str[i].p, (size_t)a->arr_str[i].n))
+                return false;
+        return true;
+    default: return false;
+    }
+}

@@ -182,6 +182,25 @@ lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv) {
     return end_kv(w);
 }
 
+lb_status lb_gguf_writer_kv_image(const lb_gguf_writer *w, void **out, size_t *size) {
+    *out = NULL;
+    *size = 0;
+    if (w->oom) return LB_ERR_NOMEM;
+    const uint32_t version = 3;
+    const uint64_t n_tensors = 0;
+    const size_t   n = 24 + w->kv_len;
+    uint8_t       *b = malloc(n);
+    if (!b) return LB_ERR_NOMEM;
+    memcpy(b, "GGUF", 4);
+    memcpy(b + 4, &version, 4);
+    memcpy(b + 8, &n_tensors, 8);
+    memcpy(b + 16, &w->n_kv, 8);
+    if (w->kv_len) memcpy(b + 24, w->kv, w->kv_len);
+    *out  = b;
+    *size = n;
+    return LB_OK;
+}
+
 lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     size_t nbytes, lb_error *err) {

@@ -302,5 +302,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
             m->name[gname.n] = '\0';
         }
     }
+    m->meta            = g; /* the GGUF writer keeps its keys (save_meta.c) */
+    m->vocab_from_meta = true;
     return lb_vocab_from_gguf(&m->vocab, g, err);
 }

@@ -143,7 +143,8 @@ lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_
     }
     if (tokenizer_path) {
         lb_vocab_free(m->vocab);
-        m->vocab = NULL;
+        m->vocab           = NULL;
+        m->vocab_from_meta = false;
         const size_t tl = strlen(tokenizer_path);
         if (tl >= 14 && strcmp(tokenizer_path + tl - 14, "tokenizer.json") == 0) { /* its directory */
             char *copy = strdup(tokenizer_path);
@@ -215,6 +216,8 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     c->tied_output    = m->tied_output;
     c->name           = m->name ? strdup(m->name) : NULL;
     c->arch           = m->arch;
+    c->meta           = m->meta; /* borrowed like the vocabulary */
+    c->vocab_from_meta = m->vocab_from_meta;
     c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;

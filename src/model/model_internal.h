@@ -22,6 +22,11 @@ lb_status lb_vocab_extra_to_gguf(lb_gguf_writer *w, const lb_vocab *v);
 /* Write m's llama.* keys and tokenizer into w (save_gguf.c). */
 lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type);
 
+/* Into w: the keys of in (the model's input GGUF) merged with own's, lowbit's keys for the
+ * model (save_meta.c: which are kept, replaced, dropped). */
+lb_status lb_model_merge_meta(lb_gguf_writer *w, const lb_gguf *in, const lb_gguf_writer *own,
+                              bool vocab_from_meta, lb_error *err);
+
 /* Check the config, then every tensor's shape and type against it. */
 lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err);
 

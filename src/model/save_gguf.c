@@ -2,6 +2,7 @@
  * the types llama.cpp checks (u32 sizes, f32 epsilon and rope base), llama.cpp's tensor
  * names, the SentencePiece tokenizer as tokenizer.ggml.*, 32-byte alignment. Each tensor
  * is stored in the type its plan gives (converted or quantized here, rows in parallel).
+ * A model loaded from a GGUF keeps that file's other keys (save_meta.c).
  *
  * lowbit's own types (INTn, NF4, FP8, ternary: no ggml type id) are stored so that lowbit
  * reads them back (llama.cpp does not compute with them): a tensor of R rows of C values
@@ -171,10 +172,32 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
     return st;
 }
 
-/* The <arch>.* keys and the tokenizer of m (for writers that add tensors their own way). */
-lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
+/* lowbit's keys: the <arch>.* keys, the tokenizer, then the caller's (add_meta, may be NULL). */
+static lb_status write_own(lb_gguf_writer *w, const lb_model *m, uint32_t file_type,
+                           lb_status (*add_meta)(lb_gguf_writer *, void *), void *user) {
     lb_status st = write_hparams(w, m, file_type);
-    return st ? st : write_vocab(w, m->vocab);
+    if (!st) st = write_vocab(w, m->vocab);
+    if (!st && add_meta) st = add_meta(w, user);
+    return st;
+}
+
+/* The metadata of the output: lowbit's keys, merged into the input's when the model came
+ * from a GGUF (save_meta.c). */
+static lb_status write_keys(lb_gguf_writer *w, const lb_model *m, uint32_t file_type,
+                            lb_status (*add_meta)(lb_gguf_writer *, void *), void *user,
+                            lb_error *err) {
+    if (!m->meta) return write_own(w, m, file_type, add_meta, user);
+    lb_gguf_writer *own = lb_gguf_writer_create();
+    lb_status       st  = own ? write_own(own, m, file_type, add_meta, user) : LB_ERR_NOMEM;
+    if (!st) st = lb_model_merge_meta(w, m->meta, own, m->vocab_from_meta, err);
+    lb_gguf_writer_free(own);
+    return st;
+}
+
+/* The <arch>.* keys and the tokenizer of m (for writers that add tensors their own way), kept
+ * with the input's other keys when m came from a GGUF. */
+lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
+    return write_keys(w, m, file_type, NULL, NULL, NULL);
 }
 
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
@@ -187,10 +210,10 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
     lb_progress      bar;
     LB_GOTO_IF(!ts || !bufs || !w, err, LB_ERR_NOMEM, "out of memory");
     const int32_t n = lb_model_tensors(m, ts);
-    st = write_hparams(w, m, plan->file_type);
-    if (!st) st = write_vocab(w, m->vocab);
-    if (!st && plan->add_meta) st = plan->add_meta(w, plan->user);
-    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path, lb_status_str(st));
+    lb_error kerr = { 0 };
+    st = write_keys(w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
+    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path,
+               kerr.code ? kerr.msg : lb_status_str(st));
     if (plan->progress) lb_progress_begin(&bar, "write", n);
     for (int32_t i = 0; i < n; i++) {
         const lb_tensor *t    = ts[i].t;
