@@ -142,6 +142,14 @@ int cmd_quantize(int argc, char **argv) {
         goto out;
     }
     if (lb_check_output(a.positional[1], false)) goto out;
+    if (calib) { /* the calibration text can be read, before the model is loaded */
+        FILE *cf;
+        if (lb_open_input(calib, &cf, &err)) {
+            lb_runtime_error(&err);
+            goto out;
+        }
+        fclose(cf);
+    }
     if (lb_cli_model_load(&m, a.positional[0], tok, &err)) {
         lb_runtime_error(&err);
         goto out;

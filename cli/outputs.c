@@ -2,6 +2,7 @@
  * starts; an interrupted run leaves no temporary file behind (the library's lb_out table);
  * an input that shrinks while it is mapped is a one-line error, not a bare SIGBUS. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,9 +20,13 @@ static void on_fatal(int sig) {
     raise(sig);
 }
 
-/* a fault in a mapped input: the file was truncated under us */
+/* a fault in a mapped input: the file was truncated under us. Several threads may fault at
+ * once: the first reports and exits, the others wait for it. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+    static atomic_flag reported = ATOMIC_FLAG_INIT;
     (void)uc;
+    if (atomic_flag_test_and_set(&reported))
+        for (;;) pause();
     const char *name = lb_source_name_at(si->si_addr);
     lb_out_cleanup_signal_safe();
     if (name) {
