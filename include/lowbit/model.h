@@ -30,6 +30,8 @@ typedef struct lb_llama_config {
     int32_t n_ctx_train; /* context length the model was trained for */
     float   norm_eps;    /* RMSNorm epsilon */
     float   rope_theta;  /* RoPE base frequency */
+    float   rope_linear; /* linear RoPE scaling: positions divided by it (rope_scaling "linear");
+                            0 or 1: none */
 } lb_llama_config;
 
 /* A block's tensors: by name for the forward pass, by slot (role - LB_ROLE_LAYER_FIRST) for

@@ -121,7 +121,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
         for (int32_t j = 0; j < D / 2; j++) {
             const float ff   = m->rope_freqs.data ? ((const float *)m->rope_freqs.data)[j] : 1.0f;
             const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D) / ff;
-            const float val  = (float)pos * freq;
+            const float val  = (float)pos * freq / (c->rope_linear > 0 ? c->rope_linear : 1.0f);
             ctx->rope_cos[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
             ctx->rope_sin[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);
         }

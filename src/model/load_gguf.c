@@ -204,6 +204,31 @@ fail:
     return st;
 }
 
+/* <arch>.rope.scaling.type and .factor (or the older .rope.scale_linear): linear scaling is
+ * computed; any other kind is refused, never ignored (llama3's comes as rope_freqs.weight). */
+static lb_status rope_scaling(const lb_gguf *g, const char *arch, lb_llama_config *c, lb_error *err) {
+    char        kt[96], kf[96], kl[96];
+    lb_gguf_str type = { "none", 4 };
+    snprintf(kt, sizeof kt, "%s.rope.scaling.type", arch);
+    snprintf(kf, sizeof kf, "%s.rope.scaling.factor", arch);
+    snprintf(kl, sizeof kl, "%s.rope.scale_linear", arch);
+    lb_status st = lb_gguf_get_str(g, kt, &type, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    double factor = 0;
+    const bool linear = type.n == 6 && !memcmp(type.p, "linear", 6);
+    if (!linear && !(type.n == 4 && !memcmp(type.p, "none", 4)))
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear)",
+                       g->src.name, kt, (int)(type.n > 32 ? 32 : type.n), type.p);
+    st = lb_gguf_get_float(g, linear ? kf : kl, &factor, err);
+    if (st == LB_ERR_NOT_FOUND) factor = linear ? 0 : 1;
+    else if (st) return st;
+    if (linear || factor != 1) /* a linear factor: 1 (or 0, llama.cpp's "unset") changes nothing */
+        LB_RETURN_IF(!(factor >= 0 && factor <= 1024), err, LB_ERR_CORRUPT, "%s: rope scaling factor %g "
+                     "is outside [0, 1024]", g->src.name, factor);
+    c->rope_linear = factor > 0 ? (float)factor : 0.0f;
+    return LB_OK;
+}
+
 /* NEOX-rope architectures store rotary rows split in halves: into lowbit's pairs (rotary.h),
  * each rotary tensor an owned copy */
 static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
@@ -270,6 +295,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
                  "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
                  "supported", path, rope_dim, c->head_dim);
+    if ((st = rope_scaling(g, m->arch->gguf, c, err))) return st;
     LB_RETURN_IF(c->n_layers > 1024, err, LB_ERR_CORRUPT, "%s: %d layers", path, c->n_layers);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);

@@ -128,8 +128,10 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const cJSON *rs  = lb_json_get(j, "rope_scaling");
     const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
     hc->llama3       = rst && strcmp(rst, "llama3") == 0;
-    LB_GOTO_IF(rs && !hc->llama3 && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
-               "%s: rope_scaling '%.32s' is not supported (llama3 only)", f, rst ? rst : "?");
+    const bool linear = rst && strcmp(rst, "linear") == 0;
+    LB_GOTO_IF(rs && !hc->llama3 && !linear && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
+               "%s: rope_scaling '%.32s' is not supported (linear, llama3)", f, rst ? rst : "?");
+    if (linear) LB_TRY(cfg_float(rs, "factor", 1.0, 0, true, 1024, &c->rope_linear, f, err));
     if (hc->llama3) { /* llama.cpp's defaults */
         LB_TRY(cfg_float(rs, "factor", 8.0, 1, false, 1e6, &hc->factor, f, err));
         LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, 0, true, 1e6, &hc->low, f, err));

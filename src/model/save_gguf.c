@@ -169,6 +169,12 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->norm_eps);
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_theta);
+    if (c->rope_linear > 0 && c->rope_linear != 1.0f) {
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        if (!st) st = lb_gguf_writer_set_str(w, key, "linear");
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+        if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_linear);
+    }
     return st;
 }
 

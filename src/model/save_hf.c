@@ -86,6 +86,10 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
         put_float(&b, "high_freq_factor", scaling[2]);
         put_float(&b, "original_max_position_embeddings", scaling[3]);
         lb_strbuf_printf(&b, "}");
+    } else if (c->rope_linear > 0 && c->rope_linear != 1.0f) {
+        lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"linear\"");
+        put_float(&b, "factor", c->rope_linear);
+        lb_strbuf_printf(&b, "}");
     } else {
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null");
     }

@@ -22,10 +22,10 @@ lb_status lb_synth_shape(const char *name, lb_llama_config *cfg, lb_error *err) 
         lb_llama_config cfg;
     } shapes[] = {
         /*            E      F      L   H   K   D    V       ctx   eps    theta */
-        { "tiny", { 256, 768, 4, 4, 2, 64, 512, 512, 1e-5f, 10000.0f } },
-        { "1b",   { 2048, 5632, 22, 32, 4, 64, 32000, 2048, 1e-5f, 10000.0f } },   /* TinyLlama-1.1B */
-        { "7b",   { 4096, 11008, 32, 32, 32, 128, 32000, 4096, 1e-5f, 10000.0f } }, /* Llama-2-7B */
-        { "8b",   { 4096, 14336, 32, 32, 8, 128, 128256, 8192, 1e-5f, 500000.0f } }, /* Llama-3-8B */
+        { "tiny", { 256, 768, 4, 4, 2, 64, 512, 512, 1e-5f, 10000.0f, 0 } },
+        { "1b",   { 2048, 5632, 22, 32, 4, 64, 32000, 2048, 1e-5f, 10000.0f, 0 } },   /* TinyLlama-1.1B */
+        { "7b",   { 4096, 11008, 32, 32, 32, 128, 32000, 4096, 1e-5f, 10000.0f, 0 } }, /* Llama-2-7B */
+        { "8b",   { 4096, 14336, 32, 32, 8, 128, 128256, 8192, 1e-5f, 500000.0f, 0 } }, /* Llama-3-8B */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcmp(shapes[i].name, name) == 0) {

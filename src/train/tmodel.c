@@ -99,9 +99,11 @@ static void copy_tensor(float *dst, const lb_tensor *t) {
 }
 
 lb_status lb_tmodel_init_from(lb_tmodel *tm, const lb_model *m, lb_error *err) {
-    LB_RETURN_IF(m->rope_freqs.data || m->layers[0].bq.data || m->actq, err, LB_ERR_UNSUPPORTED,
-                 "training supports the plain Llama architecture (no rope_freqs, attention "
-                 "biases or W8A8)");
+    LB_RETURN_IF(m->rope_freqs.data || (m->cfg.rope_linear > 0 && m->cfg.rope_linear != 1.0f) ||
+                     strcmp(m->arch->name, "llama") || m->layers[0].bq.data || m->actq,
+                 err, LB_ERR_UNSUPPORTED,
+                 "training supports the plain Llama architecture (no rope_freqs or RoPE scaling, "
+                 "attention biases, head norms or W8A8)");
     lb_status st = layout(tm, &m->cfg, m->tied_output, err);
     if (st) {
         lb_tmodel_free(tm);

@@ -57,4 +57,31 @@ for fam in llama qwen2 qwen3 qwen3:64; do
             && pass "$fam $m q4_0: KLD $kld (rtn $rtn)" || fail "$fam $m q4_0: KLD $kld (rtn $rtn)"
     done
 done
+# RoPE scaling: linear from config.json, kept through GGUF (rope.scaling.type/factor) and back;
+# other kinds refused, never ignored
+hf="$WORK/llama-hf"
+cp -r "$hf" "$WORK/lin-hf"
+sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "linear", "factor": 2.0}/' "$WORK/lin-hf/config.json"
+# shellcheck disable=SC2086
+"$LOWBIT" eval "$WORK/lin-hf" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/lin.lg" --json > "$WORK/lin.json" 2>/dev/null \
+    || fail "linear rope_scaling: eval"
+"$LOWBIT" convert "$WORK/lin-hf" "$WORK/lin.gguf" 2>/dev/null || fail "linear rope_scaling: convert"
+"$LOWBIT" inspect "$WORK/lin.gguf" | grep -q 'llama.rope.scaling.type .*"linear"' && pass "linear: llama.rope.scaling.type written" \
+    || fail "linear: no llama.rope.scaling.type in the GGUF"
+# shellcheck disable=SC2086
+"$LOWBIT" eval "$WORK/lin.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/lin.lg" --json > "$WORK/lin2.json" 2>/dev/null
+kld=$(json_num "$WORK/lin2.json" kld_mean)
+awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-9) }' && pass "linear: the GGUF gives the HF directory's logits" \
+    || fail "linear: GGUF differs from HF (KLD $kld)"
+p0=$(json_num "$WORK/llama.json" ppl); p1=$(json_num "$WORK/lin.json" ppl)
+[ -n "$p1" ] && [ "$p0" != "$p1" ] && pass "linear factor 2 changes the perplexity ($p0 -> $p1)" || fail "linear: perplexity $p0 -> $p1"
+if [ $numpy = 1 ]; then
+    out=$("$PY" "$SRC/tests/ref/hf_forward.py" "$WORK/lin-hf" "$WORK/lin.lg" --tol 1e-4) && pass "linear: NumPy reference: $(echo "$out" | tail -1)" \
+        || fail "linear: NumPy reference: $(echo "$out" | tail -1)"
+fi
+cp -r "$hf" "$WORK/yarn-hf"
+sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "yarn", "factor": 4.0}/' "$WORK/yarn-hf/config.json"
+"$LOWBIT" eval "$WORK/yarn-hf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
+[ $? = 1 ] && grep -q "rope_scaling 'yarn' is not supported" "$WORK/err" && pass "yarn refused: $(cat "$WORK/err")" \
+    || fail "yarn: $(cat "$WORK/err")"
 finish

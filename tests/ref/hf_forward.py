@@ -3,7 +3,8 @@
 
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
 does (Llama, Mistral, Qwen2, Qwen3: rotate_half RoPE on the half-split layout, q/k/v biases,
-Qwen3's per-head q/k RMSNorm, grouped-query attention, SiLU MLP, tied embeddings) and compares
+Qwen3's per-head q/k RMSNorm, grouped-query attention, SiLU MLP, tied embeddings, linear
+rope_scaling) and compares
 its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
 
 usage: hf_forward.py HF_DIR LOGITS_FILE [--tol X]
@@ -58,10 +59,15 @@ def forward(cfg, w, tokens):
     L = cfg["num_hidden_layers"]
     eps = cfg.get("rms_norm_eps", 1e-6)
     theta = cfg.get("rope_theta", 10000.0)
+    rs = cfg.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    if kind not in ("default", "linear"):
+        raise SystemExit(f"rope_scaling {kind}: not in this reference")
+    scale = rs.get("factor", 1.0) if kind == "linear" else 1.0
     T = len(tokens)
     x = w["model.embed_tokens.weight"][tokens]
     inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
-    ang = np.outer(np.arange(T, dtype=np.float64), inv)
+    ang = np.outer(np.arange(T, dtype=np.float64) / scale, inv)
     cos = np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :]
     sin = np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :]
     mask = np.triu(np.full((T, T), -np.inf), 1)
