@@ -182,26 +182,28 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
     return LB_OK;
 }
 
-static int add_bytes(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
+typedef struct {
+    size_t  bytes;
+    int64_t params;
+} sizes;
+
+static int add_sizes(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
     (void)layer;
-    if (s->role != LB_ROLE_ROPE_FREQS) *(size_t *)user += lb_tensor_nbytes(t);
+    sizes *z = user;
+    if (s->role == LB_ROLE_ROPE_FREQS) return 0; /* computed from the config: not a weight */
+    z->bytes += lb_tensor_nbytes(t);
+    z->params += lb_tensor_nelements(t);
     return 0;
 }
 
 size_t lb_model_nbytes(const lb_model *m) {
-    size_t n = 0;
-    visit(m, add_bytes, &n);
-    return n;
-}
-
-static int add_params(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
-    (void)layer;
-    if (s->role != LB_ROLE_ROPE_FREQS) *(int64_t *)user += lb_tensor_nelements(t);
-    return 0;
+    sizes z = { 0, 0 };
+    visit(m, add_sizes, &z);
+    return z.bytes;
 }
 
 int64_t lb_model_nparams(const lb_model *m) {
-    int64_t n = 0;
-    visit(m, add_params, &n);
-    return n;
+    sizes z = { 0, 0 };
+    visit(m, add_sizes, &z);
+    return z.params;
 }
