@@ -67,6 +67,16 @@ typedef struct lb_slot {
 
 enum { LB_USE_NONE = 0, LB_USE_REQUIRED = 1, LB_USE_OPTIONAL = 2 };
 
+/* Slots a family stores as one tensor (Phi-3's qkv_proj and gate_up_proj): the parts' rows one
+ * after another, in the order of parts. lowbit holds the parts as views into it. */
+typedef struct lb_fused {
+    lb_tensor_role parts[3];   /* LB_ROLE_COUNT after the last */
+    const char    *gguf;       /* the fused tensor's llama.cpp name ("ffn_up.weight"), or NULL */
+    const char    *hf;         /* and Hugging Face's ("mlp.gate_up_proj.weight"), or NULL */
+    bool           gguf_write; /* written fused to GGUF (else as its parts, which llama.cpp
+                                  also reads) */
+} lb_fused;
+
 /* An architecture: its name, the GGUF architecture it is written as (general.architecture
  * and the key prefix), the Hugging Face classes it loads from, and which slots it has. */
 typedef struct lb_arch {
@@ -76,7 +86,11 @@ typedef struct lb_arch {
     uint8_t     use[LB_ROLE_COUNT]; /* LB_USE_* of each role */
     bool        rope_neox;          /* its GGUF keeps rotary rows split in halves, as HF does
                                        (llama.cpp's NEOX RoPE); llama's keeps adjacent pairs */
+    lb_fused    fused[2];           /* fused slots (gguf and hf NULL: none) */
 } lb_arch;
+
+/* The fusion of arch a role is part of (NULL: none), and the part's index in it. */
+const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part);
 
 /* Every slot in file order: the globals before the blocks, one block's (a contiguous run),
  * the globals after the blocks; *n receives the count. */
@@ -87,7 +101,7 @@ const lb_slot *lb_slot_of(lb_tensor_role role);
 const lb_arch *lb_arch_find(const char *gguf, size_t len);
 /* The architecture of a Hugging Face class ("LlamaForCausalLM"), or NULL. */
 const lb_arch *lb_arch_find_hf(const char *hf_class);
-/* The GGUF architectures lowbit reads, for messages: "'llama', 'qwen2', 'qwen3'". */
+/* The GGUF architectures lowbit reads, for messages: "'llama', 'qwen2', 'qwen3', 'phi3'". */
 const char    *lb_arch_names(void);
 
 #ifdef __cplusplus

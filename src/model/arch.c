@@ -41,12 +41,18 @@ static const lb_slot k_slots[] = {
  * models so before it knew qwen2). Qwen2: q/k/v biases. Qwen3: RMSNorm of each q and k head
  * before RoPE, no biases. Both keep rotary rows split in halves in GGUF (NEOX RoPE). */
 static const lb_arch k_archs[] = {
-    { "llama", "llama", { "LlamaForCausalLM", "MistralForCausalLM", NULL },
-      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O }, false },
-    { "qwen2", "qwen2", { "Qwen2ForCausalLM", NULL },
-      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R }, true },
-    { "qwen3", "qwen3", { "Qwen3ForCausalLM", NULL },
-      { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R }, true },
+    { .name = "llama", .gguf = "llama", .hf_class = { "LlamaForCausalLM", "MistralForCausalLM", NULL },
+      .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O } },
+    { .name = "qwen2", .gguf = "qwen2", .hf_class = { "Qwen2ForCausalLM", NULL }, .rope_neox = true,
+      .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R } },
+    { .name = "qwen3", .gguf = "qwen3", .hf_class = { "Qwen3ForCausalLM", NULL }, .rope_neox = true,
+      .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R } },
+    /* Phi-3: q, k, v in one qkv_proj and gate, up in one gate_up_proj (HF); llama.cpp's phi3
+     * reads attn_qkv or attn_q/k/v, and ffn_up holding gate's rows then up's */
+    { .name = "phi3", .gguf = "phi3", .hf_class = { "Phi3ForCausalLM", NULL }, .rope_neox = true,
+      .use = { LLAMA_BLOCK },
+      .fused = { { { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, "attn_qkv.weight", "self_attn.qkv_proj.weight", false },
+                 { { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_COUNT }, "ffn_up.weight", "mlp.gate_up_proj.weight", true } } },
 };
 #undef R
 #undef O
@@ -76,5 +82,15 @@ const lb_arch *lb_arch_find_hf(const char *hf_class) {
 }
 
 const char *lb_arch_names(void) {
-    return "'llama', 'qwen2', 'qwen3'";
+    return "'llama', 'qwen2', 'qwen3', 'phi3'";
+}
+
+const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part) {
+    for (int f = 0; a && f < 2; f++)
+        for (int k = 0; k < 3 && (a->fused[f].gguf || a->fused[f].hf); k++)
+            if (a->fused[f].parts[k] == role) {
+                if (part) *part = k;
+                return &a->fused[f];
+            }
+    return NULL;
 }

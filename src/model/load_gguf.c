@@ -300,6 +300,16 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
+    for (int f = 0; f < 2; f++) { /* fused tensors (Phi-3's ffn_up: gate and up) into their parts */
+        const lb_fused *fu = &m->arch->fused[f];
+        for (int32_t l = 0; fu->gguf && l < c->n_layers; l++) {
+            char      n[80];
+            lb_tensor ft;
+            snprintf(n, sizeof n, "blk.%d.%s", l, fu->gguf);
+            if ((st = get_tensor(m, n, false, &ft, err))) return st;
+            if (ft.data && (st = lb_model_split_fused(m, l, fu, &ft, n, err))) return st;
+        }
+    }
     int            ns;
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its llama.cpp name */
@@ -311,7 +321,9 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
             char n[80];
             if (global) snprintf(n, sizeof n, "%s", s->gguf);
             else snprintf(n, sizeof n, "blk.%d.%s", l, s->gguf);
-            if ((st = get_tensor(m, n, use == LB_USE_REQUIRED, lb_model_tensor(m, l, s->role), err))) return st;
+            lb_tensor *t = lb_model_tensor(m, l, s->role);
+            if (t->data) continue; /* a part of a fused tensor */
+            if ((st = get_tensor(m, n, use == LB_USE_REQUIRED, t, err))) return st;
         }
     }
     m->tied_output = m->output.data == NULL;

@@ -103,13 +103,14 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const char  *arch  = cJSON_IsArray(archs) && cJSON_IsString(archs->child) ? archs->child->valuestring : NULL;
     const char  *mt    = lb_json_str(j, "model_type");
     static const char *const by_type[][2] = { { "llama", "LlamaForCausalLM" }, { "mistral", "MistralForCausalLM" },
-                                              { "qwen2", "Qwen2ForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" } };
+                                              { "qwen2", "Qwen2ForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" },
+                                              { "phi3", "Phi3ForCausalLM" } };
     for (size_t i = 0; !arch && mt && i < sizeof by_type / sizeof by_type[0]; i++)
         if (!strcmp(mt, by_type[i][0])) arch = by_type[i][1];
     hc->arch         = arch ? lb_arch_find_hf(arch) : NULL;
     const bool llama = hc->arch && !strcmp(hc->arch->name, "llama");
     LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
-               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", f,
+               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM)", f,
                arch ? arch : mt ? mt : "?");
     LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
     LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
@@ -276,6 +277,29 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     m->arch = hc.arch;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");
+    for (int f = 0; f < 2; f++) { /* fused tensors (Phi-3's qkv_proj, gate_up_proj) into their parts */
+        const lb_fused *fu = &m->arch->fused[f];
+        int64_t         rows = 0;
+        for (int k = 0; k < 3 && fu->parts[k] != LB_ROLE_COUNT; k++) rows += lb_model_dim(m, lb_slot_of(fu->parts[k])->ne1);
+        for (int32_t l = 0; fu->hf && l < c->n_layers; l++) {
+            char      name[160];
+            lb_tensor ft;
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, fu->hf);
+            if ((st = get(m, h, name, rows, lb_model_dim(m, lb_slot_of(fu->parts[0])->ne0), 0, true, &ft, err)) ||
+                (st = lb_model_split_fused(m, l, fu, &ft, name, err)))
+                return st;
+            for (int k = 0; k < 3 && fu->parts[k] != LB_ROLE_COUNT; k++) { /* rotary parts into pairs */
+                lb_tensor    *t  = lb_model_tensor(m, l, fu->parts[k]);
+                const int64_t hr = lb_rotary_head_rows(m, lb_slot_of(fu->parts[k]));
+                if (hr <= 0) continue;
+                const size_t rb  = lb_row_size(t->type, t->ne[0]);
+                void        *buf = malloc((size_t)t->ne[1] * rb);
+                LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
+                lb_rotary_rows(buf, t->data, t->ne[1], rb, hr, true);
+                t->data = buf;
+            }
+        }
+    }
     int            ns;
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its HF name */
@@ -291,7 +315,9 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
             char name[160];
             if (global) snprintf(name, sizeof name, "%s", s->hf);
             else snprintf(name, sizeof name, "model.layers.%d.%s", l, s->hf);
-            if ((st = get(m, h, name, rows, cols, hr, required, lb_model_tensor(m, l, s->role), err))) return st;
+            lb_tensor *t = lb_model_tensor(m, l, s->role);
+            if (t->data) continue; /* a part of a fused tensor */
+            if ((st = get(m, h, name, rows, cols, hr, required, t, err))) return st;
         }
     }
     m->tied_output = hc.tied;

@@ -27,6 +27,11 @@ lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t fil
 lb_status lb_model_merge_meta(lb_gguf_writer *w, const lb_gguf *in, const lb_gguf_writer *own,
                               bool vocab_from_meta, lb_error *err);
 
+/* The parts of a fused tensor of layer `layer` (arch.h's lb_fused) as views into its rows;
+ * LB_ERR_SHAPE when its shape is not the parts'. name: for messages. */
+lb_status lb_model_split_fused(lb_model *m, int32_t layer, const lb_fused *f, const lb_tensor *fused,
+                               const char *name, lb_error *err);
+
 /* Check the config, then every tensor's shape and type against it. */
 lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err);
 

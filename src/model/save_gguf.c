@@ -211,10 +211,12 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
     const int32_t    cap  = lb_model_n_tensors(m);
     lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
     void           **bufs = calloc((size_t)cap, sizeof *bufs);
+    const void     **done = calloc((size_t)cap, sizeof *done); /* each tensor's bytes as stored */
+    size_t          *dnb  = calloc((size_t)cap, sizeof *dnb);
     lb_gguf_writer  *w    = lb_gguf_writer_create();
     lb_status        st   = LB_OK;
     lb_progress      bar;
-    LB_GOTO_IF(!ts || !bufs || !w, err, LB_ERR_NOMEM, "out of memory");
+    LB_GOTO_IF(!ts || !bufs || !done || !dnb || !w, err, LB_ERR_NOMEM, "out of memory");
     const int32_t n = lb_model_tensors(m, ts);
     lb_error kerr = { 0 };
     st = write_keys(w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
@@ -246,6 +248,40 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
             free(bufs[i]);
             data = bufs[i] = half;
         }
+        done[i] = data, dnb[i] = nb;
+        int             part;
+        const lb_fused *fu = lb_arch_fusion(m->arch, ts[i].role, &part);
+        if (fu && fu->gguf_write) { /* stored as one tensor (Phi-3's ffn_up: gate's rows, then up's) */
+            if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue; /* the last part writes */
+            size_t   total = 0;
+            int32_t  at[3];
+            lb_tensor ft = *t;
+            ft.ne[1]     = 0;
+            for (int k = 0; k <= part; k++) { /* the parts of this layer, listed before */
+                at[k] = -1;
+                for (int32_t j = i; j >= 0 && at[k] < 0; j--)
+                    if (ts[j].layer == ts[i].layer && ts[j].role == fu->parts[k]) at[k] = j;
+                LB_GOTO_IF(at[k] < 0 || plan->types[at[k]] != type, err, LB_ERR_PARAM,
+                           "%s: blk.%d.%s holds several tensors in one; give them one type", path,
+                           ts[i].layer, fu->gguf);
+                total += dnb[at[k]];
+                ft.ne[1] += ts[at[k]].t->ne[1];
+            }
+            uint8_t *cat = malloc(total);
+            LB_GOTO_IF(!cat, err, LB_ERR_NOMEM, "out of memory");
+            size_t off = 0;
+            for (int k = 0; k <= part; k++) {
+                memcpy(cat + off, done[at[k]], dnb[at[k]]);
+                off += dnb[at[k]];
+            }
+            free(bufs[i]);
+            bufs[i] = cat;
+            char fname[80];
+            snprintf(fname, sizeof fname, "blk.%d.%s", ts[i].layer, fu->gguf);
+            LB_TRY(add_tensor(w, fname, &ft, type, cat, total, err));
+            if (plan->progress) lb_progress_update(&bar, i + 1);
+            continue;
+        }
         LB_TRY(add_tensor(w, ts[i].name, t, type, data, nb, err));
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
@@ -254,6 +290,8 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
 fail:
     for (int32_t i = 0; bufs && i < cap; i++) free(bufs[i]);
     free(bufs);
+    free(done);
+    free(dnb);
     free(ts);
     lb_gguf_writer_free(w);
     return st;

@@ -167,7 +167,7 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
     void                 **own = calloc((size_t)cap, sizeof *own);
     char                 (*names)[96] = calloc((size_t)cap, sizeof *names);
     lb_status              st  = LB_OK;
-    int32_t                n   = 0;
+    int32_t                n   = 0, part_at[3] = { 0, 0, 0 };
     LB_GOTO_IF(!nt || !ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
     const int32_t nn = lb_model_tensors(m, nt);
     for (int32_t i = 0; i < nn; i++) { /* every tensor by its slot's HF name */
@@ -186,7 +186,34 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         ts[n].shape[0] = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         ts[n].shape[1] = t->ne[0];
         n++;
+        int             part;
+        const lb_fused *fu = lb_arch_fusion(m->arch, nt[i].role, &part);
+        if (fu && fu->hf) { /* Phi-3's qkv_proj, gate_up_proj: the parts' rows in one tensor */
+            part_at[part] = n - 1;
+            if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue;
+            size_t total = 0;
+            for (int k = 0; k <= part; k++) total += ts[part_at[k]].nbytes;
+            uint8_t *cat = malloc(total);
+            LB_GOTO_IF(!cat, err, LB_ERR_NOMEM, "out of memory");
+            size_t  off  = 0;
+            int64_t frows = 0;
+            for (int k = 0; k <= part; k++) {
+                memcpy(cat + off, ts[part_at[k]].data, ts[part_at[k]].nbytes);
+                off += ts[part_at[k]].nbytes;
+                frows += ts[part_at[k]].shape[0];
+                if (k > 0) ts[part_at[k]].name = NULL; /* folded into the first */
+            }
+            lb_st_write_tensor *f0 = &ts[part_at[0]];
+            free(own[part_at[0]]);
+            own[part_at[0]] = cat;
+            snprintf(names[part_at[0]], sizeof names[0], "model.layers.%d.%s", nt[i].layer, fu->hf);
+            f0->data = cat, f0->nbytes = total, f0->shape[0] = frows;
+        }
     }
+    int32_t kept = 0; /* drop the parts folded into a fused tensor */
+    for (int32_t i = 0; i < n; i++)
+        if (ts[i].name) ts[kept++] = ts[i];
+    n = kept;
     char path[4096];
     LB_GOTO_IF(!join(path, sizeof path, dir, "model.safetensors", ""), err, LB_ERR_PARAM, "%s: path too long", dir);
     st = lb_safetensors_write(path, ts, (size_t)n, err);

@@ -251,6 +251,7 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err) {
     const lb_llama_config *c = &p->cfg;
     const lb_arch *arch = lb_arch_find(p->arch ? p->arch : "llama", strlen(p->arch ? p->arch : "llama"));
+    /* (phi3's ffn_up is written as gate's rows then up's, as llama.cpp reads it) */
     LB_RETURN_IF(!arch, err, LB_ERR_PARAM, "synth: unknown architecture '%s' (%s)", p->arch, lb_arch_names());
     const int32_t hd = c->head_dim > 0 ? c->head_dim : c->n_heads > 0 ? c->n_embd / c->n_heads : 0;
     LB_RETURN_IF(c->n_embd <= 0 || c->n_ff <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
@@ -308,7 +309,16 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                                 : bias                          ? KIND_BIAS
                                 : s->flags & LB_SLOT_F32         ? KIND_NORM
                                                                  : KIND_MATRIX;
-                const int64_t n = lb_model_dim(&m, s->ne0), rows = lb_model_dim(&m, s->ne1);
+                const int64_t   n = lb_model_dim(&m, s->ne0);
+                int64_t         rows = lb_model_dim(&m, s->ne1);
+                int             part;
+                const lb_fused *fu = lb_arch_fusion(m.arch, s->role, &part);
+                if (fu && fu->gguf_write) { /* one tensor of all the parts' rows, at the last part */
+                    if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue;
+                    for (int q = 0; q < part; q++) rows += lb_model_dim(&m, lb_slot_of(fu->parts[q])->ne1);
+                    ADD(kind, n, rows, "blk.%d.%s", l, fu->gguf);
+                    continue;
+                }
                 if (global) ADD(kind, n, rows, "%s", s->gguf);
                 else ADD(kind, n, rows, "blk.%d.%s", l, s->gguf);
             }

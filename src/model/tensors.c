@@ -110,6 +110,27 @@ int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
     return c.n;
 }
 
+lb_status lb_model_split_fused(lb_model *m, int32_t layer, const lb_fused *f, const lb_tensor *fused,
+                               const char *name, lb_error *err) {
+    int64_t rows = 0;
+    for (int k = 0; k < 3 && f->parts[k] != LB_ROLE_COUNT; k++) rows += lb_model_dim(m, lb_slot_of(f->parts[k])->ne1);
+    const int64_t ne0 = lb_model_dim(m, lb_slot_of(f->parts[0])->ne0);
+    LB_RETURN_IF(fused->ne[0] != ne0 || fused->ne[1] != rows || fused->ne[2] != 1 || fused->ne[3] != 1, err,
+                 LB_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld] (its parts' rows)",
+                 name, name, (long long)fused->ne[0], (long long)fused->ne[1], (long long)ne0, (long long)rows);
+    const size_t rs  = lb_row_size(fused->type, ne0);
+    int64_t      row = 0;
+    for (int k = 0; k < 3 && f->parts[k] != LB_ROLE_COUNT; k++) {
+        lb_tensor    *t = lb_model_tensor(m, layer, f->parts[k]);
+        const int64_t n = lb_model_dim(m, lb_slot_of(f->parts[k])->ne1);
+        *t              = *fused;
+        t->ne[1]        = n;
+        t->data         = (const uint8_t *)fused->data + (size_t)row * rs;
+        row += n;
+    }
+    return LB_OK;
+}
+
 static lb_status check_tensor(const lb_tensor *t, const char *name, int64_t ne0, int64_t ne1,
                               const char *path, lb_error *err) {
     LB_RETURN_IF(!t->data, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing", path, name);

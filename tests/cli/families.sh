@@ -1,4 +1,5 @@
-# Model families through the architecture table (issue 18): for llama, qwen2 and qwen3, a
+# Model families through the architecture table (issue 18): for llama, qwen2, qwen3 and phi3
+# (q, k, v and gate, up fused in its HF directory; gate and up in one ffn_up in GGUF), a
 # synthetic model (GQA; Qwen3 also with a head size that is not n_embd / n_heads) written as
 # GGUF, exported as an HF directory, read back: the HF directory's logits equal the GGUF's
 # (KLD 0) and an independent NumPy forward of the HF layout (tests/ref/hf_forward.py, when
@@ -14,7 +15,7 @@ CH="--chunks 3"
 tok="$SRC/models/stories260K/tok512.bin"
 shape="--shape tiny --n-layers 2 --n-embd 128 --n-ff 256 --n-heads 4 --n-kv-heads 2 --n-vocab 512"
 
-for fam in llama qwen2 qwen3 qwen3:64; do
+for fam in llama qwen2 qwen3 qwen3:64 phi3; do
     arch=${fam%%:*}
     hd=""
     [ "$fam" != "$arch" ] && hd="--head-dim ${fam#*:}"

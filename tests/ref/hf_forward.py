@@ -2,8 +2,9 @@
 """An independent forward pass of a Hugging Face model directory, in NumPy (float64).
 
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
-does (Llama, Mistral, Qwen2, Qwen3: rotate_half RoPE on the half-split layout, q/k/v biases,
-Qwen3's per-head q/k RMSNorm, grouped-query attention, SiLU MLP, tied embeddings, linear
+does (Llama, Mistral, Qwen2, Qwen3, Phi-3: rotate_half RoPE on the half-split layout, q/k/v biases,
+Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-query attention,
+SiLU MLP, tied embeddings, linear
 rope_scaling) and compares
 its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
 
@@ -74,9 +75,13 @@ def forward(cfg, w, tokens):
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = h @ w[p + "self_attn.q_proj.weight"].T
-        k = h @ w[p + "self_attn.k_proj.weight"].T
-        v = h @ w[p + "self_attn.v_proj.weight"].T
+        if p + "self_attn.qkv_proj.weight" in w:  # Phi-3: q, k, v rows in one matrix
+            qkv = h @ w[p + "self_attn.qkv_proj.weight"].T
+            q, k, v = qkv[:, : H * D], qkv[:, H * D : H * D + K * D], qkv[:, H * D + K * D :]
+        else:
+            q = h @ w[p + "self_attn.q_proj.weight"].T
+            k = h @ w[p + "self_attn.k_proj.weight"].T
+            v = h @ w[p + "self_attn.v_proj.weight"].T
         if p + "self_attn.q_proj.bias" in w:
             q = q + w[p + "self_attn.q_proj.bias"]
             k = k + w[p + "self_attn.k_proj.bias"]
@@ -95,8 +100,12 @@ def forward(cfg, w, tokens):
         o = np.einsum("hts,shd->thd", s, v).reshape(T, H * D)
         x = x + o @ w[p + "self_attn.o_proj.weight"].T
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        g = h @ w[p + "mlp.gate_proj.weight"].T
-        u = h @ w[p + "mlp.up_proj.weight"].T
+        if p + "mlp.gate_up_proj.weight" in w:  # Phi-3: gate's rows, then up's
+            gu = h @ w[p + "mlp.gate_up_proj.weight"].T
+            g, u = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
+        else:
+            g = h @ w[p + "mlp.gate_proj.weight"].T
+            u = h @ w[p + "mlp.up_proj.weight"].T
         x = x + (g / (1.0 + np.exp(-g)) * u) @ w[p + "mlp.down_proj.weight"].T
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])

@@ -3,6 +3,7 @@
  * bad GGUF models fail with a clear status, the other tiny models in ../shared run. */
 #include <math.h>
 
+#include "lowbit/synth.h"
 #include "test_util.h"
 
 static lb_model *load(const char *path, const char *tok) {
@@ -479,6 +480,73 @@ static void test_own_types_bad_input(void **state) {
     remove(bad);
 }
 
+/* llama.cpp's converter writes Phi-3's q, k, v as one attn_qkv: a phi3 GGUF rewritten that
+ * way (every key kept, q/k/v rows concatenated) gives the logits of the one with separate q/k/v;
+ * a wrong fused shape is refused by name. */
+static void test_phi3_fused_qkv(void **state) {
+    (void)state;
+    char            sep[256], fused[256], bad[256], tok[512];
+    lb_error        err = { 0 };
+    lb_synth_params sp  = { .seed = 7, .type = LB_TYPE_F32, .arch = "phi3",
+                            .vocab_path = repo_path("models/stories260K/tok512.bin", tok, sizeof tok) };
+    assert_int_equal(lb_synth_shape("tiny", &sp.cfg, &err), LB_OK);
+    sp.cfg.n_layers = 2, sp.cfg.n_embd = 128, sp.cfg.n_ff = 256, sp.cfg.n_heads = 4, sp.cfg.n_kv_heads = 2;
+    sp.cfg.n_vocab = 512, sp.cfg.head_dim = 0;
+    assert_int_equal(lb_synth_write(tmp_path("phi3-sep.gguf", sep, sizeof sep), &sp, &err), LB_OK);
+    lb_gguf *g;
+    assert_int_equal(lb_gguf_open(&g, sep, &err), LB_OK);
+    for (int variant = 0; variant < 2; variant++) { /* 0: the right fused shape, 1: a row short */
+        lb_gguf_writer *w = lb_gguf_writer_create();
+        void           *cat[2] = { NULL, NULL };
+        for (int64_t i = 0; i < g->n_kv; i++) assert_int_equal(lb_gguf_writer_copy_kv(w, &g->kv[i]), LB_OK);
+        for (int64_t i = 0; i < g->n_tensors; i++) {
+            const lb_gguf_tensor_info *t = &g->tensors[i];
+            int                        l;
+            char                       what[32];
+            if (sscanf(t->name, "blk.%d.attn_%31[^.]", &l, what) == 2 &&
+                (!strcmp(what, "q") || !strcmp(what, "k") || !strcmp(what, "v"))) {
+                if (strcmp(what, "q") != 0) continue; /* q's turn writes all three */
+                char          kn[64], vn[64], fn[64];
+                snprintf(kn, sizeof kn, "blk.%d.attn_k.weight", l);
+                snprintf(vn, sizeof vn, "blk.%d.attn_v.weight", l);
+                snprintf(fn, sizeof fn, "blk.%d.attn_qkv.weight", l);
+                const lb_gguf_tensor_info *k = &g->tensors[lb_gguf_find_tensor(g, kn)];
+                const lb_gguf_tensor_info *v = &g->tensors[lb_gguf_find_tensor(g, vn)];
+                const size_t rb = (size_t)t->ne[0] * sizeof(float);
+                const size_t nb = t->nbytes + k->nbytes + v->nbytes - (variant ? rb : 0);
+                uint8_t     *c  = malloc(t->nbytes + k->nbytes + v->nbytes);
+                memcpy(c, t->data, t->nbytes);
+                memcpy(c + t->nbytes, k->data, k->nbytes);
+                memcpy(c + t->nbytes + k->nbytes, v->data, v->nbytes);
+                cat[l] = c;
+                const int64_t ne[2] = { t->ne[0], (int64_t)(nb / rb) };
+                assert_int_equal(lb_gguf_writer_add_tensor(w, fn, t->ggml_type, 2, ne, c, nb, &err), LB_OK);
+                continue;
+            }
+            assert_int_equal(lb_gguf_writer_add_tensor(w, t->name, t->ggml_type, t->n_dims, t->ne, t->data,
+                                                       t->nbytes, &err), LB_OK);
+        }
+        tmp_path(variant ? "phi3-bad.gguf" : "phi3-fused.gguf", variant ? bad : fused, sizeof fused);
+        assert_int_equal(lb_gguf_writer_write(w, variant ? bad : fused, &err), LB_OK);
+        lb_gguf_writer_free(w);
+        free(cat[0]);
+        free(cat[1]);
+    }
+    lb_gguf_close(g);
+    lb_model *a = load(sep, NULL), *b = load(fused, NULL), *c;
+    float    *la = logits_batch(a, k_toks, N_TOKS), *lb_ = logits_batch(b, k_toks, N_TOKS);
+    assert_memory_equal(la, lb_, (size_t)N_TOKS * 512 * sizeof(float));
+    assert_int_equal(lb_model_load(&c, bad, NULL, &err), LB_ERR_SHAPE);
+    assert_non_null(strstr(err.msg, "blk.0.attn_qkv.weight"));
+    free(la);
+    free(lb_);
+    lb_model_free(a);
+    lb_model_free(b);
+    remove(sep);
+    remove(fused);
+    remove(bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2c_config),    cmocka_unit_test(test_batch_equals_sequential),
@@ -487,6 +555,7 @@ int main(void) {
         cmocka_unit_test(test_other_models),      cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_llama2c_separate_classifier),
         cmocka_unit_test(test_own_types_model),   cmocka_unit_test(test_own_types_bad_input),
+        cmocka_unit_test(test_phi3_fused_qkv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
