@@ -104,6 +104,23 @@ lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path
         LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_s, sum, (size_t)s->n * 4, err));
         snprintf(nm, sizeof nm, "%s.counts", ts[i].name);
         LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_c, cnt, 4, err));
+        /* a fused tensor (Phi-3's attn_qkv in llama.cpp's files) reads the same input: its entry
+         * too, under its own name, unless a part has that name (phi3's ffn_up) */
+        int             part;
+        const lb_fused *fu = lb_arch_fusion(m->arch, ts[i].role, &part);
+        char            fused[64];
+        if (fu && fu->gguf && part == 0) {
+            snprintf(fused, sizeof fused, "blk.%d.%s", ts[i].layer, fu->gguf);
+            bool taken = false;
+            for (int k = 0; k < 3 && fu->parts[k] != LB_ROLE_COUNT; k++)
+                taken |= !strcmp(lb_slot_of(fu->parts[k])->gguf, fu->gguf);
+            if (!taken) {
+                snprintf(nm, sizeof nm, "%s.in_sum2", fused);
+                LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_s, sum, (size_t)s->n * 4, err));
+                snprintf(nm, sizeof nm, "%s.counts", fused);
+                LB_TRY(lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 1, ne_c, cnt, 4, err));
+            }
+        }
     }
     LB_TRY(lb_gguf_writer_write(w, path, err));
 fail:

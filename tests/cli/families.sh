@@ -58,6 +58,15 @@ for fam in llama qwen2 qwen3 qwen3:64 phi3; do
             && pass "$fam $m q4_0: KLD $kld (rtn $rtn)" || fail "$fam $m q4_0: KLD $kld (rtn $rtn)"
     done
 done
+# Phi-3's importance matrix: its parts' entries and the fused attn_qkv llama.cpp's own phi3 files
+# hold (ffn_up is both a part and the fused name); quantize --imatrix takes it
+"$LOWBIT" calibrate "$WORK/phi3.gguf" --text "$TEXT" -o "$WORK/phi3.imatrix" --calib-samples 8 2>/dev/null || fail "phi3: calibrate"
+entries=$("$LOWBIT" inspect "$WORK/phi3.imatrix" | awk '$1 ~ /^blk\.0\..*in_sum2$/ { print $1 }' | tr '\n' ' ')
+case "$entries" in *attn_qkv.weight.in_sum2*attn_q.weight*|*attn_q.weight*attn_qkv.weight.in_sum2*) pass "phi3 imatrix: $entries" ;;
+    *) fail "phi3 imatrix entries: $entries" ;; esac
+"$LOWBIT" quantize "$WORK/phi3.gguf" "$WORK/phi3-im.gguf" --type q4_0 --imatrix "$WORK/phi3.imatrix" -q > /dev/null 2>&1 \
+    && pass "phi3: quantize --imatrix" || fail "phi3: quantize --imatrix"
+
 # RoPE scaling: linear from config.json, kept through GGUF (rope.scaling.type/factor) and back;
 # other kinds refused, never ignored
 hf="$WORK/llama-hf"
