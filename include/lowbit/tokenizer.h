@@ -59,6 +59,10 @@ int32_t     lb_vocab_eos(const lb_vocab *v);
 int32_t     lb_vocab_unk(const lb_vocab *v);
 int32_t     lb_vocab_pad(const lb_vocab *v);
 bool        lb_vocab_add_bos(const lb_vocab *v);
+/* The vocabulary's add_eos (tokenizer.ggml.add_eos_token, HF add_eos_token), carried from its
+ * file to the files lowbit writes; lb_tokenize does not append EOS. */
+bool        lb_vocab_add_eos(const lb_vocab *v);
+void        lb_vocab_set_add_eos(lb_vocab *v, bool add_eos);
 bool        lb_vocab_add_space_prefix(const lb_vocab *v);
 const char *lb_vocab_text(const lb_vocab *v, int32_t id, size_t *len); /* NUL-terminated too */
 float       lb_vocab_score(const lb_vocab *v, int32_t id);

@@ -159,6 +159,9 @@ lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err) {
     }
     LB_TRY(lb_vocab_chat_template_from_gguf(v, g, err));
     lb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, NULL);
+    bool add_eos = false;
+    lb_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, NULL);
+    lb_vocab_set_add_eos(v, add_eos);
     lb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, NULL);
     /* A special id whose key is missing is absent, but for a BOS the vocabulary adds: llama.cpp's
      * default (SentencePiece 1, BPE 11), and for Unigram's eos and unk (1 and 2; its unknown

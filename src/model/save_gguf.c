@@ -130,7 +130,7 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
         for (size_t k = 0; k < sizeof special / sizeof special[0]; k++)
             if (!st && special[k].id >= 0) st = lb_gguf_writer_set_u32(w, special[k].key, (uint32_t)special[k].id);
         if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", lb_vocab_add_bos(v));
-        if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+        if (!st) st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", lb_vocab_add_eos(v));
         if (!st && ((!lb_vocab_add_space_prefix(v) && kind == LB_VOCAB_SPM) || kind == LB_VOCAB_UGM))
             st = lb_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", lb_vocab_add_space_prefix(v));
         if (!st) st = lb_vocab_extra_to_gguf(w, v); /* merges, pre, chat template */

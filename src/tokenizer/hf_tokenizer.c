@@ -315,6 +315,7 @@ static lb_status load(hf_tok *h, int32_t n_vocab, lb_vocab **out, lb_error *err)
         lb_vocab_set_pad(v, config_token(v, h->cfg, "pad_token"));
         const cJSON *ab = cJSON_GetObjectItemCaseSensitive(h->cfg, "add_bos_token");
         if (cJSON_IsBool(ab)) add_bos = cJSON_IsTrue(ab);
+        lb_vocab_set_add_eos(v, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h->cfg, "add_eos_token")));
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(h->cfg, "chat_template");
         const char  *tmpl = cJSON_IsString(ct) ? ct->valuestring : NULL;
         for (const cJSON *e = cJSON_IsArray(ct) ? ct->child : NULL; e && !tmpl; e = e->next)

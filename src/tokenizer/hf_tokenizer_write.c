@@ -168,9 +168,9 @@ lb_status lb_vocab_to_hf_json(const lb_vocab *v, char **tokenizer_json, char **c
     }
     ADDS(&b, "\n    ]\n  }\n}\n");
 
-    lb_strbuf_printf(&c, "{\n  \"add_bos_token\": %s,\n  \"add_eos_token\": false,\n  "
+    lb_strbuf_printf(&c, "{\n  \"add_bos_token\": %s,\n  \"add_eos_token\": %s,\n  "
                          "\"clean_up_tokenization_spaces\": false,\n  \"tokenizer_class\": \"%s\"",
-                     v->add_bos && v->bos >= 0 ? "true" : "false",
+                     v->add_bos && v->bos >= 0 ? "true" : "false", lb_vocab_add_eos(v) ? "true" : "false",
                      bpe ? "PreTrainedTokenizerFast" : "LlamaTokenizerFast");
     special_token_json(&c, v, "bos_token", v->bos, true);
     special_token_json(&c, v, "eos_token", v->eos, true);

@@ -154,6 +154,8 @@ int32_t lb_vocab_eos(const lb_vocab *v) { return v->eos; }
 int32_t lb_vocab_unk(const lb_vocab *v) { return v->unk; }
 int32_t lb_vocab_pad(const lb_vocab *v) { return v->pad; }
 bool    lb_vocab_add_bos(const lb_vocab *v) { return v->add_bos && v->bos >= 0; }
+bool    lb_vocab_add_eos(const lb_vocab *v) { return v->add_eos && v->eos >= 0; }
+void    lb_vocab_set_add_eos(lb_vocab *v, bool add_eos) { v->add_eos = add_eos; }
 bool    lb_vocab_add_space_prefix(const lb_vocab *v) { return v->add_space_prefix; }
 float   lb_vocab_score(const lb_vocab *v, int32_t id) { return v->score[id]; }
 int32_t lb_vocab_type(const lb_vocab *v, int32_t id) { return v->type[id]; }

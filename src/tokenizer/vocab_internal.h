@@ -18,7 +18,7 @@ struct lb_vocab {
     float   *score;
     int32_t *type;
     int32_t  bos, eos, unk, pad; /* -1: the vocabulary has none */
-    bool     add_bos, add_space_prefix;
+    bool     add_bos, add_space_prefix, add_eos;
     int32_t *slots; /* open-addressing hash: text -> id */
     size_t   mask;
     int32_t  byte_id[256]; /* byte-fallback token of each byte */

@@ -87,6 +87,20 @@ d=$(bad_dir tokenizer); head -c 3000 "$HF/tokenizer.json" > "$d/tokenizer.json"
 try_all "malformed tokenizer.json" "tokenizer.json: malformed JSON at line" "$d"
 d=$(bad_dir noweights); rm "$d/model.safetensors"
 try_all "no weights" "no model.safetensors" "$d"
+# tokenizer_config.json's add_eos_token goes into the GGUF (tokenizer.ggml.add_eos_token) and back
+cp -r "$HF" "$WORK/eos-hf"
+if grep -q '"add_eos_token"' "$WORK/eos-hf/tokenizer_config.json"; then
+    sed -i 's/"add_eos_token":[[:space:]]*false/"add_eos_token": true/' "$WORK/eos-hf/tokenizer_config.json"
+else
+    sed -i '0,/{/s/{/{ "add_eos_token": true,/' "$WORK/eos-hf/tokenizer_config.json"
+fi
+"$LOWBIT" convert "$WORK/eos-hf" "$WORK/eos.gguf" 2>/dev/null || fail "convert add_eos"
+"$LOWBIT" inspect "$WORK/eos.gguf" | grep -q 'tokenizer.ggml.add_eos_token *bool *true' && pass "add_eos_token true into GGUF" \
+    || fail "add_eos_token lost: $("$LOWBIT" inspect "$WORK/eos.gguf" | grep add_eos)"
+"$LOWBIT" convert "$WORK/eos.gguf" "$WORK/eos-hf2" --to hf 2>/dev/null || fail "convert add_eos back"
+grep -q '"add_eos_token": true' "$WORK/eos-hf2/tokenizer_config.json" && pass "add_eos_token true back into HF" \
+    || fail "add_eos_token lost in HF"
+
 mkdir -p "$WORK/full"; : > "$WORK/full/x"
 check "--to hf into a non-empty directory" "not empty" "$LOWBIT" convert "$MODEL" "$WORK/full" --to hf
 [ ! -e "$WORK/full.tmp" ] && pass "nothing left beside it" || fail "full.tmp left behind"
