@@ -170,17 +170,23 @@ static lb_status make_temp(lb_out *o, const char *path, bool is_dir, lb_error *e
         if (snprintf(name, sizeof name, "%.*s%s%ld-%02x%02x%02x%02x%02x%02x.tmp", (int)dl, path, prefix,
                      (long)getpid(), r[0], r[1], r[2], r[3], r[4], r[5]) >= (int)sizeof name)
             return lb_fail(err, LB_ERR_PARAM, "%s: path too long", path);
+        /* listed for the signal handlers before it exists: a signal right after the create must
+         * find it (the name is ours alone: our PID and 48 random bits) */
+        const int slot = slot_take(name, is_dir ? SLOT_DIR : SLOT_FILE);
+        LB_RETURN_IF(slot < 0, err, LB_ERR_NOMEM, "%s: more than %d outputs at once", path, SLOTS);
         const int fd = is_dir ? -1 : open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (is_dir ? mkdir(name, 0777) != 0 : fd < 0) {
-            if (errno == EEXIST) continue;
-            return lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+            const int e = errno;
+            slot_free(slot);
+            if (e == EEXIST) continue;
+            return lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         }
         o->tmp  = strdup(name);
         o->path = strdup(path);
-        o->slot = o->tmp ? slot_take(name, is_dir ? SLOT_DIR : SLOT_FILE) : -1;
+        o->slot = slot;
         o->dir  = is_dir;
         if (!is_dir) o->f = fdopen(fd, "wb");
-        if (!o->tmp || !o->path || o->slot < 0 || (!is_dir && !o->f)) {
+        if (!o->tmp || !o->path || (!is_dir && !o->f)) {
             if (!is_dir && !o->f) close(fd);
             if (is_dir) rmdir(name);
             else unlink(name);
