@@ -63,6 +63,7 @@ int cmd_qat(int argc, char **argv) {
         goto done;
     }
     p.opts    = c.o;
+    p.opts.report = lb_train_cli_report;
     p.type    = type;
     p.lsq     = !no_lsq;
     p.distill = loss ? !strcmp(loss, "kd") : p.distill;
@@ -84,7 +85,9 @@ int cmd_qat(int argc, char **argv) {
     }
     lb_train_result res;
     const double    t0 = lb_time_sec();
-    if (lb_qat_run(in, &p, &train, valid.n ? &valid : NULL, a.positional[1], &res, &err)) goto fail;
+    const lb_status qst = lb_qat_run(in, &p, &train, valid.n ? &valid : NULL, a.positional[1], &res, &err);
+    lb_train_cli_report_end();
+    if (qst) goto fail;
     char vl[64] = ""; /* no validation figure without a validation set */
     if (valid.n && isfinite(res.valid_loss))
         snprintf(vl, sizeof vl, "; valid loss %.4f (ppl %.3f)", res.valid_loss, exp(res.valid_loss));

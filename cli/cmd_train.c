@@ -69,7 +69,7 @@ int cmd_train(int argc, char **argv) {
     }
     cfg.head_dim = cfg.n_embd / cfg.n_heads;
     if (o->warmup >= o->steps) o->warmup = o->steps / 10;
-    o->progress = true;
+    o->report   = lb_train_cli_report;
     rc          = LB_EXIT_ERROR;
     if (lb_check_output(out, false) || (o->ckpt_path && lb_check_output(o->ckpt_path, false))) goto done;
     lb_threads_set((int)c.threads);
@@ -80,9 +80,10 @@ int cmd_train(int argc, char **argv) {
             cfg.n_layers, cfg.n_embd, cfg.n_ff, cfg.n_heads, cfg.n_kv_heads, cfg.n_vocab,
             cfg.n_ctx_train, tied ? ", tied embeddings" : "");
     lb_train_result res;
-    if (lb_train_from_scratch(&cfg, tied, vocab, &train, valid.n ? &valid : NULL, o, out, out_type,
-                              &res, &err))
-        goto fail;
+    const lb_status tst = lb_train_from_scratch(&cfg, tied, vocab, &train, valid.n ? &valid : NULL, o, out,
+                                                out_type, &res, &err);
+    lb_train_cli_report_end();
+    if (tst) goto fail;
     char vl[64] = ""; /* no validation figure without a validation set */
     if (valid.n && isfinite(res.valid_loss))
         snprintf(vl, sizeof vl, ", valid loss %.4f (ppl %.3f)", res.valid_loss, exp(res.valid_loss));

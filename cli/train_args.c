@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train_args.h"
 
@@ -119,4 +120,20 @@ void lb_train_cli_free(lb_train_cli *c) {
     for (int32_t i = 0; i < c->n_train; i++) free(c->train_files[i]);
     for (int32_t i = 0; i < c->n_valid; i++) free(c->valid_files[i]);
     c->n_train = c->n_valid = 0;
+}
+
+static bool g_step_open; /* a step line drawn without its newline (terminal) */
+
+void lb_train_cli_report(void *user, const char *line, bool step) {
+    (void)user;
+    const bool tty = isatty(STDERR_FILENO);
+    if (tty) fputs("\r\033[K", stderr);
+    fputs(line, stderr);
+    g_step_open = tty && step;
+    if (!g_step_open) fputc('\n', stderr);
+}
+
+void lb_train_cli_report_end(void) {
+    if (g_step_open) fputc('\n', stderr);
+    g_step_open = false;
 }

@@ -25,6 +25,10 @@ bool lb_train_cli_option(lb_train_cli *c, lb_args *a, const char *opt);
 lb_status lb_train_cli_load(lb_train_cli *c, const lb_vocab *v, lb_tokens *train, lb_tokens *valid,
                             FILE **log, lb_error *err);
 void lb_train_cli_free(lb_train_cli *c);
+/* The training loop's report callback (lb_train_opts.report): lines on stderr, the step line
+ * redrawn in place on a terminal; lb_train_cli_report_end ends a step line left open. */
+void lb_train_cli_report(void *user, const char *line, bool step);
+void lb_train_cli_report_end(void);
 
 /* The shared options' part of a --help text. */
 #define LB_TRAIN_OPTIONS_HELP                                                                      \

@@ -58,7 +58,10 @@ typedef struct lb_train_opts {
     const char *resume_path;  /* a checkpoint to continue from, or NULL */
     double      max_seconds;  /* stop (with a checkpoint) after this long; 0: no limit */
     int64_t     stop_at;      /* stop (with a checkpoint) after this step of the schedule; 0: none */
-    bool        progress;     /* a progress line on stderr */
+    /* progress and summary lines (no newline) for the caller to show; step: the step line a
+     * terminal may redraw in place. NULL: quiet (the library never prints). */
+    void      (*report)(void *user, const char *line, bool step);
+    void       *report_user;
     FILE       *log;          /* one JSON object per line per log_every steps, or NULL */
     int64_t     log_every;
     bool        ternary;      /* from scratch only: BitNet b1.58, the block matrices ternary
@@ -109,7 +112,6 @@ typedef struct lb_qat_params {
     int32_t         bap_windows;   /* Block-AP: calibration windows of opts.ctx tokens */
     int32_t         bap_epochs;
     float           bap_lr;        /* Block-AP weights' learning rate */
-    bool            progress;
 } lb_qat_params;
 
 lb_qat_params lb_qat_default_params(lb_qat_method m);

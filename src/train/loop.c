@@ -1,6 +1,7 @@
 /* The training loop (loop.h): seeded random windows, gradient accumulation, clipping,
  * AdamW with warmup + cosine, validation, checkpoints, a progress line, resumption. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,16 @@
 #include "core/fail.h"
 #include "fakequant.h"
 #include "loop.h"
+
+void lb_train_report(const lb_train_opts *o, bool step, const char *fmt, ...) {
+    if (!o->report) return;
+    char    line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->report(o->report_user, line, step);
+}
 
 lb_train_opts lb_train_default_opts(void) {
     return (lb_train_opts){ .batch = 8, .ctx = 256, .accum = 1, .steps = 1000, .lr = 1e-3f,
@@ -109,12 +120,11 @@ lb_status lb_train_loop(const lb_train_job *job, const lb_train_opts *o, lb_trai
     lb_train_state state = { .step = 0, .tokens = 0, .rng = o->seed * 0xD1B54A32D192ED03ull + 7 };
     if (!st && o->resume_path) {
         st = lb_train_ckpt_load(o->resume_path, &opt, &state, err);
-        if (!st && o->progress)
-            fprintf(stderr, "%s: resumed from %s at step %lld (%lld tokens)\n", job->label,
-                    o->resume_path, (long long)state.step, (long long)state.tokens);
+        if (!st)
+            lb_train_report(o, false, "%s: resumed from %s at step %lld (%lld tokens)", job->label,
+                            o->resume_path, (long long)state.step, (long long)state.tokens);
     }
     const lb_train_hooks *h       = job->hooks;
-    const bool            tty     = o->progress && isatty(2);
     const double          t_start = lb_time_sec();
     const int64_t         step0   = state.step;
     double                log_loss = 0.0, last_ckpt = t_start;
@@ -159,22 +169,20 @@ lb_status lb_train_loop(const lb_train_job *job, const lb_train_opts *o, lb_trai
                         "\"grad_norm\": %.4f, \"tok_per_s\": %.1f, \"seconds\": %.1f}\n",
                         (long long)state.step, (long long)state.tokens, res->train_loss, (double)lr,
                         gnorm, tps, el);
-            if (o->progress) {
+            if (o->report) {
                 char eta[32];
                 fmt_eta(eta, sizeof eta, (double)(o->steps - state.step) * B * T * o->accum / tps);
-                fprintf(stderr, "%s%s: step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  "
-                        "ETA %s%s", tty ? "\r\033[K" : "", job->label, (long long)state.step,
-                        (long long)o->steps, res->train_loss, (double)lr, gnorm, tps, eta,
-                        tty ? "" : "\n");
+                lb_train_report(o, true, "%s: step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s",
+                                job->label, (long long)state.step, (long long)o->steps, res->train_loss,
+                                (double)lr, gnorm, tps, eta);
             }
             log_loss = 0.0, log_count = 0, log_steps = 0;
         }
         if ((o->eval_every > 0 && state.step % o->eval_every == 0) || last) {
             res->valid_loss = lb_train_validate(tm, h, job->valid, o->eval_windows);
             if (isfinite(res->valid_loss)) {
-                if (o->progress)
-                    fprintf(stderr, "%s%s: step %lld  valid loss %.4f  ppl %.3f\n", tty ? "\r\033[K" : "",
-                            job->label, (long long)state.step, res->valid_loss, exp(res->valid_loss));
+                lb_train_report(o, false, "%s: step %lld  valid loss %.4f  ppl %.3f", job->label,
+                                (long long)state.step, res->valid_loss, exp(res->valid_loss));
                 if (o->log)
                     fprintf(o->log, "{\"step\": %lld, \"tokens\": %lld, \"valid_loss\": %.5f}\n",
                             (long long)state.step, (long long)state.tokens, res->valid_loss);
@@ -188,7 +196,6 @@ lb_status lb_train_loop(const lb_train_job *job, const lb_train_opts *o, lb_trai
         if (last) break;
     }
     (void)last_ckpt;
-    if (tty) fputc('\n', stderr);
     res->steps_done     = state.step;
     res->tokens_seen    = state.tokens;
     res->seconds        = lb_time_sec() - t_start;

@@ -33,6 +33,9 @@ typedef struct lb_train_job {
 lb_status lb_train_loop(const lb_train_job *job, const lb_train_opts *o, lb_train_result *res,
                         lb_error *err);
 
+/* A line for o->report (printf-style), when there is a report callback. */
+void lb_train_report(const lb_train_opts *o, bool step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Mean cross-entropy (nats per token) over `windows` consecutive windows of T+1 tokens of
  * v, in micro-batches of tm->B; the hooks' before_forward is run first. NAN if v is too short. */
 double lb_train_validate(lb_tmodel *tm, const lb_train_hooks *h, const lb_tokens *v, int32_t windows);

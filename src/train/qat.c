@@ -16,7 +16,7 @@ lb_qat_params lb_qat_default_params(lb_qat_method m) {
      * training's KL divergence for the same steps (bench/README.md, section 7) */
     lb_qat_params p = { .method = m, .lsq = true, .distill = true, .scale_lr_mult = 1.0f,
                         .opts = lb_train_default_opts(), .bap_windows = 128, .bap_epochs = 2,
-                        .bap_lr = 1e-3f, .progress = true };
+                        .bap_lr = 1e-3f };
     p.opts.lr = 1e-3f, p.opts.steps = 200, p.opts.warmup = 10; /* tuned on the testbed at INT2 */
     p.opts.weight_decay = 0.0f, p.opts.min_lr_frac = 0.1f;
     return p;
@@ -146,9 +146,8 @@ static lb_status block_ap(lb_tmodel *tm, lb_tmodel *teacher, lb_fakequant *fq, c
             lb_tmodel_block_forward(tm, l, xq + (size_t)w * T * E, xq + (size_t)w * T * E);
         float *t = xf;
         xf = yf, yf = t;
-        if (p->progress)
-            fprintf(stderr, "efficientqat: Block-AP layer %d: %lld steps, block output MSE %.3e -> %.3e\n",
-                    l, (long long)steps, first, last);
+        lb_train_report(&p->opts, false, "efficientqat: Block-AP layer %d: %lld steps, block output MSE %.3e -> %.3e",
+                        l, (long long)steps, first, last);
     }
     fq->only_layer = -1;
 fail:
@@ -226,25 +225,24 @@ lb_status lb_qat_run(const lb_model *in, const lb_qat_params *p, const lb_tokens
                                    .after_backward = lb_fq_hook_after_backward,
                                    .after_update = lb_fq_hook_after_update,
                                    .teacher = p->distill ? &teacher : NULL };
-    if (p->progress && valid) {
+    if (p->opts.report && valid) {
         const double v0 = lb_train_validate(&tm, &hooks, valid, p->opts.eval_windows);
-        fprintf(stderr, "%s: %d tensors fake-quantized (%d with learned steps); start: valid loss "
-                "%.4f (ppl %.3f)\n", names[p->method], fq.n, fq.n_groups, v0, exp(v0));
+        lb_train_report(&p->opts, false, "%s: %d tensors fake-quantized (%d with learned steps); start: "
+                        "valid loss %.4f (ppl %.3f)", names[p->method], fq.n, fq.n_groups, v0, exp(v0));
     }
     if (p->method == LB_QAT_EFFICIENT) {
         if ((st = block_ap(&tm, &teacher, &fq, p, train, err))) goto fail;
         if ((st = lb_fq_freeze(&fq, err))) goto fail;
-        if (p->progress && valid) {
+        if (p->opts.report && valid) {
             const double v1 = lb_train_validate(&tm, &hooks, valid, p->opts.eval_windows);
-            fprintf(stderr, "efficientqat: after Block-AP: valid loss %.4f (ppl %.3f)\n", v1, exp(v1));
+            lb_train_report(&p->opts, false, "efficientqat: after Block-AP: valid loss %.4f (ppl %.3f)", v1, exp(v1));
         }
     }
     const lb_train_job job = { .tm = &tm, .extra = fq.groups, .n_extra = fq.n_groups,
                                .freeze_model = p->method == LB_QAT_EFFICIENT, .hooks = &hooks,
                                .train = train, .valid = valid, .vocab = in->vocab,
                                .label = names[p->method] };
-    lb_train_opts o = p->opts;
-    o.progress      = p->progress;
+    const lb_train_opts o = p->opts;
     if (o.steps > 0 && (st = lb_train_loop(&job, &o, res, err))) goto fail;
     st = write_output(in, &tm, &fq, types, file_type, out_path, err);
 fail:

@@ -167,7 +167,7 @@ static void methods_lower_the_loss(void **state) {
     const lb_qat_method methods[] = { LB_QAT_QAT, LB_QAT_EFFICIENT, LB_QAT_QAFT };
     for (int k = 0; k < 3; k++) {
         lb_qat_params q = lb_qat_default_params(methods[k]);
-        q.type = "int2_g32", q.progress = false, q.teacher = m, q.bap_windows = 8, q.bap_lr = 1e-3f;
+        q.type = "int2_g32", q.teacher = m, q.bap_windows = 8, q.bap_lr = 1e-3f;
         q.opts.batch = 4, q.opts.ctx = 32, q.opts.steps = 30, q.opts.lr = 2e-3f, q.opts.eval_windows = 8;
         /* the start: RTN at 2 bits (no steps) */
         lb_qat_params q0 = q;
