@@ -308,7 +308,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
         for (int32_t l = 0; fu->gguf && l < c->n_layers; l++) {
             char      n[80];
             lb_tensor ft;
-            snprintf(n, sizeof n, "blk.%d.%s", l, fu->gguf);
+            lb_tensor_name(n, sizeof n, fu->gguf, l, false);
             if ((st = get_tensor(m, n, false, &ft, err))) return st;
             if (ft.data && (st = lb_model_split_fused(m, l, fu, &ft, n, err))) return st;
         }
@@ -317,13 +317,11 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its llama.cpp name */
         const lb_slot *s      = &slots[i];
-        const bool     global = s->flags & LB_SLOT_GLOBAL;
         const uint8_t  use    = m->arch->use[s->role];
         if (use == LB_USE_NONE) continue;
-        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++) {
+        for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
             char n[80];
-            if (global) snprintf(n, sizeof n, "%s", s->gguf);
-            else snprintf(n, sizeof n, "blk.%d.%s", l, s->gguf);
+            lb_tensor_name(n, sizeof n, s->gguf, l, false);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
             if (t->data) continue; /* a part of a fused tensor */
             if ((st = get_tensor(m, n, use == LB_USE_REQUIRED, t, err))) return st;

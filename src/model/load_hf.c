@@ -284,7 +284,7 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
         for (int32_t l = 0; fu->hf && l < c->n_layers; l++) {
             char      name[160];
             lb_tensor ft;
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, fu->hf);
+            lb_tensor_name(name, sizeof name, fu->hf, l, true);
             if ((st = get(m, h, name, rows, lb_model_dim(m, lb_slot_of(fu->parts[0])->ne0), 0, true, &ft, err)) ||
                 (st = lb_model_split_fused(m, l, fu, &ft, name, err)))
                 return st;
@@ -304,17 +304,15 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its HF name */
         const lb_slot *s      = &slots[i];
-        const bool     global = s->flags & LB_SLOT_GLOBAL;
         const uint8_t  use    = m->arch->use[s->role];
         if (use == LB_USE_NONE || !s->hf) continue;
         const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
         const bool    vec      = s->ne1 == LB_DIM_1; /* HF: [rows] or [rows = outputs, inputs] */
         const int64_t rows = lb_model_dim(m, vec ? s->ne0 : s->ne1), cols = vec ? 0 : lb_model_dim(m, s->ne0);
         const int64_t hr = lb_rotary_head_rows(m, s);
-        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++) {
+        for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
             char name[160];
-            if (global) snprintf(name, sizeof name, "%s", s->hf);
-            else snprintf(name, sizeof name, "model.layers.%d.%s", l, s->hf);
+            lb_tensor_name(name, sizeof name, s->hf, l, true);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
             if (t->data) continue; /* a part of a fused tensor */
             if ((st = get(m, h, name, rows, cols, hr, required, t, err))) return st;

@@ -49,8 +49,7 @@ lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err) {
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) {
         if (!(slots[i].flags & LB_SLOT_F32)) continue;
-        const bool global = slots[i].flags & LB_SLOT_GLOBAL;
-        for (int32_t l = global ? -1 : 0; l < (global ? 0 : m->cfg.n_layers); l++) {
+        for (int32_t l = lb_slot_first(&slots[i]); l < lb_slot_end(m, &slots[i]); l++) {
             lb_tensor *t = lb_model_tensor(m, l, slots[i].role);
             LB_RETURN_IF(t && t->data && lb_model_make_f32(m, t), err, LB_ERR_NOMEM, "out of memory");
         }

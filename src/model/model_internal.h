@@ -27,6 +27,13 @@ lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t fil
 lb_status lb_model_merge_meta(lb_gguf_writer *w, const lb_gguf *in, const lb_gguf_writer *own,
                               bool vocab_from_meta, lb_error *err);
 
+/* The layers a slot is in, [lb_slot_first(s), lb_slot_end(m, s)): -1 alone for a global slot. */
+int32_t lb_slot_first(const lb_slot *s);
+int32_t lb_slot_end(const lb_model *m, const lb_slot *s);
+/* A tensor's full name in layer `layer` (-1: a global): llama.cpp's "blk.3.<name>" or, hf,
+ * Hugging Face's "model.layers.3.<name>"; name is a slot's or a fused tensor's. */
+void lb_tensor_name(char *buf, size_t cap, const char *name, int32_t layer, bool hf);
+
 /* The parts of a fused tensor of layer `layer` (arch.h's lb_fused) as views into its rows;
  * LB_ERR_SHAPE when its shape is not the parts'. name: for messages. */
 lb_status lb_model_split_fused(lb_model *m, int32_t layer, const lb_fused *f, const lb_tensor *fused,

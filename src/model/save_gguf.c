@@ -277,7 +277,7 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
             free(bufs[i]);
             bufs[i] = cat;
             char fname[80];
-            snprintf(fname, sizeof fname, "blk.%d.%s", ts[i].layer, fu->gguf);
+            lb_tensor_name(fname, sizeof fname, fu->gguf, ts[i].layer, false);
             LB_TRY(add_tensor(w, fname, &ft, type, cat, total, err));
             if (plan->progress) lb_progress_update(&bar, i + 1);
             continue;

@@ -175,8 +175,7 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         const lb_tensor *t  = nt[i].t;
         const lb_type    ty = s->flags & LB_SLOT_F32 ? LB_TYPE_F32 : type;
         if (!s->hf) continue; /* rope_freqs: config.json's rope_scaling says it */
-        if (nt[i].layer >= 0) snprintf(names[n], sizeof names[n], "model.layers.%d.%s", nt[i].layer, s->hf);
-        else snprintf(names[n], sizeof names[n], "%s", s->hf);
+        lb_tensor_name(names[n], sizeof names[n], s->hf, nt[i].layer, true);
         const int64_t hr    = lb_rotary_head_rows(m, s), rows = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         const int32_t heads = hr > 0 ? (int32_t)(rows / hr) : 0;
         LB_GOTO_IF(convert(t, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
@@ -206,7 +205,7 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
             lb_st_write_tensor *f0 = &ts[part_at[0]];
             free(own[part_at[0]]);
             own[part_at[0]] = cat;
-            snprintf(names[part_at[0]], sizeof names[0], "model.layers.%d.%s", nt[i].layer, fu->hf);
+            lb_tensor_name(names[part_at[0]], sizeof names[0], fu->hf, nt[i].layer, true);
             f0->data = cat, f0->nbytes = total, f0->shape[0] = frows;
         }
     }

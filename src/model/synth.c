@@ -298,8 +298,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
         int e = i + 1; /* a global, or the run of a block's slots */
         if (!(slots[i].flags & LB_SLOT_GLOBAL))
             while (e < ns && !(slots[e].flags & LB_SLOT_GLOBAL)) e++;
-        const bool global = slots[i].flags & LB_SLOT_GLOBAL;
-        for (int32_t l = global ? -1 : 0; l < (global ? 0 : c->n_layers); l++)
+        for (int32_t l = lb_slot_first(&slots[i]); l < lb_slot_end(&m, &slots[i]); l++)
             for (int j = i; j < e; j++) {
                 const lb_slot *s = &slots[j];
                 if (m.arch->use[s->role] != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT) continue;
@@ -319,7 +318,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                     ADD(kind, n, rows, "blk.%d.%s", l, fu->gguf);
                     continue;
                 }
-                if (global) ADD(kind, n, rows, "%s", s->gguf);
+                if (l < 0) ADD(kind, n, rows, "%s", s->gguf);
                 else ADD(kind, n, rows, "blk.%d.%s", l, s->gguf);
             }
         i = e;

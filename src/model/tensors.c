@@ -18,6 +18,19 @@ static bool is_layer_role(lb_tensor_role r) {
     return (int)r >= LB_ROLE_LAYER_FIRST && (int)r < LB_ROLE_LAYER_END;
 }
 
+int32_t lb_slot_first(const lb_slot *s) {
+    return s->flags & LB_SLOT_GLOBAL ? -1 : 0;
+}
+
+int32_t lb_slot_end(const lb_model *m, const lb_slot *s) {
+    return s->flags & LB_SLOT_GLOBAL ? 0 : m->cfg.n_layers;
+}
+
+void lb_tensor_name(char *buf, size_t cap, const char *name, int32_t layer, bool hf) {
+    if (layer < 0) snprintf(buf, cap, "%s", name);
+    else snprintf(buf, cap, hf ? "model.layers.%d.%s" : "blk.%d.%s", layer, name);
+}
+
 const lb_tensor *lb_model_tensor_c(const lb_model *m, int32_t layer, lb_tensor_role role) {
     if ((unsigned)role >= LB_ROLE_COUNT || (m->arch && m->arch->use[role] == LB_USE_NONE)) return NULL;
     if (is_layer_role(role))
@@ -96,8 +109,7 @@ typedef struct {
 static int list_one(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
     list_ctx        *c  = user;
     lb_named_tensor *nt = &c->out[c->n++];
-    if (layer >= 0) snprintf(nt->name, sizeof nt->name, "blk.%d.%s", layer, s->gguf);
-    else snprintf(nt->name, sizeof nt->name, "%s", s->gguf);
+    lb_tensor_name(nt->name, sizeof nt->name, s->gguf, layer, false);
     nt->t     = t;
     nt->role  = s->role;
     nt->layer = layer;
@@ -149,13 +161,11 @@ static lb_status check_slots(const lb_model *m, const char *path, lb_error *err)
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) {
         const lb_slot *s      = &slots[i];
-        const bool     global = s->flags & LB_SLOT_GLOBAL;
         const uint8_t  use    = m->arch->use[s->role];
-        for (int32_t l = global ? -1 : 0; l < (global ? 0 : m->cfg.n_layers); l++) {
+        for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
             const lb_tensor *t = lb_model_tensor_c(m, l, s->role);
             char             name[80];
-            if (l >= 0) snprintf(name, sizeof name, "blk.%d.%s", l, s->gguf);
-            else snprintf(name, sizeof name, "%s", s->gguf);
+            lb_tensor_name(name, sizeof name, s->gguf, l, false);
             if (!t || (!t->data && use != LB_USE_REQUIRED)) continue;
             lb_status st = check_tensor(t, name, lb_model_dim(m, s->ne0), lb_model_dim(m, s->ne1), path, err);
             if (st) return st;
