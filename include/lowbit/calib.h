@@ -42,15 +42,20 @@ typedef struct lb_act_stats {
 
 typedef struct lb_calib lb_calib;
 
-/* Statistics for every input of m; hessians: also collect H (n^2 doubles per input). */
+/* Statistics for every input of m; hessians: also collect H (n^2 doubles per input cleared
+ * with lb_calib_clear). */
 lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_error *err);
 void      lb_calib_free(lb_calib *c); /* accepts NULL */
 
 /* Accumulate only this input (layer, role), or everything with layer = LB_CALIB_ALL. */
 #define LB_CALIB_ALL (-2)
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role);
-/* Forget what was accumulated for (layer, role) (or everything with LB_CALIB_ALL). */
-void lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role);
+/* Forget what was accumulated for (layer, role) (or everything with LB_CALIB_ALL). With
+ * hessians, a Hessian is allocated here (n^2 doubles) when the input has none:
+ * only inputs cleared collect one. LB_ERR_NOMEM when it cannot be. */
+lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_error *err);
+/* Free the Hessian of (layer, role) (its other statistics stay). */
+void      lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role);
 
 /* Run the windows through ctx's model (ctx must hold n_ctx positions in one batch),
  * accumulating the selected statistics. With a layer limit set on ctx, forward passes stop

@@ -162,7 +162,9 @@ lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv);
  * read them back with lb_gguf_open_memory (the buffer must outlive the lb_gguf). */
 lb_status lb_gguf_writer_kv_image(const lb_gguf_writer *w, void **out, size_t *size);
 
-/* Add a tensor. data (nbytes, as the type and shape require) is borrowed until write. */
+/* Add a tensor. data (nbytes, as the type and shape require) is borrowed until write; NULL
+ * declares the tensor only, its bytes given later by lb_gguf_writer_put. Tensors are numbered
+ * from 0 in the order they are added. */
 lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     size_t nbytes, lb_error *err);
@@ -179,6 +181,17 @@ lb_status lb_gguf_writer_add_tensor_fill(lb_gguf_writer *w, const char *name, ui
 
 /* Write to path.tmp, then rename to path: never a partial output file. */
 lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err);
+
+/* Streaming: begin writes the metadata and the tensor infos (every tensor declared, no key or
+ * tensor may be added after it) to a temp beside path, and the tensors added with their data; put writes tensor i's bytes (exactly as
+ * declared) at its offset, in any order, each once; finish checks that every tensor was written,
+ * then renames the temp to path; abort (or free) removes the temp. */
+lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err);
+uint64_t  lb_gguf_writer_n_tensors(const lb_gguf_writer *w); /* added so far */
+lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, size_t nbytes,
+                             lb_error *err);
+lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err);
+void      lb_gguf_writer_abort(lb_gguf_writer *w);
 
 #ifdef __cplusplus
 }

@@ -137,13 +137,25 @@ typedef struct lb_write_plan {
     uint32_t        file_type;
     lb_status     (*add_meta)(lb_gguf_writer *w, void *user);
     /* called on each chunk of rows (f32) before they are quantized; may change them */
-    void          (*prepare_rows)(float *rows, int64_t nr, int64_t n, lb_type t,
-                                  const float *importance, void *user);
+    lb_rows_hook    prepare_rows;
     void           *user;
     bool            progress;
 } lb_write_plan;
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err);
+
+/* The same, streamed: open writes the metadata and every tensor's info (plan's types; data,
+ * importance and prepare_rows unused) to a temp beside path; put gives tensor i of
+ * lb_model_tensors in its stored bytes (types[i]), in any order, each once (the parts of a fused
+ * tensor are held until all are given); commit renames the temp to path and frees the writer;
+ * free without commit removes the temp. */
+typedef struct lb_model_writer lb_model_writer;
+lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const char *path,
+                               const lb_write_plan *plan, lb_error *err);
+lb_status lb_model_writer_put(lb_model_writer *w, int32_t i, const void *data, size_t nbytes,
+                              lb_error *err);
+lb_status lb_model_writer_commit(lb_model_writer *w, lb_error *err);
+void      lb_model_writer_free(lb_model_writer *w); /* accepts NULL */
 
 /* Write the model as GGUF with its weight matrices (and embedding) in `type`
  * (f32, f16 or bf16); norms stay f32. */

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -120,6 +122,15 @@ typedef struct lb_type_traits {
  * For a whole_tensor type the rows are the whole tensor. */
 size_t lb_quantize_rows(lb_type t, void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                         const float *importance);
+/* Called on each chunk of nr rows of n values (f32) before they are quantized to t; may change
+ * them (range clipping). */
+typedef void (*lb_rows_hook)(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
+                             void *user);
+/* Tensor t stored as `type` in a new buffer (*out, *nbytes): rows read as f32, prepared by the
+ * hook (may be NULL; for quantized types only), quantized with importance (may be NULL). */
+lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *importance,
+                            lb_rows_hook prepare, void *user, void **out, size_t *nbytes,
+                            lb_error *err);
 /* Dot product of a stored row of t with n f32 values (the scalar reference). For row-scaled
  * types n is the whole row. */
 double lb_vec_dot_ref(lb_type t, const void *row, const float *x, int64_t n);

@@ -24,4 +24,11 @@
         if (st != LB_OK) goto fail;                                                                \
     } while (0)
 
+/* the same where there is nothing to clean up: return the failure */
+#define LB_TRY_RET(expr)                                                                           \
+    do {                                                                                           \
+        const lb_status st_ = (expr);                                                              \
+        if (st_ != LB_OK) return st_;                                                              \
+    } while (0)
+
 #endif

@@ -1,10 +1,14 @@
-/* GGUF writer: metadata is serialized as it is set; tensors are borrowed (or produced by a
- * fill callback, chunk by chunk) and written at the end, each at a 32-byte aligned offset. The file appears only when complete
- * (lb_out: a unique temp beside it, renamed when complete). */
+/* GGUF writer: metadata is serialized as it is set; tensors are declared with their sizes,
+ * each at a 32-byte aligned offset. Either lb_gguf_writer_write writes everything at once
+ * (borrowed data, or a fill callback chunk by chunk), or the caller streams: begin writes the
+ * header (every offset is known from the sizes), put writes one tensor's bytes at its offset,
+ * in any order, and finish checks that each was written once. The file appears only when
+ * complete (lb_out: a unique temp beside it, renamed when complete). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/checked_math.h"
 #include "core/fail.h"
@@ -32,6 +36,13 @@ struct lb_gguf_writer {
     wtensor *tensors;
     uint64_t n_tensors, cap_tensors;
     lb_strmap key_ix, tensor_ix; /* names -> index, for duplicates */
+    /* streaming, between begin and finish/abort */
+    bool     open;
+    lb_out   out;
+    uint64_t data_start; /* file offset of the first tensor */
+    uint64_t data_end;   /* and of the end of the padded data */
+    uint64_t *offset;    /* [n_tensors] from data_start */
+    bool     *written;   /* [n_tensors] */
     size_t   align_at;   /* offset in kv of general.alignment's value; 0 when not set */
     uint32_t align_type; /* and its type */
     bool     oom;
@@ -43,6 +54,7 @@ lb_gguf_writer *lb_gguf_writer_create(void) {
 
 void lb_gguf_writer_free(lb_gguf_writer *w) {
     if (!w) return;
+    lb_gguf_writer_abort(w);
     for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
     for (uint64_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
     free(w->keys);
@@ -79,6 +91,7 @@ static void put_str(lb_gguf_writer *w, const char *s, size_t n) {
 
 /* Start a kv: check the key is new, record it, write key and type. */
 static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t) {
+    if (w->open) return LB_ERR_PARAM; /* the header is written */
     if (lb_strmap_get(&w->key_ix, key, strlen(key)) >= 0) return LB_ERR_PARAM;
     char **k = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *k);
     if (!k) return LB_ERR_NOMEM;
@@ -204,6 +217,7 @@ lb_status lb_gguf_writer_kv_image(const lb_gguf_writer *w, void **out, size_t *s
 lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     size_t nbytes, lb_error *err) {
+    LB_RETURN_IF(w->open, err, LB_ERR_PARAM, "tensor '%s' added after the header was written", name);
     LB_RETURN_IF(strlen(name) == 0 || strlen(name) >= 64, err, LB_ERR_PARAM,
                  "tensor name '%s' must have 1..63 bytes", name);
     LB_RETURN_IF(n_dims == 0 || n_dims > LB_GGUF_MAX_DIMS, err, LB_ERR_PARAM,
@@ -262,14 +276,10 @@ static bool fwrite_all(FILE *f, const void *p, size_t n) {
     return n == 0 || fwrite(p, 1, n, f) == n;
 }
 
-static bool pad_to(FILE *f, uint64_t *pos, size_t align) {
-    static const uint8_t zeros[64];
-    const size_t         pad = (size_t)((align - *pos % align) % align);
-    *pos += pad;
-    return fwrite_all(f, zeros, pad);
-}
+static uint64_t padded(uint64_t n, uint64_t align) { return (n + align - 1) / align * align; }
 
-lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err) {
+lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err) {
+    LB_RETURN_IF(w->open, err, LB_ERR_PARAM, "%s: the writer is already writing", path);
     LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
     const size_t align = LB_GGUF_DEFAULT_ALIGNMENT;
     /* readers lay the data out by general.alignment: it must say what is written */
@@ -281,56 +291,140 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
     LB_RETURN_IF(file_align != align, err, LB_ERR_PARAM,
                  "%s: general.alignment must be a u32 equal to %zu, the alignment written", path,
                  align);
-    lb_out    out;
-    lb_status st    = lb_out_open(&out, path, err);
-    uint8_t  *chunk = NULL;
-    if (st) return st;
-    FILE *f = out.f;
-    {
-        const uint32_t version = 3;
-        uint64_t       pos     = 0;
-        bool           ok      = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
+    w->offset  = malloc((size_t)(w->n_tensors ? w->n_tensors : 1) * sizeof *w->offset);
+    w->written = calloc((size_t)(w->n_tensors ? w->n_tensors : 1), sizeof *w->written);
+    if (!w->offset || !w->written) {
+        free(w->offset), free(w->written);
+        w->offset = NULL, w->written = NULL;
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    }
+    lb_status st = lb_out_open(&w->out, path, err);
+    if (st) {
+        free(w->offset), free(w->written);
+        w->offset = NULL, w->written = NULL;
+        return st;
+    }
+    w->open              = true;
+    FILE          *f     = w->out.f;
+    const uint32_t version = 3;
+    bool           ok    = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
                   fwrite_all(f, &w->n_tensors, 8) && fwrite_all(f, &w->n_kv, 8) &&
                   fwrite_all(f, w->kv, w->kv_len);
-        pos = 24 + w->kv_len;
-        uint64_t off = 0;
-        for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
-            const wtensor *t = &w->tensors[i];
-            const uint64_t n = strlen(t->name);
-            ok = fwrite_all(f, &n, 8) && fwrite_all(f, t->name, n) && fwrite_all(f, &t->n_dims, 4);
-            for (uint32_t d = 0; ok && d < t->n_dims; d++) ok = fwrite_all(f, &t->ne[d], 8);
-            ok = ok && fwrite_all(f, &t->type, 4) && fwrite_all(f, &off, 8);
-            pos += 8 + n + 4 + 8ull * t->n_dims + 4 + 8;
-            off += (t->nbytes + align - 1) / align * align;
+    uint64_t pos = 24 + w->kv_len, off = 0;
+    for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
+        const wtensor *t = &w->tensors[i];
+        const uint64_t n = strlen(t->name);
+        ok = fwrite_all(f, &n, 8) && fwrite_all(f, t->name, n) && fwrite_all(f, &t->n_dims, 4);
+        for (uint32_t d = 0; ok && d < t->n_dims; d++) ok = fwrite_all(f, &t->ne[d], 8);
+        ok = ok && fwrite_all(f, &t->type, 4) && fwrite_all(f, &off, 8);
+        pos += 8 + n + 4 + 8ull * t->n_dims + 4 + 8;
+        w->offset[i] = off;
+        off += padded(t->nbytes, align);
+    }
+    static const uint8_t zeros[LB_GGUF_DEFAULT_ALIGNMENT];
+    ok            = ok && fwrite_all(f, zeros, (size_t)(padded(pos, align) - pos));
+    w->data_start = padded(pos, align);
+    w->data_end   = w->data_start + off;
+    if (!ok) {
+        lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        lb_gguf_writer_abort(w);
+        return LB_ERR_IO;
+    }
+    for (uint64_t i = 0; i < w->n_tensors; i++) { /* the tensors added with their data */
+        if (!w->tensors[i].data) continue;
+        st = lb_gguf_writer_put(w, i, w->tensors[i].data, w->tensors[i].nbytes, err);
+        if (st) {
+            lb_gguf_writer_abort(w);
+            return st;
         }
-        ok = ok && pad_to(f, &pos, align);
-        for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
-            const wtensor *t = &w->tensors[i];
-            if (t->fill) {
-                if (!chunk) chunk = malloc(FILL_CHUNK);
-                LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
-                for (size_t done = 0; ok && done < t->nbytes;) {
-                    const size_t n = t->fill(t->user, chunk, FILL_CHUNK, done, err);
-                    if (n == 0 || n > t->nbytes - done) {
-                        if (n) lb_fail(err, LB_ERR_PARAM, "tensor '%s': filled past its end", t->name);
-                        st = err ? err->code : LB_ERR_IO;
-                        goto fail;
-                    }
-                    ok = fwrite_all(f, chunk, n);
-                    done += n;
-                }
-            } else {
-                ok = fwrite_all(f, t->data, t->nbytes);
-            }
-            pos += t->nbytes;
-            ok  = ok && pad_to(f, &pos, align);
+    }
+    return LB_OK;
+}
+
+uint64_t lb_gguf_writer_n_tensors(const lb_gguf_writer *w) { return w->n_tensors; }
+
+/* seek to tensor i's offset + at, for nbytes */
+static lb_status seek_tensor(lb_gguf_writer *w, uint64_t i, uint64_t at, lb_error *err) {
+    LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: put before begin");
+    LB_RETURN_IF(i >= w->n_tensors, err, LB_ERR_PARAM, "gguf: no tensor %llu", (unsigned long long)i);
+    LB_RETURN_IF(w->written[i], err, LB_ERR_PARAM, "gguf: tensor '%s' written twice", w->tensors[i].name);
+    LB_RETURN_IF(fseeko(w->out.f, (off_t)(w->data_start + w->offset[i] + at), SEEK_SET) != 0, err, LB_ERR_IO,
+                 "%s: seek failed: %s", w->out.path, strerror(errno));
+    return LB_OK;
+}
+
+lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, size_t nbytes,
+                             lb_error *err) {
+    lb_status st = seek_tensor(w, i, 0, err);
+    if (st) return st;
+    LB_RETURN_IF(nbytes != w->tensors[i].nbytes, err, LB_ERR_SHAPE, "tensor '%s': %zu bytes given, "
+                 "%zu declared", w->tensors[i].name, nbytes, w->tensors[i].nbytes);
+    LB_RETURN_IF(!fwrite_all(w->out.f, data, nbytes), err, LB_ERR_IO, "%s: write failed: %s",
+                 w->out.path, strerror(errno));
+    w->written[i] = true;
+    return LB_OK;
+}
+
+/* tensor i from its fill callback, chunk by chunk */
+static lb_status put_fill(lb_gguf_writer *w, uint64_t i, uint8_t *chunk, lb_error *err) {
+    const wtensor *t  = &w->tensors[i];
+    lb_status      st = seek_tensor(w, i, 0, err);
+    for (size_t done = 0; !st && done < t->nbytes;) {
+        const size_t n = t->fill(t->user, chunk, FILL_CHUNK, done, err);
+        if (n == 0 || n > t->nbytes - done) {
+            if (n) lb_fail(err, LB_ERR_PARAM, "tensor '%s': filled past its end", t->name);
+            return err && err->code ? err->code : LB_ERR_IO;
         }
-        LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        LB_RETURN_IF(!fwrite_all(w->out.f, chunk, n), err, LB_ERR_IO, "%s: write failed: %s", w->out.path,
+                     strerror(errno));
+        done += n;
+    }
+    if (!st) w->written[i] = true;
+    return st;
+}
+
+lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err) {
+    LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: finish before begin");
+    lb_status st = LB_OK;
+    for (uint64_t i = 0; !st && i < w->n_tensors; i++)
+        if (!w->written[i]) st = lb_fail(err, LB_ERR_PARAM, "%s: tensor '%s' was never written", w->out.path,
+                                         w->tensors[i].name);
+    /* the padding after the last tensor: holes read as zeros */
+    if (!st && (fflush(w->out.f) != 0 || ftruncate(fileno(w->out.f), (off_t)w->data_end) != 0))
+        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", w->out.path, strerror(errno));
+    if (!st) {
+        st = lb_out_commit(&w->out, err);
+        w->open = false;
+    }
+    if (st) lb_gguf_writer_abort(w);
+    free(w->offset), free(w->written);
+    w->offset = NULL, w->written = NULL;
+    return st;
+}
+
+void lb_gguf_writer_abort(lb_gguf_writer *w) {
+    if (w->open) lb_out_abort(&w->out);
+    w->open = false;
+    free(w->offset), free(w->written);
+    w->offset = NULL, w->written = NULL;
+}
+
+lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err) {
+    for (uint64_t i = 0; i < w->n_tensors; i++)
+        LB_RETURN_IF(!w->tensors[i].data && !w->tensors[i].fill, err, LB_ERR_PARAM,
+                     "%s: tensor '%s' has no data", path, w->tensors[i].name);
+    uint8_t  *chunk = NULL;
+    lb_status st    = lb_gguf_writer_begin(w, path, err);
+    for (uint64_t i = 0; !st && i < w->n_tensors; i++) { /* begin wrote those with data */
+        if (!w->tensors[i].fill) continue;
+        if (!chunk && !(chunk = malloc(FILL_CHUNK))) {
+            st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+            break;
+        }
+        st = put_fill(w, i, chunk, err);
     }
     free(chunk);
-    return lb_out_commit(&out, err);
-fail:
-    lb_out_abort(&out);
-    free(chunk);
+    if (!st) return lb_gguf_writer_finish(w, err);
+    lb_gguf_writer_abort(w);
     return st;
 }

@@ -21,72 +21,12 @@
 #include "model_internal.h"
 #include "rotary.h"
 
-/* Rows r0 .. r0+nr of t as f32, prepared by the plan's hook (range clipping) for a
- * quantized type. */
-static void load_rows(float *rows, const lb_tensor *t, int64_t r0, int64_t nr, lb_type type,
-                      const float *importance, const lb_write_plan *plan) {
-    const int64_t n_per_row = t->ne[0];
-    for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n_per_row);
-    if (plan->prepare_rows && lb_type_get_traits(type)->is_quantized)
-        plan->prepare_rows(rows, nr, n_per_row, type, importance, plan->user);
-}
-
-/* t converted to `type` (quantized with importance when given) into a new buffer. Rows are
- * converted and quantized in parallel chunks; a whole_tensor type's quantizer gets all rows
- * in one call (they are still converted and prepared in parallel chunks). Rows are
- * independent, so the bytes do not depend on the thread count. */
-static lb_status convert(const lb_tensor *t, lb_type type, const float *importance,
-                         const lb_write_plan *plan, void **out, size_t *nbytes, const char *name,
-                         lb_error *err) {
-    const int64_t n_per_row = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
-    const size_t  rs        = lb_row_size(type, n_per_row);
-    const bool    whole     = lb_type_get_traits(type)->whole_tensor;
-    const int64_t chunk     = 16;
-    LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "tensor '%s': rows of %lld do not fit type %s", name,
-                 (long long)n_per_row, lb_type_name(type));
-    uint8_t *buf = malloc(rs * (size_t)nrow);
-    float   *all = whole ? malloc((size_t)(nrow * n_per_row) * sizeof *all) : NULL;
-    if (!buf || (whole && !all)) {
-        free(buf);
-        free(all);
-        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
-    }
-    bool oom = false;
-#pragma omp parallel
-    {
-        float *rows = whole ? NULL : malloc((size_t)(chunk * n_per_row) * sizeof *rows);
-        if (!whole && !rows) {
-#pragma omp atomic write
-            oom = true;
-        }
-#pragma omp for schedule(dynamic)
-        for (int64_t r0 = 0; r0 < nrow; r0 += chunk) {
-            const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
-            if (whole) {
-                load_rows(all + r0 * n_per_row, t, r0, nr, type, importance, plan);
-            } else if (rows) {
-                load_rows(rows, t, r0, nr, type, importance, plan);
-                lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n_per_row, importance);
-            }
-        }
-        free(rows);
-    }
-    if (whole) lb_quantize_rows(type, buf, all, nrow, n_per_row, importance);
-    free(all);
-    if (oom) {
-        free(buf);
-        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting '%s'", name);
-    }
-    *out    = buf;
-    *nbytes = rs * (size_t)nrow;
-    return LB_OK;
-}
-
 /* Add tensor t (data of nb bytes, stored as `type`). A type with a ggml id is stored as
  * itself; one without (lowbit's own) as ggml I8 rows of its bytes, with its type name and
  * row length in metadata (see the top of this file). */
 static lb_status add_tensor(lb_gguf_writer *w, const char *name, const lb_tensor *t,
-                            lb_type type, const void *data, size_t nb, lb_error *err) {
+                            lb_type type, size_t nb, lb_error *err) {
+    const void *data = NULL; /* declared: the bytes come with lb_model_writer_put */
     const uint32_t n_dims = (uint32_t)(t->ne[1] > 1 ? 2 : 1);
     const int32_t  gt     = lb_type_to_ggml(type);
     if (gt >= 0) return lb_gguf_writer_add_tensor(w, name, (uint32_t)gt, n_dims, t->ne, data, nb, err);
@@ -206,95 +146,204 @@ lb_status lb_model_write_meta(lb_gguf_writer *w, const lb_model *m, uint32_t fil
     return write_keys(w, m, file_type, NULL, NULL, NULL);
 }
 
+struct lb_model_writer {
+    lb_gguf_writer  *w;
+    const lb_model  *m;
+    lb_named_tensor *ts;
+    int32_t          n;
+    lb_type         *types;
+    size_t          *nbytes; /* [n] stored bytes of each tensor */
+    int64_t         *gi;     /* [n] its index in the file; a fused part: the fused tensor's */
+    int32_t         *last;   /* [n] a fused part: the index of the tensor's last part; else i */
+    void           **held;   /* [n] a fused part's bytes until its tensor is complete */
+    bool            *part;   /* [n] a part of a fused tensor */
+};
+
+void lb_model_writer_free(lb_model_writer *mw) {
+    if (!mw) return;
+    for (int32_t i = 0; mw->held && i < mw->n; i++) free(mw->held[i]);
+    lb_gguf_writer_free(mw->w); /* removes the temp unless committed */
+    free(mw->ts), free(mw->types), free(mw->nbytes), free(mw->gi), free(mw->last), free(mw->held);
+    free(mw->part);
+    free(mw);
+}
+
+/* the parts of fused tensor `last` (its last part) in order: indices into at[], returns how many */
+static int fused_parts(const lb_model_writer *mw, int32_t last, int32_t at[3]) {
+    int             part, k = 0;
+    const lb_fused *fu = lb_arch_fusion(mw->m->arch, mw->ts[last].role, &part);
+    for (int p = 0; p <= part; p++)
+        for (int32_t j = last; j >= 0; j--)
+            if (mw->ts[j].layer == mw->ts[last].layer && mw->ts[j].role == fu->parts[p]) {
+                at[k++] = j;
+                break;
+            }
+    return k;
+}
+
+lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const char *path,
+                               const lb_write_plan *plan, lb_error *err) {
+    *out                = NULL;
+    const int32_t    cap = lb_model_n_tensors(m);
+    lb_model_writer *mw = calloc(1, sizeof *mw);
+    lb_status        st = LB_OK;
+    LB_RETURN_IF(!mw, err, LB_ERR_NOMEM, "out of memory");
+    mw->m      = m;
+    mw->w      = lb_gguf_writer_create();
+    mw->ts     = malloc((size_t)cap * sizeof *mw->ts);
+    mw->types  = malloc((size_t)cap * sizeof *mw->types);
+    mw->nbytes = malloc((size_t)cap * sizeof *mw->nbytes);
+    mw->gi     = malloc((size_t)cap * sizeof *mw->gi);
+    mw->last   = malloc((size_t)cap * sizeof *mw->last);
+    mw->held   = calloc((size_t)cap, sizeof *mw->held);
+    mw->part   = calloc((size_t)cap, sizeof *mw->part);
+    LB_GOTO_IF(!mw->w || !mw->ts || !mw->types || !mw->nbytes || !mw->gi || !mw->last || !mw->held || !mw->part, err,
+               LB_ERR_NOMEM, "out of memory");
+    mw->n = lb_model_tensors(m, mw->ts);
+    lb_error kerr = { 0 };
+    st = write_keys(mw->w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
+    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path, kerr.code ? kerr.msg : lb_status_str(st));
+    for (int32_t i = 0; i < mw->n; i++) {
+        const lb_tensor *t    = mw->ts[i].t;
+        const lb_type    type = plan->types[i];
+        const size_t     rs   = lb_row_size(type, t->ne[0]);
+        LB_GOTO_IF(rs == 0, err, LB_ERR_SHAPE, "%s: tensor '%s': rows of %lld do not fit type %s", path,
+                   mw->ts[i].name, (long long)t->ne[0], lb_type_name(type));
+        mw->types[i]  = type;
+        mw->nbytes[i] = rs * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
+        mw->last[i]   = i;
+        mw->gi[i]     = -1;
+    }
+    int64_t next = (int64_t)lb_gguf_writer_n_tensors(mw->w); /* after those add_meta gave (W8A8's) */
+    for (int32_t i = 0; i < mw->n; i++) {
+        int             part;
+        const lb_fused *fu = lb_arch_fusion(m->arch, mw->ts[i].role, &part);
+        if (fu && fu->gguf_write) { /* stored as one tensor (Phi-3's ffn_up: gate's rows, then up's) */
+            if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue; /* the last part declares */
+            int32_t   at[3];
+            const int np = fused_parts(mw, i, at);
+            size_t    total = 0;
+            lb_tensor ft    = *mw->ts[i].t;
+            ft.ne[1]        = 0;
+            LB_GOTO_IF(np != part + 1, err, LB_ERR_PARAM, "%s: blk.%d.%s: a part is missing", path, mw->ts[i].layer,
+                       fu->gguf);
+            for (int k = 0; k < np; k++) {
+                LB_GOTO_IF(mw->types[at[k]] != mw->types[i], err, LB_ERR_PARAM, "%s: blk.%d.%s holds several "
+                           "tensors in one; give them one type", path, mw->ts[i].layer, fu->gguf);
+                total += mw->nbytes[at[k]];
+                ft.ne[1] += mw->ts[at[k]].t->ne[1];
+                mw->gi[at[k]]   = next;
+                mw->last[at[k]] = i;
+                mw->part[at[k]] = true;
+            }
+            char fname[80];
+            lb_tensor_name(fname, sizeof fname, fu->gguf, mw->ts[i].layer, false);
+            LB_TRY(add_tensor(mw->w, fname, &ft, mw->types[i], total, err));
+        } else {
+            mw->gi[i] = next;
+            LB_TRY(add_tensor(mw->w, mw->ts[i].name, mw->ts[i].t, mw->types[i], mw->nbytes[i], err));
+        }
+        next++;
+    }
+    LB_TRY(lb_gguf_writer_begin(mw->w, path, err));
+    *out = mw;
+    return LB_OK;
+fail:
+    lb_model_writer_free(mw);
+    return st;
+}
+
+lb_status lb_model_writer_put(lb_model_writer *mw, int32_t i, const void *data, size_t nb,
+                              lb_error *err) {
+    LB_RETURN_IF(i < 0 || i >= mw->n, err, LB_ERR_PARAM, "writer: no tensor %d", i);
+    LB_RETURN_IF(nb != mw->nbytes[i], err, LB_ERR_SHAPE, "writer: tensor '%s': %zu bytes given, %zu planned",
+                 mw->ts[i].name, nb, mw->nbytes[i]);
+    const lb_tensor *t    = mw->ts[i].t;
+    void            *own  = NULL;
+    lb_status        st   = LB_OK;
+    const int64_t    hr   = mw->m->arch && mw->m->arch->rope_neox ? lb_rotary_head_rows(mw->m, lb_slot_of(mw->ts[i].role)) : 0;
+    if (hr > 0) { /* NEOX-rope architectures store rotary rows split in halves (rotary.h) */
+        const bool    vec  = t->ne[1] == 1;
+        const int64_t rows = vec ? t->ne[0] : t->ne[1];
+        const size_t  rb   = vec ? lb_row_size(mw->types[i], 1) : lb_row_size(mw->types[i], t->ne[0]);
+        LB_RETURN_IF(rows % hr || (size_t)rows * rb != nb, err, LB_ERR_SHAPE,
+                     "writer: tensor '%s' cannot be stored in rotary halves", mw->ts[i].name);
+        LB_RETURN_IF(!(own = malloc(nb)), err, LB_ERR_NOMEM, "out of memory");
+        lb_rotary_rows(own, data, rows, rb, hr, false);
+        data = own;
+    }
+    if (!mw->part[i]) {
+        st = lb_gguf_writer_put(mw->w, (uint64_t)mw->gi[i], data, nb, err);
+        free(own);
+        return st;
+    }
+    /* a part of a fused tensor: held until every part is here, then written in part order */
+    LB_GOTO_IF(mw->held[i], err, LB_ERR_PARAM, "writer: tensor '%s' given twice", mw->ts[i].name);
+    if (!own) {
+        LB_GOTO_IF(!(own = malloc(nb)), err, LB_ERR_NOMEM, "out of memory");
+        memcpy(own, data, nb);
+    }
+    mw->held[i] = own;
+    own         = NULL;
+    int32_t   at[3];
+    const int np    = fused_parts(mw, mw->last[i], at);
+    size_t    total = 0;
+    for (int k = 0; k < np; k++) {
+        if (!mw->held[at[k]]) return LB_OK;
+        total += mw->nbytes[at[k]];
+    }
+    uint8_t *cat = malloc(total);
+    LB_GOTO_IF(!cat, err, LB_ERR_NOMEM, "out of memory");
+    for (size_t k = 0, off = 0; k < (size_t)np; off += mw->nbytes[at[k]], k++) {
+        memcpy(cat + off, mw->held[at[k]], mw->nbytes[at[k]]);
+        free(mw->held[at[k]]);
+        mw->held[at[k]] = NULL;
+    }
+    st = lb_gguf_writer_put(mw->w, (uint64_t)mw->gi[i], cat, total, err);
+    free(cat);
+fail:
+    free(own);
+    return st;
+}
+
+lb_status lb_model_writer_commit(lb_model_writer *mw, lb_error *err) {
+    const lb_status st = lb_gguf_writer_finish(mw->w, err);
+    lb_model_writer_free(mw);
+    return st;
+}
+
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err) {
-    const int32_t    cap  = lb_model_n_tensors(m);
-    lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
-    void           **bufs = calloc((size_t)cap, sizeof *bufs);
-    const void     **done = calloc((size_t)cap, sizeof *done); /* each tensor's bytes as stored */
-    size_t          *dnb  = calloc((size_t)cap, sizeof *dnb);
-    lb_gguf_writer  *w    = lb_gguf_writer_create();
-    lb_status        st   = LB_OK;
+    lb_model_writer *mw;
     lb_progress      bar;
-    LB_GOTO_IF(!ts || !bufs || !done || !dnb || !w, err, LB_ERR_NOMEM, "out of memory");
-    const int32_t n = lb_model_tensors(m, ts);
-    lb_error kerr = { 0 };
-    st = write_keys(w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
-    LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path,
-               kerr.code ? kerr.msg : lb_status_str(st));
-    if (plan->progress) lb_progress_begin(&bar, "write", n);
-    for (int32_t i = 0; i < n; i++) {
-        const lb_tensor *t    = ts[i].t;
+    lb_status        st = lb_model_writer_open(&mw, m, path, plan, err);
+    if (st) return st;
+    if (plan->progress) lb_progress_begin(&bar, "write", mw->n);
+    for (int32_t i = 0; i < mw->n && !st; i++) {
+        const lb_tensor *t    = mw->ts[i].t;
         const lb_type    type = plan->types[i];
-        const void      *data = t->data;
+        void            *buf  = NULL;
         size_t           nb   = lb_tensor_nbytes(t);
         if (plan->data && plan->data[i]) {
-            data = plan->data[i];
-            nb   = lb_row_size(type, t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
+            st = lb_model_writer_put(mw, i, plan->data[i], mw->nbytes[i], err);
         } else if (type != t->type) {
-            LB_TRY(convert(t, type, plan->importance ? plan->importance[i] : NULL, plan, &bufs[i],
-                           &nb, ts[i].name, err));
-            data = bufs[i];
+            lb_error cerr = { 0 };
+            st = lb_tensor_convert(t, type, plan->importance ? plan->importance[i] : NULL, plan->prepare_rows,
+                                   plan->user, &buf, &nb, &cerr);
+            if (st) lb_fail(err, st, "%s: tensor '%s': %s", path, mw->ts[i].name, cerr.msg);
+            else st = lb_model_writer_put(mw, i, buf, nb, err);
+        } else {
+            st = lb_model_writer_put(mw, i, t->data, nb, err);
         }
-        const int64_t hr = m->arch && m->arch->rope_neox ? lb_rotary_head_rows(m, lb_slot_of(ts[i].role)) : 0;
-        if (hr > 0) { /* NEOX-rope architectures store rotary rows split in halves (rotary.h) */
-            const bool    vec  = t->ne[1] == 1;
-            const int64_t rows = vec ? t->ne[0] : t->ne[1];
-            const size_t  rb   = vec ? lb_row_size(type, 1) : lb_row_size(type, t->ne[0]);
-            void         *half = malloc(nb);
-            LB_GOTO_IF(!half || rows % hr || (size_t)rows * rb != nb, err, half ? LB_ERR_SHAPE : LB_ERR_NOMEM,
-                       "%s: tensor '%s' cannot be stored in rotary halves", path, ts[i].name);
-            lb_rotary_rows(half, data, rows, rb, hr, false);
-            free(bufs[i]);
-            data = bufs[i] = half;
-        }
-        done[i] = data, dnb[i] = nb;
-        int             part;
-        const lb_fused *fu = lb_arch_fusion(m->arch, ts[i].role, &part);
-        if (fu && fu->gguf_write) { /* stored as one tensor (Phi-3's ffn_up: gate's rows, then up's) */
-            if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue; /* the last part writes */
-            size_t   total = 0;
-            int32_t  at[3];
-            lb_tensor ft = *t;
-            ft.ne[1]     = 0;
-            for (int k = 0; k <= part; k++) { /* the parts of this layer, listed before */
-                at[k] = -1;
-                for (int32_t j = i; j >= 0 && at[k] < 0; j--)
-                    if (ts[j].layer == ts[i].layer && ts[j].role == fu->parts[k]) at[k] = j;
-                LB_GOTO_IF(at[k] < 0 || plan->types[at[k]] != type, err, LB_ERR_PARAM,
-                           "%s: blk.%d.%s holds several tensors in one; give them one type", path,
-                           ts[i].layer, fu->gguf);
-                total += dnb[at[k]];
-                ft.ne[1] += ts[at[k]].t->ne[1];
-            }
-            uint8_t *cat = malloc(total);
-            LB_GOTO_IF(!cat, err, LB_ERR_NOMEM, "out of memory");
-            size_t off = 0;
-            for (int k = 0; k <= part; k++) {
-                memcpy(cat + off, done[at[k]], dnb[at[k]]);
-                off += dnb[at[k]];
-            }
-            free(bufs[i]);
-            bufs[i] = cat;
-            char fname[80];
-            lb_tensor_name(fname, sizeof fname, fu->gguf, ts[i].layer, false);
-            LB_TRY(add_tensor(w, fname, &ft, type, cat, total, err));
-            if (plan->progress) lb_progress_update(&bar, i + 1);
-            continue;
-        }
-        LB_TRY(add_tensor(w, ts[i].name, t, type, data, nb, err));
+        free(buf);
         if (plan->progress) lb_progress_update(&bar, i + 1);
     }
     if (plan->progress) lb_progress_end(&bar);
-    LB_TRY(lb_gguf_writer_write(w, path, err));
-fail:
-    for (int32_t i = 0; bufs && i < cap; i++) free(bufs[i]);
-    free(bufs);
-    free(done);
-    free(dnb);
-    free(ts);
-    lb_gguf_writer_free(w);
-    return st;
+    if (st) {
+        lb_model_writer_free(mw);
+        return st;
+    }
+    return lb_model_writer_commit(mw, err);
 }
 
 static uint32_t file_type_of(lb_type t) { /* llama.cpp's llama_ftype for a plain conversion */

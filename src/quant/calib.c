@@ -69,8 +69,7 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
         s->sum_x2  = calloc((size_t)s->n, sizeof *s->sum_x2);
         s->sum_abs = calloc((size_t)s->n, sizeof *s->sum_abs);
         s->max_abs = calloc((size_t)s->n, sizeof *s->max_abs);
-        if (hessians) s->H = calloc((size_t)s->n * (size_t)s->n, sizeof *s->H);
-        ok = s->sum_x2 && s->sum_abs && s->max_abs && (!hessians || s->H);
+        ok = s->sum_x2 && s->sum_abs && s->max_abs; /* H: when cleared (lb_calib_clear) */
     }
     if (ok && hessians) ok = (c->tmp = malloc((size_t)maxn * (size_t)maxn * sizeof *c->tmp)) != NULL;
     if (!ok) {
@@ -99,21 +98,33 @@ void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
     c->sel_role  = role;
 }
 
-static void clear_one(lb_act_stats *s) {
+static bool clear_one(const lb_calib *c, lb_act_stats *s) {
+    if (c->hessians && !s->H && !(s->H = malloc((size_t)s->n * (size_t)s->n * sizeof *s->H))) return false;
     s->count = 0;
     memset(s->sum_x2, 0, (size_t)s->n * sizeof *s->sum_x2);
     memset(s->sum_abs, 0, (size_t)s->n * sizeof *s->sum_abs);
     memset(s->max_abs, 0, (size_t)s->n * sizeof *s->max_abs);
     if (s->H) memset(s->H, 0, (size_t)s->n * (size_t)s->n * sizeof *s->H);
+    return true;
 }
 
-void lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role) {
+lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_error *err) {
+    bool ok = true;
     if (layer == LB_CALIB_ALL) {
-        for (int32_t i = 0; i < c->n_stats; i++) clear_one(&c->stats[i]);
-        return;
+        for (int32_t i = 0; i < c->n_stats; i++) ok = clear_one(c, &c->stats[i]) && ok;
+    } else {
+        lb_act_stats *s = find(c, layer, role);
+        if (s) ok = clear_one(c, s);
     }
+    LB_RETURN_IF(!ok, err, LB_ERR_NOMEM, "out of memory for the calibration Hessians");
+    return LB_OK;
+}
+
+void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
     lb_act_stats *s = find(c, layer, role);
-    if (s) clear_one(s);
+    if (!s) return;
+    free(s->H);
+    s->H = NULL;
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {

@@ -1,8 +1,6 @@
-/* The awq method: AWQ over a whole model, on a working f32 copy that replaces the model the
- * writer (or GPTQ after it: "awq+gptq") quantizes. Layer by layer, input by input (q/k/v,
- * then o, then gate/up, then down), each group's input statistics are gathered on the
- * working copy as it stands (earlier groups already scaled and clipped, earlier layers
- * already quantized when AWQ is the last method), then:
+/* The awq method, on one block (engine.c). Input by input (q/k/v, then o, then gate/up, then
+ * down), each group's statistics are gathered on the block as it stands (earlier groups
+ * already scaled and clipped), then:
  *   1. scales: awq.h's alpha search, folded exactly into what produces the input (fold.h);
  *      o's scales would go into v's rows, impossible with grouped-query attention: skipped,
  *      and said so;
@@ -11,10 +9,11 @@
  *      compensates rounding errors against the weights it is given, and clipped weights would
  *      make it reproduce the clipping (measured: babyllama q4_0 KLD 0.022 with clipping,
  *      0.016 without, GPTQ alone 0.016).
- *   3. alone (not followed by GPTQ) AWQ is true-sequential, as GPTQ is: the token embedding
- *      is stored first and each layer's linears when the layer is done (data[i], in their
- *      planned types), the working copy taking the stored values, so every layer is
- *      calibrated on what the file holds before it.
+ *   3. last in the chain, AWQ is true-sequential, as GPTQ is: it runs on the engine's quantized
+ *      stream and stores the block's linears when the block is done (the embedding is stored
+ *      before the layers), so every block is calibrated on what the file holds before it.
+ *      Followed by GPTQ, it runs on the unquantized stream and changes the unquantized block,
+ *      which GPTQ then quantizes.
  * Importance already given (--imatrix, or "imatrix+awq") is rescaled with the input (1/s^2).
  * Reports each linear's output error, RTN of the original against what AWQ leaves. */
 #include <math.h>
@@ -122,81 +121,59 @@ fail:
     return st;
 }
 
-/* AWQ alone is the last method: tensor i of the working copy is stored now, in its planned
- * type, and the working copy holds what the file will (later layers are calibrated on it) */
-static lb_status awq_store(lb_method_ctx *c, int32_t i, lb_error *err) {
-    if (!quantized(c->plans[i].type) || c->data[i]) return LB_OK;
-    return lb_method_round_trip(c->tensors[i].t, c->plans[i].type, c->importance[i], &c->data[i], err);
-}
-
 lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     const lb_quant_params *p   = c->p;
     lb_quant_summary      *sum = c->summary;
-    lb_context            *ctx = NULL;
-    lb_calib              *cal = NULL;
-    lb_calib_states       *states = NULL; /* each window at the current layer's input */
+    lb_context            *ctx;
+    lb_calib_states       *states;
     lb_status              st  = LB_OK;
     const char            *me  = strstr(p->method, "awq");
     awq_state              a   = { .c = c, .clip = !(me && strstr(me, "gptq")) };
-    for (int32_t i = 0; i < c->n; i++)
-        LB_RETURN_IF(c->data[i], err, LB_ERR_PARAM, "awq changes the weights, so it must come "
-                     "before methods that store them (e.g. awq+gptq, not gptq+awq)");
-    LB_TRY(lb_method_windows(c, err));
-    if (!a.clip) lb_method_log(p, "awq: scales only; GPTQ follows and does the rounding (clipping "
-                               "would change the weights GPTQ aims at)");
-    if (!c->owned) {
-        lb_model *work;
-        LB_TRY(lb_model_clone_f32(c->model, &work, err));
-        lb_method_set_model(c, work);
+    const int32_t          l   = c->layer;
+    if (l >= c->model->cfg.n_layers) { /* the head: AWQ has no scales for it; the totals */
+        if (c->last) {
+            sum->err_rtn += c->awq_rtn;
+            sum->err_method += c->awq_err;
+        }
+        lb_method_log(p, "awq: %d matrices, summed output error RTN %.5f -> AWQ %.5f (%.2fx)", c->awq_n,
+                      c->awq_rtn, c->awq_err, c->awq_err > 0 ? c->awq_rtn / c->awq_err : 0.0);
+        return LB_OK;
     }
-    a.work                   = c->owned;
+    if (l == 0 && !a.clip)
+        lb_method_log(p, "awq: scales only; GPTQ follows and does the rounding (clipping would change "
+                      "the weights GPTQ aims at)");
+    lb_engine_target(c, &a.work, &ctx, &states);
     const lb_llama_config *g = &a.work->cfg;
     const int64_t          E = g->n_embd, F = g->n_ff, Q = (int64_t)g->n_heads * g->head_dim;
     int64_t                mx = E > F ? E : F;
     mx                        = mx > Q ? mx : Q;
-    int64_t max_out           = E > F ? E : F;
-    max_out                   = max_out > Q ? max_out : Q;
     a.H        = malloc((size_t)(mx * mx) * sizeof *a.H);
     a.mean_abs = malloc((size_t)mx * sizeof *a.mean_abs);
     a.s        = malloc((size_t)mx * sizeof *a.s);
-    a.stride   = (size_t)(max_out * mx);
+    a.stride   = (size_t)(E * (F > Q ? (F > E ? F : E) : (Q > E ? Q : E))); /* the largest linear */
     a.orig     = malloc(3 * a.stride * sizeof *a.orig);
     LB_GOTO_IF(!a.H || !a.mean_abs || !a.s || !a.orig, err, LB_ERR_NOMEM, "awq: out of memory");
-    LB_TRY(lb_context_create(&ctx, a.work, p->calib.n_ctx, p->calib.n_ctx, err));
-    LB_TRY(lb_calib_create(&cal, a.work, true, err));
-    lb_progress bar;
-    if (p->progress) lb_progress_begin(&bar, "awq", g->n_layers);
-    const int32_t ie = lb_method_find(c->tensors, c->n, -1, LB_ROLE_TOKEN_EMBD);
-    if (a.clip && ie >= 0) LB_TRY(awq_store(c, ie, err));
-    LB_TRY(lb_calib_states_create(&states, a.work, c->windows, c->n_windows, p->calib.n_ctx, err));
-    for (int32_t l = 0; l < g->n_layers; l++) {
-        for (int in = 0; in < LB_INPUT_COUNT; in++) {
-            const lb_tensor_role role = lb_block_input_role((lb_block_input)in);
-            const double         t0   = lb_time_sec();
-            lb_calib_select(cal, l, role);
-            lb_calib_clear(cal, l, role);
-            LB_TRY(lb_calib_run_states(cal, ctx, states, err));
-            const double t1 = lb_time_sec();
-            sum->seconds_calib += t1 - t0;
-            LB_TRY(awq_group(&a, l, (lb_block_input)in, lb_calib_get(cal, l, role), err));
-            sum->seconds_method += lb_time_sec() - t1;
-        }
-        for (int32_t i = 0; a.clip && i < c->n; i++)
-            if (c->tensors[i].layer == l) LB_TRY(awq_store(c, i, err));
-        const double t0 = lb_time_sec(); /* the next layer's inputs, through this one as it is now */
-        if (l + 1 < g->n_layers) LB_TRY(lb_calib_states_advance(states, ctx, err));
-        sum->seconds_calib += lb_time_sec() - t0;
-        if (p->progress) lb_progress_update(&bar, l + 1);
+    for (int in = 0; in < LB_INPUT_COUNT; in++) {
+        const lb_tensor_role role = lb_block_input_role((lb_block_input)in);
+        const double         t0   = lb_time_sec();
+        lb_calib_select(c->cal_h, l, role);
+        LB_TRY(lb_calib_clear(c->cal_h, l, role, err));
+        LB_TRY(lb_calib_run_states(c->cal_h, ctx, states, err));
+        const double t1 = lb_time_sec();
+        sum->seconds_calib += t1 - t0;
+        st = awq_group(&a, l, (lb_block_input)in, lb_calib_get(c->cal_h, l, role), err);
+        lb_calib_release(c->cal_h, l, role);
+        if (st) goto fail;
+        sum->seconds_method += lb_time_sec() - t1;
     }
-    if (p->progress) lb_progress_end(&bar);
-    sum->err_rtn += a.err_rtn;
-    sum->err_method += a.err_awq;
-    lb_method_log(p, "awq: %d matrices, summed output error RTN %.5f -> AWQ %.5f (%.2fx)",
-                  a.n_reported, a.err_rtn, a.err_awq, a.err_awq > 0 ? a.err_rtn / a.err_awq : 0.0);
+    for (int32_t i = 0; c->last && i < c->n; i++) /* stored now: the next block's inputs come through them */
+        if (c->tensors[i].layer == l && quantized(c->plans[i].type)) LB_TRY(lb_engine_store(c, i, err));
+    c->awq_rtn += a.err_rtn;
+    c->awq_err += a.err_awq;
+    c->awq_n += a.n_reported;
+    c->block_rtn += a.err_rtn;
+    c->block_method += a.err_awq;
 fail:
-    lb_calib_states_free(states);
-    lb_calib_free(cal);
-    lb_context_free(ctx);
     free(a.H);
     free(a.mean_abs);
     free(a.s);

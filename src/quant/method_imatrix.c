@@ -1,41 +1,34 @@
-/* The imatrix method: one calibration pass over the unquantized model, then each tensor is
- * stored by its format's quantizer weighted by the per-channel importance of its input
- * (mean x^2), as llama-quantize --imatrix does with llama-imatrix's statistics. */
+/* The imatrix method, on one block (engine.c): the statistics of the block's inputs on the
+ * calibration windows through the unquantized model (the engine's second stream), then each
+ * of its tensors is stored by its format's quantizer weighted by the per-channel importance of
+ * its input (mean x^2), as llama-quantize --imatrix does with llama-imatrix's statistics. A tied
+ * embedding takes the head's input statistics. */
 #include <stdlib.h>
 
 #include "core/fail.h"
 #include "quant_internal.h"
 
-/* importance of every tensor from one calibration pass over the unquantized model */
 lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err) {
-    const lb_model        *m   = c->model;
-    const lb_quant_params *p   = c->p;
-    const lb_named_tensor *ts  = c->tensors;
-    const int32_t          n   = c->n;
-    float                **imp = c->importance;
-    lb_quant_summary      *sum = c->summary;
-    lb_context *ctx = NULL;
-    lb_calib   *cal = NULL;
-    lb_status   st  = LB_OK;
-    const double t0 = lb_time_sec();
-    LB_TRY(lb_method_windows(c, err));
-    LB_TRY(lb_context_create(&ctx, m, p->calib.n_ctx, p->calib.n_ctx, err));
-    LB_TRY(lb_calib_create(&cal, m, false, err));
-    LB_TRY(lb_calib_run(cal, ctx, c->windows, c->n_windows, p->calib.n_ctx, err));
-    for (int32_t i = 0; i < n; i++) {
-        const lb_act_stats *s = ts[i].t->ne[1] > 1 ? lb_calib_get(cal, ts[i].layer, ts[i].role) : NULL;
-        if (!s) continue;
-        imp[i] = malloc((size_t)s->n * sizeof *imp[i]);
-        LB_GOTO_IF(!imp[i], err, LB_ERR_NOMEM, "out of memory");
-        if (!lb_act_importance(s, imp[i])) {
-            free(imp[i]);
-            imp[i] = NULL;
+    const int32_t L    = c->model->cfg.n_layers;
+    const bool    head = c->layer == L;
+    const double  t0   = lb_time_sec();
+    lb_status     st   = LB_OK;
+    lb_calib_select(c->cal, LB_CALIB_ALL, LB_ROLE_COUNT); /* the pass runs this block alone */
+    LB_TRY(lb_calib_run_states(c->cal, c->ctx_r, c->sr, err));
+    for (int32_t i = 0; i < c->n; i++) {
+        const lb_named_tensor *t = &c->tensors[i];
+        const bool mine = head ? t->layer < 0 && (t->role == LB_ROLE_OUTPUT || t->role == LB_ROLE_TOKEN_EMBD)
+                               : t->layer == c->layer;
+        const lb_act_stats *s = mine && t->t->ne[1] > 1 ? lb_calib_get(c->cal, t->layer, t->role) : NULL;
+        if (!s || c->importance[i]) continue;
+        c->importance[i] = malloc((size_t)s->n * sizeof *c->importance[i]);
+        LB_GOTO_IF(!c->importance[i], err, LB_ERR_NOMEM, "out of memory");
+        if (!lb_act_importance(s, c->importance[i])) {
+            free(c->importance[i]);
+            c->importance[i] = NULL;
         }
     }
-    sum->seconds_calib = lb_time_sec() - t0;
 fail:
-    lb_calib_free(cal);
-    lb_context_free(ctx);
+    c->summary->seconds_calib += lb_time_sec() - t0;
     return st;
 }
-

@@ -8,12 +8,13 @@
 #include "quant_internal.h"
 
 static const lb_method_info k_methods[] = {
-    { "rtn", NULL, false, false },
-    { "imatrix", lb_method_imatrix, true, false },
-    { "gptq", lb_method_gptq, true, false },
-    { "awq", lb_method_awq, true, false },
-    { "smoothquant", lb_method_smoothquant, true, true },
-    { "llm-int8", lb_method_llm_int8, true, true },
+    /* name, whole, block, calib, w8a8, weights */
+    { "rtn", NULL, NULL, false, false, false },
+    { "imatrix", NULL, lb_method_imatrix, true, false, false },
+    { "gptq", NULL, lb_method_gptq, true, false, true },
+    { "awq", NULL, lb_method_awq, true, false, true },
+    { "smoothquant", lb_method_smoothquant, NULL, true, true, false },
+    { "llm-int8", lb_method_llm_int8, NULL, true, true, false },
 };
 
 const lb_method_info *lb_method_lookup(const char *name, size_t len) {
@@ -25,16 +26,24 @@ const lb_method_info *lb_method_lookup(const char *name, size_t len) {
 lb_status lb_quant_check(const lb_quant_params *p, lb_error *err) {
     const char *method = p->method ? p->method : "rtn";
     const bool  w8a8   = p->recipe && !strcmp(p->recipe->name, "w8a8");
+    const lb_method_info *prev_block = NULL, *stores = NULL;
     for (const char *a = method;;) {
         const size_t          len = strcspn(a, "+");
         const lb_method_info *mi  = lb_method_lookup(a, len);
         LB_RETURN_IF(!mi, err, LB_ERR_PARAM, "method '%.*s' is not available (rtn, imatrix, gptq, "
                      "awq, smoothquant, llm-int8, or several joined by '+')", (int)(len > 32 ? 32 : len), a);
         /* an importance matrix from a file stands in for imatrix's calibration */
-        LB_RETURN_IF(mi->calib && !p->calib_text && !(p->imatrix && mi->run == lb_method_imatrix),
+        LB_RETURN_IF(mi->calib && !p->calib_text && !(p->imatrix && mi->block == lb_method_imatrix),
                      err, LB_ERR_PARAM, "method '%s' needs calibration text (--calib FILE)", mi->name);
         LB_RETURN_IF(mi->w8a8 && !w8a8, err, LB_ERR_PARAM,
                      "method %s is a W8A8 method: use it with --type w8a8", mi->name);
+        LB_RETURN_IF(mi->whole && prev_block, err, LB_ERR_PARAM, "method %s changes the whole model, so it "
+                     "must come before %s (e.g. %s+%s)", mi->name, prev_block->name, mi->name, prev_block->name);
+        LB_RETURN_IF(stores && (mi->weights || mi->whole), err, LB_ERR_PARAM, "%s changes the weights, so it "
+                     "must come before %s, which stores them (e.g. %s+%s)", mi->name, stores->name, mi->name,
+                     stores->name);
+        if (mi->block) prev_block = mi;
+        if (mi->block == lb_method_gptq) stores = mi;
         if (!a[len]) break;
         a += len + 1;
     }

@@ -1,6 +1,7 @@
-/* The quantization driver: plan each tensor's type (recipe.c), choose values with the
- * methods (a registry below; one file each), store them in the format, write the GGUF with
- * its provenance in metadata.
+/* The quantization driver: plan each tensor's type (recipe.c), run the whole-model methods
+ * (W8A8's transforms) and the activation quantization, then hand the block methods to the
+ * block engine (engine.c), which stores each block and writes it to the output as it goes,
+ * with the run's provenance in metadata. The methods (methods.c, one file each):
  *   rtn      round to nearest (the format's own quantizer), no data needed
  *   imatrix  the format's quantizer weighted by per-channel importance (mean x^2 of the
  *            layer's input over the calibration text), as llama-quantize --imatrix does
@@ -8,8 +9,8 @@
  *            inputs are recomputed through the already-quantized layers before it, and
  *            within a layer q/k/v, then o, then gate/up, then down.
  *   awq      activation-aware scales folded into the model, then clipping (method_awq.c)
- *   smoothquant, llm-int8   W8A8 (recipe w8a8) transforms (method_w8a8.c); with w8a8 the
- *            activation quantization is calibrated after the methods and written along. */
+ *   smoothquant, llm-int8   W8A8 (recipe w8a8) transforms on the whole model (method_w8a8.c);
+ *            with w8a8 the activation quantization is calibrated after them and written along. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,10 +53,10 @@ static lb_status add_meta(lb_gguf_writer *w, void *user) {
     return st;
 }
 
-static void prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
-                         void *user) {
-    const meta_ctx *c = user;
-    lb_range_apply(rows, nr, n, t, &c->p->range, importance);
+void lb_method_prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
+                            void *user) {
+    const lb_quant_params *p = user;
+    lb_range_apply(rows, nr, n, t, &p->range, importance);
 }
 
 void lb_method_log(const lb_quant_params *p, const char *fmt, ...) {
@@ -66,20 +67,6 @@ void lb_method_log(const lb_quant_params *p, const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     p->log(p->log_user, line);
-}
-
-lb_status lb_method_round_trip(const lb_tensor *t, lb_type type, const float *importance, void **bytes,
-                               lb_error *err) {
-    float        *w  = (float *)t->data;
-    const int64_t n  = t->ne[0], nr = lb_tensor_nelements(t) / n;
-    const size_t  rs = lb_row_size(type, n);
-    uint8_t      *q  = malloc(rs * (size_t)nr);
-    LB_RETURN_IF(!q, err, LB_ERR_NOMEM, "out of memory");
-    lb_quantize_rows(type, q, w, nr, n, importance); /* all rows: per-tensor scales too */
-    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(type)->to_float(w + r * n, q + (size_t)r * rs, n);
-    if (bytes) *bytes = q;
-    else free(q);
-    return LB_OK;
 }
 
 lb_status lb_method_windows(lb_method_ctx *c, lb_error *err) {
@@ -128,14 +115,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     c.tensors = tensors;
     c.plans   = plans;
     LB_GOTO_IF(!plans || !tensors || !types || !c.data || !c.importance, err, LB_ERR_NOMEM, "out of memory");
-    for (const char *a = method; *a;) { /* check every name before any work */
-        const size_t len = strcspn(a, "+");
-        LB_GOTO_IF(!lb_method_lookup(a, len), err, LB_ERR_UNSUPPORTED,
-                   "method '%.*s' is not available (rtn, imatrix, gptq, awq, smoothquant, llm-int8, "
-                   "or several joined by '+')",
-                   (int)len, a);
-        a += len + (a[len] == '+');
-    }
+    LB_TRY(lb_quant_check(p, err)); /* the names, their order and needs, before any work */
     LB_TRY(lb_quant_plan(m, p, tensors, plans, &c.n, err));
     if (!p->allow_nonfinite) LB_TRY(lb_quant_check_values(tensors, plans, c.n, err));
     s.bytes_in  = lb_model_nbytes(m);
@@ -169,25 +149,21 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
         LB_GOTO_IF(found == 0, err, LB_ERR_PARAM, "the importance matrix has no entry for this "
                    "model's tensors (names or sizes differ)");
     }
+    /* the whole-model methods (W8A8's), then the activation quantization, then the blocks */
+    bool calib = false;
     for (const char *a = method; *a;) {
-        const size_t     len = strcspn(a, "+");
-        const lb_method_info *mt = lb_method_lookup(a, len);
-        const double r0 = s.err_rtn, m0 = s.err_method;
-        if (mt->run && !(p->imatrix && mt->run == lb_method_imatrix)) LB_TRY(mt->run(&c, err));
-        if (s.err_rtn != r0 || s.err_method != m0) { /* the summary: the last method that reports */
-            s.err_rtn -= r0;
-            s.err_method -= m0;
-        }
+        const size_t          len = strcspn(a, "+");
+        const lb_method_info *mt  = lb_method_lookup(a, len);
+        calib |= mt->calib && !(p->imatrix && mt->block == lb_method_imatrix);
+        if (mt->whole) LB_TRY(mt->whole(&c, err));
         a += len + (a[len] == '+');
     }
     LB_TRY(lb_method_w8a8_acts(&c, err));
+    if (calib) LB_TRY(lb_method_windows(&c, err)); /* before the header: it records them */
     meta_ctx            mc   = { p, c.model, c.n_windows, c.actq };
-    const lb_write_plan plan = { .types = types, .data = (const void *const *)c.data,
-                                 .importance = (const float *const *)c.importance,
-                                 .file_type = p->recipe->file_type, .add_meta = add_meta,
-                                 .prepare_rows = prepare_rows, .user = &mc,
-                                 .progress = p->progress && !strstr(method, "gptq") };
-    LB_TRY(lb_model_write_gguf(c.model, out_path, &plan, err));
+    const lb_write_plan plan = { .types = types, .file_type = p->recipe->file_type, .add_meta = add_meta,
+                                 .user = &mc };
+    LB_TRY(lb_engine_run(&c, &plan, out_path, err));
     s.bpw           = 8.0 * (double)s.bytes_out / (double)s.n_params;
     s.seconds       = lb_time_sec() - t0;
     s.calib_windows = c.n_windows;

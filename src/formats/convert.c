@@ -1,0 +1,61 @@
+/* A tensor stored in another type: rows read as f32 (any source type), optionally prepared
+ * by a hook (range clipping), then quantized or converted, in parallel chunks of rows. A
+ * whole_tensor type's quantizer gets all rows in one call (they are still read and prepared in
+ * parallel). Rows are independent, so the bytes do not depend on the thread count. */
+#include <stdlib.h>
+
+#include "core/fail.h"
+#include "lowbit/tensor.h"
+
+static void load_rows(float *rows, const lb_tensor *t, int64_t r0, int64_t nr, lb_type type,
+                      const float *importance, lb_rows_hook prepare, void *user) {
+    const int64_t n = t->ne[0];
+    for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(t, r0 + r, rows + r * n);
+    if (prepare && lb_type_get_traits(type)->is_quantized) prepare(rows, nr, n, type, importance, user);
+}
+
+lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *importance,
+                            lb_rows_hook prepare, void *user, void **out, size_t *nbytes,
+                            lb_error *err) {
+    const int64_t n = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
+    const size_t  rs    = lb_row_size(type, n);
+    const bool    whole = lb_type_get_traits(type)->whole_tensor;
+    const int64_t chunk = 16;
+    LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "rows of %lld do not fit type %s", (long long)n, lb_type_name(type));
+    uint8_t *buf = malloc(rs * (size_t)nrow);
+    float   *all = whole ? malloc((size_t)(nrow * n) * sizeof *all) : NULL;
+    if (!buf || (whole && !all)) {
+        free(buf);
+        free(all);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting to %s", lb_type_name(type));
+    }
+    bool oom = false;
+#pragma omp parallel
+    {
+        float *rows = whole ? NULL : malloc((size_t)(chunk * n) * sizeof *rows);
+        if (!whole && !rows) {
+#pragma omp atomic write
+            oom = true;
+        }
+#pragma omp for schedule(dynamic)
+        for (int64_t r0 = 0; r0 < nrow; r0 += chunk) {
+            const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
+            if (whole) {
+                load_rows(all + r0 * n, t, r0, nr, type, importance, prepare, user);
+            } else if (rows) {
+                load_rows(rows, t, r0, nr, type, importance, prepare, user);
+                lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n, importance);
+            }
+        }
+        free(rows);
+    }
+    if (whole) lb_quantize_rows(type, buf, all, nrow, n, importance);
+    free(all);
+    if (oom) {
+        free(buf);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory converting to %s", lb_type_name(type));
+    }
+    *out    = buf;
+    *nbytes = rs * (size_t)nrow;
+    return LB_OK;
+}

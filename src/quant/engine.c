@@ -1,0 +1,275 @@
+/* The block engine: quantization streams by block. The output's header is written first (the
+ * plan knows every tensor's size), then for each block in order, before the layers the token
+ * embedding, then layer 0 .. n_layers-1, then the head (output norm and output):
+ *   - its weights are read from the model (mapped, any type) into f32 working memory, when a
+ *     method of the chain changes weights (gptq, awq);
+ *   - each block method of the chain runs on it (imatrix, awq, gptq; c->layer says which block);
+ *   - each of its tensors not yet stored is stored by its format's quantizer (the plan's type,
+ *     importance and range) and written at its offset in the output, then freed;
+ *   - the calibration windows' residual streams advance through it: `sq` through the model as
+ *     stored (the f32 block holding what the file holds), `sr` through the unquantized model.
+ * Memory holds one block's f32 weights, its statistics (a Hessian per input, only while that
+ * input is worked on), the streams and the forward pass's buffers: it does not grow with the
+ * number of layers. Two views of the model serve the forward passes: `work` (the quantized
+ * model: its current block f32) and `ref` (the unquantized one: its current block f32 when a
+ * transform such as AWQ's scales ran on it before GPTQ); both are the model's tensors elsewhere.
+ * The token embedding is stored before the layers when the quantized stream starts from it
+ * (what the file holds), else with the head (a tied embedding is the head's input too: its
+ * importance comes from the head's statistics). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "quant_internal.h"
+
+typedef struct {
+    lb_method_ctx        *c;
+    const lb_method_info *chain[8];
+    int                   n_chain;
+    int                   last;        /* index of the last block method, or -1 */
+    bool                  need_q, need_r, ref_copy, imatrix_in_chain;
+    int32_t               ie;          /* the token embedding's index, or -1 */
+    bool                  embd_first;  /* stored before the layers */
+    lb_model              work, ref;   /* shallow views of c->model (own layer arrays) */
+    float               **f32_work;    /* [n] f32 copies of the block's tensors, or NULL */
+    float               **f32_ref;
+    lb_tensor            *embd_view;   /* work's embedding as stored, while sq is created */
+    lb_model_writer      *out;
+} engine;
+
+/* the block tensor i belongs to: its layer; the embedding: -1; the other globals: the head */
+static int32_t block_of(const engine *e, int32_t i) {
+    const lb_named_tensor *t = &e->c->tensors[i];
+    if (t->layer >= 0) return t->layer;
+    return t->role == LB_ROLE_TOKEN_EMBD ? -1 : e->c->model->cfg.n_layers;
+}
+
+static bool in_block(const engine *e, int32_t i, int32_t b) {
+    if (i == e->ie && !e->embd_first) return b == e->c->model->cfg.n_layers;
+    return block_of(e, i) == b;
+}
+
+static void view_init(lb_model *v, const lb_model *m, lb_layer *layers) {
+    *v        = *m;
+    v->layers = layers;
+    memcpy(layers, m->layers, (size_t)m->cfg.n_layers * sizeof *layers);
+    v->owned   = NULL;
+    v->n_owned = 0;
+}
+
+static lb_tensor *view_tensor(lb_model *v, const lb_named_tensor *nt) {
+    return lb_model_tensor(v, nt->layer, nt->role);
+}
+
+/* tensor i of view v (work or ref) to an f32 copy of `from`, kept in copies[i] */
+static lb_status load_f32(lb_model *v, float **copies, int32_t i, const lb_tensor *from,
+                          const lb_named_tensor *nt, lb_error *err) {
+    const int64_t n = from->ne[0], nr = lb_tensor_nelements(from) / n;
+    float        *d = malloc((size_t)(n * nr) * sizeof *d);
+    LB_RETURN_IF(!d, err, LB_ERR_NOMEM, "out of memory loading %s (%.1f MB)", nt->name,
+                 (double)(n * nr) * 4e-6);
+    for (int64_t r = 0; r < nr; r++) lb_tensor_get_row_f32(from, r, d + r * n);
+    lb_tensor *t = view_tensor(v, nt);
+    *t           = *from;
+    t->type      = LB_TYPE_F32;
+    t->data      = d;
+    copies[i] = d;
+    return LB_OK;
+}
+
+/* block b's tensors in f32: ref's when a transform runs before the last method, work's from
+ * ref's (as transformed) when the last method changes weights */
+static lb_status load_block(engine *e, int32_t b, bool into_ref, lb_error *err) {
+    lb_method_ctx *c = e->c;
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!in_block(e, i, b) || i == e->ie || c->tensors[i].role == LB_ROLE_ROPE_FREQS) continue;
+        const lb_named_tensor *nt = &c->tensors[i];
+        lb_status              st = into_ref ? load_f32(&e->ref, e->f32_ref, i, nt->t, nt, err)
+                                             : load_f32(&e->work, e->f32_work, i, view_tensor(&e->ref, nt), nt, err);
+        if (st) return st;
+    }
+    return LB_OK;
+}
+
+/* free block b's f32 copies; the views point at the model's tensors again */
+static void unload_block(engine *e, int32_t b) {
+    lb_method_ctx *c = e->c;
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!in_block(e, i, b)) continue;
+        const lb_named_tensor *nt = &c->tensors[i];
+        if (e->f32_work[i]) *view_tensor(&e->work, nt) = *nt->t;
+        if (e->f32_ref[i]) *view_tensor(&e->ref, nt) = *nt->t;
+        free(e->f32_work[i]), free(e->f32_ref[i]);
+        e->f32_work[i] = e->f32_ref[i] = NULL;
+    }
+}
+
+lb_tensor *lb_engine_tensor(lb_method_ctx *c, int32_t i) {
+    const lb_named_tensor *nt = &c->tensors[i];
+    lb_tensor             *w  = c->work ? lb_model_tensor(c->work, nt->layer, nt->role) : NULL;
+    if (w && w->type == LB_TYPE_F32 && w->data != nt->t->data) return w;
+    lb_tensor *r = lb_model_tensor(c->ref, nt->layer, nt->role);
+    return r ? r : (lb_tensor *)nt->t;
+}
+
+void lb_engine_target(lb_method_ctx *c, lb_model **m, lb_context **ctx, lb_calib_states **s) {
+    *m   = c->last ? c->work : c->ref;
+    *ctx = c->last ? c->ctx_q : c->ctx_r;
+    *s   = c->last ? c->sq : c->sr;
+}
+
+lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
+    if (c->data[i]) return LB_OK;
+    lb_tensor    *t    = lb_engine_tensor(c, i);
+    const lb_type type = c->plans[i].type;
+    size_t        nb;
+    lb_status     st = lb_tensor_convert(t, type, c->importance[i], lb_method_prepare_rows, (void *)c->p,
+                                         &c->data[i], &nb, err);
+    if (st) return st;
+    /* the block in f32 takes what the file holds: later inputs are computed through it */
+    if (c->work && t == lb_model_tensor(c->work, c->tensors[i].layer, c->tensors[i].role) && type != LB_TYPE_F32) {
+        const size_t  rs = lb_row_size(type, t->ne[0]);
+        const int64_t nr = lb_tensor_nelements(t) / t->ne[0];
+        for (int64_t r = 0; r < nr; r++)
+            lb_type_get_traits(type)->to_float((float *)t->data + r * t->ne[0], (const uint8_t *)c->data[i] + (size_t)r * rs,
+                                               t->ne[0]);
+    }
+    return LB_OK;
+}
+
+/* store and write every tensor of block b, then free their bytes */
+static lb_status write_block(engine *e, int32_t b, lb_error *err) {
+    lb_method_ctx *c = e->c;
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!in_block(e, i, b)) continue;
+        lb_status st = LB_OK;
+        if (c->data[i] || c->plans[i].type != lb_engine_tensor(c, i)->type) {
+            st = lb_engine_store(c, i, err);
+            if (!st) st = lb_model_writer_put(e->out, i, c->data[i], lb_row_size(c->plans[i].type, c->tensors[i].t->ne[0]) *
+                                                                     (size_t)(lb_tensor_nelements(c->tensors[i].t) / c->tensors[i].t->ne[0]), err);
+        } else {
+            const lb_tensor *t = lb_engine_tensor(c, i);
+            st                 = lb_model_writer_put(e->out, i, t->data, lb_tensor_nbytes(t), err);
+        }
+        free(c->data[i]);
+        c->data[i] = NULL;
+        if (st) return st;
+    }
+    return LB_OK;
+}
+
+/* the embedding as stored, before the layers: the quantized stream starts from its rows */
+static lb_status embedding_first(engine *e, lb_error *err) {
+    lb_method_ctx *c = e->c;
+    LB_TRY_RET(lb_engine_store(c, e->ie, err));
+    lb_tensor saved = c->work->tok_embd;
+    c->work->tok_embd      = *c->tensors[e->ie].t;
+    c->work->tok_embd.type = c->plans[e->ie].type;
+    c->work->tok_embd.data = c->data[e->ie];
+    lb_status st = lb_calib_states_create(&c->sq, c->work, c->windows, c->n_windows, c->p->calib.n_ctx, err);
+    c->work->tok_embd = saved;
+    if (st) return st;
+    const lb_named_tensor *nt = &c->tensors[e->ie];
+    lb_method_log(c->p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", nt->name,
+                  lb_type_name(c->plans[e->ie].type), c->model->tied_output ? "; tied: it is the output head too" : "");
+    return write_block(e, -1, err);
+}
+
+static lb_status run_block(engine *e, int32_t b, lb_error *err) {
+    lb_method_ctx *c = e->c;
+    c->layer         = b;
+    c->block_rtn = c->block_method = 0;
+    if (e->ref_copy) LB_TRY_RET(load_block(e, b, true, err));
+    for (int k = 0; k < e->n_chain; k++) {
+        const lb_method_info *mi = e->chain[k];
+        if (!mi->block || (e->imatrix_in_chain && mi->block == lb_method_imatrix && c->p->imatrix)) continue;
+        c->last = k == e->last;
+        if (c->last && mi->weights) LB_TRY_RET(load_block(e, b, false, err));
+        LB_TRY_RET(mi->block(c, err));
+    }
+    c->last = false;
+    LB_TRY_RET(write_block(e, b, err));
+    if (b < c->model->cfg.n_layers) { /* the next block's inputs */
+        const double t0 = lb_time_sec();
+        if (c->sq) LB_TRY_RET(lb_calib_states_advance(c->sq, c->ctx_q, err));
+        if (c->sr) LB_TRY_RET(lb_calib_states_advance(c->sr, c->ctx_r, err));
+        c->summary->seconds_calib += lb_time_sec() - t0;
+    }
+    unload_block(e, b);
+    return LB_OK;
+}
+
+lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char *out_path, lb_error *err) {
+    const lb_quant_params *p = c->p;
+    const lb_model        *m = c->model;
+    const int32_t          L = m->cfg.n_layers;
+    engine                 e = { .c = c, .last = -1 };
+    lb_layer              *lw = malloc((size_t)(L ? L : 1) * sizeof *lw), *lr = malloc((size_t)(L ? L : 1) * sizeof *lr);
+    lb_status              st = LB_OK;
+    e.f32_work                = calloc((size_t)c->n, sizeof *e.f32_work);
+    e.f32_ref                 = calloc((size_t)c->n, sizeof *e.f32_ref);
+    LB_GOTO_IF(!lw || !lr || !e.f32_work || !e.f32_ref, err, LB_ERR_NOMEM, "out of memory");
+    for (const char *a = p->method ? p->method : "rtn"; *a && e.n_chain < 8;) {
+        const size_t len = strcspn(a, "+");
+        e.chain[e.n_chain] = lb_method_lookup(a, len);
+        if (e.chain[e.n_chain]->block) e.last = e.n_chain;
+        e.imatrix_in_chain |= e.chain[e.n_chain]->block == lb_method_imatrix;
+        e.n_chain++;
+        a += len + (a[len] == '+');
+    }
+    /* which streams and copies the chain needs */
+    for (int k = 0; k < e.n_chain; k++) {
+        const lb_method_info *mi = e.chain[k];
+        if (!mi->block) continue;
+        if (mi->block == lb_method_imatrix && !p->imatrix) e.need_r = true;
+        if (mi->weights && k == e.last) e.need_q = true;
+        if (mi->weights && k != e.last) e.need_r = e.ref_copy = true;
+        if (mi->block == lb_method_gptq && !p->gptq.self_target) e.need_r = true;
+    }
+    view_init(&e.work, m, lw);
+    view_init(&e.ref, m, lr);
+    c->work = e.need_q ? &e.work : NULL;
+    c->ref  = &e.ref;
+    e.ie    = lb_method_find(c->tensors, c->n, -1, LB_ROLE_TOKEN_EMBD);
+    e.embd_first = e.need_q && e.ie >= 0;
+    if (e.need_q || e.need_r) {
+        LB_TRY(lb_method_windows(c, err));
+        LB_TRY(lb_calib_create(&c->cal, m, false, err));
+        LB_TRY(lb_calib_create(&c->cal_h, m, true, err));
+    }
+    LB_TRY(lb_model_writer_open(&e.out, m, out_path, plan, err));
+    if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
+    if (e.need_r) {
+        LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
+        LB_TRY(lb_calib_states_create(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, err));
+    }
+    lb_progress bar;
+    if (p->progress) lb_progress_begin(&bar, p->method ? p->method : "rtn", L + 1);
+    if (e.embd_first) LB_TRY(embedding_first(&e, err));
+    else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
+    for (int32_t b = 0; b <= L; b++) {
+        LB_TRY(run_block(&e, b, err));
+        if (p->progress) lb_progress_update(&bar, b + 1);
+    }
+    if (p->progress) lb_progress_end(&bar);
+    st    = lb_model_writer_commit(e.out, err);
+    e.out = NULL;
+fail:
+    for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
+    lb_model_writer_free(e.out);
+    lb_calib_states_free(c->sq);
+    lb_calib_states_free(c->sr);
+    lb_context_free(c->ctx_q);
+    lb_context_free(c->ctx_r);
+    lb_calib_free(c->cal);
+    lb_calib_free(c->cal_h);
+    c->sq = c->sr = NULL;
+    c->ctx_q = c->ctx_r = NULL;
+    c->cal = c->cal_h = NULL;
+    c->work = c->ref = NULL;
+    free(e.f32_work);
+    free(e.f32_ref);
+    free(lw);
+    free(lr);
+    return st;
+}
