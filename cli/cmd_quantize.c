@@ -1,20 +1,78 @@
 /* lowbit quantize IN OUT.gguf --type T: the main job. Prints one line per tensor (its
  * type, and the fallback when its rows do not fit), then the size before and after. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 #define MAX_OVERRIDES 32
 
+/* Where the run's progress goes: on a terminal one redrawn line, cleared before any log line;
+ * otherwise (a log file, a pipe) one line per block; and with --log-json one JSON object per
+ * block into a file. */
+typedef struct {
+    bool  show, tty, drawn;
+    FILE *json;
+} quant_log;
+
 static void log_line(void *user, const char *line) {
-    (void)user;
+    quant_log *q = user;
+    if (q->drawn) fputs("\r\033[K", stderr);
+    q->drawn = false;
     fprintf(stderr, "  %s\n", line);
+}
+
+static void on_block(void *user, const lb_block_report *r) {
+    quant_log *q = user;
+    if (q->json) {
+        fprintf(q->json, "{\"block\": %d, \"blocks\": %d, \"name\": \"%s\", \"method\": \"%s\", \"seconds\": %.3f, "
+                "\"elapsed\": %.3f, \"eta\": %.3f, \"seconds_calib\": %.3f, \"seconds_method\": %.3f, "
+                "\"peak_rss\": %zu, \"err_rtn\": %.6g, \"err_method\": %.6g}\n", r->done, r->total, r->name, r->method,
+                r->seconds, r->elapsed, r->eta, r->seconds_calib, r->seconds_method, r->peak_rss, r->err_rtn,
+                r->err_method);
+        fflush(q->json);
+    }
+    if (!q->show) return;
+    char errs[80] = "";
+    if (r->err_rtn > 0)
+        snprintf(errs, sizeof errs, ", output error RTN %.5f -> %.5f", r->err_rtn, r->err_method);
+    if (q->tty) {
+        fprintf(stderr, "\r\033[K%s %d/%d %s: %.1fs, ETA %.1fs, peak RSS %.0f MB%s", r->method, r->done, r->total,
+                r->name, r->elapsed, r->eta, (double)r->peak_rss / 1e6, errs);
+        q->drawn = r->done < r->total;
+        if (!q->drawn) fputc('\n', stderr);
+        fflush(stderr);
+    } else {
+        fprintf(stderr, "quantize: block %d/%d %-10s %s: %.1fs (elapsed %.1fs, ETA %.1fs), peak RSS %.0f MB%s\n",
+                r->done, r->total, r->name, r->method, r->seconds, r->elapsed, r->eta,
+                (double)r->peak_rss / 1e6, errs);
+    }
+}
+
+/* --log-json FILE: written as the run goes (tail -f), so not through a temp; a special file
+ * or a symlink there is refused */
+static FILE *open_log(const char *path) {
+    lb_error err = { 0 };
+    if (lb_out_check(path, false, &err)) {
+        lb_runtime_error(&err);
+        return NULL;
+    }
+    const int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE     *f  = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "lowbit quantize: %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+    }
+    return f;
 }
 
 int cmd_quantize(int argc, char **argv) {
     lb_args          a;
+    quant_log        qlog = { 0 };
     const char      *opt, *tok = NULL, *type_name = NULL, *method = "rtn";
     bool             json = false, pure = false, quiet = false;
     lb_type_override ov[MAX_OVERRIDES];
@@ -22,7 +80,7 @@ int cmd_quantize(int argc, char **argv) {
     int32_t          n_ov = 0;
     int64_t          threads = 0;
     lb_range         range   = { LB_RANGE_MINMAX, 0 };
-    const char      *calib   = NULL, *imatrix_path = NULL;
+    const char      *calib   = NULL, *imatrix_path = NULL, *log_json = NULL;
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
@@ -77,6 +135,7 @@ int cmd_quantize(int argc, char **argv) {
             }
         }
         else if (!strcmp(opt, "--json")) json = true;
+        else if (!strcmp(opt, "--log-json")) log_json = lb_args_value(&a);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else if (!strcmp(opt, "--tensor-type")) {
@@ -142,6 +201,8 @@ int cmd_quantize(int argc, char **argv) {
         goto out;
     }
     if (lb_check_output(a.positional[1], false)) goto out;
+    qlog = (quant_log){ .show = !json && !quiet, .tty = isatty(STDERR_FILENO) };
+    if (log_json && !(qlog.json = open_log(log_json))) goto out;
     if (calib) { /* the calibration text can be read, before the model is loaded */
         FILE *cf;
         if (lb_open_input(calib, &cf, &err)) {
@@ -169,7 +230,8 @@ int cmd_quantize(int argc, char **argv) {
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
                                        .self_target = self_target },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
-                             .progress = !json && !quiet, .allow_nonfinite = nonfinite, .log = quiet || json ? NULL : log_line };
+                             .on_block = on_block, .allow_nonfinite = nonfinite, .log = quiet || json ? NULL : log_line,
+                             .log_user = &qlog };
     lb_quant_summary s;
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
@@ -180,10 +242,10 @@ int cmd_quantize(int argc, char **argv) {
         printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", \"range\": \"%s\", "
                "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
                "\"tensors\": %d, \"fallbacks\": %d, \"err_rtn\": %.6g, \"err_method\": %.6g, "
-               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f}\n",
+               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f, \"peak_rss\": %zu}\n",
                a.positional[0], a.positional[1], r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
                (long long)s.n_params, s.n_tensors, s.n_fallback, s.err_rtn, s.err_method,
-               s.seconds_calib, s.seconds_method, s.seconds);
+               s.seconds_calib, s.seconds_method, s.seconds, s.peak_rss);
     } else {
         if (!quiet)
             for (int32_t i = 0; i < s.n_tensors; i++) {
@@ -197,9 +259,9 @@ int cmd_quantize(int argc, char **argv) {
                 fputc('\n', stderr);
             }
         printf("quantize: %s -> %s (%s, %s): %.2f MB -> %.2f MB, %.3f bits per weight, %d tensors "
-               "(%d fell back), %.2fs\n", a.positional[0], a.positional[1], r->name, method,
+               "(%d fell back), %.2fs, peak RSS %.0f MB\n", a.positional[0], a.positional[1], r->name, method,
                (double)s.bytes_in / 1e6, (double)s.bytes_out / 1e6, s.bpw, s.n_tensors,
-               s.n_fallback, s.seconds);
+               s.n_fallback, s.seconds, (double)s.peak_rss / 1e6);
         if (s.err_rtn > 0)
             printf("quantize: output error summed over the matrices of the last method: RTN %.5f -> "
                    "%s %.5f (%.2fx); calibration %.2fs, method %.2fs\n", s.err_rtn, method,
@@ -210,6 +272,7 @@ int cmd_quantize(int argc, char **argv) {
     free(nt);
     lb_model_free(m);
 out:
+    if (qlog.json) fclose(qlog.json);
     lb_imatrix_free(imatrix);
     for (int32_t i = 0; i < n_ov; i++) free(ov_buf[i]);
     return rc;

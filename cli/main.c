@@ -11,7 +11,8 @@ static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
       "usage: lowbit quantize IN OUT.gguf --type T [--method M] [--calib FILE]\n"
       "                       [--range R] [--pure] [--act A] [--alpha X] [--outlier-threshold X]\n"
-      "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [-t THREADS]\n"
+      "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [--log-json FILE]\n"
+      "                       [-t THREADS]\n"
       "  --type T        a type (q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, iq4_nl, iq4_xs, tq1_0, tq2_0,\n"
       "                  f16, bf16, f32) or a llama.cpp mix (q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m);\n"
       "                  case-insensitive. Norms stay f32; rows a block size does not divide fall\n"
@@ -39,7 +40,11 @@ static const lb_command k_commands[] = {
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing error)\n"
       "  --allow-nonfinite  quantize weights holding NaN, Inf or values past the f16 range\n"
       "                  (refused by default: the file would evaluate to NaN)\n"
-      "  --json          one JSON summary on stdout\n" },
+      "  --json          one JSON summary on stdout (peak_rss: the peak resident set, bytes)\n"
+      "  progress        one line per block (the embedding, each layer, the head) on stderr:\n"
+      "                  elapsed, ETA, peak RSS, the block's output error RTN -> method; on a\n"
+      "                  terminal one redrawn line; -q: none\n"
+      "  --log-json FILE one JSON object per block into FILE, as the run goes\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
       "                        [--calib-ctx L] [--seed S] [--allow-long-ctx]\n"

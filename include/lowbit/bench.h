@@ -38,8 +38,6 @@ lb_status lb_bench_run(lb_bench_fn fn, void *user, const lb_bench_opts *opts, lb
 lb_status lb_bench_memory_read(size_t bytes, int n_threads, int32_t reps, double *bytes_per_s,
                                lb_error *err);
 
-/* Peak resident set of this process, in bytes (0 when unknown). */
-size_t lb_peak_rss(void);
 
 #ifdef __cplusplus
 }

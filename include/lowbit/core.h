@@ -34,6 +34,7 @@ int  lb_threads_get(void);
 
 /* ---- time ---- */
 double lb_time_sec(void); /* monotonic seconds */
+size_t lb_peak_rss(void);  /* peak resident set of this process, bytes (0 when unknown) */
 
 /* ---- progress bar on stderr, drawn only when stderr is a TTY and the job is slow ---- */
 typedef struct lb_progress {

@@ -103,6 +103,19 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
 
 #include "calib.h"
 
+/* What the engine reports after each block (the token embedding, each layer, the head). */
+typedef struct lb_block_report {
+    int32_t     done, total;        /* blocks done so far, and in all */
+    const char *name;               /* "token_embd", "blk.3", "output" */
+    const char *method;             /* the chain, as given ("awq+gptq") */
+    double      seconds;            /* this block's */
+    double      elapsed, eta;       /* since the start, and the estimate of what remains */
+    double      seconds_calib, seconds_method; /* since the start: calibration passes, methods */
+    size_t      peak_rss;           /* bytes: the process's peak resident set so far */
+    double      err_rtn, err_method; /* the block's summed relative output errors, RTN against
+                                      * the method (both 0 when its methods report none) */
+} lb_block_report;
+
 typedef struct lb_quant_params {
     const lb_recipe        *recipe;
     lb_range                range;
@@ -121,7 +134,8 @@ typedef struct lb_quant_params {
     lb_act_calib            act;
     double                  smooth_alpha;
     double                  outlier_threshold;
-    bool                    progress;
+    /* called after each block, may be NULL (user: log_user) */
+    void                  (*on_block)(void *user, const lb_block_report *r);
     /* quantize weights that hold NaN or Inf, or values past the f16 range of the block
      * scales (|w| > 65504), instead of refusing them (lb_quant_check_values) */
     bool                    allow_nonfinite;
@@ -155,6 +169,7 @@ typedef struct lb_quant_summary {
     double  bpw;                  /* bits per weight of the output, scales included */
     int32_t n_tensors, n_fallback;
     double  seconds;
+    size_t  peak_rss;             /* bytes: the process's peak resident set at the end */
 } lb_quant_summary;
 
 /* What can be checked without the model, before any work: the method names, calibration

@@ -16,6 +16,7 @@
  * The token embedding is stored before the layers when the quantized stream starts from it
  * (what the file holds), else with the head (a tied embedding is the head's input too: its
  * importance comes from the head's statistics). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,7 +179,6 @@ static lb_status embedding_first(engine *e, lb_error *err) {
 static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     lb_method_ctx *c = e->c;
     c->layer         = b;
-    c->block_rtn = c->block_method = 0;
     if (e->ref_copy) LB_TRY_RET(load_block(e, b, true, err));
     for (int k = 0; k < e->n_chain; k++) {
         const lb_method_info *mi = e->chain[k];
@@ -243,15 +243,27 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
         LB_TRY(lb_calib_states_create(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, err));
     }
-    lb_progress bar;
-    if (p->progress) lb_progress_begin(&bar, p->method ? p->method : "rtn", L + 1);
-    if (e.embd_first) LB_TRY(embedding_first(&e, err));
-    else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
-    for (int32_t b = 0; b <= L; b++) {
-        LB_TRY(run_block(&e, b, err));
-        if (p->progress) lb_progress_update(&bar, b + 1);
+    const double t0 = lb_time_sec();
+    double       tb = t0;
+    for (int32_t b = -1; b <= L; b++) {
+        c->block_rtn = c->block_method = 0;
+        if (b >= 0) LB_TRY(run_block(&e, b, err));
+        else if (e.embd_first) LB_TRY(embedding_first(&e, err));
+        else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
+        if (!p->on_block) continue;
+        char                  name[32];
+        const double          now = lb_time_sec();
+        const lb_block_report r   = {
+              .done = b + 2, .total = L + 2, .name = name, .method = p->method ? p->method : "rtn",
+              .seconds = now - tb, .elapsed = now - t0, .eta = (now - t0) / (b + 2) * (L - b),
+              .seconds_calib = c->summary->seconds_calib, .seconds_method = c->summary->seconds_method,
+              .peak_rss = lb_peak_rss(), .err_rtn = c->block_rtn, .err_method = c->block_method };
+        if (b < 0) snprintf(name, sizeof name, "token_embd");
+        else if (b < L) snprintf(name, sizeof name, "blk.%d", b);
+        else snprintf(name, sizeof name, "output");
+        p->on_block(p->log_user, &r);
+        tb = now;
     }
-    if (p->progress) lb_progress_end(&bar);
     st    = lb_model_writer_commit(e.out, err);
     e.out = NULL;
 fail:

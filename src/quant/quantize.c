@@ -167,6 +167,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     s.bpw           = 8.0 * (double)s.bytes_out / (double)s.n_params;
     s.seconds       = lb_time_sec() - t0;
     s.calib_windows = c.n_windows;
+    s.peak_rss      = lb_peak_rss();
     s.calib_ctx     = c.n_windows ? p->calib.n_ctx : 0;
     if (summary) *summary = s;
 fail:

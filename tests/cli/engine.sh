@@ -1,0 +1,33 @@
+# The block engine's run as a log sees it: without a terminal, quantize prints one line per
+# block (the embedding, each layer, the head) with elapsed time, ETA, peak RSS and the block's
+# output error; -q prints none; --log-json writes one JSON object per block; --json's summary
+# has peak_rss. And the bytes do not depend on the thread count.
+. "$(dirname "$0")/lib.inc"
+
+CAL="--calib $TEXT --calib-samples 4 --calib-ctx 64"
+"$LOWBIT" quantize "$MODEL" "$WORK/g.gguf" --type q4_0 --method gptq $CAL --log-json "$WORK/log.jsonl" \
+    > "$WORK/out" 2> "$WORK/err" || fail "gptq: $(tail -1 "$WORK/err")"
+n=$(grep -c "^quantize: block [0-9]*/7 " "$WORK/err")
+[ "$n" = 7 ] && pass "one progress line per block (7: token_embd, 5 layers, output)" || fail "$n progress lines: $(head -3 "$WORK/err")"
+grep -q "^quantize: block 2/7 blk.0 *gptq: [0-9.]*s (elapsed [0-9.]*s, ETA [0-9.]*s), peak RSS [0-9]* MB, output error RTN [0-9.]* -> [0-9.]*$" "$WORK/err" \
+    && pass "a block's line: time, ETA, peak RSS, output error" || fail "block line: $(grep 'block 2/' "$WORK/err")"
+[ "$(wc -l < "$WORK/log.jsonl")" = 7 ] && pass "--log-json: 7 objects" || fail "--log-json: $(wc -l < "$WORK/log.jsonl") lines"
+grep -q '^{"block": 7, "blocks": 7, "name": "output", "method": "gptq", .*"peak_rss": [1-9][0-9]*, "err_rtn": .*}$' "$WORK/log.jsonl" \
+    && pass "--log-json: the last block's object" || fail "--log-json: $(tail -1 "$WORK/log.jsonl")"
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$WORK/log.jsonl" \
+        && pass "--log-json: every line parses" || fail "--log-json: invalid JSON"
+fi
+"$LOWBIT" quantize "$MODEL" "$WORK/q.gguf" --type q4_0 --method gptq $CAL -q > /dev/null 2> "$WORK/err" || fail "gptq -q"
+[ -s "$WORK/err" ] && fail "-q printed: $(head -2 "$WORK/err")" || pass "-q: nothing on stderr"
+"$LOWBIT" quantize "$MODEL" "$WORK/j.gguf" --type q4_0 --method gptq $CAL --json -t 1 > "$WORK/j.json" 2> "$WORK/err" || fail "gptq --json"
+[ "$(json_num "$WORK/j.json" peak_rss)" -gt 0 ] 2>/dev/null && pass "--json: peak_rss" || fail "--json: $(cat "$WORK/j.json")"
+cmp -s "$WORK/g.gguf" "$WORK/j.gguf" && pass "gptq: the same bytes at -t 1 and -t 2" || fail "gptq bytes depend on threads"
+for me in awq awq+gptq imatrix; do
+    "$LOWBIT" quantize "$MODEL" "$WORK/a1.gguf" --type q4_k_m --method $me $CAL -t 1 -q > /dev/null 2>&1 || fail "$me -t 1"
+    "$LOWBIT" quantize "$MODEL" "$WORK/a2.gguf" --type q4_k_m --method $me $CAL -t 2 -q > /dev/null 2>&1 || fail "$me -t 2"
+    cmp -s "$WORK/a1.gguf" "$WORK/a2.gguf" && pass "$me: the same bytes at -t 1 and -t 2" || fail "$me: bytes depend on threads"
+done
+"$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --method gptq $CAL --log-json "$WORK" > /dev/null 2> "$WORK/err" \
+    && fail "--log-json onto a directory succeeded" || pass "--log-json onto a directory: $(head -1 "$WORK/err")"
+finish
