@@ -180,7 +180,7 @@ expect_err "sweep with a missing text" 1 "no-such-text" "$LOWBIT" sweep f32.gguf
 mkdir full
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=300k tmpfs full 2>/dev/null; then
     expect_err "quantize onto a full disk" 1 "full/q.gguf: write failed: No space left on device" \
-        "$LOWBIT" quantize f32.gguf full/q.gguf --type f32
+        "$LOWBIT" quantize f32.gguf full/q.gguf --type f32 -q
     expect_err "sweep onto a full disk" 1 "No space left on device" "$LOWBIT" sweep f32.gguf --text "$TEXT" -o full/sw --types q8_0
     [ -z "$(ls -A full)" ] && pass "nothing left on the full disk" || fail "left on the full disk: $(ls -A full)"
     umount full
