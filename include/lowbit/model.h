@@ -198,6 +198,10 @@ typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, 
 void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user);
 /* Run only the first n_layers blocks (then stop: no logits); <= 0 restores the full model. */
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);
+/* Stop a forward pass as soon as the hook has seen `input` (an input role as the hook names
+ * them), skipping its product and all after: no logits, the residual stream undefined. For
+ * calibration passes that want one input. LB_ROLE_COUNT (the default): never. */
+void lb_context_set_stop(lb_context *c, lb_tensor_role input);
 
 /* Process n tokens (n <= n_batch) at positions n_past .. n_past+n-1, as one batch
  * (T x E matrices through GEMM). *logits receives n rows of V floats, valid until

@@ -43,6 +43,8 @@ struct lb_context {
     lb_forward_hook hook;
     void           *hook_user;
     int32_t         layer_limit;       /* 0: all layers */
+    lb_tensor_role  stop_at;           /* stop once the hook has seen this input (LB_ROLE_COUNT: never) */
+    bool            stopped;
     void           *block;             /* the one allocation all of the above live in */
 };
 
@@ -68,6 +70,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
                  LB_ERR_PARAM, "context of %d positions with batches of %d", n_ctx, n_batch);
     lb_context *ctx = calloc(1, sizeof *ctx);
     LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
+    ctx->stop_at = LB_ROLE_COUNT;
     lb_status st = lb_kv_cache_init(&ctx->kv, c, n_ctx, cp->type_k, cp->type_v, err);
     if (!st) st = lb_weights_init(&ctx->w, m, cp->fast, err);
     if (st) {
@@ -144,6 +147,10 @@ void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user) {
     c->hook_user = user;
 }
 
+void lb_context_set_stop(lb_context *c, lb_tensor_role input) {
+    c->stop_at = input;
+}
+
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
     c->layer_limit = n_layers > 0 ? n_layers : 0;
 }
@@ -183,6 +190,10 @@ static void linears(lb_context *ctx, int32_t l, lb_tensor_role role, float *x, i
     if (w8a8_int(ctx, l, role, x, T, n, out, w, nw)) return;
     if (ctx->m->actq) lb_actq_apply(ctx->m->actq, l, role, x, T, n);
     if (ctx->hook) ctx->hook(ctx->hook_user, l, role, x, T, n);
+    if (role == ctx->stop_at) { /* the caller wanted this input only */
+        ctx->stopped = true;
+        return;
+    }
     if (nw == 1) lb_matmul(out[0], x, w[0], T, ctx->mode, ctx->scratch);
     else lb_matmul_multi(out, x, w, nw, T, ctx->mode, ctx->scratch);
 }
@@ -294,11 +305,13 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
     const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
     const int32_t n_layers = ctx->layer_limit > 0 && ctx->layer_limit < c->n_layers ? ctx->layer_limit
                                                                                      : c->n_layers;
+    ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
         rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
         float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
         linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, 3);
+        if (ctx->stopped) break;
         if (L->bq.data) { /* attention biases (Qwen2) */
             add_bias(ctx->q, L->bq.data, T, Q);
             add_bias(ctx->k, L->bk.data, T, KV);
@@ -322,16 +335,19 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         }
         attention(ctx, l, T);
         linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
+        if (ctx->stopped) break;
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         float *const gu[2] = { ctx->gate, ctx->up };
         linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
+        if (ctx->stopped) break;
         silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
         linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
+        if (ctx->stopped) break;
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
-    if (n_layers < c->n_layers) { /* stopped early: no logits */
+    if (n_layers < c->n_layers || ctx->stopped) { /* stopped early: no logits */
         ctx->n_past += T;
         *logits = NULL;
         return LB_OK;
@@ -339,7 +355,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
     rmsnorm_rows(ctx->xn, ctx->x, m->output_norm.data, T, E, c->norm_eps);
     linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1);
     ctx->n_past += T;
-    *logits = ctx->logits;
+    *logits = ctx->stopped ? NULL : ctx->logits;
     return LB_OK;
 }
 

@@ -206,10 +206,20 @@ static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_er
     return lb_forward(ctx, src->windows + (size_t)w * (size_t)src->n_ctx, src->n_ctx, &logits, err);
 }
 
+/* one input selected: the passes stop once they have it (the hook's name for it) */
+static lb_tensor_role stop_role(const lb_calib *c) {
+    if (c->sel_layer == LB_CALIB_ALL) return LB_ROLE_COUNT;
+    if (c->sel_role == LB_ROLE_OUTPUT || c->sel_role == LB_ROLE_TOKEN_EMBD) return LB_ROLE_OUTPUT;
+    const int k = kind_of(c->sel_role);
+    return k < 0 ? LB_ROLE_COUNT : lb_block_input_role((lb_block_input)k);
+}
+
 static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
     lb_context_set_hook(ctx, hook, c);
+    lb_context_set_stop(ctx, stop_role(c));
     lb_status st = LB_OK;
     for (int32_t w = 0; w < n_windows && st == LB_OK; w++) st = run_window(ctx, src, w, err);
+    lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ctx, NULL, NULL);
     mirror_hessians(c);
     return st;
@@ -226,6 +236,8 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
     lb_context_set_hook(ctx, hook, c);
+    lb_context_set_stop(ref, stop_role(c));
+    lb_context_set_stop(ctx, stop_role(c));
     c->cross  = C;
     c->ref_h  = A;
     lb_status st = LB_OK;
@@ -239,6 +251,8 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     c->cross = NULL;
     c->ref_x = NULL;
     c->ref_h = NULL;
+    lb_context_set_stop(ref, LB_ROLE_COUNT);
+    lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ref, NULL, NULL);
     lb_context_set_hook(ctx, NULL, NULL);
     mirror_hessians(c);
