@@ -96,6 +96,12 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
 double lb_output_error_cross(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
                              const double *A, const double *C, const double *H);
 
+/* sum over the rows r of x_r M y_r^T, X and Y [n_out, n], M [n, n] (NAN when out of memory);
+ * and X M into out [n_out, n]: the pieces of the output errors for callers that free M early. */
+double    lb_quad_sum(const float *X, const float *Y, const double *M, int64_t n_out, int64_t n);
+lb_status lb_rows_times(const float *X, const double *M, int64_t n_out, int64_t n, float *out,
+                        lb_error *err);
+
 /* Output error of a quantized matrix on the statistics of its input:
  * tr((W - Wq) H (W - Wq)^T) / tr(W H W^T) = ||WX - WqX||^2 / ||WX||^2. */
 double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n_in,

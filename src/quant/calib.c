@@ -17,7 +17,7 @@ struct lb_calib {
     int32_t         n_layers;
     lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head) */
     int32_t         n_stats;
-    float          *tmp;     /* [max n]^2 for the batch Hessian */
+    float          *tmp;     /* [n]^2 for the batch Hessian of the largest input with one */
     bool            hessians;
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
@@ -57,7 +57,6 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
     const int32_t dims[N_KINDS] = { cfg->n_embd, cfg->n_heads * cfg->head_dim, cfg->n_embd, cfg->n_ff };
     static const lb_tensor_role roles[N_KINDS] = { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_OUTPUT,
                                                    LB_ROLE_FFN_GATE, LB_ROLE_FFN_DOWN };
-    int32_t maxn = cfg->n_embd;
     bool    ok   = c->stats != NULL;
     for (int32_t i = 0; ok && i < c->n_stats; i++) {
         lb_act_stats *s = &c->stats[i];
@@ -65,13 +64,11 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
         s->layer   = o ? -1 : i / N_KINDS;
         s->role    = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
         s->n       = o ? cfg->n_embd : dims[i % N_KINDS];
-        maxn       = s->n > maxn ? s->n : maxn;
         s->sum_x2  = calloc((size_t)s->n, sizeof *s->sum_x2);
         s->sum_abs = calloc((size_t)s->n, sizeof *s->sum_abs);
         s->max_abs = calloc((size_t)s->n, sizeof *s->max_abs);
         ok = s->sum_x2 && s->sum_abs && s->max_abs; /* H: when cleared (lb_calib_clear) */
     }
-    if (ok && hessians) ok = (c->tmp = malloc((size_t)maxn * (size_t)maxn * sizeof *c->tmp)) != NULL;
     if (!ok) {
         lb_calib_free(c);
         return lb_fail(err, LB_ERR_NOMEM, "out of memory for calibration statistics");
@@ -98,8 +95,9 @@ void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
     c->sel_role  = role;
 }
 
-static bool clear_one(const lb_calib *c, lb_act_stats *s) {
+static bool clear_one(lb_calib *c, lb_act_stats *s) {
     if (c->hessians && !s->H && !(s->H = malloc((size_t)s->n * (size_t)s->n * sizeof *s->H))) return false;
+
     s->count = 0;
     memset(s->sum_x2, 0, (size_t)s->n * sizeof *s->sum_x2);
     memset(s->sum_abs, 0, (size_t)s->n * sizeof *s->sum_abs);
@@ -125,6 +123,23 @@ void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
     if (!s) return;
     free(s->H);
     s->H = NULL;
+}
+
+/* the batch's X^T X (f32) before it is added into the f64 Hessians: for the largest input that
+ * has one, during a run only */
+static lb_status tmp_begin(lb_calib *c, lb_error *err) {
+    size_t nn = 0;
+    for (int32_t i = 0; i < c->n_stats; i++)
+        if (c->stats[i].H && (size_t)c->stats[i].n * (size_t)c->stats[i].n > nn) nn = (size_t)c->stats[i].n * (size_t)c->stats[i].n;
+    if (nn == 0) return LB_OK;
+    c->tmp = malloc(nn * sizeof *c->tmp);
+    LB_RETURN_IF(!c->tmp, err, LB_ERR_NOMEM, "out of memory for the calibration Hessians");
+    return LB_OK;
+}
+
+static void tmp_end(lb_calib *c) {
+    free(c->tmp);
+    c->tmp = NULL;
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {
@@ -215,12 +230,14 @@ static lb_tensor_role stop_role(const lb_calib *c) {
 }
 
 static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
+    LB_TRY_RET(tmp_begin(c, err));
     lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ctx, stop_role(c));
     lb_status st = LB_OK;
     for (int32_t w = 0; w < n_windows && st == LB_OK; w++) st = run_window(ctx, src, w, err);
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ctx, NULL, NULL);
+    tmp_end(c);
     mirror_hessians(c);
     return st;
 }
@@ -232,6 +249,10 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
                  "with its Hessian");
     ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
+    if (tmp_begin(c, err)) {
+        free(r.x);
+        return err ? err->code : LB_ERR_NOMEM;
+    }
     memset(C, 0, (size_t)s->n * (size_t)s->n * sizeof *C);
     if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
@@ -255,6 +276,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ref, NULL, NULL);
     lb_context_set_hook(ctx, NULL, NULL);
+    tmp_end(c);
     mirror_hessians(c);
     for (int32_t i = 1; A && i < s->n; i++)
         for (int32_t j = 0; j < i; j++) A[(size_t)i * (size_t)s->n + (size_t)j] = A[(size_t)j * (size_t)s->n + (size_t)i];

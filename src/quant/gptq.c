@@ -27,15 +27,20 @@
  * positive definite. Dead columns are handled by the caller. The row-major upper triangle
  * is, in memory, LAPACK's column-major lower one: factorizing that one directly spares
  * LAPACKE's transposed copies, and each step reads only the triangle the one before wrote. */
-static lb_status inverse_cholesky(const double *H, int64_t n, double damp, float *U, lb_error *err) {
+static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t n, double damp, float *U,
+                                  lb_error *err) {
     double *A = malloc((size_t)(n * n) * sizeof *A);
     LB_RETURN_IF(!A, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
-    double mean = 0;
-    for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
+    double mean = 0; /* of the permuted diagonal, dead columns (no signal) at 1 */
+    for (int64_t i = 0; i < n; i++) mean += H[perm[i] * n + perm[i]] > 0 ? H[perm[i] * n + perm[i]] : 1;
     mean /= (double)n;
     for (int attempt = 0; attempt < 8; attempt++, damp *= 10) {
-        memcpy(A, H, (size_t)(n * n) * sizeof *A);
-        for (int64_t i = 0; i < n; i++) A[i * n + i] += damp * mean;
+        for (int64_t a = 0; a < n; a++) /* H permuted as the columns are processed */
+            for (int64_t b = 0; b < n; b++) A[a * n + b] = H[perm[a] * n + perm[b]];
+        for (int64_t i = 0; i < n; i++) {
+            if (A[i * n + i] <= 0) A[i * n + i] = 1;
+            A[i * n + i] += damp * mean;
+        }
         if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
         if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
         if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
@@ -107,7 +112,6 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     const size_t  rs = lb_row_size(t, n_in), bb = rowwise ? rs : tr->type_size; /* bytes: row, block */
     const bool    act_order = p->act_order && grid != NULL;
     lb_status     st = LB_OK;
-    double       *Hp = malloc((size_t)(n_in * n_in) * sizeof *Hp);
     float        *U  = malloc((size_t)(n_in * n_in) * sizeof *U);
     float        *Wp = malloc((size_t)(n_out * n_in) * sizeof *Wp); /* columns in processing order */
     float        *Qp = grid ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
@@ -118,7 +122,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     bool         *first = malloc((size_t)n_in);      /* column k is its block's first */
     float        *blk   = malloc((size_t)(n_out * bs) * sizeof *blk); /* one block of every row */
     uint8_t      *qblk  = malloc((size_t)n_out * bb);
-    LB_GOTO_IF(!Hp || !U || !Wp || (!grid && !Qp) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
+    LB_GOTO_IF(!U || !Wp || (!grid && !Qp) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
                    !qblk,
                err, LB_ERR_NOMEM, "gptq: out of memory");
     for (int64_t i = 0; i < n_in; i++) {
@@ -131,18 +135,15 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
         first[k]     = !ready[perm[k] / bs];
         ready[perm[k] / bs] = true;
     }
-    /* permuted H and W; dead columns: unit diagonal, zero weights */
-    for (int64_t a = 0; a < n_in; a++)
-        for (int64_t b = 0; b < n_in; b++) Hp[a * n_in + b] = H[perm[a] * n_in + perm[b]];
+    /* permuted W; dead columns (no signal): zero weights (and a unit diagonal in H) */
     for (int64_t k = 0; k < n_in; k++) {
-        const bool dead = Hp[k * n_in + k] <= 0;
-        if (dead) Hp[k * n_in + k] = 1;
+        const bool dead = H[perm[k] * n_in + perm[k]] <= 0;
         for (int64_t r = 0; r < n_out; r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
     }
     /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
      * lowbit splits its own work, core/threads.c) */
     openblas_set_num_threads(lb_threads_get());
-    st = inverse_cholesky(Hp, n_in, p->damp > 0 ? p->damp : 0.01, U, err);
+    st = inverse_cholesky(H, perm, n_in, p->damp > 0 ? p->damp : 0.01, U, err);
     openblas_set_num_threads(1);
     if (st) goto fail;
 
@@ -182,7 +183,6 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* the stored rows decide: W gets exactly what the file holds */
     for (int64_t r = 0; r < n_out; r++) tr->to_float(W + r * n_in, (uint8_t *)q + (size_t)r * rs, n_in);
 fail:
-    free(Hp);
     free(U);
     free(Wp);
     free(Qp);
@@ -197,32 +197,51 @@ fail:
     return st;
 }
 
+/* X M into out [n_out, n] (f32 when out_f, else accumulated into *sum as sum (X M) . Y):
+ * rows in chunks of ERR_ROWS, each chunk's product by BLAS in f64 */
+#define ERR_ROWS 256
+static bool rows_times(const float *X, const double *M, int64_t n_out, int64_t n, float *out_f,
+                       const float *Y, double *sum) {
+    double *x = malloc((size_t)(ERR_ROWS * n) * sizeof *x), *xm = malloc((size_t)(ERR_ROWS * n) * sizeof *xm);
+    if (!x || !xm) {
+        free(x);
+        free(xm);
+        return false;
+    }
+    openblas_set_num_threads(lb_threads_get());
+    for (int64_t r0 = 0; r0 < n_out; r0 += ERR_ROWS) {
+        const int64_t nr = n_out - r0 < ERR_ROWS ? n_out - r0 : ERR_ROWS;
+        for (int64_t i = 0; i < nr * n; i++) x[i] = X[r0 * n + i];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)n, (blasint)n, 1.0, x,
+                    (blasint)n, M, (blasint)n, 0.0, xm, (blasint)n);
+        if (out_f)
+            for (int64_t i = 0; i < nr * n; i++) out_f[r0 * n + i] = (float)xm[i];
+        else
+            for (int64_t i = 0; i < nr * n; i++) *sum += xm[i] * (double)Y[r0 * n + i];
+    }
+    openblas_set_num_threads(1);
+    free(x);
+    free(xm);
+    return true;
+}
+
+double lb_quad_sum(const float *X, const float *Y, const double *M, int64_t n_out, int64_t n) {
+    double sum = 0;
+    return rows_times(X, M, n_out, n, NULL, Y, &sum) ? sum : NAN;
+}
+
+lb_status lb_rows_times(const float *X, const double *M, int64_t n_out, int64_t n, float *out, lb_error *err) {
+    LB_RETURN_IF(!rows_times(X, M, n_out, n, out, NULL, NULL), err, LB_ERR_NOMEM, "out of memory");
+    return LB_OK;
+}
+
 double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
                        const double *H) {
-    double num = 0, den = 0;
-    double *d = malloc((size_t)n_in * sizeof *d), *w = malloc((size_t)n_in * sizeof *w);
-    if (!d || !w) {
-        free(d);
-        free(w);
-        return NAN;
-    }
-    for (int64_t r = 0; r < n_out; r++) {
-        for (int64_t i = 0; i < n_in; i++) {
-            d[i] = (double)W[r * n_in + i] - Wq[r * n_in + i];
-            w[i] = W[r * n_in + i];
-        }
-        for (int64_t i = 0; i < n_in; i++) {
-            double hd = 0, hw = 0;
-            for (int64_t j = 0; j < n_in; j++) {
-                hd += H[i * n_in + j] * d[j];
-                hw += H[i * n_in + j] * w[j];
-            }
-            num += d[i] * hd;
-            den += w[i] * hw;
-        }
-    }
+    float *d = malloc((size_t)(n_out * n_in) * sizeof *d);
+    if (!d) return NAN;
+    for (int64_t i = 0; i < n_out * n_in; i++) d[i] = (float)((double)W[i] - Wq[i]);
+    const double num = lb_quad_sum(d, d, H, n_out, n_in), den = lb_quad_sum(W, W, H, n_out, n_in);
     free(d);
-    free(w);
     return den > 0 ? num / den : 0;
 }
 
@@ -263,27 +282,9 @@ fail:
 
 double lb_output_error_cross(const float *W, const float *Wq, int64_t n_out, int64_t n_in,
                              const double *A, const double *C, const double *H) {
-    double num = 0, den = 0;
-    double *w = malloc((size_t)n_in * sizeof *w), *q = malloc((size_t)n_in * sizeof *q);
-    if (!w || !q) {
-        free(w);
-        free(q);
-        return NAN;
-    }
-    for (int64_t r = 0; r < n_out; r++) { /* w A w - 2 w C q + q H q */
-        for (int64_t i = 0; i < n_in; i++) w[i] = W[r * n_in + i], q[i] = Wq[r * n_in + i];
-        for (int64_t i = 0; i < n_in; i++) {
-            double aw = 0, cq = 0, hq = 0;
-            for (int64_t j = 0; j < n_in; j++) {
-                aw += A[i * n_in + j] * w[j];
-                cq += C[i * n_in + j] * q[j];
-                hq += H[i * n_in + j] * q[j];
-            }
-            den += w[i] * aw;
-            num += w[i] * aw - 2 * w[i] * cq + q[i] * hq;
-        }
-    }
-    free(w);
-    free(q);
-    return den > 0 ? num / den : 0;
+    /* ||W X - Wq X'||^2 = w A w - 2 w C q + q H q, summed over the rows */
+    const double waw = lb_quad_sum(W, W, A, n_out, n_in);
+    const double wcq = lb_quad_sum(W, Wq, C, n_out, n_in);
+    const double qhq = lb_quad_sum(Wq, Wq, H, n_out, n_in);
+    return waw > 0 ? (waw - 2 * wcq + qhq) / waw : 0;
 }

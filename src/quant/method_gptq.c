@@ -11,6 +11,7 @@
  * either way). Each matrix whose type has blocks (or per-row or per-tensor scales and grid
  * access) goes through lb_gptq_quantize (gptq.c); others are stored by their format's
  * quantizer. Reports each matrix's output error, RTN against GPTQ. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,10 +35,21 @@ static void rtn_into(const float *W, int64_t nr, int64_t n, lb_type t, float *ou
     for (int64_t r = 0; r < nr; r++) lb_type_get_traits(t)->to_float(out + r * n, q + (size_t)r * rs, n);
 }
 
-/* A, C: the unquantized model's input statistics (sum X X^T, sum X X'^T) for the f32 target,
- * or NULL (the layer's own outputs are the target) */
-static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, const double *A,
-                             const double *C, lb_error *err) {
+/* relative output error of Q against the original W: on the f32 target, from waw = sum w A w
+ * and WC = W C (the unquantized inputs' statistics, freed before), else on H alone */
+static double out_error(const float *W, const float *Q, int64_t nr, int64_t n, const double *H, double waw,
+                        const float *WC) {
+    if (!WC) return lb_output_error(W, Q, nr, n, H);
+    double wcq = 0;
+    for (int64_t k = 0; k < nr * n; k++) wcq += (double)WC[k] * Q[k];
+    return waw > 0 ? (waw - 2 * wcq + lb_quad_sum(Q, Q, H, nr, n)) / waw : 0;
+}
+
+/* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
+ * (sum over the rows of w A w, A = sum X_ref X_ref^T): the weights are refit first; the last
+ * reader of the input frees *C once it has used it (GPTQ itself needs H only). */
+static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
+                             bool last, lb_error *err) {
     const lb_quant_params *p    = c->p;
     const lb_named_tensor *wt   = &c->tensors[i];
     const lb_type          type = c->plans[i].type;
@@ -48,15 +60,23 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     uint8_t      *q = malloc(bytes), *q2 = malloc(bytes);
     float        *orig = malloc((size_t)(n * nr) * sizeof *orig), *rtn = malloc((size_t)(n * nr) * sizeof *rtn);
     float        *imp = malloc((size_t)n * sizeof *imp);
+    float        *WC  = *C ? malloc((size_t)(n * nr) * sizeof *WC) : NULL;
     lb_status     st = LB_OK;
-    LB_GOTO_IF(!q || !q2 || !orig || !rtn || !imp, err, LB_ERR_NOMEM, "out of memory");
+    LB_GOTO_IF(!q || !q2 || !orig || !rtn || !imp || (*C && !WC), err, LB_ERR_NOMEM, "out of memory");
     memcpy(orig, W, (size_t)(n * nr) * sizeof *orig);
     const bool has_imp = lb_act_importance(s, imp);
-    if (C) LB_TRY(lb_gptq_retarget(W, nr, n, C, s->H, p->gptq.damp, err));
+    if (*C) {
+        LB_TRY(lb_rows_times(orig, *C, nr, n, WC, err));
+        LB_TRY(lb_gptq_retarget(W, nr, n, *C, s->H, p->gptq.damp, err));
+        if (last) {
+            free(*C);
+            *C = NULL;
+        }
+    }
     LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &p->gptq, has_imp ? imp : NULL, q, err));
     rtn_into(orig, nr, n, type, rtn, q2);
-    const double e_rtn = C ? lb_output_error_cross(orig, rtn, nr, n, A, C, s->H) : lb_output_error(orig, rtn, nr, n, s->H);
-    const double e_gq  = C ? lb_output_error_cross(orig, W, nr, n, A, C, s->H) : lb_output_error(orig, W, nr, n, s->H);
+    const double e_rtn = out_error(orig, rtn, nr, n, s->H, waw, WC);
+    const double e_gq  = out_error(orig, W, nr, n, s->H, waw, WC);
     c->summary->err_rtn += e_rtn;
     c->summary->err_method += e_gq;
     c->block_rtn += e_rtn;
@@ -71,6 +91,7 @@ fail:
     free(orig);
     free(rtn);
     free(imp);
+    free(WC);
     return st;
 }
 
@@ -101,12 +122,25 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         }
         c->summary->seconds_calib += lb_time_sec() - t0;
         const double t1 = lb_time_sec();
+        double       waw[3] = { 0, 0, 0 };
+        int32_t      idx[3], last = -1;
+        for (int k = 0; k < nr; k++) { /* A serves the reports only: their w A w, then it goes */
+            idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
+            if (idx[k] < 0 || !gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
+            last = k;
+            if (!A) continue;
+            const lb_tensor *w = lb_engine_tensor(c, idx[k]);
+            waw[k] = lb_quad_sum(w->data, w->data, A, w->ne[1], w->ne[0]);
+            LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
+        }
+        free(A);
+        A = NULL;
         for (int k = 0; k < nr; k++) {
-            const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);
+            const int32_t i = idx[k];
             if (i < 0) continue;
             const lb_type type = c->plans[i].type;
             if (gptq_able(type, c->tensors[i].t->ne[0])) {
-                LB_TRY(gptq_tensor(c, i, s, A, C, err));
+                LB_TRY(gptq_tensor(c, i, s, waw[k], &C, k == last, err));
             } else if (type != LB_TYPE_F32) { /* later inputs see what the file will hold */
                 LB_TRY(lb_engine_store(c, i, err));
                 lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", c->tensors[i].name,
