@@ -55,6 +55,9 @@ void      lb_warn_vocab(const lb_vocab *v);
 /* outputs.c: OUT checked before any work (LB_EXIT_OK, or the error printed: LB_EXIT_ERROR);
  * signal handlers that remove temporaries and name a mapped input that shrank */
 int  lb_check_output(const char *path, bool is_dir);
+/* During a job that stops cleanly (quantize's block engine): the first SIGINT or SIGTERM asks
+ * it to stop after its current step (lb_interrupted), a second is fatal. */
+void lb_cli_graceful_stop(void);
 void lb_cli_install_signals(void);
 bool        lb_is_help(const char *opt);
 int         lb_print_help(const char *cmd);

@@ -84,7 +84,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
-    bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false;
+    bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
     lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
@@ -136,6 +136,7 @@ int cmd_quantize(int argc, char **argv) {
         }
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "--log-json")) log_json = lb_args_value(&a);
+        else if (!strcmp(opt, "--resume")) resume = true;
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else if (!strcmp(opt, "--tensor-type")) {
@@ -230,12 +231,19 @@ int cmd_quantize(int argc, char **argv) {
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
                                        .self_target = self_target },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
-                             .on_block = on_block, .allow_nonfinite = nonfinite, .log = quiet || json ? NULL : log_line,
+                             .on_block = on_block, .allow_nonfinite = nonfinite, .resume = resume, .log = quiet || json ? NULL : log_line,
                              .log_user = &qlog };
     lb_quant_summary s;
+    lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
-    if (rc != LB_EXIT_OK) {
+    if (rc != LB_EXIT_OK && err.code == LB_ERR_INTERRUPTED) {
+        lb_runtime_error(&err);
+        fprintf(stderr, "lowbit: to resume: lowbit");
+        for (int k = 0; k < argc; k++) fprintf(stderr, " %s", argv[k]); /* as given (quote as needed) */
+        fprintf(stderr, "%s\n", resume ? "" : " --resume");
+        rc = 128 + lb_interrupted();
+    } else if (rc != LB_EXIT_OK) {
         lb_runtime_error(&err);
     } else if (json) {
         char rb[32];

@@ -44,7 +44,12 @@ static const lb_command k_commands[] = {
       "  progress        one line per block (the embedding, each layer, the head) on stderr:\n"
       "                  elapsed, ETA, peak RSS, the block's output error RTN -> method; on a\n"
       "                  terminal one redrawn line; -q: none\n"
-      "  --log-json FILE one JSON object per block into FILE, as the run goes\n" },
+      "  --log-json FILE one JSON object per block into FILE, as the run goes\n"
+      "  --resume        continue an interrupted calibrated run (gptq, awq, imatrix) from its\n"
+      "                  last finished block: its state is kept beside OUT (.OUT.lowbit-state/)\n"
+      "                  until the run succeeds; the bytes are those of an uninterrupted run.\n"
+      "                  SIGINT/SIGTERM stop after the current block (exit 130/143), a second\n"
+      "                  one at once; without --resume a state there is refused\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
       "                        [--calib-ctx L] [--seed S] [--allow-long-ctx]\n"

@@ -39,6 +39,29 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc) {
     raise(sig);
 }
 
+/* SIGINT, SIGTERM during a job that can stop cleanly: the first asks it to stop after its
+ * current step (lb_interrupt); a second one is fatal as usual */
+static void on_stop(int sig) {
+    static volatile sig_atomic_t seen;
+    if (seen) on_fatal(sig);
+    seen = 1;
+    lb_interrupt(sig);
+    say("\nlowbit: stopping after the current block, its state kept (again to stop at once)\n");
+}
+
+void lb_cli_graceful_stop(void) {
+    static const int sigs[] = { SIGINT, SIGTERM };
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 void lb_cli_install_signals(void) {
     static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ, SIGQUIT };
     struct sigaction sa;

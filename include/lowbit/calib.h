@@ -73,6 +73,10 @@ lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const
                                  int32_t n_windows, int32_t n_ctx, lb_error *err);
 void      lb_calib_states_free(lb_calib_states *s); /* accepts NULL */
 int32_t   lb_calib_states_layer(const lb_calib_states *s);
+/* The values (*n floats) and the layer they are the input of, for a checkpoint: restore the
+ * values in place, then their layer. */
+float    *lb_calib_states_values(lb_calib_states *s, size_t *n);
+void      lb_calib_states_set_layer(lb_calib_states *s, int32_t layer);
 /* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
  * is set here), the states becoming the next layer's input. */
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);

@@ -96,8 +96,16 @@ lb_status lb_out_open(lb_out *o, const char *path, lb_error *err);
 lb_status lb_out_open_dir(lb_out *o, const char *path, lb_error *err);
 lb_status lb_out_commit(lb_out *o, lb_error *err);
 void      lb_out_abort(lb_out *o);
+/* Flush the directory holding path to disk (after a rename into it); best effort. */
+void      lb_fsync_parent(const char *path);
 /* Remove every temp still open; async-signal-safe (for SIGINT/SIGTERM handlers). */
 void      lb_out_cleanup_signal_safe(void);
+
+/* A request to stop (interrupt.c): lb_interrupt(sig) is async-signal-safe (for a SIGINT or
+ * SIGTERM handler); long jobs that can stop cleanly (the block engine: after the block it is on,
+ * its state kept) poll lb_interrupted(), which returns the signal (0: none). */
+void lb_interrupt(int sig);
+int  lb_interrupted(void);
 
 #ifdef __cplusplus
 }

@@ -192,6 +192,15 @@ lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, si
                              lb_error *err);
 lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err);
 void      lb_gguf_writer_abort(lb_gguf_writer *w);
+/* The same into a file that outlives the process (a resumable run's partial output): created
+ * at `partial`, or with resume reopened there after checking that its header is the one this
+ * writer writes (tensors already put there stay); sync flushes it to disk (before a checkpoint);
+ * finish renames it to path; abort closes it and keeps it. */
+lb_status lb_gguf_writer_begin_partial(lb_gguf_writer *w, const char *partial, const char *path, bool resume,
+                                       lb_error *err);
+lb_status lb_gguf_writer_sync(lb_gguf_writer *w, lb_error *err);
+/* Tensor i is in the partial file already (a resumed run's finished blocks). */
+void      lb_gguf_writer_assume(lb_gguf_writer *w, uint64_t i);
 
 #ifdef __cplusplus
 }

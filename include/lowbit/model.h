@@ -140,6 +140,10 @@ typedef struct lb_write_plan {
     lb_rows_hook    prepare_rows;
     void           *user;
     bool            progress;
+    /* lb_model_writer_open: write into this kept file (a resumable run's), renamed to path at
+     * commit; with resume, reopen it (its header must be this plan's) */
+    const char     *partial;
+    bool            resume;
 } lb_write_plan;
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err);
@@ -155,6 +159,8 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
 lb_status lb_model_writer_put(lb_model_writer *w, int32_t i, const void *data, size_t nbytes,
                               lb_error *err);
 lb_status lb_model_writer_commit(lb_model_writer *w, lb_error *err);
+lb_status lb_model_writer_sync(lb_model_writer *w, lb_error *err); /* what was put, to disk */
+void      lb_model_writer_assume(lb_model_writer *w, int32_t i); /* tensor i is there (resumed) */
 void      lb_model_writer_free(lb_model_writer *w); /* accepts NULL */
 
 /* Write the model as GGUF with its weight matrices (and embedding) in `type`

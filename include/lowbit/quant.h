@@ -140,6 +140,9 @@ typedef struct lb_quant_params {
     lb_act_calib            act;
     double                  smooth_alpha;
     double                  outlier_threshold;
+    /* a calibrated run keeps its state beside the output (.OUT.lowbit-state/) until it
+     * succeeds; resume: continue from it (without: a state there is refused) */
+    bool                    resume;
     /* called after each block, may be NULL (user: log_user) */
     void                  (*on_block)(void *user, const lb_block_report *r);
     /* quantize weights that hold NaN or Inf, or values past the f16 range of the block

@@ -24,6 +24,7 @@ typedef enum lb_status {
     LB_ERR_NOMEM            = 60,
     LB_ERR_BUFFER_TOO_SMALL = 70,
     LB_ERR_NUMERIC          = 80, /* a computation diverged (NaN, infinity) */
+    LB_ERR_INTERRUPTED      = 90, /* stopped on request (lb_interrupt), its state kept */
 } lb_status;
 
 typedef struct lb_error {

@@ -236,6 +236,13 @@ static bool fsync_dir_files(const char *dir) {
     return ok && fsync_path(dir, O_DIRECTORY);
 }
 
+void lb_fsync_parent(const char *path) {
+    char        dir[PATH_MAX];
+    const char *base;
+    split(path, dir, sizeof dir, &base);
+    fsync_path(dir, O_DIRECTORY);
+}
+
 lb_status lb_out_commit(lb_out *o, lb_error *err) {
     lb_status st = LB_OK;
     if (o->f) {

@@ -19,6 +19,7 @@ const char *lb_status_str(lb_status s) {
     case LB_ERR_NOMEM:            return "out of memory";
     case LB_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case LB_ERR_NUMERIC: return "numerical failure";
+    case LB_ERR_INTERRUPTED:      return "interrupted";
     }
     return "unknown status";
 }

@@ -5,6 +5,7 @@
  * in any order, and finish checks that each was written once. The file appears only when
  * complete (lb_out: a unique temp beside it, renamed when complete). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@ struct lb_gguf_writer {
     lb_strmap key_ix, tensor_ix; /* names -> index, for duplicates */
     /* streaming, between begin and finish/abort */
     bool     open;
+    bool     partial;      /* into a kept file (begin_partial), not a temp */
+    char    *partial_path, *final_path;
     lb_out   out;
     uint64_t data_start; /* file offset of the first tensor */
     uint64_t data_end;   /* and of the end of the padded data */
@@ -278,7 +281,9 @@ static bool fwrite_all(FILE *f, const void *p, size_t n) {
 
 static uint64_t padded(uint64_t n, uint64_t align) { return (n + align - 1) / align * align; }
 
-lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err) {
+/* the header (magic, counts, metadata, tensor infos, padding) into *buf, *len bytes; the
+ * tensors' offsets into w */
+static lb_status header(lb_gguf_writer *w, const char *path, uint8_t **buf, size_t *len, lb_error *err) {
     LB_RETURN_IF(w->open, err, LB_ERR_PARAM, "%s: the writer is already writing", path);
     LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
     const size_t align = LB_GGUF_DEFAULT_ALIGNMENT;
@@ -291,23 +296,18 @@ lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *er
     LB_RETURN_IF(file_align != align, err, LB_ERR_PARAM,
                  "%s: general.alignment must be a u32 equal to %zu, the alignment written", path,
                  align);
+    free(w->offset), free(w->written);
     w->offset  = malloc((size_t)(w->n_tensors ? w->n_tensors : 1) * sizeof *w->offset);
     w->written = calloc((size_t)(w->n_tensors ? w->n_tensors : 1), sizeof *w->written);
-    if (!w->offset || !w->written) {
+    char *mem = NULL;
+    FILE *f   = w->offset && w->written ? open_memstream(&mem, len) : NULL;
+    if (!f) {
         free(w->offset), free(w->written);
         w->offset = NULL, w->written = NULL;
         return lb_fail(err, LB_ERR_NOMEM, "out of memory");
     }
-    lb_status st = lb_out_open(&w->out, path, err);
-    if (st) {
-        free(w->offset), free(w->written);
-        w->offset = NULL, w->written = NULL;
-        return st;
-    }
-    w->open              = true;
-    FILE          *f     = w->out.f;
     const uint32_t version = 3;
-    bool           ok    = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
+    bool           ok      = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
                   fwrite_all(f, &w->n_tensors, 8) && fwrite_all(f, &w->n_kv, 8) &&
                   fwrite_all(f, w->kv, w->kv_len);
     uint64_t pos = 24 + w->kv_len, off = 0;
@@ -325,23 +325,94 @@ lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *er
     ok            = ok && fwrite_all(f, zeros, (size_t)(padded(pos, align) - pos));
     w->data_start = padded(pos, align);
     w->data_end   = w->data_start + off;
+    ok            = fclose(f) == 0 && ok;
     if (!ok) {
-        lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        lb_gguf_writer_abort(w);
-        return LB_ERR_IO;
+        free(mem);
+        free(w->offset), free(w->written);
+        w->offset = NULL, w->written = NULL;
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
     }
-    for (uint64_t i = 0; i < w->n_tensors; i++) { /* the tensors added with their data */
+    *buf = (uint8_t *)mem;
+    return LB_OK;
+}
+
+/* the tensors added with their data */
+static lb_status put_given(lb_gguf_writer *w, lb_error *err) {
+    for (uint64_t i = 0; i < w->n_tensors; i++) {
         if (!w->tensors[i].data) continue;
-        st = lb_gguf_writer_put(w, i, w->tensors[i].data, w->tensors[i].nbytes, err);
-        if (st) {
-            lb_gguf_writer_abort(w);
-            return st;
-        }
+        const lb_status st = lb_gguf_writer_put(w, i, w->tensors[i].data, w->tensors[i].nbytes, err);
+        if (st) return st;
     }
     return LB_OK;
 }
 
+lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err) {
+    uint8_t  *hb;
+    size_t    hn;
+    lb_status st = header(w, path, &hb, &hn, err);
+    if (st) return st;
+    st = lb_out_open(&w->out, path, err);
+    if (st) {
+        free(hb);
+        return st;
+    }
+    w->open = true;
+    if (!fwrite_all(w->out.f, hb, hn)) st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    free(hb);
+    if (!st) st = put_given(w, err);
+    if (st) lb_gguf_writer_abort(w);
+    return st;
+}
+
+lb_status lb_gguf_writer_begin_partial(lb_gguf_writer *w, const char *partial, const char *path, bool resume,
+                                       lb_error *err) {
+    uint8_t  *hb;
+    size_t    hn;
+    lb_status st = header(w, partial, &hb, &hn, err);
+    if (st) return st;
+    const int fd = open(partial, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_CREAT | O_TRUNC), 0666);
+    FILE     *f  = fd >= 0 ? fdopen(fd, "r+") : NULL;
+    if (!f) {
+        st = lb_fail(err, LB_ERR_IO, "%s: %s", partial, strerror(errno));
+        if (fd >= 0) close(fd);
+        free(hb);
+        return st;
+    }
+    w->out          = (lb_out){ .f = f, .path = NULL, .tmp = NULL, .slot = -1 };
+    w->partial      = true;
+    w->open         = true;
+    w->partial_path = strdup(partial);
+    w->final_path   = strdup(path);
+    if (!w->partial_path || !w->final_path) st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    if (resume) { /* the file must be this run's: the same header byte for byte */
+        uint8_t *old = malloc(hn ? hn : 1);
+        if (!old) st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        else if (fread(old, 1, hn, f) != hn || memcmp(old, hb, hn) != 0)
+            st = lb_fail(err, LB_ERR_PARAM, "%s: its header is not the one this run writes", partial);
+        free(old);
+    } else if (!fwrite_all(f, hb, hn)) {
+        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", partial, strerror(errno));
+    }
+    free(hb);
+    if (!st && !resume) st = put_given(w, err);
+    if (st) lb_gguf_writer_abort(w);
+    return st;
+}
+
+void lb_gguf_writer_assume(lb_gguf_writer *w, uint64_t i) {
+    if (w->open && i < w->n_tensors) w->written[i] = true;
+}
+
+lb_status lb_gguf_writer_sync(lb_gguf_writer *w, lb_error *err) {
+    LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: sync before begin");
+    LB_RETURN_IF(fflush(w->out.f) != 0 || fsync(fileno(w->out.f)) != 0, err, LB_ERR_IO, "write failed: %s",
+                 strerror(errno));
+    return LB_OK;
+}
+
 uint64_t lb_gguf_writer_n_tensors(const lb_gguf_writer *w) { return w->n_tensors; }
+
+static const char *wpath(const lb_gguf_writer *w) { return w->partial ? w->partial_path : w->out.path; }
 
 /* seek to tensor i's offset + at, for nbytes */
 static lb_status seek_tensor(lb_gguf_writer *w, uint64_t i, uint64_t at, lb_error *err) {
@@ -349,7 +420,7 @@ static lb_status seek_tensor(lb_gguf_writer *w, uint64_t i, uint64_t at, lb_erro
     LB_RETURN_IF(i >= w->n_tensors, err, LB_ERR_PARAM, "gguf: no tensor %llu", (unsigned long long)i);
     LB_RETURN_IF(w->written[i], err, LB_ERR_PARAM, "gguf: tensor '%s' written twice", w->tensors[i].name);
     LB_RETURN_IF(fseeko(w->out.f, (off_t)(w->data_start + w->offset[i] + at), SEEK_SET) != 0, err, LB_ERR_IO,
-                 "%s: seek failed: %s", w->out.path, strerror(errno));
+                 "%s: seek failed: %s", wpath(w), strerror(errno));
     return LB_OK;
 }
 
@@ -360,7 +431,7 @@ lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, si
     LB_RETURN_IF(nbytes != w->tensors[i].nbytes, err, LB_ERR_SHAPE, "tensor '%s': %zu bytes given, "
                  "%zu declared", w->tensors[i].name, nbytes, w->tensors[i].nbytes);
     LB_RETURN_IF(!fwrite_all(w->out.f, data, nbytes), err, LB_ERR_IO, "%s: write failed: %s",
-                 w->out.path, strerror(errno));
+                 wpath(w), strerror(errno));
     w->written[i] = true;
     return LB_OK;
 }
@@ -375,7 +446,7 @@ static lb_status put_fill(lb_gguf_writer *w, uint64_t i, uint8_t *chunk, lb_erro
             if (n) lb_fail(err, LB_ERR_PARAM, "tensor '%s': filled past its end", t->name);
             return err && err->code ? err->code : LB_ERR_IO;
         }
-        LB_RETURN_IF(!fwrite_all(w->out.f, chunk, n), err, LB_ERR_IO, "%s: write failed: %s", w->out.path,
+        LB_RETURN_IF(!fwrite_all(w->out.f, chunk, n), err, LB_ERR_IO, "%s: write failed: %s", wpath(w),
                      strerror(errno));
         done += n;
     }
@@ -387,12 +458,25 @@ lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err) {
     LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: finish before begin");
     lb_status st = LB_OK;
     for (uint64_t i = 0; !st && i < w->n_tensors; i++)
-        if (!w->written[i]) st = lb_fail(err, LB_ERR_PARAM, "%s: tensor '%s' was never written", w->out.path,
+        if (!w->written[i]) st = lb_fail(err, LB_ERR_PARAM, "%s: tensor '%s' was never written", wpath(w),
                                          w->tensors[i].name);
     /* the padding after the last tensor: holes read as zeros */
     if (!st && (fflush(w->out.f) != 0 || ftruncate(fileno(w->out.f), (off_t)w->data_end) != 0))
-        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", w->out.path, strerror(errno));
-    if (!st) {
+        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", wpath(w), strerror(errno));
+    if (!st && w->partial) { /* the partial file becomes OUT */
+        const char *path = w->final_path;
+        st = lb_out_check(path, false, err);
+        if (!st) {
+            const bool ok = fsync(fileno(w->out.f)) == 0;
+            const bool closed = fclose(w->out.f) == 0;
+            w->out.f = NULL;
+            w->open  = false;
+            if (!ok || !closed) st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        }
+        if (!st && rename(w->partial_path, path) != 0)
+            st = lb_fail(err, LB_ERR_IO, "%s: cannot rename %s to it: %s", path, w->partial_path, strerror(errno));
+        if (!st) lb_fsync_parent(path);
+    } else if (!st) {
         st = lb_out_commit(&w->out, err);
         w->open = false;
     }
@@ -403,7 +487,11 @@ lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err) {
 }
 
 void lb_gguf_writer_abort(lb_gguf_writer *w) {
-    if (w->open) lb_out_abort(&w->out);
+    if (w->open && w->partial && w->out.f) fclose(w->out.f); /* a partial file is kept: it is a state */
+    else if (w->open) lb_out_abort(&w->out);
+    free(w->partial_path), free(w->final_path);
+    w->partial_path = w->final_path = NULL;
+    w->partial                      = false;
     w->open = false;
     free(w->offset), free(w->written);
     w->offset = NULL, w->written = NULL;

@@ -245,7 +245,8 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
         }
         next++;
     }
-    LB_TRY(lb_gguf_writer_begin(mw->w, path, err));
+    if (plan->partial) LB_TRY(lb_gguf_writer_begin_partial(mw->w, plan->partial, path, plan->resume, err));
+    else LB_TRY(lb_gguf_writer_begin(mw->w, path, err));
     *out = mw;
     return LB_OK;
 fail:
@@ -304,6 +305,14 @@ lb_status lb_model_writer_put(lb_model_writer *mw, int32_t i, const void *data, 
 fail:
     free(own);
     return st;
+}
+
+void lb_model_writer_assume(lb_model_writer *mw, int32_t i) {
+    if (i >= 0 && i < mw->n && mw->gi[i] >= 0) lb_gguf_writer_assume(mw->w, (uint64_t)mw->gi[i]);
+}
+
+lb_status lb_model_writer_sync(lb_model_writer *mw, lb_error *err) {
+    return lb_gguf_writer_sync(mw->w, err);
 }
 
 lb_status lb_model_writer_commit(lb_model_writer *mw, lb_error *err) {

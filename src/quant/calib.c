@@ -327,6 +327,13 @@ void lb_calib_states_free(lb_calib_states *s) {
 
 int32_t lb_calib_states_layer(const lb_calib_states *s) { return s->layer; }
 
+float *lb_calib_states_values(lb_calib_states *s, size_t *n) {
+    *n = (size_t)s->n_windows * (size_t)s->n_ctx * (size_t)s->n_embd;
+    return s->x;
+}
+
+void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) { s->layer = layer; }
+
 /* ctx runs from the states' layer: that layer alone, or the head after the last one */
 static source states_source(lb_context *ctx, const lb_calib_states *s) {
     lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);

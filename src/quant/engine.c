@@ -16,12 +16,14 @@
  * The token embedding is stored before the layers when the quantized stream starts from it
  * (what the file holds), else with the head (a tied embedding is the head's input too: its
  * importance comes from the head's statistics). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fail.h"
-#include "quant_internal.h"
+#include "resume.h"
 
 typedef struct {
     lb_method_ctx        *c;
@@ -199,11 +201,30 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     return LB_OK;
 }
 
+/* the block's report to the caller */
+static void report(lb_method_ctx *c, int32_t b, int32_t first, double t0, double *tb) {
+    const lb_quant_params *p = c->p;
+    const int32_t          L = c->model->cfg.n_layers;
+    char                   name[32];
+    const double           now = lb_time_sec();
+    const lb_block_report  r   = {
+           .done = b + 2, .total = L + 2, .name = name, .method = p->method ? p->method : "rtn",
+           .seconds = now - *tb, .elapsed = now - t0, .eta = (now - t0) / (b - first + 1) * (L - b),
+           .seconds_calib = c->summary->seconds_calib, .seconds_method = c->summary->seconds_method,
+           .peak_rss = lb_peak_rss(), .err_rtn = c->block_rtn, .err_method = c->block_method };
+    if (b < 0) snprintf(name, sizeof name, "token_embd");
+    else if (b < L) snprintf(name, sizeof name, "blk.%d", b);
+    else snprintf(name, sizeof name, "output");
+    p->on_block(p->log_user, &r);
+    *tb = now;
+}
+
 lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char *out_path, lb_error *err) {
     const lb_quant_params *p = c->p;
     const lb_model        *m = c->model;
     const int32_t          L = m->cfg.n_layers;
     engine                 e = { .c = c, .last = -1 };
+    lb_resume              rs;
     lb_layer              *lw = malloc((size_t)(L ? L : 1) * sizeof *lw), *lr = malloc((size_t)(L ? L : 1) * sizeof *lr);
     lb_status              st = LB_OK;
     e.f32_work                = calloc((size_t)c->n, sizeof *e.f32_work);
@@ -237,35 +258,55 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_TRY(lb_calib_create(&c->cal, m, false, err));
         LB_TRY(lb_calib_create(&c->cal_h, m, true, err));
     }
-    LB_TRY(lb_model_writer_open(&e.out, m, out_path, plan, err));
+    /* a calibrated run keeps its state beside the output until it succeeds (resume.c) */
+    const bool keep = e.need_q || e.need_r;
+    lb_write_plan wp   = *plan;
+    int32_t       next = -1; /* the first block to run */
+    bool          resuming = false;
+    if (keep) {
+        LB_TRY(lb_resume_init(&rs, out_path, c, err));
+        resuming = lb_resume_exists(&rs);
+        LB_GOTO_IF(resuming && !p->resume, err, LB_ERR_PARAM, "%s: an interrupted run's state is beside it (%s): "
+                   "add --resume to continue it, or remove it to start over", out_path, rs.dir);
+        if (resuming) LB_TRY(lb_resume_check(&rs, err));
+        LB_GOTO_IF(mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
+                   strerror(errno));
+        wp.partial = rs.partial;
+        wp.resume  = resuming;
+    }
+    LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
     if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
     if (e.need_r) {
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
         LB_TRY(lb_calib_states_create(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, err));
     }
+    if (resuming) { /* the streams as the checkpoint left them */
+        if (e.need_q) LB_TRY(lb_calib_states_create(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, err));
+        LB_TRY(lb_resume_load(&rs, c, &next, err));
+        for (int32_t i = 0; i < c->n; i++) /* the finished blocks' tensors are in the partial output */
+            if ((i == e.ie && !e.embd_first ? L : block_of(&e, i)) < next) lb_model_writer_assume(e.out, i);
+    }
     const double t0 = lb_time_sec();
     double       tb = t0;
-    for (int32_t b = -1; b <= L; b++) {
+    for (int32_t b = next; b <= L; b++) {
         c->block_rtn = c->block_method = 0;
         if (b >= 0) LB_TRY(run_block(&e, b, err));
         else if (e.embd_first) LB_TRY(embedding_first(&e, err));
         else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
-        if (!p->on_block) continue;
-        char                  name[32];
-        const double          now = lb_time_sec();
-        const lb_block_report r   = {
-              .done = b + 2, .total = L + 2, .name = name, .method = p->method ? p->method : "rtn",
-              .seconds = now - tb, .elapsed = now - t0, .eta = (now - t0) / (b + 2) * (L - b),
-              .seconds_calib = c->summary->seconds_calib, .seconds_method = c->summary->seconds_method,
-              .peak_rss = lb_peak_rss(), .err_rtn = c->block_rtn, .err_method = c->block_method };
-        if (b < 0) snprintf(name, sizeof name, "token_embd");
-        else if (b < L) snprintf(name, sizeof name, "blk.%d", b);
-        else snprintf(name, sizeof name, "output");
-        p->on_block(p->log_user, &r);
-        tb = now;
+        if (keep) { /* the checkpoint: the output's blocks on disk first, then the state */
+            LB_TRY(lb_model_writer_sync(e.out, err));
+            LB_TRY(lb_resume_save(&rs, c, b + 1, err));
+        }
+        if (p->on_block) report(c, b, next, t0, &tb);
+        if (keep && b < L && lb_interrupted()) {
+            st = lb_fail(err, LB_ERR_INTERRUPTED, "%s: stopped after block %d of %d; the run's state is in %s",
+                         out_path, b + 2, L + 2, rs.dir);
+            goto fail;
+        }
     }
     st    = lb_model_writer_commit(e.out, err);
     e.out = NULL;
+    if (!st && keep) lb_resume_remove(&rs);
 fail:
     for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
     lb_model_writer_free(e.out);

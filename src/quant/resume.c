@@ -1,0 +1,221 @@
+/* A resumable run's state, beside its output OUT in the directory .OUT.lowbit-state/:
+ *   partial.gguf  the output as far as it is written: its header, then each finished block's
+ *                 tensors at their offsets (lb_gguf_writer_begin_partial)
+ *   state         the checkpoint after the last finished block: the run's fingerprint, the
+ *                 next block, the summary's sums so far, AWQ's totals, and the calibration
+ *                 windows' residual streams at the next block's input
+ * The checkpoint is replaced atomically (state.tmp, fsync, rename) after the partial output is
+ * on disk, so it never claims a block the output does not hold; a run killed at any moment
+ * resumes from the last checkpoint and writes the same bytes. The fingerprint hashes what
+ * decides the bytes: the input's configuration and tensor table with a sample of every
+ * tensor's bytes, the options, the calibration windows' tokens, the importance given and the
+ * lowbit version; a state whose fingerprint differs is refused, saying which part differs.
+ *
+ * The state file (little-endian, as written by this machine):
+ *   "LBRS" u32 version (1), u64 fp[4], i32 next block, i32 n_layers,
+ *   f64 err_rtn, err_method, seconds_calib, seconds_method, awq_rtn, awq_err, i32 awq_n,
+ *   then per stream (quantized, unquantized): u64 floats (0: none), i32 layer, the floats. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fail.h"
+#include "resume.h"
+
+#define STATE_MAGIC   "LBRS"
+#define STATE_VERSION 1u
+#define SAMPLE_BYTES  4096 /* of each tensor's start and end, into the input's fingerprint */
+
+static const char *const k_parts[4] = { "the input model", "the options", "the calibration windows",
+                                        "the importance matrix or the lowbit version" };
+
+/* FNV-1a, 64 bits */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV0 0xcbf29ce484222325ull
+
+static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1); }
+
+static uint64_t input_fp(const lb_method_ctx *c) {
+    uint64_t h = fnv(FNV0, &c->model->cfg, sizeof c->model->cfg);
+    for (int32_t i = 0; i < c->n; i++) {
+        const lb_tensor *t  = c->tensors[i].t;
+        const size_t     nb = lb_tensor_nbytes(t), k = nb < SAMPLE_BYTES ? nb : SAMPLE_BYTES;
+        h = fnv_str(h, c->tensors[i].name);
+        h = fnv(h, &t->type, sizeof t->type);
+        h = fnv(h, t->ne, sizeof t->ne);
+        h = fnv(h, t->data, k);
+        h = fnv(h, (const uint8_t *)t->data + nb - k, k);
+    }
+    return h;
+}
+
+static uint64_t options_fp(const lb_method_ctx *c) {
+    const lb_quant_params *p = c->p;
+    char                   buf[512];
+    uint64_t               h = FNV0;
+    snprintf(buf, sizeof buf, "%s|%s|%d|%.17g|%d|%d|%d|%llu|%d|%.17g|%d|%d|%d|%d|%.17g|%.17g|%.17g|%d",
+             p->recipe->name, p->method ? p->method : "rtn", (int)p->range.kind, p->range.pct, p->pure,
+             p->calib.n_samples, p->calib.n_ctx, (unsigned long long)p->calib.seed, p->calib.sequential,
+             p->gptq.damp, p->gptq.block, p->gptq.act_order, p->gptq.self_target, (int)p->act.kind, p->act.pct,
+             p->smooth_alpha, p->outlier_threshold, p->allow_nonfinite);
+    h = fnv_str(h, buf);
+    for (int32_t k = 0; k < p->n_overrides; k++) {
+        h = fnv_str(h, p->overrides[k].pattern);
+        h = fnv(h, &p->overrides[k].type, sizeof p->overrides[k].type);
+    }
+    for (int32_t i = 0; i < c->n; i++) h = fnv(h, &c->plans[i].type, sizeof c->plans[i].type);
+    return h;
+}
+
+static uint64_t extra_fp(const lb_method_ctx *c) {
+    uint64_t h = fnv_str(FNV0, LB_VERSION);
+    for (int32_t i = 0; i < c->n; i++)
+        if (c->importance[i]) {
+            h = fnv(h, &i, sizeof i);
+            h = fnv(h, c->importance[i], (size_t)c->tensors[i].t->ne[0] * sizeof(float));
+        }
+    return h;
+}
+
+lb_status lb_resume_init(lb_resume *r, const char *out_path, const lb_method_ctx *c, lb_error *err) {
+    memset(r, 0, sizeof *r);
+    const char *slash = strrchr(out_path, '/');
+    const int   dl    = slash ? (int)(slash - out_path) : 0;
+    const char *base  = slash ? slash + 1 : out_path;
+    const int   n     = snprintf(r->dir, sizeof r->dir, "%.*s%s.%s.lowbit-state", dl, out_path, slash ? "/" : "", base);
+    LB_RETURN_IF(n < 0 || (size_t)n + 16 >= sizeof r->dir, err, LB_ERR_PARAM, "%s: the path is too long", out_path);
+    snprintf(r->partial, sizeof r->partial, "%s/partial.gguf", r->dir);
+    snprintf(r->state, sizeof r->state, "%s/state", r->dir);
+    r->fp[0] = input_fp(c);
+    r->fp[1] = options_fp(c);
+    r->fp[2] = fnv(FNV0, c->windows, (size_t)c->n_windows * (size_t)c->p->calib.n_ctx * sizeof *c->windows);
+    r->fp[3] = extra_fp(c);
+    return LB_OK;
+}
+
+bool lb_resume_exists(const lb_resume *r) {
+    struct stat sb;
+    return lstat(r->state, &sb) == 0;
+}
+
+static bool put(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }
+static bool get(FILE *f, void *p, size_t n) { return n == 0 || fread(p, 1, n, f) == n; }
+
+lb_status lb_resume_save(const lb_resume *r, const lb_method_ctx *c, int32_t next_block, lb_error *err) {
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->state);
+    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST)
+        return lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", r->dir, strerror(errno));
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE     *f  = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return lb_fail(err, LB_ERR_IO, "%s: %s", tmp, strerror(errno));
+    }
+    const uint32_t          version = STATE_VERSION;
+    const int32_t           L       = c->model->cfg.n_layers;
+    const lb_quant_summary *s       = c->summary;
+    const double sums[6] = { s->err_rtn, s->err_method, s->seconds_calib, s->seconds_method, c->awq_rtn, c->awq_err };
+    bool ok = put(f, STATE_MAGIC, 4) && put(f, &version, 4) && put(f, r->fp, sizeof r->fp) &&
+              put(f, &next_block, 4) && put(f, &L, 4) && put(f, sums, sizeof sums) && put(f, &c->awq_n, 4);
+    lb_calib_states *streams[2] = { c->sq, c->sr };
+    for (int k = 0; ok && k < 2; k++) {
+        size_t         n = 0;
+        const float   *x = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
+        const uint64_t n64 = n;
+        const int32_t  layer = streams[k] ? lb_calib_states_layer(streams[k]) : 0;
+        ok = put(f, &n64, 8) && put(f, &layer, 4) && put(f, x, n * sizeof *x);
+    }
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, r->state) != 0) {
+        const int e = errno;
+        unlink(tmp);
+        return lb_fail(err, LB_ERR_IO, "%s: cannot write the checkpoint: %s", r->state, strerror(e));
+    }
+    lb_fsync_parent(r->state);
+    return LB_OK;
+}
+
+/* open the state and check its magic, version and fingerprint */
+static lb_status open_state(const lb_resume *r, FILE **out, lb_error *err) {
+    FILE *f;
+    LB_TRY_RET(lb_open_input(r->state, &f, err));
+    char      magic[4];
+    uint32_t  version = 0;
+    uint64_t  fp[4];
+    lb_status st = LB_OK;
+    LB_GOTO_IF(!get(f, magic, 4) || memcmp(magic, STATE_MAGIC, 4) || !get(f, &version, 4), err, LB_ERR_FORMAT,
+               "%s: not a lowbit run state", r->state);
+    LB_GOTO_IF(version != STATE_VERSION, err, LB_ERR_VERSION, "%s: state version %u, this lowbit writes %u",
+               r->state, version, STATE_VERSION);
+    LB_GOTO_IF(!get(f, fp, sizeof fp), err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+    for (int k = 0; k < 4; k++)
+        LB_GOTO_IF(fp[k] != r->fp[k], err, LB_ERR_PARAM, "%s: the state is of another run (%s differ); remove "
+                   "it to start over", r->dir, k_parts[k]);
+    *out = f;
+    return LB_OK;
+fail:
+    fclose(f);
+    return st;
+}
+
+lb_status lb_resume_check(const lb_resume *r, lb_error *err) {
+    FILE *f;
+    LB_TRY_RET(open_state(r, &f, err));
+    fclose(f);
+    return LB_OK;
+}
+
+lb_status lb_resume_load(const lb_resume *r, lb_method_ctx *c, int32_t *next_block, lb_error *err) {
+    FILE *f;
+    LB_TRY_RET(open_state(r, &f, err));
+    int32_t   next = 0, L = 0;
+    double    sums[6];
+    lb_status st = LB_OK;
+    LB_GOTO_IF(!get(f, &next, 4) || !get(f, &L, 4) || !get(f, sums, sizeof sums) || !get(f, &c->awq_n, 4), err,
+               LB_ERR_TRUNCATED, "%s: truncated", r->state);
+    LB_GOTO_IF(L != c->model->cfg.n_layers || next < 0 || next > L + 1, err, LB_ERR_CORRUPT,
+               "%s: block %d of %d layers is not a block of this model", r->state, next, L);
+    lb_calib_states *streams[2] = { c->sq, c->sr };
+    for (int k = 0; k < 2; k++) {
+        uint64_t n64   = 0;
+        int32_t  layer = 0;
+        size_t   n     = 0;
+        float   *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
+        LB_GOTO_IF(!get(f, &n64, 8) || !get(f, &layer, 4), err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+        LB_GOTO_IF(n64 != n || layer < 0 || layer > L, err, LB_ERR_CORRUPT, "%s: a stream of %llu values, this run "
+                   "has %zu", r->state, (unsigned long long)n64, n);
+        LB_GOTO_IF(!get(f, x, n * sizeof *x), err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+        if (streams[k]) lb_calib_states_set_layer(streams[k], layer);
+    }
+    LB_GOTO_IF(fgetc(f) != EOF, err, LB_ERR_CORRUPT, "%s: bytes after the end", r->state);
+    c->summary->err_rtn        = sums[0];
+    c->summary->err_method     = sums[1];
+    c->summary->seconds_calib  = sums[2];
+    c->summary->seconds_method = sums[3];
+    c->awq_rtn = sums[4], c->awq_err = sums[5];
+    *next_block = next;
+fail:
+    fclose(f);
+    return st;
+}
+
+void lb_resume_remove(const lb_resume *r) {
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->state);
+    unlink(r->state);
+    unlink(tmp);
+    unlink(r->partial);
+    rmdir(r->dir);
+    lb_fsync_parent(r->dir);
+}
