@@ -196,3 +196,29 @@ int lb_check_ctx(const char *cmd, const char *opt, int64_t n_ctx, const lb_model
             "positions beyond it were never trained\n", cmd, opt, (long long)n_ctx, m->cfg.n_ctx_train);
     return LB_EXIT_OK;
 }
+
+bool lb_args_size(lb_args *a, size_t *out) {
+    const char *opt = a->argv[a->i];
+    const char *v   = lb_args_value(a);
+    if (!v) return false;
+    char  *end;
+    errno          = 0;
+    const double x = strtod(v, &end);
+    double       k = 1;
+    switch (*end == 0 ? 0 : (*end | 0x20)) { /* K, M, G, T (powers of 1024), then an optional iB/B */
+    case 'k': k = 1024.0, end++; break;
+    case 'm': k = 1024.0 * 1024, end++; break;
+    case 'g': k = 1024.0 * 1024 * 1024, end++; break;
+    case 't': k = 1024.0 * 1024 * 1024 * 1024, end++; break;
+    default: break;
+    }
+    if (k > 1 && (*end | 0x20) == 'i') end++;
+    if ((*end | 0x20) == 'b') end++;
+    if (errno || *end || end == v || !(x > 0) || x * k > 1e18) {
+        lb_usage_error(a->cmd, "option %s wants a size (e.g. 6G, 512M, 2GiB), got '%s'", opt, v);
+        a->bad = true;
+        return false;
+    }
+    *out = (size_t)(x * k);
+    return true;
+}

@@ -40,6 +40,9 @@ bool        lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out);
  * outside the range are usage errors. */
 bool        lb_args_float(lb_args *a, double lo, double hi, double *out);
 bool        lb_args_float_pos(lb_args *a, double hi, double *out);
+/* A size in bytes: a positive number with an optional K, M, G or T (powers of 1024), then an
+ * optional "iB" or "B": 6G, 512M, 2GiB, 1.5T. */
+bool        lb_args_size(lb_args *a, size_t *out);
 int         lb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int         lb_runtime_error(const lb_error *err);
 /* Text from a file made safe for a terminal: s (n bytes at most, or up to a NUL) with control

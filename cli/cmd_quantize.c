@@ -79,6 +79,7 @@ int cmd_quantize(int argc, char **argv) {
     char            *ov_buf[MAX_OVERRIDES];
     int32_t          n_ov = 0;
     int64_t          threads = 0;
+    size_t           max_memory = 0;
     lb_range         range   = { LB_RANGE_MINMAX, 0 };
     const char      *calib   = NULL, *imatrix_path = NULL, *log_json = NULL;
     lb_imatrix      *imatrix = NULL;
@@ -137,6 +138,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "--log-json")) log_json = lb_args_value(&a);
         else if (!strcmp(opt, "--resume")) resume = true;
+        else if (!strcmp(opt, "--max-memory")) lb_args_size(&a, &max_memory);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else if (!strcmp(opt, "--tensor-type")) {
@@ -231,7 +233,8 @@ int cmd_quantize(int argc, char **argv) {
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
                                        .self_target = self_target },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
-                             .on_block = on_block, .allow_nonfinite = nonfinite, .resume = resume, .log = quiet || json ? NULL : log_line,
+                             .on_block = on_block, .allow_nonfinite = nonfinite, .resume = resume,
+                             .max_memory = max_memory, .log = quiet || json ? NULL : log_line,
                              .log_user = &qlog };
     lb_quant_summary s;
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
@@ -250,10 +253,12 @@ int cmd_quantize(int argc, char **argv) {
         printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", \"range\": \"%s\", "
                "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
                "\"tensors\": %d, \"fallbacks\": %d, \"err_rtn\": %.6g, \"err_method\": %.6g, "
-               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f, \"peak_rss\": %zu}\n",
+               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f, \"peak_rss\": %zu, "
+               "\"memory_budget\": %zu, \"streams_bytes\": %zu, \"streams_spilled\": %s}\n",
                a.positional[0], a.positional[1], r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
                (long long)s.n_params, s.n_tensors, s.n_fallback, s.err_rtn, s.err_method,
-               s.seconds_calib, s.seconds_method, s.seconds, s.peak_rss);
+               s.seconds_calib, s.seconds_method, s.seconds, s.peak_rss, s.memory_budget, s.streams_bytes,
+               s.streams_spilled ? "true" : "false");
     } else {
         if (!quiet)
             for (int32_t i = 0; i < s.n_tensors; i++) {

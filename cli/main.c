@@ -49,7 +49,10 @@ static const lb_command k_commands[] = {
       "                  last finished block: its state is kept beside OUT (.OUT.lowbit-state/)\n"
       "                  until the run succeeds; the bytes are those of an uninterrupted run.\n"
       "                  SIGINT/SIGTERM stop after the current block (exit 130/143), a second\n"
-      "                  one at once; without --resume a state there is refused\n" },
+      "                  one at once; without --resume a state there is refused\n"
+      "  --max-memory S  what the run may hold in RAM (6G, 512M; default 3/4 of the machine's\n"
+      "                  memory or of its memory cgroup's limit): past it the calibration\n"
+      "                  windows' residual streams go to a file beside OUT\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
       "                        [--calib-ctx L] [--seed S] [--allow-long-ctx]\n"

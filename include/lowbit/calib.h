@@ -71,6 +71,11 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
 typedef struct lb_calib_states lb_calib_states;
 lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
                                  int32_t n_windows, int32_t n_ctx, lb_error *err);
+/* The same with the values in a file of spill_dir (unlinked at once, mapped shared): the
+ * kernel writes them back and drops them under memory pressure, so they do not count against
+ * a memory limit the way malloc'd values do. */
+lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, const int32_t *windows,
+                                    int32_t n_windows, int32_t n_ctx, const char *spill_dir, lb_error *err);
 void      lb_calib_states_free(lb_calib_states *s); /* accepts NULL */
 int32_t   lb_calib_states_layer(const lb_calib_states *s);
 /* The values (*n floats) and the layer they are the input of, for a checkpoint: restore the

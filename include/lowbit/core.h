@@ -35,6 +35,9 @@ int  lb_threads_get(void);
 /* ---- time ---- */
 double lb_time_sec(void); /* monotonic seconds */
 size_t lb_peak_rss(void);  /* peak resident set of this process, bytes (0 when unknown) */
+/* Bytes this process may use: physical memory, or a smaller limit of the memory cgroup that
+ * holds it (0 when unknown). */
+size_t lb_memory_limit(void);
 
 /* ---- progress bar on stderr, drawn only when stderr is a TTY and the job is slow ---- */
 typedef struct lb_progress {

@@ -143,6 +143,9 @@ typedef struct lb_quant_params {
     /* a calibrated run keeps its state beside the output (.OUT.lowbit-state/) until it
      * succeeds; resume: continue from it (without: a state there is refused) */
     bool                    resume;
+    /* bytes the run may hold in memory (0: 3/4 of lb_memory_limit()): the calibration streams
+     * spill to a file beside the output when they and a block's working set would pass it */
+    size_t                  max_memory;
     /* called after each block, may be NULL (user: log_user) */
     void                  (*on_block)(void *user, const lb_block_report *r);
     /* quantize weights that hold NaN or Inf, or values past the f16 range of the block
@@ -179,6 +182,9 @@ typedef struct lb_quant_summary {
     int32_t n_tensors, n_fallback;
     double  seconds;
     size_t  peak_rss;             /* bytes: the process's peak resident set at the end */
+    size_t  memory_budget;        /* the budget the run kept to (bytes) */
+    size_t  streams_bytes;        /* the calibration streams' size, in RAM or spilled */
+    bool    streams_spilled;
 } lb_quant_summary;
 
 /* What can be checked without the model, before any work: the method names, calibration

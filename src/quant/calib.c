@@ -1,8 +1,12 @@
 /* Calibration windows and activation statistics, gathered by a forward hook. Hessians are
  * accumulated a batch at a time: X^T X in f32 by BLAS (ssyrk), added into f64. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -296,10 +300,29 @@ struct lb_calib_states {
     int32_t n_windows, n_ctx, n_embd, n_layers;
     int32_t layer; /* the states are the input of this layer (n_layers: of the output norm) */
     float  *x;     /* [n_windows, n_ctx, n_embd] */
+    size_t  mapped; /* bytes when x is a file mapping (spilled), else 0 */
 };
 
-lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
-                                 int32_t n_windows, int32_t n_ctx, lb_error *err) {
+/* n bytes of memory backed by an unlinked file in dir: pages the kernel writes back and drops
+ * under memory pressure, instead of holding them (NULL on failure, errno set) */
+static void *spill_map(const char *dir, size_t n) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/streams.XXXXXX", dir) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    const int fd = mkstemp(path);
+    if (fd < 0) return NULL;
+    unlink(path);
+    void *p = ftruncate(fd, (off_t)n) == 0 ? mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, const int32_t *windows,
+                                    int32_t n_windows, int32_t n_ctx, const char *spill_dir, lb_error *err) {
     const int32_t E = m->cfg.n_embd;
     *out            = NULL;
     for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++)
@@ -307,10 +330,15 @@ lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const
                      "calib: token id %d out of range", windows[i]);
     lb_calib_states *s = calloc(1, sizeof *s);
     LB_RETURN_IF(!s, err, LB_ERR_NOMEM, "out of memory");
-    *s   = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, 0, NULL };
-    s->x = malloc((size_t)n_windows * (size_t)n_ctx * (size_t)E * sizeof *s->x);
+    const size_t bytes = (size_t)n_windows * (size_t)n_ctx * (size_t)E * sizeof *s->x;
+    *s      = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, 0, NULL, 0 };
+    s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
+    s->mapped = spill_dir ? bytes : 0;
     if (!s->x) {
+        const int e = errno;
         free(s);
+        if (spill_dir) return lb_fail(err, LB_ERR_IO, "%s: cannot map %.1f MB of calibration streams: %s", spill_dir,
+                                      (double)bytes / 1e6, strerror(e));
         return lb_fail(err, LB_ERR_NOMEM, "calib: out of memory for %d windows' states", n_windows);
     }
     for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++) /* the embeddings: layer 0's input */
@@ -319,9 +347,15 @@ lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const
     return LB_OK;
 }
 
+lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
+                                 int32_t n_windows, int32_t n_ctx, lb_error *err) {
+    return lb_calib_states_create_ex(out, m, windows, n_windows, n_ctx, NULL, err);
+}
+
 void lb_calib_states_free(lb_calib_states *s) {
     if (!s) return;
-    free(s->x);
+    if (s->mapped) munmap(s->x, s->mapped);
+    else free(s->x);
     free(s);
 }
 

@@ -38,6 +38,7 @@ typedef struct {
     float               **f32_ref;
     lb_tensor            *embd_view;   /* work's embedding as stored, while sq is created */
     lb_model_writer      *out;
+    const char           *spill;       /* the calibration streams' directory when spilled */
 } engine;
 
 /* the block tensor i belongs to: its layer; the embedding: -1; the other globals: the head */
@@ -169,7 +170,8 @@ static lb_status embedding_first(engine *e, lb_error *err) {
     c->work->tok_embd      = *c->tensors[e->ie].t;
     c->work->tok_embd.type = c->plans[e->ie].type;
     c->work->tok_embd.data = c->data[e->ie];
-    lb_status st = lb_calib_states_create(&c->sq, c->work, c->windows, c->n_windows, c->p->calib.n_ctx, err);
+    lb_status st = lb_calib_states_create_ex(&c->sq, c->work, c->windows, c->n_windows, c->p->calib.n_ctx,
+                                             e->spill, err);
     c->work->tok_embd = saved;
     if (st) return st;
     const lb_named_tensor *nt = &c->tensors[e->ie];
@@ -199,6 +201,34 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     }
     unload_block(e, b);
     return LB_OK;
+}
+
+/* What stays in RAM: the calibration streams do while they and one block's working set (its
+ * f32 weights, a few Hessian-sized matrices of the widest input, the forward passes' buffers)
+ * fit the budget; past it they live in a file of dir (the spill). Returns dir or NULL. */
+static const char *budget(engine *e, const char *dir) {
+    lb_method_ctx         *c = e->c;
+    const lb_quant_params *p = c->p;
+    const lb_llama_config *g = &c->model->cfg;
+    const size_t limit = lb_memory_limit();
+    const size_t B     = p->max_memory ? p->max_memory : limit / 4 * 3;
+    const size_t wide  = (size_t)(g->n_ff > g->n_embd ? g->n_ff : g->n_embd);
+    size_t       block = 0;
+    for (int32_t i = 0; i < c->n; i++)
+        if (c->tensors[i].layer == 0) block += (size_t)lb_tensor_nelements(c->tensors[i].t) * sizeof(float);
+    const size_t ctx = (size_t)p->calib.n_ctx * (size_t)(g->n_vocab + 4 * g->n_embd + 3 * g->n_ff) * sizeof(float) +
+                       (size_t)g->n_layers * (size_t)p->calib.n_ctx * (size_t)g->n_kv_heads * (size_t)g->head_dim * 8;
+    const size_t work = block * (e->ref_copy ? 2 : 1) + 4 * wide * wide * sizeof(double) + 2 * ctx;
+    const size_t streams = (size_t)(e->need_q + e->need_r) * (size_t)c->n_windows * (size_t)p->calib.n_ctx *
+                           (size_t)g->n_embd * sizeof(float);
+    c->summary->memory_budget   = B;
+    c->summary->streams_bytes   = streams;
+    c->summary->streams_spilled = B > 0 && streams + work > B;
+    lb_method_log(p, "memory: calibration streams %.1f MB, a block's working set about %.1f MB, budget %.1f MB%s",
+                  (double)streams / 1e6, (double)work / 1e6, (double)B / 1e6,
+                  c->summary->streams_spilled ? ": the streams go to a file beside the output" : ": all in RAM");
+    e->spill = c->summary->streams_spilled ? dir : NULL;
+    return e->spill;
 }
 
 /* the block's report to the caller */
@@ -275,13 +305,15 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         wp.resume  = resuming;
     }
     LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
+    const char *spill = keep ? budget(&e, rs.dir) : NULL;
     if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
     if (e.need_r) {
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
-        LB_TRY(lb_calib_states_create(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, err));
+        LB_TRY(lb_calib_states_create_ex(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
     }
     if (resuming) { /* the streams as the checkpoint left them */
-        if (e.need_q) LB_TRY(lb_calib_states_create(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, err));
+        if (e.need_q)
+            LB_TRY(lb_calib_states_create_ex(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
         LB_TRY(lb_resume_load(&rs, c, &next, err));
         for (int32_t i = 0; i < c->n; i++) /* the finished blocks' tensors are in the partial output */
             if ((i == e.ie && !e.embd_first ? L : block_of(&e, i)) < next) lb_model_writer_assume(e.out, i);

@@ -1,7 +1,8 @@
 # The block engine's run as a log sees it: without a terminal, quantize prints one line per
 # block (the embedding, each layer, the head) with elapsed time, ETA, peak RSS and the block's
 # output error; -q prints none; --log-json writes one JSON object per block; --json's summary
-# has peak_rss. And the bytes do not depend on the thread count.
+# has peak_rss and the memory budget. The bytes depend neither on the thread count nor on
+# whether the calibration streams stayed in RAM or spilled to a file (--max-memory).
 . "$(dirname "$0")/lib.inc"
 
 CAL="--calib $TEXT --calib-samples 4 --calib-ctx 64"
@@ -28,6 +29,15 @@ for me in awq awq+gptq imatrix; do
     "$LOWBIT" quantize "$MODEL" "$WORK/a2.gguf" --type q4_k_m --method $me $CAL -t 2 -q > /dev/null 2>&1 || fail "$me -t 2"
     cmp -s "$WORK/a1.gguf" "$WORK/a2.gguf" && pass "$me: the same bytes at -t 1 and -t 2" || fail "$me: bytes depend on threads"
 done
+# --max-memory: past the budget the streams go to a file; the bytes stay
+"$LOWBIT" quantize "$MODEL" "$WORK/s.gguf" --type q4_0 --method gptq $CAL --max-memory 1M --json > "$WORK/s.json" 2> "$WORK/err" \
+    || fail "--max-memory 1M: $(tail -1 "$WORK/err")"
+grep -q '"streams_spilled": true' "$WORK/s.json" && pass "--max-memory 1M: the streams spilled" || fail "not spilled: $(cat "$WORK/s.json")"
+grep -q '"memory_budget": 1048576,' "$WORK/s.json" && pass "--max-memory 1M: the budget in --json" || fail "budget: $(cat "$WORK/s.json")"
+cmp -s "$WORK/g.gguf" "$WORK/s.gguf" && pass "spilled streams: the same bytes" || fail "spilled streams: bytes differ"
+grep -q '"streams_spilled": false' "$WORK/j.json" && pass "default budget: the streams in RAM" || fail "default: $(cat "$WORK/j.json")"
+"$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --max-memory 6Q > /dev/null 2> "$WORK/err"
+[ $? = 2 ] && grep -q "wants a size" "$WORK/err" && pass "--max-memory 6Q: $(cat "$WORK/err")" || fail "--max-memory 6Q: $(cat "$WORK/err")"
 "$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --method gptq $CAL --log-json "$WORK" > /dev/null 2> "$WORK/err" \
     && fail "--log-json onto a directory succeeded" || pass "--log-json onto a directory: $(head -1 "$WORK/err")"
 finish
