@@ -49,32 +49,31 @@ static void on_stop(int sig) {
     say("\nlowbit: stopping after the current block, its state kept (again to stop at once)\n");
 }
 
-void lb_cli_graceful_stop(void) {
-    static const int sigs[] = { SIGINT, SIGTERM };
+/* handler for each of the n signals, except one ignored by whoever started us (nohup, a
+ * shell's background job): it stays so */
+static void handle(const int *sigs, size_t n, void (*handler)(int)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    sa.sa_handler = handler;
+    for (size_t i = 0; i < n; i++) {
         struct sigaction old;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         sigaction(sigs[i], &sa, NULL);
     }
 }
 
+void lb_cli_graceful_stop(void) {
+    static const int stop[] = { SIGINT, SIGTERM };
+    handle(stop, sizeof stop / sizeof stop[0], on_stop);
+}
+
 void lb_cli_install_signals(void) {
     static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ, SIGQUIT };
+    handle(fatal, sizeof fatal / sizeof fatal[0], on_fatal);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_fatal;
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
-        struct sigaction old;
-        /* a signal ignored by whoever started us (nohup, a shell's background job) stays so */
-        if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
-        sigaction(fatal[i], &sa, NULL);
-    }
-    sa.sa_handler   = NULL;
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags     = SA_SIGINFO;
     sigaction(SIGBUS, &sa, NULL);
