@@ -187,7 +187,9 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     for (int k = 0; k < e->n_chain; k++) {
         const lb_method_info *mi = e->chain[k];
         if (!mi->block || (e->imatrix_in_chain && mi->block == lb_method_imatrix && c->p->imatrix)) continue;
-        c->last = k == e->last;
+        c->last         = k == e->last;
+        c->stored_later = false;
+        for (int j = k + 1; j < e->n_chain; j++) c->stored_later |= e->chain[j]->block == lb_method_gptq;
         if (c->last && mi->weights) LB_TRY_RET(load_block(e, b, false, err));
         LB_TRY_RET(mi->block(c, err));
     }

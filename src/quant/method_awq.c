@@ -127,8 +127,7 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
     lb_context            *ctx;
     lb_calib_states       *states;
     lb_status              st  = LB_OK;
-    const char            *me  = strstr(p->method, "awq");
-    awq_state              a   = { .c = c, .clip = !(me && strstr(me, "gptq")) };
+    awq_state              a   = { .c = c, .clip = !c->stored_later };
     const int32_t          l   = c->layer;
     if (l >= c->model->cfg.n_layers) { /* the head: AWQ has no scales for it; the totals */
         if (c->last) {

@@ -7,14 +7,25 @@
 #include "core/fail.h"
 #include "quant_internal.h"
 
+static lb_status gptq_meta(lb_gguf_writer *w, const lb_quant_params *p) {
+    lb_status st = lb_gguf_writer_set_f32(w, "lowbit.gptq.damp", (float)(p->gptq.damp > 0 ? p->gptq.damp : 0.01));
+    if (!st) st = lb_gguf_writer_set_bool(w, "lowbit.gptq.act_order", p->gptq.act_order);
+    if (!st) st = lb_gguf_writer_set_str(w, "lowbit.gptq.target", p->gptq.self_target ? "self" : "f32");
+    return st;
+}
+
+static lb_status smoothquant_meta(lb_gguf_writer *w, const lb_quant_params *p) {
+    return lb_gguf_writer_set_f32(w, "lowbit.smoothquant.alpha", (float)(p->smooth_alpha > 0 ? p->smooth_alpha : 0.5));
+}
+
 static const lb_method_info k_methods[] = {
-    /* name, whole, block, calib, w8a8, weights */
-    { "rtn", NULL, NULL, false, false, false },
-    { "imatrix", NULL, lb_method_imatrix, true, false, false },
-    { "gptq", NULL, lb_method_gptq, true, false, true },
-    { "awq", NULL, lb_method_awq, true, false, true },
-    { "smoothquant", lb_method_smoothquant, NULL, true, true, false },
-    { "llm-int8", lb_method_llm_int8, NULL, true, true, false },
+    /* name, whole, block, calib, w8a8, weights, meta */
+    { "rtn", NULL, NULL, false, false, false, NULL },
+    { "imatrix", NULL, lb_method_imatrix, true, false, false, NULL },
+    { "gptq", NULL, lb_method_gptq, true, false, true, gptq_meta },
+    { "awq", NULL, lb_method_awq, true, false, true, NULL },
+    { "smoothquant", lb_method_smoothquant, NULL, true, true, false, smoothquant_meta },
+    { "llm-int8", lb_method_llm_int8, NULL, true, true, false, NULL },
 };
 
 const lb_method_info *lb_method_lookup(const char *name, size_t len) {

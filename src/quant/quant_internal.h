@@ -25,6 +25,7 @@ typedef struct lb_method_ctx {
     /* ---- the block engine (engine.c), for the block methods ---- */
     int32_t                layer;      /* the block: 0 .. n_layers-1, or n_layers: the head */
     bool                   last;       /* the running method is the chain's last block method */
+    bool                   stored_later; /* a later method of the chain stores the weights (GPTQ) */
     lb_model              *work;       /* the model as stored so far, its block in f32 (when a
                                         * method changes weights); NULL when none does */
     lb_model              *ref;        /* the unquantized model as earlier methods changed it */
@@ -48,6 +49,8 @@ typedef struct lb_method_info {
     bool        calib;    /* needs calibration text */
     bool        w8a8;     /* only with the w8a8 recipe */
     bool        weights;  /* changes the block's weights (they are loaded in f32 for it) */
+    /* its options, into the output's metadata (may be NULL) */
+    lb_status (*meta)(lb_gguf_writer *w, const lb_quant_params *p);
 } lb_method_info;
 
 /* The method of that name (len bytes of name: one of a '+'-joined list), or NULL. */

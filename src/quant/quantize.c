@@ -43,12 +43,12 @@ static lb_status add_meta(lb_gguf_writer *w, void *user) {
         if (!st) st = lb_gguf_writer_set_u32(w, "lowbit.calibration.ctx", (uint32_t)p->calib.n_ctx);
         if (!st) st = lb_gguf_writer_set_u64(w, "lowbit.calibration.seed", p->calib.seed);
     }
-    if (!st && p->method && !strcmp(p->method, "gptq")) {
-        st = lb_gguf_writer_set_f32(w, "lowbit.gptq.damp", (float)(p->gptq.damp > 0 ? p->gptq.damp : 0.01));
-        if (!st) st = lb_gguf_writer_set_bool(w, "lowbit.gptq.act_order", p->gptq.act_order);
+    for (const char *a = p->method ? p->method : "rtn"; !st && *a;) { /* each method's options */
+        const size_t          len = strcspn(a, "+");
+        const lb_method_info *mi  = lb_method_lookup(a, len);
+        if (mi && mi->meta) st = mi->meta(w, p);
+        a += len + (a[len] == '+');
     }
-    if (!st && p->method && strstr(p->method, "smoothquant"))
-        st = lb_gguf_writer_set_f32(w, "lowbit.smoothquant.alpha", (float)(p->smooth_alpha > 0 ? p->smooth_alpha : 0.5));
     if (!st && c->actq) st = lb_actq_write(c->actq, c->m, w, NULL);
     return st;
 }
