@@ -113,7 +113,9 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     const bool    act_order = p->act_order && grid != NULL;
     lb_status     st = LB_OK;
     float        *U  = malloc((size_t)(n_in * n_in) * sizeof *U);
-    float        *Wp = malloc((size_t)(n_out * n_in) * sizeof *Wp); /* columns in processing order */
+    /* columns in processing order: W itself (updated in place, it ends as the stored values)
+     * unless act_order permutes them */
+    float        *Wp = act_order ? malloc((size_t)(n_out * n_in) * sizeof *Wp) : W;
     float        *Qp = grid ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
     float        *E  = malloc((size_t)(n_out * B) * sizeof *E);
     int64_t      *perm = malloc((size_t)n_in * sizeof *perm), *pos = malloc((size_t)n_in * sizeof *pos);
@@ -138,7 +140,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* permuted W; dead columns (no signal): zero weights (and a unit diagonal in H) */
     for (int64_t k = 0; k < n_in; k++) {
         const bool dead = H[perm[k] * n_in + perm[k]] <= 0;
-        for (int64_t r = 0; r < n_out; r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
+        for (int64_t r = 0; r < n_out && (dead || Wp != W); r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
     }
     /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
      * lowbit splits its own work, core/threads.c) */
@@ -184,7 +186,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     for (int64_t r = 0; r < n_out; r++) tr->to_float(W + r * n_in, (uint8_t *)q + (size_t)r * rs, n_in);
 fail:
     free(U);
-    free(Wp);
+    if (Wp != W) free(Wp);
     free(Qp);
     free(E);
     free(perm);
@@ -245,34 +247,40 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
     return den > 0 ? num / den : 0;
 }
 
+#define RETARGET_ROWS 4096 /* rows solved at once: the f64 right-hand sides stay small */
+
 lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
                            double damp, lb_error *err) {
-    const int64_t n = n_in;
+    const int64_t n = n_in, R = n_out < RETARGET_ROWS ? n_out : RETARGET_ROWS;
     double        mean = 0;
     for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
     mean /= (double)n;
     if (!(mean > 0)) return LB_OK; /* nothing seen: nothing to refit */
     const double lambda = (damp > 0 ? damp : 0.01) * mean;
-    double      *A = malloc((size_t)(n * n) * sizeof *A), *Wd = malloc((size_t)(n * n_out) * sizeof *Wd);
-    double      *B = malloc((size_t)(n * n_out) * sizeof *B);
+    double      *A = malloc((size_t)(n * n) * sizeof *A), *Wd = malloc((size_t)(n * R) * sizeof *Wd);
+    double      *B = malloc((size_t)(n * R) * sizeof *B);
     lb_status    st = LB_OK;
     LB_GOTO_IF(!A || !Wd || !B, err, LB_ERR_NOMEM, "out of memory");
     memcpy(A, H, (size_t)(n * n) * sizeof *A);
     for (int64_t i = 0; i < n; i++) A[i * n + i] += lambda;
-    for (int64_t i = 0; i < n * n_out; i++) Wd[i] = W[i];
-    /* B [n, n_out] = C^T W^T + lambda W^T; then (H + lambda I) W'^T = B */
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t r = 0; r < n_out; r++) B[j * n_out + r] = lambda * Wd[r * n + j];
     openblas_set_num_threads(lb_threads_get()); /* BLAS and LAPACK on lowbit's threads here */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)n_out, (blasint)n, 1.0, C,
-                (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)n_out);
-    const lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)n_out, A,
-                                          (lapack_int)n, B, (lapack_int)n_out);
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
+    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), R rows at a time */
+    for (int64_t r0 = 0; info == 0 && r0 < n_out; r0 += R) {
+        const int64_t nr = n_out - r0 < R ? n_out - r0 : R;
+        for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t r = 0; r < nr; r++) B[j * nr + r] = lambda * Wd[r * n + j];
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
+                    (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)nr);
+        info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
+                              (lapack_int)nr);
+        for (int64_t r = 0; info == 0 && r < nr; r++)
+            for (int64_t j = 0; j < n; j++) W[(r0 + r) * n + j] = (float)B[j * nr + r];
+    }
     openblas_set_num_threads(1);
     LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
                "(info %d); raise --damp", (int)info);
-    for (int64_t r = 0; r < n_out; r++)
-        for (int64_t j = 0; j < n; j++) W[r * n + j] = (float)B[j * n_out + r];
 fail:
     free(A);
     free(Wd);

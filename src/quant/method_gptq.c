@@ -28,26 +28,68 @@ static bool gptq_able(lb_type t, int64_t ncols) {
     return tr->block_size > 1 && ncols % tr->block_size == 0;
 }
 
-/* RTN of W onto type t, dequantized into out (for the before/after report) */
-static void rtn_into(const float *W, int64_t nr, int64_t n, lb_type t, float *out, uint8_t *q) {
-    lb_quantize_rows(t, q, W, nr, n, NULL);
-    const size_t rs = lb_row_size(t, n);
-    for (int64_t r = 0; r < nr; r++) lb_type_get_traits(t)->to_float(out + r * n, q + (size_t)r * rs, n);
-}
+/* The reports' output errors, RTN of the original against GPTQ's result, a chunk of rows at a
+ * time (no full copy of the original: its rows are read again from the unquantized model):
+ * on the f32 target from waw = sum w A w and either C (kept) or WC = W C, else on H alone. */
+typedef struct {
+    double num_rtn, num_gq, den, wcq_rtn, wcq_gq;
+} err_sums;
 
-/* relative output error of Q against the original W: on the f32 target, from waw = sum w A w
- * and WC = W C (the unquantized inputs' statistics, freed before), else on H alone */
-static double out_error(const float *W, const float *Q, int64_t nr, int64_t n, const double *H, double waw,
-                        const float *WC) {
-    if (!WC) return lb_output_error(W, Q, nr, n, H);
-    double wcq = 0;
-    for (int64_t k = 0; k < nr * n; k++) wcq += (double)WC[k] * Q[k];
-    return waw > 0 ? (waw - 2 * wcq + lb_quad_sum(Q, Q, H, nr, n)) / waw : 0;
+#define ERR_CHUNK 256
+
+static lb_status errors(lb_method_ctx *c, int32_t i, const float *Wq, const double *H, const double *C,
+                        const float *WC, double waw, double *e_rtn, double *e_gq, lb_error *err) {
+    const lb_named_tensor *nt   = &c->tensors[i];
+    const lb_tensor       *src  = lb_model_tensor(c->ref, nt->layer, nt->role); /* the weights GPTQ was given */
+    const lb_type          type = c->plans[i].type;
+    const int64_t          n = src->ne[0], nr = src->ne[1];
+    const bool             whole = lb_type_get_traits(type)->whole_tensor; /* RTN needs every row at once */
+    const int64_t          R = whole ? nr : (nr < ERR_CHUNK ? nr : ERR_CHUNK);
+    float                 *o = malloc((size_t)(R * n) * sizeof *o), *q = malloc((size_t)(R * n) * sizeof *q);
+    float                 *d = malloc((size_t)(R * n) * sizeof *d), *oc = C ? malloc((size_t)(R * n) * sizeof *oc) : NULL;
+    uint8_t               *qb = malloc(lb_row_size(type, n) * (size_t)R);
+    err_sums               e  = { 0 };
+    lb_status              st = LB_OK;
+    LB_GOTO_IF(!o || !q || !d || !qb || (C && !oc), err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t r0 = 0; r0 < nr; r0 += R) {
+        const int64_t k = nr - r0 < R ? nr - r0 : R;
+        for (int64_t r = 0; r < k; r++) lb_tensor_get_row_f32(src, r0 + r, o + r * n);
+        lb_quantize_rows(type, qb, o, k, n, NULL); /* RTN, for the comparison */
+        for (int64_t r = 0; r < k; r++)
+            lb_type_get_traits(type)->to_float(q + r * n, qb + (size_t)r * lb_row_size(type, n), n);
+        const float *g = Wq + r0 * n;
+        if (WC || C) { /* ||W X - Q X'||^2 = w A w - 2 w C q + q H q */
+            const float *wc = WC ? WC + r0 * n : oc;
+            if (!WC) LB_TRY(lb_rows_times(o, C, k, n, oc, err));
+            for (int64_t x = 0; x < k * n; x++) e.wcq_rtn += (double)wc[x] * q[x], e.wcq_gq += (double)wc[x] * g[x];
+            e.num_rtn += lb_quad_sum(q, q, H, k, n);
+            e.num_gq += lb_quad_sum(g, g, H, k, n);
+        } else { /* ||(W - Q) X||^2 / ||W X||^2 */
+            for (int64_t x = 0; x < k * n; x++) d[x] = (float)((double)o[x] - q[x]);
+            e.num_rtn += lb_quad_sum(d, d, H, k, n);
+            for (int64_t x = 0; x < k * n; x++) d[x] = (float)((double)o[x] - g[x]);
+            e.num_gq += lb_quad_sum(d, d, H, k, n);
+            e.den += lb_quad_sum(o, o, H, k, n);
+        }
+    }
+    if (WC || C) {
+        *e_rtn = waw > 0 ? (waw - 2 * e.wcq_rtn + e.num_rtn) / waw : 0;
+        *e_gq  = waw > 0 ? (waw - 2 * e.wcq_gq + e.num_gq) / waw : 0;
+    } else {
+        *e_rtn = e.den > 0 ? e.num_rtn / e.den : 0;
+        *e_gq  = e.den > 0 ? e.num_gq / e.den : 0;
+    }
+    LB_GOTO_IF(isnan(*e_rtn) || isnan(*e_gq), err, LB_ERR_NOMEM, "out of memory");
+fail:
+    free(o), free(q), free(d), free(oc), free(qb);
+    return st;
 }
 
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (sum over the rows of w A w, A = sum X_ref X_ref^T): the weights are refit first; the last
- * reader of the input frees *C once it has used it (GPTQ itself needs H only). */
+ * (sum over the rows of w A w, A = sum X_ref X_ref^T): the weights are refit first. The report
+ * needs C again after GPTQ: the reader keeps W C (n_out x n floats) when that is smaller than C
+ * (n x n doubles), and the last reader of the input then frees *C; else C stays (the caller
+ * frees it after the input's readers). */
 static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
                              bool last, lb_error *err) {
     const lb_quant_params *p    = c->p;
@@ -56,27 +98,24 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     lb_tensor             *wk   = lb_engine_tensor(c, i);
     float        *W = (float *)wk->data; /* the block's f32 copy: updated in place */
     const int64_t n = wk->ne[0], nr = wk->ne[1];
-    const size_t  bytes = lb_row_size(type, n) * (size_t)nr;
-    uint8_t      *q = malloc(bytes), *q2 = malloc(bytes);
-    float        *orig = malloc((size_t)(n * nr) * sizeof *orig), *rtn = malloc((size_t)(n * nr) * sizeof *rtn);
+    const bool    keep_c = *C && 2 * n <= nr;
+    uint8_t      *q   = malloc(lb_row_size(type, n) * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
-    float        *WC  = *C ? malloc((size_t)(n * nr) * sizeof *WC) : NULL;
-    lb_status     st = LB_OK;
-    LB_GOTO_IF(!q || !q2 || !orig || !rtn || !imp || (*C && !WC), err, LB_ERR_NOMEM, "out of memory");
-    memcpy(orig, W, (size_t)(n * nr) * sizeof *orig);
+    float        *WC  = *C && !keep_c ? malloc((size_t)(n * nr) * sizeof *WC) : NULL;
+    lb_status     st  = LB_OK;
+    LB_GOTO_IF(!q || !imp || (*C && !keep_c && !WC), err, LB_ERR_NOMEM, "out of memory");
     const bool has_imp = lb_act_importance(s, imp);
     if (*C) {
-        LB_TRY(lb_rows_times(orig, *C, nr, n, WC, err));
+        if (WC) LB_TRY(lb_rows_times(W, *C, nr, n, WC, err));
         LB_TRY(lb_gptq_retarget(W, nr, n, *C, s->H, p->gptq.damp, err));
-        if (last) {
+        if (last && !keep_c) {
             free(*C);
             *C = NULL;
         }
     }
     LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &p->gptq, has_imp ? imp : NULL, q, err));
-    rtn_into(orig, nr, n, type, rtn, q2);
-    const double e_rtn = out_error(orig, rtn, nr, n, s->H, waw, WC);
-    const double e_gq  = out_error(orig, W, nr, n, s->H, waw, WC);
+    double e_rtn = 0, e_gq = 0;
+    LB_TRY(errors(c, i, W, s->H, keep_c ? *C : NULL, WC, waw, &e_rtn, &e_gq, err));
     c->summary->err_rtn += e_rtn;
     c->summary->err_method += e_gq;
     c->block_rtn += e_rtn;
@@ -87,9 +126,6 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     q          = NULL;
 fail:
     free(q);
-    free(q2);
-    free(orig);
-    free(rtn);
     free(imp);
     free(WC);
     return st;
