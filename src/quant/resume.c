@@ -8,8 +8,9 @@
  * on disk, so it never claims a block the output does not hold; a run killed at any moment
  * resumes from the last checkpoint and writes the same bytes. The fingerprint hashes what
  * decides the bytes: the input's configuration and tensor table with a sample of every
- * tensor's bytes, the options, the calibration windows' tokens, the importance given and the
- * lowbit version; a state whose fingerprint differs is refused, saying which part differs.
+ * tensor's bytes, the options, the calibration windows' tokens, the importance given, the
+ * lowbit version and the kernels it chose for this CPU; a state whose fingerprint differs is
+ * refused, saying which part differs.
  *
  * The state file (little-endian, as written by this machine):
  *   "LBRS" u32 version (1), u64 fp[4], i32 next block, i32 n_layers,
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/fail.h"
+#include "lowbit/kernels.h"
 #include "resume.h"
 
 #define STATE_MAGIC   "LBRS"
@@ -32,7 +34,7 @@
 #define SAMPLE_BYTES  4096 /* of each tensor's start and end, into the input's fingerprint */
 
 static const char *const k_parts[4] = { "the input model", "the options", "the calibration windows",
-                                        "the importance matrix or the lowbit version" };
+                                        "the importance matrix, the lowbit version or its kernels" };
 
 /* FNV-1a, 64 bits */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -78,6 +80,7 @@ static uint64_t options_fp(const lb_method_ctx *c) {
 
 static uint64_t extra_fp(const lb_method_ctx *c) {
     uint64_t h = fnv_str(FNV0, LB_VERSION);
+    h          = fnv_str(h, lb_kernels_name()); /* another kernel set may round differently */
     for (int32_t i = 0; i < c->n; i++)
         if (c->importance[i]) {
             h = fnv(h, &i, sizeof i);
