@@ -169,6 +169,9 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     size_t nbytes, lb_error *err);
 
+/* Add the tensors `from` holds (their data borrowed as there; none may be a fill tensor). */
+lb_status lb_gguf_writer_add_tensors_of(lb_gguf_writer *w, const lb_gguf_writer *from, lb_error *err);
+
 /* Add a tensor whose nbytes are produced while the file is written (a model larger than
  * memory streams through): fill writes the next bytes, from offset off of the tensor, into
  * buf (cap bytes, at least 16 MiB) and returns how many (> 0, at most nbytes - off); 0 is an

@@ -263,6 +263,15 @@ lb_status lb_gguf_writer_add_tensor(lb_gguf_writer *w, const char *name, uint32_
     return LB_OK;
 }
 
+lb_status lb_gguf_writer_add_tensors_of(lb_gguf_writer *w, const lb_gguf_writer *from, lb_error *err) {
+    for (uint64_t i = 0; i < from->n_tensors; i++) {
+        const wtensor  *t  = &from->tensors[i];
+        const lb_status st = lb_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes, err);
+        if (st) return st;
+    }
+    return LB_OK;
+}
+
 lb_status lb_gguf_writer_add_tensor_fill(lb_gguf_writer *w, const char *name, uint32_t ggml_type,
                                          uint32_t n_dims, const int64_t *ne, size_t nbytes,
                                          lb_gguf_fill_fn fill, void *user, lb_error *err) {

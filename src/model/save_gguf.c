@@ -136,6 +136,7 @@ static lb_status write_keys(lb_gguf_writer *w, const lb_model *m, uint32_t file_
     lb_gguf_writer *own = lb_gguf_writer_create();
     lb_status       st  = own ? write_own(own, m, file_type, add_meta, user) : LB_ERR_NOMEM;
     if (!st) st = lb_model_merge_meta(w, m->meta, own, m->vocab_from_meta, err);
+    if (!st) st = lb_gguf_writer_add_tensors_of(w, own, err); /* add_meta's (LLM.int8's outlier columns) */
     lb_gguf_writer_free(own);
     return st;
 }

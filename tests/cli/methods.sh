@@ -50,4 +50,11 @@ awk -v a="$a0" -v b="$a1" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' \
     && pass "static ranges without --calib: usage error, no file" || fail "static without calib: $(cat "$WORK/err")"
 "$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --method smoothquant $CAL > /dev/null 2> "$WORK/err"
 [ $? = 2 ] && grep -q "W8A8 method" "$WORK/err" && pass "smoothquant needs w8a8: usage error" || fail "smoothquant q4_0: $(cat "$WORK/err")"
+# LLM.int8 from a GGUF input: its outlier columns reach the file (they were dropped when the
+# input's metadata was merged in, and the file did not load)
+"$LOWBIT" quantize "$WORK/f32.gguf" "$WORK/wg.gguf" --type w8a8 --method llm-int8 --outlier-threshold 0.5 $CAL -q \
+    > /dev/null 2> "$WORK/err" || fail "llm-int8 from a GGUF: $(tail -1 "$WORK/err")"
+"$LOWBIT" eval "$WORK/wg.gguf" --ref "$WORK/f32.gguf" --text "$TEXT" $CH --json > "$WORK/wg.json" 2> "$WORK/err" \
+    && pass "llm-int8 from a GGUF input: the file loads and evaluates (KLD $(json_num "$WORK/wg.json" kld_mean))" \
+    || fail "llm-int8 from a GGUF input: $(tail -1 "$WORK/err")"
 finish
