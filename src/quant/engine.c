@@ -30,7 +30,7 @@ typedef struct {
     const lb_method_info *chain[8];
     int                   n_chain;
     int                   last;        /* index of the last block method, or -1 */
-    bool                  need_q, need_r, ref_copy, imatrix_in_chain;
+    bool                  need_q, need_r, ref_copy;
     int32_t               ie;          /* the token embedding's index, or -1 */
     bool                  embd_first;  /* stored before the layers */
     lb_model              work, ref;   /* shallow views of c->model (own layer arrays) */
@@ -186,7 +186,7 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     if (e->ref_copy) LB_TRY_RET(load_block(e, b, true, err));
     for (int k = 0; k < e->n_chain; k++) {
         const lb_method_info *mi = e->chain[k];
-        if (!mi->block || (e->imatrix_in_chain && mi->block == lb_method_imatrix && c->p->imatrix)) continue;
+        if (!mi->block || (mi->block == lb_method_imatrix && c->p->imatrix)) continue; /* a file's importance */
         c->last         = k == e->last;
         c->stored_later = false;
         for (int j = k + 1; j < e->n_chain; j++) c->stored_later |= e->chain[j]->block == lb_method_gptq;
@@ -266,7 +266,6 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         const size_t len = strcspn(a, "+");
         e.chain[e.n_chain] = lb_method_lookup(a, len);
         if (e.chain[e.n_chain]->block) e.last = e.n_chain;
-        e.imatrix_in_chain |= e.chain[e.n_chain]->block == lb_method_imatrix;
         e.n_chain++;
         a += len + (a[len] == '+');
     }
