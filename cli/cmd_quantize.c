@@ -86,7 +86,7 @@ int cmd_quantize(int argc, char **argv) {
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
-    lb_act_calib     act       = { LB_ACT_DYNAMIC, 0 };
+    lb_act_calib     act       = { .calibrated = false };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
     int rc = LB_EXIT_USAGE; /* the --tensor-type strings are freed at out */
@@ -123,7 +123,8 @@ int cmd_quantize(int argc, char **argv) {
             act_name = lb_args_value(&a);
             if (act_name && lb_act_calib_parse(act_name, &act) != LB_OK)
                 {
-                rc = lb_usage_error("quantize", "--act wants dynamic, minmax, pNN (e.g. p99.99) or kl, not '%s'", act_name);
+                rc = lb_usage_error("quantize", "--act wants dynamic, minmax, pNN (e.g. p99.99), mse, kl or "
+                                    "kl-count, not '%s'", act_name);
                 goto out;
             }
         }
@@ -131,7 +132,8 @@ int cmd_quantize(int argc, char **argv) {
             const char *v = lb_args_value(&a);
             if (v && lb_range_parse(v, &range) != LB_OK)
                 {
-                rc = lb_usage_error("quantize", "--range wants minmax, pNN (e.g. p99.9) or mse, not '%s'", v);
+                rc = lb_usage_error("quantize", "--range wants minmax, pNN (e.g. p99.9), mse, kl or kl-count, "
+                                    "not '%s'", v);
                 goto out;
             }
         }

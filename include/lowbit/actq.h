@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "range.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,21 +105,15 @@ lb_status lb_actq_write(const lb_actq *aq, const lb_model *m, lb_gguf_writer *w,
 lb_status lb_actq_from_gguf(lb_actq **out, const lb_gguf *g, const lb_llama_config *c,
                             lb_error *err);
 
-/* ---- how static ranges are calibrated (lowbit quantize --act) ---- */
-typedef enum lb_act_calib_kind {
-    LB_ACT_DYNAMIC    = 0, /* no calibration: per-token scales at run time */
-    LB_ACT_MINMAX     = 1, /* max |x| seen */
-    LB_ACT_PERCENTILE = 2, /* the pct-th percentile of |x| */
-    LB_ACT_KL         = 3, /* TensorRT's entropy calibration: the clip whose 128-level
-                            * histogram is nearest (KL) to the real one */
-} lb_act_calib_kind;
-
+/* ---- how activations are quantized (lowbit quantize --act) ---- */
 typedef struct lb_act_calib {
-    lb_act_calib_kind kind;
-    double            pct; /* LB_ACT_PERCENTILE, in (0, 100] */
+    bool     calibrated; /* static ranges from calibration (false: dynamic, per-token
+                          * scales at run time) */
+    lb_range range;      /* static: how each input's clip is chosen (range.h) */
 } lb_act_calib;
 
-/* "dynamic", "minmax", "pNN" (e.g. p99.99), "kl"; LB_ERR_PARAM otherwise. */
+/* "dynamic", or a range estimator's name (minmax, pNN, mse, kl, kl-count); LB_ERR_PARAM
+ * otherwise. */
 lb_status   lb_act_calib_parse(const char *s, lb_act_calib *out);
 const char *lb_act_calib_name(const lb_act_calib *a, char *buf, size_t cap);
 

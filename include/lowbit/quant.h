@@ -11,6 +11,7 @@
 
 #include "actq.h"
 #include "model.h"
+#include "range.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,32 +34,6 @@ typedef struct lb_type_override {
     const char *pattern;
     lb_type     type;
 } lb_type_override;
-
-/* Range estimation: where each row is clipped before its format quantizes it.
- * minmax: no clipping (the format sees the full range); pNN: clip |x| at the NNth
- * percentile of the row; mse: the clip c = a * max|x| (a on a grid from 1 down to 0.5)
- * that minimizes the row's (importance-weighted) squared error after quantization. */
-typedef enum lb_range_kind {
-    LB_RANGE_MINMAX     = 0,
-    LB_RANGE_PERCENTILE = 1,
-    LB_RANGE_MSE        = 2,
-} lb_range_kind;
-
-typedef struct lb_range {
-    lb_range_kind kind;
-    double        pct; /* for LB_RANGE_PERCENTILE, in (0, 100] */
-} lb_range;
-
-/* "minmax", "p99.9", "mse"; LB_ERR_PARAM otherwise. */
-lb_status lb_range_parse(const char *s, lb_range *out);
-/* Name for metadata and logs: "minmax", "p99.9", "mse" (static or into buf). */
-const char *lb_range_name(const lb_range *r, char *buf, size_t cap);
-/* The clip value for one row of n values stored as type t (INFINITY: none). */
-float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
-                        const float *importance);
-/* Clip each of nr rows of n values in place, as lb_range_clip_row chooses. */
-void lb_range_apply(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
-                    const float *importance);
 
 /* ---- GPTQ (Frantar et al. 2023) ---- */
 typedef struct lb_gptq_params {

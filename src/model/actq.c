@@ -348,25 +348,10 @@ lb_status lb_model_load_actq(lb_model *m, lb_error *err) {
 /* ---- --act ---- */
 
 lb_status lb_act_calib_parse(const char *s, lb_act_calib *out) {
-    if (!strcmp(s, "dynamic")) *out = (lb_act_calib){ LB_ACT_DYNAMIC, 0 };
-    else if (!strcmp(s, "minmax")) *out = (lb_act_calib){ LB_ACT_MINMAX, 0 };
-    else if (!strcmp(s, "kl")) *out = (lb_act_calib){ LB_ACT_KL, 0 };
-    else if (s[0] == 'p') {
-        char        *end;
-        const double v = strtod(s + 1, &end);
-        if (end == s + 1 || *end || !(v > 0 && v <= 100)) return LB_ERR_PARAM;
-        *out = (lb_act_calib){ LB_ACT_PERCENTILE, v };
-    } else {
-        return LB_ERR_PARAM;
-    }
-    return LB_OK;
+    *out = (lb_act_calib){ .calibrated = strcmp(s, "dynamic") != 0 };
+    return out->calibrated ? lb_range_parse(s, &out->range) : LB_OK;
 }
 
 const char *lb_act_calib_name(const lb_act_calib *a, char *buf, size_t cap) {
-    switch (a->kind) {
-    case LB_ACT_MINMAX: return "minmax";
-    case LB_ACT_KL:     return "kl";
-    case LB_ACT_PERCENTILE: snprintf(buf, cap, "p%g", a->pct); return buf;
-    default:            return "dynamic";
-    }
+    return a->calibrated ? lb_range_name(&a->range, buf, cap) : "dynamic";
 }

@@ -54,7 +54,7 @@ fail:
 static lb_status actq_of(lb_method_ctx *c, lb_error *err) {
     if (c->actq) return LB_OK;
     return lb_actq_create(&c->actq, c->model->cfg.n_layers,
-                          c->p->act.kind == LB_ACT_DYNAMIC ? LB_ACTQ_DYNAMIC : LB_ACTQ_STATIC, err);
+                          !c->p->act.calibrated ? LB_ACTQ_DYNAMIC : LB_ACTQ_STATIC, err);
 }
 
 lb_status lb_method_smoothquant(lb_method_ctx *c, lb_error *err) {
@@ -206,7 +206,7 @@ lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err) {
     lb_status st;
     LB_TRY(actq_of(c, err));
     lb_actq *aq = c->actq;
-    aq->mode    = p->act.kind == LB_ACT_DYNAMIC ? LB_ACTQ_DYNAMIC : LB_ACTQ_STATIC;
+    aq->mode    = !p->act.calibrated ? LB_ACTQ_DYNAMIC : LB_ACTQ_STATIC;
     char buf[16];
     snprintf(aq->calibration, sizeof aq->calibration, "%s", lb_act_calib_name(&p->act, buf, sizeof buf));
     if (aq->mode == LB_ACTQ_DYNAMIC) return lb_w8a8_report(c, err);
@@ -214,14 +214,22 @@ lb_status lb_method_w8a8_acts(lb_method_ctx *c, lb_error *err) {
                  "calibration text (--calib FILE)", aq->calibration);
     LB_TRY(lb_method_windows(c, err));
     const double t0 = lb_time_sec();
-    LB_TRY(lb_act_ranges(aq, c->model, c->windows, c->n_windows, p->calib.n_ctx, &p->act, err));
+    float *amax = malloc((size_t)aq->n_layers * LB_INPUT_COUNT * sizeof *amax);
+    LB_RETURN_IF(!amax, err, LB_ERR_NOMEM, "out of memory");
+    st = lb_act_ranges(aq, c->model, c->windows, c->n_windows, p->calib.n_ctx, &p->act, amax, err);
     c->summary->seconds_calib += lb_time_sec() - t0;
-    for (int32_t l = 0; l < aq->n_layers; l++)
-        lb_method_log(p, "blk.%d activation ranges (%s): attn_in %.3f, attn_out %.3f, ffn_in %.3f, "
-                      "ffn_mid %.3f", l, aq->calibration, (double)lb_actq_at(aq, l, LB_INPUT_ATTN_IN)->range,
-                      (double)lb_actq_at(aq, l, LB_INPUT_ATTN_OUT)->range,
-                      (double)lb_actq_at(aq, l, LB_INPUT_FFN_IN)->range,
-                      (double)lb_actq_at(aq, l, LB_INPUT_FFN_MID)->range);
+    for (int32_t l = 0; !st && l < aq->n_layers; l++) { /* each clip against the max |x| seen */
+        char line[160];
+        int  len = 0;
+        for (int in = 0; in < LB_INPUT_COUNT && len < (int)sizeof line; in++) {
+            const float cl = lb_actq_at(aq, l, (lb_block_input)in)->range, mx = amax[l * LB_INPUT_COUNT + in];
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s %s %.3f/%.3f", in ? "," : "",
+                            lb_block_input_name((lb_block_input)in), (double)cl, (double)mx);
+        }
+        lb_method_log(p, "blk.%d activation clip/max (%s):%s", l, aq->calibration, line);
+    }
+    free(amax);
+    if (st) return st;
     LB_TRY(lb_w8a8_report(c, err));
 fail:
     return st;

@@ -58,7 +58,7 @@ lb_status lb_quant_check(const lb_quant_params *p, lb_error *err) {
         if (!a[len]) break;
         a += len + 1;
     }
-    LB_RETURN_IF(w8a8 && p->act.kind != LB_ACT_DYNAMIC && !p->calib_text, err, LB_ERR_PARAM,
+    LB_RETURN_IF(w8a8 && p->act.calibrated && !p->calib_text, err, LB_ERR_PARAM,
                  "static activation ranges (--act) need calibration text (--calib FILE)");
     for (int32_t k = 0; k < p->n_overrides; k++) {
         regex_t   re;

@@ -1,24 +1,29 @@
-/* Range estimation before quantization: choose, per row, the value |x| is clipped to.
- * Clipping trades a large error on a few outliers for a finer grid for every other value;
- * the MSE search measures that trade with the format's own quantizer. */
+/* Range estimation for weights (lowbit/range.h): each row's values as an estimator sample
+ * (clip.h), the error of a clip measured by the format's own quantizer round trip. Clipping
+ * trades a large error on a few outliers for a finer grid for every other value. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clip.h"
 #include "core/fail.h"
-#include "lowbit/quant.h"
 
 lb_status lb_range_parse(const char *s, lb_range *out) {
+    static const struct {
+        const char   *name;
+        lb_range_kind kind;
+    } named[] = { { "minmax", LB_RANGE_MINMAX }, { "mse", LB_RANGE_MSE }, { "kl", LB_RANGE_KL },
+                  { "kl-count", LB_RANGE_KL_COUNT } };
     memset(out, 0, sizeof *out);
-    if (!strcmp(s, "minmax")) return LB_OK;
-    if (!strcmp(s, "mse")) {
-        out->kind = LB_RANGE_MSE;
-        return LB_OK;
-    }
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (!strcmp(s, named[i].name)) {
+            out->kind = named[i].kind;
+            return LB_OK;
+        }
     char        *end;
     const double p = s[0] == 'p' ? strtod(s + 1, &end) : 0;
-    if (s[0] != 'p' || *end || !(p > 0 && p <= 100)) return LB_ERR_PARAM;
+    if (s[0] != 'p' || end == s + 1 || *end || !(p > 0 && p <= 100)) return LB_ERR_PARAM;
     out->kind = LB_RANGE_PERCENTILE;
     out->pct  = p;
     return LB_OK;
@@ -27,28 +32,39 @@ lb_status lb_range_parse(const char *s, lb_range *out) {
 const char *lb_range_name(const lb_range *r, char *buf, size_t cap) {
     switch (r->kind) {
     case LB_RANGE_MSE:        return "mse";
+    case LB_RANGE_KL:         return "kl";
+    case LB_RANGE_KL_COUNT:   return "kl-count";
     case LB_RANGE_PERCENTILE: snprintf(buf, cap, "p%g", r->pct); return buf;
     default:                  return "minmax";
     }
 }
 
-static int cmp_float(const void *a, const void *b) {
-    const float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
+typedef struct {
+    const float *x, *w; /* the row, its importance (may be NULL) */
+    int64_t      n;
+    lb_type      t;
+    float       *tmp, *deq;
+    void        *q;
+} row_error;
 
-/* squared error of x after clipping to c and a round trip through type t */
-static double clipped_error(const float *x, int64_t n, lb_type t, float c, const float *w,
-                            float *tmp, float *deq, void *q) {
-    for (int64_t i = 0; i < n; i++) tmp[i] = fminf(fmaxf(x[i], -c), c);
-    lb_quantize_rows(t, q, tmp, 1, n, w);
-    lb_type_get_traits(t)->to_float(deq, q, n);
+/* squared error of the row after clipping to c and a round trip through its type */
+static double clipped_error(void *user, float c) {
+    const row_error *r = user;
+    for (int64_t i = 0; i < r->n; i++) r->tmp[i] = fminf(fmaxf(r->x[i], -c), c);
+    lb_quantize_rows(r->t, r->q, r->tmp, 1, r->n, r->w);
+    lb_type_get_traits(r->t)->to_float(r->deq, r->q, r->n);
     double e = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)deq[i] - x[i];
-        e += (w ? w[i] : 1.0) * d * d;
+    for (int64_t i = 0; i < r->n; i++) {
+        const double d = (double)r->deq[i] - r->x[i];
+        e += (r->w ? r->w[i] : 1.0) * d * d;
     }
     return e;
+}
+
+/* the grid's magnitudes a type has, zero included: 2^(bits - 1) for its whole bits */
+static int32_t type_levels(lb_type t) {
+    const int bits = (int)lb_type_get_traits(t)->bits_per_weight;
+    return bits >= 2 ? 1 << (bits - 1) : 2;
 }
 
 float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
@@ -56,32 +72,24 @@ float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
     float amax = 0;
     for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
     if (r->kind == LB_RANGE_MINMAX || amax == 0) return INFINITY;
-    float *tmp = malloc((size_t)(2 * n) * sizeof *tmp);
-    void  *q   = malloc(lb_row_size(t, n) ? lb_row_size(t, n) : 1);
-    float  c   = INFINITY;
-    if (!tmp || !q) goto done; /* out of memory: no clipping, never a wrong result */
-    if (r->kind == LB_RANGE_PERCENTILE) {
-        for (int64_t i = 0; i < n; i++) tmp[i] = fabsf(x[i]);
-        qsort(tmp, (size_t)n, sizeof *tmp, cmp_float);
-        const double pos = r->pct / 100.0 * (double)(n - 1);
-        const int64_t lo = (int64_t)pos, hi = lo + 1 < n ? lo + 1 : lo;
-        c = tmp[lo] + (float)(pos - (double)lo) * (tmp[hi] - tmp[lo]); /* interpolated */
-        if (c <= 0) c = amax;
-    } else {
-        double best = INFINITY;
-        for (int k = 0; k <= 20; k++) { /* a = 1, 0.975, ..., 0.5 */
-            const float  cand = amax * (1.0f - 0.025f * (float)k);
-            const double e    = clipped_error(x, n, t, cand, importance, tmp, tmp + n, q);
-            if (e < best) {
-                best = e;
-                c    = cand;
-            }
-        }
+    const int32_t L  = type_levels(t);
+    const int32_t nb = 16 * L < 256 ? 16 * L : 256;
+    const size_t  qs = lb_row_size(t, n) ? lb_row_size(t, n) : 1;
+    double       *h  = calloc(2 * (size_t)nb, sizeof *h);
+    row_error     e  = { .x = x, .w = importance, .n = n, .t = t, .q = malloc(qs) };
+    e.tmp            = malloc((size_t)(2 * n) * sizeof *e.tmp);
+    e.deq            = e.tmp ? e.tmp + n : NULL;
+    float c          = INFINITY;
+    if (h && e.q && e.tmp) { /* out of memory: no clipping, never a wrong result */
+        lb_clip_hist_add(h, h + nb, nb, amax, x, n, importance);
+        const lb_clip_sample s = { .nb = nb, .amax = amax, .count = h, .mass = h + nb, .x = x, .n = n,
+                                   .levels = L, .error = clipped_error, .user = &e };
+        c = lb_clip_choose(r, &s);
     }
-done:
-    free(tmp);
-    free(q);
-    return c;
+    free(h);
+    free(e.q);
+    free(e.tmp);
+    return c < amax ? c : INFINITY;
 }
 
 void lb_range_apply(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,

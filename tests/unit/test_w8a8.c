@@ -217,7 +217,7 @@ static void test_smoothquant_beats_naive(void **state) {
     assert_int_equal(lb_tokenize(m->vocab, eval, eval_len, true, false, &toks, &n, &err), LB_OK);
     tmp_path("w8a8.gguf", out, sizeof out);
     lb_quant_params qp = { .recipe = lb_recipe_find("w8a8"), .calib_text = calib,
-                           .act = { LB_ACT_MINMAX, 0 }, .calib = { .n_samples = 32, .n_ctx = 128, .seed = 7 } };
+                           .act = { .calibrated = true }, .calib = { .n_samples = 32, .n_ctx = 128, .seed = 7 } };
     assert_non_null(qp.recipe);
     double kld[3];
     const char *methods[] = { "rtn", "smoothquant", "llm-int8" };
@@ -435,7 +435,7 @@ static void test_fast_w8a8_model(void **state) {
     assert_int_equal(lb_tokenize(m->vocab, eval, eval_len, true, false, &toks, &n_toks, &err), LB_OK);
     tmp_path("w8a8-int.gguf", out, sizeof out);
     const char        *methods[] = { "smoothquant", "llm-int8" };
-    const lb_act_calib acts[]    = { { LB_ACT_MINMAX, 0 }, { LB_ACT_DYNAMIC, 0 } };
+    const lb_act_calib acts[]    = { { .calibrated = true }, { .calibrated = false } };
     for (int i = 0; i < 2; i++) {
         const lb_quant_params qp = { .recipe = lb_recipe_find("w8a8"), .method = methods[i], .calib_text = calib,
                                      .act = acts[i], .outlier_threshold = 4.0,
@@ -490,31 +490,11 @@ static void test_fast_w8a8_model(void **state) {
     lb_model_free(m);
 }
 
-static void test_act_clips(void **state) {
-    (void)state;
-    double h[LB_ACT_HIST_BINS] = { 0 };
-    for (int i = 0; i < LB_ACT_HIST_BINS; i++) h[i] = i < 400 ? 1000.0 * exp(-i / 80.0) : 0;
-    h[LB_ACT_HIST_BINS - 1] = 1; /* one far outlier */
-    const float kl = lb_act_kl_clip(h, LB_ACT_HIST_BINS, 1.0f);
-    const float pc = lb_act_percentile_clip(h, LB_ACT_HIST_BINS, 1.0f, 99.0);
-    printf("# KL clip %.0f, p99 clip %.0f of 2048 bins\n", (double)kl, (double)pc);
-    assert_true(kl >= 128 && kl < 1000); /* the outlier is clipped, the bulk kept */
-    assert_true(pc > 300 && pc < 420);
-    lb_act_calib a;
-    assert_int_equal(lb_act_calib_parse("p99.9", &a), LB_OK);
-    assert_int_equal(a.kind, LB_ACT_PERCENTILE);
-    assert_int_equal(lb_act_calib_parse("kl", &a), LB_OK);
-    assert_int_equal(lb_act_calib_parse("p0", &a), LB_ERR_PARAM);
-    assert_int_equal(lb_act_calib_parse("p101", &a), LB_ERR_PARAM);
-    assert_int_equal(lb_act_calib_parse("max", &a), LB_ERR_PARAM);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_metadata),
-        cmocka_unit_test(test_act_clips),
         cmocka_unit_test(test_llm_int8_file),
         cmocka_unit_test(test_smoothquant_beats_naive),
         cmocka_unit_test(test_int_matches_simulation),
