@@ -3,6 +3,7 @@
 #ifndef LB_QUANT_CLIP_H
 #define LB_QUANT_CLIP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lowbit/range.h"
@@ -34,5 +35,21 @@ void lb_clip_hist_add(double *count, double *mass, int32_t nb, float amax, const
 /* The squared error of a histogram's values (at their bins' midpoints, four per bin) on a
  * symmetric uniform grid of `levels` magnitudes clipped at c: the mse error of activations. */
 double lb_clip_hist_error(const double *count, int32_t nb, float amax, int32_t levels, float c);
+
+/* ---- weights: what clipping did, for the per-block report ---- */
+typedef struct lb_range_stats {
+    int64_t rows, clipped;        /* rows seen, rows clipped */
+    double  ratio_sum, ratio_min; /* each row's clip / max |w| (1 when not clipped) */
+    double  err, err_minmax, norm; /* (importance-weighted) squared error of the rows as stored
+                                    * and as the format stores them unclipped; sum of squares */
+    bool    weighted;              /* by importance (a diagonal estimate of the output error) */
+} lb_range_stats;
+
+/* lb_range_apply, adding each row's clip to s (when not NULL; thread-safe). */
+void lb_range_apply_stats(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
+                          const float *importance, lb_range_stats *s);
+/* Add the errors of tensor t stored as type (q: its bytes) to s. Nothing when memory is short. */
+void lb_range_stats_errors(lb_range_stats *s, const lb_tensor *t, lb_type type, const void *q,
+                           const float *importance);
 
 #endif

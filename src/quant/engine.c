@@ -127,9 +127,11 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
     lb_tensor    *t    = lb_engine_tensor(c, i);
     const lb_type type = c->plans[i].type;
     size_t        nb;
-    lb_status     st = lb_tensor_convert(t, type, c->importance[i], lb_method_prepare_rows, (void *)c->p,
-                                         &c->data[i], &nb, err);
+    lb_status     st = lb_tensor_convert(t, type, c->importance[i], lb_method_prepare_rows, c, &c->data[i],
+                                         &nb, err);
     if (st) return st;
+    if (c->p->range.kind != LB_RANGE_MINMAX && lb_type_get_traits(type)->is_quantized)
+        lb_range_stats_errors(&c->range, t, type, c->data[i], c->importance[i]);
     /* the block in f32 takes what the file holds: later inputs are computed through it */
     if (c->work && t == lb_model_tensor(c->work, c->tensors[i].layer, c->tensors[i].role) && type != LB_TYPE_F32) {
         const size_t  rs = lb_row_size(type, t->ne[0]);
@@ -139,6 +141,23 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
                                                t->ne[0]);
     }
     return LB_OK;
+}
+
+/* what --range did to block b's weights: rows clipped, clip / max |w|, and the error against
+ * the rows stored unclipped (importance-weighted: a diagonal estimate of the output error) */
+static void range_report(lb_method_ctx *c, int32_t b) {
+    const lb_range_stats *s = &c->range;
+    if (s->rows > 0 && s->norm > 0) {
+        char name[32], rb[32];
+        if (b < 0) snprintf(name, sizeof name, "token_embd");
+        else if (b < c->model->cfg.n_layers) snprintf(name, sizeof name, "blk.%d", b);
+        else snprintf(name, sizeof name, "output");
+        lb_method_log(c->p, "%s range %s: %lld of %lld rows clipped, clip/max mean %.3f, min %.3f; %s error "
+                      "%.6f, unclipped %.6f", name, lb_range_name(&c->p->range, rb, sizeof rb),
+                      (long long)s->clipped, (long long)s->rows, s->ratio_sum / (double)s->rows, s->ratio_min,
+                      s->weighted ? "output (diagonal)" : "weight", s->err / s->norm, s->err_minmax / s->norm);
+    }
+    memset(&c->range, 0, sizeof c->range);
 }
 
 /* store and write every tensor of block b, then free their bytes */
@@ -159,6 +178,7 @@ static lb_status write_block(engine *e, int32_t b, lb_error *err) {
         c->data[i] = NULL;
         if (st) return st;
     }
+    range_report(c, b);
     return LB_OK;
 }
 

@@ -6,6 +6,7 @@
 #ifndef LB_QUANT_INTERNAL_H
 #define LB_QUANT_INTERNAL_H
 
+#include "clip.h"
 #include "lowbit/quant.h"
 
 typedef struct lb_method_ctx {
@@ -37,6 +38,7 @@ typedef struct lb_method_ctx {
     double                 block_rtn, block_method; /* the block's summed output errors */
     double                 awq_rtn, awq_err;        /* AWQ's totals over the blocks */
     int32_t                awq_n;
+    lb_range_stats         range;      /* the block's clipping (--range), for its report */
 } lb_method_ctx;
 
 /* One row of the table of methods (methods.c). A method runs on the whole model before the
@@ -88,6 +90,6 @@ void      lb_method_log(const lb_quant_params *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int32_t   lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_tensor_role role);
 void      lb_method_prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
-                                 void *user); /* the range (--range), user: the lb_quant_params */
+                                 void *user); /* the range (--range), user: the lb_method_ctx */
 
 #endif

@@ -55,8 +55,8 @@ static lb_status add_meta(lb_gguf_writer *w, void *user) {
 
 void lb_method_prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
                             void *user) {
-    const lb_quant_params *p = user;
-    lb_range_apply(rows, nr, n, t, &p->range, importance);
+    lb_method_ctx *c = user;
+    lb_range_apply_stats(rows, nr, n, t, &c->p->range, importance, &c->range);
 }
 
 void lb_method_log(const lb_quant_params *p, const char *fmt, ...) {

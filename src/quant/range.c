@@ -72,8 +72,11 @@ float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
     float amax = 0;
     for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
     if (r->kind == LB_RANGE_MINMAX || amax == 0) return INFINITY;
+    /* the histogram: 16 bins a level, at most 256, and at least 4 values a bin (2 levels) */
     const int32_t L  = type_levels(t);
-    const int32_t nb = 16 * L < 256 ? 16 * L : 256;
+    int32_t       nb = 16 * L < 256 ? 16 * L : 256;
+    nb               = nb < n / 4 ? nb : (int32_t)(n / 4);
+    nb               = nb > 2 * L ? nb : 2 * L;
     const size_t  qs = lb_row_size(t, n) ? lb_row_size(t, n) : 1;
     double       *h  = calloc(2 * (size_t)nb, sizeof *h);
     row_error     e  = { .x = x, .w = importance, .n = n, .t = t, .q = malloc(qs) };
@@ -92,13 +95,57 @@ float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
     return c < amax ? c : INFINITY;
 }
 
-void lb_range_apply(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
-                    const float *importance) {
+void lb_range_apply_stats(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
+                          const float *importance, lb_range_stats *s) {
     if (r->kind == LB_RANGE_MINMAX) return;
+    int64_t clipped = 0;
+    double  sum = 0, lo = 1;
     for (int64_t i = 0; i < nr; i++) {
         float      *x = rows + i * n;
         const float c = lb_range_clip_row(x, n, t, r, importance);
-        if (isinf(c)) continue;
-        for (int64_t j = 0; j < n; j++) x[j] = fminf(fmaxf(x[j], -c), c);
+        if (isinf(c)) {
+            sum += 1;
+            continue;
+        }
+        float amax = 0;
+        for (int64_t j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j])), x[j] = fminf(fmaxf(x[j], -c), c);
+        sum += c / amax, lo = fmin(lo, c / amax), clipped++;
     }
+    if (!s) return;
+#pragma omp critical(lb_range_stats)
+    {
+        s->ratio_min = s->rows ? fmin(s->ratio_min, lo) : lo;
+        s->rows += nr, s->clipped += clipped, s->ratio_sum += sum;
+    }
+}
+
+void lb_range_apply(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
+                    const float *importance) {
+    lb_range_apply_stats(rows, nr, n, t, r, importance, NULL);
+}
+
+void lb_range_stats_errors(lb_range_stats *s, const lb_tensor *t, lb_type type, const void *q,
+                           const float *importance) {
+    const int64_t n = t->ne[0], nr = lb_tensor_nelements(t) / n;
+    const size_t  rs = lb_row_size(type, n);
+    void         *plain = NULL;
+    size_t        nbytes;
+    float        *x = malloc((size_t)(3 * n) * sizeof *x);
+    if (!x || lb_tensor_convert(t, type, importance, NULL, NULL, &plain, &nbytes, NULL)) {
+        free(x);
+        return;
+    }
+    float *y = x + n, *z = x + 2 * n;
+    s->weighted |= importance != NULL;
+    for (int64_t r = 0; r < nr; r++) {
+        lb_tensor_get_row_f32(t, r, x);
+        lb_type_get_traits(type)->to_float(y, (const uint8_t *)q + (size_t)r * rs, n);
+        lb_type_get_traits(type)->to_float(z, (const uint8_t *)plain + (size_t)r * rs, n);
+        for (int64_t j = 0; j < n; j++) {
+            const double w = importance ? importance[j] : 1.0, a = (double)y[j] - x[j], b = (double)z[j] - x[j];
+            s->err += w * a * a, s->err_minmax += w * b * b, s->norm += w * (double)x[j] * x[j];
+        }
+    }
+    free(plain);
+    free(x);
 }
