@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Range estimation compared (bench/README.md, section 12): every estimator for weights (--range,
-# with rtn and imatrix) and for W8A8 static activations (--act, after SmoothQuant), on the
-# testbed. Calibration: 64 windows of 256 tokens from a train-split book (Alice in Wonderland);
+# with rtn, imatrix and gptq: METHODS) and for W8A8 static activations (--act, after
+# SmoothQuant: ACTS, empty for none), on the testbed. Calibration: 64 windows of 256 tokens from a train-split book (Alice in Wonderland);
 # evaluation: a valid-split book (The Time Machine, its first 200 KB) at ctx 256, perplexity
 # and KL divergence against the f16 model. Needs ../shared beside the checkout.
 # Usage: bench/ranges.sh [LOWBIT] [WEIGHT_TYPES] [RANGES]   (prints two Markdown tables)
@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 LOWBIT=${1:-build/lowbit}
 TYPES=${2:-int4_pc int3_g32}
 RANGES=${3:-minmax p99.9 p99 mse kl kl-count}
-ACTS=${ACTS:-dynamic minmax p99.99 p99.9 mse kl kl-count}
+METHODS=${METHODS-rtn imatrix gptq}
+ACTS=${ACTS-dynamic minmax p99.99 p99.9 mse kl kl-count}
 CORPUS=../shared/data/text/corpus
 MODEL=models/testbed/testbed-f16.gguf
 W=$(mktemp -d)
@@ -38,15 +39,16 @@ echo
 echo "| weights: type / method / --range | bpw | PPL | KLD | top-1 | quantize (s) |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for t in $TYPES; do
-    for m in rtn imatrix; do
+    for m in $METHODS; do
         for r in $RANGES; do
             extra=""
-            [ "$m" = imatrix ] && extra=$CAL
+            [ "$m" != rtn ] && extra=$CAL
             # shellcheck disable=SC2086
             row "$t / $m / $r" --type "$t" --method "$m" --range "$r" $extra
         done
     done
 done
+[ -z "$ACTS" ] && exit 0
 echo
 echo "| activations: w8a8 smoothquant --act | bpw | PPL | KLD | top-1 | quantize (s) |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"

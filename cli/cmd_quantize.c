@@ -199,7 +199,7 @@ int cmd_quantize(int argc, char **argv) {
         lb_runtime_error(&err);
         goto out;
     }
-    const lb_quant_params chk = { .recipe = r, .overrides = ov, .n_overrides = n_ov, .method = method,
+    const lb_quant_params chk = { .recipe = r, .range = range, .overrides = ov, .n_overrides = n_ov, .method = method,
                                   .calib_text = calib, .imatrix = imatrix, .act = act };
     if (lb_quant_check(&chk, &err)) {
         rc = lb_usage_error("quantize", "%s", err.msg);

@@ -45,6 +45,9 @@ typedef struct lb_gptq_params {
      * are first refit by lb_gptq_retarget, then GPTQ compensates towards them). self_target:
      * the layer's own outputs on the quantized inputs, as the GPTQ paper. */
     bool    self_target;
+    /* each block's weights (a row's, for row-scaled types) are clipped by this estimator
+     * before the format fixes the block's scales (AutoGPTQ's mse option); minmax: none */
+    lb_range range;
 } lb_gptq_params;
 
 /* Quantize W [n_out, n_in] (row-major, f32) to type t with GPTQ, given the Hessian

@@ -6,8 +6,9 @@
  *   U  = cholesky(H'^-1) (upper: H'^-1 = U^T U);
  *   for each column i (in act order or natural order):
  *       q_i = round(w_i) onto the block's grid;  e = (w_i - q_i) / U_ii;
- *       (a block's scales are fixed by the format's quantizer at its first column; for
- *       row-scaled types the block is the row, fixed before the first column)
+ *       (a block's scales are fixed by the format's quantizer at its first column, from
+ *       its weights as they are then, clipped by --range if asked; for row-scaled types
+ *       the block is the row, fixed before the first column)
  *       w_j -= e * U_ij for the columns j after i (within the 128-column batch now, the
  *       rest with one GEMM when the batch ends).
  * Works in f64 for the factorizations, f32 for the weight updates (as the reference does). */
@@ -68,6 +69,7 @@ typedef struct {
     int64_t               n_in, bs;
     size_t                rs, bb;
     const int64_t        *pos;
+    const lb_range       *range;
     const float          *Wp, *importance;
     float                *blk, *Qp;
     uint8_t              *q, *qblk;
@@ -81,8 +83,10 @@ static void fix_block(const fix_job *f, int64_t r0, int64_t nr, int64_t b) {
     float        *x = f->blk + r0 * bs;
     for (int64_t r = 0; r < nr; r++)
         for (int64_t jj = 0; jj < bs; jj++) x[r * bs + jj] = f->Wp[(r0 + r) * n_in + f->pos[b * bs + jj]];
-    uint8_t *qx = f->qblk + (size_t)r0 * f->bb;
-    lb_quantize_rows(f->t, qx, x, nr, bs, f->importance ? f->importance + b * bs : NULL);
+    uint8_t     *qx  = f->qblk + (size_t)r0 * f->bb;
+    const float *imp = f->importance ? f->importance + b * bs : NULL;
+    lb_range_apply(x, nr, bs, f->t, f->range, imp); /* the scales from the clipped block */
+    lb_quantize_rows(f->t, qx, x, nr, bs, imp);
     for (int64_t r = r0; r < r0 + nr; r++) {
         uint8_t *qb = f->q + (size_t)r * f->rs + (size_t)b * f->bb;
         memcpy(qb, f->qblk + (size_t)r * f->bb, f->bb);
@@ -149,7 +153,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     openblas_set_num_threads(1);
     if (st) goto fail;
 
-    const fix_job fj = { t, tr, grid != NULL, n_in, bs, rs, bb, pos, Wp, importance, blk, Qp, q, qblk };
+    const fix_job fj = { t, tr, grid != NULL, n_in, bs, rs, bb, pos, &p->range, Wp, importance, blk, Qp, q, qblk };
     if (tr->whole_tensor) { /* one block (the row) whose scale comes from every row: fixed now,
                              * before the first column, from the weights as they are */
         fix_block(&fj, 0, n_out, 0);

@@ -113,7 +113,9 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
             *C = NULL;
         }
     }
-    LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &p->gptq, has_imp ? imp : NULL, q, err));
+    lb_gptq_params gp = p->gptq;
+    gp.range          = p->range;
+    LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &gp, has_imp ? imp : NULL, q, err));
     double e_rtn = 0, e_gq = 0;
     LB_TRY(errors(c, i, W, s->H, keep_c ? *C : NULL, WC, waw, &e_rtn, &e_gq, err));
     c->summary->err_rtn += e_rtn;

@@ -28,6 +28,19 @@ done
 grep -q "blk.0 range mse: .*; output (diagonal) error [0-9.]*" "$WORK/log" && pass "imatrix --range mse: importance-weighted report" \
     || fail "imatrix report: $(grep 'range mse' "$WORK/log" | head -1)"
 
+# GPTQ fixes each block's scales from its clipped weights (AutoGPTQ's mse): a smaller output error
+gq_err() { sed -n 's/.*RTN [0-9.]* -> gptq \([0-9.]*\).*/\1/p' "$1"; }
+for r in minmax mse; do
+    "$LOWBIT" quantize "$MODEL" "$WORK/g.gguf" --type q4_0 --method gptq --range $r $CAL > "$WORK/g.$r" 2> /dev/null \
+        || fail "gptq --range $r"
+done
+e0=$(gq_err "$WORK/g.minmax"); e1=$(gq_err "$WORK/g.mse")
+awk -v a="$e0" -v b="$e1" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' \
+    && pass "gptq --range mse: output error $e1 < $e0 unclipped" || fail "gptq --range mse: '$e1' against '$e0'"
+"$LOWBIT" quantize "$MODEL" "$WORK/u.gguf" --type q4_0 --method awq --range mse $CAL > /dev/null 2> "$WORK/err"
+[ $? = 2 ] && grep -q "AWQ searches its own clipping" "$WORK/err" && [ ! -e "$WORK/u.gguf" ] \
+    && pass "awq --range mse: usage error" || fail "awq --range: $(cat "$WORK/err")"
+
 for a in minmax mse kl kl-count; do
     "$LOWBIT" quantize "$MODEL" "$WORK/a-$a.gguf" --type w8a8 --method smoothquant --act "$a" $CAL > /dev/null 2> "$WORK/log" \
         || { fail "--act $a: $(tail -1 "$WORK/log")"; continue; }
