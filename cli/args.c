@@ -148,7 +148,7 @@ bool lb_is_help(const char *opt) {
 int lb_print_help(const char *cmd) {
     const lb_command *c = lb_find_command(cmd);
     if (!c) return LB_EXIT_USAGE;
-    printf("lowbit %s: %s\n\n%s", c->name, c->summary, c->usage);
+    printf("lowbit %s: %s\n\n%s%s", c->name, c->summary, c->usage, c->usage_more ? c->usage_more : "");
     return LB_EXIT_OK;
 }
 

@@ -17,6 +17,7 @@ typedef struct lb_command {
     int (*run)(int argc, char **argv);
     const char *summary;
     const char *usage;
+    const char *usage_more; /* printed after usage, may be NULL (a literal's length is limited) */
 } lb_command;
 
 /* ---- args.c ---- */

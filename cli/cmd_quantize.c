@@ -70,6 +70,109 @@ static FILE *open_log(const char *path) {
     return f;
 }
 
+/* one --tensor-type NAME=TYPE (llama-quantize's spelling: the first '=' splits) into ov */
+static int add_override(lb_type_override *ov, char **ov_buf, int32_t *n_ov, const char *v) {
+    const char *eq = strchr(v, '=');
+    if (*n_ov == MAX_OVERRIDES) return lb_usage_error("quantize", "at most %d --tensor-type options", MAX_OVERRIDES);
+    if (!eq || eq == v) return lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
+    const lb_type t = lb_type_from_name(eq + 1);
+    if (t == LB_TYPE_INVALID) return lb_usage_error("quantize", "--tensor-type: unknown type '%s'", eq + 1);
+    if (!(ov_buf[*n_ov] = strndup(v, (size_t)(eq - v)))) return LB_EXIT_ERROR;
+    ov[*n_ov] = (lb_type_override){ ov_buf[*n_ov], t };
+    (*n_ov)++;
+    return LB_EXIT_OK;
+}
+
+/* --tensor-type-file FILE: NAME=TYPE entries separated by spaces or newlines */
+static int add_override_file(lb_type_override *ov, char **ov_buf, int32_t *n_ov, const char *path) {
+    lb_error err = { 0 };
+    char    *text;
+    size_t   len;
+    if (lb_read_file(path, &text, &len, &err)) {
+        lb_runtime_error(&err);
+        return LB_EXIT_USAGE;
+    }
+    int rc = LB_EXIT_OK;
+    for (char *save = NULL, *tok = strtok_r(text, " \t\r\n", &save); tok && rc == LB_EXIT_OK;
+         tok = strtok_r(NULL, " \t\r\n", &save))
+        rc = add_override(ov, ov_buf, n_ov, tok);
+    free(text);
+    return rc;
+}
+
+/* --output-tensor-type / --token-embedding-type TYPE */
+static bool type_opt(lb_args *a, const char *opt, bool *has, lb_type *t) {
+    const char *v = lb_args_value(a);
+    if (!v) return true;
+    *t   = lb_type_from_name(v);
+    *has = *t != LB_TYPE_INVALID;
+    if (!*has) lb_usage_error("quantize", "%s: unknown type '%s'", opt, v);
+    return *has;
+}
+
+/* llama-quantize's positional forms, when --type is not given: IN OUT TYPE [NTHREADS] and
+ * IN TYPE [NTHREADS] (OUT: ggml-model-TYPE.gguf beside IN; with --dry-run none is written) */
+static bool positional_form(lb_args *a, const char **type_name, const char **out, char *derived,
+                            size_t cap, int64_t *threads) {
+    int         n = a->n_positional;
+    char       *end;
+    const long  nt = n >= 3 ? strtol(a->positional[n - 1], &end, 10) : 0;
+    if (n >= 3 && *end == 0 && nt >= 0 && lb_recipe_find(a->positional[n - 2])) *threads = nt, n--;
+    if (n < 2 || n > 3 || !lb_recipe_find(a->positional[n - 1])) return false;
+    *type_name = a->positional[n - 1];
+    if (n == 3) {
+        *out = a->positional[1];
+        return true;
+    }
+    const char *in = a->positional[0], *slash = strrchr(in, '/');
+    const int   dir = slash ? (int)(slash - in + 1) : 0;
+    int         k   = snprintf(derived, cap, "%.*sggml-model-", dir, in);
+    for (const char *c = lb_recipe_find(*type_name)->name; *c && k + 1 < (int)cap; c++)
+        derived[k++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    snprintf(derived + k, cap - (size_t)k, ".gguf");
+    *out = derived;
+    return true;
+}
+
+/* --dry-run: every tensor's planned type and bytes, and the totals; nothing is written */
+static lb_status dry_run_report(const lb_model *m, const lb_quant_params *p, lb_tensor_plan *pl,
+                                lb_named_tensor *nt, bool json, lb_error *err) {
+    int32_t   n;
+    lb_status st = lb_quant_check(p, err);
+    if (!st) st = lb_quant_plan(m, p, nt, pl, &n, err);
+    if (st) return st;
+    double  in = 0, outb = 0;
+    int64_t params = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const lb_tensor *t  = nt[i].t;
+        const int64_t    nr = lb_tensor_nelements(t) / t->ne[0];
+        const double     bi = (double)lb_tensor_nbytes(t), bo = (double)lb_row_size(pl[i].type, t->ne[0]) * (double)nr;
+        in += bi, outb += bo, params += lb_tensor_nelements(t);
+        if (!json)
+            printf("%-28s [%6lld, %6lld] %-7s -> %-7s %9.3f MiB -> %9.3f MiB%s%s\n", nt[i].name, (long long)t->ne[0],
+                   (long long)t->ne[1], lb_type_name(t->type), lb_type_name(pl[i].type), bi / 1048576.0,
+                   bo / 1048576.0, pl[i].overridden ? "  (option)" : "", pl[i].fallback ? "  (fallback)" : "");
+    }
+    const double bpw = params > 0 ? outb * 8.0 / (double)params : 0;
+    if (json)
+        printf("{\"dry_run\": true, \"tensors\": %d, \"bytes_in\": %.0f, \"bytes_out\": %.0f, \"bpw\": %.4f}\n", n,
+               in, outb, bpw);
+    else
+        printf("dry run: %d tensors, %.2f MiB -> %.2f MiB (%.3f bits per weight); nothing written\n", n,
+               in / 1048576.0, outb / 1048576.0, bpw);
+    return LB_OK;
+}
+
+/* one line when the file holds types only lowbit reads (llama.cpp and Ollama refuse it) */
+static void warn_lowbit_types(const lb_tensor_plan *pl, int32_t n, const char *out) {
+    for (int32_t i = 0; i < n; i++)
+        if (lb_type_to_ggml(pl[i].type) < 0) {
+            fprintf(stderr, "lowbit quantize: warning: %s holds %s, a lowbit type: llama.cpp and Ollama cannot "
+                    "load it (lowbit can)\n", out, lb_type_name(pl[i].type));
+            return;
+        }
+}
+
 int cmd_quantize(int argc, char **argv) {
     lb_args          a;
     quant_log        qlog = { 0 };
@@ -86,6 +189,11 @@ int cmd_quantize(int argc, char **argv) {
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
+    bool             has_out_type = false, has_embd_type = false, leave_output = false, requantize = false;
+    bool             dry_run = false;
+    lb_type          out_type = LB_TYPE_F32, embd_type = LB_TYPE_F32;
+    const char      *out_path = NULL;
+    char             derived[4096];
     lb_act_calib     act       = { .calibrated = false };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
@@ -143,41 +251,37 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--max-memory")) lb_args_size(&a, &max_memory);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
-        else if (!strcmp(opt, "--tensor-type")) {
+        else if (!strcmp(opt, "--tensor-type") || !strcmp(opt, "--tensor-type-file")) {
             const char *v = lb_args_value(&a);
             if (!v) break;
-            const char *eq = strrchr(v, '=');
-            if (n_ov == MAX_OVERRIDES)
-                {
-                rc = lb_usage_error("quantize", "at most %d --tensor-type options", MAX_OVERRIDES);
-                goto out;
-            }
-            if (!eq || eq == v)
-                {
-                rc = lb_usage_error("quantize", "--tensor-type wants REGEX=TYPE, got '%s'", v);
-                goto out;
-            }
-            const lb_type t = lb_type_from_name(eq + 1);
-            if (t == LB_TYPE_INVALID)
-                {
-                rc = lb_usage_error("quantize", "--tensor-type: unknown type '%s'", eq + 1);
-                goto out;
-            }
-            ov_buf[n_ov] = strndup(v, (size_t)(eq - v));
-            ov[n_ov]     = (lb_type_override){ ov_buf[n_ov], t };
-            n_ov++;
+            rc = opt[13] ? add_override_file(ov, ov_buf, &n_ov, v) : add_override(ov, ov_buf, &n_ov, v);
+            if (rc != LB_EXIT_OK) goto out;
+            rc = LB_EXIT_USAGE;
+        }
+        else if (!strcmp(opt, "--output-tensor-type")) {
+            if (!type_opt(&a, opt, &has_out_type, &out_type)) goto out;
+        }
+        else if (!strcmp(opt, "--token-embedding-type")) {
+            if (!type_opt(&a, opt, &has_embd_type, &embd_type)) goto out;
+        }
+        else if (!strcmp(opt, "--leave-output-tensor")) leave_output = true;
+        else if (!strcmp(opt, "--allow-requantize")) requantize = true;
+        else if (!strcmp(opt, "--dry-run")) dry_run = true;
+        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers") || !strcmp(opt, "--override-kv") ||
+                 !strcmp(opt, "--include-weights") || !strcmp(opt, "--exclude-weights")) {
+            rc = lb_usage_error("quantize", "%s: llama-quantize's option is not implemented in lowbit yet", opt);
+            goto out;
         } else {
                 rc = lb_usage_error("quantize", "unknown option %s", opt);
                 goto out;
             }
     }
     if (a.bad) goto out;
-    if (a.n_positional != 2) {
-        lb_usage_error("quantize", "expected IN and OUT");
-        goto out;
-    }
-    if (!type_name) {
-        lb_usage_error("quantize", "--type is required");
+    if (type_name && a.n_positional == 2) out_path = a.positional[1];
+    else if (type_name && dry_run && a.n_positional == 1) out_path = NULL;
+    else if (type_name || !positional_form(&a, &type_name, &out_path, derived, sizeof derived, &threads)) {
+        lb_usage_error("quantize", type_name ? "expected IN and OUT" : "--type is required (or llama-quantize's "
+                       "positional IN OUT TYPE [NTHREADS])");
         goto out;
     }
     const lb_recipe *r = lb_recipe_find(type_name);
@@ -205,7 +309,7 @@ int cmd_quantize(int argc, char **argv) {
         rc = lb_usage_error("quantize", "%s", err.msg);
         goto out;
     }
-    if (lb_check_output(a.positional[1], false)) goto out;
+    if (!dry_run && lb_check_output(out_path, false)) goto out;
     qlog = (quant_log){ .show = !json && !quiet, .tty = isatty(STDERR_FILENO) };
     if (log_json && !(qlog.json = open_log(log_json))) goto out;
     if (calib) { /* the calibration text can be read, before the model is loaded */
@@ -237,12 +341,17 @@ int cmd_quantize(int argc, char **argv) {
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
                              .on_block = on_block, .allow_nonfinite = nonfinite, .resume = resume,
                              .max_memory = max_memory, .log = quiet || json ? NULL : log_line,
-                             .log_user = &qlog };
+                             .log_user = &qlog, .has_output_type = has_out_type, .output_type = out_type,
+                             .has_embd_type = has_embd_type, .embd_type = embd_type,
+                             .leave_output = leave_output, .allow_requantize = requantize };
     lb_quant_summary s;
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
-    else if (lb_quantize_model(m, a.positional[1], &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
-    if (rc != LB_EXIT_OK && err.code == LB_ERR_INTERRUPTED) {
+    else if (dry_run) rc = dry_run_report(m, &p, pl, nt, json, &err) ? LB_EXIT_ERROR : LB_EXIT_OK;
+    else if (lb_quantize_model(m, out_path, &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
+    if (dry_run) {
+        if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+    } else if (rc != LB_EXIT_OK && err.code == LB_ERR_INTERRUPTED) {
         lb_runtime_error(&err);
         fprintf(stderr, "lowbit: to resume: lowbit");
         for (int k = 0; k < argc; k++) fprintf(stderr, " %s", argv[k]); /* as given (quote as needed) */
@@ -257,7 +366,7 @@ int cmd_quantize(int argc, char **argv) {
                "\"tensors\": %d, \"fallbacks\": %d, \"err_rtn\": %.6g, \"err_method\": %.6g, "
                "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f, \"peak_rss\": %zu, "
                "\"memory_budget\": %zu, \"streams_bytes\": %zu, \"streams_spilled\": %s}\n",
-               a.positional[0], a.positional[1], r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
+               a.positional[0], out_path, r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
                (long long)s.n_params, s.n_tensors, s.n_fallback, s.err_rtn, s.err_method,
                s.seconds_calib, s.seconds_method, s.seconds, s.peak_rss, s.memory_budget, s.streams_bytes,
                s.streams_spilled ? "true" : "false");
@@ -274,7 +383,7 @@ int cmd_quantize(int argc, char **argv) {
                 fputc('\n', stderr);
             }
         printf("quantize: %s -> %s (%s, %s): %.2f MB -> %.2f MB, %.3f bits per weight, %d tensors "
-               "(%d fell back), %.2fs, peak RSS %.0f MB\n", a.positional[0], a.positional[1], r->name, method,
+               "(%d fell back), %.2fs, peak RSS %.0f MB\n", a.positional[0], out_path, r->name, method,
                (double)s.bytes_in / 1e6, (double)s.bytes_out / 1e6, s.bpw, s.n_tensors,
                s.n_fallback, s.seconds, (double)s.peak_rss / 1e6);
         if (s.err_rtn > 0)
@@ -283,6 +392,7 @@ int cmd_quantize(int argc, char **argv) {
                    s.err_method, s.err_method > 0 ? s.err_rtn / s.err_method : 0.0,
                    s.seconds_calib, s.seconds_method);
     }
+    if (rc == LB_EXIT_OK && !dry_run && !quiet) warn_lowbit_types(pl, s.n_tensors, out_path);
     free(pl);
     free(nt);
     lb_model_free(m);

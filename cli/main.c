@@ -10,6 +10,8 @@
 static const lb_command k_commands[] = {
     { "quantize", cmd_quantize, "quantize a model into a GGUF file",
       "usage: lowbit quantize IN OUT.gguf --type T [--method M] [--calib FILE]\n"
+      "       lowbit quantize [options] IN [OUT.gguf] TYPE [NTHREADS]   (llama-quantize's form;\n"
+      "                       without OUT: ggml-model-TYPE.gguf beside IN)\n"
       "                       [--range R] [--pure] [--act A] [--alpha X] [--outlier-threshold X]\n"
       "                       [--tensor-type REGEX=TYPE]... [--json] [-q] [--log-json FILE]\n"
       "                       [-t THREADS]\n"
@@ -18,7 +20,16 @@ static const lb_command k_commands[] = {
       "                  case-insensitive. Norms stay f32; rows a block size does not divide fall\n"
       "                  back to a type that fits (as llama-quantize does, then f16)\n"
       "  --pure          no mix rules: every weight matrix gets the type\n"
-      "  --tensor-type   tensors whose name matches REGEX (POSIX extended) get TYPE\n"
+      "  --tensor-type REGEX=TYPE  tensors whose name matches REGEX (POSIX extended, anywhere in\n"
+      "                  the name, as llama-quantize's) get TYPE; the first match wins;\n"
+      "                  --tensor-type-file F: such entries separated by spaces or newlines\n"
+      "  --output-tensor-type T, --token-embedding-type T  output.weight's and token_embd's\n"
+      "                  type, before every other rule; --leave-output-tensor: output.weight\n"
+      "                  as it is in IN\n"
+      "  --allow-requantize  quantize tensors IN holds quantized (refused by default: quality\n"
+      "                  suffers; quantize from the f16/f32 model)\n"
+      "  --dry-run       every tensor's planned type and size, and the total; writes nothing\n"
+      "                  (OUT may be left out)\n"
       "  --method M      how values are chosen: rtn (round to nearest, default), imatrix\n"
       "                  (importance-weighted, from calibration), gptq (Hessian-guided error\n"
       "                  compensation, true-sequential), awq (activation-aware scales folded\n"
@@ -36,11 +47,12 @@ static const lb_command k_commands[] = {
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
       "  --gptq-target T what GPTQ aims each layer at: f32 (default: the unquantized model's\n"
       "                  outputs, the weights refit to the quantized inputs first) or self (the\n"
-      "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n"
+      "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n",
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing the\n"
       "                  squared error), kl (the quantized histogram of |w|, weighted by |w|,\n"
-      "                  nearest in KL divergence), kl-count (TensorRT's: counting values)\n"      "                  With gptq: each block's scales come from its clipped weights; not\n"
+      "                  nearest in KL divergence), kl-count (TensorRT's: counting values)\n"
+      "                  With gptq: each block's scales come from its clipped weights; not\n"
       "                  with awq (it searches its own clipping)\n"
       "  --allow-nonfinite  quantize weights holding NaN, Inf or values past the f16 range\n"
       "                  (refused by default: the file would evaluate to NaN)\n"
@@ -63,7 +75,7 @@ static const lb_command k_commands[] = {
       "  windows of L tokens (128): N random ones (seeded), or all of the text in order when\n"
       "  N is not given (L past the model's context is refused without --allow-long-ctx);\n"
       "  writes llama.cpp's importance-matrix format (llama-imatrix's), for\n"
-      "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n" },
+      "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n", NULL },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
       "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
       "                    [--allow-long-ctx]\n"
@@ -71,7 +83,7 @@ static const lb_command k_commands[] = {
       "  --ctx N        chunk length (128); past the model's context only with --allow-long-ctx\n"
       "  a sweep that fails removes the directory it made\n"
       "  writes DIR/TYPE.gguf for each, DIR/report.md (type, bpw, size, PPL, dPPL, KLD, p99,\n"
-      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n" },
+      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n", NULL },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
       "                  [--top-p P] [--seed S] [-t THREADS]\n"
@@ -83,7 +95,7 @@ static const lb_command k_commands[] = {
       "  --temp T     sampling temperature, 0 = greedy (default 1.0)\n"
       "  --top-p P    nucleus sampling threshold (default 0.9)\n"
       "  --seed S     random seed (default: time)\n"
-      LB_CTX_OPTIONS_HELP("q8") },
+      LB_CTX_OPTIONS_HELP("q8"), NULL },
     { "eval", cmd_eval, "perplexity of a model on a text, as llama-perplexity computes it",
       "usage: lowbit eval MODEL --text FILE [--ref REF | --ref-logits FILE] [--ctx N]\n"
       "                   [--chunks K] [--json] [--save-logits FILE] [--tokenizer F] [-t N]\n"
@@ -95,17 +107,17 @@ static const lb_command k_commands[] = {
       "  --chunks K           evaluate only the first K chunks\n"
       "  --save-logits FILE   store the scored positions' logits (for KL divergence)\n"
       "  --json               one JSON object on stdout\n"
-      LB_CTX_OPTIONS_HELP("exact: the reference") },
+      LB_CTX_OPTIONS_HELP("exact: the reference"), NULL },
     { "convert", cmd_convert, "convert a model between containers, without quantizing",
       "usage: lowbit convert IN OUT [--type f32|f16|bf16] [--to gguf|hf] [--tokenizer F]\n"
       "  IN may be a GGUF file, a Hugging Face directory (config.json, safetensors,\n"
       "  tokenizer.json) or a llama2.c checkpoint (+ tokenizer)\n"
       "  --to gguf    OUT is a GGUF file (default)\n"
       "  --to hf      OUT is a new HF directory: config.json, model.safetensors, tokenizer.json\n"
-      "  --type T     the weight matrices' type (default f32); norms stay f32\n" },
+      "  --type T     the weight matrices' type (default f32); norms stay f32\n", NULL },
     { "tokenize", cmd_tokenize, "print the token ids of a text",
       "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
-      "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n" },
+      "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n", NULL },
     { "bench", cmd_bench, "prompt and generation speed, bytes, peak memory, bandwidth",
       "usage: lowbit bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [--mem-bw GBS]\n"
       "       lowbit bench --memory [-t N] [--mem-mib 512] [--json]\n"
@@ -116,7 +128,7 @@ static const lb_command k_commands[] = {
       "  --memory     measure the read bandwidth of main memory alone\n"
       "  --json       keys pp_tps, tg_tps, model_bytes, peak_rss, bw_frac, mem_gbs, tg_gbs, ...\n"
       "  bw_frac: weight bytes streamed per generated token x tg tokens/s, over the bandwidth\n"
-      LB_CTX_OPTIONS_HELP("q8") },
+      LB_CTX_OPTIONS_HELP("q8"), NULL },
     { "train", cmd_train, "train a model from scratch on text",
       "usage: lowbit train --text F [--text F ...] --tokenizer TOK -o OUT.gguf [options]\n"
       "  --tokenizer TOK      a tokenizer (SentencePiece .model, llama2.c .bin, GGUF, HF dir)\n"
@@ -126,7 +138,7 @@ static const lb_command k_commands[] = {
       "  --ternary            BitNet b1.58: block matrices ternary (absmean), the inputs of the\n"
       "                       block linears int8 per token; written as TQ2_0 (llama.cpp runs it)\n"
       LB_TRAIN_OPTIONS_HELP
-      "  defaults: 1000 steps, lr 1e-3, warmup 100, weight decay 0.1\n" },
+      "  defaults: 1000 steps, lr 1e-3, warmup 100, weight decay 0.1\n", NULL },
     { "qat", cmd_qat, "quantization-aware training: qat, efficientqat, qaft",
       "usage: lowbit qat IN OUT.gguf --type T --text F [--method qat|efficientqat|qaft]\n"
       "                  [--teacher REF] [--steps N] [options]\n"
@@ -144,7 +156,7 @@ static const lb_command k_commands[] = {
       "                       everywhere (default: learned step sizes where the grid is uniform)\n"
       "  --scale-lr X         the step sizes' learning rate relative to the weights' (1)\n"
       LB_TRAIN_OPTIONS_HELP
-      "  defaults: 200 steps, lr 1e-3 (Block-AP's too), warmup 10, no weight decay\n" },
+      "  defaults: 200 steps, lr 1e-3 (Block-AP's too), warmup 10, no weight decay\n", NULL },
     { "synth", cmd_synth, "write a random-weight model of a real shape",
       "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--arch A] [--type T] [--seed S]\n"
       "                    [--vocab F] [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N]\n"
@@ -159,11 +171,11 @@ static const lb_command k_commands[] = {
       "  --vocab F     a tokenizer (e.g. models/stories260K/tok512.bin, a GGUF), padded with\n"
       "                unused pieces; default: a generated SentencePiece vocabulary\n"
       "  weights: normal, a log-normal spread per row, 1 input channel in 256 eight times\n"
-      "  larger; the file is written as it is generated (a 7B model needs little memory)\n" },
+      "  larger; the file is written as it is generated (a 7B model needs little memory)\n", NULL },
     { "inspect", cmd_inspect, "show a file's metadata and tensors",
-      "usage: lowbit inspect FILE\n" },
+      "usage: lowbit inspect FILE\n", NULL },
     { "info", cmd_info, "version, CPU features and storage types",
-      "usage: lowbit info\n" },
+      "usage: lowbit info\n", NULL },
 };
 
 const lb_command *lb_find_command(const char *name) {

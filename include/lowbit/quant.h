@@ -104,6 +104,14 @@ typedef struct lb_quant_params {
     const lb_recipe        *recipe;
     lb_range                range;
     bool                    pure;         /* every weight matrix gets the base type */
+    /* llama-quantize's --output-tensor-type and --token-embedding-type: these two tensors'
+     * types, before any other rule (has_*: given); --leave-output-tensor: output.weight is
+     * written as it is in the input */
+    bool                    has_output_type, has_embd_type, leave_output;
+    lb_type                 output_type, embd_type;
+    /* tensors the input holds quantized may be quantized again (llama-quantize's
+     * --allow-requantize; refused by default: quality suffers) */
+    bool                    allow_requantize;
     const lb_type_override *overrides;
     int32_t                 n_overrides;
     /* how values are chosen: "rtn" (round to nearest), "imatrix" (importance-weighted

@@ -158,12 +158,21 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
             pl->wanted = pl->type = LB_TYPE_F32;
             continue;
         }
-        lb_type t = r->base;
-        for (int32_t k = 0; k < p->n_overrides; k++)
+        lb_type    t      = r->base;
+        const bool output = nt->role == LB_ROLE_OUTPUT, embd = nt->role == LB_ROLE_TOKEN_EMBD;
+        if (output && p->leave_output) {
+            pl->wanted = pl->type = nt->t->type;
+            pl->overridden        = true;
+            continue;
+        }
+        if ((output && p->has_output_type) || (embd && p->has_embd_type)) {
+            t              = output ? p->output_type : p->embd_type;
+            pl->overridden = true;
+        }
+        for (int32_t k = 0; k < p->n_overrides && !pl->overridden; k++)
             if (regexec(&re[k], nt->name, 0, NULL, 0) == 0) {
                 t              = p->overrides[k].type;
                 pl->overridden = true;
-                break;
             }
         if (!pl->overridden && r->mix && !p->pure) t = mix_type(m, r, nt);
         LB_GOTO_IF(!lb_type_get_traits(t), err, LB_ERR_UNSUPPORTED,
@@ -171,6 +180,10 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
         pl->wanted   = t;
         pl->type     = fit(t, nt->t->ne[0]);
         pl->fallback = pl->type != t;
+        const lb_type_traits *in = lb_type_get_traits(nt->t->type);
+        LB_GOTO_IF(in && in->is_quantized && pl->type != nt->t->type && !p->allow_requantize, err, LB_ERR_PARAM,
+                   "%s: requantizing from %s is disabled: quality suffers (quantize from the f16/f32 "
+                   "model, or --allow-requantize)", nt->name, lb_type_name(nt->t->type));
     }
     *n_out = n;
 fail:

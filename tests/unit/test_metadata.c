@@ -299,7 +299,7 @@ static void check_same_logits(const char *a_path, const char *b_path) {
 static void quantize(const char *in, const char *tok, const char *recipe, const char *out) {
     lb_model             *m;
     lb_error              err = { 0 };
-    const lb_quant_params p   = { .recipe = lb_recipe_find(recipe), .method = "rtn" };
+    const lb_quant_params p   = { .recipe = lb_recipe_find(recipe), .method = "rtn", .allow_requantize = true };
     assert_non_null(p.recipe);
     assert_int_equal(lb_model_load(&m, in, tok, &err), LB_OK);
     if (lb_quantize_model(m, out, &p, NULL, NULL, NULL, &err)) fail_msg("%s", err.msg);
