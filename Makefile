@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS   := cmake gcc make pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
               libpcre2-dev libcmocka-dev python3-numpy
 
-.PHONY: all deps build build-asan demo test test-fast fuzz clean
+.PHONY: all deps build build-asan demo test test-fast install fuzz clean
 
 all: build
 
@@ -23,6 +23,11 @@ build-asan: deps
 
 demo: build
 	@bash tools/demo.sh $(BUILD)/lowbit
+
+# The CLI, liblowbit.a and liblowbit.so.0, the headers, lowbit.pc and the CMake package
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 # The suite runs twice: a normal optimized build, then under AddressSanitizer + UBSan.
 test: build build-asan

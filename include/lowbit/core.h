@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+/* The library's version ("0.1.0"), as built: a program may run against another build of
+ * liblowbit.so than the headers it was compiled with (version.h: LOWBIT_VERSION_STRING). */
+const char *lb_version(void);
+
 /* ---- f16 / bf16 (IEEE binary16 and bfloat16, round to nearest even) ---- */
 float    lb_f16_to_f32(uint16_t h);
 uint16_t lb_f32_to_f16(float f);
