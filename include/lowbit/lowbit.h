@@ -3,6 +3,7 @@
 #define LOWBIT_H
 
 #include "actq.h"
+#include "api.h"
 #include "arch.h"
 #include "bench.h"
 #include "calib.h"
