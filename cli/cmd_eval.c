@@ -50,9 +50,9 @@ static void print_text(const char *model, const char *text, const lb_model *m, s
 int cmd_eval(int argc, char **argv) {
     lb_args     a;
     const char *opt, *tok = NULL, *text_path = NULL, *logits_path = NULL, *ref_path = NULL,
-                     *ref_logits = NULL;
+                     *ref_logits = NULL, *base = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
-    bool        json = false, long_ctx = false;
+    bool        json = false, long_ctx = false, kld = false, ctx_given = false;
     lb_ctx_options co;
     lb_ctx_options_init(&co, false);
     lb_args_init(&a, "eval", argc, argv);
@@ -61,7 +61,9 @@ int cmd_eval(int argc, char **argv) {
         else if (lb_args_ctx_option(&a, opt, &co)) continue;
         else if (!strcmp(opt, "--text") || !strcmp(opt, "-f")) text_path = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
-        else if (!strcmp(opt, "--ctx") || !strcmp(opt, "-c")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
+        else if (!strcmp(opt, "--ctx") || !strcmp(opt, "-c")) ctx_given = lb_args_int(&a, 4, 1 << 20, &n_ctx);
+        else if (!strcmp(opt, "--kl-divergence-base")) base = lb_args_value(&a);
+        else if (!strcmp(opt, "--kl-divergence")) kld = true;
         else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
         else if (!strcmp(opt, "--save-logits")) logits_path = lb_args_value(&a);
         else if (!strcmp(opt, "--ref")) ref_path = lb_args_value(&a);
@@ -73,9 +75,15 @@ int cmd_eval(int argc, char **argv) {
     }
     if (a.bad) return LB_EXIT_USAGE;
     if (a.n_positional != 1) return lb_usage_error("eval", "expected one MODEL");
-    if (!text_path) return lb_usage_error("eval", "--text FILE is required");
+    if (kld && !base) return lb_usage_error("eval", "--kl-divergence reads --kl-divergence-base FILE");
+    if (kld && (ref_path || ref_logits)) return lb_usage_error("eval", "--kl-divergence's reference is the base file");
     if (ref_path && ref_logits) return lb_usage_error("eval", "give --ref or --ref-logits, not both");
+    /* llama-perplexity's KL divergence: the base file holds its tokens and n_ctx */
+    const bool from_base = kld && lb_eval_base_is_llama(base);
+    if (!text_path && !from_base) return lb_usage_error("eval", "--text FILE is required");
+    if (kld) ref_logits = base;
     if (logits_path && lb_check_output(logits_path, false)) return LB_EXIT_ERROR;
+    if (base && !kld && lb_check_output(base, false)) return LB_EXIT_ERROR;
     lb_threads_set((int)threads);
 
     lb_error      err  = { 0 };
@@ -88,6 +96,15 @@ int cmd_eval(int argc, char **argv) {
     lb_kld_result k;
     int           rc = LB_EXIT_ERROR;
     if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
+    if (from_base) {
+        int32_t file_ctx;
+        if (lb_eval_base_tokens(base, &ids, &n_ids, &file_ctx, &err)) goto done;
+        if (ctx_given && n_ctx != file_ctx) {
+            rc = lb_usage_error("eval", "%s was computed with a context of %d, not %lld", base, file_ctx, (long long)n_ctx);
+            goto quiet;
+        }
+        n_ctx = file_ctx;
+    }
     if ((rc = lb_check_ctx("eval", "--ctx", n_ctx, m, long_ctx)) != LB_EXIT_OK) goto quiet;
     rc = LB_EXIT_ERROR;
     if (ref_path) {
@@ -98,17 +115,18 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
     }
-    if (lb_read_file(text_path, &text, &len, &err)) goto done;
     const double t0 = lb_time_sec();
-    if (lb_tokenize(m->vocab, text, len, lb_vocab_add_bos(m->vocab), false, &ids, &n_ids, &err))
+    if (!from_base && (lb_read_file(text_path, &text, &len, &err) ||
+                       lb_tokenize(m->vocab, text, len, lb_vocab_add_bos(m->vocab), false, &ids, &n_ids, &err)))
         goto done;
     const double t_tok = lb_time_sec() - t0;
+    if (from_base) text_path = base;
     lb_context_params cp = lb_context_default_params((int32_t)n_ctx, (int32_t)n_ctx);
     cp.fast = co.fast, cp.type_k = co.type_k, cp.type_v = co.type_v;
     if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     if (rm && lb_context_create(&rctx, rm, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
     const lb_ppl_params p   = { .n_ctx = (int32_t)n_ctx, .max_chunks = (int32_t)chunks,
-                                .logits_path = logits_path, .progress = !json };
+                                .logits_path = logits_path, .base_path = kld ? NULL : base, .progress = !json };
     const lb_kld_ref    ref = { .ctx = rctx, .logits_path = ref_logits };
     const bool          cmp = ref_path || ref_logits;
     if (lb_eval_kld(ctx, m->vocab, ids, n_ids, &p, cmp ? &ref : NULL, &r, cmp ? &k : NULL, &err))

@@ -20,6 +20,8 @@ typedef struct lb_ppl_params {
     int32_t     n_ctx;       /* chunk length */
     int32_t     max_chunks;  /* <= 0: all */
     const char *logits_path; /* non-NULL: save the scored positions' logits there */
+    const char *base_path;   /* non-NULL: write llama-perplexity's KL-divergence base file there
+                              * (--kl-divergence-base: log-probabilities as 16-bit levels) */
     bool        progress;    /* draw a progress bar (on a TTY) */
 } lb_ppl_params;
 
@@ -49,11 +51,19 @@ typedef struct lb_kld_result {
     int64_t n;
 } lb_kld_result;
 
-/* The reference: a second model (a context over it), or logits saved by --save-logits. */
+/* The reference: a second model (a context over it), or a file: lowbit's (--save-logits) or
+ * llama-perplexity's KL-divergence base file (by its magic; evaluated as llama.cpp does). */
 typedef struct lb_kld_ref {
     lb_context *ctx;         /* or NULL */
     const char *logits_path; /* or NULL */
 } lb_kld_ref;
+
+/* The file at path is a llama-perplexity base file (by its magic; false when unreadable). */
+bool      lb_eval_base_is_llama(const char *path);
+/* The tokens a llama-perplexity base file was computed on (malloc'd, n_chunks * n_ctx of them,
+ * without BOS put in) and its n_ctx: llama-perplexity --kl-divergence evaluates those. */
+lb_status lb_eval_base_tokens(const char *path, int32_t **tokens, size_t *n_tokens, int32_t *n_ctx,
+                              lb_error *err);
 
 /* Perplexity of ctx's model and its divergence from the reference, chunk by chunk. */
 lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,

@@ -3,6 +3,7 @@
  * log-softmax of their logits; same-top-1 share; ln(PPL/PPL_ref); RMS of the change in
  * the probability of the correct token. Percentiles from the sorted per-token values. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,20 @@ static void log_norm(const float *x, int32_t n, float *mx, double *lse, int32_t 
     *argmax = best;
 }
 
+/* one scored position: its KL, whether the top tokens agree, ln p_ref(tok) - ln p(tok),
+ * -ln p_ref(tok), p(tok) - p_ref(tok) */
+static void push(lb_kld_acc *a, double kl, bool same, double dnll, double nll_ref, double dp) {
+    if (a->n < a->cap) a->kl[a->n] = kl;
+    a->n++;
+    a->sum_kl += kl;
+    a->sum_kl2 += kl * kl;
+    a->same_top += same;
+    a->sum_dnll += dnll;
+    a->sum_dnll2 += dnll * dnll;
+    a->sum_nll_ref += nll_ref;
+    a->sum_dp2 += dp * dp;
+}
+
 void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_vocab, int32_t tok) {
     float   mr, mq;
     double  lr, lq;
@@ -45,16 +60,32 @@ void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_v
     }
     if (kl < 0) kl = 0; /* rounding */
     const double lpr_t = (double)ref[tok] - mr - lr, lpq_t = (double)q[tok] - mq - lq;
-    const double dp    = exp(lpq_t) - exp(lpr_t);
-    if (a->n < a->cap) a->kl[a->n] = kl;
-    a->n++;
-    a->sum_kl += kl;
-    a->sum_kl2 += kl * kl;
-    a->same_top += ar == aq;
-    a->sum_dnll += lpr_t - lpq_t;
-    a->sum_dnll2 += (lpr_t - lpq_t) * (lpr_t - lpq_t);
-    a->sum_nll_ref -= lpr_t;
-    a->sum_dp2 += dp * dp;
+    push(a, kl, ar == aq, lpr_t - lpq_t, -lpr_t, exp(lpq_t) - exp(lpr_t));
+}
+
+void lb_kld_acc_add_base(lb_kld_acc *a, const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok) {
+    /* llama-perplexity's own arithmetic (its log_softmax against a base row), float for float */
+    float   mq = q[0], scale, min_lp;
+    int32_t aq = 0;
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (q[i] > mq) mq = q[i], aq = i;
+    double se = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++) se += expf(q[i] - mq);
+    const float lse = (float)log(se);
+    memcpy(&scale, row, 4);
+    memcpy(&min_lp, row + 2, 4);
+    const uint16_t *lp  = row + 4;
+    const float     nll = mq + lse - q[tok], nll_base = -(scale * lp[tok] + min_lp);
+    const float     top = mq + lse;
+    double          kl  = 0;
+    int32_t         ar  = -1;
+    float           lmax = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        const float lpr = scale * lp[i] + min_lp;
+        if (i == 0 || lpr > lmax) lmax = lpr, ar = i;
+        if (lpr > -16.f) kl += expf(lpr) * (lpr - q[i] + top);
+    }
+    push(a, kl, ar == aq, (double)nll - nll_base, nll_base, (double)expf(-nll) - expf(-nll_base));
 }
 
 static int cmp_double(const void *x, const void *y) {

@@ -18,6 +18,9 @@ typedef struct lb_kld_acc {
 
 int  lb_kld_acc_init(lb_kld_acc *a, int64_t cap); /* 0 on success */
 void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_vocab, int32_t tok);
+/* The same against a row of llama-perplexity's base file (kld_base.h), as llama.cpp computes
+ * it: the reference's log-probabilities as stored, those below -16 left out. */
+void lb_kld_acc_add_base(lb_kld_acc *a, const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok);
 void lb_kld_acc_finish(lb_kld_acc *a, lb_kld_result *r);
 void lb_kld_acc_free(lb_kld_acc *a);
 

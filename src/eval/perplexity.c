@@ -8,6 +8,7 @@
 
 #include "core/fail.h"
 #include "kld_acc.h"
+#include "kld_base.h"
 #include "lowbit/eval.h"
 
 /* log p(tok) under softmax(logits), accumulated in double as llama.cpp does */
@@ -26,6 +27,24 @@ typedef struct {
     const float *rows; /* n_chunks x (n_ctx - 1 - n_ctx/2) x n_vocab */
 } ref_file;
 
+/* llama-perplexity's base file, checked against this run: its n_ctx, vocabulary, and tokens
+ * (the text's as they are: llama.cpp puts BOS in when it evaluates) */
+static lb_status base_open(lb_kld_base *b, const char *path, int32_t n_vocab, int32_t n_ctx, int32_t n_chunks,
+                           const int32_t *tokens, lb_error *err) {
+    LB_TRY_RET(lb_kld_base_open(b, path, err));
+    lb_status st = LB_OK;
+    LB_GOTO_IF(b->n_vocab != n_vocab || b->n_ctx != n_ctx, err, LB_ERR_SHAPE, "%s: saved for %d tokens of "
+               "vocabulary and a context of %d; this run has %d and %d", path, b->n_vocab, b->n_ctx, n_vocab, n_ctx);
+    LB_GOTO_IF(b->n_chunks < n_chunks, err, LB_ERR_SHAPE, "%s: holds %d chunks, this run needs %d", path,
+               b->n_chunks, n_chunks);
+    LB_GOTO_IF(memcmp(b->tokens, tokens, (size_t)n_chunks * (size_t)n_ctx * sizeof *tokens) != 0, err,
+               LB_ERR_CORRUPT, "%s: its tokens differ from this text's: saved from another text or tokenizer?", path);
+    return LB_OK;
+fail:
+    lb_kld_base_close(b);
+    return st;
+}
+
 static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, int32_t n_ctx,
                                int32_t n_chunks, const int32_t *tokens, int32_t bos, lb_error *err) {
     /* bos: the token put first in each chunk, or -1 when the chunks are the text as it is */
@@ -34,7 +53,7 @@ static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, 
     const uint8_t *p = rf->src.data;
     uint32_t       h[4];
     LB_RETURN_IF(rf->src.size < 24 || memcmp(p, LB_LOGITS_MAGIC, 8) != 0, err, LB_ERR_FORMAT,
-                 "%s: not a lowbit logits file (save one with eval --save-logits)", path);
+                 "%s: not a lowbit logits file (eval --save-logits) nor llama-perplexity's base file", path);
     memcpy(h, p + 8, sizeof h);
     LB_RETURN_IF(h[0] != 1, err, LB_ERR_VERSION, "%s: logits file version %u", path, h[0]);
     LB_RETURN_IF(h[1] != (uint32_t)n_vocab || h[2] != (uint32_t)n_ctx, err, LB_ERR_SHAPE,
@@ -82,12 +101,24 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     FILE         *lf      = NULL;
     lb_out        lout    = { .slot = -1 };
     ref_file      rf      = { 0 };
+    lb_kld_base   base    = { 0 };
+    lb_out        bout    = { .slot = -1 };
+    uint16_t     *brow    = NULL;
+    const int32_t blen    = lb_kld_base_row_len(n_vocab);
     lb_kld_acc    acc     = { 0 };
     lb_status     st      = LB_OK;
     LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
     if (cmp) LB_GOTO_IF(lb_kld_acc_init(&acc, (int64_t)n_chunks * n_scored), err, LB_ERR_NOMEM, "out of memory");
-    if (ref && ref->logits_path)
+    if (ref && ref->logits_path && lb_eval_base_is_llama(ref->logits_path))
+        LB_TRY(base_open(&base, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens, err));
+    else if (ref && ref->logits_path)
         LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens, bos, err));
+    if (p->base_path) { /* llama-perplexity's --kl-divergence-base file */
+        LB_TRY(lb_out_open(&bout, p->base_path, err));
+        LB_GOTO_IF(!(brow = malloc((size_t)blen * sizeof *brow)), err, LB_ERR_NOMEM, "out of memory");
+        LB_GOTO_IF(lb_kld_base_write_header(bout.f, n_ctx, n_vocab, n_chunks, tokens), err, LB_ERR_IO,
+                   "%s: write failed", p->base_path);
+    }
     if (p->logits_path) {
         LB_TRY(lb_out_open(&lout, p->logits_path, err));
         lf = lout.f;
@@ -124,7 +155,16 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
             nll -= lp;
             nll2 += lp * lp;
             count++;
-            if (cmp) lb_kld_acc_add(&acc, ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
+            if (base.rows)
+                lb_kld_acc_add_base(&acc, base.rows + ((size_t)c * (size_t)n_scored + (size_t)(j - first)) * (size_t)blen,
+                                    row, n_vocab, chunk[j + 1]);
+            else if (cmp)
+                lb_kld_acc_add(&acc, ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
+            if (brow) {
+                lb_kld_base_encode(row, n_vocab, brow);
+                LB_GOTO_IF(fwrite(brow, sizeof *brow, (size_t)blen, bout.f) != (size_t)blen, err, LB_ERR_IO,
+                           "%s: write failed", p->base_path);
+            }
             if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
                                err, LB_ERR_IO, "%s: write failed", p->logits_path);
         }
@@ -143,8 +183,11 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     r->ppl_stderr       = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * r->ppl : 0;
     if (cmp && k) lb_kld_acc_finish(&acc, k);
     if (lf) LB_TRY(lb_out_commit(&lout, err));
+    if (brow) LB_TRY(lb_out_commit(&bout, err));
 fail:
-    if (st) lb_out_abort(&lout);
+    if (st) lb_out_abort(&lout), lb_out_abort(&bout);
+    free(brow);
+    lb_kld_base_close(&base);
     free(chunk);
     lb_kld_acc_free(&acc);
     lb_source_close(&rf.src);
