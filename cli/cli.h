@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lowbit/lowbit.h"
 
@@ -19,6 +20,21 @@ typedef struct lb_command {
     const char *usage;
     const char *usage_more; /* printed after usage, may be NULL (a literal's length is limited) */
 } lb_command;
+
+/* ---- json_out.c: --json's one-line objects, strings escaped ---- */
+typedef struct lb_jout {
+    FILE *f;
+    int   n; /* keys written */
+} lb_jout;
+void lb_jout_begin(lb_jout *j, FILE *f);
+void lb_jout_str(lb_jout *j, const char *key, const char *v);
+/* digits after the point; negative: significant digits (%g); non-finite: null */
+void lb_jout_num(lb_jout *j, const char *key, int digits, double v);
+void lb_jout_int(lb_jout *j, const char *key, long long v);
+void lb_jout_bool(lb_jout *j, const char *key, bool v);
+void lb_jout_raw(lb_jout *j, const char *key, const char *json); /* already JSON */
+void lb_jout_end(lb_jout *j);                                    /* "}" and a newline */
+void lb_json_put_str(FILE *f, const char *s);                     /* a quoted, escaped string */
 
 /* ---- args.c ---- */
 /* Parsing state over argv[1..]: options anywhere, positionals collected in order. */

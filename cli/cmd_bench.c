@@ -47,9 +47,14 @@ static int bench_memory(int64_t mib, int64_t reps, bool json) {
     double   bw;
     if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), (int32_t)reps, &bw, &err))
         return lb_runtime_error(&err);
-    if (json) printf("{\"mem_gbs\": %.3f, \"threads\": %d, \"bytes\": %lld}\n", bw / 1e9,
-                     lb_threads_get(), (long long)mib << 20);
-    else printf("memory read bandwidth: %.2f GB/s (%d threads, %lld MiB buffer, median of %lld)\n",
+    if (json) {
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_num(&j, "mem_gbs", 3, bw / 1e9);
+        lb_jout_int(&j, "threads", lb_threads_get());
+        lb_jout_int(&j, "bytes", (long long)mib << 20);
+        lb_jout_end(&j);
+    } else printf("memory read bandwidth: %.2f GB/s (%d threads, %lld MiB buffer, median of %lld)\n",
                 bw / 1e9, lb_threads_get(), (long long)mib, (long long)reps);
     return LB_EXIT_OK;
 }
@@ -126,18 +131,32 @@ int cmd_bench(int argc, char **argv) {
     const double tg_gbs = (double)streamed * tg_tps / 1e9, frac = mem_bw > 0 ? tg_gbs / mem_bw : 0;
     const char  *wtype  = lb_type_name(m->layers[0].ffn_gate.type);
     if (json) {
-        printf("{\"model\": \"%s\", \"type\": \"%s\", \"model_bytes\": %zu, \"params\": %lld, "
-               "\"threads\": %d, \"kernels\": \"%s\", \"matmul\": \"%s\", \"cache_type_k\": \"%s\", "
-               "\"cache_type_v\": \"%s\", \"p\": %lld, \"n\": %lld, \"reps\": %lld, "
-               "\"pp_tps\": %.3f, \"pp_tps_min\": %.3f, \"pp_tps_max\": %.3f, "
-               "\"tg_tps\": %.3f, \"tg_tps_min\": %.3f, \"tg_tps_max\": %.3f, "
-               "\"streamed_bytes\": %zu, \"tg_gbs\": %.3f, \"mem_gbs\": %.3f, \"bw_frac\": %.4f, "
-               "\"peak_rss\": %zu}\n",
-               a.positional[0], wtype, bytes, (long long)lb_model_nparams(m), lb_threads_get(),
-               lb_kernels_name(), co.fast ? "q8" : "exact", lb_type_name(co.type_k),
-               lb_type_name(co.type_v), (long long)n_pp, (long long)n_tg, (long long)reps, pp_tps,
-               n_pp ? n_pp / pp.max : 0, n_pp ? n_pp / pp.min : 0, tg_tps, n_tg ? n_tg / tg.max : 0,
-               n_tg ? n_tg / tg.min : 0, streamed, tg_gbs, mem_bw, frac, rss);
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "model", a.positional[0]);
+        lb_jout_str(&j, "type", wtype);
+        lb_jout_int(&j, "model_bytes", (long long)bytes);
+        lb_jout_int(&j, "params", (long long)lb_model_nparams(m));
+        lb_jout_int(&j, "threads", lb_threads_get());
+        lb_jout_str(&j, "kernels", lb_kernels_name());
+        lb_jout_str(&j, "matmul", co.fast ? "q8" : "exact");
+        lb_jout_str(&j, "cache_type_k", lb_type_name(co.type_k));
+        lb_jout_str(&j, "cache_type_v", lb_type_name(co.type_v));
+        lb_jout_int(&j, "p", n_pp);
+        lb_jout_int(&j, "n", n_tg);
+        lb_jout_int(&j, "reps", reps);
+        const struct {
+            const char *key;
+            double      v;
+        } f[] = { { "pp_tps", pp_tps }, { "pp_tps_min", n_pp ? n_pp / pp.max : 0 }, { "pp_tps_max", n_pp ? n_pp / pp.min : 0 },
+                  { "tg_tps", tg_tps }, { "tg_tps_min", n_tg ? n_tg / tg.max : 0 }, { "tg_tps_max", n_tg ? n_tg / tg.min : 0 } };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) lb_jout_num(&j, f[i].key, 3, f[i].v);
+        lb_jout_int(&j, "streamed_bytes", (long long)streamed);
+        lb_jout_num(&j, "tg_gbs", 3, tg_gbs);
+        lb_jout_num(&j, "mem_gbs", 3, mem_bw);
+        lb_jout_num(&j, "bw_frac", 4, frac);
+        lb_jout_int(&j, "peak_rss", (long long)rss);
+        lb_jout_end(&j);
     } else {
         printf("model:    %s (%s, %.3f GB, %.3f B parameters)\n"
                "setup:    %d threads, %s kernels, matmul %s, KV cache %s/%s\n",

@@ -10,20 +10,33 @@
 static void print_json(const char *model, const char *text, const lb_model *m, size_t n_ids,
                        const lb_ppl_result *r, const lb_kld_result *k) {
     const size_t bytes = lb_model_nbytes(m);
-    printf("{\"model\": \"%s\", \"text\": \"%s\", \"ppl\": %.6f, \"ppl_stderr\": %.6f, "
-           "\"nll\": %.6f, \"tokens_scored\": %lld, \"chunks\": %d, \"ctx\": %d, "
-           "\"text_tokens\": %zu, \"bytes\": %zu, \"bpw\": %.4f, \"tokens_per_sec\": %.1f, "
-           "\"seconds\": %.3f, \"threads\": %d",
-           model, text, r->ppl, r->ppl_stderr, r->nll_mean, (long long)r->tokens_scored, r->chunks,
-           r->n_ctx, n_ids, bytes, 8.0 * (double)bytes / (double)lb_model_nparams(m),
-           r->tokens_per_sec, r->seconds, lb_threads_get());
-    if (k)
-        printf(", \"ppl_ref\": %.6f, \"ln_ppl_ratio\": %.6f, \"kld_mean\": %.6f, "
-               "\"kld_stderr\": %.6f, \"kld_median\": %.6f, \"kld_p90\": %.6f, \"kld_p95\": %.6f, "
-               "\"kld_p99\": %.6f, \"kld_max\": %.6f, \"top1\": %.6f, \"rms_dp\": %.6f",
-               k->ppl_ref, k->ln_ppl_ratio, k->kld_mean, k->kld_stderr, k->kld_median, k->kld_p90,
-               k->kld_p95, k->kld_p99, k->kld_max, k->top1, k->rms_dp);
-    printf("}\n");
+    lb_jout      j;
+    lb_jout_begin(&j, stdout);
+    lb_jout_str(&j, "model", model);
+    lb_jout_str(&j, "text", text);
+    lb_jout_num(&j, "ppl", 6, r->ppl);
+    lb_jout_num(&j, "ppl_stderr", 6, r->ppl_stderr);
+    lb_jout_num(&j, "nll", 6, r->nll_mean);
+    lb_jout_int(&j, "tokens_scored", r->tokens_scored);
+    lb_jout_int(&j, "chunks", r->chunks);
+    lb_jout_int(&j, "ctx", r->n_ctx);
+    lb_jout_int(&j, "text_tokens", (long long)n_ids);
+    lb_jout_int(&j, "bytes", (long long)bytes);
+    lb_jout_num(&j, "bpw", 4, 8.0 * (double)bytes / (double)lb_model_nparams(m));
+    lb_jout_num(&j, "tokens_per_sec", 1, r->tokens_per_sec);
+    lb_jout_num(&j, "seconds", 3, r->seconds);
+    lb_jout_int(&j, "threads", lb_threads_get());
+    if (k) {
+        const struct {
+            const char *key;
+            double      v;
+        } f[] = { { "ppl_ref", k->ppl_ref }, { "ln_ppl_ratio", k->ln_ppl_ratio }, { "kld_mean", k->kld_mean },
+                  { "kld_stderr", k->kld_stderr }, { "kld_median", k->kld_median }, { "kld_p90", k->kld_p90 },
+                  { "kld_p95", k->kld_p95 }, { "kld_p99", k->kld_p99 }, { "kld_max", k->kld_max },
+                  { "top1", k->top1 }, { "rms_dp", k->rms_dp } };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) lb_jout_num(&j, f[i].key, 6, f[i].v);
+    }
+    lb_jout_end(&j);
 }
 
 static void print_text(const char *model, const char *text, const lb_model *m, size_t n_ids,

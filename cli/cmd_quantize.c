@@ -29,12 +29,22 @@ static void log_line(void *user, const char *line) {
 static void on_block(void *user, const lb_block_report *r) {
     quant_log *q = user;
     if (q->json) {
-        fprintf(q->json, "{\"block\": %d, \"blocks\": %d, \"name\": \"%s\", \"method\": \"%s\", \"seconds\": %.3f, "
-                "\"elapsed\": %.3f, \"eta\": %.3f, \"seconds_calib\": %.3f, \"seconds_method\": %.3f, "
-                "\"peak_rss\": %zu, \"err_rtn\": %.6g, \"err_method\": %.6g}\n", r->done, r->total, r->name, r->method,
-                r->seconds, r->elapsed, r->eta, r->seconds_calib, r->seconds_method, r->peak_rss, r->err_rtn,
-                r->err_method);
-        fflush(q->json);
+        lb_jout j;
+        lb_jout_begin(&j, q->json);
+        lb_jout_int(&j, "block", r->done);
+        lb_jout_int(&j, "blocks", r->total);
+        lb_jout_str(&j, "name", r->name);
+        lb_jout_str(&j, "method", r->method);
+        const struct {
+            const char *key;
+            double      v;
+        } f[] = { { "seconds", r->seconds }, { "elapsed", r->elapsed }, { "eta", r->eta },
+                  { "seconds_calib", r->seconds_calib }, { "seconds_method", r->seconds_method } };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) lb_jout_num(&j, f[i].key, 3, f[i].v);
+        lb_jout_int(&j, "peak_rss", (long long)r->peak_rss);
+        lb_jout_num(&j, "err_rtn", -6, r->err_rtn);
+        lb_jout_num(&j, "err_method", -6, r->err_method);
+        lb_jout_end(&j);
     }
     if (!q->show) return;
     char errs[80] = "";
@@ -154,10 +164,16 @@ static lb_status dry_run_report(const lb_model *m, const lb_quant_params *p, lb_
                    bo / 1048576.0, pl[i].overridden ? "  (option)" : "", pl[i].fallback ? "  (fallback)" : "");
     }
     const double bpw = params > 0 ? outb * 8.0 / (double)params : 0;
-    if (json)
-        printf("{\"dry_run\": true, \"tensors\": %d, \"bytes_in\": %.0f, \"bytes_out\": %.0f, \"bpw\": %.4f}\n", n,
-               in, outb, bpw);
-    else
+    if (json) {
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_bool(&j, "dry_run", true);
+        lb_jout_int(&j, "tensors", n);
+        lb_jout_num(&j, "bytes_in", 0, in);
+        lb_jout_num(&j, "bytes_out", 0, outb);
+        lb_jout_num(&j, "bpw", 4, bpw);
+        lb_jout_end(&j);
+    } else
         printf("dry run: %d tensors, %.2f MiB -> %.2f MiB (%.3f bits per weight); nothing written\n", n,
                in / 1048576.0, outb / 1048576.0, bpw);
     return LB_OK;
@@ -360,16 +376,30 @@ int cmd_quantize(int argc, char **argv) {
     } else if (rc != LB_EXIT_OK) {
         lb_runtime_error(&err);
     } else if (json) {
-        char rb[32];
-        printf("{\"in\": \"%s\", \"out\": \"%s\", \"type\": \"%s\", \"method\": \"%s\", \"range\": \"%s\", "
-               "\"bytes_in\": %zu, \"bytes_out\": %zu, \"bpw\": %.4f, \"params\": %lld, "
-               "\"tensors\": %d, \"fallbacks\": %d, \"err_rtn\": %.6g, \"err_method\": %.6g, "
-               "\"seconds_calib\": %.3f, \"seconds_method\": %.3f, \"seconds\": %.3f, \"peak_rss\": %zu, "
-               "\"memory_budget\": %zu, \"streams_bytes\": %zu, \"streams_spilled\": %s}\n",
-               a.positional[0], out_path, r->name, method, lb_range_name(&range, rb, sizeof rb), s.bytes_in, s.bytes_out, s.bpw,
-               (long long)s.n_params, s.n_tensors, s.n_fallback, s.err_rtn, s.err_method,
-               s.seconds_calib, s.seconds_method, s.seconds, s.peak_rss, s.memory_budget, s.streams_bytes,
-               s.streams_spilled ? "true" : "false");
+        char    rb[32];
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "in", a.positional[0]);
+        lb_jout_str(&j, "out", out_path);
+        lb_jout_str(&j, "type", r->name);
+        lb_jout_str(&j, "method", method);
+        lb_jout_str(&j, "range", lb_range_name(&range, rb, sizeof rb));
+        lb_jout_int(&j, "bytes_in", (long long)s.bytes_in);
+        lb_jout_int(&j, "bytes_out", (long long)s.bytes_out);
+        lb_jout_num(&j, "bpw", 4, s.bpw);
+        lb_jout_int(&j, "params", (long long)s.n_params);
+        lb_jout_int(&j, "tensors", s.n_tensors);
+        lb_jout_int(&j, "fallbacks", s.n_fallback);
+        lb_jout_num(&j, "err_rtn", -6, s.err_rtn);
+        lb_jout_num(&j, "err_method", -6, s.err_method);
+        lb_jout_num(&j, "seconds_calib", 3, s.seconds_calib);
+        lb_jout_num(&j, "seconds_method", 3, s.seconds_method);
+        lb_jout_num(&j, "seconds", 3, s.seconds);
+        lb_jout_int(&j, "peak_rss", (long long)s.peak_rss);
+        lb_jout_int(&j, "memory_budget", (long long)s.memory_budget);
+        lb_jout_int(&j, "streams_bytes", (long long)s.streams_bytes);
+        lb_jout_bool(&j, "streams_spilled", s.streams_spilled);
+        lb_jout_end(&j);
     } else {
         if (!quiet)
             for (int32_t i = 0; i < s.n_tensors; i++) {

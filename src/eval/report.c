@@ -58,6 +58,18 @@ lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err
     return finish(&o, err);
 }
 
+/* text as XML character data: & < > " ' escaped (a model in a directory named R&D) */
+static void put_xml(FILE *f, const char *s) {
+    for (; *s; s++) switch (*s) {
+        case '&':  fputs("&amp;", f); break;
+        case '<':  fputs("&lt;", f); break;
+        case '>':  fputs("&gt;", f); break;
+        case '"':  fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default:   fputc((unsigned char)*s < 0x20 ? ' ' : *s, f); /* no control characters in XML 1.0 */
+        }
+}
+
 lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err) {
     const double W = 760, H = 480, L = 80, R = 30, T = 50, B = 60; /* plot area margins */
     double       xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
@@ -81,8 +93,9 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">KL divergence vs bits per weight: %s "
-               "(ctx %d)</text>\n", L, r->model, r->n_ctx);
+    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">KL divergence vs bits per weight: ", L);
+    put_xml(f, r->model);
+    fprintf(f, " (ctx %d)</text>\n", r->n_ctx);
     for (double y = ymin; y <= ymax + 1e-9; y += 1) { /* decades */
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
                 L, PY(y), W - R, PY(y));
@@ -133,7 +146,9 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
         if (fabs(ly - (y - 4)) > 1)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
                        "stroke-width=\"0.5\"/>\n", x, y, lx, ly - 4);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", lx, ly, label);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">", lx, ly);
+        put_xml(f, label);
+        fputs("</text>\n", f);
         i = j;
     }
     free(v);

@@ -1,0 +1,34 @@
+# --json output stays valid JSON whatever the paths hold (a quote, a backslash, '&', '<'):
+# quantize (its summary, --dry-run, --log-json), eval and bench print one object per line a
+# JSON parser reads back with the paths intact; sweep's SVG parses as XML with the name
+# escaped.
+. "$(dirname "$0")/lib.inc"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3) || { echo "# skip: no python3 to parse JSON with"; exit 77; }
+D="$WORK/R&D <\"q\\uote\">"
+mkdir -p "$D"
+cp "$MODEL" "$D/m.bin"
+cp "$(dirname "$MODEL")/tok512.bin" "$D/"
+check() { # FILE KEY WANT: every line parses; the first line's KEY is WANT
+    "$PY" - "$@" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+objs = [json.loads(l) for l in lines]
+sys.exit(0 if objs and objs[0][sys.argv[2]] == sys.argv[3] else 1)
+PY
+}
+"$LOWBIT" quantize "$D/m.bin" "$D/q.gguf" --type q8_0 --json --log-json "$D/log.jsonl" > "$WORK/q.json" 2>/dev/null \
+    || fail "quantize into $D"
+check "$WORK/q.json" out "$D/q.gguf" && pass "quantize --json: the path comes back intact" || fail "quantize --json: $(cat "$WORK/q.json")"
+check "$D/log.jsonl" name token_embd && pass "--log-json: every line parses" || fail "--log-json: $(head -2 "$D/log.jsonl")"
+"$LOWBIT" quantize --dry-run "$D/m.bin" q4_0 --json > "$WORK/d.json" 2>/dev/null
+"$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$WORK/d.json" && pass "--dry-run --json" || fail "dry-run json"
+"$LOWBIT" eval "$D/q.gguf" --text "$TEXT" --chunks 2 --ref "$D/m.bin" --json > "$WORK/e.json" 2>/dev/null || fail "eval"
+check "$WORK/e.json" model "$D/q.gguf" && pass "eval --json" || fail "eval --json: $(cat "$WORK/e.json")"
+"$LOWBIT" bench "$D/q.gguf" -p 8 -n 2 -r 1 --mem-bw 10 --json > "$WORK/b.json" 2>/dev/null || fail "bench"
+check "$WORK/b.json" model "$D/q.gguf" && pass "bench --json" || fail "bench --json: $(cat "$WORK/b.json")"
+"$LOWBIT" sweep "$D/m.bin" --text "$TEXT" --types q8_0 --chunks 2 -o "$WORK/sw" > /dev/null 2>&1 || fail "sweep"
+"$PY" -c "import sys, xml.dom.minidom as x; t = x.parse(sys.argv[1]).getElementsByTagName('text')[0].firstChild.data; sys.exit(0 if sys.argv[2] in t else 1)" \
+    "$WORK/sw/report.svg" "$D/m.bin" && pass "sweep's SVG parses, the name escaped" || fail "svg: $(grep -o 'weight: [^<]*' "$WORK/sw/report.svg")"
+finish
