@@ -11,7 +11,7 @@ int cmd_calibrate(int argc, char **argv) {
     lb_args     a;
     const char *opt, *text_path = NULL, *out = NULL, *tok = NULL, *ctx_opt = "--ctx";
     int64_t     samples = 0, ctx_len = 128, seed = 1234, threads = 0;
-    bool        long_ctx = false;
+    bool        long_ctx = false, json = false;
     lb_args_init(&a, "calibrate", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("calibrate");
@@ -26,6 +26,7 @@ int cmd_calibrate(int argc, char **argv) {
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("calibrate", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
@@ -53,8 +54,21 @@ int cmd_calibrate(int argc, char **argv) {
         lb_calib_run(cal, ctx, win, n_win, cp.n_ctx, &err) ||
         lb_imatrix_save(cal, m, out, text_path, n_win, cp.n_ctx, &err))
         goto done;
-    fprintf(stderr, "calibrate: %d windows of %d tokens (%s) in %.2fs -> %s\n", n_win, cp.n_ctx,
-            cp.sequential ? "sequential" : "random", lb_time_sec() - t0, out);
+    if (json) {
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "model", a.positional[0]);
+        lb_jout_str(&j, "text", text_path);
+        lb_jout_str(&j, "out", out);
+        lb_jout_int(&j, "windows", n_win);
+        lb_jout_int(&j, "ctx", cp.n_ctx);
+        lb_jout_bool(&j, "sequential", cp.sequential);
+        lb_jout_num(&j, "seconds", 3, lb_time_sec() - t0);
+        lb_jout_end(&j);
+    } else {
+        fprintf(stderr, "calibrate: %d windows of %d tokens (%s) in %.2fs -> %s\n", n_win, cp.n_ctx,
+                cp.sequential ? "sequential" : "random", lb_time_sec() - t0, out);
+    }
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);

@@ -1,5 +1,5 @@
-/* lowbit inspect FILE: a GGUF's metadata and tensor table, or a llama2.c checkpoint's
- * header and tensors. */
+/* lowbit inspect FILE [--json]: a GGUF's metadata and tensor table, or a llama2.c checkpoint's
+ * or Hugging Face directory's configuration (--json: the library's JSON, api.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -70,13 +70,29 @@ static int inspect_model(const char *path) {
     return LB_EXIT_OK;
 }
 
+/* --json: lb_api_gguf_info, or lb_api_model_info of the loaded model */
+static int inspect_json(const char *path, bool gguf) {
+    lb_error  err = { 0 };
+    lb_model *m   = NULL;
+    char     *j   = NULL;
+    lb_status st  = gguf ? lb_api_gguf_info(path, &j, &err) : lb_cli_model_load(&m, path, NULL, &err);
+    if (!st && !gguf) st = lb_api_model_info(m, &j, &err);
+    lb_model_free(m);
+    if (st) return lb_runtime_error(&err);
+    puts(j);
+    lb_api_free(j);
+    return LB_EXIT_OK;
+}
+
 int cmd_inspect(int argc, char **argv) {
     lb_args     a;
     const char *opt;
+    bool        json = false;
     lb_args_init(&a, "inspect", argc, argv);
     while ((opt = lb_args_next(&a))) {
         if (lb_is_help(opt)) return lb_print_help("inspect");
-        return lb_usage_error("inspect", "unknown option %s", opt);
+        if (!strcmp(opt, "--json")) json = true;
+        else return lb_usage_error("inspect", "unknown option %s", opt);
     }
     if (a.n_positional != 1) return lb_usage_error("inspect", "expected one FILE");
     const char *path = a.positional[0];
@@ -86,5 +102,7 @@ int cmd_inspect(int argc, char **argv) {
         if (fread(magic, 1, 4, f) != 4) memset(magic, 0, 4);
         fclose(f);
     }
-    return memcmp(magic, "GGUF", 4) == 0 ? inspect_gguf(path) : inspect_model(path);
+    const bool gguf = memcmp(magic, "GGUF", 4) == 0;
+    if (json) return inspect_json(path, gguf);
+    return gguf ? inspect_gguf(path) : inspect_model(path);
 }

@@ -51,11 +51,42 @@ static void remove_outputs(const char *dir, const lb_recipe *const *recipes, int
     rmdir(dir);
 }
 
+/* --json: the reference and one object per type, on one line */
+static void print_json(const lb_report *r, const char *dir) {
+    lb_jout j;
+    lb_jout_begin(&j, stdout);
+    lb_jout_str(&j, "model", r->model);
+    lb_jout_str(&j, "text", r->text);
+    lb_jout_str(&j, "dir", dir);
+    lb_jout_int(&j, "ctx", r->n_ctx);
+    lb_jout_int(&j, "chunks", r->chunks);
+    lb_jout_num(&j, "ppl_ref", 6, r->ppl_ref);
+    lb_jout_num(&j, "bpw_ref", 4, r->bpw_ref);
+    lb_jout_raw(&j, "rows", "[");
+    for (int32_t i = 0; i < r->n_rows; i++) {
+        const lb_report_row *w = &r->rows[i];
+        lb_jout              e;
+        fputs(i ? ", " : "", stdout);
+        lb_jout_begin(&e, stdout);
+        lb_jout_str(&e, "type", w->name);
+        lb_jout_num(&e, "bpw", 4, w->bpw);
+        lb_jout_int(&e, "bytes", (long long)w->bytes);
+        lb_jout_num(&e, "ppl", 6, w->ppl);
+        lb_jout_num(&e, "ppl_stderr", 6, w->ppl_stderr);
+        lb_jout_num(&e, "kld_mean", 6, w->kld_mean);
+        lb_jout_num(&e, "kld_p99", 6, w->kld_p99);
+        lb_jout_num(&e, "top1", 6, w->top1);
+        fputc('}', stdout);
+    }
+    fputc(']', stdout);
+    lb_jout_end(&j);
+}
+
 int cmd_sweep(int argc, char **argv) {
     lb_args     a;
     const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0;
-    bool        long_ctx = false;
+    bool        long_ctx = false, json = false;
     lb_args_init(&a, "sweep", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("sweep");
@@ -66,6 +97,7 @@ int cmd_sweep(int argc, char **argv) {
         else if (!strcmp(opt, "--ctx")) lb_args_int(&a, 4, 1 << 20, &n_ctx);
         else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
+        else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("sweep", "unknown option %s", opt);
     }
@@ -149,7 +181,9 @@ int cmd_sweep(int argc, char **argv) {
                             .rows = rows, .n_rows = n_types };
     snprintf(path, sizeof path, "%s/report.md", dir);
     if (lb_report_write_md(&rep, path, &err)) goto done;
-    {
+    if (json) {
+        print_json(&rep, dir);
+    } else {
         char *md;
         if (lb_read_file(path, &md, &len, &err)) goto done;
         fputs(md, stdout);

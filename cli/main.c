@@ -71,19 +71,21 @@ static const lb_command k_commands[] = {
       "                  windows' residual streams go to a file beside OUT\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
-      "                        [--calib-ctx L] [--seed S] [--allow-long-ctx]\n"
+      "                        [--calib-ctx L] [--seed S] [--allow-long-ctx] [--json]\n"
       "  windows of L tokens (128): N random ones (seeded), or all of the text in order when\n"
       "  N is not given (L past the model's context is refused without --allow-long-ctx);\n"
       "  writes llama.cpp's importance-matrix format (llama-imatrix's), for\n"
-      "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n", NULL },
+      "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n"
+      "  --json   the summary as one JSON object on stdout\n", NULL },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
       "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
-      "                    [--allow-long-ctx]\n"
+      "                    [--allow-long-ctx] [--json]\n"
       "  --types LIST   comma-separated types or mixes (default: all)\n"
       "  --ctx N        chunk length (128); past the model's context only with --allow-long-ctx\n"
       "  a sweep that fails removes the directory it made\n"
       "  writes DIR/TYPE.gguf for each, DIR/report.md (type, bpw, size, PPL, dPPL, KLD, p99,\n"
-      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n", NULL },
+      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n"
+      "  --json         prints the reference and the rows as one JSON object instead\n", NULL },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
       "                  [--top-p P] [--seed S] [-t THREADS]\n"
@@ -180,9 +182,11 @@ static const lb_command k_commands[] = {
       "  weights: normal, a log-normal spread per row, 1 input channel in 256 eight times\n"
       "  larger; the file is written as it is generated (a 7B model needs little memory)\n", NULL },
     { "inspect", cmd_inspect, "show a file's metadata and tensors",
-      "usage: lowbit inspect FILE\n", NULL },
+      "usage: lowbit inspect FILE [--json]\n"
+      "  --json   one JSON object: the metadata (arrays as their type and length), the tensors\n", NULL },
     { "info", cmd_info, "version, CPU features and storage types",
-      "usage: lowbit info\n", NULL },
+      "usage: lowbit info [--json]\n"
+      "  the types table says which types llama.cpp and Ollama load (the others: lowbit only)\n", NULL },
 };
 
 const lb_command *lb_find_command(const char *name) {

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf.h"
 #include "model.h"
 #include "status.h"
 
@@ -43,6 +44,12 @@ lb_status lb_api_evaluate(const char *model, const char *text_path, const char *
  * "metadata": {key: value} (the input GGUF's keys: numbers, strings, booleans; an array as
  * {"array": element type, "n": count}), "tensors": [{"name", "type", "shape"}]}. */
 lb_status lb_api_model_info(const lb_model *m, char **result, lb_error *err);
+
+/* A GGUF file described without loading a model (any GGUF: a model, an importance matrix,
+ * a vocabulary): {"file", "version", "alignment", "data_offset", "metadata" (as above),
+ * "tensors": [{"name", "type" (lowbit's own types by their name), "shape", "bytes"}],
+ * "tensor_bytes"}. */
+lb_status lb_api_gguf_info(const char *path, char **result, lb_error *err);
 
 /* A tensor of m by its GGUF name: its shape (ne[0] first, unused dimensions 1) and element
  * count; then its values dequantized to f32 into out (cap floats, at least the count). */

@@ -1,6 +1,7 @@
 /* The flat interface (lowbit/api.h): options parsed from JSON with every key and type checked,
  * the library's calls made as the CLI makes them, results built with cJSON (escaped). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,6 +298,45 @@ lb_status lb_api_model_info(const lb_model *m, char **result, lb_error *err) {
     }
     cJSON_AddItemToObject(o, "tensors", tl);
     free(ts);
+    return finish_json(o, result, err);
+}
+
+lb_status lb_api_gguf_info(const char *path, char **result, lb_error *err) {
+    lb_gguf *g;
+    *result = NULL;
+    LB_TRY_RET(lb_gguf_open(&g, path, err));
+    cJSON *o = cJSON_CreateObject(), *meta = cJSON_CreateObject(), *tl = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "file", path);
+    ADD_NUMS(o, { "version", g->version }, { "alignment", (double)g->alignment }, { "data_offset", (double)g->data_offset });
+    for (int64_t i = 0; i < g->n_kv; i++) cJSON_AddItemToObject(meta, g->kv[i].key, kv_value(&g->kv[i]));
+    double total = 0;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const lb_gguf_tensor_info *ti = &g->tensors[i];
+        cJSON                     *t = cJSON_CreateObject(), *shape = cJSON_CreateArray();
+        char                       key[160];
+        lb_gguf_str                own;
+        int64_t                    ne0 = ti->ne[0];
+        cJSON_AddStringToObject(t, "name", ti->name);
+        snprintf(key, sizeof key, "lowbit.tensor_type.%.100s", ti->name); /* lowbit's types: i8 rows */
+        if (lb_gguf_get_str(g, key, &own, NULL) == LB_OK && own.n < 32) {
+            char type[32];
+            snprintf(type, sizeof type, "%.*s", (int)own.n, own.p);
+            cJSON_AddStringToObject(t, "type", type);
+            snprintf(key, sizeof key, "lowbit.tensor_ne0.%.100s", ti->name);
+            if (lb_gguf_get_int(g, key, &ne0, NULL) != LB_OK) ne0 = ti->ne[0];
+        } else {
+            cJSON_AddStringToObject(t, "type", lb_ggml_type_name(ti->ggml_type));
+        }
+        for (uint32_t d = 0; d < ti->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(d ? ti->ne[d] : ne0)));
+        cJSON_AddItemToObject(t, "shape", shape);
+        cJSON_AddNumberToObject(t, "bytes", (double)ti->nbytes);
+        cJSON_AddItemToArray(tl, t);
+        total += (double)ti->nbytes;
+    }
+    cJSON_AddItemToObject(o, "metadata", meta);
+    cJSON_AddItemToObject(o, "tensors", tl);
+    cJSON_AddNumberToObject(o, "tensor_bytes", total);
+    lb_gguf_close(g);
     return finish_json(o, result, err);
 }
 
