@@ -64,10 +64,96 @@ static void print_speed(const char *name, int64_t n, const lb_bench_result *r) {
            r->reps, (double)n / r->max, (double)n / r->min);
 }
 
+/* ---- llama-bench's forms: comma lists and -o md|csv|json|jsonl ---- */
+#define MAX_LIST 16
+typedef struct {
+    int64_t v[MAX_LIST];
+    int     n;
+} num_list;
+
+/* "512,1024": each in [lo, hi] (false, with a usage error printed, otherwise) */
+static bool parse_list(lb_args *a, const char *opt, int64_t lo, int64_t hi, num_list *l) {
+    const char *v = lb_args_value(a);
+    if (!v) return false;
+    l->n = 0;
+    for (const char *p = v;;) {
+        char     *end;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',') || x < lo || x > hi || l->n == MAX_LIST) {
+            lb_usage_error("bench", "%s wants up to %d integers in %lld .. %lld, comma-separated, not '%s'", opt,
+                           MAX_LIST, (long long)lo, (long long)hi, v);
+            return false;
+        }
+        l->v[l->n++] = x;
+        if (!*end) return true;
+        p = end + 1;
+    }
+}
+
+typedef struct {
+    const char *model, *type, *fmt;
+    size_t      bytes;
+    int64_t     params;
+    int         rows;
+} table;
+
+/* a CSV field, quoted, its quotes doubled (RFC 4180); a Markdown cell, its '|' escaped */
+static void put_csv(const char *s) {
+    putchar('"');
+    for (; *s; s++) fputs(*s == '"' ? "\"\"" : (char[]){ *s, 0 }, stdout);
+    putchar('"');
+}
+
+static void put_md(const char *s) {
+    for (; *s; s++) fputs(*s == '|' ? "\\|" : (char[]){ *s, 0 }, stdout);
+}
+
+/* one test's row (fmt: md, csv, json, jsonl), the header before the first */
+static void table_row(table *t, int threads, bool pp, int64_t n, const lb_bench_result *r) {
+    char test[32];
+    snprintf(test, sizeof test, "%s%lld", pp ? "pp" : "tg", (long long)n);
+    const double tps = (double)n / r->median, lo = (double)n / r->max, hi = (double)n / r->min;
+    if (!strcmp(t->fmt, "md")) {
+        if (!t->rows) printf("| model | type | size | params | kernels | threads | test | t/s | min .. max |\n"
+                             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+        fputs("| ", stdout);
+        put_md(t->model);
+        printf(" | %s | %.2f MiB | %.2f M | %s | %d | %s | %.2f | %.2f .. %.2f |\n", t->type,
+               (double)t->bytes / 1048576.0, (double)t->params / 1e6, lb_kernels_name(), threads, test, tps, lo, hi);
+    } else if (!strcmp(t->fmt, "csv")) {
+        if (!t->rows) printf("model,type,size_bytes,params,kernels,threads,test,n_prompt,n_gen,tps,tps_min,tps_max\n");
+        put_csv(t->model);
+        printf(",%s,%zu,%lld,%s,%d,%s,%lld,%lld,%.3f,%.3f,%.3f\n", t->type, t->bytes, (long long)t->params,
+               lb_kernels_name(), threads, test, pp ? (long long)n : 0LL, pp ? 0LL : (long long)n, tps, lo, hi);
+    } else {
+        const bool arr = !strcmp(t->fmt, "json");
+        fputs(arr ? (t->rows ? ",\n  " : "[\n  ") : "", stdout);
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "model", t->model);
+        lb_jout_str(&j, "type", t->type);
+        lb_jout_int(&j, "model_bytes", (long long)t->bytes);
+        lb_jout_int(&j, "params", t->params);
+        lb_jout_str(&j, "kernels", lb_kernels_name());
+        lb_jout_int(&j, "threads", threads);
+        lb_jout_str(&j, "test", test);
+        lb_jout_int(&j, "n_prompt", pp ? n : 0);
+        lb_jout_int(&j, "n_gen", pp ? 0 : n);
+        lb_jout_num(&j, "tps", 3, tps);
+        lb_jout_num(&j, "tps_min", 3, lo);
+        lb_jout_num(&j, "tps_max", 3, hi);
+        if (arr) fputc('}', stdout);
+        else lb_jout_end(&j);
+    }
+    t->rows++;
+}
+
 int cmd_bench(int argc, char **argv) {
     lb_args        a;
     const char    *opt, *tok = NULL;
     int64_t        n_pp = 512, n_tg = 128, threads = 0, reps = 5, mib = 512;
+    num_list       pps = { { 512 }, 1 }, tgs = { { 128 }, 1 }, ths = { { 0 }, 1 };
+    const char    *fmt = NULL;
     double         mem_bw = 0;
     bool           json = false, memory = false;
     lb_ctx_options co;
@@ -76,10 +162,18 @@ int cmd_bench(int argc, char **argv) {
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("bench");
         else if (lb_args_ctx_option(&a, opt, &co)) continue;
-        else if (!strcmp(opt, "-p") || !strcmp(opt, "--n-prompt")) lb_args_int(&a, 0, 1 << 16, &n_pp);
-        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-gen")) lb_args_int(&a, 0, 1 << 16, &n_tg);
-        else if (!strcmp(opt, "-r") || !strcmp(opt, "--reps")) lb_args_int(&a, 1, 1000, &reps);
-        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "-p") || !strcmp(opt, "--n-prompt")) {
+            if (!parse_list(&a, opt, 0, 1 << 16, &pps)) return LB_EXIT_USAGE;
+        } else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-gen")) {
+            if (!parse_list(&a, opt, 0, 1 << 16, &tgs)) return LB_EXIT_USAGE;
+        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
+            if (!parse_list(&a, opt, 0, 1024, &ths)) return LB_EXIT_USAGE;
+        } else if (!strcmp(opt, "-r") || !strcmp(opt, "--reps")) lb_args_int(&a, 1, 1000, &reps);
+        else if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) {
+            fmt = lb_args_value(&a);
+            if (fmt && strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json") && strcmp(fmt, "jsonl"))
+                return lb_usage_error("bench", "-o wants md, csv, json or jsonl, not '%s'", fmt);
+        }
         else if (!strcmp(opt, "--memory")) memory = true;
         else if (!strcmp(opt, "--mem-mib")) lb_args_int(&a, 16, 1 << 20, &mib);
         else if (!strcmp(opt, "--mem-bw")) lb_args_float(&a, 0, 1e6, &mem_bw);
@@ -88,13 +182,17 @@ int cmd_bench(int argc, char **argv) {
         else return lb_usage_error("bench", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
+    n_pp = pps.v[0], n_tg = tgs.v[0], threads = ths.v[0];
+    if (pps.n > 1 || tgs.n > 1 || ths.n > 1) fmt = fmt ? fmt : "md"; /* llama-bench's table */
+    if (fmt && json) return lb_usage_error("bench", "give --json or -o, not both");
     lb_threads_set((int)threads);
     if (memory) {
         if (a.n_positional) return lb_usage_error("bench", "--memory takes no MODEL");
         return bench_memory(mib, reps, json);
     }
     if (a.n_positional != 1) return lb_usage_error("bench", "expected one MODEL (or --memory)");
-    if (n_pp == 0 && n_tg == 0) return lb_usage_error("bench", "nothing to measure: -p 0 -n 0");
+    if (n_pp == 0 && n_tg == 0 && pps.n == 1 && tgs.n == 1)
+        return lb_usage_error("bench", "nothing to measure: -p 0 -n 0");
 
     lb_error        err = { 0 };
     lb_model       *m   = NULL;
@@ -103,7 +201,10 @@ int cmd_bench(int argc, char **argv) {
     lb_bench_result pp = { 0 }, tg = { 0 };
     int             rc = LB_EXIT_ERROR;
     if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
-    const int32_t n_max = (int32_t)(n_pp > n_tg ? n_pp : n_tg);
+    int64_t max_pp = 1, n_max = 1;
+    for (int k = 0; k < pps.n; k++) max_pp = pps.v[k] > max_pp ? pps.v[k] : max_pp;
+    for (int k = 0; k < tgs.n; k++) n_max = tgs.v[k] > n_max ? tgs.v[k] : n_max;
+    n_max = max_pp > n_max ? max_pp : n_max;
     toks                = malloc((size_t)n_max * sizeof *toks);
     if (!toks) {
         lb_fail(&err, LB_ERR_NOMEM, "out of memory");
@@ -114,10 +215,29 @@ int cmd_bench(int argc, char **argv) {
         s       = s * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((s >> 33) % (uint64_t)m->cfg.n_vocab);
     }
-    lb_context_params cp = lb_context_default_params(n_max, n_pp > 0 ? (int32_t)n_pp : 1);
+    lb_context_params cp = lb_context_default_params((int32_t)n_max, (int32_t)max_pp);
     cp.fast = co.fast, cp.type_k = co.type_k, cp.type_v = co.type_v;
     if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     const lb_bench_opts o  = { .warmup = 1, .reps = (int32_t)reps };
+    if (fmt) { /* llama-bench's tests: each thread count, each -p (pp) and each -n (tg) */
+        table t = { a.positional[0], lb_type_name(m->layers[0].ffn_gate.type), fmt, lb_model_nbytes(m),
+                    lb_model_nparams(m), 0 };
+        for (int ti = 0; ti < ths.n; ti++) {
+            lb_threads_set((int)ths.v[ti]);
+            for (int pass = 0; pass < 2; pass++)
+                for (int k = 0; k < (pass ? tgs.n : pps.n); k++) {
+                    const int64_t   n = pass ? tgs.v[k] : pps.v[k];
+                    job             jb = { ctx, toks, (int32_t)n };
+                    lb_bench_result r;
+                    if (n == 0) continue;
+                    if (lb_bench_run(pass ? run_tg : run_pp, &jb, &o, &r, &err)) goto done;
+                    table_row(&t, lb_threads_get(), !pass, n, &r);
+                }
+        }
+        if (!strcmp(fmt, "json")) puts(t.rows ? "\n]" : "[]");
+        rc = LB_EXIT_OK;
+        goto done;
+    }
     job                 jp = { ctx, toks, (int32_t)n_pp }, jt = { ctx, toks, (int32_t)n_tg };
     if (n_pp > 0 && lb_bench_run(run_pp, &jp, &o, &pp, &err)) goto done;
     if (n_tg > 0 && lb_bench_run(run_tg, &jt, &o, &tg, &err)) goto done;

@@ -128,11 +128,15 @@ static const lb_command k_commands[] = {
       "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
       "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n", NULL },
     { "bench", cmd_bench, "prompt and generation speed, bytes, peak memory, bandwidth",
-      "usage: lowbit bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [--mem-bw GBS]\n"
+      "usage: lowbit bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json | -o FMT] [--mem-bw GBS]\n"
       "       lowbit bench --memory [-t N] [--mem-mib 512] [--json]\n"
       "  -p N         prompt processing: one batch of N random tokens from an empty cache (pp)\n"
       "  -n N         generation: N tokens one at a time from an empty cache (tg); 0 skips\n"
       "  -r REPS      timed repetitions after one warm-up (5): median, min and max\n"
+      "  -p, -n, -t   take llama-bench's comma lists (-p 128,512 -t 1,2): every thread count\n"
+      "               runs each pp and tg test, one row each\n"
+      "  -o FMT       those rows as llama-bench prints them: md (the default for lists), csv,\n"
+      "               json (an array) or jsonl (an object a line)\n"
       "  --mem-bw X   the read bandwidth in GB/s (default: measured in the same run)\n"
       "  --memory     measure the read bandwidth of main memory alone\n"
       "  --json       keys pp_tps, tg_tps, model_bytes, peak_rss, bw_frac, mem_gbs, tg_gbs, ...\n"
