@@ -17,17 +17,41 @@ void lb_args_init(lb_args *a, const char *cmd, int argc, char **argv) {
     a->i    = 0;
 }
 
+/* "--opt value", "--opt=value" (getopt_long's forms), "--" ends the options */
 const char *lb_args_next(lb_args *a) {
+    if (a->inline_v) { /* the last option took no value */
+        lb_usage_error(a->cmd, "option %s takes no value (got '%s')", a->name, a->inline_v);
+        a->bad = true;
+        return NULL;
+    }
     while (++a->i < a->argc) {
         const char *s = a->argv[a->i];
-        if (s[0] == '-' && s[1] != '\0') return s;
+        if (!a->rest && !strcmp(s, "--")) {
+            a->rest = true;
+            continue;
+        }
+        if (!a->rest && s[0] == '-' && s[1] != '\0') {
+            const char *eq = s[1] == '-' ? strchr(s, '=') : NULL;
+            if (!eq) return s;
+            snprintf(a->name, sizeof a->name, "%.*s", (int)(eq - s), s);
+            a->inline_v = eq + 1;
+            return a->name;
+        }
         if (a->n_positional < 8) a->positional[a->n_positional++] = s;
         else a->bad = true;
     }
     return NULL;
 }
 
+/* the option being read, as named (for messages) */
+static const char *opt_name(const lb_args *a) { return a->inline_v ? a->name : a->argv[a->i]; }
+
 const char *lb_args_value(lb_args *a) {
+    if (a->inline_v) {
+        const char *v = a->inline_v;
+        a->inline_v   = NULL;
+        return v;
+    }
     if (a->i + 1 >= a->argc) {
         lb_usage_error(a->cmd, "option %s needs a value", a->argv[a->i]);
         a->bad = true;
@@ -37,7 +61,8 @@ const char *lb_args_value(lb_args *a) {
 }
 
 bool lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out) {
-    const char *opt = a->argv[a->i];
+    char opt[64];
+    snprintf(opt, sizeof opt, "%s", opt_name(a));
     const char *v   = lb_args_value(a);
     if (!v) return false;
     char *end;
@@ -54,7 +79,8 @@ bool lb_args_int(lb_args *a, int64_t lo, int64_t hi, int64_t *out) {
 }
 
 static bool args_float(lb_args *a, double lo, bool open_lo, double hi, double *out) {
-    const char *opt = a->argv[a->i];
+    char opt[64];
+    snprintf(opt, sizeof opt, "%s", opt_name(a));
     const char *v   = lb_args_value(a);
     if (!v) return false;
     char *end;
@@ -198,7 +224,8 @@ int lb_check_ctx(const char *cmd, const char *opt, int64_t n_ctx, const lb_model
 }
 
 bool lb_args_size(lb_args *a, size_t *out) {
-    const char *opt = a->argv[a->i];
+    char opt[64];
+    snprintf(opt, sizeof opt, "%s", opt_name(a));
     const char *v   = lb_args_value(a);
     if (!v) return false;
     char  *end;

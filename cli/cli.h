@@ -45,6 +45,9 @@ typedef struct lb_args {
     const char *positional[8];
     int         n_positional;
     bool        bad;
+    bool        rest;      /* after "--": every argument is positional */
+    char        name[64];  /* the option being read ("--ctx" of "--ctx=256") */
+    const char *inline_v;  /* its "=value", until an option reads it */
 } lb_args;
 
 void lb_args_init(lb_args *a, const char *cmd, int argc, char **argv);

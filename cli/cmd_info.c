@@ -14,6 +14,7 @@ int cmd_info(int argc, char **argv) {
         if (lb_is_help(opt)) return lb_print_help("info");
         else if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("info", "unknown option %s", opt);
+    if (a.bad) return LB_EXIT_USAGE;
     if (json) {
         lb_jout j;
         lb_jout_begin(&j, stdout);

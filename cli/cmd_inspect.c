@@ -94,6 +94,7 @@ int cmd_inspect(int argc, char **argv) {
         if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("inspect", "unknown option %s", opt);
     }
+    if (a.bad) return LB_EXIT_USAGE;
     if (a.n_positional != 1) return lb_usage_error("inspect", "expected one FILE");
     const char *path = a.positional[0];
     FILE       *f    = NULL;
