@@ -4,7 +4,8 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS   := cmake gcc make pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
-              libpcre2-dev libcmocka-dev python3-numpy python3-pip python3-setuptools python3-wheel
+              libpcre2-dev libcmocka-dev python3-numpy python3-pip python3-setuptools python3-wheel \
+              help2man
 
 .PHONY: all deps build build-asan demo test test-fast install fuzz clean
 

@@ -32,6 +32,19 @@ LD_LIBRARY_PATH=$LIBDIR ldd "$WORK/quantize_eval" | grep -q "liblowbit.so.0 => $
 grep -q "^lowbit [0-9.]* (headers [0-9.]*)" "$WORK/out" && grep -q "^q8_0: [0-9.]* bits per weight; perplexity [0-9.]* -> [0-9.]*" "$WORK/out" \
     && pass "the example runs: $(tail -1 "$WORK/out")" || fail "example output: $(cat "$WORK/out")"
 
+if command -v help2man > /dev/null; then
+    grep -q '^\.TH LOWBIT "1"' "$P/share/man/man1/lowbit.1" && grep -q '^\.SS quantize' "$P/share/man/man1/lowbit.1" \
+        && pass "man page: share/man/man1/lowbit.1, every command's usage" || fail "man page missing or empty"
+else
+    echo "# skip: no help2man (make deps installs it): no man page built"
+fi
+comp() { # WORDS...: what the installed completion offers for the last word
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _lowbit; printf "%s\n" "${COMPREPLY[@]}"' \
+        _ "$P/share/bash-completion/completions/lowbit" "$@"
+}
+comp "$P/bin/lowbit" qu | grep -qx quantize && comp "$P/bin/lowbit" quantize --output-t | grep -qx -- --output-tensor-type \
+    && pass "bash completion: commands, and each command's options from its --help" || fail "completion: $(comp "$P/bin/lowbit" qu)"
+
 mkdir -p "$WORK/cm"
 cat > "$WORK/cm/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.18)
