@@ -1,5 +1,6 @@
-/* lowbit sweep IN --types LIST --text FILE -o DIR: quantize to each type, evaluate each
- * against IN (KL divergence from IN's saved logits), write DIR/report.md and report.svg. */
+/* lowbit sweep IN --types LIST [--method LIST --calib FILE] --text FILE -o DIR: quantize to
+ * each type with each method, evaluate each against IN (KL divergence from IN's saved
+ * logits), write DIR/report.md and report.svg. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,9 @@
 
 #include "cli.h"
 
-#define MAX_TYPES 64
+#define MAX_TYPES   64
+#define MAX_METHODS 8
+#define MAX_RUNS    (MAX_TYPES * MAX_METHODS)
 
 typedef struct {
     const char *text_path, *dir;
@@ -41,11 +44,11 @@ static lb_status eval_file(const sweep_ctx *s, const char *path, const char *ref
 }
 
 /* a failed sweep into a directory it made: remove what it wrote there, then the directory */
-static void remove_outputs(const char *dir, const lb_recipe *const *recipes, int32_t n) {
+static void remove_outputs(const char *dir, char (*files)[96], int32_t n) {
     static const char *const fixed[] = { "reference.gguf", "reference.logits", "report.md", "report.svg" };
     char                     path[4096];
     for (int32_t i = 0; i < n + 4; i++) {
-        snprintf(path, sizeof path, "%s/%s%s", dir, i < 4 ? fixed[i] : recipes[i - 4]->name, i < 4 ? "" : ".gguf");
+        snprintf(path, sizeof path, "%s/%s", dir, i < 4 ? fixed[i] : files[i - 4]);
         unlink(path);
     }
     rmdir(dir);
@@ -69,11 +72,14 @@ static void print_json(const lb_report *r, const char *dir) {
         fputs(i ? ", " : "", stdout);
         lb_jout_begin(&e, stdout);
         lb_jout_str(&e, "type", w->name);
+        lb_jout_str(&e, "method", w->method);
+        lb_jout_int(&e, "fallbacks", w->fallbacks);
         lb_jout_num(&e, "bpw", 4, w->bpw);
         lb_jout_int(&e, "bytes", (long long)w->bytes);
         lb_jout_num(&e, "ppl", 6, w->ppl);
         lb_jout_num(&e, "ppl_stderr", 6, w->ppl_stderr);
         lb_jout_num(&e, "kld_mean", 6, w->kld_mean);
+        lb_jout_num(&e, "kld_stderr", 6, w->kld_stderr);
         lb_jout_num(&e, "kld_p99", 6, w->kld_p99);
         lb_jout_num(&e, "top1", 6, w->top1);
         fputc('}', stdout);
@@ -84,8 +90,9 @@ static void print_json(const lb_report *r, const char *dir) {
 
 int cmd_sweep(int argc, char **argv) {
     lb_args     a;
-    const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL;
-    int64_t     n_ctx = 128, chunks = 0, threads = 0;
+    const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL, *methods_opt = "rtn";
+    const char *calib = NULL, *imatrix_path = NULL;
+    int64_t     n_ctx = 128, chunks = 0, threads = 0, samples = 128, calib_ctx = 128, seed = 1234;
     bool        long_ctx = false, json = false;
     lb_args_init(&a, "sweep", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
@@ -98,6 +105,12 @@ int cmd_sweep(int argc, char **argv) {
         else if (!strcmp(opt, "--chunks")) lb_args_int(&a, 1, 1 << 30, &chunks);
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--json")) json = true;
+        else if (!strcmp(opt, "--method")) methods_opt = lb_args_value(&a);
+        else if (!strcmp(opt, "--calib")) calib = lb_args_value(&a);
+        else if (!strcmp(opt, "--imatrix")) imatrix_path = lb_args_value(&a);
+        else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
+        else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
+        else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("sweep", "unknown option %s", opt);
     }
@@ -122,23 +135,54 @@ int cmd_sweep(int argc, char **argv) {
         }
         free(list);
     }
+    /* the methods: comma-separated, each a chain as quantize takes it ("awq+gptq") */
+    char        mbuf[256];
+    const char *methods[MAX_METHODS];
+    int32_t     n_methods = 0;
+    if (!methods_opt || snprintf(mbuf, sizeof mbuf, "%s", methods_opt) >= (int)sizeof mbuf)
+        return lb_usage_error("sweep", "--method: a comma-separated list of methods");
+    for (char *save = NULL, *t = strtok_r(mbuf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n_methods == MAX_METHODS) return lb_usage_error("sweep", "--method: at most %d methods", MAX_METHODS);
+        methods[n_methods++] = t;
+    }
+    if (!n_methods) return lb_usage_error("sweep", "--method: no method given");
+    lb_imatrix *im  = NULL;
+    lb_error    err = { 0 };
+    if (imatrix_path && lb_imatrix_load(&im, imatrix_path, &err)) return lb_runtime_error(&err);
+    for (int32_t k = 0; k < n_methods; k++)
+        for (int32_t i = 0; i < n_types; i++) { /* every pairing, checked before any work */
+            const lb_quant_params chk = { .recipe = recipes[i], .method = methods[k], .calib_text = calib, .imatrix = im };
+            if (lb_quant_check(&chk, &err)) {
+                lb_imatrix_free(im);
+                return lb_usage_error("sweep", "%s with %s: %s", recipes[i]->name, methods[k], err.msg);
+            }
+        }
     lb_threads_set((int)threads);
-    if (lb_check_output(dir, true)) return LB_EXIT_ERROR;
+    if (lb_check_output(dir, true)) {
+        lb_imatrix_free(im);
+        return LB_EXIT_ERROR;
+    }
     const bool created = mkdir(dir, 0777) == 0; /* then a failed sweep leaves no directory */
     if (!created && errno != EEXIST) {
         fprintf(stderr, "lowbit: %s: cannot create directory: %s\n", dir, strerror(errno));
+        lb_imatrix_free(im);
         return LB_EXIT_ERROR;
     }
-    lb_error       err = { 0 };
+    const int32_t  n_runs = n_types * n_methods;
     lb_model      *in = NULL, *ref = NULL;
     char          *text = NULL;
-    lb_report_row *rows = calloc((size_t)n_types, sizeof *rows);
+    lb_report_row *rows = calloc((size_t)n_runs, sizeof *rows);
+    char (*files)[96]   = calloc((size_t)n_runs, sizeof *files);
     char           path[4096], ref_logits[4096];
     sweep_ctx      s  = { text_path, dir, n_ctx, chunks, 0, NULL };
     int            rc = LB_EXIT_ERROR;
     size_t         len;
     lb_ppl_result  rr;
-    if (!rows || lb_cli_model_load(&in, a.positional[0], tok, &err)) goto done;
+    for (int32_t k = 0; k < n_methods && files; k++) /* TYPE.gguf, or TYPE-METHOD.gguf beside other methods */
+        for (int32_t i = 0; i < n_types; i++)
+            snprintf(files[k * n_types + i], sizeof files[0], "%s%s%s.gguf", recipes[i]->name, n_methods > 1 ? "-" : "",
+                     n_methods > 1 ? methods[k] : "");
+    if (!rows || !files || lb_cli_model_load(&in, a.positional[0], tok, &err)) goto done;
     if (lb_check_ctx("sweep", "--ctx", n_ctx, in, long_ctx)) {
         rc = LB_EXIT_USAGE;
         goto quiet;
@@ -152,33 +196,40 @@ int cmd_sweep(int argc, char **argv) {
     if (lb_model_save_gguf(in, path, LB_TYPE_F32, &err)) goto done;
     if (eval_file(&s, path, NULL, ref_logits, &ref, &rr, NULL, &err)) goto done;
     fprintf(stderr, "sweep: reference PPL %.4f over %d chunks of %d\n", rr.ppl, rr.chunks, rr.n_ctx);
-    for (int32_t i = 0; i < n_types; i++) {
-        lb_quant_params  qp = { .recipe = recipes[i], .method = "rtn" };
+    for (int32_t run = 0; run < n_runs; run++) {
+        const int32_t    i = run % n_types, mk = run / n_types;
+        lb_quant_params  qp = { .recipe = recipes[i], .method = methods[mk], .calib_text = calib, .imatrix = im,
+                                .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
+                                           .seed = (uint64_t)seed },
+                                .gptq = { .damp = 0.01, .block = 128 } };
         lb_quant_summary qs;
         lb_model        *qm;
         lb_ppl_result    r;
         lb_kld_result    k;
-        snprintf(path, sizeof path, "%s/%s.gguf", dir, recipes[i]->name);
+        snprintf(path, sizeof path, "%s/%s", dir, files[run]);
         if (lb_quantize_model(in, path, &qp, NULL, NULL, &qs, &err)) goto done;
         if (eval_file(&s, path, ref_logits, NULL, &qm, &r, &k, &err)) goto done;
-        lb_report_row *row = &rows[i];
+        lb_report_row *row = &rows[run];
         snprintf(row->name, sizeof row->name, "%s", recipes[i]->name);
+        snprintf(row->method, sizeof row->method, "%s", methods[mk]);
         row->bpw        = qs.bpw;
         row->bytes      = qs.bytes_out;
         row->ppl        = r.ppl;
         row->ppl_stderr = r.ppl_stderr;
         row->kld_mean   = k.kld_mean;
+        row->kld_stderr = k.kld_stderr;
         row->kld_p99    = k.kld_p99;
         row->top1       = k.top1;
-        fprintf(stderr, "sweep: %-8s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%\n", row->name,
-                row->bpw, row->ppl, row->kld_mean, 100 * row->top1);
+        row->fallbacks  = qs.n_fallback;
+        fprintf(stderr, "sweep: %-8s %-9s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%%s\n", row->name, row->method,
+                row->bpw, row->ppl, row->kld_mean, 100 * row->top1, qs.n_fallback ? "  (fallbacks)" : "");
         lb_model_free(qm);
     }
     const lb_report rep = { .model = a.positional[0], .text = text_path, .n_ctx = (int32_t)n_ctx,
                             .chunks = rr.chunks, .ppl_ref = rr.ppl,
                             .bytes_ref = lb_model_nbytes(ref),
                             .bpw_ref = 8.0 * (double)lb_model_nbytes(ref) / (double)lb_model_nparams(ref),
-                            .rows = rows, .n_rows = n_types };
+                            .rows = rows, .n_rows = n_runs };
     snprintf(path, sizeof path, "%s/report.md", dir);
     if (lb_report_write_md(&rep, path, &err)) goto done;
     if (json) {
@@ -196,8 +247,10 @@ int cmd_sweep(int argc, char **argv) {
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
 quiet:
-    if (rc != LB_EXIT_OK && created) remove_outputs(dir, recipes, n_types);
+    if (rc != LB_EXIT_OK && created && files) remove_outputs(dir, files, n_runs);
     free(rows);
+    free(files);
+    lb_imatrix_free(im);
     free(text);
     free(s.ids);
     lb_model_free(in);

@@ -78,13 +78,18 @@ static const lb_command k_commands[] = {
       "  lowbit quantize --imatrix and llama-quantize --imatrix alike\n"
       "  --json   the summary as one JSON object on stdout\n", NULL },
     { "sweep", cmd_sweep, "quantize to many types, evaluate each, write a report",
-      "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--ctx N] [--chunks K]\n"
-      "                    [--allow-long-ctx] [--json]\n"
+      "usage: lowbit sweep IN --text FILE -o DIR [--types LIST|all] [--method LIST] [--calib FILE]\n"
+      "                    [--ctx N] [--chunks K] [--allow-long-ctx] [--json]\n"
       "  --types LIST   comma-separated types or mixes (default: all)\n"
+      "  --method LIST  comma-separated methods as quantize takes them (rtn, gptq, awq+gptq, ...;\n"
+      "                 default rtn): every type with every method, files DIR/TYPE-METHOD.gguf;\n"
+      "                 --calib FILE, --calib-samples N, --calib-ctx L, --seed S, --imatrix F as\n"
+      "                 for quantize\n"
       "  --ctx N        chunk length (128); past the model's context only with --allow-long-ctx\n"
       "  a sweep that fails removes the directory it made\n"
-      "  writes DIR/TYPE.gguf for each, DIR/report.md (type, bpw, size, PPL, dPPL, KLD, p99,\n"
-      "  top-1) and DIR/report.svg (KLD against bits per weight); prints the table\n"
+      "  writes DIR/TYPE.gguf for each, DIR/report.md (type, method, bpw, size, PPL, dPPL, KLD,\n"
+      "  p99, top-1, fallback tensors, the Pareto front) and DIR/report.svg (KLD against bits\n"
+      "  per weight, a colour per method, error bars, the front); prints the table\n"
       "  --json         prints the reference and the rows as one JSON object instead\n", NULL },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"

@@ -79,10 +79,12 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
 /* ---- reports (sweep): one row per quantized variant ---- */
 typedef struct lb_report_row {
     char    name[32];    /* type or recipe */
+    char    method[32];  /* how it was quantized ("rtn", "gptq"); "" when the sweep has one */
     double  bpw;
     size_t  bytes;
     double  ppl, ppl_stderr;
-    double  kld_mean, kld_p99, top1;
+    double  kld_mean, kld_stderr, kld_p99, top1;
+    int32_t fallbacks;   /* tensors whose rows did not fit the type (stored in another) */
 } lb_report_row;
 
 typedef struct lb_report {
@@ -95,7 +97,8 @@ typedef struct lb_report {
     int32_t              n_rows;
 } lb_report;
 
-/* report.md: a table (type, bpw, size, PPL, dPPL, KLD, p99, top-1), sorted by bpw. */
+/* report.md: a table (type, method, bpw, size, PPL, dPPL, KLD, p99, top-1, fallbacks),
+ * sorted by bpw, the rows on the Pareto front (no other row smaller and better) marked. */
 lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err);
 /* report.svg: KLD against bits per weight, log scale, one labelled point per row. */
 lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err);

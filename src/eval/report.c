@@ -3,6 +3,7 @@
  * written to a unique temporary name and renamed when complete (lb_out). */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,20 @@ static const lb_report_row **sorted_rows(const lb_report *r) {
     return v;
 }
 
+/* front[i]: no other row is at most as large and at most as divergent, one of them strictly */
+static bool *pareto(const lb_report *r) {
+    bool *front = malloc((size_t)(r->n_rows ? r->n_rows : 1) * sizeof *front);
+    for (int32_t i = 0; front && i < r->n_rows; i++) {
+        const lb_report_row *a = &r->rows[i];
+        front[i]               = true;
+        for (int32_t j = 0; j < r->n_rows && front[i]; j++) {
+            const lb_report_row *b = &r->rows[j];
+            front[i] = !(b->bpw <= a->bpw && b->kld_mean <= a->kld_mean && (b->bpw < a->bpw || b->kld_mean < a->kld_mean));
+        }
+    }
+    return front;
+}
+
 /* finish(): the report is complete; commit it unless a write failed */
 static lb_status finish(lb_out *o, lb_error *err) {
     if (ferror(o->f)) {
@@ -37,7 +52,7 @@ lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err
     const lb_report_row **v = sorted_rows(r);
     LB_RETURN_IF(!v, err, LB_ERR_NOMEM, "out of memory");
     lb_out          o;
-    const lb_status st = lb_out_open(&o, path, err);
+    lb_status st = lb_out_open(&o, path, err);
     if (st) {
         free(v);
         return st;
@@ -48,14 +63,24 @@ lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err
                "weight. KLD is the mean KL(p_ref || p) over the scored tokens; p99 its 99th "
                "percentile; top-1 the share of tokens whose most likely next token is unchanged.\n\n",
             r->text, r->n_ctx, r->chunks, r->ppl_ref, (double)r->bytes_ref / 1e6, r->bpw_ref);
-    fprintf(f, "| type | bpw | size (MB) | PPL | ΔPPL | KLD | KLD p99 | top-1 |\n");
-    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    bool *front = pareto(r);
+    LB_GOTO_IF(!front, err, LB_ERR_NOMEM, "out of memory");
+    fprintf(f, "| type | method | bpw | size (MB) | PPL | ΔPPL | KLD | KLD p99 | top-1 | fallbacks | front |\n");
+    fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n");
     for (int32_t i = 0; i < r->n_rows; i++)
-        fprintf(f, "| %s | %.3f | %.3f | %.4f ± %.4f | %+.4f | %.6f | %.5f | %.2f%% |\n", v[i]->name,
-                v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl, v[i]->ppl_stderr,
-                v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1);
+        fprintf(f, "| %s | %s | %.3f | %.3f | %.4f ± %.4f | %+.4f | %.6f | %.5f | %.2f%% | %d | %s |\n", v[i]->name,
+                v[i]->method[0] ? v[i]->method : "rtn", v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl,
+                v[i]->ppl_stderr, v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1,
+                v[i]->fallbacks, front[v[i] - r->rows] ? "◆" : "");
+    fprintf(f, "\nfallbacks: tensors whose rows the type's blocks do not divide, stored in another type "
+               "(as llama-quantize does). ◆: the Pareto front (no other row smaller with a lower KLD).\n");
+    free(front);
     free(v);
     return finish(&o, err);
+fail:
+    free(v);
+    lb_out_abort(&o);
+    return st;
 }
 
 /* text as XML character data: & < > " ' escaped (a model in a directory named R&D) */
@@ -69,6 +94,10 @@ static void put_xml(FILE *f, const char *s) {
         default:   fputc((unsigned char)*s < 0x20 ? ' ' : *s, f); /* no control characters in XML 1.0 */
         }
 }
+
+#define MAX_METHODS 8
+static const char *const k_colors[MAX_METHODS] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                                   "#9467bd", "#8c564b", "#e377c2", "#7f7f7f" };
 
 lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err) {
     const double W = 760, H = 480, L = 80, R = 30, T = 50, B = 60; /* plot area margins */
@@ -93,9 +122,13 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">KL divergence vs bits per weight: ", L);
-    put_xml(f, r->model);
-    fprintf(f, " (ctx %d)</text>\n", r->n_ctx);
+    { /* the title: the model's file name, its end kept when long (the plot is 760 wide) */
+        const char  *base = strrchr(r->model, '/') ? strrchr(r->model, '/') + 1 : r->model;
+        const size_t n    = strlen(base);
+        fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">KL divergence vs bits per weight: %s", L, n > 48 ? "…" : "");
+        put_xml(f, n > 48 ? base + n - 47 : base);
+        fprintf(f, " (ctx %d)</text>\n", r->n_ctx);
+    }
     for (double y = ymin; y <= ymax + 1e-9; y += 1) { /* decades */
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
                 L, PY(y), W - R, PY(y));
@@ -117,14 +150,38 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     /* one point per distinct (bpw, KLD): recipes that give the same file share a label;
      * labels are placed right of their point and pushed down until they overlap none */
     const lb_report_row **v      = sorted_rows(r);
-    double               *placed = malloc((size_t)(r->n_rows + 1) * 4 * sizeof *placed);
+    double               *placed = malloc((size_t)(r->n_rows + 1 + MAX_METHODS) * 4 * sizeof *placed);
     int32_t               n_placed = 0;
+    bool                 *front    = pareto(r);
+    const char           *methods[MAX_METHODS];
+    int32_t               n_methods = 0;
+    for (int32_t i = 0; i < r->n_rows && n_methods < MAX_METHODS; i++) {
+        int32_t k = 0;
+        while (k < n_methods && strcmp(methods[k], r->rows[i].method)) k++;
+        if (k == n_methods) methods[n_methods++] = r->rows[i].method;
+    }
+    /* the Pareto front, dashed, under the points */
+    fputs("<polyline fill=\"none\" stroke=\"#888\" stroke-dasharray=\"4 3\" points=\"", f);
+    for (int32_t i = 0; v && front && i < r->n_rows; i++)
+        if (front[v[i] - r->rows])
+            fprintf(f, "%.1f,%.1f ", PX(v[i]->bpw), PY(log10(v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7)));
+    fputs("\"/>\n", f);
+    for (int32_t k = 0; k < n_methods && n_methods > 1; k++) { /* the legend, top right */
+        const double lx = W - R - 110, ly = T + 16 + 16 * k;
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", lx, ly - 4, k_colors[k]);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 8, ly);
+        put_xml(f, methods[k][0] ? methods[k] : "rtn");
+        fputs("</text>\n", f);
+        placed[4 * n_placed] = lx - 6, placed[4 * n_placed + 1] = ly, placed[4 * n_placed + 2] = 110;
+        placed[4 * n_placed + 3] = 14;
+        n_placed++;
+    }
     for (int32_t i = 0; v && placed && i < r->n_rows;) {
         char    label[512] = "";
         int32_t j          = i;
         for (; j < r->n_rows && v[j]->bpw == v[i]->bpw && v[j]->kld_mean == v[i]->kld_mean; j++)
-            snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s", j > i ? ", " : "",
-                     v[j]->name);
+            snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s%s%s", j > i ? ", " : "",
+                     v[j]->name, n_methods > 1 ? " " : "", n_methods > 1 ? v[j]->method : "");
         const double k = v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7;
         const double x = PX(v[i]->bpw), y = PY(log10(k));
         const double w = 6.2 * (double)strlen(label), h = 13;
@@ -142,7 +199,14 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
         placed[4 * n_placed] = lx, placed[4 * n_placed + 1] = ly;
         placed[4 * n_placed + 2] = w, placed[4 * n_placed + 3] = h;
         n_placed++;
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/>\n", x, y);
+        int32_t mk = 0;
+        while (mk < n_methods - 1 && strcmp(methods[mk], v[i]->method)) mk++;
+        if (v[i]->kld_stderr > 0) { /* the standard error of the mean KLD */
+            const double lo = fmax(v[i]->kld_mean - v[i]->kld_stderr, 1e-7), hi = v[i]->kld_mean + v[i]->kld_stderr;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", x, PY(log10(lo)), x,
+                    PY(log10(hi)), k_colors[mk]);
+        }
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, k_colors[mk]);
         if (fabs(ly - (y - 4)) > 1)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
                        "stroke-width=\"0.5\"/>\n", x, y, lx, ly - 4);
@@ -153,6 +217,7 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     }
     free(v);
     free(placed);
+    free(front);
 #undef PX
 #undef PY
     fprintf(f, "</svg>\n");
