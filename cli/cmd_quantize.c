@@ -206,7 +206,9 @@ int cmd_quantize(int argc, char **argv) {
     double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
     bool             has_out_type = false, has_embd_type = false, leave_output = false, requantize = false;
-    bool             dry_run = false;
+    bool             dry_run = false, include_w = false, exclude_w = false;
+    const char      *weights[MAX_OVERRIDES];
+    int32_t          n_weights = 0;
     lb_type          out_type = LB_TYPE_F32, embd_type = LB_TYPE_F32;
     const char      *out_path = NULL;
     char             derived[4096];
@@ -283,8 +285,17 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--leave-output-tensor")) leave_output = true;
         else if (!strcmp(opt, "--allow-requantize")) requantize = true;
         else if (!strcmp(opt, "--dry-run")) dry_run = true;
-        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers") || !strcmp(opt, "--override-kv") ||
-                 !strcmp(opt, "--include-weights") || !strcmp(opt, "--exclude-weights")) {
+        else if (!strcmp(opt, "--include-weights") || !strcmp(opt, "--exclude-weights")) {
+            const char *v = lb_args_value(&a);
+            if (!v) break;
+            if (n_weights == MAX_OVERRIDES) {
+                rc = lb_usage_error("quantize", "at most %d %s options", MAX_OVERRIDES, opt);
+                goto out;
+            }
+            weights[n_weights++] = v;
+            *(opt[2] == 'i' ? &include_w : &exclude_w) = true;
+        }
+        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers") || !strcmp(opt, "--override-kv")) {
             rc = lb_usage_error("quantize", "%s: llama-quantize's option is not implemented in lowbit yet", opt);
             goto out;
         } else {
@@ -315,7 +326,16 @@ int cmd_quantize(int argc, char **argv) {
     lb_error         err = { 0 };
     lb_model        *m;
     rc = LB_EXIT_ERROR;
-    if (imatrix_path && lb_imatrix_load(&imatrix, imatrix_path, &err)) {
+    if (include_w && exclude_w) {
+        rc = lb_usage_error("quantize", "--include-weights and --exclude-weights cannot be used together");
+        goto out;
+    }
+    if ((include_w || exclude_w) && !imatrix_path) {
+        rc = lb_usage_error("quantize", "--%s-weights chooses entries of --imatrix FILE", include_w ? "include" : "exclude");
+        goto out;
+    }
+    if (imatrix_path && (lb_imatrix_load(&imatrix, imatrix_path, &err) ||
+                         (n_weights && lb_imatrix_filter(imatrix, weights, n_weights, include_w, &err)))) {
         lb_runtime_error(&err);
         goto out;
     }

@@ -110,6 +110,10 @@ typedef struct lb_imatrix lb_imatrix;
 
 lb_status    lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err);
 void         lb_imatrix_free(lb_imatrix *im); /* accepts NULL */
+/* llama-quantize's --include-weights / --exclude-weights: only the entries whose tensor name
+ * contains one of names (include), or all but those; names are copied. */
+lb_status    lb_imatrix_filter(lb_imatrix *im, const char *const *names, int32_t n, bool include,
+                               lb_error *err);
 /* The importance of tensor `name` (n values, into out); false when absent or not n long. */
 bool         lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out);
 int32_t      lb_imatrix_count(const lb_imatrix *im); /* entries */

@@ -9,6 +9,9 @@
 
 struct lb_imatrix {
     lb_gguf *g;
+    char   **names;   /* --include-weights / --exclude-weights: substrings of tensor names */
+    int32_t  n_names;
+    bool     include; /* only the entries naming one (else: all but those) */
 };
 
 lb_status lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err) {
@@ -41,8 +44,32 @@ lb_status lb_imatrix_load(lb_imatrix **out, const char *path, lb_error *err) {
 
 void lb_imatrix_free(lb_imatrix *im) {
     if (!im) return;
+    for (int32_t i = 0; i < im->n_names; i++) free(im->names[i]);
+    free(im->names);
     lb_gguf_close(im->g);
     free(im);
+}
+
+lb_status lb_imatrix_filter(lb_imatrix *im, const char *const *names, int32_t n, bool include, lb_error *err) {
+    char **v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+    LB_RETURN_IF(!v, err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(names[i]))) {
+            for (int32_t k = 0; k < i; k++) free(v[k]);
+            free(v);
+            return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        }
+    for (int32_t i = 0; i < im->n_names; i++) free(im->names[i]);
+    free(im->names);
+    im->names = v, im->n_names = n, im->include = include;
+    return LB_OK;
+}
+
+/* the filter lets name's entry through */
+static bool passes(const lb_imatrix *im, const char *name) {
+    bool named = false;
+    for (int32_t i = 0; i < im->n_names && !named; i++) named = strstr(name, im->names[i]) != NULL;
+    return im->n_names == 0 || named == im->include;
 }
 
 int32_t lb_imatrix_count(const lb_imatrix *im) {
@@ -57,6 +84,7 @@ int32_t lb_imatrix_count(const lb_imatrix *im) {
 
 bool lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out) {
     char k1[160], k2[160];
+    if (!passes(im, name)) return false;
     snprintf(k1, sizeof k1, "%s.in_sum2", name);
     snprintf(k2, sizeof k2, "%s.counts", name);
     const int64_t a = lb_gguf_find_tensor(im->g, k1), b = lb_gguf_find_tensor(im->g, k2);

@@ -147,7 +147,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
             }
         }
         LB_GOTO_IF(found == 0, err, LB_ERR_PARAM, "the importance matrix has no entry for this "
-                   "model's tensors (names or sizes differ)");
+                   "model's tensors (names or sizes differ, or --include-weights/--exclude-weights left none)");
     }
     /* the whole-model methods (W8A8's), then the activation quantization, then the blocks */
     bool calib = false;

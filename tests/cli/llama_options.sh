@@ -54,7 +54,58 @@ printf 'attn_v=q8_0\nffn_down=q5_1 \n' > "$WORK/tt.txt"
 "$LOWBIT" quantize "$WORK/a.gguf" "$WORK/s.gguf" q4_0 > /dev/null 2>&1 && pass "q4_0 to q4_0: nothing requantized, allowed" \
     || fail "same-type run refused"
 
-for o in --keep-split --override-kv --include-weights; do
+# --include-weights / --exclude-weights: the importance matrix's entries for some tensors only
+"$LOWBIT" calibrate "$WORK/tb.gguf" --text "$TEXT" --calib-samples 8 -o "$WORK/im.gguf" > /dev/null 2>&1 || fail "calibrate"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+tensors() { # FILE: "name sha1" for every tensor's bytes
+    "$PY" - "$1" <<'PYEOF'
+import hashlib, struct, sys
+b = open(sys.argv[1], "rb").read()
+o = 8
+nt, nk = struct.unpack_from("<QQ", b, o); o += 16
+def s():
+    global o
+    n, = struct.unpack_from("<Q", b, o); o += 8; v = b[o:o + n]; o += n; return v
+size = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+align = 32
+def val(t):
+    global o
+    if t == 8: return s()
+    if t == 9:
+        et, n = struct.unpack_from("<IQ", b, o); o += 12
+        return [val(et) for _ in range(n)]
+    v = b[o:o + size[t]]; o += size[t]; return v
+for _ in range(nk):
+    k = s(); t, = struct.unpack_from("<I", b, o); o += 4; v = val(t)
+    if k == b"general.alignment": align = struct.unpack("<I", v)[0]
+info = []
+for _ in range(nt):
+    name = s().decode(); nd, = struct.unpack_from("<I", b, o); o += 4 + 8 * nd
+    t, off = struct.unpack_from("<IQ", b, o); o += 12
+    info.append((name, off))
+base = (o + align - 1) // align * align
+info.sort(key=lambda x: x[1])
+for i, (name, off) in enumerate(info):
+    end = info[i + 1][1] if i + 1 < len(info) else len(b) - base
+    print(name, hashlib.sha1(b[base + off:base + end]).hexdigest())
+PYEOF
+}
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/w0.gguf" q4_k_m > /dev/null 2>&1
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/w1.gguf" q4_k_m --imatrix "$WORK/im.gguf" > /dev/null 2>&1
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/wi.gguf" q4_k_m --imatrix "$WORK/im.gguf" --include-weights attn_v > /dev/null 2>&1 \
+    || fail "--include-weights"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/we.gguf" q4_k_m --imatrix "$WORK/im.gguf" --exclude-weights attn_v > /dev/null 2>&1 \
+    || fail "--exclude-weights"
+for f in w0 w1 wi we; do tensors "$WORK/$f.gguf" > "$WORK/$f.h"; done
+same() { diff <(grep "$1" "$WORK/$2.h") <(grep "$1" "$WORK/$3.h") > /dev/null; }
+same attn_v wi w1 && same attn_q wi w0 && same ffn_down wi w0 && same attn_v we w0 && same attn_q we w1 \
+    && ! same attn_q w0 w1 && pass "--include-weights attn_v: the importance for attn_v only; --exclude-weights: all but" \
+    || fail "include/exclude: $(diff "$WORK/wi.h" "$WORK/w1.h" | head -4)"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 --include-weights a --exclude-weights b --imatrix "$WORK/im.gguf" > /dev/null 2>&1
+[ $? = 2 ] && pass "--include-weights with --exclude-weights: usage error" || fail "both"
+
+for o in --keep-split --override-kv; do
     "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 $o x > /dev/null 2> "$WORK/err"
     [ $? = 2 ] && grep -q "not implemented in lowbit yet" "$WORK/err" || fail "$o: $(cat "$WORK/err")"
 done
