@@ -207,8 +207,8 @@ int cmd_quantize(int argc, char **argv) {
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
     bool             has_out_type = false, has_embd_type = false, leave_output = false, requantize = false;
     bool             dry_run = false, include_w = false, exclude_w = false;
-    const char      *weights[MAX_OVERRIDES];
-    int32_t          n_weights = 0;
+    const char      *weights[MAX_OVERRIDES], *kv[MAX_OVERRIDES];
+    int32_t          n_weights = 0, n_kv = 0;
     lb_type          out_type = LB_TYPE_F32, embd_type = LB_TYPE_F32;
     const char      *out_path = NULL;
     char             derived[4096];
@@ -295,7 +295,16 @@ int cmd_quantize(int argc, char **argv) {
             weights[n_weights++] = v;
             *(opt[2] == 'i' ? &include_w : &exclude_w) = true;
         }
-        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers") || !strcmp(opt, "--override-kv")) {
+        else if (!strcmp(opt, "--override-kv")) {
+            const char *v = lb_args_value(&a);
+            if (!v) break;
+            if (n_kv == MAX_OVERRIDES) {
+                rc = lb_usage_error("quantize", "at most %d --override-kv options", MAX_OVERRIDES);
+                goto out;
+            }
+            kv[n_kv++] = v;
+        }
+        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers")) {
             rc = lb_usage_error("quantize", "%s: llama-quantize's option is not implemented in lowbit yet", opt);
             goto out;
         } else {
@@ -340,6 +349,7 @@ int cmd_quantize(int argc, char **argv) {
         goto out;
     }
     const lb_quant_params chk = { .recipe = r, .range = range, .overrides = ov, .n_overrides = n_ov, .method = method,
+                                  .kv_overrides = kv, .n_kv_overrides = n_kv,
                                   .calib_text = calib, .imatrix = imatrix, .act = act };
     if (lb_quant_check(&chk, &err)) {
         rc = lb_usage_error("quantize", "%s", err.msg);
@@ -379,7 +389,8 @@ int cmd_quantize(int argc, char **argv) {
                              .max_memory = max_memory, .log = quiet || json ? NULL : log_line,
                              .log_user = &qlog, .has_output_type = has_out_type, .output_type = out_type,
                              .has_embd_type = has_embd_type, .embd_type = embd_type,
-                             .leave_output = leave_output, .allow_requantize = requantize };
+                             .leave_output = leave_output, .allow_requantize = requantize,
+                             .kv_overrides = kv, .n_kv_overrides = n_kv };
     lb_quant_summary s;
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");

@@ -157,6 +157,10 @@ lb_status lb_gguf_writer_set_arr(lb_gguf_writer *w, const char *key, lb_gguf_vty
                                  const void *data, uint64_t n);
 /* Copy one kv of an open file, verbatim. */
 lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv);
+/* llama-quantize's --override-kv KEY=TYPE:VALUE (TYPE int: i32, float: f32, bool, str): the
+ * key is written now, and later sets of it (the model's, the input's) are ignored. w NULL:
+ * only check the spec. */
+lb_status lb_gguf_writer_override(lb_gguf_writer *w, const char *spec, lb_error *err);
 
 /* The keys set so far as a GGUF without tensors, in memory (malloc'd into *out, *size bytes):
  * read them back with lb_gguf_open_memory (the buffer must outlive the lb_gguf). */

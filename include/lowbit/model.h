@@ -139,6 +139,10 @@ typedef struct lb_write_plan {
     /* called on each chunk of rows (f32) before they are quantized; may change them */
     lb_rows_hook    prepare_rows;
     void           *user;
+    /* llama-quantize's --override-kv specs ("KEY=TYPE:VALUE"), written before every other key
+     * and winning over them */
+    const char *const *kv_overrides;
+    int32_t         n_kv_overrides;
     bool            progress;
     /* lb_model_writer_open: write into this kept file (a resumable run's), renamed to path at
      * commit; with resume, reopen it (its header must be this plan's) */

@@ -112,6 +112,9 @@ typedef struct lb_quant_params {
     /* tensors the input holds quantized may be quantized again (llama-quantize's
      * --allow-requantize; refused by default: quality suffers) */
     bool                    allow_requantize;
+    /* llama-quantize's --override-kv: "KEY=TYPE:VALUE" metadata that wins over every other */
+    const char *const      *kv_overrides;
+    int32_t                 n_kv_overrides;
     const lb_type_override *overrides;
     int32_t                 n_overrides;
     /* how values are chosen: "rtn" (round to nearest), "imatrix" (importance-weighted

@@ -6,6 +6,7 @@
  * complete (lb_out: a unique temp beside it, renamed when complete). */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct lb_gguf_writer {
     size_t   kv_len, kv_cap;
     uint64_t n_kv;
     char   **keys;
+    bool    *locked;   /* [n_kv] an override's: later sets of the key are ignored */
     wtensor *tensors;
     uint64_t n_tensors, cap_tensors;
     lb_strmap key_ix, tensor_ix; /* names -> index, for duplicates */
@@ -61,6 +63,7 @@ void lb_gguf_writer_free(lb_gguf_writer *w) {
     for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
     for (uint64_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
     free(w->keys);
+    free(w->locked);
     free(w->kv);
     free(w->tensors);
     lb_strmap_free(&w->key_ix);
@@ -92,13 +95,23 @@ static void put_str(lb_gguf_writer *w, const char *s, size_t n) {
     put(w, s, n);
 }
 
-/* Start a kv: check the key is new, record it, write key and type. */
-static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t) {
+/* Start a kv: check the key is new, record it, write key and type. *skip: the key is an
+ * override's (lb_gguf_writer_override): write nothing, successfully. */
+static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t, bool *skip) {
+    *skip = false;
     if (w->open) return LB_ERR_PARAM; /* the header is written */
-    if (lb_strmap_get(&w->key_ix, key, strlen(key)) >= 0) return LB_ERR_PARAM;
+    const int64_t ix = lb_strmap_get(&w->key_ix, key, strlen(key));
+    if (ix >= 0) {
+        *skip = w->locked[ix];
+        return *skip ? LB_OK : LB_ERR_PARAM;
+    }
     char **k = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *k);
     if (!k) return LB_ERR_NOMEM;
     w->keys = k;
+    bool *l = realloc(w->locked, (size_t)(w->n_kv + 1) * sizeof *l);
+    if (!l) return LB_ERR_NOMEM;
+    w->locked            = l;
+    w->locked[w->n_kv]   = false;
     if (!(w->keys[w->n_kv] = strdup(key))) return LB_ERR_NOMEM;
     if (lb_strmap_put(&w->key_ix, w->keys[w->n_kv], strlen(key), (int64_t)w->n_kv) == -2) {
         free(w->keys[w->n_kv]);
@@ -120,8 +133,9 @@ static lb_status end_kv(lb_gguf_writer *w) {
 
 #define SCALAR_SETTER(fn, ctype, vt)                                                               \
     lb_status fn(lb_gguf_writer *w, const char *key, ctype v) {                                    \
-        lb_status st = begin_kv(w, key, vt);                                                       \
-        if (st) return st;                                                                         \
+        bool      skip;                                                                            \
+        lb_status st = begin_kv(w, key, vt, &skip);                                                \
+        if (st || skip) return st;                                                                 \
         put(w, &v, sizeof v);                                                                      \
         return end_kv(w);                                                                          \
     }
@@ -132,24 +146,27 @@ SCALAR_SETTER(lb_gguf_writer_set_f32, float, LB_GGUF_F32)
 #undef SCALAR_SETTER
 
 lb_status lb_gguf_writer_set_bool(lb_gguf_writer *w, const char *key, bool v) {
-    lb_status st = begin_kv(w, key, LB_GGUF_BOOL);
-    if (st) return st;
+    bool      skip;
+    lb_status st = begin_kv(w, key, LB_GGUF_BOOL, &skip);
+    if (st || skip) return st;
     const uint8_t b = v ? 1 : 0;
     put(w, &b, 1);
     return end_kv(w);
 }
 
 lb_status lb_gguf_writer_set_str(lb_gguf_writer *w, const char *key, const char *v) {
-    lb_status st = begin_kv(w, key, LB_GGUF_STRING);
-    if (st) return st;
+    bool      skip;
+    lb_status st = begin_kv(w, key, LB_GGUF_STRING, &skip);
+    if (st || skip) return st;
     put_str(w, v, strlen(v));
     return end_kv(w);
 }
 
 lb_status lb_gguf_writer_set_arr_str(lb_gguf_writer *w, const char *key, const char *const *v,
                                      uint64_t n) {
-    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY);
-    if (st) return st;
+    bool      skip;
+    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY, &skip);
+    if (st || skip) return st;
     put_u32(w, LB_GGUF_STRING);
     put_u64(w, n);
     for (uint64_t i = 0; i < n; i++) put_str(w, v[i], strlen(v[i]));
@@ -170,8 +187,9 @@ lb_status lb_gguf_writer_set_arr(lb_gguf_writer *w, const char *key, lb_gguf_vty
                                  const void *data, uint64_t n) {
     const size_t es = elem_size(t);
     if (es == 0) return LB_ERR_PARAM;
-    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY);
-    if (st) return st;
+    bool      skip;
+    lb_status st = begin_kv(w, key, LB_GGUF_ARRAY, &skip);
+    if (st || skip) return st;
     put_u32(w, (uint32_t)t);
     put_u64(w, n);
     put(w, data, (size_t)n * es);
@@ -179,8 +197,9 @@ lb_status lb_gguf_writer_set_arr(lb_gguf_writer *w, const char *key, lb_gguf_vty
 }
 
 lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv) {
-    lb_status st = begin_kv(w, kv->key, kv->type);
-    if (st) return st;
+    bool      skip;
+    lb_status st = begin_kv(w, kv->key, kv->type, &skip);
+    if (st || skip) return st;
     switch (kv->type) {
     case LB_GGUF_STRING: put_str(w, kv->str.p, kv->str.n); break;
     case LB_GGUF_ARRAY:
@@ -196,6 +215,42 @@ lb_status lb_gguf_writer_copy_kv(lb_gguf_writer *w, const lb_gguf_kv *kv) {
     default: put(w, &kv->v.u64, elem_size(kv->type)); break; /* little-endian low bytes */
     }
     return end_kv(w);
+}
+
+lb_status lb_gguf_writer_override(lb_gguf_writer *w, const char *spec, lb_error *err) {
+    const char *eq = strchr(spec, '='), *colon = eq ? strchr(eq, ':') : NULL;
+    LB_RETURN_IF(!eq || eq == spec || !colon || eq - spec >= 256, err, LB_ERR_PARAM,
+                 "--override-kv wants KEY=TYPE:VALUE (TYPE int, float, bool or str), not '%.80s'", spec);
+    char key[256], type[8];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - spec), spec);
+    snprintf(type, sizeof type, "%.*s", (int)(colon - eq - 1 < 7 ? colon - eq - 1 : 7), eq + 1);
+    const char *v = colon + 1;
+    char       *end;
+    lb_status   st;
+    errno = 0;
+    if (!strcmp(type, "int")) {
+        const long long x = strtoll(v, &end, 10);
+        LB_RETURN_IF(errno || end == v || *end || x < INT32_MIN || x > INT32_MAX, err, LB_ERR_PARAM,
+                     "--override-kv %s: '%.40s' is not a 32-bit integer", key, v);
+        st = w ? lb_gguf_writer_set_i32(w, key, (int32_t)x) : LB_OK;
+    } else if (!strcmp(type, "float")) {
+        const double x = strtod(v, &end);
+        LB_RETURN_IF(errno || end == v || *end || !isfinite((float)x), err, LB_ERR_PARAM,
+                     "--override-kv %s: '%.40s' is not a finite number", key, v);
+        st = w ? lb_gguf_writer_set_f32(w, key, (float)x) : LB_OK;
+    } else if (!strcmp(type, "bool")) {
+        LB_RETURN_IF(strcmp(v, "true") && strcmp(v, "false"), err, LB_ERR_PARAM,
+                     "--override-kv %s: bool wants true or false, not '%.40s'", key, v);
+        st = w ? lb_gguf_writer_set_bool(w, key, !strcmp(v, "true")) : LB_OK;
+    } else if (!strcmp(type, "str")) {
+        LB_RETURN_IF(strlen(v) > 127, err, LB_ERR_PARAM, "--override-kv %s: strings are at most 127 bytes", key);
+        st = w ? lb_gguf_writer_set_str(w, key, v) : LB_OK;
+    } else {
+        return lb_fail(err, LB_ERR_PARAM, "--override-kv %s: type '%s' is not int, float, bool or str", key, type);
+    }
+    LB_RETURN_IF(st, err, st, "--override-kv %s: %s", key, st == LB_ERR_PARAM ? "given twice" : "out of memory");
+    if (w) w->locked[lb_strmap_get(&w->key_ix, key, strlen(key))] = true;
+    return LB_OK;
 }
 
 lb_status lb_gguf_writer_kv_image(const lb_gguf_writer *w, void **out, size_t *size) {

@@ -202,7 +202,8 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
                LB_ERR_NOMEM, "out of memory");
     mw->n = lb_model_tensors(m, mw->ts);
     lb_error kerr = { 0 };
-    st = write_keys(mw->w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
+    for (int32_t k = 0; !st && k < plan->n_kv_overrides; k++) st = lb_gguf_writer_override(mw->w, plan->kv_overrides[k], &kerr);
+    if (!st) st = write_keys(mw->w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
     LB_GOTO_IF(st, err, st, "%s: cannot build metadata (%s)", path, kerr.code ? kerr.msg : lb_status_str(st));
     for (int32_t i = 0; i < mw->n; i++) {
         const lb_tensor *t    = mw->ts[i].t;

@@ -60,6 +60,7 @@ lb_status lb_quant_check(const lb_quant_params *p, lb_error *err) {
         if (!a[len]) break;
         a += len + 1;
     }
+    for (int32_t k = 0; k < p->n_kv_overrides; k++) LB_TRY_RET(lb_gguf_writer_override(NULL, p->kv_overrides[k], err));
     LB_RETURN_IF(w8a8 && p->act.calibrated && !p->calib_text, err, LB_ERR_PARAM,
                  "static activation ranges (--act) need calibration text (--calib FILE)");
     for (int32_t k = 0; k < p->n_overrides; k++) {

@@ -105,7 +105,24 @@ same attn_v wi w1 && same attn_q wi w0 && same ffn_down wi w0 && same attn_v we 
 "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 --include-weights a --exclude-weights b --imatrix "$WORK/im.gguf" > /dev/null 2>&1
 [ $? = 2 ] && pass "--include-weights with --exclude-weights: usage error" || fail "both"
 
-for o in --keep-split --override-kv; do
+# --override-kv: metadata that wins over the model's own keys and lowbit's
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/kv.gguf" q4_0 --override-kv general.name=str:Hello \
+    --override-kv llama.context_length=int:128 --override-kv my.flag=bool:true --override-kv my.scale=float:1.5 \
+    > /dev/null 2>&1 || fail "--override-kv"
+"$LOWBIT" inspect "$WORK/kv.gguf" > "$WORK/kv.txt"
+grep -q 'general.name  *str  "Hello"' "$WORK/kv.txt" && grep -q "llama.context_length  *i32  128" "$WORK/kv.txt" \
+    && grep -q "my.flag  *bool  *true" "$WORK/kv.txt" && grep -q "my.scale  *f32  *1.5" "$WORK/kv.txt" \
+    && [ "$(grep -c '^  general.name ' "$WORK/kv.txt")" = 1 ] \
+    && "$LOWBIT" eval "$WORK/kv.gguf" --text "$TEXT" --chunks 1 > /dev/null 2>&1 \
+    && pass "--override-kv: str, int, bool, float; each key once; the file loads" \
+    || fail "--override-kv: $(grep -E 'general.name|context_length|my\.' "$WORK/kv.txt")"
+for bad in "general.name=string:x" "noequals" "a=int:99999999999" "a=bool:yes"; do
+    "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 --override-kv "$bad" > /dev/null 2>&1
+    [ $? = 2 ] && [ ! -e "$WORK/u.gguf" ] || fail "--override-kv $bad: not a usage error"
+done
+pass "malformed --override-kv: usage errors"
+
+for o in --keep-split --prune-layers; do
     "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 $o x > /dev/null 2> "$WORK/err"
     [ $? = 2 ] && grep -q "not implemented in lowbit yet" "$WORK/err" || fail "$o: $(cat "$WORK/err")"
 done
