@@ -33,9 +33,9 @@ typedef struct {
 struct lb_gguf_writer {
     uint8_t *kv;  /* serialized key/value pairs */
     size_t   kv_len, kv_cap;
-    uint64_t n_kv;
-    char   **keys;
-    bool    *locked;   /* [n_kv] an override's: later sets of the key are ignored */
+    uint64_t n_kv, cap_kv;
+    char   **keys;     /* [cap_kv], n_kv used */
+    bool    *locked;   /* [cap_kv] an override's: later sets of the key are ignored */
     wtensor *tensors;
     uint64_t n_tensors, cap_tensors;
     lb_strmap key_ix, tensor_ix; /* names -> index, for duplicates */
@@ -105,13 +105,17 @@ static lb_status begin_kv(lb_gguf_writer *w, const char *key, lb_gguf_vtype t, b
         *skip = w->locked[ix];
         return *skip ? LB_OK : LB_ERR_PARAM;
     }
-    char **k = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *k);
-    if (!k) return LB_ERR_NOMEM;
-    w->keys = k;
-    bool *l = realloc(w->locked, (size_t)(w->n_kv + 1) * sizeof *l);
-    if (!l) return LB_ERR_NOMEM;
-    w->locked            = l;
-    w->locked[w->n_kv]   = false;
+    if (w->n_kv == w->cap_kv) { /* grown by doubling: 100k keys stay linear */
+        const uint64_t cap = w->cap_kv ? 2 * w->cap_kv : 64;
+        char         **k   = realloc(w->keys, (size_t)cap * sizeof *k);
+        if (!k) return LB_ERR_NOMEM;
+        w->keys = k;
+        bool *l = realloc(w->locked, (size_t)cap * sizeof *l);
+        if (!l) return LB_ERR_NOMEM;
+        w->locked = l;
+        w->cap_kv = cap;
+    }
+    w->locked[w->n_kv] = false;
     if (!(w->keys[w->n_kv] = strdup(key))) return LB_ERR_NOMEM;
     if (lb_strmap_put(&w->key_ix, w->keys[w->n_kv], strlen(key), (int64_t)w->n_kv) == -2) {
         free(w->keys[w->n_kv]);
