@@ -116,9 +116,11 @@ typedef struct lb_named_tensor {
 } lb_named_tensor;
 
 /* The tensors a GGUF of the model holds, in file order (the architecture's table; the output
- * omitted when tied): returns the count, lb_model_n_tensors(m), out must hold that many. */
+ * omitted when tied): lb_model_n_tensors counts them; lb_model_tensors writes the first cap of
+ * them into out (NULL: none) and returns the count, as snprintf does: a return above cap
+ * means out was too small. */
 int32_t lb_model_n_tensors(const lb_model *m);
-int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out);
+int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out, int32_t cap);
 /* The tensor of a role (of layer `layer` for the per-layer roles), NULL when the model's
  * architecture has no such slot; its data is NULL when an optional slot is empty. */
 lb_tensor       *lb_model_tensor(lb_model *m, int32_t layer, lb_tensor_role role);

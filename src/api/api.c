@@ -286,7 +286,7 @@ lb_status lb_api_model_info(const lb_model *m, char **result, lb_error *err) {
              { "params", (double)lb_model_nparams(m) }, { "bytes", (double)lb_model_nbytes(m) });
     for (int64_t i = 0; m->meta && i < m->meta->n_kv; i++) cJSON_AddItemToObject(meta, m->meta->kv[i].key, kv_value(&m->meta->kv[i]));
     cJSON_AddItemToObject(o, "metadata", meta);
-    lb_model_tensors(m, ts);
+    lb_model_tensors(m, ts, lb_model_n_tensors(m));
     for (int32_t i = 0; i < n; i++) {
         cJSON *t = cJSON_CreateObject(), *shape = cJSON_CreateArray();
         cJSON_AddStringToObject(t, "name", ts[i].name);
@@ -344,7 +344,7 @@ static lb_status find_tensor(const lb_model *m, const char *name, const lb_tenso
     const int32_t    n  = lb_model_n_tensors(m);
     lb_named_tensor *ts = malloc((size_t)n * sizeof *ts);
     LB_RETURN_IF(!ts, err, LB_ERR_NOMEM, "out of memory");
-    lb_model_tensors(m, ts);
+    lb_model_tensors(m, ts, lb_model_n_tensors(m));
     *t = NULL;
     for (int32_t i = 0; i < n && !*t; i++)
         if (!strcmp(ts[i].name, name)) *t = ts[i].t;

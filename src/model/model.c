@@ -226,7 +226,7 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     const int32_t    n  = lb_model_n_tensors(m);
     lb_named_tensor *nt = st ? NULL : malloc((size_t)n * sizeof *nt);
     if (!st && !nt) st = LB_ERR_NOMEM;
-    if (!st) lb_model_tensors(c, nt);
+    if (!st) lb_model_tensors(c, nt, lb_model_n_tensors(c));
     for (int32_t i = 0; !st && i < n; i++)
         if (nt[i].role != LB_ROLE_ROPE_FREQS) st = lb_model_own_f32_copy(c, lb_model_tensor(c, nt[i].layer, nt[i].role));
     free(nt);

@@ -200,7 +200,7 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
     mw->part   = calloc((size_t)cap, sizeof *mw->part);
     LB_GOTO_IF(!mw->w || !mw->ts || !mw->types || !mw->nbytes || !mw->gi || !mw->last || !mw->held || !mw->part, err,
                LB_ERR_NOMEM, "out of memory");
-    mw->n = lb_model_tensors(m, mw->ts);
+    mw->n = lb_model_tensors(m, mw->ts, lb_model_n_tensors(m));
     lb_error kerr = { 0 };
     for (int32_t k = 0; !st && k < plan->n_kv_overrides; k++) st = lb_gguf_writer_override(mw->w, plan->kv_overrides[k], &kerr);
     if (!st) st = write_keys(mw->w, m, plan->file_type, plan->add_meta, plan->user, &kerr);
@@ -372,7 +372,7 @@ lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, 
     lb_type         *types = malloc((size_t)lb_model_n_tensors(m) * sizeof *types);
     lb_status        st    = LB_ERR_NOMEM;
     if (ts && types) {
-        const int32_t n = lb_model_tensors(m, ts);
+        const int32_t n = lb_model_tensors(m, ts, lb_model_n_tensors(m));
         st              = LB_OK;
         for (int32_t i = 0; i < n && !st; i++) {
             types[i] = ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;

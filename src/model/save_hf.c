@@ -169,7 +169,7 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
     lb_status              st  = LB_OK;
     int32_t                n   = 0, part_at[3] = { 0, 0, 0 };
     LB_GOTO_IF(!nt || !ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
-    const int32_t nn = lb_model_tensors(m, nt);
+    const int32_t nn = lb_model_tensors(m, nt, lb_model_n_tensors(m));
     for (int32_t i = 0; i < nn; i++) { /* every tensor by its slot's HF name */
         const lb_slot   *s  = lb_slot_of(nt[i].role);
         const lb_tensor *t  = nt[i].t;
@@ -230,7 +230,7 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
                  LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
     lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
     LB_RETURN_IF(!nt, err, LB_ERR_NOMEM, "out of memory");
-    const int32_t nn = lb_model_tensors(m, nt);
+    const int32_t nn = lb_model_tensors(m, nt, lb_model_n_tensors(m));
     for (int32_t i = 0; i < nn; i++) {
         const lb_type t = nt[i].t->type;
         if (t != LB_TYPE_F32 && t != LB_TYPE_F16 && t != LB_TYPE_BF16) {

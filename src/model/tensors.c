@@ -103,11 +103,15 @@ int32_t lb_model_n_tensors(const lb_model *m) {
 
 typedef struct {
     lb_named_tensor *out;
-    int32_t          n;
+    int32_t          n, cap;
 } list_ctx;
 
 static int list_one(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
-    list_ctx        *c  = user;
+    list_ctx *c = user;
+    if (c->n >= c->cap) { /* counted, not written */
+        c->n++;
+        return 0;
+    }
     lb_named_tensor *nt = &c->out[c->n++];
     lb_tensor_name(nt->name, sizeof nt->name, s->gguf, layer, false);
     nt->t     = t;
@@ -116,8 +120,8 @@ static int list_one(void *user, const lb_slot *s, int32_t layer, const lb_tensor
     return 0;
 }
 
-int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out) {
-    list_ctx c = { out, 0 };
+int32_t lb_model_tensors(const lb_model *m, lb_named_tensor *out, int32_t cap) {
+    list_ctx c = { out, 0, out ? cap : 0 };
     visit(m, list_one, &c);
     return c.n;
 }

@@ -111,7 +111,7 @@ lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path
     lb_gguf_writer  *w    = lb_gguf_writer_create();
     lb_status        st   = LB_OK;
     LB_GOTO_IF(!ts || !bufs || !w, err, LB_ERR_NOMEM, "out of memory");
-    const int32_t n = lb_model_tensors(m, ts);
+    const int32_t n = lb_model_tensors(m, ts, lb_model_n_tensors(m));
     st = lb_gguf_writer_set_str(w, "general.type", "imatrix");
     if (!st) st = lb_gguf_writer_set_arr_str(w, "imatrix.datasets", &dataset, 1);
     if (!st) st = lb_gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)chunks);

@@ -87,7 +87,7 @@ void lb_method_set_model(lb_method_ctx *c, lb_model *m) {
     if (c->owned != m) lb_model_free(c->owned);
     c->owned = m;
     c->model = m;
-    lb_model_tensors(m, c->tensors);
+    lb_model_tensors(m, c->tensors, lb_model_n_tensors(m));
 }
 
 int32_t lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_tensor_role role) {
@@ -177,7 +177,7 @@ fail:
     free(c.importance);
     free(c.windows);
     lb_actq_free(c.actq);
-    if (tensors && c.owned) lb_model_tensors(m, tensors); /* the caller's view: of m */
+    if (tensors && c.owned) lb_model_tensors(m, tensors, lb_model_n_tensors(m)); /* the caller's view: of m */
     lb_model_free(c.owned);
     free(own_pl);
     free(own_nt);

@@ -136,7 +136,7 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
     const lb_recipe *r = p->recipe;
     regex_t         *re = NULL;
     lb_status        st = LB_OK;
-    const int32_t    n  = lb_model_tensors(m, tensors);
+    const int32_t    n  = lb_model_tensors(m, tensors, lb_model_n_tensors(m));
     if (p->n_overrides > 0) {
         re = calloc((size_t)p->n_overrides, sizeof *re);
         LB_RETURN_IF(!re, err, LB_ERR_NOMEM, "out of memory");

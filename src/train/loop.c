@@ -257,7 +257,7 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     if (!st && opts->ternary) {
         lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
         lb_type         *ty = malloc((size_t)lb_model_n_tensors(m) * sizeof *ty);
-        const int32_t    n  = nt && ty ? lb_model_tensors(m, nt) : 0;
+        const int32_t    n  = nt && ty ? lb_model_tensors(m, nt, lb_model_n_tensors(m)) : 0;
         if (!nt || !ty) st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
         for (int32_t i = 0; i < n; i++) {
             ty[i] = nt[i].t->ne[1] == 1 ? LB_TYPE_F32 : out_type;

@@ -39,7 +39,7 @@ static lb_status slot_types(const lb_model *in, const lb_tmodel *tm, const char 
         if (st) goto fail;
         *file_type = r->file_type;
     } else {
-        n = lb_model_tensors(in, nt);
+        n = lb_model_tensors(in, nt, lb_model_n_tensors(in));
         for (int32_t i = 0; i < n; i++) pl[i].type = nt[i].t->type;
         *file_type = 0;
         if (in->gguf) {
@@ -168,7 +168,7 @@ static lb_status write_output(const lb_model *in, lb_tmodel *tm, lb_fakequant *f
     LB_GOTO_IF(!nt || !ty || !dat, err, LB_ERR_NOMEM, "out of memory");
     if ((st = lb_tmodel_as_model(tm, in->vocab, in->name, &m, err))) goto fail;
     fq->only_layer  = -1;
-    const int32_t n = lb_model_tensors(m, nt);
+    const int32_t n = lb_model_tensors(m, nt, lb_model_n_tensors(m));
     for (int32_t i = 0; i < n; i++) {
         int32_t slot = -1;
         for (int32_t s = 0; s < tm->n_slots; s++)

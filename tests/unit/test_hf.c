@@ -157,8 +157,8 @@ static void test_safetensors_bad(void **state) {
 /* ---- the HF fixture against the llama2.c checkpoint ---- */
 static void assert_same_tensors(const lb_model *a, const lb_model *b) {
     lb_named_tensor ta[3 + 9 * 5], tb[3 + 9 * 5];
-    const int32_t   n = lb_model_tensors(a, ta);
-    assert_int_equal(lb_model_tensors(b, tb), n);
+    const int32_t   n = lb_model_tensors(a, ta, (int32_t)(sizeof ta / sizeof ta[0]));
+    assert_int_equal(lb_model_tensors(b, tb, (int32_t)(sizeof tb / sizeof tb[0])), n);
     for (int32_t i = 0; i < n; i++) {
         assert_string_equal(ta[i].name, tb[i].name);
         assert_int_equal(ta[i].t->type, tb[i].t->type);
@@ -263,8 +263,8 @@ static void test_fixture_bf16_shards(void **state) {
     make_fixture(dir, "bf16", 3);
     lb_model       *hf = load(dir), *bin = load_bin();
     lb_named_tensor th[3 + 9 * 5], tb[3 + 9 * 5];
-    const int32_t   n = lb_model_tensors(hf, th);
-    lb_model_tensors(bin, tb);
+    const int32_t   n = lb_model_tensors(hf, th, (int32_t)(sizeof th / sizeof th[0]));
+    lb_model_tensors(bin, tb, (int32_t)(sizeof tb / sizeof tb[0]));
     for (int32_t i = 0; i < n; i++) {
         const int64_t ne = lb_tensor_nelements(tb[i].t);
         const float  *src = tb[i].t->data;

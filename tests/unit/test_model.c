@@ -48,6 +48,13 @@ static void test_llama2c_config(void **state) {
     assert_int_equal(m->cfg.n_ctx_train, 512);
     assert_true(m->tied_output);
     assert_int_equal(lb_model_nparams(m), 260032);
+    /* the tensor list has an explicit capacity: the count comes back, never more is written */
+    lb_named_tensor few[4];
+    memset(few, 0x5a, sizeof few);
+    assert_int_equal(lb_model_tensors(m, few, 3), lb_model_n_tensors(m));
+    assert_string_equal(few[0].name, "token_embd.weight");
+    for (size_t b = 0; b < sizeof few[3]; b++) assert_int_equal(((const unsigned char *)&few[3])[b], 0x5a);
+    assert_int_equal(lb_model_tensors(m, NULL, 0), 47);
     lb_model_free(m);
 }
 
@@ -369,7 +376,7 @@ static double quantize_and_check(const lb_model *m, const char *name, const char
     assert_non_null(p.recipe);
     assert_int_equal(lb_quantize_model(m, path, &p, pl, nt, &s, &err), LB_OK);
     lb_model     *q = load(path, NULL);
-    const int32_t n = lb_model_tensors(q, lt);
+    const int32_t n = lb_model_tensors(q, lt, (int32_t)(sizeof lt / sizeof lt[0]));
     assert_int_equal(n, s.n_tensors);
     int n_own = 0;
     for (int32_t i = 0; i < n; i++) {
