@@ -149,7 +149,7 @@ static lb_status dry_run_report(const lb_model *m, const lb_quant_params *p, lb_
                                 lb_named_tensor *nt, bool json, lb_error *err) {
     int32_t   n;
     lb_status st = lb_quant_check(p, err);
-    if (!st) st = lb_quant_plan(m, p, nt, pl, &n, err);
+    if (!st) st = lb_quant_plan(m, p, nt, pl, lb_model_n_tensors(m), &n, err);
     if (st) return st;
     double  in = 0, outb = 0;
     int64_t params = 0;
@@ -395,7 +395,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (dry_run) rc = dry_run_report(m, &p, pl, nt, json, &err) ? LB_EXIT_ERROR : LB_EXIT_OK;
-    else if (lb_quantize_model(m, out_path, &p, pl, nt, &s, &err) == LB_OK) rc = LB_EXIT_OK;
+    else if (lb_quantize_model(m, out_path, &p, pl, nt, cap, &s, &err) == LB_OK) rc = LB_EXIT_OK;
     if (dry_run) {
         if (rc != LB_EXIT_OK) lb_runtime_error(&err);
     } else if (rc != LB_EXIT_OK && err.code == LB_ERR_INTERRUPTED) {

@@ -207,7 +207,7 @@ int cmd_sweep(int argc, char **argv) {
         lb_ppl_result    r;
         lb_kld_result    k;
         snprintf(path, sizeof path, "%s/%s", dir, files[run]);
-        if (lb_quantize_model(in, path, &qp, NULL, NULL, &qs, &err)) goto done;
+        if (lb_quantize_model(in, path, &qp, NULL, NULL, 0, &qs, &err)) goto done;
         if (eval_file(&s, path, ref_logits, NULL, &qm, &r, &k, &err)) goto done;
         lb_report_row *row = &rows[run];
         snprintf(row->name, sizeof row->name, "%s", recipes[i]->name);

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     printf("model: %d layers, n_embd %d, vocabulary %d\n", m->cfg.n_layers, m->cfg.n_embd, m->cfg.n_vocab);
     const lb_quant_params p = { .recipe = lb_recipe_find("q8_0"), .method = "rtn" };
     lb_quant_summary      s;
-    lb_status             st = lb_quantize_model(m, argv[3], &p, NULL, NULL, &s, &err);
+    lb_status             st = lb_quantize_model(m, argv[3], &p, NULL, NULL, 0, &s, &err);
     lb_model_free(m);
     if (!st) st = perplexity(argv[1], text, len, &ppl0, &err);
     if (!st) st = perplexity(argv[3], text, len, &ppl1, &err);

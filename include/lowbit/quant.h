@@ -155,10 +155,10 @@ typedef struct lb_tensor_plan {
     bool                   overridden;
 } lb_tensor_plan;
 
-/* Choose every tensor's type. plans must hold lb_model_n_tensors(m) entries; returns the count
- * through *n. */
+/* Choose every tensor's type. tensors and plans have room for cap entries (LB_ERR_PARAM when
+ * that is fewer than lb_model_n_tensors(m)); the count through *n. */
 lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_tensor *tensors,
-                        lb_tensor_plan *plans, int32_t *n, lb_error *err);
+                        lb_tensor_plan *plans, int32_t cap, int32_t *n, lb_error *err);
 
 typedef struct lb_quant_summary {
     size_t  bytes_in, bytes_out;  /* weights, as loaded and as written */
@@ -187,10 +187,10 @@ lb_status lb_quant_check(const lb_quant_params *p, lb_error *err);
 lb_status lb_quant_check_values(const lb_named_tensor *nt, const lb_tensor_plan *plans, int32_t n,
                                 lb_error *err);
 
-/* Quantize m into a GGUF at out_path. plans (optional, as from lb_quant_plan) receives
- * each tensor's decision. */
+/* Quantize m into a GGUF at out_path. plans and tensors (both NULL, or both with room for cap
+ * entries, as lb_quant_plan's) receive each tensor's decision. */
 lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_quant_params *p,
-                            lb_tensor_plan *plans, lb_named_tensor *tensors,
+                            lb_tensor_plan *plans, lb_named_tensor *tensors, int32_t cap,
                             lb_quant_summary *summary, lb_error *err);
 
 #ifdef __cplusplus

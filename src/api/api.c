@@ -172,7 +172,7 @@ lb_status lb_api_quantize(const char *in, const char *out, const char *options, 
     lb_threads_set((int)threads);
     LB_TRY(lb_model_load(&m, in, opt_str(o, "tokenizer", NULL), err));
     lb_quant_summary s;
-    LB_TRY(lb_quantize_model(m, out, &p, NULL, NULL, &s, err));
+    LB_TRY(lb_quantize_model(m, out, &p, NULL, NULL, 0, &s, err));
     cJSON *r = cJSON_CreateObject();
     ADD_NUMS(r, { "bytes_in", (double)s.bytes_in }, { "bytes_out", (double)s.bytes_out }, { "bpw", s.bpw },
              { "params", (double)s.n_params }, { "tensors", s.n_tensors }, { "fallbacks", s.n_fallback },

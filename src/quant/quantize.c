@@ -97,9 +97,11 @@ int32_t lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb_t
 }
 
 lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_quant_params *p,
-                            lb_tensor_plan *plans, lb_named_tensor *tensors,
+                            lb_tensor_plan *plans, lb_named_tensor *tensors, int32_t room,
                             lb_quant_summary *summary, lb_error *err) {
     const int32_t    cap    = lb_model_n_tensors(m);
+    LB_RETURN_IF(!plans != !tensors || ((plans || tensors) && room < cap), err, LB_ERR_PARAM,
+                 "give plans and tensors with room for %d entries (or neither)", cap);
     lb_tensor_plan  *own_pl = plans ? NULL : malloc((size_t)cap * sizeof *own_pl);
     lb_named_tensor *own_nt = tensors ? NULL : malloc((size_t)cap * sizeof *own_nt);
     lb_type         *types  = malloc((size_t)cap * sizeof *types);
@@ -116,7 +118,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     c.plans   = plans;
     LB_GOTO_IF(!plans || !tensors || !types || !c.data || !c.importance, err, LB_ERR_NOMEM, "out of memory");
     LB_TRY(lb_quant_check(p, err)); /* the names, their order and needs, before any work */
-    LB_TRY(lb_quant_plan(m, p, tensors, plans, &c.n, err));
+    LB_TRY(lb_quant_plan(m, p, tensors, plans, cap, &c.n, err));
     if (!p->allow_nonfinite) LB_TRY(lb_quant_check_values(tensors, plans, c.n, err));
     s.bytes_in  = lb_model_nbytes(m);
     s.n_tensors = c.n;

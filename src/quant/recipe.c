@@ -132,11 +132,13 @@ static lb_type fit(lb_type t, int64_t ncols) {
 }
 
 lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_tensor *tensors,
-                        lb_tensor_plan *plans, int32_t *n_out, lb_error *err) {
+                        lb_tensor_plan *plans, int32_t cap, int32_t *n_out, lb_error *err) {
     const lb_recipe *r = p->recipe;
     regex_t         *re = NULL;
     lb_status        st = LB_OK;
-    const int32_t    n  = lb_model_tensors(m, tensors, lb_model_n_tensors(m));
+    LB_RETURN_IF(cap < lb_model_n_tensors(m), err, LB_ERR_PARAM, "room for %d tensors, the model has %d", cap,
+                 lb_model_n_tensors(m));
+    const int32_t    n  = lb_model_tensors(m, tensors, cap);
     if (p->n_overrides > 0) {
         re = calloc((size_t)p->n_overrides, sizeof *re);
         LB_RETURN_IF(!re, err, LB_ERR_NOMEM, "out of memory");

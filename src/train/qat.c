@@ -35,7 +35,7 @@ static lb_status slot_types(const lb_model *in, const lb_tmodel *tm, const char 
         const lb_recipe *r = lb_recipe_find(recipe);
         LB_GOTO_IF(!r, err, LB_ERR_PARAM, "unknown type or mix '%s'", recipe);
         lb_quant_params qp = { .recipe = r };
-        st = lb_quant_plan(in, &qp, nt, pl, &n, err);
+        st = lb_quant_plan(in, &qp, nt, pl, cap, &n, err);
         if (st) goto fail;
         *file_type = r->file_type;
     } else {

@@ -229,7 +229,7 @@ static void test_method_on_model(void **state) {
                            .gptq = { .damp = 0.01, .block = 128 } };
     lb_quant_summary s;
     tmp_path("awq.gguf", out, sizeof out);
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, &s, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, &s, &err), LB_OK);
     assert_true(s.err_method > 0 && s.err_method < s.err_rtn); /* GPTQ's, on the AWQ model */
     lb_model *q;
     assert_int_equal(lb_model_load(&q, out, NULL, &err), LB_OK);
@@ -238,8 +238,8 @@ static void test_method_on_model(void **state) {
     char   out2[256], *a, *b;
     size_t na, nb;
     qp.method = "awq";
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, &s, &err), LB_OK);
-    assert_int_equal(lb_quantize_model(m, tmp_path("awq2.gguf", out2, sizeof out2), &qp, NULL, NULL, &s, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, &s, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, tmp_path("awq2.gguf", out2, sizeof out2), &qp, NULL, NULL, 0, &s, &err), LB_OK);
     assert_int_equal(lb_read_file(out, &a, &na, &err), LB_OK);
     assert_int_equal(lb_read_file(out2, &b, &nb, &err), LB_OK);
     assert_int_equal(na, nb);
@@ -249,7 +249,7 @@ static void test_method_on_model(void **state) {
     unlink(out);
     unlink(out2);
     qp.method = "gptq+awq";
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, &s, &err), LB_ERR_PARAM);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, &s, &err), LB_ERR_PARAM);
     printf("# %s\n", err.msg);
     assert_true(access(out, F_OK) != 0);
     lb_model_free(m);

@@ -37,7 +37,7 @@ static void test_matches_llama_quantize_imatrix(void **state) {
             lb_gguf_close(g);
             const lb_quant_params p = { .recipe = lb_recipe_find(type), .pure = true, .imatrix = im };
             assert_non_null(p.recipe);
-            assert_int_equal(lb_quantize_model(m, out, &p, NULL, NULL, NULL, &err), LB_OK);
+            assert_int_equal(lb_quantize_model(m, out, &p, NULL, NULL, 0, NULL, &err), LB_OK);
             assert_int_equal(lb_gguf_open(&g, out, &err), LB_OK);
             snprintf(cur, sizeof cur, "%s", type);
         }

@@ -153,7 +153,7 @@ static void test_w8a8_threads(void **state) {
     assert_int_equal(lb_model_load(&m, synth(LB_TYPE_F32, "w8a8-f32.gguf", p32, sizeof p32), NULL, &err), LB_OK);
     const lb_quant_params qp = { .recipe = lb_recipe_find("w8a8"), .method = "rtn" };
     tmp_path("w8a8.gguf", pw, sizeof pw);
-    assert_int_equal(lb_quantize_model(m, pw, &qp, NULL, NULL, NULL, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, pw, &qp, NULL, NULL, 0, NULL, &err), LB_OK);
     assert_int_equal(lb_model_load(&q, pw, NULL, &err), LB_OK);
     assert_non_null(q->actq);
     assert_int_equal(q->layers[0].ffn_down.type, LB_TYPE_INT8_PC);

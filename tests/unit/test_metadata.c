@@ -302,7 +302,7 @@ static void quantize(const char *in, const char *tok, const char *recipe, const 
     const lb_quant_params p   = { .recipe = lb_recipe_find(recipe), .method = "rtn", .allow_requantize = true };
     assert_non_null(p.recipe);
     assert_int_equal(lb_model_load(&m, in, tok, &err), LB_OK);
-    if (lb_quantize_model(m, out, &p, NULL, NULL, NULL, &err)) fail_msg("%s", err.msg);
+    if (lb_quantize_model(m, out, &p, NULL, NULL, 0, NULL, &err)) fail_msg("%s", err.msg);
     lb_model_free(m);
 }
 

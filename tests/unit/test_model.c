@@ -374,7 +374,8 @@ static double quantize_and_check(const lb_model *m, const char *name, const char
     lb_quant_summary      s;
     lb_error              err = { 0 };
     assert_non_null(p.recipe);
-    assert_int_equal(lb_quantize_model(m, path, &p, pl, nt, &s, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, path, &p, pl, nt, 2, &s, &err), LB_ERR_PARAM); /* too little room */
+    assert_int_equal(lb_quantize_model(m, path, &p, pl, nt, (int32_t)(sizeof pl / sizeof pl[0]), &s, &err), LB_OK);
     lb_model     *q = load(path, NULL);
     const int32_t n = lb_model_tensors(q, lt, (int32_t)(sizeof lt / sizeof lt[0]));
     assert_int_equal(n, s.n_tensors);
@@ -456,7 +457,7 @@ static void test_own_types_bad_input(void **state) {
     lb_error              err = { 0 };
     tmp_path("own-ok.gguf", out, sizeof out);
     tmp_path("own-bad.gguf", bad, sizeof bad);
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, NULL, &err), LB_OK);
     lb_model_free(m);
     lb_gguf *g;
     assert_int_equal(lb_gguf_open(&g, out, &err), LB_OK);

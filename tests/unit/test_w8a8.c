@@ -223,7 +223,7 @@ static void test_smoothquant_beats_naive(void **state) {
     const char *methods[] = { "rtn", "smoothquant", "llm-int8" };
     for (int i = 0; i < 3; i++) {
         qp.method = methods[i];
-        assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_OK);
+        assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, NULL, &err), LB_OK);
         kld[i] = kld_of(out, m, toks, n);
         printf("# W8A8 static (minmax) %-11s KLD %.6f\n", methods[i], kld[i]);
     }
@@ -232,7 +232,7 @@ static void test_smoothquant_beats_naive(void **state) {
     /* smoothquant on a weight-only type is refused */
     qp.recipe = lb_recipe_find("q4_0");
     qp.method = "smoothquant";
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_ERR_PARAM);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, NULL, &err), LB_ERR_PARAM);
     unlink(out);
     unlink(calib);
     free(toks);
@@ -251,7 +251,7 @@ static void test_llm_int8_file(void **state) {
     tmp_path("int8.gguf", out, sizeof out);
     const lb_quant_params qp = { .recipe = lb_recipe_find("w8a8"), .method = "llm-int8", .calib_text = calib,
                                  .outlier_threshold = 4.0, .calib = { .n_samples = 8, .n_ctx = 64, .seed = 7 } };
-    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_OK);
+    assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, NULL, &err), LB_OK);
     assert_int_equal(lb_model_load(&q, out, NULL, &err), LB_OK);
     assert_non_null(q->actq);
     assert_int_equal(q->actq->mode, LB_ACTQ_DYNAMIC);
@@ -440,7 +440,7 @@ static void test_fast_w8a8_model(void **state) {
         const lb_quant_params qp = { .recipe = lb_recipe_find("w8a8"), .method = methods[i], .calib_text = calib,
                                      .act = acts[i], .outlier_threshold = 4.0,
                                      .calib = { .n_samples = 16, .n_ctx = 128, .seed = 7 } };
-        assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, NULL, &err), LB_OK);
+        assert_int_equal(lb_quantize_model(m, out, &qp, NULL, NULL, 0, NULL, &err), LB_OK);
         lb_model *q;
         assert_int_equal(lb_model_load(&q, out, NULL, &err), LB_OK);
         assert_non_null(q->actq);
