@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +55,52 @@ static void remove_outputs(const char *dir, char (*files)[96], int32_t n) {
     rmdir(dir);
 }
 
+/* --ref-points FILE: a CSV whose header names at least name (or type), bpw and kld (or
+ * kld_mean), and optionally method (or source): figures from elsewhere (llama.cpp's), drawn
+ * and listed beside the sweep's. Plain fields, no quoting. */
+#define MAX_POINTS 64
+static int read_points(const char *path, lb_report_row *rows, int32_t *n) {
+    lb_error err = { 0 };
+    char    *text;
+    size_t   len;
+    if (lb_read_file(path, &text, &len, &err)) return lb_runtime_error(&err);
+    int   col[4] = { -1, -1, -1, -1 }; /* name, bpw, kld, method */
+    int   rc = LB_EXIT_OK, line = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l && rc == LB_EXIT_OK; l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        l[strcspn(l, "\r")] = 0;
+        if (!*l) continue;
+        char *f[16], *s2 = NULL;
+        int   nf = 0;
+        for (char *t = strtok_r(l, ",", &s2); t && nf < 16; t = strtok_r(NULL, ",", &s2)) f[nf++] = t;
+        if (col[0] < 0 && col[1] < 0) { /* the header */
+            static const char *const names[4][2] = { { "name", "type" }, { "bpw", "bpw" }, { "kld", "kld_mean" },
+                                                     { "method", "source" } };
+            for (int c = 0; c < nf; c++)
+                for (int k = 0; k < 4; k++)
+                    if (!strcasecmp(f[c], names[k][0]) || !strcasecmp(f[c], names[k][1])) col[k] = c;
+            if (col[0] < 0 || col[1] < 0 || col[2] < 0)
+                rc = lb_usage_error("sweep", "%s: the header must name the columns name, bpw and kld", path);
+            continue;
+        }
+        char        *e1, *e2;
+        const double bpw = col[1] < nf ? strtod(f[col[1]], &e1) : 0, kld = col[2] < nf ? strtod(f[col[2]], &e2) : 0;
+        if (*n == MAX_POINTS || col[0] >= nf || col[1] >= nf || col[2] >= nf || *e1 || *e2 || !(bpw > 0) || !(kld >= 0))
+            rc = lb_usage_error("sweep", "%s:%d: a point wants a name, bpw > 0 and kld >= 0 (at most %d points)", path,
+                                line, MAX_POINTS);
+        else {
+            lb_report_row *r = &rows[(*n)++];
+            memset(r, 0, sizeof *r);
+            snprintf(r->name, sizeof r->name, "%s", f[col[0]]);
+            snprintf(r->method, sizeof r->method, "%s", col[3] >= 0 && col[3] < nf ? f[col[3]] : "given");
+            r->bpw = bpw, r->kld_mean = kld, r->external = true;
+        }
+    }
+    free(text);
+    return rc;
+}
+
 /* --json: the reference and one object per type, on one line */
 static void print_json(const lb_report *r, const char *dir) {
     lb_jout j;
@@ -74,6 +121,7 @@ static void print_json(const lb_report *r, const char *dir) {
         lb_jout_str(&e, "type", w->name);
         lb_jout_str(&e, "method", w->method);
         lb_jout_int(&e, "fallbacks", w->fallbacks);
+        lb_jout_bool(&e, "external", w->external);
         lb_jout_num(&e, "bpw", 4, w->bpw);
         lb_jout_int(&e, "bytes", (long long)w->bytes);
         lb_jout_num(&e, "ppl", 6, w->ppl);
@@ -91,7 +139,7 @@ static void print_json(const lb_report *r, const char *dir) {
 int cmd_sweep(int argc, char **argv) {
     lb_args     a;
     const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL, *methods_opt = "rtn";
-    const char *calib = NULL, *imatrix_path = NULL;
+    const char *calib = NULL, *imatrix_path = NULL, *points_path = NULL;
     int64_t     n_ctx = 128, chunks = 0, threads = 0, samples = 128, calib_ctx = 128, seed = 1234;
     bool        long_ctx = false, json = false;
     lb_args_init(&a, "sweep", argc, argv);
@@ -106,6 +154,7 @@ int cmd_sweep(int argc, char **argv) {
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "--method")) methods_opt = lb_args_value(&a);
+        else if (!strcmp(opt, "--ref-points")) points_path = lb_args_value(&a);
         else if (!strcmp(opt, "--calib")) calib = lb_args_value(&a);
         else if (!strcmp(opt, "--imatrix")) imatrix_path = lb_args_value(&a);
         else if (!strcmp(opt, "--calib-samples")) lb_args_int(&a, 1, 1 << 20, &samples);
@@ -171,7 +220,8 @@ int cmd_sweep(int argc, char **argv) {
     const int32_t  n_runs = n_types * n_methods;
     lb_model      *in = NULL, *ref = NULL;
     char          *text = NULL;
-    lb_report_row *rows = calloc((size_t)n_runs, sizeof *rows);
+    lb_report_row *rows = calloc((size_t)(n_runs + MAX_POINTS), sizeof *rows);
+    int32_t        n_points = 0;
     char (*files)[96]   = calloc((size_t)n_runs, sizeof *files);
     char           path[4096], ref_logits[4096];
     sweep_ctx      s  = { text_path, dir, n_ctx, chunks, 0, NULL };
@@ -182,6 +232,8 @@ int cmd_sweep(int argc, char **argv) {
         for (int32_t i = 0; i < n_types; i++)
             snprintf(files[k * n_types + i], sizeof files[0], "%s%s%s.gguf", recipes[i]->name, n_methods > 1 ? "-" : "",
                      n_methods > 1 ? methods[k] : "");
+    if (rows && points_path && (rc = read_points(points_path, rows + n_runs, &n_points)) != LB_EXIT_OK) goto quiet;
+    rc = LB_EXIT_ERROR;
     if (!rows || !files || lb_cli_model_load(&in, a.positional[0], tok, &err)) goto done;
     if (lb_check_ctx("sweep", "--ctx", n_ctx, in, long_ctx)) {
         rc = LB_EXIT_USAGE;
@@ -229,7 +281,7 @@ int cmd_sweep(int argc, char **argv) {
                             .chunks = rr.chunks, .ppl_ref = rr.ppl,
                             .bytes_ref = lb_model_nbytes(ref),
                             .bpw_ref = 8.0 * (double)lb_model_nbytes(ref) / (double)lb_model_nparams(ref),
-                            .rows = rows, .n_rows = n_runs };
+                            .rows = rows, .n_rows = n_runs + n_points };
     snprintf(path, sizeof path, "%s/report.md", dir);
     if (lb_report_write_md(&rep, path, &err)) goto done;
     if (json) {

@@ -85,6 +85,8 @@ typedef struct lb_report_row {
     double  ppl, ppl_stderr;
     double  kld_mean, kld_stderr, kld_p99, top1;
     int32_t fallbacks;   /* tensors whose rows did not fit the type (stored in another) */
+    bool    external;    /* a reference point a user gave (e.g. llama.cpp's figures): only its
+                          * name, method, bpw and KLD are known */
 } lb_report_row;
 
 typedef struct lb_report {

@@ -67,11 +67,17 @@ lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err
     LB_GOTO_IF(!front, err, LB_ERR_NOMEM, "out of memory");
     fprintf(f, "| type | method | bpw | size (MB) | PPL | ΔPPL | KLD | KLD p99 | top-1 | fallbacks | front |\n");
     fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n");
-    for (int32_t i = 0; i < r->n_rows; i++)
-        fprintf(f, "| %s | %s | %.3f | %.3f | %.4f ± %.4f | %+.4f | %.6f | %.5f | %.2f%% | %d | %s |\n", v[i]->name,
-                v[i]->method[0] ? v[i]->method : "rtn", v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl,
-                v[i]->ppl_stderr, v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1,
-                v[i]->fallbacks, front[v[i] - r->rows] ? "◆" : "");
+    for (int32_t i = 0; i < r->n_rows; i++) {
+        const char *front_mark = front[v[i] - r->rows] ? "◆" : "";
+        if (v[i]->external) /* a reference point: only bpw and KLD are known */
+            fprintf(f, "| %s | %s (given) | %.3f | - | - | - | %.6f | - | - | - | %s |\n", v[i]->name, v[i]->method,
+                    v[i]->bpw, v[i]->kld_mean, front_mark);
+        else
+            fprintf(f, "| %s | %s | %.3f | %.3f | %.4f ± %.4f | %+.4f | %.6f | %.5f | %.2f%% | %d | %s |\n", v[i]->name,
+                    v[i]->method[0] ? v[i]->method : "rtn", v[i]->bpw, (double)v[i]->bytes / 1e6, v[i]->ppl,
+                    v[i]->ppl_stderr, v[i]->ppl - r->ppl_ref, v[i]->kld_mean, v[i]->kld_p99, 100 * v[i]->top1,
+                    v[i]->fallbacks, front_mark);
+    }
     fprintf(f, "\nfallbacks: tensors whose rows the type's blocks do not divide, stored in another type "
                "(as llama-quantize does). ◆: the Pareto front (no other row smaller with a lower KLD).\n");
     free(front);
@@ -166,13 +172,16 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
         if (front[v[i] - r->rows])
             fprintf(f, "%.1f,%.1f ", PX(v[i]->bpw), PY(log10(v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7)));
     fputs("\"/>\n", f);
+    size_t longest = 3; /* the legend's width: its longest name */
+    for (int32_t k = 0; k < n_methods; k++) longest = strlen(methods[k]) > longest ? strlen(methods[k]) : longest;
+    const double lw = 6.2 * (double)longest + 24;
     for (int32_t k = 0; k < n_methods && n_methods > 1; k++) { /* the legend, top right */
-        const double lx = W - R - 110, ly = T + 16 + 16 * k;
+        const double lx = W - R - lw, ly = T + 16 + 16 * k;
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", lx, ly - 4, k_colors[k]);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 8, ly);
         put_xml(f, methods[k][0] ? methods[k] : "rtn");
         fputs("</text>\n", f);
-        placed[4 * n_placed] = lx - 6, placed[4 * n_placed + 1] = ly, placed[4 * n_placed + 2] = 110;
+        placed[4 * n_placed] = lx - 6, placed[4 * n_placed + 1] = ly, placed[4 * n_placed + 2] = lw;
         placed[4 * n_placed + 3] = 14;
         n_placed++;
     }
@@ -206,7 +215,10 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", x, PY(log10(lo)), x,
                     PY(log10(hi)), k_colors[mk]);
         }
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, k_colors[mk]);
+        if (v[i]->external) /* a given reference point: a square */
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"%s\"/>\n", x - 4, y - 4, k_colors[mk]);
+        else
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, k_colors[mk]);
         if (fabs(ly - (y - 4)) > 1)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
                        "stroke-width=\"0.5\"/>\n", x, y, lx, ly - 4);

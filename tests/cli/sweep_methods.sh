@@ -28,6 +28,17 @@ t = [e.firstChild.data for e in x.parse(sys.argv[1]).getElementsByTagName('text'
 sys.exit(0 if 'rtn' in t and 'gptq' in t and 'q4_0 gptq' in t else 1)" "$WORK/sw/report.svg" \
     && grep -q "<polyline" "$WORK/sw/report.svg" && pass "report.svg: a legend, labels with the method, the front" \
     || fail "svg: $(grep -c '<text' "$WORK/sw/report.svg") texts"
+# reference points from a CSV (llama.cpp's figures, here made up): listed, drawn, on the front
+printf 'name,bpw,kld,method\nQ4_0,4.5,0.9,llama.cpp imatrix\nQ8_0,8.5,0.0001,llama.cpp\n' > "$WORK/pts.csv"
+"$LOWBIT" sweep "$MODEL" --types q4_0 --text "$WORK/eval.txt" --ctx 64 -o "$WORK/swp" --ref-points "$WORK/pts.csv" \
+    > /dev/null 2> "$WORK/err" || fail "--ref-points: $(tail -1 "$WORK/err")"
+grep -q "^| Q8_0 | llama.cpp (given) | 8.500 | - | - | - | 0.000100 | - | - | - | ◆ |$" "$WORK/swp/report.md" \
+    && grep -q "^| Q4_0 | llama.cpp imatrix (given) | 4.500 | " "$WORK/swp/report.md" && grep -q "<rect x=" "$WORK/swp/report.svg" \
+    && pass "--ref-points: the given rows in the table and the plot" || fail "ref points: $(grep given "$WORK/swp/report.md")"
+printf 'type,size\nq4,1\n' > "$WORK/bad.csv"
+"$LOWBIT" sweep "$MODEL" --types q4_0 --text "$WORK/eval.txt" -o "$WORK/swb" --ref-points "$WORK/bad.csv" > /dev/null 2> "$WORK/err"
+[ $? = 2 ] && grep -q "name, bpw and kld" "$WORK/err" && [ ! -e "$WORK/swb" ] && pass "a CSV without bpw/kld: usage error, no directory" \
+    || fail "bad csv: $(cat "$WORK/err")"
 "$LOWBIT" sweep "$MODEL" --types q4_0 --method gptq --text "$WORK/eval.txt" -o "$WORK/sw2" > /dev/null 2> "$WORK/err"
 [ $? = 2 ] && grep -q "needs calibration text" "$WORK/err" && [ ! -e "$WORK/sw2" ] \
     && pass "gptq without --calib: a usage error, no directory" || fail "no calib: $(cat "$WORK/err")"
