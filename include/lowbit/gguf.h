@@ -103,6 +103,8 @@ typedef struct lb_gguf {
     size_t               alignment;
     size_t               data_offset; /* start of the data section in the file */
     struct lb_strmap    *index;       /* private: keys and tensor names -> their index */
+    struct lb_gguf      *next_shard;  /* private: a split file's next shard, kept open (its
+                                       * tensors are listed in the first's) */
 } lb_gguf;
 
 /* Open and validate a file (mmapped) or a caller's memory (borrowed). *out is NULL on error. */
@@ -110,6 +112,11 @@ lb_status lb_gguf_open(lb_gguf **out, const char *path, lb_error *err);
 lb_status lb_gguf_open_memory(lb_gguf **out, const void *data, size_t size, const char *name,
                               lb_error *err);
 void      lb_gguf_close(lb_gguf *g); /* accepts NULL */
+/* lb_gguf_open, and when the file is the first shard of a split model (llama.cpp's gguf-split:
+ * split.count > 1, files PREFIX-00001-of-0000N.gguf), the other shards too: their tensors join
+ * the first's list (data in their own mappings), the metadata is the first's. Every shard's
+ * split.no, split.count and the total split.tensors.count are checked. */
+lb_status lb_gguf_open_split(lb_gguf **out, const char *path, lb_error *err);
 
 /* Index of a key or tensor, -1 when absent. */
 int64_t lb_gguf_find_key(const lb_gguf *g, const char *key);

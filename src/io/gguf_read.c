@@ -283,8 +283,71 @@ lb_status lb_gguf_open_memory(lb_gguf **out, const void *data, size_t size, cons
     return finish_open(g, out, err);
 }
 
+/* shard k's path from the first's: PREFIX-00001-of-0000N.gguf (llama.cpp's llama_split_path) */
+static bool shard_path(const char *first, int64_t k, int64_t count, char *out, size_t cap) {
+    char         tail[64];
+    const size_t n = strlen(first);
+    snprintf(tail, sizeof tail, "-%05d-of-%05d.gguf", 1, (int)count);
+    const size_t tl = strlen(tail);
+    if (n < tl || strcmp(first + n - tl, tail) != 0) return false;
+    return snprintf(out, cap, "%.*s-%05d-of-%05d.gguf", (int)(n - tl), first, (int)k + 1, (int)count) < (int)cap;
+}
+
+lb_status lb_gguf_open_split(lb_gguf **out, const char *path, lb_error *err) {
+    lb_gguf *g;
+    int64_t  count = 1, no = 0, total = 0;
+    LB_TRY_RET(lb_gguf_open(&g, path, err));
+    lb_status st = lb_gguf_get_int(g, "split.count", &count, err);
+    if (st == LB_ERR_NOT_FOUND || (!st && count <= 1)) {
+        *out = g;
+        return LB_OK;
+    }
+    lb_gguf *last = g;
+    char     sp[4096];
+    if (st) goto fail;
+    LB_GOTO_IF(count > 9999 || lb_gguf_get_int(g, "split.no", &no, NULL) || no != 0 ||
+                   lb_gguf_get_int(g, "split.tensors.count", &total, NULL),
+               err, LB_ERR_CORRUPT, "%s: not the first shard of a split model (split.no, split.count, "
+               "split.tensors.count)", path);
+    LB_GOTO_IF(!shard_path(path, 0, count, sp, sizeof sp), err, LB_ERR_PARAM,
+               "%s: shard 1 of %lld must be named PREFIX-00001-of-%05lld.gguf", path, (long long)count,
+               (long long)count);
+    for (int64_t k = 1; k < count; k++) {
+        lb_gguf *s;
+        int64_t  sn = -1, sc = -1;
+        shard_path(path, k, count, sp, sizeof sp);
+        LB_TRY(lb_gguf_open(&s, sp, err));
+        last->next_shard = s, last = s; /* closed with g from now on */
+        LB_GOTO_IF(lb_gguf_get_int(s, "split.no", &sn, NULL) || sn != k || lb_gguf_get_int(s, "split.count", &sc, NULL) ||
+                       sc != count,
+                   err, LB_ERR_CORRUPT, "%s: not shard %lld of %lld (split.no %lld, split.count %lld)", sp,
+                   (long long)k + 1, (long long)count, (long long)sn + 1, (long long)sc);
+        lb_gguf_tensor_info *t = realloc(g->tensors, (size_t)(g->n_tensors + s->n_tensors + 1) * sizeof *t);
+        LB_GOTO_IF(!t, err, LB_ERR_NOMEM, "out of memory");
+        g->tensors = t;
+        for (int64_t i = 0; i < s->n_tensors; i++) {
+            lb_gguf_tensor_info *d = &g->tensors[g->n_tensors];
+            *d                     = s->tensors[i];
+            LB_GOTO_IF(!(d->name = strdup(s->tensors[i].name)), err, LB_ERR_NOMEM, "out of memory");
+            g->n_tensors++;
+            const int64_t seen = lb_strmap_put(&g->index[1], d->name, strlen(d->name), g->n_tensors - 1);
+            LB_GOTO_IF(seen == -2, err, LB_ERR_NOMEM, "out of memory");
+            LB_GOTO_IF(seen >= 0, err, LB_ERR_CORRUPT, "%s: tensor '%s' is in two shards", sp, d->name);
+        }
+    }
+    LB_GOTO_IF(g->n_tensors != total, err, LB_ERR_CORRUPT, "%s: the shards hold %lld tensors, split.tensors.count "
+               "says %lld", path, (long long)g->n_tensors, (long long)total);
+    *out = g;
+    return LB_OK;
+fail:
+    lb_gguf_close(g);
+    *out = NULL;
+    return st;
+}
+
 void lb_gguf_close(lb_gguf *g) {
     if (!g) return;
+    lb_gguf_close(g->next_shard);
     for (int64_t i = 0; i < g->n_kv; i++) {
         free(g->kv[i].key);
         free(g->kv[i].arr_str);

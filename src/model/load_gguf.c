@@ -258,7 +258,7 @@ static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
 }
 
 lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
-    lb_status st = lb_gguf_open(&m->gguf, path, err);
+    lb_status st = lb_gguf_open_split(&m->gguf, path, err);
     if (st) return st;
     const lb_gguf *g = m->gguf;
     lb_gguf_str    arch;

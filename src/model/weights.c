@@ -12,6 +12,8 @@
 static void release(const lb_model *m, const void *p, size_t n) {
     const lb_source *s = m->gguf ? &m->gguf->src : &m->src;
     const uint8_t   *b = p;
+    for (const lb_gguf *g = m->gguf; g && (b < s->data || b + n > s->data + s->size); g = g->next_shard)
+        s = &g->src; /* a split model: the shard holding it */
     if (!s->map || b < s->data || b + n > s->data + s->size) return;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = ((uintptr_t)b + n) / page * page;

@@ -555,6 +555,66 @@ static void test_phi3_fused_qkv(void **state) {
     remove(bad);
 }
 
+
+/* A split model (llama.cpp's gguf-split: PREFIX-0000K-of-0000N.gguf, split.* keys, tensors
+ * divided, metadata in the first): loads from its first shard with the whole file's logits;
+ * a missing shard, a shard with the wrong split.no and a first shard named otherwise are
+ * errors naming the problem. */
+static void write_shard(const lb_gguf *g, const char *path, int no, int count, int64_t t0, int64_t t1, bool meta) {
+    lb_gguf_writer *w   = lb_gguf_writer_create();
+    lb_error        err = { 0 };
+    for (int64_t i = 0; meta && i < g->n_kv; i++) assert_int_equal(lb_gguf_writer_copy_kv(w, &g->kv[i]), LB_OK);
+    assert_int_equal(lb_gguf_writer_set_u32(w, "split.no", (uint32_t)no), LB_OK);
+    assert_int_equal(lb_gguf_writer_set_u32(w, "split.count", (uint32_t)count), LB_OK);
+    assert_int_equal(lb_gguf_writer_set_i32(w, "split.tensors.count", (int32_t)g->n_tensors), LB_OK);
+    for (int64_t i = t0; i < t1; i++) {
+        const lb_gguf_tensor_info *t = &g->tensors[i];
+        assert_int_equal(lb_gguf_writer_add_tensor(w, t->name, t->ggml_type, t->n_dims, t->ne, t->data, t->nbytes, &err),
+                         LB_OK);
+    }
+    assert_int_equal(lb_gguf_writer_write(w, path, &err), LB_OK);
+    lb_gguf_writer_free(w);
+}
+
+static void test_split_gguf(void **state) {
+    (void)state;
+    char      p[512], whole[512], s1[512], s2[512], odd[512];
+    lb_error  err = { 0 };
+    lb_model *m   = load(stories_bin(p, sizeof p), NULL);
+    tmp_path("whole.gguf", whole, sizeof whole);
+    tmp_path("sp-00001-of-00002.gguf", s1, sizeof s1);
+    tmp_path("sp-00002-of-00002.gguf", s2, sizeof s2);
+    tmp_path("sp-first.gguf", odd, sizeof odd);
+    assert_int_equal(lb_model_save_gguf(m, whole, LB_TYPE_F32, &err), LB_OK);
+    lb_gguf *g;
+    assert_int_equal(lb_gguf_open(&g, whole, &err), LB_OK);
+    const int64_t half = g->n_tensors / 2;
+    write_shard(g, s1, 0, 2, 0, half, true);
+    write_shard(g, s2, 1, 2, half, g->n_tensors, false);
+    const int32_t n  = (int32_t)(sizeof k_toks / sizeof k_toks[0]);
+    lb_model     *a  = load(whole, NULL), *b = load(s1, NULL);
+    float        *la = logits_batch(a, k_toks, n), *lbits = logits_batch(b, k_toks, n);
+    assert_int_equal(b->gguf->n_tensors, g->n_tensors);
+    assert_memory_equal(la, lbits, (size_t)n * (size_t)a->cfg.n_vocab * sizeof *la);
+    free(la), free(lbits);
+    lb_model_free(a), lb_model_free(b);
+    /* errors */
+    lb_model *x = NULL;
+    write_shard(g, s2, 0, 2, half, g->n_tensors, false); /* split.no says it is the first */
+    assert_int_not_equal(lb_model_load(&x, s1, NULL, &err), LB_OK);
+    assert_non_null(strstr(err.msg, "not shard 2 of 2"));
+    unlink(s2);
+    assert_int_not_equal(lb_model_load(&x, s1, NULL, &err), LB_OK);
+    assert_non_null(strstr(err.msg, "sp-00002-of-00002.gguf"));
+    write_shard(g, odd, 0, 2, 0, half, true);
+    assert_int_not_equal(lb_model_load(&x, odd, NULL, &err), LB_OK);
+    assert_non_null(strstr(err.msg, "must be named PREFIX-00001-of-00002.gguf"));
+    assert_null(x);
+    lb_gguf_close(g);
+    lb_model_free(m);
+    unlink(whole), unlink(s1), unlink(odd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2c_config),    cmocka_unit_test(test_batch_equals_sequential),
@@ -563,7 +623,7 @@ int main(void) {
         cmocka_unit_test(test_other_models),      cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_llama2c_separate_classifier),
         cmocka_unit_test(test_own_types_model),   cmocka_unit_test(test_own_types_bad_input),
-        cmocka_unit_test(test_phi3_fused_qkv),
+        cmocka_unit_test(test_phi3_fused_qkv),    cmocka_unit_test(test_split_gguf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
