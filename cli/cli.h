@@ -21,6 +21,22 @@ typedef struct lb_command {
     const char *usage_more; /* printed after usage, may be NULL (a literal's length is limited) */
 } lb_command;
 
+/* ---- progress.c: a bar on stderr (a TTY only), from the library's progress reports ---- */
+typedef struct lb_progress {
+    const char *label;
+    int64_t     total;
+    int64_t     done;
+    double      t_start;
+    double      t_last;
+    bool        enabled;
+    bool        drawn;
+} lb_progress;
+void lb_progress_begin(lb_progress *p, const char *label, int64_t total);
+void lb_progress_update(lb_progress *p, int64_t done);
+void lb_progress_end(lb_progress *p);
+/* an lb_progress_fn drawing into user (an lb_progress) */
+void lb_cli_progress(void *user, const char *what, int64_t done, int64_t total);
+
 /* ---- json_out.c: --json's one-line objects, strings escaped ---- */
 typedef struct lb_jout {
     FILE *f;

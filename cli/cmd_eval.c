@@ -107,6 +107,7 @@ int cmd_eval(int argc, char **argv) {
     size_t        len, n_ids;
     lb_ppl_result r;
     lb_kld_result k;
+    lb_progress   bar;
     int           rc = LB_EXIT_ERROR;
     if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     if (from_base) {
@@ -139,7 +140,8 @@ int cmd_eval(int argc, char **argv) {
     if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     if (rm && lb_context_create(&rctx, rm, (int32_t)n_ctx, (int32_t)n_ctx, &err)) goto done;
     const lb_ppl_params p   = { .n_ctx = (int32_t)n_ctx, .max_chunks = (int32_t)chunks,
-                                .logits_path = logits_path, .base_path = kld ? NULL : base, .progress = !json };
+                                .logits_path = logits_path, .base_path = kld ? NULL : base,
+                                .progress = json ? NULL : lb_cli_progress, .progress_user = &bar };
     const lb_kld_ref    ref = { .ctx = rctx, .logits_path = ref_logits };
     const bool          cmp = ref_path || ref_logits;
     if (lb_eval_kld(ctx, m->vocab, ids, n_ids, &p, cmp ? &ref : NULL, &r, cmp ? &k : NULL, &err))

@@ -41,7 +41,9 @@ int cmd_synth(int argc, char **argv) {
         return lb_usage_error("synth", "expected one output file (-o OUT.gguf)");
     if (a.n_positional == 1) out = a.positional[0];
     if (!out) return lb_usage_error("synth", "-o OUT.gguf is required");
-    lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = !quiet, .arch = arch };
+    lb_progress     bar;
+    lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = quiet ? NULL : lb_cli_progress,
+                          .progress_user = &bar, .arch = arch };
     if (arch && !lb_arch_find(arch, strlen(arch)))
         return lb_usage_error("synth", "unknown architecture '%s' (%s)", arch, lb_arch_names());
     lb_error        err = { 0 };

@@ -43,19 +43,11 @@ size_t lb_peak_rss(void);  /* peak resident set of this process, bytes (0 when u
  * holds it (0 when unknown). */
 size_t lb_memory_limit(void);
 
-/* ---- progress bar on stderr, drawn only when stderr is a TTY and the job is slow ---- */
-typedef struct lb_progress {
-    const char *label;
-    int64_t     total;
-    int64_t     done;
-    double      t_start;
-    double      t_last;
-    bool        enabled;
-    bool        drawn;
-} lb_progress;
-void lb_progress_begin(lb_progress *p, const char *label, int64_t total);
-void lb_progress_update(lb_progress *p, int64_t done);
-void lb_progress_end(lb_progress *p);
+/* ---- progress: the library reports, it never draws ----
+ * Long jobs call this as they advance: done 0 at the start, then done of total units (chunks,
+ * tensors, values), total at the end. what names the job ("perplexity", "write"). The CLI
+ * draws a bar from it on a terminal (cli/progress.c). */
+typedef void (*lb_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
 
 /* ---- read-only byte source: a whole file mmapped, or a caller's memory ---- */
 typedef struct lb_source {

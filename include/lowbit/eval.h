@@ -22,7 +22,8 @@ typedef struct lb_ppl_params {
     const char *logits_path; /* non-NULL: save the scored positions' logits there */
     const char *base_path;   /* non-NULL: write llama-perplexity's KL-divergence base file there
                               * (--kl-divergence-base: log-probabilities as 16-bit levels) */
-    bool        progress;    /* draw a progress bar (on a TTY) */
+    lb_progress_fn progress;      /* may be NULL: called after each chunk */
+    void          *progress_user;
 } lb_ppl_params;
 
 typedef struct lb_ppl_result {

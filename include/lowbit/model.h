@@ -145,7 +145,8 @@ typedef struct lb_write_plan {
      * and winning over them */
     const char *const *kv_overrides;
     int32_t         n_kv_overrides;
-    bool            progress;
+    lb_progress_fn  progress;      /* may be NULL: called after each tensor */
+    void           *progress_user;
     /* lb_model_writer_open: write into this kept file (a resumable run's), renamed to path at
      * commit; with resume, reopen it (its header must be this plan's) */
     const char     *partial;

@@ -24,7 +24,8 @@ typedef struct lb_synth_params {
     const char     *vocab_path; /* a tokenizer (any file lb_vocab_load_any reads), padded with
                                    unused pieces to cfg.n_vocab; NULL: a generated
                                    SentencePiece vocabulary (specials, bytes, letters, pairs) */
-    bool            progress;
+    lb_progress_fn  progress;   /* may be NULL: called as the values are written */
+    void           *progress_user;
     const char     *arch;       /* an architecture of arch.h ("llama", "qwen2", "qwen3"); NULL:
                                    llama. cfg.head_dim 0: n_embd / n_heads */
 } lb_synth_params;

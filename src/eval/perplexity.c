@@ -131,8 +131,8 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
         }
         LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", p->logits_path);
     }
-    lb_progress bar;
-    if (p->progress) lb_progress_begin(&bar, cmp ? "kld" : "perplexity", n_chunks);
+    const char *what = cmp ? "kld" : "perplexity";
+    if (p->progress) p->progress(p->progress_user, what, 0, n_chunks);
     double       nll = 0, nll2 = 0;
     int64_t      count = 0;
     const double t0    = lb_time_sec();
@@ -168,9 +168,8 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
             if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
                                err, LB_ERR_IO, "%s: write failed", p->logits_path);
         }
-        if (p->progress) lb_progress_update(&bar, c + 1);
+        if (p->progress) p->progress(p->progress_user, what, c + 1, n_chunks);
     }
-    if (p->progress) lb_progress_end(&bar);
     r->seconds          = lb_time_sec() - t0;
     r->chunks           = n_chunks;
     r->n_ctx            = n_ctx;

@@ -326,10 +326,9 @@ lb_status lb_model_writer_commit(lb_model_writer *mw, lb_error *err) {
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err) {
     lb_model_writer *mw;
-    lb_progress      bar;
     lb_status        st = lb_model_writer_open(&mw, m, path, plan, err);
     if (st) return st;
-    if (plan->progress) lb_progress_begin(&bar, "write", mw->n);
+    if (plan->progress) plan->progress(plan->progress_user, "write", 0, mw->n);
     for (int32_t i = 0; i < mw->n && !st; i++) {
         const lb_tensor *t    = mw->ts[i].t;
         const lb_type    type = plan->types[i];
@@ -347,9 +346,8 @@ lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_writ
             st = lb_model_writer_put(mw, i, t->data, nb, err);
         }
         free(buf);
-        if (plan->progress) lb_progress_update(&bar, i + 1);
+        if (plan->progress) plan->progress(plan->progress_user, "write", i + 1, mw->n);
     }
-    if (plan->progress) lb_progress_end(&bar);
     if (st) {
         lb_model_writer_free(mw);
         return st;

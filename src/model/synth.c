@@ -87,8 +87,7 @@ typedef struct {
     int64_t                n, rows;
     lb_type                type;
     size_t                 row_bytes;
-    lb_progress           *bar;
-    int64_t               *done; /* values written so far (all tensors) */
+    int64_t               *done, total; /* values written so far (all tensors), and in all */
 } synth_tensor;
 
 /* Input channel j of rows n wide is an outlier (the same channels in every tensor reading the
@@ -151,7 +150,7 @@ static size_t fill(void *user, uint8_t *buf, size_t cap, size_t off, lb_error *e
         return 0;
     }
     *t->done += nr * t->n;
-    if (t->bar) lb_progress_update(t->bar, *t->done);
+    if (t->p->progress) t->p->progress(t->p->progress_user, "synth", *t->done, t->total);
     return (size_t)nr * t->row_bytes;
 }
 
@@ -271,7 +270,6 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     const int32_t   n_t     = 3 + LB_LAYER_SLOTS * c->n_layers; /* at most */
     synth_tensor   *ts      = calloc((size_t)n_t, sizeof *ts);
     lb_gguf_writer *w       = lb_gguf_writer_create();
-    lb_progress     bar;
     int64_t         done = 0, total = 0;
     lb_status       st = LB_OK;
     LB_GOTO_IF(!ts || !w, err, LB_ERR_NOMEM, "out of memory");
@@ -284,7 +282,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     do {                                                                                           \
         synth_tensor *t = &ts[k];                                                                  \
         t->p = p, t->index = (uint32_t)k, t->kind = KIND, t->n = N, t->rows = ROWS;               \
-        t->type = KIND == KIND_NORM || KIND == KIND_BIAS ? LB_TYPE_F32 : p->type, t->bar = &bar, t->done = &done;      \
+        t->type = KIND == KIND_NORM || KIND == KIND_BIAS ? LB_TYPE_F32 : p->type, t->done = &done;                \
         snprintf(t->name, sizeof t->name, __VA_ARGS__);                                            \
         t->row_bytes = lb_row_size(t->type, N);                                                    \
         LB_GOTO_IF(t->row_bytes == 0, err, LB_ERR_SHAPE, "synth: %s rows of %lld values do not "   \
@@ -330,10 +328,9 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                                               ts[i].rows > 1 ? 2 : 1, ne,
                                               ts[i].row_bytes * (size_t)ts[i].rows, fill, &ts[i], err));
     }
-    if (p->progress) lb_progress_begin(&bar, "synth", total);
-    for (int32_t i = 0; i < k; i++) ts[i].bar = p->progress ? &bar : NULL;
+    for (int32_t i = 0; i < k; i++) ts[i].total = total;
+    if (p->progress) p->progress(p->progress_user, "synth", 0, total);
     st = lb_gguf_writer_write(w, path, err);
-    if (p->progress) lb_progress_end(&bar);
 fail:
     lb_vocab_free(m.vocab);
     lb_gguf_writer_free(w);

@@ -1,16 +1,10 @@
-/* Progress bar on stderr: drawn only when stderr is a TTY and the job has run for
- * more than a second; redrawn at most 10 times a second. Silent otherwise. */
+/* The CLI's progress bar on stderr, drawn from the library's progress reports (core.h's
+ * lb_progress_fn): only when stderr is a TTY and the job has run for more than a second;
+ * redrawn at most 10 times a second. Silent otherwise. */
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "lowbit/core.h"
-
-double lb_time_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "cli.h"
 
 void lb_progress_begin(lb_progress *p, const char *label, int64_t total) {
     p->label   = label;
@@ -51,4 +45,11 @@ void lb_progress_end(lb_progress *p) {
         draw(p, lb_time_sec());
         fputc('\n', stderr);
     }
+}
+
+void lb_cli_progress(void *user, const char *what, int64_t done, int64_t total) {
+    lb_progress *p = user;
+    if (done == 0) lb_progress_begin(p, what, total);
+    else lb_progress_update(p, done);
+    if (done >= total) lb_progress_end(p);
 }
