@@ -30,20 +30,12 @@ static int inspect_gguf(const char *path) {
     size_t total = 0;
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const lb_gguf_tensor_info *t = &g->tensors[i];
-        char                       shape[96], key[128], name[1024];
+        char                       shape[96], name[1024], own[32], buf[4 * 32];
         int64_t                    ne[LB_GGUF_MAX_DIMS];
         const char                *type = lb_ggml_type_name(t->ggml_type);
         memcpy(ne, t->ne, sizeof ne);
         /* lowbit's own types are stored as i8 rows; the real type and row length are keys */
-        lb_gguf_str own;
-        int64_t     ne0;
-        snprintf(key, sizeof key, "lowbit.tensor_type.%s", t->name);
-        if (lb_gguf_get_str(g, key, &own, NULL) == LB_OK && own.n < 32) {
-            static char buf[4 * 32];
-            type = lb_esc(own.p, own.n, buf, sizeof buf);
-            snprintf(key, sizeof key, "lowbit.tensor_ne0.%s", t->name);
-            if (lb_gguf_get_int(g, key, &ne0, NULL) == LB_OK) ne[0] = ne0;
-        }
+        if (lb_gguf_lowbit_type(g, t, own, sizeof own, &ne[0])) type = lb_esc(own, SIZE_MAX, buf, sizeof buf);
         shape_str(ne, t->n_dims, shape, sizeof shape);
         printf("  %-32s %-11s %-20s %12zu\n", lb_esc(t->name, SIZE_MAX, name, sizeof name), type,
                shape, t->nbytes);

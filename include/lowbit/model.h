@@ -104,6 +104,12 @@ void      lb_model_free(lb_model *m); /* accepts NULL */
  * be freed before m. */
 lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err);
 
+/* A GGUF tensor stored in one of lowbit's own types (I8 rows, with lowbit.tensor_type.<name>
+ * and lowbit.tensor_ne0.<name> keys), for display: its type's name into type (false when the
+ * tensor has none, or it does not fit cap) and its row length (the stored ne[0] without the
+ * key). Loading checks the same keys strictly. */
+bool lb_gguf_lowbit_type(const lb_gguf *g, const lb_gguf_tensor_info *t, char *type, size_t cap, int64_t *ne0);
+
 /* Load only a vocabulary: from a GGUF's tokenizer.ggml.* keys, or a tokenizer file. */
 lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err);
 lb_status lb_vocab_from_gguf(lb_vocab **out, const lb_gguf *g, lb_error *err);

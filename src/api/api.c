@@ -313,20 +313,11 @@ lb_status lb_api_gguf_info(const char *path, char **result, lb_error *err) {
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const lb_gguf_tensor_info *ti = &g->tensors[i];
         cJSON                     *t = cJSON_CreateObject(), *shape = cJSON_CreateArray();
-        char                       key[160];
-        lb_gguf_str                own;
+        char                       own[32];
         int64_t                    ne0 = ti->ne[0];
         cJSON_AddStringToObject(t, "name", ti->name);
-        snprintf(key, sizeof key, "lowbit.tensor_type.%.100s", ti->name); /* lowbit's types: i8 rows */
-        if (lb_gguf_get_str(g, key, &own, NULL) == LB_OK && own.n < 32) {
-            char type[32];
-            snprintf(type, sizeof type, "%.*s", (int)own.n, own.p);
-            cJSON_AddStringToObject(t, "type", type);
-            snprintf(key, sizeof key, "lowbit.tensor_ne0.%.100s", ti->name);
-            if (lb_gguf_get_int(g, key, &ne0, NULL) != LB_OK) ne0 = ti->ne[0];
-        } else {
-            cJSON_AddStringToObject(t, "type", lb_ggml_type_name(ti->ggml_type));
-        }
+        const bool lowbit_type = lb_gguf_lowbit_type(g, ti, own, sizeof own, &ne0); /* i8 rows */
+        cJSON_AddStringToObject(t, "type", lowbit_type ? own : lb_ggml_type_name(ti->ggml_type));
         for (uint32_t d = 0; d < ti->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(d ? ti->ne[d] : ne0)));
         cJSON_AddItemToObject(t, "shape", shape);
         cJSON_AddNumberToObject(t, "bytes", (double)ti->nbytes);

@@ -81,6 +81,17 @@ static lb_status get_own_type(const lb_gguf *g, const char *name, const lb_gguf_
     return LB_OK;
 }
 
+bool lb_gguf_lowbit_type(const lb_gguf *g, const lb_gguf_tensor_info *t, char *type, size_t cap, int64_t *ne0) {
+    char        key[160];
+    lb_gguf_str own;
+    snprintf(key, sizeof key, "lowbit.tensor_type.%.120s", t->name);
+    if (lb_gguf_get_str(g, key, &own, NULL) != LB_OK || own.n >= cap) return false;
+    snprintf(type, cap, "%.*s", (int)own.n, own.p);
+    snprintf(key, sizeof key, "lowbit.tensor_ne0.%.120s", t->name);
+    if (lb_gguf_get_int(g, key, ne0, NULL) != LB_OK) *ne0 = t->ne[0];
+    return true;
+}
+
 static lb_status get_tensor(lb_model *m, const char *name, bool required, lb_tensor *t,
                             lb_error *err) {
     const lb_gguf *g = m->gguf;

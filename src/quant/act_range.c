@@ -50,17 +50,6 @@ static lb_status run_pass(lb_context *ctx, range_state *r, const int32_t *win, i
     return st;
 }
 
-typedef struct {
-    const double *count;
-    float         amax;
-    int32_t       levels;
-} hist_error;
-
-static double error_of(void *user, float c) {
-    const hist_error *e = user;
-    return lb_clip_hist_error(e->count, LB_ACT_HIST_BINS, e->amax, e->levels, c);
-}
-
 lb_status lb_act_ranges(lb_actq *aq, const lb_model *m, const int32_t *windows, int32_t n_windows,
                         int32_t n_ctx, const lb_act_calib *a, float *amax, lb_error *err) {
     const int64_t ni  = (int64_t)aq->n_layers * LB_INPUT_COUNT;
@@ -81,10 +70,8 @@ lb_status lb_act_ranges(lb_actq *aq, const lb_model *m, const int32_t *windows, 
         const float mx = r.amax[k];
         float       c  = mx;
         if (r.hist && mx > 0) {
-            const double  *h = r.hist + k * 2 * nb;
-            hist_error     e = { .count = h, .amax = mx, .levels = 1 << (aq->bits - 1) };
-            lb_clip_sample s = { .nb = nb, .amax = mx, .count = h, .mass = h + nb, .levels = e.levels,
-                                 .error = error_of, .user = &e };
+            const double  *h = r.hist + k * 2 * nb; /* mse: the int8 grid over the histogram */
+            lb_clip_sample s = { .nb = nb, .amax = mx, .count = h, .mass = h + nb, .levels = 1 << (aq->bits - 1) };
             c = lb_clip_choose(&a->range, &s);
         }
         aq->inputs[k].range = c > 0 ? c : 1e-6f; /* an input never seen non-zero */

@@ -65,6 +65,11 @@ static float percentile(const lb_clip_sample *s, double pct) {
     return s->amax;
 }
 
+/* the squared error after clipping at c: the caller's quantizer, or the uniform grid */
+static double error_at(const lb_clip_sample *s, float c) {
+    return s->error ? s->error(s->user, c) : lb_clip_hist_error(s->count, s->nb, s->amax, s->levels, c);
+}
+
 /* a grid from amax down, then a golden-section search between the best's neighbours */
 static float mse(const lb_clip_sample *s) {
     double best = INFINITY;
@@ -72,7 +77,7 @@ static float mse(const lb_clip_sample *s) {
     int    kb   = 0;
     for (int k = 0; k < MSE_GRID; k++) {
         const float  cand = s->amax * (1.0f - (float)k / MSE_GRID);
-        const double e    = s->error(s->user, cand);
+        const double e    = error_at(s, cand);
         if (e < best) best = e, c = cand, kb = k;
     }
     const double g = (sqrt(5.0) - 1) / 2;
@@ -80,16 +85,16 @@ static float mse(const lb_clip_sample *s) {
     hi              = fmin(hi, s->amax);
     lo              = fmax(lo, s->amax / (2.0 * MSE_GRID));
     double x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-    double e1 = s->error(s->user, (float)x1), e2 = s->error(s->user, (float)x2);
+    double e1 = error_at(s, (float)x1), e2 = error_at(s, (float)x2);
     for (int it = 0; it < MSE_GOLDEN; it++) {
         if (e1 < best) best = e1, c = (float)x1;
         if (e2 < best) best = e2, c = (float)x2;
         if (e1 <= e2) {
             hi = x2, x2 = x1, e2 = e1;
-            x1 = hi - g * (hi - lo), e1 = s->error(s->user, (float)x1);
+            x1 = hi - g * (hi - lo), e1 = error_at(s, (float)x1);
         } else {
             lo = x1, x1 = x2, e1 = e2;
-            x2 = lo + g * (hi - lo), e2 = s->error(s->user, (float)x2);
+            x2 = lo + g * (hi - lo), e2 = error_at(s, (float)x2);
         }
     }
     return c;

@@ -18,7 +18,8 @@ typedef struct lb_clip_sample {
     const float  *x;
     int64_t       n;
     /* the quantizer: its grid's magnitudes, zero included (int8: 128), and its squared error
-     * after clipping at c (for mse) */
+     * after clipping at c (for mse; NULL: the symmetric uniform grid over the histogram,
+     * lb_clip_hist_error) */
     int32_t       levels;
     double      (*error)(void *user, float c);
     void         *user;

@@ -143,17 +143,22 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
     return LB_OK;
 }
 
+/* block b's name in reports: token_embd (-1), blk.N, output (n_layers) */
+static const char *block_name(const lb_method_ctx *c, int32_t b, char *buf, size_t cap) {
+    if (b < 0) return "token_embd";
+    if (b >= c->model->cfg.n_layers) return "output";
+    snprintf(buf, cap, "blk.%d", b);
+    return buf;
+}
+
 /* what --range did to block b's weights: rows clipped, clip / max |w|, and the error against
  * the rows stored unclipped (importance-weighted: a diagonal estimate of the output error) */
 static void range_report(lb_method_ctx *c, int32_t b) {
     const lb_range_stats *s = &c->range;
     if (s->rows > 0 && s->norm > 0) {
         char name[32], rb[32];
-        if (b < 0) snprintf(name, sizeof name, "token_embd");
-        else if (b < c->model->cfg.n_layers) snprintf(name, sizeof name, "blk.%d", b);
-        else snprintf(name, sizeof name, "output");
         lb_method_log(c->p, "%s range %s: %lld of %lld rows clipped, clip/max mean %.3f, min %.3f; %s error "
-                      "%.6f, unclipped %.6f", name, lb_range_name(&c->p->range, rb, sizeof rb),
+                      "%.6f, unclipped %.6f", block_name(c, b, name, sizeof name), lb_range_name(&c->p->range, rb, sizeof rb),
                       (long long)s->clipped, (long long)s->rows, s->ratio_sum / (double)s->rows, s->ratio_min,
                       s->weighted ? "output (diagonal)" : "weight", s->err / s->norm, s->err_minmax / s->norm);
     }
@@ -260,13 +265,10 @@ static void report(lb_method_ctx *c, int32_t b, int32_t first, double t0, double
     char                   name[32];
     const double           now = lb_time_sec();
     const lb_block_report  r   = {
-           .done = b + 2, .total = L + 2, .name = name, .method = p->method ? p->method : "rtn",
+           .done = b + 2, .total = L + 2, .name = block_name(c, b, name, sizeof name), .method = p->method ? p->method : "rtn",
            .seconds = now - *tb, .elapsed = now - t0, .eta = (now - t0) / (b - first + 1) * (L - b),
            .seconds_calib = c->summary->seconds_calib, .seconds_method = c->summary->seconds_method,
            .peak_rss = lb_peak_rss(), .err_rtn = c->block_rtn, .err_method = c->block_method };
-    if (b < 0) snprintf(name, sizeof name, "token_embd");
-    else if (b < L) snprintf(name, sizeof name, "blk.%d", b);
-    else snprintf(name, sizeof name, "output");
     p->on_block(p->log_user, &r);
     *tb = now;
 }

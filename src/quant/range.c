@@ -67,25 +67,29 @@ static int32_t type_levels(lb_type t) {
     return bits >= 2 ? 1 << (bits - 1) : 2;
 }
 
-float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
-                        const float *importance) {
+/* the clip of one row (INFINITY: none) and its max |x|; each estimator gets only what it
+ * reads: the values (percentile), the format's round trip (mse), a histogram (kl) */
+static float clip_of(const float *x, int64_t n, lb_type t, const lb_range *r, const float *importance,
+                     float *amax_out) {
     float amax = 0;
     for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    *amax_out = amax;
     if (r->kind == LB_RANGE_MINMAX || amax == 0) return INFINITY;
+    const bool     kl = r->kind == LB_RANGE_KL || r->kind == LB_RANGE_KL_COUNT, mse = r->kind == LB_RANGE_MSE;
+    const int32_t  L  = type_levels(t);
     /* the histogram: 16 bins a level, at most 256, and at least 4 values a bin (2 levels) */
-    const int32_t L  = type_levels(t);
-    int32_t       nb = 16 * L < 256 ? 16 * L : 256;
-    nb               = nb < n / 4 ? nb : (int32_t)(n / 4);
-    nb               = nb > 2 * L ? nb : 2 * L;
-    const size_t  qs = lb_row_size(t, n) ? lb_row_size(t, n) : 1;
-    double       *h  = calloc(2 * (size_t)nb, sizeof *h);
-    row_error     e  = { .x = x, .w = importance, .n = n, .t = t, .q = malloc(qs) };
-    e.tmp            = malloc((size_t)(2 * n) * sizeof *e.tmp);
-    e.deq            = e.tmp ? e.tmp + n : NULL;
-    float c          = INFINITY;
-    if (h && e.q && e.tmp) { /* out of memory: no clipping, never a wrong result */
-        lb_clip_hist_add(h, h + nb, nb, amax, x, n, importance);
-        const lb_clip_sample s = { .nb = nb, .amax = amax, .count = h, .mass = h + nb, .x = x, .n = n,
+    int32_t        nb = 16 * L < 256 ? 16 * L : 256;
+    nb                = nb < n / 4 ? nb : (int32_t)(n / 4);
+    nb                = nb > 2 * L ? nb : 2 * L;
+    const size_t   qs = lb_row_size(t, n) ? lb_row_size(t, n) : 1;
+    double        *h  = kl ? calloc(2 * (size_t)nb, sizeof *h) : NULL;
+    row_error      e  = { .x = x, .w = importance, .n = n, .t = t, .q = mse ? malloc(qs) : NULL };
+    e.tmp             = mse ? malloc((size_t)(2 * n) * sizeof *e.tmp) : NULL;
+    e.deq             = e.tmp ? e.tmp + n : NULL;
+    float c           = INFINITY;
+    if ((!kl || h) && (!mse || (e.q && e.tmp))) { /* out of memory: no clipping, never a wrong result */
+        if (kl) lb_clip_hist_add(h, h + nb, nb, amax, x, n, importance);
+        const lb_clip_sample s = { .nb = nb, .amax = amax, .count = h, .mass = h ? h + nb : NULL, .x = x, .n = n,
                                    .levels = L, .error = clipped_error, .user = &e };
         c = lb_clip_choose(r, &s);
     }
@@ -95,20 +99,25 @@ float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
     return c < amax ? c : INFINITY;
 }
 
+float lb_range_clip_row(const float *x, int64_t n, lb_type t, const lb_range *r,
+                        const float *importance) {
+    float amax;
+    return clip_of(x, n, t, r, importance, &amax);
+}
+
 void lb_range_apply_stats(float *rows, int64_t nr, int64_t n, lb_type t, const lb_range *r,
                           const float *importance, lb_range_stats *s) {
     if (r->kind == LB_RANGE_MINMAX) return;
     int64_t clipped = 0;
     double  sum = 0, lo = 1;
     for (int64_t i = 0; i < nr; i++) {
-        float      *x = rows + i * n;
-        const float c = lb_range_clip_row(x, n, t, r, importance);
+        float      *x = rows + i * n, amax;
+        const float c = clip_of(x, n, t, r, importance, &amax);
         if (isinf(c)) {
             sum += 1;
             continue;
         }
-        float amax = 0;
-        for (int64_t j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j])), x[j] = fminf(fmaxf(x[j], -c), c);
+        for (int64_t j = 0; j < n; j++) x[j] = fminf(fmaxf(x[j], -c), c);
         sum += c / amax, lo = fmin(lo, c / amax), clipped++;
     }
     if (!s) return;

@@ -43,17 +43,6 @@ static double grid_error(const float *x, int64_t n, int32_t levels, double c) {
     return e;
 }
 
-typedef struct {
-    const double *count;
-    int32_t       nb;
-    float         amax;
-} hist_user;
-
-static double hist_err(void *user, float c) {
-    const hist_user *h = user;
-    return lb_clip_hist_error(h->count, h->nb, h->amax, 128, c);
-}
-
 static void test_activations(void **state) {
     (void)state;
     const int64_t n = 400000, k = 6, nt = n + k;
@@ -62,9 +51,7 @@ static void test_activations(void **state) {
     const float   mx = max_abs(x, nt);
     double       *h  = calloc(2 * (size_t)nb, sizeof *h);
     lb_clip_hist_add(h, h + nb, nb, mx, x, nt, NULL);
-    hist_user            u = { h, nb, mx };
-    const lb_clip_sample s = { .nb = nb, .amax = mx, .count = h, .mass = h + nb, .levels = 128,
-                               .error = hist_err, .user = &u };
+    const lb_clip_sample s = { .nb = nb, .amax = mx, .count = h, .mass = h + nb, .levels = 128 };
     lb_range r;
     /* the best clip, by brute force on the samples themselves */
     double best = INFINITY, cbest = mx;
