@@ -128,12 +128,17 @@ static const lb_command k_commands[] = {
       "  --json               one JSON object on stdout\n"
       LB_CTX_OPTIONS_HELP("exact: the reference"), NULL },
     { "convert", cmd_convert, "convert a model between containers, without quantizing",
-      "usage: lowbit convert IN OUT [--type f32|f16|bf16] [--to gguf|hf] [--tokenizer F]\n"
+      "usage: lowbit convert IN OUT [--type f32|f16|bf16|keep] [--to gguf|hf|hf-gptq] [--tokenizer F]\n"
       "  IN may be a GGUF file, a Hugging Face directory (config.json, safetensors,\n"
-      "  tokenizer.json) or a llama2.c checkpoint (+ tokenizer)\n"
+      "  tokenizer.json), a GPTQ or AWQ checkpoint directory (AutoGPTQ, GPTQModel: 4 and 8\n"
+      "  bits, any group, sym or not, act-order; AutoAWQ GEMM) or a llama2.c checkpoint\n"
       "  --to gguf    OUT is a GGUF file (default)\n"
       "  --to hf      OUT is a new HF directory: config.json, model.safetensors, tokenizer.json\n"
-      "  --type T     the weight matrices' type (default f32); norms stay f32\n", NULL },
+      "  --to hf-gptq OUT is a new GPTQ checkpoint (transformers, vLLM) of a model whose\n"
+      "               matrices are q4_0, q8_0, int4_gN or int8_gN (quantize --method gptq)\n"
+      "  --type T     the weight matrices' type (default f32; keep for a GPTQ/AWQ import,\n"
+      "               whose groups become q4_0/q4_1/q8_0 blocks, exactly where a block\n"
+      "               holds one group; the error of the others is reported); norms stay f32\n", NULL },
     { "tokenize", cmd_tokenize, "print the token ids of a text",
       "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
       "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n", NULL },

@@ -89,6 +89,7 @@ typedef struct lb_model {
     void          **owned;
     int32_t         n_owned;
     void           *hf_files;    /* HF: the mapped safetensors files (load_hf.c) */
+    struct lb_hf_quant_report *hf_quant; /* HF GPTQ/AWQ: what the import did (hf.h), or NULL */
 } lb_model;
 
 /* Load a model: GGUF (detected by magic), a Hugging Face directory (config.json,
@@ -177,7 +178,8 @@ void      lb_model_writer_assume(lb_model_writer *w, int32_t i); /* tensor i is 
 void      lb_model_writer_free(lb_model_writer *w); /* accepts NULL */
 
 /* Write the model as GGUF with its weight matrices (and embedding) in `type`
- * (f32, f16 or bf16); norms stay f32. */
+ * (f32, f16 or bf16); norms stay f32. LB_TYPE_INVALID: every tensor as it is stored (an
+ * imported GPTQ/AWQ checkpoint's blocks). */
 lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err);
 
 /* Bytes of all weights as stored. */

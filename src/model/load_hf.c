@@ -14,13 +14,16 @@
 
 #include "core/fail.h"
 #include "core/json.h"
+#include "hf_quant.h"
 #include "lowbit/safetensors.h"
 #include "model_internal.h"
 #include "rotary.h"
 
 typedef struct hf_files {
-    lb_safetensors **f;
-    int32_t          n;
+    lb_safetensors   **f;
+    int32_t            n;
+    lb_hfq             q;   /* a GPTQ/AWQ checkpoint's scheme: its layers are packed */
+    lb_hf_quant_report *rep; /* what their import did (the model's) */
 } hf_files;
 
 void lb_hf_files_free(void *p) {
@@ -41,6 +44,7 @@ typedef struct hf_config {
     const lb_arch *arch;
     int64_t bos, eos;  /* -1: not given */
     bool    llama3;    /* rope_scaling {"rope_type": "llama3", ...} */
+    lb_hfq  q;         /* quantization_config (GPTQ, AWQ), or method NONE */
     float   factor, low, high, orig;
 } hf_config;
 
@@ -149,11 +153,21 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
                cJSON_IsTrue(lb_json_get(j, "attention_bias")) ? "true" : "false");
     LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "use_sliding_window")), err, LB_ERR_UNSUPPORTED,
                "%s: sliding-window attention is not supported", f);
+    const cJSON *qc = lb_json_get(j, "quantization_config");
+    if (qc) LB_TRY(lb_hfq_parse(qc, &hc->q, f, err));
     hc->tied = cJSON_IsTrue(lb_json_get(j, "tie_word_embeddings"));
     hc->bos  = cfg_id(j, "bos_token_id");
     hc->eos  = cfg_id(j, "eos_token_id");
     cJSON_Delete(j);
     j = NULL;
+    join(f, sizeof f, dir, "quantize_config.json"); /* AutoGPTQ's own file, without quant_method */
+    if (!qc && access(f, F_OK) == 0) {
+        LB_TRY(lb_json_load_file(&j, f, err));
+        if (!lb_json_get(j, "quant_method")) cJSON_AddStringToObject(j, "quant_method", "gptq");
+        LB_TRY(lb_hfq_parse(j, &hc->q, f, err));
+        cJSON_Delete(j);
+        j = NULL;
+    }
     join(f, sizeof f, dir, "generation_config.json");
     if (access(f, F_OK) == 0) {
         LB_TRY(lb_json_load_file(&j, f, err));
@@ -223,6 +237,58 @@ static const lb_st_tensor *find(const hf_files *h, const char *name, const char 
     return NULL;
 }
 
+/* Matrix `name` ("P.weight") from a GPTQ/AWQ checkpoint's packed P.qweight, P.qzeros, P.scales
+ * and P.g_idx (hf_quant.h), as GGUF blocks; LB_ERR_NOT_FOUND, with err untouched, when there
+ * is no P.qweight. */
+static lb_status get_packed(lb_model *m, const hf_files *h, const char *name, int64_t rows, int64_t cols,
+                            int64_t head_rows, lb_tensor *t, lb_error *err) {
+    char          pn[4][200], base[160];
+    const size_t  bl = strlen(name) > 7 ? strlen(name) - 7 : 0; /* without ".weight" */
+    const char   *f;
+    lb_hfq_linear L = { .name = base };
+    if (bl == 0 || strcmp(name + bl, ".weight") != 0 || bl >= sizeof base) return LB_ERR_NOT_FOUND;
+    memcpy(base, name, bl);
+    base[bl] = 0;
+    static const char *const part[4] = { "qweight", "qzeros", "scales", "g_idx" };
+    const lb_st_tensor      *p[4];
+    for (int k = 0; k < 4; k++) {
+        snprintf(pn[k], sizeof pn[k], "%s.%s", base, part[k]);
+        p[k] = find(h, pn[k], &f);
+    }
+    if (!p[0]) return LB_ERR_NOT_FOUND;
+    L.qweight = p[0], L.qzeros = p[1], L.scales = p[2], L.g_idx = p[3];
+    lb_type   type;
+    void     *buf;
+    double    rel;
+    bool      exact;
+    lb_status st = lb_hfq_import(&h->q, &L, rows, cols, &type, &buf, &rel, &exact, err);
+    if (st) return st;
+    LB_RETURN_IF(lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
+    *t = (lb_tensor){ .type = type, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .data = buf };
+    if (head_rows > 0) { /* rotary rows into pairs */
+        const size_t rb  = lb_row_size(type, cols);
+        void        *pr  = malloc((size_t)rows * rb);
+        LB_RETURN_IF(!pr || lb_model_own(m, pr), err, LB_ERR_NOMEM, "out of memory");
+        LB_RETURN_IF(rows % head_rows, err, LB_ERR_SHAPE, "tensor '%s': %lld rows do not split into rotary "
+                     "heads of %lld", name, (long long)rows, (long long)head_rows);
+        lb_rotary_rows(pr, buf, rows, rb, head_rows, true);
+        t->data = pr;
+    }
+    lb_hf_quant_report *r = h->rep;
+    r->n_tensors++;
+    r->n_exact += exact;
+    r->n_by_type[type == LB_TYPE_Q4_0 ? 0 : type == LB_TYPE_Q4_1 ? 1 : 2]++;
+    if (rel >= r->max_rel_err) {
+        r->max_rel_err = rel;
+        snprintf(r->worst, sizeof r->worst, "%.95s", base);
+    }
+    return LB_OK;
+}
+
+const lb_hf_quant_report *lb_model_hf_quant(const lb_model *m) {
+    return m ? m->hf_quant : NULL;
+}
+
 /* Tensor `name` of shape [rows] (cols 0) or [rows, cols]; head_rows > 0: permute its rows from
  * the half-split rotary order into pairs (rotary.h), in groups of head_rows. */
 static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t rows, int64_t cols,
@@ -230,6 +296,10 @@ static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t r
     const char         *f  = NULL;
     const lb_st_tensor *sf = find(h, name, &f);
     memset(t, 0, sizeof *t);
+    if (!sf && h->q.method && cols > 0) {
+        const lb_status st = get_packed(m, h, name, rows, cols, head_rows, t, err);
+        if (st != LB_ERR_NOT_FOUND) return st;
+    }
     if (!sf) {
         LB_RETURN_IF(required, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing",
                      h->n == 1 ? h->f[0]->src.name : "the safetensors shards", name);
@@ -274,6 +344,14 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     LB_RETURN_IF(!h, err, LB_ERR_NOMEM, "out of memory");
     m->hf_files = h;
     if ((st = open_weights(dir, h, err))) return st;
+    if (hc.q.method) {
+        LB_RETURN_IF(!(m->hf_quant = calloc(1, sizeof *m->hf_quant)), err, LB_ERR_NOMEM, "out of memory");
+        h->q   = hc.q;
+        h->rep = m->hf_quant;
+        snprintf(h->rep->method, sizeof h->rep->method, "%s", hc.q.method == LB_HFQ_GPTQ ? "gptq" : "awq");
+        h->rep->bits = hc.q.bits, h->rep->group_size = hc.q.group;
+        h->rep->sym = hc.q.sym, h->rep->desc_act = hc.q.desc_act;
+    }
     m->arch = hc.arch;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     LB_RETURN_IF(!m->layers, err, LB_ERR_NOMEM, "out of memory");

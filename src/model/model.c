@@ -67,6 +67,7 @@ void lb_model_free(lb_model *m) {
     if (!m->vocab_borrowed) lb_vocab_free(m->vocab);
     lb_gguf_close(m->gguf);
     lb_hf_files_free(m->hf_files);
+    free(m->hf_quant);
     lb_source_close(&m->src);
     free(m);
 }

@@ -359,21 +359,27 @@ static uint32_t file_type_of(lb_type t) { /* llama.cpp's llama_ftype for a plain
     switch (t) {
     case LB_TYPE_F16:  return 1;
     case LB_TYPE_BF16: return 32;
+    case LB_TYPE_Q4_0: return 2;
+    case LB_TYPE_Q4_1: return 3;
+    case LB_TYPE_Q8_0: return 7;
     default:           return 0;
     }
 }
 
 lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, lb_error *err) {
-    LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
+    const bool keep = type == LB_TYPE_INVALID;
+    LB_RETURN_IF(!keep && type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
                  LB_ERR_PARAM, "convert writes f32, f16 or bf16, not %s", lb_type_name(type));
     lb_named_tensor *ts    = malloc((size_t)lb_model_n_tensors(m) * sizeof *ts);
     lb_type         *types = malloc((size_t)lb_model_n_tensors(m) * sizeof *types);
     lb_status        st    = LB_ERR_NOMEM;
+    lb_type          type_of_file = type; /* keep: the first ffn_down's, as llama.cpp names a mix */
     if (ts && types) {
         const int32_t n = lb_model_tensors(m, ts, lb_model_n_tensors(m));
         st              = LB_OK;
         for (int32_t i = 0; i < n && !st; i++) {
-            types[i] = ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
+            types[i] = keep ? ts[i].t->type : ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
+            if (keep && ts[i].role == LB_ROLE_FFN_DOWN && ts[i].layer == 0) type_of_file = types[i];
             float v; /* NaN and Inf are kept as they are; a finite value must not become Inf */
             const int64_t at = types[i] == LB_TYPE_F16 ? lb_tensor_find_bad(ts[i].t, 65504.0f, &v) : -1;
             if (at >= 0 && isfinite(v))
@@ -381,7 +387,7 @@ lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, 
                              "the f16 range: convert it to bf16 or f32", ts[i].name, (double)v,
                              (long long)(at / ts[i].t->ne[0]), (long long)(at % ts[i].t->ne[0]));
         }
-        const lb_write_plan plan = { .types = types, .file_type = file_type_of(type) };
+        const lb_write_plan plan = { .types = types, .file_type = file_type_of(type_of_file) };
         if (!st) st = lb_model_write_gguf(m, path, &plan, err);
     } else {
         lb_fail(err, st, "out of memory");

@@ -14,6 +14,7 @@
 
 #include "core/fail.h"
 #include "core/json.h"
+#include "hf_quant.h"
 #include "lowbit/hf.h"
 #include "lowbit/safetensors.h"
 #include "model_internal.h"
@@ -58,7 +59,9 @@ static void put_float(lb_strbuf *b, const char *key, float x) {
     lb_strbuf_printf(b, ",\n  \"%s\": %s", key, s);
 }
 
-static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling) {
+/* gptq_bits > 0: a GPTQ checkpoint's quantization_config (symmetric, v1 zeros, no act-order). */
+static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling, int32_t gptq_bits,
+                         int32_t gptq_group) {
     const lb_llama_config *c = &m->cfg;
     lb_strbuf              b = { 0 };
     /* llama with biases (a Qwen2 model lowbit wrote as llama) goes back as Qwen2 */
@@ -97,6 +100,11 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
                      m->tied_output ? "true" : "false");
     if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
+    if (gptq_bits > 0)
+        lb_strbuf_printf(&b, ",\n  \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": %d, "
+                         "\"group_size\": %d, \"sym\": true, \"desc_act\": false, \"checkpoint_format\": \"gptq\", "
+                         "\"true_sequential\": true, \"lm_head\": false, \"damp_percent\": 0.01, "
+                         "\"quantizer\": [\"lowbit\"]}", gptq_bits, gptq_group);
     lb_strbuf_printf(&b, ",\n  \"torch_dtype\": \"%s\",\n  \"use_cache\": true\n}\n",
                      type == LB_TYPE_F32 ? "float32" : type == LB_TYPE_F16 ? "float16" : "bfloat16");
     return b.oom ? (free(b.p), NULL) : b.p;
@@ -160,14 +168,58 @@ static lb_status write_text(const char *dir, const char *name, const char *text,
     return LB_OK;
 }
 
-static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
-    const int32_t          cap = lb_model_n_tensors(m);
-    lb_named_tensor       *nt  = calloc((size_t)cap, sizeof *nt);
+/* A GPTQ checkpoint's packed layer: the rows of the parts of HF tensor `name` (one part, or a
+ * fused tensor's), Q/K rows back in the half-split order, as NAME.qweight, .qzeros, .scales
+ * and .g_idx into ts[*n..*n+3]; their buffers go to own. */
+static lb_status put_packed(const lb_named_tensor *parts, int np, const lb_model *m, const char *name,
+                            lb_st_write_tensor *ts, void **own, char (*names)[96], int32_t *n, lb_error *err) {
+    int64_t n_out = 0;
+    for (int k = 0; k < np; k++) n_out += parts[k].t->ne[1];
+    const lb_type t    = parts[0].t->type;
+    const int64_t n_in = parts[0].t->ne[0];
+    const void  **rows = malloc((size_t)n_out * sizeof *rows);
+    uint8_t      *hold[3] = { NULL, NULL, NULL }; /* rotary rows reordered */
+    lb_status     st   = LB_OK;
+    LB_GOTO_IF(!rows, err, LB_ERR_NOMEM, "out of memory");
+    for (int k = 0, r0 = 0; k < np; r0 += (int)parts[k].t->ne[1], k++) {
+        const lb_tensor *pt = parts[k].t;
+        const int64_t    hr = lb_rotary_head_rows(m, lb_slot_of(parts[k].role));
+        const size_t     rb = lb_row_size(t, n_in);
+        const uint8_t   *src = pt->data;
+        LB_GOTO_IF(pt->type != t, err, LB_ERR_UNSUPPORTED, "%s: its parts are stored in %s and %s", name,
+                   lb_type_name(t), lb_type_name(pt->type));
+        if (hr > 0) {
+            LB_GOTO_IF(!(hold[k] = malloc((size_t)pt->ne[1] * rb)), err, LB_ERR_NOMEM, "out of memory");
+            lb_rotary_rows(hold[k], pt->data, pt->ne[1], rb, hr, false);
+            src = hold[k];
+        }
+        for (int64_t r = 0; r < pt->ne[1]; r++) rows[r0 + r] = src + (size_t)r * rb;
+    }
+    lb_error perr = { 0 };
+    st            = lb_hfq_export(t, rows, n_out, n_in, ts + *n, own + *n, &perr);
+    LB_GOTO_IF(st, err, st, "tensor '%s': %s", name, perr.msg);
+    static const char *const what[4] = { "qweight", "qzeros", "scales", "g_idx" };
+    for (int k = 0; k < 4; k++) {
+        snprintf(names[*n + k], sizeof names[0], "%s.%s", name, what[k]);
+        ts[*n + k].name = names[*n + k];
+    }
+    *n += 4;
+fail:
+    for (int k = 0; k < 3; k++) free(hold[k]);
+    free(rows);
+    return st;
+}
+
+/* gptq: the blocks' weight matrices packed (put_packed), the rest f16 and f32. */
+static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
+    const int32_t          cap = 4 * lb_model_n_tensors(m); /* a packed layer: 4 tensors */
+    lb_named_tensor       *nt  = calloc((size_t)lb_model_n_tensors(m), sizeof *nt);
     lb_st_write_tensor    *ts  = calloc((size_t)cap, sizeof *ts);
     void                 **own = calloc((size_t)cap, sizeof *own);
     char                 (*names)[96] = calloc((size_t)cap, sizeof *names);
     lb_status              st  = LB_OK;
     int32_t                n   = 0, part_at[3] = { 0, 0, 0 };
+    lb_named_tensor        fparts[3]; /* a fused tensor's parts, as they come */
     LB_GOTO_IF(!nt || !ts || !own || !names, err, LB_ERR_NOMEM, "out of memory");
     const int32_t nn = lb_model_tensors(m, nt, lb_model_n_tensors(m));
     for (int32_t i = 0; i < nn; i++) { /* every tensor by its slot's HF name */
@@ -175,6 +227,18 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         const lb_tensor *t  = nt[i].t;
         const lb_type    ty = s->flags & LB_SLOT_F32 ? LB_TYPE_F32 : type;
         if (!s->hf) continue; /* rope_freqs: config.json's rope_scaling says it */
+        int             part;
+        const lb_fused *fu = lb_arch_fusion(m->arch, nt[i].role, &part);
+        if (gptq && nt[i].layer >= 0 && t->ne[1] > 1 && !(s->flags & LB_SLOT_F32)) { /* a packed layer */
+            const bool fused = fu && fu->hf;
+            if (fused) fparts[part] = nt[i];
+            if (fused && part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue; /* the last part packs */
+            char base[96];
+            lb_tensor_name(base, sizeof base, fused ? fu->hf : s->hf, nt[i].layer, true);
+            base[strlen(base) - 7] = 0; /* without ".weight" */
+            LB_TRY(put_packed(fused ? fparts : nt + i, fused ? part + 1 : 1, m, base, ts, own, names, &n, err));
+            continue;
+        }
         lb_tensor_name(names[n], sizeof names[n], s->hf, nt[i].layer, true);
         const int64_t hr    = lb_rotary_head_rows(m, s), rows = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         const int32_t heads = hr > 0 ? (int32_t)(rows / hr) : 0;
@@ -185,8 +249,6 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         ts[n].shape[0] = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         ts[n].shape[1] = t->ne[0];
         n++;
-        int             part;
-        const lb_fused *fu = lb_arch_fusion(m->arch, nt[i].role, &part);
         if (fu && fu->hf) { /* Phi-3's qkv_proj, gate_up_proj: the parts' rows in one tensor */
             part_at[part] = n - 1;
             if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue;
@@ -212,10 +274,9 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
     int32_t kept = 0; /* drop the parts folded into a fused tensor */
     for (int32_t i = 0; i < n; i++)
         if (ts[i].name) ts[kept++] = ts[i];
-    n = kept;
     char path[4096];
     LB_GOTO_IF(!join(path, sizeof path, dir, "model.safetensors", ""), err, LB_ERR_PARAM, "%s: path too long", dir);
-    st = lb_safetensors_write(path, ts, (size_t)n, err);
+    st = lb_safetensors_write(path, ts, (size_t)kept, err);
 fail:
     for (int32_t i = 0; own && i < cap; i++) free(own[i]);
     free(own);
@@ -225,20 +286,33 @@ fail:
     return st;
 }
 
-lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
-    LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
-                 LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
+/* type: the matrices' (f32, f16, bf16); gptq: the blocks' matrices packed, the others f16. */
+static lb_status save_hf(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
     lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
     LB_RETURN_IF(!nt, err, LB_ERR_NOMEM, "out of memory");
     const int32_t nn = lb_model_tensors(m, nt, lb_model_n_tensors(m));
+    int32_t       bits = 0, group = 0;
     for (int32_t i = 0; i < nn; i++) {
         const lb_type t = nt[i].t->type;
-        if (t != LB_TYPE_F32 && t != LB_TYPE_F16 && t != LB_TYPE_BF16) {
-            const lb_status st = lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; an HF directory "
-                                         "is written from f32, f16 or bf16 models", dir, nt[i].name, lb_type_name(t));
+        int32_t       b, g;
+        const bool    packed = gptq && nt[i].layer >= 0 && nt[i].t->ne[1] > 1 && !(lb_slot_of(nt[i].role)->flags & LB_SLOT_F32);
+        lb_status     st = LB_OK;
+        if (packed && !lb_hfq_export_spec(t, &b, &g))
+            st = lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; a GPTQ checkpoint is written from "
+                         "q4_0, q8_0, int4_gN or int8_gN matrices (quantize --type q4_0 --method gptq)", dir,
+                         nt[i].name, lb_type_name(t));
+        else if (packed && bits && (b != bits || g != group))
+            st = lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, where others have %d bits in groups of "
+                         "%d; a GPTQ checkpoint has one layout (give --tensor-type no other matrix type)", dir,
+                         nt[i].name, lb_type_name(t), bits, group);
+        else if (!gptq && t != LB_TYPE_F32 && t != LB_TYPE_F16 && t != LB_TYPE_BF16)
+            st = lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; an HF directory is written from f32, "
+                         "f16 or bf16 models (or, --to hf-gptq, from q4_0 or q8_0 ones)", dir, nt[i].name, lb_type_name(t));
+        if (st) {
             free(nt);
             return st;
         }
+        if (packed) bits = b, group = g;
     }
     free(nt);
     float scaling[4];
@@ -259,7 +333,7 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
     if (st) return st;
     const char *tmp = out.tmp;
     char       *cfg = config_json(m, type, m->cfg.n_layers > 0 && m->layers[0].bq.data != NULL,
-                                m->rope_freqs.data ? scaling : NULL);
+                                m->rope_freqs.data ? scaling : NULL, bits, group);
     char       *tj = NULL, *tc = NULL, gen[128];
     LB_GOTO_IF(!cfg, err, LB_ERR_NOMEM, "out of memory");
     { /* absent tokens have no key */
@@ -274,7 +348,7 @@ lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_
     LB_TRY(write_text(tmp, "generation_config.json", gen, err));
     LB_TRY(write_text(tmp, "tokenizer.json", tj, err));
     LB_TRY(write_text(tmp, "tokenizer_config.json", tc, err));
-    LB_TRY(write_weights(m, tmp, type, err));
+    LB_TRY(write_weights(m, tmp, type, gptq, err));
     LB_TRY(lb_out_commit(&out, err));
 fail:
     if (st) lb_out_abort(&out);
@@ -282,4 +356,14 @@ fail:
     free(tj);
     free(tc);
     return st;
+}
+
+lb_status lb_model_save_hf(const lb_model *m, const char *dir, lb_type type, lb_error *err) {
+    LB_RETURN_IF(type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
+                 LB_ERR_PARAM, "an HF directory holds f32, f16 or bf16 weights, not %s", lb_type_name(type));
+    return save_hf(m, dir, type, false, err);
+}
+
+lb_status lb_model_save_hf_gptq(const lb_model *m, const char *dir, lb_error *err) {
+    return save_hf(m, dir, LB_TYPE_F16, true, err);
 }
