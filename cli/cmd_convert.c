@@ -11,7 +11,8 @@ static void report_import(const lb_hf_quant_report *r) {
     fprintf(stderr, "convert: %s %d-bit, group %d%s%s: %d packed layers -> %d q4_0, %d q4_1, %d q8_0; %d exact",
             r->method, r->bits, r->group_size, r->sym ? ", sym" : "", r->desc_act ? ", act-order" : "", r->n_tensors,
             r->n_by_type[0], r->n_by_type[1], r->n_by_type[2], r->n_exact);
-    if (r->n_tensors) fprintf(stderr, ", largest error %.3g (relative RMS, %s)", r->max_rel_err, r->worst);
+    if (r->n_tensors) fprintf(stderr, ", largest error %.3g (relative RMS%s%s)", r->max_rel_err,
+                              r->max_rel_err > 0 ? ", " : "", r->max_rel_err > 0 ? r->worst : "");
     fprintf(stderr, "\n");
 }
 
