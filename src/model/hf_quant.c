@@ -128,7 +128,7 @@ static lb_status open_unpacker(unpacker *u, const lb_hfq *q, const lb_hfq_linear
     lb_status st = awq ? check_shape(L->qweight, "qweight", L->name, LB_ST_I32, LB_ST_U32, 2, n_in, n_out / 8, err)
                        : check_shape(L->qweight, "qweight", L->name, LB_ST_I32, LB_ST_U32, 2, n_in / f, n_out, err);
     if (!st) st = check_shape(L->qzeros, "qzeros", L->name, LB_ST_I32, LB_ST_U32, 2, u->n_groups, n_out / (awq ? 8 : f), err);
-    if (!st && L->scales && L->scales->dtype != LB_ST_F16 && L->scales->dtype != LB_ST_BF16)
+    if (!st && L->scales && L->scales->dtype == LB_ST_F32) /* f16 as the formats write them; bf16, f32 read too */
         st = check_shape(L->scales, "scales", L->name, LB_ST_F32, LB_ST_F32, 2, u->n_groups, n_out, err);
     else if (!st) st = check_shape(L->scales, "scales", L->name, LB_ST_F16, LB_ST_BF16, 2, u->n_groups, n_out, err);
     if (!st && L->g_idx && !awq) st = check_shape(L->g_idx, "g_idx", L->name, LB_ST_I32, LB_ST_I32, 1, n_in, 0, err);

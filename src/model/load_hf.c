@@ -244,7 +244,7 @@ static lb_status get_packed(lb_model *m, const hf_files *h, const char *name, in
                             int64_t head_rows, lb_tensor *t, lb_error *err) {
     char          pn[4][200], base[160];
     const size_t  bl = strlen(name) > 7 ? strlen(name) - 7 : 0; /* without ".weight" */
-    const char   *f;
+    const char   *f = NULL, *other;
     lb_hfq_linear L = { .name = base };
     if (bl == 0 || strcmp(name + bl, ".weight") != 0 || bl >= sizeof base) return LB_ERR_NOT_FOUND;
     memcpy(base, name, bl);
@@ -253,7 +253,7 @@ static lb_status get_packed(lb_model *m, const hf_files *h, const char *name, in
     const lb_st_tensor      *p[4];
     for (int k = 0; k < 4; k++) {
         snprintf(pn[k], sizeof pn[k], "%s.%s", base, part[k]);
-        p[k] = find(h, pn[k], &f);
+        p[k] = find(h, pn[k], k == 0 ? &f : &other);
     }
     if (!p[0]) return LB_ERR_NOT_FOUND;
     L.qweight = p[0], L.qzeros = p[1], L.scales = p[2], L.g_idx = p[3];
@@ -261,8 +261,9 @@ static lb_status get_packed(lb_model *m, const hf_files *h, const char *name, in
     void     *buf;
     double    rel;
     bool      exact;
-    lb_status st = lb_hfq_import(&h->q, &L, rows, cols, &type, &buf, &rel, &exact, err);
-    if (st) return st;
+    lb_error  ierr = { 0 };
+    lb_status st   = lb_hfq_import(&h->q, &L, rows, cols, &type, &buf, &rel, &exact, &ierr);
+    if (st) return lb_fail(err, st, "%s: %s", f, ierr.msg);
     LB_RETURN_IF(lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
     *t = (lb_tensor){ .type = type, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .data = buf };
     if (head_rows > 0) { /* rotary rows into pairs */

@@ -103,8 +103,7 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     if (gptq_bits > 0)
         lb_strbuf_printf(&b, ",\n  \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": %d, "
                          "\"group_size\": %d, \"sym\": true, \"desc_act\": false, \"checkpoint_format\": \"gptq\", "
-                         "\"true_sequential\": true, \"lm_head\": false, \"damp_percent\": 0.01, "
-                         "\"quantizer\": [\"lowbit\"]}", gptq_bits, gptq_group);
+                         "\"true_sequential\": true, \"static_groups\": false, \"lm_head\": false}", gptq_bits, gptq_group);
     lb_strbuf_printf(&b, ",\n  \"torch_dtype\": \"%s\",\n  \"use_cache\": true\n}\n",
                      type == LB_TYPE_F32 ? "float32" : type == LB_TYPE_F16 ? "float16" : "bfloat16");
     return b.oom ? (free(b.p), NULL) : b.p;
