@@ -180,6 +180,30 @@ static lb_status dry_run_report(const lb_model *m, const lb_quant_params *p, lb_
 }
 
 /* one line when the file holds types only lowbit reads (llama.cpp and Ollama refuse it) */
+/* gguf-split's --split-max-size: N bytes, or N followed by M or G (10^6, 10^9). */
+static bool split_size(const char *v, uint64_t *out) {
+    char         *end;
+    errno               = 0;
+    const double  x     = strtod(v, &end);
+    const double  k     = *end == 'M' ? 1e6 : *end == 'G' ? 1e9 : 1;
+    if (k > 1) end++;
+    if (errno || *end || end == v || !(x >= 1) || x * k > 1e18) return false;
+    *out = (uint64_t)(x * k);
+    return true;
+}
+
+/* The shards a split output became (one file: OUT itself). */
+static void report_shards(const char *out) {
+    char p[4096];
+    for (int n = 2; n <= 9999; n++) {
+        if (!lb_gguf_shard_path(p, sizeof p, out, 0, n) || access(p, F_OK) != 0) continue;
+        fprintf(stderr, "quantize: %d shards: %s ... ", n, p);
+        lb_gguf_shard_path(p, sizeof p, out, n - 1, n);
+        fprintf(stderr, "%s\n", p);
+        return;
+    }
+}
+
 static void warn_lowbit_types(const lb_tensor_plan *pl, int32_t n, const char *out) {
     for (int32_t i = 0; i < n; i++)
         if (lb_type_to_ggml(pl[i].type) < 0) {
@@ -199,6 +223,9 @@ int cmd_quantize(int argc, char **argv) {
     int32_t          n_ov = 0;
     int64_t          threads = 0;
     size_t           max_memory = 0;
+    uint64_t         split_bytes = 0;
+    int64_t          split_tensors = 0;
+    bool             keep_split = false;
     lb_range         range   = { LB_RANGE_MINMAX, 0 };
     const char      *calib   = NULL, *imatrix_path = NULL, *log_json = NULL;
     lb_imatrix      *imatrix = NULL;
@@ -304,7 +331,16 @@ int cmd_quantize(int argc, char **argv) {
             }
             kv[n_kv++] = v;
         }
-        else if (!strcmp(opt, "--keep-split") || !strcmp(opt, "--prune-layers")) {
+        else if (!strcmp(opt, "--keep-split")) keep_split = true;
+        else if (!strcmp(opt, "--split-max-tensors")) lb_args_int(&a, 1, 1000000, &split_tensors);
+        else if (!strcmp(opt, "--split-max-size")) {
+            const char *v = lb_args_value(&a);
+            if (v && !split_size(v, &split_bytes)) {
+                rc = lb_usage_error("quantize", "--split-max-size wants N, NM or NG (gguf-split's), got '%s'", v);
+                goto out;
+            }
+        }
+        else if (!strcmp(opt, "--prune-layers")) {
             rc = lb_usage_error("quantize", "%s: llama-quantize's option is not implemented in lowbit yet", opt);
             goto out;
         } else {
@@ -390,7 +426,8 @@ int cmd_quantize(int argc, char **argv) {
                              .log_user = &qlog, .has_output_type = has_out_type, .output_type = out_type,
                              .has_embd_type = has_embd_type, .embd_type = embd_type,
                              .leave_output = leave_output, .allow_requantize = requantize,
-                             .kv_overrides = kv, .n_kv_overrides = n_kv };
+                             .kv_overrides = kv, .n_kv_overrides = n_kv, .split_max_bytes = split_bytes,
+                             .split_max_tensors = (int32_t)split_tensors, .keep_split = keep_split };
     lb_quant_summary s;
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
@@ -454,6 +491,7 @@ int cmd_quantize(int argc, char **argv) {
                    s.seconds_calib, s.seconds_method);
     }
     if (rc == LB_EXIT_OK && !dry_run && !quiet) warn_lowbit_types(pl, s.n_tensors, out_path);
+    if (rc == LB_EXIT_OK && !dry_run && !quiet && (split_bytes || split_tensors || keep_split)) report_shards(out_path);
     free(pl);
     free(nt);
     lb_model_free(m);

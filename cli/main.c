@@ -70,7 +70,10 @@ static const lb_command k_commands[] = {
       "                  one at once; without --resume a state there is refused\n"
       "  --max-memory S  what the run may hold in RAM (6G, 512M; default 3/4 of the machine's\n"
       "                  memory or of its memory cgroup's limit): past it the calibration\n"
-      "                  windows' residual streams go to a file beside OUT\n" },
+      "                  windows' residual streams go to a file beside OUT\n"
+      "  --split-max-size N[M|G], --split-max-tensors N  write gguf-split's shards (M, G: 10^6,\n"
+      "                  10^9 bytes of data): OUT without .gguf, then -00001-of-0000N.gguf;\n"
+      "                  --keep-split: the shards IN (a split GGUF) has\n" },
     { "calibrate", cmd_calibrate, "activation statistics on real text: an importance matrix",
       "usage: lowbit calibrate MODEL --text FILE -o OUT.imatrix.gguf [--calib-samples N]\n"
       "                        [--calib-ctx L] [--seed S] [--allow-long-ctx] [--json]\n"

@@ -117,6 +117,8 @@ void      lb_gguf_close(lb_gguf *g); /* accepts NULL */
  * the first's list (data in their own mappings), the metadata is the first's. Every shard's
  * split.no, split.count and the total split.tensors.count are checked. */
 lb_status lb_gguf_open_split(lb_gguf **out, const char *path, lb_error *err);
+/* The shard (0 for the first, or an unsplit file) that holds tensor i of such a list. */
+int32_t   lb_gguf_tensor_shard(const lb_gguf *g, int64_t i);
 
 /* Index of a key or tensor, -1 when absent. */
 int64_t lb_gguf_find_key(const lb_gguf *g, const char *key);
@@ -200,6 +202,17 @@ lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *er
  * tensor may be added after it) to a temp beside path, and the tensors added with their data; put writes tensor i's bytes (exactly as
  * declared) at its offset, in any order, each once; finish checks that every tensor was written,
  * then renames the temp to path; abort (or free) removes the temp. */
+/* Write shards as llama.cpp's gguf-split does (set before begin): a new shard when the next
+ * tensor's padded bytes would pass max_bytes of data, or its count max_tensors (0: no limit);
+ * or each tensor in the shard set_shard gives (the others in 0). With more than one shard,
+ * begin's path names them: PREFIX-00001-of-0000N.gguf, PREFIX the path without ".gguf"; the
+ * first holds the metadata, each one split.no (u16), split.count (u16) and
+ * split.tensors.count (i32); finish renames the first last. */
+void      lb_gguf_writer_split(lb_gguf_writer *w, uint64_t max_bytes, uint64_t max_tensors);
+lb_status lb_gguf_writer_set_shard(lb_gguf_writer *w, uint64_t i, uint16_t shard, lb_error *err);
+uint16_t  lb_gguf_writer_n_shards(const lb_gguf_writer *w); /* after begin: the files written */
+/* Shard k (from 0) of n's file name for path into out; false when it does not fit. */
+bool      lb_gguf_shard_path(char *out, size_t cap, const char *path, int k, int n);
 lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err);
 uint64_t  lb_gguf_writer_n_tensors(const lb_gguf_writer *w); /* added so far */
 lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, size_t nbytes,

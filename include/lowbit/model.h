@@ -158,6 +158,12 @@ typedef struct lb_write_plan {
      * commit; with resume, reopen it (its header must be this plan's) */
     const char     *partial;
     bool            resume;
+    /* llama.cpp's split GGUF (lb_gguf_writer_split): shards of at most split_max_bytes of data
+     * or split_max_tensors tensors (0: no limit); keep_split: each tensor in the shard of the
+     * input GGUF that held it. More than one shard: path names PREFIX-00001-of-0000N.gguf */
+    uint64_t        split_max_bytes;
+    int32_t         split_max_tensors;
+    bool            keep_split;
 } lb_write_plan;
 lb_status lb_model_write_gguf(const lb_model *m, const char *path, const lb_write_plan *plan,
                               lb_error *err);

@@ -115,6 +115,11 @@ typedef struct lb_quant_params {
     /* llama-quantize's --override-kv: "KEY=TYPE:VALUE" metadata that wins over every other */
     const char *const      *kv_overrides;
     int32_t                 n_kv_overrides;
+    /* split GGUF output (lb_write_plan's): gguf-split's --split-max-size/--split-max-tensors,
+     * llama-quantize's --keep-split (a calibrated run is then not resumable) */
+    uint64_t                split_max_bytes;
+    int32_t                 split_max_tensors;
+    bool                    keep_split;
     const lb_type_override *overrides;
     int32_t                 n_overrides;
     /* how values are chosen: "rtn" (round to nearest), "imatrix" (importance-weighted

@@ -345,6 +345,18 @@ fail:
     return st;
 }
 
+int32_t lb_gguf_tensor_shard(const lb_gguf *g, int64_t i) {
+    int64_t first = g->n_tensors; /* the first shard's own tensors come first, then each next's */
+    for (const lb_gguf *s = g->next_shard; s; s = s->next_shard) first -= s->n_tensors;
+    if (i < first) return 0;
+    int32_t k = 1;
+    for (const lb_gguf *s = g->next_shard; s; s = s->next_shard, k++) {
+        if (i < first + s->n_tensors) return k;
+        first += s->n_tensors;
+    }
+    return 0;
+}
+
 void lb_gguf_close(lb_gguf *g) {
     if (!g) return;
     lb_gguf_close(g->next_shard);

@@ -43,14 +43,20 @@ struct lb_gguf_writer {
     bool     open;
     bool     partial;      /* into a kept file (begin_partial), not a temp */
     char    *partial_path, *final_path;
-    lb_out   out;
-    uint64_t data_start; /* file offset of the first tensor */
-    uint64_t data_end;   /* and of the end of the padded data */
-    uint64_t *offset;    /* [n_tensors] from data_start */
+    lb_out   out;        /* shard 0's file (the only one unless split) */
+    uint64_t *offset;    /* [n_tensors] from its shard's data start */
     bool     *written;   /* [n_tensors] */
     size_t   align_at;   /* offset in kv of general.alignment's value; 0 when not set */
     uint32_t align_type; /* and its type */
     bool     oom;
+    /* split output (gguf-split's layout): limits, or each tensor's shard given; after begin,
+     * n_shards files (shard 0: out; the others: souts[k - 1]) and each one's data section */
+    uint64_t  split_bytes, split_tensors;
+    uint16_t *shard;      /* [n_tensors]: given by set_shard, else computed at begin */
+    bool      shard_given;
+    uint16_t  n_shards;
+    lb_out   *souts;
+    uint64_t *data_start, *data_end; /* [n_shards]: file offsets of the data and its padded end */
 };
 
 lb_gguf_writer *lb_gguf_writer_create(void) {
@@ -66,6 +72,7 @@ void lb_gguf_writer_free(lb_gguf_writer *w) {
     free(w->locked);
     free(w->kv);
     free(w->tensors);
+    free(w->shard);
     lb_strmap_free(&w->key_ix);
     lb_strmap_free(&w->tensor_ix);
     free(w);
@@ -349,11 +356,70 @@ static bool fwrite_all(FILE *f, const void *p, size_t n) {
 
 static uint64_t padded(uint64_t n, uint64_t align) { return (n + align - 1) / align * align; }
 
-/* the header (magic, counts, metadata, tensor infos, padding) into *buf, *len bytes; the
- * tensors' offsets into w */
-static lb_status header(lb_gguf_writer *w, const char *path, uint8_t **buf, size_t *len, lb_error *err) {
-    LB_RETURN_IF(w->open, err, LB_ERR_PARAM, "%s: the writer is already writing", path);
-    LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
+void lb_gguf_writer_split(lb_gguf_writer *w, uint64_t max_bytes, uint64_t max_tensors) {
+    w->split_bytes   = max_bytes;
+    w->split_tensors = max_tensors;
+}
+
+static bool grow_shards(lb_gguf_writer *w) {
+    uint16_t *sh = realloc(w->shard, (size_t)(w->cap_tensors ? w->cap_tensors : 1) * sizeof *sh);
+    if (!sh) return false;
+    w->shard = sh;
+    return true;
+}
+
+lb_status lb_gguf_writer_set_shard(lb_gguf_writer *w, uint64_t i, uint16_t shard, lb_error *err) {
+    LB_RETURN_IF(w->open || i >= w->n_tensors, err, LB_ERR_PARAM, "gguf: no tensor %llu to place", (unsigned long long)i);
+    LB_RETURN_IF(!grow_shards(w), err, LB_ERR_NOMEM, "out of memory");
+    if (!w->shard_given) memset(w->shard, 0, (size_t)w->n_tensors * sizeof *w->shard);
+    w->shard_given = true;
+    w->shard[i]    = shard;
+    return LB_OK;
+}
+
+uint16_t lb_gguf_writer_n_shards(const lb_gguf_writer *w) { return w->n_shards ? w->n_shards : 1; }
+
+bool lb_gguf_shard_path(char *out, size_t cap, const char *path, int k, int n) {
+    size_t len = strlen(path);
+    if (len > 5 && strcmp(path + len - 5, ".gguf") == 0) len -= 5;
+    const int r = snprintf(out, cap, "%.*s-%05d-of-%05d.gguf", (int)len, path, k + 1, n);
+    return r > 0 && (size_t)r < cap;
+}
+
+/* Each tensor's shard: as given, or a new one when the next tensor would pass a limit. */
+static lb_status plan_shards(lb_gguf_writer *w, const char *path, lb_error *err) {
+    LB_RETURN_IF(!grow_shards(w), err, LB_ERR_NOMEM, "out of memory");
+    uint64_t n = 0, bytes = 0, count = 0;
+    for (uint64_t i = 0; i < w->n_tensors; i++) {
+        const uint64_t nb = padded(w->tensors[i].nbytes, LB_GGUF_DEFAULT_ALIGNMENT);
+        if (w->shard_given) {
+            n = (uint64_t)w->shard[i] + 1 > n ? (uint64_t)w->shard[i] + 1 : n;
+            continue;
+        }
+        if (count > 0 && ((w->split_tensors && count + 1 > w->split_tensors) || (w->split_bytes && bytes + nb > w->split_bytes))) {
+            n++;
+            bytes = count = 0;
+        }
+        w->shard[i] = (uint16_t)(n < 65535 ? n : 65535);
+        bytes += nb;
+        count++;
+    }
+    if (!w->shard_given) n++;
+    LB_RETURN_IF(n > 9999, err, LB_ERR_PARAM, "%s: %llu shards; gguf-split's names allow 9999", path,
+                 (unsigned long long)n);
+    w->n_shards = (uint16_t)(n ? n : 1); /* a given shard may be empty: still written */
+    return LB_OK;
+}
+
+static bool fwrite_kv_key(FILE *f, const char *key, uint32_t type) {
+    const uint64_t n = strlen(key);
+    return fwrite_all(f, &n, 8) && fwrite_all(f, key, n) && fwrite_all(f, &type, 4);
+}
+
+/* shard s's header (magic, counts, metadata, tensor infos, padding) into *buf, *len bytes; its
+ * tensors' offsets into w. Split: the first shard holds the metadata, every shard the split.*
+ * keys. */
+static lb_status header(lb_gguf_writer *w, uint16_t s, const char *path, uint8_t **buf, size_t *len, lb_error *err) {
     const size_t align = LB_GGUF_DEFAULT_ALIGNMENT;
     /* readers lay the data out by general.alignment: it must say what is written */
     uint32_t file_align = LB_GGUF_DEFAULT_ALIGNMENT;
@@ -364,44 +430,71 @@ static lb_status header(lb_gguf_writer *w, const char *path, uint8_t **buf, size
     LB_RETURN_IF(file_align != align, err, LB_ERR_PARAM,
                  "%s: general.alignment must be a u32 equal to %zu, the alignment written", path,
                  align);
-    free(w->offset), free(w->written);
-    w->offset  = malloc((size_t)(w->n_tensors ? w->n_tensors : 1) * sizeof *w->offset);
-    w->written = calloc((size_t)(w->n_tensors ? w->n_tensors : 1), sizeof *w->written);
     char *mem = NULL;
-    FILE *f   = w->offset && w->written ? open_memstream(&mem, len) : NULL;
-    if (!f) {
-        free(w->offset), free(w->written);
-        w->offset = NULL, w->written = NULL;
-        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
-    }
+    FILE *f   = open_memstream(&mem, len);
+    LB_RETURN_IF(!f, err, LB_ERR_NOMEM, "out of memory");
+    const bool     split   = w->n_shards > 1;
     const uint32_t version = 3;
-    bool           ok      = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) &&
-                  fwrite_all(f, &w->n_tensors, 8) && fwrite_all(f, &w->n_kv, 8) &&
-                  fwrite_all(f, w->kv, w->kv_len);
-    uint64_t pos = 24 + w->kv_len, off = 0;
+    uint64_t       n_t = 0, n_kv = (s == 0 ? w->n_kv : 0) + (split ? 3 : 0);
+    for (uint64_t i = 0; i < w->n_tensors; i++) n_t += w->shard[i] == s;
+    bool ok = fwrite_all(f, "GGUF", 4) && fwrite_all(f, &version, 4) && fwrite_all(f, &n_t, 8) &&
+              fwrite_all(f, &n_kv, 8) && (s != 0 || fwrite_all(f, w->kv, w->kv_len));
+    if (split) { /* llama.cpp's LLM_KV_SPLIT_*: u16, u16, i32 */
+        const uint16_t no = s, count = w->n_shards;
+        const int32_t  total = (int32_t)w->n_tensors;
+        ok = ok && fwrite_kv_key(f, "split.no", LB_GGUF_U16) && fwrite_all(f, &no, 2) &&
+             fwrite_kv_key(f, "split.count", LB_GGUF_U16) && fwrite_all(f, &count, 2) &&
+             fwrite_kv_key(f, "split.tensors.count", LB_GGUF_I32) && fwrite_all(f, &total, 4);
+    }
+    uint64_t off = 0;
     for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
+        if (w->shard[i] != s) continue;
         const wtensor *t = &w->tensors[i];
         const uint64_t n = strlen(t->name);
         ok = fwrite_all(f, &n, 8) && fwrite_all(f, t->name, n) && fwrite_all(f, &t->n_dims, 4);
         for (uint32_t d = 0; ok && d < t->n_dims; d++) ok = fwrite_all(f, &t->ne[d], 8);
         ok = ok && fwrite_all(f, &t->type, 4) && fwrite_all(f, &off, 8);
-        pos += 8 + n + 4 + 8ull * t->n_dims + 4 + 8;
         w->offset[i] = off;
         off += padded(t->nbytes, align);
     }
+    const long pos = ok ? ftell(f) : -1;
     static const uint8_t zeros[LB_GGUF_DEFAULT_ALIGNMENT];
-    ok            = ok && fwrite_all(f, zeros, (size_t)(padded(pos, align) - pos));
-    w->data_start = padded(pos, align);
-    w->data_end   = w->data_start + off;
-    ok            = fclose(f) == 0 && ok;
+    ok               = ok && pos > 0 && fwrite_all(f, zeros, (size_t)(padded((uint64_t)pos, align) - (uint64_t)pos));
+    w->data_start[s] = ok ? padded((uint64_t)pos, align) : 0;
+    w->data_end[s]   = w->data_start[s] + off;
+    ok               = fclose(f) == 0 && ok;
     if (!ok) {
         free(mem);
-        free(w->offset), free(w->written);
-        w->offset = NULL, w->written = NULL;
         return lb_fail(err, LB_ERR_NOMEM, "out of memory");
     }
     *buf = (uint8_t *)mem;
     return LB_OK;
+}
+
+/* The state begin needs: shards planned, offset and written arrays. */
+static lb_status prepare(lb_gguf_writer *w, const char *path, lb_error *err) {
+    LB_RETURN_IF(w->open, err, LB_ERR_PARAM, "%s: the writer is already writing", path);
+    LB_RETURN_IF(w->oom, err, LB_ERR_NOMEM, "%s: out of memory building metadata", path);
+    lb_status st = plan_shards(w, path, err);
+    if (st) return st;
+    free(w->offset), free(w->written), free(w->data_start), free(w->data_end), free(w->souts);
+    const size_t nt = (size_t)(w->n_tensors ? w->n_tensors : 1);
+    w->offset       = malloc(nt * sizeof *w->offset);
+    w->written      = calloc(nt, sizeof *w->written);
+    w->data_start   = calloc(w->n_shards, sizeof *w->data_start);
+    w->data_end     = calloc(w->n_shards, sizeof *w->data_end);
+    w->souts        = calloc(w->n_shards, sizeof *w->souts);
+    LB_RETURN_IF(!w->offset || !w->written || !w->data_start || !w->data_end || !w->souts, err, LB_ERR_NOMEM,
+                 "out of memory");
+    return LB_OK;
+}
+
+static lb_out *out_of(lb_gguf_writer *w, uint16_t s) { return s == 0 ? &w->out : &w->souts[s - 1]; }
+
+/* what begin allocated */
+static void release(lb_gguf_writer *w) {
+    free(w->offset), free(w->written), free(w->data_start), free(w->data_end), free(w->souts);
+    w->offset = NULL, w->written = NULL, w->data_start = w->data_end = NULL, w->souts = NULL;
 }
 
 /* the tensors added with their data */
@@ -415,18 +508,27 @@ static lb_status put_given(lb_gguf_writer *w, lb_error *err) {
 }
 
 lb_status lb_gguf_writer_begin(lb_gguf_writer *w, const char *path, lb_error *err) {
-    uint8_t  *hb;
-    size_t    hn;
-    lb_status st = header(w, path, &hb, &hn, err);
+    lb_status st = prepare(w, path, err);
     if (st) return st;
-    st = lb_out_open(&w->out, path, err);
-    if (st) {
+    w->open = true; /* abort now cleans up what was opened */
+    for (uint16_t s = 0; !st && s < w->n_shards; s++) {
+        char     sp[4096];
+        uint8_t *hb;
+        size_t   hn;
+        if (w->n_shards > 1 && !lb_gguf_shard_path(sp, sizeof sp, path, s, w->n_shards)) {
+            st = lb_fail(err, LB_ERR_PARAM, "%s: path too long for its shards' names", path);
+            break;
+        }
+        const char *fp = w->n_shards > 1 ? sp : path;
+        if ((st = header(w, s, fp, &hb, &hn, err))) break;
+        lb_out *o = out_of(w, s);
+        if ((st = lb_out_open(o, fp, err))) {
+            free(hb);
+            break;
+        }
+        if (!fwrite_all(o->f, hb, hn)) st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", fp, strerror(errno));
         free(hb);
-        return st;
     }
-    w->open = true;
-    if (!fwrite_all(w->out.f, hb, hn)) st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    free(hb);
     if (!st) st = put_given(w, err);
     if (st) lb_gguf_writer_abort(w);
     return st;
@@ -436,7 +538,10 @@ lb_status lb_gguf_writer_begin_partial(lb_gguf_writer *w, const char *partial, c
                                        lb_error *err) {
     uint8_t  *hb;
     size_t    hn;
-    lb_status st = header(w, partial, &hb, &hn, err);
+    LB_RETURN_IF(w->split_bytes || w->split_tensors || w->shard_given, err, LB_ERR_UNSUPPORTED,
+                 "%s: a resumable run writes one file, not shards", path);
+    lb_status st = prepare(w, partial, err);
+    if (!st) st = header(w, 0, partial, &hb, &hn, err);
     if (st) return st;
     const int fd = open(partial, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (resume ? 0 : O_CREAT | O_TRUNC), 0666);
     FILE     *f  = fd >= 0 ? fdopen(fd, "r+") : NULL;
@@ -473,22 +578,26 @@ void lb_gguf_writer_assume(lb_gguf_writer *w, uint64_t i) {
 
 lb_status lb_gguf_writer_sync(lb_gguf_writer *w, lb_error *err) {
     LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: sync before begin");
-    LB_RETURN_IF(fflush(w->out.f) != 0 || fsync(fileno(w->out.f)) != 0, err, LB_ERR_IO, "write failed: %s",
-                 strerror(errno));
+    for (uint16_t s = 0; s < w->n_shards; s++)
+        LB_RETURN_IF(fflush(out_of(w, s)->f) != 0 || fsync(fileno(out_of(w, s)->f)) != 0, err, LB_ERR_IO,
+                     "write failed: %s", strerror(errno));
     return LB_OK;
 }
 
 uint64_t lb_gguf_writer_n_tensors(const lb_gguf_writer *w) { return w->n_tensors; }
 
-static const char *wpath(const lb_gguf_writer *w) { return w->partial ? w->partial_path : w->out.path; }
+static const char *wpath(lb_gguf_writer *w, uint64_t i) {
+    return w->partial ? w->partial_path : out_of(w, i < w->n_tensors ? w->shard[i] : 0)->path;
+}
 
 /* seek to tensor i's offset + at, for nbytes */
 static lb_status seek_tensor(lb_gguf_writer *w, uint64_t i, uint64_t at, lb_error *err) {
     LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: put before begin");
     LB_RETURN_IF(i >= w->n_tensors, err, LB_ERR_PARAM, "gguf: no tensor %llu", (unsigned long long)i);
     LB_RETURN_IF(w->written[i], err, LB_ERR_PARAM, "gguf: tensor '%s' written twice", w->tensors[i].name);
-    LB_RETURN_IF(fseeko(w->out.f, (off_t)(w->data_start + w->offset[i] + at), SEEK_SET) != 0, err, LB_ERR_IO,
-                 "%s: seek failed: %s", wpath(w), strerror(errno));
+    const uint16_t s = w->shard[i];
+    LB_RETURN_IF(fseeko(out_of(w, s)->f, (off_t)(w->data_start[s] + w->offset[i] + at), SEEK_SET) != 0, err,
+                 LB_ERR_IO, "%s: seek failed: %s", wpath(w, i), strerror(errno));
     return LB_OK;
 }
 
@@ -498,8 +607,8 @@ lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, si
     if (st) return st;
     LB_RETURN_IF(nbytes != w->tensors[i].nbytes, err, LB_ERR_SHAPE, "tensor '%s': %zu bytes given, "
                  "%zu declared", w->tensors[i].name, nbytes, w->tensors[i].nbytes);
-    LB_RETURN_IF(!fwrite_all(w->out.f, data, nbytes), err, LB_ERR_IO, "%s: write failed: %s",
-                 wpath(w), strerror(errno));
+    LB_RETURN_IF(!fwrite_all(out_of(w, w->shard[i])->f, data, nbytes), err, LB_ERR_IO, "%s: write failed: %s",
+                 wpath(w, i), strerror(errno));
     w->written[i] = true;
     return LB_OK;
 }
@@ -508,14 +617,15 @@ lb_status lb_gguf_writer_put(lb_gguf_writer *w, uint64_t i, const void *data, si
 static lb_status put_fill(lb_gguf_writer *w, uint64_t i, uint8_t *chunk, lb_error *err) {
     const wtensor *t  = &w->tensors[i];
     lb_status      st = seek_tensor(w, i, 0, err);
+    const uint16_t t_shard = i < w->n_tensors ? w->shard[i] : 0;
     for (size_t done = 0; !st && done < t->nbytes;) {
         const size_t n = t->fill(t->user, chunk, FILL_CHUNK, done, err);
         if (n == 0 || n > t->nbytes - done) {
             if (n) lb_fail(err, LB_ERR_PARAM, "tensor '%s': filled past its end", t->name);
             return err && err->code ? err->code : LB_ERR_IO;
         }
-        LB_RETURN_IF(!fwrite_all(w->out.f, chunk, n), err, LB_ERR_IO, "%s: write failed: %s", wpath(w),
-                     strerror(errno));
+        LB_RETURN_IF(!fwrite_all(out_of(w, t_shard)->f, chunk, n), err, LB_ERR_IO, "%s: write failed: %s",
+                     wpath(w, i), strerror(errno));
         done += n;
     }
     if (!st) w->written[i] = true;
@@ -526,11 +636,15 @@ lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err) {
     LB_RETURN_IF(!w->open, err, LB_ERR_PARAM, "gguf: finish before begin");
     lb_status st = LB_OK;
     for (uint64_t i = 0; !st && i < w->n_tensors; i++)
-        if (!w->written[i]) st = lb_fail(err, LB_ERR_PARAM, "%s: tensor '%s' was never written", wpath(w),
+        if (!w->written[i]) st = lb_fail(err, LB_ERR_PARAM, "%s: tensor '%s' was never written", wpath(w, i),
                                          w->tensors[i].name);
     /* the padding after the last tensor: holes read as zeros */
-    if (!st && (fflush(w->out.f) != 0 || ftruncate(fileno(w->out.f), (off_t)w->data_end) != 0))
-        st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", wpath(w), strerror(errno));
+    for (uint16_t s = 0; !st && s < w->n_shards; s++) {
+        FILE *f = out_of(w, s)->f;
+        if (fflush(f) != 0 || ftruncate(fileno(f), (off_t)w->data_end[s]) != 0)
+            st = lb_fail(err, LB_ERR_IO, "%s: write failed: %s", w->partial ? w->partial_path : out_of(w, s)->path,
+                         strerror(errno));
+    }
     if (!st && w->partial) { /* the partial file becomes OUT */
         const char *path = w->final_path;
         st = lb_out_check(path, false, err);
@@ -544,25 +658,25 @@ lb_status lb_gguf_writer_finish(lb_gguf_writer *w, lb_error *err) {
         if (!st && rename(w->partial_path, path) != 0)
             st = lb_fail(err, LB_ERR_IO, "%s: cannot rename %s to it: %s", path, w->partial_path, strerror(errno));
         if (!st) lb_fsync_parent(path);
-    } else if (!st) {
-        st = lb_out_commit(&w->out, err);
-        w->open = false;
+    } else if (!st) { /* the shards after the first, then the first: a reader starts there */
+        for (uint16_t s = w->n_shards; !st && s-- > 1;) st = lb_out_commit(&w->souts[s - 1], err);
+        if (!st) st = lb_out_commit(&w->out, err);
+        w->open = !!st;
     }
     if (st) lb_gguf_writer_abort(w);
-    free(w->offset), free(w->written);
-    w->offset = NULL, w->written = NULL;
+    release(w);
     return st;
 }
 
 void lb_gguf_writer_abort(lb_gguf_writer *w) {
     if (w->open && w->partial && w->out.f) fclose(w->out.f); /* a partial file is kept: it is a state */
-    else if (w->open) lb_out_abort(&w->out);
+    else if (w->open)
+        for (uint16_t s = 0; s < w->n_shards && (s == 0 || w->souts); s++) lb_out_abort(out_of(w, s)); /* uncommitted */
     free(w->partial_path), free(w->final_path);
     w->partial_path = w->final_path = NULL;
     w->partial                      = false;
     w->open = false;
-    free(w->offset), free(w->written);
-    w->offset = NULL, w->written = NULL;
+    release(w);
 }
 
 lb_status lb_gguf_writer_write(lb_gguf_writer *w, const char *path, lb_error *err) {

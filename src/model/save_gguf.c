@@ -247,6 +247,13 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
         }
         next++;
     }
+    lb_gguf_writer_split(mw->w, plan->split_max_bytes, (uint64_t)(plan->split_max_tensors > 0 ? plan->split_max_tensors : 0));
+    for (int32_t i = 0; plan->keep_split && m->gguf && i < mw->n; i++) { /* each where the input had it */
+        const char   *name = mw->part[i] ? NULL : mw->ts[i].name;
+        const int64_t at   = name ? lb_gguf_find_tensor(m->gguf, name) : -1;
+        if (at >= 0 && mw->gi[i] >= 0)
+            LB_TRY(lb_gguf_writer_set_shard(mw->w, (uint64_t)mw->gi[i], (uint16_t)lb_gguf_tensor_shard(m->gguf, at), err));
+    }
     if (plan->partial) LB_TRY(lb_gguf_writer_begin_partial(mw->w, plan->partial, path, plan->resume, err));
     else LB_TRY(lb_gguf_writer_begin(mw->w, path, err));
     *out = mw;

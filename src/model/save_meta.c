@@ -6,7 +6,7 @@
  *   - dropped: lowbit.* (the previous run's provenance, and tensor_type / tensor_ne0 /
  *     actq keys that describe the input's tensors; the writer adds the new ones),
  *     quantize.imatrix.* (the importance matrix the input's tensors were quantized with),
- *     split.* (lowbit writes one file), general.alignment unless it is the u32 32 written;
+ *     split.* (the writer writes its own shards' keys), general.alignment unless it is the u32 32 written;
  *   - tokenizer.*: kept as they are when the vocabulary is the input's, else dropped (the
  *     replacing vocabulary's keys are written instead);
  *   - general.file_type and general.quantization_version: always lowbit's value, in place;

@@ -324,7 +324,9 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         if (resuming) LB_TRY(lb_resume_check(&rs, err));
         LB_GOTO_IF(mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
                    strerror(errno));
-        wp.partial = rs.partial;
+        const bool split = plan->split_max_bytes || plan->split_max_tensors || plan->keep_split;
+        LB_GOTO_IF(resuming && split, err, LB_ERR_UNSUPPORTED, "%s: a split output cannot resume a run", out_path);
+        wp.partial = split ? NULL : rs.partial; /* shards: temps, as an uncalibrated run writes */
         wp.resume  = resuming;
     }
     LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));

@@ -164,7 +164,9 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     if (calib) LB_TRY(lb_method_windows(&c, err)); /* before the header: it records them */
     meta_ctx            mc   = { p, c.model, c.n_windows, c.actq };
     const lb_write_plan plan = { .types = types, .file_type = p->recipe->file_type, .add_meta = add_meta,
-                                 .user = &mc, .kv_overrides = p->kv_overrides, .n_kv_overrides = p->n_kv_overrides };
+                                 .user = &mc, .kv_overrides = p->kv_overrides, .n_kv_overrides = p->n_kv_overrides,
+                                 .split_max_bytes = p->split_max_bytes, .split_max_tensors = p->split_max_tensors,
+                                 .keep_split = p->keep_split };
     LB_TRY(lb_engine_run(&c, &plan, out_path, err));
     s.bpw           = 8.0 * (double)s.bytes_out / (double)s.n_params;
     s.seconds       = lb_time_sec() - t0;

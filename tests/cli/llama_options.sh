@@ -122,11 +122,46 @@ for bad in "general.name=string:x" "noequals" "a=int:99999999999" "a=bool:yes"; 
 done
 pass "malformed --override-kv: usage errors"
 
-for o in --keep-split --prune-layers; do
-    "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 $o x > /dev/null 2> "$WORK/err"
-    [ $? = 2 ] && grep -q "not implemented in lowbit yet" "$WORK/err" || fail "$o: $(cat "$WORK/err")"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 --prune-layers 1 > /dev/null 2> "$WORK/err"
+[ $? = 2 ] && grep -q "not implemented in lowbit yet" "$WORK/err" && pass "--prune-layers: a usage error that says so" \
+    || fail "--prune-layers: $(cat "$WORK/err")"
+
+# split output, as gguf-split and llama-quantize --keep-split write it
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/sp.gguf" q4_0 --split-max-tensors 20 > /dev/null 2> "$WORK/err" || fail "split: $(cat "$WORK/err")"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/one.gguf" q4_0 > /dev/null 2>&1
+S1=$WORK/sp-00001-of-00003.gguf
+grep -q "3 shards" "$WORK/err" && [ -e "$S1" ] && [ -e "$WORK/sp-00003-of-00003.gguf" ] && [ ! -e "$WORK/sp.gguf" ] \
+    && pass "--split-max-tensors 20: 57 tensors in 3 shards named as gguf-split's" || fail "shards: $(ls "$WORK" | grep sp)"
+keys=$("$LOWBIT" inspect "$WORK/sp-00002-of-00003.gguf" | grep -c -E "split\.(no +u16  1|count +u16  3|tensors.count +i32  57)")
+n2=$("$LOWBIT" inspect "$WORK/sp-00002-of-00003.gguf" | grep -m1 -o "[0-9]* metadata pairs, [0-9]* tensors")
+[ "$keys" = 3 ] && [ "$n2" = "3 metadata pairs, 20 tensors" ] && pass "shard 2: split.no 1, split.count 3, split.tensors.count 57, 20 tensors" \
+    || fail "shard 2 keys: $keys, $n2"
+"$LOWBIT" eval "$S1" --text "$TEXT" --chunks 2 --json > "$WORK/e1" 2> /dev/null
+"$LOWBIT" eval "$WORK/one.gguf" --text "$TEXT" --chunks 2 --json > "$WORK/e2" 2> /dev/null
+p1=$(json_num "$WORK/e1" ppl); p2=$(json_num "$WORK/e2" ppl)
+[ -n "$p1" ] && [ "$p1" = "$p2" ] && pass "the split model evaluates as the single file (ppl $p1)" || fail "split ppl $p1 vs $p2"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/sz.gguf" q8_0 --split-max-size 5M > /dev/null 2>&1
+big=0
+for f in "$WORK"/sz-0000?-of-00002.gguf; do
+    d=$(( $(stat -c %s "$f") - $("$LOWBIT" inspect "$f" | sed -n 's/.*data at \([0-9]*\).*/\1/p') ))
+    [ $d -le 5000000 ] || big=1
 done
-pass "options not implemented: usage errors that say so"
+[ -e "$WORK/sz-00002-of-00002.gguf" ] && [ $big = 0 ] && pass "--split-max-size 5M: 2 shards of at most 5e6 data bytes" || fail "--split-max-size"
+"$LOWBIT" quantize "$S1" "$WORK/ks.gguf" q8_0 --keep-split --allow-requantize > /dev/null 2>&1
+names() { "$LOWBIT" inspect "$1" | awk '/^  tensor /{ t = 1; next } t && NF { print $1 }'; }
+same=1
+for k in 1 2 3; do
+    cmp -s <(names "$WORK/sp-0000$k-of-00003.gguf") <(names "$WORK/ks-0000$k-of-00003.gguf") || same=0
+done
+[ $same = 1 ] && pass "--keep-split: each tensor in the shard the input had it in" || fail "--keep-split layout"
+"$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/gs.gguf" q4_0 --method gptq --calib "$TEXT" --calib-samples 2 --calib-ctx 32 \
+    --split-max-tensors 30 > /dev/null 2>&1 && [ -e "$WORK/gs-00002-of-00002.gguf" ] && [ ! -e "$WORK/.gs.gguf.lowbit-state" ] \
+    && pass "a calibrated run (gptq) writes shards too" || fail "gptq split"
+for bad in 0 5X -1; do
+    "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/u.gguf" q4_0 --split-max-size "$bad" > /dev/null 2>&1
+    [ $? = 2 ] || fail "--split-max-size $bad: not a usage error"
+done
+pass "bad --split-max-size: usage errors"
 "$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/n.gguf" --type nf4 > /dev/null 2> "$WORK/err" || fail "nf4"
 grep -q "warning: .*n.gguf holds nf4, a lowbit type: llama.cpp and Ollama cannot load it" "$WORK/err" \
     && ! grep -q "lowbit type" <("$LOWBIT" quantize "$WORK/tb.gguf" "$WORK/a2.gguf" --type q4_0 2>&1) \
