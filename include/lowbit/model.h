@@ -74,23 +74,18 @@ typedef struct lb_model {
     bool            tied_output;
     lb_layer       *layers;      /* n_layers */
     lb_vocab       *vocab;
-    bool            vocab_borrowed; /* a clone's: not freed with it */
     lb_model_format format;
     char           *name;        /* general.name or the file's base name */
     lb_actq        *actq;        /* W8A8 activation quantization (actq.h), or NULL */
-    /* the GGUF whose metadata the GGUF writer keeps (save_meta.c): the loaded file's, borrowed
-     * by clones; NULL for other formats. vocab_from_meta: the vocabulary is that file's (not
-     * replaced with --tokenizer), so its tokenizer.* keys are kept too */
-    const lb_gguf  *meta;
-    bool            vocab_from_meta;
-    /* ownership: weights are views into src (llama2.c) or gguf (GGUF), or into owned */
-    lb_source       src;
-    lb_gguf        *gguf;
-    void          **owned;
-    int32_t         n_owned;
-    void           *hf_files;    /* HF: the mapped safetensors files (load_hf.c) */
-    struct lb_hf_quant_report *hf_quant; /* HF GPTQ/AWQ: what the import did (hf.h), or NULL */
+    /* the library's own: the mapped files the weights are views into, the buffers it owns,
+     * the GGUF whose metadata a writer keeps (model_internal.h); reached through
+     * lb_model_gguf and lb_model_hf_quant */
+    struct lb_model_priv *priv;
 } lb_model;
+
+/* The GGUF whose metadata the model carries (the file it was loaded from; a clone's
+ * original's), or NULL for other formats. */
+const lb_gguf *lb_model_gguf(const lb_model *m);
 
 /* Load a model: GGUF (detected by magic), a Hugging Face directory (config.json,
  * model.safetensors or its sharded index, tokenizer.json) or a llama2.c checkpoint.

@@ -284,7 +284,8 @@ lb_status lb_api_model_info(const lb_model *m, char **result, lb_error *err) {
              { "n_kv_heads", c->n_kv_heads }, { "head_dim", c->head_dim }, { "n_vocab", c->n_vocab },
              { "n_ctx", c->n_ctx_train }, { "rope_base", c->rope_theta }, { "norm_eps", c->norm_eps },
              { "params", (double)lb_model_nparams(m) }, { "bytes", (double)lb_model_nbytes(m) });
-    for (int64_t i = 0; m->meta && i < m->meta->n_kv; i++) cJSON_AddItemToObject(meta, m->meta->kv[i].key, kv_value(&m->meta->kv[i]));
+    const lb_gguf *g = lb_model_gguf(m);
+    for (int64_t i = 0; g && i < g->n_kv; i++) cJSON_AddItemToObject(meta, g->kv[i].key, kv_value(&g->kv[i]));
     cJSON_AddItemToObject(o, "metadata", meta);
     lb_model_tensors(m, ts, lb_model_n_tensors(m));
     for (int32_t i = 0; i < n; i++) {

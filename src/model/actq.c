@@ -292,7 +292,7 @@ fail:
 
 /* LLM.int8: put the f32 weight columns of every input with outliers back into its readers */
 static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err) {
-    const lb_gguf *g  = m->gguf;
+    const lb_gguf *g  = m->priv->gguf;
     const char    *fn = g->src.name;
     for (int32_t l = 0; l < aq->n_layers; l++)
         for (int in = 0; in < LB_INPUT_COUNT; in++) {
@@ -335,7 +335,7 @@ static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err
 
 lb_status lb_model_load_actq(lb_model *m, lb_error *err) {
     lb_actq  *aq;
-    lb_status st = lb_actq_from_gguf(&aq, m->gguf, &m->cfg, err);
+    lb_status st = lb_actq_from_gguf(&aq, m->priv->gguf, &m->cfg, err);
     if (st || !aq) return st;
     if ((st = restore_outlier_columns(m, aq, err))) {
         lb_actq_free(aq);

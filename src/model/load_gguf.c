@@ -94,7 +94,7 @@ bool lb_gguf_lowbit_type(const lb_gguf *g, const lb_gguf_tensor_info *t, char *t
 
 static lb_status get_tensor(lb_model *m, const char *name, bool required, lb_tensor *t,
                             lb_error *err) {
-    const lb_gguf *g = m->gguf;
+    const lb_gguf *g = m->priv->gguf;
     const int64_t  i = lb_gguf_find_tensor(g, name);
     memset(t, 0, sizeof *t);
     if (i < 0) {
@@ -257,7 +257,7 @@ static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
             const int64_t rows = vec ? t->ne[0] : t->ne[1];
             const size_t  rb   = vec ? sizeof(float) : lb_row_size(t->type, t->ne[0]);
             LB_RETURN_IF(rows % hr || (vec && t->type != LB_TYPE_F32), err, LB_ERR_SHAPE,
-                         "%s: blk.%d.%s: %lld rows do not split into rotary heads of %lld", m->gguf->src.name,
+                         "%s: blk.%d.%s: %lld rows do not split into rotary heads of %lld", m->priv->gguf->src.name,
                          l, slots[i].gguf, (long long)rows, (long long)hr);
             void *buf = malloc((size_t)rows * rb);
             LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
@@ -269,9 +269,9 @@ static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
 }
 
 lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
-    lb_status st = lb_gguf_open_split(&m->gguf, path, err);
+    lb_status st = lb_gguf_open_split(&m->priv->gguf, path, err);
     if (st) return st;
-    const lb_gguf *g = m->gguf;
+    const lb_gguf *g = m->priv->gguf;
     lb_gguf_str    arch;
     st = lb_gguf_get_str(g, "general.architecture", &arch, err);
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
@@ -352,7 +352,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
             m->name[gname.n] = '\0';
         }
     }
-    m->meta            = g; /* the GGUF writer keeps its keys (save_meta.c) */
-    m->vocab_from_meta = true;
+    m->priv->meta            = g; /* the GGUF writer keeps its keys (save_meta.c) */
+    m->priv->vocab_from_meta = true;
     return lb_vocab_from_gguf(&m->vocab, g, err);
 }

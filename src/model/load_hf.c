@@ -287,7 +287,7 @@ static lb_status get_packed(lb_model *m, const hf_files *h, const char *name, in
 }
 
 const lb_hf_quant_report *lb_model_hf_quant(const lb_model *m) {
-    return m ? m->hf_quant : NULL;
+    return m && m->priv ? m->priv->hf_quant : NULL;
 }
 
 /* Tensor `name` of shape [rows] (cols 0) or [rows, cols]; head_rows > 0: permute its rows from
@@ -343,12 +343,12 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
                  c->n_kv_heads);
     hf_files *h = calloc(1, sizeof *h);
     LB_RETURN_IF(!h, err, LB_ERR_NOMEM, "out of memory");
-    m->hf_files = h;
+    m->priv->hf_files = h;
     if ((st = open_weights(dir, h, err))) return st;
     if (hc.q.method) {
-        LB_RETURN_IF(!(m->hf_quant = calloc(1, sizeof *m->hf_quant)), err, LB_ERR_NOMEM, "out of memory");
+        LB_RETURN_IF(!(m->priv->hf_quant = calloc(1, sizeof *m->priv->hf_quant)), err, LB_ERR_NOMEM, "out of memory");
         h->q   = hc.q;
-        h->rep = m->hf_quant;
+        h->rep = m->priv->hf_quant;
         snprintf(h->rep->method, sizeof h->rep->method, "%s", hc.q.method == LB_HFQ_GPTQ ? "gptq" : "awq");
         h->rep->bits = hc.q.bits, h->rep->group_size = hc.q.group;
         h->rep->sym = hc.q.sym, h->rep->desc_act = hc.q.desc_act;

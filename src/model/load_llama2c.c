@@ -21,9 +21,9 @@ static lb_tensor view(const float **p, int64_t ne0, int64_t ne1) {
 }
 
 lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err) {
-    lb_status st = lb_source_open_file(&m->src, path, err);
+    lb_status st = lb_source_open_file(&m->priv->src, path, err);
     if (st) return st;
-    const lb_source *s = &m->src;
+    const lb_source *s = &m->priv->src;
     int32_t          h[7];
     LB_RETURN_IF(s->size >= 4 && memcmp(s->data, "ak42", 4) == 0, err, LB_ERR_UNSUPPORTED,
                  "%s: llama2.c version-2 exports are not supported; export with --version 0",

@@ -11,13 +11,13 @@
 #include "model_internal.h"
 
 lb_status lb_model_own(lb_model *m, void *p) {
-    void **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    void **o = realloc(m->priv->owned, (size_t)(m->priv->n_owned + 1) * sizeof *o);
     if (!o) {
         free(p);
         return LB_ERR_NOMEM;
     }
-    m->owned               = o;
-    m->owned[m->n_owned++] = p;
+    m->priv->owned               = o;
+    m->priv->owned[m->priv->n_owned++] = p;
     return LB_OK;
 }
 
@@ -57,18 +57,34 @@ lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err) {
     return LB_OK;
 }
 
+lb_model *lb_model_alloc(void) {
+    lb_model *m = calloc(1, sizeof *m);
+    if (m && !(m->priv = calloc(1, sizeof *m->priv))) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+const lb_gguf *lb_model_gguf(const lb_model *m) {
+    return m && m->priv ? m->priv->meta : NULL;
+}
+
 void lb_model_free(lb_model *m) {
     if (!m) return;
-    for (int32_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
-    free(m->owned);
+    for (int32_t i = 0; i < m->priv->n_owned; i++) free(m->priv->owned[i]);
+    free(m->priv->owned);
     free(m->layers);
     free(m->name);
     lb_actq_free(m->actq);
-    if (!m->vocab_borrowed) lb_vocab_free(m->vocab);
-    lb_gguf_close(m->gguf);
-    lb_hf_files_free(m->hf_files);
-    free(m->hf_quant);
-    lb_source_close(&m->src);
+    if (!m->priv || !m->priv->vocab_borrowed) lb_vocab_free(m->vocab);
+    if (m->priv) {
+        lb_gguf_close(m->priv->gguf);
+        lb_hf_files_free(m->priv->hf_files);
+        free(m->priv->hf_quant);
+        lb_source_close(&m->priv->src);
+        free(m->priv);
+    }
     free(m);
 }
 
@@ -121,7 +137,7 @@ static bool is_gguf_file(const char *path) {
 lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_path,
                         lb_error *err) {
     *out        = NULL;
-    lb_model *m = calloc(1, sizeof *m);
+    lb_model *m = lb_model_alloc();
     LB_RETURN_IF(!m, err, LB_ERR_NOMEM, "out of memory");
     lb_status st;
     char     *found = NULL;
@@ -144,7 +160,7 @@ lb_status lb_model_load(lb_model **out, const char *path, const char *tokenizer_
     if (tokenizer_path) {
         lb_vocab_free(m->vocab);
         m->vocab           = NULL;
-        m->vocab_from_meta = false;
+        m->priv->vocab_from_meta = false;
         const size_t tl = strlen(tokenizer_path);
         if (tl >= 14 && strcmp(tokenizer_path + tl - 14, "tokenizer.json") == 0) { /* its directory */
             char *copy = strdup(tokenizer_path);
@@ -207,17 +223,17 @@ lb_status lb_vocab_load_any(lb_vocab **out, const char *path, lb_error *err) {
 
 lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     *out        = NULL;
-    lb_model *c = calloc(1, sizeof *c);
+    lb_model *c = lb_model_alloc();
     LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
     c->cfg            = m->cfg;
     c->vocab          = m->vocab;
-    c->vocab_borrowed = true;
+    c->priv->vocab_borrowed = true;
     c->format         = m->format;
     c->tied_output    = m->tied_output;
     c->name           = m->name ? strdup(m->name) : NULL;
     c->arch           = m->arch;
-    c->meta           = m->meta; /* borrowed like the vocabulary */
-    c->vocab_from_meta = m->vocab_from_meta;
+    c->priv->meta            = m->priv ? m->priv->meta : NULL; /* borrowed like the vocabulary */
+    c->priv->vocab_from_meta = m->priv && m->priv->vocab_from_meta;
     c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;

@@ -4,6 +4,27 @@
 
 #include "lowbit/model.h"
 
+/* What lb_model keeps private (model.h's priv): every model the library makes has one. */
+struct lb_model_priv {
+    /* the GGUF whose metadata the GGUF writer keeps (save_meta.c): the loaded file's, borrowed
+     * by clones; NULL for other formats. vocab_from_meta: the vocabulary is that file's (not
+     * replaced with --tokenizer), so its tokenizer.* keys are kept too */
+    const lb_gguf *meta;
+    bool           vocab_from_meta;
+    bool           vocab_borrowed; /* a clone's: not freed with it */
+    /* ownership: weights are views into src (llama2.c) or gguf (GGUF), hf_files (the mapped
+     * safetensors, load_hf.c), or into owned */
+    lb_source      src;
+    lb_gguf       *gguf;
+    void         **owned;
+    int32_t        n_owned;
+    void          *hf_files;
+    struct lb_hf_quant_report *hf_quant; /* HF GPTQ/AWQ: what the import did (hf.h), or NULL */
+};
+
+/* A zeroed model with its private part; NULL when out of memory. */
+lb_model *lb_model_alloc(void);
+
 lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err);
 lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err);
 /* A Hugging Face model directory (load_hf.c); the tokenizer too when dir has one. */

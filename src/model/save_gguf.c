@@ -132,10 +132,10 @@ static lb_status write_own(lb_gguf_writer *w, const lb_model *m, uint32_t file_t
 static lb_status write_keys(lb_gguf_writer *w, const lb_model *m, uint32_t file_type,
                             lb_status (*add_meta)(lb_gguf_writer *, void *), void *user,
                             lb_error *err) {
-    if (!m->meta) return write_own(w, m, file_type, add_meta, user);
+    if (!lb_model_gguf(m)) return write_own(w, m, file_type, add_meta, user);
     lb_gguf_writer *own = lb_gguf_writer_create();
     lb_status       st  = own ? write_own(own, m, file_type, add_meta, user) : LB_ERR_NOMEM;
-    if (!st) st = lb_model_merge_meta(w, m->meta, own, m->vocab_from_meta, err);
+    if (!st) st = lb_model_merge_meta(w, lb_model_gguf(m), own, m->priv->vocab_from_meta, err);
     if (!st) st = lb_gguf_writer_add_tensors_of(w, own, err); /* add_meta's (LLM.int8's outlier columns) */
     lb_gguf_writer_free(own);
     return st;
@@ -248,11 +248,11 @@ lb_status lb_model_writer_open(lb_model_writer **out, const lb_model *m, const c
         next++;
     }
     lb_gguf_writer_split(mw->w, plan->split_max_bytes, (uint64_t)(plan->split_max_tensors > 0 ? plan->split_max_tensors : 0));
-    for (int32_t i = 0; plan->keep_split && m->gguf && i < mw->n; i++) { /* each where the input had it */
+    for (int32_t i = 0; plan->keep_split && lb_model_gguf(m) && i < mw->n; i++) { /* each where the input had it */
         const char   *name = mw->part[i] ? NULL : mw->ts[i].name;
-        const int64_t at   = name ? lb_gguf_find_tensor(m->gguf, name) : -1;
+        const int64_t at   = name ? lb_gguf_find_tensor(lb_model_gguf(m), name) : -1;
         if (at >= 0 && mw->gi[i] >= 0)
-            LB_TRY(lb_gguf_writer_set_shard(mw->w, (uint64_t)mw->gi[i], (uint16_t)lb_gguf_tensor_shard(m->gguf, at), err));
+            LB_TRY(lb_gguf_writer_set_shard(mw->w, (uint64_t)mw->gi[i], (uint16_t)lb_gguf_tensor_shard(lb_model_gguf(m), at), err));
     }
     if (plan->partial) LB_TRY(lb_gguf_writer_begin_partial(mw->w, plan->partial, path, plan->resume, err));
     else LB_TRY(lb_gguf_writer_begin(mw->w, path, err));

@@ -5,14 +5,16 @@
 #include <unistd.h>
 
 #include "core/fail.h"
+#include "model_internal.h"
 #include "weights.h"
 
 /* Give back the pages of [p, p + n) when they belong to m's mapped file: read-only private
  * pages, which the kernel reloads from the file if they are touched again. */
 static void release(const lb_model *m, const void *p, size_t n) {
-    const lb_source *s = m->gguf ? &m->gguf->src : &m->src;
+    if (!m->priv) return;
+    const lb_source *s = m->priv->gguf ? &m->priv->gguf->src : &m->priv->src;
     const uint8_t   *b = p;
-    for (const lb_gguf *g = m->gguf; g && (b < s->data || b + n > s->data + s->size); g = g->next_shard)
+    for (const lb_gguf *g = m->priv->gguf; g && (b < s->data || b + n > s->data + s->size); g = g->next_shard)
         s = &g->src; /* a split model: the shard holding it */
     if (!s->map || b < s->data || b + n > s->data + s->size) return;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);

@@ -57,8 +57,6 @@ static void view_init(lb_model *v, const lb_model *m, lb_layer *layers) {
     *v        = *m;
     v->layers = layers;
     memcpy(layers, m->layers, (size_t)m->cfg.n_layers * sizeof *layers);
-    v->owned   = NULL;
-    v->n_owned = 0;
 }
 
 static lb_tensor *view_tensor(lb_model *v, const lb_named_tensor *nt) {

@@ -42,9 +42,9 @@ static lb_status slot_types(const lb_model *in, const lb_tmodel *tm, const char 
         n = lb_model_tensors(in, nt, lb_model_n_tensors(in));
         for (int32_t i = 0; i < n; i++) pl[i].type = nt[i].t->type;
         *file_type = 0;
-        if (in->gguf) {
+        if (lb_model_gguf(in)) {
             int64_t ft;
-            if (lb_gguf_get_int(in->gguf, "general.file_type", &ft, NULL) == LB_OK) *file_type = (uint32_t)ft;
+            if (lb_gguf_get_int(lb_model_gguf(in), "general.file_type", &ft, NULL) == LB_OK) *file_type = (uint32_t)ft;
         }
     }
     for (int32_t s = 0; s < tm->n_slots; s++) types[s] = LB_TYPE_F32;

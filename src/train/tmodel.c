@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/fail.h"
+#include "model/model_internal.h"
 #include "ops.h"
 #include "tmodel.h"
 
@@ -315,12 +316,12 @@ static lb_tensor view(const lb_tmodel *tm, int32_t slot) {
 lb_status lb_tmodel_as_model(const lb_tmodel *tm, lb_vocab *vocab, const char *name, lb_model **out,
                              lb_error *err) {
     *out        = NULL;
-    lb_model *m = calloc(1, sizeof *m);
+    lb_model *m = lb_model_alloc();
     LB_RETURN_IF(!m, err, LB_ERR_NOMEM, "out of memory");
     m->arch           = lb_arch_find("llama", 5);
     m->cfg            = tm->cfg;
     m->vocab          = vocab;
-    m->vocab_borrowed = true;
+    m->priv->vocab_borrowed = true;
     m->format         = LB_MODEL_GGUF;
     m->name           = strdup(name ? name : "lowbit");
     m->layers         = calloc((size_t)tm->cfg.n_layers, sizeof *m->layers);

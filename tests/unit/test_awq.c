@@ -81,12 +81,12 @@ static void test_fold_keeps_logits_stories(void **state) {
 
 /* a random model in which every query head has its own KV head: o's scales fold into v */
 static lb_model *synth_model(bool bias) {
-    lb_model *m = calloc(1, sizeof *m);
+    lb_model *m = lb_model_alloc();
     const int32_t E = 32, F = 48, V = 40, L = 2, H = 4;
     m->cfg = (lb_llama_config){ .n_embd = E, .n_ff = F, .n_layers = L, .n_heads = H, .n_kv_heads = H,
                                 .head_dim = E / H, .n_vocab = V, .n_ctx_train = 64, .norm_eps = 1e-5f,
                                 .rope_theta = 10000.0f };
-    m->vocab_borrowed = true;
+    m->priv->vocab_borrowed = true;
     m->arch           = lb_arch_find("llama", 5);
     m->layers         = calloc((size_t)L, sizeof *m->layers);
 #define MAKE(t, a, b, scale, offset)                                                               \

@@ -388,9 +388,9 @@ static double quantize_and_check(const lb_model *m, const char *name, const char
         assert_int_equal(t->type, want);
         for (int d = 0; d < LB_MAX_DIMS; d++) assert_int_equal(t->ne[d], o->ne[d]);
         /* in the file: I8 rows of the type's bytes */
-        const int64_t k = lb_gguf_find_tensor(q->gguf, lt[i].name);
+        const int64_t k = lb_gguf_find_tensor(lb_model_gguf(q), lt[i].name);
         assert_true(k >= 0);
-        const lb_gguf_tensor_info *ti = &q->gguf->tensors[k];
+        const lb_gguf_tensor_info *ti = &lb_model_gguf(q)->tensors[k];
         if (lb_type_to_ggml(want) < 0) {
             n_own++;
             assert_int_equal(ti->ggml_type, LB_GGML_I8);
@@ -594,7 +594,7 @@ static void test_split_gguf(void **state) {
     const int32_t n  = (int32_t)(sizeof k_toks / sizeof k_toks[0]);
     lb_model     *a  = load(whole, NULL), *b = load(s1, NULL);
     float        *la = logits_batch(a, k_toks, n), *lbits = logits_batch(b, k_toks, n);
-    assert_int_equal(b->gguf->n_tensors, g->n_tensors);
+    assert_int_equal(lb_model_gguf(b)->n_tensors, g->n_tensors);
     assert_memory_equal(la, lbits, (size_t)n * (size_t)a->cfg.n_vocab * sizeof *la);
     free(la), free(lbits);
     lb_model_free(a), lb_model_free(b);
