@@ -15,6 +15,11 @@ done
 [ -e "$LIBDIR/liblowbit.so.0" ] && [ -e "$LIBDIR/pkgconfig/lowbit.pc" ] && [ -e "$LIBDIR/cmake/lowbit/lowbitConfig.cmake" ] \
     && pass "installed: CLI, headers, liblowbit.a, liblowbit.so.0, lowbit.pc, CMake package" || fail "installed: $(find "$P" | head -30)"
 objdump -p "$LIBDIR/liblowbit.so.0" | grep -q "SONAME *liblowbit.so.0" && pass "SONAME liblowbit.so.0" || fail "SONAME"
+syms=$(nm -D --defined-only "$LIBDIR/liblowbit.so.0" | awk '{ sub(/@.*/, "", $3); print $3 }')
+echo "$syms" | grep -qx "lb_model_load" && echo "$syms" | grep -qx "lb_api_quantize" && ! echo "$syms" | grep -qx "lb_model_alloc" \
+    && ! echo "$syms" | grep -q "^lb_hfq_\|^lb_method_" \
+    && pass "liblowbit.so.0 exports what include/lowbit declares ($(echo "$syms" | grep -c '^lb_') functions), no internals" \
+    || fail "exports: $(echo "$syms" | grep -c .) symbols"
 
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 [ "$(pkg-config --modversion lowbit)" = "$("$P/bin/lowbit" --version | awk '{ print $2 }')" ] \
