@@ -19,12 +19,14 @@ static void report_import(const lb_hf_quant_report *r) {
 int cmd_convert(int argc, char **argv) {
     lb_args     a;
     const char *opt, *tok = NULL, *type_name = NULL, *to = "gguf";
+    bool        json = false;
     lb_args_init(&a, "convert", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("convert");
         else if (!strcmp(opt, "--type")) type_name = lb_args_value(&a);
         else if (!strcmp(opt, "--tokenizer")) tok = lb_args_value(&a);
         else if (!strcmp(opt, "--to")) to = lb_args_value(&a);
+        else if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("convert", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
@@ -55,6 +57,27 @@ int cmd_convert(int argc, char **argv) {
     fprintf(stderr, "convert: %s -> %s (%s%s, %lld parameters) in %.2fs\n", a.positional[0], a.positional[1],
             gptq ? "GPTQ checkpoint" : hf ? "HF directory, " : "", gptq ? "" : type == LB_TYPE_INVALID ? "types kept" : lb_type_name(type),
             (long long)lb_model_nparams(m), lb_time_sec() - t0);
+    if (json) {
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "input", a.positional[0]);
+        lb_jout_str(&j, "output", a.positional[1]);
+        lb_jout_str(&j, "to", to);
+        lb_jout_str(&j, "type", gptq ? "gptq" : type == LB_TYPE_INVALID ? "keep" : lb_type_name(type));
+        lb_jout_int(&j, "params", (long long)lb_model_nparams(m));
+        lb_jout_num(&j, "seconds", 3, lb_time_sec() - t0);
+        if (rep) {
+            lb_jout_str(&j, "import_method", rep->method);
+            lb_jout_int(&j, "import_bits", rep->bits);
+            lb_jout_int(&j, "import_group_size", rep->group_size);
+            lb_jout_bool(&j, "import_act_order", rep->desc_act);
+            lb_jout_int(&j, "import_layers", rep->n_tensors);
+            lb_jout_int(&j, "import_exact", rep->n_exact);
+            lb_jout_num(&j, "import_max_rel_err", -6, rep->max_rel_err);
+            lb_jout_str(&j, "import_worst", rep->worst);
+        }
+        lb_jout_end(&j);
+    }
     lb_model_free(m);
     return LB_EXIT_OK;
 }

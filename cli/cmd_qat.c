@@ -94,6 +94,7 @@ int cmd_qat(int argc, char **argv) {
     fprintf(stderr, "qat: %s, %lld steps, %lld tokens in %.1f s (%.0f tokens/s in the end-to-end "
             "phase)%s -> %s\n", method, (long long)res.steps_done, (long long)res.tokens_seen,
             lb_time_sec() - t0, res.tokens_per_sec, vl, a.positional[1]);
+    if (c.json) lb_train_cli_json("qat", a.positional[1], &res, lb_time_sec() - t0);
     rc = LB_EXIT_OK;
     goto done;
 fail:

@@ -13,6 +13,7 @@ int cmd_run(int argc, char **argv) {
     const char *opt, *tok = NULL, *prompt = "";
     int64_t     n_gen = -1, steps = 256, seed = 0, threads = 0;
     double      temp = 1.0, top_p = 0.9;
+    bool        json = false;
     lb_ctx_options co;
     lb_ctx_options_init(&co, true);
     lb_args_init(&a, "run", argc, argv);
@@ -27,6 +28,7 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(opt, "--top-p")) lb_args_float(&a, 0, 1, &top_p);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "--json")) json = true;
         else return lb_usage_error("run", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
@@ -38,8 +40,14 @@ int cmd_run(int argc, char **argv) {
     lb_context *ctx = NULL;
     int32_t    *ids = NULL;
     float      *scratch = NULL;
-    size_t      n_prompt;
+    size_t      n_prompt, text_len = 0;
+    char       *text = NULL;
+    FILE       *o = stdout; /* --json: the text gathered for its object */
     int         rc = LB_EXIT_ERROR;
+    if (json && !(o = open_memstream(&text, &text_len))) {
+        lb_fail(&err, LB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     if (lb_cli_model_load(&m, a.positional[0], tok, &err)) goto done;
     const lb_vocab *v = m->vocab;
     /* BOS first when the vocabulary adds one (llama.cpp's rule); without one, as llama-cli,
@@ -80,7 +88,7 @@ int cmd_run(int argc, char **argv) {
     char         piece[256];
     for (size_t i = add_bos ? 1 : 0; i < n_prompt; i++) {
         const size_t pl = lb_token_to_piece(v, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
-        fwrite(piece, 1, pl, stdout);
+        fwrite(piece, 1, pl, o);
     }
     int32_t      token = ids[n_prompt - 1];
     const float *last  = logits + (n_prompt - 1) * (size_t)m->cfg.n_vocab;
@@ -90,22 +98,38 @@ int cmd_run(int argc, char **argv) {
         const int32_t next = lb_sample(&s, last, m->cfg.n_vocab, scratch);
         if (next == lb_vocab_bos(v) || next == lb_vocab_eos(v)) break;
         const size_t pl = lb_token_to_piece(v, token, next, piece, sizeof piece);
-        fwrite(piece, 1, pl, stdout);
-        fflush(stdout);
+        fwrite(piece, 1, pl, o);
+        fflush(o);
         n_out++;
         token = next;
         if (i == n_samples - 1) break;
         if (lb_forward(ctx, &token, 1, &last, &err)) goto done;
     }
-    printf("\n");
-    fflush(stdout);
+    if (!json) printf("\n");
+    fflush(o);
     const double t_gen = lb_time_sec() - t1;
     fprintf(stderr, "run: prompt %zu tokens in %.3fs (%.1f tok/s), generated %lld tokens in "
             "%.3fs (%.1f tok/s), %d threads\n", n_prompt, t_prompt, (double)n_prompt / t_prompt,
             (long long)n_out, t_gen, t_gen > 0 ? (double)n_out / t_gen : 0.0, lb_threads_get());
+    if (json) {
+        fclose(o);
+        o = stdout;
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "model", a.positional[0]);
+        lb_jout_str(&j, "text", text);
+        lb_jout_int(&j, "prompt_tokens", (long long)n_prompt);
+        lb_jout_int(&j, "generated_tokens", (long long)n_out);
+        lb_jout_num(&j, "prompt_tok_per_sec", 1, (double)n_prompt / t_prompt);
+        lb_jout_num(&j, "gen_tok_per_sec", 1, t_gen > 0 ? (double)n_out / t_gen : 0.0);
+        lb_jout_int(&j, "threads", lb_threads_get());
+        lb_jout_end(&j);
+    }
     rc = LB_EXIT_OK;
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
+    if (o != stdout) fclose(o);
+    free(text);
     free(scratch);
     free(ids);
     lb_context_free(ctx);

@@ -2,6 +2,7 @@
  * real shape, streamed to disk (see lowbit/synth.h). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "lowbit/synth.h"
@@ -10,7 +11,7 @@ int cmd_synth(int argc, char **argv) {
     lb_args     a;
     const char *opt, *shape = NULL, *out = NULL, *type = "f16", *vocab = NULL;
     int64_t     seed = 1234, threads = 0;
-    bool        quiet = false;
+    bool        quiet = false, json = false;
     struct {
         const char *flag;
         int64_t     v;
@@ -33,6 +34,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--rope-theta")) lb_args_float_pos(&a, 1e12, &theta);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
+        else if (!strcmp(opt, "--json")) json = true;
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
         else return lb_usage_error("synth", "unknown option %s", opt);
     }
@@ -65,5 +67,21 @@ int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "synth: %s: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d, %s, "
                 "%.1f s\n", out, p.cfg.n_layers, p.cfg.n_embd, p.cfg.n_ff, p.cfg.n_heads,
                 p.cfg.n_kv_heads, p.cfg.n_vocab, lb_type_name(p.type), lb_time_sec() - t0);
+    if (json) {
+        struct stat sb;
+        lb_jout     j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_str(&j, "output", out);
+        lb_jout_str(&j, "arch", arch ? arch : "llama");
+        lb_jout_str(&j, "type", lb_type_name(p.type));
+        const struct { const char *k; int32_t v; } dims_out[] = {
+            { "n_layers", p.cfg.n_layers }, { "n_embd", p.cfg.n_embd }, { "n_ff", p.cfg.n_ff },
+            { "n_heads", p.cfg.n_heads }, { "n_kv_heads", p.cfg.n_kv_heads }, { "n_vocab", p.cfg.n_vocab },
+            { "n_ctx", p.cfg.n_ctx_train } };
+        for (size_t i = 0; i < sizeof dims_out / sizeof dims_out[0]; i++) lb_jout_int(&j, dims_out[i].k, dims_out[i].v);
+        lb_jout_int(&j, "bytes", stat(out, &sb) == 0 ? (long long)sb.st_size : -1);
+        lb_jout_num(&j, "seconds", 3, lb_time_sec() - t0);
+        lb_jout_end(&j);
+    }
     return LB_EXIT_OK;
 }

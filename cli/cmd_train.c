@@ -90,6 +90,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "train: %lld steps, %lld tokens in %.1f s (%.0f tokens/s); train loss %.4f%s "
             "-> %s\n", (long long)res.steps_done, (long long)res.tokens_seen, res.seconds,
             res.tokens_per_sec, res.train_loss, vl, out);
+    if (c.json) lb_train_cli_json("train", out, &res, res.seconds);
     rc = LB_EXIT_OK;
     goto done;
 fail:

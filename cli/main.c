@@ -101,7 +101,8 @@ static const lb_command k_commands[] = {
       "  --json         prints the reference and the rows as one JSON object instead\n", NULL },
     { "run", cmd_run, "generate text from a model",
       "usage: lowbit run MODEL [--tokenizer F] [-p PROMPT] [-n N | --steps N] [--temp T]\n"
-      "                  [--top-p P] [--seed S] [-t THREADS]\n"
+      "                  [--top-p P] [--seed S] [-t THREADS] [--json]\n"
+      "  --json       the text and the speeds as one JSON object (nothing streamed)\n"
       "  MODEL        a GGUF file, a Hugging Face directory or a llama2.c checkpoint\n"
       "  -p PROMPT    text to start from (default: empty, BOS only; needed when the\n"
       "               vocabulary adds no BOS)\n"
@@ -132,6 +133,7 @@ static const lb_command k_commands[] = {
       LB_CTX_OPTIONS_HELP("exact: the reference"), NULL },
     { "convert", cmd_convert, "convert a model between containers, without quantizing",
       "usage: lowbit convert IN OUT [--type f32|f16|bf16|keep] [--to gguf|hf|hf-gptq] [--tokenizer F]\n"
+      "                             [--json]   (one JSON object: what was written, the import)\n"
       "  IN may be a GGUF file, a Hugging Face directory (config.json, safetensors,\n"
       "  tokenizer.json), a GPTQ or AWQ checkpoint directory (AutoGPTQ, GPTQModel: 4 and 8\n"
       "  bits, any group, sym or not, act-order; AutoAWQ GEMM) or a llama2.c checkpoint\n"
@@ -144,7 +146,9 @@ static const lb_command k_commands[] = {
       "               holds one group; the error of the others is reported); norms stay f32\n", NULL },
     { "tokenize", cmd_tokenize, "print the token ids of a text",
       "usage: lowbit tokenize MODEL (-p TEXT | --file F) [--no-bos] [--pieces] [--tokenizer F]\n"
-      "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n", NULL },
+      "                       [--json]\n"
+      "  MODEL may be a model, a vocabulary-only GGUF, or a tokenizer file\n"
+      "  --json       {\"n_tokens\", \"ids\": [...], \"pieces\": [...]} on one line\n", NULL },
     { "bench", cmd_bench, "prompt and generation speed, bytes, peak memory, bandwidth",
       "usage: lowbit bench MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json | -o FMT] [--mem-bw GBS]\n"
       "       lowbit bench --memory [-t N] [--mem-mib 512] [--json]\n"
@@ -192,7 +196,8 @@ static const lb_command k_commands[] = {
       "usage: lowbit synth --shape tiny|1b|7b|8b -o OUT.gguf [--arch A] [--type T] [--seed S]\n"
       "                    [--vocab F] [--n-embd N] [--n-ff N] [--n-layers N] [--n-heads N]\n"
       "                    [--n-kv-heads N] [--head-dim N] [--n-vocab N] [--ctx N] [--rope-theta X]\n"
-      "                    [-q] [-t THREADS]\n"
+      "                    [-q] [-t THREADS] [--json]\n"
+      "  --json        the file's shape, bytes and time as one JSON object\n"
       "  --arch A      llama (default), qwen2 (q/k/v biases), qwen3 (q/k head norms), phi3\n"
       "                (gate and up in one ffn_up); the\n"
       "                shape's sizes, that family's tensors\n"

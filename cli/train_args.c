@@ -1,5 +1,6 @@
 /* The options `lowbit train` and `lowbit qat` share (train_args.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,21 @@ static int add_list(lb_train_cli *c, char **list, int32_t *n, const char *path) 
     }
     fclose(f);
     return rc;
+}
+
+void lb_train_cli_json(const char *cmd, const char *out, const lb_train_result *r, double seconds) {
+    lb_jout j;
+    lb_jout_begin(&j, stdout);
+    lb_jout_str(&j, "command", cmd);
+    lb_jout_str(&j, "output", out);
+    lb_jout_int(&j, "steps", (long long)r->steps_done);
+    lb_jout_int(&j, "tokens", (long long)r->tokens_seen);
+    lb_jout_num(&j, "seconds", 3, seconds);
+    lb_jout_num(&j, "tokens_per_sec", 1, r->tokens_per_sec);
+    lb_jout_num(&j, "train_loss", 6, r->train_loss);
+    lb_jout_num(&j, "valid_loss", 6, r->valid_loss); /* NaN (none): null */
+    lb_jout_num(&j, "valid_ppl", 4, exp(r->valid_loss));
+    lb_jout_end(&j);
 }
 
 bool lb_train_cli_option(lb_train_cli *c, lb_args *a, const char *opt) {
@@ -94,6 +110,7 @@ bool lb_train_cli_option(lb_train_cli *c, lb_args *a, const char *opt) {
         if (lb_args_float_pos(a, 10, &fv)) o->lr = fv;
         return true;
     }
+    if (!strcmp(opt, "--json")) return (c->json = true);
 #undef FLT
     return false;
 }

@@ -14,6 +14,7 @@ typedef struct lb_train_cli {
     int32_t       n_train, n_valid;
     const char   *cache, *valid_cache, *log_path;
     int64_t       threads;
+    bool          json; /* --json: the result as one JSON object on stdout */
     lb_train_opts o;
     int           rc; /* LB_EXIT_OK until an option fails */
 } lb_train_cli;
@@ -29,6 +30,8 @@ void lb_train_cli_free(lb_train_cli *c);
  * redrawn in place on a terminal; lb_train_cli_report_end ends a step line left open. */
 void lb_train_cli_report(void *user, const char *line, bool step);
 void lb_train_cli_report_end(void);
+/* --json's object: what was run and its result (valid_loss null without a validation set). */
+void lb_train_cli_json(const char *cmd, const char *out, const lb_train_result *r, double seconds);
 
 /* The shared options' part of a --help text. */
 #define LB_TRAIN_OPTIONS_HELP                                                                      \
@@ -42,6 +45,7 @@ void lb_train_cli_report_end(void);
     "  --ckpt F [--ckpt-every N]  checkpoint (a GGUF model + optimizer state); --resume F\n"      \
     "  --time-limit S       stop after S seconds (with a checkpoint and the output)\n"            \
     "  --stop-at N          stop after step N of the schedule (resume later with --resume)\n" \
-    "  --log F              one JSON line per --log-every steps (10); --seed S; -t N\n"
+    "  --log F              one JSON line per --log-every steps (10); --seed S; -t N\n"   \
+    "  --json               the result as one JSON object on stdout\n"
 
 #endif

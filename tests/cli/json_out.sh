@@ -41,6 +41,22 @@ done
 pass "inspect --json: an importance matrix, a GGUF model, a llama2.c checkpoint"
 "$LOWBIT" info --json > "$WORK/n.json" && "$PY" -c "import json,sys; t = {x['name']: x['llama_cpp'] for x in json.load(open(sys.argv[1]))['types']}; sys.exit(0 if t['q4_K'] and not t['nf4'] else 1)" "$WORK/n.json" \
     && pass "info --json: which types llama.cpp loads" || fail "info --json: $(head -c 300 "$WORK/n.json")"
+# the other commands: convert (a GPTQ-free GGUF), tokenize, run, synth, train, qat
+"$LOWBIT" convert "$D/m.bin" "$D/c.gguf" --type f16 --json > "$WORK/cv.json" 2>/dev/null || fail "convert"
+check "$WORK/cv.json" output "$D/c.gguf" && pass "convert --json" || fail "convert --json: $(cat "$WORK/cv.json")"
+"$LOWBIT" tokenize "$D/m.bin" -p 'Once "upon" \ a' --json > "$WORK/t.json" 2>/dev/null || fail "tokenize"
+"$PY" -c "import json,sys; o = json.load(open(sys.argv[1])); sys.exit(0 if o['n_tokens'] == len(o['ids']) == len(o['pieces']) and o['model'] == sys.argv[2] else 1)" \
+    "$WORK/t.json" "$D/m.bin" && pass "tokenize --json: ids and pieces" || fail "tokenize --json: $(cat "$WORK/t.json")"
+"$LOWBIT" run "$D/m.bin" --temp 0 -n 12 --json > "$WORK/r.json" 2>/dev/null || fail "run"
+"$PY" -c "import json,sys; o = json.load(open(sys.argv[1])); sys.exit(0 if o['text'] == open(sys.argv[2]).read().strip()[:len(o['text'])] and o['generated_tokens'] == 12 else 1)" \
+    "$WORK/r.json" "$EXPECTED" && pass "run --json: the greedy text, in one object" || fail "run --json: $(cat "$WORK/r.json")"
+"$LOWBIT" synth --shape tiny --n-layers 1 --n-vocab 512 -o "$D/s.gguf" -q --json > "$WORK/y.json" 2>/dev/null || fail "synth"
+check "$WORK/y.json" output "$D/s.gguf" && pass "synth --json" || fail "synth --json: $(cat "$WORK/y.json")"
+"$LOWBIT" train --text "$TEXT" --tokenizer "$D/tok512.bin" -o "$D/tr.gguf" --steps 2 --batch 1 --ctx 16 --n-layers 1 \
+    --n-embd 16 --n-ff 32 --n-heads 2 --json > "$WORK/tr.json" 2>/dev/null || fail "train"
+check "$WORK/tr.json" output "$D/tr.gguf" && pass "train --json" || fail "train --json: $(cat "$WORK/tr.json")"
+"$LOWBIT" qat "$D/m.bin" "$D/qa.gguf" --type q8_0 --text "$TEXT" --steps 1 --batch 1 --ctx 16 --json > "$WORK/qa.json" 2>/dev/null || fail "qat"
+check "$WORK/qa.json" output "$D/qa.gguf" && pass "qat --json" || fail "qat --json: $(cat "$WORK/qa.json")"
 "$PY" -c "import sys, xml.dom.minidom as x; t = x.parse(sys.argv[1]).getElementsByTagName('text')[0].firstChild.data; sys.exit(0 if sys.argv[2] in t else 1)" \
     "$WORK/sw/report.svg" "m&<1>.bin" && pass "sweep's SVG parses, the name escaped" || fail "svg: $(grep -o 'weight: [^<]*' "$WORK/sw/report.svg")"
 finish
