@@ -879,13 +879,72 @@ static void test_many_tensors(void **state) {
     remove(out);
 }
 
+/* Split output: by tensor count, by data bytes (a tensor larger than the limit gets a shard of
+ * its own), and by shards given (an empty one is still written); each reads back as one
+ * model with lb_gguf_open_split, its data intact; a resumable (partial) write refuses. */
+static void test_split_write(void **state) {
+    (void)state;
+    float          data[7][64];
+    const int64_t  ne[7] = { 8, 8, 64, 8, 8, 8, 8 };
+    lb_error       err;
+    char           out[300], first[320], name[16];
+    for (int k = 0; k < 7; k++)
+        for (int i = 0; i < 64; i++) data[k][i] = (float)(k * 100 + i);
+    for (int mode = 0; mode < 3; mode++) {
+        lb_gguf_writer *w = lb_gguf_writer_create();
+        assert_int_equal(lb_gguf_writer_set_str(w, "general.name", "split"), LB_OK);
+        for (int k = 0; k < 7; k++) {
+            snprintf(name, sizeof name, "t%d", k);
+            assert_int_equal(lb_gguf_writer_add_tensor(w, name, LB_GGML_F32, 1, &ne[k], data[k], (size_t)ne[k] * 4, &err), LB_OK);
+        }
+        static const uint16_t given[7] = { 0, 0, 3, 3, 1, 1, 1 }; /* shard 2 empty */
+        int n_expect = 0;
+        if (mode == 0) lb_gguf_writer_split(w, 0, 3), n_expect = 3;       /* 3 + 3 + 1 */
+        if (mode == 1) lb_gguf_writer_split(w, 100, 0), n_expect = 4;     /* t0 t1 | t2 (256 bytes) | t3 t4 t5 | t6 */
+        for (int k = 0; mode == 2 && k < 7; k++) assert_int_equal(lb_gguf_writer_set_shard(w, (uint64_t)k, given[k], &err), LB_OK);
+        if (mode == 2) n_expect = 4;
+        assert_int_equal(lb_gguf_writer_write(w, tmp_path("split.gguf", out, sizeof out), &err), LB_OK);
+        assert_int_equal(lb_gguf_writer_n_shards(w), n_expect);
+        lb_gguf_writer_free(w);
+        assert_true(lb_gguf_shard_path(first, sizeof first, out, 0, n_expect));
+        lb_gguf *g;
+        assert_int_equal(lb_gguf_open_split(&g, first, &err), LB_OK);
+        assert_int_equal(g->n_tensors, 7);
+        assert_non_null(kv_of(g, "general.name", LB_GGUF_STRING));
+        for (int k = 0; k < 7; k++) {
+            snprintf(name, sizeof name, "t%d", k);
+            const int64_t i = lb_gguf_find_tensor(g, name);
+            assert_true(i >= 0);
+            if (mode == 2) assert_int_equal(lb_gguf_tensor_shard(g, i), given[k]);
+        }
+        lb_gguf_close(g);
+        for (int s = 0; s < n_expect; s++) {
+            char sp[320];
+            lb_gguf_shard_path(sp, sizeof sp, out, s, n_expect);
+            lb_gguf *one;
+            assert_int_equal(lb_gguf_open(&one, sp, &err), LB_OK); /* each shard alone: its split keys */
+            assert_int_equal(kv_of(one, "split.no", LB_GGUF_U16)->v.u64, (uint64_t)s);
+            assert_int_equal(kv_of(one, "split.count", LB_GGUF_U16)->v.u64, (uint64_t)n_expect);
+            assert_int_equal(one->n_kv, s == 0 ? 4 : 3);
+            lb_gguf_close(one);
+            remove(sp);
+        }
+    }
+    lb_gguf_writer *w = lb_gguf_writer_create();
+    assert_int_equal(lb_gguf_writer_add_tensor(w, "t", LB_GGML_F32, 1, &ne[0], data[0], 32, &err), LB_OK);
+    lb_gguf_writer_split(w, 0, 1);
+    tmp_path("split-partial.gguf", first, sizeof first);
+    assert_int_equal(lb_gguf_writer_begin_partial(w, first, out, false, &err), LB_ERR_UNSUPPORTED);
+    lb_gguf_writer_free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),          cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_corrupt_header),      cmocka_unit_test(test_corrupt_kv),
         cmocka_unit_test(test_corrupt_tensor_info), cmocka_unit_test(test_writer_misuse),
         cmocka_unit_test(test_golden_stories),      cmocka_unit_test(test_golden_all),
-        cmocka_unit_test(test_many_tensors),
+        cmocka_unit_test(test_many_tensors),        cmocka_unit_test(test_split_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
