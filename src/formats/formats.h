@@ -84,6 +84,11 @@ typedef struct lb_intn_desc {
 bool    lb_intn_desc_of(lb_type t, lb_intn_desc *out);
 /* The INTn type of a descriptor; LB_TYPE_INVALID when there is none. */
 lb_type lb_intn_type(int32_t bits, bool affine, int32_t group);
+/* transcode.c: an INTn group type's rows as the GGUF block type holding the same values
+ * (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), for that type's kernels; LB_TYPE_INVALID when none does
+ * (affine 6/8 bits, per-row and per-tensor scales). lb_transcode_row writes one row of n. */
+lb_type lb_transcode_target(lb_type t);
+void    lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n);
 /* Bytes of one block of a group type. */
 #define LB_INTN_BLOCK_BYTES(bits, affine, group) (((affine) ? 4 : 2) + (group) * (bits) / 8)
 

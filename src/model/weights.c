@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/fail.h"
+#include "formats/formats.h"
 #include "model_internal.h"
 #include "weights.h"
 
@@ -22,7 +23,16 @@ static void release(const lb_model *m, const void *p, size_t n) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+/* The whole pages of [p, p + n) of an anonymous buffer back to the system: they read as zeros
+ * if touched again, so only rows no product reads may go. */
+static void give_back(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
+    lb_status st = LB_OK;
     const int32_t L = m->cfg.n_layers, n = L * LB_LAYER_SLOTS + 1;
     w->n_layers     = L;
     w->buf          = NULL;
@@ -36,6 +46,27 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
                 w->mats[l * LB_LAYER_SLOTS + r - LB_ROLE_LAYER_FIRST].t = t;
         }
     w->mats[n - 1].t = &m->output;
+    w->tc            = calloc((size_t)n, sizeof *w->tc);
+    w->tc_buf        = calloc((size_t)n, sizeof *w->tc_buf);
+    LB_GOTO_IF(!w->tc || !w->tc_buf, err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++) { /* INTn groups as their GGUF block type */
+        const lb_tensor *t  = w->mats[i].t;
+        const lb_type    to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
+        if (to == LB_TYPE_INVALID) continue;
+        const int64_t rows = lb_tensor_nelements(t) / t->ne[0];
+        const size_t  rs = lb_row_size(to, t->ne[0]), ts = lb_row_size(t->type, t->ne[0]);
+        uint8_t      *b  = aligned_alloc(64, ((size_t)rows * rs + 63) / 64 * 64);
+        LB_GOTO_IF(!b, err, LB_ERR_NOMEM, "out of memory transcoding the weights");
+#pragma omp parallel for schedule(static) if (rows >= 256)
+        for (int64_t r = 0; r < rows; r++)
+            lb_transcode_row(t->type, b + (size_t)r * rs, (const uint8_t *)t->data + (size_t)r * ts, t->ne[0]);
+        if (!(i == n - 1 && m->tied_output)) release(m, t->data, (size_t)rows * ts);
+        w->tc[i]      = *t;
+        w->tc[i].type = to;
+        w->tc[i].data = b;
+        w->tc_buf[i]  = b;
+        w->mats[i].t  = &w->tc[i];
+    }
     if (!pack) return LB_OK;
     size_t total = 0;
     for (int32_t i = 0; i < n; i++)
@@ -52,18 +83,28 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         const size_t     sz = t ? lb_matmul_pack_size(t) : 0;
         if (sz == 0) continue;
         lb_matmul_pack(p, t);
-        if (!(i == n - 1 && m->tied_output)) /* a tied output is the embedding table too */
+        if (w->tc_buf[i]) /* transcoded: those rows are read from the packed copy only */
+            give_back(t->data, (size_t)(t->ne[1] / 8 * 8) * lb_row_size(t->type, t->ne[0]));
+        else if (!(i == n - 1 && m->tied_output)) /* a tied output is the embedding table too */
             release(m, t->data, (size_t)(t->ne[1] / 8 * 8) * lb_row_size(t->type, t->ne[0]));
         w->mats[i].packed = p;
         p += (sz + 63) / 64 * 64;
     }
     w->packed = (size_t)(p - (uint8_t *)w->buf);
     return LB_OK;
+fail:
+    lb_weights_free(w);
+    return st;
 }
 
 void lb_weights_free(lb_weights *w) {
+    for (int32_t i = 0; w->tc_buf && i < w->n_layers * LB_LAYER_SLOTS + 1; i++) free(w->tc_buf[i]);
+    free(w->tc_buf);
+    free(w->tc);
     free(w->mats);
     free(w->buf);
-    w->mats = NULL;
-    w->buf  = NULL;
+    w->mats   = NULL;
+    w->buf    = NULL;
+    w->tc     = NULL;
+    w->tc_buf = NULL;
 }

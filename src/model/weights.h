@@ -1,7 +1,11 @@
 /* The weight matrices of a model as the forward pass hands them to the products: each tensor
  * with, for contexts that quantize activations, a copy of its rows packed for the kernels
  * (kernels/matmul.h, lb_matmul_pack). Once a tensor of a mapped file is packed, its pages are
- * released (they come back from the file if read again), so the model stays in memory once. */
+ * released (they come back from the file if read again), so the model stays in memory once.
+ * An INTn group matrix is first transcoded to the GGUF block type that holds the same values
+ * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks), whose kernels then compute it;
+ * when it is also packed, the transcoded rows the packed copy holds are given back too (a
+ * packed product reads only its packed rows and those after them). */
 #ifndef LB_MODEL_WEIGHTS_H
 #define LB_MODEL_WEIGHTS_H
 
@@ -12,6 +16,8 @@
 
 typedef struct lb_weights {
     lb_mat *mats;     /* n_layers * LB_LAYER_SLOTS (the linear slots filled), then the output */
+    lb_tensor *tc;    /* [as mats]: the transcoded INTn matrices (data in tc_buf), mats[i].t = &tc[i] */
+    void  **tc_buf;
     int32_t n_layers;
     void   *buf;      /* the packed rows of all tensors */
     size_t  packed;   /* bytes in buf */

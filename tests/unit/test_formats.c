@@ -405,6 +405,45 @@ static void test_kquant_dequantize_golden(void **state) {
 
 /* lb_tensor_find_bad: the first NaN, Inf or value past a limit in f32, f16 and bf16 rows,
  * found whichever thread's rows hold it; none in a clean tensor or another type. */
+/* Every INTn group type with a transcode target gives the same floats, bit for bit, through
+ * that GGUF type (rows with a zero group, a constant group, large minimums, importance-chosen
+ * scales); the others have none. Each 6- and 8-bit affine, per-row and per-tensor type: none. */
+static void test_transcode(void **state) {
+    (void)state;
+    int n_targets = 0;
+    for (int t = 0; t < LB_TYPE_COUNT; t++) {
+        lb_intn_desc d;
+        if (!lb_intn_desc_of((lb_type)t, &d)) continue;
+        const lb_type to = lb_transcode_target((lb_type)t);
+        const bool    want = d.group > 0 && (!d.affine || d.bits <= 5);
+        assert_int_equal(to != LB_TYPE_INVALID, want);
+        if (!want) continue;
+        n_targets++;
+        const int64_t n = 768, rows = 4;
+        float        *x = malloc((size_t)(n * rows) * sizeof *x), *imp = malloc((size_t)n * sizeof *imp);
+        float        *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
+        const size_t  rs = lb_row_size((lb_type)t, n), rt = lb_row_size(to, n);
+        uint8_t      *q = malloc(rs * (size_t)rows), *o = malloc(rt);
+        fill(x, n * rows, 3.0f);
+        for (int64_t i = 0; i < n; i++) imp[i] = 0.5f + (float)(i % 7);
+        for (int64_t i = 0; i < 256; i++) x[i] = 0.0f;                /* a zero group */
+        for (int64_t i = 256; i < 512; i++) x[n + i] = 1.5f;          /* a constant one */
+        for (int64_t i = 0; i < n; i++) x[2 * n + i] += 1000.0f;      /* minimum >> scale */
+        lb_quantize_rows((lb_type)t, q, x, rows - 1, n, NULL);
+        lb_quantize_rows((lb_type)t, q + rs * (size_t)(rows - 1), x + (rows - 1) * n, 1, n, imp);
+        for (int64_t r = 0; r < rows; r++) {
+            lb_type_get_traits((lb_type)t)->to_float(y1, q + rs * (size_t)r, n);
+            lb_transcode_row((lb_type)t, o, q + rs * (size_t)r, n);
+            lb_type_get_traits(to)->to_float(y2, o, n);
+            if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0)
+                fail_msg("%s -> %s: row %lld differs", lb_type_name((lb_type)t), lb_type_name(to), (long long)r);
+        }
+        free(x), free(imp), free(y1), free(y2), free(q), free(o);
+    }
+    assert_int_equal(n_targets, 2 * 6 * 4 - 2 * 4); /* 2-8 bits, sym and affine, 4 groups; not uint6/uint8 */
+    assert_int_equal(lb_transcode_target(LB_TYPE_Q4_0), LB_TYPE_INVALID);
+}
+
 static void test_find_bad(void **state) {
     (void)state;
     enum { R = 600, C = 40 };
@@ -453,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_iq_tq_dequantize_golden),
         cmocka_unit_test(test_iq4_importance),
         cmocka_unit_test(test_find_bad),
+        cmocka_unit_test(test_transcode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
  *   - the timing harness and the bandwidth probe. */
 #include <math.h>
 
+#include "formats/formats.h"
 #include "test_util.h"
 
 #define N_TOK 24
@@ -303,6 +304,67 @@ static void test_bench_harness(void **state) {
     assert_true(lb_peak_rss() > 0);
 }
 
+/* INTn group matrices run through the kernels of the GGUF block type holding their values
+ * (weights.c, lb_transcode_target): a model quantized to an INTn type (every matrix; the
+ * output's 404 rows leave 4 after the packed groups of 8) gives the logits of the same model
+ * written in that block type, bit for bit, in fast and exact contexts, batched or not, at 1
+ * and 2 threads: Q4_0 and Q8_0 (packed), Q5_1 (unpacked). */
+static void test_transcoded_kernels(void **state) {
+    (void)state;
+    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128" };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char            p32[256], pa[256], pb[256];
+        lb_synth_params sp = { .type = LB_TYPE_F32, .seed = 3 };
+        lb_error        err = { 0 };
+        lb_model       *m, *qa, *qb;
+        assert_int_equal(lb_synth_shape("tiny", &sp.cfg, &err), LB_OK);
+        sp.cfg.n_layers = 1, sp.cfg.n_ff = 512, sp.cfg.n_vocab = 404;
+        assert_int_equal(lb_synth_write(tmp_path("tc-f32.gguf", p32, sizeof p32), &sp, &err), LB_OK);
+        assert_int_equal(lb_model_load(&m, p32, NULL, &err), LB_OK);
+        const lb_quant_params qp = { .recipe = lb_recipe_find(types[k]), .method = "rtn", .pure = true };
+        assert_non_null(qp.recipe);
+        assert_int_equal(lb_quantize_model(m, tmp_path("tc-a.gguf", pa, sizeof pa), &qp, NULL, NULL, 0, NULL, &err), LB_OK);
+        assert_int_equal(lb_model_load(&qa, pa, NULL, &err), LB_OK);
+        const int32_t    n  = lb_model_n_tensors(qa);
+        lb_named_tensor *nt = calloc((size_t)n, sizeof *nt);
+        lb_type         *ty = calloc((size_t)n, sizeof *ty);
+        void           **dt = calloc((size_t)n, sizeof *dt);
+        lb_model_tensors(qa, nt, n);
+        for (int32_t i = 0; i < n; i++) { /* the same model in the block type */
+            const lb_type to = lb_transcode_target(nt[i].t->type);
+            ty[i]            = to == LB_TYPE_INVALID ? nt[i].t->type : to;
+            if (to == LB_TYPE_INVALID) continue;
+            const int64_t rows = lb_tensor_nelements(nt[i].t) / nt[i].t->ne[0];
+            uint8_t      *b    = malloc((size_t)rows * lb_row_size(to, nt[i].t->ne[0]));
+            for (int64_t r = 0; r < rows; r++)
+                lb_transcode_row(nt[i].t->type, b + (size_t)r * lb_row_size(to, nt[i].t->ne[0]),
+                                 lb_tensor_row(nt[i].t, r), nt[i].t->ne[0]);
+            dt[i] = b;
+        }
+        const lb_write_plan plan = { .types = ty, .data = (const void *const *)dt };
+        assert_int_equal(lb_model_write_gguf(qa, tmp_path("tc-b.gguf", pb, sizeof pb), &plan, &err), LB_OK);
+        assert_int_equal(lb_model_load(&qb, pb, NULL, &err), LB_OK);
+        assert_int_equal(qb->output.type, lb_transcode_target(qa->output.type));
+        assert_int_equal(qa->output.ne[1] % 8, 4);
+        const size_t nl = N_TOK * (size_t)qa->cfg.n_vocab;
+        for (int fast = 0; fast < 2; fast++)
+            for (int batch = 0; batch < 2; batch++)
+                for (int th = 1; th <= 2; th++) {
+                    lb_threads_set(th);
+                    float *a = logits(qa, fast, batch, LB_TYPE_F32, LB_TYPE_F32);
+                    float *b = logits(qb, fast, batch, LB_TYPE_F32, LB_TYPE_F32);
+                    if (memcmp(a, b, nl * sizeof *a) != 0)
+                        fail_msg("%s: fast %d, batch %d, %d threads: logits differ from %s's", types[k], fast, batch,
+                                 th, lb_type_name(qb->output.type));
+                    free(a), free(b);
+                }
+        for (int32_t i = 0; i < n; i++) free(dt[i]);
+        free(nt), free(ty), free(dt);
+        lb_model_free(qb), lb_model_free(qa), lb_model_free(m);
+        remove(p32), remove(pa), remove(pb);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_file),
@@ -311,6 +373,7 @@ int main(void) {
         cmocka_unit_test(test_kv_cache_types),
         cmocka_unit_test(test_forward_from),
         cmocka_unit_test(test_bench_harness),
+        cmocka_unit_test(test_transcoded_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,83 @@
+/* INTn group rows as the GGUF block type that holds the same values, so the forward pass runs
+ * them through that type's kernels (weights.c): a group of g >= 32 values is g / 32 blocks
+ * that each carry the group's f16 scale [and minimum] and its levels.
+ *   symmetric, 2-4 bits:  Q4_0  (level k + 8;  x = d (q - 8))
+ *   affine,    2-4 bits:  Q4_1  (level k;      x = d q + m)
+ *   symmetric, 5 bits:    Q5_0  (level k + 16; x = d (q - 16))
+ *   affine,    5 bits:    Q5_1
+ *   symmetric, 6, 8 bits: Q8_0  (level k;      x = d q)
+ * The values are the INTn type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
+ * bits, and the per-row and per-tensor scales (f32, which GGUF's blocks store in f16), have no
+ * such type. */
+#include <string.h>
+
+#include "blocks.h"
+#include "formats.h"
+
+lb_type lb_transcode_target(lb_type t) {
+    lb_intn_desc d;
+    if (!lb_intn_desc_of(t, &d) || d.group <= 0 || d.group % 32) return LB_TYPE_INVALID;
+    if (d.bits <= 4) return d.affine ? LB_TYPE_Q4_1 : LB_TYPE_Q4_0;
+    if (d.bits == 5) return d.affine ? LB_TYPE_Q5_1 : LB_TYPE_Q5_0;
+    return d.affine ? LB_TYPE_INVALID : LB_TYPE_Q8_0;
+}
+
+/* the g levels of a block's packed bits: n-bit fields, least significant first; symmetric
+ * levels are n-bit two's complement */
+static void levels(const lb_intn_desc *d, int32_t *k, const uint8_t *q, int32_t g) {
+    const uint32_t mask = (1u << d->bits) - 1, sign = 1u << (d->bits - 1);
+    uint32_t       acc  = 0;
+    int            nb   = 0;
+    for (int32_t i = 0; i < g; i++) {
+        for (; nb < d->bits; nb += 8) acc |= (uint32_t)*q++ << nb;
+        const uint32_t c = acc & mask;
+        acc >>= d->bits;
+        nb -= d->bits;
+        k[i] = d->affine || c < sign ? (int32_t)c : (int32_t)c - (int32_t)(2 * sign);
+    }
+}
+
+void lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n) {
+    lb_intn_desc d;
+    const lb_type to = lb_transcode_target(from);
+    if (to == LB_TYPE_INVALID || !lb_intn_desc_of(from, &d)) return;
+    const size_t   hb = d.affine ? 4 : 2, bb = LB_INTN_BLOCK_BYTES(d.bits, d.affine, d.group);
+    const int32_t  off = to == LB_TYPE_Q8_0 ? 0 : d.affine ? 0 : to == LB_TYPE_Q5_0 ? 16 : 8;
+    const uint8_t *b   = src;
+    uint8_t       *o   = dst;
+    int32_t        k[256];
+    for (int64_t g = 0; g < n / d.group; g++, b += bb) {
+        levels(&d, k, b + hb, d.group);
+        for (int32_t s = 0; s < d.group / 32; s++) {
+            const int32_t *q = k + 32 * s;
+            memcpy(o, b, hb); /* d [and m], f16, as the block types start */
+            switch (to) {
+            case LB_TYPE_Q8_0: {
+                lb_block_q8_0 *y = (lb_block_q8_0 *)o;
+                for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)q[j];
+                o += sizeof *y;
+                break;
+            }
+            case LB_TYPE_Q4_0:
+            case LB_TYPE_Q4_1: {
+                uint8_t *qs = o + hb;
+                for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((q[j] + off) | (q[j + 16] + off) << 4);
+                o += to == LB_TYPE_Q4_0 ? sizeof(lb_block_q4_0) : sizeof(lb_block_q4_1);
+                break;
+            }
+            default: { /* Q5_0, Q5_1: low nibbles as Q4's, bit 4 of value j in bit j of qh */
+                uint8_t *qh = o + hb, *qs = qh + 4;
+                uint32_t h  = 0;
+                for (int j = 0; j < 16; j++) {
+                    const uint32_t a = (uint32_t)(q[j] + off), c = (uint32_t)(q[j + 16] + off);
+                    qs[j] = (uint8_t)((a & 15) | (c & 15) << 4);
+                    h |= (a >> 4 & 1) << j | (c >> 4 & 1) << (j + 16);
+                }
+                memcpy(qh, &h, 4);
+                o += to == LB_TYPE_Q5_0 ? sizeof(lb_block_q5_0) : sizeof(lb_block_q5_1);
+                break;
+            }
+            }
+        }
+    }
+}
