@@ -1,21 +1,26 @@
-/* INTn group rows as the GGUF block type that holds the same values, so the forward pass runs
- * them through that type's kernels (weights.c): a group of g >= 32 values is g / 32 blocks
- * that each carry the group's f16 scale [and minimum] and its levels.
+/* Rows of a type without kernels as the GGUF block type that holds the same values, so the
+ * forward pass runs them through that type's kernels (weights.c). An INTn group of g >= 32
+ * values is g / 32 blocks that each carry the group's f16 scale [and minimum] and its levels:
  *   symmetric, 2-4 bits:  Q4_0  (level k + 8;  x = d (q - 8))
  *   affine,    2-4 bits:  Q4_1  (level k;      x = d q + m)
  *   symmetric, 5 bits:    Q5_0  (level k + 16; x = d (q - 16))
  *   affine,    5 bits:    Q5_1
  *   symmetric, 6, 8 bits: Q8_0  (level k;      x = d q)
- * The values are the INTn type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
- * bits, and the per-row and per-tensor scales (f32, which GGUF's blocks store in f16), have no
- * such type. */
+ * llama.cpp's ternary TQ1_0 and TQ2_0 ({-1, 0, 1} times a block's f16 d, 256 values) become
+ * Q4_0 blocks with that d (level t + 8).
+ * The values are the source type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
+ * bits, and the per-row and per-tensor scales (f32, which GGUF's blocks store in f16: INTn's,
+ * lowbit's ternary), have no such type. */
+#include <math.h>
 #include <string.h>
 
 #include "blocks.h"
 #include "formats.h"
+#include "lowbit/core.h"
 
 lb_type lb_transcode_target(lb_type t) {
     lb_intn_desc d;
+    if (t == LB_TYPE_TQ1_0 || t == LB_TYPE_TQ2_0) return LB_TYPE_Q4_0;
     if (!lb_intn_desc_of(t, &d) || d.group <= 0 || d.group % 32) return LB_TYPE_INVALID;
     if (d.bits <= 4) return d.affine ? LB_TYPE_Q4_1 : LB_TYPE_Q4_0;
     if (d.bits == 5) return d.affine ? LB_TYPE_Q5_1 : LB_TYPE_Q5_0;
@@ -37,9 +42,39 @@ static void levels(const lb_intn_desc *d, int32_t *k, const uint8_t *q, int32_t 
     }
 }
 
+/* the trit t of a value t * d (d = 0: the sign of the zero, -0 from t = -1) */
+static int trit(float v, float d) {
+    if (d == 0.0f) return signbit(v) ? -1 : 0;
+    return v == d ? 1 : v == -d ? -1 : 0;
+}
+
+/* TQ1_0, TQ2_0: each 256-value block's trits, read back from its values (exactly t * d) */
+static void ternary_row(lb_type from, lb_block_q4_0 *y, const uint8_t *b, int64_t n) {
+    const size_t bs = from == LB_TYPE_TQ1_0 ? sizeof(lb_block_tq1_0) : sizeof(lb_block_tq2_0);
+    float        v[QK_K];
+    for (int64_t k = 0; k < n / QK_K; k++, b += bs) {
+        uint16_t dh;
+        memcpy(&dh, b + bs - 2, 2); /* d closes both blocks */
+        const float d = lb_f16_to_f32(dh);
+        lb_type_get_traits(from)->to_float(v, b, QK_K);
+        for (int s = 0; s < QK_K / 32; s++, y++) {
+            y->d = dh;
+            for (int j = 0; j < 16; j++) {
+                const float a = v[32 * s + j], c = v[32 * s + j + 16];
+                const int   ta = trit(a, d), tc = trit(c, d);
+                y->qs[j] = (uint8_t)((ta + 8) | (tc + 8) << 4);
+            }
+        }
+    }
+}
+
 void lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n) {
     lb_intn_desc d;
     const lb_type to = lb_transcode_target(from);
+    if (from == LB_TYPE_TQ1_0 || from == LB_TYPE_TQ2_0) {
+        ternary_row(from, dst, src, n);
+        return;
+    }
     if (to == LB_TYPE_INVALID || !lb_intn_desc_of(from, &d)) return;
     const size_t   hb = d.affine ? 4 : 2, bb = LB_INTN_BLOCK_BYTES(d.bits, d.affine, d.group);
     const int32_t  off = to == LB_TYPE_Q8_0 ? 0 : d.affine ? 0 : to == LB_TYPE_Q5_0 ? 16 : 8;

@@ -442,6 +442,22 @@ static void test_transcode(void **state) {
     }
     assert_int_equal(n_targets, 2 * 6 * 4 - 2 * 4); /* 2-8 bits, sym and affine, 4 groups; not uint6/uint8 */
     assert_int_equal(lb_transcode_target(LB_TYPE_Q4_0), LB_TYPE_INVALID);
+    assert_int_equal(lb_transcode_target(LB_TYPE_TERNARY), LB_TYPE_INVALID); /* f32 gamma */
+    static const lb_type tq[2] = { LB_TYPE_TQ1_0, LB_TYPE_TQ2_0 };
+    for (int k = 0; k < 2; k++) { /* ternary blocks: a zero block, then random ones */
+        const int64_t n = 1024;
+        float        *x = malloc((size_t)n * sizeof *x), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
+        uint8_t      *q = malloc(lb_row_size(tq[k], n)), *o = malloc(lb_row_size(LB_TYPE_Q4_0, n));
+        fill(x, n, 1.0f);
+        for (int64_t i = 0; i < 256; i++) x[i] = 0.0f;
+        assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_Q4_0);
+        lb_quantize_rows(tq[k], q, x, 1, n, NULL);
+        lb_type_get_traits(tq[k])->to_float(y1, q, n);
+        lb_transcode_row(tq[k], o, q, n);
+        lb_type_get_traits(LB_TYPE_Q4_0)->to_float(y2, o, n);
+        if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0) fail_msg("%s -> q4_0 differs", lb_type_name(tq[k]));
+        free(x), free(y1), free(y2), free(q), free(o);
+    }
 }
 
 static void test_find_bad(void **state) {
