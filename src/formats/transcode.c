@@ -6,11 +6,13 @@
  *   symmetric, 5 bits:    Q5_0  (level k + 16; x = d (q - 16))
  *   affine,    5 bits:    Q5_1
  *   symmetric, 6, 8 bits: Q8_0  (level k;      x = d q)
+ * Symmetric per-row and per-tensor scales (an f32 d at the start of each row, levels 2-6 and
+ * 8 bits) become INT8_PC rows { f32 d; int8 q[n] }, which has kernels (f32 activations).
  * llama.cpp's ternary TQ1_0 and TQ2_0 ({-1, 0, 1} times a block's f16 d, 256 values) become
  * Q4_0 blocks with that d (level t + 8).
  * The values are the source type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
- * bits, and the per-row and per-tensor scales (f32, which GGUF's blocks store in f16: INTn's,
- * lowbit's ternary), have no such type. */
+ * bits in groups, affine per-row and per-tensor scales, NF4, FP8 and lowbit's ternary have no
+ * such type. */
 #include <math.h>
 #include <string.h>
 
@@ -21,7 +23,9 @@
 lb_type lb_transcode_target(lb_type t) {
     lb_intn_desc d;
     if (t == LB_TYPE_TQ1_0 || t == LB_TYPE_TQ2_0) return LB_TYPE_Q4_0;
-    if (!lb_intn_desc_of(t, &d) || d.group <= 0 || d.group % 32) return LB_TYPE_INVALID;
+    if (!lb_intn_desc_of(t, &d)) return LB_TYPE_INVALID;
+    if (d.group <= 0) return d.affine || t == LB_TYPE_INT8_PC ? LB_TYPE_INVALID : LB_TYPE_INT8_PC;
+    if (d.group % 32) return LB_TYPE_INVALID;
     if (d.bits <= 4) return d.affine ? LB_TYPE_Q4_1 : LB_TYPE_Q4_0;
     if (d.bits == 5) return d.affine ? LB_TYPE_Q5_1 : LB_TYPE_Q5_0;
     return d.affine ? LB_TYPE_INVALID : LB_TYPE_Q8_0;
@@ -76,11 +80,22 @@ void lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n) {
         return;
     }
     if (to == LB_TYPE_INVALID || !lb_intn_desc_of(from, &d)) return;
+    int32_t k[256];
+    if (to == LB_TYPE_INT8_PC) { /* the row's f32 d, then its levels as int8, 256 at a time */
+        const uint8_t *b = src;
+        int8_t        *q = (int8_t *)((uint8_t *)dst + 4);
+        memcpy(dst, b, 4);
+        for (int64_t i = 0; i < n; i += 256) {
+            const int32_t c = n - i < 256 ? (int32_t)(n - i) : 256;
+            levels(&d, k, b + 4 + i * d.bits / 8, c);
+            for (int32_t j = 0; j < c; j++) q[i + j] = (int8_t)k[j];
+        }
+        return;
+    }
     const size_t   hb = d.affine ? 4 : 2, bb = LB_INTN_BLOCK_BYTES(d.bits, d.affine, d.group);
     const int32_t  off = to == LB_TYPE_Q8_0 ? 0 : d.affine ? 0 : to == LB_TYPE_Q5_0 ? 16 : 8;
     const uint8_t *b   = src;
     uint8_t       *o   = dst;
-    int32_t        k[256];
     for (int64_t g = 0; g < n / d.group; g++, b += bb) {
         levels(&d, k, b + hb, d.group);
         for (int32_t s = 0; s < d.group / 32; s++) {

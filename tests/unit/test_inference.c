@@ -308,10 +308,11 @@ static void test_bench_harness(void **state) {
  * (weights.c, lb_transcode_target): a model quantized to an INTn type (every matrix; the
  * output's 404 rows leave 4 after the packed groups of 8) gives the logits of the same model
  * written in that block type, bit for bit, in fast and exact contexts, batched or not, at 1
- * and 2 threads: Q4_0 and Q8_0 (packed), Q5_1 (unpacked), TQ2_0 as Q4_0. */
+ * and 2 threads: Q4_0 and Q8_0 (packed), Q5_1 (unpacked), TQ2_0 as Q4_0, per-row and
+ * per-tensor scales as INT8_PC (f32 activations). */
 static void test_transcoded_kernels(void **state) {
     (void)state;
-    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0" };
+    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int4_pc", "int3_pt" };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char            p32[256], pa[256], pb[256];
         lb_synth_params sp = { .type = LB_TYPE_F32, .seed = 3 };
