@@ -588,6 +588,12 @@ QX_ROW1(q4_0, 8)
 QX_ROW1(q4_1, 1)
 QX_ROW1(iq4_nl, 0)
 QX_ROW1(q8_0, 0)
+QX_ROW1(q5_0, 16)
+QX_ROW1(q5_1, 1)
+QX_Q5(q5_0, 16)
+QX_Q5(q5_1, 1)
+QX_GEMM_PACKED(q5_0, 176, 32)
+QX_GEMM_PACKED(q5_1, 192, 32)
 QX_PACKED_NIBBLES(q4_0, 8)
 QX_PACKED_NIBBLES(q4_1, 1)
 QX_PACKED_NIBBLES(iq4_nl, 0)
@@ -600,8 +606,6 @@ QX_GEMV_X8(q4_0, 8, 2, 4)
 QX_GEMV_X8(q4_1, 1, 4, 4)
 QX_GEMV_X8(iq4_nl, 0, 2, 4)
 QX_GEMV_X8(q8_0, 0, 2, 8)
-QX_GEMV_TILES(q5_0)
-QX_GEMV_TILES(q5_1)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
 QX_GEMV_TILES(q5_k)
@@ -668,6 +672,8 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_1].gemm_packed   = gemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = gemm_packed_iq4_nl;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = gemm_packed_q8_0;
+    t->kern[LB_TYPE_Q5_0].gemm_packed   = gemm_packed_q5_0;
+    t->kern[LB_TYPE_Q5_1].gemm_packed   = gemm_packed_q5_1;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = gemm_packed_q4_k;
     t->to_float[LB_TYPE_F16]            = to_float_f16;
     t->to_float[LB_TYPE_BF16]           = to_float_bf16;

@@ -336,6 +336,42 @@ static void gemv_q4_k(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const
     }
 
 
+/* Q5_0 (KIND 16) and Q5_1 (KIND 1), one row per lane: the low nibbles as Q4's, the fifth bits
+ * from each row's 32-bit qh (lane r: row r's), spread to 0x10 in the bytes they belong to.
+ * Packed (qdot_pack.c: the 8 rows' qh as the first 4-byte group, then the quants' 4) and one
+ * column (8 rows transposed in registers) do the same operations per block; the integer sum
+ * of a block is exact (each 4-value step in int16: 2 * 2 * 31 * 127 < 2^15, then int32). */
+QX_INLINE __m256i qx_q5_bits(__m256i h, int shift) { /* bit shift + j of a lane -> 0x10 in byte j */
+    __m256i v = _mm256_and_si256(_mm256_srl_epi32(h, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(0xF));
+    v = _mm256_or_si256(_mm256_or_si256(v, _mm256_slli_epi32(v, 7)),
+                        _mm256_or_si256(_mm256_slli_epi32(v, 14), _mm256_slli_epi32(v, 21)));
+    return _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x01010101)), 4);
+}
+
+/* the 5-bit levels of a block of 8 rows: quant groups g[k] (lane r: bytes 4k..4k+3 of row r's
+ * qs), fifth bits h */
+QX_INLINE void qx_q5_decode(const __m256i g[4], __m256i h, __m256i lo[4], __m256i hi[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        lo[k] = _mm256_or_si256(_mm256_and_si256(g[k], m4), qx_q5_bits(h, 4 * k));
+        hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4), qx_q5_bits(h, 16 + 4 * k));
+    }
+}
+
+/* each lane's exact sum of levels times the 32 activations aq */
+QX_INLINE __m256i qx_q5_dot(const __m256i lo[4], const __m256i hi[4], const int8_t *aq) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i       s    = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[k], qx_bcast4(aq + 4 * k)),
+                                             _mm256_maddubs_epi16(hi[k], qx_bcast4(aq + 16 + 4 * k)));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(s16, ones));
+    }
+    return s;
+}
+
+#define QX_Q5(X, KIND)                                                                                 QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,                            int64_t ldo, const int ncol) {                                                   const size_t PB = KIND == 1 ? 192 : 176, QO = KIND == 1 ? 32 : 16;                                 __m256       acc[QX_PNC], macc[QX_PNC];                                                            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps();         for (int64_t i = 0; i < nb; i++) {                                                                     const uint8_t *B = P + (size_t)i * PB;                                                             qx_prefetch(B, PB);                                                                                __m256i g[4], lo[4], hi[4];                                                                        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)                                                    g[k] = _mm256_loadu_si256((const __m256i *)(B + QO + 32 + 32 * k));                            qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)(B + QO)), lo, hi);                            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16)))                                         : _mm256_setzero_ps();                                                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                                               const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;                           __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));                      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]);                 if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);                  }                                                                                              }                                                                                                  _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                                 _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);      }                                                                                                  static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,                            size_t as, float *out) {                                                          const lb_block_q8a *a  = (const lb_block_q8a *)A;                                                  const int           HO = KIND == 1 ? 4 : 2; /* qh's offset in a block */                           int64_t             r  = 0;                                                                        (void)as;                                                                                          for (; r + 8 <= nr; r += 8) {                                                                          __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();                                      for (int64_t i = 0; i < nb; i++) {                                                                     const uint8_t *p[8], *q[8];                                                                        uint32_t       h[8];                                                                               for (int k = 0; k < 8; k++) {                                                                          p[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X);                                q[k] = p[k] + HO + 4;                                                                              memcpy(&h[k], p[k] + HO, 4);                                                                   }                                                                                                  __m256i g[4], lo[4], hi[4];                                                                        qx_transpose8x4(q, g);                                                                             qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)h), lo, hi);                                   const lb_block_q8a *ab = a + i;                                                                    __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));                      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                                                            _mm256_mul_ps(qx_f16_rows8(p, 0), _mm256_set1_ps(ab->d)), acc);                 if (KIND == 1) macc = _mm256_fmadd_ps(qx_f16_rows8(p, 2), _mm256_set1_ps(ab->s), macc);             }                                                                                                  _mm256_storeu_ps(out + r, KIND == 1 ? _mm256_add_ps(acc, macc) : acc);                         }                                                                                                  for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);                   }
+
 /* F16 / BF16 rows against one f32 activation row (generation): a row at a time, one
  * sequential stream, four chains of 8 values (32 a step), a line prefetched QX_PF bytes ahead
  * per 64 bytes read. Tiles of 4 rows read in 4 streams kept too few misses in flight (1b F16
