@@ -6,6 +6,7 @@
 
 #include "core/fail.h"
 #include "formats/formats.h"
+#include "kernels/qdot.h"
 #include "model_internal.h"
 #include "weights.h"
 
@@ -51,15 +52,37 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
     LB_GOTO_IF(!w->tc || !w->tc_buf, err, LB_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++) { /* INTn groups as their GGUF block type */
         const lb_tensor *t  = w->mats[i].t;
-        const lb_type    to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
+        lb_type          to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
+        const bool requant  = to == LB_TYPE_INVALID && pack && t && lb_type_get_traits(t->type)->is_quantized &&
+                             !lb_qdot_get(t->type) && t->ne[0] % 32 == 0;
+        if (requant) to = LB_TYPE_Q8_0; /* no kernel and no block type with its values: Q8_0's */
         if (to == LB_TYPE_INVALID) continue;
         const int64_t rows = lb_tensor_nelements(t) / t->ne[0];
         const size_t  rs = lb_row_size(to, t->ne[0]), ts = lb_row_size(t->type, t->ne[0]);
         uint8_t      *b  = aligned_alloc(64, ((size_t)rows * rs + 63) / 64 * 64);
-        LB_GOTO_IF(!b, err, LB_ERR_NOMEM, "out of memory transcoding the weights");
-#pragma omp parallel for schedule(static) if (rows >= 256)
-        for (int64_t r = 0; r < rows; r++)
-            lb_transcode_row(t->type, b + (size_t)r * rs, (const uint8_t *)t->data + (size_t)r * ts, t->ne[0]);
+        bool          oom = !b;
+#pragma omp parallel if (rows >= 256)
+        {
+            float *x = requant && b ? malloc((size_t)t->ne[0] * sizeof *x) : NULL;
+            if (requant && !x) {
+#pragma omp atomic write
+                oom = true;
+            }
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                const uint8_t *src = (const uint8_t *)t->data + (size_t)r * ts;
+                if (!b || (requant && !x)) continue;
+                if (!requant) {
+                    lb_transcode_row(t->type, b + (size_t)r * rs, src, t->ne[0]);
+                } else {
+                    lb_type_get_traits(t->type)->to_float(x, src, t->ne[0]);
+                    lb_quantize_rows(LB_TYPE_Q8_0, b + (size_t)r * rs, x, 1, t->ne[0], NULL);
+                }
+            }
+            free(x);
+        }
+        if (oom) free(b);
+        LB_GOTO_IF(oom, err, LB_ERR_NOMEM, "out of memory transcoding the weights");
         if (!(i == n - 1 && m->tied_output)) release(m, t->data, (size_t)rows * ts);
         w->tc[i]      = *t;
         w->tc[i].type = to;

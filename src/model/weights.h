@@ -5,7 +5,11 @@
  * An INTn group matrix is first transcoded to the GGUF block type that holds the same values
  * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks), whose kernels then compute it;
  * when it is also packed, the transcoded rows the packed copy holds are given back too (a
- * packed product reads only its packed rows and those after them). */
+ * packed product reads only its packed rows and those after them). In contexts that quantize
+ * activations (pack), a quantized matrix with neither kernels nor such a block type (NF4, FP8,
+ * lowbit's ternary, affine per-row scales, 6- and 8-bit affine groups) is requantized to
+ * Q8_0 from its values: an error of at most half a level in 1/127 of each 32 values' largest,
+ * of the order of the activations' own 8-bit rounding there. */
 #ifndef LB_MODEL_WEIGHTS_H
 #define LB_MODEL_WEIGHTS_H
 

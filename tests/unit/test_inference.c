@@ -309,10 +309,13 @@ static void test_bench_harness(void **state) {
  * output's 404 rows leave 4 after the packed groups of 8) gives the logits of the same model
  * written in that block type, bit for bit, in fast and exact contexts, batched or not, at 1
  * and 2 threads: Q4_0 and Q8_0 (packed), Q5_1 (unpacked), TQ2_0 as Q4_0, per-row and
- * per-tensor scales as INT8_PC (f32 activations). */
+ * per-tensor scales as INT8_PC (f32 activations). The types no block type holds (NF4, FP8,
+ * ternary, 8-bit affine groups) are requantized to Q8_0 in fast contexts: the logits of the
+ * model written so, and near the exact ones. */
 static void test_transcoded_kernels(void **state) {
     (void)state;
-    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int4_pc", "int3_pt" };
+    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int4_pc", "int3_pt",
+                                         "nf4", "fp8_e4m3_pc", "ternary", "uint8_g64" };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char            p32[256], pa[256], pb[256];
         lb_synth_params sp = { .type = LB_TYPE_F32, .seed = 3 };
@@ -331,24 +334,41 @@ static void test_transcoded_kernels(void **state) {
         lb_type         *ty = calloc((size_t)n, sizeof *ty);
         void           **dt = calloc((size_t)n, sizeof *dt);
         lb_model_tensors(qa, nt, n);
+        bool requant = false; /* no block type holds the values: Q8_0 from them, fast contexts only */
+        float *x = malloc((size_t)qa->cfg.n_ff * sizeof *x);
         for (int32_t i = 0; i < n; i++) { /* the same model in the block type */
-            const lb_type to = lb_transcode_target(nt[i].t->type);
-            ty[i]            = to == LB_TYPE_INVALID ? nt[i].t->type : to;
+            lb_type   to = lb_transcode_target(nt[i].t->type);
+            const bool rq = to == LB_TYPE_INVALID && lb_type_get_traits(nt[i].t->type)->is_quantized &&
+                            nt[i].role != LB_ROLE_TOKEN_EMBD; /* looked up, not a product: as stored */
+            if (rq) to = LB_TYPE_Q8_0, requant = true;
+            ty[i] = to == LB_TYPE_INVALID ? nt[i].t->type : to;
             if (to == LB_TYPE_INVALID) continue;
-            const int64_t rows = lb_tensor_nelements(nt[i].t) / nt[i].t->ne[0];
-            uint8_t      *b    = malloc((size_t)rows * lb_row_size(to, nt[i].t->ne[0]));
-            for (int64_t r = 0; r < rows; r++)
-                lb_transcode_row(nt[i].t->type, b + (size_t)r * lb_row_size(to, nt[i].t->ne[0]),
-                                 lb_tensor_row(nt[i].t, r), nt[i].t->ne[0]);
+            const int64_t rows = lb_tensor_nelements(nt[i].t) / nt[i].t->ne[0], ne0 = nt[i].t->ne[0];
+            uint8_t      *b    = malloc((size_t)rows * lb_row_size(to, ne0));
+            for (int64_t r = 0; r < rows; r++) {
+                if (!rq) {
+                    lb_transcode_row(nt[i].t->type, b + (size_t)r * lb_row_size(to, ne0), lb_tensor_row(nt[i].t, r), ne0);
+                    continue;
+                }
+                lb_tensor_get_row_f32(nt[i].t, r, x);
+                lb_quantize_rows(to, b + (size_t)r * lb_row_size(to, ne0), x, 1, ne0, NULL);
+            }
             dt[i] = b;
         }
+        free(x);
         const lb_write_plan plan = { .types = ty, .data = (const void *const *)dt };
         assert_int_equal(lb_model_write_gguf(qa, tmp_path("tc-b.gguf", pb, sizeof pb), &plan, &err), LB_OK);
         assert_int_equal(lb_model_load(&qb, pb, NULL, &err), LB_OK);
-        assert_int_equal(qb->output.type, lb_transcode_target(qa->output.type));
+        assert_int_equal(qb->output.type, requant ? LB_TYPE_Q8_0 : lb_transcode_target(qa->output.type));
         assert_int_equal(qa->output.ne[1] % 8, 4);
         const size_t nl = N_TOK * (size_t)qa->cfg.n_vocab;
-        for (int fast = 0; fast < 2; fast++)
+        if (requant) { /* the requantized model stays near the exact products */
+            float *e = logits(qa, false, true, LB_TYPE_F32, LB_TYPE_F32), *f = logits(qa, true, true, LB_TYPE_F32, LB_TYPE_F32);
+            printf("# %s: fast (requantized to q8_0) vs exact logits %.2e\n", types[k], test_rel_rms(f, e, nl));
+            assert_true(test_rel_rms(f, e, nl) < 0.05);
+            free(e), free(f);
+        }
+        for (int fast = requant; fast < 2; fast++)
             for (int batch = 0; batch < 2; batch++)
                 for (int th = 1; th <= 2; th++) {
                     lb_threads_set(th);
