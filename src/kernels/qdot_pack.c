@@ -8,6 +8,9 @@
  * Q4_K, per super-block of the 8 rows (1184 bytes): d (16 bytes), dmin (16), the 6-bit scales
  * unpacked to bytes, group j of row r at 32 + 8 j + r, the mins at 96 + 8 j + r, then the
  * quants: dword k (k < 8) of 32-byte chunk c (c < 4) of the 8 rows at 160 + 256 c + 32 k.
+ * Q6_K, per super-block of the 8 rows (1680 bytes): d (16 bytes), the 16 int8 scales, scale
+ * j of row r at 16 + 8 j + r, then dword k (k < 8) of ql's 32-byte chunk c (c < 4) of the 8
+ * rows at 144 + 256 c + 32 k, and of qh's chunk h (h < 2) at 1168 + 256 h + 32 k.
  * Rows beyond the last whole group stay in the tensor's own layout. */
 #include <string.h>
 
@@ -35,14 +38,27 @@ static bool desc_of(lb_type t, pack_desc *d) {
 
 #define Q4_K_PACKED 1184
 
+void lb_pack_q6_k_block(uint8_t *o, const uint8_t *const rows[8]) {
+    for (int r = 0; r < 8; r++) {
+        const lb_block_q6_k *b = (const lb_block_q6_k *)rows[r];
+        memcpy(o + 2 * r, &b->d, 2);
+        for (int j = 0; j < 16; j++) o[16 + 8 * j + r] = (uint8_t)b->scales[j];
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 8; k++) memcpy(o + 144 + 256 * c + 32 * k + 4 * r, b->ql + 32 * c + 4 * k, 4);
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 8; k++) memcpy(o + 1168 + 256 * h + 32 * k + 4 * r, b->qh + 32 * h + 4 * k, 4);
+    }
+}
+
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
     if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
+    if (t == LB_TYPE_Q6_K) return LB_Q6_K_PACKED;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    const int64_t values = t == LB_TYPE_Q4_K ? QK_K : 32;
+    const int64_t values = t == LB_TYPE_Q4_K || t == LB_TYPE_Q6_K ? QK_K : 32;
     return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
 }
 
@@ -67,6 +83,18 @@ void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) 
     pack_desc d;
     if (t == LB_TYPE_Q4_K) {
         pack_q4_k(dst, src, n, nr);
+        return;
+    }
+    if (t == LB_TYPE_Q6_K) {
+        const int64_t nb = n / QK_K;
+        const size_t  rs = (size_t)nb * sizeof(lb_block_q6_k);
+        uint8_t      *o  = dst;
+        for (int64_t g = 0; g < nr / 8; g++)
+            for (int64_t i = 0; i < nb; i++, o += LB_Q6_K_PACKED) {
+                const uint8_t *rows[8];
+                for (int r = 0; r < 8; r++) rows[r] = (const uint8_t *)src + (size_t)(8 * g + r) * rs + (size_t)i * sizeof(lb_block_q6_k);
+                lb_pack_q6_k_block(o, rows);
+            }
         return;
     }
     if (!desc_of(t, &d)) return;
