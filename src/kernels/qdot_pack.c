@@ -8,6 +8,7 @@
  * Q4_K, per super-block of the 8 rows (1184 bytes): d (16 bytes), dmin (16), the 6-bit scales
  * unpacked to bytes, group j of row r at 32 + 8 j + r, the mins at 96 + 8 j + r, then the
  * quants: dword k (k < 8) of 32-byte chunk c (c < 4) of the 8 rows at 160 + 256 c + 32 k.
+ * Q5_K: Q4_K's 1184 bytes, then dword k (k < 8) of the 8 rows' qh at 1184 + 32 k.
  * Q6_K, per super-block of the 8 rows (1680 bytes): d (16 bytes), the 16 int8 scales, scale
  * j of row r at 16 + 8 j + r, then dword k (k < 8) of ql's 32-byte chunk c (c < 4) of the 8
  * rows at 144 + 256 c + 32 k, and of qh's chunk h (h < 2) at 1168 + 256 h + 32 k.
@@ -37,6 +38,7 @@ static bool desc_of(lb_type t, pack_desc *d) {
 }
 
 #define Q4_K_PACKED 1184
+#define Q5_K_PACKED (Q4_K_PACKED + 256)
 
 void lb_pack_q6_k_block(uint8_t *o, const uint8_t *const rows[8]) {
     for (int r = 0; r < 8; r++) {
@@ -53,36 +55,42 @@ void lb_pack_q6_k_block(uint8_t *o, const uint8_t *const rows[8]) {
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
     if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
+    if (t == LB_TYPE_Q5_K) return Q5_K_PACKED;
     if (t == LB_TYPE_Q6_K) return LB_Q6_K_PACKED;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    const int64_t values = t == LB_TYPE_Q4_K || t == LB_TYPE_Q6_K ? QK_K : 32;
+    const int64_t values = t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
     return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
 }
 
-static void pack_q4_k(uint8_t *o, const uint8_t *s, int64_t n, int64_t nr) {
+/* Q4_K, and Q5_K with its qh after (five) */
+static void pack_q45_k(uint8_t *o, const uint8_t *s, int64_t n, int64_t nr, bool five) {
     const int64_t nb = n / QK_K;
-    const size_t  rs = (size_t)nb * sizeof(lb_block_q4_k);
+    const size_t  bs = five ? sizeof(lb_block_q5_k) : sizeof(lb_block_q4_k), rs = (size_t)nb * bs;
     for (int64_t g = 0; g < nr / 8; g++)
-        for (int64_t i = 0; i < nb; i++, o += Q4_K_PACKED)
+        for (int64_t i = 0; i < nb; i++, o += five ? Q5_K_PACKED : Q4_K_PACKED)
             for (int r = 0; r < 8; r++) {
-                const lb_block_q4_k *b = (const lb_block_q4_k *)(s + (size_t)(8 * g + r) * rs) + i;
+                const uint8_t       *p  = s + (size_t)(8 * g + r) * rs + (size_t)i * bs;
+                const lb_block_q4_k *b  = (const lb_block_q4_k *)p;  /* d, dmin, scales: the same */
+                const uint8_t       *qs = five ? ((const lb_block_q5_k *)p)->qs : b->qs;
                 memcpy(o + 2 * r, &b->d, 2);
                 memcpy(o + 16 + 2 * r, &b->dmin, 2);
                 for (int j = 0; j < 8; j++)
                     lb_kq_get_scale_min(j, b->scales, o + 32 + 8 * j + r, o + 96 + 8 * j + r);
                 for (int c = 0; c < 4; c++)
                     for (int k = 0; k < 8; k++)
-                        memcpy(o + 160 + 256 * c + 32 * k + 4 * r, b->qs + 32 * c + 4 * k, 4);
+                        memcpy(o + 160 + 256 * c + 32 * k + 4 * r, qs + 32 * c + 4 * k, 4);
+                for (int k = 0; five && k < 8; k++)
+                    memcpy(o + Q4_K_PACKED + 32 * k + 4 * r, ((const lb_block_q5_k *)p)->qh + 4 * k, 4);
             }
 }
 
 void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) {
     pack_desc d;
-    if (t == LB_TYPE_Q4_K) {
-        pack_q4_k(dst, src, n, nr);
+    if (t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K) {
+        pack_q45_k(dst, src, n, nr, t == LB_TYPE_Q5_K);
         return;
     }
     if (t == LB_TYPE_Q6_K) {

@@ -602,6 +602,7 @@ QX_GEMM_PACKED(q4_1, 160, 32)
 QX_GEMM_PACKED(iq4_nl, 144, 32)
 QX_GEMM_PACKED(q8_0, 272, 32)
 QX_GEMM_PACKED(q4_k, 1184, 256)
+QX_GEMM_PACKED(q5_k, 1440, 256)
 QX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256)
 QX_GEMV_X8(q4_0, 8, 2, 4)
 QX_GEMV_X8(q4_1, 1, 4, 4)
@@ -609,7 +610,6 @@ QX_GEMV_X8(iq4_nl, 0, 2, 4)
 QX_GEMV_X8(q8_0, 0, 2, 8)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
-QX_GEMV_TILES(q5_k)
 QX_GEMV_TILES(iq4_xs)
 QX_GEMV16(f16)
 QX_GEMV16(bf16)
@@ -675,6 +675,7 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q5_0].gemm_packed   = gemm_packed_q5_0;
     t->kern[LB_TYPE_Q5_1].gemm_packed   = gemm_packed_q5_1;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = gemm_packed_q4_k;
+    t->kern[LB_TYPE_Q5_K].gemm_packed   = gemm_packed_q5_k;
     t->kern[LB_TYPE_Q6_K].gemm_packed   = gemm_packed_q6_k;
     t->to_float[LB_TYPE_F16]            = to_float_f16;
     t->to_float[LB_TYPE_BF16]           = to_float_bf16;

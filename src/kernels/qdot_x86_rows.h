@@ -179,25 +179,35 @@ QX_INLINE __m256i qx_rows_u8x2(const uint8_t *p) { /* 8 bytes -> 8 lanes of (b, 
     return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
 }
 
-QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
-                       int64_t ldo, const int ncol) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+/* five: Q5_K, the fifth bits from the rows' qh (packed after Q4_K's bytes, dword k of the 8
+ * rows at 1184 + 32 k: bit 2c of a byte for chunk c's low nibbles, 2c + 1 for its high ones);
+ * its int16 sums are taken to int32 every 4 steps (4 * 2 * 31 * 127 < 2^15) */
+QX_INLINE void pk_k45(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
+                      int64_t ldo, const int ncol, const int five) {
+    const size_t  PB = five ? 1440 : 1184;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256        acc[QX_PNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *B   = P + (size_t)i * 1184;
-        qx_prefetch(B, 1184);
+        const uint8_t *B   = P + (size_t)i * PB;
+        qx_prefetch(B, PB);
         const __m256   d8  = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
         const __m256   dm8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16)));
         __m256i        is[QX_PNC];
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm256_setzero_si256();
         for (int ch = 0; ch < 4; ch++) { /* each 32-byte group decoded once for the ncol columns */
             __m256i slo[QX_PNC], shi[QX_PNC];
+            const __m256i sl = qx_rows_u8x2(B + 32 + 16 * ch), sh = qx_rows_u8x2(B + 40 + 16 * ch);
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) slo[c] = shi[c] = _mm256_setzero_si256();
             _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
                 const __m256i g  = _mm256_loadu_si256((const __m256i *)(B + 160 + 256 * ch + 32 * k));
-                const __m256i lo = _mm256_and_si256(g, m4);
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);
+                __m256i       lo = _mm256_and_si256(g, m4);
+                __m256i       hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);
+                if (five) {
+                    const __m256i h = _mm256_loadu_si256((const __m256i *)(B + 1184 + 32 * k));
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * ch), one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * ch + 1), one), 4));
+                }
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
                     const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 64 * ch + 4 * k;
                     slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, qx_bcast4(aq)));
@@ -205,11 +215,13 @@ QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as
                     QX_KEEP(slo[c]);
                     QX_KEEP(shi[c]);
                 }
-            }
-            const __m256i sl = qx_rows_u8x2(B + 32 + 16 * ch), sh = qx_rows_u8x2(B + 40 + 16 * ch);
-            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(slo[c], sl));
-                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(shi[c], sh));
+                if (five ? k % 4 == 3 : k == 7) {
+                    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                        is[c]  = _mm256_add_epi32(is[c], _mm256_madd_epi16(slo[c], sl));
+                        is[c]  = _mm256_add_epi32(is[c], _mm256_madd_epi16(shi[c], sh));
+                        slo[c] = shi[c] = _mm256_setzero_si256();
+                    }
+                }
             }
         }
         __m256i ms[QX_PNC]; /* the mins' terms: each group's mins unpacked once for the columns */
@@ -228,6 +240,16 @@ QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as
         }
     }
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]);
+}
+
+QX_INLINE void pk_q4_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
+                       int64_t ldo, const int ncol) {
+    pk_k45(P, nb, A, as, out, ldo, ncol, 0);
+}
+
+QX_INLINE void pk_q5_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
+                       int64_t ldo, const int ncol) {
+    pk_k45(P, nb, A, as, out, ldo, ncol, 1);
 }
 
 /* Q6_K, packed (qdot_pack.c), one row per lane: per super-block, the 6-bit levels of each
@@ -334,32 +356,34 @@ static void gemv_q6_k(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const
     for (; r < nr; r++) row1_q6_k(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);
 }
 
-/* one Q4_K row, the operations of pk_q4_k lane by lane */
-static void row1_q4_k(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc,
-                      float *out, int64_t ldo) {
-    for (int64_t c = 0; c < nc; c++) {
-        const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);
-        float               acc = 0.0f;
-        for (int64_t i = 0; i < nb; i++) {
-            qx_deck dk;
-            dec_q4_k(&dk, (const lb_block_q4_k *)row + i);
-            __m256i is = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++)
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(
-                         _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))),
-                         dk.sc[j]));
-            const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums)));
-            acc = fmaf((float)qx_hsum_i32(is), dk.d * a[i].d, acc);
-            acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);
-        }
-        out[c * ldo] = acc;
+/* one Q4_K / Q5_K row, the operations of pk_k45 lane by lane (the same exact integer sums, the
+ * same two fmas a super-block) */
+#define QX_ROW1K(X)                                                                                \
+    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
+                         float *out, int64_t ldo) {                                                \
+        for (int64_t c = 0; c < nc; c++) {                                                         \
+            const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);                  \
+            float               acc = 0.0f;                                                        \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                qx_deck dk;                                                                        \
+                dec_##X(&dk, (const lb_block_##X *)row + i);                                       \
+                __m256i is = _mm256_setzero_si256();                                               \
+                for (int j = 0; j < 8; j++)                                                        \
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(_mm256_maddubs_epi16(             \
+                             dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), dk.sc[j])); \
+                const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
+                acc = fmaf((float)qx_hsum_i32(is), dk.d * a[i].d, acc);                            \
+                acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);                                     \
+            }                                                                                      \
+            out[c * ldo] = acc;                                                                    \
+        }                                                                                          \
+    }                                                                                              \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
+                         size_t as, float *out) {                                                  \
+        for (int64_t r = 0; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1); \
     }
-}
-
-static void gemv_q4_k(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,
-                      size_t as, float *out) {
-    for (int64_t r = 0; r < nr; r++) row1_q4_k(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);
-}
+QX_ROW1K(q4_k)
+QX_ROW1K(q5_k)
 
 /* packed groups, then the rows left over in the tensor's layout, against nc activation rows */
 #define QX_GEMM_PACKED(X, PB, QK)                                                                  \
