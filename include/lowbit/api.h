@@ -17,7 +17,14 @@
  * lb_api_evaluate options: "ctx": 128, "chunks": 0 (all), "ref": PATH (a reference model:
  *   adds the KL divergence), "tokenizer": PATH, "threads": 0
  * result: {"ppl", "ppl_stderr", "tokens_scored", "chunks", "ctx", "seconds"} and with "ref":
- *   {"kld_mean", "kld_stderr", "kld_median", "kld_p99", "kld_max", "top1", "ppl_ref"} too. */
+ *   {"kld_mean", "kld_stderr", "kld_median", "kld_p99", "kld_max", "top1", "ppl_ref"} too.
+ *
+ * lb_api_convert options (the CLI's convert): "to": "gguf" (default), "hf" or "hf-gptq";
+ *   "type": "f32", "f16", "bf16" or "keep" (default: keep for a GPTQ/AWQ import, else f32;
+ *   none with hf-gptq); "tokenizer": PATH
+ * result: {"to", "type", "params", "seconds"} and, for a GPTQ/AWQ directory in, its import:
+ *   {"import": {"method", "bits", "group_size", "sym", "act_order", "layers", "exact",
+ *   "max_rel_err", "worst"}}. */
 #ifndef LOWBIT_API_H
 #define LOWBIT_API_H
 
@@ -38,6 +45,7 @@ lb_status lb_api_quantize(const char *in, const char *out, const char *options, 
                           void *user, char **result, lb_error *err);
 lb_status lb_api_evaluate(const char *model, const char *text_path, const char *options, char **result,
                           lb_error *err);
+lb_status lb_api_convert(const char *in, const char *out, const char *options, char **result, lb_error *err);
 
 /* A loaded model (lb_model_load) described: {"arch", "name", "n_layers", "n_embd", "n_ff", "n_heads",
  * "n_kv_heads", "head_dim", "n_vocab", "n_ctx", "rope_base", "norm_eps", "params", "bytes",

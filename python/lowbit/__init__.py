@@ -65,13 +65,14 @@ _lib.lb_version.restype = _S
 _lib.lb_api_free.argtypes = [_P]
 _lib.lb_api_quantize.argtypes = [_S, _S, _S, _PROGRESS, _P, ctypes.POINTER(_P), ctypes.POINTER(_Error)]
 _lib.lb_api_evaluate.argtypes = [_S, _S, _S, ctypes.POINTER(_P), ctypes.POINTER(_Error)]
+_lib.lb_api_convert.argtypes = [_S, _S, _S, ctypes.POINTER(_P), ctypes.POINTER(_Error)]
 _lib.lb_api_model_info.argtypes = [_P, ctypes.POINTER(_P), ctypes.POINTER(_Error)]
 _lib.lb_api_tensor_shape.argtypes = [_P, _S, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
                                      ctypes.POINTER(_Error)]
 _lib.lb_api_tensor_read.argtypes = [_P, _S, _P, ctypes.c_int64, ctypes.POINTER(_Error)]
 _lib.lb_model_load.argtypes = [ctypes.POINTER(_P), _S, _S, ctypes.POINTER(_Error)]
 _lib.lb_model_free.argtypes = [_P]
-for _f in ("lb_api_quantize", "lb_api_evaluate", "lb_api_model_info", "lb_api_tensor_shape",
+for _f in ("lb_api_quantize", "lb_api_evaluate", "lb_api_convert", "lb_api_model_info", "lb_api_tensor_shape",
            "lb_api_tensor_read", "lb_model_load"):
     getattr(_lib, _f).restype = ctypes.c_int
 
@@ -138,6 +139,24 @@ def evaluate(model, text, ctx=128, ref=None, chunks=None, **options):
     out, err = _P(), _Error()
     _check(_lib.lb_api_evaluate(_enc(model), _enc(text), json.dumps(opts).encode(), ctypes.byref(out),
                                 ctypes.byref(err)), err)
+    return _take_json(out)
+
+
+def convert(src, dst, to="gguf", type=None, tokenizer=None):
+    """Convert the model at src (a GGUF, a Hugging Face directory, a GPTQ or AWQ checkpoint, a
+    llama2.c checkpoint) to dst: to="gguf", "hf" or "hf-gptq" (a GPTQ checkpoint of a model
+    whose matrices are q4_0, q8_0, int4_gN or int8_gN). type: "f32", "f16", "bf16" or "keep"
+    (default: keep for a GPTQ/AWQ import, else f32). Returns a dict: to, type, params, seconds,
+    and for a GPTQ/AWQ source "import": method, bits, group_size, sym, act_order, layers, exact,
+    max_rel_err, worst."""
+    opts = {"to": to}
+    if type is not None:
+        opts["type"] = type
+    if tokenizer is not None:
+        opts["tokenizer"] = os.fspath(tokenizer)
+    out, err = _P(), _Error()
+    _check(_lib.lb_api_convert(_enc(src), _enc(dst), json.dumps(opts).encode(), ctypes.byref(out),
+                               ctypes.byref(err)), err)
     return _take_json(out)
 
 

@@ -1,6 +1,6 @@
 """The Python binding against the real library and the bundled stories260K model: version,
-quantize (options, progress, errors), evaluate (the CLI's figures), Model (config, metadata,
-tensors as numpy arrays)."""
+quantize (options, progress, errors), evaluate (the CLI's figures), convert (a GPTQ checkpoint
+out and back: the same weights), Model (config, metadata, tensors as numpy arrays)."""
 import json
 import os
 import subprocess
@@ -11,6 +11,7 @@ import lowbit
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MODEL = os.path.join(ROOT, "models", "stories260K", "stories260K.bin")
+TESTBED = os.path.join(ROOT, "models", "testbed", "testbed-f16.gguf")
 TEXT = os.path.join(ROOT, "data", "tinystories-valid-70.txt")
 CLI = os.environ.get("LOWBIT_CLI", os.path.join(ROOT, "build", "lowbit"))
 
@@ -67,6 +68,27 @@ class Binding(unittest.TestCase):
             lowbit.evaluate(os.path.join(self.tmp.name, "absent.gguf"), text=self.text)
         self.assertIn("absent.gguf", str(e.exception))
         self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "e.gguf")))
+
+    def test_convert_gptq_round_trip(self):
+        q = os.path.join(self.tmp.name, "tb-q4_0.gguf")
+        lowbit.quantize(TESTBED, q, type="q4_0", output_tensor_type="f16", token_embedding_type="f16")
+        d = os.path.join(self.tmp.name, "tb-gptq")
+        r = lowbit.convert(q, d, to="hf-gptq")
+        self.assertEqual((r["to"], r["type"]), ("hf-gptq", "gptq"))
+        with open(os.path.join(d, "config.json")) as f:
+            self.assertEqual(json.load(f)["quantization_config"]["group_size"], 32)
+        back = os.path.join(self.tmp.name, "tb-back.gguf")
+        r = lowbit.convert(d, back)
+        self.assertEqual(r["type"], "keep")
+        self.assertEqual((r["import"]["method"], r["import"]["bits"], r["import"]["layers"], r["import"]["exact"]),
+                         ("gptq", 4, 42, 42))
+        with lowbit.Model(q) as a, lowbit.Model(back) as b, lowbit.Model(d) as c:
+            for name in ("blk.0.attn_q.weight", "blk.5.ffn_down.weight"):
+                self.assertTrue((a.tensor(name) == b.tensor(name)).all())
+                self.assertTrue((a.tensor(name) == c.tensor(name)).all())
+        with self.assertRaises(lowbit.LowbitError) as e:
+            lowbit.convert(q, os.path.join(self.tmp.name, "x"), to="onnx")
+        self.assertIn("gguf, hf or hf-gptq", str(e.exception))
 
     def test_evaluate_matches_cli(self):
         r = lowbit.evaluate(self.q8, text=self.text, ctx=128, ref=MODEL)

@@ -245,6 +245,51 @@ fail:
     return st;
 }
 
+/* ---- convert ---- */
+
+static const opt_spec k_convert_opts[] = { { "to", OPT_STR }, { "type", OPT_STR }, { "tokenizer", OPT_STR } };
+
+lb_status lb_api_convert(const char *in, const char *out, const char *options, char **result, lb_error *err) {
+    cJSON    *o = NULL;
+    lb_model *m = NULL;
+    lb_status st;
+    *result = NULL;
+    LB_TRY(parse_options(options, k_convert_opts, sizeof k_convert_opts / sizeof k_convert_opts[0], &o, err));
+    const char *to = opt_str(o, "to", "gguf"), *tn = opt_str(o, "type", NULL);
+    const bool  hf = !strcmp(to, "hf"), gptq = !strcmp(to, "hf-gptq");
+    LB_GOTO_IF(!hf && !gptq && strcmp(to, "gguf"), err, LB_ERR_PARAM, "options: 'to' must be gguf, hf or hf-gptq, not '%.32s'", to);
+    LB_GOTO_IF(gptq && tn, err, LB_ERR_PARAM, "options: hf-gptq keeps the model's types: no 'type'");
+    lb_type type = tn && strcmp(tn, "keep") ? lb_type_from_name(tn) : LB_TYPE_INVALID;
+    LB_GOTO_IF(tn && strcmp(tn, "keep") && type != LB_TYPE_F32 && type != LB_TYPE_F16 && type != LB_TYPE_BF16, err,
+               LB_ERR_PARAM, "options: 'type' must be f32, f16, bf16 or keep, not '%.32s'", tn);
+    LB_GOTO_IF(hf && tn && !strcmp(tn, "keep"), err, LB_ERR_PARAM, "options: 'to' hf takes f32, f16 or bf16");
+    LB_TRY(lb_out_check(out, hf || gptq, err));
+    LB_TRY(lb_model_load(&m, in, opt_str(o, "tokenizer", NULL), err));
+    const lb_hf_quant_report *rep = lb_model_hf_quant(m);
+    if (!tn && !gptq) type = rep ? LB_TYPE_INVALID : LB_TYPE_F32; /* an import keeps its blocks */
+    const double t0 = lb_time_sec();
+    LB_TRY(gptq ? lb_model_save_hf_gptq(m, out, err) : hf ? lb_model_save_hf(m, out, type, err)
+                                                          : lb_model_save_gguf(m, out, type, err));
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "to", to);
+    cJSON_AddStringToObject(r, "type", gptq ? "gptq" : type == LB_TYPE_INVALID ? "keep" : lb_type_name(type));
+    ADD_NUMS(r, { "params", (double)lb_model_nparams(m) }, { "seconds", lb_time_sec() - t0 });
+    if (rep) {
+        cJSON *im = cJSON_AddObjectToObject(r, "import");
+        cJSON_AddStringToObject(im, "method", rep->method);
+        ADD_NUMS(im, { "bits", rep->bits }, { "group_size", rep->group_size }, { "layers", rep->n_tensors },
+                 { "exact", rep->n_exact }, { "max_rel_err", rep->max_rel_err });
+        cJSON_AddBoolToObject(im, "sym", rep->sym);
+        cJSON_AddBoolToObject(im, "act_order", rep->desc_act);
+        cJSON_AddStringToObject(im, "worst", rep->worst);
+    }
+    st = finish_json(r, result, err);
+fail:
+    lb_model_free(m);
+    cJSON_Delete(o);
+    return st;
+}
+
 /* ---- a loaded model ---- */
 
 static cJSON *kv_value(const lb_gguf_kv *kv) {
