@@ -80,6 +80,22 @@ typedef struct lb_intn_desc {
     int32_t group;  /* > 0: values per block; 0: one scale per row; -1: one per tensor */
 } lb_intn_desc;
 
+/* Reading an INTn level stream: n-bit fields, least significant first; symmetric levels are
+ * n-bit two's complement. Start with (lb_intn_reader){ .q = packed bytes }. */
+typedef struct lb_intn_reader {
+    const uint8_t *q;
+    uint32_t       acc;
+    int            nb;
+} lb_intn_reader;
+static inline int32_t lb_intn_next(const lb_intn_desc *d, lb_intn_reader *r) {
+    const uint32_t mask = (1u << d->bits) - 1, sign = 1u << (d->bits - 1);
+    for (; r->nb < d->bits; r->nb += 8) r->acc |= (uint32_t)*r->q++ << r->nb;
+    const uint32_t c = r->acc & mask;
+    r->acc >>= d->bits;
+    r->nb -= d->bits;
+    return d->affine || c < sign ? (int32_t)c : (int32_t)c - (int32_t)(2 * sign);
+}
+
 /* The descriptor of t; false when t is not an INTn type. */
 bool    lb_intn_desc_of(lb_type t, lb_intn_desc *out);
 /* The INTn type of a descriptor; LB_TYPE_INVALID when there is none. */

@@ -159,17 +159,8 @@ static void encode(const lb_intn_desc *d, uint8_t *q, const float *x, int64_t n,
 
 static void decode(const lb_intn_desc *d, float *y, const uint8_t *q, int64_t n, float scale,
                    float min) {
-    const uint32_t mask = (1u << d->bits) - 1, sign = 1u << (d->bits - 1);
-    uint32_t       acc  = 0;
-    int            nb   = 0;
-    for (int64_t i = 0; i < n; i++) {
-        for (; nb < d->bits; nb += 8) acc |= (uint32_t)*q++ << nb;
-        const uint32_t c = acc & mask;
-        acc >>= d->bits;
-        nb -= d->bits;
-        const int32_t k = d->affine || c < sign ? (int32_t)c : (int32_t)c - (int32_t)(2 * sign);
-        y[i] = (float)k * scale + min;
-    }
+    lb_intn_reader r = { .q = q };
+    for (int64_t i = 0; i < n; i++) y[i] = (float)lb_intn_next(d, &r) * scale + min;
 }
 
 /* one row; ts: the tensor's {scale, min} for per-tensor types, else NULL; imp: the row's

@@ -31,19 +31,10 @@ lb_type lb_transcode_target(lb_type t) {
     return d.affine ? LB_TYPE_INVALID : LB_TYPE_Q8_0;
 }
 
-/* the g levels of a block's packed bits: n-bit fields, least significant first; symmetric
- * levels are n-bit two's complement */
+/* the g levels of a block's packed bits */
 static void levels(const lb_intn_desc *d, int32_t *k, const uint8_t *q, int32_t g) {
-    const uint32_t mask = (1u << d->bits) - 1, sign = 1u << (d->bits - 1);
-    uint32_t       acc  = 0;
-    int            nb   = 0;
-    for (int32_t i = 0; i < g; i++) {
-        for (; nb < d->bits; nb += 8) acc |= (uint32_t)*q++ << nb;
-        const uint32_t c = acc & mask;
-        acc >>= d->bits;
-        nb -= d->bits;
-        k[i] = d->affine || c < sign ? (int32_t)c : (int32_t)c - (int32_t)(2 * sign);
-    }
+    lb_intn_reader r = { .q = q };
+    for (int32_t i = 0; i < g; i++) k[i] = lb_intn_next(d, &r);
 }
 
 /* the trit t of a value t * d (d = 0: the sign of the zero, -0 from t = -1) */

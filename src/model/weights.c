@@ -10,6 +10,14 @@
 #include "model_internal.h"
 #include "weights.h"
 
+/* The whole pages of [p, p + n) back to the system: a file mapping's come back from the file
+ * if touched again, an anonymous buffer's read as zeros (only rows no product reads may go). */
+static void give_back(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 /* Give back the pages of [p, p + n) when they belong to m's mapped file: read-only private
  * pages, which the kernel reloads from the file if they are touched again. */
 static void release(const lb_model *m, const void *p, size_t n) {
@@ -18,18 +26,7 @@ static void release(const lb_model *m, const void *p, size_t n) {
     const uint8_t   *b = p;
     for (const lb_gguf *g = m->priv->gguf; g && (b < s->data || b + n > s->data + s->size); g = g->next_shard)
         s = &g->src; /* a split model: the shard holding it */
-    if (!s->map || b < s->data || b + n > s->data + s->size) return;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = ((uintptr_t)b + n) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
-/* The whole pages of [p, p + n) of an anonymous buffer back to the system: they read as zeros
- * if touched again, so only rows no product reads may go. */
-static void give_back(const void *p, size_t n) {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (s->map && b >= s->data && b + n <= s->data + s->size) give_back(p, n);
 }
 
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
