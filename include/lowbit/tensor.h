@@ -58,7 +58,16 @@ typedef enum lb_type {
     LB_TYPE_IQ4_XS = 14,
     LB_TYPE_TQ1_0  = 15,
     LB_TYPE_TQ2_0  = 16,
-    /* 17..63: reserved for more GGUF types */
+    /* the i-quants (below 4 bits, importance matrix needed for IQ1/IQ2) and MXFP4 */
+    LB_TYPE_IQ2_XXS = 17,
+    LB_TYPE_IQ2_XS  = 18,
+    LB_TYPE_IQ2_S   = 19,
+    LB_TYPE_IQ3_XXS = 20,
+    LB_TYPE_IQ3_S   = 21,
+    LB_TYPE_IQ1_S   = 22,
+    LB_TYPE_IQ1_M   = 23,
+    LB_TYPE_MXFP4   = 24,
+    /* 25..63: reserved for more GGUF types */
     /* lowbit's own types (no ggml id; stored in GGUF as I8 rows, see src/model/save_gguf.c) */
     LB_TYPE_NF4         = 64,
     LB_TYPE_FP8_E4M3_PC = 65,

@@ -97,6 +97,51 @@ typedef struct {
 } lb_block_tq2_0;
 static_assert(sizeof(lb_block_tq2_0) == 2 + QK_K / 4, "wrong tq2_0 block size");
 
+/* ---- the i-quants: 8 (IQ1, IQ2) or 4 (IQ3) values at a time as a point of a fixed grid
+ * (iq_grid.h), with signs and block scales; and MXFP4 ---- */
+
+/* 2.0625 bpw: per 32 values, four 8-bit grid indices, then 4 x 7 sign bits and a 4-bit scale */
+typedef struct { uint16_t d; uint16_t qs[QK_K / 8]; } lb_block_iq2_xxs;
+static_assert(sizeof(lb_block_iq2_xxs) == 2 + QK_K / 4, "wrong iq2_xxs block size");
+
+/* 2.3125 bpw: 9-bit grid index + 7 sign bits per 8 values, two 4-bit scales per 32 */
+typedef struct { uint16_t d; uint16_t qs[QK_K / 8]; uint8_t scales[QK_K / 32]; } lb_block_iq2_xs;
+static_assert(sizeof(lb_block_iq2_xs) == 2 + QK_K / 4 + QK_K / 32, "wrong iq2_xs block size");
+
+/* 2.5625 bpw: 10-bit grid indices (low 8 in qs, high 2 in qh), 8 explicit sign bits per 8
+ * values (after the indices in qs), two 4-bit scales per 32 */
+typedef struct { uint16_t d; uint8_t qs[QK_K / 4]; uint8_t qh[QK_K / 32]; uint8_t scales[QK_K / 32]; } lb_block_iq2_s;
+static_assert(sizeof(lb_block_iq2_s) == 2 + QK_K / 4 + QK_K / 16, "wrong iq2_s block size");
+
+/* 3.0625 bpw: 8-bit grid indices per 4 values, then per 32: 4 x 7 sign bits and a 4-bit scale */
+typedef struct { uint16_t d; uint8_t qs[3 * QK_K / 8]; } lb_block_iq3_xxs;
+static_assert(sizeof(lb_block_iq3_xxs) == 2 + 3 * QK_K / 8, "wrong iq3_xxs block size");
+
+/* 3.4375 bpw: 9-bit grid indices per 4 values (high bits in qh), 8 sign bits per 8 values,
+ * a 4-bit scale per 32 */
+typedef struct {
+    uint16_t d;
+    uint8_t  qs[QK_K / 4];
+    uint8_t  qh[QK_K / 32];
+    uint8_t  signs[QK_K / 8];
+    uint8_t  scales[QK_K / 64];
+} lb_block_iq3_s;
+static_assert(sizeof(lb_block_iq3_s) == 2 + 13 * (QK_K / 32) + QK_K / 64, "wrong iq3_s block size");
+
+/* 1.5625 bpw: 11-bit indices into the ternary grid (low 8 in qs; per 32 in qh: 4 x 3 high
+ * bits, a 3-bit scale and the sign of a +-1/8 shift) */
+typedef struct { uint16_t d; uint8_t qs[QK_K / 8]; uint16_t qh[QK_K / 32]; } lb_block_iq1_s;
+static_assert(sizeof(lb_block_iq1_s) == 2 + QK_K / 8 + QK_K / 16, "wrong iq1_s block size");
+
+/* 1.75 bpw: as IQ1_S with a shift sign per 8 values and two 3-bit scales per 32; the f16
+ * super-block scale is spread over the scales' top nibbles */
+typedef struct { uint8_t qs[QK_K / 8]; uint8_t qh[QK_K / 16]; uint8_t scales[QK_K / 32]; } lb_block_iq1_m;
+static_assert(sizeof(lb_block_iq1_m) == QK_K / 8 + QK_K / 16 + QK_K / 32, "wrong iq1_m block size");
+
+/* 4.25 bpw: OCP microscaling FP4 (E2M1 codes) with a power-of-two E8M0 scale per 32 */
+typedef struct { uint8_t e; uint8_t qs[QK_LEGACY / 2]; } lb_block_mxfp4;
+static_assert(sizeof(lb_block_mxfp4) == 1 + QK_LEGACY / 2, "wrong mxfp4 block size");
+
 /* ---- lowbit's own block types (no ggml id) ---- */
 #define QK_NF4 64 /* values per NF4 block, as bitsandbytes' default blocksize */
 

@@ -67,6 +67,15 @@ size_t lb_quantize_iq4_nl(void *dst, const float *src, int64_t nrow, int64_t n_p
 size_t lb_quantize_iq4_xs(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                           const float *importance);
 
+/* the i-quants (iq1.c .. iq3.c) and MXFP4: exact dequantization, as ggml's dequantize_row_* */
+void lb_dequantize_row_iq2_xxs(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq2_xs(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq2_s(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq3_xxs(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq3_s(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq1_s(float *dst, const void *src, int64_t n);
+void lb_dequantize_row_iq1_m(float *dst, const void *src, int64_t n);
+LB_DECLARE_REF(mxfp4);
 
 /* ---- lowbit's own types (no ggml id). Row-scaled types add, per type X:
  *   lb_row_size_X(n)                     bytes of a row of n values

@@ -60,7 +60,11 @@ static const struct {
     { LB_TYPE_Q4_K, LB_GGML_Q4_K },     { LB_TYPE_Q5_K, LB_GGML_Q5_K },
     { LB_TYPE_Q6_K, LB_GGML_Q6_K },     { LB_TYPE_IQ4_NL, LB_GGML_IQ4_NL },
     { LB_TYPE_IQ4_XS, LB_GGML_IQ4_XS }, { LB_TYPE_TQ1_0, LB_GGML_TQ1_0 },
-    { LB_TYPE_TQ2_0, LB_GGML_TQ2_0 },
+    { LB_TYPE_TQ2_0, LB_GGML_TQ2_0 },   { LB_TYPE_IQ2_XXS, LB_GGML_IQ2_XXS },
+    { LB_TYPE_IQ2_XS, LB_GGML_IQ2_XS }, { LB_TYPE_IQ2_S, LB_GGML_IQ2_S },
+    { LB_TYPE_IQ3_XXS, LB_GGML_IQ3_XXS }, { LB_TYPE_IQ3_S, LB_GGML_IQ3_S },
+    { LB_TYPE_IQ1_S, LB_GGML_IQ1_S },   { LB_TYPE_IQ1_M, LB_GGML_IQ1_M },
+    { LB_TYPE_MXFP4, LB_GGML_MXFP4 },
 };
 
 /* Only types whose traits exist (implemented) map; the rest are LB_TYPE_INVALID. */
