@@ -120,6 +120,8 @@ typedef struct lb_type_traits {
     float            bits_per_weight; /* row-scaled types: without the per-row scale */
     bool             is_quantized;
     bool             whole_tensor;
+    bool             needs_importance; /* quantized only with an importance matrix (llama.cpp's
+                                          rule for IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS) */
     lb_row_size_fn   row_size;    /* NULL for block types */
     lb_to_float_fn   to_float;
     lb_from_float_fn from_float;  /* the reference quantizer */

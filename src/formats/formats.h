@@ -67,14 +67,21 @@ size_t lb_quantize_iq4_nl(void *dst, const float *src, int64_t nrow, int64_t n_p
 size_t lb_quantize_iq4_xs(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                           const float *importance);
 
-/* the i-quants (iq1.c .. iq3.c) and MXFP4: exact dequantization, as ggml's dequantize_row_* */
-void lb_dequantize_row_iq2_xxs(float *dst, const void *src, int64_t n);
-void lb_dequantize_row_iq2_xs(float *dst, const void *src, int64_t n);
-void lb_dequantize_row_iq2_s(float *dst, const void *src, int64_t n);
-void lb_dequantize_row_iq3_xxs(float *dst, const void *src, int64_t n);
-void lb_dequantize_row_iq3_s(float *dst, const void *src, int64_t n);
+/* the i-quants (iq1.c .. iq3.c, their quantizers in iq_quant.c and iq1_quant.c) and MXFP4.
+ * The _ref rows are the quantizers without an importance matrix (ggml's fallback weights;
+ * llama.cpp refuses IQ1 and IQ2_XXS/XS without one, see the needs_importance trait). */
+#define LB_DECLARE_IQ(X)                                                                           \
+    LB_DECLARE_REF(X);                                                                             \
+    size_t lb_quantize_##X(void *dst, const float *src, int64_t nrow, int64_t n_per_row,           \
+                           const float *importance)
+LB_DECLARE_IQ(iq2_xxs);
+LB_DECLARE_IQ(iq2_xs);
+LB_DECLARE_IQ(iq2_s);
+LB_DECLARE_IQ(iq3_xxs);
+LB_DECLARE_IQ(iq3_s);
 void lb_dequantize_row_iq1_s(float *dst, const void *src, int64_t n);
 void lb_dequantize_row_iq1_m(float *dst, const void *src, int64_t n);
+#undef LB_DECLARE_IQ
 LB_DECLARE_REF(mxfp4);
 
 /* ---- lowbit's own types (no ggml id). Row-scaled types add, per type X:

@@ -94,17 +94,23 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
                          .is_quantized = true, .to_float = lb_dequantize_row_tq2_0,
                          .from_float = lb_quantize_row_tq2_0_ref },
     /* the i-quants: a point of a fixed grid per 8 (or 4) values; quantizers in iq*_quant.c */
-#define IQUANT(T, X, bpw)                                                                          \
+#define IQUANT(T, X, bpw, imp)                                                                     \
     [T] = { .name = #X, .block_size = QK_K, .type_size = sizeof(lb_block_##X),                    \
-            .bits_per_weight = bpw, .is_quantized = true, .to_float = lb_dequantize_row_##X }
-    IQUANT(LB_TYPE_IQ2_XXS, iq2_xxs, 2.0625f),
-    IQUANT(LB_TYPE_IQ2_XS, iq2_xs, 2.3125f),
-    IQUANT(LB_TYPE_IQ2_S, iq2_s, 2.5625f),
-    IQUANT(LB_TYPE_IQ3_XXS, iq3_xxs, 3.0625f),
-    IQUANT(LB_TYPE_IQ3_S, iq3_s, 3.4375f),
-    IQUANT(LB_TYPE_IQ1_S, iq1_s, 1.5625f),
-    IQUANT(LB_TYPE_IQ1_M, iq1_m, 1.75f),
+            .bits_per_weight = bpw, .is_quantized = true, .needs_importance = imp,                \
+            .to_float = lb_dequantize_row_##X, .from_float = lb_quantize_row_##X##_ref,           \
+            .quantize = lb_quantize_##X }
+    IQUANT(LB_TYPE_IQ2_XXS, iq2_xxs, 2.0625f, true),
+    IQUANT(LB_TYPE_IQ2_XS, iq2_xs, 2.3125f, true),
+    IQUANT(LB_TYPE_IQ2_S, iq2_s, 2.5625f, false),
+    IQUANT(LB_TYPE_IQ3_XXS, iq3_xxs, 3.0625f, false),
+    IQUANT(LB_TYPE_IQ3_S, iq3_s, 3.4375f, false),
 #undef IQUANT
+    [LB_TYPE_IQ1_S] = { .name = "iq1_s", .block_size = QK_K, .type_size = sizeof(lb_block_iq1_s),
+                        .bits_per_weight = 1.5625f, .is_quantized = true, .needs_importance = true,
+                        .to_float = lb_dequantize_row_iq1_s },
+    [LB_TYPE_IQ1_M] = { .name = "iq1_m", .block_size = QK_K, .type_size = sizeof(lb_block_iq1_m),
+                        .bits_per_weight = 1.75f, .is_quantized = true, .needs_importance = true,
+                        .to_float = lb_dequantize_row_iq1_m },
     [LB_TYPE_MXFP4]  = { .name = "mxfp4", .block_size = QK_LEGACY,
                          .type_size = sizeof(lb_block_mxfp4), .bits_per_weight = 4.25f,
                          .is_quantized = true, .to_float = lb_dequantize_row_mxfp4,
