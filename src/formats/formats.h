@@ -79,8 +79,8 @@ LB_DECLARE_IQ(iq2_xs);
 LB_DECLARE_IQ(iq2_s);
 LB_DECLARE_IQ(iq3_xxs);
 LB_DECLARE_IQ(iq3_s);
-void lb_dequantize_row_iq1_s(float *dst, const void *src, int64_t n);
-void lb_dequantize_row_iq1_m(float *dst, const void *src, int64_t n);
+LB_DECLARE_IQ(iq1_s);
+LB_DECLARE_IQ(iq1_m);
 #undef LB_DECLARE_IQ
 LB_DECLARE_REF(mxfp4);
 

@@ -106,10 +106,58 @@ static void test_matches_llama_quantize(void **state) {
     lb_gguf_close(f32);
 }
 
+/* IQ1_M (no golden file) and MXFP4: llama.cpp's bytes and ggml's dequantization, recorded in
+ * tests/golden/llama-quantize-iq.txt */
+static void test_iq1_m_and_mxfp4_hashes(void **state) {
+    (void)state;
+    char        fp[512], ip[512], list[512];
+    lb_gguf    *f32;
+    lb_imatrix *im;
+    lb_error    err = { 0 };
+    SKIP_UNLESS(shared_path("golden/synth256-f32.gguf", fp, sizeof fp));
+    SKIP_UNLESS(shared_path("golden/synth256.imatrix.gguf", ip, sizeof ip));
+    assert_int_equal(lb_gguf_open(&f32, fp, &err), LB_OK);
+    assert_int_equal(lb_imatrix_load(&im, ip, &err), LB_OK);
+    FILE *f = fopen(repo_path("tests/golden/llama-quantize-iq.txt", list, sizeof list), "r");
+    assert_non_null(f);
+    char line[256];
+    int  checked = 0, differ = 0;
+    while (fgets(line, sizeof line, f)) {
+        char               type[16], name[96];
+        unsigned long long want_q, want_f;
+        if (line[0] == '#' || sscanf(line, "%15s %95s %llx %llx", type, name, &want_q, &want_f) != 4) continue;
+        const lb_type ty = lb_type_from_name(type);
+        assert_true(ty == LB_TYPE_IQ1_M || ty == LB_TYPE_MXFP4);
+        const int64_t j = lb_gguf_find_tensor(f32, name);
+        assert_true(j >= 0);
+        const int64_t n = f32->tensors[j].ne[0], rows = f32->tensors[j].ne[1];
+        const size_t  nb = lb_row_size(ty, n) * (size_t)rows;
+        float        *imp = malloc((size_t)n * sizeof *imp), *y = malloc((size_t)(n * rows) * sizeof *y);
+        void         *q   = malloc(nb);
+        const bool    has = ty == LB_TYPE_IQ1_M && lb_imatrix_get(im, name, n, imp);
+        assert_int_equal(lb_quantize_rows(ty, q, f32->tensors[j].data, rows, n, has ? imp : NULL), nb);
+        lb_type_get_traits(ty)->to_float(y, q, n * rows);
+        if (fnv1a(q, nb) != want_q || fnv1a(y, (size_t)(n * rows) * sizeof *y) != want_f) {
+            printf("# %s %s differs from llama.cpp's\n", type, name);
+            differ++;
+        }
+        checked++;
+        free(q), free(y), free(imp);
+    }
+    fclose(f);
+    printf("# %d IQ1_M and MXFP4 tensors: %d differ from llama.cpp's bytes or dequantization\n",
+           checked, differ);
+    assert_true(checked >= 30);
+    assert_int_equal(differ, 0);
+    lb_imatrix_free(im);
+    lb_gguf_close(f32);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grids_are_ggml_tables),
         cmocka_unit_test(test_matches_llama_quantize),
+        cmocka_unit_test(test_iq1_m_and_mxfp4_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
