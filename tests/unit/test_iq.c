@@ -106,9 +106,9 @@ static void test_matches_llama_quantize(void **state) {
     lb_gguf_close(f32);
 }
 
-/* IQ1_M (no golden file) and MXFP4: llama.cpp's bytes and ggml's dequantization, recorded in
+/* IQ1_M and IQ2_S (no golden file) and MXFP4: llama.cpp's bytes and ggml's dequantization, recorded in
  * tests/golden/llama-quantize-iq.txt */
-static void test_iq1_m_and_mxfp4_hashes(void **state) {
+static void test_iq1_m_iq2_s_mxfp4_hashes(void **state) {
     (void)state;
     char        fp[512], ip[512], list[512];
     lb_gguf    *f32;
@@ -127,14 +127,14 @@ static void test_iq1_m_and_mxfp4_hashes(void **state) {
         unsigned long long want_q, want_f;
         if (line[0] == '#' || sscanf(line, "%15s %95s %llx %llx", type, name, &want_q, &want_f) != 4) continue;
         const lb_type ty = lb_type_from_name(type);
-        assert_true(ty == LB_TYPE_IQ1_M || ty == LB_TYPE_MXFP4);
+        assert_true(ty == LB_TYPE_IQ1_M || ty == LB_TYPE_IQ2_S || ty == LB_TYPE_MXFP4);
         const int64_t j = lb_gguf_find_tensor(f32, name);
         assert_true(j >= 0);
         const int64_t n = f32->tensors[j].ne[0], rows = f32->tensors[j].ne[1];
         const size_t  nb = lb_row_size(ty, n) * (size_t)rows;
         float        *imp = malloc((size_t)n * sizeof *imp), *y = malloc((size_t)(n * rows) * sizeof *y);
         void         *q   = malloc(nb);
-        const bool    has = ty == LB_TYPE_IQ1_M && lb_imatrix_get(im, name, n, imp);
+        const bool    has = ty != LB_TYPE_MXFP4 && lb_imatrix_get(im, name, n, imp);
         assert_int_equal(lb_quantize_rows(ty, q, f32->tensors[j].data, rows, n, has ? imp : NULL), nb);
         lb_type_get_traits(ty)->to_float(y, q, n * rows);
         if (fnv1a(q, nb) != want_q || fnv1a(y, (size_t)(n * rows) * sizeof *y) != want_f) {
@@ -145,9 +145,9 @@ static void test_iq1_m_and_mxfp4_hashes(void **state) {
         free(q), free(y), free(imp);
     }
     fclose(f);
-    printf("# %d IQ1_M and MXFP4 tensors: %d differ from llama.cpp's bytes or dequantization\n",
+    printf("# %d IQ1_M, IQ2_S and MXFP4 tensors: %d differ from llama.cpp's bytes or dequantization\n",
            checked, differ);
-    assert_true(checked >= 30);
+    assert_true(checked >= 45);
     assert_int_equal(differ, 0);
     lb_imatrix_free(im);
     lb_gguf_close(f32);
@@ -157,7 +157,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grids_are_ggml_tables),
         cmocka_unit_test(test_matches_llama_quantize),
-        cmocka_unit_test(test_iq1_m_and_mxfp4_hashes),
+        cmocka_unit_test(test_iq1_m_iq2_s_mxfp4_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
