@@ -125,6 +125,10 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
     lb_tensor    *t    = lb_engine_tensor(c, i);
     const lb_type type = c->plans[i].type;
     size_t        nb;
+    LB_RETURN_IF(lb_type_get_traits(type)->needs_importance && !c->importance[i], err, LB_ERR_PARAM,
+                 "%s: %s needs importance and the importance matrix has no entry for this tensor "
+                 "(give it another type, e.g. --token-embedding-type q8_0 or --tensor-type)",
+                 c->tensors[i].name, lb_type_name(type));
     lb_status     st = lb_tensor_convert(t, type, c->importance[i], lb_method_prepare_rows, c, &c->data[i],
                                          &nb, err);
     if (st) return st;

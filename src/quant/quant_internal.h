@@ -58,6 +58,11 @@ typedef struct lb_method_info {
 /* The method of that name (len bytes of name: one of a '+'-joined list), or NULL. */
 const lb_method_info *lb_method_lookup(const char *name, size_t len);
 
+/* recipe.c: llama.cpp's tensor_requires_imatrix: nt (not token_embd or output) stored as t
+ * in a file of recipe r is refused without importance (the i-quants below 4 bits but IQ3_S,
+ * and Q2_K in Q2_K_S files) */
+bool lb_recipe_requires_importance(const lb_recipe *r, const lb_named_tensor *nt, lb_type t);
+
 lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err);     /* block */
 lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err);        /* block */
 lb_status lb_method_awq(lb_method_ctx *c, lb_error *err);         /* block (method_awq.c) */

@@ -120,6 +120,11 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     LB_TRY(lb_quant_check(p, err)); /* the names, their order and needs, before any work */
     LB_TRY(lb_quant_plan(m, p, tensors, plans, cap, &c.n, err));
     if (!p->allow_nonfinite) LB_TRY(lb_quant_check_values(tensors, plans, c.n, err));
+    for (int32_t i = 0; i < c.n && !p->imatrix && !strcmp(method, "rtn"); i++)
+        LB_GOTO_IF(lb_recipe_requires_importance(p->recipe, &tensors[i], plans[i].type), err, LB_ERR_PARAM,
+                   "%s: %s needs an importance matrix, as in llama.cpp: give --imatrix FILE "
+                   "(llama-imatrix's or lowbit calibrate's) or --method imatrix --calib TEXT",
+                   tensors[i].name, lb_type_name(plans[i].type));
     s.bytes_in  = lb_model_nbytes(m);
     s.n_tensors = c.n;
     for (int32_t i = 0; i < c.n; i++) {

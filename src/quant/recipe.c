@@ -11,6 +11,7 @@
 #include "core/fail.h"
 #include "formats/formats.h"
 #include "lowbit/quant.h"
+#include "quant_internal.h"
 
 static const lb_recipe k_recipes[] = {
     { "f32", LB_TYPE_F32, 0, false },       { "f16", LB_TYPE_F16, 1, false },
@@ -24,6 +25,15 @@ static const lb_recipe k_recipes[] = {
     { "q5_k_m", LB_TYPE_Q5_K, 17, true },   { "q6_k", LB_TYPE_Q6_K, 18, true },
     { "iq4_nl", LB_TYPE_IQ4_NL, 25, true }, { "iq4_xs", LB_TYPE_IQ4_XS, 30, true },
     { "tq1_0", LB_TYPE_TQ1_0, 36, true },   { "tq2_0", LB_TYPE_TQ2_0, 37, true },
+    /* the i-quants' mixes: llama.cpp's names and bases (its IQ2_S is IQ2_XS-based, IQ2_M
+     * IQ2_S-based; IQ3_XS and IQ3_M are IQ3_S-based) */
+    { "iq2_xxs", LB_TYPE_IQ2_XXS, 19, true }, { "iq2_xs", LB_TYPE_IQ2_XS, 20, true },
+    { "iq3_xs", LB_TYPE_IQ3_S, 22, true },    { "iq3_xxs", LB_TYPE_IQ3_XXS, 23, true },
+    { "iq1_s", LB_TYPE_IQ1_S, 24, true },     { "iq3_s", LB_TYPE_IQ3_S, 26, true },
+    { "iq3_m", LB_TYPE_IQ3_S, 27, true },     { "iq2_s", LB_TYPE_IQ2_XS, 28, true },
+    { "iq2_m", LB_TYPE_IQ2_S, 29, true },     { "iq1_m", LB_TYPE_IQ1_M, 31, true },
+    /* MXFP4 on every weight matrix (llama.cpp's MXFP4_MOE puts it on the experts only) */
+    { "mxfp4", LB_TYPE_MXFP4, 38, false },
     /* lowbit's own types: every weight matrix gets the type (no llama.cpp file type) */
     { "nf4", LB_TYPE_NF4, 0, false },
     { "fp8_e4m3_pc", LB_TYPE_FP8_E4M3_PC, 0, false },
@@ -64,22 +74,63 @@ static bool use_more_bits(int32_t i, int32_t n) {
 
 static bool is(const lb_recipe *r, const char *name) { return strcmp(r->name, name) == 0; }
 
-/* llama.cpp's rules for a mix (llama_tensor_get_type_impl, llama architecture, one expert) */
-static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_tensor *nt) {
+/* one of a space-separated list of recipe names */
+static bool in(const lb_recipe *r, const char *names) {
+    const size_t n = strlen(r->name);
+    for (const char *s = names; (s = strstr(s, r->name)) != NULL; s += n)
+        if ((s == names || s[-1] == ' ') && (s[n] == ' ' || s[n] == '\0')) return true;
+    return false;
+}
+
+/* The i-quant mixes below 3 bits, which share a set of rules */
+#define IQ_LOW "iq2_xxs iq2_xs iq1_s iq2_s iq2_m iq1_m"
+
+/* llama.cpp's rules for the i-quant mixes below 3 bits; LB_TYPE_INVALID: not one of them */
+static lb_type iq_low_type(const lb_recipe *r, const lb_named_tensor *nt, int32_t L, int32_t gqa) {
+    const bool s_or_m = in(r, "iq2_s iq2_m");
+    switch (nt->role) {
+    case LB_ROLE_TOKEN_EMBD: return s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K;
+    case LB_ROLE_ATTN_V: return gqa >= 4 ? LB_TYPE_Q4_K : s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K;
+    case LB_ROLE_FFN_DOWN:
+        return nt->layer < L / 8 ? (s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K) : r->base;
+    case LB_ROLE_ATTN_OUTPUT:
+        return in(r, "iq1_s iq1_m") ? LB_TYPE_IQ2_XXS : s_or_m ? LB_TYPE_IQ3_S : r->base;
+    default: return r->base;
+    }
+}
+
+/* llama.cpp's rules for a mix (llama_tensor_get_type_impl, llama architecture, one expert);
+ * imp: the run has importance (a matrix file or a calibrated method), as its has_imatrix */
+static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_tensor *nt, bool imp) {
     const int32_t L   = m->cfg.n_layers, i = nt->layer;
     const int32_t gqa = m->cfg.n_heads / m->cfg.n_kv_heads;
     lb_type       t   = r->base;
     const bool    out = nt->role == LB_ROLE_OUTPUT || (m->tied_output && nt->role == LB_ROLE_TOKEN_EMBD);
     if (out) {
         if (nt->t->ne[0] % 256 != 0) return LB_TYPE_Q8_0;
+        if (in(r, IQ_LOW " iq3_xxs")) return LB_TYPE_Q5_K;
         return t == LB_TYPE_Q8_0 ? LB_TYPE_Q8_0 : LB_TYPE_Q6_K;
     }
+    if (in(r, IQ_LOW)) return iq_low_type(r, nt, L, gqa);
     switch (nt->role) {
     case LB_ROLE_TOKEN_EMBD:
         if (is(r, "tq1_0") || is(r, "tq2_0")) t = LB_TYPE_Q4_K;
+        else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ3_S;
+        break;
+    case LB_ROLE_ATTN_K:
+    case LB_ROLE_ATTN_Q:
+        if (is(r, "iq3_xs")) t = LB_TYPE_IQ3_XXS;
+        else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ2_S;
+        break;
+    case LB_ROLE_FFN_GATE:
+    case LB_ROLE_FFN_UP:
+        if (is(r, "iq3_xs") && i >= L / 8 && i < 7 * L / 8) t = LB_TYPE_IQ3_XXS;
         break;
     case LB_ROLE_ATTN_V: /* i counts attention V tensors: one per layer here */
         if (is(r, "q2_k")) t = gqa >= 4 ? LB_TYPE_Q4_K : LB_TYPE_Q3_K;
+        else if (is(r, "iq3_xxs")) t = gqa >= 4 ? LB_TYPE_Q4_K : imp ? LB_TYPE_IQ3_XXS : LB_TYPE_IQ3_S;
+        else if (in(r, "iq3_xs iq3_s") && gqa >= 4) t = LB_TYPE_Q4_K;
+        else if (is(r, "iq3_m")) t = LB_TYPE_Q4_K;
         else if (is(r, "q2_k_s") && gqa >= 4) t = LB_TYPE_Q4_K;
         else if (is(r, "q3_k_m")) t = i < 2 ? LB_TYPE_Q5_K : LB_TYPE_Q4_K;
         else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
@@ -90,16 +141,20 @@ static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_te
     case LB_ROLE_FFN_DOWN:
         if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
         else if (is(r, "q2_k_s")) t = i < L / 8 ? LB_TYPE_Q4_K : t;
+        else if (is(r, "iq3_xxs") && !imp) t = i < L / 8 ? LB_TYPE_Q4_K : LB_TYPE_Q3_K;
         else if (is(r, "q3_k_m")) t = i < L / 16 ? LB_TYPE_Q5_K : LB_TYPE_Q4_K;
+        else if (is(r, "iq3_m") && i < L / 8) t = LB_TYPE_Q4_K;
         else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
         else if (is(r, "q4_k_m")) t = use_more_bits(i, L) ? LB_TYPE_Q6_K : t;
-        else if (i < L / 8 && (is(r, "iq4_nl") || is(r, "iq4_xs"))) t = LB_TYPE_Q5_K; /* no imatrix */
+        else if (i < L / 8 && in(r, "iq4_nl iq4_xs") && !imp) t = LB_TYPE_Q5_K;
         else if (is(r, "q5_k_m") && use_more_bits(i, L)) t = LB_TYPE_Q6_K;
         else if (is(r, "q4_k_s") && i < L / 8) t = LB_TYPE_Q5_K;
+        else if (in(r, "q4_0 q5_0") && imp && i < L / 8) t = is(r, "q4_0") ? LB_TYPE_Q4_1 : LB_TYPE_Q5_1;
         break;
     case LB_ROLE_ATTN_OUTPUT:
         if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
-        else if (is(r, "q3_k_m")) t = LB_TYPE_Q4_K;
+        else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ3_S;
+        else if (is(r, "q3_k_m") || is(r, "iq3_m")) t = LB_TYPE_Q4_K;
         else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
         break;
     default: break;
@@ -124,6 +179,8 @@ static lb_type fit(lb_type t, int64_t ncols) {
     case LB_TYPE_Q4_K:   f = LB_TYPE_Q5_0; break;
     case LB_TYPE_Q5_K:   f = LB_TYPE_Q5_1; break;
     case LB_TYPE_Q6_K:   f = LB_TYPE_Q8_0; break;
+    case LB_TYPE_IQ1_S: case LB_TYPE_IQ1_M: case LB_TYPE_IQ2_XXS: case LB_TYPE_IQ2_XS:
+    case LB_TYPE_IQ2_S: case LB_TYPE_IQ3_XXS: case LB_TYPE_IQ3_S:
     case LB_TYPE_IQ4_XS: f = LB_TYPE_IQ4_NL; break;
     default:             f = LB_TYPE_F16; break;
     }
@@ -131,11 +188,23 @@ static lb_type fit(lb_type t, int64_t ncols) {
     return f;
 }
 
+bool lb_recipe_requires_importance(const lb_recipe *r, const lb_named_tensor *nt, lb_type t) {
+    if (nt->role == LB_ROLE_TOKEN_EMBD || nt->role == LB_ROLE_OUTPUT) return false;
+    switch (t) {
+    case LB_TYPE_IQ3_XXS: case LB_TYPE_IQ2_XXS: case LB_TYPE_IQ2_XS: case LB_TYPE_IQ2_S:
+    case LB_TYPE_IQ1_M: case LB_TYPE_IQ1_S: return true;
+    case LB_TYPE_Q2_K: return is(r, "q2_k_s");
+    default: return false;
+    }
+}
+
 lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_tensor *tensors,
                         lb_tensor_plan *plans, int32_t cap, int32_t *n_out, lb_error *err) {
     const lb_recipe *r = p->recipe;
     regex_t         *re = NULL;
     lb_status        st = LB_OK;
+    /* llama.cpp's has_imatrix: importance from a file, or from a calibrated method */
+    const bool imp = p->imatrix || (p->method && strcmp(p->method, "rtn") != 0);
     LB_RETURN_IF(cap < lb_model_n_tensors(m), err, LB_ERR_PARAM, "room for %d tensors, the model has %d", cap,
                  lb_model_n_tensors(m));
     const int32_t    n  = lb_model_tensors(m, tensors, cap);
@@ -176,7 +245,7 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
                 t              = p->overrides[k].type;
                 pl->overridden = true;
             }
-        if (!pl->overridden && r->mix && !p->pure) t = mix_type(m, r, nt);
+        if (!pl->overridden && r->mix && !p->pure) t = mix_type(m, r, nt, imp);
         LB_GOTO_IF(!lb_type_get_traits(t), err, LB_ERR_UNSUPPORTED,
                    "%s: the recipe wants a type lowbit does not implement yet", nt->name);
         pl->wanted   = t;
