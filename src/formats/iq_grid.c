@@ -428,6 +428,7 @@ static const grid_def k_defs[LB_IQG_COUNT] = {
 };
 
 static lb_iq_grid     g_grid[LB_IQG_COUNT];
+static int            g_ready[LB_IQG_COUNT]; /* values built: the kernels' fast path */
 static pthread_once_t g_values_once[LB_IQG_COUNT] = {
     PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
     PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
@@ -518,7 +519,9 @@ static void (*const k_init[LB_IQG_COUNT][2])(void) = { LB_IQG_EACH(LB_IQG_FN) };
 #undef LB_IQG_FN
 
 const lb_iq_grid *lb_iq_grid_get(lb_iq_grid_id id) {
+    if (__atomic_load_n(&g_ready[id], __ATOMIC_ACQUIRE)) return &g_grid[id];
     pthread_once(&g_values_once[id], k_init[id][0]);
+    __atomic_store_n(&g_ready[id], 1, __ATOMIC_RELEASE);
     return &g_grid[id];
 }
 

@@ -45,7 +45,8 @@ const lb_iq_grid *lb_iq_grid_search(lb_iq_grid_id id);
 /* The sign byte of a 7-bit sign index: bit 7 makes the number of negative values even
  * (ggml's ksigns_iq2xs). */
 static inline uint8_t lb_iq_signs(uint32_t idx7) {
-    return (uint8_t)(idx7 | (uint32_t)(__builtin_popcount(idx7) & 1) << 7);
+    const uint32_t x = idx7 ^ idx7 >> 4; /* the parity of 7 bits is that of these 4 */
+    return (uint8_t)(idx7 | (0x6996u >> (x & 15) & 1) << 7);
 }
 
 #endif

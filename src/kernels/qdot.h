@@ -130,6 +130,10 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
     X(LB_TYPE_Q2_K, q2_k, LB_ACT_Q8K)     X(LB_TYPE_Q3_K, q3_k, LB_ACT_Q8K)                          \
     X(LB_TYPE_Q4_K, q4_k, LB_ACT_Q8K)     X(LB_TYPE_Q5_K, q5_k, LB_ACT_Q8K)                          \
     X(LB_TYPE_Q6_K, q6_k, LB_ACT_Q8K)     X(LB_TYPE_IQ4_XS, iq4_xs, LB_ACT_Q8K)                      \
+    X(LB_TYPE_IQ2_XXS, iq2_xxs, LB_ACT_Q8K) X(LB_TYPE_IQ2_XS, iq2_xs, LB_ACT_Q8K)                    \
+    X(LB_TYPE_IQ2_S, iq2_s, LB_ACT_Q8K)   X(LB_TYPE_IQ3_XXS, iq3_xxs, LB_ACT_Q8K)                    \
+    X(LB_TYPE_IQ3_S, iq3_s, LB_ACT_Q8K)   X(LB_TYPE_IQ1_S, iq1_s, LB_ACT_Q8K)                        \
+    X(LB_TYPE_IQ1_M, iq1_m, LB_ACT_Q8K)                                                            \
     X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)                          \
     X(LB_TYPE_INT8_PC, int8_pc, LB_ACT_F32)
 

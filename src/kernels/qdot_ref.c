@@ -10,6 +10,7 @@
 
 #include "formats/blocks.h"
 #include "formats/iq4_common.h"
+#include "formats/iq_grid.h"
 #include "formats/kquant_common.h"
 #include "lowbit/core.h"
 #include "qdot.h"
@@ -227,6 +228,103 @@ static void dec_iq4_xs(deck *o, const void *p) {
     o->d = lb_f16_to_f32(b->d), o->dmin = 0;
 }
 
+/* ---- the i-quants: grid points times signs, odd block scales 2 s + 1 against d / 8, d / 4
+ * or d; IQ1's levels 8 g +- 1 (its +-1/8 shift, exactly) against d / 8 ---- */
+
+/* 8 levels: point p's values, negated where sign bit j is set */
+static void grid8(int8_t *q, const int8_t *point, uint32_t signs) {
+    for (int j = 0; j < 8; j++) q[j] = (int8_t)(signs >> j & 1 ? -point[j] : point[j]);
+}
+static void odd_scales(deck *o, int g16, int s) {
+    o->sc[g16] = (int16_t)(2 * s + 1), o->mn[g16] = 0;
+}
+
+static void dec_iq2_xxs(deck *o, const void *p) {
+    const lb_block_iq2_xxs *b = p;
+    const int8_t           *v = lb_iq_grid_get(LB_IQG_IQ2XXS)->values;
+    for (int ib = 0; ib < 8; ib++) {
+        uint32_t w[2];
+        memcpy(w, b->qs + 4 * ib, sizeof w);
+        for (int l = 0; l < 4; l++) grid8(o->q + 32 * ib + 8 * l, v + 8 * (w[0] >> 8 * l & 255), lb_iq_signs(w[1] >> 7 * l & 127));
+        odd_scales(o, 2 * ib, (int)(w[1] >> 28)), odd_scales(o, 2 * ib + 1, (int)(w[1] >> 28));
+    }
+    o->d = lb_f16_to_f32(b->d) * 0.125f, o->dmin = 0;
+}
+static void dec_iq2_xs(deck *o, const void *p) {
+    const lb_block_iq2_xs *b = p;
+    const int8_t          *v = lb_iq_grid_get(LB_IQG_IQ2XS)->values;
+    for (int k = 0; k < 32; k++) grid8(o->q + 8 * k, v + 8 * (b->qs[k] & 511), lb_iq_signs(b->qs[k] >> 9));
+    for (int g = 0; g < 16; g++) odd_scales(o, g, b->scales[g / 2] >> 4 * (g % 2) & 15);
+    o->d = lb_f16_to_f32(b->d) * 0.125f, o->dmin = 0;
+}
+static void dec_iq2_s(deck *o, const void *p) {
+    const lb_block_iq2_s *b = p;
+    const int8_t         *v = lb_iq_grid_get(LB_IQG_IQ2S)->values;
+    for (int k = 0; k < 32; k++)
+        grid8(o->q + 8 * k, v + 8 * (b->qs[k] | (b->qh[k / 4] >> 2 * (k % 4) & 3) << 8), b->qs[32 + k]);
+    for (int g = 0; g < 16; g++) odd_scales(o, g, b->scales[g / 2] >> 4 * (g % 2) & 15);
+    o->d = lb_f16_to_f32(b->d) * 0.125f, o->dmin = 0;
+}
+static void dec_iq3_xxs(deck *o, const void *p) {
+    const lb_block_iq3_xxs *b = p;
+    const int8_t           *v = lb_iq_grid_get(LB_IQG_IQ3XXS)->values;
+    for (int ib = 0; ib < 8; ib++) {
+        uint32_t w;
+        memcpy(&w, b->qs + 64 + 4 * ib, 4);
+        for (int l = 0; l < 4; l++) {
+            int8_t pt[8];
+            memcpy(pt, v + 4 * b->qs[8 * ib + 2 * l], 4);
+            memcpy(pt + 4, v + 4 * b->qs[8 * ib + 2 * l + 1], 4);
+            grid8(o->q + 32 * ib + 8 * l, pt, lb_iq_signs(w >> 7 * l & 127));
+        }
+        odd_scales(o, 2 * ib, (int)(w >> 28)), odd_scales(o, 2 * ib + 1, (int)(w >> 28));
+    }
+    o->d = lb_f16_to_f32(b->d) * 0.25f, o->dmin = 0;
+}
+static void dec_iq3_s(deck *o, const void *p) {
+    const lb_block_iq3_s *b = p;
+    const int8_t         *v = lb_iq_grid_get(LB_IQG_IQ3S)->values;
+    for (int ib = 0; ib < 8; ib++) {
+        for (int l = 0; l < 4; l++) {
+            int8_t    pt[8];
+            const int k = 8 * ib + 2 * l;
+            memcpy(pt, v + 4 * (b->qs[k] | (b->qh[ib] >> 2 * l & 1) << 8), 4);
+            memcpy(pt + 4, v + 4 * (b->qs[k + 1] | (b->qh[ib] >> (2 * l + 1) & 1) << 8), 4);
+            grid8(o->q + 32 * ib + 8 * l, pt, b->signs[4 * ib + l]);
+        }
+        const int s = b->scales[ib / 2] >> 4 * (ib % 2) & 15;
+        odd_scales(o, 2 * ib, s), odd_scales(o, 2 * ib + 1, s);
+    }
+    o->d = lb_f16_to_f32(b->d), o->dmin = 0;
+}
+/* 8 IQ1 levels 8 g + delta */
+static void iq1_8(int8_t *q, const int8_t *point, int delta) {
+    for (int j = 0; j < 8; j++) q[j] = (int8_t)(8 * point[j] + delta);
+}
+static void dec_iq1_s(deck *o, const void *p) {
+    const lb_block_iq1_s *b = p;
+    const int8_t         *v = lb_iq_grid_get(LB_IQG_IQ1S)->values;
+    for (int ib = 0; ib < 8; ib++) {
+        const int qh = b->qh[ib], delta = qh & 0x8000 ? -1 : 1;
+        for (int l = 0; l < 4; l++) iq1_8(o->q + 32 * ib + 8 * l, v + 8 * (b->qs[4 * ib + l] | (qh >> 3 * l & 7) << 8), delta);
+        odd_scales(o, 2 * ib, qh >> 12 & 7), odd_scales(o, 2 * ib + 1, qh >> 12 & 7);
+    }
+    o->d = lb_f16_to_f32(b->d) * 0.125f, o->dmin = 0;
+}
+static void dec_iq1_m(deck *o, const void *p) {
+    const lb_block_iq1_m *b = p;
+    const int8_t         *v = lb_iq_grid_get(LB_IQG_IQ1S)->values;
+    uint16_t              sc[4];
+    memcpy(sc, b->scales, sizeof sc);
+    for (int k = 0; k < 32; k++) {
+        const int h = b->qh[k / 2] >> 4 * (k % 2);
+        iq1_8(o->q + 8 * k, v + 8 * (b->qs[k] | (h & 7) << 8), h & 8 ? -1 : 1);
+    }
+    for (int g = 0; g < 16; g++) odd_scales(o, g, sc[g / 4] >> 3 * (g % 4) & 7);
+    const uint16_t d = (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0xf0) | (sc[2] >> 4 & 0xf00) | (sc[3] & 0xf000));
+    o->d = lb_f16_to_f32(d) * 0.125f, o->dmin = 0;
+}
+
 static float dotk(const deck *w, const lb_block_q8k *a) {
     int isum = 0, msum = 0;
     for (int g = 0; g < 16; g++) {
@@ -260,6 +358,13 @@ GEMMK(q4_k, dec_q4_k)
 GEMMK(q5_k, dec_q5_k)
 GEMMK(q6_k, dec_q6_k)
 GEMMK(iq4_xs, dec_iq4_xs)
+GEMMK(iq2_xxs, dec_iq2_xxs)
+GEMMK(iq2_xs, dec_iq2_xs)
+GEMMK(iq2_s, dec_iq2_s)
+GEMMK(iq3_xxs, dec_iq3_xxs)
+GEMMK(iq3_s, dec_iq3_s)
+GEMMK(iq1_s, dec_iq1_s)
+GEMMK(iq1_m, dec_iq1_m)
 #undef GEMMK
 
 /* ---- INT8_PC rows { f32 d; int8 q[n] } with f32 activations: d_w * sum_j q_j x_j ---- */

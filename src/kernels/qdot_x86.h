@@ -314,6 +314,8 @@ QX_INLINE void dec_iq4_xs(qx_deck *o, const lb_block_iq4_xs *b) {
     o->d = qx_f16(b->d), o->dmin = 0.0f;
 }
 
+#include "qdot_x86_iq.h"
+
 /* MODE 0: signed levels, no min; 1: unsigned levels, min scaled by dmin; 2: unsigned levels
  * whose offset is a min scaled by d (Q3_K, Q6_K): folded into the integer sum. */
 #define QX_TILEK(X, MODE)                                                                          \
@@ -581,6 +583,13 @@ QX_TILEK(q4_k, 1)
 QX_TILEK(q5_k, 1)
 QX_TILEK(q6_k, 2)
 QX_TILEK(iq4_xs, 0)
+QX_TILEK(iq2_xxs, 0)
+QX_TILEK(iq2_xs, 0)
+QX_TILEK(iq2_s, 0)
+QX_TILEK(iq3_xxs, 0)
+QX_TILEK(iq3_s, 0)
+QX_TILEK(iq1_s, 0)
+QX_TILEK(iq1_m, 0)
 QX_TILE16(f16)
 QX_TILE16(bf16)
 
@@ -611,6 +620,13 @@ QX_GEMV_X8(q8_0, 0, 2, 8)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
 QX_GEMV_TILES(iq4_xs)
+QX_GEMV_TILES(iq2_xxs)
+QX_GEMV_TILES(iq2_xs)
+QX_GEMV_TILES(iq2_s)
+QX_GEMV_TILES(iq3_xxs)
+QX_GEMV_TILES(iq3_s)
+QX_GEMV_TILES(iq1_s)
+QX_GEMV_TILES(iq1_m)
 QX_GEMV16(f16)
 QX_GEMV16(bf16)
 /* one activation row, 8 weight rows a step (more loads in flight than a tile's 4), then the
@@ -658,6 +674,13 @@ QX_GEMM(q4_k, 256)
 QX_GEMM(q5_k, 256)
 QX_GEMM(q6_k, 256)
 QX_GEMM(iq4_xs, 256)
+QX_GEMM(iq2_xxs, 256)
+QX_GEMM(iq2_xs, 256)
+QX_GEMM(iq2_s, 256)
+QX_GEMM(iq3_xxs, 256)
+QX_GEMM(iq3_s, 256)
+QX_GEMM(iq1_s, 256)
+QX_GEMM(iq1_m, 256)
 QX_GEMM(f16, 1)
 QX_GEMM(bf16, 1)
 QX_GEMM(i8, 1)
