@@ -230,7 +230,7 @@ int cmd_quantize(int argc, char **argv) {
     const char      *calib   = NULL, *imatrix_path = NULL, *log_json = NULL;
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
-    double           damp    = 0.01, alpha = 0.5, outlier = 6.0;
+    double           damp    = 0, alpha = 0.5, outlier = 6.0; /* damp 0: the library's per type */
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
     bool             has_out_type = false, has_embd_type = false, leave_output = false, requantize = false;
     bool             dry_run = false, include_w = false, exclude_w = false;

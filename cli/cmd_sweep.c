@@ -253,7 +253,7 @@ int cmd_sweep(int argc, char **argv) {
         lb_quant_params  qp = { .recipe = recipes[i], .method = methods[mk], .calib_text = calib, .imatrix = im,
                                 .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
                                            .seed = (uint64_t)seed },
-                                .gptq = { .damp = 0.01, .block = 128 } };
+                                .gptq = { .damp = 0, .block = 128 } };
         lb_quant_summary qs;
         lb_model        *qm;
         lb_ppl_result    r;

@@ -46,7 +46,7 @@ static const lb_command k_commands[] = {
       "                  from --seed S (1234); L past the model's context needs --allow-long-ctx\n"
       "  --imatrix FILE  importance from llama-imatrix's (or lowbit calibrate's) GGUF file\n"      "  --include-weights NAME, --exclude-weights NAME  use --imatrix's entries only for the\n"
       "                  tensors whose name contains NAME, or for all but those (repeatable)\n"
-      "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01); --act-order\n"
+      "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01; i-quants 0.05); --act-order\n"
       "  --gptq-target T what GPTQ aims each layer at: f32 (default: the unquantized model's\n"
       "                  outputs, the weights refit to the quantized inputs first) or self (the\n"
       "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n",

@@ -143,7 +143,7 @@ lb_status lb_api_quantize(const char *in, const char *out, const char *options, 
     lb_quant_params p = { .recipe = lb_recipe_find(type), .method = opt_str(o, "method", "rtn"),
                           .calib_text = opt_str(o, "calib", NULL), .pure = opt_bool(o, "pure"),
                           .allow_requantize = opt_bool(o, "allow_requantize"),
-                          .gptq = { .damp = opt_num(o, "damp", 0.01), .block = 128, .act_order = opt_bool(o, "act_order") },
+                          .gptq = { .damp = opt_num(o, "damp", 0), .block = 128, .act_order = opt_bool(o, "act_order") },
                           .on_block = progress ? on_block : NULL, .log_user = &pc /* on_block's */ };
     LB_GOTO_IF(!p.recipe, err, LB_ERR_PARAM, "options: unknown type '%.32s'", type);
     int64_t samples = 128, ctx = 128, seed = 1234, threads = 0;

@@ -6,6 +6,7 @@
 #ifndef LB_FORMATS_GRID_H
 #define LB_FORMATS_GRID_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lowbit/tensor.h"
@@ -24,6 +25,28 @@ typedef struct lb_grid_ops {
 
 /* NULL when the type offers no grid access. */
 const lb_grid_ops *lb_type_grid(lb_type t);
+
+/* Vector grids (the i-quants, iq_vgrid.c): a block's values are codewords of `dim` values
+ * (a grid point with signs, or IQ1's shifted ternary point) scaled by the block's stored
+ * scales. For GPTQ on the lattices, which chooses each group's codeword itself. */
+#define LB_VGRID_MAX 1024 /* most candidates offered for one group */
+typedef struct lb_vgrid_ops {
+    int32_t dim;      /* values per group: 8, or 4 (IQ3) */
+    int32_t sub;      /* values per block scale: 16 or 32 */
+    int32_t n_scales; /* codes a block scale takes: 16 (IQ2, IQ3) or 8 (IQ1) */
+    /* codewords of group g (values g dim .. g dim + dim - 1) near x, the values wanted there,
+     * as the block's scales (and the signs already stored, where parity ties groups) allow:
+     * their values (dim each) into vals and their codes into codes; returns how many (>= 1).
+     * wide: also every sign pattern one flip away where parity forbids x's own */
+    int32_t (*candidates)(const void *block, int32_t g, const float *x, bool wide, float *vals,
+                          uint32_t *codes);
+    void (*set)(void *block, int32_t g, uint32_t code); /* store code at group g */
+    int32_t (*get_scale)(const void *block, int32_t s); /* block scale s's code */
+    void (*set_scale)(void *block, int32_t s, int32_t code);
+} lb_vgrid_ops;
+
+/* NULL when t is not a vector-grid type. */
+const lb_vgrid_ops *lb_type_vgrid(lb_type t);
 
 /* Round x onto position j's grid and store the code: with the type's own rounding when it
  * has one (nearest), else the nearest level (ties to the lower code). Returns the level. */

@@ -8,6 +8,7 @@
  * checked against ggml's bytes by tests/unit/test_iq.c (FNV-1a of each grid). */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "iq_grid.h"
 
@@ -453,7 +454,9 @@ static void build_values(lb_iq_grid_id id) {
             v[p * d->dim + k]   = d->level_value[l];
             odd[p * d->dim + k] = (int8_t)(2 * l + 1);
         }
-    g_grid[id] = (lb_iq_grid){ .n = d->n, .dim = d->dim, .bits = d->bits, .values = v, .odd = odd };
+    g_grid[id] = (lb_iq_grid){ .n = d->n, .dim = d->dim, .bits = d->bits, .values = v, .odd = odd,
+                               .n_levels = d->bits == 2 ? 3 : 8 };
+    memcpy(g_grid[id].level, d->level_value, sizeof d->level_value);
 }
 
 /* The nearest points to each off-grid pattern: every point whose squared distance is among

@@ -24,6 +24,8 @@ typedef struct lb_iq_grid {
     int32_t n;      /* points */
     int32_t dim;    /* values per point: 8 or 4 */
     int32_t bits;   /* bits per position of a level pattern: 2 or 3 */
+    int32_t n_levels;  /* levels a position of the search's patterns takes: 3 or 8 */
+    int8_t  level[8];  /* their values (ascending) */
     /* point p's values: values[dim * p .. dim * p + dim) (ggml's grid bytes, so a point of 8
      * reads as one little-endian uint64 of ggml's table) */
     const int8_t *values;

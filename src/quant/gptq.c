@@ -9,6 +9,11 @@
  *       (a block's scales are fixed by the format's quantizer at its first column, from
  *       its weights as they are then, clipped by --range if asked; for row-scaled types
  *       the block is the row, fixed before the first column)
+ *   the i-quants' codewords cover dim = 8 (or 4) columns: at a group's first column each
+ *   row's codeword is chosen among those near its current weights w_G (lb_vgrid_ops) to
+ *   minimize the error GPTQ will have to carry, || U_GG^-T (w_G - c) ||^2 (U_GG: the group's
+ *   diagonal block of U; the block form of the per-column e = (w_i - q_i) / U_ii, as in
+ *   GPTVQ and QuIP#'s block LDLQ); then its columns go through the loop as fixed values.
  *       w_j -= e * U_ij for the columns j after i (within the 128-column batch now, the
  *       rest with one GEMM when the batch ends).
  * Works in f64 for the factorizations, f32 for the weight updates (as the reference does). */
@@ -52,6 +57,81 @@ static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t 
     }
     free(A);
     return lb_fail(err, LB_ERR_CORRUPT, "gptq: the Hessian stays singular even with damping");
+}
+
+/* Per group of dim columns (processing order): L = U_GG^-T, lower triangular, dim x dim */
+static void group_metrics(const float *U, int64_t n, int32_t dim, float *L) {
+    for (int64_t k = 0; k + dim <= n; k += dim) {
+        float *l = L + (k / dim) * dim * dim;
+        memset(l, 0, (size_t)(dim * dim) * sizeof *l);
+        /* solve U_GG^T l_c = e_c column by column (forward substitution; U_GG^T is lower) */
+        for (int32_t c = 0; c < dim; c++)
+            for (int32_t a = c; a < dim; a++) {
+                double s = a == c ? 1.0 : 0.0;
+                for (int32_t b = c; b < a; b++) s -= (double)U[(k + b) * n + k + a] * l[b * dim + c];
+                l[a * dim + c] = (float)(s / U[(k + a) * n + k + a]);
+            }
+    }
+}
+
+/* The codeword of group g (dim columns from w) of one row's block qb that minimizes
+ * || L (w - c) ||^2; stored, and its values into out. */
+static void choose_codeword(const lb_vgrid_ops *vg, void *qb, int32_t g, const float *w, const float *L,
+                            float *out) {
+    float    vals[LB_VGRID_MAX * 8], y[8];
+    uint32_t codes[LB_VGRID_MAX];
+    const int32_t dim = vg->dim, n = vg->candidates(qb, g, w, true, vals, codes);
+    for (int32_t a = 0; a < dim; a++) {
+        float s = 0;
+        for (int32_t b = 0; b <= a; b++) s += L[a * dim + b] * w[b];
+        y[a] = s;
+    }
+    int32_t best = 0;
+    float   best_d = INFINITY;
+    for (int32_t c = 0; c < n; c++) {
+        const float *v = vals + c * dim;
+        float        d = 0;
+        for (int32_t a = 0; a < dim; a++) {
+            float s = 0;
+            for (int32_t b = 0; b <= a; b++) s += L[a * dim + b] * v[b];
+            d += (y[a] - s) * (y[a] - s);
+        }
+        if (d < best_d) best_d = d, best = c;
+    }
+    vg->set(qb, g, codes[best]);
+    memcpy(out, vals + best * dim, (size_t)dim * sizeof *out);
+}
+
+/* At the first column of block scale s: its code, among all, whose nearest codewords fit the
+ * current weights w (its sub values) best, each group's error measured as choose_codeword
+ * measures it (Lm: the groups' metrics), the groups taken apart */
+static void refit_scale(const lb_vgrid_ops *vg, void *qb, int32_t s, const float *w, const float *Lm) {
+    float    vals[LB_VGRID_MAX * 8];
+    uint32_t codes[LB_VGRID_MAX];
+    int32_t  best = vg->get_scale(qb, s);
+    double   best_e = INFINITY;
+    for (int32_t l = 0; l < vg->n_scales; l++) {
+        vg->set_scale(qb, s, l);
+        double e = 0;
+        for (int32_t g = 0; g < vg->sub / vg->dim; g++) {
+            const float *x = w + g * vg->dim;
+            const int32_t n = vg->candidates(qb, s * (vg->sub / vg->dim) + g, x, false, vals, codes);
+            float         emin = INFINITY;
+            const float  *L = Lm + g * vg->dim * vg->dim;
+            for (int32_t c = 0; c < n; c++) {
+                float d = 0;
+                for (int32_t a = 0; a < vg->dim; a++) {
+                    float t = 0;
+                    for (int32_t b = 0; b <= a; b++) t += L[a * vg->dim + b] * (x[b] - vals[c * vg->dim + b]);
+                    d += t * t;
+                }
+                emin = d < emin ? d : emin;
+            }
+            e += emin;
+        }
+        if (e < best_e) best_e = e, best = l;
+    }
+    vg->set_scale(qb, s, best);
 }
 
 static int cmp_desc(const void *a, const void *b, void *ctx) {
@@ -106,6 +186,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                            lb_error *err) {
     const lb_type_traits *tr   = lb_type_get_traits(t);
     const lb_grid_ops    *grid = lb_type_grid(t);
+    const lb_vgrid_ops   *vg   = grid ? NULL : lb_type_vgrid(t);
     /* row-scaled types (a scale per row or per tensor): the block is the whole row */
     const bool rowwise = tr && tr->row_size != NULL;
     LB_RETURN_IF(!tr || !tr->is_quantized || (!rowwise && tr->block_size < 2), err, LB_ERR_UNSUPPORTED,
@@ -120,7 +201,8 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* columns in processing order: W itself (updated in place, it ends as the stored values)
      * unless act_order permutes them */
     float        *Wp = act_order ? malloc((size_t)(n_out * n_in) * sizeof *Wp) : W;
-    float        *Qp = grid ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
+    float        *Qp = grid || vg ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
+    float        *Lg = vg ? malloc((size_t)(n_in * vg->dim) * sizeof *Lg) : NULL; /* group metrics */
     float        *E  = malloc((size_t)(n_out * B) * sizeof *E);
     int64_t      *perm = malloc((size_t)n_in * sizeof *perm), *pos = malloc((size_t)n_in * sizeof *pos);
     double       *diag = malloc((size_t)n_in * sizeof *diag);
@@ -128,7 +210,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     bool         *first = malloc((size_t)n_in);      /* column k is its block's first */
     float        *blk   = malloc((size_t)(n_out * bs) * sizeof *blk); /* one block of every row */
     uint8_t      *qblk  = malloc((size_t)n_out * bb);
-    LB_GOTO_IF(!U || !Wp || (!grid && !Qp) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
+    LB_GOTO_IF(!U || !Wp || (!grid && !vg && !Qp) || (vg && !Lg) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
                    !qblk,
                err, LB_ERR_NOMEM, "gptq: out of memory");
     for (int64_t i = 0; i < n_in; i++) {
@@ -149,11 +231,12 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
      * lowbit splits its own work, core/threads.c) */
     openblas_set_num_threads(lb_threads_get());
-    st = inverse_cholesky(H, perm, n_in, p->damp > 0 ? p->damp : 0.01, U, err);
+    st = inverse_cholesky(H, perm, n_in, p->damp > 0 ? p->damp : vg ? 0.05 : 0.01, U, err);
     openblas_set_num_threads(1);
     if (st) goto fail;
 
-    const fix_job fj = { t, tr, grid != NULL, n_in, bs, rs, bb, pos, &p->range, Wp, importance, blk, Qp, q, qblk };
+    if (vg) group_metrics(U, n_in, vg->dim, Lg);
+    const fix_job fj = { t, tr, grid || vg, n_in, bs, rs, bb, pos, &p->range, Wp, importance, blk, Qp, q, qblk };
     if (tr->whole_tensor) { /* one block (the row) whose scale comes from every row: fixed now,
                              * before the first column, from the weights as they are */
         fix_block(&fj, 0, n_out, 0);
@@ -164,13 +247,18 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
         /* rows are independent: each goes through the batch's columns on its own */
 #pragma omp parallel for schedule(static) if (n_out * (i2 - i1) * (i2 - i1) >= (1 << 18))
         for (int64_t r = 0; r < n_out; r++) {
-            float *w = Wp + r * n_in, *er = E + r * B;
+            float *w = Wp + r * n_in, *er = E + r * B, cw[8];
             for (int64_t k = i1; k < i2; k++) {
                 const int64_t c = perm[k], b = c / bs, j = c % bs;
                 if (first[k]) fix_block(&fj, r, 1, b);
                 uint8_t    *qb = (uint8_t *)q + (size_t)r * rs + (size_t)b * bb;
                 const float wk = w[k];
-                const float qv = grid ? lb_grid_round(grid, qb, (int32_t)j, wk) : Qp[r * n_in + k];
+                if (vg && j % vg->sub == 0) refit_scale(vg, qb, (int32_t)(j / vg->sub), w + k, Lg + k * vg->dim);
+                if (vg && j % vg->dim == 0)
+                    choose_codeword(vg, qb, (int32_t)(j / vg->dim), w + k, Lg + k * vg->dim, cw);
+                const float qv = grid ? lb_grid_round(grid, qb, (int32_t)j, wk)
+                               : vg   ? cw[j % vg->dim]
+                                      : Qp[r * n_in + k];
                 const float e  = (wk - qv) / U[k * n_in + k], *u = U + k * n_in;
                 er[k - i1]     = e;
 #pragma omp simd
@@ -192,6 +280,7 @@ fail:
     free(U);
     if (Wp != W) free(Wp);
     free(Qp);
+    free(Lg);
     free(E);
     free(perm);
     free(pos);

@@ -1,7 +1,8 @@
 /* GPTQ: on a layer with strongly correlated inputs its output error is well below
  * round-to-nearest's; the blocked (lazy-batch) implementation agrees with a slow
- * column-by-column reference; act-order keeps every value in its own column; types without
- * grid access still improve on RTN; the stored bytes are what W receives; with uncorrelated
+ * column-by-column reference; act-order keeps every value in its own column; the i-quants'
+ * lattices (codewords of 8 or 4 values) are well below RTN too; types without grid access
+ * still improve on RTN; the stored bytes are what W receives; with uncorrelated
  * inputs (diagonal H: nothing to compensate) types that round as their quantizer does
  * (INTn, NF4, FP8) store exactly RTN's bytes. */
 #include <math.h>
@@ -67,7 +68,9 @@ static void test_gptq_beats_rtn(void **state) {
                               LB_TYPE_IQ4_XS, LB_TYPE_TQ2_0, LB_TYPE_INT3_G32, LB_TYPE_INT2_G32,
                               LB_TYPE_UINT3_G32, LB_TYPE_INT4_G128, LB_TYPE_UINT4_G64, LB_TYPE_INT8_G32,
                               LB_TYPE_INT3_PC, LB_TYPE_UINT4_PC, LB_TYPE_INT4_PT, LB_TYPE_UINT2_PT,
-                              LB_TYPE_NF4, LB_TYPE_FP8_E4M3_PC, LB_TYPE_FP8_E5M2_PT };
+                              LB_TYPE_NF4, LB_TYPE_FP8_E4M3_PC, LB_TYPE_FP8_E5M2_PT,
+                              LB_TYPE_IQ2_XXS, LB_TYPE_IQ2_XS, LB_TYPE_IQ2_S, LB_TYPE_IQ3_XXS,
+                              LB_TYPE_IQ3_S, LB_TYPE_IQ1_S, LB_TYPE_IQ1_M };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const double rtn = rtn_error(W, H, types[k]);
         for (int ao = 0; ao < 2; ao++) {
@@ -77,7 +80,12 @@ static void test_gptq_beats_rtn(void **state) {
             /* grid types: well below RTN (int2_g32 less so: three levels {-d, 0, d} with d the
              * group's max |w| leave little to compensate with); whole-block types: not worse
              * (a 256-block spanning the row is decided at its first column: that is RTN) */
-            const double bound = !lb_type_grid(types[k]) ? 1.0001 : types[k] == LB_TYPE_INT2_G32 ? 0.95 : 0.75;
+            /* i-quants (vector grids): each codeword chosen 8 or 4 columns at a time under the
+             * block metric, so well below RTN too */
+            const double bound = lb_type_vgrid(types[k])            ? 0.75
+                                 : !lb_type_grid(types[k])          ? 1.0001
+                                 : types[k] == LB_TYPE_INT2_G32     ? 0.95
+                                                                    : 0.75;
             assert_true(g < bound * rtn);
             /* the bytes are what W holds */
             const size_t rs = lb_row_size(types[k], N_IN);
