@@ -130,6 +130,22 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+
+/* quantize --target-bpw (quantize_bpw.c): the allocation as overrides (*n_ov of them in *ov,
+ * their patterns in *names: both malloc'd, each name too), the recipe of the type holding the
+ * most bytes (general.file_type) into *r; the measured table printed unless quiet (on
+ * stdout for a dry run). Returns an exit code. */
+typedef struct lb_cli_bpw {
+    double            target;
+    const char       *types; /* comma list, NULL: the default candidates */
+    const char       *calib;
+    int32_t           samples, ctx;
+    uint64_t          seed;
+    const lb_imatrix *imatrix;
+    bool              quiet, dry_run;
+} lb_cli_bpw;
+int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
+                      char ***names, const lb_recipe **r);
 int cmd_sweep(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_synth(int argc, char **argv);

@@ -239,6 +239,12 @@ int cmd_quantize(int argc, char **argv) {
     lb_type          out_type = LB_TYPE_F32, embd_type = LB_TYPE_F32;
     const char      *out_path = NULL;
     char             derived[4096];
+    double           target_bpw = 0; /* --target-bpw: the types measured, one per matrix */
+    const char      *bpw_types  = NULL;
+    int64_t          bpw_windows = 4;
+    lb_type_override *bov       = NULL;
+    char           **bnames     = NULL;
+    int32_t          n_bov      = 0;
     lb_act_calib     act       = { .calibrated = false };
     const char      *act_name  = NULL;
     lb_args_init(&a, "quantize", argc, argv);
@@ -258,6 +264,9 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--damp")) lb_args_float_pos(&a, 1, &damp);
+        else if (!strcmp(opt, "--target-bpw")) lb_args_float_pos(&a, 32, &target_bpw);
+        else if (!strcmp(opt, "--bpw-types")) bpw_types = lb_args_value(&a);
+        else if (!strcmp(opt, "--bpw-windows")) lb_args_int(&a, 1, 4096, &bpw_windows);
         else if (!strcmp(opt, "--act-order")) act_order = true;
         else if (!strcmp(opt, "--allow-nonfinite")) nonfinite = true;
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
@@ -349,6 +358,18 @@ int cmd_quantize(int argc, char **argv) {
             }
     }
     if (a.bad) goto out;
+    if (target_bpw > 0) { /* the allocation decides every matrix's type */
+        if (n_ov > 0 || pure) {
+            rc = lb_usage_error("quantize", "--target-bpw chooses every matrix's type: no --tensor-type or --pure");
+            goto out;
+        }
+        if (!calib) {
+            rc = lb_usage_error("quantize", "--target-bpw measures each tensor on calibration text: give --calib FILE");
+            goto out;
+        }
+        if (!type_name) type_name = "q8_0"; /* replaced by the allocation's main type */
+        if (!strcmp(method, "rtn")) method = "imatrix"; /* as the sensitivities were measured */
+    }
     if (type_name && a.n_positional == 2) out_path = a.positional[1];
     else if (type_name && dry_run && a.n_positional == 1) out_path = NULL;
     else if (type_name || !positional_form(&a, &type_name, &out_path, derived, sizeof derived, &threads)) {
@@ -429,6 +450,19 @@ int cmd_quantize(int argc, char **argv) {
                              .kv_overrides = kv, .n_kv_overrides = n_kv, .split_max_bytes = split_bytes,
                              .split_max_tensors = (int32_t)split_tensors, .keep_split = keep_split };
     lb_quant_summary s;
+    if (target_bpw > 0) {
+        const lb_cli_bpw b = { .target = target_bpw, .types = bpw_types, .calib = calib, .samples = (int32_t)bpw_windows,
+                               .ctx = calib_ctx < 128 ? (int32_t)calib_ctx : 128, .seed = (uint64_t)seed, .imatrix = imatrix,
+                               .quiet = quiet || json, .dry_run = dry_run };
+        rc = lb_cli_target_bpw(m, &b, &bov, &n_bov, &bnames, &r);
+        if (rc != LB_EXIT_OK || dry_run) {
+            free(pl), free(nt);
+            lb_model_free(m);
+            goto out;
+        }
+        p.recipe = r, p.overrides = bov, p.n_overrides = n_bov;
+        rc = LB_EXIT_ERROR;
+    }
     lb_cli_graceful_stop(); /* SIGINT, SIGTERM: after the current block, the state kept */
     if (!pl || !nt) lb_fail(&err, LB_ERR_NOMEM, "out of memory");
     else if (dry_run) rc = dry_run_report(m, &p, pl, nt, json, &err) ? LB_EXIT_ERROR : LB_EXIT_OK;
@@ -499,5 +533,8 @@ out:
     if (qlog.json) fclose(qlog.json);
     lb_imatrix_free(imatrix);
     for (int32_t i = 0; i < n_ov; i++) free(ov_buf[i]);
+    for (int32_t i = 0; i < n_bov; i++) free(bnames[i]);
+    free(bnames);
+    free(bov);
     return rc;
 }

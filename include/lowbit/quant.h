@@ -200,6 +200,43 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
                             lb_tensor_plan *plans, lb_named_tensor *tensors, int32_t cap,
                             lb_quant_summary *summary, lb_error *err);
 
+/* ---- a target size (--target-bpw): a type per tensor by measured sensitivity ----
+ * Each weight matrix is quantized alone to each candidate type (the importance-weighted
+ * search, with the importance of imatrix or of the calibration windows), the model run on the
+ * calibration windows with only that tensor changed, and the mean KL divergence from the
+ * unquantized model's predictions taken as its sensitivity. The types then minimize the sum
+ * of the sensitivities with the file at or under target_bpw bits per weight (norms stay f32):
+ * a Lagrangian relaxation, then the best upgrades per byte while they fit. The model is held
+ * in f32 for it (a testbed-sized model; the streaming engine does not run this yet). */
+#define LB_BPW_MAX_TYPES 16
+typedef struct lb_bpw_params {
+    double            target_bpw;
+    const lb_type    *types;     /* candidates (GGUF types), at most LB_BPW_MAX_TYPES */
+    int32_t           n_types;
+    const char       *calib_text;
+    lb_calib_params   calib;     /* n_samples 0: 4; n_ctx 0: 128 */
+    const lb_imatrix *imatrix;   /* importance from a file, or NULL: from the windows */
+} lb_bpw_params;
+
+typedef struct lb_bpw_result {
+    int32_t  n_tensors, n_types;       /* tensors: lb_model_tensors' order */
+    lb_type  types[LB_BPW_MAX_TYPES];
+    double  *sens;                     /* [n_tensors][n_types]; NAN: the type does not fit */
+    size_t  *bytes;                    /* [n_tensors][n_types] */
+    lb_type *choice;                   /* [n_tensors] (norms: LB_TYPE_F32) */
+    double   bpw, kld_sum;             /* of the allocation; the sum of its sensitivities */
+    int32_t  evals;                    /* sensitivities measured */
+    double   seconds;
+    int64_t  params;                   /* the model's weights, all tensors */
+    size_t   fixed;                    /* bytes of the tensors that stay f32 (norms) */
+} lb_bpw_result;
+
+/* Measure, then choose for p->target_bpw. */
+lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_result *r, lb_error *err);
+/* Choose again from r's measurements for another target (r->choice, bpw, kld_sum). */
+lb_status lb_bpw_choose(lb_bpw_result *r, double target_bpw, lb_error *err);
+void      lb_bpw_result_free(lb_bpw_result *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,82 @@
+/* quantize --target-bpw X: the library's allocation by measured sensitivity (lb_bpw_allocate)
+ * turned into one --tensor-type per weight matrix, the table of what was measured and chosen. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define BPW_DEFAULT_TYPES "q2_k,iq2_xxs,iq2_xs,iq2_s,iq3_xxs,q3_k,iq3_s,iq4_xs,q4_k,q5_k,q6_k,q8_0"
+
+/* the comma list into types; false (and a usage message) on a bad name or too many */
+static bool parse_types(const char *csv, lb_type *types, int32_t *n) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", csv ? csv : BPW_DEFAULT_TYPES);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const lb_type t = lb_type_from_name(tok);
+        if (t == LB_TYPE_INVALID || lb_type_to_ggml(t) < 0 || !lb_type_get_traits(t)->is_quantized) {
+            lb_usage_error("quantize", "--bpw-types: '%s' is not a quantized GGUF type", tok);
+            return false;
+        }
+        if (*n == LB_BPW_MAX_TYPES) {
+            lb_usage_error("quantize", "--bpw-types: at most %d types", LB_BPW_MAX_TYPES);
+            return false;
+        }
+        types[(*n)++] = t;
+    }
+    return *n > 0;
+}
+
+int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
+                      char ***names, const lb_recipe **r) {
+    lb_type       types[LB_BPW_MAX_TYPES];
+    int32_t       nt;
+    lb_bpw_result res;
+    lb_error      err = { 0 };
+    if (!parse_types(b->types, types, &nt)) return LB_EXIT_USAGE;
+    const lb_bpw_params p = { .target_bpw = b->target, .types = types, .n_types = nt, .calib_text = b->calib,
+                              .calib = { .n_samples = b->samples, .n_ctx = b->ctx, .seed = b->seed },
+                              .imatrix = b->imatrix };
+    if (!b->quiet)
+        fprintf(stderr, "quantize: --target-bpw %.3f: measuring each matrix in %d types on the calibration "
+                "windows ...\n", b->target, nt);
+    if (lb_bpw_allocate(m, &p, &res, &err)) {
+        lb_runtime_error(&err);
+        return LB_EXIT_ERROR;
+    }
+    lb_named_tensor *ts = malloc((size_t)res.n_tensors * sizeof *ts);
+    *ov    = calloc((size_t)res.n_tensors, sizeof **ov);
+    *names = calloc((size_t)res.n_tensors, sizeof **names);
+    double by_type[LB_BPW_MAX_TYPES] = { 0 };
+    int    rc = ts && *ov && *names ? LB_EXIT_OK : LB_EXIT_ERROR;
+    if (ts) lb_model_tensors(m, ts, res.n_tensors);
+    FILE *out = b->dry_run ? stdout : stderr;
+    for (int32_t i = 0; rc == LB_EXIT_OK && i < res.n_tensors; i++) {
+        if (res.choice[i] == LB_TYPE_F32) continue;
+        char pat[160];
+        snprintf(pat, sizeof pat, "^%s$", ts[i].name); /* names hold no regex metacharacters but '.' */
+        if (!((*names)[*n_ov] = strdup(pat))) rc = LB_EXIT_ERROR;
+        else (*ov)[(*n_ov)++] = (lb_type_override){ (*names)[*n_ov - 1], res.choice[i] };
+        for (int32_t j = 0; j < nt; j++)
+            if (types[j] == res.choice[i]) by_type[j] += (double)res.bytes[i * nt + j];
+        if (b->quiet) continue;
+        fprintf(out, "  %-28s -> %-7s", ts[i].name, lb_type_name(res.choice[i]));
+        for (int32_t j = 0; j < nt; j++) /* each candidate's KLD, the chosen one marked */
+            if (!isnan(res.sens[i * nt + j]))
+                fprintf(out, " %s%s %.2g", types[j] == res.choice[i] ? "*" : "", lb_type_name(types[j]),
+                        res.sens[i * nt + j]);
+        fputc('\n', out);
+    }
+    int32_t top = 0;
+    for (int32_t j = 1; j < nt; j++) top = by_type[j] > by_type[top] ? j : top;
+    *r = lb_recipe_find(lb_type_name(types[top]));
+    if (!b->quiet)
+        fprintf(out, "quantize: --target-bpw %.3f: %.3f bits per weight, predicted KLD (the sum of the "
+                "chosen tensors') %.4f; %d measurements in %.1fs\n", b->target, res.bpw, res.kld_sum,
+                res.evals, res.seconds);
+    free(ts);
+    lb_bpw_result_free(&res);
+    return rc;
+}
