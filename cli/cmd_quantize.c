@@ -453,7 +453,7 @@ int cmd_quantize(int argc, char **argv) {
     if (target_bpw > 0) {
         const lb_cli_bpw b = { .target = target_bpw, .types = bpw_types, .calib = calib, .samples = (int32_t)bpw_windows,
                                .ctx = calib_ctx < 128 ? (int32_t)calib_ctx : 128, .seed = (uint64_t)seed, .imatrix = imatrix,
-                               .quiet = quiet || json, .dry_run = dry_run };
+                               .quiet = quiet || json, .dry_run = dry_run, .json = json };
         rc = lb_cli_target_bpw(m, &b, &bov, &n_bov, &bnames, &r);
         if (rc != LB_EXIT_OK || dry_run) {
             free(pl), free(nt);

@@ -12,7 +12,10 @@
 /* the comma list into types; false (and a usage message) on a bad name or too many */
 static bool parse_types(const char *csv, lb_type *types, int32_t *n) {
     char buf[512];
-    snprintf(buf, sizeof buf, "%s", csv ? csv : BPW_DEFAULT_TYPES);
+    if (snprintf(buf, sizeof buf, "%s", csv ? csv : BPW_DEFAULT_TYPES) >= (int)sizeof buf) {
+        lb_usage_error("quantize", "--bpw-types: the list is too long");
+        return false;
+    }
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         const lb_type t = lb_type_from_name(tok);
@@ -26,6 +29,7 @@ static bool parse_types(const char *csv, lb_type *types, int32_t *n) {
         }
         types[(*n)++] = t;
     }
+    if (*n == 0) lb_usage_error("quantize", "--bpw-types wants a comma list of types");
     return *n > 0;
 }
 
@@ -51,14 +55,21 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
     *names = calloc((size_t)res.n_tensors, sizeof **names);
     double by_type[LB_BPW_MAX_TYPES] = { 0 };
     int    rc = ts && *ov && *names ? LB_EXIT_OK : LB_EXIT_ERROR;
+    if (rc != LB_EXIT_OK) fprintf(stderr, "lowbit quantize: out of memory\n");
     if (ts) lb_model_tensors(m, ts, res.n_tensors);
     FILE *out = b->dry_run ? stdout : stderr;
     for (int32_t i = 0; rc == LB_EXIT_OK && i < res.n_tensors; i++) {
         if (res.choice[i] == LB_TYPE_F32) continue;
         char pat[160];
         snprintf(pat, sizeof pat, "^%s$", ts[i].name); /* names hold no regex metacharacters but '.' */
-        if (!((*names)[*n_ov] = strdup(pat))) rc = LB_EXIT_ERROR;
-        else (*ov)[(*n_ov)++] = (lb_type_override){ (*names)[*n_ov - 1], res.choice[i] };
+        char *s = strdup(pat);
+        if (!s) {
+            rc = LB_EXIT_ERROR;
+            break;
+        }
+        (*names)[*n_ov] = s;
+        (*ov)[*n_ov]    = (lb_type_override){ s, res.choice[i] };
+        (*n_ov)++;
         for (int32_t j = 0; j < nt; j++)
             if (types[j] == res.choice[i]) by_type[j] += (double)res.bytes[i * nt + j];
         if (b->quiet) continue;
@@ -76,6 +87,17 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
         fprintf(out, "quantize: --target-bpw %.3f: %.3f bits per weight, predicted KLD (the sum of the "
                 "chosen tensors') %.4f; %d measurements in %.1fs\n", b->target, res.bpw, res.kld_sum,
                 res.evals, res.seconds);
+    else if (b->dry_run && b->json) { /* the plan's totals; the table is the text form's */
+        lb_jout j;
+        lb_jout_begin(&j, stdout);
+        lb_jout_bool(&j, "dry_run", true);
+        lb_jout_num(&j, "target_bpw", 4, b->target);
+        lb_jout_num(&j, "bpw", 4, res.bpw);
+        lb_jout_num(&j, "kld_predicted", -6, res.kld_sum);
+        lb_jout_int(&j, "measurements", res.evals);
+        lb_jout_num(&j, "seconds", 3, res.seconds);
+        lb_jout_end(&j);
+    }
     free(ts);
     lb_bpw_result_free(&res);
     return rc;

@@ -116,6 +116,9 @@ lb_status    lb_imatrix_filter(lb_imatrix *im, const char *const *names, int32_t
                                lb_error *err);
 /* The importance of tensor `name` (n values, into out); false when absent or not n long. */
 bool         lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out);
+/* The same for one of m's tensors: its own entry, or for a part of a tensor llama.cpp's files
+ * keep fused (phi3's attn_qkv), the fused tensor's. */
+bool         lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_named_tensor *nt, float *out);
 int32_t      lb_imatrix_count(const lb_imatrix *im); /* entries */
 
 /* Save the statistics of c (gathered on m) in that format, one entry per weight matrix

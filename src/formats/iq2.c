@@ -5,7 +5,7 @@
  *   IQ2_XS:  per 8 values a uint16, 9-bit point and 7-bit sign index; two 4-bit scales per
  *            block (one per 16 values), dl as IQ2_XXS;
  *   IQ2_S:   10-bit points (8 bits in qs, 2 in qh), the 8 signs as a byte after the points.
- * Quantization (importance-weighted, as ggml's quantize_row_iq2_*_impl) is in iq2_quant.c. */
+ * Quantization (importance-weighted, as ggml's quantize_row_iq2_*_impl) is in iq_quant.c. */
 #include <string.h>
 
 #include "formats.h"

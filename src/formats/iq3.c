@@ -4,7 +4,7 @@
  *            and a 4-bit scale s: dl = d (0.5 + s) / 2;
  *   IQ3_S:   9-bit points (8 bits in qs, the ninth in qh), 8 explicit sign bits per 8 values,
  *            a 4-bit scale per block: dl = d (1 + 2 s).
- * Quantization (importance-weighted, as ggml's quantize_row_iq3_*_impl) is in iq3_quant.c. */
+ * Quantization (importance-weighted, as ggml's quantize_row_iq3_*_impl) is in iq_quant.c. */
 #include <string.h>
 
 #include "formats.h"

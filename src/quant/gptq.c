@@ -193,7 +193,10 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                  "gptq: type %s has no blocks to fix scales on", lb_type_name(t));
     LB_RETURN_IF(!rowwise && n_in % tr->block_size != 0, err, LB_ERR_SHAPE,
                  "gptq: rows of %lld do not divide into %s blocks", (long long)n_in, tr->name);
-    const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs, B = p->block > 0 ? p->block : 128;
+    /* the batch: a whole number of the vector grids' scale blocks (32), so a group and its
+     * block scale never straddle two batches */
+    const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs,
+                  B  = (p->block > 0 ? p->block : 128) + (vg ? (32 - (p->block > 0 ? p->block : 128) % 32) % 32 : 0);
     const size_t  rs = lb_row_size(t, n_in), bb = rowwise ? rs : tr->type_size; /* bytes: row, block */
     const bool    act_order = p->act_order && grid != NULL;
     lb_status     st = LB_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/fail.h"
+#include "lowbit/arch.h"
 #include "lowbit/calib.h"
 
 struct lb_imatrix {
@@ -100,6 +101,15 @@ bool lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *ou
         out[j] = v / count;
     }
     return true;
+}
+
+bool lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_named_tensor *nt, float *out) {
+    int             part;
+    const lb_fused *fu = lb_arch_fusion(m->arch, nt->role, &part);
+    char            fused[96] = "";
+    if (fu && fu->gguf) snprintf(fused, sizeof fused, "blk.%d.%s", nt->layer, fu->gguf);
+    return lb_imatrix_get(im, nt->name, nt->t->ne[0], out) ||
+           (fused[0] && lb_imatrix_get(im, fused, nt->t->ne[0], out));
 }
 
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,

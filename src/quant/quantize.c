@@ -140,13 +140,7 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
             if (tensors[i].t->ne[1] == 1) continue;
             c.importance[i] = malloc((size_t)tensors[i].t->ne[0] * sizeof *c.importance[i]);
             LB_GOTO_IF(!c.importance[i], err, LB_ERR_NOMEM, "out of memory");
-            int             part;
-            const lb_fused *fu = lb_arch_fusion(m->arch, tensors[i].role, &part);
-            char            fused[96] = "";
-            if (fu && fu->gguf) snprintf(fused, sizeof fused, "blk.%d.%s", tensors[i].layer, fu->gguf);
-            /* a part of a tensor llama.cpp's files keep fused (phi3's attn_qkv): the fused entry */
-            if (lb_imatrix_get(p->imatrix, tensors[i].name, tensors[i].t->ne[0], c.importance[i]) ||
-                (fused[0] && lb_imatrix_get(p->imatrix, fused, tensors[i].t->ne[0], c.importance[i]))) {
+            if (lb_imatrix_get_tensor(p->imatrix, m, &tensors[i], c.importance[i])) {
                 found++;
             } else {
                 free(c.importance[i]);

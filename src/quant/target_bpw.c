@@ -89,8 +89,9 @@ fail:
 }
 
 /* the importance of tensor nt's columns into imp (false: none) */
-static bool importance(const lb_named_tensor *nt, const lb_imatrix *im, const lb_calib *cal, float *imp) {
-    if (im) return lb_imatrix_get(im, nt->name, nt->t->ne[0], imp);
+static bool importance(const lb_model *m, const lb_named_tensor *nt, const lb_imatrix *im, const lb_calib *cal,
+                       float *imp) {
+    if (im) return lb_imatrix_get_tensor(im, m, nt, imp);
     const int in = lb_block_input_of(nt->role);
     const lb_act_stats *s = nt->role == LB_ROLE_OUTPUT ? lb_calib_get(cal, -1, LB_ROLE_OUTPUT)
                           : in >= 0 ? lb_calib_get(cal, nt->layer, lb_block_input_role((lb_block_input)in))
@@ -107,9 +108,9 @@ static double pick(const lb_bpw_result *r, const bool *mat, double lambda, int32
         k[i]        = -1;
         for (int32_t j = 0; j < r->n_types; j++) {
             const double s = r->sens[i * r->n_types + j];
-            if (isnan(s)) continue;
+            if (!isfinite(s)) continue;
             const double c = s + lambda * (double)r->bytes[i * r->n_types + j];
-            if (c < best || (c == best && r->bytes[i * r->n_types + j] < r->bytes[i * r->n_types + k[i]]))
+            if (k[i] < 0 || c < best || (c == best && r->bytes[i * r->n_types + j] < r->bytes[i * r->n_types + k[i]]))
                 best = c, k[i] = j;
         }
         total += (double)r->bytes[i * r->n_types + k[i]];
@@ -125,7 +126,7 @@ lb_status lb_bpw_choose(lb_bpw_result *r, double target_bpw, lb_error *err) {
     const double  budget = target_bpw * (double)r->params / 8.0 - (double)r->fixed;
     LB_GOTO_IF(!k || !mat, err, LB_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++) /* the matrices: those with a candidate measured */
-        for (int32_t j = 0; j < nt; j++) mat[i] |= !isnan(r->sens[i * nt + j]);
+        for (int32_t j = 0; j < nt; j++) mat[i] |= isfinite(r->sens[i * nt + j]);
     double lo = 0, hi = 1;
     while (pick(r, mat, hi, k) > budget && hi < 1e30) hi *= 4;
     LB_GOTO_IF(pick(r, mat, hi, k) > budget, err, LB_ERR_PARAM,
@@ -145,7 +146,7 @@ lb_status lb_bpw_choose(lb_bpw_result *r, double target_bpw, lb_error *err) {
             const double b0 = (double)r->bytes[i * nt + k[i]];
             for (int32_t j = 0; j < nt; j++) {
                 const double s = r->sens[i * nt + j], b = (double)r->bytes[i * nt + j];
-                if (isnan(s) || s >= s0 || used - b0 + b > budget) continue;
+                if (!isfinite(s) || s >= s0 || used - b0 + b > budget) continue;
                 const double gain = (s0 - s) / (b > b0 ? b - b0 : 1e-9);
                 if (gain > best) best = gain, bi = i, bj = j;
             }
@@ -238,7 +239,7 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         imp  = malloc((size_t)cols * sizeof *imp);
         LB_GOTO_IF(!orig || !deq || !imp, err, LB_ERR_NOMEM, "out of memory");
         memcpy(orig, data, (size_t)ne * sizeof *orig);
-        const bool has_imp = importance(&ts[i], p->imatrix, cal, imp);
+        const bool has_imp = importance(m32, &ts[i], p->imatrix, cal, imp);
         /* the layer whose input changes: the embedding feeds layer 0, the head runs alone */
         const int32_t first = ts[i].role == LB_ROLE_TOKEN_EMBD ? 0
                             : ts[i].role == LB_ROLE_OUTPUT      ? M.n_layers
@@ -263,6 +264,10 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         }
         free(orig), free(deq), free(imp);
         orig = deq = imp = NULL;
+        bool any = false; /* a matrix no candidate fits would be left out of the budget */
+        for (int32_t j = 0; j < p->n_types; j++) any |= isfinite(r->sens[i * p->n_types + j]);
+        LB_GOTO_IF(!any, err, LB_ERR_PARAM, "--target-bpw: %s (rows of %lld) fits none of the candidate "
+                   "types (block sizes, or importance missing for the i-quants)", ts[i].name, (long long)cols);
     }
     r->params = params, r->fixed = fixed;
     LB_TRY(lb_bpw_choose(r, p->target_bpw, err));
