@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "blocks.h"
 #include "lowbit/tensor.h"
@@ -83,6 +84,15 @@ LB_DECLARE_IQ(iq1_s);
 LB_DECLARE_IQ(iq1_m);
 #undef LB_DECLARE_IQ
 LB_DECLARE_REF(mxfp4);
+/* MXFP4's E2M1 values doubled (0 .. 12, sign in bit 3), and its E8M0 scale halved: 2^(e - 128)
+ * (a subnormal for e < 2), as ggml keeps them */
+extern const int8_t lb_mxfp4_values[16];
+static inline float lb_e8m0_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float          f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 /* ---- lowbit's own types (no ggml id). Row-scaled types add, per type X:
  *   lb_row_size_X(n)                     bytes of a row of n values

@@ -6,15 +6,8 @@
 #include "formats.h"
 #include "lowbit/core.h"
 
-static const int8_t k_fp4[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
-
-/* 2^(e - 128): the E8M0 scale over 2 (denormal for e < 2) */
-static float e8m0_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float          f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+const int8_t lb_mxfp4_values[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
+#define k_fp4 lb_mxfp4_values
 
 /* the nearest code to x at scale d (first of equals) */
 static uint8_t nearest(float x, float d) {
@@ -35,7 +28,7 @@ void lb_quantize_row_mxfp4_ref(void *dst, const float *x, int64_t n) {
         for (int j = 0; j < QK_LEGACY; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float e = amax > 0 ? floorf(log2f(amax)) - 2 + 127 : 0; /* below 0: subnormal amax */
         y[i].e        = (uint8_t)fminf(fmaxf(e, 0), 254);
-        const float d = e8m0_half(y[i].e);
+        const float d = lb_e8m0_half(y[i].e);
         for (int j = 0; j < QK_LEGACY / 2; j++)
             y[i].qs[j] = (uint8_t)(nearest(x[j], d) | nearest(x[j + QK_LEGACY / 2], d) << 4);
     }
@@ -44,7 +37,7 @@ void lb_quantize_row_mxfp4_ref(void *dst, const float *x, int64_t n) {
 void lb_dequantize_row_mxfp4(float *y, const void *src, int64_t n) {
     const lb_block_mxfp4 *b = src;
     for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
-        const float d = e8m0_half(b[i].e);
+        const float d = lb_e8m0_half(b[i].e);
         for (int j = 0; j < QK_LEGACY / 2; j++) {
             y[j]                 = (float)k_fp4[b[i].qs[j] & 15] * d;
             y[j + QK_LEGACY / 2] = (float)k_fp4[b[i].qs[j] >> 4] * d;

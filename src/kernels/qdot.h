@@ -133,7 +133,7 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
     X(LB_TYPE_IQ2_XXS, iq2_xxs, LB_ACT_Q8K) X(LB_TYPE_IQ2_XS, iq2_xs, LB_ACT_Q8K)                    \
     X(LB_TYPE_IQ2_S, iq2_s, LB_ACT_Q8K)   X(LB_TYPE_IQ3_XXS, iq3_xxs, LB_ACT_Q8K)                    \
     X(LB_TYPE_IQ3_S, iq3_s, LB_ACT_Q8K)   X(LB_TYPE_IQ1_S, iq1_s, LB_ACT_Q8K)                        \
-    X(LB_TYPE_IQ1_M, iq1_m, LB_ACT_Q8K)                                                            \
+    X(LB_TYPE_IQ1_M, iq1_m, LB_ACT_Q8K)   X(LB_TYPE_MXFP4, mxfp4, LB_ACT_Q8A)                        \
     X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)                          \
     X(LB_TYPE_INT8_PC, int8_pc, LB_ACT_F32)
 

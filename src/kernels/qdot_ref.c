@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "formats/blocks.h"
+#include "formats/formats.h"
 #include "formats/iq4_common.h"
 #include "formats/iq_grid.h"
 #include "formats/kquant_common.h"
@@ -116,6 +117,15 @@ static void dec_iq4_nl(dec32 *o, const void *p) {
     o->d = lb_f16_to_f32(b->d), o->m = 0;
 }
 
+static void dec_mxfp4(dec32 *o, const void *p) {
+    const lb_block_mxfp4 *b = p;
+    for (int j = 0; j < 16; j++) {
+        o->q[j]      = lb_mxfp4_values[b->qs[j] & 0xF];
+        o->q[j + 16] = lb_mxfp4_values[b->qs[j] >> 4];
+    }
+    o->d = lb_e8m0_half(b->e), o->m = 0;
+}
+
 static float dot32(const dec32 *w, const lb_block_q8a *a) {
     int isum = 0;
     for (int j = 0; j < 32; j++) isum += w->q[j] * a->qs[j];
@@ -144,6 +154,7 @@ GEMM32(q4_1, dec_q4_1)
 GEMM32(q5_0, dec_q5_0)
 GEMM32(q5_1, dec_q5_1)
 GEMM32(iq4_nl, dec_iq4_nl)
+GEMM32(mxfp4, dec_mxfp4)
 #undef GEMM32
 
 /* ---- super-blocks: levels q, a scale sc and a min mn per group of 16 ---- */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "formats/blocks.h"
+#include "formats/formats.h"
 #include "formats/iq4_common.h"
 #include "qdot.h"
 
@@ -147,6 +148,10 @@ QX_INLINE __m256i dec_q5_1(const lb_block_q5_1 *b) {
 QX_INLINE __m256i dec_iq4_nl(const lb_block_iq4_nl *b) {
     return _mm256_shuffle_epi8(qx_grid(), qx_nibbles(b->qs));
 }
+QX_INLINE __m256i dec_mxfp4(const lb_block_mxfp4 *b) {
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lb_mxfp4_values));
+    return _mm256_shuffle_epi8(grid, qx_nibbles(b->qs));
+}
 
 /* the f16 at p in all 8 lanes */
 QX_INLINE __m256 qx_f16x8(const void *p) {
@@ -154,6 +159,18 @@ QX_INLINE __m256 qx_f16x8(const void *p) {
     memcpy(&h, p, 2);
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
+
+/* each 32-block type's scale in 8 lanes: an f16 d, or MXFP4's E8M0 exponent */
+#define QX_SCALE_F16(X) \
+    QX_INLINE __m256 qx_scale_##X(const lb_block_##X *b) { return qx_f16x8(&b->d); }
+QX_SCALE_F16(q8_0)
+QX_SCALE_F16(q4_0)
+QX_SCALE_F16(q4_1)
+QX_SCALE_F16(q5_0)
+QX_SCALE_F16(q5_1)
+QX_SCALE_F16(iq4_nl)
+#undef QX_SCALE_F16
+QX_INLINE __m256 qx_scale_mxfp4(const lb_block_mxfp4 *b) { return _mm256_set1_ps(lb_e8m0_half(b->e)); }
 
 /* A tile of mr x nc pairs over nb blocks. KIND: 0 signed levels, 1 affine, OFF > 1: unsigned
  * levels minus OFF (OFF / 8 activation sums off each lane). */
@@ -173,7 +190,7 @@ QX_INLINE __m256 qx_f16x8(const void *p) {
                 const lb_block_##X *b = (const lb_block_##X *)(w + (size_t)r * ws) + i;            \
                 q[r]                  = dec_##X(b);                                                \
                 u[r]                  = KIND == 0 ? _mm256_sign_epi8(q[r], q[r]) : q[r];           \
-                d[r]                  = qx_f16x8(&b->d);                                           \
+                d[r]                  = qx_scale_##X(b);                                           \
                 m[r] = KIND == 1 ? qx_f16x8((const uint8_t *)b + 2) : _mm256_setzero_ps();         \
             }                                                                                      \
             _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {                                 \
@@ -577,6 +594,7 @@ QX_TILE32(q4_1, 1)
 QX_TILE32(q5_0, 16)
 QX_TILE32(q5_1, 1)
 QX_TILE32(iq4_nl, 0)
+QX_TILE32(mxfp4, 0)
 QX_TILEK(q2_k, 1)
 QX_TILEK(q3_k, 2)
 QX_TILEK(q4_k, 1)
@@ -620,6 +638,7 @@ QX_GEMV_X8(q8_0, 0, 2, 8)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
 QX_GEMV_TILES(iq4_xs)
+QX_GEMV_TILES(mxfp4)
 QX_GEMV_TILES(iq2_xxs)
 QX_GEMV_TILES(iq2_xs)
 QX_GEMV_TILES(iq2_s)
@@ -668,6 +687,7 @@ QX_GEMM(q4_1, 32)
 QX_GEMM(q5_0, 32)
 QX_GEMM(q5_1, 32)
 QX_GEMM(iq4_nl, 32)
+QX_GEMM(mxfp4, 32)
 QX_GEMM(q2_k, 256)
 QX_GEMM(q3_k, 256)
 QX_GEMM(q4_k, 256)
