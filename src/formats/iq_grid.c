@@ -7,6 +7,7 @@
  * format constants: a file's grid indices mean these points and no others. The expansion is
  * checked against ggml's bytes by tests/unit/test_iq.c (FNV-1a of each grid). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -475,6 +476,12 @@ static void build_search(lb_iq_grid_id id) {
     for (int32_t p = 0; p < d->n; p++) map[d->code[p]] = p;
     for (int32_t i = 0; i < d->map_size; i++) {
         if (map[i] >= 0) continue;
+        bool valid = true; /* the 2-bit grids' patterns use levels 0..2: a 3 is never looked up */
+        for (int32_t k = 0; k < d->dim; k++) valid &= (int32_t)(i >> (d->bits * k) & mask) < g->n_levels;
+        if (!valid) {
+            map[i] = LB_IQ_NO_PATTERN;
+            continue;
+        }
         int32_t best[3] = { INT32_MAX, INT32_MAX, INT32_MAX }; /* nwant <= 3 smallest, distinct */
         for (int32_t p = 0; p < d->n; p++) {
             int32_t s = 0;

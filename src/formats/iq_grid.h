@@ -20,6 +20,8 @@ typedef enum lb_iq_grid_id {
     LB_IQG_COUNT
 } lb_iq_grid_id;
 
+#define LB_IQ_NO_PATTERN INT32_MIN
+
 typedef struct lb_iq_grid {
     int32_t n;      /* points */
     int32_t dim;    /* values per point: 8 or 4 */
@@ -32,7 +34,8 @@ typedef struct lb_iq_grid {
     /* the quantizers' view, set by lb_iq_grid_search only: a position's level l is the odd
      * integer 2l + 1; map[pattern] (pattern = sum l_k << bits * k) is the point with those
      * levels, or -(o + 1): neighbours[o] = count, then that many nearest points (by squared
-     * distance in odd-integer units; ties by index), within the nwant nearest distances. */
+     * distance in odd-integer units; ties by index), within the nwant nearest distances; or
+     * LB_IQ_NO_PATTERN for a pattern with a level past n_levels (never looked up). */
     const int8_t   *odd;   /* dim * n: 2l + 1 per position */
     const int32_t  *map;
     const uint16_t *neighbours;

@@ -19,6 +19,7 @@
  * pts (deduplicated), at most cap; returns how many. */
 static int32_t near_points(const lb_iq_grid *g, const float *t, uint16_t *pts, int32_t cap) {
     int32_t base[8], alt[8], n = 0;
+    uint8_t seen[2048 / 8] = { 0 }; /* the largest grid's points */
     for (int32_t i = 0; i < g->dim; i++) {
         int32_t l = 0;
         for (int32_t k = 1; k < g->n_levels; k++)
@@ -33,11 +34,11 @@ static int32_t near_points(const lb_iq_grid *g, const float *t, uint16_t *pts, i
         const int32_t   m  = g->map[u];
         const uint16_t  one = (uint16_t)m, *nb = m >= 0 ? &one : g->neighbours - m - 1 + 1;
         const int32_t   nn = m >= 0 ? 1 : g->neighbours[-m - 1];
-        for (int32_t k = 0; k < nn && n < cap; k++) {
-            int32_t seen = 0;
-            for (int32_t e = 0; e < n && !seen; e++) seen = pts[e] == nb[k];
-            if (!seen) pts[n++] = nb[k];
-        }
+        for (int32_t k = 0; k < nn && n < cap; k++)
+            if (!(seen[nb[k] / 8] >> nb[k] % 8 & 1)) {
+                seen[nb[k] / 8] |= (uint8_t)(1 << nb[k] % 8);
+                pts[n++] = nb[k];
+            }
     }
     return n;
 }

@@ -104,12 +104,13 @@ static void choose_codeword(const lb_vgrid_ops *vg, void *qb, int32_t g, const f
 
 /* At the first column of block scale s: its code, among all, whose nearest codewords fit the
  * current weights w (its sub values) best, each group's error measured as choose_codeword
- * measures it (Lm: the groups' metrics), the groups taken apart */
+ * measures it (Lm: the groups' metrics), the groups taken apart (codes within 3 of the stored
+ * one only: pure IQ2_XXS on the testbed 0.0568 against 0.0545) */
 static void refit_scale(const lb_vgrid_ops *vg, void *qb, int32_t s, const float *w, const float *Lm) {
     float    vals[LB_VGRID_MAX * 8];
     uint32_t codes[LB_VGRID_MAX];
-    int32_t  best = vg->get_scale(qb, s);
-    double   best_e = INFINITY;
+    int32_t best = vg->get_scale(qb, s);
+    double  best_e = INFINITY;
     for (int32_t l = 0; l < vg->n_scales; l++) {
         vg->set_scale(qb, s, l);
         double e = 0;
