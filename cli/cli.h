@@ -142,7 +142,7 @@ typedef struct lb_cli_bpw {
     int32_t           samples, ctx;
     uint64_t          seed;
     const lb_imatrix *imatrix;
-    bool              quiet, dry_run, json;
+    bool              quiet, dry_run, json, proxy;
 } lb_cli_bpw;
 int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
                       char ***names, const lb_recipe **r);

@@ -242,6 +242,7 @@ int cmd_quantize(int argc, char **argv) {
     double           target_bpw = 0; /* --target-bpw: the types measured, one per matrix */
     const char      *bpw_types  = NULL;
     int64_t          bpw_windows = 4;
+    bool             bpw_proxy   = false;
     lb_type_override *bov       = NULL;
     char           **bnames     = NULL;
     int32_t          n_bov      = 0;
@@ -267,6 +268,14 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--target-bpw")) lb_args_float_pos(&a, 32, &target_bpw);
         else if (!strcmp(opt, "--bpw-types")) bpw_types = lb_args_value(&a);
         else if (!strcmp(opt, "--bpw-windows")) lb_args_int(&a, 1, 4096, &bpw_windows);
+        else if (!strcmp(opt, "--bpw-measure")) {
+            const char *v = lb_args_value(&a);
+            if (v && strcmp(v, "kld") && strcmp(v, "proxy")) {
+                rc = lb_usage_error("quantize", "--bpw-measure wants kld or proxy, not '%s'", v);
+                goto out;
+            }
+            bpw_proxy = v && !strcmp(v, "proxy");
+        }
         else if (!strcmp(opt, "--act-order")) act_order = true;
         else if (!strcmp(opt, "--allow-nonfinite")) nonfinite = true;
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
@@ -453,7 +462,7 @@ int cmd_quantize(int argc, char **argv) {
     if (target_bpw > 0) {
         const lb_cli_bpw b = { .target = target_bpw, .types = bpw_types, .calib = calib, .samples = (int32_t)bpw_windows,
                                .ctx = calib_ctx < 128 ? (int32_t)calib_ctx : 128, .seed = (uint64_t)seed, .imatrix = imatrix,
-                               .quiet = quiet || json, .dry_run = dry_run, .json = json };
+                               .quiet = quiet || json, .dry_run = dry_run, .json = json, .proxy = bpw_proxy };
         rc = lb_cli_target_bpw(m, &b, &bov, &n_bov, &bnames, &r);
         if (rc != LB_EXIT_OK || dry_run) {
             free(pl), free(nt);

@@ -42,10 +42,10 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
     if (!parse_types(b->types, types, &nt)) return LB_EXIT_USAGE;
     const lb_bpw_params p = { .target_bpw = b->target, .types = types, .n_types = nt, .calib_text = b->calib,
                               .calib = { .n_samples = b->samples, .n_ctx = b->ctx, .seed = b->seed },
-                              .imatrix = b->imatrix };
+                              .imatrix = b->imatrix, .proxy = b->proxy };
     if (!b->quiet)
-        fprintf(stderr, "quantize: --target-bpw %.3f: measuring each matrix in %d types on the calibration "
-                "windows ...\n", b->target, nt);
+        fprintf(stderr, "quantize: --target-bpw %.3f: measuring each matrix in %d types %s ...\n", b->target, nt,
+                b->proxy ? "by its importance-weighted error" : "on the calibration windows");
     if (lb_bpw_allocate(m, &p, &res, &err)) {
         lb_runtime_error(&err);
         return LB_EXIT_ERROR;
@@ -84,9 +84,9 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
     for (int32_t j = 1; j < nt; j++) top = by_type[j] > by_type[top] ? j : top;
     *r = lb_recipe_find(lb_type_name(types[top]));
     if (!b->quiet)
-        fprintf(out, "quantize: --target-bpw %.3f: %.3f bits per weight, predicted KLD (the sum of the "
-                "chosen tensors') %.4f; %d measurements in %.1fs\n", b->target, res.bpw, res.kld_sum,
-                res.evals, res.seconds);
+        fprintf(out, "quantize: --target-bpw %.3f: %.3f bits per weight, %s (the sum of the chosen "
+                "tensors') %.4g; %d measurements in %.1fs\n", b->target, res.bpw,
+                b->proxy ? "weighted error" : "predicted KLD", res.kld_sum, res.evals, res.seconds);
     else if (b->dry_run && b->json) { /* the plan's totals; the table is the text form's */
         lb_jout j;
         lb_jout_begin(&j, stdout);

@@ -216,6 +216,9 @@ typedef struct lb_bpw_params {
     const char       *calib_text;
     lb_calib_params   calib;     /* n_samples 0: 4; n_ctx 0: 128 */
     const lb_imatrix *imatrix;   /* importance from a file, or NULL: from the windows */
+    /* the cheap proxy instead of measured divergence: sum over the matrix of imp_j (w - q)^2,
+     * the output error were the inputs uncorrelated (the embedding: imp 1); no forward passes */
+    bool              proxy;
 } lb_bpw_params;
 
 typedef struct lb_bpw_result {

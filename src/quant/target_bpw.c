@@ -219,7 +219,7 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         LB_TRY(lb_calib_create(&cal, m32, false, err));
         LB_TRY(lb_calib_run(cal, M.ctx, win, M.n_win, M.n_ctx, err));
     }
-    LB_TRY(reference(&M, err));
+    if (!p->proxy) LB_TRY(reference(&M, err));
 
     int64_t params = 0;
     size_t  fixed  = 0;
@@ -256,6 +256,16 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
             lb_quantize_rows(ty, q, orig, rows, cols, has_imp ? imp : NULL);
             for (int64_t rr = 0; rr < rows; rr++) tr->to_float(deq + rr * cols, (uint8_t *)q + (size_t)rr * rs, cols);
             free(q), q = NULL;
+            if (p->proxy) {
+                double s = 0;
+                for (int64_t e = 0; e < ne; e++) {
+                    const double d = (double)orig[e] - deq[e];
+                    s += (has_imp ? imp[e % cols] : 1.0) * d * d;
+                }
+                r->sens[i * p->n_types + j] = s;
+                r->evals++;
+                continue;
+            }
             memcpy(data, deq, (size_t)ne * sizeof *data);
             st = kld(&M, first, &r->sens[i * p->n_types + j], err);
             memcpy(data, orig, (size_t)ne * sizeof *data);

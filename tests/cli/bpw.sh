@@ -11,6 +11,10 @@ M="--calib $BOOK --calib-ctx 32 --bpw-windows 1 --bpw-types q2_k,q4_k,q6_k"
 "$LOWBIT" quantize "$TB" --target-bpw 3.5 $M --dry-run > "$WORK/dry" 2> "$WORK/err" || fail "dry run: $(cat "$WORK/err")"
 [ ! -e "$WORK/x.gguf" ] && grep -q "blk.0.ffn_down.weight *-> " "$WORK/dry" && grep -q "bits per weight" "$WORK/dry" \
     && pass "dry run: $(tail -1 "$WORK/dry")" || fail "dry run output: $(tail -3 "$WORK/dry")"
+"$LOWBIT" quantize "$TB" --target-bpw 3.5 $M --bpw-measure proxy --dry-run --json > "$WORK/px" 2> "$WORK/err" \
+    || fail "proxy: $(cat "$WORK/err")"
+b=$(json_num "$WORK/px" bpw)
+awk -v b="$b" 'BEGIN { exit !(b <= 3.5 && b > 3.2) }' && pass "proxy dry run: $b bpw" || fail "proxy: $b bpw"
 for x in 3.5 5.5; do
     "$LOWBIT" quantize "$TB" "$WORK/b$x.gguf" --target-bpw $x $M --json > "$WORK/b$x.json" 2> "$WORK/err" \
         || { fail "target $x: $(cat "$WORK/err")"; continue; }

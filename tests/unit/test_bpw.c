@@ -1,6 +1,6 @@
 /* --target-bpw's allocation (lb_bpw_allocate) on the testbed: the file stays at or under the
  * target; more bits measure as less divergence; a larger target predicts less; a target below
- * the smallest candidates is refused. */
+ * the smallest candidates is refused; the proxy measure keeps the same rules. */
 #include "lowbit/quant.h"
 #include "test_util.h"
 
@@ -37,6 +37,15 @@ static void test_allocation(void **state) {
     assert_int_equal(more_bits_better, matrices);
     assert_int_equal(lb_bpw_choose(&r3, 1.0, &err), LB_ERR_PARAM); /* below q2_K everywhere */
     printf("# %s\n", err.msg);
+    lb_bpw_result_free(&r3);
+    /* the proxy: no forward passes, the same size rule; more bits, less error, every matrix */
+    p.proxy      = true;
+    p.target_bpw = 3.5;
+    assert_int_equal(lb_bpw_allocate(m, &p, &r3, &err), LB_OK);
+    printf("# proxy, target 3.5: %.3f bpw, weighted error %.4g\n", r3.bpw, r3.kld_sum);
+    assert_true(r3.bpw <= 3.5 && r3.bpw > 3.2);
+    for (int32_t i = 0; i < r3.n_tensors; i++)
+        if (r3.choice[i] != LB_TYPE_F32) assert_true(r3.sens[i * 3 + 2] < r3.sens[i * 3 + 0]);
     lb_bpw_result_free(&r3);
     lb_model_free(m);
 }
