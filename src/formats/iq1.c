@@ -11,7 +11,6 @@
 #include "iq_grid.h"
 #include "lowbit/core.h"
 
-#define IQ1_DELTA 0.125f
 
 static inline void put8(float *y, float dl, const int8_t *point, float delta) {
     for (int j = 0; j < 8; j++) y[j] = dl * ((float)point[j] + delta);
@@ -25,7 +24,7 @@ void lb_dequantize_row_iq1_s(float *y, const void *src, int64_t n) {
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint32_t qh    = b[i].qh[ib];
             const float    dl    = d * (float)(2 * (qh >> 12 & 7) + 1);
-            const float    delta = qh & 0x8000 ? -IQ1_DELTA : IQ1_DELTA;
+            const float    delta = qh & 0x8000 ? -LB_IQ1_DELTA : LB_IQ1_DELTA;
             for (int l = 0; l < 4; l++, y += 8)
                 put8(y, dl, g->values + 8 * (b[i].qs[4 * ib + l] | (qh >> 3 * l & 7) << 8), delta);
         }
@@ -35,9 +34,7 @@ void lb_dequantize_row_iq1_s(float *y, const void *src, int64_t n) {
 /* IQ1_M's four scale words and the super-block scale spread over their top nibbles */
 static float iq1m_scales(const lb_block_iq1_m *b, uint16_t sc[4]) {
     memcpy(sc, b->scales, 4 * sizeof *sc);
-    const uint16_t d = (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0x00f0) | (sc[2] >> 4 & 0x0f00) |
-                                  (sc[3] & 0xf000));
-    return lb_f16_to_f32(d);
+    return lb_f16_to_f32(lb_iq1m_d(sc));
 }
 
 void lb_dequantize_row_iq1_m(float *y, const void *src, int64_t n) {
@@ -51,7 +48,7 @@ void lb_dequantize_row_iq1_m(float *y, const void *src, int64_t n) {
                 const int   s     = sc[ib / 2] >> (6 * (ib % 2) + 3 * (l / 2)) & 7;
                 const float dl    = d * (float)(2 * s + 1);
                 const int   h     = b[i].qh[2 * ib + l / 2] >> 4 * (l % 2);
-                const float delta = h & 8 ? -IQ1_DELTA : IQ1_DELTA;
+                const float delta = h & 8 ? -LB_IQ1_DELTA : LB_IQ1_DELTA;
                 put8(y, dl, g->values + 8 * (b[i].qs[4 * ib + l] | (h & 7) << 8), delta);
             }
     }

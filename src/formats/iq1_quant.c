@@ -18,10 +18,9 @@
 #include "kquant_common.h"
 #include "lowbit/core.h"
 
-#define IQ1_DELTA 0.125f
 
-static const float k_xp[3] = { -1 + IQ1_DELTA, IQ1_DELTA, 1 + IQ1_DELTA };
-static const float k_xm[3] = { -1 - IQ1_DELTA, -IQ1_DELTA, 1 - IQ1_DELTA };
+static const float k_xp[3] = { -1 + LB_IQ1_DELTA, LB_IQ1_DELTA, 1 + LB_IQ1_DELTA };
+static const float k_xm[3] = { -1 - LB_IQ1_DELTA, -LB_IQ1_DELTA, 1 - LB_IQ1_DELTA };
 
 /* idx = the positions of x[0..n) by ascending value, equal values in position order (what
  * glibc's merge-sort qsort gives ggml) */

@@ -47,6 +47,14 @@ const lb_iq_grid *lb_iq_grid_get(lb_iq_grid_id id);
  * the longest, about a second). */
 const lb_iq_grid *lb_iq_grid_search(lb_iq_grid_id id);
 
+/* IQ1's shift: values are d (point + delta), delta = +-1/8 */
+#define LB_IQ1_DELTA 0.125f
+
+/* IQ1_M's f16 super-block scale, spread over the top nibbles of its four scale words */
+static inline uint16_t lb_iq1m_d(const uint16_t sc[4]) {
+    return (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0xf0) | (sc[2] >> 4 & 0xf00) | (sc[3] & 0xf000));
+}
+
 /* The sign byte of a 7-bit sign index: bit 7 makes the number of negative values even
  * (ggml's ksigns_iq2xs). */
 static inline uint8_t lb_iq_signs(uint32_t idx7) {

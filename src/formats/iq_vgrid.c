@@ -13,7 +13,6 @@
 #include "iq_grid.h"
 #include "lowbit/core.h"
 
-#define IQ1_DELTA 0.125f
 
 /* Grid points near the targets t (values in the grid's byte units, one per position): into
  * pts (deduplicated), at most cap; returns how many. */
@@ -226,7 +225,7 @@ static int32_t iq1_s_cand(const void *vb, int32_t g, const float *x, bool wide, 
     const lb_block_iq1_s *b  = vb;
     const uint32_t        qh = b->qh[g / 4];
     const float           dl = lb_f16_to_f32(b->d) * (float)(2 * (qh >> 12 & 7) + 1);
-    return iq1_candidates(dl, qh & 0x8000 ? -IQ1_DELTA : IQ1_DELTA, 0, x, vals, codes, LB_VGRID_MAX);
+    return iq1_candidates(dl, qh & 0x8000 ? -LB_IQ1_DELTA : LB_IQ1_DELTA, 0, x, vals, codes, LB_VGRID_MAX);
 }
 static void iq1_s_set(void *vb, int32_t g, uint32_t code) {
     lb_block_iq1_s *b = vb;
@@ -254,11 +253,10 @@ static int32_t iq1_m_cand(const void *vb, int32_t g, const float *x, bool wide, 
     const lb_block_iq1_m *b = vb;
     uint16_t              sc[4];
     memcpy(sc, b->scales, sizeof sc);
-    const uint16_t dh = (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0xf0) | (sc[2] >> 4 & 0xf00) | (sc[3] & 0xf000));
     const int32_t  g16 = g / 2;
-    const float    dl  = lb_f16_to_f32(dh) * (float)(2 * (sc[g16 / 4] >> 3 * (g16 % 4) & 7) + 1);
-    const int32_t  n   = iq1_candidates(dl, IQ1_DELTA, 0, x, vals, codes, LB_VGRID_MAX / 2);
-    return n + iq1_candidates(dl, -IQ1_DELTA, 1, x, vals + 8 * n, codes + n, LB_VGRID_MAX / 2);
+    const float    dl  = lb_f16_to_f32(lb_iq1m_d(sc)) * (float)(2 * (sc[g16 / 4] >> 3 * (g16 % 4) & 7) + 1);
+    const int32_t  n   = iq1_candidates(dl, LB_IQ1_DELTA, 0, x, vals, codes, LB_VGRID_MAX / 2);
+    return n + iq1_candidates(dl, -LB_IQ1_DELTA, 1, x, vals + 8 * n, codes + n, LB_VGRID_MAX / 2);
 }
 static void iq1_m_set(void *vb, int32_t g, uint32_t code) {
     lb_block_iq1_m *b  = vb;

@@ -332,8 +332,7 @@ static void dec_iq1_m(deck *o, const void *p) {
         iq1_8(o->q + 8 * k, v + 8 * (b->qs[k] | (h & 7) << 8), h & 8 ? -1 : 1);
     }
     for (int g = 0; g < 16; g++) odd_scales(o, g, sc[g / 4] >> 3 * (g % 4) & 7);
-    const uint16_t d = (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0xf0) | (sc[2] >> 4 & 0xf00) | (sc[3] & 0xf000));
-    o->d = lb_f16_to_f32(d) * 0.125f, o->dmin = 0;
+    o->d = lb_f16_to_f32(lb_iq1m_d(sc)) * 0.125f, o->dmin = 0;
 }
 
 static float dotk(const deck *w, const lb_block_q8k *a) {

@@ -149,9 +149,8 @@ QX_INLINE void dec_iq1_m(qx_deck *o, const lb_block_iq1_m *b) {
         const int s = sc[ib / 2] >> 6 * (ib % 2);
         o->sc[ib]   = qx_sc2(2 * (s & 7) + 1, 2 * (s >> 3 & 7) + 1);
     }
-    const uint16_t d = (uint16_t)((sc[0] >> 12) | (sc[1] >> 8 & 0xf0) | (sc[2] >> 4 & 0xf00) | (sc[3] & 0xf000));
     o->mn = _mm256_setzero_si256();
-    o->d = qx_f16(d) * 0.125f, o->dmin = 0.0f;
+    o->d = qx_f16(lb_iq1m_d(sc)) * 0.125f, o->dmin = 0.0f;
 }
 
 #endif

@@ -179,6 +179,10 @@ static void fix_block(const fix_job *f, int64_t r0, int64_t nr, int64_t b) {
     }
 }
 
+double lb_gptq_damp(const lb_gptq_params *p, lb_type t) {
+    return p->damp > 0 ? p->damp : lb_type_vgrid(t) ? 0.05 : 0.01;
+}
+
 #define GPTQ_GEMM_COLS 256 /* columns per trailing-update GEMM: fixed, so results do not
                             * depend on the thread count */
 
@@ -194,10 +198,10 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                  "gptq: type %s has no blocks to fix scales on", lb_type_name(t));
     LB_RETURN_IF(!rowwise && n_in % tr->block_size != 0, err, LB_ERR_SHAPE,
                  "gptq: rows of %lld do not divide into %s blocks", (long long)n_in, tr->name);
-    /* the batch: a whole number of the vector grids' scale blocks (32), so a group and its
-     * block scale never straddle two batches */
-    const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs,
-                  B  = (p->block > 0 ? p->block : 128) + (vg ? (32 - (p->block > 0 ? p->block : 128) % 32) % 32 : 0);
+    /* the batch; for the vector grids a whole number of their scale blocks (32), so a group
+     * and its block scale never straddle two batches */
+    const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs, B0 = p->block > 0 ? p->block : 128,
+                  B  = vg ? (B0 + 31) / 32 * 32 : B0;
     const size_t  rs = lb_row_size(t, n_in), bb = rowwise ? rs : tr->type_size; /* bytes: row, block */
     const bool    act_order = p->act_order && grid != NULL;
     lb_status     st = LB_OK;
@@ -235,7 +239,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
      * lowbit splits its own work, core/threads.c) */
     openblas_set_num_threads(lb_threads_get());
-    st = inverse_cholesky(H, perm, n_in, p->damp > 0 ? p->damp : vg ? 0.05 : 0.01, U, err);
+    st = inverse_cholesky(H, perm, n_in, lb_gptq_damp(p, t), U, err);
     openblas_set_num_threads(1);
     if (st) goto fail;
 

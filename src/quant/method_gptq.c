@@ -107,10 +107,9 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     const bool has_imp = lb_act_importance(s, imp);
     if (*C) {
         if (WC) LB_TRY(lb_rows_times(W, *C, nr, n, WC, err));
-        /* the same damping as GPTQ's own (lb_gptq_params: 0.05 for the lattices; with 0.01 here
-         * pure IQ2_XXS on the testbed gave 0.0602 KLD against 0.0545) */
-        const double damp = p->gptq.damp > 0 ? p->gptq.damp : lb_type_vgrid(type) ? 0.05 : 0.01;
-        LB_TRY(lb_gptq_retarget(W, nr, n, *C, s->H, damp, err));
+        /* damped as GPTQ itself is (for the lattices 0.05: with 0.01 here pure IQ2_XXS on the
+         * testbed gave 0.0602 KLD against 0.0545) */
+        LB_TRY(lb_gptq_retarget(W, nr, n, *C, s->H, lb_gptq_damp(&p->gptq, type), err));
         if (last && !keep_c) {
             free(*C);
             *C = NULL;

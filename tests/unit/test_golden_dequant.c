@@ -3,12 +3,6 @@
  * recorded from libggml-base). Types lowbit does not implement are counted and skipped. */
 #include "test_util.h"
 
-static uint64_t fnv1a(const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t       h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
 
 static void test_dequant_matches_ggml(void **state) {
     (void)state;

@@ -5,12 +5,6 @@
 
 #include "test_util.h"
 
-static uint64_t fnv1a(const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t       h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
 
 static void test_matches_llama_quantize_imatrix(void **state) {
     (void)state;

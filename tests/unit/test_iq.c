@@ -8,12 +8,6 @@
 #include "formats/iq_grid.h"
 #include "test_util.h"
 
-static uint64_t fnv1a(const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t       h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
 
 /* FNV-1a 64 of ggml-common.h's grid tables as bytes (little-endian), computed from the header */
 static void test_grids_are_ggml_tables(void **state) {

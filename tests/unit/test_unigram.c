@@ -60,12 +60,6 @@ static text encode_lines(const lb_vocab *v, const char *s, size_t n) {
     return t;
 }
 
-static uint64_t fnv1a(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The first line where got and want differ, printed. */
 static void show_diff(const char *what, const char *got, const char *want) {
     for (int line = 1;; line++) {

@@ -26,6 +26,14 @@ static inline const char *shared_path(const char *rel, char *buf, size_t cap) {
     return buf;
 }
 
+/* FNV-1a 64 of n bytes: the hash the golden lists in tests/golden record */
+static inline uint64_t fnv1a(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t       h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 /* Path of a file in the repository. */
 static inline const char *repo_path(const char *rel, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", LB_SOURCE_DIR, rel);
