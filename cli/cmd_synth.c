@@ -16,7 +16,8 @@ int cmd_synth(int argc, char **argv) {
         const char *flag;
         int64_t     v;
     } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
-                 { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 } };
+                 { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 },
+                 { "--sliding-window", 0 } };
     const char *arch = NULL;
     double      theta = 0;
     lb_args_init(&a, "synth", argc, argv);
@@ -52,7 +53,8 @@ int cmd_synth(int argc, char **argv) {
     if (lb_synth_shape(shape ? shape : "tiny", &p.cfg, &err)) return lb_usage_error("synth", "%s", err.msg);
     p.cfg.head_dim    = 0; /* n_embd / n_heads unless --head-dim says otherwise */
     int32_t *fields[] = { &p.cfg.n_embd, &p.cfg.n_ff, &p.cfg.n_layers, &p.cfg.n_heads,
-                          &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train, &p.cfg.head_dim };
+                          &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train, &p.cfg.head_dim,
+                          &p.cfg.n_swa };
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
     if (dims[3].v && !dims[4].v) p.cfg.n_kv_heads = p.cfg.n_heads; /* --n-heads alone: MHA */

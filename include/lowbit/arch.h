@@ -26,12 +26,14 @@ typedef enum lb_tensor_role {
     LB_ROLE_ATTN_K, LB_ROLE_ATTN_V, LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_NORM, LB_ROLE_FFN_GATE,
     LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN,
     LB_ROLE_ATTN_Q_BIAS, LB_ROLE_ATTN_K_BIAS, LB_ROLE_ATTN_V_BIAS, /* Qwen2 */
-    LB_ROLE_ATTN_Q_NORM, LB_ROLE_ATTN_K_NORM,                      /* Qwen3: RMSNorm per head */
+    LB_ROLE_ATTN_Q_NORM, LB_ROLE_ATTN_K_NORM,                      /* Qwen3, Gemma 3: RMSNorm per head */
+    LB_ROLE_ATTN_POST_NORM, LB_ROLE_FFN_POST_NORM,                 /* Gemma 2/3: RMSNorm of the attention's
+                                                                      and the FFN's output */
     LB_ROLE_ROPE_FREQS,                                            /* Llama 3.1's rope_freqs */
     LB_ROLE_COUNT,
 } lb_tensor_role;
 #define LB_ROLE_LAYER_FIRST ((int)LB_ROLE_ATTN_NORM)
-#define LB_ROLE_LAYER_END   ((int)LB_ROLE_ATTN_K_NORM + 1)
+#define LB_ROLE_LAYER_END   ((int)LB_ROLE_FFN_POST_NORM + 1)
 #define LB_LAYER_SLOTS      (LB_ROLE_LAYER_END - LB_ROLE_LAYER_FIRST)
 
 /* A dimension of a tensor, from the config. */
@@ -49,6 +51,7 @@ typedef enum lb_dim {
 enum {
     LB_SLOT_F32    = 1, /* computed (and written) in f32 whatever the file holds: norms, biases */
     LB_SLOT_GLOBAL = 2, /* outside the blocks */
+    LB_SLOT_NORM   = 4, /* an RMSNorm's weight (Gemma's HF holds it less 1) */
 };
 
 /* A row of the slot table. */
@@ -77,17 +80,61 @@ typedef struct lb_fused {
                                   also reads) */
 } lb_fused;
 
+/* The gated FFN's activation: silu(gate) * up, or tanh-approximated GELU (Gemma). */
+typedef enum lb_ffn_act { LB_ACT_SILU = 0, LB_ACT_GELU_TANH = 1 } lb_ffn_act;
+
+/* A slot a family names differently in Hugging Face (Gemma's post_attention_layernorm is the
+ * attention's post-norm, where Llama's is the FFN's pre-norm). */
+typedef struct lb_hf_rename {
+    lb_tensor_role role;
+    const char    *hf;
+} lb_hf_rename;
+
+/* How a family's layers differ in the forward pass, beyond which slots it has. */
+typedef struct lb_arch_ops {
+    lb_ffn_act act;
+    bool       embd_scale;    /* the embeddings are multiplied by sqrt(n_embd) (Gemma) */
+    bool       hf_norm_plus1; /* HF norms hold w where the computation (and GGUF) uses 1 + w */
+    bool       hf_tied;       /* HF's tie_word_embeddings defaults to true */
+    int32_t    swa_pattern;   /* with a sliding window: layer l is windowed when
+                                 l % pattern < pattern - 1 (llama.cpp's default pattern) */
+    bool       swa_rope_own;  /* windowed layers rotate with their own base (rope.freq_base_swa,
+                                 default 10000) and no scaling (Gemma 3); else the global ones */
+    bool       softcaps;      /* reads <arch>.final_logit_softcapping, and attn_logit_softcapping
+                                 when attn_softcap > 0 (else the family has none) */
+    float      attn_softcap;  /* the keys' defaults (0: none) */
+    float      final_softcap;
+    int32_t    big_layers;    /* a model of this many layers scales queries by
+                                 1/sqrt(n_embd / n_heads), not 1/sqrt(head_dim), as llama.cpp
+                                 does for Gemma's 27B (its GGUF has no key for it); 0: none */
+} lb_arch_ops;
+
 /* An architecture: its name, the GGUF architecture it is written as (general.architecture
  * and the key prefix), the Hugging Face classes it loads from, and which slots it has. */
 typedef struct lb_arch {
-    const char *name;
-    const char *gguf;
-    const char *hf_class[4];        /* NULL-terminated */
-    uint8_t     use[LB_ROLE_COUNT]; /* LB_USE_* of each role */
-    bool        rope_neox;          /* its GGUF keeps rotary rows split in halves, as HF does
-                                       (llama.cpp's NEOX RoPE); llama's keeps adjacent pairs */
-    lb_fused    fused[2];           /* fused slots (gguf and hf NULL: none) */
+    const char  *name;
+    const char  *gguf;
+    const char  *hf_class[4];        /* NULL-terminated */
+    const char  *hf_type[4];         /* config.json's model_type of each class */
+    uint8_t      use[LB_ROLE_COUNT]; /* LB_USE_* of each role */
+    bool         rope_neox;          /* its GGUF keeps rotary rows split in halves, as HF does
+                                        (llama.cpp's NEOX RoPE); llama's keeps adjacent pairs */
+    lb_fused     fused[2];           /* fused slots (gguf and hf NULL: none) */
+    lb_hf_rename hf_rename[4];       /* slots named otherwise in HF (hf NULL: none) */
+    lb_arch_ops  ops;
 } lb_arch;
+
+/* The queries' scale llama.cpp gives a model of architecture a with config c (its GGUF has
+ * no key for it: Gemma's 27B rule); 0: the usual 1/sqrt(head_dim). */
+struct lb_llama_config;
+float lb_arch_attn_scale(const lb_arch *a, const struct lb_llama_config *c);
+
+/* Fill c's family fields that are 0 with a's defaults: the window pattern, a window of a
+ * quarter of the context, the soft-capping values, Gemma 3's windowed RoPE base (10000). */
+void lb_arch_config_defaults(const lb_arch *a, struct lb_llama_config *c);
+
+/* The Hugging Face name of slot s in architecture a (NULL: it has none). */
+const char *lb_arch_hf_name(const lb_arch *a, const lb_slot *s);
 
 /* The fusion of arch a role is part of (NULL: none), and the part's index in it. */
 const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part);
@@ -99,8 +146,9 @@ const lb_slot *lb_slots(int *n);
 const lb_slot *lb_slot_of(lb_tensor_role role);
 /* The architecture a GGUF's general.architecture names (len bytes), or NULL. */
 const lb_arch *lb_arch_find(const char *gguf, size_t len);
-/* The architecture of a Hugging Face class ("LlamaForCausalLM"), or NULL. */
-const lb_arch *lb_arch_find_hf(const char *hf_class);
+/* The architecture of a Hugging Face class ("LlamaForCausalLM") or, hf_class NULL, of a
+ * config.json model_type ("gemma3_text"); NULL if none. */
+const lb_arch *lb_arch_find_hf(const char *hf_class, const char *model_type);
 /* The GGUF architectures lowbit reads, for messages: "'llama', 'qwen2', 'qwen3', 'phi3'". */
 const char    *lb_arch_names(void);
 

@@ -32,6 +32,16 @@ typedef struct lb_llama_config {
     float   rope_theta;  /* RoPE base frequency */
     float   rope_linear; /* linear RoPE scaling: positions divided by it (rope_scaling "linear");
                             0 or 1: none */
+    /* Sliding windows and soft-capping (Gemma; 0: none). A windowed layer's query at position p
+     * sees keys p - n_swa + 1 .. p; which layers are windowed: lb_layer_windowed. */
+    int32_t n_swa;
+    int32_t swa_pattern;    /* layer l is windowed when l % swa_pattern < swa_pattern - 1;
+                               0: every layer (with n_swa > 0) */
+    float   rope_theta_swa; /* windowed layers' RoPE base and linear scaling (0: the global ones) */
+    float   rope_linear_swa;
+    float   attn_softcap;   /* attention scores become c * tanh(s / c) */
+    float   final_softcap;  /* and the logits */
+    float   attn_scale;     /* the queries' scale; 0: 1 / sqrt(head_dim) */
 } lb_llama_config;
 
 /* A block's tensors: by name for the forward pass, by slot (role - LB_ROLE_LAYER_FIRST) for
@@ -49,7 +59,9 @@ typedef struct lb_layer {
             lb_tensor ffn_up;         /* [E, F] (w3) */
             lb_tensor ffn_down;       /* [F, E] (w2) */
             lb_tensor bq, bk, bv;     /* [H*D], [K*D], [K*D] f32 attention biases (Qwen2) */
-            lb_tensor q_norm, k_norm; /* [D] f32 per-head RMSNorm of q and k (Qwen3) */
+            lb_tensor q_norm, k_norm; /* [D] f32 per-head RMSNorm of q and k (Qwen3, Gemma 3) */
+            lb_tensor attn_post_norm; /* [E] f32 RMSNorm of the attention's output (Gemma) */
+            lb_tensor ffn_post_norm;  /* [E] f32 RMSNorm of the FFN's output (Gemma) */
         };
         lb_tensor slot[LB_LAYER_SLOTS];
     };
@@ -129,6 +141,10 @@ lb_tensor       *lb_model_tensor(lb_model *m, int32_t layer, lb_tensor_role role
 const lb_tensor *lb_model_tensor_c(const lb_model *m, int32_t layer, lb_tensor_role role);
 /* A dimension of the model's config (arch.h). */
 int64_t lb_model_dim(const lb_model *m, lb_dim d);
+/* Token's embedding, the first layer's input, into x [n_embd] (Gemma's scaled by sqrt(n_embd)). */
+void lb_model_embed(const lb_model *m, int32_t token, float *x);
+/* Whether layer l attends through a sliding window (lb_llama_config.n_swa). */
+bool lb_layer_windowed(const lb_llama_config *c, int32_t l);
 
 /* Write the model as GGUF. types[i] is the storage type of tensor i of lb_model_tensors;
  * importance[i] (may be NULL, or have NULL entries) its per-column importance.

@@ -1,7 +1,10 @@
 /* The slot table and the architectures (arch.h). */
 #include <string.h>
 
+#include <math.h>
+
 #include "lowbit/arch.h"
+#include "lowbit/model.h"
 
 #define NOIN LB_ROLE_COUNT /* reads no activation */
 
@@ -9,22 +12,24 @@
  * block), the globals after the blocks. */
 static const lb_slot k_slots[] = {
     { LB_ROLE_TOKEN_EMBD, "token_embd.weight", "model.embed_tokens.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, NOIN, LB_SLOT_GLOBAL },
-    { LB_ROLE_OUTPUT_NORM, "output_norm.weight", "model.norm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 },
+    { LB_ROLE_OUTPUT_NORM, "output_norm.weight", "model.norm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_NORM },
     { LB_ROLE_OUTPUT, "output.weight", "lm_head.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, LB_ROLE_OUTPUT, LB_SLOT_GLOBAL },
-    { LB_ROLE_ATTN_NORM, "attn_norm.weight", "input_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_NORM, "attn_norm.weight", "input_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
     { LB_ROLE_ATTN_Q, "attn_q.weight", "self_attn.q_proj.weight", LB_DIM_E, LB_DIM_Q, LB_DIM_Q, LB_ROLE_ATTN_Q, 0 },
     { LB_ROLE_ATTN_K, "attn_k.weight", "self_attn.k_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_KV, LB_ROLE_ATTN_Q, 0 },
     { LB_ROLE_ATTN_V, "attn_v.weight", "self_attn.v_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_1, LB_ROLE_ATTN_Q, 0 },
     { LB_ROLE_ATTN_Q_BIAS, "attn_q.bias", "self_attn.q_proj.bias", LB_DIM_Q, LB_DIM_1, LB_DIM_Q, NOIN, LB_SLOT_F32 },
     { LB_ROLE_ATTN_K_BIAS, "attn_k.bias", "self_attn.k_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_KV, NOIN, LB_SLOT_F32 },
     { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
+    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
     { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0 },
-    { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
+    { LB_ROLE_ATTN_POST_NORM, "post_attention_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
+    { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
     { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
     { LB_ROLE_FFN_DOWN, "ffn_down.weight", "mlp.down_proj.weight", LB_DIM_F, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN, 0 },
     { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
+    { LB_ROLE_FFN_POST_NORM, "post_ffw_norm.weight", "post_feedforward_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
     /* computed from the config (HF rope_scaling "llama3"), so it has no HF name */
     { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 },
 };
@@ -40,17 +45,42 @@ static const lb_slot k_slots[] = {
  * llama's attention biases are optional (llama.cpp adds them when present: lowbit wrote Qwen2
  * models so before it knew qwen2). Qwen2: q/k/v biases. Qwen3: RMSNorm of each q and k head
  * before RoPE, no biases. Both keep rotary rows split in halves in GGUF (NEOX RoPE). */
+#define GEMMA_BLOCK                                                                                \
+    [LB_ROLE_TOKEN_EMBD] = R, [LB_ROLE_OUTPUT_NORM] = R, [LB_ROLE_ATTN_NORM] = R, [LB_ROLE_ATTN_Q] = R, \
+    [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R, [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_ATTN_POST_NORM] = R, \
+    [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = R, [LB_ROLE_FFN_UP] = R, [LB_ROLE_FFN_DOWN] = R,   \
+    [LB_ROLE_FFN_POST_NORM] = R
+/* Gemma's HF names: post_attention_layernorm is the attention's post-norm, the FFN's pre-norm
+ * is pre_feedforward_layernorm */
+#define GEMMA_HF                                                                                   \
+    { { LB_ROLE_FFN_NORM, "pre_feedforward_layernorm.weight" } }
 static const lb_arch k_archs[] = {
     { .name = "llama", .gguf = "llama", .hf_class = { "LlamaForCausalLM", "MistralForCausalLM", NULL },
+      .hf_type = { "llama", "mistral" },
       .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O } },
-    { .name = "qwen2", .gguf = "qwen2", .hf_class = { "Qwen2ForCausalLM", NULL }, .rope_neox = true,
+    { .name = "qwen2", .gguf = "qwen2", .hf_class = { "Qwen2ForCausalLM", NULL }, .hf_type = { "qwen2" },
+      .rope_neox = true,
       .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R } },
-    { .name = "qwen3", .gguf = "qwen3", .hf_class = { "Qwen3ForCausalLM", NULL }, .rope_neox = true,
-      .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R } },
+    { .name = "qwen3", .gguf = "qwen3", .hf_class = { "Qwen3ForCausalLM", NULL }, .hf_type = { "qwen3" },
+      .rope_neox = true, .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R } },
+    /* Gemma 2: embeddings times sqrt(n_embd), post-norms, GELU, soft-capped attention scores
+     * and logits, every other layer windowed; the output is always the embedding (llama.cpp
+     * reads no output.weight, its converter drops lm_head) */
+    { .name = "gemma2", .gguf = "gemma2", .hf_class = { "Gemma2ForCausalLM", NULL }, .hf_type = { "gemma2" },
+      .rope_neox = true, .use = { GEMMA_BLOCK }, .hf_rename = GEMMA_HF,
+      .ops = { .act = LB_ACT_GELU_TANH, .embd_scale = true, .hf_norm_plus1 = true, .hf_tied = true, .swa_pattern = 2,
+               .softcaps = true, .attn_softcap = 50.0f, .final_softcap = 30.0f, .big_layers = 46 } },
+    /* Gemma 3 (text): Gemma 2 with q/k head norms, no attention soft-capping, five windowed
+     * layers of six rotating with their own base (10000) */
+    { .name = "gemma3", .gguf = "gemma3", .hf_class = { "Gemma3ForCausalLM", NULL }, .hf_type = { "gemma3_text" },
+      .rope_neox = true, .use = { GEMMA_BLOCK, [LB_ROLE_OUTPUT] = O, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R },
+      .hf_rename = GEMMA_HF,
+      .ops = { .act = LB_ACT_GELU_TANH, .embd_scale = true, .hf_norm_plus1 = true, .hf_tied = true, .swa_pattern = 6,
+               .swa_rope_own = true, .softcaps = true, .big_layers = 62 } },
     /* Phi-3: q, k, v in one qkv_proj and gate, up in one gate_up_proj (HF); llama.cpp's phi3
      * reads attn_qkv or attn_q/k/v, and ffn_up holding gate's rows then up's */
     { .name = "phi3", .gguf = "phi3", .hf_class = { "Phi3ForCausalLM", NULL }, .rope_neox = true,
-      .use = { LLAMA_BLOCK },
+      .hf_type = { "phi3" }, .use = { LLAMA_BLOCK },
       .fused = { { { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, "attn_qkv.weight", "self_attn.qkv_proj.weight", false },
                  { { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_COUNT }, "ffn_up.weight", "mlp.gate_up_proj.weight", true } } },
 };
@@ -74,15 +104,39 @@ const lb_arch *lb_arch_find(const char *gguf, size_t len) {
     return NULL;
 }
 
-const lb_arch *lb_arch_find_hf(const char *hf_class) {
+const lb_arch *lb_arch_find_hf(const char *hf_class, const char *model_type) {
     for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
-        for (const char *const *c = k_archs[i].hf_class; *c; c++)
-            if (!strcmp(*c, hf_class)) return &k_archs[i];
+        for (int k = 0; k < 4 && k_archs[i].hf_class[k]; k++)
+            if (hf_class ? !strcmp(k_archs[i].hf_class[k], hf_class)
+                         : model_type && k_archs[i].hf_type[k] && !strcmp(k_archs[i].hf_type[k], model_type))
+                return &k_archs[i];
     return NULL;
 }
 
+float lb_arch_attn_scale(const lb_arch *a, const lb_llama_config *c) {
+    return a && a->ops.big_layers > 0 && c->n_layers == a->ops.big_layers && c->n_heads > 0
+               ? 1.0f / sqrtf((float)(c->n_embd / c->n_heads)) : 0.0f;
+}
+
+void lb_arch_config_defaults(const lb_arch *a, lb_llama_config *c) {
+    const lb_arch_ops *o = &a->ops;
+    if (o->swa_pattern > 0) {
+        if (!c->swa_pattern) c->swa_pattern = o->swa_pattern;
+        if (!c->n_swa) c->n_swa = c->n_ctx_train / 4 > 0 ? c->n_ctx_train / 4 : 1;
+        if (o->swa_rope_own && !c->rope_theta_swa) c->rope_theta_swa = 10000.0f;
+    }
+    if (!c->attn_softcap) c->attn_softcap = o->attn_softcap;
+    if (!c->final_softcap) c->final_softcap = o->final_softcap;
+}
+
+const char *lb_arch_hf_name(const lb_arch *a, const lb_slot *s) {
+    for (int k = 0; a && k < 4 && a->hf_rename[k].hf; k++)
+        if (a->hf_rename[k].role == s->role) return a->hf_rename[k].hf;
+    return s->hf;
+}
+
 const char *lb_arch_names(void) {
-    return "'llama', 'qwen2', 'qwen3', 'phi3'";
+    return "'llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3'";
 }
 
 const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part) {

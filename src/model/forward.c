@@ -6,7 +6,10 @@
  *   logits = Wout · n(x)
  * RoPE rotates adjacent pairs (GGUF/Meta layout), frequencies divided by rope_freqs when the
  * model has them (Llama 3.1); Wq/Wk/Wv add their biases when present (Qwen2); grouped KV
- * heads; causal mask. W8A8 models (actq.h) quantize each block input to int8: simulated in f32
+ * heads; causal mask. What families change (the architecture's ops, arch.h): q and k heads
+ * RMS-normed before RoPE (Qwen3, Gemma 3); Gemma's embeddings times sqrt(E), post-norms of
+ * the attention's and the FFN's outputs before they are added, GELU for SiLU, soft-capped
+ * scores and logits, sliding-window layers with their own RoPE base. W8A8 models (actq.h) quantize each block input to int8: simulated in f32
  * with exact products, int8 x int8 integer products in fast contexts.
  * All buffers are allocated once, in lb_context_create. */
 #include <math.h>
@@ -39,6 +42,7 @@ struct lb_context {
     float          *logits;            /* [B, V] */
     float          *att;               /* [threads, ATT_ROWS, n_ctx] scores */
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
+    float          *rope_cos_swa, *rope_sin_swa; /* the windowed layers' (Gemma 3's own base) */
     float          *scratch;           /* matmul tiles */
     lb_forward_hook hook;
     void           *hook_user;
@@ -60,6 +64,19 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
 }
 
 size_t lb_context_kv_bytes(const lb_context *c) { return lb_kv_cache_bytes(&c->kv); }
+
+/* RoPE's table for positions 0 .. n_ctx-1, computed as llama2.c does (float arithmetic):
+ * frequencies divided by ff (rope_freqs, may be NULL), positions by linear (0: none). */
+static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, float theta, float linear,
+                       const float *ff) {
+    for (int32_t pos = 0; pos < n_ctx; pos++)
+        for (int32_t j = 0; j < D / 2; j++) {
+            const float freq = 1.0f / powf(theta, (float)(2 * j) / (float)D) / (ff ? ff[j] : 1.0f);
+            const float val  = (float)pos * freq / (linear > 0 ? linear : 1.0f);
+            cos_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
+            sin_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);
+        }
+}
 
 lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *cp,
                                lb_error *err) {
@@ -101,6 +118,8 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
         { &ctx->att, (size_t)ctx->n_threads * ATT_ROWS * S },
         { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
         { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
+        { &ctx->rope_cos_swa, c->rope_theta_swa > 0 ? S * (size_t)c->head_dim / 2 : 0 },
+        { &ctx->rope_sin_swa, c->rope_theta_swa > 0 ? S * (size_t)c->head_dim / 2 : 0 },
         { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, (int64_t)B, ctx->n_threads) },
     };
     size_t total = 0;
@@ -118,16 +137,10 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
         *parts[i].p = p;
         p += (parts[i].n + 15) & ~(size_t)15;
     }
-    /* RoPE table, computed as llama2.c does (float arithmetic) */
-    const int32_t D = c->head_dim;
-    for (int32_t pos = 0; pos < n_ctx; pos++)
-        for (int32_t j = 0; j < D / 2; j++) {
-            const float ff   = m->rope_freqs.data ? ((const float *)m->rope_freqs.data)[j] : 1.0f;
-            const float freq = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)D) / ff;
-            const float val  = (float)pos * freq / (c->rope_linear > 0 ? c->rope_linear : 1.0f);
-            ctx->rope_cos[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
-            ctx->rope_sin[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);
-        }
+    rope_table(ctx->rope_cos, ctx->rope_sin, n_ctx, c->head_dim, c->rope_theta, c->rope_linear, m->rope_freqs.data);
+    if (c->rope_theta_swa > 0)
+        rope_table(ctx->rope_cos_swa, ctx->rope_sin_swa, n_ctx, c->head_dim, c->rope_theta_swa,
+                   c->rope_linear_swa, m->rope_freqs.data);
     *out = ctx;
     return LB_OK;
 }
@@ -240,14 +253,31 @@ static void silu_mul(float *g, const float *u, int64_t n) {
         vf->silu_mul(g + i * chunk, u + i * chunk, n - i * chunk < chunk ? n - i * chunk : chunk);
 }
 
-/* softmax over the first n of row's ns scores (causal: positions 0 .. n-1), zeros after */
-static void softmax_causal(const lb_vecf *vf, float *row, int32_t n, int32_t ns) {
-    vf->softmax(row, n);
+/* g = gelu(g) * u over n values, GELU's tanh approximation (Gemma's gelu_pytorch_tanh) */
+static void gelu_mul(float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 15))
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
+}
+
+/* x = c * tanh(x / c) over n values (soft-capping) */
+static void softcap(float *x, int64_t n, float c) {
+    for (int64_t i = 0; i < n; i++) x[i] = c * tanhf(x[i] / c);
+}
+
+/* softmax over scores s0 .. n-1 of row's ns (causal: positions up to n-1; a sliding window:
+ * from s0), zeros elsewhere */
+static void softmax_causal(const lb_vecf *vf, float *row, int32_t s0, int32_t n, int32_t ns) {
+    vf->softmax(row + s0, n - s0);
+    memset(row, 0, (size_t)s0 * sizeof *row);
     memset(row + n, 0, (size_t)(ns - n) * sizeof *row);
 }
 
 /* Causal attention of the T new tokens over positions 0 .. n_past+T-1: scores = q kᵀ / sqrt(D)
- * (GEMM), masked softmax, then scores · v (GEMM). Each task is one head and a block of up to
+ * (GEMM; the config's scale and soft-capping when it has them), masked softmax (a windowed
+ * layer's token at p sees p - n_swa + 1 .. p), then scores · v (GEMM). Each task is one head and a block of up to
  * ATT_ROWS tokens, or for one token (generation) one KV head and the G query heads that share
  * it, read as a [G, D] matrix against the same keys; each thread has its own scores buffer. */
 static void attention(lb_context *ctx, int32_t layer, int32_t T) {
@@ -256,7 +286,8 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
     const int32_t          KV = c->n_kv_heads * D, Q = H * D;
     const float           *kc, *vc; /* the layer's keys and values as f32 */
     lb_kv_layer(&ctx->kv, layer, ctx->n_past + T, &kc, &vc);
-    const float            scale  = 1.0f / sqrtf((float)D);
+    const float            scale  = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)D);
+    const int32_t          win    = lb_layer_windowed(c, layer) ? c->n_swa : 0;
     const lb_vecf         *vf     = lb_vecf_get();
     const bool             group  = T == 1 && G <= ATT_ROWS;
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
@@ -276,14 +307,18 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T) {
         float       *o  = ctx->att_out + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
         if (nr == 1) { /* one row: matrix-vector products */
             cblas_sgemv(CblasRowMajor, CblasNoTrans, ns, D, scale, k, KV, q, 1, 0.0f, att, 1);
-            softmax_causal(vf, att, ns, ns);
+            if (c->attn_softcap > 0) softcap(att, ns, c->attn_softcap);
+            softmax_causal(vf, att, win > 0 && ns > win ? ns - win : 0, ns, ns);
             cblas_sgemv(CblasRowMajor, CblasTrans, ns, D, 1.0f, v, KV, att, 1, 0.0f, o, 1);
             continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, ns, D, scale, q, lq, k, KV, 0.0f,
                     att, ns);
-        for (int32_t r = 0; r < nr; r++) /* causal: token t0 + r sees positions 0 .. its own */
-            softmax_causal(vf, att + (size_t)r * (size_t)ns, group ? ns : ctx->n_past + t0 + r + 1, ns);
+        if (c->attn_softcap > 0) softcap(att, (int64_t)nr * ns, c->attn_softcap);
+        for (int32_t r = 0; r < nr; r++) { /* causal: token t0 + r sees positions 0 .. its own */
+            const int32_t n = group ? ns : ctx->n_past + t0 + r + 1;
+            softmax_causal(vf, att + (size_t)r * (size_t)ns, win > 0 && n > win ? n - win : 0, n, ns);
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, ns, 1.0f, att, ns, v, KV,
                     0.0f, o, lq);
     }
@@ -308,6 +343,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
     ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
+        const bool own_rope = c->rope_theta_swa > 0 && lb_layer_windowed(c, l);
         rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
         float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
         linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, 3);
@@ -320,9 +356,9 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
 #pragma omp parallel for schedule(static) if ((int64_t)T * (int64_t)(Q + KV) >= (1 << 16))
         for (int32_t t = 0; t < T; t++) {
             const size_t pos  = (size_t)(ctx->n_past + t);
-            const float *cos_t = ctx->rope_cos + pos * (size_t)(D / 2);
-            const float *sin_t = ctx->rope_sin + pos * (size_t)(D / 2);
-            if (L->q_norm.data) /* Qwen3: RMSNorm of each head of q and k before RoPE */
+            const float *cos_t = (own_rope ? ctx->rope_cos_swa : ctx->rope_cos) + pos * (size_t)(D / 2);
+            const float *sin_t = (own_rope ? ctx->rope_sin_swa : ctx->rope_sin) + pos * (size_t)(D / 2);
+            if (L->q_norm.data) /* Qwen3, Gemma 3: RMSNorm of each head of q and k before RoPE */
                 for (int32_t h = 0; h < c->n_heads + c->n_kv_heads; h++) {
                     const bool q = h < c->n_heads;
                     float     *v = q ? ctx->q + (size_t)t * Q + (size_t)h * (size_t)D
@@ -336,15 +372,18 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         attention(ctx, l, T);
         linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
         if (ctx->stopped) break;
+        if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         float *const gu[2] = { ctx->gate, ctx->up };
         linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
         if (ctx->stopped) break;
-        silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
+        if (m->arch->ops.act == LB_ACT_GELU_TANH) gelu_mul(ctx->gate, ctx->up, (int64_t)T * F);
+        else silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
         linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
         if (ctx->stopped) break;
+        if (L->ffn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->ffn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
     if (n_layers < c->n_layers || ctx->stopped) { /* stopped early: no logits */
@@ -354,9 +393,18 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
     }
     rmsnorm_rows(ctx->xn, ctx->x, m->output_norm.data, T, E, c->norm_eps);
     linears(ctx, -1, LB_ROLE_OUTPUT, ctx->xn, T, E, &ctx->logits, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1);
+    if (c->final_softcap > 0 && !ctx->stopped) softcap(ctx->logits, (int64_t)T * c->n_vocab, c->final_softcap);
     ctx->n_past += T;
     *logits = ctx->stopped ? NULL : ctx->logits;
     return LB_OK;
+}
+
+void lb_model_embed(const lb_model *m, int32_t token, float *x) {
+    lb_tensor_get_row_f32(&m->tok_embd, token, x);
+    if (m->arch && m->arch->ops.embd_scale) { /* Gemma: times sqrt(E), as llama.cpp does */
+        const float s = sqrtf((float)m->cfg.n_embd);
+        for (int32_t i = 0; i < m->cfg.n_embd; i++) x[i] *= s;
+    }
 }
 
 lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const float **logits,
@@ -368,8 +416,7 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
     for (int32_t t = 0; t < T; t++)
         LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
                      "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
-    for (int32_t t = 0; t < T; t++)
-        lb_tensor_get_row_f32(&m->tok_embd, tokens[t], ctx->x + (size_t)t * (size_t)c->n_embd);
+    for (int32_t t = 0; t < T; t++) lb_model_embed(m, tokens[t], ctx->x + (size_t)t * (size_t)c->n_embd);
     return run_layers(ctx, 0, T, logits);
 fail:
     return st;

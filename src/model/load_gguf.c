@@ -43,6 +43,18 @@ static lb_status get_f32(const lb_gguf *g, const char *key, double def, double l
     return LB_OK;
 }
 
+/* An optional float key in [0, hi] (0: none), def when absent. */
+static lb_status opt_f32(const lb_gguf *g, const char *key, float def, double hi, float *out, lb_error *err) {
+    double    v;
+    lb_status st = lb_gguf_get_float(g, key, &v, err);
+    if (st == LB_ERR_NOT_FOUND) v = def;
+    else if (st) return st;
+    LB_RETURN_IF(!isfinite(v) || !(v >= 0) || !(v <= hi), err, LB_ERR_CORRUPT,
+                 "%s: key '%s' = %g is outside [0, %g]", g->src.name, key, v, hi);
+    *out = (float)v;
+    return LB_OK;
+}
+
 /* A tensor in one of lowbit's own types (save_gguf.c): I8 rows of the type's bytes, the type
  * name in lowbit.tensor_type.<name>, the row length in lowbit.tensor_ne0.<name>. */
 static lb_status get_own_type(const lb_gguf *g, const char *name, const lb_gguf_tensor_info *ti,
@@ -243,6 +255,48 @@ static lb_status rope_scaling(const lb_gguf *g, const char *arch, lb_llama_confi
     return LB_OK;
 }
 
+/* Sliding windows, their RoPE base, soft-capping and the query scale, as llama.cpp reads them
+ * for the family (arch.h's ops): <arch>.attention.sliding_window (Gemma 2: 4096 when absent;
+ * Gemma 3: no window), .attention.sliding_window_pattern, .rope.freq_base_swa,
+ * .attn_logit_softcapping and .final_logit_softcapping; lowbit's own .attention.scale. */
+static lb_status windows(const lb_gguf *g, const lb_arch *a, lb_llama_config *c, lb_error *err) {
+    const lb_arch_ops *o = &a->ops;
+    char               k[96];
+    int64_t            v;
+    double             f;
+    lb_status          st;
+    if (o->swa_pattern > 0) {
+        snprintf(k, sizeof k, "%s.attention.sliding_window", a->gguf);
+        st = lb_gguf_get_int(g, k, &v, err); /* Gemma 3 without the key: global attention everywhere */
+        if (st == LB_ERR_NOT_FOUND) v = o->swa_rope_own ? 0 : 4096;
+        else if (st) return st;
+        LB_RETURN_IF(v < 0 || v > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)v);
+        c->n_swa = (int32_t)v;
+        snprintf(k, sizeof k, "%s.attention.sliding_window_pattern", a->gguf);
+        st = lb_gguf_get_int(g, k, &v, err);
+        if (st == LB_ERR_NOT_FOUND) v = o->swa_pattern;
+        else if (st) return lb_fail(err, st, "%s: %s: a per-layer list is not supported, only a period",
+                                    g->src.name, k);
+        LB_RETURN_IF(v < 0 || v > 1024, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)v);
+        c->swa_pattern = (int32_t)v;
+        snprintf(k, sizeof k, "%s.rope.freq_base_swa", a->gguf);
+        st = lb_gguf_get_float(g, k, &f, err);
+        if (st && st != LB_ERR_NOT_FOUND) return st;
+        if (!st || o->swa_rope_own) { /* Gemma 3: its own base (default 10000), unscaled */
+            if ((st = get_f32(g, k, 10000.0, 0, 1e12, &c->rope_theta_swa, err))) return st;
+            c->rope_linear_swa = o->swa_rope_own ? 0.0f : c->rope_linear;
+        }
+    }
+    if (o->softcaps) {
+        snprintf(k, sizeof k, "%s.final_logit_softcapping", a->gguf);
+        if ((st = opt_f32(g, k, o->final_softcap, 1e6, &c->final_softcap, err))) return st;
+        snprintf(k, sizeof k, "%s.attn_logit_softcapping", a->gguf);
+        if (o->attn_softcap > 0 && (st = opt_f32(g, k, o->attn_softcap, 1e6, &c->attn_softcap, err))) return st;
+    }
+    snprintf(k, sizeof k, "%s.attention.scale", a->gguf);
+    return opt_f32(g, k, lb_arch_attn_scale(a, c), 1e3, &c->attn_scale, err);
+}
+
 /* NEOX-rope architectures store rotary rows split in halves: into lowbit's pairs (rotary.h),
  * each rotary tensor an owned copy */
 static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
@@ -309,7 +363,7 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
                  "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
                  "supported", path, rope_dim, c->head_dim);
-    if ((st = rope_scaling(g, m->arch->gguf, c, err))) return st;
+    if ((st = rope_scaling(g, m->arch->gguf, c, err)) || (st = windows(g, m->arch, c, err))) return st;
     LB_RETURN_IF(c->n_layers > 1024, err, LB_ERR_CORRUPT, "%s: %d layers", path, c->n_layers);
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);

@@ -97,6 +97,67 @@ static int64_t cfg_id(const cJSON *j, const char *key) {
     return it && lb_json_int(it, 0, INT32_MAX, &v) ? v : -1;
 }
 
+/* Gemma's windows, soft-capping and query scale (the keys load_gguf.c reads from GGUF):
+ * sliding_window; which layers use it, from layer_types or sliding_window_pattern (they must
+ * follow a period, as llama.cpp's are); Gemma 3's rope_local_base_freq; the soft-capping values
+ * (null: none); query_pre_attn_scalar. */
+static lb_status gemma_config(const cJSON *j, const lb_arch *a, lb_llama_config *c, const char *f, lb_error *err) {
+    lb_status    st  = LB_OK;
+    const cJSON *win = lb_json_get(j, "sliding_window");
+    int64_t      v   = 0;
+    LB_RETURN_IF(win && !cJSON_IsNull(win) && !lb_json_int(win, 1, INT32_MAX, &v), err, LB_ERR_CORRUPT,
+                 "%s: 'sliding_window' is not a positive integer", f);
+    c->n_swa       = (int32_t)v;
+    c->swa_pattern = a->ops.swa_pattern;
+    const cJSON *pat = lb_json_get(j, "sliding_window_pattern");
+    LB_RETURN_IF(pat && !cJSON_IsNull(pat) && !lb_json_int(pat, 0, 1024, &v), err, LB_ERR_CORRUPT,
+                 "%s: 'sliding_window_pattern' is not an integer in [0, 1024]", f);
+    if (pat && !cJSON_IsNull(pat)) c->swa_pattern = (int32_t)v;
+    const cJSON *lt = lb_json_get(j, "layer_types"); /* newer transformers: one per layer */
+    if (cJSON_IsArray(lt)) {
+        LB_RETURN_IF(cJSON_GetArraySize(lt) != c->n_layers, err, LB_ERR_CORRUPT, "%s: 'layer_types' has %d "
+                     "entries for %d layers", f, cJSON_GetArraySize(lt), c->n_layers);
+        int32_t period = 0, l = 0; /* the first full-attention layer + 1 */
+        for (const cJSON *e = lt->child; e && !period; e = e->next, l++)
+            if (cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")) period = l + 1;
+        c->swa_pattern = period;
+        l = 0;
+        for (const cJSON *e = lt->child; e; e = e->next, l++) {
+            const bool sliding = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+            LB_RETURN_IF(!sliding && !(cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")), err,
+                         LB_ERR_UNSUPPORTED, "%s: layer type '%.32s' is not supported", f,
+                         cJSON_IsString(e) ? e->valuestring : "?");
+            LB_RETURN_IF(sliding != lb_layer_windowed(c, l), err, LB_ERR_UNSUPPORTED, "%s: 'layer_types' "
+                         "do not repeat with a period (llama.cpp's sliding_window_pattern)", f);
+        }
+    }
+    if (c->n_swa == 0) c->swa_pattern = a->ops.swa_pattern;
+    if (a->ops.swa_rope_own) {
+        LB_TRY_RET(cfg_float(j, "rope_local_base_freq", 10000.0, 0, true, 1e12, &c->rope_theta_swa, f, err));
+    }
+    static const char *const caps[2] = { "final_logit_softcapping", "attn_logit_softcapping" };
+    float *const             out[2]  = { &c->final_softcap, &c->attn_softcap };
+    for (int k = 0; k < 2; k++) {
+        const cJSON *it = lb_json_get(j, caps[k]);
+        const float  def = k ? a->ops.attn_softcap : a->ops.final_softcap;
+        *out[k] = 0;
+        if (k == 1 && def <= 0) { /* a family without attention soft-capping */
+            LB_RETURN_IF(it && !cJSON_IsNull(it), err, LB_ERR_UNSUPPORTED, "%s: '%s' is not supported for %s",
+                         f, caps[k], a->hf_class[0]);
+            continue;
+        }
+        if (!it) *out[k] = def;
+        if (!it || cJSON_IsNull(it)) continue;
+        LB_TRY_RET(cfg_float(j, caps[k], def, 0, true, 1e6, out[k], f, err));
+    }
+    float qs = 0;
+    LB_TRY_RET(cfg_float(j, "query_pre_attn_scalar", c->head_dim, 0, true, 1e9, &qs, f, err));
+    c->attn_scale = qs == (float)c->head_dim ? 0.0f : 1.0f / sqrtf(qs);
+    const float rule = lb_arch_attn_scale(a, c); /* llama.cpp's value when it is this one */
+    if (rule > 0 && fabsf(rule - c->attn_scale) <= 1e-6f * rule) c->attn_scale = rule;
+    return st;
+}
+
 static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc, lb_error *err) {
     char   f[4096];
     cJSON *j;
@@ -106,16 +167,11 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const cJSON *archs = lb_json_get(j, "architectures");
     const char  *arch  = cJSON_IsArray(archs) && cJSON_IsString(archs->child) ? archs->child->valuestring : NULL;
     const char  *mt    = lb_json_str(j, "model_type");
-    static const char *const by_type[][2] = { { "llama", "LlamaForCausalLM" }, { "mistral", "MistralForCausalLM" },
-                                              { "qwen2", "Qwen2ForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" },
-                                              { "phi3", "Phi3ForCausalLM" } };
-    for (size_t i = 0; !arch && mt && i < sizeof by_type / sizeof by_type[0]; i++)
-        if (!strcmp(mt, by_type[i][0])) arch = by_type[i][1];
-    hc->arch         = arch ? lb_arch_find_hf(arch) : NULL;
+    hc->arch         = arch ? lb_arch_find_hf(arch, NULL) : lb_arch_find_hf(NULL, mt);
     const bool llama = hc->arch && !strcmp(hc->arch->name, "llama");
     LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
-               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM)", f,
-               arch ? arch : mt ? mt : "?");
+               "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
+               "Gemma2ForCausalLM, Gemma3ForCausalLM)", f, arch ? arch : mt ? mt : "?");
     LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
     LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
     LB_TRY(cfg_int(j, "num_hidden_layers", -1, &c->n_layers, f, err));
@@ -127,9 +183,12 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_TRY(cfg_float(j, "rope_theta", 10000.0, 0, true, 1e12, &c->rope_theta, f, err));
     /* head_dim may differ from hidden_size / num_attention_heads (Qwen3-0.6B: 128, not 64) */
     LB_TRY(cfg_int(j, "head_dim", c->n_heads > 0 ? c->n_embd / c->n_heads : 0, &c->head_dim, f, err));
-    const char *act = lb_json_str(j, "hidden_act");
-    LB_GOTO_IF(act && strcmp(act, "silu") != 0, err, LB_ERR_UNSUPPORTED,
-               "%s: hidden_act '%.32s' is not supported (silu)", f, act);
+    const bool  gelu = hc->arch->ops.act == LB_ACT_GELU_TANH;
+    const char *act  = lb_json_str(j, gelu ? "hidden_activation" : "hidden_act");
+    if (gelu && !act) act = lb_json_str(j, "hidden_act");
+    LB_GOTO_IF(act && strcmp(act, gelu ? "gelu_pytorch_tanh" : "silu") != 0, err, LB_ERR_UNSUPPORTED,
+               "%s: hidden activation '%.32s' is not supported (%s)", f, act, gelu ? "gelu_pytorch_tanh" : "silu");
+    if (hc->arch->ops.swa_pattern > 0) LB_TRY(gemma_config(j, hc->arch, c, f, err));
     const cJSON *rs  = lb_json_get(j, "rope_scaling");
     const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
     hc->llama3       = rst && strcmp(rst, "llama3") == 0;
@@ -155,7 +214,9 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
                "%s: sliding-window attention is not supported", f);
     const cJSON *qc = lb_json_get(j, "quantization_config");
     if (qc) LB_TRY(lb_hfq_parse(qc, &hc->q, f, err));
-    hc->tied = cJSON_IsTrue(lb_json_get(j, "tie_word_embeddings"));
+    const cJSON *tie = lb_json_get(j, "tie_word_embeddings");
+    hc->tied = tie ? cJSON_IsTrue(tie) : hc->arch->ops.hf_tied;
+    if (hc->arch->use[LB_ROLE_OUTPUT] == LB_USE_NONE) hc->tied = true; /* Gemma 2: lm_head is never read */
     hc->bos  = cfg_id(j, "bos_token_id");
     hc->eos  = cfg_id(j, "eos_token_id");
     cJSON_Delete(j);
@@ -384,14 +445,15 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its HF name */
         const lb_slot *s      = &slots[i];
         const uint8_t  use    = m->arch->use[s->role];
-        if (use == LB_USE_NONE || !s->hf) continue;
+        const char   *hf_name = lb_arch_hf_name(m->arch, s);
+        if (use == LB_USE_NONE || !hf_name) continue;
         const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
         const bool    vec      = s->ne1 == LB_DIM_1; /* HF: [rows] or [rows = outputs, inputs] */
         const int64_t rows = lb_model_dim(m, vec ? s->ne0 : s->ne1), cols = vec ? 0 : lb_model_dim(m, s->ne0);
         const int64_t hr = lb_rotary_head_rows(m, s);
         for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
             char name[160];
-            lb_tensor_name(name, sizeof name, s->hf, l, true);
+            lb_tensor_name(name, sizeof name, hf_name, l, true);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
             if (t->data) continue; /* a part of a fused tensor */
             if ((st = get(m, h, name, rows, cols, hr, required, t, err))) return st;
@@ -400,6 +462,7 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     m->tied_output = hc.tied;
     if (hc.tied) m->output = m->tok_embd;
     if ((st = lb_model_make_slots_f32(m, err))) return st; /* norms and biases compute in f32 */
+    if (m->arch->ops.hf_norm_plus1 && (st = lb_model_shift_norms(m, 1.0f, err))) return st;
     if (hc.llama3) {
         float *ff = malloc((size_t)(c->head_dim / 2) * sizeof *ff);
         LB_RETURN_IF(!ff || lb_model_own(m, ff), err, LB_ERR_NOMEM, "out of memory");

@@ -57,6 +57,26 @@ lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err) {
     return LB_OK;
 }
 
+lb_status lb_model_shift_norms(lb_model *m, float delta, lb_error *err) {
+    int            ns;
+    const lb_slot *slots = lb_slots(&ns);
+    for (int i = 0; i < ns; i++) {
+        if (!(slots[i].flags & LB_SLOT_NORM)) continue;
+        for (int32_t l = lb_slot_first(&slots[i]); l < lb_slot_end(m, &slots[i]); l++) {
+            lb_tensor *t = lb_model_tensor(m, l, slots[i].role);
+            if (!t || !t->data) continue;
+            const int64_t n   = lb_tensor_nelements(t);
+            float        *buf = malloc((size_t)n * sizeof *buf);
+            LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory");
+            for (int64_t r = 0; r < n / t->ne[0]; r++) lb_tensor_get_row_f32(t, r, buf + r * t->ne[0]);
+            for (int64_t k = 0; k < n; k++) buf[k] += delta;
+            t->type = LB_TYPE_F32;
+            t->data = buf;
+        }
+    }
+    return LB_OK;
+}
+
 lb_model *lb_model_alloc(void) {
     lb_model *m = calloc(1, sizeof *m);
     if (m && !(m->priv = calloc(1, sizeof *m->priv))) {

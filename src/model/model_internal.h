@@ -77,5 +77,8 @@ lb_status lb_model_load_actq(lb_model *m, lb_error *err);
 lb_status lb_model_make_f32(lb_model *m, lb_tensor *t);
 /* Every present slot the table computes in f32 (norms, biases, rope_freqs) made f32. */
 lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err);
+/* Add delta to every norm weight (LB_SLOT_NORM), each into a buffer m owns: Gemma's HF norms
+ * hold w where the computation and GGUF use 1 + w. */
+lb_status lb_model_shift_norms(lb_model *m, float delta, lb_error *err);
 
 #endif

@@ -81,6 +81,32 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
     return st;
 }
 
+/* Sliding windows, soft-capping and the query scale, as load_gguf.c reads them back. */
+static lb_status write_windows(lb_gguf_writer *w, const lb_model *m) {
+    const lb_llama_config *c = &m->cfg;
+    const lb_arch_ops     *o = m->arch ? &m->arch->ops : NULL;
+    const char            *arch = m->arch ? m->arch->gguf : "llama";
+    char                   key[96];
+    lb_status              st = LB_OK;
+    if (o && o->swa_pattern > 0 && (c->n_swa > 0 || !o->swa_rope_own)) {
+        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+        st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->n_swa);
+        snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+        if (!st && c->swa_pattern != o->swa_pattern) st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->swa_pattern);
+        snprintf(key, sizeof key, "%s.rope.freq_base_swa", arch);
+        if (!st && c->rope_theta_swa > 0) st = lb_gguf_writer_set_f32(w, key, c->rope_theta_swa);
+    }
+    if (o && o->softcaps) {
+        snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+        if (!st && (c->final_softcap > 0 || o->final_softcap > 0)) st = lb_gguf_writer_set_f32(w, key, c->final_softcap);
+        snprintf(key, sizeof key, "%s.attn_logit_softcapping", arch);
+        if (!st && o->attn_softcap > 0) st = lb_gguf_writer_set_f32(w, key, c->attn_softcap);
+    }
+    snprintf(key, sizeof key, "%s.attention.scale", arch); /* lowbit's, when llama.cpp's rule differs */
+    if (!st && c->attn_scale != lb_arch_attn_scale(m->arch, c)) st = lb_gguf_writer_set_f32(w, key, c->attn_scale);
+    return st;
+}
+
 static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
     const lb_llama_config *c    = &m->cfg;
     const char            *arch = m->arch ? m->arch->gguf : "llama";
@@ -115,7 +141,7 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
         snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
         if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_linear);
     }
-    return st;
+    return st ? st : write_windows(w, m);
 }
 
 /* lowbit's keys: the <arch>.* keys, the tokenizer, then the caller's (add_meta, may be NULL). */

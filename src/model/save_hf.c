@@ -5,6 +5,7 @@
  * to HF's half-split order (the inverse of load_hf.c). The directory is built under a unique
  * temporary name beside DIR and renamed at the end (lb_out): never a partial output. */
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,28 @@ static void put_float(lb_strbuf *b, const char *key, float x) {
     lb_strbuf_printf(b, ",\n  \"%s\": %s", key, s);
 }
 
+/* Gemma's windows (and each layer's type, as newer transformers read them), soft-capping and
+ * query scale (load_hf.c's gemma_config reads them back). */
+static void put_gemma(lb_strbuf *b, const lb_model *m) {
+    const lb_llama_config *c = &m->cfg;
+    if (c->n_swa > 0) {
+        lb_strbuf_printf(b, ",\n  \"sliding_window\": %d,\n  \"sliding_window_pattern\": %d,\n  \"layer_types\": [",
+                         c->n_swa, c->swa_pattern);
+        for (int32_t l = 0; l < c->n_layers; l++)
+            lb_strbuf_printf(b, "%s\"%s\"", l ? ", " : "", lb_layer_windowed(c, l) ? "sliding_attention" : "full_attention");
+        lb_strbuf_printf(b, "]");
+    } else {
+        lb_strbuf_printf(b, ",\n  \"sliding_window\": null");
+    }
+    if (m->arch->ops.swa_rope_own) put_float(b, "rope_local_base_freq", c->rope_theta_swa > 0 ? c->rope_theta_swa : 10000.0f);
+    if (c->final_softcap > 0) put_float(b, "final_logit_softcapping", c->final_softcap);
+    else lb_strbuf_printf(b, ",\n  \"final_logit_softcapping\": null");
+    if (c->attn_softcap > 0) put_float(b, "attn_logit_softcapping", c->attn_softcap);
+    else lb_strbuf_printf(b, ",\n  \"attn_logit_softcapping\": null");
+    const float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)c->head_dim);
+    put_float(b, "query_pre_attn_scalar", c->attn_scale > 0 ? 1.0f / (scale * scale) : (float)c->head_dim);
+}
+
 /* gptq_bits > 0: a GPTQ checkpoint's quantization_config (symmetric, v1 zeros, no act-order). */
 static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling, int32_t gptq_bits,
                          int32_t gptq_group) {
@@ -67,7 +90,7 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     /* llama with biases (a Qwen2 model lowbit wrote as llama) goes back as Qwen2 */
     const lb_arch *arch = bias && !strcmp(m->arch->name, "llama") ? lb_arch_find("qwen2", 5) : m->arch;
     lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
-                     arch->hf_class[0], arch->name);
+                     arch->hf_class[0], arch->hf_type[0]);
     const struct {
         const char *k;
         int32_t     v;
@@ -96,9 +119,11 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     } else {
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null");
     }
-    lb_strbuf_printf(&b, ",\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s",
-                     m->tied_output ? "true" : "false");
-    if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
+    const bool gelu = arch->ops.act == LB_ACT_GELU_TANH;
+    lb_strbuf_printf(&b, ",\n  \"%s\": \"%s\",\n  \"tie_word_embeddings\": %s", gelu ? "hidden_activation" : "hidden_act",
+                     gelu ? "gelu_pytorch_tanh" : "silu", m->tied_output ? "true" : "false");
+    if (arch->ops.swa_pattern > 0) put_gemma(&b, m);
+    else if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
     if (gptq_bits > 0)
         lb_strbuf_printf(&b, ",\n  \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": %d, "
@@ -111,14 +136,14 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
 
 /* t in `type`, rows permuted from rotary pairs to half-split when heads > 0; *out is t's own
  * data when nothing changes, else a new buffer (*owned). */
-static lb_status convert(const lb_tensor *t, lb_type type, int32_t heads, const void **out,
+static lb_status convert(const lb_tensor *t, lb_type type, int32_t heads, float shift, const void **out,
                          void **owned, size_t *nbytes) {
     const bool    vec  = t->ne[1] == 1 && heads > 0; /* a bias: its elements are the rows */
     const int64_t cols = vec ? 1 : t->ne[0], rows = vec ? t->ne[0] : lb_tensor_nelements(t) / t->ne[0];
     const size_t  es = type == LB_TYPE_F32 ? 4 : 2, rb = es * (size_t)cols;
     *nbytes          = rb * (size_t)rows;
     *owned           = NULL;
-    if (t->type == type && heads <= 0) {
+    if (t->type == type && heads <= 0 && shift == 0) {
         *out = t->data;
         return LB_OK;
     }
@@ -142,10 +167,11 @@ static lb_status convert(const lb_tensor *t, lb_type type, int32_t heads, const 
         else lb_tensor_get_row_f32(t, src, row);
         uint8_t *o = buf + (size_t)r * rb;
         for (int64_t k = 0; k < cols; k++) {
+            const float xk = x[k] + shift;
             if (type == LB_TYPE_F32) {
-                memcpy(o + 4 * k, &x[k], 4);
+                memcpy(o + 4 * k, &xk, 4);
             } else {
-                const uint16_t hv = type == LB_TYPE_F16 ? lb_f32_to_f16(x[k]) : lb_f32_to_bf16(x[k]);
+                const uint16_t hv = type == LB_TYPE_F16 ? lb_f32_to_f16(xk) : lb_f32_to_bf16(xk);
                 memcpy(o + 2 * k, &hv, 2);
             }
         }
@@ -225,7 +251,8 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         const lb_slot   *s  = lb_slot_of(nt[i].role);
         const lb_tensor *t  = nt[i].t;
         const lb_type    ty = s->flags & LB_SLOT_F32 ? LB_TYPE_F32 : type;
-        if (!s->hf) continue; /* rope_freqs: config.json's rope_scaling says it */
+        const char      *hf = lb_arch_hf_name(m->arch, s);
+        if (!hf) continue; /* rope_freqs: config.json's rope_scaling says it */
         int             part;
         const lb_fused *fu = lb_arch_fusion(m->arch, nt[i].role, &part);
         if (gptq && nt[i].layer >= 0 && t->ne[1] > 1 && !(s->flags & LB_SLOT_F32)) { /* a packed layer */
@@ -233,15 +260,16 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
             if (fused) fparts[part] = nt[i];
             if (fused && part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue; /* the last part packs */
             char base[96];
-            lb_tensor_name(base, sizeof base, fused ? fu->hf : s->hf, nt[i].layer, true);
+            lb_tensor_name(base, sizeof base, fused ? fu->hf : hf, nt[i].layer, true);
             base[strlen(base) - 7] = 0; /* without ".weight" */
             LB_TRY(put_packed(fused ? fparts : nt + i, fused ? part + 1 : 1, m, base, ts, own, names, &n, err));
             continue;
         }
-        lb_tensor_name(names[n], sizeof names[n], s->hf, nt[i].layer, true);
+        lb_tensor_name(names[n], sizeof names[n], hf, nt[i].layer, true);
         const int64_t hr    = lb_rotary_head_rows(m, s), rows = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         const int32_t heads = hr > 0 ? (int32_t)(rows / hr) : 0;
-        LB_GOTO_IF(convert(t, ty, heads, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
+        const float   shift = s->flags & LB_SLOT_NORM && m->arch->ops.hf_norm_plus1 ? -1.0f : 0.0f;
+        LB_GOTO_IF(convert(t, ty, heads, shift, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
         ts[n].name     = names[n];
         ts[n].dtype    = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;
         ts[n].n_dims   = t->ne[1] > 1 ? 2 : 1;

@@ -21,11 +21,10 @@ lb_status lb_synth_shape(const char *name, lb_llama_config *cfg, lb_error *err) 
         const char     *name;
         lb_llama_config cfg;
     } shapes[] = {
-        /*            E      F      L   H   K   D    V       ctx   eps    theta */
-        { "tiny", { 256, 768, 4, 4, 2, 64, 512, 512, 1e-5f, 10000.0f, 0 } },
-        { "1b",   { 2048, 5632, 22, 32, 4, 64, 32000, 2048, 1e-5f, 10000.0f, 0 } },   /* TinyLlama-1.1B */
-        { "7b",   { 4096, 11008, 32, 32, 32, 128, 32000, 4096, 1e-5f, 10000.0f, 0 } }, /* Llama-2-7B */
-        { "8b",   { 4096, 14336, 32, 32, 8, 128, 128256, 8192, 1e-5f, 500000.0f, 0 } }, /* Llama-3-8B */
+        { "tiny", { .n_embd = 256, .n_ff = 768, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .n_vocab = 512, .n_ctx_train = 512, .norm_eps = 1e-5f, .rope_theta = 10000.0f } },
+        { "1b", { .n_embd = 2048, .n_ff = 5632, .n_layers = 22, .n_heads = 32, .n_kv_heads = 4, .head_dim = 64, .n_vocab = 32000, .n_ctx_train = 2048, .norm_eps = 1e-5f, .rope_theta = 10000.0f } },   /* TinyLlama-1.1B */
+        { "7b", { .n_embd = 4096, .n_ff = 11008, .n_layers = 32, .n_heads = 32, .n_kv_heads = 32, .head_dim = 128, .n_vocab = 32000, .n_ctx_train = 4096, .norm_eps = 1e-5f, .rope_theta = 10000.0f } }, /* Llama-2-7B */
+        { "8b", { .n_embd = 4096, .n_ff = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_vocab = 128256, .n_ctx_train = 8192, .norm_eps = 1e-5f, .rope_theta = 500000.0f } }, /* Llama-3-8B */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcmp(shapes[i].name, name) == 0) {
@@ -264,6 +263,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                  "synth writes GGUF types; %s has no ggml id", lb_type_name(p->type));
     lb_model m = { .arch = arch, .cfg = *c };
     m.cfg.head_dim = hd;
+    lb_arch_config_defaults(arch, &m.cfg);
     char          name[96];
     snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
     m.name                  = name;
@@ -299,7 +299,8 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
         for (int32_t l = lb_slot_first(&slots[i]); l < lb_slot_end(&m, &slots[i]); l++)
             for (int j = i; j < e; j++) {
                 const lb_slot *s = &slots[j];
-                if (m.arch->use[s->role] != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT) continue;
+                const uint8_t use = m.arch->use[s->role];
+                if (use == LB_USE_NONE || (use != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT)) continue;
                 const bool bias = s->role == LB_ROLE_ATTN_Q_BIAS || s->role == LB_ROLE_ATTN_K_BIAS ||
                                   s->role == LB_ROLE_ATTN_V_BIAS;
                 const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? KIND_EMBEDDING

@@ -12,6 +12,7 @@ static_assert(offsetof(lb_layer, wq) == (LB_ROLE_ATTN_Q - LB_ROLE_LAYER_FIRST) *
 static_assert(offsetof(lb_layer, ffn_down) == (LB_ROLE_FFN_DOWN - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(offsetof(lb_layer, bq) == (LB_ROLE_ATTN_Q_BIAS - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(offsetof(lb_layer, k_norm) == (LB_ROLE_ATTN_K_NORM - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, ffn_post_norm) == (LB_ROLE_FFN_POST_NORM - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(sizeof(lb_layer) == LB_LAYER_SLOTS * sizeof(lb_tensor), "slots");
 
 static bool is_layer_role(lb_tensor_role r) {
@@ -60,6 +61,10 @@ int64_t lb_model_dim(const lb_model *m, lb_dim d) {
     case LB_DIM_HALF_D: return c->head_dim / 2;
     default:            return 1;
     }
+}
+
+bool lb_layer_windowed(const lb_llama_config *c, int32_t l) {
+    return c->n_swa > 0 && (c->swa_pattern == 0 || l % c->swa_pattern < c->swa_pattern - 1);
 }
 
 /* Call fn on every present tensor in file order (the tied output skipped); stops at a
@@ -207,6 +212,13 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
     LB_RETURN_IF(!(c->norm_eps > 0 && c->norm_eps < 1) || !(c->rope_theta > 0), err,
                  LB_ERR_CORRUPT, "%s: bad norm epsilon %g or rope base %g", path,
                  (double)c->norm_eps, (double)c->rope_theta);
+    LB_RETURN_IF(c->n_swa < 0 || c->swa_pattern < 0 || c->swa_pattern > 1024 || !(c->rope_theta_swa >= 0 && c->rope_theta_swa <= 1e12f) ||
+                     !(c->rope_linear_swa >= 0 && c->rope_linear_swa <= 1024) || !(c->attn_softcap >= 0 && c->attn_softcap <= 1e6f) ||
+                     !(c->final_softcap >= 0 && c->final_softcap <= 1e6f) || !(c->attn_scale >= 0 && c->attn_scale <= 1e3f),
+                 err, LB_ERR_CORRUPT, "%s: bad sliding window %d (pattern %d), window RoPE base %g, "
+                 "soft-capping %g/%g or attention scale %g", path, c->n_swa, c->swa_pattern,
+                 (double)c->rope_theta_swa, (double)c->attn_softcap, (double)c->final_softcap,
+                 (double)c->attn_scale);
     LB_RETURN_IF(!m->arch, err, LB_ERR_PARAM, "%s: the model has no architecture", path);
     lb_status st = check_slots(m, path, err);
     if (st) return st;

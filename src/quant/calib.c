@@ -342,7 +342,7 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
         return lb_fail(err, LB_ERR_NOMEM, "calib: out of memory for %d windows' states", n_windows);
     }
     for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++) /* the embeddings: layer 0's input */
-        lb_tensor_get_row_f32(&m->tok_embd, windows[i], s->x + (size_t)i * (size_t)E);
+        lb_model_embed(m, windows[i], s->x + (size_t)i * (size_t)E);
     *out = s;
     return LB_OK;
 }

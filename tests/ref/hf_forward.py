@@ -4,9 +4,11 @@
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
 does (Llama, Mistral, Qwen2, Qwen3, Phi-3: rotate_half RoPE on the half-split layout, q/k/v biases,
 Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-query attention,
-SiLU MLP, tied embeddings, linear
-rope_scaling) and compares
-its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
+SiLU MLP, tied embeddings, linear rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
+compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
+post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
+sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base) and
+compares its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
 
 usage: hf_forward.py HF_DIR LOGITS_FILE [--tol X]
 Prints the largest relative difference per chunk; exits 1 when it is above --tol (1e-4).
@@ -52,6 +54,33 @@ def rotate_half(x):
     return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def softcap(x, cap):
+    return cap * np.tanh(x / cap) if cap else x
+
+
+def sliding_layers(cfg, L):
+    """Which layers use the sliding window (Gemma): layer_types, else the pattern."""
+    if not cfg.get("sliding_window"):
+        return [False] * L
+    if cfg.get("layer_types"):
+        return [t == "sliding_attention" for t in cfg["layer_types"]]
+    if cfg["model_type"] == "gemma2":
+        return [l % 2 == 0 for l in range(L)]
+    period = cfg.get("sliding_window_pattern", 6)
+    return [(l + 1) % period != 0 for l in range(L)]
+
+
+def rope_tables(theta, scale, D, T):
+    inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
+    ang = np.outer(np.arange(T, dtype=np.float64) / scale, inv)
+    return (np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :],
+            np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :])
+
+
 def forward(cfg, w, tokens):
     E = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
@@ -66,15 +95,24 @@ def forward(cfg, w, tokens):
         raise SystemExit(f"rope_scaling {kind}: not in this reference")
     scale = rs.get("factor", 1.0) if kind == "linear" else 1.0
     T = len(tokens)
+    gemma = cfg.get("model_type") in ("gemma2", "gemma3_text")
+    plus = 1.0 if gemma else 0.0  # Gemma's RMSNorm multiplies by (1 + w)
     x = w["model.embed_tokens.weight"][tokens]
-    inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
-    ang = np.outer(np.arange(T, dtype=np.float64) / scale, inv)
-    cos = np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :]
-    sin = np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :]
+    if gemma:
+        x = x * np.sqrt(E)
+    cos, sin = rope_tables(theta, scale, D, T)
+    local = rope_tables(cfg["rope_local_base_freq"], 1.0, D, T) if "rope_local_base_freq" in cfg else (cos, sin)
+    qscale = cfg.get("query_pre_attn_scalar", D) ** -0.5
     mask = np.triu(np.full((T, T), -np.inf), 1)
+    win = cfg.get("sliding_window") or 0
+    far = np.subtract.outer(np.arange(T), np.arange(T)) >= win if win else None
+    swa = mask.copy()
+    if win:
+        swa[far] = -np.inf
+    sliding = sliding_layers(cfg, L) if gemma else [False] * L
     for l in range(L):
         p = f"model.layers.{l}."
-        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        h = rms_norm(x, w[p + "input_layernorm.weight"] + plus, eps)
         if p + "self_attn.qkv_proj.weight" in w:  # Phi-3: q, k, v rows in one matrix
             qkv = h @ w[p + "self_attn.qkv_proj.weight"].T
             q, k, v = qkv[:, : H * D], qkv[:, H * D : H * D + K * D], qkv[:, H * D + K * D :]
@@ -88,28 +126,37 @@ def forward(cfg, w, tokens):
             v = v + w[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, H, D), k.reshape(T, K, D), v.reshape(T, K, D)
         if p + "self_attn.q_norm.weight" in w:
-            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"] + plus, eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"] + plus, eps)
+        c, sn = local if sliding[l] else (cos, sin)
+        q = q * c + rotate_half(q) * sn
+        k = k * c + rotate_half(k) * sn
         k = np.repeat(k, H // K, axis=1)
         v = np.repeat(v, H // K, axis=1)
-        s = np.einsum("thd,shd->hts", q, k) / np.sqrt(D) + mask
+        s = np.einsum("thd,shd->hts", q, k) * (qscale if gemma else 1.0 / np.sqrt(D))
+        s = softcap(s, cfg.get("attn_logit_softcapping") if gemma else None)
+        s = s + (swa if sliding[l] else mask)
         s = np.exp(s - s.max(axis=-1, keepdims=True))
         s /= s.sum(axis=-1, keepdims=True)
-        o = np.einsum("hts,shd->thd", s, v).reshape(T, H * D)
-        x = x + o @ w[p + "self_attn.o_proj.weight"].T
-        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        o = np.einsum("hts,shd->thd", s, v).reshape(T, H * D) @ w[p + "self_attn.o_proj.weight"].T
+        if gemma:
+            o = rms_norm(o, w[p + "post_attention_layernorm.weight"] + plus, eps)
+        x = x + o
+        h = rms_norm(x, w[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")] + plus, eps)
         if p + "mlp.gate_up_proj.weight" in w:  # Phi-3: gate's rows, then up's
             gu = h @ w[p + "mlp.gate_up_proj.weight"].T
             g, u = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
         else:
             g = h @ w[p + "mlp.gate_proj.weight"].T
             u = h @ w[p + "mlp.up_proj.weight"].T
-        x = x + (g / (1.0 + np.exp(-g)) * u) @ w[p + "mlp.down_proj.weight"].T
-    x = rms_norm(x, w["model.norm.weight"], eps)
+        act = gelu_tanh(g) if gemma else g / (1.0 + np.exp(-g))
+        f = (act * u) @ w[p + "mlp.down_proj.weight"].T
+        if gemma:
+            f = rms_norm(f, w[p + "post_feedforward_layernorm.weight"] + plus, eps)
+        x = x + f
+    x = rms_norm(x, w["model.norm.weight"] + plus, eps)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
-    return x @ head.T
+    return softcap(x @ head.T, cfg.get("final_logit_softcapping") if gemma else None)
 
 
 def read_logits(path):
