@@ -76,7 +76,9 @@ static float normal(rng *g) {
 
 /* ---- tensors ---- */
 
-typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING, KIND_BIAS } tensor_kind;
+/* a tied embedding (a family without an output matrix: Gemma 2) is the output head too: rows of
+ * norm ~1, so that the logits spread as a trained model's do */
+typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING, KIND_TIED_EMBEDDING, KIND_BIAS } tensor_kind;
 
 typedef struct {
     const lb_synth_params *p;
@@ -104,6 +106,9 @@ static void gen_row(const synth_tensor *t, int64_t r, float *x) {
         break;
     case KIND_EMBEDDING:
         for (int64_t j = 0; j < t->n; j++) x[j] = 0.02f * normal(&g);
+        break;
+    case KIND_TIED_EMBEDDING:
+        for (int64_t j = 0; j < t->n; j++) x[j] = 1.0f / sqrtf((float)t->n) * normal(&g);
         break;
     case KIND_BIAS:
         for (int64_t j = 0; j < t->n; j++) x[j] = 0.1f * normal(&g);
@@ -303,7 +308,8 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                 if (use == LB_USE_NONE || (use != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT)) continue;
                 const bool bias = s->role == LB_ROLE_ATTN_Q_BIAS || s->role == LB_ROLE_ATTN_K_BIAS ||
                                   s->role == LB_ROLE_ATTN_V_BIAS;
-                const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? KIND_EMBEDDING
+                const bool tied = m.arch->use[LB_ROLE_OUTPUT] == LB_USE_NONE;
+                const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? (tied ? KIND_TIED_EMBEDDING : KIND_EMBEDDING)
                                 : bias                          ? KIND_BIAS
                                 : s->flags & LB_SLOT_F32         ? KIND_NORM
                                                                  : KIND_MATRIX;

@@ -1,5 +1,6 @@
-# Model families through the architecture table (issue 18): for llama, qwen2, qwen3 and phi3
-# (q, k, v and gate, up fused in its HF directory; gate and up in one ffn_up in GGUF), a
+# Model families through the architecture table (issue 18): for llama, qwen2, qwen3, phi3
+# (q, k, v and gate, up fused in its HF directory; gate and up in one ffn_up in GGUF), gemma2
+# and gemma3 (post-norms, GELU, soft-capping, sliding windows; norms 1 + w in GGUF), a
 # synthetic model (GQA; Qwen3 also with a head size that is not n_embd / n_heads) written as
 # GGUF, exported as an HF directory, read back: the HF directory's logits equal the GGUF's
 # (KLD 0) and an independent NumPy forward of the HF layout (tests/ref/hf_forward.py, when
@@ -15,10 +16,15 @@ CH="--chunks 3"
 tok="$SRC/models/stories260K/tok512.bin"
 shape="--shape tiny --n-layers 2 --n-embd 128 --n-ff 256 --n-heads 4 --n-kv-heads 2 --n-vocab 512"
 
-for fam in llama qwen2 qwen3 qwen3:64 phi3; do
+for fam in llama qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
     arch=${fam%%:*}
     hd=""
     [ "$fam" != "$arch" ] && hd="--head-dim ${fam#*:}"
+    # Gemma: windows of 16 in chunks of 64; Gemma 3's sixth layer is global, with its own base
+    case $arch in
+        gemma2) hd="--sliding-window 16" ;;
+        gemma3) hd="--n-layers 6 --sliding-window 16 --rope-theta 1000000" ;;
+    esac
     name=$(echo "$fam" | tr : _)
     g="$WORK/$name.gguf"
     # shellcheck disable=SC2086
