@@ -98,6 +98,9 @@ typedef struct lb_arch_ops {
     bool       hf_tied;       /* HF's tie_word_embeddings defaults to true */
     int32_t    swa_pattern;   /* with a sliding window: layer l is windowed when
                                  l % pattern < pattern - 1 (llama.cpp's default pattern) */
+    bool       swa_every;     /* a window, when the model has one, on every layer (Mistral's
+                                 sliding_window; lowbit's <arch>.attention.sliding_window, which
+                                 llama.cpp's llama ignores) */
     bool       swa_rope_own;  /* windowed layers rotate with their own base (rope.freq_base_swa,
                                  default 10000) and no scaling (Gemma 3); else the global ones */
     bool       softcaps;      /* reads <arch>.final_logit_softcapping, and attn_logit_softcapping

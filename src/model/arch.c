@@ -41,7 +41,8 @@ static const lb_slot k_slots[] = {
     [LB_ROLE_ATTN_NORM] = R, [LB_ROLE_ATTN_Q] = R, [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R,    \
     [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = R,                    \
     [LB_ROLE_FFN_UP] = R, [LB_ROLE_FFN_DOWN] = R
-/* The Llama family (Mistral: the same tensors). A missing output is tied to the embedding.
+/* The Llama family (Mistral: the same tensors, and a sliding window on every layer when its
+ * config has one). A missing output is tied to the embedding.
  * llama's attention biases are optional (llama.cpp adds them when present: lowbit wrote Qwen2
  * models so before it knew qwen2). Qwen2: q/k/v biases. Qwen3: RMSNorm of each q and k head
  * before RoPE, no biases. Both keep rotary rows split in halves in GGUF (NEOX RoPE). */
@@ -56,7 +57,7 @@ static const lb_slot k_slots[] = {
     { { LB_ROLE_FFN_NORM, "pre_feedforward_layernorm.weight" } }
 static const lb_arch k_archs[] = {
     { .name = "llama", .gguf = "llama", .hf_class = { "LlamaForCausalLM", "MistralForCausalLM", NULL },
-      .hf_type = { "llama", "mistral" },
+      .hf_type = { "llama", "mistral" }, .ops = { .swa_every = true },
       .use = { LLAMA_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O, [LB_ROLE_ATTN_V_BIAS] = O } },
     { .name = "qwen2", .gguf = "qwen2", .hf_class = { "Qwen2ForCausalLM", NULL }, .hf_type = { "qwen2" },
       .rope_neox = true,

@@ -265,6 +265,14 @@ static lb_status windows(const lb_gguf *g, const lb_arch *a, lb_llama_config *c,
     int64_t            v;
     double             f;
     lb_status          st;
+    if (o->swa_every) { /* Mistral's window, as lowbit writes it (llama.cpp's llama has none) */
+        snprintf(k, sizeof k, "%s.attention.sliding_window", a->gguf);
+        st = lb_gguf_get_int(g, k, &v, err);
+        if (st == LB_ERR_NOT_FOUND) v = 0;
+        else if (st) return st;
+        LB_RETURN_IF(v < 0 || v > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)v);
+        c->n_swa = (int32_t)v;
+    }
     if (o->swa_pattern > 0) {
         snprintf(k, sizeof k, "%s.attention.sliding_window", a->gguf);
         st = lb_gguf_get_int(g, k, &v, err); /* Gemma 3 without the key: global attention everywhere */

@@ -189,6 +189,14 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_GOTO_IF(act && strcmp(act, gelu ? "gelu_pytorch_tanh" : "silu") != 0, err, LB_ERR_UNSUPPORTED,
                "%s: hidden activation '%.32s' is not supported (%s)", f, act, gelu ? "gelu_pytorch_tanh" : "silu");
     if (hc->arch->ops.swa_pattern > 0) LB_TRY(gemma_config(j, hc->arch, c, f, err));
+    const cJSON *sw = lb_json_get(j, "sliding_window");
+    const bool   mistral = (arch && !strcmp(arch, "MistralForCausalLM")) || (!arch && mt && !strcmp(mt, "mistral"));
+    if (hc->arch->ops.swa_every && mistral && sw && !cJSON_IsNull(sw)) { /* Mistral: every layer */
+        int64_t v = 0;
+        LB_GOTO_IF(!lb_json_int(sw, 1, INT32_MAX, &v), err, LB_ERR_CORRUPT, "%s: 'sliding_window' is not a "
+                   "positive integer", f);
+        c->n_swa = (int32_t)v;
+    }
     const cJSON *rs  = lb_json_get(j, "rope_scaling");
     const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
     hc->llama3       = rst && strcmp(rst, "llama3") == 0;

@@ -89,8 +89,9 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     lb_strbuf              b = { 0 };
     /* llama with biases (a Qwen2 model lowbit wrote as llama) goes back as Qwen2 */
     const lb_arch *arch = bias && !strcmp(m->arch->name, "llama") ? lb_arch_find("qwen2", 5) : m->arch;
+    const int      cls  = arch->ops.swa_every && c->n_swa > 0 ? 1 : 0; /* a window: Mistral's class */
     lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
-                     arch->hf_class[0], arch->hf_type[0]);
+                     arch->hf_class[cls], arch->hf_type[cls]);
     const struct {
         const char *k;
         int32_t     v;
@@ -123,6 +124,7 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     lb_strbuf_printf(&b, ",\n  \"%s\": \"%s\",\n  \"tie_word_embeddings\": %s", gelu ? "hidden_activation" : "hidden_act",
                      gelu ? "gelu_pytorch_tanh" : "silu", m->tied_output ? "true" : "false");
     if (arch->ops.swa_pattern > 0) put_gemma(&b, m);
+    else if (cls) lb_strbuf_printf(&b, ",\n  \"sliding_window\": %d", c->n_swa);
     else if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
     if (gptq_bits > 0)

@@ -16,12 +16,13 @@ CH="--chunks 3"
 tok="$SRC/models/stories260K/tok512.bin"
 shape="--shape tiny --n-layers 2 --n-embd 128 --n-ff 256 --n-heads 4 --n-kv-heads 2 --n-vocab 512"
 
-for fam in llama qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
+for fam in llama mistral qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
     arch=${fam%%:*}
     hd=""
     [ "$fam" != "$arch" ] && hd="--head-dim ${fam#*:}"
     # Gemma: windows of 16 in chunks of 64; Gemma 3's sixth layer is global, with its own base
     case $arch in
+        mistral) arch=llama hd="--sliding-window 16" ;; # llama's tensors, a window on every layer
         gemma2) hd="--sliding-window 16" ;;
         gemma3) hd="--n-layers 6 --sliding-window 16 --rope-theta 1000000" ;;
     esac

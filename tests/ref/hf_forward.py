@@ -7,7 +7,8 @@ Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-q
 SiLU MLP, tied embeddings, linear rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
 compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
 post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
-sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base) and
+sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base;
+Mistral's window on every layer) and
 compares its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
 
 usage: hf_forward.py HF_DIR LOGITS_FILE [--tol X]
@@ -109,7 +110,8 @@ def forward(cfg, w, tokens):
     swa = mask.copy()
     if win:
         swa[far] = -np.inf
-    sliding = sliding_layers(cfg, L) if gemma else [False] * L
+    mistral = cfg.get("model_type") == "mistral"  # a window on every layer
+    sliding = sliding_layers(cfg, L) if gemma else [mistral and win > 0] * L
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms_norm(x, w[p + "input_layernorm.weight"] + plus, eps)
