@@ -30,6 +30,7 @@ typedef enum lb_tensor_role {
     LB_ROLE_ATTN_POST_NORM, LB_ROLE_FFN_POST_NORM,                 /* Gemma 2/3: RMSNorm of the attention's
                                                                       and the FFN's output */
     LB_ROLE_ROPE_FREQS,                                            /* Llama 3.1's rope_freqs */
+    LB_ROLE_ROPE_LONG, LB_ROLE_ROPE_SHORT,                         /* Phi-3's LongRoPE factors */
     LB_ROLE_COUNT,
 } lb_tensor_role;
 #define LB_ROLE_LAYER_FIRST ((int)LB_ROLE_ATTN_NORM)
@@ -52,6 +53,7 @@ enum {
     LB_SLOT_F32    = 1, /* computed (and written) in f32 whatever the file holds: norms, biases */
     LB_SLOT_GLOBAL = 2, /* outside the blocks */
     LB_SLOT_NORM   = 4, /* an RMSNorm's weight (Gemma's HF holds it less 1) */
+    LB_SLOT_ROPE   = 8, /* RoPE frequency factors: computed from the config, not a weight */
 };
 
 /* A row of the slot table. */

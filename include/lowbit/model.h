@@ -32,6 +32,12 @@ typedef struct lb_llama_config {
     float   rope_theta;  /* RoPE base frequency */
     float   rope_linear; /* linear RoPE scaling: positions divided by it (rope_scaling "linear");
                             0 or 1: none */
+    float   rope_yarn;   /* YaRN's factor (rope_scaling "yarn"; 0: none): llama.cpp's rope_yarn with
+                            ext_factor 1, beta_fast and beta_slow below */
+    float   yarn_beta_fast, yarn_beta_slow;
+    int32_t rope_orig_ctx;    /* the context YaRN and LongRoPE scale from (0: n_ctx_train);
+                                 LongRoPE takes the long factors past it */
+    float   rope_attn_factor; /* cos and sin times it (rope.scaling.attn_factor; 0: 1) */
     /* Sliding windows and soft-capping (Gemma; 0: none). A windowed layer's query at position p
      * sees keys p - n_swa + 1 .. p; which layers are windowed: lb_layer_windowed. */
     int32_t n_swa;
@@ -83,6 +89,8 @@ typedef struct lb_model {
     lb_tensor       output;      /* [E, V]; the same data as tok_embd when tied */
     lb_tensor       rope_freqs;  /* [D/2] f32 RoPE frequency divisors (Llama 3.1's rope_scaling,
                                     GGUF rope_freqs.weight); data NULL when none */
+    lb_tensor       rope_long, rope_short; /* [D/2] f32 LongRoPE's divisors (Phi-3) past
+                                    rope_orig_ctx and within it; data NULL when none */
     bool            tied_output;
     lb_layer       *layers;      /* n_layers */
     lb_vocab       *vocab;

@@ -31,7 +31,10 @@ static const lb_slot k_slots[] = {
     { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
     { LB_ROLE_FFN_POST_NORM, "post_ffw_norm.weight", "post_feedforward_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
     /* computed from the config (HF rope_scaling "llama3"), so it has no HF name */
-    { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 },
+    { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
+    /* HF rope_scaling "longrope"'s long_factor and short_factor (llama.cpp's phi3) */
+    { LB_ROLE_ROPE_LONG, "rope_factors_long.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
+    { LB_ROLE_ROPE_SHORT, "rope_factors_short.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
 };
 
 #define R LB_USE_REQUIRED
@@ -81,7 +84,7 @@ static const lb_arch k_archs[] = {
     /* Phi-3: q, k, v in one qkv_proj and gate, up in one gate_up_proj (HF); llama.cpp's phi3
      * reads attn_qkv or attn_q/k/v, and ffn_up holding gate's rows then up's */
     { .name = "phi3", .gguf = "phi3", .hf_class = { "Phi3ForCausalLM", NULL }, .rope_neox = true,
-      .hf_type = { "phi3" }, .use = { LLAMA_BLOCK },
+      .hf_type = { "phi3" }, .use = { LLAMA_BLOCK, [LB_ROLE_ROPE_LONG] = O, [LB_ROLE_ROPE_SHORT] = O },
       .fused = { { { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, "attn_qkv.weight", "self_attn.qkv_proj.weight", false },
                  { { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_COUNT }, "ffn_up.weight", "mlp.gate_up_proj.weight", true } } },
 };

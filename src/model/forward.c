@@ -65,16 +65,42 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
 
 size_t lb_context_kv_bytes(const lb_context *c) { return lb_kv_cache_bytes(&c->kv); }
 
+/* How a table rotates: llama.cpp's ggml_rope_ext with the model's scaling. */
+typedef struct {
+    float        theta, linear; /* base; positions divided by linear (0: none) */
+    float        yarn;          /* YaRN's factor (0: none) */
+    float        beta_fast, beta_slow, mscale;
+    int32_t      orig;          /* the context YaRN scales from */
+    const float *ff;            /* frequency divisors (rope_freqs, LongRoPE's), or NULL */
+} rope_cfg;
+
+/* YaRN's correction dimension: the pair whose wavelength turns n_rot times in orig positions */
+static float yarn_corr_dim(int32_t D, int32_t orig, float n_rot, float base) {
+    return (float)D * logf((float)orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
 /* RoPE's table for positions 0 .. n_ctx-1, computed as llama2.c does (float arithmetic):
- * frequencies divided by ff (rope_freqs, may be NULL), positions by linear (0: none). */
-static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, float theta, float linear,
-                       const float *ff) {
+ * frequency j is theta^(-2j/D) / ff[j]. YaRN (llama.cpp's rope_yarn, ext_factor 1) blends the
+ * interpolated angle (divided by the factor) into the extrapolated one from pair `low` to
+ * `high`, and scales cos and sin by 1 + 0.1 ln(factor); mscale multiplies both (the model's
+ * attention factor). */
+static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, const rope_cfg *r) {
+    float lo = 0, hi = 0, ms = r->mscale;
+    if (r->yarn > 0) {
+        lo = fmaxf(0.0f, floorf(yarn_corr_dim(D, r->orig, r->beta_fast, r->theta)));
+        hi = fminf((float)(D - 1), ceilf(yarn_corr_dim(D, r->orig, r->beta_slow, r->theta)));
+        if (r->yarn > 1) ms *= 1.0f + 0.1f * logf(r->yarn);
+    }
     for (int32_t pos = 0; pos < n_ctx; pos++)
         for (int32_t j = 0; j < D / 2; j++) {
-            const float freq = 1.0f / powf(theta, (float)(2 * j) / (float)D) / (ff ? ff[j] : 1.0f);
-            const float val  = (float)pos * freq / (linear > 0 ? linear : 1.0f);
-            cos_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val);
-            sin_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val);
+            const float freq = 1.0f / powf(r->theta, (float)(2 * j) / (float)D) / (r->ff ? r->ff[j] : 1.0f);
+            float       val  = (float)pos * freq / (r->linear > 0 ? r->linear : 1.0f);
+            if (r->yarn > 0) {
+                const float ramp = 1.0f - fminf(1.0f, fmaxf(0.0f, ((float)j - lo) / fmaxf(0.001f, hi - lo)));
+                val = val / r->yarn * (1.0f - ramp) + val * ramp;
+            }
+            cos_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = cosf(val) * ms;
+            sin_t[(size_t)pos * (size_t)(D / 2) + (size_t)j] = sinf(val) * ms;
         }
 }
 
@@ -137,10 +163,19 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
         *parts[i].p = p;
         p += (parts[i].n + 15) & ~(size_t)15;
     }
-    rope_table(ctx->rope_cos, ctx->rope_sin, n_ctx, c->head_dim, c->rope_theta, c->rope_linear, m->rope_freqs.data);
-    if (c->rope_theta_swa > 0)
-        rope_table(ctx->rope_cos_swa, ctx->rope_sin_swa, n_ctx, c->head_dim, c->rope_theta_swa,
-                   c->rope_linear_swa, m->rope_freqs.data);
+    /* LongRoPE: the long factors when the context is past the original one, as llama.cpp */
+    const int32_t orig = c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train;
+    const float  *ff   = m->rope_long.data && n_ctx > orig ? m->rope_long.data
+                       : m->rope_short.data                ? m->rope_short.data : m->rope_freqs.data;
+    rope_cfg      r    = { .theta = c->rope_theta, .linear = c->rope_linear, .yarn = c->rope_yarn,
+                           .beta_fast = c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f,
+                           .beta_slow = c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f,
+                           .mscale = c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f, .orig = orig, .ff = ff };
+    rope_table(ctx->rope_cos, ctx->rope_sin, n_ctx, c->head_dim, &r);
+    if (c->rope_theta_swa > 0) { /* Gemma 3's windowed layers: their own base, unscaled */
+        r.theta = c->rope_theta_swa, r.linear = c->rope_linear_swa, r.yarn = 0;
+        rope_table(ctx->rope_cos_swa, ctx->rope_sin_swa, n_ctx, c->head_dim, &r);
+    }
     *out = ctx;
     return LB_OK;
 }

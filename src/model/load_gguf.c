@@ -230,28 +230,46 @@ fail:
     return st;
 }
 
-/* <arch>.rope.scaling.type and .factor (or the older .rope.scale_linear): linear scaling is
- * computed; any other kind is refused, never ignored (llama3's comes as rope_freqs.weight). */
+/* <arch>.rope.scaling.type and .factor (or the older .rope.scale_linear): linear and YaRN
+ * scaling are computed, with .original_context_length, .attn_factor and YaRN's betas; LongRoPE
+ * (Phi-3) comes as the rope_factors_long/short tensors (its type may be written or not); any
+ * other kind is refused, never ignored (llama3's comes as rope_freqs.weight). */
 static lb_status rope_scaling(const lb_gguf *g, const char *arch, lb_llama_config *c, lb_error *err) {
-    char        kt[96], kf[96], kl[96];
+    char        k[96];
     lb_gguf_str type = { "none", 4 };
-    snprintf(kt, sizeof kt, "%s.rope.scaling.type", arch);
-    snprintf(kf, sizeof kf, "%s.rope.scaling.factor", arch);
-    snprintf(kl, sizeof kl, "%s.rope.scale_linear", arch);
-    lb_status st = lb_gguf_get_str(g, kt, &type, err);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    lb_status st = lb_gguf_get_str(g, k, &type, err);
     if (st && st != LB_ERR_NOT_FOUND) return st;
+#define IS(s) (type.n == sizeof s - 1 && !memcmp(type.p, s, sizeof s - 1))
+    const bool linear = IS("linear"), yarn = IS("yarn");
+    if (!linear && !yarn && !IS("none") && !IS("longrope"))
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear, yarn, longrope)",
+                       g->src.name, k, (int)(type.n > 32 ? 32 : type.n), type.p);
+#undef IS
     double factor = 0;
-    const bool linear = type.n == 6 && !memcmp(type.p, "linear", 6);
-    if (!linear && !(type.n == 4 && !memcmp(type.p, "none", 4)))
-        return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear)",
-                       g->src.name, kt, (int)(type.n > 32 ? 32 : type.n), type.p);
-    st = lb_gguf_get_float(g, linear ? kf : kl, &factor, err);
-    if (st == LB_ERR_NOT_FOUND) factor = linear ? 0 : 1;
+    snprintf(k, sizeof k, linear || yarn ? "%s.rope.scaling.factor" : "%s.rope.scale_linear", arch);
+    st = lb_gguf_get_float(g, k, &factor, err);
+    if (st == LB_ERR_NOT_FOUND) factor = linear || yarn ? 0 : 1;
     else if (st) return st;
-    if (linear || factor != 1) /* a linear factor: 1 (or 0, llama.cpp's "unset") changes nothing */
+    if (linear || yarn || factor != 1) /* a factor of 1 (or 0, llama.cpp's "unset") changes nothing */
         LB_RETURN_IF(!(factor >= 0 && factor <= 1024), err, LB_ERR_CORRUPT, "%s: rope scaling factor %g "
                      "is outside [0, 1024]", g->src.name, factor);
-    c->rope_linear = factor > 0 ? (float)factor : 0.0f;
+    const float f = factor > 0 && factor != 1 ? (float)factor : 0.0f;
+    c->rope_linear = yarn ? 0.0f : f;
+    c->rope_yarn   = yarn ? (factor > 0 ? (float)factor : 1.0f) : 0.0f;
+    snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", arch);
+    int64_t orig;
+    st = lb_gguf_get_int(g, k, &orig, err);
+    if (st == LB_ERR_NOT_FOUND) orig = 0;
+    else if (st) return st;
+    LB_RETURN_IF(orig < 0 || orig > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)orig);
+    c->rope_orig_ctx = (int32_t)orig;
+    snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", arch);
+    if ((st = opt_f32(g, k, 0, 1e3, &c->rope_attn_factor, err))) return st;
+    snprintf(k, sizeof k, "%s.rope.scaling.yarn_beta_fast", arch);
+    if (yarn && (st = opt_f32(g, k, 32, 1e6, &c->yarn_beta_fast, err))) return st;
+    snprintf(k, sizeof k, "%s.rope.scaling.yarn_beta_slow", arch);
+    if (yarn && (st = opt_f32(g, k, 1, 1e6, &c->yarn_beta_slow, err))) return st;
     return LB_OK;
 }
 

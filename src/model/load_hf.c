@@ -44,6 +44,7 @@ typedef struct hf_config {
     const lb_arch *arch;
     int64_t bos, eos;  /* -1: not given */
     bool    llama3;    /* rope_scaling {"rope_type": "llama3", ...} */
+    float  *rope_long, *rope_short; /* LongRoPE's factors [head_dim / 2] (malloc'd), or NULL */
     lb_hfq  q;         /* quantization_config (GPTQ, AWQ), or method NONE */
     float   factor, low, high, orig;
 } hf_config;
@@ -158,6 +159,71 @@ static lb_status gemma_config(const cJSON *j, const lb_arch *a, lb_llama_config 
     return st;
 }
 
+/* transformers' get_mscale: YaRN's attention factor for a scaling factor */
+static float yarn_mscale(float factor, float mscale) {
+    return factor <= 1.0f ? 1.0f : 0.1f * mscale * logf(factor) + 1.0f;
+}
+
+/* rope_scaling "yarn" as transformers reads it: factor, original_max_position_embeddings
+ * (default max_position_embeddings), beta_fast and beta_slow, attention_factor or mscale and
+ * mscale_all_dim (kept as the attention factor over llama.cpp's own, 1 + 0.1 ln factor). */
+static lb_status yarn_config(const cJSON *rs, lb_llama_config *c, const char *f, lb_error *err) {
+    float     orig = 0, ms = 0, ms_all = 0, attn = 0;
+    lb_status st   = LB_OK;
+    LB_TRY_RET(cfg_float(rs, "factor", 1.0, 0, true, 1024, &c->rope_yarn, f, err));
+    LB_TRY_RET(cfg_float(rs, "original_max_position_embeddings", c->n_ctx_train, 0, true, 1 << 24, &orig, f, err));
+    LB_TRY_RET(cfg_float(rs, "beta_fast", 32.0, 0, true, 1e6, &c->yarn_beta_fast, f, err));
+    LB_TRY_RET(cfg_float(rs, "beta_slow", 1.0, 0, true, 1e6, &c->yarn_beta_slow, f, err));
+    LB_TRY_RET(cfg_float(rs, "mscale", 0.0, 0, false, 1e3, &ms, f, err));
+    LB_TRY_RET(cfg_float(rs, "mscale_all_dim", 0.0, 0, false, 1e3, &ms_all, f, err));
+    LB_TRY_RET(cfg_float(rs, "attention_factor", 0.0, 0, false, 1e3, &attn, f, err));
+    LB_RETURN_IF(cJSON_IsFalse(lb_json_get(rs, "truncate")), err, LB_ERR_UNSUPPORTED,
+                 "%s: YaRN with truncate false is not supported", f);
+    c->rope_orig_ctx = (int32_t)orig;
+    if (attn <= 0) attn = ms > 0 && ms_all > 0 ? yarn_mscale(c->rope_yarn, ms) / yarn_mscale(c->rope_yarn, ms_all)
+                                                : yarn_mscale(c->rope_yarn, 1.0f);
+    c->rope_attn_factor = attn / yarn_mscale(c->rope_yarn, 1.0f);
+    if (fabsf(c->rope_attn_factor - 1.0f) < 1e-7f) c->rope_attn_factor = 0; /* llama.cpp's own */
+    return st;
+}
+
+/* A list of n factors, each in (0, 1e6]. */
+static lb_status factor_list(const cJSON *rs, const char *key, int32_t n, float **out, const char *f, lb_error *err) {
+    const cJSON *a = lb_json_get(rs, key);
+    LB_RETURN_IF(!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n, err, LB_ERR_CORRUPT,
+                 "%s: rope_scaling '%s' is not a list of %d numbers (head_dim / 2)", f, key, n);
+    LB_RETURN_IF(!(*out = malloc((size_t)n * sizeof **out)), err, LB_ERR_NOMEM, "out of memory");
+    int32_t i = 0;
+    for (const cJSON *e = a->child; e; e = e->next, i++) {
+        LB_RETURN_IF(!cJSON_IsNumber(e) || !(e->valuedouble > 0 && e->valuedouble <= 1e6), err, LB_ERR_CORRUPT,
+                     "%s: rope_scaling '%s'[%d] is not a number in (0, 1e6]", f, key, i);
+        (*out)[i] = (float)e->valuedouble;
+    }
+    return LB_OK;
+}
+
+/* rope_scaling "longrope" (Phi-3's "su"): long_factor and short_factor, the original context
+ * (config's original_max_position_embeddings, else rope_scaling's), attention_factor or
+ * transformers' sqrt(1 + ln(max / original) / ln(original)). */
+static lb_status longrope_config(const cJSON *j, const cJSON *rs, lb_llama_config *c, hf_config *hc, const char *f,
+                                 lb_error *err) {
+    float     orig = 0, attn = 0, factor = 0;
+    lb_status st   = LB_OK;
+    const int32_t half = c->head_dim / 2;
+    LB_TRY_RET(factor_list(rs, "long_factor", half, &hc->rope_long, f, err));
+    LB_TRY_RET(factor_list(rs, "short_factor", half, &hc->rope_short, f, err));
+    LB_TRY_RET(cfg_float(rs, "original_max_position_embeddings", 0, 0, false, 1 << 24, &orig, f, err));
+    LB_TRY_RET(cfg_float(j, "original_max_position_embeddings", orig, 0, false, 1 << 24, &orig, f, err));
+    LB_RETURN_IF(orig < 1, err, LB_ERR_CORRUPT, "%s: LongRoPE without original_max_position_embeddings", f);
+    LB_TRY_RET(cfg_float(rs, "factor", 1.0, 0, true, 1e6, &factor, f, err));
+    if (lb_json_get(j, "original_max_position_embeddings")) factor = (float)c->n_ctx_train / orig;
+    LB_TRY_RET(cfg_float(rs, "attention_factor", 0.0, 0, false, 1e3, &attn, f, err));
+    if (attn <= 0) attn = factor <= 1.0f ? 1.0f : sqrtf(1.0f + logf(factor) / logf(orig));
+    c->rope_orig_ctx    = (int32_t)orig;
+    c->rope_attn_factor = attn == 1.0f ? 0.0f : attn;
+    return st;
+}
+
 static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc, lb_error *err) {
     char   f[4096];
     cJSON *j;
@@ -200,10 +266,16 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const cJSON *rs  = lb_json_get(j, "rope_scaling");
     const char  *rst = rs ? lb_json_str(rs, "rope_type") ? lb_json_str(rs, "rope_type") : lb_json_str(rs, "type") : NULL;
     hc->llama3       = rst && strcmp(rst, "llama3") == 0;
-    const bool linear = rst && strcmp(rst, "linear") == 0;
-    LB_GOTO_IF(rs && !hc->llama3 && !linear && (!rst || strcmp(rst, "default") != 0), err, LB_ERR_UNSUPPORTED,
-               "%s: rope_scaling '%.32s' is not supported (linear, llama3)", f, rst ? rst : "?");
+    const bool linear = rst && strcmp(rst, "linear") == 0, yarn = rst && strcmp(rst, "yarn") == 0;
+    const bool longrope = rst && (strcmp(rst, "longrope") == 0 || strcmp(rst, "su") == 0);
+    LB_GOTO_IF(rs && !hc->llama3 && !linear && !yarn && !longrope && (!rst || strcmp(rst, "default") != 0), err,
+               LB_ERR_UNSUPPORTED, "%s: rope_scaling '%.32s' is not supported (linear, llama3, yarn, longrope)", f,
+               rst ? rst : "?");
     if (linear) LB_TRY(cfg_float(rs, "factor", 1.0, 0, true, 1024, &c->rope_linear, f, err));
+    if (yarn) LB_TRY(yarn_config(rs, c, f, err));
+    LB_GOTO_IF(longrope && hc->arch->use[LB_ROLE_ROPE_LONG] == LB_USE_NONE, err, LB_ERR_UNSUPPORTED,
+               "%s: LongRoPE is supported for Phi-3, not %s", f, hc->arch->hf_class[0]);
+    if (longrope) LB_TRY(longrope_config(j, rs, c, hc, f, err));
     if (hc->llama3) { /* llama.cpp's defaults */
         LB_TRY(cfg_float(rs, "factor", 8.0, 1, false, 1e6, &hc->factor, f, err));
         LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, 0, true, 1e6, &hc->low, f, err));
@@ -406,7 +478,16 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     lb_llama_config *c  = &m->cfg;
     hf_config        hc = { 0 };
     lb_status        st = read_config(dir, c, &hc, err);
+    float           *lr[2] = { hc.rope_long, hc.rope_short };
+    for (int k = 0; k < 2; k++) /* LongRoPE's factors: the model's from here on */
+        if (lr[k] && lb_model_own(m, lr[k])) {
+            free(lr[k]);
+            if (!st) st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        }
     if (st) return st;
+    for (int k = 0; k < 2 && lr[0]; k++)
+        *(k ? &m->rope_short : &m->rope_long) =
+            (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 1, .ne = { c->head_dim / 2, 1, 1, 1 }, .data = lr[k] };
     LB_RETURN_IF(c->n_layers > 1024 || c->n_heads % c->n_kv_heads, err, LB_ERR_CORRUPT,
                  "%s/config.json: %d layers, %d heads, %d KV heads", dir, c->n_layers, c->n_heads,
                  c->n_kv_heads);

@@ -258,6 +258,7 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;
     c->rope_freqs = m->rope_freqs; /* f32, borrowed like the vocabulary */
+    c->rope_long = m->rope_long, c->rope_short = m->rope_short;
     for (int32_t l = 0; !st && l < m->cfg.n_layers; l++) c->layers[l] = m->layers[l];
     /* every tensor to an owned f32 copy (the tied output shares the embedding's) */
     const int32_t    n  = lb_model_n_tensors(m);
@@ -265,7 +266,7 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     if (!st && !nt) st = LB_ERR_NOMEM;
     if (!st) lb_model_tensors(c, nt, lb_model_n_tensors(c));
     for (int32_t i = 0; !st && i < n; i++)
-        if (nt[i].role != LB_ROLE_ROPE_FREQS) st = lb_model_own_f32_copy(c, lb_model_tensor(c, nt[i].layer, nt[i].role));
+        if (!(lb_slot_of(nt[i].role)->flags & LB_SLOT_ROPE)) st = lb_model_own_f32_copy(c, lb_model_tensor(c, nt[i].layer, nt[i].role));
     free(nt);
     if (!st && c->tied_output) c->output = c->tok_embd;
     if (st) {

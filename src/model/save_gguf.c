@@ -81,6 +81,34 @@ static lb_status write_vocab(lb_gguf_writer *w, const lb_vocab *v) {
     return st;
 }
 
+static lb_status write_windows(lb_gguf_writer *w, const lb_model *m);
+
+/* RoPE scaling as llama.cpp's converter writes it (load_gguf.c reads it back), then the windows:
+ * linear or YaRN's type and factor, the original context, the attention factor, YaRN's betas
+ * when they are not llama.cpp's defaults; LongRoPE's factors are tensors. */
+static lb_status write_rope_scaling(lb_gguf_writer *w, const lb_model *m) {
+    const lb_llama_config *c    = &m->cfg;
+    const char            *arch = m->arch ? m->arch->gguf : "llama";
+    const bool             yarn = c->rope_yarn > 0, linear = c->rope_linear > 0 && c->rope_linear != 1.0f;
+    char                   key[96];
+    lb_status              st = LB_OK;
+    if (linear || yarn) {
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        st = lb_gguf_writer_set_str(w, key, yarn ? "yarn" : "linear");
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+        if (!st) st = lb_gguf_writer_set_f32(w, key, yarn ? c->rope_yarn : c->rope_linear);
+    }
+    snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", arch);
+    if (!st && c->rope_orig_ctx > 0) st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->rope_orig_ctx);
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", arch);
+    if (!st && c->rope_attn_factor > 0 && c->rope_attn_factor != 1.0f) st = lb_gguf_writer_set_f32(w, key, c->rope_attn_factor);
+    snprintf(key, sizeof key, "%s.rope.scaling.yarn_beta_fast", arch);
+    if (!st && yarn && c->yarn_beta_fast > 0 && c->yarn_beta_fast != 32.0f) st = lb_gguf_writer_set_f32(w, key, c->yarn_beta_fast);
+    snprintf(key, sizeof key, "%s.rope.scaling.yarn_beta_slow", arch);
+    if (!st && yarn && c->yarn_beta_slow > 0 && c->yarn_beta_slow != 1.0f) st = lb_gguf_writer_set_f32(w, key, c->yarn_beta_slow);
+    return st ? st : write_windows(w, m);
+}
+
 /* Sliding windows, soft-capping and the query scale, as load_gguf.c reads them back. */
 static lb_status write_windows(lb_gguf_writer *w, const lb_model *m) {
     const lb_llama_config *c = &m->cfg;
@@ -139,13 +167,7 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->norm_eps);
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_theta);
-    if (c->rope_linear > 0 && c->rope_linear != 1.0f) {
-        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-        if (!st) st = lb_gguf_writer_set_str(w, key, "linear");
-        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-        if (!st) st = lb_gguf_writer_set_f32(w, key, c->rope_linear);
-    }
-    return st ? st : write_windows(w, m);
+    return st ? st : write_rope_scaling(w, m);
 }
 
 /* lowbit's keys: the <arch>.* keys, the tokenizer, then the caller's (add_meta, may be NULL). */

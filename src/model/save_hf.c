@@ -46,18 +46,29 @@ static bool llama3_params(const lb_model *m, float out[4]) {
     return ok;
 }
 
-/* The shortest decimal that reads back as the same float. */
+/* x as the shortest decimal that reads back as the same float (integral ones as 10000.0). */
+static const char *shortest(char *s, size_t cap, float x) {
+    if (x == (float)(int32_t)x) {
+        snprintf(s, cap, "%.1f", (double)x);
+        return s;
+    }
+    for (int p = 1; p <= 9; p++) {
+        snprintf(s, cap, "%.*g", p, (double)x);
+        if ((float)strtod(s, NULL) == x) break;
+    }
+    return s;
+}
+
 static void put_float(lb_strbuf *b, const char *key, float x) {
     char s[32];
-    if (x == (float)(int32_t)x) { /* integral: 10000.0 */
-        snprintf(s, sizeof s, "%.1f", (double)x);
-    } else {
-        for (int p = 1; p <= 9; p++) {
-            snprintf(s, sizeof s, "%.*g", p, (double)x);
-            if ((float)strtod(s, NULL) == x) break;
-        }
-    }
-    lb_strbuf_printf(b, ",\n  \"%s\": %s", key, s);
+    lb_strbuf_printf(b, ",\n  \"%s\": %s", key, shortest(s, sizeof s, x));
+}
+
+static void put_floats(lb_strbuf *b, const char *key, const float *x, int32_t n) {
+    char s[32];
+    lb_strbuf_printf(b, ",\n  \"%s\": [", key);
+    for (int32_t i = 0; i < n; i++) lb_strbuf_printf(b, "%s%s", i ? ", " : "", shortest(s, sizeof s, x[i]));
+    lb_strbuf_printf(b, "]");
 }
 
 /* Gemma's windows (and each layer's type, as newer transformers read them), soft-capping and
@@ -117,6 +128,21 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"linear\"");
         put_float(&b, "factor", c->rope_linear);
         lb_strbuf_printf(&b, "}");
+    } else if (c->rope_yarn > 0) { /* the attention factor: transformers' whole one */
+        const float ms = c->rope_yarn <= 1.0f ? 1.0f : 1.0f + 0.1f * logf(c->rope_yarn);
+        lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"yarn\"");
+        put_float(&b, "factor", c->rope_yarn);
+        lb_strbuf_printf(&b, ",\n  \"original_max_position_embeddings\": %d", c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train);
+        put_float(&b, "beta_fast", c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f);
+        put_float(&b, "beta_slow", c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f);
+        if (c->rope_attn_factor > 0 && c->rope_attn_factor != 1.0f) put_float(&b, "attention_factor", c->rope_attn_factor * ms);
+        lb_strbuf_printf(&b, "}");
+    } else if (m->rope_long.data) {
+        lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"longrope\"");
+        put_floats(&b, "long_factor", m->rope_long.data, c->head_dim / 2);
+        put_floats(&b, "short_factor", m->rope_short.data, c->head_dim / 2);
+        put_float(&b, "attention_factor", c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f);
+        lb_strbuf_printf(&b, "},\n  \"original_max_position_embeddings\": %d", c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train);
     } else {
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": null");
     }

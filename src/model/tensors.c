@@ -41,6 +41,8 @@ const lb_tensor *lb_model_tensor_c(const lb_model *m, int32_t layer, lb_tensor_r
     case LB_ROLE_OUTPUT_NORM: return &m->output_norm;
     case LB_ROLE_OUTPUT:      return &m->output;
     case LB_ROLE_ROPE_FREQS:  return &m->rope_freqs;
+    case LB_ROLE_ROPE_LONG:   return &m->rope_long;
+    case LB_ROLE_ROPE_SHORT:  return &m->rope_short;
     default:                  return NULL;
     }
 }
@@ -219,6 +221,12 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  "soft-capping %g/%g or attention scale %g", path, c->n_swa, c->swa_pattern,
                  (double)c->rope_theta_swa, (double)c->attn_softcap, (double)c->final_softcap,
                  (double)c->attn_scale);
+    LB_RETURN_IF(!(c->rope_yarn >= 0 && c->rope_yarn <= 1024) || !(c->yarn_beta_fast >= 0 && c->yarn_beta_fast <= 1e6f) ||
+                     !(c->yarn_beta_slow >= 0 && c->yarn_beta_slow <= 1e6f) || c->rope_orig_ctx < 0 ||
+                     !(c->rope_attn_factor >= 0 && c->rope_attn_factor <= 1e3f),
+                 err, LB_ERR_CORRUPT, "%s: bad RoPE scaling (YaRN factor %g, betas %g/%g, original context %d, "
+                 "attention factor %g)", path, (double)c->rope_yarn, (double)c->yarn_beta_fast,
+                 (double)c->yarn_beta_slow, c->rope_orig_ctx, (double)c->rope_attn_factor);
     LB_RETURN_IF(!m->arch, err, LB_ERR_PARAM, "%s: the model has no architecture", path);
     lb_status st = check_slots(m, path, err);
     if (st) return st;
@@ -237,7 +245,7 @@ typedef struct {
 static int add_sizes(void *user, const lb_slot *s, int32_t layer, const lb_tensor *t) {
     (void)layer;
     sizes *z = user;
-    if (s->role == LB_ROLE_ROPE_FREQS) return 0; /* computed from the config: not a weight */
+    if (s->flags & LB_SLOT_ROPE) return 0; /* computed from the config: not a weight */
     z->bytes += lb_tensor_nbytes(t);
     z->params += lb_tensor_nelements(t);
     return 0;

@@ -84,7 +84,7 @@ static lb_status load_f32(lb_model *v, float **copies, int32_t i, const lb_tenso
 static lb_status load_block(engine *e, int32_t b, bool into_ref, lb_error *err) {
     lb_method_ctx *c = e->c;
     for (int32_t i = 0; i < c->n; i++) {
-        if (!in_block(e, i, b) || i == e->ie || c->tensors[i].role == LB_ROLE_ROPE_FREQS) continue;
+        if (!in_block(e, i, b) || i == e->ie || lb_slot_of(c->tensors[i].role)->flags & LB_SLOT_ROPE) continue;
         const lb_named_tensor *nt = &c->tensors[i];
         lb_status              st = into_ref ? load_f32(&e->ref, e->f32_ref, i, nt->t, nt, err)
                                              : load_f32(&e->work, e->f32_work, i, view_tensor(&e->ref, nt), nt, err);

@@ -74,31 +74,47 @@ case "$entries" in *attn_qkv.weight.in_sum2*attn_q.weight*|*attn_q.weight*attn_q
 "$LOWBIT" quantize "$WORK/phi3.gguf" "$WORK/phi3-im.gguf" --type q4_0 --imatrix "$WORK/phi3.imatrix" -q > /dev/null 2>&1 \
     && pass "phi3: quantize --imatrix" || fail "phi3: quantize --imatrix"
 
-# RoPE scaling: linear from config.json, kept through GGUF (rope.scaling.type/factor) and back;
-# other kinds refused, never ignored
-hf="$WORK/llama-hf"
-cp -r "$hf" "$WORK/lin-hf"
-sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "linear", "factor": 2.0}/' "$WORK/lin-hf/config.json"
-# shellcheck disable=SC2086
-"$LOWBIT" eval "$WORK/lin-hf" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/lin.lg" --json > "$WORK/lin.json" 2>/dev/null \
-    || fail "linear rope_scaling: eval"
-"$LOWBIT" convert "$WORK/lin-hf" "$WORK/lin.gguf" 2>/dev/null || fail "linear rope_scaling: convert"
-"$LOWBIT" inspect "$WORK/lin.gguf" | grep -q 'llama.rope.scaling.type .*"linear"' && pass "linear: llama.rope.scaling.type written" \
-    || fail "linear: no llama.rope.scaling.type in the GGUF"
-# shellcheck disable=SC2086
-"$LOWBIT" eval "$WORK/lin.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/lin.lg" --json > "$WORK/lin2.json" 2>/dev/null
-kld=$(json_num "$WORK/lin2.json" kld_mean)
-awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-9) }' && pass "linear: the GGUF gives the HF directory's logits" \
-    || fail "linear: GGUF differs from HF (KLD $kld)"
-p0=$(json_num "$WORK/llama.json" ppl); p1=$(json_num "$WORK/lin.json" ppl)
-[ -n "$p1" ] && [ "$p0" != "$p1" ] && pass "linear factor 2 changes the perplexity ($p0 -> $p1)" || fail "linear: perplexity $p0 -> $p1"
-if [ $numpy = 1 ]; then
-    out=$("$PY" "$SRC/tests/ref/hf_forward.py" "$WORK/lin-hf" "$WORK/lin.lg" --tol 1e-4) && pass "linear: NumPy reference: $(echo "$out" | tail -1)" \
-        || fail "linear: NumPy reference: $(echo "$out" | tail -1)"
-fi
-cp -r "$hf" "$WORK/yarn-hf"
-sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "yarn", "factor": 4.0}/' "$WORK/yarn-hf/config.json"
-"$LOWBIT" eval "$WORK/yarn-hf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
-[ $? = 1 ] && grep -q "rope_scaling 'yarn' is not supported" "$WORK/err" && pass "yarn refused: $(cat "$WORK/err")" \
-    || fail "yarn: $(cat "$WORK/err")"
+# RoPE scaling: linear, YaRN and LongRoPE (Phi-3) from config.json, past their original context
+# (32 positions, chunks of 64): kept through GGUF (rope.scaling.*, rope_factors_long/short) and
+# back to an HF directory; the NumPy reference computes each as transformers does; other kinds
+# are refused, never ignored
+lf=$(awk 'BEGIN { for (i = 0; i < 16; i++) printf "%s%.2f", i ? ", " : "", 1 + 0.5 * i }')
+sf=$(awk 'BEGIN { for (i = 0; i < 16; i++) printf "%s%.3f", i ? ", " : "", 1 + 0.05 * i }')
+for kind in linear yarn longrope; do
+    case $kind in
+        linear) base=llama rs='{"rope_type": "linear", "factor": 2.0}' key='llama.rope.scaling.type .*"linear"' ;;
+        yarn) base=llama rs='{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}'
+              key='llama.rope.scaling.type .*"yarn"' ;;
+        longrope) base=phi3 key='rope_factors_long.weight'
+                  rs="{\"rope_type\": \"longrope\", \"long_factor\": [$lf], \"short_factor\": [$sf]}, \"original_max_position_embeddings\": 32" ;;
+    esac
+    d="$WORK/$kind-hf"
+    cp -r "$WORK/$base-hf" "$d"
+    sed -i "s/\"rope_scaling\": null/\"rope_scaling\": $rs/" "$d/config.json"
+    # shellcheck disable=SC2086
+    "$LOWBIT" eval "$d" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/$kind.lg" --json > "$WORK/$kind.json" 2>/dev/null \
+        || fail "$kind rope_scaling: eval"
+    "$LOWBIT" convert "$d" "$WORK/$kind.gguf" 2>/dev/null || fail "$kind rope_scaling: convert"
+    "$LOWBIT" inspect "$WORK/$kind.gguf" | grep -q "$key" && pass "$kind: $key in the GGUF" || fail "$kind: no $key in the GGUF"
+    rm -rf "$WORK/$kind-back"
+    "$LOWBIT" convert "$WORK/$kind.gguf" "$WORK/$kind-back" --to hf 2>/dev/null || fail "$kind: GGUF to HF"
+    for f in "$WORK/$kind.gguf" "$WORK/$kind-back"; do
+        # shellcheck disable=SC2086
+        "$LOWBIT" eval "$f" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$kind.lg" --json > "$WORK/k2.json" 2>/dev/null
+        kld=$(json_num "$WORK/k2.json" kld_mean)
+        awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-9) }' && pass "$kind: $(basename "$f") gives the HF directory's logits" \
+            || fail "$kind: $(basename "$f") differs from the HF directory (KLD $kld)"
+    done
+    p0=$(json_num "$WORK/$base.json" ppl); p1=$(json_num "$WORK/$kind.json" ppl)
+    [ -n "$p1" ] && [ "$p0" != "$p1" ] && pass "$kind changes the perplexity ($p0 -> $p1)" || fail "$kind: perplexity $p0 -> $p1"
+    if [ $numpy = 1 ]; then
+        out=$("$PY" "$SRC/tests/ref/hf_forward.py" "$d" "$WORK/$kind.lg" --tol 1e-4) && pass "$kind: NumPy reference: $(echo "$out" | tail -1)" \
+            || fail "$kind: NumPy reference: $(echo "$out" | tail -1)"
+    fi
+done
+cp -r "$WORK/llama-hf" "$WORK/dyn-hf"
+sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}/' "$WORK/dyn-hf/config.json"
+"$LOWBIT" eval "$WORK/dyn-hf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
+[ $? = 1 ] && grep -q "rope_scaling 'dynamic' is not supported" "$WORK/err" && pass "dynamic refused: $(cat "$WORK/err")" \
+    || fail "dynamic: $(cat "$WORK/err")"
 finish

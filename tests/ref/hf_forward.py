@@ -4,7 +4,7 @@
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
 does (Llama, Mistral, Qwen2, Qwen3, Phi-3: rotate_half RoPE on the half-split layout, q/k/v biases,
 Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-query attention,
-SiLU MLP, tied embeddings, linear rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
+SiLU MLP, tied embeddings, linear, YaRN and LongRoPE rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
 compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
 post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
 sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base;
@@ -75,11 +75,48 @@ def sliding_layers(cfg, L):
     return [(l + 1) % period != 0 for l in range(L)]
 
 
-def rope_tables(theta, scale, D, T):
-    inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
-    ang = np.outer(np.arange(T, dtype=np.float64) / scale, inv)
-    return (np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :],
-            np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :])
+def get_mscale(scale, mscale=1.0):
+    return 1.0 if scale <= 1 else 0.1 * mscale * np.log(scale) + 1.0
+
+
+def rope_inv_freq(cfg, theta, D, T):
+    """inv_freq and the attention factor, as modeling_rope_utils computes them (default,
+    linear, yarn, longrope)."""
+    rs = cfg.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    pos = theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
+    if kind in ("default", "linear"):
+        return 1.0 / pos / (rs.get("factor", 1.0) if kind == "linear" else 1.0), 1.0
+    if kind == "yarn":
+        factor = rs["factor"]
+        orig = rs.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+        attn = rs.get("attention_factor")
+        if attn is None:
+            ms, ms_all = rs.get("mscale"), rs.get("mscale_all_dim")
+            attn = get_mscale(factor, ms) / get_mscale(factor, ms_all) if ms and ms_all else get_mscale(factor)
+        corr = lambda rot: D * np.log(orig / (rot * 2 * np.pi)) / (2 * np.log(theta))
+        low = max(np.floor(corr(rs.get("beta_fast") or 32)), 0)
+        high = min(np.ceil(corr(rs.get("beta_slow") or 1)), D - 1)
+        if low == high:
+            high += 0.001
+        ramp = np.clip((np.arange(D // 2, dtype=np.float64) - low) / (high - low), 0, 1)
+        extra = 1 - ramp  # the extrapolated share of each pair
+        return (1.0 / (factor * pos)) * (1 - extra) + (1.0 / pos) * extra, attn
+    if kind in ("longrope", "su"):
+        orig = cfg.get("original_max_position_embeddings") or rs["original_max_position_embeddings"]
+        factor = cfg["max_position_embeddings"] / orig if "original_max_position_embeddings" in cfg else rs.get("factor", 1.0)
+        attn = rs.get("attention_factor")
+        if attn is None:
+            attn = 1.0 if factor <= 1 else np.sqrt(1 + np.log(factor) / np.log(orig))
+        ext = np.array(rs["long_factor"] if T > orig else rs["short_factor"], dtype=np.float64)
+        return 1.0 / (ext * pos), attn
+    raise SystemExit(f"rope_scaling {kind}: not in this reference")
+
+
+def rope_tables(inv, attn, T):
+    ang = np.outer(np.arange(T, dtype=np.float64), inv)
+    return (np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :] * attn,
+            np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :] * attn)
 
 
 def forward(cfg, w, tokens):
@@ -90,19 +127,17 @@ def forward(cfg, w, tokens):
     L = cfg["num_hidden_layers"]
     eps = cfg.get("rms_norm_eps", 1e-6)
     theta = cfg.get("rope_theta", 10000.0)
-    rs = cfg.get("rope_scaling") or {}
-    kind = rs.get("rope_type", rs.get("type", "default"))
-    if kind not in ("default", "linear"):
-        raise SystemExit(f"rope_scaling {kind}: not in this reference")
-    scale = rs.get("factor", 1.0) if kind == "linear" else 1.0
     T = len(tokens)
     gemma = cfg.get("model_type") in ("gemma2", "gemma3_text")
     plus = 1.0 if gemma else 0.0  # Gemma's RMSNorm multiplies by (1 + w)
     x = w["model.embed_tokens.weight"][tokens]
     if gemma:
         x = x * np.sqrt(E)
-    cos, sin = rope_tables(theta, scale, D, T)
-    local = rope_tables(cfg["rope_local_base_freq"], 1.0, D, T) if "rope_local_base_freq" in cfg else (cos, sin)
+    cos, sin = rope_tables(*rope_inv_freq(cfg, theta, D, T), T)
+    if "rope_local_base_freq" in cfg:  # Gemma 3's sliding layers: their own base, unscaled
+        local = rope_tables(1.0 / cfg["rope_local_base_freq"] ** (np.arange(0, D, 2, dtype=np.float64) / D), 1.0, T)
+    else:
+        local = (cos, sin)
     qscale = cfg.get("query_pre_attn_scalar", D) ** -0.5
     mask = np.triu(np.full((T, T), -np.inf), 1)
     win = cfg.get("sliding_window") or 0
