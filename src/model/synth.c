@@ -235,6 +235,18 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
         lb_vocab_set_flags(*out, lb_vocab_add_bos(src), lb_vocab_add_space_prefix(src));
         st = lb_vocab_build(*out, err);
     }
+    if (!st && lb_vocab_kind_of(src) == LB_VOCAB_BPE) { /* byte-level BPE: its merges and pre-tokenizer */
+        const size_t nm = lb_vocab_n_merges(src), nr = lb_vocab_n_pre_regex(src);
+        const char **mr = malloc((nm + nr + 1) * sizeof *mr);
+        for (size_t i = 0; mr && i < nm; i++) mr[i] = lb_vocab_merge(src, i);
+        for (size_t i = 0; mr && i < nr; i++) mr[nm + i] = lb_vocab_pre_regex(src, i);
+        const char *pre = lb_vocab_pre(src);
+        st = !mr ? lb_fail(err, LB_ERR_NOMEM, "out of memory")
+                 : lb_vocab_set_bpe(*out, mr, nm, pre, pre ? NULL : mr + nm, pre ? 0 : nr, lb_vocab_ignore_merges(src), err);
+        free(mr);
+        lb_vocab_set_flags(*out, lb_vocab_add_bos(src), lb_vocab_add_space_prefix(src));
+        if (!st) st = lb_vocab_build(*out, err);
+    }
     if (!st && lb_vocab_kind_of(src) == LB_VOCAB_UGM) { /* Unigram: its normalizer too */
         size_t      cn;
         const void *cm = lb_vocab_charsmap(src, &cn);

@@ -76,4 +76,11 @@ if have_shared golden/stories260K-f32.gguf; then
         && [ "$(grep -c . "$WORK/err")" = 1 ] && grep -q "warning: .*padding_token_id 4294967295" "$WORK/err" \
         && pass "an out-of-range PAD in llama.cpp's file: one warning line" || fail "llama.cpp's file: $(cat "$WORK/err")"
 fi
+# synth --vocab of a byte-level BPE file keeps its merges and pre-tokenizer: the same ids
+"$LOWBIT" synth --shape tiny --n-layers 1 --n-embd 64 --n-ff 128 --n-heads 2 --n-kv-heads 2 \
+    --n-vocab "$(sed -n 's/.*tokenizer.ggml.tokens .*str x \([0-9]*\)\].*/\1/p' "$WORK/meta.txt")" --vocab "$WORK/m.gguf" --type f32 -o "$WORK/syn.gguf" -q 2> "$WORK/err" \
+    || fail "synth --vocab of the BPE GGUF: $(cat "$WORK/err")"
+t1=$("$LOWBIT" tokenize "$WORK/m.gguf" --file "$TEXT" | md5sum); t2=$("$LOWBIT" tokenize "$WORK/syn.gguf" --file "$TEXT" | md5sum)
+[ "$t1" = "$t2" ] && "$LOWBIT" inspect "$WORK/syn.gguf" | grep -q 'tokenizer.ggml.merges' \
+    && pass "synth --vocab keeps the BPE merges: the same ids on the text" || fail "synth --vocab: other ids or no merges"
 finish
