@@ -228,7 +228,7 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     lb_tmodel    tm;
     lb_fakequant fq    = { 0 };
     lb_type     *types = NULL;
-    lb_status    st    = lb_tmodel_init_random(&tm, cfg, tied, opts->seed, err);
+    lb_status    st    = lb_tmodel_init_random(&tm, NULL, cfg, tied, opts->seed, err);
     if (st) return st;
     lb_train_hooks hooks = { .user = &fq, .before_forward = lb_fq_hook_before };
     if (opts->ternary) { /* BitNet b1.58: the block matrices ternary, activations int8 */

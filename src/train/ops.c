@@ -160,11 +160,20 @@ void lb_op_rope_bwd(float *dx, int64_t n, int32_t T, int32_t n_heads, int32_t D,
 /* ---- causal attention with grouped KV heads ---- */
 
 /* One task per (sequence b, head h): head h reads KV head h / (H/KVH). */
+/* the first key token t sees: 0, or past the window */
+static int32_t att_first(const lb_op_att *a, int32_t t) {
+    return a && a->window > 0 && t >= a->window ? t - a->window + 1 : 0;
+}
+
+static float att_scale(const lb_op_att *a, int32_t D) {
+    return a && a->scale > 0 ? a->scale : 1.0f / sqrtf((float)D);
+}
+
 void lb_op_attention_fwd(float *o, float *p, const float *q, const float *k, const float *v,
-                         int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t D) {
+                         int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t D, const lb_op_att *a) {
     const int32_t G = H / KVH;
     const int64_t QS = (int64_t)H * D, KS = (int64_t)KVH * D, TT = (int64_t)T * T;
-    const float   scale = 1.0f / sqrtf((float)D);
+    const float   scale = att_scale(a, D), cap = a ? a->softcap : 0.0f;
     assert(H % KVH == 0);
     lb_threads_get();
 #pragma omp parallel for schedule(dynamic) if (B * H > 1 && (int64_t)B * H * TT * D > PAR_WORK)
@@ -178,17 +187,21 @@ void lb_op_attention_fwd(float *o, float *p, const float *q, const float *k, con
         /* scores = q kᵀ · scale (the whole square; the mask comes with the softmax) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, qb, (blasint)QS, kb,
                     (blasint)KS, 0.0f, pb, T);
-        for (int32_t t = 0; t < T; t++) { /* causal softmax: positions 0 .. t */
-            float *row = pb + (int64_t)t * T;
-            float  mx  = row[0];
-            for (int32_t s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+        for (int32_t t = 0; t < T; t++) { /* causal softmax: positions s0 .. t */
+            float        *row = pb + (int64_t)t * T;
+            const int32_t s0  = att_first(a, t);
+            if (cap > 0)
+                for (int32_t s = s0; s <= t; s++) row[s] = cap * tanhf(row[s] / cap);
+            float mx = row[s0];
+            for (int32_t s = s0 + 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
             double sum = 0.0;
-            for (int32_t s = 0; s <= t; s++) {
+            for (int32_t s = s0; s <= t; s++) {
                 row[s] = expf(row[s] - mx);
                 sum += row[s];
             }
             const float inv = (float)(1.0 / sum);
-            for (int32_t s = 0; s <= t; s++) row[s] *= inv;
+            for (int32_t s = s0; s <= t; s++) row[s] *= inv;
+            for (int32_t s = 0; s < s0; s++) row[s] = 0.0f;
             for (int32_t s = t + 1; s < T; s++) row[s] = 0.0f;
         }
         /* o = p · v */
@@ -212,22 +225,23 @@ static void fill_nan(float *x, int64_t rows, int64_t cols, int64_t ld) {
  * (the first head of a group writes dK and dV, the others add). */
 void lb_op_attention_bwd(float *dq, float *dk, float *dv, const float *do_, const float *p,
                          const float *q, const float *k, const float *v, int32_t B, int32_t T,
-                         int32_t H, int32_t KVH, int32_t D) {
+                         int32_t H, int32_t KVH, int32_t D, const lb_op_att *a) {
     const int32_t G = H / KVH;
     const int64_t QS = (int64_t)H * D, KS = (int64_t)KVH * D, TT = (int64_t)T * T;
-    const float   scale = 1.0f / sqrtf((float)D);
+    const float   scale = att_scale(a, D), cap = a ? a->softcap : 0.0f;
     assert(H % KVH == 0);
     lb_threads_get();
 #pragma omp parallel if (B * KVH > 1 && (int64_t)B * H * TT * D > PAR_WORK)
     {
         float *ds = malloc((size_t)TT * sizeof *ds); /* dP, then dS, of one head */
+        float *sc = cap > 0 ? malloc((size_t)TT * sizeof *sc) : NULL; /* the capped scores */
 #pragma omp for schedule(dynamic)
         for (int32_t task = 0; task < B * KVH; task++) {
             const int32_t b = task / KVH, kh = task % KVH;
             const int64_t kvo = (int64_t)b * T * KS + (int64_t)kh * D;
             const float  *kb = k + kvo, *vb = v + kvo;
             float        *dkb = dk + kvo, *dvb = dv + kvo;
-            if (!ds) {
+            if (!ds || (cap > 0 && !sc)) {
                 fill_nan(dkb, T, D, KS);
                 fill_nan(dvb, T, D, KS);
                 for (int32_t h = kh * G; h < (kh + 1) * G; h++)
@@ -243,13 +257,22 @@ void lb_op_attention_bwd(float *dq, float *dk, float *dv, const float *do_, cons
                             (blasint)QS, beta, dvb, (blasint)KS);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, gob,
                             (blasint)QS, vb, (blasint)KS, 0.0f, ds, T);
+                if (cap > 0) /* the scores again, for the soft-cap's derivative */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, qb, (blasint)QS, kb,
+                                (blasint)KS, 0.0f, sc, T);
                 for (int32_t t = 0; t < T; t++) { /* softmax backward, row by row */
-                    const float *pr = pb + (int64_t)t * T;
-                    float       *dr = ds + (int64_t)t * T;
-                    double       dot = 0.0;
-                    for (int32_t s = 0; s <= t; s++) dot += (double)pr[s] * dr[s];
+                    const float  *pr = pb + (int64_t)t * T;
+                    float        *dr = ds + (int64_t)t * T;
+                    const int32_t s0 = att_first(a, t);
+                    double        dot = 0.0;
+                    for (int32_t s = s0; s <= t; s++) dot += (double)pr[s] * dr[s];
                     const float c = (float)dot;
-                    for (int32_t s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - c);
+                    for (int32_t s = s0; s <= t; s++) dr[s] = pr[s] * (dr[s] - c);
+                    for (int32_t s = s0; cap > 0 && s <= t; s++) {
+                        const float th = tanhf(sc[(int64_t)t * T + s] / cap);
+                        dr[s] *= 1.0f - th * th;
+                    }
+                    for (int32_t s = 0; s < s0; s++) dr[s] = 0.0f;
                     for (int32_t s = t + 1; s < T; s++) dr[s] = 0.0f;
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, scale, ds, T, kb,
@@ -259,6 +282,7 @@ void lb_op_attention_bwd(float *dq, float *dk, float *dv, const float *do_, cons
             }
         }
         free(ds);
+        free(sc);
     }
 }
 
@@ -281,6 +305,64 @@ void lb_op_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, con
         const float gi = g[i], ui = u[i], gh = dh[i], s = sigmoid(gi);
         dg[i] = gh * ui * s * (1.0f + gi * (1.0f - s));
         du[i] = gh * gi * s;
+    }
+}
+
+/* ---- GELU (tanh), biases, soft-capping ---- */
+
+#define GELU_K 0.79788456080286535588f /* sqrt(2/pi) */
+
+void lb_op_geglu_fwd(float *h, const float *g, const float *u, int64_t n) {
+    lb_threads_get();
+#pragma omp parallel for if (n > PAR_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        h[i] = 0.5f * x * (1.0f + tanhf(GELU_K * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
+}
+
+/* d gelu(x)/dx = 0.5 (1 + th) + 0.5 x (1 - th²) k (1 + 3·0.044715 x²), th = tanh(k (x + 0.044715 x³));
+ * each element read before it is written, as swiglu's */
+void lb_op_geglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
+    lb_threads_get();
+#pragma omp parallel for if (n > PAR_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i], ui = u[i], gh = dh[i];
+        const float th = tanhf(GELU_K * x * (1.0f + 0.044715f * x * x));
+        const float d  = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dg[i] = gh * ui * d;
+        du[i] = gh * 0.5f * x * (1.0f + th);
+    }
+}
+
+void lb_op_bias_fwd(float *y, const float *b, int64_t n, int64_t dim) {
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < dim; j++) y[t * dim + j] += b[j];
+}
+
+/* columns in tasks, rows summed in order: the same sums for any thread count */
+void lb_op_bias_bwd(float *db, const float *dy, int64_t n, int64_t dim) {
+    lb_threads_get();
+#pragma omp parallel for if (n * dim > PAR_WORK)
+    for (int64_t j = 0; j < dim; j++) {
+        double s = 0;
+        for (int64_t t = 0; t < n; t++) s += dy[t * dim + j];
+        db[j] += (float)s;
+    }
+}
+
+void lb_op_softcap_fwd(float *x, int64_t n, float c) {
+    lb_threads_get();
+#pragma omp parallel for if (n > PAR_WORK)
+    for (int64_t i = 0; i < n; i++) x[i] = c * tanhf(x[i] / c);
+}
+
+void lb_op_softcap_bwd(float *dy, const float *y, int64_t n, float c) {
+    lb_threads_get();
+#pragma omp parallel for if (n > PAR_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        const float th = y[i] / c;
+        dy[i] *= 1.0f - th * th;
     }
 }
 

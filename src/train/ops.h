@@ -37,20 +37,40 @@ void lb_op_rope_fwd(float *x, int64_t n, int32_t T, int32_t n_heads, int32_t D, 
 void lb_op_rope_bwd(float *dx, int64_t n, int32_t T, int32_t n_heads, int32_t D, const float *cos_t,
                     const float *sin_t);
 
+/* How the scores are made: scale (0: 1/sqrt(D)); soft-capping c (0: none): scores become
+ * c·tanh(s/c) before the mask; a sliding window w (0: none): token t sees t-w+1 .. t (Gemma,
+ * Mistral). */
+typedef struct lb_op_att {
+    float   scale, softcap;
+    int32_t window;
+} lb_op_att;
+
 /* Causal attention per sequence with grouped KV heads (head h reads KV head h / (H/KVH)):
  *   q [B*T, H*D], k and v [B*T, KVH*D], o [B*T, H*D];
- *   p [B, H, T, T]: the softmax probabilities (row t: zero past t), saved for the backward;
- *   scores = q kᵀ / sqrt(D). */
+ *   p [B, H, T, T]: the softmax probabilities (row t: zero outside what t sees), saved for the
+ *   backward; scores = q kᵀ · scale, shaped by *a (may be NULL: plain causal attention). */
 void lb_op_attention_fwd(float *o, float *p, const float *q, const float *k, const float *v,
-                         int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t D);
+                         int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t D, const lb_op_att *a);
 /* dq, dk, dv written (=), from do_ and the saved p. */
 void lb_op_attention_bwd(float *dq, float *dk, float *dv, const float *do_, const float *p,
                          const float *q, const float *k, const float *v, int32_t B, int32_t T,
-                         int32_t H, int32_t KVH, int32_t D);
+                         int32_t H, int32_t KVH, int32_t D, const lb_op_att *a);
 
 /* h = silu(g) ⊙ u over n values; backward writes dg and du (=). */
 void lb_op_swiglu_fwd(float *h, const float *g, const float *u, int64_t n);
 void lb_op_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+
+/* h = gelu(g) ⊙ u, GELU's tanh approximation (Gemma); backward writes dg and du (=). */
+void lb_op_geglu_fwd(float *h, const float *g, const float *u, int64_t n);
+void lb_op_geglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+
+/* y[t, :] += b (a bias over n rows of dim); backward: db += the column sums of dy. */
+void lb_op_bias_fwd(float *y, const float *b, int64_t n, int64_t dim);
+void lb_op_bias_bwd(float *db, const float *dy, int64_t n, int64_t dim);
+
+/* x = c·tanh(x/c) in place over n values; backward: dy *= 1 - (y/c)² from the capped y. */
+void lb_op_softcap_fwd(float *x, int64_t n, float c);
+void lb_op_softcap_bwd(float *dy, const float *y, int64_t n, float c);
 
 /* x[t, :] = emb[tokens[t], :]; backward: demb[tokens[t], :] += dx[t, :]. */
 void lb_op_embed_fwd(float *x, const float *emb, const int32_t *tokens, int64_t n, int64_t dim);

@@ -103,8 +103,8 @@ static lb_status block_ap(lb_tmodel *tm, lb_tmodel *teacher, lb_fakequant *fq, c
         memcpy(tok + (size_t)w * T, train->ids + off, (size_t)T * sizeof *tok);
     }
     for (int32_t w = 0; w < W; w += B) {
-        lb_op_embed_fwd(xf + (size_t)w * T * E, teacher->w + teacher->slots[LB_TS_TOK_EMBD].off,
-                        tok + (size_t)w * T, (int64_t)B * T, E);
+        lb_tmodel_embed(teacher, teacher->w + teacher->slots[LB_TS_TOK_EMBD].off, tok + (size_t)w * T,
+                        (int64_t)B * T, xf + (size_t)w * T * E);
     }
     memcpy(xq, xf, NE * sizeof *xq); /* the embedding stays unquantized in the block phase */
     const int64_t steps_per_epoch = W / B;

@@ -1,12 +1,13 @@
-/* A Llama-family model being trained: every parameter f32 in one buffer (with its gradient
+/* A model being trained (any family of arch.h but for RoPE scaling): every parameter f32 in one buffer (with its gradient
  * beside it), the activations of one micro-batch of B sequences of T tokens kept for the
  * backward pass, and the forward/backward of the whole model or of one block (Block-AP
  * trains a block alone).
  *
  * Parameters are "slots", in this order: token_embd [V, E], output_norm [E], output [V, E]
  * (empty when tied to the embedding), then per layer the architecture table's layer slots in
- * lb_layer's order: attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, then the slots Llama
- * does not have, empty (shapes [out, in] row-major, as GGUF stores them).
+ * lb_layer's order: attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, the biases, head
+ * norms and post-norms, those the family does not have empty (shapes [out, in] row-major,
+ * as GGUF stores them).
  *
  * Quantization-aware training plugs in at two points:
  *   - wf[s]: the weight slot s's products read in the forward pass (and in the input
@@ -39,6 +40,13 @@ enum {
 #define LB_TL_GATE      LB_TL(LB_ROLE_FFN_GATE)
 #define LB_TL_UP        LB_TL(LB_ROLE_FFN_UP)
 #define LB_TL_DOWN      LB_TL(LB_ROLE_FFN_DOWN)
+#define LB_TL_BQ        LB_TL(LB_ROLE_ATTN_Q_BIAS)
+#define LB_TL_BK        LB_TL(LB_ROLE_ATTN_K_BIAS)
+#define LB_TL_BV        LB_TL(LB_ROLE_ATTN_V_BIAS)
+#define LB_TL_QNORM     LB_TL(LB_ROLE_ATTN_Q_NORM)
+#define LB_TL_KNORM     LB_TL(LB_ROLE_ATTN_K_NORM)
+#define LB_TL_ATTN_POST LB_TL(LB_ROLE_ATTN_POST_NORM)
+#define LB_TL_FFN_POST  LB_TL(LB_ROLE_FFN_POST_NORM)
 #define LB_TSLOT(l, k)  (LB_TS_GLOBAL + (l) * LB_TL_COUNT + (k))
 
 typedef struct lb_tslot {
@@ -49,12 +57,16 @@ typedef struct lb_tslot {
     char    name[48]; /* GGUF name */
 } lb_tslot;
 
-/* One layer's saved activations (N = B*T rows). */
+/* One layer's saved activations (N = B*T rows); the families' extras: q and k before their
+ * head norms (qr, kr, with rstd_q, rstd_k), the attention's and the FFN's outputs before their
+ * post-norms (o, f, with rstd_o, rstd_f). */
 typedef struct lb_tlayer_acts {
     float *x, *rstd1, *xn1, *q, *k, *v, *p, *att, *h, *rstd2, *xn2, *gate, *up, *act;
+    float *qr, *kr, *rstd_q, *rstd_k, *o, *rstd_o, *f, *rstd_f;
 } lb_tlayer_acts;
 
 typedef struct lb_tmodel {
+    const lb_arch  *arch;          /* its family (arch.h): which slots, what the forward does */
     lb_llama_config cfg;
     bool            tied;
     int32_t         n_slots;
@@ -68,14 +80,18 @@ typedef struct lb_tmodel {
     lb_tlayer_acts *acts;          /* n_layers */
     float          *xf, *rstdf, *xnf, *logits; /* final residual, norm, logits [N, V] */
     float          *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dact; /* backward scratch */
+    float          *dq2, *dk2, *dpost;            /* the head norms' and post-norms' */
+    float          *capped;        /* [N, V] soft-capped logits (Gemma), for the backward */
     float          *rope_cos, *rope_sin; /* [T, D/2] */
+    float          *rope_cos_swa, *rope_sin_swa; /* Gemma 3's windowed layers' (own base) */
     void           *act_block;
 } lb_tmodel;
 
-/* A model of configuration cfg with weights drawn N(0, 0.02) (wo and down scaled by
- * 1/sqrt(2 n_layers)), norms 1; tied: no separate output matrix. */
-lb_status lb_tmodel_init_random(lb_tmodel *tm, const lb_llama_config *cfg, bool tied, uint64_t seed,
-                                lb_error *err);
+/* A model of family arch (NULL: llama) and configuration cfg with weights drawn N(0, 0.02)
+ * (wo and down scaled by 1/sqrt(2 n_layers)), norms 1, biases 0; tied: no separate output
+ * matrix. */
+lb_status lb_tmodel_init_random(lb_tmodel *tm, const lb_arch *arch, const lb_llama_config *cfg, bool tied,
+                                uint64_t seed, lb_error *err);
 /* The f32 copy of a loaded model's weights (any storage type, dequantized). */
 lb_status lb_tmodel_init_from(lb_tmodel *tm, const lb_model *m, lb_error *err);
 void      lb_tmodel_free(lb_tmodel *tm);
@@ -84,6 +100,8 @@ void      lb_tmodel_free(lb_tmodel *tm);
  * context); called again with another size, it reallocates. */
 lb_status lb_tmodel_set_batch(lb_tmodel *tm, int32_t B, int32_t T, lb_error *err);
 
+/* The first layer's input of n tokens into x [n, E] (Gemma's scaled by sqrt(E)). */
+void lb_tmodel_embed(const lb_tmodel *tm, const float *emb, const int32_t *tokens, int64_t n, float *x);
 /* Forward over tokens [B*T] up to the logits (tm->logits, [B*T, V]). */
 void lb_tmodel_forward(lb_tmodel *tm, const int32_t *tokens);
 /* Forward + cross-entropy against targets [B*T] (-1: not counted) + backward: adds

@@ -5,7 +5,8 @@
 # GGUF, exported as an HF directory, read back: the HF directory's logits equal the GGUF's
 # (KLD 0) and an independent NumPy forward of the HF layout (tests/ref/hf_forward.py, when
 # Debian's python3-numpy is there); GPTQ, AWQ and imatrix quantize every family, and the
-# results load and evaluate close to the original.
+# results load and evaluate close to the original; QAT trains every family (training forward and
+# gradients per family: test_train.c).
 . "$(dirname "$0")/lib.inc"
 
 PY=/usr/bin/python3
@@ -49,16 +50,21 @@ for fam in llama mistral qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
         fi
     fi
     rtn=""
-    for m in rtn gptq awq imatrix; do
+    for m in rtn gptq awq imatrix qat; do
         q="$WORK/$name-$m.gguf"
-        "$LOWBIT" quantize "$g" "$q" --type q4_0 --method $m --calib "$TEXT" --calib-samples 16 --calib-ctx 64 -q \
-            > /dev/null 2> "$WORK/err" || { fail "$fam $m: $(tail -1 "$WORK/err")"; continue; }
+        if [ $m = qat ]; then # 20 steps of QAT from the f32 model (its own logits the teacher)
+            "$LOWBIT" qat "$g" "$q" --type q4_0 --text "$TEXT" --steps 20 --ctx 64 --lr 1e-4 \
+                > /dev/null 2> "$WORK/err" || { fail "$fam qat: $(tail -1 "$WORK/err")"; continue; }
+        else
+            "$LOWBIT" quantize "$g" "$q" --type q4_0 --method $m --calib "$TEXT" --calib-samples 16 --calib-ctx 64 -q \
+                > /dev/null 2> "$WORK/err" || { fail "$fam $m: $(tail -1 "$WORK/err")"; continue; }
+        fi
         # shellcheck disable=SC2086
         "$LOWBIT" eval "$q" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$name.lg" --json > "$WORK/q.json" 2>/dev/null \
             || { fail "$fam $m: eval"; continue; }
         kld=$(json_num "$WORK/q.json" kld_mean)
         [ $m = rtn ] && rtn=$kld
-        # GPTQ and AWQ land below round to nearest (random weights: KLD ~0.1 at q4_0); the
+        # GPTQ, AWQ and QAT land below round to nearest (random weights: KLD ~0.1 at q4_0); the
         # importance search has little to weigh on random weights: within 25% of it
         awk -v k="$kld" -v r="$rtn" -v m=$m 'BEGIN { lim = m == "rtn" ? 0.5 : m == "imatrix" ? 1.25 * r : r
                                                     exit !(k != "" && k + 0 < lim + 0) }' \

@@ -40,7 +40,7 @@ static void store_equals_forward(void **state) {
         lb_fakequant    fq;
         lb_error        err = { 0 };
         lb_type         types[64];
-        assert_int_equal(lb_tmodel_init_random(&tm, &c, false, 5 + (uint64_t)shift, &err), LB_OK);
+        assert_int_equal(lb_tmodel_init_random(&tm, NULL, &c, false, 5 + (uint64_t)shift, &err), LB_OK);
         assign_types(&tm, types, shift);
         assert_int_equal(lb_fq_init(&fq, &tm, types, true, 1.0f, &err), LB_OK);
         assert_int_equal(fq.n, 9); /* embedding, output and 7 matrices */
@@ -99,7 +99,7 @@ static void straight_through_rule(void **state) {
     lb_fakequant    fq;
     lb_error        err = { 0 };
     lb_type         types[64];
-    assert_int_equal(lb_tmodel_init_random(&tm, &c, false, 1, &err), LB_OK);
+    assert_int_equal(lb_tmodel_init_random(&tm, NULL, &c, false, 1, &err), LB_OK);
     for (int32_t s = 0; s < tm.n_slots; s++) types[s] = s == LB_TSLOT(0, LB_TL_WQ) ? LB_TYPE_INT2_G32 : LB_TYPE_F32;
     assert_int_equal(lb_fq_init(&fq, &tm, types, true, 1.0f, &err), LB_OK);
     assert_int_equal(fq.n, 1);

@@ -302,6 +302,7 @@ typedef struct {
     int32_t      B, T, H, KVH, D;
     double      *q, *k, *v, *o, *p;
     const float *r;
+    lb_op_att    a; /* scale (0: 1/sqrt(D)), soft-cap, window */
 } att_ref;
 
 static void att_fwd(att_ref *c) {
@@ -316,11 +317,12 @@ static void att_fwd(att_ref *c) {
                     const double *ks = c->k + ((int64_t)(b * T + s) * KVH + h / G) * D;
                     double        d  = 0.0;
                     for (int32_t i = 0; i < D; i++) d += qt[i] * ks[i];
-                    pr[s] = d / sqrt((double)D);
-                    if (s <= t && pr[s] > mx) mx = pr[s];
+                    pr[s] = d * (c->a.scale > 0 ? c->a.scale : 1.0 / sqrt((double)D));
+                    if (c->a.softcap > 0) pr[s] = c->a.softcap * tanh(pr[s] / c->a.softcap);
+                    if (s <= t && (c->a.window <= 0 || t - s < c->a.window) && pr[s] > mx) mx = pr[s];
                 }
                 for (int32_t s = 0; s < T; s++) {
-                    pr[s] = s <= t ? exp(pr[s] - mx) : 0.0;
+                    pr[s] = s <= t && (c->a.window <= 0 || t - s < c->a.window) ? exp(pr[s] - mx) : 0.0;
                     sum += pr[s];
                 }
                 double *ot = c->o + ((int64_t)(b * T + t) * H + h) * D;
@@ -340,24 +342,30 @@ static double att_loss(void *p) {
 
 static void test_attention(void **state) {
     (void)state;
-    /* B, T, H, KVH, D: GQA with two sequences; one KV head for three; plain multi-head */
-    const int32_t cfg[3][5] = { { 2, 7, 4, 2, 6 }, { 1, 19, 3, 1, 16 }, { 2, 5, 2, 2, 8 } };
-    for (int k = 0; k < 3; k++) {
+    /* B, T, H, KVH, D: GQA with two sequences; one KV head for three; plain multi-head; then
+     * the first two with Gemma's scores: a scale of their own, soft-capping at 2 (the scores
+     * of these inputs reach about 3: the cap bends them), a window of 3 (Gemma, Mistral) */
+    const int32_t   cfg[5][5] = { { 2, 7, 4, 2, 6 }, { 1, 19, 3, 1, 16 }, { 2, 5, 2, 2, 8 }, { 2, 7, 4, 2, 6 },
+                                  { 1, 19, 3, 1, 16 } };
+    const lb_op_att opt[5]    = { { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 }, { 0.3f, 2.0f, 3 }, { 0, 2.0f, 5 } };
+    for (int k = 0; k < 5; k++) {
         const int32_t B = cfg[k][0], T = cfg[k][1], H = cfg[k][2], KVH = cfg[k][3], D = cfg[k][4];
         const int64_t nq = (int64_t)B * T * H * D, nk = (int64_t)B * T * KVH * D;
         const int64_t np = (int64_t)B * H * T * T;
         float  *q = frnd(nq, 1.5f), *kk = frnd(nk, 1.5f), *v = frnd(nk, 1.0f), *r = frnd(nq, 1.0f);
         float  *o = fnan(nq), *p = fnan(np);
-        att_ref c = { B, T, H, KVH, D, todbl(q, nq), todbl(kk, nk), todbl(v, nk), dnew(nq), dnew(np), r };
-        lb_op_attention_fwd(o, p, q, kk, v, B, T, H, KVH, D);
+        att_ref c = { B, T, H, KVH, D, todbl(q, nq), todbl(kk, nk), todbl(v, nk), dnew(nq), dnew(np), r, opt[k] };
+        lb_op_attention_fwd(o, p, q, kk, v, B, T, H, KVH, D, &opt[k]);
         att_fwd(&c);
         expect_close("attention o", c.o, o, nq, TOL_FW);
         expect_close("attention p", c.p, p, np, TOL_FW);
         for (int64_t row = 0; row < np / T; row++) /* causal: exact zeros past the diagonal */
             for (int32_t s = (int32_t)(row % T) + 1; s < T; s++) assert_true(p[row * T + s] == 0.0f);
+        for (int64_t row = 0; opt[k].window > 0 && row < np / T; row++) /* and before the window */
+            for (int32_t s = 0; s <= (int32_t)(row % T) - opt[k].window; s++) assert_true(p[row * T + s] == 0.0f);
 
         float *dq = fnan(nq), *dk = fnan(nk), *dv = fnan(nk); /* all written */
-        lb_op_attention_bwd(dq, dk, dv, r, p, q, kk, v, B, T, H, KVH, D);
+        lb_op_attention_bwd(dq, dk, dv, r, p, q, kk, v, B, T, H, KVH, D, &opt[k]);
         expect_grad("attention dq", att_loss, &c, c.q, nq, dq, 1.0);
         expect_grad("attention dk", att_loss, &c, c.k, nk, dk, 1.0);
         expect_grad("attention dv", att_loss, &c, c.v, nk, dv, 1.0);
@@ -396,6 +404,62 @@ static void test_swiglu(void **state) {
     lb_op_swiglu_bwd(gi, ui, r, gi, ui, n);
     assert_memory_equal(gi, dg, (size_t)n * sizeof *dg);
     assert_memory_equal(ui, du, (size_t)n * sizeof *du);
+    tfree_all();
+}
+
+/* ---- GeGLU (Gemma), biases, soft-capping ---- */
+
+static double geg_loss(void *p) {
+    swi_ref *c = p;
+    for (int64_t i = 0; i < c->n; i++) {
+        const double x = c->g[i];
+        c->h[i] = 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))) * c->u[i];
+    }
+    return dot_r(c->h, c->r, c->n);
+}
+
+typedef struct {
+    int64_t      n, dim;
+    double      *y, *b, *x;
+    double       cap;
+    const float *r;
+} cap_ref;
+
+/* y = cap·tanh((x + b)/cap) over rows: the bias and the soft-cap together */
+static double cap_loss(void *p) {
+    cap_ref *c = p;
+    for (int64_t t = 0; t < c->n; t++)
+        for (int64_t j = 0; j < c->dim; j++) c->y[t * c->dim + j] = c->cap * tanh((c->x[t * c->dim + j] + c->b[j]) / c->cap);
+    return dot_r(c->y, c->r, c->n * c->dim);
+}
+
+static void test_geglu_bias_softcap(void **state) {
+    (void)state;
+    const int64_t n = 37;
+    float        *g = frnd(n, 4.0f), *u = frnd(n, 1.0f), *r = frnd(n, 1.0f), *h = fnan(n);
+    g[3] = 12.0f, g[11] = -12.0f; /* the tails */
+    swi_ref c = { n, todbl(g, n), todbl(u, n), dnew(n), r };
+    lb_op_geglu_fwd(h, g, u, n);
+    geg_loss(&c);
+    expect_close("geglu h", c.h, h, n, TOL_FW);
+    float *dg = fnan(n), *du = fnan(n);
+    lb_op_geglu_bwd(dg, du, r, g, u, n);
+    expect_grad("geglu dg", geg_loss, &c, c.g, n, dg, 1.0);
+    expect_grad("geglu du", geg_loss, &c, c.u, n, du, 1.0);
+
+    const int64_t rows = 5, dim = 7;
+    float        *x = frnd(rows * dim, 3.0f), *b = frnd(dim, 1.0f), *rr = frnd(rows * dim, 1.0f);
+    float        *y = fdup(x, rows * dim), *db = fzero(dim);
+    cap_ref       cc = { rows, dim, dnew(rows * dim), todbl(b, dim), todbl(x, rows * dim), 2.5, rr };
+    lb_op_bias_fwd(y, b, rows, dim);
+    lb_op_softcap_fwd(y, rows * dim, 2.5f);
+    cap_loss(&cc);
+    expect_close("bias + softcap y", cc.y, y, rows * dim, TOL_FW);
+    float *dy = fdup(rr, rows * dim);
+    lb_op_softcap_bwd(dy, y, rows * dim, 2.5f); /* now d/d(x + b) */
+    lb_op_bias_bwd(db, dy, rows, dim);
+    expect_grad("softcap dx", cap_loss, &cc, cc.x, rows * dim, dy, 1.0);
+    expect_grad("bias db", cap_loss, &cc, cc.b, dim, db, 1.0);
     tfree_all();
 }
 
@@ -568,8 +632,8 @@ static void run_all(op_outputs *o, const float *a, const float *b, const float *
         const int64_t nq = 2 * 33 * 64, nk = 2 * 33 * 32;
         float *out = out_buf(o, nq), *p = out_buf(o, 2 * 4 * 33 * 33);
         float *dq = out_buf(o, nq), *dk = out_buf(o, nk), *dv = out_buf(o, nk);
-        lb_op_attention_fwd(out, p, a, b, c, 2, 33, 4, 2, 16);
-        lb_op_attention_bwd(dq, dk, dv, a + 20000, p, a, b, c, 2, 33, 4, 2, 16);
+        lb_op_attention_fwd(out, p, a, b, c, 2, 33, 4, 2, 16, NULL);
+        lb_op_attention_bwd(dq, dk, dv, a + 20000, p, a, b, c, 2, 33, 4, 2, 16, NULL);
     }
     { /* swiglu: 40000 values */
         float *h = out_buf(o, 40000), *dg = out_buf(o, 40000), *du = out_buf(o, 40000);
@@ -616,7 +680,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),        cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),          cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_swiglu),        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_swiglu),        cmocka_unit_test(test_geglu_bias_softcap),
+        cmocka_unit_test(test_embed),
         cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_kl_distill),
         cmocka_unit_test(test_threads),
     };
