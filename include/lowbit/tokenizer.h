@@ -75,7 +75,7 @@ typedef enum lb_vocab_kind { LB_VOCAB_SPM = 0, LB_VOCAB_BPE = 1, LB_VOCAB_UGM = 
 
 /* Make v byte-level BPE: merges "left right" ranked by position; the pre-tokenizer is the
  * regex sequence given (PCRE2 syntax, each match isolated) or, when regexes is NULL,
- * llama.cpp's preset named pre (gpt-2, llama-bpe, qwen2, deepseek-llm, deepseek-coder,
+ * llama.cpp's preset named pre (gpt-2, llama-bpe, qwen2, smollm, deepseek-llm, deepseek-coder,
  * default) with llama.cpp's flags for it; ignore_merges takes a word that is a token whole.
  * Clears add_space_prefix; add_bos becomes llama.cpp's default for the preset. */
 lb_status     lb_vocab_set_bpe(lb_vocab *v, const char *const *merges, size_t n_merges,

@@ -80,7 +80,7 @@ lb_status lb_vocab_set_bpe(lb_vocab *v, const char *const *merges, size_t n_merg
         preset = pre ? lb_pretok_preset_by_name(pre, strlen(pre)) : NULL;
         LB_RETURN_IF(!preset, err, LB_ERR_UNSUPPORTED,
                      "byte-level BPE: pre-tokenizer '%.40s' is not one lowbit knows (gpt-2, "
-                     "llama-bpe, qwen2, deepseek-llm, deepseek-coder, default)", pre ? pre : "(none)");
+                     "llama-bpe, qwen2, smollm, deepseek-llm, deepseek-coder, default)", pre ? pre : "(none)");
         regexes = preset->regexes;
         for (n_regexes = 0; regexes[n_regexes]; n_regexes++) {}
         ignore_merges = ignore_merges || preset->ignore_merges;

@@ -28,6 +28,9 @@
 static const char *const k_gpt2[]    = { GPT2_RE, NULL };
 static const char *const k_llama3[]  = { LLAMA3_RE, NULL };
 static const char *const k_qwen2[]   = { QWEN2_RE, NULL };
+/* llama.cpp's smollm, starcoder, refact, command-r, codeshell, exaone and minerva-7b: digits one
+ * by one, then GPT-2's words (as tokenizer.json's Digits + ByteLevel gives them) */
+static const char *const k_smollm[]  = { "\\p{N}", GPT2_RE, NULL };
 static const char *const k_deepseek_llm[] = {
     "[\r\n]",
     "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
@@ -51,12 +54,15 @@ static const char *const k_default[] = {
 static const char *const k_gpt2_alias[]   = { "phi-2", "jina-es", "jina-de", "gigachat", "mpt", "olmo", NULL };
 static const char *const k_llama3_alias[] = { "llama3", "llama-v3", "falcon3", "pixtral", "dbrx", "smaug-bpe", NULL };
 static const char *const k_qwen2_alias[]  = { "deepseek-r1-qwen", "stablelm2", NULL };
+static const char *const k_smollm_alias[] = { "starcoder", "refact", "command-r", "codeshell", "exaone",
+                                               "minerva-7b", NULL };
 static const char *const k_none[]         = { NULL };
 
 static const lb_pretok_preset k_presets[] = {
     { "gpt-2", k_gpt2_alias, k_gpt2, false, false },
     { "llama-bpe", k_llama3_alias, k_llama3, true, true },
     { "qwen2", k_qwen2_alias, k_qwen2, false, false },
+    { "smollm", k_smollm_alias, k_smollm, false, false },
     { "deepseek-llm", k_none, k_deepseek_llm, false, false },
     { "deepseek-coder", k_none, k_deepseek_coder, false, false },
     { "default", k_none, k_default, false, false },

@@ -422,9 +422,10 @@ static void test_byte_bpe_deepseek_json(void **state) {
     vocab_roundtrip("gguf/ggml-vocab-deepseek-llm.gguf");
 }
 
-/* ---- a byte-level BPE model: the stories weights with GPT-2's first 512 tokens ---- */
-static void test_byte_level_model(void **state) {
-    (void)state;
+/* ---- a byte-level BPE model: the stories weights with GPT-2's first 512 tokens, under GPT-2's
+ * pre-tokenizer and under SmolLM's (digits one by one, then GPT-2's: Digits + ByteLevel in
+ * tokenizer.json, "smollm" in GGUF) ---- */
+static void byte_level_model(const char *pre) {
     char p[512], g[512], hf[512];
     SKIP_UNLESS(shared_path("gguf/ggml-vocab-gpt-2.gguf", p, sizeof p));
     lb_vocab *gpt2, *w;
@@ -447,7 +448,7 @@ static void test_byte_level_model(void **state) {
         if (a >= 0 && a < 511 && b >= 0 && b < 511 && c >= 0 && c < 511) merges[nm++] = m;
     }
     assert_true(nm > 200);
-    assert_int_equal(lb_vocab_set_bpe(w, merges, nm, "gpt-2", NULL, 0, false, &err), LB_OK);
+    assert_int_equal(lb_vocab_set_bpe(w, merges, nm, pre, NULL, 0, false, &err), LB_OK);
     free(merges);
     lb_vocab_set_special(w, 511, 511, -1);
     assert_int_equal(lb_vocab_set_chat_template(w, "{{ messages }}"), LB_OK);
@@ -465,7 +466,7 @@ static void test_byte_level_model(void **state) {
     for (int k = 0; k < 2; k++) {
         const lb_vocab *x = k ? b->vocab : a->vocab;
         assert_int_equal(lb_vocab_kind_of(x), LB_VOCAB_BPE);
-        assert_string_equal(lb_vocab_pre(x), "gpt-2");
+        assert_string_equal(lb_vocab_pre(x), pre);
         assert_int_equal(lb_vocab_n_merges(x), nm);
         assert_string_equal(lb_vocab_chat_template(x), "{{ messages }}");
         assert_same_vocab(x, w);
@@ -476,7 +477,11 @@ static void test_byte_level_model(void **state) {
         assert_int_equal(n1, n2);
         assert_memory_equal(i1, i2, n1 * sizeof *i1);
         assert_true(n1 < strlen(text)); /* merges happened */
-        free(i1), free(i2);
+        int32_t *d;
+        size_t   nd;
+        assert_int_equal(lb_tokenize(x, "2024", 4, false, false, &d, &nd, &err), LB_OK);
+        if (!strcmp(pre, "smollm")) assert_int_equal(nd, 4); /* digit by digit */
+        free(i1), free(i2), free(d);
     }
     lb_gguf          *gg;
     lb_gguf_str       model;
@@ -492,6 +497,12 @@ static void test_byte_level_model(void **state) {
     lb_vocab_free(gpt2);
     remove(g);
     rm_dir(hf);
+}
+
+static void test_byte_level_model(void **state) {
+    (void)state;
+    byte_level_model("gpt-2");
+    byte_level_model("smollm");
 }
 
 /* ---- Qwen2: attention biases (permuted with Q and K), through GGUF and back ---- */
