@@ -80,15 +80,17 @@ case "$entries" in *attn_qkv.weight.in_sum2*attn_q.weight*|*attn_q.weight*attn_q
 "$LOWBIT" quantize "$WORK/phi3.gguf" "$WORK/phi3-im.gguf" --type q4_0 --imatrix "$WORK/phi3.imatrix" -q > /dev/null 2>&1 \
     && pass "phi3: quantize --imatrix" || fail "phi3: quantize --imatrix"
 
-# RoPE scaling: linear, YaRN and LongRoPE (Phi-3) from config.json, past their original context
+# RoPE scaling: linear, llama3, YaRN and LongRoPE (Phi-3) from config.json, past their original context
 # (32 positions, chunks of 64): kept through GGUF (rope.scaling.*, rope_factors_long/short) and
 # back to an HF directory; the NumPy reference computes each as transformers does; other kinds
 # are refused, never ignored
 lf=$(awk 'BEGIN { for (i = 0; i < 16; i++) printf "%s%.2f", i ? ", " : "", 1 + 0.5 * i }')
 sf=$(awk 'BEGIN { for (i = 0; i < 16; i++) printf "%s%.3f", i ? ", " : "", 1 + 0.05 * i }')
-for kind in linear yarn longrope; do
+for kind in linear llama3 yarn longrope; do
     case $kind in
         linear) base=llama rs='{"rope_type": "linear", "factor": 2.0}' key='llama.rope.scaling.type .*"linear"' ;;
+        llama3) base=llama key='rope_freqs.weight'
+                rs='{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}' ;;
         yarn) base=llama rs='{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}'
               key='llama.rope.scaling.type .*"yarn"' ;;
         longrope) base=phi3 key='rope_factors_long.weight'

@@ -4,7 +4,7 @@
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
 does (Llama, Mistral, Qwen2, Qwen3, Phi-3: rotate_half RoPE on the half-split layout, q/k/v biases,
 Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-query attention,
-SiLU MLP, tied embeddings, linear, YaRN and LongRoPE rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
+SiLU MLP, tied embeddings, linear, llama3, YaRN and LongRoPE rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
 compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
 post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
 sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base;
@@ -102,6 +102,16 @@ def rope_inv_freq(cfg, theta, D, T):
         ramp = np.clip((np.arange(D // 2, dtype=np.float64) - low) / (high - low), 0, 1)
         extra = 1 - ramp  # the extrapolated share of each pair
         return (1.0 / (factor * pos)) * (1 - extra) + (1.0 / pos) * extra, attn
+    if kind == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        inv = 1.0 / pos
+        wavelen = 2 * np.pi / inv
+        llama = np.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * llama / factor + smooth * llama
+        medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+        return np.where(medium, smoothed, llama), 1.0
     if kind in ("longrope", "su"):
         orig = cfg.get("original_max_position_embeddings") or rs["original_max_position_embeddings"]
         factor = cfg["max_position_embeddings"] / orig if "original_max_position_embeddings" in cfg else rs.get("factor", 1.0)
