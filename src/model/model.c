@@ -86,6 +86,11 @@ lb_model *lb_model_alloc(void) {
     return m;
 }
 
+void lb_model_keep_meta_of(lb_model *m, const lb_model *src) {
+    m->priv->meta            = src->priv ? src->priv->meta : NULL; /* borrowed like the vocabulary */
+    m->priv->vocab_from_meta = src->priv && src->priv->vocab_from_meta;
+}
+
 const lb_gguf *lb_model_gguf(const lb_model *m) {
     return m && m->priv ? m->priv->meta : NULL;
 }
@@ -252,8 +257,7 @@ lb_status lb_model_clone_f32(const lb_model *m, lb_model **out, lb_error *err) {
     c->tied_output    = m->tied_output;
     c->name           = m->name ? strdup(m->name) : NULL;
     c->arch           = m->arch;
-    c->priv->meta            = m->priv ? m->priv->meta : NULL; /* borrowed like the vocabulary */
-    c->priv->vocab_from_meta = m->priv && m->priv->vocab_from_meta;
+    lb_model_keep_meta_of(c, m);
     c->layers         = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
     lb_status st      = c->layers ? LB_OK : LB_ERR_NOMEM;
     c->tok_embd = m->tok_embd, c->output_norm = m->output_norm, c->output = m->output;

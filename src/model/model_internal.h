@@ -80,5 +80,8 @@ lb_status lb_model_make_slots_f32(lb_model *m, lb_error *err);
 /* Add delta to every norm weight (LB_SLOT_NORM), each into a buffer m owns: Gemma's HF norms
  * hold w where the computation and GGUF use 1 + w. */
 lb_status lb_model_shift_norms(lb_model *m, float delta, lb_error *err);
+/* m's writers keep src's GGUF keys (src's metadata, borrowed: src must outlive m), as a copy of
+ * src would (clone, the trained model of qat). */
+void lb_model_keep_meta_of(lb_model *m, const lb_model *src);
 
 #endif

@@ -9,6 +9,7 @@
 #include "fakequant.h"
 #include "loop.h"
 #include "lowbit/quant.h"
+#include "model/model_internal.h"
 #include "ops.h"
 
 lb_qat_params lb_qat_default_params(lb_qat_method m) {
@@ -160,13 +161,16 @@ fail:
 static lb_status write_output(const lb_model *in, lb_tmodel *tm, lb_fakequant *fq, const lb_type *types,
                               uint32_t file_type, const char *path, lb_error *err) {
     lb_model        *m   = NULL;
-    const int32_t    cap = 3 + LB_LAYER_SLOTS * tm->cfg.n_layers; /* at least lb_model_n_tensors */
-    lb_named_tensor *nt  = calloc((size_t)cap, sizeof *nt);
-    lb_type         *ty  = calloc((size_t)cap, sizeof *ty);
-    void           **dat = calloc((size_t)cap, sizeof *dat);
-    lb_status        st  = LB_OK;
+    lb_named_tensor *nt  = NULL;
+    lb_type         *ty  = NULL;
+    void           **dat = NULL;
+    int32_t          cap = 0;
+    lb_status        st  = lb_tmodel_as_model(tm, in->vocab, in->name, &m, err);
+    if (st) goto fail;
+    lb_model_keep_meta_of(m, in); /* the input's keys, as quantize keeps them */
+    cap = lb_model_n_tensors(m);
+    nt = calloc((size_t)cap, sizeof *nt), ty = calloc((size_t)cap, sizeof *ty), dat = calloc((size_t)cap, sizeof *dat);
     LB_GOTO_IF(!nt || !ty || !dat, err, LB_ERR_NOMEM, "out of memory");
-    if ((st = lb_tmodel_as_model(tm, in->vocab, in->name, &m, err))) goto fail;
     fq->only_layer  = -1;
     const int32_t n = lb_model_tensors(m, nt, lb_model_n_tensors(m));
     for (int32_t i = 0; i < n; i++) {

@@ -9,6 +9,7 @@
  * the tokenizer when --tokenizer replaces it). The outputs' tensors and logits equal those of
  * the same run on the input without the extra keys. */
 #include "test_util.h"
+#include "lowbit/train.h"
 
 #include "model/model_internal.h"
 
@@ -358,6 +359,26 @@ static void test_convert_keeps_keys(void **state) {
     unlink(ref);
 }
 
+/* qat's trained model keeps the input's keys as quantize does */
+static void test_qat_keeps_keys(void **state) {
+    (void)state;
+    char      out[256];
+    lb_model *m;
+    lb_error  err = { 0 };
+    tmp_path("qat.gguf", out, sizeof out);
+    assert_int_equal(lb_model_load(&m, g_rich, NULL, &err), LB_OK);
+    lb_tokens t = { .ids = malloc(4000 * sizeof(int32_t)), .n = 4000 };
+    for (int64_t i = 0; i < t.n; i++) t.ids[i] = 10 + (int32_t)(i * 7 % 300);
+    lb_qat_params p = lb_qat_default_params(LB_QAT_QAT);
+    p.type = "q4_0", p.opts.steps = 2, p.opts.batch = 1, p.opts.ctx = 32, p.opts.eval_windows = 0;
+    lb_train_result r;
+    if (lb_qat_run(m, &p, &t, NULL, out, &r, &err)) fail_msg("%s", err.msg);
+    check_keys(g_rich, out, false, true);
+    free(t.ids);
+    lb_model_free(m);
+    unlink(out);
+}
+
 /* --tokenizer replaces the vocabulary: the input's tokenizer.* keys go, the new ones come;
  * the other keys stay. */
 static void test_tokenizer_replaced(void **state) {
@@ -449,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_writer_merge_rules),
         cmocka_unit_test(test_quantize_keeps_keys),
         cmocka_unit_test(test_convert_keeps_keys),
+        cmocka_unit_test(test_qat_keeps_keys),
         cmocka_unit_test(test_tokenizer_replaced),
         cmocka_unit_test(test_qwen3_keeps_keys),
     };
