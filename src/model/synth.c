@@ -284,7 +284,10 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     char          name[96];
     snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
     m.name                  = name;
-    const int32_t   n_t     = 3 + LB_LAYER_SLOTS * c->n_layers; /* at most */
+    int             ns; /* the architecture's required slots (and the output), in file order */
+    const lb_slot  *slots = lb_slots(&ns);
+    int32_t         n_t   = 0; /* at most: every slot of the table */
+    for (int i = 0; i < ns; i++) n_t += slots[i].flags & LB_SLOT_GLOBAL ? 1 : c->n_layers;
     synth_tensor   *ts      = calloc((size_t)n_t, sizeof *ts);
     lb_gguf_writer *w       = lb_gguf_writer_create();
     int64_t         done = 0, total = 0;
@@ -307,8 +310,6 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
         total += (N) * (ROWS);                                                                     \
         k++;                                                                                       \
     } while (0)
-    int            ns; /* the architecture's required slots (and the output), in file order */
-    const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns;) {
         int e = i + 1; /* a global, or the run of a block's slots */
         if (!(slots[i].flags & LB_SLOT_GLOBAL))
