@@ -16,9 +16,9 @@
 #include "core/fail.h"
 #include "core/json.h"
 #include "lowbit/tokenizer.h"
+#include "pretokenize.h"
 #include "vocab_internal.h"
 
-#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 #define MAX_REGEX  32
 
 typedef struct hf_tok {
@@ -66,7 +66,7 @@ static lb_status pre_one(hf_tok *h, const cJSON *p, lb_error *err) {
         const cJSON *ur = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
         LB_RETURN_IF(cJSON_IsTrue(ap), err, LB_ERR_UNSUPPORTED,
                      "%s: ByteLevel with add_prefix_space is not supported", h->file);
-        return cJSON_IsFalse(ur) ? LB_OK : add_regex(h, GPT2_REGEX, strlen(GPT2_REGEX), err);
+        return cJSON_IsFalse(ur) ? LB_OK : add_regex(h, LB_GPT2_REGEX, strlen(LB_GPT2_REGEX), err);
     }
     if (t && strcmp(t, "Digits") == 0) {
         const bool one = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "individual_digits"));

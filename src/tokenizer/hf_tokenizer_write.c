@@ -11,9 +11,9 @@
 #include "core/fail.h"
 #include "core/json.h"
 #include "lowbit/tokenizer.h"
+#include "pretokenize.h"
 #include "vocab_internal.h"
 
-#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
 static void jstr(lb_strbuf *b, const char *s) { lb_strbuf_json_string(b, s, strlen(s)); }
 
@@ -98,7 +98,7 @@ lb_status lb_vocab_to_hf_json(const lb_vocab *v, char **tokenizer_json, char **c
     ADDS(&b, "\n  ],\n");
     if (bpe) {
         const size_t nr   = lb_vocab_n_pre_regex(v);
-        const bool   gpt2 = nr == 1 && strcmp(lb_vocab_pre_regex(v, 0), GPT2_REGEX) == 0;
+        const bool   gpt2 = nr == 1 && strcmp(lb_vocab_pre_regex(v, 0), LB_GPT2_REGEX) == 0;
         ADDS(&b, "  \"normalizer\": null,\n  \"pre_tokenizer\": ");
         if (gpt2) {
             lb_strbuf_printf(&b, "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true},\n");

@@ -16,7 +16,6 @@
 #include "pretokenize.h"
 
 /* ---- llama.cpp's presets (llama-vocab.cpp, llm_tokenizer_bpe), as tokenizers.json has them ---- */
-#define GPT2_RE "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 #define LLAMA3_RE                                                                                  \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
@@ -25,12 +24,12 @@
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define CJK_RE "[一-龥ࠀ-一가-퟿]+"
 
-static const char *const k_gpt2[]    = { GPT2_RE, NULL };
+static const char *const k_gpt2[]    = { LB_GPT2_REGEX, NULL };
 static const char *const k_llama3[]  = { LLAMA3_RE, NULL };
 static const char *const k_qwen2[]   = { QWEN2_RE, NULL };
 /* llama.cpp's smollm, starcoder, refact, command-r, codeshell, exaone and minerva-7b: digits one
  * by one, then GPT-2's words (as tokenizer.json's Digits + ByteLevel gives them) */
-static const char *const k_smollm[]  = { "\\p{N}", GPT2_RE, NULL };
+static const char *const k_smollm[]  = { "\\p{N}", LB_GPT2_REGEX, NULL };
 static const char *const k_deepseek_llm[] = {
     "[\r\n]",
     "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",

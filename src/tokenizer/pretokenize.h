@@ -11,6 +11,10 @@
 
 typedef struct lb_pretok lb_pretok;
 
+/* GPT-2's word regex, as tokenizer.json's ByteLevel (use_regex) and llama.cpp's gpt-2 preset
+ * have it */
+#define LB_GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
 /* A preset of llama.cpp's (tokenizer.ggml.pre): its regexes and flags; NULL when unknown. */
 typedef struct lb_pretok_preset {
     const char        *name;     /* the name lowbit writes */
