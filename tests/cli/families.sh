@@ -49,6 +49,18 @@ for fam in llama mistral qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
             fail "$fam: NumPy reference: $(echo "$out" | tail -1)"
         fi
     fi
+    # W8A8: SmoothQuant's folds (the family's norms, as AWQ's) against naive W8A8, within 10% of
+    # it or better (W8A8 of random weights is already close: KLD ~0.002)
+    for m in rtn smoothquant; do
+        "$LOWBIT" quantize "$g" "$WORK/$name-w8-$m.gguf" --type w8a8 --method $m --calib "$TEXT" --calib-samples 8 \
+            --calib-ctx 64 -q > /dev/null 2> "$WORK/err" || { fail "$fam w8a8 $m: $(tail -1 "$WORK/err")"; continue; }
+        # shellcheck disable=SC2086
+        "$LOWBIT" eval "$WORK/$name-w8-$m.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$name.lg" --json \
+            > "$WORK/w8-$m.json" 2>/dev/null || fail "$fam w8a8 $m: eval"
+    done
+    k0=$(json_num "$WORK/w8-rtn.json" kld_mean); k1=$(json_num "$WORK/w8-smoothquant.json" kld_mean)
+    awk -v a="$k1" -v b="$k0" 'BEGIN { exit !(a != "" && b != "" && a + 0 <= 1.1 * b) }' \
+        && pass "$fam w8a8: smoothquant KLD $k1 (rtn $k0)" || fail "$fam w8a8: smoothquant KLD $k1 (rtn $k0)"
     rtn=""
     for m in rtn gptq awq imatrix qat; do
         q="$WORK/$name-$m.gguf"
