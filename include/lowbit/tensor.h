@@ -75,7 +75,9 @@ typedef enum lb_type {
     LB_TYPE_FP8_E5M2_PC = 67,
     LB_TYPE_FP8_E5M2_PT = 68,
     LB_TYPE_TERNARY     = 69,
-    /* 70..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
+    LB_TYPE_KM3         = 70, /* a k-means codebook per row: 8 levels, 3-bit indices */
+    LB_TYPE_KM4         = 71, /* 16 levels, 4-bit indices */
+    /* 72..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
 #define LB_INTN_ENUM(U, L, ID, BITS, AFFINE, GROUP) LB_TYPE_##U = (ID),
     LB_INTN_TYPES(LB_INTN_ENUM)
 #undef LB_INTN_ENUM

@@ -160,6 +160,21 @@ size_t lb_quantize_fp8_e4m3_pt(void *dst, const float *src, int64_t nrow, int64_
 size_t lb_quantize_fp8_e5m2_pt(void *dst, const float *src, int64_t nrow, int64_t n_per_row,
                                const float *importance);
 
+/* KM3, KM4 (codebook.c): a k-means codebook of 8 or 16 f16 levels per row, 3- or 4-bit
+ * indices; importance-weighted (SqueezeLLM). */
+LB_DECLARE_REF(km3);
+LB_DECLARE_REF(km4);
+size_t lb_row_size_km(int K, int64_t n);
+size_t lb_row_size_km3(int64_t n);
+size_t lb_row_size_km4(int64_t n);
+size_t lb_quantize_km3(void *dst, const float *src, int64_t nrow, int64_t n_per_row, const float *importance);
+size_t lb_quantize_km4(void *dst, const float *src, int64_t nrow, int64_t n_per_row, const float *importance);
+void   lb_km_levels(int K, const void *row, float *levels);
+void   lb_km_set_index(int K, void *row, int64_t j, unsigned level); /* value j's level index */
+double lb_km_dot(int K, const void *row, const float *x, int64_t n);
+double lb_vec_dot_km3(const void *row, const float *x, int64_t n);
+double lb_vec_dot_km4(const void *row, const float *x, int64_t n);
+
 /* Ternary (ternary.c): BitNet b1.58's absmean scale over the whole tensor, 2 bits a value. */
 LB_DECLARE_REF(ternary);
 size_t lb_row_size_ternary(int64_t n);

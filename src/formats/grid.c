@@ -137,6 +137,19 @@ FP8_GRID(e4m3)
 FP8_GRID(e5m2)
 #undef FP8_GRID
 
+/* KM3/KM4: the row's codebook, fixed by the type's quantizer before GPTQ runs (levels from
+ * the importance-weighted k-means of the original row) */
+#define KM_GRID(X, K)                                                                              \
+    static int32_t km_##X##_levels(const void *row, int32_t j, float *v) {                         \
+        (void)j;                                                                                   \
+        lb_km_levels(K, row, v);                                                                   \
+        return K;                                                                                  \
+    }                                                                                              \
+    static void km_##X##_set(void *row, int32_t j, int32_t k) { lb_km_set_index(K, row, j, (unsigned)k); }
+KM_GRID(km3, 8)
+KM_GRID(km4, 16)
+#undef KM_GRID
+
 static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
     [LB_TYPE_Q8_0]   = { q8_0_levels, q8_0_set },     [LB_TYPE_Q4_0] = { q4_0_levels, q4_0_set },
     [LB_TYPE_Q4_1]   = { q4_1_levels, q4_1_set },     [LB_TYPE_Q5_0] = { q5_0_levels, q5_0_set },
@@ -152,6 +165,8 @@ static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
     [LB_TYPE_FP8_E4M3_PT] = { fp8_e4m3_levels, fp8_set, fp8_e4m3_nearest },
     [LB_TYPE_FP8_E5M2_PC] = { fp8_e5m2_levels, fp8_set, fp8_e5m2_nearest },
     [LB_TYPE_FP8_E5M2_PT] = { fp8_e5m2_levels, fp8_set, fp8_e5m2_nearest },
+    [LB_TYPE_KM3] = { km_km3_levels, km_km3_set },
+    [LB_TYPE_KM4] = { km_km4_levels, km_km4_set },
 };
 
 const lb_grid_ops *lb_type_grid(lb_type t) {

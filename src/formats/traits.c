@@ -126,6 +126,15 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
     FP8(LB_TYPE_FP8_E5M2_PC, e5m2, "fp8_e5m2_pc", false),
     FP8(LB_TYPE_FP8_E5M2_PT, e5m2, "fp8_e5m2_pt", true),
 #undef FP8
+    /* codebooks per row (codebook.c): the levels at the start of each row, bpw without them */
+#define KM(T, X, BITS)                                                                             \
+    [T] = { .name = #X, .block_size = 1, .type_size = 1, .bits_per_weight = BITS,                  \
+            .is_quantized = true, .row_size = lb_row_size_##X, .to_float = lb_dequantize_row_##X,  \
+            .from_float = lb_quantize_row_##X##_ref, .quantize = lb_quantize_##X,                  \
+            .vec_dot = lb_vec_dot_##X }
+    KM(LB_TYPE_KM3, km3, 3),
+    KM(LB_TYPE_KM4, km4, 4),
+#undef KM
     [LB_TYPE_TERNARY] = { .name = "ternary", .block_size = 1, .type_size = 1,
                           .bits_per_weight = 2, .is_quantized = true, .whole_tensor = true,
                           .row_size = lb_row_size_ternary, .to_float = lb_dequantize_row_ternary,

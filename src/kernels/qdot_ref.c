@@ -393,6 +393,28 @@ static void gemm_int8_pc_ref(int64_t n, const void *w, size_t ws, int64_t nr, co
         }
 }
 
+/* ---- KM3/KM4 rows (a codebook of K f16 levels, then the indices) with f32 activations: the
+ * look-up-table product, the activations summed per level, then K products per row (no SIMD
+ * twin yet: every ISA runs this one) ---- */
+
+static void gemm_km(int K, int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
+                    int64_t nc, float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++)
+            out[c * ldo + r] = (float)lb_km_dot(K, (const uint8_t *)w + (size_t)r * ws,
+                                                (const float *)((const uint8_t *)a + (size_t)c * as), n);
+}
+
+static void gemm_km3_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
+                         int64_t nc, float *out, int64_t ldo) {
+    gemm_km(8, n, w, ws, nr, a, as, nc, out, ldo);
+}
+
+static void gemm_km4_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
+                         int64_t nc, float *out, int64_t ldo) {
+    gemm_km(16, n, w, ws, nr, a, as, nc, out, ldo);
+}
+
 /* ---- W8A8: int8 rows { f32 d; int8 q[n] } against int8 activation rows of the same layout ---- */
 
 static void gemm_i8_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
@@ -442,6 +464,8 @@ void lb_qdot_fill_ref(lb_qdot_table *t) {
 #define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref };
     LB_QDOT_TYPES(K)
 #undef K
+    t->kern[LB_TYPE_KM3]        = (lb_qdot){ .act = LB_ACT_F32, .gemm = gemm_km3_ref };
+    t->kern[LB_TYPE_KM4]        = (lb_qdot){ .act = LB_ACT_F32, .gemm = gemm_km4_ref };
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a_ref;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k_ref;
     t->gemm_i8                  = gemm_i8_ref;

@@ -36,6 +36,8 @@ static const lb_recipe k_recipes[] = {
     { "mxfp4", LB_TYPE_MXFP4, 38, false },
     /* lowbit's own types: every weight matrix gets the type (no llama.cpp file type) */
     { "nf4", LB_TYPE_NF4, 0, false },
+    { "km3", LB_TYPE_KM3, 0, false },
+    { "km4", LB_TYPE_KM4, 0, false },
     { "fp8_e4m3_pc", LB_TYPE_FP8_E4M3_PC, 0, false },
     { "fp8_e4m3_pt", LB_TYPE_FP8_E4M3_PT, 0, false },
     { "fp8_e5m2_pc", LB_TYPE_FP8_E5M2_PC, 0, false },

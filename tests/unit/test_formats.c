@@ -31,6 +31,8 @@ static double own_max_rmse(lb_type t) {
     case LB_TYPE_FP8_E5M2_PC:
     case LB_TYPE_FP8_E5M2_PT: return 0.08; /* 0.066: 2 mantissa bits */
     case LB_TYPE_TERNARY:     return 0.55; /* 0.467 */
+    case LB_TYPE_KM3:         return 0.16; /* 0.138: 8 levels fitted to each row */
+    case LB_TYPE_KM4:         return 0.085; /* 0.0755 */
     default:                  return 0;
     }
 }

@@ -40,6 +40,8 @@ static int32_t expected_levels(lb_type t) {
     case LB_TYPE_Q3_K:   return 8;
     case LB_TYPE_Q6_K:   return 64;
     case LB_TYPE_NF4:    return 16;
+    case LB_TYPE_KM3:    return 8;  /* the row's own codebook */
+    case LB_TYPE_KM4:    return 16;
     case LB_TYPE_FP8_E4M3_PC:
     case LB_TYPE_FP8_E4M3_PT:
     case LB_TYPE_FP8_E5M2_PC:
@@ -151,7 +153,7 @@ static void test_grid_every_type(void **state) {
                expected_levels(t), N_ROW / bs, N_SEEDS);
         n_types++;
     }
-    assert_int_equal(n_types, 12 + 72 + 1 + 4); /* ggml's, INTn, NF4, FP8 */
+    assert_int_equal(n_types, 12 + 72 + 1 + 4 + 2); /* ggml's, INTn, NF4, FP8, KM3/KM4 */
 }
 
 /* Rounding the original values onto the grids of the quantizer's blocks (what GPTQ does when

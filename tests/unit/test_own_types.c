@@ -34,7 +34,7 @@ static void test_own_type_table(void **state) {
                              (d.affine ? 8u : 4u) + (size_t)(172 * d.bits + 7) / 8);
     }
     assert_int_equal(n_intn, 6 * 2 * 6);
-    assert_int_equal(n_own, n_intn + 6); /* + nf4, 4 fp8, ternary */
+    assert_int_equal(n_own, n_intn + 8); /* + nf4, 4 fp8, ternary, km3, km4 */
     assert_int_equal(lb_intn_type(7, false, 32), LB_TYPE_INVALID);
     assert_int_equal(lb_row_size(LB_TYPE_INT4_G32, 172), 0);
     assert_int_equal(lb_row_size(LB_TYPE_INT4_PC, 0), 0);
@@ -43,6 +43,11 @@ static void test_own_type_table(void **state) {
     assert_int_equal(lb_row_size(LB_TYPE_FP8_E4M3_PT, 172), 4 + 172);
     assert_int_equal(lb_row_size(LB_TYPE_TERNARY, 172), 4 + 43);
     assert_int_equal(lb_row_size(LB_TYPE_TERNARY, 173), 4 + 44);
+    assert_int_equal(lb_row_size(LB_TYPE_KM4, 172), 32 + 86);
+    assert_int_equal(lb_row_size(LB_TYPE_KM4, 171), 32 + 86); /* the last byte padded */
+    assert_int_equal(lb_row_size(LB_TYPE_KM3, 176), 16 + 66);
+    assert_int_equal(lb_row_size(LB_TYPE_KM3, 173), 16 + 65);
+    assert_int_equal(lb_row_size(LB_TYPE_KM3, INT64_MAX), 0);
     assert_true(lb_type_get_traits(LB_TYPE_TERNARY)->whole_tensor);
     assert_true(lb_type_get_traits(LB_TYPE_FP8_E5M2_PT)->whole_tensor);
     assert_false(lb_type_get_traits(LB_TYPE_FP8_E5M2_PC)->whole_tensor);
@@ -217,6 +222,62 @@ static void test_nf4_levels(void **state) {
 
 /* Every FP8 code: decoding then encoding gives the code back, except NaN (and E5M2's
  * infinities, which the saturating conversion takes to the largest finite value). */
+/* KM3/KM4: the f16 levels first (ascending), then the indices (KM4: low nibble first; KM3:
+ * eight in three bytes, little-endian); a row of exactly K distinct values is reproduced
+ * exactly; importance pulls the levels toward the weighted columns; the look-up-table dot
+ * equals dequantize-then-dot. */
+static void test_codebook(void **state) {
+    (void)state;
+    for (int K = 8; K <= 16; K += 8) {
+        const lb_type t = K == 8 ? LB_TYPE_KM3 : LB_TYPE_KM4;
+        float         x[64], y[64];
+        uint8_t       q[256];
+        for (int j = 0; j < 64; j++) x[j] = (float)((j * 5) % K) - 3.5f; /* K values, f16-exact */
+        const size_t rs = lb_row_size(t, 64);
+        assert_int_equal(lb_quantize_rows(t, q, x, 1, 64, NULL), rs);
+        lb_type_get_traits(t)->to_float(y, q, 64);
+        assert_memory_equal(x, y, sizeof x);
+        float lv[16];
+        lb_km_levels(K, q, lv);
+        for (int k = 0; k < K; k++) assert_true(lv[k] == (float)k - 3.5f);
+        const uint8_t *ix = q + 2 * K; /* value 1 is level 5; value 2 is level 10 % K */
+        if (K == 16) assert_int_equal(ix[0], 5 << 4 | 0);
+        else assert_int_equal((ix[0] | ix[1] << 8 | ix[2] << 16) & 0777, 0 | 5 << 3 | 2 << 6);
+        /* any length: a row packed here by the layout's definition (levels 0..K-1, index j
+         * at bits j*bits.. of the stream) dequantizes to its indices */
+        for (int n = 1; n <= 41; n += 4) {
+            uint8_t r[128] = { 0 };
+            float   u[41];
+            const int bits = K == 16 ? 4 : 3;
+            for (int k = 0; k < K; k++) {
+                const uint16_t h = lb_f32_to_f16((float)k);
+                memcpy(r + 2 * k, &h, 2);
+            }
+            for (int j = 0; j < n; j++)
+                for (int b = 0; b < bits; b++)
+                    if ((((j * 5 + 1) % K) >> b) & 1) r[2 * K + (j * bits + b) / 8] |= (uint8_t)(1 << ((j * bits + b) % 8));
+            assert_int_equal(lb_row_size(t, n), (size_t)(2 * K + (n * bits + 7) / 8));
+            lb_type_get_traits(t)->to_float(u, r, n);
+            for (int j = 0; j < n; j++) assert_true(u[j] == (float)((j * 5 + 1) % K));
+        }
+        /* importance: column 7's value, weighted a million times, becomes a level of its own */
+        float z[256], imp[256], w[256];
+        for (int j = 0; j < 256; j++) z[j] = sinf(0.37f * (float)j) + 0.01f * (float)(j % 13), imp[j] = 1.0f;
+        imp[7] = 1e6f;
+        uint8_t qi[512], qn[512];
+        lb_quantize_rows(t, qi, z, 1, 256, imp);
+        lb_quantize_rows(t, qn, z, 1, 256, NULL);
+        lb_type_get_traits(t)->to_float(w, qi, 256);
+        const float ei = fabsf(w[7] - z[7]);
+        lb_type_get_traits(t)->to_float(w, qn, 256);
+        assert_true(ei < 2e-3f * fabsf(z[7]) + 1e-3f);
+        assert_true(ei <= fabsf(w[7] - z[7]));
+        double ref = 0;
+        for (int j = 0; j < 256; j++) ref += (double)w[j] * z[j];
+        assert_true(fabs(lb_vec_dot_ref(t, qn, z, 256) - ref) < 1e-5 * (fabs(ref) + 1));
+    }
+}
+
 static void test_fp8_exhaustive(void **state) {
     (void)state;
     int n_nan[2] = { 0, 0 };
@@ -303,6 +364,7 @@ int main(void) {
         cmocka_unit_test(test_whole_tensor_scales),
         cmocka_unit_test(test_intn_importance_search), cmocka_unit_test(test_nf4_levels),
         cmocka_unit_test(test_fp8_exhaustive), cmocka_unit_test(test_fp8_scale),
+        cmocka_unit_test(test_codebook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
