@@ -248,6 +248,34 @@ QX_INLINE __m512 zx_load_bf16(const uint8_t *p, __mmask16 m) {
 ZX_GEMM16(f16)
 ZX_GEMM16(bf16)
 
+/* KM4 rows (16 f16 levels, then 4-bit indices, low nibble first) with f32 activations: the
+ * row's levels are the look-up table, in one register; each 16 indices, widened to 32-bit
+ * lanes, pick their levels with one vpermps. The scalar twin (qdot_ref.c) sums the
+ * activations per level instead: the same products in another order. */
+static void zgemm_km4(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nc,
+                      float *out, int64_t ldo) {
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * ws, *q = row + 32;
+        const __m512   lv  = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)row));
+        for (int64_t c = 0; c < nc; c++) {
+            const float *x   = (const float *)((const uint8_t *)a + (size_t)c * as);
+            __m512       acc = _mm512_setzero_ps();
+            for (int64_t j = 0; j < n; j += 16) {
+                const int64_t   k    = n - j < 16 ? n - j : 16;
+                const __mmask16 m    = k == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << k) - 1);
+                uint64_t        bits = 0;
+                memcpy(&bits, q + j / 2, (size_t)((k + 1) / 2));
+                const __m128i b   = _mm_cvtsi64_si128((long long)bits);
+                const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+                const __m512  v   = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), lv);
+                acc               = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x + j), acc);
+            }
+            out[c * ldo + r] = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
 void lb_qdot_fill_avx512(lb_qdot_table *t) {
     lb_qdot_fill_avx512_ymm(t);
     t->kern[LB_TYPE_Q4_0].gemm_packed   = zgemm_packed_q4_0;
@@ -257,4 +285,5 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
     t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
+    t->kern[LB_TYPE_KM4]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_km4 };
 }
