@@ -65,13 +65,18 @@ static int by_value(const void *a, const void *b) {
     return p->x < q->x ? -1 : p->x > q->x ? 1 : (p->w > q->w) - (p->w < q->w);
 }
 
+/* column j's weight in the k-means: its importance (a zero one kept barely above zero), or 1 */
+static float weight_of(const float *imp, int64_t j) {
+    return imp ? (imp[j] > 0 ? imp[j] : 1e-12f) : 1.0f;
+}
+
 /* One row: levels and indices into dst (lb_row_size_km bytes); s: scratch of n wvals. */
 static void quantize_row(uint8_t *dst, const float *x, const float *imp, int64_t n, int K, wval *s,
                          unsigned *idx) {
     float  lv[16];
     double tw = 0;
     for (int64_t j = 0; j < n; j++) {
-        const float w = imp && imp[j] > 0 ? imp[j] : imp ? 1e-12f : 1.0f;
+        const float w = weight_of(imp, j);
         s[j] = (wval){ x[j], w };
         tw += w;
     }
@@ -91,7 +96,7 @@ static void quantize_row(uint8_t *dst, const float *x, const float *imp, int64_t
             const unsigned k = nearest(lv, K, x[i]);
             moved |= it == 0 || k != idx[i];
             idx[i] = k;
-            const float w = imp && imp[i] > 0 ? imp[i] : imp ? 1e-12f : 1.0f;
+            const float w = weight_of(imp, i);
             sw[k] += w, sx[k] += (double)w * x[i];
         }
         for (int k = 0; k < K; k++)

@@ -23,6 +23,7 @@
 #include "kernels/matmul.h"
 #include "kernels/vecf.h"
 #include "kv_cache.h"
+#include "model_internal.h"
 #include "weights.h"
 #include "lowbit/actq.h"
 #include "lowbit/model.h"
@@ -89,7 +90,7 @@ static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, con
     if (r->yarn > 0) {
         lo = fmaxf(0.0f, floorf(yarn_corr_dim(D, r->orig, r->beta_fast, r->theta)));
         hi = fminf((float)(D - 1), ceilf(yarn_corr_dim(D, r->orig, r->beta_slow, r->theta)));
-        if (r->yarn > 1) ms *= 1.0f + 0.1f * logf(r->yarn);
+        ms *= lb_rope_yarn_mscale(r->yarn, 1.0f);
     }
     for (int32_t pos = 0; pos < n_ctx; pos++)
         for (int32_t j = 0; j < D / 2; j++) {

@@ -55,6 +55,17 @@ static lb_status opt_f32(const lb_gguf *g, const char *key, float def, double hi
     return LB_OK;
 }
 
+/* An optional integer key in [0, hi], def when absent. */
+static lb_status opt_i32(const lb_gguf *g, const char *key, int64_t def, int64_t hi, int32_t *out, lb_error *err) {
+    int64_t   v;
+    lb_status st = lb_gguf_get_int(g, key, &v, err);
+    if (st == LB_ERR_NOT_FOUND) v = def;
+    else if (st) return st;
+    LB_RETURN_IF(v < 0 || v > hi, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, key, (long long)v);
+    *out = (int32_t)v;
+    return LB_OK;
+}
+
 /* A tensor in one of lowbit's own types (save_gguf.c): I8 rows of the type's bytes, the type
  * name in lowbit.tensor_type.<name>, the row length in lowbit.tensor_ne0.<name>. */
 static lb_status get_own_type(const lb_gguf *g, const char *name, const lb_gguf_tensor_info *ti,
@@ -258,12 +269,7 @@ static lb_status rope_scaling(const lb_gguf *g, const char *arch, lb_llama_confi
     c->rope_linear = yarn ? 0.0f : f;
     c->rope_yarn   = yarn ? (factor > 0 ? (float)factor : 1.0f) : 0.0f;
     snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", arch);
-    int64_t orig;
-    st = lb_gguf_get_int(g, k, &orig, err);
-    if (st == LB_ERR_NOT_FOUND) orig = 0;
-    else if (st) return st;
-    LB_RETURN_IF(orig < 0 || orig > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)orig);
-    c->rope_orig_ctx = (int32_t)orig;
+    if ((st = opt_i32(g, k, 0, INT32_MAX, &c->rope_orig_ctx, err))) return st;
     snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", arch);
     if ((st = opt_f32(g, k, 0, 1e3, &c->rope_attn_factor, err))) return st;
     snprintf(k, sizeof k, "%s.rope.scaling.yarn_beta_fast", arch);
@@ -283,21 +289,12 @@ static lb_status windows(const lb_gguf *g, const lb_arch *a, lb_llama_config *c,
     int64_t            v;
     double             f;
     lb_status          st;
-    if (o->swa_every) { /* Mistral's window, as lowbit writes it (llama.cpp's llama has none) */
+    if (o->swa_every || o->swa_pattern > 0) { /* absent: Mistral and Gemma 3 have none, Gemma 2 4096 */
         snprintf(k, sizeof k, "%s.attention.sliding_window", a->gguf);
-        st = lb_gguf_get_int(g, k, &v, err);
-        if (st == LB_ERR_NOT_FOUND) v = 0;
-        else if (st) return st;
-        LB_RETURN_IF(v < 0 || v > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)v);
-        c->n_swa = (int32_t)v;
+        if ((st = opt_i32(g, k, o->swa_pattern > 0 && !o->swa_rope_own ? 4096 : 0, INT32_MAX, &c->n_swa, err)))
+            return st;
     }
     if (o->swa_pattern > 0) {
-        snprintf(k, sizeof k, "%s.attention.sliding_window", a->gguf);
-        st = lb_gguf_get_int(g, k, &v, err); /* Gemma 3 without the key: global attention everywhere */
-        if (st == LB_ERR_NOT_FOUND) v = o->swa_rope_own ? 0 : 4096;
-        else if (st) return st;
-        LB_RETURN_IF(v < 0 || v > INT32_MAX, err, LB_ERR_CORRUPT, "%s: %s = %lld", g->src.name, k, (long long)v);
-        c->n_swa = (int32_t)v;
         snprintf(k, sizeof k, "%s.attention.sliding_window_pattern", a->gguf);
         st = lb_gguf_get_int(g, k, &v, err);
         if (st == LB_ERR_NOT_FOUND) v = o->swa_pattern;

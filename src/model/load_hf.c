@@ -67,6 +67,10 @@ void lb_rope_llama3_factors(float *out, int32_t head_dim, float theta, float fac
     }
 }
 
+float lb_rope_yarn_mscale(float factor, float mscale) {
+    return factor <= 1.0f ? 1.0f : 0.1f * mscale * logf(factor) + 1.0f;
+}
+
 static lb_status cfg_int(const cJSON *j, const char *key, int64_t def, int32_t *out, const char *f,
                          lb_error *err) {
     const cJSON *it = lb_json_get(j, key);
@@ -159,10 +163,6 @@ static lb_status gemma_config(const cJSON *j, const lb_arch *a, lb_llama_config 
     return st;
 }
 
-/* transformers' get_mscale: YaRN's attention factor for a scaling factor */
-static float yarn_mscale(float factor, float mscale) {
-    return factor <= 1.0f ? 1.0f : 0.1f * mscale * logf(factor) + 1.0f;
-}
 
 /* rope_scaling "yarn" as transformers reads it: factor, original_max_position_embeddings
  * (default max_position_embeddings), beta_fast and beta_slow, attention_factor or mscale and
@@ -180,9 +180,9 @@ static lb_status yarn_config(const cJSON *rs, lb_llama_config *c, const char *f,
     LB_RETURN_IF(cJSON_IsFalse(lb_json_get(rs, "truncate")), err, LB_ERR_UNSUPPORTED,
                  "%s: YaRN with truncate false is not supported", f);
     c->rope_orig_ctx = (int32_t)orig;
-    if (attn <= 0) attn = ms > 0 && ms_all > 0 ? yarn_mscale(c->rope_yarn, ms) / yarn_mscale(c->rope_yarn, ms_all)
-                                                : yarn_mscale(c->rope_yarn, 1.0f);
-    c->rope_attn_factor = attn / yarn_mscale(c->rope_yarn, 1.0f);
+    if (attn <= 0) attn = ms > 0 && ms_all > 0 ? lb_rope_yarn_mscale(c->rope_yarn, ms) / lb_rope_yarn_mscale(c->rope_yarn, ms_all)
+                                                : lb_rope_yarn_mscale(c->rope_yarn, 1.0f);
+    c->rope_attn_factor = attn / lb_rope_yarn_mscale(c->rope_yarn, 1.0f);
     if (fabsf(c->rope_attn_factor - 1.0f) < 1e-7f) c->rope_attn_factor = 0; /* llama.cpp's own */
     return st;
 }

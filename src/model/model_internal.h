@@ -31,6 +31,9 @@ lb_status lb_model_load_llama2c(lb_model *m, const char *path, lb_error *err);
 lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err);
 void      lb_hf_files_free(void *files);
 /* Llama 3.1's rope_scaling ("llama3") as llama.cpp's rope_freqs: D/2 frequency divisors. */
+/* YaRN's attention factor for a scaling factor (transformers' get_mscale; mscale 1: llama.cpp's
+ * 1 + 0.1 ln factor, which cos and sin are multiplied by) */
+float     lb_rope_yarn_mscale(float factor, float mscale);
 void      lb_rope_llama3_factors(float *out, int32_t head_dim, float theta, float factor,
                                  float low_freq_factor, float high_freq_factor, float orig_ctx);
 

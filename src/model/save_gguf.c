@@ -116,13 +116,11 @@ static lb_status write_windows(lb_gguf_writer *w, const lb_model *m) {
     const char            *arch = m->arch ? m->arch->gguf : "llama";
     char                   key[96];
     lb_status              st = LB_OK;
-    if (o && o->swa_every && c->n_swa > 0) {
-        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    /* the window: Mistral's when it has one; Gemma's always (Gemma 2 reads 4096 when absent) */
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    if (o && (o->swa_every || o->swa_pattern > 0) && (c->n_swa > 0 || (o->swa_pattern > 0 && !o->swa_rope_own)))
         st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->n_swa);
-    }
     if (o && o->swa_pattern > 0 && (c->n_swa > 0 || !o->swa_rope_own)) {
-        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
-        st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->n_swa);
         snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
         if (!st && c->swa_pattern != o->swa_pattern) st = lb_gguf_writer_set_u32(w, key, (uint32_t)c->swa_pattern);
         snprintf(key, sizeof key, "%s.rope.freq_base_swa", arch);

@@ -129,7 +129,7 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
         put_float(&b, "factor", c->rope_linear);
         lb_strbuf_printf(&b, "}");
     } else if (c->rope_yarn > 0) { /* the attention factor: transformers' whole one */
-        const float ms = c->rope_yarn <= 1.0f ? 1.0f : 1.0f + 0.1f * logf(c->rope_yarn);
+        const float ms = lb_rope_yarn_mscale(c->rope_yarn, 1.0f);
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"yarn\"");
         put_float(&b, "factor", c->rope_yarn);
         lb_strbuf_printf(&b, ",\n  \"original_max_position_embeddings\": %d", c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train);
