@@ -17,7 +17,8 @@ int cmd_synth(int argc, char **argv) {
         int64_t     v;
     } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
                  { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 },
-                 { "--sliding-window", 0 } };
+                 { "--sliding-window", 0 }, { "--experts", 0 }, { "--experts-used", 0 },
+                 { "--n-ff-exp", 0 }, { "--n-ff-shexp", 0 } };
     const char *arch = NULL;
     double      theta = 0;
     lb_args_init(&a, "synth", argc, argv);
@@ -47,18 +48,23 @@ int cmd_synth(int argc, char **argv) {
     lb_progress     bar;
     lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = quiet ? NULL : lb_cli_progress,
                           .progress_user = &bar, .arch = arch };
-    if (arch && !lb_arch_find(arch, strlen(arch)))
+    if (arch && !lb_arch_by_name(arch))
         return lb_usage_error("synth", "unknown architecture '%s' (%s)", arch, lb_arch_names());
     lb_error        err = { 0 };
     if (lb_synth_shape(shape ? shape : "tiny", &p.cfg, &err)) return lb_usage_error("synth", "%s", err.msg);
     p.cfg.head_dim    = 0; /* n_embd / n_heads unless --head-dim says otherwise */
     int32_t *fields[] = { &p.cfg.n_embd, &p.cfg.n_ff, &p.cfg.n_layers, &p.cfg.n_heads,
                           &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train, &p.cfg.head_dim,
-                          &p.cfg.n_swa };
+                          &p.cfg.n_swa, &p.cfg.n_expert, &p.cfg.n_expert_used, &p.cfg.n_ff_exp, &p.cfg.n_ff_shexp };
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
     if (dims[3].v && !dims[4].v) p.cfg.n_kv_heads = p.cfg.n_heads; /* --n-heads alone: MHA */
     if (theta > 0) p.cfg.rope_theta = (float)theta;
+    const lb_arch *A = lb_arch_by_name(arch ? arch : "llama");
+    if (A->moe) lb_synth_moe_defaults(A, &p.cfg);
+    else if (p.cfg.n_expert || p.cfg.n_expert_used || p.cfg.n_ff_exp || p.cfg.n_ff_shexp)
+        return lb_usage_error("synth", "--experts, --experts-used, --n-ff-exp and --n-ff-shexp are for a mixture "
+                              "of experts (--arch mixtral, qwen2moe, qwen3moe)");
     p.type = lb_type_from_name(type);
     if (p.type == LB_TYPE_INVALID) return lb_usage_error("synth", "unknown type '%s'", type);
     if (lb_check_output(out, false)) return LB_EXIT_ERROR;
@@ -66,9 +72,13 @@ int cmd_synth(int argc, char **argv) {
     const double t0 = lb_time_sec();
     if (lb_synth_write(out, &p, &err)) return lb_runtime_error(&err);
     if (!quiet)
-        fprintf(stderr, "synth: %s: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d, %s, "
+        fprintf(stderr, "synth: %s: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d%s, %s, "
                 "%.1f s\n", out, p.cfg.n_layers, p.cfg.n_embd, p.cfg.n_ff, p.cfg.n_heads,
-                p.cfg.n_kv_heads, p.cfg.n_vocab, lb_type_name(p.type), lb_time_sec() - t0);
+                p.cfg.n_kv_heads, p.cfg.n_vocab, A->moe ? ", a mixture of experts" : "", lb_type_name(p.type),
+                lb_time_sec() - t0);
+    if (!quiet && A->moe)
+        fprintf(stderr, "synth: %d experts, %d per token, expert n_ff %d, shared %d\n", p.cfg.n_expert,
+                p.cfg.n_expert_used, p.cfg.n_ff_exp > 0 ? p.cfg.n_ff_exp : p.cfg.n_ff, p.cfg.n_ff_shexp);
     if (json) {
         struct stat sb;
         lb_jout     j;
@@ -81,6 +91,7 @@ int cmd_synth(int argc, char **argv) {
             { "n_heads", p.cfg.n_heads }, { "n_kv_heads", p.cfg.n_kv_heads }, { "n_vocab", p.cfg.n_vocab },
             { "n_ctx", p.cfg.n_ctx_train } };
         for (size_t i = 0; i < sizeof dims_out / sizeof dims_out[0]; i++) lb_jout_int(&j, dims_out[i].k, dims_out[i].v);
+        if (p.cfg.n_expert > 0) lb_jout_int(&j, "n_expert", p.cfg.n_expert);
         lb_jout_int(&j, "bytes", stat(out, &sb) == 0 ? (long long)sb.st_size : -1);
         lb_jout_num(&j, "seconds", 3, lb_time_sec() - t0);
         lb_jout_end(&j);

@@ -29,12 +29,16 @@ typedef enum lb_tensor_role {
     LB_ROLE_ATTN_Q_NORM, LB_ROLE_ATTN_K_NORM,                      /* Qwen3, Gemma 3: RMSNorm per head */
     LB_ROLE_ATTN_POST_NORM, LB_ROLE_FFN_POST_NORM,                 /* Gemma 2/3: RMSNorm of the attention's
                                                                       and the FFN's output */
+    LB_ROLE_FFN_GATE_INP,                                          /* mixture of experts: the router, */
+    LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS, /* the experts' FFNs, one 3-D tensor each */
+    LB_ROLE_FFN_GATE_INP_SHEXP,                                    /* a shared expert's gate (Qwen2-MoE) */
+    LB_ROLE_FFN_GATE_SHEXP, LB_ROLE_FFN_UP_SHEXP, LB_ROLE_FFN_DOWN_SHEXP, /* and its FFN */
     LB_ROLE_ROPE_FREQS,                                            /* Llama 3.1's rope_freqs */
     LB_ROLE_ROPE_LONG, LB_ROLE_ROPE_SHORT,                         /* Phi-3's LongRoPE factors */
     LB_ROLE_COUNT,
 } lb_tensor_role;
 #define LB_ROLE_LAYER_FIRST ((int)LB_ROLE_ATTN_NORM)
-#define LB_ROLE_LAYER_END   ((int)LB_ROLE_FFN_POST_NORM + 1)
+#define LB_ROLE_LAYER_END   ((int)LB_ROLE_FFN_DOWN_SHEXP + 1)
 #define LB_LAYER_SLOTS      (LB_ROLE_LAYER_END - LB_ROLE_LAYER_FIRST)
 
 /* A dimension of a tensor, from the config. */
@@ -46,7 +50,10 @@ typedef enum lb_dim {
     LB_DIM_Q,     /* n_heads * head_dim */
     LB_DIM_KV,    /* n_kv_heads * head_dim */
     LB_DIM_D,     /* head_dim */
-    LB_DIM_HALF_D /* head_dim / 2 */
+    LB_DIM_HALF_D, /* head_dim / 2 */
+    LB_DIM_X,      /* n_expert */
+    LB_DIM_FX,     /* an expert's n_ff (n_ff_exp, else n_ff) */
+    LB_DIM_FS      /* the shared expert's n_ff (n_ff_shexp) */
 } lb_dim;
 
 enum {
@@ -54,6 +61,7 @@ enum {
     LB_SLOT_GLOBAL = 2, /* outside the blocks */
     LB_SLOT_NORM   = 4, /* an RMSNorm's weight (Gemma's HF holds it less 1) */
     LB_SLOT_ROPE   = 8, /* RoPE frequency factors: computed from the config, not a weight */
+    LB_SLOT_EXPERTS = 16, /* one matrix per expert, stacked along ne[2] (ggml's 3-D "_exps") */
 };
 
 /* A row of the slot table. */
@@ -68,6 +76,7 @@ typedef struct lb_slot {
                                 attention input, ATTN_OUTPUT, FFN_GATE, FFN_DOWN, OUTPUT);
                                 LB_ROLE_COUNT: none (norms, biases, the embedding) */
     uint8_t        flags;
+    lb_dim         ne2;      /* LB_DIM_X for the experts' tensors; else LB_DIM_1 */
 } lb_slot;
 
 enum { LB_USE_NONE = 0, LB_USE_REQUIRED = 1, LB_USE_OPTIONAL = 2 };
@@ -109,6 +118,10 @@ typedef struct lb_arch_ops {
                                  when attn_softcap > 0 (else the family has none) */
     float      attn_softcap;  /* the keys' defaults (0: none) */
     float      final_softcap;
+    bool       moe_norm;      /* the chosen experts' weights renormalized to sum to 1 (Mixtral,
+                                 Qwen3-MoE; not Qwen2-MoE) */
+    bool       moe_ff_exp;    /* the experts' width is a key of its own (expert_feed_forward_length,
+                                 HF moe_intermediate_size, Qwen); else n_ff (Mixtral) */
     int32_t    big_layers;    /* a model of this many layers scales queries by
                                  1/sqrt(n_embd / n_heads), not 1/sqrt(head_dim), as llama.cpp
                                  does for Gemma's 27B (its GGUF has no key for it); 0: none */
@@ -127,6 +140,8 @@ typedef struct lb_arch {
     lb_fused     fused[2];           /* fused slots (gguf and hf NULL: none) */
     lb_hf_rename hf_rename[4];       /* slots named otherwise in HF (hf NULL: none) */
     lb_arch_ops  ops;
+    bool         moe;                /* a mixture of experts: chosen for a GGUF of its gguf name
+                                        with <arch>.expert_count > 0 (Mixtral is llama's) */
 } lb_arch;
 
 /* The queries' scale llama.cpp gives a model of architecture a with config c (its GGUF has
@@ -149,8 +164,12 @@ const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part)
 const lb_slot *lb_slots(int *n);
 /* The slot of a role (NULL for LB_ROLE_COUNT). */
 const lb_slot *lb_slot_of(lb_tensor_role role);
-/* The architecture a GGUF's general.architecture names (len bytes), or NULL. */
+/* The architecture a GGUF's general.architecture names (len bytes), or NULL; moe: the
+ * mixture-of-experts one of that name when there is one (Mixtral's GGUF is llama's). */
 const lb_arch *lb_arch_find(const char *gguf, size_t len);
+const lb_arch *lb_arch_find_moe(const char *gguf, size_t len, bool moe);
+/* An architecture by lowbit's name ("mixtral"), or NULL. */
+const lb_arch *lb_arch_by_name(const char *name);
 /* The architecture of a Hugging Face class ("LlamaForCausalLM") or, hf_class NULL, of a
  * config.json model_type ("gemma3_text"); NULL if none. */
 const lb_arch *lb_arch_find_hf(const char *hf_class, const char *model_type);

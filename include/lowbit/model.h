@@ -48,6 +48,11 @@ typedef struct lb_llama_config {
     float   attn_softcap;   /* attention scores become c * tanh(s / c) */
     float   final_softcap;  /* and the logits */
     float   attn_scale;     /* the queries' scale; 0: 1 / sqrt(head_dim) */
+    /* Mixture of experts (0: a dense FFN): each token's FFN is the n_expert_used experts the
+     * router scores highest, weighted by their softmax probabilities */
+    int32_t n_expert, n_expert_used;
+    int32_t n_ff_exp;   /* an expert's FFN size (<arch>.expert_feed_forward_length; 0: n_ff) */
+    int32_t n_ff_shexp; /* the shared expert's (Qwen2-MoE) */
 } lb_llama_config;
 
 /* A block's tensors: by name for the forward pass, by slot (role - LB_ROLE_LAYER_FIRST) for
@@ -68,6 +73,13 @@ typedef struct lb_layer {
             lb_tensor q_norm, k_norm; /* [D] f32 per-head RMSNorm of q and k (Qwen3, Gemma 3) */
             lb_tensor attn_post_norm; /* [E] f32 RMSNorm of the attention's output (Gemma) */
             lb_tensor ffn_post_norm;  /* [E] f32 RMSNorm of the FFN's output (Gemma) */
+            lb_tensor ffn_gate_inp;   /* [E, X] f32 router (mixture of experts) */
+            lb_tensor ffn_gate_exps;  /* [E, FX, X] the experts' gate, up and down */
+            lb_tensor ffn_up_exps;    /* [E, FX, X] */
+            lb_tensor ffn_down_exps;  /* [FX, E, X] */
+            lb_tensor ffn_gate_inp_shexp; /* [E] f32 the shared expert's gate (Qwen2-MoE) */
+            lb_tensor ffn_gate_shexp, ffn_up_shexp; /* [E, FS] */
+            lb_tensor ffn_down_shexp; /* [FS, E] */
         };
         lb_tensor slot[LB_LAYER_SLOTS];
     };

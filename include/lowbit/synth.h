@@ -26,13 +26,19 @@ typedef struct lb_synth_params {
                                    SentencePiece vocabulary (specials, bytes, letters, pairs) */
     lb_progress_fn  progress;   /* may be NULL: called as the values are written */
     void           *progress_user;
-    const char     *arch;       /* an architecture of arch.h ("llama", "qwen2", "qwen3"); NULL:
-                                   llama. cfg.head_dim 0: n_embd / n_heads */
+    const char     *arch;       /* an architecture of arch.h by lowbit's name ("llama", "qwen2",
+                                   "mixtral"); NULL: llama. cfg.head_dim 0: n_embd / n_heads.
+                                   A mixture of experts: cfg's expert fields, 0 for the defaults
+                                   (lb_synth_moe_defaults) */
 } lb_synth_params;
 
 /* "tiny" (256 wide, 4 layers, 512 tokens), "1b" (TinyLlama-1.1B), "7b" (Llama-2-7B),
  * "8b" (Llama-3-8B). LB_ERR_PARAM for another name. */
 lb_status lb_synth_shape(const char *name, lb_llama_config *cfg, lb_error *err);
+
+/* A mixture of experts' sizes left 0 in c: 8 experts, 2 used per token, experts n_ff / 2 wide
+ * (Mixtral's: n_ff), a shared expert n_ff wide (Qwen2-MoE). */
+void lb_synth_moe_defaults(const lb_arch *a, lb_llama_config *c);
 
 /* Write the model to path (through path.tmp). */
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err);

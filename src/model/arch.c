@@ -11,30 +11,40 @@
 /* In file order: the globals before the blocks, a block's slots (llama.cpp's order within a
  * block), the globals after the blocks. */
 static const lb_slot k_slots[] = {
-    { LB_ROLE_TOKEN_EMBD, "token_embd.weight", "model.embed_tokens.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, NOIN, LB_SLOT_GLOBAL },
-    { LB_ROLE_OUTPUT_NORM, "output_norm.weight", "model.norm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_OUTPUT, "output.weight", "lm_head.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, LB_ROLE_OUTPUT, LB_SLOT_GLOBAL },
-    { LB_ROLE_ATTN_NORM, "attn_norm.weight", "input_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_ATTN_Q, "attn_q.weight", "self_attn.q_proj.weight", LB_DIM_E, LB_DIM_Q, LB_DIM_Q, LB_ROLE_ATTN_Q, 0 },
-    { LB_ROLE_ATTN_K, "attn_k.weight", "self_attn.k_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_KV, LB_ROLE_ATTN_Q, 0 },
-    { LB_ROLE_ATTN_V, "attn_v.weight", "self_attn.v_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_1, LB_ROLE_ATTN_Q, 0 },
-    { LB_ROLE_ATTN_Q_BIAS, "attn_q.bias", "self_attn.q_proj.bias", LB_DIM_Q, LB_DIM_1, LB_DIM_Q, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_K_BIAS, "attn_k.bias", "self_attn.k_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_KV, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 },
-    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0 },
-    { LB_ROLE_ATTN_POST_NORM, "post_attention_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
-    { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
-    { LB_ROLE_FFN_DOWN, "ffn_down.weight", "mlp.down_proj.weight", LB_DIM_F, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN, 0 },
-    { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0 },
-    { LB_ROLE_FFN_POST_NORM, "post_ffw_norm.weight", "post_feedforward_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM },
+    { LB_ROLE_TOKEN_EMBD, "token_embd.weight", "model.embed_tokens.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, NOIN, LB_SLOT_GLOBAL, LB_DIM_1 },
+    { LB_ROLE_OUTPUT_NORM, "output_norm.weight", "model.norm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_OUTPUT, "output.weight", "lm_head.weight", LB_DIM_E, LB_DIM_V, LB_DIM_1, LB_ROLE_OUTPUT, LB_SLOT_GLOBAL, LB_DIM_1 },
+    { LB_ROLE_ATTN_NORM, "attn_norm.weight", "input_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_ATTN_Q, "attn_q.weight", "self_attn.q_proj.weight", LB_DIM_E, LB_DIM_Q, LB_DIM_Q, LB_ROLE_ATTN_Q, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_K, "attn_k.weight", "self_attn.k_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_KV, LB_ROLE_ATTN_Q, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_V, "attn_v.weight", "self_attn.v_proj.weight", LB_DIM_E, LB_DIM_KV, LB_DIM_1, LB_ROLE_ATTN_Q, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_Q_BIAS, "attn_q.bias", "self_attn.q_proj.bias", LB_DIM_Q, LB_DIM_1, LB_DIM_Q, NOIN, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_ATTN_K_BIAS, "attn_k.bias", "self_attn.k_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_KV, NOIN, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_POST_NORM, "post_attention_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_DOWN, "ffn_down.weight", "mlp.down_proj.weight", LB_DIM_F, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
+    /* mixture of experts: Qwen's HF names (Mixtral's are its renames); an expert's HF tensor
+     * per expert, %d its index */
+    { LB_ROLE_FFN_GATE_INP, "ffn_gate_inp.weight", "mlp.gate.weight", LB_DIM_E, LB_DIM_X, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_FFN_GATE_EXPS, "ffn_gate_exps.weight", "mlp.experts.%d.gate_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_DOWN_EXPS, "ffn_down_exps.weight", "mlp.experts.%d.down_proj.weight", LB_DIM_FX, LB_DIM_E, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_UP_EXPS, "ffn_up_exps.weight", "mlp.experts.%d.up_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_GATE_INP_SHEXP, "ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_FFN_GATE_SHEXP, "ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, NOIN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_DOWN_SHEXP, "ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight", LB_DIM_FS, LB_DIM_E, LB_DIM_1, NOIN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_UP_SHEXP, "ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, NOIN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_POST_NORM, "post_ffw_norm.weight", "post_feedforward_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
     /* computed from the config (HF rope_scaling "llama3"), so it has no HF name */
-    { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
+    { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE, LB_DIM_1 },
     /* HF rope_scaling "longrope"'s long_factor and short_factor (llama.cpp's phi3) */
-    { LB_ROLE_ROPE_LONG, "rope_factors_long.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
-    { LB_ROLE_ROPE_SHORT, "rope_factors_short.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE },
+    { LB_ROLE_ROPE_LONG, "rope_factors_long.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE, LB_DIM_1 },
+    { LB_ROLE_ROPE_SHORT, "rope_factors_short.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE, LB_DIM_1 },
 };
 
 #define R LB_USE_REQUIRED
@@ -54,6 +64,13 @@ static const lb_slot k_slots[] = {
     [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R, [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_ATTN_POST_NORM] = R, \
     [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = R, [LB_ROLE_FFN_UP] = R, [LB_ROLE_FFN_DOWN] = R,   \
     [LB_ROLE_FFN_POST_NORM] = R
+/* A mixture of experts' FFN in place of the dense one: a router and the experts' gate, up and
+ * down (llama.cpp's _exps tensors: one [in, out, n_expert] tensor each) */
+#define MOE_BLOCK                                                                                  \
+    [LB_ROLE_TOKEN_EMBD] = R, [LB_ROLE_OUTPUT_NORM] = R, [LB_ROLE_OUTPUT] = O, [LB_ROLE_ATTN_NORM] = R, \
+    [LB_ROLE_ATTN_Q] = R, [LB_ROLE_ATTN_K] = R, [LB_ROLE_ATTN_V] = R, [LB_ROLE_ATTN_OUTPUT] = R,  \
+    [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE_INP] = R, [LB_ROLE_FFN_GATE_EXPS] = R,             \
+    [LB_ROLE_FFN_UP_EXPS] = R, [LB_ROLE_FFN_DOWN_EXPS] = R
 /* Gemma's HF names: post_attention_layernorm is the attention's post-norm, the FFN's pre-norm
  * is pre_feedforward_layernorm */
 #define GEMMA_HF                                                                                   \
@@ -87,6 +104,26 @@ static const lb_arch k_archs[] = {
       .hf_type = { "phi3" }, .use = { LLAMA_BLOCK, [LB_ROLE_ROPE_LONG] = O, [LB_ROLE_ROPE_SHORT] = O },
       .fused = { { { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, "attn_qkv.weight", "self_attn.qkv_proj.weight", false },
                  { { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_COUNT }, "ffn_up.weight", "mlp.gate_up_proj.weight", true } } },
+    /* Mixtral: Llama's attention and a mixture of experts, the chosen experts' weights
+     * renormalized; its GGUF is llama's with llama.expert_count */
+    { .name = "mixtral", .gguf = "llama", .hf_class = { "MixtralForCausalLM", NULL }, .hf_type = { "mixtral" },
+      .moe = true, .ops = { .swa_every = true, .moe_norm = true }, .use = { MOE_BLOCK },
+      .hf_rename = { { LB_ROLE_FFN_GATE_INP, "block_sparse_moe.gate.weight" },
+                     { LB_ROLE_FFN_GATE_EXPS, "block_sparse_moe.experts.%d.w1.weight" },
+                     { LB_ROLE_FFN_DOWN_EXPS, "block_sparse_moe.experts.%d.w2.weight" },
+                     { LB_ROLE_FFN_UP_EXPS, "block_sparse_moe.experts.%d.w3.weight" } } },
+    /* Qwen3-MoE: Qwen3's attention (q/k head norms), the experts' weights renormalized (as
+     * llama.cpp always does, whatever norm_topk_prob says) */
+    { .name = "qwen3moe", .gguf = "qwen3moe", .hf_class = { "Qwen3MoeForCausalLM", NULL }, .hf_type = { "qwen3_moe" },
+      .rope_neox = true, .moe = true, .ops = { .moe_norm = true, .moe_ff_exp = true },
+      .use = { MOE_BLOCK, [LB_ROLE_ATTN_Q_NORM] = R, [LB_ROLE_ATTN_K_NORM] = R } },
+    /* Qwen2-MoE: Qwen2's attention (q/k/v biases), the experts' weights as the softmax gave
+     * them, and a shared expert every token goes through, scaled by sigmoid(its gate) */
+    { .name = "qwen2moe", .gguf = "qwen2moe", .hf_class = { "Qwen2MoeForCausalLM", NULL }, .hf_type = { "qwen2_moe" },
+      .rope_neox = true, .moe = true, .ops = { .moe_ff_exp = true },
+      .use = { MOE_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R,
+               [LB_ROLE_FFN_GATE_INP_SHEXP] = R, [LB_ROLE_FFN_GATE_SHEXP] = R, [LB_ROLE_FFN_UP_SHEXP] = R,
+               [LB_ROLE_FFN_DOWN_SHEXP] = R } },
 };
 #undef R
 #undef O
@@ -102,9 +139,21 @@ const lb_slot *lb_slot_of(lb_tensor_role role) {
     return NULL;
 }
 
-const lb_arch *lb_arch_find(const char *gguf, size_t len) {
+const lb_arch *lb_arch_find_moe(const char *gguf, size_t len, bool moe) {
+    const lb_arch *any = NULL;
     for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
-        if (strlen(k_archs[i].gguf) == len && !memcmp(k_archs[i].gguf, gguf, len)) return &k_archs[i];
+        if (strlen(k_archs[i].gguf) == len && !memcmp(k_archs[i].gguf, gguf, len)) {
+            if (k_archs[i].moe == moe) return &k_archs[i];
+            if (!any) any = &k_archs[i];
+        }
+    return any;
+}
+
+const lb_arch *lb_arch_find(const char *gguf, size_t len) { return lb_arch_find_moe(gguf, len, false); }
+
+const lb_arch *lb_arch_by_name(const char *name) {
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
+        if (!strcmp(k_archs[i].name, name)) return &k_archs[i];
     return NULL;
 }
 
@@ -140,7 +189,8 @@ const char *lb_arch_hf_name(const lb_arch *a, const lb_slot *s) {
 }
 
 const char *lb_arch_names(void) {
-    return "'llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3'";
+    return "'llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3', 'qwen2moe', 'qwen3moe' (and llama's "
+           "mixture of experts, Mixtral)";
 }
 
 const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part) {

@@ -24,6 +24,7 @@
 #include "kernels/vecf.h"
 #include "kv_cache.h"
 #include "model_internal.h"
+#include "moe.h"
 #include "weights.h"
 #include "lowbit/actq.h"
 #include "lowbit/model.h"
@@ -45,6 +46,8 @@ struct lb_context {
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
     float          *rope_cos_swa, *rope_sin_swa; /* the windowed layers' (Gemma 3's own base) */
     float          *scratch;           /* matmul tiles */
+    lb_moe_io       moe;               /* a mixture of experts' buffers (moe.h) */
+    int32_t        *moe_idx;           /* its sel and pick */
     lb_forward_hook hook;
     void           *hook_user;
     int32_t         layer_limit;       /* 0: all layers */
@@ -53,6 +56,25 @@ struct lb_context {
     void           *block;             /* the one allocation all of the above live in */
 };
 
+/* g = silu(g) * u over n values, in chunks across the threads when there are many */
+static void silu_mul(float *g, const float *u, int64_t n) {
+    const lb_vecf *vf = lb_vecf_get();
+    const int64_t  chunk = 4096, n_chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n_chunks >= 8)
+    for (int64_t i = 0; i < n_chunks; i++)
+        vf->silu_mul(g + i * chunk, u + i * chunk, n - i * chunk < chunk ? n - i * chunk : chunk);
+}
+
+/* g = gelu(g) * u over n values, GELU's tanh approximation (Gemma's gelu_pytorch_tanh) */
+static void gelu_mul(float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 15))
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
+}
+
+/* x = c * tanh(x / c) over n values (soft-capping) */
 lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch) {
     return (lb_context_params){ .n_ctx = n_ctx, .n_batch = n_batch, .fast = false,
                                 .type_k = LB_TYPE_F32, .type_v = LB_TYPE_F32 };
@@ -132,7 +154,11 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
     const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim;
     const size_t B = (size_t)n_batch, S = (size_t)n_ctx;
-    size_t       max_in = E > F ? E : F;
+    const size_t X = (size_t)c->n_expert, XK = (size_t)c->n_expert_used;
+    size_t       Fm = F; /* the largest FFN: the dense one, an expert's, the shared expert's */
+    if ((size_t)c->n_ff_exp > Fm) Fm = (size_t)c->n_ff_exp;
+    if ((size_t)c->n_ff_shexp > Fm) Fm = (size_t)c->n_ff_shexp;
+    size_t max_in = E > Fm ? E : Fm;
     if (Q > max_in) max_in = Q;
     struct {
         float **p;
@@ -140,7 +166,9 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     } parts[] = {
         { &ctx->x, B * E },       { &ctx->xn, B * E },     { &ctx->tmp, B * E },
         { &ctx->q, B * Q },       { &ctx->att_out, B * Q }, { &ctx->k, B * KV },
-        { &ctx->v, B * KV },      { &ctx->gate, B * F },   { &ctx->up, B * F },
+        { &ctx->v, B * KV },      { &ctx->gate, B * Fm },  { &ctx->up, B * Fm },
+        { &ctx->moe.router, B * X }, { &ctx->moe.xe, X ? B * E : 0 }, { &ctx->moe.oe, X ? B * E : 0 },
+        { &ctx->moe.selw, B * XK },
         { &ctx->logits, B * V },
         { &ctx->att, (size_t)ctx->n_threads * ATT_ROWS * S },
         { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
@@ -151,8 +179,11 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
-    ctx->block = aligned_alloc(64, total * sizeof(float));
-    if (!ctx->block) {
+    ctx->block   = aligned_alloc(64, total * sizeof(float));
+    ctx->moe_idx = X ? malloc(2 * B * XK * sizeof *ctx->moe_idx) : NULL;
+    if (!ctx->block || (X && !ctx->moe_idx)) {
+        free(ctx->block);
+        free(ctx->moe_idx);
         lb_kv_cache_free(&ctx->kv);
         lb_weights_free(&ctx->w);
         free(ctx);
@@ -164,6 +195,14 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
         *parts[i].p = p;
         p += (parts[i].n + 15) & ~(size_t)15;
     }
+    ctx->moe.w       = &ctx->w;
+    ctx->moe.mode    = ctx->mode;
+    ctx->moe.scratch = ctx->scratch;
+    ctx->moe.gate    = ctx->gate;
+    ctx->moe.up      = ctx->up;
+    ctx->moe.sel     = ctx->moe_idx;
+    ctx->moe.pick    = ctx->moe_idx ? ctx->moe_idx + B * XK : NULL;
+    ctx->moe.act     = m->arch && m->arch->ops.act == LB_ACT_GELU_TANH ? gelu_mul : silu_mul;
     /* LongRoPE: the long factors when the context is past the original one, as llama.cpp */
     const int32_t orig = c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train;
     const float  *ff   = m->rope_long.data && n_ctx > orig ? m->rope_long.data
@@ -186,6 +225,7 @@ void lb_context_free(lb_context *c) {
     lb_kv_cache_free(&c->kv);
     lb_weights_free(&c->w);
     free(c->block);
+    free(c->moe_idx);
     free(c);
 }
 
@@ -280,25 +320,6 @@ static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, con
     }
 }
 
-/* g = silu(g) * u over n values, in chunks across the threads when there are many */
-static void silu_mul(float *g, const float *u, int64_t n) {
-    const lb_vecf *vf = lb_vecf_get();
-    const int64_t  chunk = 4096, n_chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (n_chunks >= 8)
-    for (int64_t i = 0; i < n_chunks; i++)
-        vf->silu_mul(g + i * chunk, u + i * chunk, n - i * chunk < chunk ? n - i * chunk : chunk);
-}
-
-/* g = gelu(g) * u over n values, GELU's tanh approximation (Gemma's gelu_pytorch_tanh) */
-static void gelu_mul(float *g, const float *u, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1 << 15))
-    for (int64_t i = 0; i < n; i++) {
-        const float x = g[i];
-        g[i] = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))) * u[i];
-    }
-}
-
-/* x = c * tanh(x / c) over n values (soft-capping) */
 static void softcap(float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) x[i] = c * tanhf(x[i] / c);
 }
@@ -412,6 +433,11 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
+        if (L->ffn_gate_inp.data) { /* a mixture of experts (moe.c) */
+            lb_moe_ffn(m, l, &ctx->moe, ctx->xn, T, ctx->tmp);
+            for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
+            continue;
+        }
         float *const gu[2] = { ctx->gate, ctx->up };
         linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
         if (ctx->stopped) break;

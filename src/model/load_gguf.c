@@ -320,6 +320,24 @@ static lb_status windows(const lb_gguf *g, const lb_arch *a, lb_llama_config *c,
     return opt_f32(g, k, lb_arch_attn_scale(a, c), 1e3, &c->attn_scale, err);
 }
 
+/* A mixture of experts' keys (llama.cpp's): <arch>.expert_count and .expert_used_count (both
+ * absent: a dense FFN), .expert_feed_forward_length (absent: feed_forward_length, Mixtral's),
+ * .expert_shared_feed_forward_length (Qwen2-MoE). arch: general.architecture's value. */
+static lb_status experts(const lb_gguf *g, lb_gguf_str arch, lb_llama_config *c, lb_error *err) {
+    static const char *const names[4] = { "expert_count", "expert_used_count", "expert_feed_forward_length",
+                                          "expert_shared_feed_forward_length" };
+    int32_t *const           out[4]   = { &c->n_expert, &c->n_expert_used, &c->n_ff_exp, &c->n_ff_shexp };
+    for (int i = 0; i < 4; i++) {
+        char      k[96];
+        lb_status st;
+        snprintf(k, sizeof k, "%.*s.%s", (int)(arch.n > 32 ? 32 : arch.n), arch.p, names[i]);
+        if ((st = opt_i32(g, k, 0, 1 << 18, out[i], err))) return st;
+    }
+    LB_RETURN_IF(c->n_expert > 4096 || c->n_expert_used > c->n_expert || (c->n_expert > 0 && c->n_expert_used == 0),
+                 err, LB_ERR_CORRUPT, "%s: %d experts, %d used per token", g->src.name, c->n_expert, c->n_expert_used);
+    return LB_OK;
+}
+
 /* NEOX-rope architectures store rotary rows split in halves: into lowbit's pairs (rotary.h),
  * each rotary tensor an owned copy */
 static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
@@ -354,10 +372,17 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_NOT_FOUND,
                  "%s: general.architecture is missing", path);
     if (st) return st;
-    m->arch = lb_arch_find(arch.p, arch.n);
+    lb_llama_config *c = &m->cfg;
+    if ((st = experts(g, arch, c, err))) return st;
+    m->arch = lb_arch_find_moe(arch.p, arch.n, c->n_expert > 0);
     LB_RETURN_IF(!m->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (%s are)",
                  path, (int)(arch.n > 32 ? 32 : arch.n), arch.p, lb_arch_names());
-    lb_llama_config *c = &m->cfg;
+    LB_RETURN_IF(c->n_expert > 0 && !m->arch->moe, err, LB_ERR_UNSUPPORTED,
+                 "%s: '%s' with %d experts: lowbit reads no mixture of experts of this architecture",
+                 path, m->arch->gguf, c->n_expert);
+    LB_RETURN_IF(c->n_expert == 0 && m->arch->moe, err, LB_ERR_CORRUPT,
+                 "%s: '%s' is a mixture of experts, but %s.expert_count is missing", path, m->arch->gguf,
+                 m->arch->gguf);
     char        k[8][96]; /* the architecture's keys: "<arch>.embedding_length", ... */
     const char *names[8] = { "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
                              "attention.head_count_kv", "context_length", "attention.layer_norm_rms_epsilon",

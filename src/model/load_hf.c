@@ -224,6 +224,32 @@ static lb_status longrope_config(const cJSON *j, const cJSON *rs, lb_llama_confi
     return st;
 }
 
+/* A mixture of experts' sizes: Mixtral's num_local_experts (its experts intermediate_size
+ * wide), Qwen's num_experts, moe_intermediate_size and shared_expert_intermediate_size; every
+ * layer sparse (decoder_sparse_step 1, no mlp_only_layers), and the chosen experts' weights
+ * renormalized as llama.cpp does for the family (norm_topk_prob). */
+static lb_status moe_config(const cJSON *j, const lb_arch *a, lb_llama_config *c, const char *f, lb_error *err) {
+    const bool mixtral = !a->ops.moe_ff_exp;
+    lb_status  st;
+    if ((st = cfg_int(j, mixtral ? "num_local_experts" : "num_experts", -1, &c->n_expert, f, err)) ||
+        (st = cfg_int(j, "num_experts_per_tok", 2, &c->n_expert_used, f, err)))
+        return st;
+    if (!mixtral && (st = cfg_int(j, "moe_intermediate_size", -1, &c->n_ff_exp, f, err))) return st;
+    if (a->use[LB_ROLE_FFN_GATE_SHEXP] && (st = cfg_int(j, "shared_expert_intermediate_size", -1, &c->n_ff_shexp, f, err)))
+        return st;
+    LB_RETURN_IF(c->n_expert > 4096 || c->n_expert_used > c->n_expert, err, LB_ERR_CORRUPT,
+                 "%s: %d experts, %d per token", f, c->n_expert, c->n_expert_used);
+    int32_t      step = 1;
+    const cJSON *only = lb_json_get(j, "mlp_only_layers"), *norm = lb_json_get(j, "norm_topk_prob");
+    if ((st = cfg_int(j, "decoder_sparse_step", 1, &step, f, err))) return st;
+    LB_RETURN_IF(step != 1 || (only && (!cJSON_IsArray(only) || cJSON_GetArraySize(only) > 0)), err, LB_ERR_UNSUPPORTED,
+                 "%s: dense layers among the experts' (decoder_sparse_step %d, mlp_only_layers) are not supported", f, step);
+    LB_RETURN_IF(norm && !mixtral && cJSON_IsBool(norm) && cJSON_IsTrue(norm) != a->ops.moe_norm, err, LB_ERR_UNSUPPORTED,
+                 "%s: norm_topk_prob %s: llama.cpp's %s %s the chosen experts' weights, so lowbit does too", f,
+                 cJSON_IsTrue(norm) ? "true" : "false", a->gguf, a->ops.moe_norm ? "always renormalizes" : "never renormalizes");
+    return LB_OK;
+}
+
 static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc, lb_error *err) {
     char   f[4096];
     cJSON *j;
@@ -237,7 +263,8 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const bool llama = hc->arch && !strcmp(hc->arch->name, "llama");
     LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
                "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
-               "Gemma2ForCausalLM, Gemma3ForCausalLM)", f, arch ? arch : mt ? mt : "?");
+               "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)", f,
+               arch ? arch : mt ? mt : "?");
     LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
     LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
     LB_TRY(cfg_int(j, "num_hidden_layers", -1, &c->n_layers, f, err));
@@ -249,6 +276,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_TRY(cfg_float(j, "rope_theta", 10000.0, 0, true, 1e12, &c->rope_theta, f, err));
     /* head_dim may differ from hidden_size / num_attention_heads (Qwen3-0.6B: 128, not 64) */
     LB_TRY(cfg_int(j, "head_dim", c->n_heads > 0 ? c->n_embd / c->n_heads : 0, &c->head_dim, f, err));
+    if (hc->arch->moe) LB_TRY(moe_config(j, hc->arch, c, f, err));
     const bool  gelu = hc->arch->ops.act == LB_ACT_GELU_TANH;
     const char *act  = lb_json_str(j, gelu ? "hidden_activation" : "hidden_act");
     if (gelu && !act) act = lb_json_str(j, "hidden_act");
@@ -451,8 +479,9 @@ static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t r
                      : sf->dtype == LB_ST_BF16 ? LB_TYPE_BF16 : LB_TYPE_INVALID;
     LB_RETURN_IF(ty == LB_TYPE_INVALID, err, LB_ERR_UNSUPPORTED,
                  "%s: tensor '%s' is %s; lowbit reads F32, F16 and BF16", f, name, lb_st_dtype_name(sf->dtype));
-    const int32_t nd = cols ? 2 : 1;
-    LB_RETURN_IF(sf->n_dims != nd || sf->shape[0] != rows || (cols && sf->shape[1] != cols), err,
+    const int32_t nd  = cols ? 2 : 1;
+    const bool    row = !cols && sf->n_dims == 2 && sf->shape[0] == 1 && sf->shape[1] == rows; /* [1, n]: a vector */
+    LB_RETURN_IF(!row && (sf->n_dims != nd || sf->shape[0] != rows || (cols && sf->shape[1] != cols)), err,
                  LB_ERR_SHAPE, "%s: tensor '%s' has %d dims [%lld, %lld], config.json implies [%lld, %lld]",
                  f, name, sf->n_dims, (long long)(sf->n_dims > 0 ? sf->shape[0] : 0),
                  (long long)(sf->n_dims > 1 ? sf->shape[1] : 0), (long long)rows, (long long)cols);
@@ -471,6 +500,35 @@ static lb_status get(lb_model *m, const hf_files *h, const char *name, int64_t r
         lb_rotary_rows(buf, sf->data, rows, rb, head_rows, true);
     }
     t->data = buf;
+    return LB_OK;
+}
+
+/* The experts' matrices `pattern` (a layer's name, %d the expert), [rows, cols] each, merged
+ * into one [cols, rows, n_expert] tensor the model owns (GGUF's _exps layout) in their dtype. */
+static lb_status get_experts(lb_model *m, const hf_files *h, const char *pattern, int64_t rows, int64_t cols,
+                             lb_tensor *t, lb_error *err) {
+    const int32_t X   = m->cfg.n_expert;
+    uint8_t      *buf = NULL;
+    size_t        eb  = 0;
+    for (int32_t e = 0; e < X; e++) {
+        char      name[192];
+        lb_tensor te;
+        snprintf(name, sizeof name, pattern, e);
+        lb_status st = get(m, h, name, rows, cols, 0, true, &te, err);
+        if (st) return st;
+        if (e == 0) {
+            eb  = lb_tensor_nbytes(&te);
+            buf = malloc(eb * (size_t)X);
+            LB_RETURN_IF(!buf || lb_model_own(m, buf), err, LB_ERR_NOMEM, "out of memory for the experts of '%s'", pattern);
+            *t = te;
+            t->n_dims = 3;
+            t->ne[2]  = X;
+            t->data   = buf;
+        }
+        LB_RETURN_IF(te.type != t->type, err, LB_ERR_UNSUPPORTED, "tensor '%s' is %s where expert 0's is %s", name,
+                     lb_type_name(te.type), lb_type_name(t->type));
+        memcpy(buf + (size_t)e * eb, te.data, eb);
+    }
     return LB_OK;
 }
 
@@ -545,7 +603,9 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
             lb_tensor_name(name, sizeof name, hf_name, l, true);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
             if (t->data) continue; /* a part of a fused tensor */
-            if ((st = get(m, h, name, rows, cols, hr, required, t, err))) return st;
+            if (s->flags & LB_SLOT_EXPERTS) st = get_experts(m, h, name, rows, cols, t, err);
+            else st = get(m, h, name, rows, cols, hr, required, t, err);
+            if (st) return st;
         }
     }
     m->tied_output = hc.tied;

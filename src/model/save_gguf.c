@@ -27,7 +27,7 @@
 static lb_status add_tensor(lb_gguf_writer *w, const char *name, const lb_tensor *t,
                             lb_type type, size_t nb, lb_error *err) {
     const void *data = NULL; /* declared: the bytes come with lb_model_writer_put */
-    const uint32_t n_dims = (uint32_t)(t->ne[1] > 1 ? 2 : 1);
+    const uint32_t n_dims = (uint32_t)(t->ne[2] > 1 ? 3 : t->ne[1] > 1 ? 2 : 1);
     const int32_t  gt     = lb_type_to_ggml(type);
     if (gt >= 0) return lb_gguf_writer_add_tensor(w, name, (uint32_t)gt, n_dims, t->ne, data, nb, err);
     char          key[128];
@@ -160,6 +160,17 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
     for (size_t i = 0; !st && i < n_u32; i++) {
         snprintf(key, sizeof key, "%s.%s", arch, u32s[i].key);
         st = lb_gguf_writer_set_u32(w, key, (uint32_t)u32s[i].v);
+    }
+    const struct {
+        const char *key;
+        int32_t     v;
+    } moe[] = { /* a mixture of experts' (Mixtral's expert FFN is feed_forward_length) */
+        { "expert_count", c->n_expert }, { "expert_used_count", c->n_expert_used },
+        { "expert_feed_forward_length", c->n_ff_exp }, { "expert_shared_feed_forward_length", c->n_ff_shexp },
+    };
+    for (size_t i = 0; !st && c->n_expert > 0 && i < sizeof moe / sizeof moe[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, moe[i].key);
+        if (moe[i].v > 0) st = lb_gguf_writer_set_u32(w, key, (uint32_t)moe[i].v);
     }
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->norm_eps);

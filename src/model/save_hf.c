@@ -153,6 +153,15 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     else if (cls) lb_strbuf_printf(&b, ",\n  \"sliding_window\": %d", c->n_swa);
     else if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
+    if (arch->moe && !arch->ops.moe_ff_exp) /* Mixtral */
+        lb_strbuf_printf(&b, ",\n  \"num_local_experts\": %d,\n  \"num_experts_per_tok\": %d", c->n_expert, c->n_expert_used);
+    else if (arch->moe)
+        lb_strbuf_printf(&b, ",\n  \"num_experts\": %d,\n  \"num_experts_per_tok\": %d,\n  \"moe_intermediate_size\": %d,\n"
+                         "  \"norm_topk_prob\": %s,\n  \"decoder_sparse_step\": 1,\n  \"mlp_only_layers\": []",
+                         c->n_expert, c->n_expert_used, c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff,
+                         arch->ops.moe_norm ? "true" : "false");
+    if (arch->moe && c->n_ff_shexp > 0)
+        lb_strbuf_printf(&b, ",\n  \"shared_expert_intermediate_size\": %d", c->n_ff_shexp);
     if (gptq_bits > 0)
         lb_strbuf_printf(&b, ",\n  \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": %d, "
                          "\"group_size\": %d, \"sym\": true, \"desc_act\": false, \"checkpoint_format\": \"gptq\", "
@@ -265,7 +274,8 @@ fail:
 
 /* gptq: the blocks' weight matrices packed (put_packed), the rest f16 and f32. */
 static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
-    const int32_t          cap = 4 * lb_model_n_tensors(m); /* a packed layer: 4 tensors */
+    const int32_t          cap = 4 * lb_model_n_tensors(m) + 3 * m->cfg.n_layers * m->cfg.n_expert; /* a packed
+                                 layer: 4 tensors; experts: one each */
     lb_named_tensor       *nt  = calloc((size_t)lb_model_n_tensors(m), sizeof *nt);
     lb_st_write_tensor    *ts  = calloc((size_t)cap, sizeof *ts);
     void                 **own = calloc((size_t)cap, sizeof *own);
@@ -293,6 +303,20 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
             LB_TRY(put_packed(fused ? fparts : nt + i, fused ? part + 1 : 1, m, base, ts, own, names, &n, err));
             continue;
         }
+        if (s->flags & LB_SLOT_EXPERTS) { /* one HF tensor per expert */
+            for (int64_t e = 0; e < t->ne[2]; e++, n++) {
+                char      pat[96];
+                lb_tensor te = *t;
+                te.ne[2]     = 1;
+                te.data      = (const uint8_t *)t->data + (size_t)e * (size_t)t->ne[1] * lb_row_size(t->type, t->ne[0]);
+                lb_tensor_name(pat, sizeof pat, hf, nt[i].layer, true);
+                snprintf(names[n], sizeof names[n], pat, (int)e);
+                LB_GOTO_IF(convert(&te, ty, 0, 0, &ts[n].data, &own[n], &ts[n].nbytes), err, LB_ERR_NOMEM, "out of memory");
+                ts[n] = (lb_st_write_tensor){ .name = names[n], .dtype = ty == LB_TYPE_F32 ? LB_ST_F32 : ty == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16,
+                                              .n_dims = 2, .shape = { te.ne[1], te.ne[0] }, .data = ts[n].data, .nbytes = ts[n].nbytes };
+            }
+            continue;
+        }
         lb_tensor_name(names[n], sizeof names[n], hf, nt[i].layer, true);
         const int64_t hr    = lb_rotary_head_rows(m, s), rows = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         const int32_t heads = hr > 0 ? (int32_t)(rows / hr) : 0;
@@ -303,6 +327,8 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         ts[n].n_dims   = t->ne[1] > 1 ? 2 : 1;
         ts[n].shape[0] = t->ne[1] > 1 ? t->ne[1] : t->ne[0];
         ts[n].shape[1] = t->ne[0];
+        if (nt[i].role == LB_ROLE_FFN_GATE_INP_SHEXP) /* nn.Linear(E, 1): [1, E] */
+            ts[n].n_dims = 2, ts[n].shape[0] = 1, ts[n].shape[1] = t->ne[0];
         n++;
         if (fu && fu->hf) { /* Phi-3's qkv_proj, gate_up_proj: the parts' rows in one tensor */
             part_at[part] = n - 1;
@@ -343,6 +369,8 @@ fail:
 
 /* type: the matrices' (f32, f16, bf16); gptq: the blocks' matrices packed, the others f16. */
 static lb_status save_hf(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
+    LB_RETURN_IF(gptq && m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED, "%s: a GPTQ checkpoint of a mixture of "
+                 "experts is not supported yet (--to hf writes it in f16/bf16/f32)", dir);
     lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);
     LB_RETURN_IF(!nt, err, LB_ERR_NOMEM, "out of memory");
     const int32_t nn = lb_model_tensors(m, nt, lb_model_n_tensors(m));

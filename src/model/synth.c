@@ -78,7 +78,9 @@ static float normal(rng *g) {
 
 /* a tied embedding (a family without an output matrix: Gemma 2) is the output head too: rows of
  * norm ~1, so that the logits spread as a trained model's do */
-typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING, KIND_TIED_EMBEDDING, KIND_BIAS } tensor_kind;
+/* a router (mixture of experts) is skewed: expert e's row has a spread of 2 * 0.6^e, so the
+ * first experts win most tokens and the last few are rare, as in trained models */
+typedef enum { KIND_MATRIX, KIND_NORM, KIND_EMBEDDING, KIND_TIED_EMBEDDING, KIND_BIAS, KIND_ROUTER } tensor_kind;
 
 typedef struct {
     const lb_synth_params *p;
@@ -86,6 +88,7 @@ typedef struct {
     uint32_t               index; /* seeds the rows */
     tensor_kind            kind;
     int64_t                n, rows;
+    int64_t                ne1, ne2; /* rows = ne1 * ne2 (the experts' 3-D tensors) */
     lb_type                type;
     size_t                 row_bytes;
     int64_t               *done, total; /* values written so far (all tensors), and in all */
@@ -113,6 +116,11 @@ static void gen_row(const synth_tensor *t, int64_t r, float *x) {
     case KIND_BIAS:
         for (int64_t j = 0; j < t->n; j++) x[j] = 0.1f * normal(&g);
         break;
+    case KIND_ROUTER: {
+        const float sigma = 2.0f * powf(0.6f, (float)r) / sqrtf((float)t->n);
+        for (int64_t j = 0; j < t->n; j++) x[j] = sigma * normal(&g);
+        break;
+    }
     case KIND_MATRIX: {
         const float sigma = expf(0.3f * normal(&g)) / sqrtf((float)t->n);
         for (int64_t j = 0; j < t->n; j++)
@@ -263,9 +271,18 @@ static lb_status load_vocab(lb_vocab **out, const char *path, int32_t n, lb_erro
 
 /* ---- the file ---- */
 
+void lb_synth_moe_defaults(const lb_arch *a, lb_llama_config *c) {
+    if (c->n_expert <= 0) c->n_expert = 8;
+    if (c->n_expert_used <= 0) c->n_expert_used = 2;
+    if (!a->ops.moe_ff_exp) c->n_ff_exp = 0; /* Mixtral's experts are feed_forward_length wide */
+    else if (c->n_ff_exp <= 0) c->n_ff_exp = c->n_ff / 2;
+    if (a->use[LB_ROLE_FFN_GATE_SHEXP] && c->n_ff_shexp <= 0) c->n_ff_shexp = c->n_ff;
+    if (!a->use[LB_ROLE_FFN_GATE_SHEXP]) c->n_ff_shexp = 0;
+}
+
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err) {
     const lb_llama_config *c = &p->cfg;
-    const lb_arch *arch = lb_arch_find(p->arch ? p->arch : "llama", strlen(p->arch ? p->arch : "llama"));
+    const lb_arch *arch = lb_arch_by_name(p->arch ? p->arch : "llama");
     /* (phi3's ffn_up is written as gate's rows then up's, as llama.cpp reads it) */
     LB_RETURN_IF(!arch, err, LB_ERR_PARAM, "synth: unknown architecture '%s' (%s)", p->arch, lb_arch_names());
     const int32_t hd = c->head_dim > 0 ? c->head_dim : c->n_heads > 0 ? c->n_embd / c->n_heads : 0;
@@ -281,6 +298,10 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     lb_model m = { .arch = arch, .cfg = *c };
     m.cfg.head_dim = hd;
     lb_arch_config_defaults(arch, &m.cfg);
+    if (!arch->moe) m.cfg.n_expert = m.cfg.n_expert_used = m.cfg.n_ff_exp = m.cfg.n_ff_shexp = 0;
+    else lb_synth_moe_defaults(arch, &m.cfg);
+    LB_RETURN_IF(arch->moe && (m.cfg.n_expert_used > m.cfg.n_expert || m.cfg.n_expert > 4096), err, LB_ERR_PARAM,
+                 "synth: %d experts used of %d", m.cfg.n_expert_used, m.cfg.n_expert);
     char          name[96];
     snprintf(name, sizeof name, "lowbit synth %dx%d %s", c->n_layers, c->n_embd, lb_type_name(p->type));
     m.name                  = name;
@@ -298,16 +319,18 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     LB_GOTO_IF((st = lb_model_write_meta(w, &m, file_type_of(p->type))), err, st,
                "%s: cannot build metadata (%s)", path, lb_status_str(st));
     int32_t k = 0;
-#define ADD(KIND, N, ROWS, ...)                                                                    \
+#define ADD(KIND, N, ROWS, NE2, ...)                                                               \
     do {                                                                                           \
         synth_tensor *t = &ts[k];                                                                  \
-        t->p = p, t->index = (uint32_t)k, t->kind = KIND, t->n = N, t->rows = ROWS;               \
-        t->type = KIND == KIND_NORM || KIND == KIND_BIAS ? LB_TYPE_F32 : p->type, t->done = &done;                \
+        t->p = p, t->index = (uint32_t)k, t->kind = KIND, t->n = N, t->rows = (ROWS) * (NE2);     \
+        t->ne1 = ROWS, t->ne2 = NE2;                                                               \
+        t->type = KIND == KIND_NORM || KIND == KIND_BIAS || KIND == KIND_ROUTER ? LB_TYPE_F32 : p->type; \
+        t->done = &done;                                                                           \
         snprintf(t->name, sizeof t->name, __VA_ARGS__);                                            \
         t->row_bytes = lb_row_size(t->type, N);                                                    \
         LB_GOTO_IF(t->row_bytes == 0, err, LB_ERR_SHAPE, "synth: %s rows of %lld values do not "   \
                    "fit type %s", t->name, (long long)(N), lb_type_name(t->type));                 \
-        total += (N) * (ROWS);                                                                     \
+        total += (N) * t->rows;                                                                    \
         k++;                                                                                       \
     } while (0)
     for (int i = 0; i < ns;) {
@@ -320,32 +343,34 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
                 const uint8_t use = m.arch->use[s->role];
                 if (use == LB_USE_NONE || (use != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT)) continue;
                 const bool bias = s->role == LB_ROLE_ATTN_Q_BIAS || s->role == LB_ROLE_ATTN_K_BIAS ||
-                                  s->role == LB_ROLE_ATTN_V_BIAS;
+                                  s->role == LB_ROLE_ATTN_V_BIAS || s->role == LB_ROLE_FFN_GATE_INP_SHEXP;
                 const bool tied = m.arch->use[LB_ROLE_OUTPUT] == LB_USE_NONE;
                 const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? (tied ? KIND_TIED_EMBEDDING : KIND_EMBEDDING)
+                                : s->role == LB_ROLE_FFN_GATE_INP ? KIND_ROUTER
                                 : bias                          ? KIND_BIAS
                                 : s->flags & LB_SLOT_F32         ? KIND_NORM
                                                                  : KIND_MATRIX;
                 const int64_t   n = lb_model_dim(&m, s->ne0);
                 int64_t         rows = lb_model_dim(&m, s->ne1);
+                const int64_t   ne2  = lb_model_dim(&m, s->ne2);
                 int             part;
                 const lb_fused *fu = lb_arch_fusion(m.arch, s->role, &part);
                 if (fu && fu->gguf_write) { /* one tensor of all the parts' rows, at the last part */
                     if (part + 1 < 3 && fu->parts[part + 1] != LB_ROLE_COUNT) continue;
                     for (int q = 0; q < part; q++) rows += lb_model_dim(&m, lb_slot_of(fu->parts[q])->ne1);
-                    ADD(kind, n, rows, "blk.%d.%s", l, fu->gguf);
+                    ADD(kind, n, rows, ne2, "blk.%d.%s", l, fu->gguf);
                     continue;
                 }
-                if (l < 0) ADD(kind, n, rows, "%s", s->gguf);
-                else ADD(kind, n, rows, "blk.%d.%s", l, s->gguf);
+                if (l < 0) ADD(kind, n, rows, ne2, "%s", s->gguf);
+                else ADD(kind, n, rows, ne2, "blk.%d.%s", l, s->gguf);
             }
         i = e;
     }
 #undef ADD
     for (int32_t i = 0; i < k; i++) {
-        const int64_t ne[2] = { ts[i].n, ts[i].rows };
+        const int64_t ne[3] = { ts[i].n, ts[i].ne1, ts[i].ne2 };
         LB_TRY(lb_gguf_writer_add_tensor_fill(w, ts[i].name, (uint32_t)lb_type_to_ggml(ts[i].type),
-                                              ts[i].rows > 1 ? 2 : 1, ne,
+                                              ts[i].ne2 > 1 ? 3 : ts[i].rows > 1 ? 2 : 1, ne,
                                               ts[i].row_bytes * (size_t)ts[i].rows, fill, &ts[i], err));
     }
     for (int32_t i = 0; i < k; i++) ts[i].total = total;

@@ -13,6 +13,8 @@ static_assert(offsetof(lb_layer, ffn_down) == (LB_ROLE_FFN_DOWN - LB_ROLE_LAYER_
 static_assert(offsetof(lb_layer, bq) == (LB_ROLE_ATTN_Q_BIAS - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(offsetof(lb_layer, k_norm) == (LB_ROLE_ATTN_K_NORM - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(offsetof(lb_layer, ffn_post_norm) == (LB_ROLE_FFN_POST_NORM - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, ffn_down_exps) == (LB_ROLE_FFN_DOWN_EXPS - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
+static_assert(offsetof(lb_layer, ffn_down_shexp) == (LB_ROLE_FFN_DOWN_SHEXP - LB_ROLE_LAYER_FIRST) * sizeof(lb_tensor), "slots");
 static_assert(sizeof(lb_layer) == LB_LAYER_SLOTS * sizeof(lb_tensor), "slots");
 
 static bool is_layer_role(lb_tensor_role r) {
@@ -61,6 +63,9 @@ int64_t lb_model_dim(const lb_model *m, lb_dim d) {
     case LB_DIM_KV:     return (int64_t)c->n_kv_heads * c->head_dim;
     case LB_DIM_D:      return c->head_dim;
     case LB_DIM_HALF_D: return c->head_dim / 2;
+    case LB_DIM_X:      return c->n_expert;
+    case LB_DIM_FX:     return c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff;
+    case LB_DIM_FS:     return c->n_ff_shexp;
     default:            return 1;
     }
 }
@@ -154,13 +159,13 @@ lb_status lb_model_split_fused(lb_model *m, int32_t layer, const lb_fused *f, co
     return LB_OK;
 }
 
-static lb_status check_tensor(const lb_tensor *t, const char *name, int64_t ne0, int64_t ne1,
+static lb_status check_tensor(const lb_tensor *t, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
                               const char *path, lb_error *err) {
     LB_RETURN_IF(!t->data, err, LB_ERR_NOT_FOUND, "%s: tensor '%s' is missing", path, name);
-    LB_RETURN_IF(t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1, err,
-                 LB_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+    LB_RETURN_IF(t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1, err,
+                 LB_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
                  path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                 (long long)t->ne[3], (long long)ne0, (long long)ne1);
+                 (long long)t->ne[3], (long long)ne0, (long long)ne1, (long long)ne2);
     LB_RETURN_IF(!lb_type_get_traits(t->type), err, LB_ERR_UNSUPPORTED,
                  "%s: tensor '%s' has a type lowbit cannot compute with", path, name);
     return LB_OK;
@@ -178,7 +183,8 @@ static lb_status check_slots(const lb_model *m, const char *path, lb_error *err)
             char             name[80];
             lb_tensor_name(name, sizeof name, s->gguf, l, false);
             if (!t || (!t->data && use != LB_USE_REQUIRED)) continue;
-            lb_status st = check_tensor(t, name, lb_model_dim(m, s->ne0), lb_model_dim(m, s->ne1), path, err);
+            lb_status st = check_tensor(t, name, lb_model_dim(m, s->ne0), lb_model_dim(m, s->ne1),
+                                        lb_model_dim(m, s->ne2), path, err);
             if (st) return st;
             LB_RETURN_IF((s->flags & LB_SLOT_F32) && t->type != LB_TYPE_F32, err, LB_ERR_UNSUPPORTED,
                          "%s: tensor '%s' must be f32 in memory", path, name);
@@ -228,6 +234,12 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  "attention factor %g)", path, (double)c->rope_yarn, (double)c->yarn_beta_fast,
                  (double)c->yarn_beta_slow, c->rope_orig_ctx, (double)c->rope_attn_factor);
     LB_RETURN_IF(!m->arch, err, LB_ERR_PARAM, "%s: the model has no architecture", path);
+    LB_RETURN_IF(m->arch->moe != (c->n_expert > 0) || c->n_expert < 0 || c->n_expert > 4096 ||
+                     (c->n_expert > 0 && (c->n_expert_used <= 0 || c->n_expert_used > c->n_expert)) ||
+                     c->n_ff_exp < 0 || c->n_ff_exp > (1 << 18) || c->n_ff_shexp < 0 || c->n_ff_shexp > (1 << 18) ||
+                     (m->arch->use[LB_ROLE_FFN_GATE_SHEXP] && c->n_ff_shexp <= 0),
+                 err, LB_ERR_CORRUPT, "%s: bad mixture of experts for %s: %d experts, %d used, expert FFN %d, "
+                 "shared FFN %d", path, m->arch->name, c->n_expert, c->n_expert_used, c->n_ff_exp, c->n_ff_shexp);
     lb_status st = check_slots(m, path, err);
     if (st) return st;
     if (m->vocab)

@@ -29,21 +29,41 @@ static void release(const lb_model *m, const void *p, size_t n) {
     if (s->map && b >= s->data && b + n <= s->data + s->size) give_back(p, n);
 }
 
+/* the experts' matrices of layer l: views of expert e's rows of each 3-D tensor */
+static const lb_tensor_role k_exps[3] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS };
+
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
-    lb_status st = LB_OK;
-    const int32_t L = m->cfg.n_layers, n = L * LB_LAYER_SLOTS + 1;
+    lb_status     st = LB_OK;
+    const int32_t L = m->cfg.n_layers, X = m->cfg.n_expert, n = L * LB_LAYER_SLOTS + 1 + L * 3 * X;
     w->n_layers     = L;
+    w->n_expert     = X;
+    w->n_mats       = n;
     w->buf          = NULL;
     w->packed       = 0;
     w->mats         = calloc((size_t)n, sizeof *w->mats);
-    LB_RETURN_IF(!w->mats, err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t l = 0; l < L; l++) /* the linear slots: those that read an activation */
+    w->views        = X > 0 ? calloc((size_t)L * 3 * (size_t)X, sizeof *w->views) : NULL;
+    LB_GOTO_IF(!w->mats || (X > 0 && !w->views), err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < L; l++) /* the matrices of a block: its 2-D slots, the router too */
         for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
             const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
-            if (t && t->data && lb_slot_of((lb_tensor_role)r)->input != LB_ROLE_COUNT)
+            const lb_slot   *s = lb_slot_of((lb_tensor_role)r);
+            if (t && t->data && s->ne1 != LB_DIM_1 && !(s->flags & LB_SLOT_EXPERTS))
                 w->mats[l * LB_LAYER_SLOTS + r - LB_ROLE_LAYER_FIRST].t = t;
         }
-    w->mats[n - 1].t = &m->output;
+    w->mats[L * LB_LAYER_SLOTS].t = &m->output;
+    for (int32_t l = 0; l < L; l++)
+        for (int k = 0; k < 3 && X > 0; k++) {
+            const lb_tensor *t  = lb_model_tensor_c(m, l, k_exps[k]);
+            const size_t     eb = (size_t)t->ne[1] * lb_row_size(t->type, t->ne[0]);
+            for (int32_t e = 0; e < X; e++) {
+                const size_t i = ((size_t)l * 3 + (size_t)k) * (size_t)X + (size_t)e;
+                w->views[i]      = *t;
+                w->views[i].ne[2] = 1;
+                w->views[i].n_dims = 2;
+                w->views[i].data = (const uint8_t *)t->data + (size_t)e * eb;
+                w->mats[L * LB_LAYER_SLOTS + 1 + i].t = &w->views[i];
+            }
+        }
     w->tc            = calloc((size_t)n, sizeof *w->tc);
     w->tc_buf        = calloc((size_t)n, sizeof *w->tc_buf);
     LB_GOTO_IF(!w->tc || !w->tc_buf, err, LB_ERR_NOMEM, "out of memory");
@@ -80,7 +100,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         }
         if (oom) free(b);
         LB_GOTO_IF(oom, err, LB_ERR_NOMEM, "out of memory transcoding the weights");
-        if (!(i == n - 1 && m->tied_output)) release(m, t->data, (size_t)rows * ts);
+        if (!(i == L * LB_LAYER_SLOTS && m->tied_output)) release(m, t->data, (size_t)rows * ts);
         w->tc[i]      = *t;
         w->tc[i].type = to;
         w->tc[i].data = b;
@@ -105,7 +125,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         lb_matmul_pack(p, t);
         if (w->tc_buf[i]) /* transcoded: those rows are read from the packed copy only */
             give_back(t->data, (size_t)(t->ne[1] / 8 * 8) * lb_row_size(t->type, t->ne[0]));
-        else if (!(i == n - 1 && m->tied_output)) /* a tied output is the embedding table too */
+        else if (!(i == L * LB_LAYER_SLOTS && m->tied_output)) /* a tied output is the embedding table too */
             release(m, t->data, (size_t)(t->ne[1] / 8 * 8) * lb_row_size(t->type, t->ne[0]));
         w->mats[i].packed = p;
         p += (sz + 63) / 64 * 64;
@@ -118,10 +138,12 @@ fail:
 }
 
 void lb_weights_free(lb_weights *w) {
-    for (int32_t i = 0; w->tc_buf && i < w->n_layers * LB_LAYER_SLOTS + 1; i++) free(w->tc_buf[i]);
+    for (int32_t i = 0; w->tc_buf && i < w->n_mats; i++) free(w->tc_buf[i]);
     free(w->tc_buf);
     free(w->tc);
     free(w->mats);
+    free(w->views);
+    w->views  = NULL;
     free(w->buf);
     w->mats   = NULL;
     w->buf    = NULL;

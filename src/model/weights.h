@@ -19,10 +19,12 @@
 #include "lowbit/model.h"
 
 typedef struct lb_weights {
-    lb_mat *mats;     /* n_layers * LB_LAYER_SLOTS (the linear slots filled), then the output */
+    lb_mat *mats;     /* n_layers * LB_LAYER_SLOTS (the linear slots filled), then the output,
+                         then each expert's gate, up and down of each layer (lb_weights_expert) */
+    lb_tensor *views; /* the experts' matrices: views into their 3-D tensors */
     lb_tensor *tc;    /* [as mats]: the transcoded INTn matrices (data in tc_buf), mats[i].t = &tc[i] */
     void  **tc_buf;
-    int32_t n_layers;
+    int32_t n_layers, n_expert, n_mats;
     void   *buf;      /* the packed rows of all tensors */
     size_t  packed;   /* bytes in buf */
 } lb_weights;
@@ -33,6 +35,11 @@ void      lb_weights_free(lb_weights *w);
 /* the matrix of a linear role of layer l; l = -1: the output matrix */
 static inline lb_mat lb_weights_get(const lb_weights *w, int32_t l, lb_tensor_role role) {
     return w->mats[l < 0 ? w->n_layers * LB_LAYER_SLOTS : l * LB_LAYER_SLOTS + ((int)role - LB_ROLE_LAYER_FIRST)];
+}
+
+/* expert e's matrix k (0 gate, 1 up, 2 down) of layer l */
+static inline lb_mat lb_weights_expert(const lb_weights *w, int32_t l, int k, int32_t e) {
+    return w->mats[w->n_layers * LB_LAYER_SLOTS + 1 + ((size_t)l * 3 + (size_t)k) * (size_t)w->n_expert + (size_t)e];
 }
 
 #endif

@@ -49,6 +49,9 @@ const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_rol
 
 lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_error *err) {
     *out        = NULL;
+    LB_RETURN_IF(m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED,
+                 "calibrating a mixture of experts (%s) is not supported yet: quantize it with --method rtn "
+                 "(per-expert statistics are to come)", m->arch ? m->arch->name : "experts");
     lb_calib *c = calloc(1, sizeof *c);
     LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
     const lb_llama_config *cfg = &m->cfg;

@@ -134,6 +134,8 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
         s.bytes_out += lb_row_size(types[i], t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
         s.n_params += lb_tensor_nelements(t);
     }
+    LB_GOTO_IF(p->imatrix && m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED, "an importance matrix for a mixture "
+               "of experts (per-expert importance) is not supported yet: quantize it without --imatrix");
     if (p->imatrix) { /* importance from a file: for every method */
         int32_t found = 0;
         for (int32_t i = 0; i < c.n; i++) {

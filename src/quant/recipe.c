@@ -87,24 +87,46 @@ static bool in(const lb_recipe *r, const char *names) {
 /* The i-quant mixes below 3 bits, which share a set of rules */
 #define IQ_LOW "iq2_xxs iq2_xs iq1_s iq2_s iq2_m iq1_m"
 
+/* The role llama.cpp's rules see in a tensor (its category, from the name): the experts' and
+ * the shared expert's gate, up and down are ffn_gate, ffn_up and ffn_down */
+static lb_tensor_role category(lb_tensor_role r) {
+    switch (r) {
+    case LB_ROLE_FFN_GATE_EXPS: case LB_ROLE_FFN_GATE_SHEXP: return LB_ROLE_FFN_GATE;
+    case LB_ROLE_FFN_UP_EXPS: case LB_ROLE_FFN_UP_SHEXP:     return LB_ROLE_FFN_UP;
+    case LB_ROLE_FFN_DOWN_EXPS: case LB_ROLE_FFN_DOWN_SHEXP: return LB_ROLE_FFN_DOWN;
+    default:                                                 return r;
+    }
+}
+
+/* llama.cpp's count of ffn_down tensors before this one (i_ffn_down): a layer's down, or its
+ * experts' and then its shared expert's (lowbit's file order, which llama-quantize keeps) */
+static int32_t ffn_down_index(const lb_model *m, const lb_named_tensor *nt) {
+    const bool two = m->arch && m->arch->use[LB_ROLE_FFN_DOWN_EXPS] && m->arch->use[LB_ROLE_FFN_DOWN_SHEXP];
+    return two ? 2 * nt->layer + (nt->role == LB_ROLE_FFN_DOWN_SHEXP) : nt->layer;
+}
+
 /* llama.cpp's rules for the i-quant mixes below 3 bits; LB_TYPE_INVALID: not one of them */
-static lb_type iq_low_type(const lb_recipe *r, const lb_named_tensor *nt, int32_t L, int32_t gqa) {
-    const bool s_or_m = in(r, "iq2_s iq2_m");
-    switch (nt->role) {
+static lb_type iq_low_type(const lb_model *m, const lb_recipe *r, const lb_named_tensor *nt, int32_t L, int32_t gqa) {
+    const bool    s_or_m = in(r, "iq2_s iq2_m");
+    const int32_t X      = m->cfg.n_expert;
+    switch (category(nt->role)) {
     case LB_ROLE_TOKEN_EMBD: return s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K;
-    case LB_ROLE_ATTN_V: return gqa >= 4 ? LB_TYPE_Q4_K : s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K;
+    case LB_ROLE_ATTN_V: return gqa >= 4 || X >= 4 ? LB_TYPE_Q4_K : s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K;
+    case LB_ROLE_ATTN_K: return X == 8 ? LB_TYPE_Q4_K : r->base;
     case LB_ROLE_FFN_DOWN:
-        return nt->layer < L / 8 ? (s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K) : r->base;
+        return ffn_down_index(m, nt) < L / 8 ? (s_or_m ? LB_TYPE_IQ3_S : LB_TYPE_Q2_K) : r->base;
     case LB_ROLE_ATTN_OUTPUT:
+        if (X == 8) return LB_TYPE_Q5_K;
         return in(r, "iq1_s iq1_m") ? LB_TYPE_IQ2_XXS : s_or_m ? LB_TYPE_IQ3_S : r->base;
     default: return r->base;
     }
 }
 
-/* llama.cpp's rules for a mix (llama_tensor_get_type_impl, llama architecture, one expert);
+/* llama.cpp's rules for a mix (llama_tensor_get_type_impl, llama architecture; a mixture of
+ * experts' rules where it has 8 experts or more than 4);
  * imp: the run has importance (a matrix file or a calibrated method), as its has_imatrix */
 static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_tensor *nt, bool imp) {
-    const int32_t L   = m->cfg.n_layers, i = nt->layer;
+    const int32_t L   = m->cfg.n_layers, i = nt->layer, X = m->cfg.n_expert;
     const int32_t gqa = m->cfg.n_heads / m->cfg.n_kv_heads;
     lb_type       t   = r->base;
     const bool    out = nt->role == LB_ROLE_OUTPUT || (m->tied_output && nt->role == LB_ROLE_TOKEN_EMBD);
@@ -113,15 +135,16 @@ static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_te
         if (in(r, IQ_LOW " iq3_xxs")) return LB_TYPE_Q5_K;
         return t == LB_TYPE_Q8_0 ? LB_TYPE_Q8_0 : LB_TYPE_Q6_K;
     }
-    if (in(r, IQ_LOW)) return iq_low_type(r, nt, L, gqa);
-    switch (nt->role) {
+    if (in(r, IQ_LOW)) return iq_low_type(m, r, nt, L, gqa);
+    switch (category(nt->role)) {
     case LB_ROLE_TOKEN_EMBD:
         if (is(r, "tq1_0") || is(r, "tq2_0")) t = LB_TYPE_Q4_K;
         else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ3_S;
         break;
     case LB_ROLE_ATTN_K:
     case LB_ROLE_ATTN_Q:
-        if (is(r, "iq3_xs")) t = LB_TYPE_IQ3_XXS;
+        if (nt->role == LB_ROLE_ATTN_K && X == 8) t = LB_TYPE_Q8_0; /* "trades just ~128MB" */
+        else if (is(r, "iq3_xs")) t = LB_TYPE_IQ3_XXS;
         else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ2_S;
         break;
     case LB_ROLE_FFN_GATE:
@@ -139,13 +162,14 @@ static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_te
         else if ((is(r, "iq4_nl") || is(r, "iq4_xs")) && gqa >= 4) t = LB_TYPE_Q5_K;
         else if ((is(r, "q4_k_m") || is(r, "q5_k_m")) && use_more_bits(i, L)) t = LB_TYPE_Q6_K;
         else if (is(r, "q4_k_s") && i < 4) t = LB_TYPE_Q5_K;
+        if (X == 8) t = LB_TYPE_Q8_0;
         break;
     case LB_ROLE_FFN_DOWN:
         if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
         else if (is(r, "q2_k_s")) t = i < L / 8 ? LB_TYPE_Q4_K : t;
         else if (is(r, "iq3_xxs") && !imp) t = i < L / 8 ? LB_TYPE_Q4_K : LB_TYPE_Q3_K;
         else if (is(r, "q3_k_m")) t = i < L / 16 ? LB_TYPE_Q5_K : LB_TYPE_Q4_K;
-        else if (is(r, "iq3_m") && i < L / 8) t = LB_TYPE_Q4_K;
+        else if (is(r, "iq3_m") && (i < L / 8 || (X == 8 && use_more_bits(i, L)))) t = LB_TYPE_Q4_K;
         else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
         else if (is(r, "q4_k_m")) t = use_more_bits(i, L) ? LB_TYPE_Q6_K : t;
         else if (i < L / 8 && in(r, "iq4_nl iq4_xs") && !imp) t = LB_TYPE_Q5_K;
@@ -154,7 +178,9 @@ static lb_type mix_type(const lb_model *m, const lb_recipe *r, const lb_named_te
         else if (in(r, "q4_0 q5_0") && imp && i < L / 8) t = is(r, "q4_0") ? LB_TYPE_Q4_1 : LB_TYPE_Q5_1;
         break;
     case LB_ROLE_ATTN_OUTPUT:
-        if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
+        if (X == 8) {
+            if (in(r, "q2_k iq3_xs iq3_xxs q3_k_s q3_k_m iq4_nl q4_k_s q4_k_m iq3_s iq3_m iq4_xs")) t = LB_TYPE_Q5_K;
+        } else if (is(r, "q2_k")) t = LB_TYPE_Q3_K;
         else if (is(r, "iq3_xxs")) t = LB_TYPE_IQ3_S;
         else if (is(r, "q3_k_m") || is(r, "iq3_m")) t = LB_TYPE_Q4_K;
         else if (is(r, "q3_k_l")) t = LB_TYPE_Q5_K;
@@ -227,7 +253,7 @@ lb_status lb_quant_plan(const lb_model *m, const lb_quant_params *p, lb_named_te
         lb_tensor_plan        *pl = &plans[i];
         memset(pl, 0, sizeof *pl);
         pl->nt = nt;
-        if (nt->t->ne[1] == 1) { /* norms: f32 */
+        if (nt->t->ne[1] == 1 || (lb_slot_of(nt->role)->flags & LB_SLOT_F32)) { /* norms, the router: f32 */
             pl->wanted = pl->type = LB_TYPE_F32;
             continue;
         }

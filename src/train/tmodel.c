@@ -33,6 +33,8 @@ static double uniform01(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5
 static lb_status layout(lb_tmodel *tm, const lb_arch *arch, const lb_llama_config *c, bool tied, const lb_model *m,
                         lb_error *err) {
     memset(tm, 0, sizeof *tm);
+    LB_RETURN_IF((arch && arch->moe) || c->n_expert > 0, err, LB_ERR_UNSUPPORTED,
+                 "training a mixture of experts (%s) is not supported yet", arch ? arch->name : "experts");
     tm->arch    = arch ? arch : lb_arch_find("llama", 5);
     tm->cfg     = *c;
     tm->tied    = tied;

@@ -3,7 +3,8 @@
 
 It shares no code with lowbit: it reads config.json and model.safetensors the way transformers
 does (Llama, Mistral, Qwen2, Qwen3, Phi-3: rotate_half RoPE on the half-split layout, q/k/v biases,
-Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, grouped-query attention,
+Qwen3's per-head q/k RMSNorm, Phi-3's fused qkv_proj and gate_up_proj, Mixtral's, Qwen2-MoE's and
+Qwen3-MoE's experts, grouped-query attention,
 SiLU MLP, tied embeddings, linear, llama3, YaRN and LongRoPE rope_scaling; Gemma 2 and Gemma 3 as modeling_gemma2/3.py
 compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
 post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
@@ -190,6 +191,9 @@ def forward(cfg, w, tokens):
             o = rms_norm(o, w[p + "post_attention_layernorm.weight"] + plus, eps)
         x = x + o
         h = rms_norm(x, w[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")] + plus, eps)
+        if p + "mlp.gate.weight" in w or p + "block_sparse_moe.gate.weight" in w:  # a mixture of experts
+            x = x + moe(cfg, w, p, h)
+            continue
         if p + "mlp.gate_up_proj.weight" in w:  # Phi-3: gate's rows, then up's
             gu = h @ w[p + "mlp.gate_up_proj.weight"].T
             g, u = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
@@ -204,6 +208,37 @@ def forward(cfg, w, tokens):
     x = rms_norm(x, w["model.norm.weight"] + plus, eps)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     return softcap(x @ head.T, cfg.get("final_logit_softcapping") if gemma else None)
+
+
+def moe(cfg, w, p, h):
+    """Mixtral's, Qwen2-MoE's and Qwen3-MoE's sparse block as transformers computes it: softmax of
+    the router, the top num_experts_per_tok, renormalized (Mixtral; Qwen: norm_topk_prob), each
+    expert's SwiGLU times its weight; Qwen2-MoE adds sigmoid(shared_expert_gate) times the shared
+    expert."""
+    mixtral = p + "block_sparse_moe.gate.weight" in w
+    q = p + ("block_sparse_moe." if mixtral else "mlp.")
+    logits = h @ w[q + "gate.weight"].T
+    pr = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    pr /= pr.sum(axis=-1, keepdims=True)
+    k = cfg["num_experts_per_tok"]
+    out = np.zeros_like(h)
+    names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    for t in range(h.shape[0]):
+        sel = np.argsort(-pr[t], kind="stable")[:k]
+        wt = pr[t, sel]
+        if mixtral or cfg.get("norm_topk_prob", False):
+            wt = wt / wt.sum()
+        for e, we in zip(sel, wt):
+            g = h[t] @ w[f"{q}experts.{e}.{names[0]}.weight"].T
+            u = h[t] @ w[f"{q}experts.{e}.{names[1]}.weight"].T
+            out[t] += we * ((g / (1.0 + np.exp(-g)) * u) @ w[f"{q}experts.{e}.{names[2]}.weight"].T)
+    if q + "shared_expert.gate_proj.weight" in w:
+        g = h @ w[q + "shared_expert.gate_proj.weight"].T
+        u = h @ w[q + "shared_expert.up_proj.weight"].T
+        f = (g / (1.0 + np.exp(-g)) * u) @ w[q + "shared_expert.down_proj.weight"].T
+        z = h @ w[q + "shared_expert_gate.weight"].T  # [T, 1]
+        out += f / (1.0 + np.exp(-z))
+    return out
 
 
 def read_logits(path):

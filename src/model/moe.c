@@ -1,0 +1,96 @@
+/* A mixture of experts' FFN (moe.h), as llama.cpp's build_moe_ffn computes it for Mixtral,
+ * Qwen2-MoE and Qwen3-MoE:
+ *   p = softmax(Wr · x)                      over the n_expert experts
+ *   S = the n_expert_used largest of p       (ties: the lower index first)
+ *   w = p[S], divided by its sum when the family renormalizes (clamped at 2^-14, as llama.cpp)
+ *   y = Σ_{e in S} w_e · Wdown_e · act(Wgate_e · x, Wup_e · x)
+ * plus, with a shared expert, sigmoid(g · x) · Wdown_s · act(Wgate_s · x, Wup_s · x).
+ * The batch's tokens are grouped by expert, so each chosen expert's matrices are read once per
+ * batch, and an expert no token chose is not read at all (one token reads n_expert_used). */
+#include <math.h>
+#include <string.h>
+
+#include "moe.h"
+
+/* the k largest of p[0..n) into sel, largest first; equal values: the lower index first */
+static void top_k(const float *p, int32_t n, int32_t k, int32_t *sel) {
+    for (int32_t j = 0; j < k; j++) {
+        int32_t best = -1;
+        for (int32_t e = 0; e < n; e++) {
+            bool taken = false;
+            for (int32_t q = 0; q < j && !taken; q++) taken = sel[q] == e;
+            if (!taken && (best < 0 || p[e] > p[best])) best = e;
+        }
+        sel[j] = best;
+    }
+}
+
+void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T, int32_t *sel, float *w) {
+    const int32_t X = c->n_expert, K = c->n_expert_used;
+    for (int32_t t = 0; t < T; t++) {
+        float *p  = logits + (size_t)t * (size_t)X;
+        float  mx = p[0], sum = 0;
+        for (int32_t e = 1; e < X; e++) mx = p[e] > mx ? p[e] : mx;
+        for (int32_t e = 0; e < X; e++) sum += p[e] = expf(p[e] - mx);
+        for (int32_t e = 0; e < X; e++) p[e] /= sum;
+        int32_t *s  = sel + (size_t)t * (size_t)K;
+        float   *wt = w + (size_t)t * (size_t)K;
+        top_k(p, X, K, s);
+        float ws = 0;
+        for (int32_t j = 0; j < K; j++) ws += wt[j] = p[s[j]];
+        if (norm) {
+            ws = ws > 6.103515625e-5f ? ws : 6.103515625e-5f;
+            for (int32_t j = 0; j < K; j++) wt[j] /= ws;
+        }
+    }
+}
+
+/* out [T', E] = Wdown · act(Wgate · x, Wup · x) for x [T', E], through the io's buffers */
+static void expert_ffn(const lb_moe_io *io, lb_mat gate, lb_mat up, lb_mat down, const float *x, int32_t T,
+                       int64_t F, float *out) {
+    lb_mat      gu[2]  = { gate, up };
+    float *const o2[2] = { io->gate, io->up };
+    lb_matmul_multi(o2, x, gu, 2, T, io->mode, io->scratch);
+    io->act(io->gate, io->up, (int64_t)T * F);
+    lb_matmul(out, io->gate, down, T, io->mode, io->scratch);
+}
+
+void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out) {
+    const lb_llama_config *c = &m->cfg;
+    const lb_layer        *L = &m->layers[l];
+    const int32_t          E = c->n_embd, X = c->n_expert, K = c->n_expert_used;
+    const int64_t          FX = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff;
+    lb_matmul(io->router, xn, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_INP), T, LB_MATMUL_EXACT, io->scratch);
+    lb_moe_route(c, m->arch->ops.moe_norm, io->router, T, io->sel, io->selw);
+    memset(out, 0, (size_t)T * (size_t)E * sizeof *out);
+    for (int32_t e = 0; e < X; e++) {
+        int32_t n = 0; /* the (token, choice) pairs that chose e, in token order */
+        for (int32_t i = 0; i < T * K; i++)
+            if (io->sel[i] == e) io->pick[n++] = i;
+        if (n == 0) continue;
+        for (int32_t r = 0; r < n; r++)
+            memcpy(io->xe + (size_t)r * (size_t)E, xn + (size_t)(io->pick[r] / K) * (size_t)E, (size_t)E * sizeof *xn);
+        expert_ffn(io, lb_weights_expert(io->w, l, 0, e), lb_weights_expert(io->w, l, 1, e),
+                   lb_weights_expert(io->w, l, 2, e), io->xe, n, FX, io->oe);
+        for (int32_t r = 0; r < n; r++) {
+            const float  wt = io->selw[io->pick[r]];
+            float       *y  = out + (size_t)(io->pick[r] / K) * (size_t)E;
+            const float *o  = io->oe + (size_t)r * (size_t)E;
+            for (int32_t i = 0; i < E; i++) y[i] += wt * o[i];
+        }
+    }
+    if (!L->ffn_gate_shexp.data) return;
+    /* Qwen2-MoE's shared expert: every token, scaled by sigmoid of its gate */
+    expert_ffn(io, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_SHEXP), lb_weights_get(io->w, l, LB_ROLE_FFN_UP_SHEXP),
+               lb_weights_get(io->w, l, LB_ROLE_FFN_DOWN_SHEXP), xn, T, c->n_ff_shexp, io->oe);
+    const float *g = L->ffn_gate_inp_shexp.data;
+    for (int32_t t = 0; t < T; t++) {
+        const float *x = xn + (size_t)t * (size_t)E;
+        float        z = 0;
+        for (int32_t i = 0; i < E; i++) z += g[i] * x[i];
+        const float  s = 1.0f / (1.0f + expf(-z));
+        float       *y = out + (size_t)t * (size_t)E;
+        const float *o = io->oe + (size_t)t * (size_t)E;
+        for (int32_t i = 0; i < E; i++) y[i] += s * o[i];
+    }
+}

@@ -1,0 +1,32 @@
+/* A mixture of experts' FFN for the forward pass (moe.c): routing and the chosen experts. */
+#ifndef LB_MODEL_MOE_H
+#define LB_MODEL_MOE_H
+
+#include <stdbool.h>
+
+#include "kernels/matmul.h"
+#include "lowbit/model.h"
+#include "weights.h"
+
+/* The forward pass's matrices and buffers the FFN works in (B: the context's batch). */
+typedef struct lb_moe_io {
+    const lb_weights *w;
+    lb_matmul_mode    mode;
+    float            *scratch;       /* the products' */
+    float            *router;        /* [B, n_expert] */
+    float            *xe, *oe;       /* [B, E]: an expert's tokens, its output */
+    float            *gate, *up;     /* [B, the largest FFN] */
+    int32_t          *sel, *pick;    /* [B, n_expert_used]: the chosen experts; an expert's choices */
+    float            *selw;          /* [B, n_expert_used]: their weights */
+    void            (*act)(float *g, const float *u, int64_t n); /* g = act(g) * u */
+} lb_moe_io;
+
+/* Softmax of each token's router logits [T, n_expert] (in place: they become probabilities),
+ * its n_expert_used largest into sel, their weights into w (renormalized when norm). */
+void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T, int32_t *sel, float *w);
+
+/* out [T, E] = layer l's mixture of experts (and shared expert) of xn [T, E], the normed
+ * FFN input. */
+void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out);
+
+#endif
