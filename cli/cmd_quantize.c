@@ -231,6 +231,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
     double           damp    = 0, alpha = 0.5, outlier = 6.0; /* damp 0: the library's per type */
+    int64_t          min_tokens = 0;
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
     bool             has_out_type = false, has_embd_type = false, leave_output = false, requantize = false;
     bool             dry_run = false, include_w = false, exclude_w = false;
@@ -277,6 +278,7 @@ int cmd_quantize(int argc, char **argv) {
             bpw_proxy = v && !strcmp(v, "proxy");
         }
         else if (!strcmp(opt, "--act-order")) act_order = true;
+        else if (!strcmp(opt, "--gptq-min-tokens")) lb_args_int(&a, -1, INT32_MAX, &min_tokens);
         else if (!strcmp(opt, "--allow-nonfinite")) nonfinite = true;
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--gptq-target")) {
@@ -449,7 +451,7 @@ int cmd_quantize(int argc, char **argv) {
                              .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
                                         .seed = (uint64_t)seed },
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
-                                       .self_target = self_target },
+                                       .self_target = self_target, .min_tokens = (int32_t)min_tokens },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,
                              .on_block = on_block, .allow_nonfinite = nonfinite, .resume = resume,
                              .max_memory = max_memory, .log = quiet || json ? NULL : log_line,

@@ -49,7 +49,10 @@ static const lb_command k_commands[] = {
       "  --damp X        GPTQ damping, a fraction of mean diag(H) (0.01; i-quants 0.05); --act-order\n"
       "  --gptq-target T what GPTQ aims each layer at: f32 (default: the unquantized model's\n"
       "                  outputs, the weights refit to the quantized inputs first) or self (the\n"
-      "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n",
+      "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n"
+      "  --gptq-min-tokens N  a mixture of experts: an expert routed fewer calibration tokens\n"
+      "                  (default: a quarter of its input width; -1: only those with none) is\n"
+      "                  rounded weighted by importance instead of GPTQ'd on its singular Hessian\n",
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing the\n"
       "                  squared error), kl (the quantized histogram of |w|, weighted by |w|,\n"

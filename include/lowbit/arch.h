@@ -73,7 +73,8 @@ typedef struct lb_slot {
     lb_dim         rotary;   /* LB_DIM_Q / LB_DIM_KV: rows in rotary heads (HF's half-split
                                 order is permuted to GGUF's pairs); LB_DIM_1: none */
     lb_tensor_role input;    /* the hook role of the activation it reads (ATTN_Q: the normed
-                                attention input, ATTN_OUTPUT, FFN_GATE, FFN_DOWN, OUTPUT);
+                                attention input, ATTN_OUTPUT, FFN_GATE, FFN_DOWN, OUTPUT; an
+                                expert's: FFN_GATE_EXPS, FFN_DOWN_EXPS, model.h's hook);
                                 LB_ROLE_COUNT: none (norms, biases, the embedding) */
     uint8_t        flags;
     lb_dim         ne2;      /* LB_DIM_X for the experts' tensors; else LB_DIM_1 */

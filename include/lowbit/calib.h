@@ -4,7 +4,8 @@
  *   sum |x_j|, max |x_j|; optionally the Hessian H = sum x x^T (GPTQ's, up to 2/N).
  * Inputs are identified by (layer, input role): LB_ROLE_ATTN_Q (shared by q, k, v),
  * LB_ROLE_ATTN_OUTPUT, LB_ROLE_FFN_GATE (shared by gate, up), LB_ROLE_FFN_DOWN, and
- * LB_ROLE_OUTPUT (layer -1). */
+ * LB_ROLE_OUTPUT (layer -1); a mixture of experts' experts each by (layer, expert role, expert),
+ * from the tokens routed to it. */
 #ifndef LOWBIT_CALIB_H
 #define LOWBIT_CALIB_H
 
@@ -32,6 +33,7 @@ lb_status lb_calib_windows(const lb_vocab *v, const char *text, size_t len,
 typedef struct lb_act_stats {
     int32_t        layer;
     lb_tensor_role role;
+    int32_t        expert;  /* a mixture of experts' expert (its tokens only), or -1 */
     int32_t        n;       /* channels (the linear's in_features) */
     int64_t        count;   /* tokens seen */
     double        *sum_x2;  /* [n] */
@@ -50,6 +52,9 @@ void      lb_calib_free(lb_calib *c); /* accepts NULL */
 /* Accumulate only this input (layer, role), or everything with layer = LB_CALIB_ALL. */
 #define LB_CALIB_ALL (-2)
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role);
+/* An expert's role (LB_ROLE_FFN_GATE_EXPS, _UP_EXPS, _DOWN_EXPS) of a mixture of experts:
+ * experts [e0, e1) only (lb_calib_select: all of them); clearing allocates their Hessians. */
+void lb_calib_select_experts(lb_calib *c, int32_t layer, lb_tensor_role role, int32_t e0, int32_t e1);
 /* Forget what was accumulated for (layer, role) (or everything with LB_CALIB_ALL). With
  * hessians, a Hessian is allocated here (n^2 doubles) when the input has none:
  * only inputs cleared collect one. LB_ERR_NOMEM when it cannot be. */
@@ -98,6 +103,9 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
 /* The statistics of the input that weight role `role` of `layer` multiplies (q, k, v share
  * one; gate and up share one; output: layer -1). NULL when there is none. */
 const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_role role);
+/* The statistics of expert e's input to role (its gate and up share one; its down), from the
+ * tokens routed to it (count: how many). NULL for another role or e out of range. */
+const lb_act_stats *lb_calib_get_expert(const lb_calib *c, int32_t layer, lb_tensor_role role, int32_t expert);
 
 /* Per-channel importance (mean x^2), n floats into out; false when no tokens were seen. */
 bool lb_act_importance(const lb_act_stats *s, float *out);
@@ -116,13 +124,18 @@ lb_status    lb_imatrix_filter(lb_imatrix *im, const char *const *names, int32_t
                                lb_error *err);
 /* The importance of tensor `name` (n values, into out); false when absent or not n long. */
 bool         lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out);
+/* The same for n_mat stacked matrices (a mixture of experts' experts: n * n_mat values, each
+ * expert's from its own count; one that saw no tokens gets 1s, as in llama-quantize); false
+ * when absent, of another shape, or no matrix saw a token. */
+bool         lb_imatrix_get_matrices(const lb_imatrix *im, const char *name, int64_t n, int64_t n_mat, float *out);
 /* The same for one of m's tensors: its own entry, or for a part of a tensor llama.cpp's files
  * keep fused (phi3's attn_qkv), the fused tensor's. */
 bool         lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_named_tensor *nt, float *out);
 int32_t      lb_imatrix_count(const lb_imatrix *im); /* entries */
 
 /* Save the statistics of c (gathered on m) in that format, one entry per weight matrix
- * (q, k and v repeat their shared input's). */
+ * (q, k and v repeat their shared input's; a mixture of experts' experts one [n, n_expert]
+ * entry per stacked tensor, with per-expert counts). */
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
                           const char *dataset, int32_t chunks, int32_t chunk_size,
                           lb_error *err);

@@ -250,9 +250,13 @@ int32_t   lb_context_n_past(const lb_context *c);
  * role LB_ROLE_ATTN_Q (the normed input shared by q, k, v), LB_ROLE_ATTN_OUTPUT (attention
  * output, into wo), LB_ROLE_FFN_GATE (the normed input shared by gate and up),
  * LB_ROLE_FFN_DOWN (silu(gate) * up, into down), LB_ROLE_OUTPUT (into the output head,
- * layer -1). Calibration accumulates statistics from it. */
-typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, const float *x,
-                                int32_t T, int32_t n);
+ * layer -1). A mixture of experts: LB_ROLE_FFN_GATE is the FFN's input (the router's, the
+ * shared expert's), LB_ROLE_FFN_DOWN the shared expert's down input, and each expert's inputs
+ * come as LB_ROLE_FFN_GATE_EXPS (the rows of the tokens routed to it, into its gate and up) and
+ * LB_ROLE_FFN_DOWN_EXPS (into its down), with `expert` its index (-1 for every other input).
+ * Calibration accumulates statistics from it. */
+typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
+                                const float *x, int32_t T, int32_t n);
 void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user);
 /* Run only the first n_layers blocks (then stop: no logits); <= 0 restores the full model. */
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);

@@ -140,7 +140,8 @@ size_t lb_quantize_rows(lb_type t, void *dst, const float *src, int64_t nrow, in
 typedef void (*lb_rows_hook)(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
                              void *user);
 /* Tensor t stored as `type` in a new buffer (*out, *nbytes): rows read as f32, prepared by the
- * hook (may be NULL; for quantized types only), quantized with importance (may be NULL). */
+ * hook (may be NULL; for quantized types only), quantized with importance (may be NULL; a
+ * stacked tensor's, ne[2] > 1: ne[0] values for each of its ne[2] matrices). */
 lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *importance,
                             lb_rows_hook prepare, void *user, void **out, size_t *nbytes,
                             lb_error *err);

@@ -1,7 +1,9 @@
 /* A tensor stored in another type: rows read as f32 (any source type), optionally prepared
  * by a hook (range clipping), then quantized or converted, in parallel chunks of rows. A
  * whole_tensor type's quantizer gets all rows in one call (they are still read and prepared in
- * parallel). Rows are independent, so the bytes do not depend on the thread count. */
+ * parallel). Rows are independent, so the bytes do not depend on the thread count. A stacked
+ * tensor (ne[2] > 1, a mixture of experts' experts) takes ne[0] importance values per matrix
+ * (llama-quantize's per-expert slices); a whole_tensor type none. */
 #include <stdlib.h>
 
 #include "core/fail.h"
@@ -21,6 +23,7 @@ lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *impor
     const size_t  rs    = lb_row_size(type, n);
     const bool    whole = lb_type_get_traits(type)->whole_tensor;
     const int64_t chunk = 16;
+    const bool    experts = t->ne[2] > 1; /* importance: ne[0] values per matrix */
     LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "rows of %lld do not fit type %s", (long long)n, lb_type_name(type));
     uint8_t *buf = malloc(rs * (size_t)nrow);
     float   *all = whole ? malloc((size_t)(nrow * n) * sizeof *all) : NULL;
@@ -38,18 +41,22 @@ lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *impor
             oom = true;
         }
 #pragma omp for schedule(dynamic)
-        for (int64_t r0 = 0; r0 < nrow; r0 += chunk) {
-            const int64_t nr = nrow - r0 < chunk ? nrow - r0 : chunk;
-            if (whole) {
-                load_rows(all + r0 * n, t, r0, nr, type, importance, prepare, user);
-            } else if (rows) {
-                load_rows(rows, t, r0, nr, type, importance, prepare, user);
-                lb_quantize_rows(type, buf + (size_t)r0 * rs, rows, nr, n, importance);
+        for (int64_t r0 = 0; r0 < nrow; r0 += chunk)
+            for (int64_t a = r0, end = nrow - r0 < chunk ? nrow : r0 + chunk; a < end;) {
+                /* the rows of one matrix of a stacked tensor (experts) share its importance */
+                const int64_t e  = experts ? a / t->ne[1] : 0, b = experts && (e + 1) * t->ne[1] < end ? (e + 1) * t->ne[1] : end;
+                const float  *im = importance && !(whole && experts) ? importance + e * n : NULL;
+                if (whole) {
+                    load_rows(all + a * n, t, a, b - a, type, im, prepare, user);
+                } else if (rows) {
+                    load_rows(rows, t, a, b - a, type, im, prepare, user);
+                    lb_quantize_rows(type, buf + (size_t)a * rs, rows, b - a, n, im);
+                }
+                a = b;
             }
-        }
         free(rows);
     }
-    if (whole) lb_quantize_rows(type, buf, all, nrow, n, importance);
+    if (whole) lb_quantize_rows(type, buf, all, nrow, n, experts ? NULL : importance);
     free(all);
     if (oom) {
         free(buf);

@@ -31,14 +31,14 @@ static const lb_slot k_slots[] = {
     { LB_ROLE_FFN_UP, "ffn_up.weight", "mlp.up_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
     /* mixture of experts: Qwen's HF names (Mixtral's are its renames); an expert's HF tensor
      * per expert, %d its index */
-    { LB_ROLE_FFN_GATE_INP, "ffn_gate_inp.weight", "mlp.gate.weight", LB_DIM_E, LB_DIM_X, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
-    { LB_ROLE_FFN_GATE_EXPS, "ffn_gate_exps.weight", "mlp.experts.%d.gate_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
-    { LB_ROLE_FFN_DOWN_EXPS, "ffn_down_exps.weight", "mlp.experts.%d.down_proj.weight", LB_DIM_FX, LB_DIM_E, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
-    { LB_ROLE_FFN_UP_EXPS, "ffn_up_exps.weight", "mlp.experts.%d.up_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, NOIN, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_GATE_INP, "ffn_gate_inp.weight", "mlp.gate.weight", LB_DIM_E, LB_DIM_X, LB_DIM_1, LB_ROLE_FFN_GATE, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_FFN_GATE_EXPS, "ffn_gate_exps.weight", "mlp.experts.%d.gate_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, LB_ROLE_FFN_GATE_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_DOWN_EXPS, "ffn_down_exps.weight", "mlp.experts.%d.down_proj.weight", LB_DIM_FX, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
+    { LB_ROLE_FFN_UP_EXPS, "ffn_up_exps.weight", "mlp.experts.%d.up_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, LB_ROLE_FFN_GATE_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
     { LB_ROLE_FFN_GATE_INP_SHEXP, "ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
-    { LB_ROLE_FFN_GATE_SHEXP, "ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, NOIN, 0, LB_DIM_1 },
-    { LB_ROLE_FFN_DOWN_SHEXP, "ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight", LB_DIM_FS, LB_DIM_E, LB_DIM_1, NOIN, 0, LB_DIM_1 },
-    { LB_ROLE_FFN_UP_SHEXP, "ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, NOIN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_GATE_SHEXP, "ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_DOWN_SHEXP, "ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight", LB_DIM_FS, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN, 0, LB_DIM_1 },
+    { LB_ROLE_FFN_UP_SHEXP, "ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight", LB_DIM_E, LB_DIM_FS, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
     { LB_ROLE_FFN_POST_NORM, "post_ffw_norm.weight", "post_feedforward_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
     /* computed from the config (HF rope_scaling "llama3"), so it has no HF name */
     { LB_ROLE_ROPE_FREQS, "rope_freqs.weight", NULL, LB_DIM_HALF_D, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_GLOBAL | LB_SLOT_F32 | LB_SLOT_ROPE, LB_DIM_1 },

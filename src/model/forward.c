@@ -278,7 +278,7 @@ static void linears(lb_context *ctx, int32_t l, lb_tensor_role role, float *x, i
     for (int i = 0; i < nw; i++) w[i] = lb_weights_get(&ctx->w, l, wk[i]);
     if (w8a8_int(ctx, l, role, x, T, n, out, w, nw)) return;
     if (ctx->m->actq) lb_actq_apply(ctx->m->actq, l, role, x, T, n);
-    if (ctx->hook) ctx->hook(ctx->hook_user, l, role, x, T, n);
+    if (ctx->hook) ctx->hook(ctx->hook_user, l, role, -1, x, T, n);
     if (role == ctx->stop_at) { /* the caller wanted this input only */
         ctx->stopped = true;
         return;
@@ -434,7 +434,12 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         if (L->ffn_gate_inp.data) { /* a mixture of experts (moe.c) */
-            lb_moe_ffn(m, l, &ctx->moe, ctx->xn, T, ctx->tmp);
+            if (ctx->hook) ctx->hook(ctx->hook_user, l, LB_ROLE_FFN_GATE, -1, ctx->xn, T, E);
+            ctx->moe.hook      = ctx->hook;
+            ctx->moe.hook_user = ctx->hook_user;
+            ctx->moe.stop_at   = ctx->stop_at;
+            if ((ctx->stopped = ctx->stop_at == LB_ROLE_FFN_GATE || !lb_moe_ffn(m, l, &ctx->moe, ctx->xn, T, ctx->tmp)))
+                break;
             for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
             continue;
         }

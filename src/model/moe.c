@@ -45,17 +45,21 @@ void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T,
     }
 }
 
-/* out [T', E] = Wdown · act(Wgate · x, Wup · x) for x [T', E], through the io's buffers */
-static void expert_ffn(const lb_moe_io *io, lb_mat gate, lb_mat up, lb_mat down, const float *x, int32_t T,
-                       int64_t F, float *out) {
+/* out [T', E] = Wdown · act(Wgate · x, Wup · x) for x [T', E], through the io's buffers; the
+ * hook sees the down input as `role` of expert e. False: stopped there. */
+static bool expert_ffn(const lb_moe_io *io, int32_t l, lb_tensor_role role, int32_t e, lb_mat gate, lb_mat up,
+                       lb_mat down, const float *x, int32_t T, int64_t F, float *out) {
     lb_mat      gu[2]  = { gate, up };
     float *const o2[2] = { io->gate, io->up };
     lb_matmul_multi(o2, x, gu, 2, T, io->mode, io->scratch);
     io->act(io->gate, io->up, (int64_t)T * F);
+    if (io->hook) io->hook(io->hook_user, l, role, e, io->gate, T, (int32_t)F);
+    if (io->stop_at == role && role == LB_ROLE_FFN_DOWN) return false;
     lb_matmul(out, io->gate, down, T, io->mode, io->scratch);
+    return true;
 }
 
-void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out) {
+bool lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out) {
     const lb_llama_config *c = &m->cfg;
     const lb_layer        *L = &m->layers[l];
     const int32_t          E = c->n_embd, X = c->n_expert, K = c->n_expert_used;
@@ -70,8 +74,10 @@ void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *
         if (n == 0) continue;
         for (int32_t r = 0; r < n; r++)
             memcpy(io->xe + (size_t)r * (size_t)E, xn + (size_t)(io->pick[r] / K) * (size_t)E, (size_t)E * sizeof *xn);
-        expert_ffn(io, lb_weights_expert(io->w, l, 0, e), lb_weights_expert(io->w, l, 1, e),
-                   lb_weights_expert(io->w, l, 2, e), io->xe, n, FX, io->oe);
+        if (io->hook) io->hook(io->hook_user, l, LB_ROLE_FFN_GATE_EXPS, e, io->xe, n, E);
+        if (io->stop_at == LB_ROLE_FFN_GATE_EXPS) continue; /* every expert's input, nothing computed */
+        expert_ffn(io, l, LB_ROLE_FFN_DOWN_EXPS, e, lb_weights_expert(io->w, m, l, 0, e), lb_weights_expert(io->w, m, l, 1, e),
+                   lb_weights_expert(io->w, m, l, 2, e), io->xe, n, FX, io->oe);
         for (int32_t r = 0; r < n; r++) {
             const float  wt = io->selw[io->pick[r]];
             float       *y  = out + (size_t)(io->pick[r] / K) * (size_t)E;
@@ -79,10 +85,13 @@ void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *
             for (int32_t i = 0; i < E; i++) y[i] += wt * o[i];
         }
     }
-    if (!L->ffn_gate_shexp.data) return;
+    if (io->stop_at == LB_ROLE_FFN_GATE_EXPS || io->stop_at == LB_ROLE_FFN_DOWN_EXPS) return false;
+    if (!L->ffn_gate_shexp.data) return true;
     /* Qwen2-MoE's shared expert: every token, scaled by sigmoid of its gate */
-    expert_ffn(io, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_SHEXP), lb_weights_get(io->w, l, LB_ROLE_FFN_UP_SHEXP),
-               lb_weights_get(io->w, l, LB_ROLE_FFN_DOWN_SHEXP), xn, T, c->n_ff_shexp, io->oe);
+    if (!expert_ffn(io, l, LB_ROLE_FFN_DOWN, -1, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_SHEXP),
+                    lb_weights_get(io->w, l, LB_ROLE_FFN_UP_SHEXP), lb_weights_get(io->w, l, LB_ROLE_FFN_DOWN_SHEXP), xn, T,
+                    c->n_ff_shexp, io->oe))
+        return false;
     const float *g = L->ffn_gate_inp_shexp.data;
     for (int32_t t = 0; t < T; t++) {
         const float *x = xn + (size_t)t * (size_t)E;
@@ -93,4 +102,5 @@ void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *
         const float *o = io->oe + (size_t)t * (size_t)E;
         for (int32_t i = 0; i < E; i++) y[i] += s * o[i];
     }
+    return true;
 }

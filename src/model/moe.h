@@ -10,7 +10,7 @@
 
 /* The forward pass's matrices and buffers the FFN works in (B: the context's batch). */
 typedef struct lb_moe_io {
-    const lb_weights *w;
+    lb_weights       *w;
     lb_matmul_mode    mode;
     float            *scratch;       /* the products' */
     float            *router;        /* [B, n_expert] */
@@ -19,6 +19,9 @@ typedef struct lb_moe_io {
     int32_t          *sel, *pick;    /* [B, n_expert_used]: the chosen experts; an expert's choices */
     float            *selw;          /* [B, n_expert_used]: their weights */
     void            (*act)(float *g, const float *u, int64_t n); /* g = act(g) * u */
+    lb_forward_hook   hook;          /* the context's (model.h), or NULL */
+    void             *hook_user;
+    lb_tensor_role    stop_at;       /* stop once the hook has seen this input (LB_ROLE_COUNT: never) */
 } lb_moe_io;
 
 /* Softmax of each token's router logits [T, n_expert] (in place: they become probabilities),
@@ -26,7 +29,9 @@ typedef struct lb_moe_io {
 void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T, int32_t *sel, float *w);
 
 /* out [T, E] = layer l's mixture of experts (and shared expert) of xn [T, E], the normed
- * FFN input. */
-void lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out);
+ * FFN input (which the caller showed the hook as LB_ROLE_FFN_GATE). The hook sees each
+ * expert's inputs and the shared expert's down input; false: stopped at io->stop_at (out
+ * undefined). */
+bool lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out);
 
 #endif

@@ -29,8 +29,24 @@ static void release(const lb_model *m, const void *p, size_t n) {
     if (s->map && b >= s->data && b + n <= s->data + s->size) give_back(p, n);
 }
 
+
 /* the experts' matrices of layer l: views of expert e's rows of each 3-D tensor */
 static const lb_tensor_role k_exps[3] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS };
+
+/* expert e's rows of t (ne[2] matrices of ne[1] rows) as a 2-D tensor */
+static lb_tensor expert_view(const lb_tensor *t, int32_t e) {
+    lb_tensor v = *t;
+    v.ne[2]     = 1;
+    v.n_dims    = 2;
+    v.data      = (const uint8_t *)t->data + (size_t)e * (size_t)t->ne[1] * lb_row_size(t->type, t->ne[0]);
+    return v;
+}
+
+lb_mat lb_weights_expert(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e) {
+    const size_t i = ((size_t)l * 3 + (size_t)k) * (size_t)w->n_expert + (size_t)e, at = (size_t)w->n_layers * LB_LAYER_SLOTS + 1 + i;
+    if (!w->mats[at].packed && !w->tc_buf[at]) w->views[i] = expert_view(lb_model_tensor_c(m, l, k_exps[k]), e);
+    return w->mats[at];
+}
 
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
     lb_status     st = LB_OK;
@@ -53,14 +69,10 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
     w->mats[L * LB_LAYER_SLOTS].t = &m->output;
     for (int32_t l = 0; l < L; l++)
         for (int k = 0; k < 3 && X > 0; k++) {
-            const lb_tensor *t  = lb_model_tensor_c(m, l, k_exps[k]);
-            const size_t     eb = (size_t)t->ne[1] * lb_row_size(t->type, t->ne[0]);
+            const lb_tensor *t = lb_model_tensor_c(m, l, k_exps[k]);
             for (int32_t e = 0; e < X; e++) {
                 const size_t i = ((size_t)l * 3 + (size_t)k) * (size_t)X + (size_t)e;
-                w->views[i]      = *t;
-                w->views[i].ne[2] = 1;
-                w->views[i].n_dims = 2;
-                w->views[i].data = (const uint8_t *)t->data + (size_t)e * eb;
+                w->views[i]                          = expert_view(t, e);
                 w->mats[L * LB_LAYER_SLOTS + 1 + i].t = &w->views[i];
             }
         }

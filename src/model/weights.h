@@ -37,9 +37,9 @@ static inline lb_mat lb_weights_get(const lb_weights *w, int32_t l, lb_tensor_ro
     return w->mats[l < 0 ? w->n_layers * LB_LAYER_SLOTS : l * LB_LAYER_SLOTS + ((int)role - LB_ROLE_LAYER_FIRST)];
 }
 
-/* expert e's matrix k (0 gate, 1 up, 2 down) of layer l */
-static inline lb_mat lb_weights_expert(const lb_weights *w, int32_t l, int k, int32_t e) {
-    return w->mats[w->n_layers * LB_LAYER_SLOTS + 1 + ((size_t)l * 3 + (size_t)k) * (size_t)w->n_expert + (size_t)e];
-}
+/* expert e's matrix k (0 gate, 1 up, 2 down) of layer l of m (the model w was made for): a
+ * view of its rows of m's 3-D tensor as it is now (the block engine swaps a block's tensors for
+ * f32 working copies), or its packed or transcoded copy */
+lb_mat lb_weights_expert(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e);
 
 #endif

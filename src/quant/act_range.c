@@ -16,8 +16,9 @@ typedef struct {
     double        *hist; /* [L * 4][2][bins] counts and masses, or NULL in the first pass */
 } range_state;
 
-static void range_hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T,
+static void range_hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T,
                        int32_t n) {
+    if (expert >= 0) return; /* W8A8 has no experts */
     range_state *r  = user;
     const int    in = lb_block_input_of(role);
     if (in < 0 || layer < 0 || layer >= r->aq->n_layers) return;

@@ -19,12 +19,15 @@
 struct lb_calib {
     const lb_model *m;
     int32_t         n_layers;
-    lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head) */
+    lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head), then a mixture of
+                                experts' per layer: each expert's input, each one's down input */
     int32_t         n_stats;
+    int32_t         n_expert;
     float          *tmp;     /* [n]^2 for the batch Hessian of the largest input with one */
     bool            hessians;
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
+    int32_t         sel_e0, sel_e1; /* an expert role's selected experts [e0, e1) */
     const float    *ref_x;   /* the cross pass: the reference's X of the window, [T, n] */
     double         *cross;   /* and C += ref_x^T X */
     double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
@@ -35,42 +38,81 @@ static int kind_of(lb_tensor_role r) {
     return lb_block_input_of(r);
 }
 
-static lb_act_stats *find(const lb_calib *c, int32_t layer, lb_tensor_role role) {
+/* an expert's statistics: 0 its input (gate and up), 1 its down input; -1: not an expert's */
+static int expert_kind(lb_tensor_role r) {
+    const lb_slot *s = lb_slot_of(r);
+    return !s ? -1 : s->input == LB_ROLE_FFN_GATE_EXPS ? 0 : s->input == LB_ROLE_FFN_DOWN_EXPS ? 1
+                   : r == LB_ROLE_FFN_GATE_EXPS ? 0 : r == LB_ROLE_FFN_DOWN_EXPS ? 1 : -1;
+}
+
+static lb_act_stats *find_x(const lb_calib *c, int32_t layer, lb_tensor_role role, int32_t expert) {
+    const int xk = expert_kind(role);
+    if (xk >= 0) {
+        if (layer < 0 || layer >= c->n_layers || expert < 0 || expert >= c->n_expert) return NULL;
+        return &c->stats[c->n_layers * N_KINDS + 1 + ((size_t)layer * 2 + (size_t)xk) * (size_t)c->n_expert + (size_t)expert];
+    }
     if (role == LB_ROLE_OUTPUT || (role == LB_ROLE_TOKEN_EMBD && c->m->tied_output))
-        return &c->stats[c->n_stats - 1];
+        return &c->stats[c->n_layers * N_KINDS];
     const int k = kind_of(role);
     if (k < 0 || layer < 0 || layer >= c->n_layers) return NULL;
     return &c->stats[layer * N_KINDS + k];
+}
+
+static lb_act_stats *find(const lb_calib *c, int32_t layer, lb_tensor_role role) {
+    return find_x(c, layer, role, -1);
 }
 
 const lb_act_stats *lb_calib_get(const lb_calib *c, int32_t layer, lb_tensor_role role) {
     return find(c, layer, role);
 }
 
+const lb_act_stats *lb_calib_get_expert(const lb_calib *c, int32_t layer, lb_tensor_role role, int32_t expert) {
+    return find_x(c, layer, role, expert);
+}
+
+/* whether s is what the selection collects */
+static bool selected(const lb_calib *c, const lb_act_stats *s) {
+    if (c->sel_layer == LB_CALIB_ALL) return true;
+    if (expert_kind(c->sel_role) >= 0)
+        return s->expert >= c->sel_e0 && s->expert < c->sel_e1 && s == find_x(c, c->sel_layer, c->sel_role, s->expert);
+    return s == find(c, c->sel_layer, c->sel_role);
+}
+
 lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_error *err) {
     *out        = NULL;
-    LB_RETURN_IF(m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED,
-                 "calibrating a mixture of experts (%s) is not supported yet: quantize it with --method rtn "
-                 "(per-expert statistics are to come)", m->arch ? m->arch->name : "experts");
     lb_calib *c = calloc(1, sizeof *c);
     LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
     const lb_llama_config *cfg = &m->cfg;
+    const int32_t          X   = cfg->n_expert, dense = cfg->n_layers * N_KINDS + 1;
     c->m         = m;
     c->n_layers  = cfg->n_layers;
-    c->n_stats   = cfg->n_layers * N_KINDS + 1;
+    c->n_expert  = X;
+    c->n_stats   = dense + cfg->n_layers * 2 * X;
     c->hessians  = hessians;
     c->sel_layer = LB_CALIB_ALL;
     c->stats     = calloc((size_t)c->n_stats, sizeof *c->stats);
-    const int32_t dims[N_KINDS] = { cfg->n_embd, cfg->n_heads * cfg->head_dim, cfg->n_embd, cfg->n_ff };
+    /* a mixture of experts' FFN-down input is its shared expert's */
+    const int32_t dims[N_KINDS] = { cfg->n_embd, cfg->n_heads * cfg->head_dim, cfg->n_embd,
+                                    X > 0 && cfg->n_ff_shexp > 0 ? cfg->n_ff_shexp : cfg->n_ff };
     static const lb_tensor_role roles[N_KINDS] = { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_OUTPUT,
                                                    LB_ROLE_FFN_GATE, LB_ROLE_FFN_DOWN };
+    const int32_t FX = (int32_t)lb_model_dim(m, LB_DIM_FX);
     bool    ok   = c->stats != NULL;
     for (int32_t i = 0; ok && i < c->n_stats; i++) {
         lb_act_stats *s = &c->stats[i];
-        const bool    o = i == c->n_stats - 1;
-        s->layer   = o ? -1 : i / N_KINDS;
-        s->role    = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
-        s->n       = o ? cfg->n_embd : dims[i % N_KINDS];
+        const bool    o = i == dense - 1;
+        s->expert  = -1;
+        if (i >= dense) { /* layer l's expert e: its input, its down input */
+            const int32_t j = i - dense, l = j / (2 * X), k = j / X % 2;
+            s->layer  = l;
+            s->expert = j % X;
+            s->role   = k ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS;
+            s->n      = k ? FX : cfg->n_embd;
+        } else {
+            s->layer = o ? -1 : i / N_KINDS;
+            s->role  = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
+            s->n     = o ? cfg->n_embd : dims[i % N_KINDS];
+        }
         s->sum_x2  = calloc((size_t)s->n, sizeof *s->sum_x2);
         s->sum_abs = calloc((size_t)s->n, sizeof *s->sum_abs);
         s->max_abs = calloc((size_t)s->n, sizeof *s->max_abs);
@@ -100,6 +142,12 @@ void lb_calib_free(lb_calib *c) {
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
     c->sel_layer = layer;
     c->sel_role  = role;
+    c->sel_e0 = 0, c->sel_e1 = c->n_expert;
+}
+
+void lb_calib_select_experts(lb_calib *c, int32_t layer, lb_tensor_role role, int32_t e0, int32_t e1) {
+    lb_calib_select(c, layer, role);
+    c->sel_e0 = e0, c->sel_e1 = e1;
 }
 
 static bool clear_one(lb_calib *c, lb_act_stats *s) {
@@ -117,6 +165,11 @@ lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_err
     bool ok = true;
     if (layer == LB_CALIB_ALL) {
         for (int32_t i = 0; i < c->n_stats; i++) ok = clear_one(c, &c->stats[i]) && ok;
+    } else if (expert_kind(role) >= 0) { /* the selected experts' */
+        for (int32_t e = c->sel_e0; e < c->sel_e1; e++) {
+            lb_act_stats *s = find_x(c, layer, role, e);
+            if (s) ok = clear_one(c, s) && ok;
+        }
     } else {
         lb_act_stats *s = find(c, layer, role);
         if (s) ok = clear_one(c, s);
@@ -126,10 +179,12 @@ lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_err
 }
 
 void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
-    lb_act_stats *s = find(c, layer, role);
-    if (!s) return;
-    free(s->H);
-    s->H = NULL;
+    for (int32_t e = expert_kind(role) >= 0 ? 0 : -1; e < (expert_kind(role) >= 0 ? c->n_expert : 0); e++) {
+        lb_act_stats *s = find_x(c, layer, role, e);
+        if (!s) continue;
+        free(s->H);
+        s->H = NULL;
+    }
 }
 
 /* the batch's X^T X (f32) before it is added into the f64 Hessians: for the largest input that
@@ -149,11 +204,10 @@ static void tmp_end(lb_calib *c) {
     c->tmp = NULL;
 }
 
-static void hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {
+static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
     lb_calib     *c = user;
-    lb_act_stats *s = find(c, layer, role);
-    if (!s || s->n != n) return;
-    if (c->sel_layer != LB_CALIB_ALL && (s != find(c, c->sel_layer, c->sel_role))) return;
+    lb_act_stats *s = find_x(c, layer, role, expert);
+    if (!s || s->n != n || !selected(c, s)) return;
     for (int32_t t = 0; t < T; t++) {
         const float *r = x + (size_t)t * (size_t)n;
         for (int32_t j = 0; j < n; j++) {
@@ -192,8 +246,9 @@ typedef struct {
     bool            seen;
 } ref_capture;
 
-static void ref_hook(void *user, int32_t layer, lb_tensor_role role, const float *x, int32_t T, int32_t n) {
+static void ref_hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
     ref_capture        *r = user;
+    if (expert >= 0) return; /* the cross term is for a block's shared inputs */
     const lb_act_stats *s = find(r->c, layer, role);
     if (!s || s->n != n || s != find(r->c, r->c->sel_layer, r->c->sel_role)) return;
     memcpy(r->x, x, (size_t)T * (size_t)n * sizeof *x);
@@ -232,6 +287,8 @@ static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_er
 static lb_tensor_role stop_role(const lb_calib *c) {
     if (c->sel_layer == LB_CALIB_ALL) return LB_ROLE_COUNT;
     if (c->sel_role == LB_ROLE_OUTPUT || c->sel_role == LB_ROLE_TOKEN_EMBD) return LB_ROLE_OUTPUT;
+    const int xk = expert_kind(c->sel_role);
+    if (xk >= 0) return xk ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS;
     const int k = kind_of(c->sel_role);
     return k < 0 ? LB_ROLE_COUNT : lb_block_input_role((lb_block_input)k);
 }

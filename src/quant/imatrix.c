@@ -84,23 +84,33 @@ int32_t lb_imatrix_count(const lb_imatrix *im) {
 }
 
 bool lb_imatrix_get(const lb_imatrix *im, const char *name, int64_t n, float *out) {
+    return lb_imatrix_get_matrices(im, name, n, 1, out);
+}
+
+bool lb_imatrix_get_matrices(const lb_imatrix *im, const char *name, int64_t n, int64_t n_mat, float *out) {
     char k1[160], k2[160];
-    if (!passes(im, name)) return false;
+    if (!passes(im, name) || n_mat < 1) return false;
     snprintf(k1, sizeof k1, "%s.in_sum2", name);
     snprintf(k2, sizeof k2, "%s.counts", name);
     const int64_t a = lb_gguf_find_tensor(im->g, k1), b = lb_gguf_find_tensor(im->g, k2);
     if (a < 0 || b < 0) return false;
     const lb_gguf_tensor_info *s = &im->g->tensors[a], *c = &im->g->tensors[b];
-    if (s->ne[0] != n || s->ne[1] != 1 || c->ne[0] < 1) return false; /* one expert only */
-    float count;
-    memcpy(&count, c->data, sizeof count);
-    if (!(count > 0)) return false;
-    for (int64_t j = 0; j < n; j++) {
-        float v;
-        memcpy(&v, (const uint8_t *)s->data + 4 * j, sizeof v);
-        out[j] = v / count;
+    /* llama-imatrix's: in_sum2 [n, n_mat], counts [1, n_mat] (a mixture of experts: per expert) */
+    if ((uint64_t)s->ne[0] != (uint64_t)n || (uint64_t)s->ne[1] != (uint64_t)n_mat || s->ne[2] != 1 ||
+        (uint64_t)(c->ne[0] * c->ne[1]) != (uint64_t)n_mat)
+        return false;
+    bool any = false;
+    for (int64_t e = 0; e < n_mat; e++) { /* a matrix that saw no tokens: 1, as llama-quantize */
+        float count;
+        memcpy(&count, (const uint8_t *)c->data + 4 * e, sizeof count);
+        any |= count > 0;
+        for (int64_t j = 0; j < n; j++) {
+            float v;
+            memcpy(&v, (const uint8_t *)s->data + 4 * (e * n + j), sizeof v);
+            out[e * n + j] = count > 0 ? v / count : 1.0f;
+        }
     }
-    return true;
+    return any;
 }
 
 bool lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_named_tensor *nt, float *out) {
@@ -108,8 +118,37 @@ bool lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_nam
     const lb_fused *fu = lb_arch_fusion(m->arch, nt->role, &part);
     char            fused[96] = "";
     if (fu && fu->gguf) snprintf(fused, sizeof fused, "blk.%d.%s", nt->layer, fu->gguf);
-    return lb_imatrix_get(im, nt->name, nt->t->ne[0], out) ||
-           (fused[0] && lb_imatrix_get(im, fused, nt->t->ne[0], out));
+    const int64_t nm = nt->t->ne[2]; /* a mixture of experts' stacked matrices: one vector each */
+    return lb_imatrix_get_matrices(im, nt->name, nt->t->ne[0], nm, out) ||
+           (fused[0] && lb_imatrix_get_matrices(im, fused, nt->t->ne[0], nm, out));
+}
+
+/* A mixture of experts' stacked tensor t: in_sum2 [n, n_expert] and counts [1, n_expert], each
+ * expert's from the tokens routed to it (llama-imatrix's layout); none when no expert saw any.
+ * bufs[0..1] receive the buffers the writer keeps until it writes. */
+static lb_status save_experts(lb_gguf_writer *w, const lb_calib *c, const lb_named_tensor *t, float **bufs,
+                              lb_error *err) {
+    const int64_t n = t->t->ne[0], X = t->t->ne[2];
+    bool          any = false;
+    for (int64_t e = 0; e < X; e++) {
+        const lb_act_stats *s = lb_calib_get_expert(c, t->layer, t->role, (int32_t)e);
+        if (!s || s->n != n) return LB_OK;
+        any |= s->count > 0;
+    }
+    if (!any) return LB_OK;
+    float *sum = bufs[0] = malloc((size_t)(n * X) * sizeof *sum), *cnt = bufs[1] = malloc((size_t)X * sizeof *cnt);
+    LB_RETURN_IF(!sum || !cnt, err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t e = 0; e < X; e++) {
+        const lb_act_stats *s = lb_calib_get_expert(c, t->layer, t->role, (int32_t)e);
+        for (int64_t j = 0; j < n; j++) sum[e * n + j] = (float)s->sum_x2[j];
+        cnt[e] = (float)s->count;
+    }
+    char          nm[96];
+    const int64_t ne_s[2] = { n, X }, ne_c[2] = { 1, X };
+    snprintf(nm, sizeof nm, "%s.in_sum2", t->name);
+    lb_status st = lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 2, ne_s, sum, (size_t)(n * X) * 4, err);
+    snprintf(nm, sizeof nm, "%s.counts", t->name);
+    return st ? st : lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 2, ne_c, cnt, (size_t)X * 4, err);
 }
 
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
@@ -129,6 +168,10 @@ lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path
     LB_GOTO_IF(st, err, st, "%s: cannot build metadata", path);
     for (int32_t i = 0; i < n; i++) {
         if (ts[i].t->ne[1] == 1) continue; /* norms */
+        if (ts[i].t->ne[2] > 1) { /* a mixture of experts' experts: [n, n_expert] and their counts */
+            LB_TRY(save_experts(w, c, &ts[i], &bufs[2 * i], err));
+            continue;
+        }
         const lb_act_stats *s = lb_calib_get(c, ts[i].layer, ts[i].role);
         if (!s || s->count == 0 || s->n != ts[i].t->ne[0]) continue;
         float *sum = malloc((size_t)s->n * sizeof *sum), *cnt = malloc(sizeof *cnt);

@@ -21,7 +21,7 @@
 
 /* GPTQ can take the tensor: a block type whose blocks divide its rows, or a row-scaled type
  * (per channel, per tensor) with grid access, the row being its block */
-static bool gptq_able(lb_type t, int64_t ncols) {
+bool lb_gptq_able(lb_type t, int64_t ncols) {
     const lb_type_traits *tr = lb_type_get_traits(t);
     if (!tr || !tr->is_quantized) return false;
     if (tr->row_size) return lb_type_grid(t) != NULL;
@@ -142,12 +142,25 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     double                *A = NULL, *C = NULL;
     lb_status              st = LB_OK;
     if (head && c->model->tied_output) return LB_OK; /* the embedding: stored before the layers */
-    /* within a layer: q, k, v share an input; then o; gate and up share one; then down */
+    /* within a layer: q, k, v share an input; then o; gate and up share one (a mixture of
+     * experts: the shared expert's, then each expert's gate and up, then each one's down:
+     * gptq_experts.c); then down */
+    const bool moe = !head && c->model->cfg.n_expert > 0;
     for (int g = 0; g < (head ? 1 : LB_INPUT_COUNT); g++) {
+        if (moe && g == LB_INPUT_FFN_MID) {
+            LB_TRY(lb_gptq_experts(c, false, err));
+            LB_TRY(lb_gptq_experts(c, true, err));
+        }
         const lb_tensor_role in = head ? LB_ROLE_OUTPUT : lb_block_input_role((lb_block_input)g);
         const int32_t        li = head ? -1 : c->layer;
         lb_tensor_role       roles[3] = { LB_ROLE_OUTPUT };
-        const int            nr = head ? 1 : lb_block_input_readers((lb_block_input)g, roles);
+        const int            nr = head ? 1 : lb_block_input_readers(c->model->arch, (lb_block_input)g, roles);
+        bool                 work = false; /* a reader GPTQ takes (a router alone stays f32) */
+        for (int k = 0; k < nr; k++) {
+            const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);
+            work |= i >= 0 && c->plans[i].type != LB_TYPE_F32;
+        }
+        if (!work) continue;
         const double         t0 = lb_time_sec();
         lb_calib_select(c->cal_h, li, in);
         LB_TRY(lb_calib_clear(c->cal_h, li, in, err));
@@ -166,7 +179,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         int32_t      idx[3], last = -1;
         for (int k = 0; k < nr; k++) { /* A serves the reports only: their w A w, then it goes */
             idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
-            if (idx[k] < 0 || !gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
+            if (idx[k] < 0 || !lb_gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
             last = k;
             if (!A) continue;
             const lb_tensor *w = lb_engine_tensor(c, idx[k]);
@@ -179,7 +192,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
             const int32_t i = idx[k];
             if (i < 0) continue;
             const lb_type type = c->plans[i].type;
-            if (gptq_able(type, c->tensors[i].t->ne[0])) {
+            if (lb_gptq_able(type, c->tensors[i].t->ne[0])) {
                 LB_TRY(gptq_tensor(c, i, s, waw[k], &C, k == last, err));
             } else if (type != LB_TYPE_F32) { /* later inputs see what the file will hold */
                 LB_TRY(lb_engine_store(c, i, err));

@@ -2,11 +2,30 @@
  * calibration windows through the unquantized model (the engine's second stream), then each
  * of its tensors is stored by its format's quantizer weighted by the per-channel importance of
  * its input (mean x^2), as llama-quantize --imatrix does with llama-imatrix's statistics. A tied
- * embedding takes the head's input statistics. */
+ * embedding takes the head's input statistics; a mixture of experts' experts each their own, from
+ * the tokens routed to them (1s for one no token chose, as llama-quantize). */
 #include <stdlib.h>
 
 #include "core/fail.h"
 #include "quant_internal.h"
+
+lb_status lb_expert_importance(const lb_calib *cal, const lb_named_tensor *t, float **out, lb_error *err) {
+    const int64_t n = t->t->ne[0], X = t->t->ne[2];
+    bool          any = false;
+    *out              = malloc((size_t)(n * X) * sizeof **out);
+    LB_RETURN_IF(!*out, err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t e = 0; e < X; e++) {
+        const lb_act_stats *s = lb_calib_get_expert(cal, t->layer, t->role, (int32_t)e);
+        const bool          seen = s && s->n == n && lb_act_importance(s, *out + e * n);
+        for (int64_t j = 0; !seen && j < n; j++) (*out)[e * n + j] = 1.0f;
+        any |= seen;
+    }
+    if (!any) {
+        free(*out);
+        *out = NULL;
+    }
+    return LB_OK;
+}
 
 lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err) {
     const int32_t L    = c->model->cfg.n_layers;
@@ -19,6 +38,10 @@ lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err) {
         const lb_named_tensor *t = &c->tensors[i];
         const bool mine = head ? t->layer < 0 && (t->role == LB_ROLE_OUTPUT || t->role == LB_ROLE_TOKEN_EMBD)
                                : t->layer == c->layer;
+        if (mine && t->t->ne[2] > 1 && !c->importance[i]) { /* experts: each its own, from its tokens */
+            LB_TRY(lb_expert_importance(c->cal, t, &c->importance[i], err));
+            continue;
+        }
         const lb_act_stats *s = mine && t->t->ne[1] > 1 ? lb_calib_get(c->cal, t->layer, t->role) : NULL;
         if (!s || c->importance[i]) continue;
         c->importance[i] = malloc((size_t)s->n * sizeof *c->importance[i]);

@@ -12,6 +12,7 @@ static lb_status gptq_meta(lb_gguf_writer *w, const lb_quant_params *p) {
     lb_status st = lb_gguf_writer_set_f32(w, "lowbit.gptq.damp", (float)(p->gptq.damp > 0 ? p->gptq.damp : 0));
     if (!st) st = lb_gguf_writer_set_bool(w, "lowbit.gptq.act_order", p->gptq.act_order);
     if (!st) st = lb_gguf_writer_set_str(w, "lowbit.gptq.target", p->gptq.self_target ? "self" : "f32");
+    if (!st && p->gptq.min_tokens != 0) st = lb_gguf_writer_set_i32(w, "lowbit.gptq.min_tokens", p->gptq.min_tokens);
     return st;
 }
 

@@ -134,13 +134,12 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
         s.bytes_out += lb_row_size(types[i], t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
         s.n_params += lb_tensor_nelements(t);
     }
-    LB_GOTO_IF(p->imatrix && m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED, "an importance matrix for a mixture "
-               "of experts (per-expert importance) is not supported yet: quantize it without --imatrix");
     if (p->imatrix) { /* importance from a file: for every method */
         int32_t found = 0;
         for (int32_t i = 0; i < c.n; i++) {
             if (tensors[i].t->ne[1] == 1) continue;
-            c.importance[i] = malloc((size_t)tensors[i].t->ne[0] * sizeof *c.importance[i]);
+            /* a mixture of experts' stacked experts: a vector each */
+            c.importance[i] = malloc((size_t)(tensors[i].t->ne[0] * tensors[i].t->ne[2]) * sizeof *c.importance[i]);
             LB_GOTO_IF(!c.importance[i], err, LB_ERR_NOMEM, "out of memory");
             if (lb_imatrix_get_tensor(p->imatrix, m, &tensors[i], c.importance[i])) {
                 found++;
@@ -157,6 +156,10 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
     for (const char *a = method; *a;) {
         const size_t          len = strcspn(a, "+");
         const lb_method_info *mt  = lb_method_lookup(a, len);
+        /* scales folded into a norm need every reader of its output scaled: the experts too */
+        LB_GOTO_IF(m->cfg.n_expert > 0 && (mt->whole || mt->block == lb_method_awq || !strcmp(p->recipe->name, "w8a8")), err,
+                   LB_ERR_UNSUPPORTED, "%.*s on a mixture of experts (%s) is not supported yet (rtn, imatrix and "
+                   "gptq are)", (int)len, a, m->arch->name);
         calib |= mt->calib && !(p->imatrix && mt->block == lb_method_imatrix);
         if (mt->whole) LB_TRY(mt->whole(&c, err));
         a += len + (a[len] == '+');

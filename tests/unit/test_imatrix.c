@@ -101,10 +101,65 @@ static void test_save_load_round_trip(void **state) {
     lb_model_free(m);
 }
 
+/* A mixture of experts: per-expert statistics from the tokens routed to each (counts that add
+ * up to the windows' tokens times the experts used), saved in llama-imatrix's layout ([n, X] sums,
+ * [1, X] counts) and read back per expert; an expert without tokens reads as 1s */
+static void test_experts(void **state) {
+    (void)state;
+    char            path[256], out[256];
+    lb_error        err = { 0 };
+    lb_synth_params p   = { .type = LB_TYPE_F32, .seed = 3, .arch = "qwen3moe" };
+    assert_int_equal(lb_synth_shape("tiny", &p.cfg, &err), LB_OK);
+    p.cfg.n_layers = 1, p.cfg.n_ff = 256, p.cfg.n_vocab = 300;
+    tmp_path("moe-im.gguf", path, sizeof path);
+    assert_int_equal(lb_synth_write(path, &p, &err), LB_OK);
+    lb_model   *m;
+    lb_context *ctx;
+    lb_calib   *cal;
+    lb_imatrix *im;
+    assert_int_equal(lb_model_load(&m, path, NULL, &err), LB_OK);
+    int32_t win[2 * 32];
+    for (int i = 0; i < 64; i++) win[i] = (int32_t)((i * 37 + 5) % 300);
+    assert_int_equal(lb_context_create(&ctx, m, 32, 32, &err), LB_OK);
+    assert_int_equal(lb_calib_create(&cal, m, false, &err), LB_OK);
+    assert_int_equal(lb_calib_run(cal, ctx, win, 2, 32, &err), LB_OK);
+    int64_t total = 0, seen[8];
+    for (int e = 0; e < 8; e++) {
+        const lb_act_stats *s = lb_calib_get_expert(cal, 0, LB_ROLE_FFN_UP_EXPS, e);
+        assert_non_null(s);
+        assert_int_equal(s->n, 256);
+        assert_ptr_equal(s, lb_calib_get_expert(cal, 0, LB_ROLE_FFN_GATE_EXPS, e)); /* gate and up share it */
+        assert_int_equal(lb_calib_get_expert(cal, 0, LB_ROLE_FFN_DOWN_EXPS, e)->count, s->count);
+        total += seen[e] = s->count;
+    }
+    assert_int_equal(total, 2 * 32 * 2); /* every token, twice (two experts each) */
+    assert_null(lb_calib_get_expert(cal, 0, LB_ROLE_FFN_UP_EXPS, 8));
+    tmp_path("moe.imatrix.gguf", out, sizeof out);
+    assert_int_equal(lb_imatrix_save(cal, m, out, "synth", 2, 32, &err), LB_OK);
+    assert_int_equal(lb_imatrix_load(&im, out, &err), LB_OK);
+    float *v = malloc(256 * 8 * sizeof *v), a[256];
+    assert_true(lb_imatrix_get_matrices(im, "blk.0.ffn_up_exps.weight", 256, 8, v));
+    assert_false(lb_imatrix_get_matrices(im, "blk.0.ffn_up_exps.weight", 256, 7, v)); /* wrong count */
+    assert_false(lb_imatrix_get(im, "blk.0.ffn_up_exps.weight", 256, v));           /* not one matrix */
+    for (int e = 0; e < 8; e++) {
+        const bool have = lb_act_importance(lb_calib_get_expert(cal, 0, LB_ROLE_FFN_UP_EXPS, e), a);
+        assert_int_equal(have, seen[e] > 0);
+        for (int j = 0; j < 256; j++)
+            assert_true(have ? fabsf(a[j] - v[e * 256 + j]) <= 1e-5f * fabsf(a[j]) + 1e-12f : v[e * 256 + j] == 1.0f);
+    }
+    free(v);
+    lb_imatrix_free(im);
+    remove(out), remove(path);
+    lb_calib_free(cal);
+    lb_context_free(ctx);
+    lb_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_llama_quantize_imatrix),
         cmocka_unit_test(test_save_load_round_trip),
+        cmocka_unit_test(test_experts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,110 @@
+/* GPTQ on a mixture of experts' experts (method_gptq.c calls it after the FFN's shared input):
+ * each expert's gate and up on the Hessian of the calibration tokens routed to it, then each
+ * one's down on its down input (the quantized gate and up's output), true-sequential as the
+ * dense layers. The rows of one expert are a slice of the stacked 3-D tensor; its quantized rows
+ * go to the same slice of the stored tensor.
+ *
+ * Rare experts: a router sends few tokens to some experts, and their Hessians are nearly
+ * singular (rank at most the token count). GPTQ on them fits those few tokens and generalizes
+ * badly. The rule: an expert that saw fewer than min_tokens (lb_gptq_params; default a quarter
+ * of its input width) is rounded by its format's quantizer weighted by its own tokens'
+ * importance, as llama-quantize --imatrix would (an expert that saw none: unweighted). Each
+ * expert's count and what was done is logged.
+ *
+ * Experts aim at their own outputs on the quantized inputs (the GPTQ paper's target): the f32
+ * target pairs each token's quantized and unquantized inputs, and the unquantized model may
+ * route a token to other experts. Hessians are gathered for as many experts per pass as fit
+ * EXPERT_H_BUDGET. */
+#include <stdlib.h>
+
+#include "core/fail.h"
+#include "quant_internal.h"
+
+#define EXPERT_H_BUDGET ((size_t)512 << 20)
+
+lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err) {
+    const lb_quant_params *p = c->p;
+    const int32_t          l = c->layer, X = c->model->cfg.n_expert;
+    const lb_tensor_role   roles[2] = { down ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS };
+    const int              nr = down ? 1 : 2;
+    int32_t                idx[2] = { -1, -1 };
+    uint8_t               *q[2]   = { NULL, NULL };
+    float                 *imp    = NULL;
+    lb_status              st     = LB_OK;
+    bool                   any    = false;
+    for (int k = 0; k < nr; k++) { /* GPTQ takes them, or the format's quantizer stores them now */
+        const int32_t i = lb_method_find(c->tensors, c->n, l, roles[k]);
+        if (i < 0) continue;
+        if (lb_gptq_able(c->plans[i].type, c->tensors[i].t->ne[0])) {
+            idx[k] = i;
+            any    = true;
+        } else if (c->plans[i].type != LB_TYPE_F32) {
+            LB_TRY_RET(lb_engine_store(c, i, err));
+            lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", c->tensors[i].name,
+                          lb_type_name(c->plans[i].type));
+        }
+    }
+    if (!any) return LB_OK;
+    const lb_tensor *t0  = lb_engine_tensor(c, idx[0] >= 0 ? idx[0] : idx[1]);
+    const int64_t    n   = t0->ne[0];
+    const int64_t    min = p->gptq.min_tokens == 0 ? n / 4 : p->gptq.min_tokens < 0 ? 1 : p->gptq.min_tokens;
+    for (int k = 0; k < nr; k++)
+        if (idx[k] >= 0) {
+            const lb_tensor *t = lb_engine_tensor(c, idx[k]);
+            q[k] = malloc(lb_row_size(c->plans[idx[k]].type, n) * (size_t)(t->ne[1] * t->ne[2]));
+            LB_GOTO_IF(!q[k], err, LB_ERR_NOMEM, "gptq: out of memory for %s", c->tensors[idx[k]].name);
+        }
+    imp = malloc((size_t)n * sizeof *imp);
+    LB_GOTO_IF(!imp, err, LB_ERR_NOMEM, "out of memory");
+    const size_t  hb    = (size_t)n * (size_t)n * sizeof(double);
+    const int32_t chunk = hb * (size_t)X <= EXPERT_H_BUDGET ? X : hb >= EXPERT_H_BUDGET ? 1 : (int32_t)(EXPERT_H_BUDGET / hb);
+    int32_t       n_gptq = 0, n_rare = 0;
+    for (int32_t e0 = 0; e0 < X; e0 += chunk) {
+        const int32_t e1 = e0 + chunk < X ? e0 + chunk : X;
+        const double  tc = lb_time_sec();
+        lb_calib_select_experts(c->cal_h, l, roles[0], e0, e1);
+        LB_TRY(lb_calib_clear(c->cal_h, l, roles[0], err));
+        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
+        c->summary->seconds_calib += lb_time_sec() - tc;
+        const double tm = lb_time_sec();
+        for (int32_t e = e0; e < e1; e++) {
+            const lb_act_stats *s       = lb_calib_get_expert(c->cal_h, l, roles[0], e);
+            const bool          gq      = s->count >= min && s->count > 0;
+            const bool          has_imp = lb_act_importance(s, imp);
+            for (int k = 0; k < nr; k++) {
+                if (idx[k] < 0) continue;
+                const lb_type  type = c->plans[idx[k]].type;
+                lb_tensor     *t    = lb_engine_tensor(c, idx[k]);
+                const int64_t  rows = t->ne[1];
+                const size_t   rs   = lb_row_size(type, n);
+                float         *W    = (float *)t->data + (size_t)e * (size_t)rows * (size_t)n;
+                uint8_t       *qe   = q[k] + (size_t)e * (size_t)rows * rs;
+                if (gq) {
+                    lb_gptq_params gp = p->gptq;
+                    gp.range          = p->range;
+                    LB_TRY(lb_gptq_quantize(W, rows, n, s->H, type, &gp, has_imp ? imp : NULL, qe, err));
+                } else { /* the rule: importance-weighted rounding; the next passes see its values */
+                    lb_quantize_rows(type, qe, W, rows, n, has_imp ? imp : NULL);
+                    for (int64_t r = 0; r < rows; r++)
+                        lb_type_get_traits(type)->to_float(W + r * n, qe + (size_t)r * rs, n);
+                }
+            }
+            n_gptq += gq, n_rare += !gq;
+            lb_method_log(p, "blk.%d %s expert %-3d %6lld tokens: %s", l, down ? "ffn_down_exps" : "ffn_gate/up_exps", e,
+                          (long long)s->count, gq ? "GPTQ" : has_imp ? "importance-weighted (few tokens)" : "round to nearest (no tokens)");
+        }
+        lb_calib_release(c->cal_h, l, roles[0]);
+        c->summary->seconds_method += lb_time_sec() - tm;
+    }
+    lb_method_log(p, "blk.%d %s: %d experts GPTQ, %d rare (under %lld tokens) rounded by importance", l,
+                  down ? "ffn_down_exps" : "ffn_gate/up_exps", n_gptq, n_rare, (long long)min);
+    for (int k = 0; k < nr; k++)
+        if (idx[k] >= 0) {
+            c->data[idx[k]] = q[k];
+            q[k]            = NULL;
+        }
+fail:
+    free(q[0]), free(q[1]);
+    free(imp);
+    return st;
+}
