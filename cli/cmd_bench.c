@@ -34,12 +34,21 @@ static lb_status run_tg(void *user, lb_error *err) {
     return LB_OK;
 }
 
-/* Bytes of weights one generated token reads: every matrix and norm, but of the embedding
- * table only a row (unless it is also the output matrix). */
-static size_t streamed_bytes(const lb_model *m) {
-    size_t n = lb_model_nbytes(m);
-    if (!m->tied_output) n -= lb_tensor_nbytes(&m->tok_embd) - lb_row_size(m->tok_embd.type, m->tok_embd.ne[0]);
+/* bytes of a mixture of experts' stacked expert tensors */
+static size_t expert_bytes(const lb_model *m) {
+    size_t n = 0;
+    for (int32_t l = 0; l < m->cfg.n_layers; l++)
+        for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
+            const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
+            if (t && t->data && t->ne[2] > 1) n += lb_tensor_nbytes(t);
+        }
     return n;
+}
+
+/* the type most of the model's weights are in, for the tables: the FFN's (the experts') */
+static const char *weight_type(const lb_model *m) {
+    const lb_layer *L = &m->layers[0];
+    return lb_type_name(L->ffn_gate.data ? L->ffn_gate.type : L->ffn_gate_exps.data ? L->ffn_gate_exps.type : L->wq.type);
 }
 
 static int bench_memory(int64_t mib, int64_t reps, bool json) {
@@ -220,7 +229,7 @@ int cmd_bench(int argc, char **argv) {
     if (lb_context_create_ex(&ctx, m, &cp, &err)) goto done;
     const lb_bench_opts o  = { .warmup = 1, .reps = (int32_t)reps };
     if (fmt) { /* llama-bench's tests: each thread count, each -p (pp) and each -n (tg) */
-        table t = { a.positional[0], lb_type_name(m->layers[0].ffn_gate.type), fmt, lb_model_nbytes(m),
+        table t = { a.positional[0], weight_type(m), fmt, lb_model_nbytes(m),
                     lb_model_nparams(m), 0 };
         for (int ti = 0; ti < ths.n; ti++) {
             lb_threads_set((int)ths.v[ti]);
@@ -241,15 +250,22 @@ int cmd_bench(int argc, char **argv) {
     job                 jp = { ctx, toks, (int32_t)n_pp }, jt = { ctx, toks, (int32_t)n_tg };
     if (n_pp > 0 && lb_bench_run(run_pp, &jp, &o, &pp, &err)) goto done;
     if (n_tg > 0 && lb_bench_run(run_tg, &jt, &o, &tg, &err)) goto done;
+    /* a mixture of experts: the expert bytes one more generation run actually multiplies */
+    double x_read = 0;
+    if (n_tg > 0 && m->cfg.n_expert > 0) {
+        const uint64_t before = lb_context_expert_bytes(ctx);
+        if (run_tg(&jt, &err)) goto done;
+        x_read = (double)(lb_context_expert_bytes(ctx) - before) / (double)n_tg;
+    }
     const size_t rss = lb_peak_rss(); /* before the bandwidth probe's buffer */
     if (n_tg > 0 && mem_bw <= 0) {
         if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), 5, &mem_bw, &err)) goto done;
         mem_bw /= 1e9;
     }
     const double pp_tps = n_pp ? (double)n_pp / pp.median : 0, tg_tps = n_tg ? (double)n_tg / tg.median : 0;
-    const size_t bytes = lb_model_nbytes(m), streamed = streamed_bytes(m);
+    const size_t bytes = lb_model_nbytes(m), streamed = lb_model_token_nbytes(m);
     const double tg_gbs = (double)streamed * tg_tps / 1e9, frac = mem_bw > 0 ? tg_gbs / mem_bw : 0;
-    const char  *wtype  = lb_type_name(m->layers[0].ffn_gate.type);
+    const char  *wtype  = weight_type(m);
     if (json) {
         lb_jout j;
         lb_jout_begin(&j, stdout);
@@ -272,6 +288,7 @@ int cmd_bench(int argc, char **argv) {
                   { "tg_tps", tg_tps }, { "tg_tps_min", n_tg ? n_tg / tg.max : 0 }, { "tg_tps_max", n_tg ? n_tg / tg.min : 0 } };
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) lb_jout_num(&j, f[i].key, 3, f[i].v);
         lb_jout_int(&j, "streamed_bytes", (long long)streamed);
+        if (m->cfg.n_expert > 0) lb_jout_num(&j, "expert_bytes_read", 0, x_read);
         lb_jout_num(&j, "tg_gbs", 3, tg_gbs);
         lb_jout_num(&j, "mem_gbs", 3, mem_bw);
         lb_jout_num(&j, "bw_frac", 4, frac);
@@ -291,6 +308,11 @@ int cmd_bench(int argc, char **argv) {
             print_speed(name, n_tg, &tg);
             printf("memory:   %.2f GB/s of weights (%.3f GB a token), %.0f%% of the measured "
                    "%.2f GB/s\n", tg_gbs, (double)streamed / 1e9, 100 * frac, mem_bw);
+            if (m->cfg.n_expert > 0)
+                printf("experts:  %d of %d a token: %.4f GB of expert matrices read a token, measured (their "
+                       "share of the file's %.4f GB: %.4f)\n", m->cfg.n_expert_used, m->cfg.n_expert, x_read / 1e9,
+                       (double)expert_bytes(m) / 1e9,
+                       (double)expert_bytes(m) * m->cfg.n_expert_used / m->cfg.n_expert / 1e9);
         }
         printf("peak RSS: %.3f GB\n", (double)rss / 1e9);
     }

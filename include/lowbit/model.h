@@ -221,6 +221,10 @@ lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, 
 
 /* Bytes of all weights as stored. */
 size_t lb_model_nbytes(const lb_model *m);
+/* Bytes of weights a generated token reads: every matrix and norm, of the embedding table one
+ * row (unless it is the output matrix too), of a mixture of experts' experts the n_expert_used
+ * chosen per layer (their share of the stacked tensors). */
+size_t lb_model_token_nbytes(const lb_model *m);
 int64_t lb_model_nparams(const lb_model *m);
 
 /* ---- forward pass ---- */
@@ -242,6 +246,9 @@ lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch);
 lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *p,
                                lb_error *err);
 size_t    lb_context_kv_bytes(const lb_context *c); /* bytes of the KV cache */
+/* Bytes of expert matrices (a mixture of experts) the forward passes multiplied since the
+ * context was created: each chosen expert's gate, up and down once per batch it is chosen in. */
+uint64_t  lb_context_expert_bytes(const lb_context *c);
 void      lb_context_free(lb_context *c); /* accepts NULL */
 void      lb_context_reset(lb_context *c); /* forget all positions */
 int32_t   lb_context_n_past(const lb_context *c);

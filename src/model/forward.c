@@ -88,6 +88,8 @@ lb_status lb_context_create(lb_context **out, const lb_model *m, int32_t n_ctx, 
 
 size_t lb_context_kv_bytes(const lb_context *c) { return lb_kv_cache_bytes(&c->kv); }
 
+uint64_t lb_context_expert_bytes(const lb_context *c) { return c->moe.read; }
+
 /* How a table rotates: llama.cpp's ggml_rope_ext with the model's scaling. */
 typedef struct {
     float        theta, linear; /* base; positions divided by linear (0: none) */

@@ -59,7 +59,7 @@ static bool expert_ffn(const lb_moe_io *io, int32_t l, lb_tensor_role role, int3
     return true;
 }
 
-bool lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out) {
+bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, int32_t T, float *out) {
     const lb_llama_config *c = &m->cfg;
     const lb_layer        *L = &m->layers[l];
     const int32_t          E = c->n_embd, X = c->n_expert, K = c->n_expert_used;
@@ -76,8 +76,10 @@ bool lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *
             memcpy(io->xe + (size_t)r * (size_t)E, xn + (size_t)(io->pick[r] / K) * (size_t)E, (size_t)E * sizeof *xn);
         if (io->hook) io->hook(io->hook_user, l, LB_ROLE_FFN_GATE_EXPS, e, io->xe, n, E);
         if (io->stop_at == LB_ROLE_FFN_GATE_EXPS) continue; /* every expert's input, nothing computed */
-        expert_ffn(io, l, LB_ROLE_FFN_DOWN_EXPS, e, lb_weights_expert(io->w, m, l, 0, e), lb_weights_expert(io->w, m, l, 1, e),
-                   lb_weights_expert(io->w, m, l, 2, e), io->xe, n, FX, io->oe);
+        const lb_mat g = lb_weights_expert(io->w, m, l, 0, e), u = lb_weights_expert(io->w, m, l, 1, e),
+                     d = lb_weights_expert(io->w, m, l, 2, e);
+        io->read += lb_tensor_nbytes(g.t) + lb_tensor_nbytes(u.t) + lb_tensor_nbytes(d.t);
+        expert_ffn(io, l, LB_ROLE_FFN_DOWN_EXPS, e, g, u, d, io->xe, n, FX, io->oe);
         for (int32_t r = 0; r < n; r++) {
             const float  wt = io->selw[io->pick[r]];
             float       *y  = out + (size_t)(io->pick[r] / K) * (size_t)E;

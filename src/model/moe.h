@@ -22,6 +22,7 @@ typedef struct lb_moe_io {
     lb_forward_hook   hook;          /* the context's (model.h), or NULL */
     void             *hook_user;
     lb_tensor_role    stop_at;       /* stop once the hook has seen this input (LB_ROLE_COUNT: never) */
+    uint64_t          read;          /* bytes of expert matrices multiplied so far */
 } lb_moe_io;
 
 /* Softmax of each token's router logits [T, n_expert] (in place: they become probabilities),
@@ -32,6 +33,6 @@ void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T,
  * FFN input (which the caller showed the hook as LB_ROLE_FFN_GATE). The hook sees each
  * expert's inputs and the shared expert's down input; false: stopped at io->stop_at (out
  * undefined). */
-bool lb_moe_ffn(const lb_model *m, int32_t l, const lb_moe_io *io, const float *xn, int32_t T, float *out);
+bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, int32_t T, float *out);
 
 #endif
