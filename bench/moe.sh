@@ -2,11 +2,11 @@
 # Issue 24's quality table: mixtures of experts quantized by round to nearest, the imatrix
 # method and GPTQ per expert (with its rare-expert rule on and off), at Q4_K_M and Q3_K_M. For
 # each family, a synthetic f16 model (tiny shape, 8 experts, 2 per token, a skewed router, the
-# stories260K tokenizer); calibrated on one book, evaluated on other text: the KL divergence of
-# each file's next-token distributions from the f16 model's. Prints a Markdown table; files go
-# to DIR.
+# stories260K tokenizer); "testbed": the trained testbed upcycled to a Mixtral of 8 experts
+# (synth --upcycle). Calibrated on one book, evaluated on other text: the KL divergence of each
+# file's next-token distributions from the f16 model's. Prints a Markdown table; files go to DIR.
 #
-#   bench/moe.sh [DIR]   environment: ARCHS ("mixtral qwen3moe qwen2moe"), TYPES ("q4_k_m q3_k_m"),
+#   bench/moe.sh [DIR]   environment: ARCHS ("mixtral qwen3moe qwen2moe"; or testbed), TYPES ("q4_k_m q3_k_m"),
 #                        CALIB (data/books/alice-in-wonderland.txt), SAMPLES (32), CTX (128),
 #                        EVAL (data/tinystories-valid-70.txt), CHUNKS (40), LOWBIT (build/lowbit)
 set -u
@@ -26,7 +26,13 @@ echo "| model | type | rtn | imatrix | gptq | gptq, rule off | experts under the
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 for a in $ARCHS; do
     g="$DIR/$a-f16.gguf"
-    [ -e "$g" ] || "$LOWBIT" synth --arch "$a" --shape tiny --type f16 --vocab models/stories260K/tok512.bin -o "$g" -q || exit 1
+    if [ "$a" = testbed ]; then # the trained testbed, upcycled: each FFN copied into 8 experts (5% noise)
+        [ -e "$g" ] || "$LOWBIT" synth --upcycle models/testbed/testbed-f16.gguf --experts 8 --experts-used 2 --type f16 \
+            -o "$g" -q || exit 1
+    else
+        [ -e "$g" ] || "$LOWBIT" synth --arch "$a" --shape tiny --type f16 --vocab models/stories260K/tok512.bin -o "$g" -q \
+            || exit 1
+    fi
     "$LOWBIT" eval "$g" --text "$EVAL" --ctx "$CTX" --chunks "$CHUNKS" --save-logits "$DIR/$a.lg" > /dev/null 2>&1 || exit 1
     for t in $TYPES; do
         declare -A K=()

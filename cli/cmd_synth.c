@@ -7,6 +7,26 @@
 #include "cli.h"
 #include "lowbit/synth.h"
 
+/* --upcycle DENSE: a mixture of experts made from a trained dense model (synth.h) */
+static int synth_upcycle(const char *in, const char *out, const char *type, int32_t X, int32_t K, double noise,
+                         int64_t seed, bool quiet) {
+    lb_error          err = { 0 };
+    lb_model         *m;
+    lb_upcycle_params p = { .n_expert = X, .n_expert_used = K, .noise = (float)noise, .seed = (uint64_t)seed,
+                            .type = lb_type_from_name(type) };
+    if (p.type != LB_TYPE_F32 && p.type != LB_TYPE_F16 && p.type != LB_TYPE_BF16)
+        return lb_usage_error("synth", "--upcycle writes f32, f16 or bf16, not '%s'", type);
+    if (lb_check_output(out, false)) return LB_EXIT_ERROR;
+    if (lb_model_load(&m, in, NULL, &err)) return lb_runtime_error(&err);
+    const double t0 = lb_time_sec();
+    const int    rc = lb_synth_upcycle(out, m, &p, &err) ? lb_runtime_error(&err) : LB_EXIT_OK;
+    if (!rc && !quiet)
+        fprintf(stderr, "synth: %s -> %s: %d experts (%d a token) from each FFN, noise %.3g, %s, %.1f s\n", in, out,
+                X > 0 ? X : 8, K > 0 ? K : 2, noise, type, lb_time_sec() - t0);
+    lb_model_free(m);
+    return rc;
+}
+
 int cmd_synth(int argc, char **argv) {
     lb_args     a;
     const char *opt, *shape = NULL, *out = NULL, *type = "f16", *vocab = NULL;
@@ -19,8 +39,8 @@ int cmd_synth(int argc, char **argv) {
                  { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 },
                  { "--sliding-window", 0 }, { "--experts", 0 }, { "--experts-used", 0 },
                  { "--n-ff-exp", 0 }, { "--n-ff-shexp", 0 } };
-    const char *arch = NULL;
-    double      theta = 0;
+    const char *arch = NULL, *upcycle = NULL;
+    double      theta = 0, noise = 0.05;
     lb_args_init(&a, "synth", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         bool dim = false;
@@ -33,6 +53,8 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) out = lb_args_value(&a);
         else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
         else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
+        else if (!strcmp(opt, "--upcycle")) upcycle = lb_args_value(&a);
+        else if (!strcmp(opt, "--noise")) lb_args_float_pos(&a, 0.99, &noise);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--rope-theta")) lb_args_float_pos(&a, 1e12, &theta);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
@@ -45,6 +67,7 @@ int cmd_synth(int argc, char **argv) {
         return lb_usage_error("synth", "expected one output file (-o OUT.gguf)");
     if (a.n_positional == 1) out = a.positional[0];
     if (!out) return lb_usage_error("synth", "-o OUT.gguf is required");
+    if (upcycle) return synth_upcycle(upcycle, out, type, (int32_t)dims[9].v, (int32_t)dims[10].v, noise, seed, quiet);
     lb_progress     bar;
     lb_synth_params p = { .seed = (uint64_t)seed, .vocab_path = vocab, .progress = quiet ? NULL : lb_cli_progress,
                           .progress_user = &bar, .arch = arch };

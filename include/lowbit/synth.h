@@ -43,6 +43,19 @@ void lb_synth_moe_defaults(const lb_arch *a, lb_llama_config *c);
 /* Write the model to path (through path.tmp). */
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err);
 
+/* Sparse upcycling (Komatsuzaki et al., 2022): a mixture of experts made from a trained dense
+ * model. Its attention, norms, embeddings and head as they are; each layer's FFN copied into
+ * n_expert experts, each copy's weights times (1 + noise * N(0, 1)) so that the experts differ;
+ * the router random and skewed as synth's. Renormalized over the chosen experts, the layer
+ * computes the dense FFN when noise is 0. llama becomes mixtral, qwen3 qwen3moe. */
+typedef struct lb_upcycle_params {
+    int32_t  n_expert, n_expert_used; /* 0: 8 and 2 */
+    float    noise;                   /* the experts' spread, e.g. 0.05 */
+    uint64_t seed;
+    lb_type  type;                    /* the matrices' storage: f32, f16 or bf16 */
+} lb_upcycle_params;
+lb_status lb_synth_upcycle(const char *path, const lb_model *dense, const lb_upcycle_params *p, lb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

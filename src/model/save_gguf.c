@@ -446,8 +446,11 @@ lb_status lb_model_save_gguf(const lb_model *m, const char *path, lb_type type, 
         const int32_t n = lb_model_tensors(m, ts, lb_model_n_tensors(m));
         st              = LB_OK;
         for (int32_t i = 0; i < n && !st; i++) {
-            types[i] = keep ? ts[i].t->type : ts[i].t->ne[1] == 1 ? LB_TYPE_F32 : type;
-            if (keep && ts[i].role == LB_ROLE_FFN_DOWN && ts[i].layer == 0) type_of_file = types[i];
+            /* norms, biases and a router f32, as llama.cpp's converter writes them */
+            types[i] = keep ? ts[i].t->type
+                     : ts[i].t->ne[1] == 1 || (lb_slot_of(ts[i].role)->flags & LB_SLOT_F32) ? LB_TYPE_F32 : type;
+            if (keep && (ts[i].role == LB_ROLE_FFN_DOWN || ts[i].role == LB_ROLE_FFN_DOWN_EXPS) && ts[i].layer == 0)
+                type_of_file = types[i];
             float v; /* NaN and Inf are kept as they are; a finite value must not become Inf */
             const int64_t at = types[i] == LB_TYPE_F16 ? lb_tensor_find_bad(ts[i].t, 65504.0f, &v) : -1;
             if (at >= 0 && isfinite(v))

@@ -382,3 +382,59 @@ fail:
     free(ts);
     return st;
 }
+
+/* ---- sparse upcycling ---- */
+
+lb_status lb_synth_upcycle(const char *path, const lb_model *dense, const lb_upcycle_params *p, lb_error *err) {
+    const char    *to  = !strcmp(dense->arch->name, "llama") ? "mixtral" : !strcmp(dense->arch->name, "qwen3") ? "qwen3moe" : NULL;
+    const int32_t  X = p->n_expert > 0 ? p->n_expert : 8, K = p->n_expert_used > 0 ? p->n_expert_used : 2;
+    LB_RETURN_IF(!to, err, LB_ERR_UNSUPPORTED, "upcycle: a %s model has no mixture-of-experts family here (llama "
+                 "becomes mixtral, qwen3 qwen3moe)", dense->arch->name);
+    LB_RETURN_IF(K > X || X > 256 || !(p->noise >= 0 && p->noise < 1), err, LB_ERR_PARAM,
+                 "upcycle: %d experts used of %d, noise %g", K, X, (double)p->noise);
+    lb_model m = *dense; /* the same tensors but the FFN's: views of the dense model */
+    m.arch     = lb_arch_by_name(to);
+    m.priv     = NULL;   /* lowbit's own keys (the dense model's name a new one) */
+    m.cfg.n_expert = X, m.cfg.n_expert_used = K;
+    m.cfg.n_ff_exp = m.arch->ops.moe_ff_exp ? dense->cfg.n_ff : 0;
+    char name[160];
+    snprintf(name, sizeof name, "%s upcycled to %d experts", dense->name ? dense->name : "lowbit", X);
+    m.name      = name;
+    m.layers    = calloc((size_t)dense->cfg.n_layers, sizeof *m.layers);
+    float **own = calloc((size_t)dense->cfg.n_layers * 4, sizeof *own);
+    lb_status st = LB_OK;
+    LB_GOTO_IF(!m.layers || !own, err, LB_ERR_NOMEM, "out of memory");
+    const int64_t E = dense->cfg.n_embd;
+    const lb_tensor_role from[3] = { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_FFN_DOWN };
+    const lb_tensor_role into[3] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS };
+    for (int32_t l = 0; l < dense->cfg.n_layers; l++) {
+        lb_layer *L = &m.layers[l];
+        *L          = dense->layers[l];
+        for (int k = 0; k < 3; k++) { /* each expert: the dense FFN times (1 + noise N(0, 1)) */
+            const lb_tensor *d = lb_model_tensor_c(dense, l, from[k]);
+            const int64_t    n = d->ne[0], rows = d->ne[1];
+            float           *w = own[l * 4 + k] = malloc((size_t)(n * rows * X) * sizeof *w);
+            LB_GOTO_IF(!w, err, LB_ERR_NOMEM, "out of memory for the experts");
+            for (int64_t r = 0; r < rows; r++) lb_tensor_get_row_f32(d, r, w + r * n);
+            for (int32_t e = X - 1; e >= 0; e--) {
+                rng g = { .s = p->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(l * 3 + k) << 32 ^ (uint64_t)e };
+                float *o = w + (size_t)e * (size_t)(n * rows);
+                for (int64_t i = 0; i < n * rows; i++) o[i] = w[i] * (1.0f + p->noise * normal(&g));
+            }
+            lb_tensor *t = lb_model_tensor(&m, l, into[k]);
+            *t = (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 3, .ne = { n, rows, X, 1 }, .data = w };
+            L->slot[(int)from[k] - LB_ROLE_LAYER_FIRST] = (lb_tensor){ 0 }; /* no dense FFN */
+        }
+        float *r = own[l * 4 + 3] = malloc((size_t)(E * X) * sizeof *r); /* synth's skewed router */
+        LB_GOTO_IF(!r, err, LB_ERR_NOMEM, "out of memory");
+        synth_tensor rt = { .p = &(lb_synth_params){ .seed = p->seed }, .index = (uint32_t)(1000 + l), .kind = KIND_ROUTER, .n = E };
+        for (int32_t e = 0; e < X; e++) gen_row(&rt, e, r + (size_t)e * (size_t)E);
+        L->ffn_gate_inp = (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 2, .ne = { E, X, 1, 1 }, .data = r };
+    }
+    st = lb_model_save_gguf(&m, path, p->type, err);
+fail:
+    for (int32_t i = 0; own && i < dense->cfg.n_layers * 4; i++) free(own[i]);
+    free(own);
+    free(m.layers);
+    return st;
+}

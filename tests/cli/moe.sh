@@ -109,6 +109,24 @@ done
 [ $? -ne 0 ] && grep -q "mixture of experts" "$WORK/err" && pass "qat refused: $(tail -1 "$WORK/err")" \
     || fail "qat on a mixture of experts: $(tail -1 "$WORK/err")"
 
+# sparse upcycling: a dense model's FFN copied into 8 experts; with (almost) no noise the mixture
+# computes the dense FFN whatever the router picks (its weights renormalized), so the logits stay
+for base in llama qwen3; do
+    d="$WORK/dense-$base.gguf"
+    # shellcheck disable=SC2086
+    "$LOWBIT" synth --arch $base $shape --type f32 --vocab "$tok" -o "$d" -q 2>/dev/null || { fail "$base: synth"; continue; }
+    "$LOWBIT" synth --upcycle "$d" --noise 0.001 --type f32 -o "$WORK/up-$base.gguf" -q 2> "$WORK/err" \
+        || { fail "upcycle $base: $(tail -1 "$WORK/err")"; continue; }
+    # shellcheck disable=SC2086
+    "$LOWBIT" eval "$d" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/d.lg" > /dev/null 2>&1
+    # shellcheck disable=SC2086
+    "$LOWBIT" eval "$WORK/up-$base.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/d.lg" --json > "$WORK/u.json" 2>/dev/null
+    kld=$(json_num "$WORK/u.json" kld_mean)
+    n=$("$LOWBIT" inspect "$WORK/up-$base.gguf" | awk '$1 ~ /expert_count$/ { print $3 }')
+    awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-4) }' && [ "$n" = 8 ] \
+        && pass "upcycle $base: 8 experts, KLD $kld from the dense model" || fail "upcycle $base: $n experts, KLD $kld"
+done
+
 # bad expert counts: more used than there are, none used; Qwen's HF norm_topk_prob against llama.cpp's
 "$LOWBIT" quantize "$g" "$WORK/bad.gguf" --type q8_0 --override-kv qwen3moe.expert_used_count=int:9 -q > /dev/null 2>&1
 "$LOWBIT" eval "$WORK/bad.gguf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
