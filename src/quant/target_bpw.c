@@ -226,7 +226,7 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
     for (int32_t i = 0; i < n; i++) {
         const lb_tensor *t = ts[i].t;
         params += lb_tensor_nelements(t);
-        mat[i] = t->ne[1] > 1;
+        mat[i] = t->ne[1] > 1 && !(lb_slot_of(ts[i].role)->flags & LB_SLOT_F32); /* a router stays f32 */
         r->choice[i] = LB_TYPE_F32;
         if (!mat[i]) fixed += (size_t)lb_tensor_nelements(t) * sizeof(float);
     }
