@@ -143,9 +143,13 @@ typedef struct lb_cli_bpw {
     uint64_t          seed;
     const lb_imatrix *imatrix;
     bool              quiet, dry_run, json, proxy;
+    bool              lowbit_types; /* --allow-lowbit-types: candidates llama.cpp cannot load too */
 } lb_cli_bpw;
 int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
                       char ***names, const lb_recipe **r);
+/* --target-size: the bits per weight that leave a file of m (loaded from path in) at most size
+ * bytes, its metadata counted (an estimate from the input GGUF's); <= 0 when none can */
+double lb_cli_size_to_bpw(const lb_model *m, const char *in, size_t size);
 int cmd_sweep(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_synth(int argc, char **argv);

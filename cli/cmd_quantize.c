@@ -241,6 +241,8 @@ int cmd_quantize(int argc, char **argv) {
     const char      *out_path = NULL;
     char             derived[4096];
     double           target_bpw = 0; /* --target-bpw: the types measured, one per matrix */
+    size_t           target_size = 0; /* --target-size: the same, for a file of at most this many bytes */
+    bool             lowbit_types = false;
     const char      *bpw_types  = NULL;
     int64_t          bpw_windows = 4;
     bool             bpw_proxy   = false;
@@ -267,6 +269,8 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--damp")) lb_args_float_pos(&a, 1, &damp);
         else if (!strcmp(opt, "--target-bpw")) lb_args_float_pos(&a, 32, &target_bpw);
+        else if (!strcmp(opt, "--target-size")) lb_args_size(&a, &target_size);
+        else if (!strcmp(opt, "--allow-lowbit-types")) lowbit_types = true;
         else if (!strcmp(opt, "--bpw-types")) bpw_types = lb_args_value(&a);
         else if (!strcmp(opt, "--bpw-windows")) lb_args_int(&a, 1, 4096, &bpw_windows);
         else if (!strcmp(opt, "--bpw-measure")) {
@@ -369,6 +373,15 @@ int cmd_quantize(int argc, char **argv) {
             }
     }
     if (a.bad) goto out;
+    if (target_bpw > 0 && target_size > 0) {
+        rc = lb_usage_error("quantize", "give --target-bpw or --target-size, not both");
+        goto out;
+    }
+    if (target_size > 0) target_bpw = 1; /* set from the size once the model is loaded */
+    if (lowbit_types && target_bpw <= 0) {
+        rc = lb_usage_error("quantize", "--allow-lowbit-types is for --target-bpw's and --target-size's candidates");
+        goto out;
+    }
     if (target_bpw > 0) { /* the allocation decides every matrix's type */
         if (n_ov > 0 || pure) {
             rc = lb_usage_error("quantize", "--target-bpw chooses every matrix's type: no --tensor-type or --pure");
@@ -461,10 +474,21 @@ int cmd_quantize(int argc, char **argv) {
                              .kv_overrides = kv, .n_kv_overrides = n_kv, .split_max_bytes = split_bytes,
                              .split_max_tensors = (int32_t)split_tensors, .keep_split = keep_split };
     lb_quant_summary s;
+    if (target_size > 0) { /* the file's size: the weights' bytes plus its metadata (the input's, when a GGUF) */
+        target_bpw = lb_cli_size_to_bpw(m, a.positional[0], target_size);
+        if (target_bpw <= 0) {
+            lb_fail(&err, LB_ERR_PARAM, "--target-size %zu: smaller than the file's metadata", target_size);
+            rc = lb_runtime_error(&err);
+            free(pl), free(nt);
+            lb_model_free(m);
+            goto out;
+        }
+    }
     if (target_bpw > 0) {
         const lb_cli_bpw b = { .target = target_bpw, .types = bpw_types, .calib = calib, .samples = (int32_t)bpw_windows,
                                .ctx = calib_ctx < 128 ? (int32_t)calib_ctx : 128, .seed = (uint64_t)seed, .imatrix = imatrix,
-                               .quiet = quiet || json, .dry_run = dry_run, .json = json, .proxy = bpw_proxy };
+                               .quiet = quiet || json, .dry_run = dry_run, .json = json, .proxy = bpw_proxy,
+                               .lowbit_types = lowbit_types };
         rc = lb_cli_target_bpw(m, &b, &bov, &n_bov, &bnames, &r);
         if (rc != LB_EXIT_OK || dry_run) {
             free(pl), free(nt);

@@ -4,13 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
 #define BPW_DEFAULT_TYPES "q2_k,iq2_xxs,iq2_xs,iq2_s,iq3_xxs,q3_k,iq3_s,iq4_xs,q4_k,q5_k,q6_k,q8_0"
 
 /* the comma list into types; false (and a usage message) on a bad name or too many */
-static bool parse_types(const char *csv, lb_type *types, int32_t *n) {
+static bool parse_types(const char *csv, bool lowbit, lb_type *types, int32_t *n) {
     char buf[512];
     if (snprintf(buf, sizeof buf, "%s", csv ? csv : BPW_DEFAULT_TYPES) >= (int)sizeof buf) {
         lb_usage_error("quantize", "--bpw-types: the list is too long");
@@ -19,8 +20,13 @@ static bool parse_types(const char *csv, lb_type *types, int32_t *n) {
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         const lb_type t = lb_type_from_name(tok);
-        if (t == LB_TYPE_INVALID || lb_type_to_ggml(t) < 0 || !lb_type_get_traits(t)->is_quantized) {
-            lb_usage_error("quantize", "--bpw-types: '%s' is not a quantized GGUF type", tok);
+        if (t == LB_TYPE_INVALID || !lb_type_get_traits(t) || !lb_type_get_traits(t)->is_quantized) {
+            lb_usage_error("quantize", "--bpw-types: '%s' is not a quantized type", tok);
+            return false;
+        }
+        if (lb_type_to_ggml(t) < 0 && !lowbit) { /* the file is for llama.cpp unless asked otherwise */
+            lb_usage_error("quantize", "--bpw-types: %s is lowbit's own type, which llama.cpp cannot load "
+                           "(--allow-lowbit-types allows it)", tok);
             return false;
         }
         if (*n == LB_BPW_MAX_TYPES) {
@@ -39,7 +45,7 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
     int32_t       nt;
     lb_bpw_result res;
     lb_error      err = { 0 };
-    if (!parse_types(b->types, types, &nt)) return LB_EXIT_USAGE;
+    if (!parse_types(b->types, b->lowbit_types, types, &nt)) return LB_EXIT_USAGE;
     const lb_bpw_params p = { .target_bpw = b->target, .types = types, .n_types = nt, .calib_text = b->calib,
                               .calib = { .n_samples = b->samples, .n_ctx = b->ctx, .seed = b->seed },
                               .imatrix = b->imatrix, .proxy = b->proxy };
@@ -101,4 +107,22 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
     free(ts);
     lb_bpw_result_free(&res);
     return rc;
+}
+
+double lb_cli_size_to_bpw(const lb_model *m, const char *in, size_t size) {
+    const int32_t    n  = lb_model_n_tensors(m);
+    lb_named_tensor *ts = malloc((size_t)n * sizeof *ts);
+    if (!ts) return -1;
+    lb_model_tensors(m, ts, n);
+    int64_t params = 0; /* as the allocation counts them (lb_bpw_result.params) */
+    for (int32_t i = 0; i < n; i++) params += lb_tensor_nelements(ts[i].t);
+    free(ts);
+    /* the output's metadata: about the input's when it is one GGUF (its size less its weights),
+     * else a large vocabulary's; each tensor's padding to 32 bytes; lowbit's own keys */
+    struct stat sb;
+    size_t      over = (size_t)4 << 20;
+    if (stat(in, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size > lb_model_nbytes(m))
+        over = (size_t)sb.st_size - lb_model_nbytes(m);
+    over += (size_t)32 * (size_t)n + 16384;
+    return size > over && params > 0 ? 8.0 * (double)(size - over) / (double)params : -1;
 }

@@ -26,4 +26,21 @@ done
 k35=$(json_num "$WORK/b3.5.eval" kld_mean); k55=$(json_num "$WORK/b5.5.eval" kld_mean)
 awk -v a="$k35" -v b="$k55" 'BEGIN { exit !(b < a) }' && pass "KLD falls with the target: 3.5 $k35 > 5.5 $k55" \
     || fail "KLD 3.5 $k35, 5.5 $k55"
+# --target-size: the file itself at or under the bytes asked (the metadata counted)
+"$LOWBIT" quantize "$TB" "$WORK/s.gguf" --target-size 4M $M --bpw-measure proxy -q 2> "$WORK/err" || fail "target-size: $(cat "$WORK/err")"
+sz=$(stat -c %s "$WORK/s.gguf" 2>/dev/null)
+[ -n "$sz" ] && [ "$sz" -le 4194304 ] && [ "$sz" -gt 3800000 ] && pass "target-size 4M: a file of $sz bytes" \
+    || fail "target-size 4M: $sz bytes"
+"$LOWBIT" quantize "$TB" "$WORK/x.gguf" --target-size 4M --target-bpw 3 $M 2> "$WORK/err" && fail "both targets accepted" \
+    || pass "both targets refused: $(head -1 "$WORK/err")"
+# lowbit's own types only when asked (a file llama.cpp cannot load)
+L="--calib $BOOK --calib-ctx 32 --bpw-windows 1 --bpw-types int4_g32,int3_g32,q4_k --bpw-measure proxy"
+"$LOWBIT" quantize "$TB" "$WORK/x.gguf" --target-bpw 4 $L 2> "$WORK/err" && fail "int4_g32 candidate accepted" \
+    || { grep -q "allow-lowbit-types" "$WORK/err" && pass "lowbit types refused: $(head -1 "$WORK/err")" || fail "$(cat "$WORK/err")"; }
+"$LOWBIT" quantize "$TB" "$WORK/l.gguf" --target-bpw 4 $L --allow-lowbit-types --json > "$WORK/l.json" 2> "$WORK/err" \
+    || fail "allow-lowbit-types: $(cat "$WORK/err")"
+b=$(json_num "$WORK/l.json" bpw)
+own=$("$LOWBIT" inspect "$WORK/l.gguf" 2>/dev/null | grep -c "lowbit.tensor_type")
+awk -v b="$b" 'BEGIN { exit !(b <= 4 && b > 3.5) }' && [ "$own" -gt 0 ] && pass "allow-lowbit-types: $b bpw, $own tensors in lowbit's types" \
+    || fail "allow-lowbit-types: $b bpw, $own lowbit tensors"
 finish
