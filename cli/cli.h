@@ -147,6 +147,13 @@ typedef struct lb_cli_bpw {
 } lb_cli_bpw;
 int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
                       char ***names, const lb_recipe **r);
+/* --bpw-types' comma list (NULL: the default candidates) into types; false, with a usage
+ * message, on a bad name, lowbit's own type without lowbit, or too many */
+bool lb_cli_bpw_types(const char *csv, bool lowbit, lb_type *types, int32_t *n);
+/* The allocation res (its choice) as one --tensor-type per matrix (*ov, their patterns in
+ * *names, all malloc'd), and the recipe of the type holding the most bytes. */
+int lb_cli_bpw_plan(const lb_model *m, const lb_bpw_result *res, lb_type_override **ov, int32_t *n_ov,
+                    char ***names, const lb_recipe **r);
 /* --target-size: the bits per weight that leave a file of m (loaded from path in) at most size
  * bytes, its metadata counted (an estimate from the input GGUF's); <= 0 when none can */
 double lb_cli_size_to_bpw(const lb_model *m, const char *in, size_t size);

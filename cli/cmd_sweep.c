@@ -13,7 +13,8 @@
 
 #define MAX_TYPES   64
 #define MAX_METHODS 8
-#define MAX_RUNS    (MAX_TYPES * MAX_METHODS)
+#define MAX_TARGETS 16
+#define MAX_RUNS    (MAX_TYPES * MAX_METHODS + MAX_TARGETS * MAX_METHODS)
 
 typedef struct {
     const char *text_path, *dir;
@@ -101,6 +102,109 @@ static int read_points(const char *path, lb_report_row *rows, int32_t *n) {
     return rc;
 }
 
+/* a quantized file's row: its figures against the reference's logits */
+static lb_status measure(const sweep_ctx *s, const char *path, const char *ref_logits, const char *name,
+                         const char *method, const lb_quant_summary *qs, lb_report_row *row, lb_error *err) {
+    lb_model     *qm;
+    lb_ppl_result r;
+    lb_kld_result k;
+    lb_status     st = eval_file(s, path, ref_logits, NULL, &qm, &r, &k, err);
+    if (st) return st;
+    snprintf(row->name, sizeof row->name, "%s", name);
+    snprintf(row->method, sizeof row->method, "%s", method);
+    row->bpw = qs->bpw, row->bytes = qs->bytes_out, row->ppl = r.ppl, row->ppl_stderr = r.ppl_stderr;
+    row->kld_mean = k.kld_mean, row->kld_stderr = k.kld_stderr, row->kld_p99 = k.kld_p99, row->top1 = k.top1;
+    row->fallbacks = qs->n_fallback;
+    fprintf(stderr, "sweep: %-8s %-9s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%%s\n", row->name, row->method,
+            row->bpw, row->ppl, row->kld_mean, 100 * row->top1, qs->n_fallback ? "  (fallbacks)" : "");
+    lb_model_free(qm);
+    return LB_OK;
+}
+
+typedef struct {
+    const double  *targets;
+    int32_t        n_targets;
+    const lb_type *types;
+    int32_t        n_types, windows;
+    bool           proxy;
+} sweep_bpw;
+
+/* --target-bpw: each tensor measured once in each candidate type (lb_bpw_allocate), the heat map
+ * of those measurements (DIR/sensitivity.svg, the first target's choice outlined), then for each
+ * target and method a file of the allocation for that size (files[t * n_methods + k]), its row a
+ * point of the method's curve ("target/METHOD"; rtn measures and quantizes as imatrix) */
+static lb_status sweep_targets(const sweep_ctx *s, const lb_model *in, const char *model, const char *calib,
+                               const lb_imatrix *im, const sweep_bpw *b, const char *const *methods, int32_t n_methods,
+                               int32_t samples, int32_t calib_ctx, uint64_t seed, const char *ref_logits,
+                               char (*files)[96], lb_report_row *rows, lb_error *err) {
+    const lb_bpw_params p = { .target_bpw = b->targets[0], .types = b->types, .n_types = b->n_types, .calib_text = calib,
+                              .calib = { .n_samples = b->windows, .n_ctx = calib_ctx < 128 ? calib_ctx : 128, .seed = seed },
+                              .imatrix = im, .proxy = b->proxy };
+    lb_bpw_result   res = { 0 };
+    lb_named_tensor *ts = malloc((size_t)lb_model_n_tensors(in) * sizeof *ts);
+    const char     **rn = malloc((size_t)lb_model_n_tensors(in) * sizeof *rn);
+    int32_t         *mk = malloc((size_t)lb_model_n_tensors(in) * sizeof *mk);
+    lb_status        st = !ts || !rn || !mk ? lb_fail(err, LB_ERR_NOMEM, "out of memory") : LB_OK;
+    char             path[4096];
+    fprintf(stderr, "sweep: --target-bpw: measuring each matrix in %d types ...\n", b->n_types);
+    if (!st) st = lb_bpw_allocate(in, &p, &res, err);
+    if (!st) { /* the heat map of the matrices (norms stay f32) */
+        const char *cn[LB_BPW_MAX_TYPES];
+        double     *v = malloc((size_t)res.n_tensors * (size_t)res.n_types * sizeof *v);
+        int32_t     nr = 0;
+        lb_model_tensors(in, ts, res.n_tensors);
+        for (int32_t j = 0; j < res.n_types; j++) cn[j] = lb_type_name(res.types[j]);
+        for (int32_t i = 0; v && i < res.n_tensors; i++) {
+            if (res.choice[i] == LB_TYPE_F32) continue;
+            rn[nr] = ts[i].name, mk[nr] = -1;
+            for (int32_t j = 0; j < res.n_types; j++) {
+                v[(size_t)nr * (size_t)res.n_types + (size_t)j] = res.sens[i * res.n_types + j];
+                if (res.types[j] == res.choice[i]) mk[nr] = j;
+            }
+            nr++;
+        }
+        char title[600];
+        snprintf(title, sizeof title, "Sensitivity of %.400s (outlined: its choice at %.2f bits per weight)", model, b->targets[0]);
+        const lb_heatmap h = { title, b->proxy ? "importance-weighted squared error of that tensor"
+                                               : "KL divergence with only that tensor quantized",
+                               nr, res.n_types, rn, cn, v, mk };
+        snprintf(path, sizeof path, "%s/sensitivity.svg", s->dir);
+        st = v ? lb_report_write_heatmap(&h, path, err) : lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        free(v);
+    }
+    for (int32_t t = 0; !st && t < b->n_targets; t++) {
+        if ((st = lb_bpw_choose(&res, b->targets[t], err))) break;
+        for (int32_t k = 0; !st && k < n_methods; k++) {
+            lb_type_override *ov = NULL;
+            char            **names = NULL;
+            int32_t           n_ov  = 0;
+            const lb_recipe  *r     = NULL;
+            if (lb_cli_bpw_plan(in, &res, &ov, &n_ov, &names, &r) != LB_EXIT_OK || !r) {
+                st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+            } else {
+                const char     *m  = strcmp(methods[k], "rtn") ? methods[k] : "imatrix";
+                lb_quant_params qp = { .recipe = r, .method = m, .calib_text = calib, .imatrix = im, .overrides = ov,
+                                       .n_overrides = n_ov, .calib = { .n_samples = samples, .n_ctx = calib_ctx, .seed = seed },
+                                       .gptq = { .damp = 0, .block = 128 } };
+                lb_quant_summary qs;
+                char             name[32], meth[32];
+                snprintf(path, sizeof path, "%s/%s", s->dir, files[t * n_methods + k]);
+                snprintf(name, sizeof name, "%.2f bpw", b->targets[t]);
+                snprintf(meth, sizeof meth, "target/%.24s", m);
+                st = lb_quantize_model(in, path, &qp, NULL, NULL, 0, &qs, err);
+                if (!st) st = measure(s, path, ref_logits, name, meth, &qs, &rows[t * n_methods + k], err);
+                rows[t * n_methods + k].curve = true;
+            }
+            for (int32_t i = 0; names && i < n_ov; i++) free(names[i]);
+            free(names);
+            free(ov);
+        }
+    }
+    lb_bpw_result_free(&res);
+    free(ts), free(rn), free(mk);
+    return st;
+}
+
 /* --json: the reference and one object per type, on one line */
 static void print_json(const lb_report *r, const char *dir) {
     lb_jout j;
@@ -139,9 +243,9 @@ static void print_json(const lb_report *r, const char *dir) {
 int cmd_sweep(int argc, char **argv) {
     lb_args     a;
     const char *opt, *types = NULL, *text_path = NULL, *dir = NULL, *tok = NULL, *methods_opt = "rtn";
-    const char *calib = NULL, *imatrix_path = NULL, *points_path = NULL;
-    int64_t     n_ctx = 128, chunks = 0, threads = 0, samples = 128, calib_ctx = 128, seed = 1234;
-    bool        long_ctx = false, json = false;
+    const char *calib = NULL, *imatrix_path = NULL, *points_path = NULL, *targets_opt = NULL, *bpw_types = NULL;
+    int64_t     n_ctx = 128, chunks = 0, threads = 0, samples = 128, calib_ctx = 128, seed = 1234, bpw_windows = 4;
+    bool        long_ctx = false, json = false, bpw_proxy = false, lowbit_types = false;
     lb_args_init(&a, "sweep", argc, argv);
     while ((opt = lb_args_next(&a)) && !a.bad) {
         if (lb_is_help(opt)) return lb_print_help("sweep");
@@ -161,6 +265,16 @@ int cmd_sweep(int argc, char **argv) {
         else if (!strcmp(opt, "--calib-ctx")) lb_args_int(&a, 2, 1 << 20, &calib_ctx);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) lb_args_int(&a, 0, 1024, &threads);
+        else if (!strcmp(opt, "--target-bpw")) targets_opt = lb_args_value(&a);
+        else if (!strcmp(opt, "--bpw-types")) bpw_types = lb_args_value(&a);
+        else if (!strcmp(opt, "--bpw-windows")) lb_args_int(&a, 1, 4096, &bpw_windows);
+        else if (!strcmp(opt, "--bpw-measure")) {
+            const char *v = lb_args_value(&a);
+            if (v && strcmp(v, "kld") && strcmp(v, "proxy"))
+                return lb_usage_error("sweep", "--bpw-measure wants kld or proxy, not '%s'", v);
+            bpw_proxy = v && !strcmp(v, "proxy");
+        }
+        else if (!strcmp(opt, "--allow-lowbit-types")) lowbit_types = true;
         else return lb_usage_error("sweep", "unknown option %s", opt);
     }
     if (a.bad) return LB_EXIT_USAGE;
@@ -195,6 +309,25 @@ int cmd_sweep(int argc, char **argv) {
         methods[n_methods++] = t;
     }
     if (!n_methods) return lb_usage_error("sweep", "--method: no method given");
+    /* --target-bpw: sizes for a type per matrix chosen by measured sensitivity (a curve) */
+    double  targets[MAX_TARGETS];
+    int32_t n_targets = 0;
+    lb_type bpw_cand[LB_BPW_MAX_TYPES];
+    int32_t n_cand = 0;
+    if (targets_opt) {
+        char tbuf[256];
+        if (snprintf(tbuf, sizeof tbuf, "%s", targets_opt) >= (int)sizeof tbuf)
+            return lb_usage_error("sweep", "--target-bpw: the list is too long");
+        for (char *save = NULL, *t = strtok_r(tbuf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            char        *e;
+            const double x = strtod(t, &e);
+            if (*e || !(x > 0 && x <= 32) || n_targets == MAX_TARGETS)
+                return lb_usage_error("sweep", "--target-bpw: '%s' is not a size in bits per weight (at most %d)", t, MAX_TARGETS);
+            targets[n_targets++] = x;
+        }
+        if (!calib) return lb_usage_error("sweep", "--target-bpw measures each tensor on calibration text: give --calib FILE");
+        if (!lb_cli_bpw_types(bpw_types, lowbit_types, bpw_cand, &n_cand)) return LB_EXIT_USAGE;
+    }
     lb_imatrix *im  = NULL;
     lb_error    err = { 0 };
     if (imatrix_path && lb_imatrix_load(&im, imatrix_path, &err)) return lb_runtime_error(&err);
@@ -217,12 +350,12 @@ int cmd_sweep(int argc, char **argv) {
         lb_imatrix_free(im);
         return LB_EXIT_ERROR;
     }
-    const int32_t  n_runs = n_types * n_methods;
+    const int32_t  n_runs = n_types * n_methods, n_all = n_runs + n_targets * n_methods;
     lb_model      *in = NULL, *ref = NULL;
     char          *text = NULL;
-    lb_report_row *rows = calloc((size_t)(n_runs + MAX_POINTS), sizeof *rows);
+    lb_report_row *rows = calloc((size_t)(n_all + MAX_POINTS), sizeof *rows);
     int32_t        n_points = 0;
-    char (*files)[96]   = calloc((size_t)n_runs, sizeof *files);
+    char (*files)[96]   = calloc((size_t)(n_all + 1), sizeof *files); /* and sensitivity.svg */
     char           path[4096], ref_logits[4096];
     sweep_ctx      s  = { text_path, dir, n_ctx, chunks, 0, NULL };
     int            rc = LB_EXIT_ERROR;
@@ -232,7 +365,11 @@ int cmd_sweep(int argc, char **argv) {
         for (int32_t i = 0; i < n_types; i++)
             snprintf(files[k * n_types + i], sizeof files[0], "%s%s%s.gguf", recipes[i]->name, n_methods > 1 ? "-" : "",
                      n_methods > 1 ? methods[k] : "");
-    if (rows && points_path && (rc = read_points(points_path, rows + n_runs, &n_points)) != LB_EXIT_OK) goto quiet;
+    for (int32_t t = 0; t < n_targets && files; t++)
+        for (int32_t k = 0; k < n_methods; k++)
+            snprintf(files[n_runs + t * n_methods + k], sizeof files[0], "bpw-%.2f-%s.gguf", targets[t], methods[k]);
+    if (files) snprintf(files[n_all], sizeof files[0], "%s", n_targets ? "sensitivity.svg" : "");
+    if (rows && points_path && (rc = read_points(points_path, rows + n_all, &n_points)) != LB_EXIT_OK) goto quiet;
     rc = LB_EXIT_ERROR;
     if (!rows || !files || lb_cli_model_load(&in, a.positional[0], tok, &err)) goto done;
     if (lb_check_ctx("sweep", "--ctx", n_ctx, in, long_ctx)) {
@@ -255,33 +392,20 @@ int cmd_sweep(int argc, char **argv) {
                                            .seed = (uint64_t)seed },
                                 .gptq = { .damp = 0, .block = 128 } };
         lb_quant_summary qs;
-        lb_model        *qm;
-        lb_ppl_result    r;
-        lb_kld_result    k;
         snprintf(path, sizeof path, "%s/%s", dir, files[run]);
         if (lb_quantize_model(in, path, &qp, NULL, NULL, 0, &qs, &err)) goto done;
-        if (eval_file(&s, path, ref_logits, NULL, &qm, &r, &k, &err)) goto done;
-        lb_report_row *row = &rows[run];
-        snprintf(row->name, sizeof row->name, "%s", recipes[i]->name);
-        snprintf(row->method, sizeof row->method, "%s", methods[mk]);
-        row->bpw        = qs.bpw;
-        row->bytes      = qs.bytes_out;
-        row->ppl        = r.ppl;
-        row->ppl_stderr = r.ppl_stderr;
-        row->kld_mean   = k.kld_mean;
-        row->kld_stderr = k.kld_stderr;
-        row->kld_p99    = k.kld_p99;
-        row->top1       = k.top1;
-        row->fallbacks  = qs.n_fallback;
-        fprintf(stderr, "sweep: %-8s %-9s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%%s\n", row->name, row->method,
-                row->bpw, row->ppl, row->kld_mean, 100 * row->top1, qs.n_fallback ? "  (fallbacks)" : "");
-        lb_model_free(qm);
+        if (measure(&s, path, ref_logits, recipes[i]->name, methods[mk], &qs, &rows[run], &err)) goto done;
     }
+    if (n_targets && sweep_targets(&s, in, a.positional[0], calib, im, &(sweep_bpw){ targets, n_targets, bpw_cand, n_cand,
+                                                                                  (int32_t)bpw_windows, bpw_proxy },
+                                   methods, n_methods, (int32_t)samples, (int32_t)calib_ctx, (uint64_t)seed, ref_logits,
+                                   files + n_runs, rows + n_runs, &err))
+        goto done;
     const lb_report rep = { .model = a.positional[0], .text = text_path, .n_ctx = (int32_t)n_ctx,
                             .chunks = rr.chunks, .ppl_ref = rr.ppl,
                             .bytes_ref = lb_model_nbytes(ref),
                             .bpw_ref = 8.0 * (double)lb_model_nbytes(ref) / (double)lb_model_nparams(ref),
-                            .rows = rows, .n_rows = n_runs + n_points };
+                            .rows = rows, .n_rows = n_all + n_points };
     snprintf(path, sizeof path, "%s/report.md", dir);
     if (lb_report_write_md(&rep, path, &err)) goto done;
     if (json) {
@@ -299,7 +423,7 @@ int cmd_sweep(int argc, char **argv) {
 done:
     if (rc != LB_EXIT_OK) lb_runtime_error(&err);
 quiet:
-    if (rc != LB_EXIT_OK && created && files) remove_outputs(dir, files, n_runs);
+    if (rc != LB_EXIT_OK && created && files) remove_outputs(dir, files, n_all + 1);
     free(rows);
     free(files);
     lb_imatrix_free(im);

@@ -11,7 +11,7 @@
 #define BPW_DEFAULT_TYPES "q2_k,iq2_xxs,iq2_xs,iq2_s,iq3_xxs,q3_k,iq3_s,iq4_xs,q4_k,q5_k,q6_k,q8_0"
 
 /* the comma list into types; false (and a usage message) on a bad name or too many */
-static bool parse_types(const char *csv, bool lowbit, lb_type *types, int32_t *n) {
+bool lb_cli_bpw_types(const char *csv, bool lowbit, lb_type *types, int32_t *n) {
     char buf[512];
     if (snprintf(buf, sizeof buf, "%s", csv ? csv : BPW_DEFAULT_TYPES) >= (int)sizeof buf) {
         lb_usage_error("quantize", "--bpw-types: the list is too long");
@@ -39,13 +39,45 @@ static bool parse_types(const char *csv, bool lowbit, lb_type *types, int32_t *n
     return *n > 0;
 }
 
+int lb_cli_bpw_plan(const lb_model *m, const lb_bpw_result *res, lb_type_override **ov, int32_t *n_ov,
+                    char ***names, const lb_recipe **r) {
+    lb_named_tensor *ts = malloc((size_t)res->n_tensors * sizeof *ts);
+    *ov    = calloc((size_t)res->n_tensors, sizeof **ov);
+    *names = calloc((size_t)res->n_tensors, sizeof **names);
+    *n_ov  = 0;
+    double by_type[LB_BPW_MAX_TYPES] = { 0 };
+    int    rc = ts && *ov && *names ? LB_EXIT_OK : LB_EXIT_ERROR;
+    if (rc != LB_EXIT_OK) fprintf(stderr, "lowbit: out of memory\n");
+    if (ts) lb_model_tensors(m, ts, res->n_tensors);
+    for (int32_t i = 0; rc == LB_EXIT_OK && i < res->n_tensors; i++) {
+        if (res->choice[i] == LB_TYPE_F32) continue;
+        char pat[160];
+        snprintf(pat, sizeof pat, "^%s$", ts[i].name); /* names hold no regex metacharacters but '.' */
+        char *s = strdup(pat);
+        if (!s) {
+            rc = LB_EXIT_ERROR;
+            break;
+        }
+        (*names)[*n_ov] = s;
+        (*ov)[*n_ov]    = (lb_type_override){ s, res->choice[i] };
+        (*n_ov)++;
+        for (int32_t j = 0; j < res->n_types; j++)
+            if (res->types[j] == res->choice[i]) by_type[j] += (double)res->bytes[i * res->n_types + j];
+    }
+    int32_t top = 0; /* the file is named after the type holding the most bytes */
+    for (int32_t j = 1; j < res->n_types; j++) top = by_type[j] > by_type[top] ? j : top;
+    *r = lb_recipe_find(lb_type_name(res->types[top]));
+    free(ts);
+    return rc;
+}
+
 int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override **ov, int32_t *n_ov,
                       char ***names, const lb_recipe **r) {
     lb_type       types[LB_BPW_MAX_TYPES];
     int32_t       nt;
     lb_bpw_result res;
     lb_error      err = { 0 };
-    if (!parse_types(b->types, b->lowbit_types, types, &nt)) return LB_EXIT_USAGE;
+    if (!lb_cli_bpw_types(b->types, b->lowbit_types, types, &nt)) return LB_EXIT_USAGE;
     const lb_bpw_params p = { .target_bpw = b->target, .types = types, .n_types = nt, .calib_text = b->calib,
                               .calib = { .n_samples = b->samples, .n_ctx = b->ctx, .seed = b->seed },
                               .imatrix = b->imatrix, .proxy = b->proxy };
@@ -57,28 +89,12 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
         return LB_EXIT_ERROR;
     }
     lb_named_tensor *ts = malloc((size_t)res.n_tensors * sizeof *ts);
-    *ov    = calloc((size_t)res.n_tensors, sizeof **ov);
-    *names = calloc((size_t)res.n_tensors, sizeof **names);
-    double by_type[LB_BPW_MAX_TYPES] = { 0 };
-    int    rc = ts && *ov && *names ? LB_EXIT_OK : LB_EXIT_ERROR;
-    if (rc != LB_EXIT_OK) fprintf(stderr, "lowbit quantize: out of memory\n");
+    int              rc = ts ? lb_cli_bpw_plan(m, &res, ov, n_ov, names, r) : LB_EXIT_ERROR;
+    if (!ts) fprintf(stderr, "lowbit quantize: out of memory\n");
     if (ts) lb_model_tensors(m, ts, res.n_tensors);
     FILE *out = b->dry_run ? stdout : stderr;
-    for (int32_t i = 0; rc == LB_EXIT_OK && i < res.n_tensors; i++) {
+    for (int32_t i = 0; rc == LB_EXIT_OK && !b->quiet && i < res.n_tensors; i++) {
         if (res.choice[i] == LB_TYPE_F32) continue;
-        char pat[160];
-        snprintf(pat, sizeof pat, "^%s$", ts[i].name); /* names hold no regex metacharacters but '.' */
-        char *s = strdup(pat);
-        if (!s) {
-            rc = LB_EXIT_ERROR;
-            break;
-        }
-        (*names)[*n_ov] = s;
-        (*ov)[*n_ov]    = (lb_type_override){ s, res.choice[i] };
-        (*n_ov)++;
-        for (int32_t j = 0; j < nt; j++)
-            if (types[j] == res.choice[i]) by_type[j] += (double)res.bytes[i * nt + j];
-        if (b->quiet) continue;
         fprintf(out, "  %-28s -> %-7s", ts[i].name, lb_type_name(res.choice[i]));
         for (int32_t j = 0; j < nt; j++) /* each candidate's KLD, the chosen one marked */
             if (!isnan(res.sens[i * nt + j]))
@@ -86,9 +102,6 @@ int lb_cli_target_bpw(const lb_model *m, const lb_cli_bpw *b, lb_type_override *
                         res.sens[i * nt + j]);
         fputc('\n', out);
     }
-    int32_t top = 0;
-    for (int32_t j = 1; j < nt; j++) top = by_type[j] > by_type[top] ? j : top;
-    *r = lb_recipe_find(lb_type_name(types[top]));
     if (!b->quiet)
         fprintf(out, "quantize: --target-bpw %.3f: %.3f bits per weight, %s (the sum of the chosen "
                 "tensors') %.4g; %d measurements in %.1fs\n", b->target, res.bpw,

@@ -88,6 +88,8 @@ typedef struct lb_report_row {
     int32_t fallbacks;   /* tensors whose rows did not fit the type (stored in another) */
     bool    external;    /* a reference point a user gave (e.g. llama.cpp's figures): only its
                           * name, method, bpw and KLD are known */
+    bool    curve;       /* one of a series (sizes of one method, --target-bpw's): the plot joins
+                          * a method's curve rows, and its external ones, by bpw */
 } lb_report_row;
 
 typedef struct lb_report {
@@ -105,6 +107,19 @@ typedef struct lb_report {
 lb_status lb_report_write_md(const lb_report *r, const char *path, lb_error *err);
 /* report.svg: KLD against bits per weight, log scale, one labelled point per row. */
 lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *err);
+
+/* A heat map (sensitivity.svg: each tensor's KL divergence in each candidate type): v[row *
+ * n_cols + col] (NAN: no value), coloured on a log scale from its 5th to its 95th percentile;
+ * mark[row] (may be NULL; -1: none) outlines one cell per row (the type chosen). */
+typedef struct lb_heatmap {
+    const char        *title;
+    const char        *measure;  /* what v holds, for the legend */
+    int32_t            n_rows, n_cols;
+    const char *const *row_names, *const *col_names;
+    const double      *v;
+    const int32_t     *mark;
+} lb_heatmap;
+lb_status lb_report_write_heatmap(const lb_heatmap *h, const char *path, lb_error *err);
 
 #ifdef __cplusplus
 }

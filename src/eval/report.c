@@ -172,6 +172,16 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
         if (front[v[i] - r->rows])
             fprintf(f, "%.1f,%.1f ", PX(v[i]->bpw), PY(log10(v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7)));
     fputs("\"/>\n", f);
+    for (int32_t k = 0; v && k < n_methods; k++) { /* a method's series (and its given points), joined */
+        int32_t in = 0;
+        for (int32_t i = 0; i < r->n_rows; i++) in += (v[i]->curve || v[i]->external) && !strcmp(v[i]->method, methods[k]);
+        if (in < 2) continue;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", k_colors[k]);
+        for (int32_t i = 0; i < r->n_rows; i++)
+            if ((v[i]->curve || v[i]->external) && !strcmp(v[i]->method, methods[k]))
+                fprintf(f, "%.1f,%.1f ", PX(v[i]->bpw), PY(log10(v[i]->kld_mean > 1e-7 ? v[i]->kld_mean : 1e-7)));
+        fputs("\"/>\n", f);
+    }
     size_t longest = 3; /* the legend's width: its longest name */
     for (int32_t k = 0; k < n_methods; k++) longest = strlen(methods[k]) > longest ? strlen(methods[k]) : longest;
     const double lw = 6.2 * (double)longest + 24;
@@ -232,6 +242,65 @@ lb_status lb_report_write_svg(const lb_report *r, const char *path, lb_error *er
     free(front);
 #undef PX
 #undef PY
+    fprintf(f, "</svg>\n");
+    return finish(&o, err);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+lb_status lb_report_write_heatmap(const lb_heatmap *h, const char *path, lb_error *err) {
+    const double CW = 52, CH = 13, L = 230, T = 70, B = 40; /* cells, the names' column, margins */
+    /* the colour scale: the 5th to the 95th percentile of log10 v (a few extremes, such as the
+     * embedding at 2 bits, would wash out the rest) */
+    const int64_t nv = (int64_t)h->n_rows * h->n_cols;
+    double       *lv = malloc((size_t)(nv > 0 ? nv : 1) * sizeof *lv), lo = -6, hi = 0;
+    int64_t       n  = 0;
+    LB_RETURN_IF(!lv, err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < nv; i++)
+        if (isfinite(h->v[i]) && h->v[i] > 0) lv[n++] = log10(h->v[i]);
+    qsort(lv, (size_t)n, sizeof *lv, cmp_double);
+    if (n > 0) lo = lv[n / 20], hi = lv[n - 1 - n / 20];
+    free(lv);
+    if (hi - lo < 0.5) lo = hi - 0.5;
+    lb_out          o;
+    const lb_status st = lb_out_open(&o, path, err);
+    if (st) return st;
+    FILE        *f = o.f;
+    const double W = L + CW * h->n_cols + 20, H = T + CH * h->n_rows + B;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"14\">");
+    put_xml(f, h->title);
+    fprintf(f, "</text>\n<text x=\"10\" y=\"40\">");
+    put_xml(f, h->measure);
+    fprintf(f, ": white %.1e or less .. dark red %.1e or more; grey: the type does not fit; outlined: the type "
+               "chosen</text>\n", pow(10, lo), pow(10, hi));
+    for (int32_t c = 0; c < h->n_cols; c++) {
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", L + CW * (c + 0.5), T - 8);
+        put_xml(f, h->col_names[c]);
+        fputs("</text>\n", f);
+    }
+    for (int32_t r = 0; r < h->n_rows; r++) {
+        const double y = T + CH * r;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", L - 6, y + CH - 3);
+        put_xml(f, h->row_names[r]);
+        fputs("</text>\n", f);
+        for (int32_t c = 0; c < h->n_cols; c++) {
+            const double x = h->v[(size_t)r * (size_t)h->n_cols + (size_t)c];
+            char         fill[16] = "#e0e0e0"; /* no value: grey */
+            if (isfinite(x) && x > 0) {   /* white (least) .. yellow .. red .. dark red (most) */
+                const double t = fmin(1, fmax(0, (log10(x) - lo) / (hi - lo)));
+                const int    R = (int)(255 - 115 * fmax(0, t - 0.5) * 2), G = (int)(255 * (1 - t)),
+                          Bl = (int)(255 * fmax(0, 1 - 2 * t));
+                snprintf(fill, sizeof fill, "#%02x%02x%02x", R, G, Bl);
+            }
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\"%s/>\n", L + CW * c, y,
+                    CW - 1, CH - 1, fill, h->mark && h->mark[r] == c ? " stroke=\"black\" stroke-width=\"1.5\"" : "");
+        }
+    }
     fprintf(f, "</svg>\n");
     return finish(&o, err);
 }
