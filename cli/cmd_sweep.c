@@ -179,8 +179,10 @@ static lb_status sweep_targets(const sweep_ctx *s, const lb_model *in, const cha
             char            **names = NULL;
             int32_t           n_ov  = 0;
             const lb_recipe  *r     = NULL;
-            if (lb_cli_bpw_plan(in, &res, &ov, &n_ov, &names, &r) != LB_EXIT_OK || !r) {
+            if (lb_cli_bpw_plan(in, &res, &ov, &n_ov, &names, &r) != LB_EXIT_OK) {
                 st = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+            } else if (!r) {
+                st = lb_fail(err, LB_ERR_UNSUPPORTED, "--target-bpw %.2f: no recipe names the main type", b->targets[t]);
             } else {
                 const char     *m  = strcmp(methods[k], "rtn") ? methods[k] : "imatrix";
                 lb_quant_params qp = { .recipe = r, .method = m, .calib_text = calib, .imatrix = im, .overrides = ov,

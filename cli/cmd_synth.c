@@ -54,7 +54,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(opt, "--type")) type = lb_args_value(&a);
         else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
         else if (!strcmp(opt, "--upcycle")) upcycle = lb_args_value(&a);
-        else if (!strcmp(opt, "--noise")) lb_args_float_pos(&a, 0.99, &noise);
+        else if (!strcmp(opt, "--noise")) lb_args_float(&a, 0, 0.99, &noise);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--rope-theta")) lb_args_float_pos(&a, 1e12, &theta);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;

@@ -104,10 +104,13 @@ static const lb_arch k_archs[] = {
       .hf_type = { "phi3" }, .use = { LLAMA_BLOCK, [LB_ROLE_ROPE_LONG] = O, [LB_ROLE_ROPE_SHORT] = O },
       .fused = { { { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, "attn_qkv.weight", "self_attn.qkv_proj.weight", false },
                  { { LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP, LB_ROLE_COUNT }, "ffn_up.weight", "mlp.gate_up_proj.weight", true } } },
-    /* Mixtral: Llama's attention and a mixture of experts, the chosen experts' weights
-     * renormalized; its GGUF is llama's with llama.expert_count */
+    /* Mixtral: Llama's attention (its optional rope_freqs and biases too) and a mixture of
+     * experts, the chosen experts' weights renormalized; its GGUF is llama's with
+     * llama.expert_count */
     { .name = "mixtral", .gguf = "llama", .hf_class = { "MixtralForCausalLM", NULL }, .hf_type = { "mixtral" },
-      .moe = true, .ops = { .swa_every = true, .moe_norm = true }, .use = { MOE_BLOCK },
+      .moe = true, .ops = { .swa_every = true, .moe_norm = true },
+      .use = { MOE_BLOCK, [LB_ROLE_ROPE_FREQS] = O, [LB_ROLE_ATTN_Q_BIAS] = O, [LB_ROLE_ATTN_K_BIAS] = O,
+               [LB_ROLE_ATTN_V_BIAS] = O },
       .hf_rename = { { LB_ROLE_FFN_GATE_INP, "block_sparse_moe.gate.weight" },
                      { LB_ROLE_FFN_GATE_EXPS, "block_sparse_moe.experts.%d.w1.weight" },
                      { LB_ROLE_FFN_DOWN_EXPS, "block_sparse_moe.experts.%d.w2.weight" },

@@ -74,7 +74,6 @@ static void gelu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-/* x = c * tanh(x / c) over n values (soft-capping) */
 lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch) {
     return (lb_context_params){ .n_ctx = n_ctx, .n_batch = n_batch, .fast = false,
                                 .type_k = LB_TYPE_F32, .type_v = LB_TYPE_F32 };
@@ -322,6 +321,7 @@ static void rope(float *vec, int32_t n_heads, int32_t D, const float *cos_t, con
     }
 }
 
+/* x = c * tanh(x / c) over n values (soft-capping) */
 static void softcap(float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) x[i] = c * tanhf(x[i] / c);
 }

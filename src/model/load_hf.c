@@ -260,7 +260,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const char  *arch  = cJSON_IsArray(archs) && cJSON_IsString(archs->child) ? archs->child->valuestring : NULL;
     const char  *mt    = lb_json_str(j, "model_type");
     hc->arch         = arch ? lb_arch_find_hf(arch, NULL) : lb_arch_find_hf(NULL, mt);
-    const bool llama = hc->arch && !strcmp(hc->arch->name, "llama");
+    const bool llama = hc->arch && (!strcmp(hc->arch->name, "llama") || !strcmp(hc->arch->name, "mixtral")); /* optional biases */
     LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
                "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
                "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)", f,
@@ -313,7 +313,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
                    LB_ERR_CORRUPT, "%s: rope_scaling has bad factors", f);
     }
     LB_GOTO_IF(cJSON_IsTrue(lb_json_get(j, "mlp_bias")) || (llama && cJSON_IsTrue(lb_json_get(j, "attention_bias"))),
-               err, LB_ERR_UNSUPPORTED, "%s: Llama with mlp_bias or attention_bias is not supported", f);
+               err, LB_ERR_UNSUPPORTED, "%s: %s with mlp_bias or attention_bias is not supported", f, hc->arch->hf_class[0]);
     LB_GOTO_IF(!llama && cJSON_IsTrue(lb_json_get(j, "attention_bias")) != (hc->arch->use[LB_ROLE_ATTN_Q_BIAS] != 0) &&
                    lb_json_get(j, "attention_bias"), err, LB_ERR_UNSUPPORTED,
                "%s: %s with attention_bias %s is not supported", f, hc->arch->hf_class[0],

@@ -235,7 +235,7 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  (double)c->yarn_beta_slow, c->rope_orig_ctx, (double)c->rope_attn_factor);
     LB_RETURN_IF(!m->arch, err, LB_ERR_PARAM, "%s: the model has no architecture", path);
     LB_RETURN_IF(m->arch->moe != (c->n_expert > 0) || c->n_expert < 0 || c->n_expert > 4096 ||
-                     (c->n_expert > 0 && (c->n_expert_used <= 0 || c->n_expert_used > c->n_expert)) ||
+                     (c->n_expert > 0 && (c->n_expert_used <= 0 || c->n_expert_used > c->n_expert || c->n_expert_used > 256)) ||
                      c->n_ff_exp < 0 || c->n_ff_exp > (1 << 18) || c->n_ff_shexp < 0 || c->n_ff_shexp > (1 << 18) ||
                      (m->arch->use[LB_ROLE_FFN_GATE_SHEXP] && c->n_ff_shexp <= 0),
                  err, LB_ERR_CORRUPT, "%s: bad mixture of experts for %s: %d experts, %d used, expert FFN %d, "

@@ -83,7 +83,9 @@ lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err) {
                     lb_gptq_params gp = p->gptq;
                     gp.range          = p->range;
                     LB_TRY(lb_gptq_quantize(W, rows, n, s->H, type, &gp, has_imp ? imp : NULL, qe, err));
-                } else { /* the rule: importance-weighted rounding; the next passes see its values */
+                } else { /* the rule: importance-weighted rounding (--range's clipping first); the next
+                          * passes see its values */
+                    lb_method_prepare_rows(W, rows, n, type, has_imp ? imp : NULL, c);
                     lb_quantize_rows(type, qe, W, rows, n, has_imp ? imp : NULL);
                     for (int64_t r = 0; r < rows; r++)
                         lb_type_get_traits(type)->to_float(W + r * n, qe + (size_t)r * rs, n);

@@ -168,7 +168,7 @@ lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path
     LB_GOTO_IF(st, err, st, "%s: cannot build metadata", path);
     for (int32_t i = 0; i < n; i++) {
         if (ts[i].t->ne[1] == 1) continue; /* norms */
-        if (ts[i].t->ne[2] > 1) { /* a mixture of experts' experts: [n, n_expert] and their counts */
+        if (lb_slot_of(ts[i].role)->flags & LB_SLOT_EXPERTS) { /* experts: [n, n_expert] and their counts */
             LB_TRY(save_experts(w, c, &ts[i], &bufs[2 * i], err));
             continue;
         }

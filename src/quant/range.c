@@ -150,8 +150,9 @@ void lb_range_stats_errors(lb_range_stats *s, const lb_tensor *t, lb_type type, 
         lb_tensor_get_row_f32(t, r, x);
         lb_type_get_traits(type)->to_float(y, (const uint8_t *)q + (size_t)r * rs, n);
         lb_type_get_traits(type)->to_float(z, (const uint8_t *)plain + (size_t)r * rs, n);
+        const float *im = importance && t->ne[2] > 1 ? importance + r / t->ne[1] * n : importance; /* an expert's */
         for (int64_t j = 0; j < n; j++) {
-            const double w = importance ? importance[j] : 1.0, a = (double)y[j] - x[j], b = (double)z[j] - x[j];
+            const double w = im ? im[j] : 1.0, a = (double)y[j] - x[j], b = (double)z[j] - x[j];
             s->err += w * a * a, s->err_minmax += w * b * b, s->norm += w * (double)x[j] * x[j];
         }
     }

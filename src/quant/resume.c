@@ -84,7 +84,7 @@ static uint64_t extra_fp(const lb_method_ctx *c) {
     for (int32_t i = 0; i < c->n; i++)
         if (c->importance[i]) {
             h = fnv(h, &i, sizeof i);
-            h = fnv(h, c->importance[i], (size_t)c->tensors[i].t->ne[0] * sizeof(float));
+            h = fnv(h, c->importance[i], (size_t)(c->tensors[i].t->ne[0] * c->tensors[i].t->ne[2]) * sizeof(float));
         }
     return h;
 }

@@ -18,6 +18,7 @@
 #include "lowbit/actq.h"
 #include "lowbit/calib.h"
 #include "lowbit/core.h"
+#include "quant_internal.h"
 #include "lowbit/quant.h"
 #include "lowbit/tokenizer.h"
 
@@ -88,10 +89,18 @@ fail:
     return st;
 }
 
-/* the importance of tensor nt's columns into imp (false: none) */
+/* the importance of tensor nt's columns into imp (false: none); a mixture of experts' stacked
+ * experts: ne[0] values for each (imp holds ne[0] * ne[2]) */
 static bool importance(const lb_model *m, const lb_named_tensor *nt, const lb_imatrix *im, const lb_calib *cal,
                        float *imp) {
     if (im) return lb_imatrix_get_tensor(im, m, nt, imp);
+    if (lb_slot_of(nt->role)->flags & LB_SLOT_EXPERTS) {
+        float *x = NULL;
+        if (lb_expert_importance(cal, nt, &x, NULL) || !x) return false;
+        memcpy(imp, x, (size_t)(nt->t->ne[0] * nt->t->ne[2]) * sizeof *imp);
+        free(x);
+        return true;
+    }
     const int in = lb_block_input_of(nt->role);
     const lb_act_stats *s = nt->role == LB_ROLE_OUTPUT ? lb_calib_get(cal, -1, LB_ROLE_OUTPUT)
                           : in >= 0 ? lb_calib_get(cal, nt->layer, lb_block_input_role((lb_block_input)in))
@@ -234,9 +243,10 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         if (!mat[i]) continue;
         lb_tensor    *t  = (lb_tensor *)ts[i].t;
         const int64_t ne = lb_tensor_nelements(t), cols = t->ne[0], rows = ne / cols;
+        const int64_t nm = t->ne[2], mrows = rows / nm; /* stacked matrices (experts), each its importance */
         float *data = (float *)(uintptr_t)t->data;
         orig = malloc((size_t)ne * sizeof *orig), deq = malloc((size_t)ne * sizeof *deq);
-        imp  = malloc((size_t)cols * sizeof *imp);
+        imp  = malloc((size_t)(cols * nm) * sizeof *imp);
         LB_GOTO_IF(!orig || !deq || !imp, err, LB_ERR_NOMEM, "out of memory");
         memcpy(orig, data, (size_t)ne * sizeof *orig);
         const bool has_imp = importance(m32, &ts[i], p->imatrix, cal, imp);
@@ -253,14 +263,16 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
             r->bytes[i * p->n_types + j] = rs * (size_t)rows;
             q = malloc(rs * (size_t)rows);
             LB_GOTO_IF(!q, err, LB_ERR_NOMEM, "out of memory");
-            lb_quantize_rows(ty, q, orig, rows, cols, has_imp ? imp : NULL);
+            for (int64_t e = 0; e < nm; e++)
+                lb_quantize_rows(ty, (uint8_t *)q + (size_t)(e * mrows) * rs, orig + e * mrows * cols, mrows, cols,
+                                 has_imp ? imp + e * cols : NULL);
             for (int64_t rr = 0; rr < rows; rr++) tr->to_float(deq + rr * cols, (uint8_t *)q + (size_t)rr * rs, cols);
             free(q), q = NULL;
             if (p->proxy) {
                 double s = 0;
                 for (int64_t e = 0; e < ne; e++) {
                     const double d = (double)orig[e] - deq[e];
-                    s += (has_imp ? imp[e % cols] : 1.0) * d * d;
+                    s += (has_imp ? imp[e / (mrows * cols) * cols + e % cols] : 1.0) * d * d;
                 }
                 r->sens[i * p->n_types + j] = s;
                 r->evals++;
