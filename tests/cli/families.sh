@@ -33,22 +33,7 @@ for fam in llama mistral qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
     "$LOWBIT" synth --arch "$arch" $shape $hd --type f32 --vocab "$tok" -o "$g" -q 2>/dev/null || { fail "$fam: synth"; continue; }
     arch_key=$("$LOWBIT" inspect "$g" | awk '$1 == "general.architecture" { print $3 }')
     [ "$arch_key" = "\"$arch\"" ] && pass "$fam: general.architecture $arch_key" || fail "$fam: general.architecture $arch_key"
-    "$LOWBIT" convert "$g" "$WORK/$name-hf" --to hf 2>/dev/null || { fail "$fam: convert --to hf"; continue; }
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$g" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/$name.lg" > /dev/null 2>&1 || fail "$fam: eval GGUF"
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$WORK/$name-hf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$name.lg" --json > "$WORK/$name.json" 2>/dev/null \
-        || fail "$fam: eval HF"
-    kld=$(json_num "$WORK/$name.json" kld_mean)
-    awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-9) }' && pass "$fam: HF directory = GGUF (KLD $kld)" \
-        || fail "$fam: HF directory differs from the GGUF (KLD $kld)"
-    if [ $numpy = 1 ]; then
-        if out=$("$PY" "$SRC/tests/ref/hf_forward.py" "$WORK/$name-hf" "$WORK/$name.lg" --tol 1e-4); then
-            pass "$fam: NumPy reference: $(echo "$out" | tail -1)"
-        else
-            fail "$fam: NumPy reference: $(echo "$out" | tail -1)"
-        fi
-    fi
+    hf_roundtrip "$name" "$g" || continue
     # W8A8: SmoothQuant's folds (the family's norms, as AWQ's) against naive W8A8, within 10% of
     # it or better (W8A8 of random weights is already close: KLD ~0.002)
     for m in rtn smoothquant; do

@@ -46,16 +46,18 @@ printf 'type,size\nq4,1\n' > "$WORK/bad.csv"
 [ $? = 2 ] && grep -q "magic" "$WORK/err" && pass "an unknown method: usage error" || fail "magic: $(cat "$WORK/err")"
 # --target-bpw: a curve of sizes (a type per matrix by measured sensitivity), the heat map of the
 # measurements, the llama.cpp points as a curve of their own
-TB=$SRC/models/testbed/testbed-f16.gguf
+TB="$WORK/small.gguf" # small: the suite also runs under the sanitizers
+"$LOWBIT" synth --shape tiny --n-layers 2 --n-embd 256 --n-ff 512 --n-vocab 512 --vocab "$SRC/models/stories260K/tok512.bin" \
+    --type f16 -o "$TB" -q 2>/dev/null || fail "synth"
 printf 'name,bpw,kld,method\nQ3_K_M,4.2,0.006,llama.cpp imatrix\nQ4_K_M,4.9,0.002,llama.cpp imatrix\n' > "$WORK/pts2.csv"
 "$LOWBIT" sweep "$TB" --types q4_k_m --method imatrix --calib "$SRC/data/books/alice-in-wonderland.txt" --calib-samples 4 \
-    --calib-ctx 64 --text "$WORK/eval.txt" --ctx 64 --chunks 2 --target-bpw 3,4.5 --bpw-measure proxy --bpw-windows 1 \
+    --calib-ctx 64 --text "$WORK/eval.txt" --ctx 64 --chunks 1 --target-bpw 3,4.5 --bpw-measure proxy --bpw-windows 1 \
     --ref-points "$WORK/pts2.csv" -o "$WORK/swt" > /dev/null 2> "$WORK/err" || fail "--target-bpw: $(tail -1 "$WORK/err")"
 grep -q "^| 3.00 bpw | target/imatrix | [23]\.[0-9]* " "$WORK/swt/report.md" && grep -q "^| 4.50 bpw | target/imatrix | 4\.[0-9]* " "$WORK/swt/report.md" \
     && [ -e "$WORK/swt/bpw-3.00-imatrix.gguf" ] && pass "--target-bpw: 3 and 4.5 bpw rows" || fail "--target-bpw rows: $(grep bpw "$WORK/swt/report.md")"
 cells=$(grep -c "<rect x=" "$WORK/swt/sensitivity.svg" 2>/dev/null)
 marks=$(grep -c 'stroke="black"' "$WORK/swt/sensitivity.svg" 2>/dev/null)
-[ "${cells:-0}" -gt 100 ] && [ "${marks:-0}" -gt 10 ] && grep -q "blk.0.ffn_down.weight" "$WORK/swt/sensitivity.svg" \
+[ "${cells:-0}" -gt 100 ] && [ "${marks:-0}" -gt 8 ] && grep -q "blk.0.ffn_down.weight" "$WORK/swt/sensitivity.svg" \
     && pass "sensitivity.svg: $cells cells, $marks chosen" || fail "sensitivity.svg: $cells cells, $marks marks"
 [ "$(grep -c 'stroke-width="1.5" points=' "$WORK/swt/report.svg")" -ge 2 ] && pass "report.svg: the target curve and the given points' curve" \
     || fail "report.svg curves: $(grep -c polyline "$WORK/swt/report.svg")"
