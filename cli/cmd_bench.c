@@ -34,17 +34,6 @@ static lb_status run_tg(void *user, lb_error *err) {
     return LB_OK;
 }
 
-/* bytes of a mixture of experts' stacked expert tensors */
-static size_t expert_bytes(const lb_model *m) {
-    size_t n = 0;
-    for (int32_t l = 0; l < m->cfg.n_layers; l++)
-        for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
-            const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
-            if (t && t->data && t->ne[2] > 1) n += lb_tensor_nbytes(t);
-        }
-    return n;
-}
-
 /* the type most of the model's weights are in, for the tables: the FFN's (the experts') */
 static const char *weight_type(const lb_model *m) {
     const lb_layer *L = &m->layers[0];
@@ -311,8 +300,8 @@ int cmd_bench(int argc, char **argv) {
             if (m->cfg.n_expert > 0)
                 printf("experts:  %d of %d a token: %.4f GB of expert matrices read a token, measured (their "
                        "share of the file's %.4f GB: %.4f)\n", m->cfg.n_expert_used, m->cfg.n_expert, x_read / 1e9,
-                       (double)expert_bytes(m) / 1e9,
-                       (double)expert_bytes(m) * m->cfg.n_expert_used / m->cfg.n_expert / 1e9);
+                       (double)lb_model_expert_nbytes(m) / 1e9,
+                       (double)lb_model_expert_nbytes(m) * m->cfg.n_expert_used / m->cfg.n_expert / 1e9);
         }
         printf("peak RSS: %.3f GB\n", (double)rss / 1e9);
     }

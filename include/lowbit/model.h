@@ -225,6 +225,8 @@ size_t lb_model_nbytes(const lb_model *m);
  * row (unless it is the output matrix too), of a mixture of experts' experts the n_expert_used
  * chosen per layer (their share of the stacked tensors). */
 size_t lb_model_token_nbytes(const lb_model *m);
+/* Bytes of a mixture of experts' stacked expert tensors (0 without experts). */
+size_t lb_model_expert_nbytes(const lb_model *m);
 int64_t lb_model_nparams(const lb_model *m);
 
 /* ---- forward pass ---- */

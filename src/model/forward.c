@@ -46,7 +46,7 @@ struct lb_context {
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
     float          *rope_cos_swa, *rope_sin_swa; /* the windowed layers' (Gemma 3's own base) */
     float          *scratch;           /* matmul tiles */
-    lb_moe_io       moe;               /* a mixture of experts' buffers (moe.h) */
+    lb_moe_io       moe;               /* the FFN's activation; a mixture of experts' buffers (moe.h) */
     int32_t        *moe_idx;           /* its sel and pick */
     lb_forward_hook hook;
     void           *hook_user;
@@ -137,7 +137,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
                  LB_ERR_PARAM, "context of %d positions with batches of %d", n_ctx, n_batch);
     lb_context *ctx = calloc(1, sizeof *ctx);
     LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
-    ctx->stop_at = LB_ROLE_COUNT;
+    ctx->stop_at = ctx->moe.stop_at = LB_ROLE_COUNT;
     lb_status st = lb_kv_cache_init(&ctx->kv, c, n_ctx, cp->type_k, cp->type_v, err);
     if (!st) st = lb_weights_init(&ctx->w, m, cp->fast, err);
     if (st) {
@@ -233,12 +233,12 @@ void lb_context_free(lb_context *c) {
 void    lb_context_reset(lb_context *c) { c->n_past = 0; }
 
 void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user) {
-    c->hook      = hook;
-    c->hook_user = user;
+    c->hook = c->moe.hook = hook;
+    c->hook_user = c->moe.hook_user = user;
 }
 
 void lb_context_set_stop(lb_context *c, lb_tensor_role input) {
-    c->stop_at = input;
+    c->stop_at = c->moe.stop_at = input;
 }
 
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
@@ -391,11 +391,30 @@ static lb_status check_batch(const lb_context *ctx, int32_t T, lb_error *err) {
     return LB_OK;
 }
 
+/* layer l's gated FFN of ctx->xn into ctx->tmp [T, E]; false: stopped (lb_context_set_stop) */
+static bool dense_ffn(lb_context *ctx, int32_t l, int32_t T) {
+    const lb_llama_config *c = &ctx->m->cfg;
+    const int32_t          E = c->n_embd, F = c->n_ff;
+    float *const           gu[2] = { ctx->gate, ctx->up };
+    linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
+    if (ctx->stopped) return false;
+    ctx->moe.act(ctx->gate, ctx->up, (int64_t)T * F);
+    linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
+    return !ctx->stopped;
+}
+
+/* the same for a mixture of experts (moe.c); the hook sees the FFN's input first */
+static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
+    if (ctx->hook) ctx->hook(ctx->hook_user, l, LB_ROLE_FFN_GATE, -1, ctx->xn, T, ctx->m->cfg.n_embd);
+    ctx->stopped = ctx->stop_at == LB_ROLE_FFN_GATE || !lb_moe_ffn(ctx->m, l, &ctx->moe, ctx->xn, T, ctx->tmp);
+    return !ctx->stopped;
+}
+
 /* layers first .. the limit on the residual stream ctx->x [T, E], then the head */
 static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const float **logits) {
     const lb_model        *m = ctx->m;
     const lb_llama_config *c = &m->cfg;
-    const int32_t E = c->n_embd, F = c->n_ff, D = c->head_dim;
+    const int32_t E = c->n_embd, D = c->head_dim;
     const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
     const int32_t n_layers = ctx->layer_limit > 0 && ctx->layer_limit < c->n_layers ? ctx->layer_limit
                                                                                      : c->n_layers;
@@ -435,23 +454,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
 
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
-        if (L->ffn_gate_inp.data) { /* a mixture of experts (moe.c) */
-            if (ctx->hook) ctx->hook(ctx->hook_user, l, LB_ROLE_FFN_GATE, -1, ctx->xn, T, E);
-            ctx->moe.hook      = ctx->hook;
-            ctx->moe.hook_user = ctx->hook_user;
-            ctx->moe.stop_at   = ctx->stop_at;
-            if ((ctx->stopped = ctx->stop_at == LB_ROLE_FFN_GATE || !lb_moe_ffn(m, l, &ctx->moe, ctx->xn, T, ctx->tmp)))
-                break;
-            for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
-            continue;
-        }
-        float *const gu[2] = { ctx->gate, ctx->up };
-        linears(ctx, l, LB_ROLE_FFN_GATE, ctx->xn, T, E, gu, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE, LB_ROLE_FFN_UP }, 2);
-        if (ctx->stopped) break;
-        if (m->arch->ops.act == LB_ACT_GELU_TANH) gelu_mul(ctx->gate, ctx->up, (int64_t)T * F);
-        else silu_mul(ctx->gate, ctx->up, (int64_t)T * F);
-        linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, F, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
-        if (ctx->stopped) break;
+        if (!(L->ffn_gate_inp.data ? moe_ffn(ctx, l, T) : dense_ffn(ctx, l, T))) break; /* into ctx->tmp */
         if (L->ffn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->ffn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }

@@ -275,15 +275,19 @@ int64_t lb_model_nparams(const lb_model *m) {
     return z.params;
 }
 
+size_t lb_model_expert_nbytes(const lb_model *m) {
+    size_t n = 0;
+    for (int32_t l = 0; m->cfg.n_expert > 0 && l < m->cfg.n_layers; l++)
+        for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
+            const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
+            if (t && t->data && (lb_slot_of((lb_tensor_role)r)->flags & LB_SLOT_EXPERTS)) n += lb_tensor_nbytes(t);
+        }
+    return n;
+}
+
 size_t lb_model_token_nbytes(const lb_model *m) {
     size_t n = lb_model_nbytes(m);
     if (!m->tied_output) n -= lb_tensor_nbytes(&m->tok_embd) - lb_row_size(m->tok_embd.type, m->tok_embd.ne[0]);
     const int32_t X = m->cfg.n_expert, K = m->cfg.n_expert_used;
-    for (int32_t l = 0; X > 0 && l < m->cfg.n_layers; l++)
-        for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
-            const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
-            if (t && t->data && (lb_slot_of((lb_tensor_role)r)->flags & LB_SLOT_EXPERTS))
-                n -= lb_tensor_nbytes(t) / (size_t)X * (size_t)(X - K); /* the experts not chosen */
-        }
-    return n;
+    return X > 0 ? n - lb_model_expert_nbytes(m) / (size_t)X * (size_t)(X - K) : n; /* the experts not chosen */
 }
