@@ -38,7 +38,11 @@ int cmd_synth(int argc, char **argv) {
     } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
                  { "--n-kv-heads", 0 }, { "--n-vocab", 0 }, { "--ctx", 0 }, { "--head-dim", 0 },
                  { "--sliding-window", 0 }, { "--experts", 0 }, { "--experts-used", 0 },
-                 { "--n-ff-exp", 0 }, { "--n-ff-shexp", 0 } };
+                 { "--n-ff-exp", 0 }, { "--n-ff-shexp", 0 }, { "--q-lora", 0 }, { "--kv-lora", 0 },
+                 { "--rope-dim", 0 }, { "--v-head-dim", 0 }, { "--shared-experts", 0 }, { "--expert-groups", 0 },
+                 { "--groups-used", 0 } };
+    int64_t     dense_lead = -1;
+    const char *router     = "softmax";
     const char *arch = NULL, *upcycle = NULL;
     double      theta = 0, noise = 0.05;
     lb_args_init(&a, "synth", argc, argv);
@@ -55,6 +59,8 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(opt, "--vocab")) vocab = lb_args_value(&a);
         else if (!strcmp(opt, "--upcycle")) upcycle = lb_args_value(&a);
         else if (!strcmp(opt, "--noise")) lb_args_float(&a, 0, 0.99, &noise);
+        else if (!strcmp(opt, "--dense-lead")) lb_args_int(&a, 0, 1024, &dense_lead);
+        else if (!strcmp(opt, "--router")) router = lb_args_value(&a);
         else if (!strcmp(opt, "--seed")) lb_args_int(&a, 0, INT64_MAX, &seed);
         else if (!strcmp(opt, "--rope-theta")) lb_args_float_pos(&a, 1e12, &theta);
         else if (!strcmp(opt, "-q") || !strcmp(opt, "--quiet")) quiet = true;
@@ -78,12 +84,25 @@ int cmd_synth(int argc, char **argv) {
     p.cfg.head_dim    = 0; /* n_embd / n_heads unless --head-dim says otherwise */
     int32_t *fields[] = { &p.cfg.n_embd, &p.cfg.n_ff, &p.cfg.n_layers, &p.cfg.n_heads,
                           &p.cfg.n_kv_heads, &p.cfg.n_vocab, &p.cfg.n_ctx_train, &p.cfg.head_dim,
-                          &p.cfg.n_swa, &p.cfg.n_expert, &p.cfg.n_expert_used, &p.cfg.n_ff_exp, &p.cfg.n_ff_shexp };
+                          &p.cfg.n_swa, &p.cfg.n_expert, &p.cfg.n_expert_used, &p.cfg.n_ff_exp, &p.cfg.n_ff_shexp,
+                          &p.cfg.n_lora_q, &p.cfg.n_lora_kv, &p.cfg.n_rot, &p.cfg.head_dim_v, &p.cfg.n_expert_shared,
+                          &p.cfg.n_expert_groups, &p.cfg.n_group_used };
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i].v) *fields[i] = (int32_t)dims[i].v;
     if (dims[3].v && !dims[4].v) p.cfg.n_kv_heads = p.cfg.n_heads; /* --n-heads alone: MHA */
     if (theta > 0) p.cfg.rope_theta = (float)theta;
     const lb_arch *A = lb_arch_by_name(arch ? arch : "llama");
+    bool mla_flag = dense_lead >= 0 || strcmp(router, "softmax");
+    for (size_t i = 13; i < sizeof dims / sizeof dims[0]; i++) mla_flag = mla_flag || dims[i].v;
+    if (mla_flag && !A->ops.mla)
+        return lb_usage_error("synth", "--q-lora, --kv-lora, --rope-dim, --v-head-dim, --dense-lead, --shared-experts, "
+                              "--expert-groups, --groups-used and --router are for --arch deepseek2");
+    p.cfg.n_dense_lead = dense_lead < 0 ? 0 : dense_lead == 0 ? -1 : (int32_t)dense_lead; /* synth.c: 0 default, -1 none */
+    if (!strcmp(router, "v3")) { /* DeepSeek-V3's: sigmoid, a selection bias, renormalized, scaled */
+        p.cfg.moe_gating = LB_GATING_SIGMOID, p.cfg.moe_norm_w = 1, p.cfg.moe_w_scale = 2.5f;
+    } else if (strcmp(router, "softmax")) {
+        return lb_usage_error("synth", "--router softmax (DeepSeek-V2's) or v3, not '%s'", router);
+    }
     if (A->moe) lb_synth_moe_defaults(A, &p.cfg);
     else if (p.cfg.n_expert || p.cfg.n_expert_used || p.cfg.n_ff_exp || p.cfg.n_ff_shexp)
         return lb_usage_error("synth", "--experts, --experts-used, --n-ff-exp and --n-ff-shexp are for a mixture "
@@ -97,7 +116,7 @@ int cmd_synth(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "synth: %s: %d layers, n_embd %d, n_ff %d, heads %d/%d, vocab %d%s, %s, "
                 "%.1f s\n", out, p.cfg.n_layers, p.cfg.n_embd, p.cfg.n_ff, p.cfg.n_heads,
-                p.cfg.n_kv_heads, p.cfg.n_vocab, A->moe ? ", a mixture of experts" : "", lb_type_name(p.type),
+                A->ops.mla ? 1 : p.cfg.n_kv_heads, p.cfg.n_vocab, A->moe ? ", a mixture of experts" : "", lb_type_name(p.type),
                 lb_time_sec() - t0);
     if (!quiet && A->moe)
         fprintf(stderr, "synth: %d experts, %d per token, expert n_ff %d, shared %d\n", p.cfg.n_expert,

@@ -45,12 +45,12 @@ typedef enum lb_block_input {
 /* The input a weight role reads (-1: none, e.g. norms, the embedding, the output head). */
 int            lb_block_input_of(lb_tensor_role role);
 /* The role forward hooks report the input with (LB_ROLE_ATTN_Q, _ATTN_OUTPUT, _FFN_GATE,
- * _FFN_DOWN), its name ("attn_in", ...), and the roles of the linears of architecture a (NULL:
- * of any) reading it (count: at most 3; a mixture of experts' FFN input: the router and the
- * shared expert's gate and up). */
+ * _FFN_DOWN), its name ("attn_in", ...), and the roles of the linears of layer l of m (a model
+ * without an architecture: of any) reading it (count: at most 3; a mixture of experts' FFN
+ * input: the router and the shared expert's gate and up). */
 lb_tensor_role lb_block_input_role(lb_block_input in);
 const char    *lb_block_input_name(lb_block_input in);
-int            lb_block_input_readers(const lb_arch *a, lb_block_input in, lb_tensor_role roles[3]);
+int            lb_block_input_readers(const lb_model *m, int32_t l, lb_block_input in, lb_tensor_role roles[3]);
 /* llama.cpp's tensor name stem of a linear role ("attn_q", "ffn_down"); NULL for others. */
 const char    *lb_role_stem(lb_tensor_role role);
 /* The tensor of a per-layer role in L, norms included; NULL for roles outside the blocks. */

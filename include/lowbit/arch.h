@@ -33,12 +33,19 @@ typedef enum lb_tensor_role {
     LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS, /* the experts' FFNs, one 3-D tensor each */
     LB_ROLE_FFN_GATE_INP_SHEXP,                                    /* a shared expert's gate (Qwen2-MoE) */
     LB_ROLE_FFN_GATE_SHEXP, LB_ROLE_FFN_UP_SHEXP, LB_ROLE_FFN_DOWN_SHEXP, /* and its FFN */
+    /* DeepSeek-V2/V3's multi-head latent attention (MLA): q through a low-rank pair (q_a, its
+     * norm, q_b) or wq; keys and values from one compressed vector (kv_a_mqa: the latent and
+     * the shared rotary key; its norm); per head, k_b takes q's non-rotary part into the
+     * latent space and v_b the attention's latent output back to a head (3-D, ne[2] heads) */
+    LB_ROLE_ATTN_Q_A, LB_ROLE_ATTN_Q_A_NORM, LB_ROLE_ATTN_Q_B, LB_ROLE_ATTN_KV_A_MQA,
+    LB_ROLE_ATTN_KV_A_NORM, LB_ROLE_ATTN_K_B, LB_ROLE_ATTN_V_B,
+    LB_ROLE_FFN_EXP_PROBS_B,                                       /* DeepSeek-V3: the router's selection bias */
     LB_ROLE_ROPE_FREQS,                                            /* Llama 3.1's rope_freqs */
     LB_ROLE_ROPE_LONG, LB_ROLE_ROPE_SHORT,                         /* Phi-3's LongRoPE factors */
     LB_ROLE_COUNT,
 } lb_tensor_role;
 #define LB_ROLE_LAYER_FIRST ((int)LB_ROLE_ATTN_NORM)
-#define LB_ROLE_LAYER_END   ((int)LB_ROLE_FFN_DOWN_SHEXP + 1)
+#define LB_ROLE_LAYER_END   ((int)LB_ROLE_FFN_EXP_PROBS_B + 1)
 #define LB_LAYER_SLOTS      (LB_ROLE_LAYER_END - LB_ROLE_LAYER_FIRST)
 
 /* A dimension of a tensor, from the config. */
@@ -53,7 +60,14 @@ typedef enum lb_dim {
     LB_DIM_HALF_D, /* head_dim / 2 */
     LB_DIM_X,      /* n_expert */
     LB_DIM_FX,     /* an expert's n_ff (n_ff_exp, else n_ff) */
-    LB_DIM_FS      /* the shared expert's n_ff (n_ff_shexp) */
+    LB_DIM_FS,     /* the shared experts' n_ff (n_ff_shexp) */
+    LB_DIM_QV,     /* n_heads * the value head size (head_dim_v, else head_dim): the attention's output */
+    LB_DIM_H,      /* n_heads (MLA's k_b and v_b: one matrix per head) */
+    LB_DIM_QL,     /* MLA: q's low rank (n_lora_q) */
+    LB_DIM_KVL,    /* MLA: the latent's size (n_lora_kv) */
+    LB_DIM_KVA,    /* MLA: the latent and the rotary key (n_lora_kv + n_rot) */
+    LB_DIM_DN,     /* MLA: a query head's non-rotary part (head_dim - n_rot) */
+    LB_DIM_DV      /* the value head size */
 } lb_dim;
 
 enum {
@@ -62,6 +76,7 @@ enum {
     LB_SLOT_NORM   = 4, /* an RMSNorm's weight (Gemma's HF holds it less 1) */
     LB_SLOT_ROPE   = 8, /* RoPE frequency factors: computed from the config, not a weight */
     LB_SLOT_EXPERTS = 16, /* one matrix per expert, stacked along ne[2] (ggml's 3-D "_exps") */
+    LB_SLOT_HEADS  = 32, /* one matrix per attention head, stacked along ne[2] (MLA's k_b, v_b) */
 };
 
 /* A row of the slot table. */
@@ -77,7 +92,7 @@ typedef struct lb_slot {
                                 expert's: FFN_GATE_EXPS, FFN_DOWN_EXPS, model.h's hook);
                                 LB_ROLE_COUNT: none (norms, biases, the embedding) */
     uint8_t        flags;
-    lb_dim         ne2;      /* LB_DIM_X for the experts' tensors; else LB_DIM_1 */
+    lb_dim         ne2;      /* LB_DIM_X for the experts' tensors, LB_DIM_H for the heads'; else LB_DIM_1 */
 } lb_slot;
 
 enum { LB_USE_NONE = 0, LB_USE_REQUIRED = 1, LB_USE_OPTIONAL = 2 };
@@ -123,6 +138,10 @@ typedef struct lb_arch_ops {
                                  Qwen3-MoE; not Qwen2-MoE) */
     bool       moe_ff_exp;    /* the experts' width is a key of its own (expert_feed_forward_length,
                                  HF moe_intermediate_size, Qwen); else n_ff (Mixtral) */
+    bool       mla;           /* multi-head latent attention (DeepSeek-V2/V3): the MLA slots in place
+                                 of q, k, v; head_dim is a query head's, with n_rot rotary values
+                                 at its end; the first n_dense_lead layers have a dense FFN, the
+                                 others experts and shared experts (ungated) */
     int32_t    big_layers;    /* a model of this many layers scales queries by
                                  1/sqrt(n_embd / n_heads), not 1/sqrt(head_dim), as llama.cpp
                                  does for Gemma's 27B (its GGUF has no key for it); 0: none */
@@ -153,6 +172,11 @@ float lb_arch_attn_scale(const lb_arch *a, const struct lb_llama_config *c);
 /* Fill c's family fields that are 0 with a's defaults: the window pattern, a window of a
  * quarter of the context, the soft-capping values, Gemma 3's windowed RoPE base (10000). */
 void lb_arch_config_defaults(const lb_arch *a, struct lb_llama_config *c);
+
+/* The use (LB_USE_*) of role r in layer l (-1: a global) of a model of architecture a and
+ * config c: the table's, except where a family's layers differ (MLA: q through the low-rank
+ * pair or not, dense FFNs in the first n_dense_lead layers, experts after them). */
+uint8_t lb_layer_use(const lb_arch *a, const struct lb_llama_config *c, int32_t l, lb_tensor_role r);
 
 /* The Hugging Face name of slot s in architecture a (NULL: it has none). */
 const char *lb_arch_hf_name(const lb_arch *a, const lb_slot *s);

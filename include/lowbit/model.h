@@ -52,8 +52,24 @@ typedef struct lb_llama_config {
      * router scores highest, weighted by their softmax probabilities */
     int32_t n_expert, n_expert_used;
     int32_t n_ff_exp;   /* an expert's FFN size (<arch>.expert_feed_forward_length; 0: n_ff) */
-    int32_t n_ff_shexp; /* the shared expert's (Qwen2-MoE) */
+    int32_t n_ff_shexp; /* the shared expert's (Qwen2-MoE); DeepSeek's: n_expert_shared * n_ff_exp */
+    /* DeepSeek-V2/V3 (arch ops.mla): multi-head latent attention and its router */
+    int32_t n_lora_q;        /* q's low rank (0: wq) */
+    int32_t n_lora_kv;       /* the latent's size */
+    int32_t n_rot;           /* rotary values at the end of a query head (head_dim - n_rot are not) */
+    int32_t head_dim_v;      /* a value head's size (0: head_dim) */
+    int32_t n_dense_lead;    /* the first layers, with a dense FFN */
+    int32_t n_expert_shared; /* shared experts (one FFN n_expert_shared * n_ff_exp wide) */
+    int32_t moe_gating;      /* the router's probabilities: LB_GATING_SOFTMAX or LB_GATING_SIGMOID */
+    int32_t moe_norm_w;      /* the chosen weights renormalized (expert_weights_norm; families whose
+                                arch ops.moe_norm always) */
+    float   moe_w_scale;     /* and then scaled (expert_weights_scale; 0: 1) */
+    int32_t n_expert_groups, n_group_used; /* experts in groups, tokens choosing among the
+                                n_group_used groups of the largest top-two sums (0: none) */
+    float   rope_yarn_log_mul; /* YaRN's mscale_all_dim: the query scale's (1 + 0.1 m ln factor)^2 */
 } lb_llama_config;
+
+enum { LB_GATING_SOFTMAX = 0, LB_GATING_SIGMOID = 1 };
 
 /* A block's tensors: by name for the forward pass, by slot (role - LB_ROLE_LAYER_FIRST) for
  * everything that iterates over the architecture's table. Absent tensors have data NULL. */
@@ -80,6 +96,10 @@ typedef struct lb_layer {
             lb_tensor ffn_gate_inp_shexp; /* [E] f32 the shared expert's gate (Qwen2-MoE) */
             lb_tensor ffn_gate_shexp, ffn_up_shexp; /* [E, FS] */
             lb_tensor ffn_down_shexp; /* [FS, E] */
+            lb_tensor wq_a, q_a_norm, wq_b; /* MLA: [E, QL], [QL] f32, [QL, H*D] */
+            lb_tensor wkv_a, kv_a_norm;     /* [E, KVL + n_rot], [KVL] f32 */
+            lb_tensor wk_b, wv_b;           /* [D - n_rot, KVL, H], [KVL, DV, H] */
+            lb_tensor exp_probs_b;          /* [X] f32 the router's selection bias */
         };
         lb_tensor slot[LB_LAYER_SLOTS];
     };

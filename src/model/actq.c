@@ -35,12 +35,12 @@ const char *lb_block_input_name(lb_block_input in) {
 }
 
 /* the layer slots that read it, in file order (q, k, v; gate, up), from the slot table */
-int lb_block_input_readers(const lb_arch *a, lb_block_input in, lb_tensor_role roles[3]) {
+int lb_block_input_readers(const lb_model *m, int32_t l, lb_block_input in, lb_tensor_role roles[3]) {
     int            ns, n = 0;
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns && n < 3; i++)
         if (!(slots[i].flags & LB_SLOT_GLOBAL) && slots[i].input == lb_block_input_role(in) &&
-            (!a || a->use[slots[i].role] != LB_USE_NONE))
+            (!m->arch || lb_layer_use(m->arch, &m->cfg, l, slots[i].role) != LB_USE_NONE))
             roles[n++] = slots[i].role;
     return n;
 }
@@ -184,7 +184,7 @@ lb_status lb_actq_write(const lb_actq *aq, const lb_model *m, lb_gguf_writer *w,
             outlier_key(key, sizeof key, l, (lb_block_input)in);
             st = lb_gguf_writer_set_arr(w, key, LB_GGUF_I32, ai->outliers, (uint64_t)ai->n_outliers);
             lb_tensor_role roles[3];
-            const int      nr = lb_block_input_readers(m->arch, (lb_block_input)in, roles);
+            const int      nr = lb_block_input_readers(m, l, (lb_block_input)in, roles);
             for (int k = 0; !st && k < nr; k++) {
                 char          name[64];
                 const int64_t ne[2] = { ai->n_outliers, lb_layer_tensor(&m->layers[l], roles[k])->ne[1] };
@@ -203,7 +203,7 @@ lb_status lb_actq_write(const lb_actq *aq, const lb_model *m, lb_gguf_writer *w,
 
 static lb_status parse_outliers(lb_actq *aq, const lb_gguf *g, const lb_llama_config *c,
                                 lb_error *err) {
-    const int32_t dims[LB_INPUT_COUNT] = { c->n_embd, c->n_heads * c->head_dim, c->n_embd, c->n_ff };
+    const int32_t dims[LB_INPUT_COUNT] = { c->n_embd, c->n_heads * (c->head_dim_v > 0 ? c->head_dim_v : c->head_dim), c->n_embd, c->n_ff };
     const char   *fn = g->src.name;
     for (int32_t l = 0; l < aq->n_layers; l++)
         for (int in = 0; in < LB_INPUT_COUNT; in++) {
@@ -301,7 +301,7 @@ static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err
             lb_actq_input *ai = lb_actq_at(aq, l, (lb_block_input)in);
             if (ai->n_outliers == 0) continue;
             lb_tensor_role roles[3];
-            const int      nr = lb_block_input_readers(m->arch, (lb_block_input)in, roles);
+            const int      nr = lb_block_input_readers(m, l, (lb_block_input)in, roles);
             for (int k = 0; k < nr; k++) {
                 char       name[64];
                 lb_tensor *t = lb_layer_tensor(&m->layers[l], roles[k]);

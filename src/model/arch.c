@@ -23,7 +23,15 @@ static const lb_slot k_slots[] = {
     { LB_ROLE_ATTN_V_BIAS, "attn_v.bias", "self_attn.v_proj.bias", LB_DIM_KV, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
     { LB_ROLE_ATTN_Q_NORM, "attn_q_norm.weight", "self_attn.q_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
     { LB_ROLE_ATTN_K_NORM, "attn_k_norm.weight", "self_attn.k_norm.weight", LB_DIM_D, LB_DIM_1, LB_DIM_D, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
-    { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_Q, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0, LB_DIM_1 },
+    /* MLA (DeepSeek-V2/V3); k_b and v_b are Hugging Face's kv_b_proj split per head (k_b transposed) */
+    { LB_ROLE_ATTN_Q_A, "attn_q_a.weight", "self_attn.q_a_proj.weight", LB_DIM_E, LB_DIM_QL, LB_DIM_1, LB_ROLE_ATTN_Q, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_Q_A_NORM, "attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight", LB_DIM_QL, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_ATTN_Q_B, "attn_q_b.weight", "self_attn.q_b_proj.weight", LB_DIM_QL, LB_DIM_Q, LB_DIM_1, NOIN, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_KV_A_MQA, "attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight", LB_DIM_E, LB_DIM_KVA, LB_DIM_1, LB_ROLE_ATTN_Q, 0, LB_DIM_1 },
+    { LB_ROLE_ATTN_KV_A_NORM, "attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight", LB_DIM_KVL, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
+    { LB_ROLE_ATTN_K_B, "attn_k_b.weight", NULL, LB_DIM_DN, LB_DIM_KVL, LB_DIM_1, NOIN, LB_SLOT_HEADS, LB_DIM_H },
+    { LB_ROLE_ATTN_V_B, "attn_v_b.weight", NULL, LB_DIM_KVL, LB_DIM_DV, LB_DIM_1, NOIN, LB_SLOT_HEADS, LB_DIM_H },
+    { LB_ROLE_ATTN_OUTPUT, "attn_output.weight", "self_attn.o_proj.weight", LB_DIM_QV, LB_DIM_E, LB_DIM_1, LB_ROLE_ATTN_OUTPUT, 0, LB_DIM_1 },
     { LB_ROLE_ATTN_POST_NORM, "post_attention_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
     { LB_ROLE_FFN_NORM, "ffn_norm.weight", "post_attention_layernorm.weight", LB_DIM_E, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32 | LB_SLOT_NORM, LB_DIM_1 },
     { LB_ROLE_FFN_GATE, "ffn_gate.weight", "mlp.gate_proj.weight", LB_DIM_E, LB_DIM_F, LB_DIM_1, LB_ROLE_FFN_GATE, 0, LB_DIM_1 },
@@ -32,6 +40,7 @@ static const lb_slot k_slots[] = {
     /* mixture of experts: Qwen's HF names (Mixtral's are its renames); an expert's HF tensor
      * per expert, %d its index */
     { LB_ROLE_FFN_GATE_INP, "ffn_gate_inp.weight", "mlp.gate.weight", LB_DIM_E, LB_DIM_X, LB_DIM_1, LB_ROLE_FFN_GATE, LB_SLOT_F32, LB_DIM_1 },
+    { LB_ROLE_FFN_EXP_PROBS_B, "exp_probs_b.bias", "mlp.gate.e_score_correction_bias", LB_DIM_X, LB_DIM_1, LB_DIM_1, NOIN, LB_SLOT_F32, LB_DIM_1 },
     { LB_ROLE_FFN_GATE_EXPS, "ffn_gate_exps.weight", "mlp.experts.%d.gate_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, LB_ROLE_FFN_GATE_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
     { LB_ROLE_FFN_DOWN_EXPS, "ffn_down_exps.weight", "mlp.experts.%d.down_proj.weight", LB_DIM_FX, LB_DIM_E, LB_DIM_1, LB_ROLE_FFN_DOWN_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
     { LB_ROLE_FFN_UP_EXPS, "ffn_up_exps.weight", "mlp.experts.%d.up_proj.weight", LB_DIM_E, LB_DIM_FX, LB_DIM_1, LB_ROLE_FFN_GATE_EXPS, LB_SLOT_EXPERTS, LB_DIM_X },
@@ -127,9 +136,37 @@ static const lb_arch k_archs[] = {
       .use = { MOE_BLOCK, [LB_ROLE_ATTN_Q_BIAS] = R, [LB_ROLE_ATTN_K_BIAS] = R, [LB_ROLE_ATTN_V_BIAS] = R,
                [LB_ROLE_FFN_GATE_INP_SHEXP] = R, [LB_ROLE_FFN_GATE_SHEXP] = R, [LB_ROLE_FFN_UP_SHEXP] = R,
                [LB_ROLE_FFN_DOWN_SHEXP] = R } },
+    /* DeepSeek-V2/V3 (and Kimi K2, its converter's): multi-head latent attention, dense FFNs in
+     * the first layers and experts with shared experts in the rest; the router's softmax or
+     * sigmoid, its selection bias, expert groups, renormalization and scale come from keys */
+    { .name = "deepseek2", .gguf = "deepseek2", .moe = true, .ops = { .mla = true, .moe_ff_exp = true },
+      .use = { [LB_ROLE_TOKEN_EMBD] = R, [LB_ROLE_OUTPUT_NORM] = R, [LB_ROLE_OUTPUT] = O, [LB_ROLE_ATTN_NORM] = R,
+               [LB_ROLE_ATTN_Q] = O, [LB_ROLE_ATTN_Q_A] = O, [LB_ROLE_ATTN_Q_A_NORM] = O, [LB_ROLE_ATTN_Q_B] = O,
+               [LB_ROLE_ATTN_KV_A_MQA] = R, [LB_ROLE_ATTN_KV_A_NORM] = R, [LB_ROLE_ATTN_K_B] = R,
+               [LB_ROLE_ATTN_V_B] = R, [LB_ROLE_ATTN_OUTPUT] = R, [LB_ROLE_FFN_NORM] = R, [LB_ROLE_FFN_GATE] = O,
+               [LB_ROLE_FFN_UP] = O, [LB_ROLE_FFN_DOWN] = O, [LB_ROLE_FFN_GATE_INP] = O, [LB_ROLE_FFN_EXP_PROBS_B] = O,
+               [LB_ROLE_FFN_GATE_EXPS] = O, [LB_ROLE_FFN_UP_EXPS] = O, [LB_ROLE_FFN_DOWN_EXPS] = O,
+               [LB_ROLE_FFN_GATE_SHEXP] = O, [LB_ROLE_FFN_UP_SHEXP] = O, [LB_ROLE_FFN_DOWN_SHEXP] = O } },
 };
 #undef R
 #undef O
+
+uint8_t lb_layer_use(const lb_arch *a, const lb_llama_config *c, int32_t l, lb_tensor_role r) {
+    if (!a->ops.mla || l < 0) return a->use[r];
+    const bool dense = l < c->n_dense_lead, lora = c->n_lora_q > 0;
+    switch (r) {
+    case LB_ROLE_ATTN_Q: return lora ? LB_USE_NONE : LB_USE_REQUIRED;
+    case LB_ROLE_ATTN_Q_A: case LB_ROLE_ATTN_Q_A_NORM: case LB_ROLE_ATTN_Q_B:
+        return lora ? LB_USE_REQUIRED : LB_USE_NONE;
+    case LB_ROLE_FFN_GATE: case LB_ROLE_FFN_UP: case LB_ROLE_FFN_DOWN:
+        return dense ? LB_USE_REQUIRED : LB_USE_NONE;
+    case LB_ROLE_FFN_EXP_PROBS_B: return dense ? LB_USE_NONE : LB_USE_OPTIONAL;
+    case LB_ROLE_FFN_GATE_INP: case LB_ROLE_FFN_GATE_EXPS: case LB_ROLE_FFN_UP_EXPS: case LB_ROLE_FFN_DOWN_EXPS:
+    case LB_ROLE_FFN_GATE_SHEXP: case LB_ROLE_FFN_UP_SHEXP: case LB_ROLE_FFN_DOWN_SHEXP:
+        return dense ? LB_USE_NONE : LB_USE_REQUIRED;
+    default: return a->use[r];
+    }
+}
 
 const lb_slot *lb_slots(int *n) {
     *n = (int)(sizeof k_slots / sizeof k_slots[0]);
@@ -192,8 +229,8 @@ const char *lb_arch_hf_name(const lb_arch *a, const lb_slot *s) {
 }
 
 const char *lb_arch_names(void) {
-    return "'llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3', 'qwen2moe', 'qwen3moe' (and llama's "
-           "mixture of experts, Mixtral)";
+    return "'llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3', 'qwen2moe', 'qwen3moe', 'deepseek2' (and "
+           "llama's mixture of experts, Mixtral)";
 }
 
 const lb_fused *lb_arch_fusion(const lb_arch *a, lb_tensor_role role, int *part) {

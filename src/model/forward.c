@@ -46,6 +46,11 @@ struct lb_context {
     float          *rope_cos, *rope_sin; /* [n_ctx, D/2] */
     float          *rope_cos_swa, *rope_sin_swa; /* the windowed layers' (Gemma 3's own base) */
     float          *scratch;           /* matmul tiles */
+    float           kq_scale;          /* the attention scores' scale */
+    /* MLA (DeepSeek): q's low-rank input [B, QL], the latent and rotary key [B, KVL + R], the
+     * absorbed queries [B, H*(KVL + R)], the attention's latent output [B, H*KVL], a head's
+     * input and output to k_b and v_b */
+    float          *mla_qa, *mla_kva, *mla_q, *mla_o, *mla_xh, *mla_oh;
     lb_moe_io       moe;               /* the FFN's activation; a mixture of experts' buffers (moe.h) */
     int32_t        *moe_idx;           /* its sel and pick */
     lb_forward_hook hook;
@@ -128,6 +133,20 @@ static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, con
         }
 }
 
+/* DeepSeek's scales under YaRN, as llama.cpp computes them (llama-context.cpp, deepseek2.cpp):
+ * its attention factor A is the file's, times 1 / (1 + 0.1 ln f) when rope.scaling.
+ * yarn_log_multiplier m is given (llama.cpp's ratio of the two mscales is then 1); RoPE's cos and
+ * sin take A (1 + 0.1 ln f) (rope_table adds the second factor) and the scores
+ * (A (1 + 0.1 ln f) (1 + 0.1 m ln f))^2 / sqrt(head_dim); without YaRN f is 1. */
+static void mla_scales(const lb_llama_config *c, float *rope_mscale, float *kq_scale) {
+    const float f  = c->rope_yarn > 0 ? c->rope_yarn : 1.0f, lnf = logf(f);
+    float       a  = c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f;
+    if (c->rope_yarn > 0 && c->rope_yarn_log_mul != 0) a /= 1.0f + 0.1f * lnf;
+    const float ms = a * (1.0f + 0.1f * lnf) * (1.0f + 0.1f * c->rope_yarn_log_mul * lnf);
+    *rope_mscale   = a;
+    if (c->attn_scale <= 0) *kq_scale = ms * ms / sqrtf((float)c->head_dim);
+}
+
 lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *cp,
                                lb_error *err) {
     *out                     = NULL;
@@ -154,28 +173,38 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     const size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
     const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const size_t QV = (size_t)lb_model_dim(m, LB_DIM_QV), QO = QV > Q ? QV : Q; /* the attention's output */
+    const bool   mla = m->arch && m->arch->ops.mla;
+    const size_t H = (size_t)c->n_heads, R = (size_t)c->n_lora_kv, QL = (size_t)c->n_lora_q;
+    const size_t DN = (size_t)lb_model_dim(m, LB_DIM_DN), DV = (size_t)lb_model_dim(m, LB_DIM_DV);
+    const size_t RD = mla ? (size_t)c->n_rot : (size_t)c->head_dim; /* rotary values a head */
     const size_t B = (size_t)n_batch, S = (size_t)n_ctx;
     const size_t X = (size_t)c->n_expert, XK = (size_t)c->n_expert_used;
     size_t       Fm = F; /* the largest FFN: the dense one, an expert's, the shared expert's */
     if ((size_t)c->n_ff_exp > Fm) Fm = (size_t)c->n_ff_exp;
     if ((size_t)c->n_ff_shexp > Fm) Fm = (size_t)c->n_ff_shexp;
     size_t max_in = E > Fm ? E : Fm;
-    if (Q > max_in) max_in = Q;
+    if (QO > max_in) max_in = QO;
+    if (mla && QL > max_in) max_in = QL;
+    if (mla && R > max_in) max_in = R;
     struct {
         float **p;
         size_t  n;
     } parts[] = {
         { &ctx->x, B * E },       { &ctx->xn, B * E },     { &ctx->tmp, B * E },
-        { &ctx->q, B * Q },       { &ctx->att_out, B * Q }, { &ctx->k, B * KV },
+        { &ctx->q, B * Q },       { &ctx->att_out, B * QO }, { &ctx->k, B * KV },
         { &ctx->v, B * KV },      { &ctx->gate, B * Fm },  { &ctx->up, B * Fm },
         { &ctx->moe.router, B * X }, { &ctx->moe.xe, X ? B * E : 0 }, { &ctx->moe.oe, X ? B * E : 0 },
         { &ctx->moe.selw, B * XK },
         { &ctx->logits, B * V },
         { &ctx->att, (size_t)ctx->n_threads * ATT_ROWS * S },
-        { &ctx->rope_cos, S * (size_t)c->head_dim / 2 },
-        { &ctx->rope_sin, S * (size_t)c->head_dim / 2 },
-        { &ctx->rope_cos_swa, c->rope_theta_swa > 0 ? S * (size_t)c->head_dim / 2 : 0 },
-        { &ctx->rope_sin_swa, c->rope_theta_swa > 0 ? S * (size_t)c->head_dim / 2 : 0 },
+        { &ctx->rope_cos, S * RD / 2 },
+        { &ctx->rope_sin, S * RD / 2 },
+        { &ctx->rope_cos_swa, c->rope_theta_swa > 0 ? S * RD / 2 : 0 },
+        { &ctx->rope_sin_swa, c->rope_theta_swa > 0 ? S * RD / 2 : 0 },
+        { &ctx->mla_qa, mla ? B * QL : 0 },        { &ctx->mla_kva, mla ? B * (R + RD) : 0 },
+        { &ctx->mla_q, mla ? B * H * (R + RD) : 0 }, { &ctx->mla_o, mla ? B * H * R : 0 },
+        { &ctx->mla_xh, mla ? B * (DN > R ? DN : R) : 0 }, { &ctx->mla_oh, mla ? B * (DV > R ? DV : R) : 0 },
         { &ctx->scratch, (size_t)lb_matmul_scratch_floats((int64_t)max_in, (int64_t)B, ctx->n_threads) },
     };
     size_t total = 0;
@@ -212,10 +241,12 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
                            .beta_fast = c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f,
                            .beta_slow = c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f,
                            .mscale = c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f, .orig = orig, .ff = ff };
-    rope_table(ctx->rope_cos, ctx->rope_sin, n_ctx, c->head_dim, &r);
+    ctx->kq_scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)c->head_dim);
+    if (mla) mla_scales(c, &r.mscale, &ctx->kq_scale);
+    rope_table(ctx->rope_cos, ctx->rope_sin, n_ctx, (int32_t)RD, &r);
     if (c->rope_theta_swa > 0) { /* Gemma 3's windowed layers: their own base, unscaled */
         r.theta = c->rope_theta_swa, r.linear = c->rope_linear_swa, r.yarn = 0;
-        rope_table(ctx->rope_cos_swa, ctx->rope_sin_swa, n_ctx, c->head_dim, &r);
+        rope_table(ctx->rope_cos_swa, ctx->rope_sin_swa, n_ctx, (int32_t)RD, &r);
     }
     *out = ctx;
     return LB_OK;
@@ -334,53 +365,160 @@ static void softmax_causal(const lb_vecf *vf, float *row, int32_t s0, int32_t n,
     memset(row + n, 0, (size_t)(ns - n) * sizeof *row);
 }
 
-/* Causal attention of the T new tokens over positions 0 .. n_past+T-1: scores = q kᵀ / sqrt(D)
- * (GEMM; the config's scale and soft-capping when it has them), masked softmax (a windowed
- * layer's token at p sees p - n_swa + 1 .. p), then scores · v (GEMM). Each task is one head and a block of up to
- * ATT_ROWS tokens, or for one token (generation) one KV head and the G query heads that share
- * it, read as a [G, D] matrix against the same keys; each thread has its own scores buffer. */
-static void attention(lb_context *ctx, int32_t layer, int32_t T) {
+/* Where attention reads its queries and writes its output, and the heads' sizes: q [T, lq]
+ * with head h at h * dq, keys and values of dq and dv values a KV head (cache rows of kvk and
+ * kvv values), o [T, lo] with head h at h * dv. */
+typedef struct {
+    const float *q;
+    float       *o;
+    int32_t      lq, lo, dq, dv, kvk, kvv, n_kv;
+} att_geom;
+
+/* Causal attention of the T new tokens over positions 0 .. n_past+T-1: scores = q kᵀ times the
+ * context's scale (GEMM; soft-capped when the config says), masked softmax (a windowed layer's
+ * token at p sees p - n_swa + 1 .. p), then scores · v (GEMM). Each task is one head and a
+ * block of up to ATT_ROWS tokens, or for one token (generation) one KV head and the G query
+ * heads that share it, read as a [G, dq] matrix against the same keys; each thread has its own
+ * scores buffer. */
+static void attention(lb_context *ctx, int32_t layer, int32_t T, const att_geom *g) {
     const lb_llama_config *c  = &ctx->m->cfg;
-    const int32_t          H = c->n_heads, D = c->head_dim, G = c->n_heads / c->n_kv_heads;
-    const int32_t          KV = c->n_kv_heads * D, Q = H * D;
+    const int32_t          H = c->n_heads, G = c->n_heads / g->n_kv, dq = g->dq, dv = g->dv;
     const float           *kc, *vc; /* the layer's keys and values as f32 */
     lb_kv_layer(&ctx->kv, layer, ctx->n_past + T, &kc, &vc);
-    const float            scale  = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)D);
+    const float            scale  = ctx->kq_scale;
     const int32_t          win    = lb_layer_windowed(c, layer) ? c->n_swa : 0;
     const lb_vecf         *vf     = lb_vecf_get();
     const bool             group  = T == 1 && G <= ATT_ROWS;
     const int32_t          blocks = (T + ATT_ROWS - 1) / ATT_ROWS;
-    const int32_t          tasks  = group ? c->n_kv_heads : H * blocks;
+    const int32_t          tasks  = group ? g->n_kv : H * blocks;
     const int32_t          S      = ctx->n_past + T; /* keys visible to the last token */
-#pragma omp parallel for schedule(dynamic) if (tasks > 1 && (int64_t)T * S * D * H > (1 << 16))
+#pragma omp parallel for schedule(dynamic) if (tasks > 1 && (int64_t)T * S * dq * H > (1 << 16))
     for (int32_t task = 0; task < tasks; task++) {
         float *att = ctx->att + (size_t)omp_get_thread_num() * ATT_ROWS * (size_t)ctx->n_ctx;
         const int32_t h  = group ? task * G : task / blocks, t0 = group ? 0 : (task % blocks) * ATT_ROWS;
         const int32_t nt = group ? 1 : (T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS);
-        const int32_t nr = group ? G : nt;       /* rows of q: heads, or tokens */
-        const int32_t lq = group ? D : Q;        /* their stride */
+        const int32_t nr = group ? G : nt;        /* rows of q: heads, or tokens */
+        const int32_t lq = group ? dq : g->lq;    /* their strides */
+        const int32_t lo = group ? dv : g->lo;
         const int32_t ns = ctx->n_past + t0 + nt; /* keys visible to this block's last token */
-        const float *q  = ctx->q + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
-        const float *k  = kc + (size_t)(h / G) * (size_t)D;
-        const float *v  = vc + (size_t)(h / G) * (size_t)D;
-        float       *o  = ctx->att_out + (size_t)t0 * (size_t)Q + (size_t)h * (size_t)D;
+        const float *q  = g->q + (size_t)t0 * (size_t)g->lq + (size_t)h * (size_t)dq;
+        const float *k  = kc + (size_t)(h / G) * (size_t)dq;
+        const float *v  = vc + (size_t)(h / G) * (size_t)dv;
+        float       *o  = g->o + (size_t)t0 * (size_t)g->lo + (size_t)h * (size_t)dv;
         if (nr == 1) { /* one row: matrix-vector products */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, ns, D, scale, k, KV, q, 1, 0.0f, att, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, ns, dq, scale, k, g->kvk, q, 1, 0.0f, att, 1);
             if (c->attn_softcap > 0) softcap(att, ns, c->attn_softcap);
             softmax_causal(vf, att, win > 0 && ns > win ? ns - win : 0, ns, ns);
-            cblas_sgemv(CblasRowMajor, CblasTrans, ns, D, 1.0f, v, KV, att, 1, 0.0f, o, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, ns, dv, 1.0f, v, g->kvv, att, 1, 0.0f, o, 1);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, ns, D, scale, q, lq, k, KV, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, ns, dq, scale, q, lq, k, g->kvk, 0.0f,
                     att, ns);
         if (c->attn_softcap > 0) softcap(att, (int64_t)nr * ns, c->attn_softcap);
         for (int32_t r = 0; r < nr; r++) { /* causal: token t0 + r sees positions 0 .. its own */
             const int32_t n = group ? ns : ctx->n_past + t0 + r + 1;
             softmax_causal(vf, att + (size_t)r * (size_t)ns, win > 0 && n > win ? n - win : 0, n, ns);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, ns, 1.0f, att, ns, v, KV,
-                    0.0f, o, lq);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, dv, ns, 1.0f, att, ns, v, g->kvv,
+                    0.0f, o, lo);
     }
+}
+
+/* For each head h: out[t, h*lout .. + m] = W_h · x[t, h*lin .. + n], W_h slice h of stack k
+ * (3: k_b, 4: v_b) of layer l; a head's rows gathered, multiplied, and scattered. */
+static void per_head(lb_context *ctx, int32_t l, int k, const float *x, int32_t lin, int32_t n, int32_t T,
+                     float *out, int32_t lout, int32_t m) {
+    const size_t H = (size_t)ctx->m->cfg.n_heads;
+    for (size_t h = 0; h < H; h++) {
+        for (int32_t t = 0; t < T; t++)
+            memcpy(ctx->mla_xh + (size_t)t * (size_t)n, x + ((size_t)t * H + h) * (size_t)lin, (size_t)n * sizeof *x);
+        lb_matmul(ctx->mla_oh, ctx->mla_xh, lb_weights_slice(&ctx->w, ctx->m, l, k, (int32_t)h), T, ctx->mode,
+                  ctx->scratch);
+        for (int32_t t = 0; t < T; t++)
+            memcpy(out + ((size_t)t * H + h) * (size_t)lout, ctx->mla_oh + (size_t)t * (size_t)m, (size_t)m * sizeof *out);
+    }
+}
+
+/* The attention of layer l on ctx->xn into ctx->att_out [T, H*D]: q, k, v (their biases),
+ * q and k heads normed (Qwen3, Gemma 3) and rotated, k and v stored; false: stopped. */
+static bool mha_attention(lb_context *ctx, int32_t l, int32_t T) {
+    const lb_llama_config *c = &ctx->m->cfg;
+    const lb_layer        *L = &ctx->m->layers[l];
+    const int32_t          E = c->n_embd, D = c->head_dim;
+    const size_t           Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
+    const bool             own_rope = c->rope_theta_swa > 0 && lb_layer_windowed(c, l);
+    float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
+    linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, 3);
+    if (ctx->stopped) return false;
+    if (L->bq.data) { /* attention biases (Qwen2) */
+        add_bias(ctx->q, L->bq.data, T, Q);
+        add_bias(ctx->k, L->bk.data, T, KV);
+        add_bias(ctx->v, L->bv.data, T, KV);
+    }
+#pragma omp parallel for schedule(static) if ((int64_t)T * (int64_t)(Q + KV) >= (1 << 16))
+    for (int32_t t = 0; t < T; t++) {
+        const size_t pos  = (size_t)(ctx->n_past + t);
+        const float *cos_t = (own_rope ? ctx->rope_cos_swa : ctx->rope_cos) + pos * (size_t)(D / 2);
+        const float *sin_t = (own_rope ? ctx->rope_sin_swa : ctx->rope_sin) + pos * (size_t)(D / 2);
+        if (L->q_norm.data) /* Qwen3, Gemma 3: RMSNorm of each head of q and k before RoPE */
+            for (int32_t h = 0; h < c->n_heads + c->n_kv_heads; h++) {
+                const bool q = h < c->n_heads;
+                float     *v = q ? ctx->q + (size_t)t * Q + (size_t)h * (size_t)D
+                                 : ctx->k + (size_t)t * KV + (size_t)(h - c->n_heads) * (size_t)D;
+                rmsnorm(v, v, q ? L->q_norm.data : L->k_norm.data, D, c->norm_eps);
+            }
+        rope(ctx->q + (size_t)t * Q, c->n_heads, D, cos_t, sin_t);
+        rope(ctx->k + (size_t)t * KV, c->n_kv_heads, D, cos_t, sin_t);
+        lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);
+    }
+    const att_geom g = { .q = ctx->q, .o = ctx->att_out, .lq = (int32_t)Q, .lo = (int32_t)Q, .dq = D, .dv = D,
+                         .kvk = (int32_t)KV, .kvv = (int32_t)KV, .n_kv = c->n_kv_heads };
+    attention(ctx, l, T, &g);
+    return true;
+}
+
+/* DeepSeek's multi-head latent attention of layer l on ctx->xn into ctx->att_out [T, H*DV], as
+ * llama.cpp computes it (with the absorption): q = Wq·x or Wq_b·n(Wq_a·x); [c | k_r] =
+ * Wkv_a·x, the latent c normed, k_r rotated (one rotary key for all heads); each head's q's
+ * last n_rot values rotated, its others taken into the latent space by k_b; attention of
+ * [k_b·q_n | q_r] against [c | k_r] with c as the values (one KV head); each head's latent
+ * output through v_b. False: stopped. */
+static bool mla_attention(lb_context *ctx, int32_t l, int32_t T) {
+    const lb_llama_config *c = &ctx->m->cfg;
+    const lb_layer        *L = &ctx->m->layers[l];
+    const int32_t E = c->n_embd, H = c->n_heads, D = c->head_dim, R = c->n_lora_kv, RD = c->n_rot;
+    const int32_t DN = D - RD, DV = (int32_t)lb_model_dim(ctx->m, LB_DIM_DV), KA = R + RD;
+    if (L->wq_a.data) {
+        float *const o2[2] = { ctx->mla_qa, ctx->mla_kva };
+        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, o2, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q_A, LB_ROLE_ATTN_KV_A_MQA }, 2);
+        if (ctx->stopped) return false;
+        rmsnorm_rows(ctx->mla_qa, ctx->mla_qa, L->q_a_norm.data, T, c->n_lora_q, c->norm_eps);
+        linears(ctx, l, LB_ROLE_ATTN_Q_B, ctx->mla_qa, T, c->n_lora_q, &ctx->q, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q_B }, 1);
+    } else {
+        float *const o2[2] = { ctx->q, ctx->mla_kva };
+        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, o2, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_KV_A_MQA }, 2);
+    }
+    if (ctx->stopped) return false;
+#pragma omp parallel for schedule(static) if ((int64_t)T * H * D >= (1 << 16))
+    for (int32_t t = 0; t < T; t++) {
+        const size_t pos = (size_t)(ctx->n_past + t);
+        const float *cs = ctx->rope_cos + pos * (size_t)(RD / 2), *sn = ctx->rope_sin + pos * (size_t)(RD / 2);
+        float       *kv = ctx->mla_kva + (size_t)t * (size_t)KA;
+        rmsnorm(kv, kv, L->kv_a_norm.data, R, c->norm_eps);
+        rope(kv + R, 1, RD, cs, sn);
+        lb_kv_store(&ctx->kv, l, (int32_t)pos, kv, kv);
+        for (int32_t h = 0; h < H; h++) {
+            float *q = ctx->q + ((size_t)t * (size_t)H + (size_t)h) * (size_t)D + (size_t)DN;
+            rope(q, 1, RD, cs, sn);
+            memcpy(ctx->mla_q + ((size_t)t * (size_t)H + (size_t)h) * (size_t)KA + (size_t)R, q, (size_t)RD * sizeof *q);
+        }
+    }
+    per_head(ctx, l, 3, ctx->q, D, DN, T, ctx->mla_q, KA, R);
+    const att_geom g = { .q = ctx->mla_q, .o = ctx->mla_o, .lq = H * KA, .lo = H * R, .dq = KA, .dv = R,
+                         .kvk = KA, .kvv = R, .n_kv = 1 };
+    attention(ctx, l, T, &g);
+    per_head(ctx, l, 4, ctx->mla_o, R, R, T, ctx->att_out, DV, DV);
+    return true;
 }
 
 static lb_status check_batch(const lb_context *ctx, int32_t T, lb_error *err) {
@@ -414,41 +552,15 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
 static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const float **logits) {
     const lb_model        *m = ctx->m;
     const lb_llama_config *c = &m->cfg;
-    const int32_t E = c->n_embd, D = c->head_dim;
-    const size_t  Q = (size_t)c->n_heads * (size_t)D, KV = (size_t)c->n_kv_heads * (size_t)D;
+    const int32_t E = c->n_embd;
     const int32_t n_layers = ctx->layer_limit > 0 && ctx->layer_limit < c->n_layers ? ctx->layer_limit
                                                                                      : c->n_layers;
     ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
-        const bool own_rope = c->rope_theta_swa > 0 && lb_layer_windowed(c, l);
         rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
-        float *const qkv[3] = { ctx->q, ctx->k, ctx->v };
-        linears(ctx, l, LB_ROLE_ATTN_Q, ctx->xn, T, E, qkv, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q, LB_ROLE_ATTN_K, LB_ROLE_ATTN_V }, 3);
-        if (ctx->stopped) break;
-        if (L->bq.data) { /* attention biases (Qwen2) */
-            add_bias(ctx->q, L->bq.data, T, Q);
-            add_bias(ctx->k, L->bk.data, T, KV);
-            add_bias(ctx->v, L->bv.data, T, KV);
-        }
-#pragma omp parallel for schedule(static) if ((int64_t)T * (int64_t)(Q + KV) >= (1 << 16))
-        for (int32_t t = 0; t < T; t++) {
-            const size_t pos  = (size_t)(ctx->n_past + t);
-            const float *cos_t = (own_rope ? ctx->rope_cos_swa : ctx->rope_cos) + pos * (size_t)(D / 2);
-            const float *sin_t = (own_rope ? ctx->rope_sin_swa : ctx->rope_sin) + pos * (size_t)(D / 2);
-            if (L->q_norm.data) /* Qwen3, Gemma 3: RMSNorm of each head of q and k before RoPE */
-                for (int32_t h = 0; h < c->n_heads + c->n_kv_heads; h++) {
-                    const bool q = h < c->n_heads;
-                    float     *v = q ? ctx->q + (size_t)t * Q + (size_t)h * (size_t)D
-                                     : ctx->k + (size_t)t * KV + (size_t)(h - c->n_heads) * (size_t)D;
-                    rmsnorm(v, v, q ? L->q_norm.data : L->k_norm.data, D, c->norm_eps);
-                }
-            rope(ctx->q + (size_t)t * Q, c->n_heads, D, cos_t, sin_t);
-            rope(ctx->k + (size_t)t * KV, c->n_kv_heads, D, cos_t, sin_t);
-            lb_kv_store(&ctx->kv, l, (int32_t)pos, ctx->k + (size_t)t * KV, ctx->v + (size_t)t * KV);
-        }
-        attention(ctx, l, T);
-        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)Q, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
+        if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
+        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)lb_model_dim(m, LB_DIM_QV), &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
         if (ctx->stopped) break;
         if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];

@@ -338,6 +338,52 @@ static lb_status experts(const lb_gguf *g, lb_gguf_str arch, lb_llama_config *c,
     return LB_OK;
 }
 
+/* DeepSeek-V2/V3's keys (llama.cpp's deepseek2): the latent attention's sizes, as its
+ * converter writes them for MLA (key_length the latent and the rotary key, value_length the
+ * latent, key_length_mla and value_length_mla a head's), the leading dense layers, the shared
+ * experts and the router's options. Files of the older layout (one attn_kv_b per layer, no
+ * *_mla keys) are refused. */
+static lb_status mla_keys(const lb_gguf *g, lb_llama_config *c, lb_error *err) {
+    char      k[96];
+    int32_t   kl, vl;
+    int64_t   gating = 0;
+    bool      norm   = false;
+    lb_status st;
+#define KEY(s) (snprintf(k, sizeof k, "deepseek2.%s", s), k)
+    st = lb_gguf_get_int(g, KEY("attention.key_length_mla"), &(int64_t){ 0 }, err);
+    LB_RETURN_IF(st == LB_ERR_NOT_FOUND, err, LB_ERR_UNSUPPORTED, "%s: deepseek2 without %s: the older layout "
+                 "(attn_kv_b) is not supported; convert it again with a recent convert_hf_to_gguf.py", g->src.name, k);
+    if ((st = get_i32(g, KEY("attention.key_length_mla"), -1, &c->head_dim, err)) ||
+        (st = get_i32(g, KEY("attention.value_length_mla"), -1, &c->head_dim_v, err)) ||
+        (st = get_i32(g, KEY("attention.kv_lora_rank"), -1, &c->n_lora_kv, err)) ||
+        (st = opt_i32(g, KEY("attention.q_lora_rank"), 0, 1 << 16, &c->n_lora_q, err)) ||
+        (st = get_i32(g, KEY("rope.dimension_count"), -1, &c->n_rot, err)) ||
+        (st = get_i32(g, KEY("attention.key_length"), -1, &kl, err)) ||
+        (st = get_i32(g, KEY("attention.value_length"), -1, &vl, err)) ||
+        (st = opt_i32(g, KEY("leading_dense_block_count"), 0, 1024, &c->n_dense_lead, err)) ||
+        (st = opt_i32(g, KEY("expert_shared_count"), 0, 1024, &c->n_expert_shared, err)) ||
+        (st = opt_f32(g, KEY("expert_weights_scale"), 0, 1e3, &c->moe_w_scale, err)) ||
+        (st = opt_i32(g, KEY("expert_group_count"), 0, 4096, &c->n_expert_groups, err)) ||
+        (st = opt_i32(g, KEY("expert_group_used_count"), 0, 4096, &c->n_group_used, err)) ||
+        (st = opt_f32(g, KEY("rope.scaling.yarn_log_multiplier"), 0, 1e3, &c->rope_yarn_log_mul, err)))
+        return st;
+    st = lb_gguf_get_bool(g, KEY("expert_weights_norm"), &norm, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    st = lb_gguf_get_int(g, KEY("expert_gating_func"), &gating, err);
+    if (st && st != LB_ERR_NOT_FOUND) return st;
+    LB_RETURN_IF(gating < 0 || gating > 2, err, LB_ERR_UNSUPPORTED, "%s: %s = %lld: only softmax (1) and sigmoid "
+                 "(2) routers are supported", g->src.name, k, (long long)gating);
+#undef KEY
+    LB_RETURN_IF(kl != c->n_lora_kv + c->n_rot || vl != c->n_lora_kv, err, LB_ERR_CORRUPT, "%s: key length %d and "
+                 "value length %d are not the latent (%d) and the rotary key (%d)", g->src.name, kl, vl, c->n_lora_kv,
+                 c->n_rot);
+    c->moe_gating        = gating == 2 ? LB_GATING_SIGMOID : LB_GATING_SOFTMAX; /* absent: DeepSeek-V2's softmax */
+    c->moe_norm_w        = norm;
+    c->rope_yarn_log_mul /= 0.1f; /* the converter writes 0.1 * mscale_all_dim */
+    c->n_ff_shexp        = c->n_expert_shared * c->n_ff_exp;
+    return LB_OK;
+}
+
 /* NEOX-rope architectures store rotary rows split in halves: into lowbit's pairs (rotary.h),
  * each rotary tensor an owned copy */
 static lb_status rotary_to_pairs(lb_model *m, lb_error *err) {
@@ -403,14 +449,18 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     snprintf(vl, sizeof vl, "%s.attention.value_length", m->arch->gguf);
     snprintf(rd, sizeof rd, "%s.rope.dimension_count", m->arch->gguf);
     int32_t vdim, rope_dim;
-    if ((st = get_i32(g, kl, c->n_embd / c->n_heads, &c->head_dim, err)) ||
-        (st = get_i32(g, vl, c->head_dim, &vdim, err)) || (st = get_i32(g, rd, c->head_dim, &rope_dim, err)))
+    if (m->arch->ops.mla) {
+        if ((st = mla_keys(g, c, err))) return st;
+    } else if ((st = get_i32(g, kl, c->n_embd / c->n_heads, &c->head_dim, err)) ||
+               (st = get_i32(g, vl, c->head_dim, &vdim, err)) || (st = get_i32(g, rd, c->head_dim, &rope_dim, err))) {
         return st;
-    LB_RETURN_IF(vdim != c->head_dim, err, LB_ERR_UNSUPPORTED, "%s: key length %d and value length %d differ",
-                 path, c->head_dim, vdim);
-    LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
-                 "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
-                 "supported", path, rope_dim, c->head_dim);
+    } else {
+        LB_RETURN_IF(vdim != c->head_dim, err, LB_ERR_UNSUPPORTED, "%s: key length %d and value length %d differ",
+                     path, c->head_dim, vdim);
+        LB_RETURN_IF(rope_dim != c->head_dim, err, LB_ERR_UNSUPPORTED,
+                     "%s: partial rotary embeddings (rope dimension %d of head size %d) are not "
+                     "supported", path, rope_dim, c->head_dim);
+    }
     if ((st = rope_scaling(g, m->arch->gguf, c, err)) || (st = windows(g, m->arch, c, err))) return st;
     LB_RETURN_IF(c->n_layers > 1024, err, LB_ERR_CORRUPT, "%s: %d layers", path, c->n_layers);
 
@@ -430,10 +480,10 @@ lb_status lb_model_load_gguf(lb_model *m, const char *path, lb_error *err) {
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its llama.cpp name */
         const lb_slot *s      = &slots[i];
-        const uint8_t  use    = m->arch->use[s->role];
-        if (use == LB_USE_NONE) continue;
+        if (m->arch->use[s->role] == LB_USE_NONE) continue;
         for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
-            char n[80];
+            const uint8_t use = lb_layer_use(m->arch, c, l, s->role);
+            char          n[80];
             lb_tensor_name(n, sizeof n, s->gguf, l, false);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
             if (t->data) continue; /* a part of a fused tensor */

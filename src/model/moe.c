@@ -1,10 +1,14 @@
 /* A mixture of experts' FFN (moe.h), as llama.cpp's build_moe_ffn computes it for Mixtral,
- * Qwen2-MoE and Qwen3-MoE:
- *   p = softmax(Wr · x)                      over the n_expert experts
- *   S = the n_expert_used largest of p       (ties: the lower index first)
- *   w = p[S], divided by its sum when the family renormalizes (clamped at 2^-14, as llama.cpp)
+ * Qwen2-MoE, Qwen3-MoE and DeepSeek-V2/V3:
+ *   p = softmax(Wr · x), or sigmoid (DeepSeek-V3)   over the n_expert experts
+ *   S = the n_expert_used largest of p + b          (b: the selection bias, DeepSeek-V3; only
+ *                                                    among the chosen groups' experts when they
+ *                                                    are grouped; ties: the lower index first)
+ *   w = p[S], divided by its sum when the family renormalizes (clamped at 2^-14, as llama.cpp),
+ *       times the weights' scale
  *   y = Σ_{e in S} w_e · Wdown_e · act(Wgate_e · x, Wup_e · x)
- * plus, with a shared expert, sigmoid(g · x) · Wdown_s · act(Wgate_s · x, Wup_s · x).
+ * plus, with shared experts, Wdown_s · act(Wgate_s · x, Wup_s · x), times sigmoid(g · x) when
+ * they have a gate (Qwen2-MoE).
  * The batch's tokens are grouped by expert, so each chosen expert's matrices are read once per
  * batch, and an expert no token chose is not read at all (one token reads n_expert_used). */
 #include <math.h>
@@ -12,12 +16,13 @@
 
 #include "moe.h"
 
-/* the k largest of p[0..n) into sel, largest first; equal values: the lower index first */
-static void top_k(const float *p, int32_t n, int32_t k, int32_t *sel) {
+/* the k largest of p[0..n) into sel, largest first; equal values: the lower index first;
+ * only where ok[e] when ok is given */
+static void top_k(const float *p, int32_t n, int32_t k, int32_t *sel, const bool *ok) {
     for (int32_t j = 0; j < k; j++) {
         int32_t best = -1;
         for (int32_t e = 0; e < n; e++) {
-            bool taken = false;
+            bool taken = ok && !ok[e];
             for (int32_t q = 0; q < j && !taken; q++) taken = sel[q] == e;
             if (!taken && (best < 0 || p[e] > p[best])) best = e;
         }
@@ -25,23 +30,55 @@ static void top_k(const float *p, int32_t n, int32_t k, int32_t *sel) {
     }
 }
 
-void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T, int32_t *sel, float *w) {
+/* DeepSeek-V3's groups: ok[e] for the experts of the n_group_used groups whose two largest
+ * selection scores sum highest (ties: the lower group) */
+static void choose_groups(const lb_llama_config *c, const float *s, bool *ok) {
+    const int32_t G = c->n_expert_groups, per = c->n_expert / G;
+    float         sum[LB_MOE_MAX_EXPERTS];
+    int32_t       two[2], pick[LB_MOE_MAX_EXPERTS];
+    for (int32_t g = 0; g < G; g++) {
+        top_k(s + g * per, per, 2, two, NULL);
+        sum[g] = s[g * per + two[0]] + s[g * per + two[1]];
+    }
+    top_k(sum, G, c->n_group_used, pick, NULL);
+    for (int32_t e = 0; e < c->n_expert; e++) ok[e] = false;
+    for (int32_t j = 0; j < c->n_group_used; j++)
+        for (int32_t e = 0; e < per; e++) ok[pick[j] * per + e] = true;
+}
+
+void lb_moe_route(const lb_llama_config *c, bool norm, const float *bias, float *logits, int32_t T, int32_t *sel,
+                  float *w) {
     const int32_t X = c->n_expert, K = c->n_expert_used;
+    const bool    groups = c->n_expert_groups > 1;
     for (int32_t t = 0; t < T; t++) {
-        float *p  = logits + (size_t)t * (size_t)X;
-        float  mx = p[0], sum = 0;
-        for (int32_t e = 1; e < X; e++) mx = p[e] > mx ? p[e] : mx;
-        for (int32_t e = 0; e < X; e++) sum += p[e] = expf(p[e] - mx);
-        for (int32_t e = 0; e < X; e++) p[e] /= sum;
-        int32_t *s  = sel + (size_t)t * (size_t)K;
+        float *p = logits + (size_t)t * (size_t)X;
+        if (c->moe_gating == LB_GATING_SIGMOID) {
+            for (int32_t e = 0; e < X; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
+        } else {
+            float mx = p[0], sum = 0;
+            for (int32_t e = 1; e < X; e++) mx = p[e] > mx ? p[e] : mx;
+            for (int32_t e = 0; e < X; e++) sum += p[e] = expf(p[e] - mx);
+            for (int32_t e = 0; e < X; e++) p[e] /= sum;
+        }
+        float        biased[LB_MOE_MAX_EXPERTS];
+        bool         ok[LB_MOE_MAX_EXPERTS];
+        const float *s = p; /* what chooses: the probabilities, plus the selection bias */
+        if (bias) {
+            for (int32_t e = 0; e < X; e++) biased[e] = p[e] + bias[e];
+            s = biased;
+        }
+        if (groups) choose_groups(c, s, ok);
+        int32_t *si = sel + (size_t)t * (size_t)K;
         float   *wt = w + (size_t)t * (size_t)K;
-        top_k(p, X, K, s);
+        top_k(s, X, K, si, groups ? ok : NULL);
         float ws = 0;
-        for (int32_t j = 0; j < K; j++) ws += wt[j] = p[s[j]];
+        for (int32_t j = 0; j < K; j++) ws += wt[j] = p[si[j]];
         if (norm) {
             ws = ws > 6.103515625e-5f ? ws : 6.103515625e-5f;
             for (int32_t j = 0; j < K; j++) wt[j] /= ws;
         }
+        if (c->moe_w_scale > 0 && c->moe_w_scale != 1.0f)
+            for (int32_t j = 0; j < K; j++) wt[j] *= c->moe_w_scale;
     }
 }
 
@@ -65,7 +102,7 @@ bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, in
     const int32_t          E = c->n_embd, X = c->n_expert, K = c->n_expert_used;
     const int64_t          FX = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff;
     lb_matmul(io->router, xn, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_INP), T, LB_MATMUL_EXACT, io->scratch);
-    lb_moe_route(c, m->arch->ops.moe_norm, io->router, T, io->sel, io->selw);
+    lb_moe_route(c, m->arch->ops.moe_norm || c->moe_norm_w, L->exp_probs_b.data, io->router, T, io->sel, io->selw);
     memset(out, 0, (size_t)T * (size_t)E * sizeof *out);
     for (int32_t e = 0; e < X; e++) {
         int32_t n = 0; /* the (token, choice) pairs that chose e, in token order */
@@ -89,7 +126,7 @@ bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, in
     }
     if (io->stop_at == LB_ROLE_FFN_GATE_EXPS || io->stop_at == LB_ROLE_FFN_DOWN_EXPS) return false;
     if (!L->ffn_gate_shexp.data) return true;
-    /* Qwen2-MoE's shared expert: every token, scaled by sigmoid of its gate */
+    /* the shared experts: every token; Qwen2-MoE's scaled by sigmoid of its gate */
     if (!expert_ffn(io, l, LB_ROLE_FFN_DOWN, -1, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_SHEXP),
                     lb_weights_get(io->w, l, LB_ROLE_FFN_UP_SHEXP), lb_weights_get(io->w, l, LB_ROLE_FFN_DOWN_SHEXP), xn, T,
                     c->n_ff_shexp, io->oe))
@@ -98,8 +135,8 @@ bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, in
     for (int32_t t = 0; t < T; t++) {
         const float *x = xn + (size_t)t * (size_t)E;
         float        z = 0;
-        for (int32_t i = 0; i < E; i++) z += g[i] * x[i];
-        const float  s = 1.0f / (1.0f + expf(-z));
+        for (int32_t i = 0; g && i < E; i++) z += g[i] * x[i];
+        const float  s = g ? 1.0f / (1.0f + expf(-z)) : 1.0f;
         float       *y = out + (size_t)t * (size_t)E;
         const float *o = io->oe + (size_t)t * (size_t)E;
         for (int32_t i = 0; i < E; i++) y[i] += s * o[i];

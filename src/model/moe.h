@@ -25,9 +25,14 @@ typedef struct lb_moe_io {
     uint64_t          read;          /* bytes of expert matrices multiplied so far */
 } lb_moe_io;
 
-/* Softmax of each token's router logits [T, n_expert] (in place: they become probabilities),
- * its n_expert_used largest into sel, their weights into w (renormalized when norm). */
-void lb_moe_route(const lb_llama_config *c, bool norm, float *logits, int32_t T, int32_t *sel, float *w);
+#define LB_MOE_MAX_EXPERTS 4096 /* lb_model_validate's bound */
+
+/* Softmax (or sigmoid: c->moe_gating) of each token's router logits [T, n_expert] (in place:
+ * they become probabilities), the n_expert_used largest of them plus bias (NULL: none; within
+ * c's chosen groups, if any) into sel, their probabilities into w (renormalized when norm, then
+ * times c->moe_w_scale). */
+void lb_moe_route(const lb_llama_config *c, bool norm, const float *bias, float *logits, int32_t T, int32_t *sel,
+                  float *w);
 
 /* out [T, E] = layer l's mixture of experts (and shared expert) of xn [T, E], the normed
  * FFN input (which the caller showed the hook as LB_ROLE_FFN_GATE). The hook sees each

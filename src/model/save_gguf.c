@@ -137,6 +137,35 @@ static lb_status write_windows(lb_gguf_writer *w, const lb_model *m) {
     return st;
 }
 
+/* DeepSeek's keys, as llama.cpp's converter writes them (load_gguf.c's mla_keys reads them) */
+static lb_status write_mla(lb_gguf_writer *w, const lb_model *m) {
+    const lb_llama_config *c = &m->cfg;
+    const struct {
+        const char *key;
+        int32_t     v;
+    } u32s[] = {
+        { "rope.dimension_count", c->n_rot },          { "attention.key_length", c->n_lora_kv + c->n_rot },
+        { "attention.value_length", c->n_lora_kv },    { "attention.key_length_mla", c->head_dim },
+        { "attention.value_length_mla", (int32_t)lb_model_dim(m, LB_DIM_DV) },
+        { "attention.kv_lora_rank", c->n_lora_kv },    { "attention.q_lora_rank", c->n_lora_q }, /* 0: wq (llama.cpp
+                                                          needs the key unless it takes the model for a Lite) */
+        { "leading_dense_block_count", c->n_dense_lead }, { "expert_shared_count", c->n_expert_shared },
+        { "expert_gating_func", c->moe_gating == LB_GATING_SIGMOID ? 2 : 1 },
+        { "expert_group_count", c->n_expert_groups },  { "expert_group_used_count", c->n_group_used },
+    };
+    char      key[96];
+    lb_status st = LB_OK;
+    for (size_t i = 0; !st && i < sizeof u32s / sizeof u32s[0]; i++) {
+        snprintf(key, sizeof key, "deepseek2.%s", u32s[i].key);
+        if (u32s[i].v > 0 || i < 7) st = lb_gguf_writer_set_u32(w, key, (uint32_t)u32s[i].v);
+    }
+    if (!st && c->moe_w_scale > 0) st = lb_gguf_writer_set_f32(w, "deepseek2.expert_weights_scale", c->moe_w_scale);
+    if (!st && c->moe_norm_w) st = lb_gguf_writer_set_bool(w, "deepseek2.expert_weights_norm", true);
+    if (!st && c->rope_yarn_log_mul > 0) /* as the converter writes it: 0.1 * mscale_all_dim */
+        st = lb_gguf_writer_set_f32(w, "deepseek2.rope.scaling.yarn_log_multiplier", 0.1f * c->rope_yarn_log_mul);
+    return st;
+}
+
 static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t file_type) {
     const lb_llama_config *c    = &m->cfg;
     const char            *arch = m->arch ? m->arch->gguf : "llama";
@@ -147,11 +176,13 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
         { "context_length", c->n_ctx_train },      { "embedding_length", c->n_embd },
         { "feed_forward_length", c->n_ff },        { "block_count", c->n_layers },
         { "attention.head_count", c->n_heads },    { "attention.head_count_kv", c->n_kv_heads },
-        { "rope.dimension_count", c->head_dim },   { "vocab_size", c->n_vocab },
+        { "vocab_size", c->n_vocab },              { "rope.dimension_count", c->head_dim },
         { "attention.key_length", c->head_dim },   { "attention.value_length", c->head_dim },
     };
-    /* the head size goes in only when it is not n_embd / n_heads (llama.cpp's default) */
-    const size_t n_u32 = sizeof u32s / sizeof u32s[0] - (c->head_dim * c->n_heads == c->n_embd ? 2 : 0);
+    /* the head size goes in only when it is not n_embd / n_heads (llama.cpp's default); MLA
+     * writes its own */
+    const bool   mla   = m->arch && m->arch->ops.mla;
+    const size_t n_u32 = sizeof u32s / sizeof u32s[0] - (mla ? 3 : c->head_dim * c->n_heads == c->n_embd ? 2 : 0);
     char         key[96];
     lb_status    st = lb_gguf_writer_set_str(w, "general.architecture", arch);
     if (!st) st = lb_gguf_writer_set_str(w, "general.name", m->name ? m->name : "lowbit");
@@ -168,10 +199,11 @@ static lb_status write_hparams(lb_gguf_writer *w, const lb_model *m, uint32_t fi
         { "expert_count", c->n_expert }, { "expert_used_count", c->n_expert_used },
         { "expert_feed_forward_length", c->n_ff_exp }, { "expert_shared_feed_forward_length", c->n_ff_shexp },
     };
-    for (size_t i = 0; !st && c->n_expert > 0 && i < sizeof moe / sizeof moe[0]; i++) {
+    for (size_t i = 0; !st && c->n_expert > 0 && i < sizeof moe / sizeof moe[0] - mla; i++) {
         snprintf(key, sizeof key, "%s.%s", arch, moe[i].key);
         if (moe[i].v > 0) st = lb_gguf_writer_set_u32(w, key, (uint32_t)moe[i].v);
     }
+    if (!st && mla) st = write_mla(w, m);
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     if (!st) st = lb_gguf_writer_set_f32(w, key, c->norm_eps);
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);

@@ -369,6 +369,8 @@ fail:
 
 /* type: the matrices' (f32, f16, bf16); gptq: the blocks' matrices packed, the others f16. */
 static lb_status save_hf(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
+    LB_RETURN_IF(!m->arch || !m->arch->hf_class[0], err, LB_ERR_UNSUPPORTED, "%s: lowbit writes no Hugging Face "
+                 "checkpoint of %s yet (GGUF only)", dir, m->arch ? m->arch->name : "this model");
     LB_RETURN_IF(gptq && m->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED, "%s: a GPTQ checkpoint of a mixture of "
                  "experts is not supported yet (--to hf writes it in f16/bf16/f32)", dir);
     lb_named_tensor *nt = malloc((size_t)lb_model_n_tensors(m) * sizeof *nt);

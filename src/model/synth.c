@@ -278,6 +278,22 @@ void lb_synth_moe_defaults(const lb_arch *a, lb_llama_config *c) {
     else if (c->n_ff_exp <= 0) c->n_ff_exp = c->n_ff / 2;
     if (a->use[LB_ROLE_FFN_GATE_SHEXP] && c->n_ff_shexp <= 0) c->n_ff_shexp = c->n_ff;
     if (!a->use[LB_ROLE_FFN_GATE_SHEXP]) c->n_ff_shexp = 0;
+    if (a->ops.mla) { /* DeepSeek: shared experts as wide as the routed ones */
+        if (c->n_expert_shared <= 0) c->n_expert_shared = 2;
+        c->n_ff_shexp = c->n_expert_shared * c->n_ff_exp;
+    }
+}
+
+/* MLA's sizes left 0 in c (head_dim set), in DeepSeek-V2's proportions: half of a query head
+ * rotary, value heads as wide as the rest, a latent four of those, one KV head, one dense
+ * layer first (when there are two or more); n_dense_lead < 0 means 0 */
+static void mla_defaults(lb_llama_config *c) {
+    if (c->n_rot <= 0) c->n_rot = c->head_dim / 4 * 2;
+    if (c->head_dim_v <= 0) c->head_dim_v = c->head_dim - c->n_rot;
+    if (c->n_lora_kv <= 0) c->n_lora_kv = 4 * (c->head_dim - c->n_rot);
+    if (c->n_dense_lead == 0) c->n_dense_lead = c->n_layers > 1 ? 1 : 0;
+    if (c->n_dense_lead < 0) c->n_dense_lead = 0;
+    c->n_kv_heads = 1;
 }
 
 lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *err) {
@@ -300,6 +316,14 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     lb_arch_config_defaults(arch, &m.cfg);
     if (!arch->moe) m.cfg.n_expert = m.cfg.n_expert_used = m.cfg.n_ff_exp = m.cfg.n_ff_shexp = 0;
     else lb_synth_moe_defaults(arch, &m.cfg);
+    if (arch->ops.mla) mla_defaults(&m.cfg);
+    if (!arch->ops.mla) m.cfg.n_lora_q = m.cfg.n_lora_kv = m.cfg.n_rot = m.cfg.head_dim_v = m.cfg.n_dense_lead = 0;
+    LB_RETURN_IF(arch->ops.mla && (m.cfg.n_rot % 2 || m.cfg.n_rot >= hd || m.cfg.n_dense_lead > m.cfg.n_layers ||
+                                   (m.cfg.n_expert_groups > 1 && (m.cfg.n_expert % m.cfg.n_expert_groups ||
+                                                                  m.cfg.n_group_used >= m.cfg.n_expert_groups))),
+                 err, LB_ERR_PARAM, "synth: latent attention does not fit: rotary %d of head %d, %d dense layers of %d, "
+                 "%d expert groups (%d used)", m.cfg.n_rot, hd, m.cfg.n_dense_lead, m.cfg.n_layers, m.cfg.n_expert_groups,
+                 m.cfg.n_group_used);
     LB_RETURN_IF(arch->moe && (m.cfg.n_expert_used > m.cfg.n_expert || m.cfg.n_expert > 4096), err, LB_ERR_PARAM,
                  "synth: %d experts used of %d", m.cfg.n_expert_used, m.cfg.n_expert);
     char          name[96];
@@ -340,10 +364,11 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
         for (int32_t l = lb_slot_first(&slots[i]); l < lb_slot_end(&m, &slots[i]); l++)
             for (int j = i; j < e; j++) {
                 const lb_slot *s = &slots[j];
-                const uint8_t use = m.arch->use[s->role];
-                if (use == LB_USE_NONE || (use != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT)) continue;
+                const uint8_t use = lb_layer_use(m.arch, &m.cfg, l, s->role);
+                const bool    sel_bias = s->role == LB_ROLE_FFN_EXP_PROBS_B && m.cfg.moe_gating == LB_GATING_SIGMOID;
+                if (use == LB_USE_NONE || (use != LB_USE_REQUIRED && s->role != LB_ROLE_OUTPUT && !sel_bias)) continue;
                 const bool bias = s->role == LB_ROLE_ATTN_Q_BIAS || s->role == LB_ROLE_ATTN_K_BIAS ||
-                                  s->role == LB_ROLE_ATTN_V_BIAS || s->role == LB_ROLE_FFN_GATE_INP_SHEXP;
+                                  s->role == LB_ROLE_ATTN_V_BIAS || s->role == LB_ROLE_FFN_GATE_INP_SHEXP || sel_bias;
                 const bool tied = m.arch->use[LB_ROLE_OUTPUT] == LB_USE_NONE;
                 const int  kind = s->role == LB_ROLE_TOKEN_EMBD ? (tied ? KIND_TIED_EMBEDDING : KIND_EMBEDDING)
                                 : s->role == LB_ROLE_FFN_GATE_INP ? KIND_ROUTER

@@ -66,6 +66,13 @@ int64_t lb_model_dim(const lb_model *m, lb_dim d) {
     case LB_DIM_X:      return c->n_expert;
     case LB_DIM_FX:     return c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff;
     case LB_DIM_FS:     return c->n_ff_shexp;
+    case LB_DIM_QV:     return (int64_t)c->n_heads * (c->head_dim_v > 0 ? c->head_dim_v : c->head_dim);
+    case LB_DIM_H:      return c->n_heads;
+    case LB_DIM_QL:     return c->n_lora_q;
+    case LB_DIM_KVL:    return c->n_lora_kv;
+    case LB_DIM_KVA:    return (int64_t)c->n_lora_kv + c->n_rot;
+    case LB_DIM_DN:     return c->head_dim - c->n_rot;
+    case LB_DIM_DV:     return c->head_dim_v > 0 ? c->head_dim_v : c->head_dim;
     default:            return 1;
     }
 }
@@ -177,11 +184,14 @@ static lb_status check_slots(const lb_model *m, const char *path, lb_error *err)
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) {
         const lb_slot *s      = &slots[i];
-        const uint8_t  use    = m->arch->use[s->role];
         for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
-            const lb_tensor *t = lb_model_tensor_c(m, l, s->role);
+            const lb_tensor *t   = lb_model_tensor_c(m, l, s->role);
+            const uint8_t    use = lb_layer_use(m->arch, &m->cfg, l, s->role);
             char             name[80];
             lb_tensor_name(name, sizeof name, s->gguf, l, false);
+            LB_RETURN_IF(t && t->data && use == LB_USE_NONE, err, LB_ERR_SHAPE, "%s: tensor '%s' does not "
+                         "belong in this layer of %s (%d leading dense layers, q's low rank %d)", path, name,
+                         m->arch->name, m->cfg.n_dense_lead, m->cfg.n_lora_q);
             if (!t || (!t->data && use != LB_USE_REQUIRED)) continue;
             lb_status st = check_tensor(t, name, lb_model_dim(m, s->ne0), lb_model_dim(m, s->ne1),
                                         lb_model_dim(m, s->ne2), path, err);
@@ -240,6 +250,24 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                      (m->arch->use[LB_ROLE_FFN_GATE_SHEXP] && c->n_ff_shexp <= 0),
                  err, LB_ERR_CORRUPT, "%s: bad mixture of experts for %s: %d experts, %d used, expert FFN %d, "
                  "shared FFN %d", path, m->arch->name, c->n_expert, c->n_expert_used, c->n_ff_exp, c->n_ff_shexp);
+    LB_RETURN_IF(m->arch->ops.mla && (c->n_lora_kv <= 0 || c->n_lora_kv > (1 << 16) || c->n_lora_q < 0 ||
+                                      c->n_lora_q > (1 << 16) || c->n_rot <= 0 || c->n_rot % 2 || c->n_rot >= c->head_dim ||
+                                      c->head_dim_v <= 0 || c->head_dim_v > 4096 || c->n_kv_heads != 1 ||
+                                      c->n_dense_lead < 0 || c->n_dense_lead > c->n_layers ||
+                                      c->n_expert_shared <= 0 || c->n_ff_shexp != c->n_expert_shared * c->n_ff_exp),
+                 err, LB_ERR_CORRUPT, "%s: bad latent attention or shared experts: q rank %d, latent %d, rotary %d "
+                 "of head %d, value head %d, %d KV heads, %d dense layers, %d shared experts", path, c->n_lora_q,
+                 c->n_lora_kv, c->n_rot, c->head_dim, c->head_dim_v, c->n_kv_heads, c->n_dense_lead, c->n_expert_shared);
+    LB_RETURN_IF(c->moe_gating < 0 || c->moe_gating > LB_GATING_SIGMOID || !(c->moe_w_scale >= 0 && c->moe_w_scale <= 1e3f) ||
+                     c->n_expert_groups < 0 || c->n_group_used < 0 ||
+                     (c->n_expert_groups > 1 && (c->n_expert % c->n_expert_groups || c->n_group_used <= 0 ||
+                                                 c->n_group_used >= c->n_expert_groups ||
+                                                 c->n_expert / c->n_expert_groups < 2 ||
+                                                 c->n_group_used * (c->n_expert / c->n_expert_groups) < c->n_expert_used)) ||
+                     !(c->rope_yarn_log_mul >= 0 && c->rope_yarn_log_mul <= 1e3f),
+                 err, LB_ERR_CORRUPT, "%s: bad router: gating %d, weights scale %g, %d expert groups (%d used), "
+                 "yarn log multiplier %g", path, c->moe_gating, (double)c->moe_w_scale, c->n_expert_groups,
+                 c->n_group_used, (double)c->rope_yarn_log_mul);
     lb_status st = check_slots(m, path, err);
     if (st) return st;
     if (m->vocab)

@@ -30,11 +30,12 @@ static void release(const lb_model *m, const void *p, size_t n) {
 }
 
 
-/* the experts' matrices of layer l: views of expert e's rows of each 3-D tensor */
-static const lb_tensor_role k_exps[3] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS, LB_ROLE_FFN_DOWN_EXPS };
+/* the stacked tensors of a layer, one matrix per expert or per head: views of each slice */
+static const lb_tensor_role k_stacks[LB_WEIGHTS_STACKS] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS,
+                                                            LB_ROLE_FFN_DOWN_EXPS, LB_ROLE_ATTN_K_B, LB_ROLE_ATTN_V_B };
 
-/* expert e's rows of t (ne[2] matrices of ne[1] rows) as a 2-D tensor */
-static lb_tensor expert_view(const lb_tensor *t, int32_t e) {
+/* slice e of t (ne[2] matrices of ne[1] rows) as a 2-D tensor */
+static lb_tensor slice_view(const lb_tensor *t, int32_t e) {
     lb_tensor v = *t;
     v.ne[2]     = 1;
     v.n_dims    = 2;
@@ -42,37 +43,47 @@ static lb_tensor expert_view(const lb_tensor *t, int32_t e) {
     return v;
 }
 
-lb_mat lb_weights_expert(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e) {
-    const size_t i = ((size_t)l * 3 + (size_t)k) * (size_t)w->n_expert + (size_t)e, at = (size_t)w->n_layers * LB_LAYER_SLOTS + 1 + i;
-    if (!w->mats[at].packed && !w->tc_buf[at]) w->views[i] = expert_view(lb_model_tensor_c(m, l, k_exps[k]), e);
+/* the index of stack k's slice e of layer l among the views (add the 2-D matrices for mats) */
+static size_t slice_at(const lb_weights *w, int32_t l, int k, int32_t e) {
+    size_t i = (size_t)l * (size_t)w->per_layer + (size_t)e;
+    for (int j = 0; j < k; j++) i += (size_t)w->n_slice[j];
+    return i;
+}
+
+lb_mat lb_weights_slice(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e) {
+    const size_t i = slice_at(w, l, k, e), at = (size_t)w->n_layers * LB_LAYER_SLOTS + 1 + i;
+    const lb_tensor *t = lb_model_tensor_c(m, l, k_stacks[k]);
+    if (!w->mats[at].packed && !w->tc_buf[at] && t && t->data) w->views[i] = slice_view(t, e);
     return w->mats[at];
 }
 
 lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error *err) {
     lb_status     st = LB_OK;
-    const int32_t L = m->cfg.n_layers, X = m->cfg.n_expert, n = L * LB_LAYER_SLOTS + 1 + L * 3 * X;
+    const int32_t L = m->cfg.n_layers, X = m->cfg.n_expert, H = m->arch && m->arch->ops.mla ? m->cfg.n_heads : 0;
+    w->per_layer    = 0;
+    for (int k = 0; k < LB_WEIGHTS_STACKS; k++) w->per_layer += w->n_slice[k] = k < 3 ? X : H;
+    const int32_t n = L * LB_LAYER_SLOTS + 1 + L * w->per_layer;
     w->n_layers     = L;
-    w->n_expert     = X;
     w->n_mats       = n;
     w->buf          = NULL;
     w->packed       = 0;
     w->mats         = calloc((size_t)n, sizeof *w->mats);
-    w->views        = X > 0 ? calloc((size_t)L * 3 * (size_t)X, sizeof *w->views) : NULL;
-    LB_GOTO_IF(!w->mats || (X > 0 && !w->views), err, LB_ERR_NOMEM, "out of memory");
+    w->views        = w->per_layer > 0 ? calloc((size_t)L * (size_t)w->per_layer, sizeof *w->views) : NULL;
+    LB_GOTO_IF(!w->mats || (w->per_layer > 0 && !w->views), err, LB_ERR_NOMEM, "out of memory");
     for (int32_t l = 0; l < L; l++) /* the matrices of a block: its 2-D slots, the router too */
         for (int r = LB_ROLE_LAYER_FIRST; r < LB_ROLE_LAYER_END; r++) {
             const lb_tensor *t = lb_model_tensor_c(m, l, (lb_tensor_role)r);
             const lb_slot   *s = lb_slot_of((lb_tensor_role)r);
-            if (t && t->data && s->ne1 != LB_DIM_1 && !(s->flags & LB_SLOT_EXPERTS))
+            if (t && t->data && s->ne1 != LB_DIM_1 && s->ne2 == LB_DIM_1)
                 w->mats[l * LB_LAYER_SLOTS + r - LB_ROLE_LAYER_FIRST].t = t;
         }
     w->mats[L * LB_LAYER_SLOTS].t = &m->output;
     for (int32_t l = 0; l < L; l++)
-        for (int k = 0; k < 3 && X > 0; k++) {
-            const lb_tensor *t = lb_model_tensor_c(m, l, k_exps[k]);
-            for (int32_t e = 0; e < X; e++) {
-                const size_t i = ((size_t)l * 3 + (size_t)k) * (size_t)X + (size_t)e;
-                w->views[i]                          = expert_view(t, e);
+        for (int k = 0; k < LB_WEIGHTS_STACKS; k++) {
+            const lb_tensor *t = lb_model_tensor_c(m, l, k_stacks[k]);
+            for (int32_t e = 0; t && t->data && e < w->n_slice[k]; e++) { /* a dense layer has no experts */
+                const size_t i = slice_at(w, l, k, e);
+                w->views[i]                          = slice_view(t, e);
                 w->mats[L * LB_LAYER_SLOTS + 1 + i].t = &w->views[i];
             }
         }

@@ -18,13 +18,17 @@
 #include "kernels/matmul.h"
 #include "lowbit/model.h"
 
+#define LB_WEIGHTS_STACKS 5 /* the experts' gate, up and down; MLA's k_b and v_b */
+
 typedef struct lb_weights {
     lb_mat *mats;     /* n_layers * LB_LAYER_SLOTS (the linear slots filled), then the output,
-                         then each expert's gate, up and down of each layer (lb_weights_expert) */
-    lb_tensor *views; /* the experts' matrices: views into their 3-D tensors */
+                         then per layer each stacked tensor's slices: each expert's gate, up and
+                         down, each head's k_b and v_b (lb_weights_slice) */
+    lb_tensor *views; /* the slices: views into their 3-D tensors */
     lb_tensor *tc;    /* [as mats]: the transcoded INTn matrices (data in tc_buf), mats[i].t = &tc[i] */
     void  **tc_buf;
-    int32_t n_layers, n_expert, n_mats;
+    int32_t n_layers, n_mats;
+    int32_t n_slice[LB_WEIGHTS_STACKS], per_layer; /* slices of each stack (experts, heads), their sum */
     void   *buf;      /* the packed rows of all tensors */
     size_t  packed;   /* bytes in buf */
 } lb_weights;
@@ -37,9 +41,12 @@ static inline lb_mat lb_weights_get(const lb_weights *w, int32_t l, lb_tensor_ro
     return w->mats[l < 0 ? w->n_layers * LB_LAYER_SLOTS : l * LB_LAYER_SLOTS + ((int)role - LB_ROLE_LAYER_FIRST)];
 }
 
-/* expert e's matrix k (0 gate, 1 up, 2 down) of layer l of m (the model w was made for): a
- * view of its rows of m's 3-D tensor as it is now (the block engine swaps a block's tensors for
- * f32 working copies), or its packed or transcoded copy */
-lb_mat lb_weights_expert(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e);
+/* slice e of stack k (0-2: expert e's gate, up, down; 3, 4: head e's k_b, v_b) of layer l of m
+ * (the model w was made for): a view of its rows of m's 3-D tensor as it is now (the block
+ * engine swaps a block's tensors for f32 working copies), or its packed or transcoded copy */
+lb_mat lb_weights_slice(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e);
+static inline lb_mat lb_weights_expert(lb_weights *w, const lb_model *m, int32_t l, int k, int32_t e) {
+    return lb_weights_slice(w, m, l, k, e);
+}
 
 #endif

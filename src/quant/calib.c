@@ -91,9 +91,8 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
     c->hessians  = hessians;
     c->sel_layer = LB_CALIB_ALL;
     c->stats     = calloc((size_t)c->n_stats, sizeof *c->stats);
-    /* a mixture of experts' FFN-down input is its shared expert's */
-    const int32_t dims[N_KINDS] = { cfg->n_embd, cfg->n_heads * cfg->head_dim, cfg->n_embd,
-                                    X > 0 && cfg->n_ff_shexp > 0 ? cfg->n_ff_shexp : cfg->n_ff };
+    /* a mixture of experts' FFN-down input is its shared expert's (DeepSeek's first layers: dense) */
+    const int32_t dims[N_KINDS] = { cfg->n_embd, (int32_t)lb_model_dim(m, LB_DIM_QV), cfg->n_embd, cfg->n_ff };
     static const lb_tensor_role roles[N_KINDS] = { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_OUTPUT,
                                                    LB_ROLE_FFN_GATE, LB_ROLE_FFN_DOWN };
     const int32_t FX = (int32_t)lb_model_dim(m, LB_DIM_FX);
@@ -112,6 +111,9 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
             s->layer = o ? -1 : i / N_KINDS;
             s->role  = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
             s->n     = o ? cfg->n_embd : dims[i % N_KINDS];
+            if (!o && s->role == LB_ROLE_FFN_DOWN && cfg->n_ff_shexp > 0 &&
+                lb_layer_use(m->arch, cfg, s->layer, LB_ROLE_FFN_DOWN) == LB_USE_NONE)
+                s->n = cfg->n_ff_shexp;
         }
         s->sum_x2  = calloc((size_t)s->n, sizeof *s->sum_x2);
         s->sum_abs = calloc((size_t)s->n, sizeof *s->sum_abs);

@@ -18,7 +18,7 @@ const char *lb_fold_blocker(const lb_model *m, lb_block_input in) {
 void lb_fold_scales(lb_model *m, int32_t layer, lb_block_input in, const float *s) {
     int64_t        n_prev, n_in;
     lb_tensor_role readers[3];
-    const int      nr = lb_block_input_readers(m->arch, in, readers);
+    const int      nr = lb_block_input_readers(m, layer, in, readers);
     /* the producer: a norm weight [n] (one row) or a linear's rows [n, n_in] */
     static const lb_tensor_role producer[LB_INPUT_COUNT] = { LB_ROLE_ATTN_NORM, LB_ROLE_ATTN_V,
                                                              LB_ROLE_FFN_NORM, LB_ROLE_FFN_UP };

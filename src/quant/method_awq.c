@@ -49,7 +49,7 @@ static lb_status awq_group(awq_state *a, int32_t l, lb_block_input in, const lb_
     lb_method_ctx         *c = a->c;
     const lb_quant_params *p = c->p;
     lb_tensor_role         roles[3];
-    const int              nr = lb_block_input_readers(c->model->arch, in, roles);
+    const int              nr = lb_block_input_readers(c->model, l, in, roles);
     const int64_t          n  = stats->n;
     lb_awq_linear          ls[3];
     int32_t                idx[3];

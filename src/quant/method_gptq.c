@@ -154,7 +154,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         const lb_tensor_role in = head ? LB_ROLE_OUTPUT : lb_block_input_role((lb_block_input)g);
         const int32_t        li = head ? -1 : c->layer;
         lb_tensor_role       roles[3] = { LB_ROLE_OUTPUT };
-        const int            nr = head ? 1 : lb_block_input_readers(c->model->arch, (lb_block_input)g, roles);
+        const int            nr = head ? 1 : lb_block_input_readers(c->model, c->layer, (lb_block_input)g, roles);
         bool                 work = false; /* a reader GPTQ takes (a router alone stays f32) */
         for (int k = 0; k < nr; k++) {
             const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);

@@ -83,7 +83,7 @@ lb_status lb_method_smoothquant(lb_method_ctx *c, lb_error *err) {
             const lb_act_stats  *as = lb_calib_get(cal, l, lb_block_input_role(in));
             const int64_t        n  = as->n;
             lb_tensor_role       roles[3];
-            const int            nr = lb_block_input_readers(work->arch, in, roles);
+            const int            nr = lb_block_input_readers(work, l, in, roles);
             if (lb_fold_blocker(work, in)) {
                 if (l == 0) lb_method_log(p, "%s: not smoothed (%s)", lb_block_input_name(in), lb_fold_blocker(work, in));
                 continue;
@@ -174,7 +174,7 @@ lb_status lb_method_llm_int8(lb_method_ctx *c, lb_error *err) {
             for (int32_t j = 0; j < as->n; j++)
                 if (as->max_abs[j] > thr) ai->outliers[ai->n_outliers++] = j;
             lb_tensor_role roles[3];
-            const int      nr = lb_block_input_readers(c->model->arch, (lb_block_input)in, roles);
+            const int      nr = lb_block_input_readers(c->model, l, (lb_block_input)in, roles);
             lb_method_log(p, "blk.%d %-8s %d of %d columns above %.1f stay f32 (first: %d, max|x| %.2f)%s",
                           l, lb_block_input_name((lb_block_input)in), k, as->n, (double)thr,
                           ai->outliers[0], (double)as->max_abs[ai->outliers[0]],

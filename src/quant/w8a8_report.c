@@ -54,7 +54,7 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     memcpy(r->xq, x, (size_t)T * (size_t)n * sizeof *x);
     lb_actq_apply(r->c->actq, layer, role, r->xq, T, n);
     lb_tensor_role roles[3];
-    const int      nr = lb_block_input_readers(r->c->model->arch, (lb_block_input)in, roles);
+    const int      nr = lb_block_input_readers(r->c->model, layer, (lb_block_input)in, roles);
     for (int k = 0; k < nr; k++) {
         const int32_t i = lb_method_find(r->c->tensors, r->c->n, layer, roles[k]);
         if (i < 0 || !lb_type_get_traits(r->c->plans[i].type)->is_quantized) continue;

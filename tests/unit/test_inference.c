@@ -396,22 +396,45 @@ static void test_moe_route(void **state) {
     float   lg[8] = { 0.0f, 2.0f, 1.0f, 2.0f, /* a tie between experts 1 and 3 */ -1.0f, -1.0f, -1.0f, 3.0f };
     int32_t sel[4];
     float   w[4];
-    lb_moe_route(&c, false, lg, 2, sel, w);
+    lb_moe_route(&c, false, NULL, lg, 2, sel, w);
     assert_int_equal(sel[0], 1), assert_int_equal(sel[1], 3), assert_int_equal(sel[2], 3), assert_int_equal(sel[3], 0);
     const double z = 1 + 2 * exp(2.0) + exp(1.0); /* softmax of row 0 */
     assert_true(fabs(w[0] - exp(2.0) / z) < 1e-6 && fabs(w[1] - exp(2.0) / z) < 1e-6);
     float lg2[8] = { 0.0f, 2.0f, 1.0f, 2.0f, -1.0f, -1.0f, -1.0f, 3.0f };
-    lb_moe_route(&c, true, lg2, 2, sel, w);
+    lb_moe_route(&c, true, NULL, lg2, 2, sel, w);
     assert_true(fabs(w[0] - 0.5) < 1e-6 && fabs(w[1] - 0.5) < 1e-6);
     assert_true(fabs(w[2] + w[3] - 1.0) < 1e-6 && w[2] > 0.98f);
+    /* DeepSeek-V3's: sigmoid; groups of two, the two groups of the largest top-two sums (here
+     * {2, 3} and {0, 1}: expert 4, second overall, is out); a selection bias that only chooses;
+     * the weights renormalized and scaled */
+    lb_llama_config v3 = { .n_expert = 8, .n_expert_used = 2, .moe_gating = LB_GATING_SIGMOID, .n_expert_groups = 4,
+                           .n_group_used = 2, .moe_w_scale = 2.5f };
+    const float raw[8] = { 3.0f, -5.0f, 2.0f, 2.0f, 2.5f, -5.0f, -5.0f, -5.0f };
+    float       l3[8];
+    memcpy(l3, raw, sizeof l3);
+    lb_moe_route(&v3, false, NULL, l3, 1, sel, w);
+    assert_int_equal(sel[0], 0), assert_int_equal(sel[1], 2); /* 2 and 3 tie: the lower */
+    assert_true(fabs(w[0] - 2.5 / (1 + exp(-3.0))) < 1e-6 && fabs(w[1] - 2.5 / (1 + exp(-2.0))) < 1e-6);
+    const float bias[8] = { 0, 0, 0, 0.1f, 0, 0, 0, 0 };
+    memcpy(l3, raw, sizeof l3);
+    lb_moe_route(&v3, true, bias, l3, 1, sel, w);
+    const double p0 = 1 / (1 + exp(-3.0)), p3 = 1 / (1 + exp(-2.0));
+    assert_int_equal(sel[0], 3), assert_int_equal(sel[1], 0);
+    assert_true(fabs(w[0] - 2.5 * p3 / (p0 + p3)) < 1e-6 && fabs(w[1] - 2.5 * p0 / (p0 + p3)) < 1e-6);
+    v3.n_expert_groups = 0; /* no groups: expert 4 is second */
+    memcpy(l3, raw, sizeof l3);
+    lb_moe_route(&v3, false, NULL, l3, 1, sel, w);
+    assert_int_equal(sel[0], 0), assert_int_equal(sel[1], 4);
 }
 
-/* Mixtures of experts (Mixtral, Qwen3-MoE, Qwen2-MoE with its shared expert): the prompt as
+/* Mixtures of experts (Mixtral, Qwen3-MoE, Qwen2-MoE with its shared expert, DeepSeek): the prompt as
  * one batch (tokens grouped by expert) and token by token give the same logits; q8 and exact
  * products agree; 1 and 2 threads are bit-identical */
 static void test_moe_forward(void **state) {
     (void)state;
-    const char *archs[] = { "mixtral", "qwen3moe", "qwen2moe" };
+    /* DeepSeek-V2 (a dense layer, then experts with shared experts; latent attention), and V3's
+     * router with q through its low-rank pair */
+    const char *archs[] = { "mixtral", "qwen3moe", "qwen2moe", "deepseek2", "deepseek2" };
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (int q = 0; q < 2; q++) {
             lb_synth_params p = { .type = q ? LB_TYPE_Q4_0 : LB_TYPE_F32, .seed = 11, .arch = archs[a] };
@@ -419,6 +442,9 @@ static void test_moe_forward(void **state) {
             char            path[256];
             assert_int_equal(lb_synth_shape("tiny", &p.cfg, &err), LB_OK);
             p.cfg.n_layers = 2, p.cfg.n_ff = 256, p.cfg.n_vocab = 400;
+            if (a == 4)
+                p.cfg.n_lora_q = 64, p.cfg.moe_gating = LB_GATING_SIGMOID, p.cfg.moe_norm_w = 1,
+                p.cfg.moe_w_scale = 2.5f, p.cfg.n_expert_groups = 4, p.cfg.n_group_used = 2;
             tmp_path("moe.gguf", path, sizeof path);
             assert_int_equal(lb_synth_write(path, &p, &err), LB_OK);
             lb_model *m;
