@@ -78,6 +78,7 @@ enum {
     LB_SLOT_EXPERTS = 16, /* one matrix per expert, stacked along ne[2] (ggml's 3-D "_exps") */
     LB_SLOT_HEADS  = 32, /* one matrix per attention head, stacked along ne[2] (MLA's k_b, v_b) */
 };
+#define LB_SLOT_STACKED (LB_SLOT_EXPERTS | LB_SLOT_HEADS) /* 3-D: each slice its own input's statistics */
 
 /* A row of the slot table. */
 typedef struct lb_slot {
@@ -89,7 +90,8 @@ typedef struct lb_slot {
                                 order is permuted to GGUF's pairs); LB_DIM_1: none */
     lb_tensor_role input;    /* the hook role of the activation it reads (ATTN_Q: the normed
                                 attention input, ATTN_OUTPUT, FFN_GATE, FFN_DOWN, OUTPUT; an
-                                expert's: FFN_GATE_EXPS, FFN_DOWN_EXPS, model.h's hook);
+                                expert's: FFN_GATE_EXPS, FFN_DOWN_EXPS; MLA's q_b input
+                                ATTN_Q_B and per-head ATTN_K_B, ATTN_V_B; model.h's hook);
                                 LB_ROLE_COUNT: none (norms, biases, the embedding) */
     uint8_t        flags;
     lb_dim         ne2;      /* LB_DIM_X for the experts' tensors, LB_DIM_H for the heads'; else LB_DIM_1 */

@@ -283,6 +283,9 @@ int32_t   lb_context_n_past(const lb_context *c);
  * shared expert's), LB_ROLE_FFN_DOWN the shared expert's down input, and each expert's inputs
  * come as LB_ROLE_FFN_GATE_EXPS (the rows of the tokens routed to it, into its gate and up) and
  * LB_ROLE_FFN_DOWN_EXPS (into its down), with `expert` its index (-1 for every other input).
+ * MLA (DeepSeek): LB_ROLE_ATTN_Q is the input of q (or q_a) and kv_a_mqa, LB_ROLE_ATTN_Q_B the
+ * normed low-rank q into q_b, and per head (`expert` the head) LB_ROLE_ATTN_K_B its non-rotary
+ * query into k_b and LB_ROLE_ATTN_V_B its latent attention output into v_b.
  * Calibration accumulates statistics from it. */
 typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
                                 const float *x, int32_t T, int32_t n);

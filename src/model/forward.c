@@ -425,18 +425,23 @@ static void attention(lb_context *ctx, int32_t layer, int32_t T, const att_geom 
 }
 
 /* For each head h: out[t, h*lout .. + m] = W_h · x[t, h*lin .. + n], W_h slice h of stack k
- * (3: k_b, 4: v_b) of layer l; a head's rows gathered, multiplied, and scattered. */
-static void per_head(lb_context *ctx, int32_t l, int k, const float *x, int32_t lin, int32_t n, int32_t T,
-                     float *out, int32_t lout, int32_t m) {
+ * (3: k_b, 4: v_b) of layer l; a head's rows gathered (the hook sees them as role's input of
+ * head h), multiplied, and scattered. False: stopped there. */
+static bool per_head(lb_context *ctx, int32_t l, int k, lb_tensor_role role, const float *x, int32_t lin,
+                     int32_t n, int32_t T, float *out, int32_t lout, int32_t m) {
     const size_t H = (size_t)ctx->m->cfg.n_heads;
     for (size_t h = 0; h < H; h++) {
         for (int32_t t = 0; t < T; t++)
             memcpy(ctx->mla_xh + (size_t)t * (size_t)n, x + ((size_t)t * H + h) * (size_t)lin, (size_t)n * sizeof *x);
+        if (ctx->hook) ctx->hook(ctx->hook_user, l, role, (int32_t)h, ctx->mla_xh, T, n);
+        if (ctx->stop_at == role) continue; /* every head's input, nothing computed */
         lb_matmul(ctx->mla_oh, ctx->mla_xh, lb_weights_slice(&ctx->w, ctx->m, l, k, (int32_t)h), T, ctx->mode,
                   ctx->scratch);
         for (int32_t t = 0; t < T; t++)
             memcpy(out + ((size_t)t * H + h) * (size_t)lout, ctx->mla_oh + (size_t)t * (size_t)m, (size_t)m * sizeof *out);
     }
+    ctx->stopped = ctx->stop_at == role;
+    return !ctx->stopped;
 }
 
 /* The attention of layer l on ctx->xn into ctx->att_out [T, H*D]: q, k, v (their biases),
@@ -513,12 +518,11 @@ static bool mla_attention(lb_context *ctx, int32_t l, int32_t T) {
             memcpy(ctx->mla_q + ((size_t)t * (size_t)H + (size_t)h) * (size_t)KA + (size_t)R, q, (size_t)RD * sizeof *q);
         }
     }
-    per_head(ctx, l, 3, ctx->q, D, DN, T, ctx->mla_q, KA, R);
+    if (!per_head(ctx, l, 3, LB_ROLE_ATTN_K_B, ctx->q, D, DN, T, ctx->mla_q, KA, R)) return false;
     const att_geom g = { .q = ctx->mla_q, .o = ctx->mla_o, .lq = H * KA, .lo = H * R, .dq = KA, .dv = R,
                          .kvk = KA, .kvv = R, .n_kv = 1 };
     attention(ctx, l, T, &g);
-    per_head(ctx, l, 4, ctx->mla_o, R, R, T, ctx->att_out, DV, DV);
-    return true;
+    return per_head(ctx, l, 4, LB_ROLE_ATTN_V_B, ctx->mla_o, R, R, T, ctx->att_out, DV, DV);
 }
 
 static lb_status check_batch(const lb_context *ctx, int32_t T, lb_error *err) {

@@ -16,13 +16,21 @@
 
 #define N_KINDS LB_INPUT_COUNT /* inputs per layer: attn in, attn out, ffn in, ffn down in */
 
+/* Inputs with statistics per slice of a stacked tensor, or inside a family's attention, by the
+ * role the forward hook reports them with: a mixture of experts' experts (each expert's input
+ * to its gate and up; each one's down input), MLA's per-head inputs to k_b and v_b, and its
+ * q_b's input (one slice). */
+#define N_STACKS 5
+static const lb_tensor_role k_stack_roles[N_STACKS] = { LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_DOWN_EXPS, LB_ROLE_ATTN_K_B,
+                                                        LB_ROLE_ATTN_V_B, LB_ROLE_ATTN_Q_B };
+
 struct lb_calib {
     const lb_model *m;
     int32_t         n_layers;
-    lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head), then a mixture of
-                                experts' per layer: each expert's input, each one's down input */
+    lb_act_stats   *stats;   /* n_layers * N_KINDS + 1 (the output head), then per layer each
+                                stack kind's slices (stack_kinds) */
     int32_t         n_stats;
-    int32_t         n_expert;
+    int32_t         n_slice[N_STACKS], per_layer; /* slices of each stack kind a layer, their sum */
     float          *tmp;     /* [n]^2 for the batch Hessian of the largest input with one */
     bool            hessians;
     int32_t         sel_layer;
@@ -38,18 +46,23 @@ static int kind_of(lb_tensor_role r) {
     return lb_block_input_of(r);
 }
 
-/* an expert's statistics: 0 its input (gate and up), 1 its down input; -1: not an expert's */
-static int expert_kind(lb_tensor_role r) {
+/* the stack kind of a role (the input it reads, or the hook's name for that input); -1: none */
+static int stack_kind(lb_tensor_role r) {
     const lb_slot *s = lb_slot_of(r);
-    return !s ? -1 : s->input == LB_ROLE_FFN_GATE_EXPS ? 0 : s->input == LB_ROLE_FFN_DOWN_EXPS ? 1
-                   : r == LB_ROLE_FFN_GATE_EXPS ? 0 : r == LB_ROLE_FFN_DOWN_EXPS ? 1 : -1;
+    for (int k = 0; s && k < N_STACKS; k++)
+        if (s->input == k_stack_roles[k] || r == k_stack_roles[k]) return k;
+    return -1;
 }
 
+/* a kind with one slice (q_b's input) is its slice 0 whatever the expert asked */
 static lb_act_stats *find_x(const lb_calib *c, int32_t layer, lb_tensor_role role, int32_t expert) {
-    const int xk = expert_kind(role);
+    const int xk = stack_kind(role);
     if (xk >= 0) {
-        if (layer < 0 || layer >= c->n_layers || expert < 0 || expert >= c->n_expert) return NULL;
-        return &c->stats[c->n_layers * N_KINDS + 1 + ((size_t)layer * 2 + (size_t)xk) * (size_t)c->n_expert + (size_t)expert];
+        if (c->n_slice[xk] == 1) expert = 0;
+        if (layer < 0 || layer >= c->n_layers || expert < 0 || expert >= c->n_slice[xk]) return NULL;
+        size_t at = (size_t)(c->n_layers * N_KINDS + 1) + (size_t)layer * (size_t)c->per_layer + (size_t)expert;
+        for (int k = 0; k < xk; k++) at += (size_t)c->n_slice[k];
+        return &c->stats[at];
     }
     if (role == LB_ROLE_OUTPUT || (role == LB_ROLE_TOKEN_EMBD && c->m->tied_output))
         return &c->stats[c->n_layers * N_KINDS];
@@ -73,8 +86,10 @@ const lb_act_stats *lb_calib_get_expert(const lb_calib *c, int32_t layer, lb_ten
 /* whether s is what the selection collects */
 static bool selected(const lb_calib *c, const lb_act_stats *s) {
     if (c->sel_layer == LB_CALIB_ALL) return true;
-    if (expert_kind(c->sel_role) >= 0)
-        return s->expert >= c->sel_e0 && s->expert < c->sel_e1 && s == find_x(c, c->sel_layer, c->sel_role, s->expert);
+    if (stack_kind(c->sel_role) >= 0) {
+        const int32_t e = s->expert < 0 ? 0 : s->expert;
+        return e >= c->sel_e0 && e < c->sel_e1 && s == find_x(c, c->sel_layer, c->sel_role, e);
+    }
     return s == find(c, c->sel_layer, c->sel_role);
 }
 
@@ -83,11 +98,17 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
     lb_calib *c = calloc(1, sizeof *c);
     LB_RETURN_IF(!c, err, LB_ERR_NOMEM, "out of memory");
     const lb_llama_config *cfg = &m->cfg;
-    const int32_t          X   = cfg->n_expert, dense = cfg->n_layers * N_KINDS + 1;
+    const int32_t          dense = cfg->n_layers * N_KINDS + 1;
+    const bool             mla   = m->arch && m->arch->ops.mla;
+    const int32_t          n_slice[N_STACKS] = { cfg->n_expert, cfg->n_expert, mla ? cfg->n_heads : 0,
+                                                 mla ? cfg->n_heads : 0, mla && cfg->n_lora_q > 0 ? 1 : 0 };
+    const int32_t          width[N_STACKS]   = { cfg->n_embd, (int32_t)lb_model_dim(m, LB_DIM_FX),
+                                                 (int32_t)lb_model_dim(m, LB_DIM_DN), cfg->n_lora_kv, cfg->n_lora_q };
     c->m         = m;
     c->n_layers  = cfg->n_layers;
-    c->n_expert  = X;
-    c->n_stats   = dense + cfg->n_layers * 2 * X;
+    c->per_layer = 0;
+    for (int k = 0; k < N_STACKS; k++) c->per_layer += c->n_slice[k] = n_slice[k];
+    c->n_stats   = dense + cfg->n_layers * c->per_layer;
     c->hessians  = hessians;
     c->sel_layer = LB_CALIB_ALL;
     c->stats     = calloc((size_t)c->n_stats, sizeof *c->stats);
@@ -95,18 +116,18 @@ lb_status lb_calib_create(lb_calib **out, const lb_model *m, bool hessians, lb_e
     const int32_t dims[N_KINDS] = { cfg->n_embd, (int32_t)lb_model_dim(m, LB_DIM_QV), cfg->n_embd, cfg->n_ff };
     static const lb_tensor_role roles[N_KINDS] = { LB_ROLE_ATTN_Q, LB_ROLE_ATTN_OUTPUT,
                                                    LB_ROLE_FFN_GATE, LB_ROLE_FFN_DOWN };
-    const int32_t FX = (int32_t)lb_model_dim(m, LB_DIM_FX);
     bool    ok   = c->stats != NULL;
     for (int32_t i = 0; ok && i < c->n_stats; i++) {
         lb_act_stats *s = &c->stats[i];
         const bool    o = i == dense - 1;
         s->expert  = -1;
-        if (i >= dense) { /* layer l's expert e: its input, its down input */
-            const int32_t j = i - dense, l = j / (2 * X), k = j / X % 2;
-            s->layer  = l;
-            s->expert = j % X;
-            s->role   = k ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS;
-            s->n      = k ? FX : cfg->n_embd;
+        if (i >= dense) { /* layer l's slice e of stack kind k */
+            int32_t j = (i - dense) % c->per_layer, k = 0;
+            while (j >= c->n_slice[k]) j -= c->n_slice[k++];
+            s->layer  = (i - dense) / c->per_layer;
+            s->expert = c->n_slice[k] == 1 ? -1 : j;
+            s->role   = k_stack_roles[k];
+            s->n      = width[k];
         } else {
             s->layer = o ? -1 : i / N_KINDS;
             s->role  = o ? LB_ROLE_OUTPUT : roles[i % N_KINDS];
@@ -144,7 +165,8 @@ void lb_calib_free(lb_calib *c) {
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
     c->sel_layer = layer;
     c->sel_role  = role;
-    c->sel_e0 = 0, c->sel_e1 = c->n_expert;
+    const int xk = stack_kind(role);
+    c->sel_e0 = 0, c->sel_e1 = xk >= 0 ? c->n_slice[xk] : 0;
 }
 
 void lb_calib_select_experts(lb_calib *c, int32_t layer, lb_tensor_role role, int32_t e0, int32_t e1) {
@@ -167,7 +189,7 @@ lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_err
     bool ok = true;
     if (layer == LB_CALIB_ALL) {
         for (int32_t i = 0; i < c->n_stats; i++) ok = clear_one(c, &c->stats[i]) && ok;
-    } else if (expert_kind(role) >= 0) { /* the selected experts' */
+    } else if (stack_kind(role) >= 0) { /* the selected slices' */
         for (int32_t e = c->sel_e0; e < c->sel_e1; e++) {
             lb_act_stats *s = find_x(c, layer, role, e);
             if (s) ok = clear_one(c, s) && ok;
@@ -181,7 +203,8 @@ lb_status lb_calib_clear(lb_calib *c, int32_t layer, lb_tensor_role role, lb_err
 }
 
 void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
-    for (int32_t e = expert_kind(role) >= 0 ? 0 : -1; e < (expert_kind(role) >= 0 ? c->n_expert : 0); e++) {
+    const int xk = stack_kind(role);
+    for (int32_t e = xk >= 0 ? 0 : -1; e < (xk >= 0 ? c->n_slice[xk] : 0); e++) {
         lb_act_stats *s = find_x(c, layer, role, e);
         if (!s) continue;
         free(s->H);
@@ -289,8 +312,8 @@ static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_er
 static lb_tensor_role stop_role(const lb_calib *c) {
     if (c->sel_layer == LB_CALIB_ALL) return LB_ROLE_COUNT;
     if (c->sel_role == LB_ROLE_OUTPUT || c->sel_role == LB_ROLE_TOKEN_EMBD) return LB_ROLE_OUTPUT;
-    const int xk = expert_kind(c->sel_role);
-    if (xk >= 0) return xk ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS;
+    const int xk = stack_kind(c->sel_role);
+    if (xk >= 0) return k_stack_roles[xk];
     const int k = kind_of(c->sel_role);
     return k < 0 ? LB_ROLE_COUNT : lb_block_input_role((lb_block_input)k);
 }

@@ -1,8 +1,10 @@
-/* GPTQ on a mixture of experts' experts (method_gptq.c calls it after the FFN's shared input):
- * each expert's gate and up on the Hessian of the calibration tokens routed to it, then each
- * one's down on its down input (the quantized gate and up's output), true-sequential as the
- * dense layers. The rows of one expert are a slice of the stacked 3-D tensor; its quantized rows
- * go to the same slice of the stored tensor.
+/* GPTQ on stacked tensors, one Hessian per slice (method_gptq.c calls it in the block's order):
+ * a mixture of experts' experts (after the FFN's shared input: each expert's gate and up on the
+ * Hessian of the calibration tokens routed to it, then each one's down on its down input, the
+ * quantized gate and up's output), and MLA's k_b and v_b (each head on its own input: its
+ * non-rotary query, its latent attention output), true-sequential as the dense layers. The rows
+ * of one slice are a slice of the stacked 3-D tensor; its quantized rows go to the same slice of
+ * the stored tensor.
  *
  * Rare experts: a router sends few tokens to some experts, and their Hessians are nearly
  * singular (rank at most the token count). GPTQ on them fits those few tokens and generalizes
@@ -15,18 +17,23 @@
  * target pairs each token's quantized and unquantized inputs, and the unquantized model may
  * route a token to other experts. Hessians are gathered for as many experts per pass as fit
  * EXPERT_H_BUDGET. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/fail.h"
 #include "quant_internal.h"
 
 #define EXPERT_H_BUDGET ((size_t)512 << 20)
 
-lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err) {
+lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, lb_error *err) {
     const lb_quant_params *p = c->p;
-    const int32_t          l = c->layer, X = c->model->cfg.n_expert;
-    const lb_tensor_role   roles[2] = { down ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS };
-    const int              nr = down ? 1 : 2;
+    const int32_t          l = c->layer;
+    const bool             heads = (lb_slot_of(roles[0])->flags & LB_SLOT_HEADS) != 0;
+    const char            *g     = lb_slot_of(roles[0])->gguf;
+    char                   what[32]; /* the log's name: "ffn_gate/up_exps", "ffn_down_exps", "attn_k_b" */
+    if (roles[0] == LB_ROLE_FFN_GATE_EXPS) snprintf(what, sizeof what, "ffn_gate/up_exps");
+    else snprintf(what, sizeof what, "%.*s", (int)strcspn(g, "."), g);
     int32_t                idx[2] = { -1, -1 };
     uint8_t               *q[2]   = { NULL, NULL };
     float                 *imp    = NULL;
@@ -47,6 +54,7 @@ lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err) {
     if (!any) return LB_OK;
     const lb_tensor *t0  = lb_engine_tensor(c, idx[0] >= 0 ? idx[0] : idx[1]);
     const int64_t    n   = t0->ne[0];
+    const int32_t    X   = (int32_t)t0->ne[2];
     const int64_t    min = p->gptq.min_tokens == 0 ? n / 4 : p->gptq.min_tokens < 0 ? 1 : p->gptq.min_tokens;
     for (int k = 0; k < nr; k++)
         if (idx[k] >= 0) {
@@ -92,14 +100,15 @@ lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err) {
                 }
             }
             n_gptq += gq, n_rare += !gq;
-            lb_method_log(p, "blk.%d %s expert %-3d %6lld tokens: %s", l, down ? "ffn_down_exps" : "ffn_gate/up_exps", e,
-                          (long long)s->count, gq ? "GPTQ" : has_imp ? "importance-weighted (few tokens)" : "round to nearest (no tokens)");
+            if (!heads) /* (a head sees every token: its summary line below) */
+                lb_method_log(p, "blk.%d %s expert %-3d %6lld tokens: %s", l, what, e, (long long)s->count,
+                              gq ? "GPTQ" : has_imp ? "importance-weighted (few tokens)" : "round to nearest (no tokens)");
         }
         lb_calib_release(c->cal_h, l, roles[0]);
         c->summary->seconds_method += lb_time_sec() - tm;
     }
-    lb_method_log(p, "blk.%d %s: %d experts GPTQ, %d rare (under %lld tokens) rounded by importance", l,
-                  down ? "ffn_down_exps" : "ffn_gate/up_exps", n_gptq, n_rare, (long long)min);
+    lb_method_log(p, "blk.%d %s: %d %s GPTQ, %d rare (under %lld tokens) rounded by importance", l, what, n_gptq,
+                  heads ? "heads" : "experts", n_rare, (long long)min);
     for (int k = 0; k < nr; k++)
         if (idx[k] >= 0) {
             c->data[idx[k]] = q[k];

@@ -95,14 +95,18 @@ bool lb_imatrix_get_matrices(const lb_imatrix *im, const char *name, int64_t n, 
     const int64_t a = lb_gguf_find_tensor(im->g, k1), b = lb_gguf_find_tensor(im->g, k2);
     if (a < 0 || b < 0) return false;
     const lb_gguf_tensor_info *s = &im->g->tensors[a], *c = &im->g->tensors[b];
-    /* llama-imatrix's: in_sum2 [n, n_mat], counts [1, n_mat] (a mixture of experts: per expert) */
-    if ((uint64_t)s->ne[0] != (uint64_t)n || (uint64_t)s->ne[1] != (uint64_t)n_mat || s->ne[2] != 1 ||
-        (uint64_t)(c->ne[0] * c->ne[1]) != (uint64_t)n_mat)
+    /* llama-imatrix's: in_sum2 [n, n_mat], counts [1, n_mat] (a mixture of experts: per expert);
+     * or, for the stacked matrices of one dense product (MLA's k_b, v_b), in_sum2 [n * n_mat]
+     * with one count */
+    const bool flat = n_mat > 1 && (uint64_t)s->ne[0] == (uint64_t)n * (uint64_t)n_mat && s->ne[1] == 1 &&
+                      s->ne[2] == 1 && c->ne[0] * c->ne[1] == 1;
+    if (!flat && ((uint64_t)s->ne[0] != (uint64_t)n || (uint64_t)s->ne[1] != (uint64_t)n_mat || s->ne[2] != 1 ||
+                  (uint64_t)(c->ne[0] * c->ne[1]) != (uint64_t)n_mat))
         return false;
     bool any = false;
     for (int64_t e = 0; e < n_mat; e++) { /* a matrix that saw no tokens: 1, as llama-quantize */
         float count;
-        memcpy(&count, (const uint8_t *)c->data + 4 * e, sizeof count);
+        memcpy(&count, (const uint8_t *)c->data + 4 * (flat ? 0 : e), sizeof count);
         any |= count > 0;
         for (int64_t j = 0; j < n; j++) {
             float v;
@@ -125,7 +129,9 @@ bool lb_imatrix_get_tensor(const lb_imatrix *im, const lb_model *m, const lb_nam
 
 /* A mixture of experts' stacked tensor t: in_sum2 [n, n_expert] and counts [1, n_expert], each
  * expert's from the tokens routed to it (llama-imatrix's layout); none when no expert saw any.
- * bufs[0..1] receive the buffers the writer keeps until it writes. */
+ * MLA's per-head k_b and v_b as llama-imatrix writes a dense product's stacked matrices: in_sum2
+ * [n * n_heads], one count (every head sees every token). bufs[0..1] receive the buffers the
+ * writer keeps until it writes. */
 static lb_status save_experts(lb_gguf_writer *w, const lb_calib *c, const lb_named_tensor *t, float **bufs,
                               lb_error *err) {
     const int64_t n = t->t->ne[0], X = t->t->ne[2];
@@ -144,11 +150,12 @@ static lb_status save_experts(lb_gguf_writer *w, const lb_calib *c, const lb_nam
         cnt[e] = (float)s->count;
     }
     char          nm[96];
-    const int64_t ne_s[2] = { n, X }, ne_c[2] = { 1, X };
+    const bool    heads   = (lb_slot_of(t->role)->flags & LB_SLOT_HEADS) != 0;
+    const int64_t ne_s[2] = { heads ? n * X : n, heads ? 1 : X }, ne_c[2] = { 1, heads ? 1 : X };
     snprintf(nm, sizeof nm, "%s.in_sum2", t->name);
-    lb_status st = lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 2, ne_s, sum, (size_t)(n * X) * 4, err);
+    lb_status st = lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, heads ? 1 : 2, ne_s, sum, (size_t)(n * X) * 4, err);
     snprintf(nm, sizeof nm, "%s.counts", t->name);
-    return st ? st : lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, 2, ne_c, cnt, (size_t)X * 4, err);
+    return st ? st : lb_gguf_writer_add_tensor(w, nm, LB_GGML_F32, heads ? 1 : 2, ne_c, cnt, (size_t)ne_c[1] * 4, err);
 }
 
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
@@ -168,7 +175,7 @@ lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path
     LB_GOTO_IF(st, err, st, "%s: cannot build metadata", path);
     for (int32_t i = 0; i < n; i++) {
         if (ts[i].t->ne[1] == 1) continue; /* norms */
-        if (lb_slot_of(ts[i].role)->flags & LB_SLOT_EXPERTS) { /* experts: [n, n_expert] and their counts */
+        if (lb_slot_of(ts[i].role)->flags & LB_SLOT_STACKED) { /* experts: [n, n_expert] and their counts */
             LB_TRY(save_experts(w, c, &ts[i], &bufs[2 * i], err));
             continue;
         }

@@ -135,78 +135,93 @@ fail:
     return st;
 }
 
-lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
-    const lb_quant_params *p    = c->p;
-    const int32_t          L    = c->model->cfg.n_layers;
-    const bool             head = c->layer == L;
+/* GPTQ on the readers roles[0..nr) of input `in` of block c->layer (c->layer == n_layers: the
+ * head): its Hessian (and the f32 target's cross terms) on the calibration streams, then each
+ * reader in turn; a reader GPTQ cannot take is stored by its format's quantizer */
+static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor_role *roles, int nr, lb_error *err) {
+    const lb_quant_params *p  = c->p;
+    const int32_t          li = c->layer == c->model->cfg.n_layers ? -1 : c->layer;
     double                *A = NULL, *C = NULL;
     lb_status              st = LB_OK;
-    if (head && c->model->tied_output) return LB_OK; /* the embedding: stored before the layers */
-    /* within a layer: q, k, v share an input; then o; gate and up share one (a mixture of
-     * experts: the shared expert's, then each expert's gate and up, then each one's down:
-     * gptq_experts.c); then down */
-    const bool moe = !head && c->model->cfg.n_expert > 0;
-    for (int g = 0; g < (head ? 1 : LB_INPUT_COUNT); g++) {
-        if (moe && g == LB_INPUT_FFN_MID) {
-            LB_TRY(lb_gptq_experts(c, false, err));
-            LB_TRY(lb_gptq_experts(c, true, err));
-        }
-        const lb_tensor_role in = head ? LB_ROLE_OUTPUT : lb_block_input_role((lb_block_input)g);
-        const int32_t        li = head ? -1 : c->layer;
-        lb_tensor_role       roles[3] = { LB_ROLE_OUTPUT };
-        const int            nr = head ? 1 : lb_block_input_readers(c->model, c->layer, (lb_block_input)g, roles);
-        bool                 work = false; /* a reader GPTQ takes (a router alone stays f32) */
-        for (int k = 0; k < nr; k++) {
-            const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);
-            work |= i >= 0 && c->plans[i].type != LB_TYPE_F32;
-        }
-        if (!work) continue;
-        const double         t0 = lb_time_sec();
-        lb_calib_select(c->cal_h, li, in);
-        LB_TRY(lb_calib_clear(c->cal_h, li, in, err));
-        const lb_act_stats *s = lb_calib_get(c->cal_h, li, in);
-        if (c->sr && !p->gptq.self_target) {
-            A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
-            C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
-            LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-            LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err));
-        } else {
-            LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
-        }
-        c->summary->seconds_calib += lb_time_sec() - t0;
-        const double t1 = lb_time_sec();
-        double       waw[3] = { 0, 0, 0 };
-        int32_t      idx[3], last = -1;
-        for (int k = 0; k < nr; k++) { /* A serves the reports only: their w A w, then it goes */
-            idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
-            if (idx[k] < 0 || !lb_gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
-            last = k;
-            if (!A) continue;
-            const lb_tensor *w = lb_engine_tensor(c, idx[k]);
-            waw[k] = lb_quad_sum(w->data, w->data, A, w->ne[1], w->ne[0]);
-            LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
-        }
-        free(A);
-        A = NULL;
-        for (int k = 0; k < nr; k++) {
-            const int32_t i = idx[k];
-            if (i < 0) continue;
-            const lb_type type = c->plans[i].type;
-            if (lb_gptq_able(type, c->tensors[i].t->ne[0])) {
-                LB_TRY(gptq_tensor(c, i, s, waw[k], &C, k == last, err));
-            } else if (type != LB_TYPE_F32) { /* later inputs see what the file will hold */
-                LB_TRY(lb_engine_store(c, i, err));
-                lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", c->tensors[i].name,
-                              lb_type_name(type));
-            }
-        }
-        lb_calib_release(c->cal_h, li, in);
-        free(A), free(C);
-        A = C = NULL;
-        c->summary->seconds_method += lb_time_sec() - t1;
+    bool                   work = false; /* a reader GPTQ takes (a router alone stays f32) */
+    for (int k = 0; k < nr; k++) {
+        const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);
+        work |= i >= 0 && c->plans[i].type != LB_TYPE_F32;
     }
+    if (!work) return LB_OK;
+    const double t0 = lb_time_sec();
+    lb_calib_select(c->cal_h, li, in);
+    LB_TRY(lb_calib_clear(c->cal_h, li, in, err));
+    const lb_act_stats *s = lb_calib_get(c->cal_h, li, in);
+    if (c->sr && !p->gptq.self_target) {
+        A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
+        C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
+        LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
+        LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err));
+    } else {
+        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
+    }
+    c->summary->seconds_calib += lb_time_sec() - t0;
+    const double t1 = lb_time_sec();
+    double       waw[3] = { 0, 0, 0 };
+    int32_t      idx[3], last = -1;
+    for (int k = 0; k < nr; k++) { /* A serves the reports only: their w A w, then it goes */
+        idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
+        if (idx[k] < 0 || !lb_gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
+        last = k;
+        if (!A) continue;
+        const lb_tensor *w = lb_engine_tensor(c, idx[k]);
+        waw[k] = lb_quad_sum(w->data, w->data, A, w->ne[1], w->ne[0]);
+        LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
+    }
+    free(A);
+    A = NULL;
+    for (int k = 0; k < nr; k++) {
+        const int32_t i = idx[k];
+        if (i < 0) continue;
+        const lb_type type = c->plans[i].type;
+        if (lb_gptq_able(type, c->tensors[i].t->ne[0])) {
+            LB_TRY(gptq_tensor(c, i, s, waw[k], &C, k == last, err));
+        } else if (type != LB_TYPE_F32) { /* later inputs see what the file will hold */
+            LB_TRY(lb_engine_store(c, i, err));
+            lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", c->tensors[i].name,
+                          lb_type_name(type));
+        }
+    }
+    lb_calib_release(c->cal_h, li, in);
+    c->summary->seconds_method += lb_time_sec() - t1;
 fail:
     free(A);
     free(C);
+    return st;
+}
+
+lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
+    const int32_t L    = c->model->cfg.n_layers;
+    const bool    head = c->layer == L;
+    lb_status     st   = LB_OK;
+    if (head && c->model->tied_output) return LB_OK; /* the embedding: stored before the layers */
+    if (head) return gptq_input(c, LB_ROLE_OUTPUT, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1, err);
+    /* within a layer: q, k, v share an input (MLA: q or q_a and kv_a_mqa; then q_b, each
+     * head's k_b, each head's v_b); then o; gate and up share one (a mixture of experts: the
+     * shared expert's, then each expert's gate and up, then each one's down: gptq_experts.c);
+     * then down */
+    const bool moe = c->model->cfg.n_expert > 0, mla = c->model->arch && c->model->arch->ops.mla;
+    for (int g = 0; g < LB_INPUT_COUNT; g++) {
+        if (moe && g == LB_INPUT_FFN_MID) {
+            LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS }, 2, err));
+            LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN_EXPS }, 1, err));
+        }
+        if (mla && g == LB_INPUT_ATTN_OUT) {
+            if (c->model->cfg.n_lora_q > 0)
+                LB_TRY(gptq_input(c, LB_ROLE_ATTN_Q_B, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q_B }, 1, err));
+            LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_ATTN_K_B }, 1, err));
+            LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_ATTN_V_B }, 1, err));
+        }
+        lb_tensor_role roles[3];
+        const int      nr = lb_block_input_readers(c->model, c->layer, (lb_block_input)g, roles);
+        LB_TRY(gptq_input(c, lb_block_input_role((lb_block_input)g), roles, nr, err));
+    }
+fail:
     return st;
 }

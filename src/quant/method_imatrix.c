@@ -38,7 +38,7 @@ lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err) {
         const lb_named_tensor *t = &c->tensors[i];
         const bool mine = head ? t->layer < 0 && (t->role == LB_ROLE_OUTPUT || t->role == LB_ROLE_TOKEN_EMBD)
                                : t->layer == c->layer;
-        if (mine && (lb_slot_of(t->role)->flags & LB_SLOT_EXPERTS) && !c->importance[i]) { /* experts: each its own */
+        if (mine && (lb_slot_of(t->role)->flags & LB_SLOT_STACKED) && !c->importance[i]) { /* experts: each its own */
             LB_TRY(lb_expert_importance(c->cal, t, &c->importance[i], err));
             continue;
         }

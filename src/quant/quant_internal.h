@@ -97,15 +97,16 @@ int32_t   lb_method_find(const lb_named_tensor *ts, int32_t n, int32_t layer, lb
 void      lb_method_prepare_rows(float *rows, int64_t nr, int64_t n, lb_type t, const float *importance,
                                  void *user); /* the range (--range), user: the lb_method_ctx */
 
-/* A mixture of experts' stacked tensor t: each expert's importance (mean x^2 of the tokens
- * routed to it; 1s for an expert none was), ne[0] * ne[2] values into *out (malloc'd; NULL
- * when no expert saw a token). */
+/* A stacked tensor t (a mixture of experts' experts, MLA's k_b and v_b): each slice's importance
+ * (mean x^2 of its input: the tokens routed to an expert; 1s for an expert none was), ne[0] *
+ * ne[2] values into *out (malloc'd; NULL when no slice saw a token). */
 lb_status lb_expert_importance(const lb_calib *cal, const lb_named_tensor *t, float **out, lb_error *err);
 
 /* GPTQ can take a tensor of type t with rows of ncols (method_gptq.c) */
 bool      lb_gptq_able(lb_type t, int64_t ncols);
-/* GPTQ on a mixture of experts' experts of block c->layer (gptq_experts.c): their gate and up,
- * or (down) their down, each expert on the Hessian of the tokens routed to it */
-lb_status lb_gptq_experts(lb_method_ctx *c, bool down, lb_error *err);
+/* GPTQ on the stacked tensors roles[0..nr) of block c->layer, which read one input per slice
+ * (gptq_experts.c): a mixture of experts' gate and up, or their down, each expert on the Hessian
+ * of the tokens routed to it; MLA's k_b or v_b, each head on its own input */
+lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, lb_error *err);
 
 #endif

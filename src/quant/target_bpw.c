@@ -94,17 +94,16 @@ fail:
 static bool importance(const lb_model *m, const lb_named_tensor *nt, const lb_imatrix *im, const lb_calib *cal,
                        float *imp) {
     if (im) return lb_imatrix_get_tensor(im, m, nt, imp);
-    if (lb_slot_of(nt->role)->flags & LB_SLOT_EXPERTS) {
+    if (lb_slot_of(nt->role)->flags & LB_SLOT_STACKED) {
         float *x = NULL;
         if (lb_expert_importance(cal, nt, &x, NULL) || !x) return false;
         memcpy(imp, x, (size_t)(nt->t->ne[0] * nt->t->ne[2]) * sizeof *imp);
         free(x);
         return true;
     }
-    const int in = lb_block_input_of(nt->role);
-    const lb_act_stats *s = nt->role == LB_ROLE_OUTPUT ? lb_calib_get(cal, -1, LB_ROLE_OUTPUT)
-                          : in >= 0 ? lb_calib_get(cal, nt->layer, lb_block_input_role((lb_block_input)in))
-                                    : NULL;
+    const lb_act_stats *s = nt->role == LB_ROLE_OUTPUT       ? lb_calib_get(cal, -1, LB_ROLE_OUTPUT)
+                          : nt->role == LB_ROLE_TOKEN_EMBD ? NULL
+                                                           : lb_calib_get(cal, nt->layer, nt->role);
     return s && s->n == nt->t->ne[0] && lb_act_importance(s, imp);
 }
 

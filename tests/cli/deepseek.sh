@@ -56,8 +56,8 @@ got="$(ty blk.1.attn_k_b.weight) $(ty blk.1.attn_kv_a_mqa.weight) $(ty blk.1.ffn
 [ "$got" = "q5_0 q4_K f32 q4_K" ] && pass "q4_k_m: k_b q5_0 (fallback), kv_a_mqa q4_K, router f32, experts q4_K" \
     || fail "q4_k_m types (k_b, kv_a_mqa, router, up_exps): $got"
 
-# calibrated: GPTQ on q/kv_a's, o's, each expert's and the shared experts' inputs; the imatrix
-# method; both below round to nearest
+# calibrated: GPTQ on q/kv_a's, each head's k_b and v_b, o's, each expert's and the shared
+# experts' inputs; the imatrix method; both below round to nearest
 CAL="--calib $TEXT --calib-samples 16 --calib-ctx 64"
 [ "$QUICK" = 1 ] && CAL="--calib $TEXT --calib-samples 8 --calib-ctx 64"
 declare -A K
@@ -73,8 +73,26 @@ for t in blk.1.attn_kv_a_mqa blk.1.attn_output blk.1.ffn_up_shexp blk.1.ffn_down
     grep -q "$t.weight .*output error: RTN [0-9.]* -> GPTQ" "$WORK/err-gptq" && ! grep -q "$t.weight .*RTN 0.000000" "$WORK/err-gptq" \
         || fail "gptq: no Hessian for $t"
 done
-grep -q "blk.1 ffn_down_exps expert 0 " "$WORK/err-gptq" && pass "gptq: the latent attention's, the shared experts' and each expert's inputs" \
-    || fail "gptq: no per-expert report"
+grep -q "blk.1 ffn_down_exps expert 0 " "$WORK/err-gptq" && grep -q "blk.1 attn_k_b: 4 heads GPTQ" "$WORK/err-gptq" \
+    && grep -q "blk.1 attn_v_b: 4 heads GPTQ" "$WORK/err-gptq" \
+    && pass "gptq: the latent attention's inputs (k_b and v_b per head), the shared experts', each expert's" \
+    || fail "gptq: no per-expert or per-head report"
+# V3's q_b reads the normed low-rank q: its own Hessian
+# shellcheck disable=SC2086
+"$LOWBIT" quantize "$WORK/v3.gguf" "$WORK/x.gguf" --type q4_k_m --method gptq $CAL > /dev/null 2> "$WORK/err"
+grep -q "blk.1.attn_q_b.weight .*output error: RTN [0-9.]* -> GPTQ" "$WORK/err" && ! grep -q "attn_q_b.weight .*RTN 0.000000" "$WORK/err" \
+    && pass "gptq: q_b on its own input" || fail "gptq: q_b: $(grep -m1 attn_q_b "$WORK/err")"
+
+# calibrate: per-head entries for k_b and v_b as llama-imatrix writes them ([n * heads], one
+# count), q_b's; quantize --imatrix reads them (IQ2_XS needs them where the rows allow it)
+"$LOWBIT" calibrate "$WORK/v3.gguf" --text "$TEXT" -o "$WORK/v3.imatrix" --calib-samples 8 --calib-ctx 64 > /dev/null 2>&1 \
+    || fail "calibrate deepseek2"
+"$LOWBIT" inspect "$WORK/v3.imatrix" > "$WORK/ins" 2>&1
+grep -q "blk.1.attn_k_b.weight.in_sum2 .*\[128\]" "$WORK/ins" && grep -q "blk.1.attn_v_b.weight.in_sum2 .*\[512\]" "$WORK/ins" \
+    && grep -q "blk.1.attn_k_b.weight.counts .*\[1\]" "$WORK/ins" && grep -q "blk.1.attn_q_b.weight.in_sum2 .*\[64\]" "$WORK/ins" \
+    && pass "imatrix: k_b and v_b per head, q_b" || fail "imatrix: MLA entries"
+"$LOWBIT" quantize "$WORK/v3.gguf" "$WORK/x.gguf" --type iq2_xs --imatrix "$WORK/v3.imatrix" -q > /dev/null 2> "$WORK/err" \
+    && pass "iq2_xs with the importance matrix" || fail "iq2_xs --imatrix: $(tail -1 "$WORK/err")"
 awk -v r="${K[rtn]}" -v i="${K[imatrix]}" -v g="${K[gptq]}" -v q="$QUICK" \
     'BEGIN { exit !(r != "" && i != "" && g != "" && g + 0 < r + 0 && i + 0 < (q == 1 ? 1.25 : 1.1) * r) }' \
     && pass "q4_k_m KLD: rtn ${K[rtn]}, imatrix ${K[imatrix]}, gptq ${K[gptq]}" \
