@@ -139,7 +139,11 @@ static const lb_arch k_archs[] = {
     /* DeepSeek-V2/V3 (and Kimi K2, its converter's): multi-head latent attention, dense FFNs in
      * the first layers and experts with shared experts in the rest; the router's softmax or
      * sigmoid, its selection bias, expert groups, renormalization and scale come from keys */
-    { .name = "deepseek2", .gguf = "deepseek2", .moe = true, .ops = { .mla = true, .moe_ff_exp = true },
+    { .name = "deepseek2", .gguf = "deepseek2", .hf_class = { "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", NULL },
+      .hf_type = { "deepseek_v2", "deepseek_v3" }, .moe = true, .ops = { .mla = true, .moe_ff_exp = true },
+      .hf_rename = { { LB_ROLE_FFN_GATE_SHEXP, "mlp.shared_experts.gate_proj.weight" },
+                     { LB_ROLE_FFN_UP_SHEXP, "mlp.shared_experts.up_proj.weight" },
+                     { LB_ROLE_FFN_DOWN_SHEXP, "mlp.shared_experts.down_proj.weight" } },
       .use = { [LB_ROLE_TOKEN_EMBD] = R, [LB_ROLE_OUTPUT_NORM] = R, [LB_ROLE_OUTPUT] = O, [LB_ROLE_ATTN_NORM] = R,
                [LB_ROLE_ATTN_Q] = O, [LB_ROLE_ATTN_Q_A] = O, [LB_ROLE_ATTN_Q_A_NORM] = O, [LB_ROLE_ATTN_Q_B] = O,
                [LB_ROLE_ATTN_KV_A_MQA] = R, [LB_ROLE_ATTN_KV_A_NORM] = R, [LB_ROLE_ATTN_K_B] = R,

@@ -250,6 +250,65 @@ static lb_status moe_config(const cJSON *j, const lb_arch *a, lb_llama_config *c
     return LB_OK;
 }
 
+/* An integer that may be null (0 then), else in [0, hi]. */
+static lb_status cfg_int0(const cJSON *j, const char *key, int64_t hi, int32_t *out, const char *f, lb_error *err) {
+    const cJSON *it = lb_json_get(j, key);
+    int64_t      v  = 0;
+    LB_RETURN_IF(it && !cJSON_IsNull(it) && !lb_json_int(it, 0, hi, &v), err, LB_ERR_CORRUPT,
+                 "%s: '%s' is not an integer in [0, %lld]", f, key, (long long)hi);
+    *out = (int32_t)v;
+    return LB_OK;
+}
+
+/* DeepSeek-V2/V3's config (transformers' DeepseekV2Config/DeepseekV3Config), as llama.cpp's
+ * converter reads it: the latent attention's sizes (q_lora_rank null: wq), one KV head (the
+ * latent), the routed and shared experts, first_k_dense_replace dense layers first, the router
+ * (scoring_func, norm_topk_prob, routed_scaling_factor, n_group and topk_group: llama.cpp groups
+ * as V3's noaux_tc does, V2's group_limited_greedy too), YaRN's mscale_all_dim as the query
+ * scale's multiplier (mscale and mscale_all_dim must agree, as llama.cpp assumes). */
+static lb_status mla_config(const cJSON *j, lb_llama_config *c, const char *f, lb_error *err) {
+    int32_t nope = 0, freq = 1;
+    LB_TRY_RET(cfg_int0(j, "q_lora_rank", 1 << 16, &c->n_lora_q, f, err));
+    LB_TRY_RET(cfg_int(j, "kv_lora_rank", -1, &c->n_lora_kv, f, err));
+    LB_TRY_RET(cfg_int(j, "qk_nope_head_dim", -1, &nope, f, err));
+    LB_TRY_RET(cfg_int(j, "qk_rope_head_dim", -1, &c->n_rot, f, err));
+    LB_TRY_RET(cfg_int(j, "v_head_dim", -1, &c->head_dim_v, f, err));
+    LB_RETURN_IF(nope > 4096 || c->n_rot > 4096, err, LB_ERR_CORRUPT, "%s: head sizes %d + %d", f, nope, c->n_rot);
+    c->head_dim   = nope + c->n_rot;
+    c->n_kv_heads = 1;
+    LB_TRY_RET(cfg_int(j, "n_routed_experts", -1, &c->n_expert, f, err));
+    LB_TRY_RET(cfg_int(j, "num_experts_per_tok", -1, &c->n_expert_used, f, err));
+    LB_TRY_RET(cfg_int(j, "moe_intermediate_size", -1, &c->n_ff_exp, f, err));
+    LB_TRY_RET(cfg_int(j, "n_shared_experts", -1, &c->n_expert_shared, f, err));
+    LB_TRY_RET(cfg_int0(j, "first_k_dense_replace", 1024, &c->n_dense_lead, f, err));
+    LB_TRY_RET(cfg_int(j, "moe_layer_freq", 1, &freq, f, err));
+    LB_TRY_RET(cfg_int0(j, "n_group", 4096, &c->n_expert_groups, f, err));
+    LB_TRY_RET(cfg_int0(j, "topk_group", 4096, &c->n_group_used, f, err));
+    LB_TRY_RET(cfg_float(j, "routed_scaling_factor", 0.0, 0, false, 1e3, &c->moe_w_scale, f, err));
+    LB_RETURN_IF(freq != 1, err, LB_ERR_UNSUPPORTED, "%s: moe_layer_freq %d: experts in every layer after the "
+                 "dense ones only", f, freq);
+    LB_RETURN_IF(c->n_expert > 4096 || c->n_expert_used > c->n_expert || c->n_expert_shared > 1024, err, LB_ERR_CORRUPT,
+                 "%s: %d experts, %d per token, %d shared", f, c->n_expert, c->n_expert_used, c->n_expert_shared);
+    c->n_ff_shexp = c->n_expert_shared * c->n_ff_exp;
+    if (c->n_expert_groups <= 1) c->n_expert_groups = c->n_group_used = 0; /* one group: none */
+    c->moe_norm_w = cJSON_IsTrue(lb_json_get(j, "norm_topk_prob"));
+    const char *sf = lb_json_str(j, "scoring_func");
+    LB_RETURN_IF(sf && strcmp(sf, "softmax") && strcmp(sf, "sigmoid"), err, LB_ERR_UNSUPPORTED,
+                 "%s: scoring_func '%.32s' is not supported (softmax, sigmoid)", f, sf);
+    c->moe_gating = sf && !strcmp(sf, "sigmoid") ? LB_GATING_SIGMOID : LB_GATING_SOFTMAX;
+    const cJSON *rs = lb_json_get(j, "rope_scaling");
+    if (c->rope_yarn > 0 && rs) { /* (yarn_config took the rest) */
+        float ms = 0, ms_all = 0;
+        LB_TRY_RET(cfg_float(rs, "mscale", 0.0, 0, false, 1e3, &ms, f, err));
+        LB_TRY_RET(cfg_float(rs, "mscale_all_dim", 0.0, 0, false, 1e3, &ms_all, f, err));
+        LB_RETURN_IF(ms > 0 && ms_all > 0 && ms != ms_all, err, LB_ERR_UNSUPPORTED, "%s: YaRN's mscale %g and "
+                     "mscale_all_dim %g differ (llama.cpp takes them equal)", f, (double)ms, (double)ms_all);
+        c->rope_yarn_log_mul = ms_all;
+        c->rope_attn_factor  = 0;
+    }
+    return LB_OK;
+}
+
 static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc, lb_error *err) {
     char   f[4096];
     cJSON *j;
@@ -263,7 +322,8 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     const bool llama = hc->arch && (!strcmp(hc->arch->name, "llama") || !strcmp(hc->arch->name, "mixtral")); /* optional biases */
     LB_GOTO_IF(!hc->arch, err, LB_ERR_UNSUPPORTED, "%s: architecture '%.48s' is not supported "
                "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
-               "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)", f,
+               "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, "
+               "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)", f,
                arch ? arch : mt ? mt : "?");
     LB_TRY(cfg_int(j, "hidden_size", -1, &c->n_embd, f, err));
     LB_TRY(cfg_int(j, "intermediate_size", -1, &c->n_ff, f, err));
@@ -276,7 +336,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_TRY(cfg_float(j, "rope_theta", 10000.0, 0, true, 1e12, &c->rope_theta, f, err));
     /* head_dim may differ from hidden_size / num_attention_heads (Qwen3-0.6B: 128, not 64) */
     LB_TRY(cfg_int(j, "head_dim", c->n_heads > 0 ? c->n_embd / c->n_heads : 0, &c->head_dim, f, err));
-    if (hc->arch->moe) LB_TRY(moe_config(j, hc->arch, c, f, err));
+    if (hc->arch->moe && !hc->arch->ops.mla) LB_TRY(moe_config(j, hc->arch, c, f, err));
     const bool  gelu = hc->arch->ops.act == LB_ACT_GELU_TANH;
     const char *act  = lb_json_str(j, gelu ? "hidden_activation" : "hidden_act");
     if (gelu && !act) act = lb_json_str(j, "hidden_act");
@@ -304,6 +364,7 @@ static lb_status read_config(const char *dir, lb_llama_config *c, hf_config *hc,
     LB_GOTO_IF(longrope && hc->arch->use[LB_ROLE_ROPE_LONG] == LB_USE_NONE, err, LB_ERR_UNSUPPORTED,
                "%s: LongRoPE is supported for Phi-3, not %s", f, hc->arch->hf_class[0]);
     if (longrope) LB_TRY(longrope_config(j, rs, c, hc, f, err));
+    if (hc->arch->ops.mla) LB_TRY(mla_config(j, c, f, err));
     if (hc->llama3) { /* llama.cpp's defaults */
         LB_TRY(cfg_float(rs, "factor", 8.0, 1, false, 1e6, &hc->factor, f, err));
         LB_TRY(cfg_float(rs, "low_freq_factor", 1.0, 0, true, 1e6, &hc->low, f, err));
@@ -532,6 +593,36 @@ static lb_status get_experts(lb_model *m, const hf_files *h, const char *pattern
     return LB_OK;
 }
 
+/* DeepSeek's kv_b_proj [H * (dn + dv), R] of layer l into GGUF's per-head attn_k_b [dn, R, H]
+ * (each head's k rows transposed, as llama.cpp's converter splits it) and attn_v_b [R, dv, H],
+ * f32 tensors the model owns */
+static lb_status get_kv_b(lb_model *m, const hf_files *h, int32_t l, lb_error *err) {
+    const lb_llama_config *c = &m->cfg;
+    const int64_t H = c->n_heads, R = c->n_lora_kv, DN = c->head_dim - c->n_rot, DV = lb_model_dim(m, LB_DIM_DV);
+    char          name[160];
+    lb_tensor     kv;
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.kv_b_proj.weight", l);
+    lb_status st = get(m, h, name, H * (DN + DV), R, 0, true, &kv, err);
+    if (st) return st;
+    float *k = malloc((size_t)(DN * R * H) * sizeof *k), *v = malloc((size_t)(R * DV * H) * sizeof *v);
+    float *row = malloc((size_t)R * sizeof *row);
+    if (!k || !v || !row || lb_model_own(m, k) || lb_model_own(m, v)) {
+        free(row);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory for %s", name);
+    }
+    for (int64_t hh = 0; hh < H; hh++)
+        for (int64_t i = 0; i < DN + DV; i++) {
+            lb_tensor_get_row_f32(&kv, hh * (DN + DV) + i, row);
+            for (int64_t r = 0; r < R; r++)
+                if (i < DN) k[(hh * R + r) * DN + i] = row[r]; /* k_b[h] row r, column i */
+                else v[(hh * DV + i - DN) * R + r] = row[r];
+        }
+    free(row);
+    m->layers[l].wk_b = (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 3, .ne = { DN, R, H, 1 }, .data = k };
+    m->layers[l].wv_b = (lb_tensor){ .type = LB_TYPE_F32, .n_dims = 3, .ne = { R, DV, H, 1 }, .data = v };
+    return LB_OK;
+}
+
 lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     lb_llama_config *c  = &m->cfg;
     hf_config        hc = { 0 };
@@ -591,14 +682,15 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
     const lb_slot *slots = lb_slots(&ns);
     for (int i = 0; i < ns; i++) { /* every slot of the architecture, by its HF name */
         const lb_slot *s      = &slots[i];
-        const uint8_t  use    = m->arch->use[s->role];
         const char   *hf_name = lb_arch_hf_name(m->arch, s);
-        if (use == LB_USE_NONE || !hf_name) continue;
-        const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
+        if (m->arch->use[s->role] == LB_USE_NONE || !hf_name) continue;
         const bool    vec      = s->ne1 == LB_DIM_1; /* HF: [rows] or [rows = outputs, inputs] */
         const int64_t rows = lb_model_dim(m, vec ? s->ne0 : s->ne1), cols = vec ? 0 : lb_model_dim(m, s->ne0);
         const int64_t hr = lb_rotary_head_rows(m, s);
         for (int32_t l = lb_slot_first(s); l < lb_slot_end(m, s); l++) {
+            const uint8_t use      = lb_layer_use(m->arch, c, l, s->role);
+            const bool    required = s->role == LB_ROLE_OUTPUT ? !hc.tied : use == LB_USE_REQUIRED;
+            if (use == LB_USE_NONE) continue;
             char name[160];
             lb_tensor_name(name, sizeof name, hf_name, l, true);
             lb_tensor *t = lb_model_tensor(m, l, s->role);
@@ -608,6 +700,8 @@ lb_status lb_model_load_hf(lb_model *m, const char *dir, lb_error *err) {
             if (st) return st;
         }
     }
+    for (int32_t l = 0; m->arch->ops.mla && l < c->n_layers; l++)
+        if ((st = get_kv_b(m, h, l, err))) return st;
     m->tied_output = hc.tied;
     if (hc.tied) m->output = m->tok_embd;
     if ((st = lb_model_make_slots_f32(m, err))) return st; /* norms and biases compute in f32 */

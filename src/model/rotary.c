@@ -18,5 +18,6 @@ void lb_rotary_rows(void *dst, const void *src, int64_t rows, size_t row_bytes, 
 }
 
 int64_t lb_rotary_head_rows(const lb_model *m, const lb_slot *s) {
-    return s->rotary == LB_DIM_1 ? 0 : m->cfg.head_dim;
+    /* DeepSeek's HF q keeps its rotary part in pairs (its RoPE de-interleaves them first) */
+    return s->rotary == LB_DIM_1 || (m->arch && m->arch->ops.mla) ? 0 : m->cfg.head_dim;
 }

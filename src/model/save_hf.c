@@ -94,13 +94,31 @@ static void put_gemma(lb_strbuf *b, const lb_model *m) {
 }
 
 /* gptq_bits > 0: a GPTQ checkpoint's quantization_config (symmetric, v1 zeros, no act-order). */
+/* DeepSeek's fields (load_hf.c's mla_config reads them back) */
+static void put_deepseek(lb_strbuf *b, const lb_llama_config *c) {
+    if (c->n_lora_q > 0) lb_strbuf_printf(b, ",\n  \"q_lora_rank\": %d", c->n_lora_q);
+    else lb_strbuf_printf(b, ",\n  \"q_lora_rank\": null");
+    lb_strbuf_printf(b, ",\n  \"kv_lora_rank\": %d,\n  \"qk_nope_head_dim\": %d,\n  \"qk_rope_head_dim\": %d,\n"
+                        "  \"v_head_dim\": %d,\n  \"n_routed_experts\": %d,\n  \"num_experts_per_tok\": %d,\n"
+                        "  \"moe_intermediate_size\": %d,\n  \"n_shared_experts\": %d,\n  \"first_k_dense_replace\": %d,\n"
+                        "  \"moe_layer_freq\": 1,\n  \"norm_topk_prob\": %s,\n  \"scoring_func\": \"%s\",\n"
+                        "  \"topk_method\": \"%s\",\n  \"n_group\": %d,\n  \"topk_group\": %d",
+                     c->n_lora_kv, c->head_dim - c->n_rot, c->n_rot, c->head_dim_v > 0 ? c->head_dim_v : c->head_dim,
+                     c->n_expert, c->n_expert_used, c->n_ff_exp, c->n_expert_shared, c->n_dense_lead,
+                     c->moe_norm_w ? "true" : "false", c->moe_gating == LB_GATING_SIGMOID ? "sigmoid" : "softmax",
+                     c->moe_gating == LB_GATING_SIGMOID ? "noaux_tc" : "greedy", c->n_expert_groups > 0 ? c->n_expert_groups : 1,
+                     c->n_group_used > 0 ? c->n_group_used : 1);
+    put_float(b, "routed_scaling_factor", c->moe_w_scale > 0 ? c->moe_w_scale : 1.0f);
+}
+
 static char *config_json(const lb_model *m, lb_type type, bool bias, const float *scaling, int32_t gptq_bits,
                          int32_t gptq_group) {
     const lb_llama_config *c = &m->cfg;
     lb_strbuf              b = { 0 };
     /* llama with biases (a Qwen2 model lowbit wrote as llama) goes back as Qwen2 */
     const lb_arch *arch = bias && !strcmp(m->arch->name, "llama") ? lb_arch_find("qwen2", 5) : m->arch;
-    const int      cls  = arch->ops.swa_every && c->n_swa > 0 ? 1 : 0; /* a window: Mistral's class */
+    const int      cls  = arch->ops.swa_every && c->n_swa > 0 ? 1 /* a window: Mistral's class */
+                        : arch->ops.mla && c->moe_gating == LB_GATING_SIGMOID ? 1 : 0; /* DeepSeek-V3's router */
     lb_strbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\"",
                      arch->hf_class[cls], arch->hf_type[cls]);
     const struct {
@@ -113,8 +131,10 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
         { "vocab_size", c->n_vocab },          { "max_position_embeddings", c->n_ctx_train },
         { "bos_token_id", lb_vocab_bos(m->vocab) }, { "eos_token_id", lb_vocab_eos(m->vocab) },
     };
+    const bool mla = arch->ops.mla; /* DeepSeek: its own head sizes; HF's KV heads are the query heads */
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (ints[i].v >= 0) lb_strbuf_printf(&b, ",\n  \"%s\": %d", ints[i].k, ints[i].v);
+        if (ints[i].v >= 0 && !(mla && !strcmp(ints[i].k, "head_dim")))
+            lb_strbuf_printf(&b, ",\n  \"%s\": %d", ints[i].k, mla && !strcmp(ints[i].k, "num_key_value_heads") ? c->n_heads : ints[i].v);
     put_float(&b, "rms_norm_eps", c->norm_eps);
     put_float(&b, "rope_theta", c->rope_theta);
     if (scaling) {
@@ -136,6 +156,10 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
         put_float(&b, "beta_fast", c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f);
         put_float(&b, "beta_slow", c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f);
         if (c->rope_attn_factor > 0 && c->rope_attn_factor != 1.0f) put_float(&b, "attention_factor", c->rope_attn_factor * ms);
+        if (mla && c->rope_yarn_log_mul > 0) { /* DeepSeek's: the query scale's */
+            put_float(&b, "mscale", c->rope_yarn_log_mul);
+            put_float(&b, "mscale_all_dim", c->rope_yarn_log_mul);
+        }
         lb_strbuf_printf(&b, "}");
     } else if (m->rope_long.data) {
         lb_strbuf_printf(&b, ",\n  \"rope_scaling\": {\"rope_type\": \"longrope\"");
@@ -153,14 +177,15 @@ static char *config_json(const lb_model *m, lb_type type, bool bias, const float
     else if (cls) lb_strbuf_printf(&b, ",\n  \"sliding_window\": %d", c->n_swa);
     else if (strcmp(arch->name, "llama") != 0) lb_strbuf_printf(&b, ",\n  \"use_sliding_window\": false");
     if (!bias) lb_strbuf_printf(&b, ",\n  \"attention_bias\": false,\n  \"mlp_bias\": false");
-    if (arch->moe && !arch->ops.moe_ff_exp) /* Mixtral */
+    if (mla) put_deepseek(&b, c);
+    else if (arch->moe && !arch->ops.moe_ff_exp) /* Mixtral */
         lb_strbuf_printf(&b, ",\n  \"num_local_experts\": %d,\n  \"num_experts_per_tok\": %d", c->n_expert, c->n_expert_used);
     else if (arch->moe)
         lb_strbuf_printf(&b, ",\n  \"num_experts\": %d,\n  \"num_experts_per_tok\": %d,\n  \"moe_intermediate_size\": %d,\n"
                          "  \"norm_topk_prob\": %s,\n  \"decoder_sparse_step\": 1,\n  \"mlp_only_layers\": []",
                          c->n_expert, c->n_expert_used, c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff,
                          arch->ops.moe_norm ? "true" : "false");
-    if (arch->moe && c->n_ff_shexp > 0)
+    if (arch->moe && !mla && c->n_ff_shexp > 0)
         lb_strbuf_printf(&b, ",\n  \"shared_expert_intermediate_size\": %d", c->n_ff_shexp);
     if (gptq_bits > 0)
         lb_strbuf_printf(&b, ",\n  \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": %d, "
@@ -272,6 +297,38 @@ fail:
     return st;
 }
 
+/* DeepSeek's kv_b_proj [H * (dn + dv), R] of layer l from attn_k_b [dn, R, H] (transposed per
+ * head) and attn_v_b [R, dv, H], as the converter split it (load_hf.c's get_kv_b), in type */
+static lb_status put_kv_b(const lb_model *m, int32_t l, lb_type type, lb_st_write_tensor *out, void **own, char *name,
+                          lb_error *err) {
+    const lb_tensor *kb = lb_model_tensor_c(m, l, LB_ROLE_ATTN_K_B), *vb = lb_model_tensor_c(m, l, LB_ROLE_ATTN_V_B);
+    const int64_t    DN = kb->ne[0], R = kb->ne[1], H = kb->ne[2], DV = vb->ne[1];
+    float           *w = malloc((size_t)(H * (DN + DV) * R) * sizeof *w), *row = malloc((size_t)(DN > R ? DN : R) * sizeof *row);
+    lb_status        st = LB_OK;
+    LB_GOTO_IF(!w || !row, err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t h = 0; h < H; h++) {
+        float *o = w + h * (DN + DV) * R;
+        for (int64_t r = 0; r < R; r++) { /* k_b[h] row r is column r of the head's k rows */
+            lb_tensor_get_row_f32(kb, h * R + r, row);
+            for (int64_t i = 0; i < DN; i++) o[i * R + r] = row[i];
+        }
+        for (int64_t i = 0; i < DV; i++) lb_tensor_get_row_f32(vb, h * DV + i, o + (DN + i) * R);
+    }
+    const lb_tensor t = { .type = LB_TYPE_F32, .n_dims = 2, .ne = { R, H * (DN + DV), 1, 1 }, .data = w };
+    snprintf(name, 96, "model.layers.%d.self_attn.kv_b_proj.weight", l);
+    LB_GOTO_IF(convert(&t, type, 0, 0, &out->data, own, &out->nbytes), err, LB_ERR_NOMEM, "out of memory");
+    if (!*own) *own = w, w = NULL; /* f32 as it is: the writer keeps w */
+    out->name     = name;
+    out->dtype    = type == LB_TYPE_F32 ? LB_ST_F32 : type == LB_TYPE_F16 ? LB_ST_F16 : LB_ST_BF16;
+    out->n_dims   = 2;
+    out->shape[0] = H * (DN + DV);
+    out->shape[1] = R;
+fail:
+    free(w);
+    free(row);
+    return st;
+}
+
 /* gptq: the blocks' weight matrices packed (put_packed), the rest f16 and f32. */
 static lb_status write_weights(const lb_model *m, const char *dir, lb_type type, bool gptq, lb_error *err) {
     const int32_t          cap = 4 * lb_model_n_tensors(m) + 3 * m->cfg.n_layers * m->cfg.n_expert; /* a packed
@@ -290,7 +347,12 @@ static lb_status write_weights(const lb_model *m, const char *dir, lb_type type,
         const lb_tensor *t  = nt[i].t;
         const lb_type    ty = s->flags & LB_SLOT_F32 ? LB_TYPE_F32 : type;
         const char      *hf = lb_arch_hf_name(m->arch, s);
-        if (!hf) continue; /* rope_freqs: config.json's rope_scaling says it */
+        if (nt[i].role == LB_ROLE_ATTN_V_B) { /* with k_b: DeepSeek's kv_b_proj */
+            LB_TRY(put_kv_b(m, nt[i].layer, ty, &ts[n], &own[n], names[n], err));
+            n++;
+            continue;
+        }
+        if (!hf) continue; /* rope_freqs: config.json's rope_scaling says it; k_b: with v_b */
         int             part;
         const lb_fused *fu = lb_arch_fusion(m->arch, nt[i].role, &part);
         if (gptq && nt[i].layer >= 0 && t->ne[1] > 1 && !(s->flags & LB_SLOT_F32)) { /* a packed layer */

@@ -9,7 +9,11 @@ SiLU MLP, tied embeddings, linear, llama3, YaRN and LongRoPE rope_scaling; Gemma
 compute them: embeddings times sqrt(hidden_size), RMSNorm by (1 + w), post-attention and
 post-feedforward norms, gelu_pytorch_tanh, query_pre_attn_scalar, soft-capped scores and logits,
 sliding-window layers (layer_types or sliding_window_pattern), Gemma 3's local RoPE base;
-Mistral's window on every layer) and
+Mistral's window on every layer; DeepSeek-V2/V3 as modeling_deepseek computes them:
+multi-head latent attention without the absorption (kv_b_proj decompresses each head's keys and
+values), the rotary part de-interleaved before rotate_half, YaRN's softmax scale, dense first
+layers, routed experts (softmax or sigmoid, the correction bias choosing, expert groups,
+renormalized and scaled as llama.cpp does) plus shared experts) and
 compares its logits with those lowbit saved with `lowbit eval DIR --save-logits FILE`.
 
 usage: hf_forward.py HF_DIR LOGITS_FILE [--tol X]
@@ -130,6 +134,43 @@ def rope_tables(inv, attn, T):
             np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :] * attn)
 
 
+def mla_attention(cfg, w, p, h, T, mask):
+    """DeepSeek's attention (DeepseekV2Attention), the keys and values decompressed per head."""
+    H = cfg["num_attention_heads"]
+    dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    R = cfg["kv_lora_rank"]
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    if cfg.get("q_lora_rank"):
+        qa = rms_norm(h @ w[p + "self_attn.q_a_proj.weight"].T, w[p + "self_attn.q_a_layernorm.weight"], eps)
+        q = qa @ w[p + "self_attn.q_b_proj.weight"].T
+    else:
+        q = h @ w[p + "self_attn.q_proj.weight"].T
+    q = q.reshape(T, H, dn + dr)
+    q_nope, q_pe = q[..., :dn], q[..., dn:]
+    ckv = h @ w[p + "self_attn.kv_a_proj_with_mqa.weight"].T
+    c, k_pe = ckv[:, :R], ckv[:, R:].reshape(T, 1, dr)
+    kv = (rms_norm(c, w[p + "self_attn.kv_a_layernorm.weight"], eps) @ w[p + "self_attn.kv_b_proj.weight"].T)
+    kv = kv.reshape(T, H, dn + dv)
+    k_nope, v = kv[..., :dn], kv[..., dn:]
+    inv, attn = rope_inv_freq(cfg, cfg.get("rope_theta", 10000.0), dr, T)
+    cos, sin = rope_tables(inv, attn, T)
+    # the rotary values come in pairs: de-interleaved (evens, then odds), then rotate_half
+    deint = lambda x: np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1)
+    q_pe, k_pe = deint(q_pe), deint(k_pe)
+    q_pe = q_pe * cos + rotate_half(q_pe) * sin
+    k_pe = k_pe * cos + rotate_half(k_pe) * sin
+    qq = np.concatenate([q_nope, q_pe], axis=-1)
+    kk = np.concatenate([k_nope, np.repeat(k_pe, H, axis=1)], axis=-1)
+    scale = (dn + dr) ** -0.5
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("mscale_all_dim"):
+        scale *= get_mscale(rs["factor"], rs["mscale_all_dim"]) ** 2
+    s = np.einsum("thd,shd->hts", qq, kk) * scale + mask
+    s = np.exp(s - s.max(axis=-1, keepdims=True))
+    s /= s.sum(axis=-1, keepdims=True)
+    return np.einsum("hts,shd->thd", s, v).reshape(T, H * dv) @ w[p + "self_attn.o_proj.weight"].T
+
+
 def forward(cfg, w, tokens):
     E = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
@@ -161,6 +202,15 @@ def forward(cfg, w, tokens):
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms_norm(x, w[p + "input_layernorm.weight"] + plus, eps)
+        if "kv_lora_rank" in cfg:  # DeepSeek
+            x = x + mla_attention(cfg, w, p, h, T, mask)
+            h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+            if p + "mlp.gate.weight" in w:
+                x = x + moe(cfg, w, p, h)
+            else:
+                g = h @ w[p + "mlp.gate_proj.weight"].T
+                x = x + (g / (1.0 + np.exp(-g)) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+            continue
         if p + "self_attn.qkv_proj.weight" in w:  # Phi-3: q, k, v rows in one matrix
             qkv = h @ w[p + "self_attn.qkv_proj.weight"].T
             q, k, v = qkv[:, : H * D], qkv[:, H * D : H * D + K * D], qkv[:, H * D + K * D :]
@@ -216,18 +266,35 @@ def moe(cfg, w, p, h):
     expert's SwiGLU times its weight; Qwen2-MoE adds sigmoid(shared_expert_gate) times the shared
     expert."""
     mixtral = p + "block_sparse_moe.gate.weight" in w
+    deepseek = "n_routed_experts" in cfg
     q = p + ("block_sparse_moe." if mixtral else "mlp.")
     logits = h @ w[q + "gate.weight"].T
-    pr = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    pr /= pr.sum(axis=-1, keepdims=True)
+    if deepseek and cfg.get("scoring_func") == "sigmoid":
+        pr = 1.0 / (1.0 + np.exp(-logits))
+    else:
+        pr = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        pr /= pr.sum(axis=-1, keepdims=True)
+    choice = pr + w.get(q + "gate.e_score_correction_bias", 0.0)  # DeepSeek-V3: the bias only chooses
+    G = cfg.get("n_group") or 1 if deepseek else 1
     k = cfg["num_experts_per_tok"]
     out = np.zeros_like(h)
     names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
     for t in range(h.shape[0]):
-        sel = np.argsort(-pr[t], kind="stable")[:k]
+        ch = choice[t].copy()
+        if G > 1:  # the topk_group groups of the largest top-two sums (llama.cpp's, for V2 and V3)
+            grp = ch.reshape(G, -1)
+            score = np.sort(grp, axis=-1)[:, -2:].sum(axis=-1)
+            keep = np.argsort(-score, kind="stable")[: cfg["topk_group"]]
+            off = np.ones(G, dtype=bool)
+            off[keep] = False
+            grp[off] = -np.inf
+            ch = grp.reshape(-1)
+        sel = np.argsort(-ch, kind="stable")[:k]
         wt = pr[t, sel]
         if mixtral or cfg.get("norm_topk_prob", False):
             wt = wt / wt.sum()
+        if deepseek:
+            wt = wt * cfg.get("routed_scaling_factor", 1.0)
         for e, we in zip(sel, wt):
             g = h[t] @ w[f"{q}experts.{e}.{names[0]}.weight"].T
             u = h[t] @ w[f"{q}experts.{e}.{names[1]}.weight"].T
@@ -238,6 +305,9 @@ def moe(cfg, w, p, h):
         f = (g / (1.0 + np.exp(-g)) * u) @ w[q + "shared_expert.down_proj.weight"].T
         z = h @ w[q + "shared_expert_gate.weight"].T  # [T, 1]
         out += f / (1.0 + np.exp(-z))
+    if q + "shared_experts.gate_proj.weight" in w:  # DeepSeek: ungated
+        g = h @ w[q + "shared_experts.gate_proj.weight"].T
+        out += (g / (1.0 + np.exp(-g)) * (h @ w[q + "shared_experts.up_proj.weight"].T)) @ w[q + "shared_experts.down_proj.weight"].T
     return out
 
 
