@@ -40,20 +40,73 @@ static const char *weight_type(const lb_model *m) {
     return lb_type_name(L->ffn_gate.data ? L->ffn_gate.type : L->ffn_gate_exps.data ? L->ffn_gate_exps.type : L->wq.type);
 }
 
+/* The read bandwidth probes of one run (GB/s; 0: not on this CPU), the best of them the
+ * ceiling a generation speed is judged against, and where the threads ran. */
+typedef struct {
+    double words, avx2, avx512, q4_k, q8_0, best;
+    char   cpus[160];
+} bw_probes;
+
+static lb_status measure_probes(int64_t mib, int32_t reps, bw_probes *b, lb_error *err) {
+    memset(b, 0, sizeof *b);
+    double *const loads[3] = { &b->words, &b->avx2, &b->avx512 };
+    for (int isa = 0; isa < 3; isa++) { /* 8-byte words, AVX2, AVX-512 loads */
+        int       width;
+        double    bps;
+        lb_status st = lb_bench_memory_read_isa((size_t)mib << 20, lb_threads_get(), reps, isa, &bps, &width, err);
+        if (st) return st;
+        if (width == isa) *loads[isa] = bps / 1e9;
+    }
+    double *const kern[2] = { &b->q4_k, &b->q8_0 }; /* the kernels' own reads, half the buffer each */
+    const lb_type types[2] = { LB_TYPE_Q4_K, LB_TYPE_Q8_0 };
+    for (int k = 0; k < 2; k++) {
+        double    bps;
+        lb_status st = lb_bench_kernel_read(types[k], (size_t)(mib > 32 ? mib / 2 : 16) << 20, reps, &bps, err);
+        if (st == LB_ERR_UNSUPPORTED) continue;
+        if (st) return st;
+        *kern[k] = bps / 1e9;
+    }
+    const double all[5] = { b->words, b->avx2, b->avx512, b->q4_k, b->q8_0 };
+    for (int i = 0; i < 5; i++) b->best = all[i] > b->best ? all[i] : b->best;
+    lb_bench_thread_cpus(b->cpus, sizeof b->cpus);
+    return LB_OK;
+}
+
+static void json_probes(lb_jout *j, const bw_probes *b) {
+    const struct {
+        const char *k;
+        double      v;
+    } f[] = { { "mem_gbs", b->best }, { "mem_words_gbs", b->words }, { "mem_avx2_gbs", b->avx2 },
+              { "mem_avx512_gbs", b->avx512 }, { "mem_q4_k_gbs", b->q4_k }, { "mem_q8_0_gbs", b->q8_0 } };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) lb_jout_num(j, f[i].k, 3, f[i].v);
+    lb_jout_str(j, "cpus", b->cpus);
+    lb_jout_str(j, "omp_proc_bind", getenv("OMP_PROC_BIND") ? getenv("OMP_PROC_BIND") : "unset");
+}
+
+/* "words 20.1, avx2 33.2, avx512 35.4, q4_K kernel 30.2, q8_0 kernel 33.0 GB/s; CPUs 0,1" */
+static void print_probes(const bw_probes *b) {
+    printf("words %.2f, avx2 %.2f, avx512 %.2f, q4_K kernel %.2f, q8_0 kernel %.2f GB/s; threads on CPUs %s, "
+           "OMP_PROC_BIND %s", b->words, b->avx2, b->avx512, b->q4_k, b->q8_0, b->cpus,
+           getenv("OMP_PROC_BIND") ? getenv("OMP_PROC_BIND") : "unset");
+}
+
 static int bench_memory(int64_t mib, int64_t reps, bool json) {
-    lb_error err = { 0 };
-    double   bw;
-    if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), (int32_t)reps, &bw, &err))
-        return lb_runtime_error(&err);
+    lb_error  err = { 0 };
+    bw_probes b;
+    if (measure_probes(mib, (int32_t)reps, &b, &err)) return lb_runtime_error(&err);
     if (json) {
         lb_jout j;
         lb_jout_begin(&j, stdout);
-        lb_jout_num(&j, "mem_gbs", 3, bw / 1e9);
+        json_probes(&j, &b);
         lb_jout_int(&j, "threads", lb_threads_get());
         lb_jout_int(&j, "bytes", (long long)mib << 20);
         lb_jout_end(&j);
-    } else printf("memory read bandwidth: %.2f GB/s (%d threads, %lld MiB buffer, median of %lld)\n",
-                bw / 1e9, lb_threads_get(), (long long)mib, (long long)reps);
+    } else {
+        printf("memory read bandwidth: %.2f GB/s, the best of (%d threads, %lld MiB, median of %lld each):\n  ",
+               b.best, lb_threads_get(), (long long)mib, (long long)reps);
+        print_probes(&b);
+        printf("\n");
+    }
     return LB_EXIT_OK;
 }
 
@@ -154,6 +207,7 @@ int cmd_bench(int argc, char **argv) {
     const char    *fmt = NULL;
     double         mem_bw = 0;
     bool           json = false, memory = false;
+    bw_probes      probes = { 0 };
     lb_ctx_options co;
     lb_ctx_options_init(&co, true);
     lb_args_init(&a, "bench", argc, argv);
@@ -247,9 +301,9 @@ int cmd_bench(int argc, char **argv) {
         x_read = (double)(lb_context_expert_bytes(ctx) - before) / (double)n_tg;
     }
     const size_t rss = lb_peak_rss(); /* before the bandwidth probe's buffer */
-    if (n_tg > 0 && mem_bw <= 0) {
-        if (lb_bench_memory_read((size_t)mib << 20, lb_threads_get(), 5, &mem_bw, &err)) goto done;
-        mem_bw /= 1e9;
+    if (n_tg > 0 && mem_bw <= 0) { /* the ceiling: the best probe of this run */
+        if (measure_probes(mib, 5, &probes, &err)) goto done;
+        mem_bw = probes.best;
     }
     const double pp_tps = n_pp ? (double)n_pp / pp.median : 0, tg_tps = n_tg ? (double)n_tg / tg.median : 0;
     const size_t bytes = lb_model_nbytes(m), streamed = lb_model_token_nbytes(m);
@@ -279,7 +333,8 @@ int cmd_bench(int argc, char **argv) {
         lb_jout_int(&j, "streamed_bytes", (long long)streamed);
         if (m->cfg.n_expert > 0) lb_jout_num(&j, "expert_bytes_read", 0, x_read);
         lb_jout_num(&j, "tg_gbs", 3, tg_gbs);
-        lb_jout_num(&j, "mem_gbs", 3, mem_bw);
+        if (probes.best > 0) json_probes(&j, &probes);
+        else lb_jout_num(&j, "mem_gbs", 3, mem_bw);
         lb_jout_num(&j, "bw_frac", 4, frac);
         lb_jout_int(&j, "peak_rss", (long long)rss);
         lb_jout_end(&j);
@@ -295,8 +350,13 @@ int cmd_bench(int argc, char **argv) {
         snprintf(name, sizeof name, "tg%lld", (long long)n_tg);
         if (n_tg) {
             print_speed(name, n_tg, &tg);
-            printf("memory:   %.2f GB/s of weights (%.3f GB a token), %.0f%% of the measured "
-                   "%.2f GB/s\n", tg_gbs, (double)streamed / 1e9, 100 * frac, mem_bw);
+            printf("memory:   %.2f GB/s of weights (%.3f GB a token), %.0f%% of the %s %.2f GB/s\n", tg_gbs,
+                   (double)streamed / 1e9, 100 * frac, probes.best > 0 ? "best probe's" : "given", mem_bw);
+            if (probes.best > 0) {
+                printf("probes:   ");
+                print_probes(&probes);
+                printf("\n");
+            }
             if (m->cfg.n_expert > 0)
                 printf("experts:  %d of %d a token: %.4f GB of expert matrices read a token, measured (their "
                        "share of the file's %.4f GB: %.4f)\n", m->cfg.n_expert_used, m->cfg.n_expert, x_read / 1e9,

@@ -177,8 +177,11 @@ static const lb_command k_commands[] = {
       "               runs each pp and tg test, one row each\n"
       "  -o FMT       those rows as llama-bench prints them: md (the default for lists), csv,\n"
       "               json (an array) or jsonl (an object a line)\n"
-      "  --mem-bw X   the read bandwidth in GB/s (default: measured in the same run)\n"
-      "  --memory     measure the read bandwidth of main memory alone\n"
+      "  --mem-bw X   the read bandwidth in GB/s (default: measured in the same run, the best\n"
+      "               of five probes: 8-byte, AVX2 and AVX-512 loads over --mem-mib, and one\n"
+      "               token's Q4_K and Q8_0 products with a matrix of half of it; printed with\n"
+      "               the CPUs the threads ran on)\n"
+      "  --memory     measure the read bandwidth of main memory alone (those probes)\n"
       "  --json       keys pp_tps, tg_tps, model_bytes, peak_rss, bw_frac, mem_gbs, tg_gbs, ...\n"
       "  bw_frac: weight bytes streamed per generated token x tg tokens/s, over the bandwidth\n"
       LB_CTX_OPTIONS_HELP("q8"), NULL },

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "status.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,21 @@ lb_status lb_bench_run(lb_bench_fn fn, void *user, const lb_bench_opts *opts, lb
  * warm-up pass. */
 lb_status lb_bench_memory_read(size_t bytes, int n_threads, int32_t reps, double *bytes_per_s,
                                lb_error *err);
+/* The same with loads of a given width: isa 0 eight-byte words, 1 AVX2 (32 bytes), 2 AVX-512
+ * (64 bytes), or the widest below it the CPU has; *width (may be NULL) receives the one used. */
+lb_status lb_bench_memory_read_isa(size_t bytes, int n_threads, int32_t reps, int isa, double *bytes_per_s,
+                                   int *width, lb_error *err);
+
+/* Read bandwidth as a product kernel sees it: one token's matrix-vector product (the fast,
+ * int8-activation path generation takes, rows packed as the forward pass packs them) over a
+ * matrix of `type` about `bytes` large (0: 256 MiB; at least 16 MiB), on the threads the
+ * library uses; bytes read per second (the matrix's packed and unpacked rows), median of `reps`
+ * after one warm-up. LB_ERR_UNSUPPORTED for a type without a kernel. */
+lb_status lb_bench_kernel_read(lb_type type, size_t bytes, int32_t reps, double *bytes_per_s, lb_error *err);
+
+/* Where the library's threads run: their CPUs, comma-separated, into buf ("0,1"), as sched_getcpu
+ * reports them inside one parallel region. */
+void lb_bench_thread_cpus(char *buf, size_t cap);
 
 
 #ifdef __cplusplus

@@ -73,11 +73,29 @@ __attribute__((target("avx2"))) static uint64_t read_words_avx2(const uint64_t *
     return (uint64_t)_mm256_extract_epi64(a, 0) + (uint64_t)_mm256_extract_epi64(a, 1) +
            (uint64_t)_mm256_extract_epi64(a, 2) + (uint64_t)_mm256_extract_epi64(a, 3);
 }
-static uint64_t read_words(const uint64_t *p, size_t n) {
-    return lb_cpu_get_features()->avx2 ? read_words_avx2(p, n) : read_words_scalar(p, n);
+__attribute__((target("avx512f"))) static uint64_t read_words_avx512(const uint64_t *p, size_t n) {
+    __m512i a = _mm512_setzero_si512(), b = a;
+    for (size_t i = 0; i < n; i += 16) {
+        a = _mm512_add_epi64(a, _mm512_load_si512((const void *)(p + i)));
+        b = _mm512_add_epi64(b, _mm512_load_si512((const void *)(p + i + 8)));
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(a, b));
+}
+/* the widest loads asked for that the CPU has: 2 AVX-512, 1 AVX2, 0 8-byte words */
+static int read_width(int isa) {
+    const lb_cpu_features *f = lb_cpu_get_features();
+    return isa >= 2 && f->avx512f ? 2 : isa >= 1 && f->avx2 ? 1 : 0;
+}
+static uint64_t read_words(const uint64_t *p, size_t n, int width) {
+    return width == 2 ? read_words_avx512(p, n) : width == 1 ? read_words_avx2(p, n) : read_words_scalar(p, n);
 }
 #else
-static uint64_t read_words(const uint64_t *p, size_t n) {
+static int read_width(int isa) {
+    (void)isa;
+    return 0;
+}
+static uint64_t read_words(const uint64_t *p, size_t n, int width) {
+    (void)width;
     return read_words_scalar(p, n);
 }
 #endif
@@ -85,7 +103,7 @@ static uint64_t read_words(const uint64_t *p, size_t n) {
 typedef struct {
     const uint64_t   *buf;
     size_t            words;
-    int               threads;
+    int               threads, width;
     volatile uint64_t sink;
 } read_job;
 
@@ -96,19 +114,26 @@ static lb_status read_pass(void *user, lb_error *err) {
     const int64_t parts = 256; /* 2 MiB pieces of a 512 MiB buffer */
     const size_t  per   = j->words / (size_t)parts / 16 * 16;
 #pragma omp parallel for num_threads(j->threads) schedule(static) reduction(+ : total)
-    for (int64_t i = 0; i < parts; i++) total += read_words(j->buf + (size_t)i * per, per);
+    for (int64_t i = 0; i < parts; i++) total += read_words(j->buf + (size_t)i * per, per, j->width);
     j->sink = total;
     return LB_OK;
 }
 
 lb_status lb_bench_memory_read(size_t bytes, int n_threads, int32_t reps, double *bytes_per_s,
                                lb_error *err) {
+    return lb_bench_memory_read_isa(bytes, n_threads, reps, 1, bytes_per_s, NULL, err);
+}
+
+lb_status lb_bench_memory_read_isa(size_t bytes, int n_threads, int32_t reps, int isa, double *bytes_per_s,
+                                   int *width, lb_error *err) {
     if (bytes == 0) bytes = (size_t)512 << 20;
     LB_RETURN_IF(bytes < ((size_t)16 << 20), err, LB_ERR_PARAM,
                  "memory bandwidth: %zu bytes is within the caches (give at least 16 MiB)", bytes);
     uint64_t *buf = aligned_alloc(64, bytes / 64 * 64);
     LB_RETURN_IF(!buf, err, LB_ERR_NOMEM, "out of memory for a %zu MiB buffer", bytes >> 20);
-    read_job j = { .buf = buf, .words = bytes / 8, .threads = n_threads > 0 ? n_threads : omp_get_num_procs() };
+    read_job j = { .buf = buf, .words = bytes / 8, .threads = n_threads > 0 ? n_threads : omp_get_num_procs(),
+                   .width = read_width(isa) };
+    if (width) *width = j.width;
 #pragma omp parallel for num_threads(j.threads) schedule(static)
     for (int64_t i = 0; i < (int64_t)j.words; i++) buf[i] = (uint64_t)i; /* placed by its reader */
     const lb_bench_opts o = { .warmup = 1, .reps = reps > 0 ? reps : 5 };

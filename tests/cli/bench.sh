@@ -64,7 +64,17 @@ for key in pp_tps tg_tps model_bytes peak_rss bw_frac mem_gbs; do
 done
 "$LOWBIT" bench "$WORK/q4_0.gguf" -p 16 -n 4 -r 1 --mem-bw 10 --cache-type-k q8_0 --cache-type-v q4_0 > "$WORK/b.txt" \
     && grep -q "KV cache q8_0/q4_0" "$WORK/b.txt" && pass "bench with a quantized KV cache" || fail "bench KV cache: $(cat "$WORK/b.txt")"
-"$LOWBIT" bench --memory --mem-mib 32 -r 2 --json | grep -q '"mem_gbs"' && pass "bench --memory" || fail "bench --memory"
+# the ceiling is the best of the probes of one run: loads of each width, the kernels' own reads
+"$LOWBIT" bench --memory --mem-mib 32 -r 2 --json > "$WORK/m.json" || fail "bench --memory"
+best=$(json_num "$WORK/m.json" mem_gbs)
+for key in mem_words_gbs mem_avx2_gbs mem_q4_k_gbs mem_q8_0_gbs; do
+    v=$(json_num "$WORK/m.json" $key)
+    awk -v v="$v" -v b="$best" 'BEGIN { exit !(v > 0 && v <= b) }' || fail "bench --memory $key = '$v' (best $best)"
+done
+grep -q '"cpus": "[0-9]' "$WORK/m.json" && pass "bench --memory: best of the probes $best GB/s, the threads' CPUs" \
+    || fail "bench --memory: no CPUs"
+"$LOWBIT" bench "$WORK/q4_0.gguf" -p 8 -n 4 -r 1 --mem-mib 32 | grep -q "^probes: .*q4_K kernel .*threads on CPUs" \
+    && pass "bench prints its probes" || fail "bench: no probes line"
 for kv in f16 q8_0 q4_0; do
     "$LOWBIT" run "$WORK/q8_0.gguf" -p "Once" -n 4 --cache-type-k $kv --cache-type-v $kv > /dev/null 2>&1 \
         && pass "run --cache-type-k/v $kv" || fail "run with a $kv cache"

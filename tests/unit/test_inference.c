@@ -304,6 +304,23 @@ static void test_bench_harness(void **state) {
     printf("# read bandwidth (32 MiB, 1 thread): %.1f GB/s\n", bw / 1e9);
     assert_true(bw > 1e8);
     assert_int_equal(lb_bench_memory_read(1 << 20, 1, 2, &bw, &err), LB_ERR_PARAM);
+    for (int isa = 0; isa < 3; isa++) { /* each load width, or the widest below it the CPU has */
+        int w = -1;
+        assert_int_equal(lb_bench_memory_read_isa((size_t)16 << 20, 1, 1, isa, &bw, &w, &err), LB_OK);
+        assert_true(bw > 1e8 && w >= 0 && w <= isa);
+    }
+    /* the kernels' own reads: a product with a matrix of 16 MiB */
+    const lb_type kt[2] = { LB_TYPE_Q4_K, LB_TYPE_Q8_0 };
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(lb_bench_kernel_read(kt[k], (size_t)16 << 20, 2, &bw, &err), LB_OK);
+        printf("# %s kernel read (16 MiB): %.1f GB/s\n", lb_type_name(kt[k]), bw / 1e9);
+        assert_true(bw > 1e8);
+    }
+    assert_int_equal(lb_bench_kernel_read(LB_TYPE_Q4_K, 1 << 20, 2, &bw, &err), LB_ERR_PARAM);
+    assert_int_equal(lb_bench_kernel_read(LB_TYPE_F32, (size_t)16 << 20, 2, &bw, &err), LB_ERR_UNSUPPORTED);
+    char cpus[64];
+    lb_bench_thread_cpus(cpus, sizeof cpus);
+    assert_true(cpus[0] >= '0' && cpus[0] <= '9');
     assert_true(lb_peak_rss() > 0);
 }
 
