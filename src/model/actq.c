@@ -305,6 +305,12 @@ static lb_status restore_outlier_columns(lb_model *m, lb_actq *aq, lb_error *err
             for (int k = 0; k < nr; k++) {
                 char       name[64];
                 lb_tensor *t = lb_layer_tensor(&m->layers[l], roles[k]);
+                LB_RETURN_IF(!t || !t->data || !lb_role_stem(roles[k]), err, LB_ERR_CORRUPT, "%s: activation outliers "
+                             "listed for blk.%d %s, which has no such matrix", fn, l, lb_block_input_name((lb_block_input)in));
+                for (int32_t o = 0; o < ai->n_outliers; o++) /* the columns index the matrix's rows */
+                    LB_RETURN_IF(ai->outliers[o] < 0 || ai->outliers[o] >= t->ne[0], err, LB_ERR_CORRUPT, "%s: blk.%d %s: "
+                                 "outlier column %d of a matrix %lld wide", fn, l, lb_block_input_name((lb_block_input)in),
+                                 ai->outliers[o], (long long)t->ne[0]);
                 snprintf(name, sizeof name, "blk.%d.%s.outlier_cols", l, lb_role_stem(roles[k]));
                 const int64_t ti = lb_gguf_find_tensor(g, name);
                 LB_RETURN_IF(ti < 0, err, LB_ERR_CORRUPT, "%s: activation outliers listed for "
@@ -339,6 +345,11 @@ lb_status lb_model_load_actq(lb_model *m, lb_error *err) {
     lb_actq  *aq;
     lb_status st = lb_actq_from_gguf(&aq, m->priv->gguf, &m->cfg, err);
     if (st || !aq) return st;
+    if (m->arch && (m->arch->moe || m->arch->ops.mla)) { /* the quantizer writes none (quantize.c) */
+        lb_actq_free(aq);
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: W8A8 activation quantization of a mixture of experts (%s) is "
+                       "not supported", m->priv->gguf->src.name, m->arch->name);
+    }
     if ((st = restore_outlier_columns(m, aq, err))) {
         lb_actq_free(aq);
         return st;

@@ -133,14 +133,16 @@ static void rope_table(float *cos_t, float *sin_t, int32_t n_ctx, int32_t D, con
         }
 }
 
-/* DeepSeek's scales under YaRN, as llama.cpp computes them (llama-context.cpp, deepseek2.cpp):
- * its attention factor A is the file's, times 1 / (1 + 0.1 ln f) when rope.scaling.
- * yarn_log_multiplier m is given (llama.cpp's ratio of the two mscales is then 1); RoPE's cos and
- * sin take A (1 + 0.1 ln f) (rope_table adds the second factor) and the scores
- * (A (1 + 0.1 ln f) (1 + 0.1 m ln f))^2 / sqrt(head_dim); without YaRN f is 1. */
+/* DeepSeek's scales, as llama.cpp computes them (llama-context.cpp, deepseek2.cpp), f the
+ * positions' scaling (YaRN's factor, or the linear one; at least 1): its attention factor A is
+ * the file's, under YaRN times 1 / (1 + 0.1 ln f) when rope.scaling.yarn_log_multiplier m is
+ * given (llama.cpp's ratio of the two mscales is then 1); RoPE's cos and sin take A (and under
+ * YaRN 1 + 0.1 ln f, which rope_table adds) and the scores (A (1 + 0.1 ln f) (1 + 0.1 m ln f))^2
+ * / sqrt(head_dim). */
 static void mla_scales(const lb_llama_config *c, float *rope_mscale, float *kq_scale) {
-    const float f  = c->rope_yarn > 0 ? c->rope_yarn : 1.0f, lnf = logf(f);
-    float       a  = c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f;
+    const float f  = fmaxf(1.0f, c->rope_yarn > 0 ? c->rope_yarn : c->rope_linear > 0 ? c->rope_linear : 1.0f);
+    const float lnf = logf(f);
+    float       a   = c->rope_attn_factor > 0 ? c->rope_attn_factor : 1.0f;
     if (c->rope_yarn > 0 && c->rope_yarn_log_mul != 0) a /= 1.0f + 0.1f * lnf;
     const float ms = a * (1.0f + 0.1f * lnf) * (1.0f + 0.1f * c->rope_yarn_log_mul * lnf);
     *rope_mscale   = a;
@@ -520,7 +522,7 @@ static bool mla_attention(lb_context *ctx, int32_t l, int32_t T) {
     }
     if (!per_head(ctx, l, 3, LB_ROLE_ATTN_K_B, ctx->q, D, DN, T, ctx->mla_q, KA, R)) return false;
     const att_geom g = { .q = ctx->mla_q, .o = ctx->mla_o, .lq = H * KA, .lo = H * R, .dq = KA, .dv = R,
-                         .kvk = KA, .kvv = R, .n_kv = 1 };
+                         .kvk = KA, .kvv = KA, .n_kv = 1 }; /* the values: each key row's latent */
     attention(ctx, l, T, &g);
     return per_head(ctx, l, 4, LB_ROLE_ATTN_V_B, ctx->mla_o, R, R, T, ctx->att_out, DV, DV);
 }

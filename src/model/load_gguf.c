@@ -367,6 +367,20 @@ static lb_status mla_keys(const lb_gguf *g, lb_llama_config *c, lb_error *err) {
         (st = opt_i32(g, KEY("expert_group_used_count"), 0, 4096, &c->n_group_used, err)) ||
         (st = opt_f32(g, KEY("rope.scaling.yarn_log_multiplier"), 0, 1e3, &c->rope_yarn_log_mul, err)))
         return st;
+    /* what lowbit does not compute yet is refused, not run as something else: a multi-token
+     * prediction block counted in block_count (GLM-4.7-Flash), attention temperature (Mistral
+     * Large 3) */
+    static const char *const refused[3] = { "nextn_predict_layers", "attention.temperature_scale",
+                                            "attention.temperature_length" };
+    for (int i = 0; i < 3; i++) {
+        int64_t iv = 0;
+        double  fv = 0;
+        if (lb_gguf_find_key(g, KEY(refused[i])) < 0) continue;
+        const bool zero = (lb_gguf_get_int(g, k, &iv, NULL) == LB_OK && iv == 0) ||
+                          (lb_gguf_get_float(g, k, &fv, NULL) == LB_OK && fv == 0);
+        LB_RETURN_IF(!zero, err, LB_ERR_UNSUPPORTED, "%s: %s: not supported (deepseek2 with a multi-token "
+                     "prediction block or attention temperature)", g->src.name, k);
+    }
     st = lb_gguf_get_bool(g, KEY("expert_weights_norm"), &norm, err);
     if (st && st != LB_ERR_NOT_FOUND) return st;
     st = lb_gguf_get_int(g, KEY("expert_gating_func"), &gating, err);

@@ -106,7 +106,8 @@ static void put_deepseek(lb_strbuf *b, const lb_llama_config *c) {
                      c->n_lora_kv, c->head_dim - c->n_rot, c->n_rot, c->head_dim_v > 0 ? c->head_dim_v : c->head_dim,
                      c->n_expert, c->n_expert_used, c->n_ff_exp, c->n_expert_shared, c->n_dense_lead,
                      c->moe_norm_w ? "true" : "false", c->moe_gating == LB_GATING_SIGMOID ? "sigmoid" : "softmax",
-                     c->moe_gating == LB_GATING_SIGMOID ? "noaux_tc" : "greedy", c->n_expert_groups > 0 ? c->n_expert_groups : 1,
+                     c->moe_gating == LB_GATING_SIGMOID ? "noaux_tc" : c->n_expert_groups > 1 ? "group_limited_greedy" : "greedy",
+                     c->n_expert_groups > 0 ? c->n_expert_groups : 1,
                      c->n_group_used > 0 ? c->n_group_used : 1);
     put_float(b, "routed_scaling_factor", c->moe_w_scale > 0 ? c->moe_w_scale : 1.0f);
 }

@@ -218,7 +218,7 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  "n_kv_heads %d, n_vocab %d, n_ctx %d)",
                  path, c->n_embd, c->n_ff, c->n_layers, c->n_heads, c->n_kv_heads, c->n_vocab,
                  c->n_ctx_train);
-    LB_RETURN_IF(c->n_embd > (1 << 16) || c->n_ff > (1 << 18) || c->n_layers > 1024 ||
+    LB_RETURN_IF(c->n_embd > (1 << 16) || c->n_ff > (1 << 18) || c->n_layers > 1024 || c->n_heads > (1 << 16) ||
                      c->n_vocab > (1 << 22) || c->n_ctx_train > (1 << 24),
                  err, LB_ERR_CORRUPT, "%s: absurd hyperparameters (n_embd %d, n_ff %d, "
                  "n_layers %d, n_vocab %d, n_ctx %d)", path, c->n_embd, c->n_ff, c->n_layers,
@@ -261,7 +261,7 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
     LB_RETURN_IF(c->moe_gating < 0 || c->moe_gating > LB_GATING_SIGMOID || !(c->moe_w_scale >= 0 && c->moe_w_scale <= 1e3f) ||
                      c->n_expert_groups < 0 || c->n_group_used < 0 ||
                      (c->n_expert_groups > 1 && (c->n_expert % c->n_expert_groups || c->n_group_used <= 0 ||
-                                                 c->n_group_used >= c->n_expert_groups ||
+                                                 c->n_group_used > c->n_expert_groups ||
                                                  c->n_expert / c->n_expert_groups < 2 ||
                                                  c->n_group_used * (c->n_expert / c->n_expert_groups) < c->n_expert_used)) ||
                      !(c->rope_yarn_log_mul >= 0 && c->rope_yarn_log_mul <= 1e3f),

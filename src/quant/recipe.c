@@ -98,11 +98,19 @@ static lb_tensor_role category(lb_tensor_role r) {
     }
 }
 
-/* llama.cpp's count of ffn_down tensors before this one (i_ffn_down): a layer's down, or its
- * experts' and then its shared expert's (lowbit's file order, which llama-quantize keeps) */
+/* llama.cpp's count of ffn_down tensors before this one (i_ffn_down): each earlier layer's down,
+ * or its experts' and its shared expert's (DeepSeek: one in a dense layer, two after), then this
+ * layer's experts' before its shared expert's (lowbit's file order, which llama-quantize keeps) */
 static int32_t ffn_down_index(const lb_model *m, const lb_named_tensor *nt) {
-    const bool two = m->arch && m->arch->use[LB_ROLE_FFN_DOWN_EXPS] && m->arch->use[LB_ROLE_FFN_DOWN_SHEXP];
-    return two ? 2 * nt->layer + (nt->role == LB_ROLE_FFN_DOWN_SHEXP) : nt->layer;
+    static const lb_tensor_role downs[3] = { LB_ROLE_FFN_DOWN, LB_ROLE_FFN_DOWN_EXPS, LB_ROLE_FFN_DOWN_SHEXP };
+    if (!m->arch) return nt->layer;
+    int32_t i = 0;
+    for (int32_t l = 0; l <= nt->layer; l++)
+        for (int k = 0; k < 3; k++) {
+            if (l == nt->layer && downs[k] == nt->role) return i;
+            i += lb_layer_use(m->arch, &m->cfg, l, downs[k]) == LB_USE_REQUIRED;
+        }
+    return i;
 }
 
 /* llama.cpp's rules for the i-quant mixes below 3 bits; LB_TYPE_INVALID: not one of them */

@@ -116,6 +116,11 @@ sed 's/"moe_layer_freq": 1/"moe_layer_freq": 2/' "$WORK/v2-hf/config.json" > "$W
 "$LOWBIT" eval "$WORK/bad.gguf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
 [ $? -ne 0 ] && grep -q "not the latent" "$WORK/err" && pass "a key length not the latent's refused: $(tail -1 "$WORK/err")" \
     || fail "bad key length: $(tail -1 "$WORK/err")"
+# a multi-token prediction block (GLM-4.7-Flash's) is refused, not run as one more layer
+"$LOWBIT" quantize "$g" "$WORK/bad.gguf" --type q8_0 --override-kv deepseek2.nextn_predict_layers=int:1 -q > /dev/null 2>&1
+"$LOWBIT" eval "$WORK/bad.gguf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
+[ $? -ne 0 ] && grep -q "nextn_predict_layers" "$WORK/err" && pass "nextn_predict_layers refused" \
+    || fail "nextn_predict_layers: $(tail -1 "$WORK/err")"
 # the first layer read as an expert layer (leading_dense_block_count 0): its experts are missing
 "$LOWBIT" quantize "$g" "$WORK/bad.gguf" --type q8_0 --override-kv deepseek2.leading_dense_block_count=int:0 -q > /dev/null 2>&1
 "$LOWBIT" eval "$WORK/bad.gguf" --text "$TEXT" --chunks 1 > /dev/null 2> "$WORK/err"
