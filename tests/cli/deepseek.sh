@@ -42,9 +42,7 @@ for v in v2 v3; do
     hf_roundtrip "$v" "$g" # kv_b_proj split into k_b and v_b and merged back
     # the file written back (f16) computes the same model
     "$LOWBIT" convert "$g" "$WORK/$v-rt.gguf" --type f16 > /dev/null 2>&1 || fail "$v: convert"
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$WORK/$v-rt.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$v.lg" --json > "$WORK/q.json" 2>/dev/null
-    kld=$(json_num "$WORK/q.json" kld_mean)
+    kld=$(kld_vs "$WORK/$v-rt.gguf" "$WORK/$v.lg")
     awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-3) }' && pass "$v: GGUF written back (f16): KLD $kld" \
         || fail "$v: written back: KLD $kld"
 done
@@ -69,9 +67,7 @@ for m in rtn imatrix gptq; do
     # shellcheck disable=SC2086
     "$LOWBIT" quantize "$g" "$WORK/$m.gguf" --type q4_k_m --method $m $CAL > /dev/null 2> "$WORK/err-$m" \
         || { fail "$m: $(tail -1 "$WORK/err-$m")"; continue; }
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$WORK/$m.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/v2.lg" --json > "$WORK/q.json" 2>/dev/null
-    K[$m]=$(json_num "$WORK/q.json" kld_mean)
+    K[$m]=$(kld_vs "$WORK/$m.gguf" "$WORK/v2.lg")
 done
 for t in blk.1.attn_kv_a_mqa blk.1.attn_output blk.1.ffn_up_shexp blk.1.ffn_down_shexp; do
     grep -q "$t.weight .*output error: RTN [0-9.]* -> GPTQ" "$WORK/err-gptq" && ! grep -q "$t.weight .*RTN 0.000000" "$WORK/err-gptq" \

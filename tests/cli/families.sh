@@ -56,10 +56,7 @@ for fam in llama mistral qwen2 qwen3 qwen3:64 phi3 gemma2 gemma3; do
             "$LOWBIT" quantize "$g" "$q" --type q4_0 --method $m --calib "$TEXT" --calib-samples 16 --calib-ctx 64 -q \
                 > /dev/null 2> "$WORK/err" || { fail "$fam $m: $(tail -1 "$WORK/err")"; continue; }
         fi
-        # shellcheck disable=SC2086
-        "$LOWBIT" eval "$q" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$name.lg" --json > "$WORK/q.json" 2>/dev/null \
-            || { fail "$fam $m: eval"; continue; }
-        kld=$(json_num "$WORK/q.json" kld_mean)
+        kld=$(kld_vs "$q" "$WORK/$name.lg") || { fail "$fam $m: eval"; continue; }
         [ $m = rtn ] && rtn=$kld
         # GPTQ, AWQ and QAT land below round to nearest (random weights: KLD ~0.1 at q4_0); the
         # importance search has little to weigh on random weights: within 25% of it; so does
@@ -107,9 +104,7 @@ for kind in linear llama3 yarn longrope; do
     rm -rf "$WORK/$kind-back"
     "$LOWBIT" convert "$WORK/$kind.gguf" "$WORK/$kind-back" --to hf 2>/dev/null || fail "$kind: GGUF to HF"
     for f in "$WORK/$kind.gguf" "$WORK/$kind-back"; do
-        # shellcheck disable=SC2086
-        "$LOWBIT" eval "$f" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$kind.lg" --json > "$WORK/k2.json" 2>/dev/null
-        kld=$(json_num "$WORK/k2.json" kld_mean)
+        kld=$(kld_vs "$f" "$WORK/$kind.lg")
         awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-9) }' && pass "$kind: $(basename "$f") gives the HF directory's logits" \
             || fail "$kind: $(basename "$f") differs from the HF directory (KLD $kld)"
     done

@@ -38,10 +38,7 @@ for arch in mixtral qwen3moe qwen2moe; do
     t_dn=$(awk '$1 == "blk.1.ffn_down_exps.weight" { print $2 }' "$WORK/ins")
     [ "$t_inp $t_v $t_k $t_up $t_dn" = "f32 q8_0 q8_0 q4_K q6_K" ] && pass "$arch q4_k_m: router f32, attn_v/k q8_0, experts q4_K/q6_K" \
         || fail "$arch q4_k_m types: router $t_inp, attn_v $t_v, attn_k $t_k, ffn_up_exps $t_up, ffn_down_exps $t_dn"
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$q" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/$arch.lg" --json > "$WORK/q.json" 2>/dev/null \
-        || fail "$arch q4_k_m: eval"
-    kld=$(json_num "$WORK/q.json" kld_mean)
+    kld=$(kld_vs "$q" "$WORK/$arch.lg")
     awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 > 0 && k + 0 < 0.5) }' && pass "$arch q4_k_m: KLD $kld" \
         || fail "$arch q4_k_m: KLD $kld"
 done
@@ -68,9 +65,7 @@ for m in rtn imatrix gptq; do
     # shellcheck disable=SC2086
     "$LOWBIT" quantize "$g" "$WORK/$m.gguf" --type q4_k_m --method $m $CAL > "$WORK/log" 2> "$WORK/err" \
         || { fail "$m: $(tail -1 "$WORK/err")"; continue; }
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$WORK/$m.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/q3.lg" --json > "$WORK/q.json" 2>/dev/null
-    K[$m]=$(json_num "$WORK/q.json" kld_mean)
+    K[$m]=$(kld_vs "$WORK/$m.gguf" "$WORK/q3.lg")
 done
 grep -q "expert 7 .* tokens: " "$WORK/err" && pass "gptq reports each expert's tokens: $(grep -m1 'expert 7 ' "$WORK/err" | sed 's/^ *//')" \
     || fail "gptq: no per-expert report"
@@ -104,9 +99,7 @@ for base in llama qwen3; do
         || { fail "upcycle $base: $(tail -1 "$WORK/err")"; continue; }
     # shellcheck disable=SC2086
     "$LOWBIT" eval "$d" --text "$TEXT" --ctx 64 $CH --save-logits "$WORK/d.lg" > /dev/null 2>&1
-    # shellcheck disable=SC2086
-    "$LOWBIT" eval "$WORK/up-$base.gguf" --text "$TEXT" --ctx 64 $CH --ref-logits "$WORK/d.lg" --json > "$WORK/u.json" 2>/dev/null
-    kld=$(json_num "$WORK/u.json" kld_mean)
+    kld=$(kld_vs "$WORK/up-$base.gguf" "$WORK/d.lg")
     n=$("$LOWBIT" inspect "$WORK/up-$base.gguf" | awk '$1 ~ /expert_count$/ { print $3 }')
     awk -v k="$kld" 'BEGIN { exit !(k != "" && k + 0 < 1e-4) }' && [ "$n" = 8 ] \
         && pass "upcycle $base: 8 experts, KLD $kld from the dense model" || fail "upcycle $base: $n experts, KLD $kld"
