@@ -191,6 +191,12 @@ static const lb_command k_commands[] = {
       "  --shape S            tiny (default), 1b, 7b, 8b; changed by --n-embd --n-ff\n"
       "                       --n-layers --n-heads --n-kv-heads --n-ctx; --tied: output = embedding\n"
       "  --type T             the output's weights: f16 (default), f32, bf16\n"
+      "  --init MODEL         go on training MODEL (its family, shape and tokenizer; fine-tuning,\n"
+      "                       e.g. a mixture of experts made by synth --upcycle) instead of a new one\n"
+      "  --arch A             the family (llama; qwen2, qwen3, phi3, gemma2, gemma3, and the\n"
+      "                       mixtures of experts mixtral, qwen3moe: --experts N (8), --experts-used K\n"
+      "                       (2), --n-ff-exp N (qwen3moe: n_ff / 2), --moe-aux X the load-balancing\n"
+      "                       loss's weight (0.01))\n"
       "  --ternary            BitNet b1.58: block matrices ternary (absmean), the inputs of the\n"
       "                       block linears int8 per token; written as TQ2_0 (llama.cpp runs it)\n"
       LB_TRAIN_OPTIONS_HELP

@@ -68,6 +68,11 @@ typedef struct lb_train_opts {
                                  (absmean, lowbit's "ternary" type) and the inputs of the block
                                  linears int8 per token (absmax), straight-through gradients;
                                  written as TQ2_0 */
+    const char *arch;         /* from scratch: the family (arch.h, lowbit's name), NULL: llama;
+                                 mixtral and qwen3moe train their experts (cfg's expert fields) */
+    float       moe_aux;      /* a mixture of experts' load-balancing loss weight (0.01) */
+    const struct lb_model *init; /* continue from this model's weights (its family, shape and
+                                    tying; cfg must be its config), or NULL: from scratch */
 } lb_train_opts;
 
 lb_train_opts lb_train_default_opts(void);
@@ -81,9 +86,9 @@ typedef struct lb_train_result {
     double  tokens_per_sec;
 } lb_train_result;
 
-/* Train a model from scratch with configuration cfg (n_ctx_train >= opts->ctx) on train
- * and write it to out_path as GGUF in out_type (f32, f16, bf16; ternary: the block matrices
- * TQ2_0), with vocab as its tokenizer. valid may be NULL. */
+/* Train a model from scratch with configuration cfg (n_ctx_train >= opts->ctx), or on from
+ * opts->init's weights, on train and write it to out_path as GGUF in out_type (f32, f16,
+ * bf16; ternary: the block matrices TQ2_0), with vocab as its tokenizer. valid may be NULL. */
 lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab *vocab,
                                 const lb_tokens *train, const lb_tokens *valid,
                                 const lb_train_opts *opts, const char *out_path, lb_type out_type,

@@ -26,7 +26,7 @@ lb_train_opts lb_train_default_opts(void) {
                             .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
                             .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .warmup = 100,
                             .seed = 1, .eval_every = 0, .eval_windows = 64, .ckpt_every = 0,
-                            .log_every = 10 };
+                            .log_every = 10, .moe_aux = 0.01f };
 }
 
 static uint64_t next_rng(uint64_t *s) { /* splitmix64 */
@@ -228,8 +228,15 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
     lb_tmodel    tm;
     lb_fakequant fq    = { 0 };
     lb_type     *types = NULL;
-    lb_status    st    = lb_tmodel_init_random(&tm, NULL, cfg, tied, opts->seed, err);
+    const lb_arch *arch = opts->arch ? lb_arch_by_name(opts->arch) : NULL;
+    LB_RETURN_IF(opts->arch && !arch, err, LB_ERR_PARAM, "train: unknown architecture '%s' (%s)", opts->arch,
+                 lb_arch_names());
+    LB_RETURN_IF(opts->ternary && ((arch && arch->moe) || opts->init), err, LB_ERR_UNSUPPORTED,
+                 "ternary: from scratch only, not for a mixture of experts");
+    lb_status st = opts->init ? lb_tmodel_init_from(&tm, opts->init, err)
+                              : lb_tmodel_init_random(&tm, arch, cfg, tied, opts->seed, err);
     if (st) return st;
+    tm.moe_aux = opts->moe_aux;
     lb_train_hooks hooks = { .user = &fq, .before_forward = lb_fq_hook_before };
     if (opts->ternary) { /* BitNet b1.58: the block matrices ternary, activations int8 */
         types = calloc((size_t)tm.n_slots, sizeof *types);

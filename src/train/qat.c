@@ -207,6 +207,8 @@ lb_status lb_qat_run(const lb_model *in, const lb_qat_params *p, const lb_tokens
     const bool   need_teacher = p->distill || p->method == LB_QAT_EFFICIENT;
     memset(res, 0, sizeof *res);
     res->valid_loss = NAN;
+    LB_RETURN_IF(in->cfg.n_expert > 0, err, LB_ERR_UNSUPPORTED, "%s of a mixture of experts (%s) is not supported "
+                 "yet (its experts' fake quantization and Block-AP's expert blocks)", names[p->method], in->arch->name);
     LB_RETURN_IF(p->opts.ctx > in->cfg.n_ctx_train, err, LB_ERR_PARAM,
                  "windows of %d tokens exceed the model's context of %d", p->opts.ctx, in->cfg.n_ctx_train);
     LB_RETURN_IF(!train || train->n < (int64_t)p->opts.ctx + 2, err, LB_ERR_PARAM,

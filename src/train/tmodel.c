@@ -33,8 +33,10 @@ static double uniform01(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5
 static lb_status layout(lb_tmodel *tm, const lb_arch *arch, const lb_llama_config *c, bool tied, const lb_model *m,
                         lb_error *err) {
     memset(tm, 0, sizeof *tm);
-    LB_RETURN_IF((arch && arch->moe) || c->n_expert > 0, err, LB_ERR_UNSUPPORTED,
-                 "training a mixture of experts (%s) is not supported yet", arch ? arch->name : "experts");
+    LB_RETURN_IF((arch && arch->moe && (arch->ops.mla || arch->use[LB_ROLE_FFN_GATE_SHEXP])) ||
+                     (c->n_expert > 0 && !(arch && arch->moe)) || c->n_expert > 4096,
+                 err, LB_ERR_UNSUPPORTED, "training a mixture of experts with shared experts (%s) is not supported yet",
+                 arch ? arch->name : "experts");
     tm->arch    = arch ? arch : lb_arch_find("llama", 5);
     tm->cfg     = *c;
     tm->tied    = tied;
@@ -61,7 +63,7 @@ static lb_status layout(lb_tmodel *tm, const lb_arch *arch, const lb_llama_confi
             const lb_slot       *s    = lb_slot_of(role);
             const bool           use  = tm->arch->use[role] == LB_USE_REQUIRED ||
                                         (tm->arch->use[role] == LB_USE_OPTIONAL && m && m->layers[l].slot[k].data);
-            SLOT(LB_TSLOT(l, k), use ? lb_model_dim(&shape, s->ne1) : 0, lb_model_dim(&shape, s->ne0),
+            SLOT(LB_TSLOT(l, k), use ? lb_model_dim(&shape, s->ne1) * lb_model_dim(&shape, s->ne2) : 0, lb_model_dim(&shape, s->ne0),
                  use && !(s->flags & LB_SLOT_F32), "blk.%d.%s", l, s->gguf);
         }
 #undef SLOT
@@ -89,12 +91,12 @@ lb_status lb_tmodel_init_random(lb_tmodel *tm, const lb_arch *arch, const lb_lla
         float          *p = tm->w + s->off;
         const int64_t   n = s->rows * s->cols;
         const int k = i >= LB_TS_GLOBAL ? (i - LB_TS_GLOBAL) % LB_TL_COUNT : -1;
-        if (!s->matrix) { /* norms 1, biases 0 */
+        if (!s->matrix && k != LB_TL(LB_ROLE_FFN_GATE_INP)) { /* norms 1, biases 0 (a router: drawn) */
             const bool norm = k < 0 || lb_slot_of((lb_tensor_role)(LB_ROLE_LAYER_FIRST + k))->flags & LB_SLOT_NORM;
             for (int64_t j = 0; j < n; j++) p[j] = norm ? 1.0f : 0.0f;
             continue;
         }
-        const double sd = k == LB_TL_WO || k == LB_TL_DOWN ? resid_sd : 0.02;
+        const double sd = k == LB_TL_WO || k == LB_TL_DOWN || k == LB_TL(LB_ROLE_FFN_DOWN_EXPS) ? resid_sd : 0.02;
         for (int64_t j = 0; j < n; j++) { /* Box-Muller */
             const double u1 = uniform01(&rng), u2 = uniform01(&rng);
             p[j] = (float)(sd * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
@@ -138,10 +140,24 @@ void lb_tmodel_free(lb_tmodel *tm) {
     free(tm->g);
     free(tm->acts);
     free(tm->act_block);
+    free(tm->moe_idx);
+    free(tm->moe_scratch);
     memset(tm, 0, sizeof *tm);
 }
 
 /* ---- activations ---- */
+
+/* layer l's mixture of experts (its router's slot has rows) as moe_train.h takes it */
+static bool moe_shape(const lb_tmodel *tm, int32_t l, lb_tmoe *mo) {
+    const lb_llama_config *c = &tm->cfg;
+    const float *const    *W = tm->wf + LB_TSLOT(l, 0);
+    if (tm->slots[LB_TSLOT(l, LB_TL(LB_ROLE_FFN_GATE_INP))].rows == 0) return false;
+    *mo = (lb_tmoe){ .N = (int64_t)tm->B * tm->T, .E = c->n_embd, .FX = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff,
+                     .X = c->n_expert, .K = c->n_expert_used, .norm = tm->arch->ops.moe_norm,
+                     .wr = W[LB_TL(LB_ROLE_FFN_GATE_INP)], .wg = W[LB_TL(LB_ROLE_FFN_GATE_EXPS)],
+                     .wu = W[LB_TL(LB_ROLE_FFN_UP_EXPS)], .wd = W[LB_TL(LB_ROLE_FFN_DOWN_EXPS)] };
+    return true;
+}
 
 lb_status lb_tmodel_set_batch(lb_tmodel *tm, int32_t B, int32_t T, lb_error *err) {
     const lb_llama_config *c = &tm->cfg;
@@ -149,8 +165,11 @@ lb_status lb_tmodel_set_batch(lb_tmodel *tm, int32_t B, int32_t T, lb_error *err
                  "micro-batch of %d x %d tokens (the model's context is %d)", B, T, c->n_ctx_train);
     free(tm->acts);
     free(tm->act_block);
+    free(tm->moe_idx);
+    free(tm->moe_scratch);
     tm->acts      = NULL;
     tm->act_block = NULL;
+    tm->moe_idx = NULL, tm->moe_scratch = NULL;
     const size_t N = (size_t)B * (size_t)T, E = (size_t)c->n_embd, F = (size_t)c->n_ff;
     const size_t Q = (size_t)c->n_heads * (size_t)c->head_dim;
     const size_t KV = (size_t)c->n_kv_heads * (size_t)c->head_dim, V = (size_t)c->n_vocab;
@@ -192,6 +211,19 @@ lb_status lb_tmodel_set_batch(lb_tmodel *tm, int32_t B, int32_t T, lb_error *err
     TAKE(tm->rope_cos_swa, (size_t)T * D2), TAKE(tm->rope_sin_swa, (size_t)T * D2);
 #undef TAKE
     tm->B = B, tm->T = T;
+    lb_tmoe mo;
+    for (int32_t l = 0, first = 1; l < c->n_layers; l++) { /* mixtures of experts: their own buffers */
+        if (!moe_shape(tm, l, &mo)) continue;
+        const size_t nf = lb_tmoe_acts_floats(&mo), ni = lb_tmoe_acts_ints(&mo), ns = lb_tmoe_scratch_floats(&mo);
+        if (first) {
+            tm->moe_scratch = malloc((ns + (size_t)c->n_layers * nf) * sizeof(float));
+            tm->moe_idx     = malloc((size_t)c->n_layers * ni * sizeof(int32_t));
+            LB_RETURN_IF(!tm->moe_scratch || !tm->moe_idx, err, LB_ERR_NOMEM, "out of memory for the experts' "
+                         "activations of %d x %d tokens", B, T);
+            first = 0;
+        }
+        lb_tmoe_acts_place(&tm->acts[l].moe, &mo, tm->moe_scratch + ns + (size_t)l * nf, tm->moe_idx + (size_t)l * ni);
+    }
     /* the RoPE tables as the inference forward pass computes them (float arithmetic); Gemma 3's
      * windowed layers have a base of their own */
     const int32_t D = c->head_dim;
@@ -277,6 +309,12 @@ void lb_tmodel_block_forward(lb_tmodel *tm, int32_t l, const float *x, float *ou
     add_into(a->h, a->x, N * E);
     lb_op_rmsnorm_fwd(a->xn2, a->rstd2, a->h, W[LB_TL_FFN_NORM], N, E, c->norm_eps);
     if (tm->act_bits) act_quant(a->xn2, N, E, tm->act_bits);
+    lb_tmoe mo;
+    if (moe_shape(tm, l, &mo)) { /* a mixture of experts in place of the FFN */
+        lb_tmoe_forward(&mo, &a->moe, a->xn2, out);
+        add_into(out, a->h, N * E);
+        return;
+    }
     lb_op_linear_fwd(a->gate, a->xn2, W[LB_TL_GATE], N, E, F);
     lb_op_linear_fwd(a->up, a->xn2, W[LB_TL_UP], N, E, F);
     if (tm->arch->ops.act == LB_ACT_GELU_TANH) lb_op_geglu_fwd(a->act, a->gate, a->up, N * F);
@@ -312,15 +350,22 @@ void lb_tmodel_block_backward(lb_tmodel *tm, int32_t l, float *dx) {
     for (int k = 0; k < LB_TL_COUNT; k++) G[k] = tm->g + tm->slots[LB_TSLOT(l, k)].off;
     /* out = h + n(act·Wdᵀ): dx is also dh's residual part */
     const float *dy = dx;
-    if (S[LB_TL_FFN_POST].rows) {
-        post_norm_bwd(tm->dpost, G[LB_TL_FFN_POST], dx, a->f, W[LB_TL_FFN_POST], a->rstd_f, N, E);
-        dy = tm->dpost;
+    lb_tmoe      mo;
+    if (moe_shape(tm, l, &mo)) { /* a mixture of experts */
+        lb_tmoe_backward(&mo, &a->moe, tm->moe_aux * tm->moe_scale, dx, a->xn2, G[LB_TL(LB_ROLE_FFN_GATE_INP)],
+                         G[LB_TL(LB_ROLE_FFN_GATE_EXPS)], G[LB_TL(LB_ROLE_FFN_UP_EXPS)], G[LB_TL(LB_ROLE_FFN_DOWN_EXPS)],
+                         tm->dxn, tm->moe_scratch);
+    } else {
+        if (S[LB_TL_FFN_POST].rows) {
+            post_norm_bwd(tm->dpost, G[LB_TL_FFN_POST], dx, a->f, W[LB_TL_FFN_POST], a->rstd_f, N, E);
+            dy = tm->dpost;
+        }
+        lb_op_linear_bwd(tm->dact, G[LB_TL_DOWN], dy, a->act, W[LB_TL_DOWN], N, F, E, false);
+        if (tm->arch->ops.act == LB_ACT_GELU_TANH) lb_op_geglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
+        else lb_op_swiglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
+        lb_op_linear_bwd(tm->dxn, G[LB_TL_GATE], tm->dgate, a->xn2, W[LB_TL_GATE], N, E, F, false);
+        lb_op_linear_bwd(tm->dxn, G[LB_TL_UP], tm->dup, a->xn2, W[LB_TL_UP], N, E, F, true);
     }
-    lb_op_linear_bwd(tm->dact, G[LB_TL_DOWN], dy, a->act, W[LB_TL_DOWN], N, F, E, false);
-    if (tm->arch->ops.act == LB_ACT_GELU_TANH) lb_op_geglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
-    else lb_op_swiglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
-    lb_op_linear_bwd(tm->dxn, G[LB_TL_GATE], tm->dgate, a->xn2, W[LB_TL_GATE], N, E, F, false);
-    lb_op_linear_bwd(tm->dxn, G[LB_TL_UP], tm->dup, a->xn2, W[LB_TL_UP], N, E, F, true);
     lb_op_rmsnorm_bwd(dx, G[LB_TL_FFN_NORM], tm->dxn, a->h, W[LB_TL_FFN_NORM], a->rstd2, N, E);
     /* h = x + n(att·Woᵀ) */
     dy = dx;
@@ -373,10 +418,19 @@ void lb_tmodel_embed(const lb_tmodel *tm, const float *emb, const int32_t *token
     }
 }
 
+/* the load-balancing losses of the last forward: moe_aux * tokens * balance, summed over layers */
+static double balance_loss(const lb_tmodel *tm) {
+    double  s = 0;
+    lb_tmoe mo;
+    for (int32_t l = 0; tm->moe_aux > 0 && l < tm->cfg.n_layers; l++)
+        if (moe_shape(tm, l, &mo)) s += (double)tm->moe_aux * (double)mo.N * lb_tmoe_balance(&mo, &tm->acts[l].moe);
+    return s;
+}
+
 double lb_tmodel_loss(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets, int64_t *count) {
     lb_tmodel_forward(tm, tokens);
     return lb_op_cross_entropy(NULL, tm->logits, targets, (int64_t)tm->B * tm->T, tm->cfg.n_vocab,
-                               0.0f, count);
+                               0.0f, count) + balance_loss(tm);
 }
 
 double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets,
@@ -385,12 +439,13 @@ double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targe
     const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd;
     lb_tmodel_forward(tm, tokens);
     if (tm->capped) memcpy(tm->capped, tm->logits, (size_t)(N * c->n_vocab) * sizeof *tm->capped);
-    double loss;
+    double loss    = balance_loss(tm);
+    tm->moe_scale = scale;
     if (teacher) {
-        loss   = lb_op_kl_distill(tm->logits, tm->logits, teacher, N, c->n_vocab, scale);
+        loss += lb_op_kl_distill(tm->logits, tm->logits, teacher, N, c->n_vocab, scale);
         *count = N;
     } else {
-        loss = lb_op_cross_entropy(tm->logits, tm->logits, targets, N, c->n_vocab, scale, count);
+        loss += lb_op_cross_entropy(tm->logits, tm->logits, targets, N, c->n_vocab, scale, count);
     }
     /* logits now hold d(loss)/d(logits) (of the soft-capped ones: back through the cap) */
     if (tm->capped) lb_op_softcap_bwd(tm->logits, tm->capped, N * c->n_vocab, c->final_softcap);
@@ -438,8 +493,13 @@ lb_status lb_tmodel_as_model(const lb_tmodel *tm, lb_vocab *vocab, const char *n
     m->tied_output = tm->tied;
     m->output      = tm->tied ? m->tok_embd : view(tm, LB_TS_OUTPUT);
     for (int32_t l = 0; l < tm->cfg.n_layers; l++)
-        for (int k = 0; k < LB_TL_COUNT; k++)
-            if (tm->slots[LB_TSLOT(l, k)].rows) m->layers[l].slot[k] = view(tm, LB_TSLOT(l, k));
+        for (int k = 0; k < LB_TL_COUNT; k++) {
+            if (!tm->slots[LB_TSLOT(l, k)].rows) continue;
+            lb_tensor *t = &m->layers[l].slot[k];
+            *t           = view(tm, LB_TSLOT(l, k));
+            if (lb_slot_of((lb_tensor_role)(LB_ROLE_LAYER_FIRST + k))->flags & LB_SLOT_EXPERTS) /* [in, out, X] */
+                t->n_dims = 3, t->ne[1] /= tm->cfg.n_expert, t->ne[2] = tm->cfg.n_expert;
+        }
     *out = m;
     return LB_OK;
 }

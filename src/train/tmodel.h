@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "lowbit/model.h"
+#include "moe_train.h"
 
 enum {
     LB_TS_TOK_EMBD, LB_TS_OUTPUT_NORM, LB_TS_OUTPUT, LB_TS_GLOBAL, /* then per layer: */
@@ -63,6 +64,7 @@ typedef struct lb_tslot {
 typedef struct lb_tlayer_acts {
     float *x, *rstd1, *xn1, *q, *k, *v, *p, *att, *h, *rstd2, *xn2, *gate, *up, *act;
     float *qr, *kr, *rstd_q, *rstd_k, *o, *rstd_o, *f, *rstd_f;
+    lb_tmoe_acts moe; /* a mixture of experts' routing and experts (moe_train.h) */
 } lb_tlayer_acts;
 
 typedef struct lb_tmodel {
@@ -85,6 +87,11 @@ typedef struct lb_tmodel {
     float          *rope_cos, *rope_sin; /* [T, D/2] */
     float          *rope_cos_swa, *rope_sin_swa; /* Gemma 3's windowed layers' (own base) */
     void           *act_block;
+    int32_t        *moe_idx;       /* the layers' routing indices (moe_train.h) */
+    float          *moe_scratch;   /* and the experts' backward scratch */
+    float           moe_aux;       /* the load-balancing loss's weight (0: none): the loss adds
+                                      moe_aux * tokens * lb_tmoe_balance of each layer */
+    float           moe_scale;     /* the step's scale, for the backward */
 } lb_tmodel;
 
 /* A model of family arch (NULL: llama) and configuration cfg with weights drawn N(0, 0.02)

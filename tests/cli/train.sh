@@ -34,6 +34,23 @@ grep -q "resumed from" "$WORK/err" && cmp -s "$WORK/a.gguf" "$WORK/b.gguf" \
 [ $? -eq 1 ] && grep -q "not a lowbit training checkpoint" "$WORK/err" \
     && pass "train --resume of a plain model: one-line error" || fail "train --resume of a model: $(cat "$WORK/err")"
 
+# a mixture of experts trained from scratch (Mixtral: 4 experts, 2 a token, the load-balancing
+# loss), then trained on from its file (--init): eval reads both, the second closer to the text
+"$LOWBIT" train --arch mixtral --experts 4 --experts-used 2 --text "$TEXT" --tokenizer "$TOK" $SHAPE --steps $STEPS \
+    --lr 3e-3 --warmup 5 --cache "$WORK/tok.cache" -t 2 -o "$WORK/mx.gguf" 2> "$WORK/err" || fail "train mixtral: $(tail -1 "$WORK/err")"
+"$LOWBIT" inspect "$WORK/mx.gguf" > "$WORK/ins" 2>&1
+grep -q "llama.expert_count .* 4" "$WORK/ins" && grep -q "blk.1.ffn_down_exps.weight .*\[128, 64, 4\]" "$WORK/ins" \
+    && pass "train --arch mixtral: 4 experts in llama.cpp's layout" || fail "train mixtral: keys or shapes"
+"$LOWBIT" train --init "$WORK/mx.gguf" --text "$TEXT" --ctx 32 --batch 4 --steps 20 --lr 1e-3 --warmup 2 \
+    --cache "$WORK/tok.cache" -t 2 -o "$WORK/mx2.gguf" 2> "$WORK/err" || fail "train --init: $(tail -1 "$WORK/err")"
+p1=$("$LOWBIT" eval "$WORK/mx.gguf" --text "$TEXT" --ctx 32 --chunks 8 --json 2>/dev/null | json_num /dev/stdin ppl)
+p2=$("$LOWBIT" eval "$WORK/mx2.gguf" --text "$TEXT" --ctx 32 --chunks 8 --json 2>/dev/null | json_num /dev/stdin ppl)
+awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a != "" && b != "" && b < a) }' \
+    && pass "train --init: trained on, perplexity $p1 -> $p2" || fail "train --init: perplexity $p1 -> $p2"
+"$LOWBIT" train --init "$WORK/mx.gguf" --arch llama --text "$TEXT" -o "$WORK/x.gguf" > /dev/null 2> "$WORK/err"
+[ $? -eq 2 ] && grep -q "its family and shape" "$WORK/err" && pass "train --init with a shape: usage error" \
+    || fail "train --init --arch: $(tail -1 "$WORK/err")"
+
 # BitNet b1.58
 "$LOWBIT" train --text "$TEXT" --tokenizer "$TOK" --n-embd 256 --n-layers 1 --n-heads 4 --n-ff 256 \
     --ctx 32 --batch 2 --steps 4 --ternary --cache "$WORK/tok.cache" -o "$WORK/t.gguf" 2> /dev/null \
