@@ -6,7 +6,7 @@
 # (synth --upcycle). Calibrated on one book, evaluated on other text: the KL divergence of each
 # file's next-token distributions from the f16 model's. Prints a Markdown table; files go to DIR.
 #
-#   bench/moe.sh [DIR]   environment: ARCHS ("mixtral qwen3moe qwen2moe"; or testbed), TYPES ("q4_k_m q3_k_m"),
+#   bench/moe.sh [DIR]   environment: ARCHS ("mixtral qwen3moe qwen2moe"; testbed; or GGUF files), TYPES ("q4_k_m q3_k_m"),
 #                        CALIB (data/books/alice-in-wonderland.txt), SAMPLES (32), CTX (128),
 #                        EVAL (data/tinystories-valid-70.txt), CHUNKS (40), LOWBIT (build/lowbit)
 set -u
@@ -26,7 +26,10 @@ echo "| model | type | rtn | imatrix | gptq | gptq, rule off | experts under the
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 for a in $ARCHS; do
     g="$DIR/$a-f16.gguf"
-    if [ "$a" = testbed ]; then # the trained testbed, upcycled: each FFN copied into 8 experts (5% noise)
+    if [ -f "$a" ]; then # a model file: measured as it is (e.g. a mixture of experts lowbit trained)
+        g="$a"
+        a=$(basename "$a" .gguf)
+    elif [ "$a" = testbed ]; then # the trained testbed, upcycled: each FFN copied into 8 experts (5% noise)
         [ -e "$g" ] || "$LOWBIT" synth --upcycle models/testbed/testbed-f16.gguf --experts 8 --experts-used 2 --type f16 \
             -o "$g" -q || exit 1
     else
