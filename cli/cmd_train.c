@@ -19,7 +19,7 @@ int cmd_train(int argc, char **argv) {
     } dims[] = { { "--n-embd", 0 }, { "--n-ff", 0 },     { "--n-layers", 0 }, { "--n-heads", 0 },
                  { "--n-kv-heads", 0 }, { "--n-ctx", 0 }, { "--experts", 0 }, { "--experts-used", 0 },
                  { "--n-ff-exp", 0 } };
-    double aux = 0.01;
+    double aux = -1; /* --moe-aux: -1 not given */
     lb_train_cli_init(&c, "train", lb_train_default_opts());
     lb_args_init(&a, "train", argc, argv);
     while (c.rc == LB_EXIT_OK && (opt = lb_args_next(&a)) && !a.bad) {
@@ -94,24 +94,30 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         cfg.head_dim = cfg.n_embd / cfg.n_heads;
+        if (A) lb_arch_config_defaults(A, &cfg); /* Gemma's windows and soft-capping */
         if (!A) {
             lb_usage_error("train", "unknown architecture '%s' (%s)", o->arch, lb_arch_names());
             goto done;
         }
         if (A->moe) lb_synth_moe_defaults(A, &cfg); /* 8 experts, 2 a token, unless given */
-        else if (dims[6].v || dims[7].v || dims[8].v) {
-            lb_usage_error("train", "--experts, --experts-used and --n-ff-exp are for a mixture of experts (--arch "
-                           "mixtral, qwen3moe)");
+        if (!A->moe && (dims[6].v || dims[7].v || dims[8].v || aux >= 0)) {
+            lb_usage_error("train", "--experts, --experts-used, --n-ff-exp and --moe-aux are for a mixture of experts "
+                           "(--arch mixtral, qwen3moe)");
+            goto done;
+        }
+        if (A->moe && (cfg.n_expert_used > cfg.n_expert || (dims[8].v && !A->ops.moe_ff_exp))) {
+            lb_usage_error("train", "%d experts, %d a token%s", cfg.n_expert, cfg.n_expert_used,
+                           dims[8].v && !A->ops.moe_ff_exp ? "; Mixtral's experts are --n-ff wide (no --n-ff-exp)" : "");
             goto done;
         }
     }
-    o->moe_aux = (float)aux;
+    if (aux >= 0) o->moe_aux = (float)aux;
     if (o->warmup >= o->steps) o->warmup = o->steps / 10;
     o->report   = lb_train_cli_report;
     rc          = LB_EXIT_ERROR;
     if (lb_check_output(out, false) || (o->ckpt_path && lb_check_output(o->ckpt_path, false))) goto done;
     lb_threads_set((int)c.threads);
-    if ((tok_path && lb_cli_vocab_load(&vocab, tok_path, &err)) ||
+    if ((!init && lb_cli_vocab_load(&vocab, tok_path, &err)) || /* --init: its own (or --tokenizer's, padded) */
         lb_train_cli_load(&c, vocab ? vocab : from->vocab, &train, &valid, &log, &err))
         goto fail;
     cfg.n_vocab = lb_vocab_n_tokens(vocab ? vocab : from->vocab);
@@ -120,7 +126,7 @@ int cmd_train(int argc, char **argv) {
             cfg.n_ctx_train, tied ? ", tied embeddings" : "");
     if (A->moe)
         fprintf(stderr, "train: %d experts of n_ff %d, %d a token, load-balancing loss weight %g\n", cfg.n_expert,
-                cfg.n_ff_exp > 0 ? cfg.n_ff_exp : cfg.n_ff, cfg.n_expert_used, aux);
+                cfg.n_ff_exp > 0 ? cfg.n_ff_exp : cfg.n_ff, cfg.n_expert_used, (double)o->moe_aux);
     lb_train_result res;
     const lb_status tst = lb_train_from_scratch(&cfg, tied, vocab ? vocab : from->vocab, &train, valid.n ? &valid : NULL,
                                                 o, out, out_type, &res, &err);

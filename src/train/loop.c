@@ -210,8 +210,9 @@ lb_status lb_train_from_scratch(const lb_llama_config *cfg, bool tied, lb_vocab 
                                 const lb_tokens *train, const lb_tokens *valid,
                                 const lb_train_opts *opts, const char *out_path, lb_type out_type,
                                 lb_train_result *res, lb_error *err) {
-    LB_RETURN_IF(cfg->n_vocab != lb_vocab_n_tokens(vocab), err, LB_ERR_SHAPE,
-                 "the model has %d tokens, its tokenizer %d", cfg->n_vocab, lb_vocab_n_tokens(vocab));
+    const int32_t n_vocab = opts->init ? opts->init->cfg.n_vocab : cfg->n_vocab;
+    LB_RETURN_IF(n_vocab != lb_vocab_n_tokens(vocab), err, LB_ERR_SHAPE,
+                 "the model has %d tokens, its tokenizer %d", n_vocab, lb_vocab_n_tokens(vocab));
     LB_RETURN_IF(opts->ctx > cfg->n_ctx_train, err, LB_ERR_PARAM,
                  "training windows of %d tokens exceed the model's context of %d", opts->ctx,
                  cfg->n_ctx_train);

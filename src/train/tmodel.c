@@ -34,9 +34,13 @@ static lb_status layout(lb_tmodel *tm, const lb_arch *arch, const lb_llama_confi
                         lb_error *err) {
     memset(tm, 0, sizeof *tm);
     LB_RETURN_IF((arch && arch->moe && (arch->ops.mla || arch->use[LB_ROLE_FFN_GATE_SHEXP])) ||
-                     (c->n_expert > 0 && !(arch && arch->moe)) || c->n_expert > 4096,
+                     (c->n_expert > 0 && !(arch && arch->moe)),
                  err, LB_ERR_UNSUPPORTED, "training a mixture of experts with shared experts (%s) is not supported yet",
                  arch ? arch->name : "experts");
+    LB_RETURN_IF(arch && arch->moe && (c->n_expert < 1 || c->n_expert > 4096 || c->n_expert_used < 1 ||
+                                       c->n_expert_used > c->n_expert),
+                 err, LB_ERR_PARAM, "training a mixture of %d experts, %d a token: 1 to 4096 experts, 1 to all of them "
+                 "a token", c->n_expert, c->n_expert_used);
     tm->arch    = arch ? arch : lb_arch_find("llama", 5);
     tm->cfg     = *c;
     tm->tied    = tied;
@@ -418,8 +422,7 @@ void lb_tmodel_embed(const lb_tmodel *tm, const float *emb, const int32_t *token
     }
 }
 
-/* the load-balancing losses of the last forward: moe_aux * tokens * balance, summed over layers */
-static double balance_loss(const lb_tmodel *tm) {
+double lb_tmodel_balance_loss(const lb_tmodel *tm) {
     double  s = 0;
     lb_tmoe mo;
     for (int32_t l = 0; tm->moe_aux > 0 && l < tm->cfg.n_layers; l++)
@@ -430,7 +433,7 @@ static double balance_loss(const lb_tmodel *tm) {
 double lb_tmodel_loss(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets, int64_t *count) {
     lb_tmodel_forward(tm, tokens);
     return lb_op_cross_entropy(NULL, tm->logits, targets, (int64_t)tm->B * tm->T, tm->cfg.n_vocab,
-                               0.0f, count) + balance_loss(tm);
+                               0.0f, count);
 }
 
 double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets,
@@ -439,13 +442,13 @@ double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targe
     const int64_t          N = (int64_t)tm->B * tm->T, E = c->n_embd;
     lb_tmodel_forward(tm, tokens);
     if (tm->capped) memcpy(tm->capped, tm->logits, (size_t)(N * c->n_vocab) * sizeof *tm->capped);
-    double loss    = balance_loss(tm);
+    double loss    = 0;
     tm->moe_scale = scale;
     if (teacher) {
-        loss += lb_op_kl_distill(tm->logits, tm->logits, teacher, N, c->n_vocab, scale);
+        loss = lb_op_kl_distill(tm->logits, tm->logits, teacher, N, c->n_vocab, scale);
         *count = N;
     } else {
-        loss += lb_op_cross_entropy(tm->logits, tm->logits, targets, N, c->n_vocab, scale, count);
+        loss = lb_op_cross_entropy(tm->logits, tm->logits, targets, N, c->n_vocab, scale, count);
     }
     /* logits now hold d(loss)/d(logits) (of the soft-capped ones: back through the cap) */
     if (tm->capped) lb_op_softcap_bwd(tm->logits, tm->capped, N * c->n_vocab, c->final_softcap);

@@ -117,6 +117,10 @@ void lb_tmodel_forward(lb_tmodel *tm, const int32_t *tokens);
  * logits) the loss is KL(teacher || model) summed over rows instead. */
 double lb_tmodel_step(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets,
                       const float *teacher, float scale, int64_t *count);
+/* The load-balancing losses of the last forward (moe_aux * tokens * lb_tmoe_balance, summed over
+ * the layers; 0 without experts): part of what lb_tmodel_step's gradient minimizes, not of the
+ * losses it and lb_tmodel_loss return. */
+double lb_tmodel_balance_loss(const lb_tmodel *tm);
 /* Loss only (no gradients): summed cross-entropy, *count targets. */
 double lb_tmodel_loss(lb_tmodel *tm, const int32_t *tokens, const int32_t *targets, int64_t *count);
 

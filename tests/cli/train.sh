@@ -51,6 +51,13 @@ awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a != "" && b != "" && b < a) }' \
 [ $? -eq 2 ] && grep -q "its family and shape" "$WORK/err" && pass "train --init with a shape: usage error" \
     || fail "train --init --arch: $(tail -1 "$WORK/err")"
 
+for bad in "--arch mixtral --experts 2 --experts-used 3" "--experts 4" "--arch mixtral --n-ff-exp 64"; do
+    # shellcheck disable=SC2086
+    "$LOWBIT" train $bad --text "$TEXT" --tokenizer "$TOK" -o "$WORK/x.gguf" > /dev/null 2> "$WORK/err"
+    [ $? -eq 2 ] || fail "train $bad: not a usage error: $(tail -1 "$WORK/err")"
+done
+pass "train: expert counts and options that do not fit are usage errors"
+
 # BitNet b1.58
 "$LOWBIT" train --text "$TEXT" --tokenizer "$TOK" --n-embd 256 --n-layers 1 --n-heads 4 --n-ff 256 \
     --ctx 32 --batch 2 --steps 4 --ternary --cache "$WORK/tok.cache" -o "$WORK/t.gguf" 2> /dev/null \

@@ -111,9 +111,11 @@ static void forward_matches_inference(void **state) {
     lb_vocab_free(v);
 }
 
+/* what the step's gradient minimizes: the cross-entropy and the experts' balance loss */
 static double loss_of(lb_tmodel *tm, const int32_t *toks, const int32_t *tgt) {
     int64_t c;
-    return lb_tmodel_loss(tm, toks, tgt, &c);
+    const double ce = lb_tmodel_loss(tm, toks, tgt, &c);
+    return ce + lb_tmodel_balance_loss(tm);
 }
 
 /* d(sum of losses)/dθ at 2 parameters of every slot, against central differences: Llama tied
