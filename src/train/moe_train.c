@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/moe.h"
 #include "moe_train.h"
 #include "ops.h"
 
@@ -32,38 +33,11 @@ void lb_tmoe_acts_place(lb_tmoe_acts *a, const lb_tmoe *m, float *f, int32_t *i)
     a->start = i;
 }
 
-/* the k largest of p[0..n) into sel, largest first, ties to the lower index (moe.c's rule) */
-static void top_k(const float *p, int32_t n, int32_t k, int32_t *sel) {
-    for (int32_t j = 0; j < k; j++) {
-        int32_t best = -1;
-        for (int32_t e = 0; e < n; e++) {
-            bool taken = false;
-            for (int32_t q = 0; q < j && !taken; q++) taken = sel[q] == e;
-            if (!taken && (best < 0 || p[e] > p[best])) best = e;
-        }
-        sel[j] = best;
-    }
-}
-
 void lb_tmoe_forward(const lb_tmoe *m, lb_tmoe_acts *a, const float *xn, float *out) {
     const int64_t N = m->N, E = m->E, FX = m->FX;
     const int32_t X = m->X, K = m->K;
-    lb_op_linear_fwd(a->probs, xn, m->wr, N, E, X); /* the router's logits, then softmax */
-    for (int64_t t = 0; t < N; t++) {
-        float *p  = a->probs + t * X;
-        float  mx = p[0], s = 0;
-        for (int32_t e = 1; e < X; e++) mx = p[e] > mx ? p[e] : mx;
-        for (int32_t e = 0; e < X; e++) s += p[e] = expf(p[e] - mx);
-        for (int32_t e = 0; e < X; e++) p[e] /= s;
-        int32_t *sel = a->sel + t * K;
-        float   *w   = a->w + t * K, ws = 0;
-        top_k(p, X, K, sel);
-        for (int32_t k = 0; k < K; k++) ws += w[k] = p[sel[k]];
-        if (m->norm) {
-            ws = ws > 6.103515625e-5f ? ws : 6.103515625e-5f;
-            for (int32_t k = 0; k < K; k++) w[k] /= ws;
-        }
-    }
+    lb_op_linear_fwd(a->probs, xn, m->wr, N, E, X); /* the router's logits; the inference routing */
+    lb_moe_route(m->cfg, m->norm, NULL, a->probs, (int32_t)N, a->sel, a->w);
     int32_t n = 0; /* the pairs grouped by expert */
     for (int32_t e = 0; e < X; e++) {
         a->start[e] = n;
@@ -127,7 +101,7 @@ void lb_tmoe_backward(const lb_tmoe *m, const lb_tmoe_acts *a, float aux, const 
                          m->wu + (int64_t)e * FX * E, ne, E, FX, true);
     }
     /* aux * N * X * sum_e f_e P_e, P_e = mean_t p_te: d/dp_te = aux * X * f_e */
-    float f[4096];
+    float f[LB_MOE_MAX_EXPERTS];
     for (int32_t e = 0; e < X; e++) f[e] = (float)(a->start[e + 1] - a->start[e]) / (float)NK;
     for (int64_t t = 0; t < N; t++) { /* the router: through the chosen weights, then softmax */
         const float   *p = a->probs + t * X;

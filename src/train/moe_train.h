@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lowbit/model.h"
+
 /* One layer's saved routing and expert activations, for N tokens and K choices each; the
  * (token, choice) pairs are kept grouped by expert (order, start). */
 typedef struct lb_tmoe_acts {
@@ -28,6 +30,7 @@ typedef struct lb_tmoe {
     int64_t      N, E, FX;
     int32_t      X, K;
     bool         norm; /* renormalize the chosen weights (Mixtral, Qwen3-MoE) */
+    const lb_llama_config *cfg; /* the router's settings (model/moe.h's lb_moe_route) */
     const float *wr, *wg, *wu, *wd;
 } lb_tmoe;
 

@@ -157,7 +157,7 @@ static bool moe_shape(const lb_tmodel *tm, int32_t l, lb_tmoe *mo) {
     const float *const    *W = tm->wf + LB_TSLOT(l, 0);
     if (tm->slots[LB_TSLOT(l, LB_TL(LB_ROLE_FFN_GATE_INP))].rows == 0) return false;
     *mo = (lb_tmoe){ .N = (int64_t)tm->B * tm->T, .E = c->n_embd, .FX = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff,
-                     .X = c->n_expert, .K = c->n_expert_used, .norm = tm->arch->ops.moe_norm,
+                     .X = c->n_expert, .K = c->n_expert_used, .norm = tm->arch->ops.moe_norm, .cfg = c,
                      .wr = W[LB_TL(LB_ROLE_FFN_GATE_INP)], .wg = W[LB_TL(LB_ROLE_FFN_GATE_EXPS)],
                      .wu = W[LB_TL(LB_ROLE_FFN_UP_EXPS)], .wd = W[LB_TL(LB_ROLE_FFN_DOWN_EXPS)] };
     return true;
