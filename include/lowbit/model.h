@@ -185,6 +185,9 @@ int64_t lb_model_dim(const lb_model *m, lb_dim d);
 void lb_model_embed(const lb_model *m, int32_t token, float *x);
 /* Whether layer l attends through a sliding window (lb_llama_config.n_swa). */
 bool lb_layer_windowed(const lb_llama_config *c, int32_t l);
+/* DeepSeek-V3's expert groups fit c (none, or groups of two or more that divide the experts,
+ * of which the used ones hold at least n_expert_used experts). */
+bool lb_expert_groups_fit(const lb_llama_config *c);
 
 /* Write the model as GGUF. types[i] is the storage type of tensor i of lb_model_tensors;
  * importance[i] (may be NULL, or have NULL entries) its per-column importance.

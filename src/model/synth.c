@@ -319,13 +319,7 @@ lb_status lb_synth_write(const char *path, const lb_synth_params *p, lb_error *e
     if (arch->ops.mla) mla_defaults(&m.cfg);
     if (!arch->ops.mla) m.cfg.n_lora_q = m.cfg.n_lora_kv = m.cfg.n_rot = m.cfg.head_dim_v = m.cfg.n_dense_lead = 0;
     LB_RETURN_IF(arch->ops.mla && (m.cfg.n_rot <= 0 || m.cfg.n_rot % 2 || m.cfg.n_rot >= hd ||
-                                   m.cfg.n_dense_lead > m.cfg.n_layers ||
-                                   (m.cfg.n_expert_groups > 1 && (m.cfg.n_expert % m.cfg.n_expert_groups ||
-                                                                  m.cfg.n_group_used <= 0 ||
-                                                                  m.cfg.n_group_used > m.cfg.n_expert_groups ||
-                                                                  m.cfg.n_expert / m.cfg.n_expert_groups < 2 ||
-                                                                  m.cfg.n_group_used * (m.cfg.n_expert / m.cfg.n_expert_groups) <
-                                                                      m.cfg.n_expert_used))),
+                                   m.cfg.n_dense_lead > m.cfg.n_layers || !lb_expert_groups_fit(&m.cfg)),
                  err, LB_ERR_PARAM, "synth: latent attention does not fit: rotary %d of head %d, %d dense layers of %d, "
                  "%d expert groups (%d used)", m.cfg.n_rot, hd, m.cfg.n_dense_lead, m.cfg.n_layers, m.cfg.n_expert_groups,
                  m.cfg.n_group_used);

@@ -77,6 +77,12 @@ int64_t lb_model_dim(const lb_model *m, lb_dim d) {
     }
 }
 
+bool lb_expert_groups_fit(const lb_llama_config *c) {
+    const int32_t G = c->n_expert_groups;
+    return G <= 1 || (c->n_expert % G == 0 && c->n_group_used > 0 && c->n_group_used <= G && c->n_expert / G >= 2 &&
+                      c->n_group_used * (c->n_expert / G) >= c->n_expert_used);
+}
+
 bool lb_layer_windowed(const lb_llama_config *c, int32_t l) {
     return c->n_swa > 0 && (c->swa_pattern == 0 || l % c->swa_pattern < c->swa_pattern - 1);
 }
@@ -260,10 +266,7 @@ lb_status lb_model_validate(const lb_model *m, const char *path, lb_error *err) 
                  c->n_lora_kv, c->n_rot, c->head_dim, c->head_dim_v, c->n_kv_heads, c->n_dense_lead, c->n_expert_shared);
     LB_RETURN_IF(c->moe_gating < 0 || c->moe_gating > LB_GATING_SIGMOID || !(c->moe_w_scale >= 0 && c->moe_w_scale <= 1e3f) ||
                      c->n_expert_groups < 0 || c->n_group_used < 0 ||
-                     (c->n_expert_groups > 1 && (c->n_expert % c->n_expert_groups || c->n_group_used <= 0 ||
-                                                 c->n_group_used > c->n_expert_groups ||
-                                                 c->n_expert / c->n_expert_groups < 2 ||
-                                                 c->n_group_used * (c->n_expert / c->n_expert_groups) < c->n_expert_used)) ||
+                     !lb_expert_groups_fit(c) ||
                      !(c->rope_yarn_log_mul >= 0 && c->rope_yarn_log_mul <= 1e3f),
                  err, LB_ERR_CORRUPT, "%s: bad router: gating %d, weights scale %g, %d expert groups (%d used), "
                  "yarn log multiplier %g", path, c->moe_gating, (double)c->moe_w_scale, c->n_expert_groups,
