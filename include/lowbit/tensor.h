@@ -77,7 +77,12 @@ typedef enum lb_type {
     LB_TYPE_TERNARY     = 69,
     LB_TYPE_KM3         = 70, /* a k-means codebook per row: 8 levels, 3-bit indices */
     LB_TYPE_KM4         = 71, /* 16 levels, 4-bit indices */
-    /* 72..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
+    /* kernel layouts (src/formats/xlayout.c): internal, never in a file; the forward pass
+     * transcodes other types' rows to them at load for their kernels */
+    LB_TYPE_X2_0 = 72, /* 2 bits, d (u - 2) per 32 */
+    LB_TYPE_X2_1 = 73, /* 2 bits, d u + m per 32 */
+    LB_TYPE_XNF4 = 74, /* NF4's levels as int8 (IQ4_NL's layout), d per 32 */
+    /* 75..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
 #define LB_INTN_ENUM(U, L, ID, BITS, AFFINE, GROUP) LB_TYPE_##U = (ID),
     LB_INTN_TYPES(LB_INTN_ENUM)
 #undef LB_INTN_ENUM
@@ -124,6 +129,7 @@ typedef struct lb_type_traits {
     bool             whole_tensor;
     bool             needs_importance; /* quantized only with an importance matrix (llama.cpp's
                                           rule for IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS) */
+    bool             internal;    /* a kernel layout: no name a user can give, never written */
     lb_row_size_fn   row_size;    /* NULL for block types */
     lb_to_float_fn   to_float;
     lb_from_float_fn from_float;  /* the reference quantizer */

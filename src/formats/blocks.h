@@ -149,4 +149,14 @@ static_assert(sizeof(lb_block_mxfp4) == 1 + QK_LEGACY / 2, "wrong mxfp4 block si
 typedef struct { float d; uint8_t qs[QK_NF4 / 2]; } lb_block_nf4;
 static_assert(sizeof(lb_block_nf4) == 4 + QK_NF4 / 2, "wrong nf4 block size");
 
+/* ---- kernel layouts (xlayout.c): internal types other types are transcoded to at load ---- */
+/* 2.5 bpw: levels u in 0..3, value 8 s + b in bits 2 s of qs[b]; x = d (u - 2) */
+typedef struct { uint16_t d; uint8_t qs[QK_LEGACY / 4]; } lb_block_x2_0;
+static_assert(sizeof(lb_block_x2_0) == 2 + QK_LEGACY / 4, "wrong x2_0 block size");
+/* 3 bpw: as x2_0 with x = d u + m */
+typedef struct { uint16_t d, m; uint8_t qs[QK_LEGACY / 4]; } lb_block_x2_1;
+static_assert(sizeof(lb_block_x2_1) == 4 + QK_LEGACY / 4, "wrong x2_1 block size");
+/* 4.5 bpw: IQ4_NL's layout with NF4's levels in int8 (lb_nf4_grid8): x = d grid8[u] */
+typedef lb_block_iq4_nl lb_block_xnf4;
+
 #endif

@@ -126,11 +126,15 @@ static inline int32_t lb_intn_next(const lb_intn_desc *d, lb_intn_reader *r) {
 bool    lb_intn_desc_of(lb_type t, lb_intn_desc *out);
 /* The INTn type of a descriptor; LB_TYPE_INVALID when there is none. */
 lb_type lb_intn_type(int32_t bits, bool affine, int32_t group);
-/* transcode.c: an INTn group type's rows as the GGUF block type holding the same values
- * (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), for that type's kernels; LB_TYPE_INVALID when none does
+/* transcode.c: an INTn group type's rows as the block type holding the same values
+ * (X2_0, X2_1, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; TQ1_0 and TQ2_0 as X2_0), for its kernels; LB_TYPE_INVALID when none does
  * (affine 6/8 bits, per-row and per-tensor scales). lb_transcode_row writes one row of n. */
 lb_type lb_transcode_target(lb_type t);
 void    lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n);
+/* Where activations are quantized (8-bit) anyway: a type whose values no kernel type holds
+ * exactly, as one within the activations' error (NF4 -> XNF4, ternary -> X2_0; transcode.c);
+ * LB_TYPE_INVALID for the others. lb_transcode_row writes its rows too. */
+lb_type lb_transcode_approx_target(lb_type t);
 /* Bytes of one block of a group type. */
 #define LB_INTN_BLOCK_BYTES(bits, affine, group) (((affine) ? 4 : 2) + (group) * (bits) / 8)
 
@@ -145,6 +149,13 @@ LB_INTN_TYPES(LB_INTN_DECLARE)
 /* NF4 (nf4.c): bitsandbytes' 16 normal-float levels, blocks of 64 with an f32 absmax. */
 LB_DECLARE_REF(nf4);
 extern const float lb_nf4_levels[16];
+
+/* Kernel layouts (xlayout.c, blocks.h): X2_0, X2_1, XNF4. lb_nf4_grid8: NF4's levels times
+ * 127, rounded (the int8 grid XNF4's kernels multiply). */
+LB_DECLARE_REF(x2_0);
+LB_DECLARE_REF(x2_1);
+LB_DECLARE_REF(xnf4);
+extern const int8_t lb_nf4_grid8[16];
 
 /* FP8 (fp8.c): E4M3 ("fn": no infinities, max 448) and E5M2 (max 57344) codes, converted
  * saturating with round to nearest even; rows carry an f32 scale (per row or per tensor). */

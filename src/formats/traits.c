@@ -140,6 +140,15 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
                           .row_size = lb_row_size_ternary, .to_float = lb_dequantize_row_ternary,
                           .from_float = lb_quantize_row_ternary_ref,
                           .quantize = lb_quantize_ternary },
+    /* kernel layouts (xlayout.c): internal, in memory only */
+#define XLAYOUT(T, X, bpw)                                                                         \
+    [T] = { .name = #X, .block_size = QK_LEGACY, .type_size = sizeof(lb_block_##X),                \
+            .bits_per_weight = bpw, .is_quantized = true, .internal = true,                        \
+            .to_float = lb_dequantize_row_##X, .from_float = lb_quantize_row_##X##_ref }
+    XLAYOUT(LB_TYPE_X2_0, x2_0, 2.5f),
+    XLAYOUT(LB_TYPE_X2_1, x2_1, 3.0f),
+    XLAYOUT(LB_TYPE_XNF4, xnf4, 4.5f),
+#undef XLAYOUT
     /* INTn, one row per entry of LB_INTN_TYPES: group types are blocks of GROUP values;
      * per-row (GROUP 0) and per-tensor (GROUP -1) types are row-scaled */
 #define INTN_BPW(BITS, AFFINE, GROUP)                                                              \
@@ -202,7 +211,8 @@ const char *lb_type_name(lb_type t) {
 
 lb_type lb_type_from_name(const char *name) {
     for (int t = 0; t < LB_TYPE_COUNT; t++)
-        if (k_traits[t].name && strcasecmp(name, k_traits[t].name) == 0) return (lb_type)t;
+        if (k_traits[t].name && !k_traits[t].internal && strcasecmp(name, k_traits[t].name) == 0)
+            return (lb_type)t;
     return LB_TYPE_INVALID;
 }
 

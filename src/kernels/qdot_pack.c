@@ -3,7 +3,8 @@
  * 32-bit lane. For group g (rows 8g .. 8g+7) and block i, at (g * nb + i) * size:
  *   the 8 rows' f16 scales d (16 bytes), then for Q4_1 their f16 minimums m (16 bytes),
  *   then the quants in 4-byte groups: group k of the 8 rows (row r at 4 r) is bytes 32 k ..
- *   32 k + 31: k < 4 for the nibbles of Q4_0 / Q4_1 / IQ4_NL, k < 8 for Q8_0's bytes; for
+ *   32 k + 31: k < 4 for the nibbles of Q4_0 / Q4_1 / IQ4_NL / XNF4, k < 2 for the 2-bit
+ *   levels of X2_0 / X2_1 (X2_1 has its m as Q4_1), k < 8 for Q8_0's bytes; for
  *   Q5_0 / Q5_1 group 0 is the rows' 32-bit qh, groups 1..4 their nibbles.
  * Q4_K, per super-block of the 8 rows (1184 bytes): d (16 bytes), dmin (16), the 6-bit scales
  * unpacked to bytes, group j of row r at 32 + 8 j + r, the mins at 96 + 8 j + r, then the
@@ -30,6 +31,9 @@ static bool desc_of(lb_type t, pack_desc *d) {
     case LB_TYPE_Q4_0:   *d = (pack_desc){ sizeof(lb_block_q4_0), 1, 4 }; return true;
     case LB_TYPE_Q4_1:   *d = (pack_desc){ sizeof(lb_block_q4_1), 2, 4 }; return true;
     case LB_TYPE_IQ4_NL: *d = (pack_desc){ sizeof(lb_block_iq4_nl), 1, 4 }; return true;
+    case LB_TYPE_XNF4:   *d = (pack_desc){ sizeof(lb_block_xnf4), 1, 4 }; return true;
+    case LB_TYPE_X2_0:   *d = (pack_desc){ sizeof(lb_block_x2_0), 1, 2 }; return true;
+    case LB_TYPE_X2_1:   *d = (pack_desc){ sizeof(lb_block_x2_1), 2, 2 }; return true;
     case LB_TYPE_Q8_0:   *d = (pack_desc){ sizeof(lb_block_q8_0), 1, 8 }; return true;
     case LB_TYPE_Q5_0:   *d = (pack_desc){ sizeof(lb_block_q5_0), 1, 5 }; return true; /* qh, then qs */
     case LB_TYPE_Q5_1:   *d = (pack_desc){ sizeof(lb_block_q5_1), 2, 5 }; return true;

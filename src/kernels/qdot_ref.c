@@ -117,6 +117,29 @@ static void dec_iq4_nl(dec32 *o, const void *p) {
     o->d = lb_f16_to_f32(b->d), o->m = 0;
 }
 
+static void dec_xnf4(dec32 *o, const void *p) {
+    const lb_block_xnf4 *b = p;
+    for (int j = 0; j < 16; j++) {
+        o->q[j]      = lb_nf4_grid8[b->qs[j] & 0xF];
+        o->q[j + 16] = lb_nf4_grid8[b->qs[j] >> 4];
+    }
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+/* X2_0 / X2_1: value 8 s + b in bits 2 s of qs[b] */
+static void crumbs(int8_t *q, const uint8_t *qs, int offset) {
+    for (int j = 0; j < 32; j++) q[j] = (int8_t)((qs[j % 8] >> 2 * (j / 8) & 3) - offset);
+}
+static void dec_x2_0(dec32 *o, const void *p) {
+    const lb_block_x2_0 *b = p;
+    crumbs(o->q, b->qs, 2);
+    o->d = lb_f16_to_f32(b->d), o->m = 0;
+}
+static void dec_x2_1(dec32 *o, const void *p) {
+    const lb_block_x2_1 *b = p;
+    crumbs(o->q, b->qs, 0);
+    o->d = lb_f16_to_f32(b->d), o->m = lb_f16_to_f32(b->m);
+}
+
 static void dec_mxfp4(dec32 *o, const void *p) {
     const lb_block_mxfp4 *b = p;
     for (int j = 0; j < 16; j++) {
@@ -155,6 +178,9 @@ GEMM32(q5_0, dec_q5_0)
 GEMM32(q5_1, dec_q5_1)
 GEMM32(iq4_nl, dec_iq4_nl)
 GEMM32(mxfp4, dec_mxfp4)
+GEMM32(xnf4, dec_xnf4)
+GEMM32(x2_0, dec_x2_0)
+GEMM32(x2_1, dec_x2_1)
 #undef GEMM32
 
 /* ---- super-blocks: levels q, a scale sc and a min mn per group of 16 ---- */

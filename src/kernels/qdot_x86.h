@@ -61,8 +61,20 @@ QX_INLINE __m256i qx_bits16(const uint8_t *qh) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(b, mask), _mm256_set1_epi8(0x10));
 }
 
+/* a 16-level int8 grid (IQ4_NL's, XNF4's) in both lanes, for shuffles by nibble */
+QX_INLINE __m256i qx_grid8(const int8_t *g) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)g));
+}
 QX_INLINE __m256i qx_grid(void) {
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lb_iq4nl_grid));
+    return qx_grid8(lb_iq4nl_grid);
+}
+
+/* 8 bytes of 2-bit levels (X2_0, X2_1: value 8 s + b in bits 2 s of byte b) -> 32 levels */
+QX_INLINE __m256i qx_crumbs(const uint8_t *qs) {
+    uint64_t x;
+    memcpy(&x, qs, 8);
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x((long long)x), _mm256_setr_epi64x(0, 2, 4, 6)),
+                            _mm256_set1_epi8(3));
 }
 
 /* ---- activations: the bytes of qdot_ref.c's quantizers ---- */
@@ -148,6 +160,15 @@ QX_INLINE __m256i dec_q5_1(const lb_block_q5_1 *b) {
 QX_INLINE __m256i dec_iq4_nl(const lb_block_iq4_nl *b) {
     return _mm256_shuffle_epi8(qx_grid(), qx_nibbles(b->qs));
 }
+QX_INLINE __m256i dec_xnf4(const lb_block_xnf4 *b) {
+    return _mm256_shuffle_epi8(qx_grid8(lb_nf4_grid8), qx_nibbles(b->qs));
+}
+QX_INLINE __m256i dec_x2_0(const lb_block_x2_0 *b) { /* signed: u - 2 */
+    return _mm256_sub_epi8(qx_crumbs(b->qs), _mm256_set1_epi8(2));
+}
+QX_INLINE __m256i dec_x2_1(const lb_block_x2_1 *b) {
+    return qx_crumbs(b->qs);
+}
 QX_INLINE __m256i dec_mxfp4(const lb_block_mxfp4 *b) {
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lb_mxfp4_values));
     return _mm256_shuffle_epi8(grid, qx_nibbles(b->qs));
@@ -169,6 +190,9 @@ QX_SCALE_F16(q4_1)
 QX_SCALE_F16(q5_0)
 QX_SCALE_F16(q5_1)
 QX_SCALE_F16(iq4_nl)
+QX_SCALE_F16(xnf4)
+QX_SCALE_F16(x2_0)
+QX_SCALE_F16(x2_1)
 #undef QX_SCALE_F16
 QX_INLINE __m256 qx_scale_mxfp4(const lb_block_mxfp4 *b) { return _mm256_set1_ps(lb_e8m0_half(b->e)); }
 
@@ -595,6 +619,9 @@ QX_TILE32(q5_0, 16)
 QX_TILE32(q5_1, 1)
 QX_TILE32(iq4_nl, 0)
 QX_TILE32(mxfp4, 0)
+QX_TILE32(xnf4, 0)
+QX_TILE32(x2_0, 0)
+QX_TILE32(x2_1, 1)
 QX_TILEK(q2_k, 1)
 QX_TILEK(q3_k, 2)
 QX_TILEK(q4_k, 1)
@@ -617,24 +644,36 @@ QX_ROW1(iq4_nl, 0)
 QX_ROW1(q8_0, 0)
 QX_ROW1(q5_0, 16)
 QX_ROW1(q5_1, 1)
+QX_ROW1(xnf4, 0)
+QX_ROW1(x2_0, 0)
+QX_ROW1(x2_1, 1)
 QX_Q5(q5_0, 16)
 QX_Q5(q5_1, 1)
 QX_GEMM_PACKED(q5_0, 176, 32)
 QX_GEMM_PACKED(q5_1, 192, 32)
-QX_PACKED_NIBBLES(q4_0, 8)
-QX_PACKED_NIBBLES(q4_1, 1)
-QX_PACKED_NIBBLES(iq4_nl, 0)
+QX_PACKED_NIBBLES(q4_0, 8, lb_iq4nl_grid)
+QX_PACKED_NIBBLES(q4_1, 1, lb_iq4nl_grid)
+QX_PACKED_NIBBLES(iq4_nl, 0, lb_iq4nl_grid)
+QX_PACKED_NIBBLES(xnf4, 0, lb_nf4_grid8)
+QX_PACKED_CRUMBS(x2_0, 2)
+QX_PACKED_CRUMBS(x2_1, 1)
 QX_GEMM_PACKED(q4_0, 144, 32)
 QX_GEMM_PACKED(q4_1, 160, 32)
 QX_GEMM_PACKED(iq4_nl, 144, 32)
+QX_GEMM_PACKED(xnf4, 144, 32)
+QX_GEMM_PACKED(x2_0, 80, 32)
+QX_GEMM_PACKED(x2_1, 96, 32)
 QX_GEMM_PACKED(q8_0, 272, 32)
 QX_GEMM_PACKED(q4_k, 1184, 256)
 QX_GEMM_PACKED(q5_k, 1440, 256)
 QX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256)
-QX_GEMV_X8(q4_0, 8, 2, 4)
-QX_GEMV_X8(q4_1, 1, 4, 4)
-QX_GEMV_X8(iq4_nl, 0, 2, 4)
-QX_GEMV_X8(q8_0, 0, 2, 8)
+QX_GEMV_X8(q4_0, 8, 2, 4, lb_iq4nl_grid)
+QX_GEMV_X8(q4_1, 1, 4, 4, lb_iq4nl_grid)
+QX_GEMV_X8(iq4_nl, 0, 2, 4, lb_iq4nl_grid)
+QX_GEMV_X8(xnf4, 0, 2, 4, lb_nf4_grid8)
+QX_GEMV_X8(q8_0, 0, 2, 8, lb_iq4nl_grid)
+QX_GEMV_ROW1(x2_0)
+QX_GEMV_ROW1(x2_1)
 QX_GEMV_TILES(q2_k)
 QX_GEMV_TILES(q3_k)
 QX_GEMV_TILES(iq4_xs)
@@ -688,6 +727,9 @@ QX_GEMM(q5_0, 32)
 QX_GEMM(q5_1, 32)
 QX_GEMM(iq4_nl, 32)
 QX_GEMM(mxfp4, 32)
+QX_GEMM(xnf4, 32)
+QX_GEMM(x2_0, 32)
+QX_GEMM(x2_1, 32)
 QX_GEMM(q2_k, 256)
 QX_GEMM(q3_k, 256)
 QX_GEMM(q4_k, 256)
@@ -714,6 +756,9 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_0].gemm_packed   = gemm_packed_q4_0;
     t->kern[LB_TYPE_Q4_1].gemm_packed   = gemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = gemm_packed_iq4_nl;
+    t->kern[LB_TYPE_XNF4].gemm_packed   = gemm_packed_xnf4;
+    t->kern[LB_TYPE_X2_0].gemm_packed   = gemm_packed_x2_0;
+    t->kern[LB_TYPE_X2_1].gemm_packed   = gemm_packed_x2_1;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = gemm_packed_q8_0;
     t->kern[LB_TYPE_Q5_0].gemm_packed   = gemm_packed_q5_0;
     t->kern[LB_TYPE_Q5_1].gemm_packed   = gemm_packed_q5_1;

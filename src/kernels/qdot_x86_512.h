@@ -5,7 +5,7 @@
  * weight bytes by signed activation bytes and adds the int32 sums in one instruction:
  *   - Q4_0: nibbles 0..15, the sum starts at -8 sum(a) (the levels' offset);
  *   - Q4_1: nibbles as they are, the minimum times s_a in float as elsewhere;
- *   - IQ4_NL: the grid shifted by +128 into bytes 1..241, the sum starts at -128 sum(a);
+ *   - IQ4_NL, XNF4: the grid shifted by +128 into bytes 1..255, the sum starts at -128 sum(a);
  *   - Q8_0: w ^ 0x80 = w + 128 (any byte), the sum starts at -128 sum(a).
  * Every sum is the exact integer the 256-bit kernels compute (|sum| < 2^21), and the float
  * steps per block are theirs (acc = fma(float(sum), d_w * d_a, acc)), so a row's result has
@@ -35,12 +35,12 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
 /* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes). PB:
  * bytes of a packed block, QO: offset of its quants. OFF: the constant taken off each level
  * product's sum (times the activations' sum). */
-#define ZX_PACKED(X, KIND, NG, PB, QO, OFF)                                                        \
+#define ZX_PACKED(X, KIND, NG, PB, QO, OFF, GRID)                                                      \
     QX_INLINE void zk_##X(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,      \
                           size_t as, float *out, int64_t ldo, const int ncol) {                    \
         const __m512i m4   = _mm512_set1_epi8(0x0F);                                               \
         const __m512i grid = _mm512_broadcast_i32x4(                                               \
-            _mm_xor_si128(_mm_loadu_si128((const __m128i *)lb_iq4nl_grid), _mm_set1_epi8((char)0x80))); \
+            _mm_xor_si128(_mm_loadu_si128((const __m128i *)(GRID)), _mm_set1_epi8((char)0x80)));  \
         __m512 acc[ZX_PNC], macc[ZX_PNC];                                                          \
         _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm512_setzero_ps(); \
         for (int64_t i = 0; i < nb; i++) {                                                         \
@@ -174,13 +174,15 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
                         rem, ws, nrem, a, as, nc, out + 16 * npair, ldo);                          \
     }
 
-ZX_PACKED(q4_0, 8, 4, 144, 16, 8)
-ZX_PACKED(q4_1, 1, 4, 160, 32, 0)
-ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128)
-ZX_PACKED(q8_0, 0, 8, 272, 16, 128)
+ZX_PACKED(q4_0, 8, 4, 144, 16, 8, lb_iq4nl_grid)
+ZX_PACKED(q4_1, 1, 4, 160, 32, 0, lb_iq4nl_grid)
+ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128, lb_iq4nl_grid)
+ZX_PACKED(xnf4, 0, 4, 144, 16, 128, lb_nf4_grid8)
+ZX_PACKED(q8_0, 0, 8, 272, 16, 128, lb_iq4nl_grid)
 ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
 ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
+ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 
@@ -281,6 +283,7 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_0].gemm_packed   = zgemm_packed_q4_0;
     t->kern[LB_TYPE_Q4_1].gemm_packed   = zgemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
+    t->kern[LB_TYPE_XNF4].gemm_packed   = zgemm_packed_xnf4;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };

@@ -89,7 +89,7 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
  * outer loop: one group of the 8 rows is decoded, then meets each of the ncol activation rows,
  * whose sums stay in registers (int16 for the unsigned levels: 8 steps of 2 * 15 * 127 fit,
  * int32 for the signed grid), so that 4 columns fit AVX2's 16 registers without spilling. */
-#define QX_PACKED_NIBBLES(X, KIND)                                                                 \
+#define QX_PACKED_NIBBLES(X, KIND, GRID)                                                               \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
         const size_t  PB = KIND == 1 ? 160 : 144;                                                  \
@@ -107,8 +107,8 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
                 __m256i       lo = _mm256_and_si256(g, m4);                                        \
                 __m256i       hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);                  \
                 if (KIND == 0) {                                                                   \
-                    lo = _mm256_shuffle_epi8(qx_grid(), lo);                                       \
-                    hi = _mm256_shuffle_epi8(qx_grid(), hi);                                       \
+                    lo = _mm256_shuffle_epi8(qx_grid8(GRID), lo);                                  \
+                    hi = _mm256_shuffle_epi8(qx_grid8(GRID), hi);                                  \
                 }                                                                                  \
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                           \
                     const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k; \
@@ -141,6 +141,57 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
             _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
+    }
+
+/* X2_0 (KIND 2: levels u - 2) and X2_1 (KIND 1: affine), 2 bits: dword k of the 8 rows holds
+ * bytes 4 k .. 4 k + 3 of each row's 8, so shift sh (0, 2, 4, 6) of it gives values 8 sh / 2 +
+ * 4 k .. + 3 in each row's lane, against 4 consecutive activation bytes. The int16 sums of a
+ * block's 8 steps fit (8 * 2 * 3 * 127); the offset comes off the exact int32 sum per lane. */
+#define QX_PACKED_CRUMBS(X, KIND)                                                                  \
+    QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
+                          int64_t ldo, const int ncol) {                                           \
+        const size_t  PB = KIND == 1 ? 96 : 80;                                                    \
+        const __m256i m2 = _mm256_set1_epi8(3);                                                    \
+        __m256        acc[QX_PNC], macc[QX_PNC];                                                   \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps(); \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *B = P + (size_t)i * PB;                                                 \
+            qx_prefetch(B, PB);                                                                    \
+            const uint8_t *Q = B + (KIND == 1 ? 32 : 16);                                          \
+            __m256i        s[QX_PNC];                                                              \
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[c] = _mm256_setzero_si256(); \
+            _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {                                  \
+                __m256i g = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));                     \
+                _Pragma("GCC unroll 4") for (int sh = 0; sh < 4; sh++, g = _mm256_srli_epi16(g, 2)) { \
+                    const __m256i w = _mm256_and_si256(g, m2);                                     \
+                    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                       \
+                        const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 8 * sh + 4 * k; \
+                        s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(w, qx_bcast4(aq)));     \
+                        QX_KEEP(s[c]);                                                             \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                \
+            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
+                                        : _mm256_setzero_ps();                                     \
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
+                const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
+                __m256i is = _mm256_madd_epi16(s[c], _mm256_set1_epi16(1));                        \
+                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
+                if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
+            _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
+    }
+
+/* One activation row through the one-row kernel, row by row: the packed kernel's operations
+ * (for the types whose rows are packed wherever speed matters). */
+#define QX_GEMV_ROW1(X)                                                                            \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
+                         size_t as, float *out) {                                                  \
+        for (int64_t r = 0; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);  \
     }
 
 /* Q8_0: 8 groups of 4 signed bytes per row, the groups the outer loop as above */
@@ -406,7 +457,7 @@ QX_ROW1K(q5_k)
 /* Q4_0 (KIND 8), Q4_1 (KIND 1), IQ4_NL (KIND 0; NG 4: nibbles) and Q8_0 (KIND 0, NG 8: bytes)
  * against one activation row: the packed kernels' operations on blocks transposed in
  * registers. QS: offset of the quants in a block. */
-#define QX_GEMV_X8(X, KIND, QS, NG)                                                                \
+#define QX_GEMV_X8(X, KIND, QS, NG, GRID)                                                              \
     static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
                          size_t as, float *out) {                                                  \
         const lb_block_q8a *a  = (const lb_block_q8a *)A;                                          \
@@ -433,9 +484,9 @@ QX_ROW1K(q5_k)
                                               _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), g[k]))); \
                 } else if (KIND == 0) {                                                            \
                     _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
-                        const __m256i lo = _mm256_shuffle_epi8(qx_grid(), _mm256_and_si256(g[k], m4)); \
+                        const __m256i lo = _mm256_shuffle_epi8(qx_grid8(GRID), _mm256_and_si256(g[k], m4)); \
                         const __m256i hi = _mm256_shuffle_epi8(                                    \
-                            qx_grid(), _mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4));          \
+                            qx_grid8(GRID), _mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4));     \
                         is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(lo, lo),                \
                                               _mm256_sign_epi8(qx_bcast4(ab->qs + 4 * k), lo)));   \
                         is = _mm256_add_epi32(is, QX_DOT(_mm256_sign_epi8(hi, hi),                \

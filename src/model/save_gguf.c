@@ -29,6 +29,8 @@ static lb_status add_tensor(lb_gguf_writer *w, const char *name, const lb_tensor
     const void *data = NULL; /* declared: the bytes come with lb_model_writer_put */
     const uint32_t n_dims = (uint32_t)(t->ne[2] > 1 ? 3 : t->ne[1] > 1 ? 2 : 1);
     const int32_t  gt     = lb_type_to_ggml(type);
+    LB_RETURN_IF(lb_type_get_traits(type)->internal, err, LB_ERR_PARAM,
+                 "tensor '%s': %s is a kernel layout, not a type a file can hold", name, lb_type_name(type));
     if (gt >= 0) return lb_gguf_writer_add_tensor(w, name, (uint32_t)gt, n_dims, t->ne, data, nb, err);
     char          key[128];
     const int64_t ne[LB_MAX_DIMS] = { (int64_t)lb_row_size(type, t->ne[0]), t->ne[1], t->ne[2], t->ne[3] };

@@ -93,6 +93,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
     for (int32_t i = 0; i < n; i++) { /* INTn groups as their GGUF block type */
         const lb_tensor *t  = w->mats[i].t;
         lb_type          to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
+        if (to == LB_TYPE_INVALID && pack && t && t->ne[0] % 32 == 0) to = lb_transcode_approx_target(t->type);
         const bool requant  = to == LB_TYPE_INVALID && pack && t && lb_type_get_traits(t->type)->is_quantized &&
                              !lb_qdot_get(t->type) && t->ne[0] % 32 == 0;
         if (requant) to = LB_TYPE_Q8_0; /* no kernel and no block type with its values: Q8_0's */

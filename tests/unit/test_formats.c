@@ -49,6 +49,9 @@ static double max_rmse(const lb_type_traits *tr) {
     /* the i-quants below 4 bits are made for importance-weighted use: without it (x^2 weights,
      * ggml's bytes where ggml has a fallback, test_iq) they miss the bpw bounds here; bound
      * them at 1.1x what they give (n = 256) */
+    if (tr->internal && strcmp(tr->name, "x2_0") == 0) return 0.6;  /* ternary's levels (xlayout.c) */
+    if (tr->internal && strcmp(tr->name, "x2_1") == 0) return 0.37; /* 0.343: minmax, 4 levels */
+    if (tr->internal && strcmp(tr->name, "xnf4") == 0) return 0.16; /* NF4's levels, as nf4 */
     switch (lb_type_from_name(tr->name)) {
     case LB_TYPE_IQ2_S:  return 0.37;  /* 0.338 */
     case LB_TYPE_IQ3_XXS: return 0.31; /* 0.275 */
@@ -464,17 +467,56 @@ static void test_transcode(void **state) {
     for (int k = 0; k < 2; k++) { /* ternary blocks: a zero block, then random ones */
         const int64_t n = 1024;
         float        *x = malloc((size_t)n * sizeof *x), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
-        uint8_t      *q = malloc(lb_row_size(tq[k], n)), *o = malloc(lb_row_size(LB_TYPE_Q4_0, n));
+        uint8_t      *q = malloc(lb_row_size(tq[k], n)), *o = malloc(lb_row_size(LB_TYPE_X2_0, n));
         fill(x, n, 1.0f);
         for (int64_t i = 0; i < 256; i++) x[i] = 0.0f;
-        assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_Q4_0);
+        assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_X2_0);
         lb_quantize_rows(tq[k], q, x, 1, n, NULL);
         lb_type_get_traits(tq[k])->to_float(y1, q, n);
         lb_transcode_row(tq[k], o, q, n);
-        lb_type_get_traits(LB_TYPE_Q4_0)->to_float(y2, o, n);
-        if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0) fail_msg("%s -> q4_0 differs", lb_type_name(tq[k]));
+        lb_type_get_traits(LB_TYPE_X2_0)->to_float(y2, o, n);
+        if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0) fail_msg("%s -> x2_0 differs", lb_type_name(tq[k]));
         free(x), free(y1), free(y2), free(q), free(o);
     }
+}
+
+/* Where activations are quantized anyway: NF4 as XNF4 within absmax / 254 (the int8 grid's
+ * rounding) plus the f16 scale's 2^-11, lowbit's ternary as X2_0 within gamma's f16 rounding;
+ * rows of a zero block, ordinary ones and a large scale. Other types have no such target. */
+static void test_transcode_approx(void **state) {
+    (void)state;
+    const int64_t n = 512;
+    float        *x = malloc((size_t)n * sizeof *x), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
+    uint8_t      *q = malloc(lb_row_size(LB_TYPE_NF4, n) + lb_row_size(LB_TYPE_TERNARY, n)), *o = malloc(lb_row_size(LB_TYPE_XNF4, n));
+    for (int v = 0; v < 3; v++) {
+        fill(x, n, (float)v);
+        for (int64_t i = 0; i < 64; i++) x[i] = 0.0f;
+        if (v == 2)
+            for (int64_t i = 0; i < n; i++) x[i] *= 3000.0f;
+        assert_int_equal(lb_transcode_approx_target(LB_TYPE_NF4), LB_TYPE_XNF4);
+        lb_quantize_rows(LB_TYPE_NF4, q, x, 1, n, NULL);
+        lb_type_get_traits(LB_TYPE_NF4)->to_float(y1, q, n);
+        lb_transcode_row(LB_TYPE_NF4, o, q, n);
+        lb_type_get_traits(LB_TYPE_XNF4)->to_float(y2, o, n);
+        for (int64_t b = 0; b < n / 64; b++) {
+            float amax;
+            memcpy(&amax, q + (size_t)b * sizeof(lb_block_nf4), 4);
+            for (int64_t i = 64 * b; i < 64 * b + 64; i++)
+                if (fabsf(y2[i] - y1[i]) > amax / 254.0f + amax * 0x1p-10f)
+                    fail_msg("nf4 -> xnf4: value %lld: %g vs %g (absmax %g)", (long long)i, (double)y2[i], (double)y1[i], (double)amax);
+        }
+        assert_int_equal(lb_transcode_approx_target(LB_TYPE_TERNARY), LB_TYPE_X2_0);
+        lb_quantize_rows(LB_TYPE_TERNARY, q, x, 1, n, NULL);
+        lb_type_get_traits(LB_TYPE_TERNARY)->to_float(y1, q, n);
+        lb_transcode_row(LB_TYPE_TERNARY, o, q, n);
+        lb_type_get_traits(LB_TYPE_X2_0)->to_float(y2, o, n);
+        for (int64_t i = 0; i < n; i++)
+            if (fabsf(y2[i] - y1[i]) > fabsf(y1[i]) * 0x1p-11f)
+                fail_msg("ternary -> x2_0: value %lld: %g vs %g", (long long)i, (double)y2[i], (double)y1[i]);
+    }
+    assert_int_equal(lb_transcode_approx_target(LB_TYPE_Q4_0), LB_TYPE_INVALID);
+    assert_int_equal(lb_transcode_approx_target(LB_TYPE_FP8_E4M3_PC), LB_TYPE_INVALID);
+    free(x), free(y1), free(y2), free(q), free(o);
 }
 
 static void test_find_bad(void **state) {
@@ -526,6 +568,7 @@ int main(void) {
         cmocka_unit_test(test_iq4_importance),
         cmocka_unit_test(test_find_bad),
         cmocka_unit_test(test_transcode),
+        cmocka_unit_test(test_transcode_approx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
