@@ -16,8 +16,10 @@
  * bits in groups, affine per-row and per-tensor scales, NF4, FP8 and lowbit's ternary have no
  * such type.
  * Where activations are quantized anyway (lb_transcode_approx_target), NF4 becomes XNF4 (its
- * levels in int8, d = absmax / 127 in f16: within absmax / 254 of each value) and lowbit's
- * ternary X2_0 (its f32 gamma in f16: within 2^-11 relative). */
+ * levels in int8, d = absmax / 127 in f16: within absmax / 254 of each value), lowbit's
+ * ternary X2_0 and INTn per-row and per-tensor scales the block type of their width (their
+ * f32 scale [and minimum] in f16: within 2^-11 relative). lb_transcode_row writes any target
+ * of a source that holds its levels (the tests write TQ2_0 as Q4_0, INTn 2 bits as Q4_0/Q4_1). */
 #include <math.h>
 #include <string.h>
 
@@ -25,20 +27,28 @@
 #include "formats.h"
 #include "lowbit/core.h"
 
+/* the block type holding n-bit levels, symmetric or affine, with an f16 scale per 32 */
+static lb_type block_of(int32_t bits, bool affine) {
+    if (bits == 2) return affine ? LB_TYPE_X2_1 : LB_TYPE_X2_0;
+    if (bits <= 4) return affine ? LB_TYPE_Q4_1 : LB_TYPE_Q4_0;
+    if (bits == 5) return affine ? LB_TYPE_Q5_1 : LB_TYPE_Q5_0;
+    return affine ? LB_TYPE_INVALID : LB_TYPE_Q8_0;
+}
+
 lb_type lb_transcode_target(lb_type t) {
     lb_intn_desc d;
     if (t == LB_TYPE_TQ1_0 || t == LB_TYPE_TQ2_0) return LB_TYPE_X2_0;
     if (!lb_intn_desc_of(t, &d)) return LB_TYPE_INVALID;
     if (d.group <= 0) return d.affine || t == LB_TYPE_INT8_PC ? LB_TYPE_INVALID : LB_TYPE_INT8_PC;
-    if (d.group % 32) return LB_TYPE_INVALID;
-    if (d.bits == 2) return d.affine ? LB_TYPE_X2_1 : LB_TYPE_X2_0;
-    if (d.bits <= 4) return d.affine ? LB_TYPE_Q4_1 : LB_TYPE_Q4_0;
-    if (d.bits == 5) return d.affine ? LB_TYPE_Q5_1 : LB_TYPE_Q5_0;
-    return d.affine ? LB_TYPE_INVALID : LB_TYPE_Q8_0;
+    return d.group % 32 ? LB_TYPE_INVALID : block_of(d.bits, d.affine);
 }
 
 lb_type lb_transcode_approx_target(lb_type t) {
-    return t == LB_TYPE_NF4 ? LB_TYPE_XNF4 : t == LB_TYPE_TERNARY ? LB_TYPE_X2_0 : LB_TYPE_INVALID;
+    lb_intn_desc d;
+    if (t == LB_TYPE_NF4) return LB_TYPE_XNF4;
+    if (t == LB_TYPE_TERNARY) return LB_TYPE_X2_0;
+    if (t == LB_TYPE_INT8_PC) return LB_TYPE_INVALID; /* W8A8's weights: their int8 x int8 kernels */
+    return lb_intn_desc_of(t, &d) && d.group <= 0 ? block_of(d.bits, d.affine) : LB_TYPE_INVALID;
 }
 
 /* the g levels of a block's packed bits */
@@ -53,49 +63,77 @@ static int trit(float v, float d) {
     return v == d ? 1 : v == -d ? -1 : 0;
 }
 
-/* 32 levels u (0..3) into X2_0's order: value 8 s + b in bits 2 s of qs[b] */
-static void put_x2(uint8_t *qs, const int32_t *u) {
-    memset(qs, 0, 8);
-    for (int i = 0; i < 32; i++) qs[i % 8] |= (uint8_t)(u[i] << 2 * (i / 8));
+static uint16_t f16_sat(float x) {
+    return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
 }
 
-/* n values t * d (t a trit) as X2_0 blocks with d as f16 (dh) */
-static void trits_x2(lb_block_x2_0 *y, const float *v, int64_t n, uint16_t dh) {
-    const float d = lb_f16_to_f32(dh);
-    int32_t     u[32];
-    for (int64_t s = 0; s < n / 32; s++, y++) {
-        y->d = dh;
-        for (int j = 0; j < 32; j++) u[j] = trit(v[32 * s + j], d) + 2;
-        put_x2(y->qs, u);
+/* One 32-value block of type `to` at o: the header hdr (f16 d [and m], hb bytes) and the
+ * levels q (symmetric: signed; affine: 0..2^n-1) stored with the type's offset. Returns its
+ * size. */
+static size_t put_block(lb_type to, uint8_t *o, const uint8_t *hdr, size_t hb, const int32_t *q) {
+    const int32_t off = to == LB_TYPE_Q4_0 ? 8 : to == LB_TYPE_Q5_0 ? 16 : to == LB_TYPE_X2_0 ? 2 : 0;
+    memcpy(o, hdr, hb); /* d [and m], f16, as the block types start */
+    uint8_t *qs = o + hb;
+    switch (to) {
+    case LB_TYPE_Q8_0:
+        for (int j = 0; j < 32; j++) qs[j] = (uint8_t)(int8_t)q[j];
+        return sizeof(lb_block_q8_0);
+    case LB_TYPE_X2_0:
+    case LB_TYPE_X2_1: /* value 8 s + b in bits 2 s of qs[b] */
+        memset(qs, 0, 8);
+        for (int i = 0; i < 32; i++) qs[i % 8] |= (uint8_t)((q[i] + off) << 2 * (i / 8));
+        return to == LB_TYPE_X2_0 ? sizeof(lb_block_x2_0) : sizeof(lb_block_x2_1);
+    case LB_TYPE_Q4_0:
+    case LB_TYPE_Q4_1:
+        for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((q[j] + off) | (q[j + 16] + off) << 4);
+        return to == LB_TYPE_Q4_0 ? sizeof(lb_block_q4_0) : sizeof(lb_block_q4_1);
+    default: { /* Q5_0, Q5_1: low nibbles as Q4's, bit 4 of value j in bit j of qh */
+        uint8_t *qh = qs;
+        uint32_t h  = 0;
+        qs += 4;
+        for (int j = 0; j < 16; j++) {
+            const uint32_t a = (uint32_t)(q[j] + off), c = (uint32_t)(q[j + 16] + off);
+            qs[j] = (uint8_t)((a & 15) | (c & 15) << 4);
+            h |= (a >> 4 & 1) << j | (c >> 4 & 1) << (j + 16);
+        }
+        memcpy(qh, &h, 4);
+        return to == LB_TYPE_Q5_0 ? sizeof(lb_block_q5_0) : sizeof(lb_block_q5_1);
+    }
     }
 }
 
 /* TQ1_0, TQ2_0: each 256-value block's trits, read back from its values (exactly t * d) */
-static void ternary_row(lb_type from, lb_block_x2_0 *y, const uint8_t *b, int64_t n) {
+static void tq_row(lb_type from, lb_type to, uint8_t *o, const uint8_t *b, int64_t n) {
     const size_t bs = from == LB_TYPE_TQ1_0 ? sizeof(lb_block_tq1_0) : sizeof(lb_block_tq2_0);
     float        v[QK_K];
-    for (int64_t k = 0; k < n / QK_K; k++, b += bs, y += QK_K / 32) {
-        uint16_t dh;
-        memcpy(&dh, b + bs - 2, 2); /* d closes both blocks */
+    int32_t      q[32];
+    for (int64_t k = 0; k < n / QK_K; k++, b += bs) {
+        uint8_t dh[2];
+        memcpy(dh, b + bs - 2, 2); /* d closes both blocks */
+        const float d = lb_f16_to_f32((uint16_t)(dh[0] | dh[1] << 8));
         lb_type_get_traits(from)->to_float(v, b, QK_K);
-        trits_x2(y, v, QK_K, dh);
+        for (int s = 0; s < QK_K / 32; s++) {
+            for (int j = 0; j < 32; j++) q[j] = trit(v[32 * s + j], d);
+            o += put_block(to, o, dh, 2, q);
+        }
     }
 }
 
-/* lowbit's ternary (f32 gamma, then 2-bit codes t + 1) as X2_0 with gamma in f16 */
-static void lowbit_ternary_row(lb_block_x2_0 *y, const uint8_t *b, int64_t n) {
+/* lowbit's ternary (f32 gamma, then 2-bit codes t + 1) with gamma in f16; code 3 (2 gamma,
+ * never written) stays 2 where the target holds it, else gamma */
+static void ternary_row(lb_type to, uint8_t *o, const uint8_t *b, int64_t n) {
     float g;
     memcpy(&g, b, 4);
-    const uint16_t dh = lb_f32_to_f16(fminf(fmaxf(g, -65504.0f), 65504.0f));
-    int32_t        u[32];
-    for (int64_t s = 0; s < n / 32; s++, y++) {
-        y->d = dh;
+    const uint16_t h     = f16_sat(g);
+    const uint8_t  dh[2] = { (uint8_t)(h & 0xFF), (uint8_t)(h >> 8) };
+    int32_t        q[32];
+    for (int64_t s = 0; s < n / 32; s++) {
         for (int j = 0; j < 32; j++) {
             const int64_t i = 32 * s + j;
-            const int     c = b[4 + i / 4] >> 2 * (i % 4) & 3; /* t + 1 */
-            u[j]            = c < 3 ? c + 1 : 3; /* code 3 (2 gamma), never written: gamma */
+            const int     c = b[4 + i / 4] >> 2 * (i % 4) & 3;
+            q[j]            = c < 3 || to != LB_TYPE_X2_0 ? c - 1 : 1;
         }
-        put_x2(y->qs, u);
+        o += put_block(to, o, dh, 2, q);
     }
 }
 
@@ -104,7 +142,7 @@ static void nf4_row(lb_block_xnf4 *y, const lb_block_nf4 *b, int64_t n) {
     for (int64_t k = 0; k < n / QK_NF4; k++, b++) {
         float a;
         memcpy(&a, &b->d, 4);
-        const uint16_t dh = lb_f32_to_f16(fminf(fmaxf(a / 127.0f, -65504.0f), 65504.0f));
+        const uint16_t dh = f16_sat(a / 127.0f);
         for (int h = 0; h < 2; h++, y++) {
             y->d = dh;
             for (int j = 0; j < 16; j++) {
@@ -116,78 +154,60 @@ static void nf4_row(lb_block_xnf4 *y, const lb_block_nf4 *b, int64_t n) {
     }
 }
 
-void lb_transcode_row(lb_type from, void *dst, const void *src, int64_t n) {
+/* INTn per row or per tensor: { f32 d; [f32 m;] levels }: as INT8_PC rows (exact), or as
+ * blocks of `to` with d [and m] in f16 */
+static void row_scaled(const lb_intn_desc *d, lb_type to, uint8_t *o, const uint8_t *b, int64_t n) {
+    const size_t rh = d->affine ? 8 : 4;
+    int32_t      k[256];
+    if (to == LB_TYPE_INT8_PC) { /* the row's f32 d, then its levels as int8, 256 at a time */
+        memcpy(o, b, 4);
+        for (int64_t i = 0; i < n; i += 256) {
+            const int32_t c = n - i < 256 ? (int32_t)(n - i) : 256;
+            levels(d, k, b + 4 + i * d->bits / 8, c);
+            for (int32_t j = 0; j < c; j++) o[4 + i + j] = (uint8_t)(int8_t)k[j];
+        }
+        return;
+    }
+    float dm[2] = { 0, 0 };
+    memcpy(dm, b, rh);
+    uint8_t hdr[4];
+    for (int v = 0; v < 2; v++) {
+        const uint16_t h = f16_sat(dm[v]);
+        hdr[2 * v] = (uint8_t)(h & 0xFF), hdr[2 * v + 1] = (uint8_t)(h >> 8);
+    }
+    for (int64_t i = 0; i < n; i += 256) { /* 256 values start on a byte for any width */
+        const int32_t c = n - i < 256 ? (int32_t)(n - i) : 256;
+        levels(d, k, b + rh + i * d->bits / 8, c);
+        for (int32_t s = 0; s < c / 32; s++) o += put_block(to, o, hdr, d->affine ? 4 : 2, k + 32 * s);
+    }
+}
+
+void lb_transcode_row(lb_type from, lb_type to, void *dst, const void *src, int64_t n) {
     lb_intn_desc d;
-    const lb_type to = lb_transcode_target(from);
+    if (to == LB_TYPE_INVALID) return;
     if (from == LB_TYPE_TQ1_0 || from == LB_TYPE_TQ2_0) {
-        ternary_row(from, dst, src, n);
+        tq_row(from, to, dst, src, n);
         return;
     }
     if (from == LB_TYPE_TERNARY) {
-        if (n % 32 == 0) lowbit_ternary_row(dst, src, n);
+        if (n % 32 == 0) ternary_row(to, dst, src, n);
         return;
     }
     if (from == LB_TYPE_NF4) {
-        nf4_row(dst, src, n);
+        if (to == LB_TYPE_XNF4) nf4_row(dst, src, n);
         return;
     }
-    if (to == LB_TYPE_INVALID || !lb_intn_desc_of(from, &d)) return;
-    int32_t k[256];
-    if (to == LB_TYPE_INT8_PC) { /* the row's f32 d, then its levels as int8, 256 at a time */
-        const uint8_t *b = src;
-        int8_t        *q = (int8_t *)((uint8_t *)dst + 4);
-        memcpy(dst, b, 4);
-        for (int64_t i = 0; i < n; i += 256) {
-            const int32_t c = n - i < 256 ? (int32_t)(n - i) : 256;
-            levels(&d, k, b + 4 + i * d.bits / 8, c);
-            for (int32_t j = 0; j < c; j++) q[i + j] = (int8_t)k[j];
-        }
+    if (!lb_intn_desc_of(from, &d)) return;
+    if (d.group <= 0) {
+        if (to == LB_TYPE_INT8_PC || n % 32 == 0) row_scaled(&d, to, dst, src, n);
         return;
     }
     const size_t   hb = d.affine ? 4 : 2, bb = LB_INTN_BLOCK_BYTES(d.bits, d.affine, d.group);
-    const int32_t  off = to == LB_TYPE_Q8_0 || d.affine ? 0 : to == LB_TYPE_Q5_0 ? 16 : to == LB_TYPE_X2_0 ? 2 : 8;
-    const uint8_t *b   = src;
-    uint8_t       *o   = dst;
+    const uint8_t *b  = src;
+    uint8_t       *o  = dst;
+    int32_t        k[256];
     for (int64_t g = 0; g < n / d.group; g++, b += bb) {
         levels(&d, k, b + hb, d.group);
-        for (int32_t s = 0; s < d.group / 32; s++) {
-            const int32_t *q = k + 32 * s;
-            memcpy(o, b, hb); /* d [and m], f16, as the block types start */
-            switch (to) {
-            case LB_TYPE_Q8_0: {
-                lb_block_q8_0 *y = (lb_block_q8_0 *)o;
-                for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)q[j];
-                o += sizeof *y;
-                break;
-            }
-            case LB_TYPE_X2_0:
-            case LB_TYPE_X2_1: {
-                int32_t u[32];
-                for (int j = 0; j < 32; j++) u[j] = q[j] + off;
-                put_x2(o + hb, u);
-                o += to == LB_TYPE_X2_0 ? sizeof(lb_block_x2_0) : sizeof(lb_block_x2_1);
-                break;
-            }
-            case LB_TYPE_Q4_0:
-            case LB_TYPE_Q4_1: {
-                uint8_t *qs = o + hb;
-                for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((q[j] + off) | (q[j + 16] + off) << 4);
-                o += to == LB_TYPE_Q4_0 ? sizeof(lb_block_q4_0) : sizeof(lb_block_q4_1);
-                break;
-            }
-            default: { /* Q5_0, Q5_1: low nibbles as Q4's, bit 4 of value j in bit j of qh */
-                uint8_t *qh = o + hb, *qs = qh + 4;
-                uint32_t h  = 0;
-                for (int j = 0; j < 16; j++) {
-                    const uint32_t a = (uint32_t)(q[j] + off), c = (uint32_t)(q[j + 16] + off);
-                    qs[j] = (uint8_t)((a & 15) | (c & 15) << 4);
-                    h |= (a >> 4 & 1) << j | (c >> 4 & 1) << (j + 16);
-                }
-                memcpy(qh, &h, 4);
-                o += to == LB_TYPE_Q5_0 ? sizeof(lb_block_q5_0) : sizeof(lb_block_q5_1);
-                break;
-            }
-            }
-        }
+        for (int32_t s = 0; s < d.group / 32; s++) o += put_block(to, o, b, hb, k + 32 * s);
     }
 }

@@ -90,10 +90,11 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
     w->tc            = calloc((size_t)n, sizeof *w->tc);
     w->tc_buf        = calloc((size_t)n, sizeof *w->tc_buf);
     LB_GOTO_IF(!w->tc || !w->tc_buf, err, LB_ERR_NOMEM, "out of memory");
-    for (int32_t i = 0; i < n; i++) { /* INTn groups as their GGUF block type */
+    for (int32_t i = 0; i < n; i++) { /* types without kernels as types with them (transcode.c) */
         const lb_tensor *t  = w->mats[i].t;
         lb_type          to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
-        if (to == LB_TYPE_INVALID && pack && t && t->ne[0] % 32 == 0) to = lb_transcode_approx_target(t->type);
+        const lb_type    ap = pack && t && t->ne[0] % 32 == 0 ? lb_transcode_approx_target(t->type) : LB_TYPE_INVALID;
+        if (ap != LB_TYPE_INVALID) to = ap; /* activations quantized anyway: the faster kernel */
         const bool requant  = to == LB_TYPE_INVALID && pack && t && lb_type_get_traits(t->type)->is_quantized &&
                              !lb_qdot_get(t->type) && t->ne[0] % 32 == 0;
         if (requant) to = LB_TYPE_Q8_0; /* no kernel and no block type with its values: Q8_0's */
@@ -114,7 +115,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
                 const uint8_t *src = (const uint8_t *)t->data + (size_t)r * ts;
                 if (!b || (requant && !x)) continue;
                 if (!requant) {
-                    lb_transcode_row(t->type, b + (size_t)r * rs, src, t->ne[0]);
+                    lb_transcode_row(t->type, to, b + (size_t)r * rs, src, t->ne[0]);
                 } else {
                     lb_type_get_traits(t->type)->to_float(x, src, t->ne[0]);
                     lb_quantize_rows(LB_TYPE_Q8_0, b + (size_t)r * rs, x, 1, t->ne[0], NULL);

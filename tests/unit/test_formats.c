@@ -452,7 +452,7 @@ static void test_transcode(void **state) {
         lb_quantize_rows((lb_type)t, q + rs * (size_t)(rows - 1), x + (rows - 1) * n, 1, n, imp);
         for (int64_t r = 0; r < rows; r++) {
             lb_type_get_traits((lb_type)t)->to_float(y1, q + rs * (size_t)r, n);
-            lb_transcode_row((lb_type)t, o, q + rs * (size_t)r, n);
+            lb_transcode_row((lb_type)t, to, o, q + rs * (size_t)r, n);
             lb_type_get_traits(to)->to_float(y2, o, n);
             if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0)
                 fail_msg("%s -> %s: row %lld differs", lb_type_name((lb_type)t), lb_type_name(to), (long long)r);
@@ -473,7 +473,7 @@ static void test_transcode(void **state) {
         assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_X2_0);
         lb_quantize_rows(tq[k], q, x, 1, n, NULL);
         lb_type_get_traits(tq[k])->to_float(y1, q, n);
-        lb_transcode_row(tq[k], o, q, n);
+        lb_transcode_row(tq[k], LB_TYPE_X2_0, o, q, n);
         lb_type_get_traits(LB_TYPE_X2_0)->to_float(y2, o, n);
         if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0) fail_msg("%s -> x2_0 differs", lb_type_name(tq[k]));
         free(x), free(y1), free(y2), free(q), free(o);
@@ -481,8 +481,9 @@ static void test_transcode(void **state) {
 }
 
 /* Where activations are quantized anyway: NF4 as XNF4 within absmax / 254 (the int8 grid's
- * rounding) plus the f16 scale's 2^-11, lowbit's ternary as X2_0 within gamma's f16 rounding;
- * rows of a zero block, ordinary ones and a large scale. Other types have no such target. */
+ * rounding) plus the f16 scale's 2^-11, lowbit's ternary as X2_0 within gamma's f16 rounding
+ * (rows of a zero block, ordinary ones and a large scale), INTn's per-row and per-tensor
+ * scales within their f16 rounding. Other types have no such target. */
 static void test_transcode_approx(void **state) {
     (void)state;
     const int64_t n = 512;
@@ -496,7 +497,7 @@ static void test_transcode_approx(void **state) {
         assert_int_equal(lb_transcode_approx_target(LB_TYPE_NF4), LB_TYPE_XNF4);
         lb_quantize_rows(LB_TYPE_NF4, q, x, 1, n, NULL);
         lb_type_get_traits(LB_TYPE_NF4)->to_float(y1, q, n);
-        lb_transcode_row(LB_TYPE_NF4, o, q, n);
+        lb_transcode_row(LB_TYPE_NF4, LB_TYPE_XNF4, o, q, n);
         lb_type_get_traits(LB_TYPE_XNF4)->to_float(y2, o, n);
         for (int64_t b = 0; b < n / 64; b++) {
             float amax;
@@ -508,12 +509,40 @@ static void test_transcode_approx(void **state) {
         assert_int_equal(lb_transcode_approx_target(LB_TYPE_TERNARY), LB_TYPE_X2_0);
         lb_quantize_rows(LB_TYPE_TERNARY, q, x, 1, n, NULL);
         lb_type_get_traits(LB_TYPE_TERNARY)->to_float(y1, q, n);
-        lb_transcode_row(LB_TYPE_TERNARY, o, q, n);
+        lb_transcode_row(LB_TYPE_TERNARY, LB_TYPE_X2_0, o, q, n);
         lb_type_get_traits(LB_TYPE_X2_0)->to_float(y2, o, n);
         for (int64_t i = 0; i < n; i++)
             if (fabsf(y2[i] - y1[i]) > fabsf(y1[i]) * 0x1p-11f)
                 fail_msg("ternary -> x2_0: value %lld: %g vs %g", (long long)i, (double)y2[i], (double)y1[i]);
     }
+    /* per-row and per-tensor scales: the block type of their width, f16 scales; affine 6 and 8
+     * bits have none */
+    int n_rows = 0;
+    for (int t = 0; t < LB_TYPE_COUNT; t++) {
+        lb_intn_desc d;
+        if (!lb_intn_desc_of((lb_type)t, &d) || d.group > 0) continue;
+        const lb_type to = lb_transcode_approx_target((lb_type)t);
+        assert_int_equal(to == LB_TYPE_INVALID, (d.affine && d.bits >= 6) || t == LB_TYPE_INT8_PC);
+        if (to == LB_TYPE_INVALID) continue;
+        n_rows++;
+        fill(x, n, 2.0f);
+        for (int64_t i = 0; i < n; i++) x[i] += d.affine ? 3.0f : 0.0f;
+        uint8_t *r = malloc(lb_row_size((lb_type)t, n)), *b = malloc(lb_row_size(to, n));
+        lb_quantize_rows((lb_type)t, r, x, 1, n, NULL);
+        lb_type_get_traits((lb_type)t)->to_float(y1, r, n);
+        lb_transcode_row((lb_type)t, to, b, r, n);
+        lb_type_get_traits(to)->to_float(y2, b, n);
+        float sc[2] = { 0, 0 };
+        memcpy(sc, r, d.affine ? 8 : 4);
+        for (int64_t i = 0; i < n; i++)
+            if (fabsf(y2[i] - y1[i]) > (fabsf(y1[i] - sc[1]) + fabsf(sc[1])) * 0x1p-10f)
+                fail_msg("%s -> %s: value %lld: %g vs %g", lb_type_name((lb_type)t), lb_type_name(to), (long long)i,
+                         (double)y2[i], (double)y1[i]);
+        free(r), free(b);
+    }
+    assert_int_equal(n_rows, 6 * 2 * 2 - 2 * 2 - 1);
+    assert_int_equal(lb_transcode_approx_target(LB_TYPE_INT4_PC), LB_TYPE_Q4_0);
+    assert_int_equal(lb_transcode_approx_target(LB_TYPE_UINT2_PT), LB_TYPE_X2_1);
     assert_int_equal(lb_transcode_approx_target(LB_TYPE_Q4_0), LB_TYPE_INVALID);
     assert_int_equal(lb_transcode_approx_target(LB_TYPE_FP8_E4M3_PC), LB_TYPE_INVALID);
     free(x), free(y1), free(y2), free(q), free(o);

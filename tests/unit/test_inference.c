@@ -324,23 +324,26 @@ static void test_bench_harness(void **state) {
     assert_true(lb_peak_rss() > 0);
 }
 
-/* INTn group matrices run through the kernels of the GGUF block type holding their values
- * (weights.c, lb_transcode_target): a model quantized to an INTn type (every matrix; the
- * output's 404 rows leave 4 after the packed groups of 8) gives the logits of the same model
- * written in that block type, bit for bit, in fast and exact contexts, batched or not, at 1
- * and 2 threads: Q4_0 and Q8_0 (packed), Q5_1 (unpacked), TQ2_0 as Q4_0, per-row and
- * per-tensor scales as INT8_PC (f32 activations). The types no block type holds (NF4, FP8,
- * ternary, 8-bit affine groups) are requantized to Q8_0 in fast contexts: the logits of the
- * model written so, and near the exact ones. */
+/* Types without kernels run through a type that has them (weights.c, transcode.c): a model
+ * quantized to such a type (every matrix; the output's 404 rows leave 4 after the packed
+ * groups of 8) gives, bit for bit, the logits of the same model written in a GGUF block type
+ * holding what the kernels compute, at 1 and 2 threads, batched or not:
+ *   - exact transcodes (INTn groups as Q4_0, Q5_1, Q8_0; TQ2_0 as X2_0, written as Q4_0:
+ *     the same integer sums and scales), in fast and exact contexts;
+ *   - fast contexts only: per-row and per-tensor scales as the block type of their width (f16
+ *     scales; INT8_PC, exact, elsewhere), lowbit's ternary as X2_0 (gamma in f16, written as
+ *     Q4_0), types no block type holds (FP8, 8-bit affine groups) requantized to Q8_0.
+ * NF4 (as XNF4, an int8 grid no GGUF type has) and every fast-only type stay near the exact
+ * logits. */
 static void test_transcoded_kernels(void **state) {
     (void)state;
-    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int4_pc", "int3_pt",
-                                         "nf4", "fp8_e4m3_pc", "ternary", "uint8_g64" };
+    static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int2_g64", "uint2_g128",
+                                         "int4_pc", "int3_pt", "nf4", "fp8_e4m3_pc", "ternary", "uint8_g64" };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char            p32[256], pa[256], pb[256];
         lb_synth_params sp = { .type = LB_TYPE_F32, .seed = 3 };
         lb_error        err = { 0 };
-        lb_model       *m, *qa, *qb;
+        lb_model       *m, *qa, *qb = NULL;
         assert_int_equal(lb_synth_shape("tiny", &sp.cfg, &err), LB_OK);
         sp.cfg.n_layers = 1, sp.cfg.n_ff = 512, sp.cfg.n_vocab = 404;
         assert_int_equal(lb_synth_write(tmp_path("tc-f32.gguf", p32, sizeof p32), &sp, &err), LB_OK);
@@ -354,41 +357,49 @@ static void test_transcoded_kernels(void **state) {
         lb_type         *ty = calloc((size_t)n, sizeof *ty);
         void           **dt = calloc((size_t)n, sizeof *dt);
         lb_model_tensors(qa, nt, n);
-        bool requant = false; /* no block type holds the values: Q8_0 from them, fast contexts only */
+        bool   fast_only = false, no_file = false; /* fast contexts compute other values; no GGUF type has them */
+        lb_type out_type = LB_TYPE_INVALID;
         float *x = malloc((size_t)qa->cfg.n_ff * sizeof *x);
         for (int32_t i = 0; i < n; i++) { /* the same model in the block type */
-            lb_type   to = lb_transcode_target(nt[i].t->type);
-            const bool rq = to == LB_TYPE_INVALID && lb_type_get_traits(nt[i].t->type)->is_quantized &&
-                            nt[i].role != LB_ROLE_TOKEN_EMBD; /* looked up, not a product: as stored */
-            if (rq) to = LB_TYPE_Q8_0, requant = true;
-            ty[i] = to == LB_TYPE_INVALID ? nt[i].t->type : to;
-            if (to == LB_TYPE_INVALID) continue;
+            const lb_type from = nt[i].t->type;
+            const bool    prod = nt[i].role != LB_ROLE_TOKEN_EMBD; /* the embedding is looked up: as stored */
+            lb_type       to = lb_transcode_target(from), ap = prod ? lb_transcode_approx_target(from) : LB_TYPE_INVALID;
+            const bool    rq = to == LB_TYPE_INVALID && ap == LB_TYPE_INVALID && prod && lb_type_get_traits(from)->is_quantized;
+            if (ap != LB_TYPE_INVALID) to = ap, fast_only = true;
+            if (rq) to = LB_TYPE_Q8_0, fast_only = true;
+            if (to == LB_TYPE_XNF4) no_file = true;
+            const lb_type wt = to == LB_TYPE_X2_0 ? LB_TYPE_Q4_0 : to == LB_TYPE_X2_1 ? LB_TYPE_Q4_1 : to;
+            if (nt[i].role == LB_ROLE_OUTPUT) out_type = wt;
+            ty[i] = wt == LB_TYPE_INVALID ? from : wt;
+            if (wt == LB_TYPE_INVALID || no_file) continue;
             const int64_t rows = lb_tensor_nelements(nt[i].t) / nt[i].t->ne[0], ne0 = nt[i].t->ne[0];
-            uint8_t      *b    = malloc((size_t)rows * lb_row_size(to, ne0));
+            uint8_t      *b    = malloc((size_t)rows * lb_row_size(wt, ne0));
             for (int64_t r = 0; r < rows; r++) {
                 if (!rq) {
-                    lb_transcode_row(nt[i].t->type, b + (size_t)r * lb_row_size(to, ne0), lb_tensor_row(nt[i].t, r), ne0);
+                    lb_transcode_row(from, wt, b + (size_t)r * lb_row_size(wt, ne0), lb_tensor_row(nt[i].t, r), ne0);
                     continue;
                 }
                 lb_tensor_get_row_f32(nt[i].t, r, x);
-                lb_quantize_rows(to, b + (size_t)r * lb_row_size(to, ne0), x, 1, ne0, NULL);
+                lb_quantize_rows(wt, b + (size_t)r * lb_row_size(wt, ne0), x, 1, ne0, NULL);
             }
             dt[i] = b;
         }
         free(x);
-        const lb_write_plan plan = { .types = ty, .data = (const void *const *)dt };
-        assert_int_equal(lb_model_write_gguf(qa, tmp_path("tc-b.gguf", pb, sizeof pb), &plan, &err), LB_OK);
-        assert_int_equal(lb_model_load(&qb, pb, NULL, &err), LB_OK);
-        assert_int_equal(qb->output.type, requant ? LB_TYPE_Q8_0 : lb_transcode_target(qa->output.type));
         assert_int_equal(qa->output.ne[1] % 8, 4);
         const size_t nl = N_TOK * (size_t)qa->cfg.n_vocab;
-        if (requant) { /* the requantized model stays near the exact products */
+        if (fast_only) { /* the fast contexts' values stay near the exact products */
             float *e = logits(qa, false, true, LB_TYPE_F32, LB_TYPE_F32), *f = logits(qa, true, true, LB_TYPE_F32, LB_TYPE_F32);
-            printf("# %s: fast (requantized to q8_0) vs exact logits %.2e\n", types[k], test_rel_rms(f, e, nl));
+            printf("# %s: fast (as %s) vs exact logits %.2e\n", types[k], lb_type_name(out_type), test_rel_rms(f, e, nl));
             assert_true(test_rel_rms(f, e, nl) < 0.05);
             free(e), free(f);
         }
-        for (int fast = requant; fast < 2; fast++)
+        if (!no_file) {
+            const lb_write_plan plan = { .types = ty, .data = (const void *const *)dt };
+            assert_int_equal(lb_model_write_gguf(qa, tmp_path("tc-b.gguf", pb, sizeof pb), &plan, &err), LB_OK);
+            assert_int_equal(lb_model_load(&qb, pb, NULL, &err), LB_OK);
+            assert_int_equal(qb->output.type, out_type);
+        }
+        for (int fast = fast_only; qb && fast < 2; fast++)
             for (int batch = 0; batch < 2; batch++)
                 for (int th = 1; th <= 2; th++) {
                     lb_threads_set(th);
@@ -401,7 +412,8 @@ static void test_transcoded_kernels(void **state) {
                 }
         for (int32_t i = 0; i < n; i++) free(dt[i]);
         free(nt), free(ty), free(dt);
-        lb_model_free(qb), lb_model_free(qa), lb_model_free(m);
+        if (qb) lb_model_free(qb);
+        lb_model_free(qa), lb_model_free(m);
         remove(p32), remove(pa), remove(pb);
     }
 }
