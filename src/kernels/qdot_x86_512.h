@@ -6,7 +6,8 @@
  *   - Q4_0: nibbles 0..15, the sum starts at -8 sum(a) (the levels' offset);
  *   - Q4_1: nibbles as they are, the minimum times s_a in float as elsewhere;
  *   - IQ4_NL, XNF4: the grid shifted by +128 into bytes 1..255, the sum starts at -128 sum(a);
- *   - Q8_0: w ^ 0x80 = w + 128 (any byte), the sum starts at -128 sum(a).
+ *   - Q8_0: w ^ 0x80 = w + 128 (any byte), the sum starts at -128 sum(a);
+ *   - X2_0, X2_1: the 2-bit levels u in 0..3, four shifts a group; X2_0's sum starts at -2 sum(a).
  * Every sum is the exact integer the 256-bit kernels compute (|sum| < 2^21), and the float
  * steps per block are theirs (acc = fma(float(sum), d_w * d_a, acc)), so a row's result has
  * the same bits in either kernel: packed or not, 512 or 256 bits, any tile. An odd last group
@@ -32,7 +33,8 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes). PB:
+/* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL, XNF4) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes),
+ * 2 (X2_0) or 1 (X2_1) with NG 2 (2-bit levels, the 4-byte groups of pk_x2_0). PB:
  * bytes of a packed block, QO: offset of its quants. OFF: the constant taken off each level
  * product's sum (times the activations' sum). */
 #define ZX_PACKED(X, KIND, NG, PB, QO, OFF, GRID)                                                      \
@@ -52,7 +54,15 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
                 s[c] = _mm512_set1_epi32(-(OFF) * ((const lb_block_q8a *)(A + (size_t)c * as) + i)->sum); \
             _Pragma("GCC unroll 8") for (int k = 0; k < (NG); k++) {                               \
                 const __m512i g = zx_pair(B0 + (QO) + 32 * k, B1 + (QO) + 32 * k);                 \
-                if ((NG) == 8) {                                                                   \
+                if ((NG) == 2) { /* X2_0 / X2_1: four shifts of the 2-bit levels */               \
+                    _Pragma("GCC unroll 4") for (int sh = 0; sh < 4; sh++) {                       \
+                        const __m512i w = _mm512_and_si512(_mm512_srli_epi16(g, 2 * sh), _mm512_set1_epi8(3)); \
+                        _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) {                   \
+                            const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 8 * sh + 4 * k; \
+                            s[c] = _mm512_dpbusd_epi32(s[c], w, zx_bcast4(aq));                    \
+                        }                                                                          \
+                    }                                                                              \
+                } else if ((NG) == 8) {                                                            \
                     const __m512i u = _mm512_xor_si512(g, _mm512_set1_epi8((char)0x80));           \
                     _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) {                       \
                         const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 4 * k; \
@@ -179,10 +189,14 @@ ZX_PACKED(q4_1, 1, 4, 160, 32, 0, lb_iq4nl_grid)
 ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128, lb_iq4nl_grid)
 ZX_PACKED(xnf4, 0, 4, 144, 16, 128, lb_nf4_grid8)
 ZX_PACKED(q8_0, 0, 8, 272, 16, 128, lb_iq4nl_grid)
+ZX_PACKED(x2_0, 2, 2, 80, 16, 2, lb_iq4nl_grid)
+ZX_PACKED(x2_1, 1, 2, 96, 32, 0, lb_iq4nl_grid)
 ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
 ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC)
+ZX_GEMM_PACKED(x2_0, 80, 32, ZX_PNC)
+ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 
@@ -284,6 +298,8 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_1].gemm_packed   = zgemm_packed_q4_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
     t->kern[LB_TYPE_XNF4].gemm_packed   = zgemm_packed_xnf4;
+    t->kern[LB_TYPE_X2_0].gemm_packed   = zgemm_packed_x2_0;
+    t->kern[LB_TYPE_X2_1].gemm_packed   = zgemm_packed_x2_1;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };

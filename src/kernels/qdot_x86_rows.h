@@ -145,8 +145,16 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
 
 /* X2_0 (KIND 2: levels u - 2) and X2_1 (KIND 1: affine), 2 bits: dword k of the 8 rows holds
  * bytes 4 k .. 4 k + 3 of each row's 8, so shift sh (0, 2, 4, 6) of it gives values 8 sh / 2 +
- * 4 k .. + 3 in each row's lane, against 4 consecutive activation bytes. The int16 sums of a
- * block's 8 steps fit (8 * 2 * 3 * 127); the offset comes off the exact int32 sum per lane. */
+ * 4 k .. + 3 in each row's lane, against 4 consecutive activation bytes. With VNNI each step
+ * adds into int32 (dpbusd); without, the int16 sums of a block's 8 steps fit (8 * 2 * 3 * 127)
+ * and widen once. The offset comes off the exact int32 sum per lane. */
+#ifdef __AVX512VNNI__
+#define QX_CRUMB_ADD(s, w, a) _mm256_dpbusd_epi32((s), (w), (a))
+#define QX_CRUMB_SUM(s)       (s)
+#else
+#define QX_CRUMB_ADD(s, w, a) _mm256_add_epi16((s), _mm256_maddubs_epi16((w), (a)))
+#define QX_CRUMB_SUM(s)       _mm256_madd_epi16((s), _mm256_set1_epi16(1))
+#endif
 #define QX_PACKED_CRUMBS(X, KIND)                                                                  \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
@@ -166,7 +174,7 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
                     const __m256i w = _mm256_and_si256(g, m2);                                     \
                     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                       \
                         const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 8 * sh + 4 * k; \
-                        s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(w, qx_bcast4(aq)));     \
+                        s[c] = QX_CRUMB_ADD(s[c], w, qx_bcast4(aq));                               \
                         QX_KEEP(s[c]);                                                             \
                     }                                                                              \
                 }                                                                                  \
@@ -176,7 +184,7 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
                                         : _mm256_setzero_ps();                                     \
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
                 const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
-                __m256i is = _mm256_madd_epi16(s[c], _mm256_set1_epi16(1));                        \
+                __m256i is = QX_CRUMB_SUM(s[c]);                                                   \
                 if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
                 if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
