@@ -39,14 +39,9 @@ int32_t lb_grid_q2_k_levels(const void *block, int32_t j, float *v) {
 void lb_grid_q2_k_set(void *block, int32_t j, int32_t k) { set_crumb(((lb_block_q2_k *)block)->qs, j, k); }
 
 /* ---- Q3_K: x = d * (sc - 32) * (q - 4), q in 0..7: low 2 bits as Q2_K, high bit in hmask ---- */
-static int q3_k_scale(const uint8_t *scales, int g) { /* as q3_k.c's q3_k_get_scale */
-    const int lo = g < 8 ? scales[g] & 0xF : scales[g - 8] >> 4;
-    return (lo | ((scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
-}
-
 int32_t lb_grid_q3_k_levels(const void *block, int32_t j, float *v) {
     const lb_block_q3_k *b  = block;
-    const float          dl = lb_f16_to_f32(b->d) * (float)q3_k_scale(b->scales, j / 16);
+    const float          dl = lb_f16_to_f32(b->d) * (float)lb_q3_k_scale(b->scales, j / 16);
     /* the dequantizer's ((low) - (high bit ? 0 : 4)) is the integer q - 4 */
     for (int32_t k = 0; k < 8; k++) v[k] = dl * (float)(k - 4);
     return 8;

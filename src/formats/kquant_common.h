@@ -20,6 +20,14 @@ static inline int lb_kq_nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* Q3_K's signed scale (-32..31) of group g (0..15) from its 12 packed bytes: the low 4 bits
+ * in a nibble of scales[g % 8] (the high one for g >= 8), the high 2 in bits 2 (g / 4) of
+ * scales[8 + g % 4]. */
+static inline int lb_q3_k_scale(const uint8_t *scales, int g) {
+    const int lo = g < 8 ? scales[g] & 0xF : scales[g - 8] >> 4;
+    return (lo | ((scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
+}
+
 static inline int lb_kq_clamp(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }

@@ -69,17 +69,13 @@ static void q3_k_put_scale(uint8_t *scales, int g, int l) {
     scales[8 + g % 4] |= (uint8_t)((l >> 4) << (2 * (g / 4)));
 }
 
-/* The signed scale of group g: -32 .. 31. */
-static int q3_k_get_scale(const uint8_t *scales, int g) {
-    const int lo = g < 8 ? scales[g] & 0xF : scales[g - 8] >> 4;
-    return (lo | ((scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
-}
+/* The signed scale of group g (-32 .. 31): lb_q3_k_scale (kquant_common.h). */
 
 /* Re-round every group on its stored scale, then split the levels into qs and hmask. */
 static void q3_k_finish(lb_block_q3_k *y, const float *x, int8_t *L) {
     const float d_all = lb_f16_to_f32(y->d);
     for (int g = 0; g < QK_K / 16; g++) {
-        const float d = d_all * (float)q3_k_get_scale(y->scales, g);
+        const float d = d_all * (float)lb_q3_k_scale(y->scales, g);
         if (!d) continue; /* keep the levels of the search */
         for (int i = 0; i < 16; i++)
             L[16 * g + i] = (int8_t)(lb_kq_clamp(lb_kq_nearest_int(x[16 * g + i] / d), -4, 3) + 4);
@@ -171,7 +167,7 @@ void lb_dequantize_row_q3_k(float *y, const void *src, int64_t n) {
             const uint8_t *q  = b[i].qs + 32 * h + off;
             const uint8_t *hm = b[i].hmask + off;
             const int      hb = 4 * h + k; /* the hmask bit of this group */
-            const float    dl = d_all * (float)q3_k_get_scale(b[i].scales, g);
+            const float    dl = d_all * (float)lb_q3_k_scale(b[i].scales, g);
             for (int l = 0; l < 16; l++)
                 y[l] = dl * (float)(((q[l] >> (2 * k)) & 3) - ((hm[l] >> hb) & 1 ? 0 : 4));
         }

@@ -322,12 +322,11 @@ QX_INLINE __m256i qx_s8x2(const uint8_t *p) { /* 8 int8 -> 8 lanes of (s, s) int
     return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
 }
 
-QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    __m256i       is[QX_PNC], ms[QX_PNC];
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
-    _Pragma("GCC unroll 2") for (int j = 0; j < 16; j += 2) { /* the offsets: sum_j sc_j * bsums_j */
-        const __m256i sc = qx_s8x2(B + 16 + 8 * j), sc1 = qx_s8x2(B + 24 + 8 * j);
+/* the 8 rows' int8 scales of 16 values (scale j of row r at S + 8 j + r) times the activations'
+ * sums of 16 (bsums), summed over the 16 groups into each column's ms (exact int32) */
+QX_INLINE void qx_scale_sums(const uint8_t *S, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256i *ms) {
+    _Pragma("GCC unroll 2") for (int j = 0; j < 16; j += 2) {
+        const __m256i sc = qx_s8x2(S + 8 * j), sc1 = qx_s8x2(S + 8 + 8 * j);
         const __m256i two = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xFFFF)),
                                             _mm256_slli_epi32(sc1, 16)); /* (sc_j, sc_j+1) */
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
@@ -335,6 +334,13 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
             ms[c] = _mm256_add_epi32(ms[c], _mm256_madd_epi16(two, qx_bcast4((const int8_t *)(ab->bsums + j))));
         }
     }
+}
+
+QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256i       is[QX_PNC], ms[QX_PNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
+    qx_scale_sums(B + 16, A, as, i, ncol, ms);
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 8; k++) {
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 32 * k));
@@ -365,55 +371,96 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     }
 }
 
-QX_INLINE void pk_q6_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,
-                       int64_t ldo, const int ncol) {
-    __m256 acc[QX_PNC];
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        qx_prefetch(P + (size_t)i * LB_Q6_K_PACKED, LB_Q6_K_PACKED);
-        q6k_block(P + (size_t)i * LB_Q6_K_PACKED, A, as, i, ncol, acc);
+/* Q3_K, packed (qdot_pack.c), as Q6_K: per 4-value step the 3-bit levels (2 bits of qs, the
+ * third from hmask) times the activations, times the step's scale, exact in int32; the
+ * levels' offset 4 comes off as 4 times the scales times the activation sums of 16. */
+QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
+    const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
+    __m256i       is[QX_PNC], ms[QX_PNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
+    qx_scale_sums(B + 16, A, as, i, ncol, ms);
+    __m256i scv[16]; /* each group's scale, (s, s) in each row's lane, widened once */
+    _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) scv[j] = qx_s8x2(B + 16 + 8 * j);
+    for (int k = 0; k < 8; k++) {
+        const __m256i H = _mm256_loadu_si256((const __m256i *)(B + 656 + 32 * k));
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            __m256i g  = _mm256_loadu_si256((const __m256i *)(B + 144 + 256 * h + 32 * k));
+            __m256i hb = _mm256_slli_epi16(_mm256_srli_epi16(H, 4 * h), 2); /* bit 4 h + q at 2 + q */
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) { /* values 128 h + 32 q + 4 k .. + 3 */
+                const __m256i v    = _mm256_or_si256(_mm256_and_si256(g, m3), _mm256_and_si256(hb, m4));
+                const int     base = 128 * h + 32 * q + 4 * k;
+                const __m256i sc   = scv[base / 16];
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + base;
+                    is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(v, qx_bcast4(aq)), sc));
+                }
+                g  = _mm256_srli_epi16(g, 2);
+                hb = _mm256_srli_epi16(hb, 1);
+            }
+        }
     }
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]);
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+        const __m256i t  = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 2));
+        const __m256  da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+        acc[c]           = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_mul_ps(d8, da), acc[c]);
+    }
 }
 
-/* one Q6_K row: the integer sum and the fma of q6k_block's lane */
-static void row1_q6_k(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc,
-                      float *out, int64_t ldo) {
-    for (int64_t c = 0; c < nc; c++) {
-        const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);
-        float               acc = 0.0f;
-        for (int64_t i = 0; i < nb; i++) {
-            qx_deck dk;
-            dec_q6_k(&dk, (const lb_block_q6_k *)row + i);
-            __m256i is = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++)
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(
-                         _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))),
-                         dk.sc[j]));
-            const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums)));
-            acc = fmaf((float)(qx_hsum_i32(is) - ms), dk.d * a[i].d, acc);
-        }
-        out[c * ldo] = acc;
+/* Q6_K and Q3_K (scales per 16, the levels' offset through the activation sums): the packed
+ * kernel; one row through dec_X, the same integer sum and fma as the packed kernel's lane; one
+ * column with each super-block of 8 rows packed on the stack first, then the packed code. */
+#define QX_PACKED_SC16(X, PB)                                                                      \
+    QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
+                          int64_t ldo, const int ncol) {                                           \
+        __m256 acc[QX_PNC];                                                                        \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm256_setzero_ps();       \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            qx_prefetch(P + (size_t)i * (PB), PB);                                                 \
+            X##_sb(P + (size_t)i * (PB), A, as, i, ncol, acc);                                     \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]); \
+    }                                                                                              \
+    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
+                         float *out, int64_t ldo) {                                                \
+        for (int64_t c = 0; c < nc; c++) {                                                         \
+            const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);                  \
+            float               acc = 0.0f;                                                        \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                qx_deck dk;                                                                        \
+                dec_##X(&dk, (const lb_block_##X *)row + i);                                       \
+                __m256i is = _mm256_setzero_si256();                                               \
+                for (int j = 0; j < 8; j++)                                                        \
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(                                   \
+                             _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
+                             dk.sc[j]));                                                           \
+                const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
+                acc = fmaf((float)(qx_hsum_i32(is) - ms), dk.d * a[i].d, acc);                     \
+            }                                                                                      \
+            out[c * ldo] = acc;                                                                    \
+        }                                                                                          \
+    }                                                                                              \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
+                         size_t as, float *out) {                                                  \
+        _Alignas(32) uint8_t buf[PB];                                                              \
+        int64_t              r = 0;                                                                \
+        for (; r + 8 <= nr; r += 8) {                                                              \
+            __m256 acc = _mm256_setzero_ps();                                                      \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                const uint8_t *rows[8];                                                            \
+                for (int k = 0; k < 8; k++) rows[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X); \
+                lb_pack_##X##_block(buf, rows);                                                    \
+                X##_sb(buf, A, as, i, 1, &acc);                                                    \
+            }                                                                                      \
+            _mm256_storeu_ps(out + r, acc);                                                        \
+        }                                                                                          \
+        for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);               \
     }
-}
 
-/* one column: each super-block of 8 rows packed on the stack, then pk's code */
-static void gemv_q6_k(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,
-                      size_t as, float *out) {
-    _Alignas(32) uint8_t buf[LB_Q6_K_PACKED];
-    int64_t              r = 0;
-    for (; r + 8 <= nr; r += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t i = 0; i < nb; i++) {
-            const uint8_t *rows[8];
-            for (int k = 0; k < 8; k++) rows[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_q6_k);
-            lb_pack_q6_k_block(buf, rows);
-            q6k_block(buf, A, as, i, 1, &acc);
-        }
-        _mm256_storeu_ps(out + r, acc);
-    }
-    for (; r < nr; r++) row1_q6_k(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);
-}
+#define q6_k_sb q6k_block
+#define q3_k_sb q3k_block
+QX_PACKED_SC16(q6_k, LB_Q6_K_PACKED)
+QX_PACKED_SC16(q3_k, LB_Q3_K_PACKED)
 
 /* one Q4_K / Q5_K row, the operations of pk_k45 lane by lane (the same exact integer sums, the
  * same two fmas a super-block) */
