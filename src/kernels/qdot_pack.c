@@ -16,6 +16,9 @@
  * Q3_K, per super-block of 8 rows (912 bytes): d (16 bytes), the 16 signed scales (-32..31)
  * unpacked to int8, scale j of row r at 16 + 8 j + r, then dword k (k < 16) of the rows' qs
  * at 144 + 32 k and dword m (m < 8) of their hmask at 656 + 32 m.
+ * Q2_K, per super-block of 8 rows (672 bytes): d (16 bytes), dmin (16), the scale bytes as
+ * stored (scale in the low nibble, min in the high one), byte j of row r at 32 + 8 j + r, then
+ * dword k (k < 16) of the rows' qs at 160 + 32 k.
  * Rows beyond the last whole group stay in the tensor's own layout. */
 #include <string.h>
 
@@ -69,17 +72,28 @@ void lb_pack_q3_k_block(uint8_t *o, const uint8_t *const rows[8]) {
     }
 }
 
+void lb_pack_q2_k_block(uint8_t *o, const uint8_t *const rows[8]) {
+    for (int r = 0; r < 8; r++) {
+        const lb_block_q2_k *b = (const lb_block_q2_k *)rows[r];
+        memcpy(o + 2 * r, &b->d, 2);
+        memcpy(o + 16 + 2 * r, &b->dmin, 2);
+        for (int j = 0; j < 16; j++) o[32 + 8 * j + r] = b->scales[j];
+        for (int k = 0; k < 16; k++) memcpy(o + 160 + 32 * k + 4 * r, b->qs + 4 * k, 4);
+    }
+}
+
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
     if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
     if (t == LB_TYPE_Q5_K) return Q5_K_PACKED;
     if (t == LB_TYPE_Q6_K) return LB_Q6_K_PACKED;
     if (t == LB_TYPE_Q3_K) return LB_Q3_K_PACKED;
+    if (t == LB_TYPE_Q2_K) return LB_Q2_K_PACKED;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    const int64_t values = t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
+    const int64_t values = t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
     return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
 }
 
@@ -111,9 +125,10 @@ void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) 
         pack_q45_k(dst, src, n, nr, t == LB_TYPE_Q5_K);
         return;
     }
-    if (t == LB_TYPE_Q6_K || t == LB_TYPE_Q3_K) { /* a super-block of 8 rows at a time */
-        const bool    six = t == LB_TYPE_Q6_K;
-        const size_t  bs  = six ? sizeof(lb_block_q6_k) : sizeof(lb_block_q3_k), pb = lb_pack_block_bytes(t);
+    if (t == LB_TYPE_Q6_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q2_K) { /* a super-block of 8 rows at a time */
+        const size_t  bs  = t == LB_TYPE_Q6_K ? sizeof(lb_block_q6_k) : t == LB_TYPE_Q3_K ? sizeof(lb_block_q3_k)
+                                                                                     : sizeof(lb_block_q2_k);
+        const size_t  pb  = lb_pack_block_bytes(t);
         const int64_t nb  = n / QK_K;
         const size_t  rs  = (size_t)nb * bs;
         uint8_t      *o   = dst;
@@ -121,8 +136,9 @@ void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) 
             for (int64_t i = 0; i < nb; i++, o += pb) {
                 const uint8_t *rows[8];
                 for (int r = 0; r < 8; r++) rows[r] = (const uint8_t *)src + (size_t)(8 * g + r) * rs + (size_t)i * bs;
-                if (six) lb_pack_q6_k_block(o, rows);
-                else lb_pack_q3_k_block(o, rows);
+                if (t == LB_TYPE_Q6_K) lb_pack_q6_k_block(o, rows);
+                else if (t == LB_TYPE_Q3_K) lb_pack_q3_k_block(o, rows);
+                else lb_pack_q2_k_block(o, rows);
             }
         return;
     }

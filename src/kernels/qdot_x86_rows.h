@@ -322,11 +322,21 @@ QX_INLINE __m256i qx_s8x2(const uint8_t *p) { /* 8 int8 -> 8 lanes of (s, s) int
     return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
 }
 
-/* the 8 rows' int8 scales of 16 values (scale j of row r at S + 8 j + r) times the activations'
- * sums of 16 (bsums), summed over the 16 groups into each column's ms (exact int32) */
-QX_INLINE void qx_scale_sums(const uint8_t *S, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256i *ms) {
+/* 8 bytes -> 8 lanes of (n, n) int16, n the nibble at bit sh (0, 4) of each byte */
+QX_INLINE __m256i qx_nib2(const uint8_t *p, const int sh) {
+    const __m256i v = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), sh),
+                                       _mm256_set1_epi32(0xF));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+/* the 8 rows' scales of 16 values (scale j of row r at S + 8 j + r: int8, or the high nibble
+ * of a byte) times the activations' sums of 16 (bsums), summed over the 16 groups into each
+ * column's ms (exact int32) */
+QX_INLINE void qx_scale_sums(const uint8_t *S, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256i *ms,
+                             const int hi_nibble) {
     _Pragma("GCC unroll 2") for (int j = 0; j < 16; j += 2) {
-        const __m256i sc = qx_s8x2(S + 8 * j), sc1 = qx_s8x2(S + 8 + 8 * j);
+        const __m256i sc  = hi_nibble ? qx_nib2(S + 8 * j, 4) : qx_s8x2(S + 8 * j);
+        const __m256i sc1 = hi_nibble ? qx_nib2(S + 8 + 8 * j, 4) : qx_s8x2(S + 8 + 8 * j);
         const __m256i two = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xFFFF)),
                                             _mm256_slli_epi32(sc1, 16)); /* (sc_j, sc_j+1) */
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
@@ -340,7 +350,7 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256i       is[QX_PNC], ms[QX_PNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
-    qx_scale_sums(B + 16, A, as, i, ncol, ms);
+    qx_scale_sums(B + 16, A, as, i, ncol, ms, 0);
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 8; k++) {
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 32 * k));
@@ -378,25 +388,30 @@ QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
     __m256i       is[QX_PNC], ms[QX_PNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
-    qx_scale_sums(B + 16, A, as, i, ncol, ms);
+    qx_scale_sums(B + 16, A, as, i, ncol, ms, 0);
     __m256i scv[16]; /* each group's scale, (s, s) in each row's lane, widened once */
     _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) scv[j] = qx_s8x2(B + 16 + 8 * j);
-    for (int k = 0; k < 8; k++) {
-        const __m256i H = _mm256_loadu_si256((const __m256i *)(B + 656 + 32 * k));
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            __m256i g  = _mm256_loadu_si256((const __m256i *)(B + 144 + 256 * h + 32 * k));
-            __m256i hb = _mm256_slli_epi16(_mm256_srli_epi16(H, 4 * h), 2); /* bit 4 h + q at 2 + q */
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) { /* values 128 h + 32 q + 4 k .. + 3 */
-                const __m256i v    = _mm256_or_si256(_mm256_and_si256(g, m3), _mm256_and_si256(hb, m4));
-                const int     base = 128 * h + 32 * q + 4 * k;
-                const __m256i sc   = scv[base / 16];
+    for (int hk = 0; hk < 4; hk++) { /* h = hk / 2, steps k = 4 (hk % 2) .. + 3: one scale per q */
+        const int h = hk / 2, k0 = 4 * (hk % 2);
+        __m256i   g[4], hb[4];
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+            g[k]  = _mm256_loadu_si256((const __m256i *)(B + 144 + 256 * h + 32 * (k0 + k)));
+            hb[k] = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(B + 656 + 32 * (k0 + k))), 4 * h);
+        }
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+            __m256i s16[QX_PNC]; /* 4 steps of 2 * 7 * 127 fit int16 */
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s16[c] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) { /* values 128 h + 32 q + 4 (k0 + k) .. + 3 */
+                const __m256i hi = q < 2 ? _mm256_slli_epi16(hb[k], 2 - q) : _mm256_srli_epi16(hb[k], q - 2);
+                const __m256i v  = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(g[k], 2 * q), m3),
+                                                   _mm256_and_si256(hi, m4)); /* hmask bit 4 h + q as 4 */
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + base;
-                    is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(v, qx_bcast4(aq)), sc));
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * (k0 + k);
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(v, qx_bcast4(aq)));
                 }
-                g  = _mm256_srli_epi16(g, 2);
-                hb = _mm256_srli_epi16(hb, 1);
             }
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)
+                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(s16[c], scv[8 * h + 2 * q + k0 / 4]));
         }
     }
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
@@ -407,10 +422,48 @@ QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     }
 }
 
-/* Q6_K and Q3_K (scales per 16, the levels' offset through the activation sums): the packed
+/* Q2_K, packed (qdot_pack.c): per 4-value step the 2-bit levels times the activations, times
+ * the step's 4-bit scale, exact in int32; the mins (high nibbles) times the activation sums
+ * of 16, in int32; then Q4_K's two fmas (d, dmin). */
+QX_INLINE void q2k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i       is[QX_PNC], ms[QX_PNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
+    qx_scale_sums(B + 32, A, as, i, ncol, ms, 1);
+    __m256i scv[16];
+    _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) scv[j] = qx_nib2(B + 32 + 8 * j, 0);
+    for (int hk = 0; hk < 4; hk++) { /* h = hk / 2, steps k = 4 (hk % 2) .. + 3: one scale per q */
+        const int h = hk / 2, k0 = 4 * (hk % 2);
+        __m256i   g[4];
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) g[k] = _mm256_loadu_si256((const __m256i *)(B + 160 + 256 * h + 32 * (k0 + k)));
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+            __m256i s16[QX_PNC]; /* 4 steps of 2 * 3 * 127 fit int16 */
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s16[c] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(g[k], 2 * q), m3); /* values 128 h + 32 q + 4 (k0 + k) .. + 3 */
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * (k0 + k);
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(v, qx_bcast4(aq)));
+                }
+            }
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)
+                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(s16[c], scv[8 * h + 2 * q + k0 / 4]));
+        }
+    }
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
+    const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16)));
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+        const __m256 da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+        acc[c]          = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), _mm256_mul_ps(d8, da), acc[c]);
+        acc[c]          = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[c]), _mm256_mul_ps(dm8, da), acc[c]);
+    }
+}
+
+/* Q6_K, Q3_K (scales per 16, the levels' offset through the activation sums) and Q2_K (MIN:
+ * its mins scaled by dmin, a second fma): the packed
  * kernel; one row through dec_X, the same integer sum and fma as the packed kernel's lane; one
  * column with each super-block of 8 rows packed on the stack first, then the packed code. */
-#define QX_PACKED_SC16(X, PB)                                                                      \
+#define QX_PACKED_SC16(X, PB, MIN)                                                                    \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
         __m256 acc[QX_PNC];                                                                        \
@@ -435,7 +488,8 @@ QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
                              _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
                              dk.sc[j]));                                                           \
                 const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
-                acc = fmaf((float)(qx_hsum_i32(is) - ms), dk.d * a[i].d, acc);                     \
+                acc = fmaf((float)(qx_hsum_i32(is) - ((MIN) ? 0 : ms)), dk.d * a[i].d, acc);       \
+                if (MIN) acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);                            \
             }                                                                                      \
             out[c * ldo] = acc;                                                                    \
         }                                                                                          \
@@ -459,8 +513,10 @@ QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
 
 #define q6_k_sb q6k_block
 #define q3_k_sb q3k_block
-QX_PACKED_SC16(q6_k, LB_Q6_K_PACKED)
-QX_PACKED_SC16(q3_k, LB_Q3_K_PACKED)
+#define q2_k_sb q2k_block
+QX_PACKED_SC16(q6_k, LB_Q6_K_PACKED, 0)
+QX_PACKED_SC16(q3_k, LB_Q3_K_PACKED, 0)
+QX_PACKED_SC16(q2_k, LB_Q2_K_PACKED, 1)
 
 /* one Q4_K / Q5_K row, the operations of pk_k45 lane by lane (the same exact integer sums, the
  * same two fmas a super-block) */
