@@ -25,7 +25,7 @@ int cmd_info(int argc, char **argv) {
         lb_jout_raw(&j, "types", "[");
         for (int t = 0, n = 0; t < LB_TYPE_COUNT; t++) {
             const lb_type_traits *tr = lb_type_get_traits((lb_type)t);
-            if (!tr) continue; /* reserved, not implemented yet */
+            if (!tr || tr->internal) continue; /* reserved; kernel layouts are not types a user has */
             lb_jout e;
             fputs(n++ ? ", " : "", stdout);
             lb_jout_begin(&e, stdout);
@@ -45,7 +45,7 @@ int cmd_info(int argc, char **argv) {
     printf("  %-12s %6s %6s %6s  %s\n", "name", "block", "bytes", "bpw", "llama.cpp");
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const lb_type_traits *tr = lb_type_get_traits((lb_type)t);
-        if (!tr) continue;
+        if (!tr || tr->internal) continue;
         printf("  %-12s %6d %6zu %6.2f  %s\n", tr->name, tr->block_size, tr->type_size,
                (double)tr->bits_per_weight, lb_type_to_ggml((lb_type)t) >= 0 ? "yes" : "no (lowbit only)");
     }

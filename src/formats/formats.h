@@ -13,7 +13,14 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "lowbit/core.h"
 #include "lowbit/tensor.h"
+
+/* f16 of x, saturated to its largest finite value (NaN stays NaN): the scales the INTn blocks
+ * and the kernel layouts store */
+static inline uint16_t lb_f16_sat(float x) {
+    return lb_f32_to_f16(isnan(x) ? x : fminf(fmaxf(x, -65504.0f), 65504.0f));
+}
 
 #define LB_DECLARE_REF(X)                                                                          \
     void lb_quantize_row_##X##_ref(void *dst, const float *src, int64_t n);                        \

@@ -67,11 +67,6 @@ static void range_of(const lb_intn_desc *d, const float *x, int64_t n, float *sc
     }
 }
 
-/* f16, saturated to its largest finite value */
-static uint16_t f16_sat(float x) {
-    return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
-}
-
 static int32_t qmin_of(const lb_intn_desc *d) { return d->affine ? 0 : -qmax_of(d); }
 
 /* the reciprocal of a scale the quantizer multiplies by */
@@ -173,7 +168,7 @@ static void quantize_row(const lb_intn_desc *d, uint8_t *y, const float *x, int6
             float s, m;
             if (imp) weighted_range(d, x, d->group, imp + b * d->group, d->group, &s, &m);
             else range_of(d, x, d->group, &s, &m);
-            const uint16_t sh = f16_sat(s), mh = f16_sat(m);
+            const uint16_t sh = lb_f16_sat(s), mh = lb_f16_sat(m);
             memcpy(y, &sh, 2);
             if (d->affine) memcpy(y + 2, &mh, 2);
             encode(d, y + hb, x, d->group, lb_f16_to_f32(sh), d->affine ? lb_f16_to_f32(mh) : 0.0f);

@@ -15,11 +15,15 @@
  * The values are the source type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
  * bits in groups, affine per-row and per-tensor scales, NF4, FP8 and lowbit's ternary have no
  * such type.
+ * TQ1_0 and TQ2_0 hold only the trits llama.cpp writes: TQ2_0's code 3 (2 d, out of spec)
+ * is read as 0, as before.
  * Where activations are quantized anyway (lb_transcode_approx_target), NF4 becomes XNF4 (its
  * levels in int8, d = absmax / 127 in f16: within absmax / 254 of each value), lowbit's
  * ternary X2_0 and INTn per-row and per-tensor scales the block type of their width (their
- * f32 scale [and minimum] in f16: within 2^-11 relative). lb_transcode_row writes any target
- * of a source that holds its levels (the tests write TQ2_0 as Q4_0, INTn 2 bits as Q4_0/Q4_1). */
+ * f32 scale [and minimum] in f16: within 2^-11 relative). A scale below f16's normal range
+ * (2^-14; NF4: absmax below 127 * 2^-14 = 0.0078) keeps fewer bits, as a requantized Q8_0's
+ * d would. lb_transcode_row writes any target of a source that holds its levels (the tests
+ * write TQ2_0 as Q4_0, INTn 2 bits as Q4_0/Q4_1). */
 #include <math.h>
 #include <string.h>
 
@@ -61,10 +65,6 @@ static void levels(const lb_intn_desc *d, int32_t *k, const uint8_t *q, int32_t 
 static int trit(float v, float d) {
     if (d == 0.0f) return signbit(v) ? -1 : 0;
     return v == d ? 1 : v == -d ? -1 : 0;
-}
-
-static uint16_t f16_sat(float x) {
-    return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
 }
 
 /* One 32-value block of type `to` at o: the header hdr (f16 d [and m], hb bytes) and the
@@ -124,7 +124,7 @@ static void tq_row(lb_type from, lb_type to, uint8_t *o, const uint8_t *b, int64
 static void ternary_row(lb_type to, uint8_t *o, const uint8_t *b, int64_t n) {
     float g;
     memcpy(&g, b, 4);
-    const uint16_t h     = f16_sat(g);
+    const uint16_t h     = lb_f16_sat(g);
     const uint8_t  dh[2] = { (uint8_t)(h & 0xFF), (uint8_t)(h >> 8) };
     int32_t        q[32];
     for (int64_t s = 0; s < n / 32; s++) {
@@ -142,7 +142,7 @@ static void nf4_row(lb_block_xnf4 *y, const lb_block_nf4 *b, int64_t n) {
     for (int64_t k = 0; k < n / QK_NF4; k++, b++) {
         float a;
         memcpy(&a, &b->d, 4);
-        const uint16_t dh = f16_sat(a / 127.0f);
+        const uint16_t dh = lb_f16_sat(a / 127.0f);
         for (int h = 0; h < 2; h++, y++) {
             y->d = dh;
             for (int j = 0; j < 16; j++) {
@@ -172,7 +172,7 @@ static void row_scaled(const lb_intn_desc *d, lb_type to, uint8_t *o, const uint
     memcpy(dm, b, rh);
     uint8_t hdr[4];
     for (int v = 0; v < 2; v++) {
-        const uint16_t h = f16_sat(dm[v]);
+        const uint16_t h = lb_f16_sat(dm[v]);
         hdr[2 * v] = (uint8_t)(h & 0xFF), hdr[2 * v + 1] = (uint8_t)(h >> 8);
     }
     for (int64_t i = 0; i < n; i += 256) { /* 256 values start on a byte for any width */

@@ -21,10 +21,6 @@
 /* round(127 * lb_nf4_levels[k]) */
 const int8_t lb_nf4_grid8[16] = { -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127 };
 
-static uint16_t f16_sat(float x) {
-    return lb_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f));
-}
-
 static int crumb(const uint8_t *qs, int i) {
     return qs[i % 8] >> 2 * (i / 8) & 3;
 }
@@ -43,7 +39,7 @@ void lb_quantize_row_x2_0_ref(void *dst, const float *x, int64_t n) {
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float amax = 0.0f;
         for (int j = 0; j < QK_LEGACY; j++) amax = fmaxf(amax, fabsf(x[j]));
-        y[i].d         = f16_sat(amax);
+        y[i].d         = lb_f16_sat(amax);
         const float d  = lb_f16_to_f32(y[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
         int         u[32];
         for (int j = 0; j < QK_LEGACY; j++) u[j] = clampi((int)lroundf(x[j] * id), -1, 1) + 2;
@@ -64,8 +60,8 @@ void lb_quantize_row_x2_1_ref(void *dst, const float *x, int64_t n) {
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float lo = x[0], hi = x[0];
         for (int j = 1; j < QK_LEGACY; j++) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
-        y[i].d = f16_sat((hi - lo) / 3.0f);
-        y[i].m = f16_sat(lo);
+        y[i].d = lb_f16_sat((hi - lo) / 3.0f);
+        y[i].m = lb_f16_sat(lo);
         const float d = lb_f16_to_f32(y[i].d), m = lb_f16_to_f32(y[i].m), id = d != 0.0f ? 1.0f / d : 0.0f;
         int         u[32];
         for (int j = 0; j < QK_LEGACY; j++) u[j] = clampi((int)lroundf((x[j] - m) * id), 0, 3);
@@ -94,7 +90,7 @@ void lb_quantize_row_xnf4_ref(void *dst, const float *x, int64_t n) {
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float amax = 0.0f;
         for (int j = 0; j < QK_LEGACY; j++) amax = fmaxf(amax, fabsf(x[j]));
-        y[i].d        = f16_sat(amax / 127.0f);
+        y[i].d        = lb_f16_sat(amax / 127.0f);
         const float d = lb_f16_to_f32(y[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
         for (int j = 0; j < QK_LEGACY / 2; j++)
             y[i].qs[j] = (uint8_t)(nearest8(x[j] * id) | nearest8(x[j + 16] * id) << 4);

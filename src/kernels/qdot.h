@@ -87,17 +87,19 @@ typedef lb_gemm_q_fn lb_gemm_i8_fn;
 typedef void (*lb_quantize_i8_fn)(int8_t *q, const float *x, int64_t n, float id);
 
 /* Packed weights (qdot_pack.c): groups of 8 rows of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, XNF4, X2_0,
- * X2_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or Q6_K with their
+ * X2_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS with their
  * blocks interleaved, read by gemm_packed. lb_pack_size: bytes for the nr / 8 whole groups
  * of nr rows of n values (0 for other types); lb_pack_rows writes them from the rows. */
 size_t lb_pack_block_bytes(lb_type t);
-/* Q6_K, Q3_K, Q2_K: one super-block of 8 rows (rows[r]: row r's block) in the packed layout */
+/* Q6_K, Q3_K, Q2_K, IQ4_XS: one super-block of 8 rows (rows[r]: row r's block) in the packed layout */
 #define LB_Q6_K_PACKED 1680
 #define LB_Q3_K_PACKED 912
 #define LB_Q2_K_PACKED 672
+#define LB_IQ4_XS_PACKED 1104
 void   lb_pack_q6_k_block(uint8_t *dst, const uint8_t *const rows[8]);
 void   lb_pack_q3_k_block(uint8_t *dst, const uint8_t *const rows[8]);
 void   lb_pack_q2_k_block(uint8_t *dst, const uint8_t *const rows[8]);
+void   lb_pack_iq4_xs_block(uint8_t *dst, const uint8_t *const rows[8]);
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr);
 void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr);
 

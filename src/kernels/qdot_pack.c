@@ -19,6 +19,9 @@
  * Q2_K, per super-block of 8 rows (672 bytes): d (16 bytes), dmin (16), the scale bytes as
  * stored (scale in the low nibble, min in the high one), byte j of row r at 32 + 8 j + r, then
  * dword k (k < 16) of the rows' qs at 160 + 32 k.
+ * IQ4_XS, per super-block of 8 rows (1104 bytes): d (16 bytes), the 8 signed group scales
+ * (-32..31) as int8, scale j of row r at 16 + 8 j + r, then dword k (k < 32) of the rows' qs
+ * at 80 + 32 k.
  * Rows beyond the last whole group stay in the tensor's own layout. */
 #include <string.h>
 
@@ -82,6 +85,18 @@ void lb_pack_q2_k_block(uint8_t *o, const uint8_t *const rows[8]) {
     }
 }
 
+void lb_pack_iq4_xs_block(uint8_t *o, const uint8_t *const rows[8]) {
+    for (int r = 0; r < 8; r++) {
+        const lb_block_iq4_xs *b = (const lb_block_iq4_xs *)rows[r];
+        memcpy(o + 2 * r, &b->d, 2);
+        for (int j = 0; j < 8; j++) {
+            const int l = ((b->scales_l[j / 2] >> 4 * (j % 2)) & 0xF) | ((b->scales_h >> 2 * j) & 3) << 4;
+            o[16 + 8 * j + r] = (uint8_t)(int8_t)(l - 32);
+        }
+        for (int k = 0; k < 32; k++) memcpy(o + 80 + 32 * k + 4 * r, b->qs + 4 * k, 4);
+    }
+}
+
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
     if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
@@ -89,11 +104,12 @@ size_t lb_pack_block_bytes(lb_type t) {
     if (t == LB_TYPE_Q6_K) return LB_Q6_K_PACKED;
     if (t == LB_TYPE_Q3_K) return LB_Q3_K_PACKED;
     if (t == LB_TYPE_Q2_K) return LB_Q2_K_PACKED;
+    if (t == LB_TYPE_IQ4_XS) return LB_IQ4_XS_PACKED;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    const int64_t values = t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
+    const int64_t values = t == LB_TYPE_IQ4_XS || t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
     return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
 }
 
@@ -125,9 +141,8 @@ void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) 
         pack_q45_k(dst, src, n, nr, t == LB_TYPE_Q5_K);
         return;
     }
-    if (t == LB_TYPE_Q6_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q2_K) { /* a super-block of 8 rows at a time */
-        const size_t  bs  = t == LB_TYPE_Q6_K ? sizeof(lb_block_q6_k) : t == LB_TYPE_Q3_K ? sizeof(lb_block_q3_k)
-                                                                                     : sizeof(lb_block_q2_k);
+    if (t == LB_TYPE_Q6_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q2_K || t == LB_TYPE_IQ4_XS) { /* a super-block of 8 rows at a time */
+        const size_t  bs  = lb_type_get_traits(t)->type_size;
         const size_t  pb  = lb_pack_block_bytes(t);
         const int64_t nb  = n / QK_K;
         const size_t  rs  = (size_t)nb * bs;
@@ -138,7 +153,8 @@ void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) 
                 for (int r = 0; r < 8; r++) rows[r] = (const uint8_t *)src + (size_t)(8 * g + r) * rs + (size_t)i * bs;
                 if (t == LB_TYPE_Q6_K) lb_pack_q6_k_block(o, rows);
                 else if (t == LB_TYPE_Q3_K) lb_pack_q3_k_block(o, rows);
-                else lb_pack_q2_k_block(o, rows);
+                else if (t == LB_TYPE_Q2_K) lb_pack_q2_k_block(o, rows);
+                else lb_pack_iq4_xs_block(o, rows);
             }
         return;
     }

@@ -669,6 +669,7 @@ QX_GEMM_PACKED(q5_k, 1440, 256)
 QX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256)
 QX_GEMM_PACKED(q3_k, LB_Q3_K_PACKED, 256)
 QX_GEMM_PACKED(q2_k, LB_Q2_K_PACKED, 256)
+QX_GEMM_PACKED(iq4_xs, LB_IQ4_XS_PACKED, 256)
 QX_GEMV_X8(q4_0, 8, 2, 4, lb_iq4nl_grid)
 QX_GEMV_X8(q4_1, 1, 4, 4, lb_iq4nl_grid)
 QX_GEMV_X8(iq4_nl, 0, 2, 4, lb_iq4nl_grid)
@@ -676,7 +677,6 @@ QX_GEMV_X8(xnf4, 0, 2, 4, lb_nf4_grid8)
 QX_GEMV_X8(q8_0, 0, 2, 8, lb_iq4nl_grid)
 QX_GEMV_ROW1(x2_0)
 QX_GEMV_ROW1(x2_1)
-QX_GEMV_TILES(iq4_xs)
 QX_GEMV_TILES(mxfp4)
 QX_GEMV_TILES(iq2_xxs)
 QX_GEMV_TILES(iq2_xs)
@@ -767,6 +767,7 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q6_K].gemm_packed   = gemm_packed_q6_k;
     t->kern[LB_TYPE_Q3_K].gemm_packed   = gemm_packed_q3_k;
     t->kern[LB_TYPE_Q2_K].gemm_packed   = gemm_packed_q2_k;
+    t->kern[LB_TYPE_IQ4_XS].gemm_packed = gemm_packed_iq4_xs;
     t->to_float[LB_TYPE_F16]            = to_float_f16;
     t->to_float[LB_TYPE_BF16]           = to_float_bf16;
     t->to_float[LB_TYPE_INT8_PC]        = to_float_int8_pc;

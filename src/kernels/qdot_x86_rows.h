@@ -459,11 +459,41 @@ QX_INLINE void q2k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     }
 }
 
-/* Q6_K, Q3_K (scales per 16, the levels' offset through the activation sums) and Q2_K (MIN:
- * its mins scaled by dmin, a second fma): the packed
+/* IQ4_XS, packed (qdot_pack.c): per 32-value group, the grid levels of its 4-byte steps times
+ * the activations (the sign trick, exact int32), times the group's scale (-32..31), then one
+ * fma with d * d_a. */
+QX_INLINE void iq4xs_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), grid = qx_grid();
+    __m256i       is[QX_PNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {
+        __m256i s32[QX_PNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s32[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) { /* values 32 j + 4 k .. + 3 and + 16 */
+            const __m256i g  = _mm256_loadu_si256((const __m256i *)(B + 80 + 128 * j + 32 * k));
+            const __m256i lo = _mm256_shuffle_epi8(grid, _mm256_and_si256(g, m4));
+            const __m256i hi = _mm256_shuffle_epi8(grid, _mm256_and_si256(_mm256_srli_epi16(g, 4), m4));
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 32 * j + 4 * k;
+                s32[c] = QX_DPADD(s32[c], _mm256_sign_epi8(lo, lo), _mm256_sign_epi8(qx_bcast4(aq), lo));
+                s32[c] = QX_DPADD(s32[c], _mm256_sign_epi8(hi, hi), _mm256_sign_epi8(qx_bcast4(aq + 16), hi));
+            }
+        }
+        const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B + 16 + 8 * j)));
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm256_add_epi32(is[c], _mm256_mullo_epi32(s32[c], sc));
+    }
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+        const __m256 da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+        acc[c]          = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), _mm256_mul_ps(d8, da), acc[c]);
+    }
+}
+
+/* Q6_K, Q3_K (scales per 16, the levels' offset through the activation sums), Q2_K (MIN:
+ * its mins scaled by dmin, a second fma) and IQ4_XS (SIGNED grid levels): the packed
  * kernel; one row through dec_X, the same integer sum and fma as the packed kernel's lane; one
  * column with each super-block of 8 rows packed on the stack first, then the packed code. */
-#define QX_PACKED_SC16(X, PB, MIN)                                                                    \
+#define QX_PACKED_SC16(X, PB, MIN, SIGNED)                                                                  \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
         __m256 acc[QX_PNC];                                                                        \
@@ -485,7 +515,8 @@ QX_INLINE void q2k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
                 __m256i is = _mm256_setzero_si256();                                               \
                 for (int j = 0; j < 8; j++)                                                        \
                     is = _mm256_add_epi32(is, _mm256_madd_epi16(                                   \
-                             _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
+                             (SIGNED) ? _mm256_maddubs_epi16(dk.u[j], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j)), dk.q[j])) \
+                                      : _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
                              dk.sc[j]));                                                           \
                 const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
                 acc = fmaf((float)(qx_hsum_i32(is) - ((MIN) ? 0 : ms)), dk.d * a[i].d, acc);       \
@@ -514,9 +545,11 @@ QX_INLINE void q2k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
 #define q6_k_sb q6k_block
 #define q3_k_sb q3k_block
 #define q2_k_sb q2k_block
-QX_PACKED_SC16(q6_k, LB_Q6_K_PACKED, 0)
-QX_PACKED_SC16(q3_k, LB_Q3_K_PACKED, 0)
-QX_PACKED_SC16(q2_k, LB_Q2_K_PACKED, 1)
+#define iq4_xs_sb iq4xs_block
+QX_PACKED_SC16(q6_k, LB_Q6_K_PACKED, 0, 0)
+QX_PACKED_SC16(q3_k, LB_Q3_K_PACKED, 0, 0)
+QX_PACKED_SC16(q2_k, LB_Q2_K_PACKED, 1, 0)
+QX_PACKED_SC16(iq4_xs, LB_IQ4_XS_PACKED, 0, 1)
 
 /* one Q4_K / Q5_K row, the operations of pk_k45 lane by lane (the same exact integer sums, the
  * same two fmas a super-block) */

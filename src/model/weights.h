@@ -2,14 +2,17 @@
  * with, for contexts that quantize activations, a copy of its rows packed for the kernels
  * (kernels/matmul.h, lb_matmul_pack). Once a tensor of a mapped file is packed, its pages are
  * released (they come back from the file if read again), so the model stays in memory once.
- * An INTn group matrix is first transcoded to the GGUF block type that holds the same values
- * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks), whose kernels then compute it;
- * when it is also packed, the transcoded rows the packed copy holds are given back too (a
- * packed product reads only its packed rows and those after them). In contexts that quantize
- * activations (pack), a quantized matrix with neither kernels nor such a block type (NF4, FP8,
- * lowbit's ternary, affine per-row scales, 6- and 8-bit affine groups) is requantized to
- * Q8_0 from its values: an error of at most half a level in 1/127 of each 32 values' largest,
- * of the order of the activations' own 8-bit rounding there. */
+ * A matrix of a type without kernels is first transcoded to a type that holds the same values
+ * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks, 2-bit groups and TQ1_0/TQ2_0 as
+ * the X2_0/X2_1 kernel layouts), whose kernels then compute it; when it is also packed, the
+ * transcoded rows the packed copy holds are given back too (a packed product reads only its
+ * packed rows and those after them). In contexts that quantize activations (pack), NF4,
+ * lowbit's ternary and INTn per-row and per-tensor scales become the type within the
+ * activations' error that reads fewest bytes (lb_transcode_approx_target: XNF4, X2_0, the
+ * block type of their width with f16 scales; W8A8 models keep INT8_PC for their integer
+ * products), and a quantized matrix with neither (FP8, 6- and 8-bit affine groups) is
+ * requantized to Q8_0 from its values: an error of at most half a level in 1/127 of each 32
+ * values' largest, of the order of the activations' own 8-bit rounding there. */
 #ifndef LB_MODEL_WEIGHTS_H
 #define LB_MODEL_WEIGHTS_H
 

@@ -256,8 +256,9 @@ static void test_extremes(void **state) {
 
 /* A prompt-sized product through the packed kernels: enough columns that the 512-bit kernels
  * split them into blocks (2816 bytes of Q8 activations a column at n = 2048, 100 columns >
- * 256 KiB), two pairs of groups and an odd one; Q8_0 with levels at -128 too. Every column
- * has the bits of one-column generation on the same ISA, and stays at the scalar's values. */
+ * 256 KiB), two pairs of groups and an odd one; Q8_0 with levels at -128 and X2_0 at -2 too.
+ * Every column has the bits of one-column generation on the same ISA, and stays at the
+ * scalar's values. */
 static void test_packed_prompt(void **state) {
     (void)state;
     enum { PNR = 40 };
@@ -272,6 +273,10 @@ static void test_packed_prompt(void **state) {
         if (t == LB_TYPE_Q8_0)
             for (int64_t r = 0; r < nr; r++)
                 for (int64_t j = r % 7; j < n; j += 61) ((lb_block_q8_0 *)(p.w + (size_t)r * p.ws))[j / 32].qs[j % 32] = -128;
+        if (t == LB_TYPE_X2_0) /* level -2 (u = 0), which int2's two's complement holds */
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t j = r % 5; j < n; j += 7)
+                    ((lb_block_x2_0 *)(p.w + (size_t)r * p.ws))[j / 32].qs[j % 8] &= (uint8_t) ~(3u << 2 * (j % 32 / 8));
         uint8_t *pk   = malloc(lb_pack_size(t, n, nr));
         float   *out  = malloc((size_t)(nr * nc) * sizeof *out);
         float   *ref  = malloc((size_t)(nr * nc) * sizeof *ref);
