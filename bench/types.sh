@@ -10,7 +10,7 @@ set -u
 LOWBIT=${LOWBIT:-build/lowbit}
 DIR=${1:-/tmp/lowbit-types}
 SHAPE=${SHAPE:-1b}
-TYPES=${TYPES:-q4_k q4_0 q8_0 int4_g128 uint4_g128 int4_g32 uint3_g64 int2_g64 int5_g32 uint5_g128 int8_g128 int6_g256}
+TYPES=${TYPES:-q4_k q4_0 q8_0 q2_k q3_k iq4_xs int4_g128 uint4_g128 int4_g32 uint3_g64 int2_g64 uint2_g64 int5_g32 uint5_g128 int8_g128 int6_g256 int4_pc nf4 ternary tq2_0 tq1_0}
 THREADS=${THREADS:-1 2}
 P=${P:-64}
 N=${N:-32}
