@@ -82,7 +82,8 @@ typedef enum lb_type {
     LB_TYPE_X2_0 = 72, /* 2 bits, d (u - 2) per 32 */
     LB_TYPE_X2_1 = 73, /* 2 bits, d u + m per 32 */
     LB_TYPE_XNF4 = 74, /* NF4's levels as int8 (IQ4_NL's layout), d per 32 */
-    /* 75..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
+    LB_TYPE_X2_K = 75, /* X2_0's levels, d per 256 */
+    /* 76..79: reserved; 80..151: INTn, generated from LB_INTN_TYPES above */
 #define LB_INTN_ENUM(U, L, ID, BITS, AFFINE, GROUP) LB_TYPE_##U = (ID),
     LB_INTN_TYPES(LB_INTN_ENUM)
 #undef LB_INTN_ENUM

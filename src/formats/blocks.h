@@ -156,6 +156,9 @@ static_assert(sizeof(lb_block_x2_0) == 2 + QK_LEGACY / 4, "wrong x2_0 block size
 /* 3 bpw: as x2_0 with x = d u + m */
 typedef struct { uint16_t d, m; uint8_t qs[QK_LEGACY / 4]; } lb_block_x2_1;
 static_assert(sizeof(lb_block_x2_1) == 4 + QK_LEGACY / 4, "wrong x2_1 block size");
+/* 2.0625 bpw: 8 of x2_0's blocks of 32 levels (qs[8 s .. 8 s + 7] block s) under one f16 d */
+typedef struct { uint16_t d; uint8_t qs[QK_K / 4]; } lb_block_x2_k;
+static_assert(sizeof(lb_block_x2_k) == 2 + QK_K / 4, "wrong x2_k block size");
 /* 4.5 bpw: IQ4_NL's layout with NF4's levels in int8 (lb_nf4_grid8): x = d grid8[u] */
 typedef lb_block_iq4_nl lb_block_xnf4;
 

@@ -161,11 +161,12 @@ LB_INTN_TYPES(LB_INTN_DECLARE)
 LB_DECLARE_REF(nf4);
 extern const float lb_nf4_levels[16];
 
-/* Kernel layouts (xlayout.c, blocks.h): X2_0, X2_1, XNF4. lb_nf4_grid8: NF4's levels times
+/* Kernel layouts (xlayout.c, blocks.h): X2_0, X2_1, X2_K, XNF4. lb_nf4_grid8: NF4's levels times
  * 127, rounded (the int8 grid XNF4's kernels multiply). */
 LB_DECLARE_REF(x2_0);
 LB_DECLARE_REF(x2_1);
 LB_DECLARE_REF(xnf4);
+LB_DECLARE_REF(x2_k);
 extern const int8_t lb_nf4_grid8[16];
 
 /* FP8 (fp8.c): E4M3 ("fn": no infinities, max 448) and E5M2 (max 57344) codes, converted

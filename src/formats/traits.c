@@ -149,6 +149,9 @@ static const lb_type_traits k_traits[LB_TYPE_COUNT] = {
     XLAYOUT(LB_TYPE_X2_1, x2_1, 3.0f),
     XLAYOUT(LB_TYPE_XNF4, xnf4, 4.5f),
 #undef XLAYOUT
+    [LB_TYPE_X2_K] = { .name = "x2_k", .block_size = QK_K, .type_size = sizeof(lb_block_x2_k),
+                       .bits_per_weight = 2.0625f, .is_quantized = true, .internal = true,
+                       .to_float = lb_dequantize_row_x2_k, .from_float = lb_quantize_row_x2_k_ref },
     /* INTn, one row per entry of LB_INTN_TYPES: group types are blocks of GROUP values;
      * per-row (GROUP 0) and per-tensor (GROUP -1) types are row-scaled */
 #define INTN_BPW(BITS, AFFINE, GROUP)                                                              \

@@ -11,7 +11,7 @@
  * Symmetric per-row and per-tensor scales (an f32 d at the start of each row, levels 2-6 and
  * 8 bits) become INT8_PC rows { f32 d; int8 q[n] }, which has kernels (f32 activations).
  * llama.cpp's ternary TQ1_0 and TQ2_0 ({-1, 0, 1} times a block's f16 d, 256 values) become
- * X2_0 blocks with that d (level t + 2).
+ * X2_K blocks with that d (level t + 2).
  * The values are the source type's bit for bit (tests/unit/test_formats.c). Affine 6 and 8
  * bits in groups, affine per-row and per-tensor scales, NF4, FP8 and lowbit's ternary have no
  * such type.
@@ -41,7 +41,7 @@ static lb_type block_of(int32_t bits, bool affine) {
 
 lb_type lb_transcode_target(lb_type t) {
     lb_intn_desc d;
-    if (t == LB_TYPE_TQ1_0 || t == LB_TYPE_TQ2_0) return LB_TYPE_X2_0;
+    if (t == LB_TYPE_TQ1_0 || t == LB_TYPE_TQ2_0) return LB_TYPE_X2_K;
     if (!lb_intn_desc_of(t, &d)) return LB_TYPE_INVALID;
     if (d.group <= 0) return d.affine || t == LB_TYPE_INT8_PC ? LB_TYPE_INVALID : LB_TYPE_INT8_PC;
     return d.group % 32 ? LB_TYPE_INVALID : block_of(d.bits, d.affine);
@@ -67,6 +67,12 @@ static int trit(float v, float d) {
     return v == d ? 1 : v == -d ? -1 : 0;
 }
 
+/* 32 levels q + off (0..3) in X2_0's order: value 8 s + b in bits 2 s of qs[b] */
+static void put_crumbs(uint8_t *qs, const int32_t *q, int32_t off) {
+    memset(qs, 0, 8);
+    for (int i = 0; i < 32; i++) qs[i % 8] |= (uint8_t)((q[i] + off) << 2 * (i / 8));
+}
+
 /* One 32-value block of type `to` at o: the header hdr (f16 d [and m], hb bytes) and the
  * levels q (symmetric: signed; affine: 0..2^n-1) stored with the type's offset. Returns its
  * size. */
@@ -79,9 +85,8 @@ static size_t put_block(lb_type to, uint8_t *o, const uint8_t *hdr, size_t hb, c
         for (int j = 0; j < 32; j++) qs[j] = (uint8_t)(int8_t)q[j];
         return sizeof(lb_block_q8_0);
     case LB_TYPE_X2_0:
-    case LB_TYPE_X2_1: /* value 8 s + b in bits 2 s of qs[b] */
-        memset(qs, 0, 8);
-        for (int i = 0; i < 32; i++) qs[i % 8] |= (uint8_t)((q[i] + off) << 2 * (i / 8));
+    case LB_TYPE_X2_1:
+        put_crumbs(qs, q, off);
         return to == LB_TYPE_X2_0 ? sizeof(lb_block_x2_0) : sizeof(lb_block_x2_1);
     case LB_TYPE_Q4_0:
     case LB_TYPE_Q4_1:
@@ -112,9 +117,15 @@ static void tq_row(lb_type from, lb_type to, uint8_t *o, const uint8_t *b, int64
         memcpy(dh, b + bs - 2, 2); /* d closes both blocks */
         const float d = lb_f16_to_f32((uint16_t)(dh[0] | dh[1] << 8));
         lb_type_get_traits(from)->to_float(v, b, QK_K);
+        if (to == LB_TYPE_X2_K) memcpy(o, dh, 2), o += 2;
         for (int s = 0; s < QK_K / 32; s++) {
             for (int j = 0; j < 32; j++) q[j] = trit(v[32 * s + j], d);
-            o += put_block(to, o, dh, 2, q);
+            if (to != LB_TYPE_X2_K) {
+                o += put_block(to, o, dh, 2, q);
+                continue;
+            }
+            put_crumbs(o, q, 2); /* X2_0's quants alone, under the 256-block's d */
+            o += 8;
         }
     }
 }

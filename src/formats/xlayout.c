@@ -2,9 +2,11 @@
  * pass transcodes rows of types without kernels of their own to one of these (transcode.c),
  * whose kernels read fewer bytes than the GGUF block type that would also hold the values:
  *   X2_0  { f16 d; u8 qs[8] } per 32 values (2.5 bpw): levels u in 0..3, x = d (u - 2).
- *         INTn's symmetric 2 bits (levels -2..1 as stored), TQ1_0, TQ2_0 and lowbit's
- *         ternary ({-1, 0, 1}) hold their values here.
+ *         INTn's symmetric 2 bits (levels -2..1 as stored) and lowbit's ternary ({-1, 0, 1})
+ *         hold their values here.
  *   X2_1  { f16 d; f16 m; u8 qs[8] } (3 bpw): x = d u + m, INTn's affine 2 bits.
+ *   X2_K  { f16 d; u8 qs[64] } per 256 values (2.0625 bpw): X2_0's 8 blocks of 32 levels under
+ *         one d: TQ1_0 and TQ2_0 hold their values here.
  *   XNF4  IQ4_NL's block { f16 d; u8 qs[16] } with NF4's levels in int8 (lb_nf4_grid8):
  *         x = d grid8[u]. NF4 rows become it with d = absmax / 127 in f16: the int8 grid and
  *         the f16 scale are within absmax / 254 of NF4's values (as Q8_0 would be).
@@ -52,6 +54,29 @@ void lb_dequantize_row_x2_0(float *y, const void *src, int64_t n) {
     for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
         const float d = lb_f16_to_f32(b[i].d);
         for (int j = 0; j < QK_LEGACY; j++) y[j] = d * (float)(crumb(b[i].qs, j) - 2);
+    }
+}
+
+void lb_quantize_row_x2_k_ref(void *dst, const float *x, int64_t n) {
+    lb_block_x2_k *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        y[i].d        = lb_f16_sat(amax);
+        const float d = lb_f16_to_f32(y[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int s = 0; s < QK_K / 32; s++) {
+            int u[32];
+            for (int j = 0; j < 32; j++) u[j] = clampi((int)lroundf(x[32 * s + j] * id), -1, 1) + 2;
+            put_crumbs(y[i].qs + 8 * s, u);
+        }
+    }
+}
+
+void lb_dequantize_row_x2_k(float *y, const void *src, int64_t n) {
+    const lb_block_x2_k *b = src;
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        const float d = lb_f16_to_f32(b[i].d);
+        for (int j = 0; j < QK_K; j++) y[j] = d * (float)(crumb(b[i].qs + 8 * (j / 32), j % 32) - 2);
     }
 }
 

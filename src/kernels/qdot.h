@@ -87,7 +87,7 @@ typedef lb_gemm_q_fn lb_gemm_i8_fn;
 typedef void (*lb_quantize_i8_fn)(int8_t *q, const float *x, int64_t n, float id);
 
 /* Packed weights (qdot_pack.c): groups of 8 rows of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, XNF4, X2_0,
- * X2_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS with their
+ * X2_1, X2_K, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS with their
  * blocks interleaved, read by gemm_packed. lb_pack_size: bytes for the nr / 8 whole groups
  * of nr rows of n values (0 for other types); lb_pack_rows writes them from the rows. */
 size_t lb_pack_block_bytes(lb_type t);
@@ -144,7 +144,7 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
     X(LB_TYPE_F16, f16, LB_ACT_F32)       X(LB_TYPE_BF16, bf16, LB_ACT_F32)                          \
     X(LB_TYPE_INT8_PC, int8_pc, LB_ACT_F32)                                                         \
     X(LB_TYPE_X2_0, x2_0, LB_ACT_Q8A)     X(LB_TYPE_X2_1, x2_1, LB_ACT_Q8A)                          \
-    X(LB_TYPE_XNF4, xnf4, LB_ACT_Q8A)
+    X(LB_TYPE_XNF4, xnf4, LB_ACT_Q8A)     X(LB_TYPE_X2_K, x2_k, LB_ACT_Q8A)
 
 /* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
 typedef struct lb_qdot_table {

@@ -6,6 +6,8 @@
  *   32 k + 31: k < 4 for the nibbles of Q4_0 / Q4_1 / IQ4_NL / XNF4, k < 2 for the 2-bit
  *   levels of X2_0 / X2_1 (X2_1 has its m as Q4_1), k < 8 for Q8_0's bytes; for
  *   Q5_0 / Q5_1 group 0 is the rows' 32-bit qh, groups 1..4 their nibbles.
+ * X2_K, per 256-block of the 8 rows (528 bytes): d (16 bytes), then its 8 blocks of 32 as X2_0's
+ * quants are (64 bytes each: dword k < 2 of the 8 rows).
  * Q4_K, per super-block of the 8 rows (1184 bytes): d (16 bytes), dmin (16), the 6-bit scales
  * unpacked to bytes, group j of row r at 32 + 8 j + r, the mins at 96 + 8 j + r, then the
  * quants: dword k (k < 8) of 32-byte chunk c (c < 4) of the 8 rows at 160 + 256 c + 32 k.
@@ -97,6 +99,20 @@ void lb_pack_iq4_xs_block(uint8_t *o, const uint8_t *const rows[8]) {
     }
 }
 
+/* X2_K: each 256-block of 8 rows: the rows' d, then block s's 2 dwords of the 8 rows */
+static void pack_x2_k(uint8_t *o, const uint8_t *src, int64_t n, int64_t nr) {
+    const int64_t nb = n / 256;
+    const size_t  rs = (size_t)nb * sizeof(lb_block_x2_k);
+    for (int64_t g = 0; g < nr / 8; g++)
+        for (int64_t i = 0; i < nb; i++, o += 16 + 64 * 8)
+            for (int r = 0; r < 8; r++) {
+                const lb_block_x2_k *b = (const lb_block_x2_k *)(src + (size_t)(8 * g + r) * rs) + i;
+                memcpy(o + 2 * r, &b->d, 2);
+                for (int s = 0; s < 8; s++)
+                    for (int k = 0; k < 2; k++) memcpy(o + 16 + 64 * s + 32 * k + 4 * r, b->qs + 8 * s + 4 * k, 4);
+            }
+}
+
 size_t lb_pack_block_bytes(lb_type t) {
     pack_desc d;
     if (t == LB_TYPE_Q4_K) return Q4_K_PACKED;
@@ -105,11 +121,12 @@ size_t lb_pack_block_bytes(lb_type t) {
     if (t == LB_TYPE_Q3_K) return LB_Q3_K_PACKED;
     if (t == LB_TYPE_Q2_K) return LB_Q2_K_PACKED;
     if (t == LB_TYPE_IQ4_XS) return LB_IQ4_XS_PACKED;
+    if (t == LB_TYPE_X2_K) return 16 + 64 * 8;
     return desc_of(t, &d) ? (size_t)8 * (2 * (size_t)d.scales + 4 * (size_t)d.groups) : 0;
 }
 
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr) {
-    const int64_t values = t == LB_TYPE_IQ4_XS || t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
+    const int64_t values = t == LB_TYPE_X2_K || t == LB_TYPE_IQ4_XS || t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K || t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K || t == LB_TYPE_Q6_K ? QK_K : 32;
     return (size_t)(nr / 8) * (size_t)(n / values) * lb_pack_block_bytes(t);
 }
 
@@ -137,6 +154,10 @@ static void pack_q45_k(uint8_t *o, const uint8_t *s, int64_t n, int64_t nr, bool
 
 void lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr) {
     pack_desc d;
+    if (t == LB_TYPE_X2_K) {
+        pack_x2_k(dst, src, n, nr);
+        return;
+    }
     if (t == LB_TYPE_Q4_K || t == LB_TYPE_Q5_K) {
         pack_q45_k(dst, src, n, nr, t == LB_TYPE_Q5_K);
         return;

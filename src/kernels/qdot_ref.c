@@ -181,6 +181,24 @@ GEMM32(mxfp4, dec_mxfp4)
 GEMM32(xnf4, dec_xnf4)
 GEMM32(x2_0, dec_x2_0)
 GEMM32(x2_1, dec_x2_1)
+
+/* X2_K: X2_0's blocks of 32, 8 under each 256-block's d */
+static void gemm_x2_k_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nc,
+                          float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++) {
+            const lb_block_x2_k *wb = (const void *)((const uint8_t *)w + (size_t)r * ws);
+            const lb_block_q8a  *ab = (const void *)((const uint8_t *)a + (size_t)c * as);
+            float                s  = 0.0f;
+            for (int64_t i = 0; i < n / 32; i++) {
+                dec32 d;
+                crumbs(d.q, wb[i / 8].qs + 8 * (i % 8), 2);
+                d.d = lb_f16_to_f32(wb[i / 8].d), d.m = 0;
+                s += dot32(&d, &ab[i]);
+            }
+            out[c * ldo + r] = s;
+        }
+}
 #undef GEMM32
 
 /* ---- super-blocks: levels q, a scale sc and a min mn per group of 16 ---- */

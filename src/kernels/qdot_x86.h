@@ -655,14 +655,16 @@ QX_PACKED_NIBBLES(q4_0, 8, lb_iq4nl_grid)
 QX_PACKED_NIBBLES(q4_1, 1, lb_iq4nl_grid)
 QX_PACKED_NIBBLES(iq4_nl, 0, lb_iq4nl_grid)
 QX_PACKED_NIBBLES(xnf4, 0, lb_nf4_grid8)
-QX_PACKED_CRUMBS(x2_0, 2)
-QX_PACKED_CRUMBS(x2_1, 1)
+QX_PACKED_CRUMBS(x2_0, 2, 1)
+QX_PACKED_CRUMBS(x2_1, 1, 1)
+QX_PACKED_CRUMBS(x2_k, 2, 8)
 QX_GEMM_PACKED(q4_0, 144, 32)
 QX_GEMM_PACKED(q4_1, 160, 32)
 QX_GEMM_PACKED(iq4_nl, 144, 32)
 QX_GEMM_PACKED(xnf4, 144, 32)
 QX_GEMM_PACKED(x2_0, 80, 32)
 QX_GEMM_PACKED(x2_1, 96, 32)
+QX_GEMM_PACKED(x2_k, 16 + 64 * 8, 256)
 QX_GEMM_PACKED(q8_0, 272, 32)
 QX_GEMM_PACKED(q4_k, 1184, 256)
 QX_GEMM_PACKED(q5_k, 1440, 256)
@@ -730,6 +732,11 @@ QX_GEMM(mxfp4, 32)
 QX_GEMM(xnf4, 32)
 QX_GEMM(x2_0, 32)
 QX_GEMM(x2_1, 32)
+/* X2_K: every column through the one-row kernel (its rows are packed wherever speed matters) */
+static void gemm_x2_k(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nc,
+                      float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++) row1_x2_k(n / 256, (const uint8_t *)w + (size_t)r * ws, a, as, nc, out + r, ldo);
+}
 QX_GEMM(q2_k, 256)
 QX_GEMM(q3_k, 256)
 QX_GEMM(q4_k, 256)
@@ -759,6 +766,7 @@ void QX_FILL(lb_qdot_table *t) {
     t->kern[LB_TYPE_XNF4].gemm_packed   = gemm_packed_xnf4;
     t->kern[LB_TYPE_X2_0].gemm_packed   = gemm_packed_x2_0;
     t->kern[LB_TYPE_X2_1].gemm_packed   = gemm_packed_x2_1;
+    t->kern[LB_TYPE_X2_K].gemm_packed   = gemm_packed_x2_k;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = gemm_packed_q8_0;
     t->kern[LB_TYPE_Q5_0].gemm_packed   = gemm_packed_q5_0;
     t->kern[LB_TYPE_Q5_1].gemm_packed   = gemm_packed_q5_1;

@@ -34,10 +34,11 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
 }
 
 /* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL, XNF4) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes),
- * 2 (X2_0) or 1 (X2_1) with NG 2 (2-bit levels, the 4-byte groups of pk_x2_0). PB:
+ * 2 (X2_0, X2_K) or 1 (X2_1) with NG 2 (2-bit levels, the 4-byte groups of pk_x2_0). SUB:
+ * blocks of 32 under one scale (X2_K: 8, QO its first's quants). PB:
  * bytes of a packed block, QO: offset of its quants. OFF: the constant taken off each level
  * product's sum (times the activations' sum). */
-#define ZX_PACKED(X, KIND, NG, PB, QO, OFF, GRID)                                                      \
+#define ZX_PACKED(X, KIND, NG, PB, QO, OFF, GRID, SUB)                                                      \
     QX_INLINE void zk_##X(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,      \
                           size_t as, float *out, int64_t ldo, const int ncol) {                    \
         const __m512i m4   = _mm512_set1_epi8(0x0F);                                               \
@@ -45,15 +46,16 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
             _mm_xor_si128(_mm_loadu_si128((const __m128i *)(GRID)), _mm_set1_epi8((char)0x80)));  \
         __m512 acc[ZX_PNC], macc[ZX_PNC];                                                          \
         _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm512_setzero_ps(); \
-        for (int64_t i = 0; i < nb; i++) {                                                         \
-            const uint8_t *B0 = P0 + (size_t)i * (PB), *B1 = P1 + (size_t)i * (PB);               \
-            qx_prefetch(B0, PB);                                                                   \
-            qx_prefetch(B1, PB);                                                                   \
+        for (int64_t i = 0; i < nb * (SUB); i++) { /* blocks of 32; SUB of them under a scale */ \
+            const uint8_t *B0 = P0 + (size_t)(i / (SUB)) * (PB), *B1 = P1 + (size_t)(i / (SUB)) * (PB); \
+            const size_t   qo = (QO) + 64 * (size_t)(i % (SUB));                                   \
+            qx_prefetch(B0 + qo - (QO), (PB) / (SUB));                                             \
+            qx_prefetch(B1 + qo - (QO), (PB) / (SUB));                                             \
             __m512i s[ZX_PNC];                                                                     \
             _Pragma("GCC unroll 8") for (int c = 0; c < ncol; c++)                                 \
                 s[c] = _mm512_set1_epi32(-(OFF) * ((const lb_block_q8a *)(A + (size_t)c * as) + i)->sum); \
             _Pragma("GCC unroll 8") for (int k = 0; k < (NG); k++) {                               \
-                const __m512i g = zx_pair(B0 + (QO) + 32 * k, B1 + (QO) + 32 * k);                 \
+                const __m512i g = zx_pair(B0 + qo + 32 * k, B1 + qo + 32 * k);                     \
                 if ((NG) == 2) { /* X2_0 / X2_1: four shifts of the 2-bit levels */               \
                     _Pragma("GCC unroll 4") for (int sh = 0; sh < 4; sh++) {                       \
                         const __m512i w = _mm512_and_si512(_mm512_srli_epi16(g, 2 * sh), _mm512_set1_epi8(3)); \
@@ -184,19 +186,21 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
                         rem, ws, nrem, a, as, nc, out + 16 * npair, ldo);                          \
     }
 
-ZX_PACKED(q4_0, 8, 4, 144, 16, 8, lb_iq4nl_grid)
-ZX_PACKED(q4_1, 1, 4, 160, 32, 0, lb_iq4nl_grid)
-ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128, lb_iq4nl_grid)
-ZX_PACKED(xnf4, 0, 4, 144, 16, 128, lb_nf4_grid8)
-ZX_PACKED(q8_0, 0, 8, 272, 16, 128, lb_iq4nl_grid)
-ZX_PACKED(x2_0, 2, 2, 80, 16, 2, lb_iq4nl_grid)
-ZX_PACKED(x2_1, 1, 2, 96, 32, 0, lb_iq4nl_grid)
+ZX_PACKED(q4_0, 8, 4, 144, 16, 8, lb_iq4nl_grid, 1)
+ZX_PACKED(q4_1, 1, 4, 160, 32, 0, lb_iq4nl_grid, 1)
+ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128, lb_iq4nl_grid, 1)
+ZX_PACKED(xnf4, 0, 4, 144, 16, 128, lb_nf4_grid8, 1)
+ZX_PACKED(q8_0, 0, 8, 272, 16, 128, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_0, 2, 2, 80, 16, 2, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_1, 1, 2, 96, 32, 0, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_k, 2, 2, 528, 16, 2, lb_iq4nl_grid, 8)
 ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
 ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(x2_0, 80, 32, ZX_PNC)
 ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC)
+ZX_GEMM_PACKED(x2_k, 528, 256, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 
@@ -300,6 +304,7 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_XNF4].gemm_packed   = zgemm_packed_xnf4;
     t->kern[LB_TYPE_X2_0].gemm_packed   = zgemm_packed_x2_0;
     t->kern[LB_TYPE_X2_1].gemm_packed   = zgemm_packed_x2_1;
+    t->kern[LB_TYPE_X2_K].gemm_packed   = zgemm_packed_x2_k;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };

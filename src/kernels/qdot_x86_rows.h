@@ -143,7 +143,8 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
             _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
     }
 
-/* X2_0 (KIND 2: levels u - 2) and X2_1 (KIND 1: affine), 2 bits: dword k of the 8 rows holds
+/* X2_0 (KIND 2: levels u - 2), X2_1 (KIND 1: affine) and X2_K (X2_0's blocks, SUB = 8 of them
+ * under one scale per 8 rows' super-block), 2 bits: dword k of the 8 rows holds
  * bytes 4 k .. 4 k + 3 of each row's 8, so shift sh (0, 2, 4, 6) of it gives values 8 sh / 2 +
  * 4 k .. + 3 in each row's lane, against 4 consecutive activation bytes. With VNNI each step
  * adds into int32 (dpbusd); without, the int16 sums of a block's 8 steps fit (8 * 2 * 3 * 127)
@@ -155,44 +156,67 @@ QX_INLINE void qx_prefetch(const uint8_t *B, size_t size) {
 #define QX_CRUMB_ADD(s, w, a) _mm256_add_epi16((s), _mm256_maddubs_epi16((w), (a)))
 #define QX_CRUMB_SUM(s)       _mm256_madd_epi16((s), _mm256_set1_epi16(1))
 #endif
-#define QX_PACKED_CRUMBS(X, KIND)                                                                  \
+#define QX_PACKED_CRUMBS(X, KIND, SUB)                                                             \
     QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,  \
                           int64_t ldo, const int ncol) {                                           \
-        const size_t  PB = KIND == 1 ? 96 : 80;                                                    \
+        const size_t  H = KIND == 1 ? 32 : 16, PB = H + 64 * (SUB); /* scales, SUB blocks of 32 */ \
         const __m256i m2 = _mm256_set1_epi8(3);                                                    \
         __m256        acc[QX_PNC], macc[QX_PNC];                                                   \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps(); \
         for (int64_t i = 0; i < nb; i++) {                                                         \
-            const uint8_t *B = P + (size_t)i * PB;                                                 \
-            qx_prefetch(B, PB);                                                                    \
-            const uint8_t *Q = B + (KIND == 1 ? 32 : 16);                                          \
-            __m256i        s[QX_PNC];                                                              \
-            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[c] = _mm256_setzero_si256(); \
-            _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {                                  \
-                __m256i g = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));                     \
-                _Pragma("GCC unroll 4") for (int sh = 0; sh < 4; sh++, g = _mm256_srli_epi16(g, 2)) { \
-                    const __m256i w = _mm256_and_si256(g, m2);                                     \
-                    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                       \
-                        const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + i)->qs + 8 * sh + 4 * k; \
-                        s[c] = QX_CRUMB_ADD(s[c], w, qx_bcast4(aq));                               \
-                        QX_KEEP(s[c]);                                                             \
+            const uint8_t *B  = P + (size_t)i * PB;                                                \
+            const __m256   d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));              \
+            const __m256   m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
+                                          : _mm256_setzero_ps();                                   \
+            for (int sb = 0; sb < (SUB); sb++) {                                                   \
+                const uint8_t *Q  = B + H + 64 * sb;                                               \
+                const int64_t  ia = i * (SUB) + sb; /* the activations' 32-block */                \
+                qx_prefetch(Q, 64);                                                                \
+                __m256i s[QX_PNC];                                                                 \
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[c] = _mm256_setzero_si256(); \
+                _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {                              \
+                    __m256i g = _mm256_loadu_si256((const __m256i *)(Q + 32 * k));                 \
+                    _Pragma("GCC unroll 4") for (int sh = 0; sh < 4; sh++, g = _mm256_srli_epi16(g, 2)) { \
+                        const __m256i w = _mm256_and_si256(g, m2);                                 \
+                        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                   \
+                            const int8_t *aq = ((const lb_block_q8a *)(A + (size_t)c * as) + ia)->qs + 8 * sh + 4 * k; \
+                            s[c] = QX_CRUMB_ADD(s[c], w, qx_bcast4(aq));                           \
+                            QX_KEEP(s[c]);                                                         \
+                        }                                                                          \
                     }                                                                              \
                 }                                                                                  \
-            }                                                                                      \
-            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                \
-            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
-                                        : _mm256_setzero_ps();                                     \
-            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
-                const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
-                __m256i is = QX_CRUMB_SUM(s[c]);                                                   \
-                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
-                if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                           \
+                    const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + ia;      \
+                    __m256i is = QX_CRUMB_SUM(s[c]);                                               \
+                    if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));  \
+                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
+                    if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);  \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
             _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
     }
+
+/* X2_K, one row: X2_0's operations with each 256-block's d for its 8 blocks of 32 */
+static void row1_x2_k(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, float *out,
+                      int64_t ldo) {
+    for (int64_t c = 0; c < nc; c++) {
+        const lb_block_q8a *a   = (const lb_block_q8a *)(A + (size_t)c * as);
+        float               acc = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            const lb_block_x2_k *b = (const lb_block_x2_k *)row + i;
+            const float          d = qx_f16(b->d);
+            for (int sb = 0; sb < 8; sb++) {
+                const __m256i q  = _mm256_sub_epi8(qx_crumbs(b->qs + 8 * sb), _mm256_set1_epi8(2));
+                const __m256i av = _mm256_loadu_si256((const __m256i *)a[8 * i + sb].qs);
+                const int     is = qx_hsum_i32(QX_DOT(_mm256_sign_epi8(q, q), _mm256_sign_epi8(av, q)));
+                acc              = fmaf((float)is, d * a[8 * i + sb].d, acc);
+            }
+        }
+        out[c * ldo] = acc;
+    }
+}
 
 /* One activation row through the one-row kernel, row by row: the packed kernel's operations
  * (for the types whose rows are packed wherever speed matters). */

@@ -49,7 +49,8 @@ static double max_rmse(const lb_type_traits *tr) {
     /* the i-quants below 4 bits are made for importance-weighted use: without it (x^2 weights,
      * ggml's bytes where ggml has a fallback, test_iq) they miss the bpw bounds here; bound
      * them at 1.1x what they give (n = 256) */
-    if (tr->internal && strcmp(tr->name, "x2_0") == 0) return 0.6;  /* ternary's levels (xlayout.c) */
+    if (tr->internal && (strcmp(tr->name, "x2_0") == 0 || strcmp(tr->name, "x2_k") == 0))
+        return 0.6; /* ternary's levels (xlayout.c) */
     if (tr->internal && strcmp(tr->name, "x2_1") == 0) return 0.37; /* 0.343: minmax, 4 levels */
     if (tr->internal && strcmp(tr->name, "xnf4") == 0) return 0.16; /* NF4's levels, as nf4 */
     switch (lb_type_from_name(tr->name)) {
@@ -467,15 +468,19 @@ static void test_transcode(void **state) {
     for (int k = 0; k < 2; k++) { /* ternary blocks: a zero block, then random ones */
         const int64_t n = 1024;
         float        *x = malloc((size_t)n * sizeof *x), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
-        uint8_t      *q = malloc(lb_row_size(tq[k], n)), *o = malloc(lb_row_size(LB_TYPE_X2_0, n));
+        uint8_t      *q = malloc(lb_row_size(tq[k], n)), *o = malloc(lb_row_size(LB_TYPE_Q4_0, n));
         fill(x, n, 1.0f);
         for (int64_t i = 0; i < 256; i++) x[i] = 0.0f;
-        assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_X2_0);
+        assert_int_equal(lb_transcode_target(tq[k]), LB_TYPE_X2_K);
         lb_quantize_rows(tq[k], q, x, 1, n, NULL);
         lb_type_get_traits(tq[k])->to_float(y1, q, n);
-        lb_transcode_row(tq[k], LB_TYPE_X2_0, o, q, n);
-        lb_type_get_traits(LB_TYPE_X2_0)->to_float(y2, o, n);
-        if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0) fail_msg("%s -> x2_0 differs", lb_type_name(tq[k]));
+        static const lb_type to[3] = { LB_TYPE_X2_K, LB_TYPE_X2_0, LB_TYPE_Q4_0 }; /* and the tests' */
+        for (int v = 0; v < 3; v++) {
+            lb_transcode_row(tq[k], to[v], o, q, n);
+            lb_type_get_traits(to[v])->to_float(y2, o, n);
+            if (memcmp(y1, y2, (size_t)n * sizeof *y1) != 0)
+                fail_msg("%s -> %s differs", lb_type_name(tq[k]), lb_type_name(to[v]));
+        }
         free(x), free(y1), free(y2), free(q), free(o);
     }
 }

@@ -328,8 +328,9 @@ static void test_bench_harness(void **state) {
  * quantized to such a type (every matrix; the output's 404 rows leave 4 after the packed
  * groups of 8) gives, bit for bit, the logits of the same model written in a GGUF block type
  * holding what the kernels compute, at 1 and 2 threads, batched or not:
- *   - exact transcodes (INTn groups as Q4_0, Q5_1, Q8_0; TQ2_0 as X2_0, written as Q4_0:
- *     the same integer sums and scales), in fast and exact contexts;
+ *   - exact transcodes (INTn groups as Q4_0, Q5_1, Q8_0, X2_0, X2_1; TQ2_0 as X2_K; the X2
+ *     layouts written as Q4_0/Q4_1: the same integer sums and scales per 32), in fast and
+ *     exact contexts;
  *   - fast contexts only: per-row and per-tensor scales as the block type of their width (f16
  *     scales; INT8_PC, exact, elsewhere), lowbit's ternary as X2_0 (gamma in f16, written as
  *     Q4_0), types no block type holds (FP8, 8-bit affine groups) requantized to Q8_0.
@@ -368,7 +369,7 @@ static void test_transcoded_kernels(void **state) {
             if (ap != LB_TYPE_INVALID) to = ap, fast_only = true;
             if (rq) to = LB_TYPE_Q8_0, fast_only = true;
             if (to == LB_TYPE_XNF4) no_file = true;
-            const lb_type wt = to == LB_TYPE_X2_0 ? LB_TYPE_Q4_0 : to == LB_TYPE_X2_1 ? LB_TYPE_Q4_1 : to;
+            const lb_type wt = to == LB_TYPE_X2_0 || to == LB_TYPE_X2_K ? LB_TYPE_Q4_0 : to == LB_TYPE_X2_1 ? LB_TYPE_Q4_1 : to;
             if (nt[i].role == LB_ROLE_OUTPUT) out_type = wt;
             ty[i] = wt == LB_TYPE_INVALID ? from : wt;
             if (wt == LB_TYPE_INVALID || no_file) continue;
