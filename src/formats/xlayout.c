@@ -36,48 +36,43 @@ static int clampi(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-void lb_quantize_row_x2_0_ref(void *dst, const float *x, int64_t n) {
-    lb_block_x2_0 *y = dst;
-    for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
+/* X2_0 (g = 32) and X2_K (g = 256): blocks { f16 d; u8 qs[g / 4] }, d = the group's largest
+ * magnitude, levels -1..1 (+ 2) in 32-value runs of X2_0's order */
+static void quantize_x2(uint8_t *y, const float *x, int64_t n, int g) {
+    for (int64_t i = 0; i < n / g; i++, x += g, y += 2 + g / 4) {
         float amax = 0.0f;
-        for (int j = 0; j < QK_LEGACY; j++) amax = fmaxf(amax, fabsf(x[j]));
-        y[i].d         = lb_f16_sat(amax);
-        const float d  = lb_f16_to_f32(y[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
-        int         u[32];
-        for (int j = 0; j < QK_LEGACY; j++) u[j] = clampi((int)lroundf(x[j] * id), -1, 1) + 2;
-        put_crumbs(y[i].qs, u);
-    }
-}
-
-void lb_dequantize_row_x2_0(float *y, const void *src, int64_t n) {
-    const lb_block_x2_0 *b = src;
-    for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
-        const float d = lb_f16_to_f32(b[i].d);
-        for (int j = 0; j < QK_LEGACY; j++) y[j] = d * (float)(crumb(b[i].qs, j) - 2);
-    }
-}
-
-void lb_quantize_row_x2_k_ref(void *dst, const float *x, int64_t n) {
-    lb_block_x2_k *y = dst;
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
-        y[i].d        = lb_f16_sat(amax);
-        const float d = lb_f16_to_f32(y[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int s = 0; s < QK_K / 32; s++) {
+        for (int j = 0; j < g; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const uint16_t h = lb_f16_sat(amax);
+        memcpy(y, &h, 2);
+        const float d = lb_f16_to_f32(h), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int s = 0; s < g / 32; s++) {
             int u[32];
             for (int j = 0; j < 32; j++) u[j] = clampi((int)lroundf(x[32 * s + j] * id), -1, 1) + 2;
-            put_crumbs(y[i].qs + 8 * s, u);
+            put_crumbs(y + 2 + 8 * s, u);
         }
     }
 }
 
-void lb_dequantize_row_x2_k(float *y, const void *src, int64_t n) {
-    const lb_block_x2_k *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
-        const float d = lb_f16_to_f32(b[i].d);
-        for (int j = 0; j < QK_K; j++) y[j] = d * (float)(crumb(b[i].qs + 8 * (j / 32), j % 32) - 2);
+static void dequantize_x2(float *y, const uint8_t *b, int64_t n, int g) {
+    for (int64_t i = 0; i < n / g; i++, y += g, b += 2 + g / 4) {
+        uint16_t h;
+        memcpy(&h, b, 2);
+        const float d = lb_f16_to_f32(h);
+        for (int j = 0; j < g; j++) y[j] = d * (float)(crumb(b + 2 + 8 * (j / 32), j % 32) - 2);
     }
+}
+
+void lb_quantize_row_x2_0_ref(void *dst, const float *x, int64_t n) {
+    quantize_x2(dst, x, n, QK_LEGACY);
+}
+void lb_dequantize_row_x2_0(float *y, const void *src, int64_t n) {
+    dequantize_x2(y, src, n, QK_LEGACY);
+}
+void lb_quantize_row_x2_k_ref(void *dst, const float *x, int64_t n) {
+    quantize_x2(dst, x, n, QK_K);
+}
+void lb_dequantize_row_x2_k(float *y, const void *src, int64_t n) {
+    dequantize_x2(y, src, n, QK_K);
 }
 
 void lb_quantize_row_x2_1_ref(void *dst, const float *x, int64_t n) {

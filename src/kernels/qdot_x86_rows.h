@@ -370,6 +370,18 @@ QX_INLINE void qx_scale_sums(const uint8_t *S, const uint8_t *A, size_t as, int6
     }
 }
 
+/* acc[c] += (is[c] - (ms[c] << sh)) * (d * d_a) for each column, d the 8 rows' f16 at B: the
+ * close of a super-block whose levels' offset came through the activation sums */
+QX_INLINE void qx_sb_close(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol,
+                           const __m256i *is, const __m256i *ms, const int sh, __m256 *acc) {
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+        const __m256i t  = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], sh));
+        const __m256  da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+        acc[c]           = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_mul_ps(d8, da), acc[c]);
+    }
+}
+
 QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t i, const int ncol, __m256 *acc) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256i       is[QX_PNC], ms[QX_PNC];
@@ -397,12 +409,7 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
                 }
             }
         }
-    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-        const __m256i t  = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 5));
-        const __m256  da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
-        acc[c]           = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_mul_ps(d8, da), acc[c]);
-    }
+    qx_sb_close(B, A, as, i, ncol, is, ms, 5, acc);
 }
 
 /* Q3_K, packed (qdot_pack.c), as Q6_K: per 4-value step the 3-bit levels (2 bits of qs, the
@@ -438,12 +445,7 @@ QX_INLINE void q3k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
                 is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(s16[c], scv[8 * h + 2 * q + k0 / 4]));
         }
     }
-    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));
-    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-        const __m256i t  = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 2));
-        const __m256  da = _mm256_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
-        acc[c]           = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_mul_ps(d8, da), acc[c]);
-    }
+    qx_sb_close(B, A, as, i, ncol, is, ms, 2, acc);
 }
 
 /* Q2_K, packed (qdot_pack.c): per 4-value step the 2-bit levels times the activations, times
