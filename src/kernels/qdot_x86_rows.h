@@ -485,6 +485,33 @@ QX_INLINE void q2k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     }
 }
 
+/* One row of a super-block type through its deck: per super-block the exact integer sum of the
+ * levels times their scales, the offset (or MIN: the mins, a second fma with dmin) through the
+ * activation sums, one fma with d * d_a: a packed kernel's lane. SIGNED: grid levels (sign
+ * trick). */
+#define QX_ROW1_SC(X, MIN, SIGNED)                                                                 \
+    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
+                         float *out, int64_t ldo) {                                                \
+        for (int64_t c = 0; c < nc; c++) {                                                         \
+            const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);                  \
+            float               acc = 0.0f;                                                        \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                qx_deck dk;                                                                        \
+                dec_##X(&dk, (const lb_block_##X *)row + i);                                       \
+                __m256i is = _mm256_setzero_si256();                                               \
+                for (int j = 0; j < 8; j++)                                                        \
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(                                   \
+                             (SIGNED) ? _mm256_maddubs_epi16(dk.u[j], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j)), dk.q[j])) \
+                                      : _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
+                             dk.sc[j]));                                                           \
+                const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
+                acc = fmaf((float)(qx_hsum_i32(is) - ((MIN) ? 0 : ms)), dk.d * a[i].d, acc);       \
+                if (MIN) acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);                            \
+            }                                                                                      \
+            out[c * ldo] = acc;                                                                    \
+        }                                                                                          \
+    }
+
 /* IQ4_XS, packed (qdot_pack.c): per 32-value group, the grid levels of its 4-byte steps times
  * the activations (the sign trick, exact int32), times the group's scale (-32..31), then one
  * fma with d * d_a. */
@@ -530,27 +557,7 @@ QX_INLINE void iq4xs_block(const uint8_t *B, const uint8_t *A, size_t as, int64_
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm256_storeu_ps(out + c * ldo, acc[c]); \
     }                                                                                              \
-    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
-                         float *out, int64_t ldo) {                                                \
-        for (int64_t c = 0; c < nc; c++) {                                                         \
-            const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);                  \
-            float               acc = 0.0f;                                                        \
-            for (int64_t i = 0; i < nb; i++) {                                                     \
-                qx_deck dk;                                                                        \
-                dec_##X(&dk, (const lb_block_##X *)row + i);                                       \
-                __m256i is = _mm256_setzero_si256();                                               \
-                for (int j = 0; j < 8; j++)                                                        \
-                    is = _mm256_add_epi32(is, _mm256_madd_epi16(                                   \
-                             (SIGNED) ? _mm256_maddubs_epi16(dk.u[j], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j)), dk.q[j])) \
-                                      : _mm256_maddubs_epi16(dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), \
-                             dk.sc[j]));                                                           \
-                const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
-                acc = fmaf((float)(qx_hsum_i32(is) - ((MIN) ? 0 : ms)), dk.d * a[i].d, acc);       \
-                if (MIN) acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);                            \
-            }                                                                                      \
-            out[c * ldo] = acc;                                                                    \
-        }                                                                                          \
-    }                                                                                              \
+    QX_ROW1_SC(X, MIN, SIGNED)                                                                     \
     static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
                          size_t as, float *out) {                                                  \
         _Alignas(32) uint8_t buf[PB];                                                              \
@@ -579,30 +586,7 @@ QX_PACKED_SC16(iq4_xs, LB_IQ4_XS_PACKED, 0, 1)
 
 /* one Q4_K / Q5_K row, the operations of pk_k45 lane by lane (the same exact integer sums, the
  * same two fmas a super-block) */
-#define QX_ROW1K(X)                                                                                \
-    static void row1_##X(int64_t nb, const uint8_t *row, const uint8_t *A, size_t as, int64_t nc, \
-                         float *out, int64_t ldo) {                                                \
-        for (int64_t c = 0; c < nc; c++) {                                                         \
-            const lb_block_q8k *a   = (const lb_block_q8k *)(A + (size_t)c * as);                  \
-            float               acc = 0.0f;                                                        \
-            for (int64_t i = 0; i < nb; i++) {                                                     \
-                qx_deck dk;                                                                        \
-                dec_##X(&dk, (const lb_block_##X *)row + i);                                       \
-                __m256i is = _mm256_setzero_si256();                                               \
-                for (int j = 0; j < 8; j++)                                                        \
-                    is = _mm256_add_epi32(is, _mm256_madd_epi16(_mm256_maddubs_epi16(             \
-                             dk.q[j], _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j))), dk.sc[j])); \
-                const int ms = qx_hsum_i32(_mm256_madd_epi16(dk.mn, _mm256_loadu_si256((const __m256i *)a[i].bsums))); \
-                acc = fmaf((float)qx_hsum_i32(is), dk.d * a[i].d, acc);                            \
-                acc = fmaf(-(float)ms, dk.dmin * a[i].d, acc);                                     \
-            }                                                                                      \
-            out[c * ldo] = acc;                                                                    \
-        }                                                                                          \
-    }                                                                                              \
-    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,   \
-                         size_t as, float *out) {                                                  \
-        for (int64_t r = 0; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1); \
-    }
+#define QX_ROW1K(X) QX_ROW1_SC(X, 1, 0) QX_GEMV_ROW1(X)
 QX_ROW1K(q4_k)
 QX_ROW1K(q5_k)
 
