@@ -3,10 +3,10 @@
  * (kernels/matmul.h, lb_matmul_pack). Once a tensor of a mapped file is packed, its pages are
  * released (they come back from the file if read again), so the model stays in memory once.
  * A matrix of a type without kernels is first transcoded to a type that holds the same values
- * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks, 2-bit groups and TQ1_0/TQ2_0 as
- * the X2_0/X2_1 kernel layouts), whose kernels then compute it; when it is also packed, the
- * transcoded rows the packed copy holds are given back too (a packed product reads only its
- * packed rows and those after them). In contexts that quantize activations (pack), NF4,
+ * (formats.h, lb_transcode_target: int4_g128 as Q4_0 blocks, 2-bit groups as X2_0/X2_1 and
+ * TQ1_0/TQ2_0 as X2_K, kernel layouts), whose kernels then compute it; when it is also
+ * packed, the transcoded rows the packed copy holds are given back too (a packed product reads
+ * only its packed rows and those after them). In contexts that quantize activations (pack), NF4,
  * lowbit's ternary and INTn per-row and per-tensor scales become the type within the
  * activations' error that reads fewest bytes (lb_transcode_approx_target: XNF4, X2_0, the
  * block type of their width with f16 scales; W8A8 models keep INT8_PC for their integer
