@@ -51,7 +51,6 @@ lb_type lb_transcode_approx_target(lb_type t) {
     lb_intn_desc d;
     if (t == LB_TYPE_NF4) return LB_TYPE_XNF4;
     if (t == LB_TYPE_TERNARY) return LB_TYPE_X2_0;
-    if (t == LB_TYPE_INT8_PC) return LB_TYPE_INVALID; /* W8A8's weights: their int8 x int8 kernels */
     return lb_intn_desc_of(t, &d) && d.group <= 0 ? block_of(d.bits, d.affine) : LB_TYPE_INVALID;
 }
 

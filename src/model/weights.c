@@ -95,7 +95,7 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         lb_type          to = t ? lb_transcode_target(t->type) : LB_TYPE_INVALID;
         const lb_type    ap = pack && t && t->ne[0] % 32 == 0 ? lb_transcode_approx_target(t->type) : LB_TYPE_INVALID;
         /* activations quantized anyway: the faster kernel; W8A8's integer path wants INT8_PC */
-        if (ap != LB_TYPE_INVALID && !(m->actq && to == LB_TYPE_INT8_PC)) to = ap;
+        if (ap != LB_TYPE_INVALID && !(m->actq && (to == LB_TYPE_INT8_PC || t->type == LB_TYPE_INT8_PC))) to = ap;
         const bool requant  = to == LB_TYPE_INVALID && pack && t && lb_type_get_traits(t->type)->is_quantized &&
                              !lb_qdot_get(t->type) && t->ne[0] % 32 == 0;
         if (requant) to = LB_TYPE_Q8_0; /* no kernel and no block type with its values: Q8_0's */
