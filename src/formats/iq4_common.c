@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "iq4_common.h"
 #include "lowbit/core.h"
 
@@ -131,4 +132,15 @@ void lb_iq4_quantize_superblock(const float *x, int n, const float *importance, 
         }
     }
     pack_nibbles(qs, L, n);
+}
+
+void lb_dequantize_grid4(float *y, const void *src, int64_t n, const int8_t grid[16]) {
+    const lb_block_iq4_nl *b = src;
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
+        const float d = lb_f16_to_f32(b[i].d);
+        for (int j = 0; j < QK_LEGACY / 2; j++) {
+            y[j]      = d * (float)grid[b[i].qs[j] & 0xF];
+            y[j + 16] = d * (float)grid[b[i].qs[j] >> 4];
+        }
+    }
 }

@@ -9,6 +9,10 @@
 /* the 16 levels (ggml's kvalues_iq4nl): denser near zero, where weights are */
 extern const int8_t lb_iq4nl_grid[16];
 
+/* Dequantize n values of 32-blocks { f16 d; u8 qs[16] } whose nibbles index a 16-level int8
+ * grid: x = d * grid[nibble] (IQ4_NL with lb_iq4nl_grid, the XNF4 layout with lb_nf4_grid8). */
+void lb_dequantize_grid4(float *y, const void *src, int64_t n, const int8_t grid[16]);
+
 /* Quantize one super-block of n values, n = 32 (IQ4_NL: one block, its scale stored as f16 in
  * *d) or n = 256 (IQ4_XS: 8 blocks of 32 whose scales are 6-bit multiples of *d, written to
  * scales_h / scales_l; both may be NULL when n = 32). importance (n weights) may be NULL:

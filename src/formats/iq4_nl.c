@@ -24,12 +24,5 @@ void lb_quantize_row_iq4_nl_ref(void *dst, const float *src, int64_t n) {
 }
 
 void lb_dequantize_row_iq4_nl(float *y, const void *src, int64_t n) {
-    const lb_block_iq4_nl *b = src;
-    for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
-        const float d = lb_f16_to_f32(b[i].d);
-        for (int j = 0; j < QK_LEGACY / 2; j++) {
-            y[j]      = d * lb_iq4nl_grid[b[i].qs[j] & 0xf];
-            y[j + 16] = d * lb_iq4nl_grid[b[i].qs[j] >> 4];
-        }
-    }
+    lb_dequantize_grid4(y, src, n, lb_iq4nl_grid);
 }

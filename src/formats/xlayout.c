@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "formats.h"
+#include "iq4_common.h"
 #include "lowbit/core.h"
 
 /* round(127 * lb_nf4_levels[k]) */
@@ -118,12 +119,5 @@ void lb_quantize_row_xnf4_ref(void *dst, const float *x, int64_t n) {
 }
 
 void lb_dequantize_row_xnf4(float *y, const void *src, int64_t n) {
-    const lb_block_xnf4 *b = src;
-    for (int64_t i = 0; i < n / QK_LEGACY; i++, y += QK_LEGACY) {
-        const float d = lb_f16_to_f32(b[i].d);
-        for (int j = 0; j < QK_LEGACY / 2; j++) {
-            y[j]      = d * (float)lb_nf4_grid8[b[i].qs[j] & 0xF];
-            y[j + 16] = d * (float)lb_nf4_grid8[b[i].qs[j] >> 4];
-        }
-    }
+    lb_dequantize_grid4(y, src, n, lb_nf4_grid8);
 }

@@ -74,6 +74,14 @@ static void nibbles(int8_t *q, const uint8_t *qs, int offset) {
     }
 }
 
+/* 16 bytes of nibbles indexing a 16-level grid: low nibbles values 0..15, high ones 16..31 */
+static void grid_nibbles(int8_t *q, const uint8_t *qs, const int8_t *grid) {
+    for (int j = 0; j < 16; j++) {
+        q[j]      = grid[qs[j] & 0xF];
+        q[j + 16] = grid[qs[j] >> 4];
+    }
+}
+
 static void fifth_bits(int8_t *q, const uint8_t *qh4) {
     uint32_t qh;
     memcpy(&qh, qh4, 4);
@@ -110,19 +118,13 @@ static void dec_q5_1(dec32 *o, const void *p) {
 }
 static void dec_iq4_nl(dec32 *o, const void *p) {
     const lb_block_iq4_nl *b = p;
-    for (int j = 0; j < 16; j++) {
-        o->q[j]      = lb_iq4nl_grid[b->qs[j] & 0xF];
-        o->q[j + 16] = lb_iq4nl_grid[b->qs[j] >> 4];
-    }
+    grid_nibbles(o->q, b->qs, lb_iq4nl_grid);
     o->d = lb_f16_to_f32(b->d), o->m = 0;
 }
 
 static void dec_xnf4(dec32 *o, const void *p) {
     const lb_block_xnf4 *b = p;
-    for (int j = 0; j < 16; j++) {
-        o->q[j]      = lb_nf4_grid8[b->qs[j] & 0xF];
-        o->q[j + 16] = lb_nf4_grid8[b->qs[j] >> 4];
-    }
+    grid_nibbles(o->q, b->qs, lb_nf4_grid8);
     o->d = lb_f16_to_f32(b->d), o->m = 0;
 }
 /* X2_0 / X2_1: value 8 s + b in bits 2 s of qs[b] */
@@ -142,10 +144,7 @@ static void dec_x2_1(dec32 *o, const void *p) {
 
 static void dec_mxfp4(dec32 *o, const void *p) {
     const lb_block_mxfp4 *b = p;
-    for (int j = 0; j < 16; j++) {
-        o->q[j]      = lb_mxfp4_values[b->qs[j] & 0xF];
-        o->q[j + 16] = lb_mxfp4_values[b->qs[j] >> 4];
-    }
+    grid_nibbles(o->q, b->qs, lb_mxfp4_values);
     o->d = lb_e8m0_half(b->e), o->m = 0;
 }
 
