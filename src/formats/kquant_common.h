@@ -28,14 +28,6 @@ static inline int lb_q3_k_scale(const uint8_t *scales, int g) {
     return (lo | ((scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
 }
 
-/* Store the 6-bit scale l (0..63, the signed scale + 32) of group g, the other way; scales[]
- * starts zeroed and groups g < 8 are stored before g + 8. */
-static inline void lb_q3_k_put_scale(uint8_t *scales, int g, int l) {
-    if (g < 8) scales[g] = (uint8_t)(l & 0xF);
-    else scales[g - 8] |= (uint8_t)((l & 0xF) << 4);
-    scales[8 + g % 4] |= (uint8_t)((l >> 4) << (2 * (g / 4)));
-}
-
 static inline int lb_kq_clamp(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }

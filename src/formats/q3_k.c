@@ -62,6 +62,13 @@ static float q3_k_make_quants(int n, int nmax, const float *x, int8_t *L) {
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
+/* Store the 6-bit scale l (0..63) of group g; scales[] must start zeroed. */
+static void q3_k_put_scale(uint8_t *scales, int g, int l) {
+    if (g < 8) scales[g] = (uint8_t)(l & 0xF);
+    else scales[g - 8] |= (uint8_t)((l & 0xF) << 4);
+    scales[8 + g % 4] |= (uint8_t)((l >> 4) << (2 * (g / 4)));
+}
+
 /* The signed scale of group g (-32 .. 31): lb_q3_k_scale (kquant_common.h). */
 
 /* Re-round every group on its stored scale, then split the levels into qs and hmask. */
@@ -104,7 +111,7 @@ void lb_quantize_row_q3_k_ref(void *dst, const float *x, int64_t n) {
             for (int g = 0; g < QK_K / 16; g++) {
                 /* ggml keeps the rounded value in an int8_t: same value, it is in -32..32 */
                 const int l = lb_kq_clamp((int8_t)lb_kq_nearest_int(iscale * scales[g]), -32, 31);
-                lb_q3_k_put_scale(y[i].scales, g, l + 32);
+                q3_k_put_scale(y[i].scales, g, l + 32);
             }
             y[i].d = lb_f32_to_f16(1 / iscale);
         } else {
@@ -133,7 +140,7 @@ static void q3_k_row_imatrix(lb_block_q3_k *y, const float *x, int64_t n, const 
         }
         memset(y[i].scales, 0, sizeof y[i].scales);
         const float d_block = lb_kq_make_qx_quants(QK_K / 16, 32, scales, Ls, sw);
-        for (int g = 0; g < QK_K / 16; g++) lb_q3_k_put_scale(y[i].scales, g, Ls[g]);
+        for (int g = 0; g < QK_K / 16; g++) q3_k_put_scale(y[i].scales, g, Ls[g]);
         y[i].d = lb_f32_to_f16(d_block);
         q3_k_finish(&y[i], x, L);
     }

@@ -8,9 +8,9 @@
  *   symmetric, 5 bits:    Q5_0  (level k + 16; x = d (q - 16))
  *   affine,    5 bits:    Q5_1
  *   symmetric, 6, 8 bits: Q8_0  (level k;      x = d q)
- * A group of 256 is one k-quant super-block where that reads fewer bytes, every sub-block's
- * scale 1 and the minimum as the super-block's (put_super): 2 bits X2_K and Q2_K (affine),
- * 3 bits Q3_K and Q4_K (affine), affine 4 bits Q4_K, 5 bits Q5_K, symmetric 6 bits Q6_K.
+ * A group of 256 is one super-block where that generates faster (super_of, put_super):
+ * symmetric 2 bits X2_K (X2_0's blocks under one d), affine 3 bits Q4_K and 5 bits Q5_K
+ * (every sub-block's scale 1, the minimum as the super-block's).
  * Symmetric per-row and per-tensor scales (an f32 d at the start of each row, levels 2-6 and
  * 8 bits) become INT8_PC rows { f32 d; int8 q[n] }, which has kernels (f32 activations).
  * llama.cpp's ternary TQ1_0 and TQ2_0 ({-1, 0, 1} times a block's f16 d, 256 values) become
@@ -45,17 +45,14 @@ static lb_type block_of(int32_t bits, bool affine) {
 }
 
 /* the super-block type holding a group of 256 n-bit levels under its one scale [and minimum]
- * with every sub-block's scale [and minimum] 1 (or the offset the type lacks); INVALID where
- * the 32-value block type reads as few bytes (4 and 8 bits) or none holds them (affine 6) */
+ * with every sub-block's scale [and minimum] 1 (symmetric Q5_K: its minimum the offset), where
+ * it generates faster than the 32-value block type (bench/README.md, section 15); else INVALID.
+ * (Q3_K, Q2_K and Q6_K would hold 3-bit, affine 2-bit and 6-bit groups too, but run slower
+ * than Q4_0, X2_1 and Q8_0 do with their extra bytes.) */
 static lb_type super_of(int32_t bits, bool affine) {
-    switch (bits) {
-    case 2: return affine ? LB_TYPE_Q2_K : LB_TYPE_X2_K;
-    case 3: return affine ? LB_TYPE_Q4_K : LB_TYPE_Q3_K;
-    case 4: return affine ? LB_TYPE_Q4_K : LB_TYPE_INVALID;
-    case 5: return LB_TYPE_Q5_K;
-    case 6: return affine ? LB_TYPE_INVALID : LB_TYPE_Q6_K;
-    default: return LB_TYPE_INVALID;
-    }
+    if (bits == 2 && !affine) return LB_TYPE_X2_K;
+    if (bits == 3 && affine) return LB_TYPE_Q4_K;
+    return bits == 5 ? LB_TYPE_Q5_K : LB_TYPE_INVALID;
 }
 
 lb_type lb_transcode_target(lb_type t) {
@@ -126,56 +123,27 @@ static size_t put_block(lb_type to, uint8_t *o, const uint8_t *hdr, size_t hb, c
     }
 }
 
-/* One 256-value super-block of type `to` (X2_K, Q2_K .. Q6_K) at o holding the levels k
+/* One 256-value super-block of type `to` (X2_K, Q4_K, Q5_K) at o holding the levels k
  * (symmetric: signed; affine: 0..2^n-1) of a group with f16 scale hdr[0] [and minimum
  * hdr[1]]: x = d k [+ m] with every sub-scale 1; the minimum is the k-quants' dmin negated,
  * symmetric Q5_K's offset 16 is m = 16 under dmin = d. The products d k are exact, so the
  * values are the group's bit for bit. Returns its size. */
 static size_t put_super(lb_type to, uint8_t *o, const uint16_t *hdr, bool affine, const int32_t *k) {
     const size_t bs = lb_row_size(to, QK_K);
-    void (*set)(void *, int32_t, int32_t) = NULL;
-    int32_t off = 0;
     memset(o, 0, bs);
-    switch (to) {
-    case LB_TYPE_X2_K:
+    if (to == LB_TYPE_X2_K) {
         memcpy(o, hdr, 2);
         for (int s = 0; s < QK_K / 32; s++) put_crumbs(o + 2 + 8 * s, k + 32 * s, 2);
         return bs;
-    case LB_TYPE_Q2_K: {
-        lb_block_q2_k *b = (lb_block_q2_k *)o;
-        b->d = hdr[0], b->dmin = hdr[1] ^ 0x8000u;
-        memset(b->scales, 0x11, sizeof b->scales); /* scale 1, minimum 1 */
-        set = lb_grid_q2_k_set;
-        break;
     }
-    case LB_TYPE_Q3_K: {
-        lb_block_q3_k *b = (lb_block_q3_k *)o;
-        b->d = hdr[0];
-        for (int g = 0; g < QK_K / 16; g++) lb_q3_k_put_scale(b->scales, g, 1 + 32);
-        set = lb_grid_q3_k_set, off = 4;
-        break;
-    }
-    case LB_TYPE_Q4_K:
-    case LB_TYPE_Q5_K: { /* the same header: d, dmin, packed 6-bit scales and minimums */
-        lb_block_q4_k *b = (lb_block_q4_k *)o;
-        uint8_t        ls[8], lm[8];
-        memset(ls, 1, sizeof ls);
-        memset(lm, affine ? 1 : 16, sizeof lm);
-        b->d = hdr[0], b->dmin = affine ? hdr[1] ^ 0x8000u : hdr[0];
-        lb_kq_pack_scale_min(b->scales, ls, lm);
-        set = to == LB_TYPE_Q4_K ? lb_grid_q4_k_set : lb_grid_q5_k_set, off = affine ? 0 : 16;
-        break;
-    }
-    case LB_TYPE_Q6_K: {
-        lb_block_q6_k *b = (lb_block_q6_k *)o;
-        b->d = hdr[0];
-        memset(b->scales, 1, sizeof b->scales);
-        set = lb_grid_q6_k_set, off = 32;
-        break;
-    }
-    default: return bs;
-    }
-    for (int32_t j = 0; j < QK_K; j++) set(o, j, k[j] + off);
+    lb_block_q4_k *b = (lb_block_q4_k *)o; /* Q5_K starts the same: d, dmin, 6-bit scales and minimums */
+    uint8_t        ls[8], lm[8];
+    memset(ls, 1, sizeof ls);
+    memset(lm, affine ? 1 : 16, sizeof lm);
+    b->d = hdr[0], b->dmin = affine ? hdr[1] ^ 0x8000u : hdr[0];
+    lb_kq_pack_scale_min(b->scales, ls, lm);
+    void (*set)(void *, int32_t, int32_t) = to == LB_TYPE_Q4_K ? lb_grid_q4_k_set : lb_grid_q5_k_set;
+    for (int32_t j = 0; j < QK_K; j++) set(o, j, k[j] + (affine ? 0 : 16));
     return bs;
 }
 

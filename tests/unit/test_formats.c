@@ -462,10 +462,10 @@ static void test_transcode(void **state) {
     }
     /* 2-8 bits, sym and affine, 4 groups, not uint6/uint8; sym per row and per tensor but int8_pc */
     assert_int_equal(n_targets, 2 * 6 * 4 - 2 * 4 + 6 * 2 - 1);
-    static const lb_type g256[][2] = { /* groups of 256: a k-quant super-block where it reads fewer bytes */
-        { LB_TYPE_INT2_G256, LB_TYPE_X2_K }, { LB_TYPE_UINT2_G256, LB_TYPE_Q2_K }, { LB_TYPE_INT3_G256, LB_TYPE_Q3_K },
-        { LB_TYPE_UINT3_G256, LB_TYPE_Q4_K }, { LB_TYPE_INT4_G256, LB_TYPE_Q4_0 }, { LB_TYPE_UINT4_G256, LB_TYPE_Q4_K },
-        { LB_TYPE_INT5_G256, LB_TYPE_Q5_K }, { LB_TYPE_UINT5_G256, LB_TYPE_Q5_K }, { LB_TYPE_INT6_G256, LB_TYPE_Q6_K },
+    static const lb_type g256[][2] = { /* groups of 256: a super-block where it generates faster */
+        { LB_TYPE_INT2_G256, LB_TYPE_X2_K }, { LB_TYPE_UINT2_G256, LB_TYPE_X2_1 }, { LB_TYPE_INT3_G256, LB_TYPE_Q4_0 },
+        { LB_TYPE_UINT3_G256, LB_TYPE_Q4_K }, { LB_TYPE_INT4_G256, LB_TYPE_Q4_0 }, { LB_TYPE_UINT4_G256, LB_TYPE_Q4_1 },
+        { LB_TYPE_INT5_G256, LB_TYPE_Q5_K }, { LB_TYPE_UINT5_G256, LB_TYPE_Q5_K }, { LB_TYPE_INT6_G256, LB_TYPE_Q8_0 },
         { LB_TYPE_UINT6_G256, LB_TYPE_INVALID }, { LB_TYPE_INT8_G256, LB_TYPE_Q8_0 },
     };
     for (size_t i = 0; i < sizeof g256 / sizeof g256[0]; i++) assert_int_equal(lb_transcode_target(g256[i][0]), g256[i][1]);

@@ -340,7 +340,7 @@ static void test_transcoded_kernels(void **state) {
     (void)state;
     static const char *const types[] = { "int4_g32", "uint5_g64", "int8_g128", "tq2_0", "int2_g64", "uint2_g128",
                                          "int4_pc", "int3_pt", "nf4", "fp8_e4m3_pc", "ternary", "uint8_g64",
-                                         "int3_g256", "uint3_g256", "int5_g256", "int6_g256" };
+                                         "int2_g256", "uint3_g256", "int5_g256", "uint5_g256" };
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char            p32[256], pa[256], pb[256];
         lb_synth_params sp = { .type = LB_TYPE_F32, .seed = 3 };
