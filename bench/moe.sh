@@ -8,7 +8,8 @@
 #
 #   bench/moe.sh [DIR]   environment: ARCHS ("mixtral qwen3moe qwen2moe"; testbed; or GGUF files), TYPES ("q4_k_m q3_k_m"),
 #                        CALIB (data/books/alice-in-wonderland.txt), SAMPLES (32), CTX (128),
-#                        EVAL (data/tinystories-valid-70.txt), CHUNKS (40), LOWBIT (build/lowbit)
+#                        EVAL (data/tinystories-valid-70.txt), CHUNKS (40), LOWBIT (build/lowbit),
+#                        RULE (--gptq-min-tokens of the "gptq" column: the default unless set)
 set -u
 LOWBIT=${LOWBIT:-build/lowbit}
 DIR=${1:-/tmp/lowbit-moe}
@@ -19,6 +20,7 @@ SAMPLES=${SAMPLES:-32}
 CTX=${CTX:-128}
 EVAL=${EVAL:-data/tinystories-valid-70.txt}
 CHUNKS=${CHUNKS:-40}
+RULE=${RULE:-}
 mkdir -p "$DIR"
 num() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1" | head -1; }
 
@@ -44,10 +46,11 @@ for a in $ARCHS; do
             q="$DIR/$a-$t-$m.gguf"
             opt=""
             [ $m = gptq-off ] && opt="--gptq-min-tokens -1"
+            [ $m = gptq ] && [ -n "$RULE" ] && opt="--gptq-min-tokens $RULE"
             # shellcheck disable=SC2086
             "$LOWBIT" quantize "$g" "$q" --type "$t" --method "${m%-off}" --calib "$CALIB" --calib-samples "$SAMPLES" \
                 --calib-ctx "$CTX" $opt > /dev/null 2> "$DIR/log" || { tail -1 "$DIR/log"; continue; }
-            [ $m = gptq ] && rare=$(grep -c "importance-weighted (few tokens)" "$DIR/log")
+            [ $m = gptq ] && rare=$(grep -c "topped up (few tokens)" "$DIR/log")
             "$LOWBIT" eval "$q" --text "$EVAL" --ctx "$CTX" --chunks "$CHUNKS" --ref-logits "$DIR/$a.lg" --json \
                 > "$DIR/q.json" 2> /dev/null
             K[$m]=$(num "$DIR/q.json" kld_mean)

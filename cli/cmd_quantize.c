@@ -282,7 +282,16 @@ int cmd_quantize(int argc, char **argv) {
             bpw_proxy = v && !strcmp(v, "proxy");
         }
         else if (!strcmp(opt, "--act-order")) act_order = true;
-        else if (!strcmp(opt, "--gptq-min-tokens")) lb_args_int(&a, -1, INT32_MAX, &min_tokens);
+        else if (!strcmp(opt, "--gptq-min-tokens")) {
+            const char *v   = lb_args_value(&a);
+            char       *end = NULL;
+            const long  k   = v ? strtol(v, &end, 10) : 0;
+            if (v && !strcmp(v, "width")) min_tokens = LB_GPTQ_MIN_WIDTH;
+            else if (v && (end == v || *end || k < -1 || k >= LB_GPTQ_MIN_WIDTH)) {
+                rc = lb_usage_error("quantize", "--gptq-min-tokens wants a count, -1 or width, not '%s'", v);
+                goto out;
+            } else if (v) min_tokens = (int32_t)k;
+        }
         else if (!strcmp(opt, "--allow-nonfinite")) nonfinite = true;
         else if (!strcmp(opt, "--allow-long-ctx")) long_ctx = true;
         else if (!strcmp(opt, "--gptq-target")) {

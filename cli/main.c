@@ -51,8 +51,9 @@ static const lb_command k_commands[] = {
       "                  outputs, the weights refit to the quantized inputs first) or self (the\n"
       "                  layer's own outputs on the quantized inputs, as the GPTQ paper)\n"
       "  --gptq-min-tokens N  a mixture of experts: an expert routed fewer calibration tokens\n"
-      "                  (default: a quarter of its input width; -1: only those with none) is\n"
-      "                  rounded weighted by importance instead of GPTQ'd on its singular Hessian\n",
+      "                  (default 1: those that saw none) gets its Hessian topped up to N tokens\n"
+      "                  with every calibration token passed through it (width: its input\n"
+      "                  width); -1: off (round to nearest an expert that saw none)\n",
       "  --range R       clip each row before quantizing: minmax (none, default), pNN (the\n"
       "                  NNth percentile of |w|, e.g. p99.9), mse (the clip minimizing the\n"
       "                  squared error), kl (the quantized histogram of |w|, weighted by |w|,\n"

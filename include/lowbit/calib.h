@@ -36,6 +36,7 @@ typedef struct lb_act_stats {
     int32_t        expert;  /* a mixture of experts' expert (its tokens only), or -1 */
     int32_t        n;       /* channels (the linear's in_features) */
     int64_t        count;   /* tokens seen */
+    double         prior;   /* an expert's: tokens' weight added by lb_calib_run_states_prior */
     double        *sum_x2;  /* [n] */
     double        *sum_abs; /* [n] */
     float         *max_abs; /* [n] */
@@ -99,6 +100,17 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_state
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
                                     lb_context *ref, const lb_calib_states *rs, double *C, double *A,
                                     lb_error *err);
+
+/* The rare-expert prior. A router sends few calibration tokens to some experts, and their
+ * Hessians are then nearly singular (rank at most their token count). For each selected expert
+ * (lb_calib_select_experts: LB_ROLE_FFN_GATE_EXPS or _DOWN_EXPS) that saw fewer than
+ * min_tokens tokens, this adds (min_tokens - count) / N times the statistics every one of the
+ * states' N tokens gives that input had the router sent it there (down's input: through the
+ * expert's own gate and up, as ctx holds them), so that its statistics weigh min_tokens
+ * tokens. `count` stays the tokens seen; `prior` gets the weight added. *n_topped: how many
+ * experts. Run it after the routed pass (lb_calib_run_states). */
+lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib_states *s, int64_t min_tokens,
+                                    int32_t *n_topped, lb_error *err);
 
 /* The statistics of the input that weight role `role` of `layer` multiplies (q, k, v share
  * one; gate and up share one; output: layer -1). NULL when there is none. */

@@ -299,6 +299,12 @@ void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);
  * them), skipping its product and all after: no logits, the residual stream undefined. For
  * calibration passes that want one input. LB_ROLE_COUNT (the default): never. */
 void lb_context_set_stop(lb_context *c, lb_tensor_role input);
+/* A probe of a mixture of experts' experts, for calibration: in a pass that stops at an
+ * experts' input (LB_ROLE_FFN_GATE_EXPS or LB_ROLE_FFN_DOWN_EXPS), `probe` sees that input of
+ * each expert e with experts[e] != 0 as if the router had sent it every token of the batch
+ * (T rows; the down input through the expert's own gate and up), and the routed experts are
+ * not run. experts: n_expert flags, kept by the caller until the probe is cleared (NULL). */
+void lb_context_set_probe(lb_context *c, lb_forward_hook probe, void *user, const uint8_t *experts);
 
 /* Process n tokens (n <= n_batch) at positions n_past .. n_past+n-1, as one batch
  * (T x E matrices through GEMM). *logits receives n rows of V floats, valid until

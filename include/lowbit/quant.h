@@ -47,12 +47,12 @@ typedef struct lb_gptq_params {
      * are first refit by lb_gptq_retarget, then GPTQ compensates towards them). self_target:
      * the layer's own outputs on the quantized inputs, as the GPTQ paper. */
     bool    self_target;
-    /* A mixture of experts: an expert whose calibration saw fewer tokens than this (0: a
-     * quarter of its input's width; < 0: only one that saw none) is not GPTQ'd on its nearly
-     * singular Hessian but rounded by its format's quantizer weighted by its own tokens'
-     * importance, as llama-quantize --imatrix does (none: unweighted). Experts aim at their own
-     * outputs (self_target): the unquantized model routes tokens to them otherwise. */
+    /* A mixture of experts: an expert whose calibration saw fewer tokens than this (0: the
+     * default, 1; < 0: the rule off) gets its statistics topped up to this many tokens'
+     * weight with every calibration token passed through it (gptq_experts.c). Experts aim at
+     * their own outputs (self_target): the unquantized model routes tokens to them otherwise. */
     int32_t min_tokens;
+#define LB_GPTQ_MIN_WIDTH INT32_MAX /* min_tokens: each expert's input width (a full-rank Hessian) */
     /* each block's weights (a row's, for row-scaled types) are clipped by this estimator
      * before the format fixes the block's scales (AutoGPTQ's mse option); minmax: none */
     lb_range range;

@@ -274,6 +274,12 @@ void lb_context_set_stop(lb_context *c, lb_tensor_role input) {
     c->stop_at = c->moe.stop_at = input;
 }
 
+void lb_context_set_probe(lb_context *c, lb_forward_hook probe, void *user, const uint8_t *experts) {
+    c->moe.probe         = experts ? probe : NULL;
+    c->moe.probe_user    = user;
+    c->moe.probe_experts = experts;
+}
+
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers) {
     c->layer_limit = n_layers > 0 ? n_layers : 0;
 }

@@ -82,18 +82,36 @@ void lb_moe_route(const lb_llama_config *c, bool norm, const float *bias, float 
     }
 }
 
-/* out [T', E] = Wdown · act(Wgate · x, Wup · x) for x [T', E], through the io's buffers; the
- * hook sees the down input as `role` of expert e. False: stopped there. */
-static bool expert_ffn(const lb_moe_io *io, int32_t l, lb_tensor_role role, int32_t e, lb_mat gate, lb_mat up,
-                       lb_mat down, const float *x, int32_t T, int64_t F, float *out) {
+/* io->gate [T', F] = act(Wgate · x, Wup · x) for x [T', E]: an expert's down input */
+static void down_input(const lb_moe_io *io, lb_mat gate, lb_mat up, const float *x, int32_t T, int64_t F) {
     lb_mat      gu[2]  = { gate, up };
     float *const o2[2] = { io->gate, io->up };
     lb_matmul_multi(o2, x, gu, 2, T, io->mode, io->scratch);
     io->act(io->gate, io->up, (int64_t)T * F);
+}
+
+/* out [T', E] = Wdown · act(Wgate · x, Wup · x) for x [T', E], through the io's buffers; the
+ * hook sees the down input as `role` of expert e. False: stopped there. */
+static bool expert_ffn(const lb_moe_io *io, int32_t l, lb_tensor_role role, int32_t e, lb_mat gate, lb_mat up,
+                       lb_mat down, const float *x, int32_t T, int64_t F, float *out) {
+    down_input(io, gate, up, x, T, F);
     if (io->hook) io->hook(io->hook_user, l, role, e, io->gate, T, (int32_t)F);
     if (io->stop_at == role && role == LB_ROLE_FFN_DOWN) return false;
     lb_matmul(out, io->gate, down, T, io->mode, io->scratch);
     return true;
+}
+
+/* a probe pass (lb_context_set_probe): every token into the flagged experts' input io->stop_at */
+static void probe_experts(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, int32_t T, int64_t F) {
+    for (int32_t e = 0; e < m->cfg.n_expert; e++) {
+        if (!io->probe_experts[e]) continue;
+        if (io->stop_at == LB_ROLE_FFN_GATE_EXPS) {
+            io->probe(io->probe_user, l, LB_ROLE_FFN_GATE_EXPS, e, xn, T, m->cfg.n_embd);
+            continue;
+        }
+        down_input(io, lb_weights_expert(io->w, m, l, 0, e), lb_weights_expert(io->w, m, l, 1, e), xn, T, F);
+        io->probe(io->probe_user, l, LB_ROLE_FFN_DOWN_EXPS, e, io->gate, T, (int32_t)F);
+    }
 }
 
 bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, int32_t T, float *out) {
@@ -101,6 +119,10 @@ bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, in
     const lb_layer        *L = &m->layers[l];
     const int32_t          E = c->n_embd, X = c->n_expert, K = c->n_expert_used;
     const int64_t          FX = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff;
+    if (io->probe && (io->stop_at == LB_ROLE_FFN_GATE_EXPS || io->stop_at == LB_ROLE_FFN_DOWN_EXPS)) {
+        probe_experts(m, l, io, xn, T, FX);
+        return false;
+    }
     lb_matmul(io->router, xn, lb_weights_get(io->w, l, LB_ROLE_FFN_GATE_INP), T, LB_MATMUL_EXACT, io->scratch);
     lb_moe_route(c, m->arch->ops.moe_norm || c->moe_norm_w, L->exp_probs_b.data, io->router, T, io->sel, io->selw);
     memset(out, 0, (size_t)T * (size_t)E * sizeof *out);

@@ -22,6 +22,9 @@ typedef struct lb_moe_io {
     lb_forward_hook   hook;          /* the context's (model.h), or NULL */
     void             *hook_user;
     lb_tensor_role    stop_at;       /* stop once the hook has seen this input (LB_ROLE_COUNT: never) */
+    lb_forward_hook   probe;         /* lb_context_set_probe's, or NULL */
+    void             *probe_user;
+    const uint8_t    *probe_experts;
     uint64_t          read;          /* bytes of expert matrices multiplied so far */
 } lb_moe_io;
 
@@ -36,8 +39,8 @@ void lb_moe_route(const lb_llama_config *c, bool norm, const float *bias, float 
 
 /* out [T, E] = layer l's mixture of experts (and shared expert) of xn [T, E], the normed
  * FFN input (which the caller showed the hook as LB_ROLE_FFN_GATE). The hook sees each
- * expert's inputs and the shared expert's down input; false: stopped at io->stop_at (out
- * undefined). */
+ * expert's inputs and the shared expert's down input (or the probe, in a probe pass:
+ * lb_context_set_probe); false: stopped at io->stop_at (out undefined). */
 bool lb_moe_ffn(const lb_model *m, int32_t l, lb_moe_io *io, const float *xn, int32_t T, float *out);
 
 #endif

@@ -39,6 +39,7 @@ struct lb_calib {
     const float    *ref_x;   /* the cross pass: the reference's X of the window, [T, n] */
     double         *cross;   /* and C += ref_x^T X */
     double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
+    const float    *prior_w; /* a prior pass: each expert's weight a token (lb_calib_run_states_prior) */
 };
 
 /* the statistics' kind: the block input the role reads (lb_block_input_of, from the table) */
@@ -178,6 +179,7 @@ static bool clear_one(lb_calib *c, lb_act_stats *s) {
     if (c->hessians && !s->H && !(s->H = malloc((size_t)s->n * (size_t)s->n * sizeof *s->H))) return false;
 
     s->count = 0;
+    s->prior = 0;
     memset(s->sum_x2, 0, (size_t)s->n * sizeof *s->sum_x2);
     memset(s->sum_abs, 0, (size_t)s->n * sizeof *s->sum_abs);
     memset(s->max_abs, 0, (size_t)s->n * sizeof *s->max_abs);
@@ -229,28 +231,33 @@ static void tmp_end(lb_calib *c) {
     c->tmp = NULL;
 }
 
-static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
-    lb_calib     *c = user;
-    lb_act_stats *s = find_x(c, layer, role, expert);
-    if (!s || s->n != n || !selected(c, s)) return;
+/* s's statistics += w times those of the rows x [T, n] (w = 1: tokens it saw; count apart) */
+static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, int32_t n, float w) {
     for (int32_t t = 0; t < T; t++) {
         const float *r = x + (size_t)t * (size_t)n;
         for (int32_t j = 0; j < n; j++) {
             const float a = fabsf(r[j]);
-            s->sum_x2[j] += (double)r[j] * r[j];
-            s->sum_abs[j] += a;
+            s->sum_x2[j] += (double)w * ((double)r[j] * r[j]);
+            s->sum_abs[j] += w * a;
             if (a > s->max_abs[j]) s->max_abs[j] = a;
         }
     }
     if (s->H) { /* upper triangle of X^T X (row-major) into the f64 sum's upper triangle, row
                  * by row (contiguous); lb_calib_run mirrors it into the lower one at the end */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, x, n, 0.0f, c->tmp, n);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 0.0f, c->tmp, n);
         for (int32_t i = 0; i < n; i++) {
             double      *h = s->H + (size_t)i * (size_t)n;
             const float *v = c->tmp + (size_t)i * (size_t)n;
             for (int32_t j = i; j < n; j++) h[j] += v[j];
         }
     }
+}
+
+static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
+    lb_calib     *c = user;
+    lb_act_stats *s = find_x(c, layer, role, expert);
+    if (!s || s->n != n || !selected(c, s)) return;
+    add_rows(c, s, x, T, n, 1.0f);
     if (c->cross && c->ref_x) { /* C += X_ref^T X */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f,
                     c->tmp, n);
@@ -477,6 +484,53 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_state
     return run_plain(c, ctx, &src, s->n_windows, err);
 }
 
+/* the rare-expert prior's probe: every token of the pass into expert `expert`, weighted */
+static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T,
+                       int32_t n) {
+    lb_calib     *c = user;
+    lb_act_stats *s = find_x(c, layer, role, expert);
+    if (!s || s->n != n || !selected(c, s) || !(c->prior_w[expert] > 0)) return;
+    add_rows(c, s, x, T, n, c->prior_w[expert]);
+    s->prior += (double)c->prior_w[expert] * T;
+}
+
+lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib_states *s, int64_t min_tokens,
+                                    int32_t *n_topped, lb_error *err) {
+    const int xk = stack_kind(c->sel_role);
+    *n_topped    = 0;
+    LB_RETURN_IF(xk < 0 || xk > 1 || c->sel_layer < 0, err, LB_ERR_PARAM,
+                 "calib: the rare-expert prior is for a selected expert input");
+    const double  N = (double)s->n_windows * (double)s->n_ctx;
+    const int32_t X = c->n_slice[xk];
+    uint8_t      *on = calloc((size_t)X, 1);
+    float        *w  = calloc((size_t)X, sizeof *w);
+    lb_status     st = LB_OK;
+    LB_GOTO_IF(!on || !w, err, LB_ERR_NOMEM, "out of memory");
+    for (int32_t e = c->sel_e0; e < c->sel_e1; e++) {
+        const lb_act_stats *a = find_x(c, c->sel_layer, c->sel_role, e);
+        if (!a || a->count >= min_tokens) continue;
+        w[e]  = (float)((double)(min_tokens - a->count) / N);
+        on[e] = w[e] > 0;
+        *n_topped += on[e];
+    }
+    if (*n_topped == 0) goto fail;
+    LB_TRY(tmp_begin(c, err));
+    const source src = states_source(ctx, s);
+    c->prior_w       = w;
+    lb_context_set_probe(ctx, prior_hook, c, on);
+    lb_context_set_stop(ctx, stop_role(c));
+    for (int32_t i = 0; i < s->n_windows && st == LB_OK; i++) st = run_window(ctx, &src, i, err);
+    lb_context_set_stop(ctx, LB_ROLE_COUNT);
+    lb_context_set_probe(ctx, NULL, NULL, NULL);
+    c->prior_w = NULL;
+    tmp_end(c);
+    mirror_hessians(c);
+fail:
+    free(on);
+    free(w);
+    return st;
+}
+
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
                                     lb_context *ref, const lb_calib_states *rs, double *C, double *A,
                                     lb_error *err) {
@@ -487,8 +541,8 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
 }
 
 bool lb_act_importance(const lb_act_stats *s, float *out) {
-    if (!s || s->count == 0) return false;
-    for (int32_t j = 0; j < s->n; j++) out[j] = (float)(s->sum_x2[j] / (double)s->count);
+    if (!s || (double)s->count + s->prior <= 0) return false;
+    for (int32_t j = 0; j < s->n; j++) out[j] = (float)(s->sum_x2[j] / ((double)s->count + s->prior));
     return true;
 }
 

@@ -155,11 +155,101 @@ static void test_experts(void **state) {
     lb_model_free(m);
 }
 
+/* a copy of the selected Hessian of (layer 0, role, expert e; e < 0: a shared input) */
+static double *hessian_copy(const lb_calib *cal, lb_tensor_role role, int32_t e) {
+    const lb_act_stats *s = e < 0 ? lb_calib_get(cal, 0, role) : lb_calib_get_expert(cal, 0, role, e);
+    assert_non_null(s);
+    assert_non_null(s->H);
+    double *h = malloc((size_t)s->n * (size_t)s->n * sizeof *h);
+    memcpy(h, s->H, (size_t)s->n * (size_t)s->n * sizeof *h);
+    return h;
+}
+
+/* The rare-expert prior (lb_calib_run_states_prior): an expert that saw c < min tokens of the
+ * N gets (min - c) / N times every token's statistics added. Its gate/up input is the FFN's
+ * input for every token (the shared input's Hessian); its down input is checked where every
+ * token goes to every expert, so that the prior's rows are the rows the expert saw. */
+static void test_expert_prior(void **state) {
+    (void)state;
+    char     path[256];
+    lb_error err = { 0 };
+    int32_t  win[2 * 32];
+    for (int i = 0; i < 64; i++) win[i] = (int32_t)((i * 37 + 5) % 300);
+    for (int all = 0; all < 2; all++) {
+        lb_synth_params p = { .type = LB_TYPE_F32, .seed = 3, .arch = "qwen3moe" };
+        assert_int_equal(lb_synth_shape("tiny", &p.cfg, &err), LB_OK);
+        p.cfg.n_layers = 1, p.cfg.n_ff = 256, p.cfg.n_vocab = 300;
+        p.cfg.n_expert = all ? 4 : 8, p.cfg.n_expert_used = all ? 4 : 2, p.cfg.n_ff_exp = 128;
+        const int32_t X = p.cfg.n_expert, n = all ? p.cfg.n_ff_exp : p.cfg.n_embd;
+        tmp_path("moe-prior.gguf", path, sizeof path);
+        assert_int_equal(lb_synth_write(path, &p, &err), LB_OK);
+        lb_model        *m;
+        lb_context      *ctx;
+        lb_calib        *cal;
+        lb_calib_states *st;
+        assert_int_equal(lb_model_load(&m, path, NULL, &err), LB_OK);
+        assert_int_equal(lb_context_create(&ctx, m, 32, 32, &err), LB_OK);
+        assert_int_equal(lb_calib_create(&cal, m, true, &err), LB_OK);
+        assert_int_equal(lb_calib_states_create(&st, m, win, 2, 32, &err), LB_OK);
+        const lb_tensor_role role = all ? LB_ROLE_FFN_DOWN_EXPS : LB_ROLE_FFN_GATE_EXPS;
+        double              *every = NULL; /* H of every token's input (gate/up: the FFN's input) */
+        if (!all) {
+            lb_calib_select(cal, 0, LB_ROLE_FFN_GATE);
+            assert_int_equal(lb_calib_clear(cal, 0, LB_ROLE_FFN_GATE, &err), LB_OK);
+            assert_int_equal(lb_calib_run_states(cal, ctx, st, &err), LB_OK);
+            assert_int_equal(lb_calib_get(cal, 0, LB_ROLE_FFN_GATE)->count, 64);
+            every = hessian_copy(cal, LB_ROLE_FFN_GATE, -1);
+        }
+        lb_calib_select_experts(cal, 0, role, 0, X);
+        assert_int_equal(lb_calib_clear(cal, 0, role, &err), LB_OK);
+        assert_int_equal(lb_calib_run_states(cal, ctx, st, &err), LB_OK);
+        double *h[8];
+        int64_t seen[8], most = 0;
+        for (int e = 0; e < X; e++) {
+            h[e]    = hessian_copy(cal, role, e);
+            seen[e] = lb_calib_get_expert(cal, 0, role, e)->count;
+            most    = seen[e] > most ? seen[e] : most;
+        }
+        const int64_t min = all ? 3 * 64 : most; /* gate/up: all but the busiest; down: each, twice over */
+        int32_t       topped = -1, expect = 0;
+        for (int e = 0; e < X; e++) expect += seen[e] < min;
+        assert_true(expect > 0);
+        assert_int_equal(lb_calib_run_states_prior(cal, ctx, st, min, &topped, &err), LB_OK);
+        assert_int_equal(topped, expect);
+        for (int e = 0; e < X; e++) {
+            const lb_act_stats *s = lb_calib_get_expert(cal, 0, role, e);
+            const double        w = seen[e] < min ? (double)(min - seen[e]) / 64.0 : 0;
+            assert_int_equal(s->count, seen[e]); /* the tokens seen stay what they were */
+            assert_true(fabs(s->prior - w * 64) < 1e-9);
+            const double *prior = all ? h[e] : every;
+            double        big   = 0, worst = 0;
+            for (size_t i = 0; i < (size_t)n * (size_t)n; i++) {
+                big   = fmax(big, fabs(h[e][i] + w * prior[i]));
+                worst = fmax(worst, fabs(s->H[i] - (h[e][i] + w * prior[i])));
+            }
+            assert_true(big > 0);
+            assert_true(worst <= 1e-5 * big);
+            free(h[e]);
+        }
+        int32_t none = -1, unseen = 0; /* under one token: those that saw none */
+        for (int e = 0; e < X; e++) unseen += seen[e] == 0;
+        assert_int_equal(lb_calib_run_states_prior(cal, ctx, st, 1, &none, &err), LB_OK);
+        assert_int_equal(none, unseen);
+        free(every);
+        remove(path);
+        lb_calib_states_free(st);
+        lb_calib_free(cal);
+        lb_context_free(ctx);
+        lb_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_llama_quantize_imatrix),
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_experts),
+        cmocka_unit_test(test_expert_prior),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
