@@ -155,6 +155,74 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
 }
 
+/* Q6_K, packed (qdot_pack.c), pairs of groups as zk_q4_k: each 16-value scale group's levels
+ * (0..63, unsigned) times the activations by dpbusd in int32 over its 4 steps, times the
+ * group's int8 scale (vpmulld); the levels' offset 32 as 32 times the scales times the
+ * activations' 16-sums (dpwssd): the integers of q6k_block, then its fma, so the same bits. */
+QX_INLINE __m512i zx_s8_pair(const uint8_t *p0, const uint8_t *p1) { /* 8 + 8 int8 -> 16 lanes */
+    return _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)p0),
+                                                   _mm_loadl_epi64((const __m128i *)p1)));
+}
+
+QX_INLINE void zk_q6_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
+                       size_t as, float *out, int64_t ldo, const int ncol) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    __m512        acc[ZX_KNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *B0 = P0 + (size_t)i * LB_Q6_K_PACKED, *B1 = P1 + (size_t)i * LB_Q6_K_PACKED;
+        qx_prefetch(B0, LB_Q6_K_PACKED);
+        qx_prefetch(B1, LB_Q6_K_PACKED);
+        __m512i is[ZX_KNC], ms[ZX_KNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int j = 0; j < 16; j += 2) { /* the scales (sc_j, sc_j+1) as int16 pairs */
+            const __m512i two = _mm512_or_si512(_mm512_and_si512(zx_s8_pair(B0 + 16 + 8 * j, B1 + 16 + 8 * j),
+                                                                 _mm512_set1_epi32(0xFFFF)),
+                                                _mm512_slli_epi32(zx_s8_pair(B0 + 24 + 8 * j, B1 + 24 + 8 * j), 16));
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
+                ms[c] = _mm512_dpwssd_epi32(ms[c], two, zx_bcast4((const int8_t *)(ab->bsums + j)));
+            }
+        }
+        for (int hk = 0; hk < 4; hk++) { /* half h, steps k0 .. k0 + 3: scale groups 8 h + 2 q + k0 / 4 */
+            const int h = hk / 2, k0 = 4 * (hk % 2);
+            __m512i   s[4][ZX_KNC];
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[q][c] = _mm512_setzero_si512();
+            _Pragma("GCC unroll 4") for (int k = k0; k < k0 + 4; k++) {
+                const size_t  lo = 144 + 512 * (size_t)h + 32 * (size_t)k, hb = 1168 + 256 * (size_t)h + 32 * (size_t)k;
+                const __m512i L0 = zx_pair(B0 + lo, B1 + lo), L1 = zx_pair(B0 + lo + 256, B1 + lo + 256);
+                const __m512i H  = zx_pair(B0 + hb, B1 + hb);
+                const __m512i v[4] = { /* values 128 h + 32 q + 4 k .. + 3 */
+                    _mm512_or_si512(_mm512_and_si512(L0, m4), _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)),
+                    _mm512_or_si512(_mm512_and_si512(L1, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L0, 4), m4),
+                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L1, 4), m4),
+                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)),
+                };
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * k;
+                    s[q][c] = _mm512_dpbusd_epi32(s[q][c], v[q], zx_bcast4(aq));
+                }
+            }
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                const int     g  = 8 * h + 2 * q + k0 / 4;
+                const __m512i sc = zx_s8_pair(B0 + 16 + 8 * g, B1 + 16 + 8 * g);
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_add_epi32(is[c], _mm512_mullo_epi32(s[q][c], sc));
+            }
+        }
+        const __m512 d16 = zx_f16_pair(B0, B1);
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+            const __m512  da = _mm512_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+            const __m512i t  = _mm512_sub_epi32(is[c], _mm512_slli_epi32(ms[c], 5));
+            acc[c]           = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(d16, da), acc[c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
+}
+
 /* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
  * 256-bit kernel: the odd last group, the unpacked rows, and generation. The columns go in
  * blocks of ZX_ACT_CACHE bytes of activations, each block against all the pairs: a block and
@@ -203,6 +271,7 @@ ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC)
 ZX_GEMM_PACKED(x2_k, 528, 256, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
+ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC)
 
 /* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
  * 512-bit vectors, tiles of up to 4 rows x 6 columns (24 accumulators), the rows in blocks of
@@ -307,6 +376,7 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_X2_K].gemm_packed   = zgemm_packed_x2_k;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
+    t->kern[LB_TYPE_Q6_K].gemm_packed   = zgemm_packed_q6_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
     t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
     t->kern[LB_TYPE_KM4]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_km4 };
