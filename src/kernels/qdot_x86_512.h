@@ -96,7 +96,7 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
             _mm512_storeu_ps(out + c * ldo, KIND == 1 ? _mm512_add_ps(acc[c], macc[c]) : acc[c]);  \
     }
 
-/* Q4_K, packed (qdot_pack.c): each 32-value group's exact sum by dpbusd in int32, times the
+/* Q4_K and Q5_K (its fifth bits from qh), packed (qdot_pack.c): each 32-value group's exact sum by dpbusd in int32, times the
  * row's 6-bit scale (vpmulld), the mins by dpwssd against the activations' 16-value sums:
  * the integers of pk_q4_k, so the same bits. Four columns a pass (five vectors each). */
 #define ZX_KNC 4
@@ -105,15 +105,16 @@ QX_INLINE __m512i zx_u8_pair(const uint8_t *p0, const uint8_t *p1) { /* 8 + 8 by
                                                    _mm_loadl_epi64((const __m128i *)p1)));
 }
 
-QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
-                       size_t as, float *out, int64_t ldo, const int ncol) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
+QX_INLINE void zk_k45(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
+                      size_t as, float *out, int64_t ldo, const int ncol, const int five) {
+    const size_t  PB = five ? 1440 : 1184;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     __m512        acc[ZX_KNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *B0 = P0 + (size_t)i * 1184, *B1 = P1 + (size_t)i * 1184;
-        qx_prefetch(B0, 1184);
-        qx_prefetch(B1, 1184);
+        const uint8_t *B0 = P0 + (size_t)i * PB, *B1 = P1 + (size_t)i * PB;
+        qx_prefetch(B0, PB);
+        qx_prefetch(B1, PB);
         __m512i is[ZX_KNC];
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_setzero_si512();
         for (int ch = 0; ch < 4; ch++) {
@@ -121,8 +122,13 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) slo[c] = shi[c] = _mm512_setzero_si512();
             _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
                 const __m512i g  = zx_pair(B0 + 160 + 256 * ch + 32 * k, B1 + 160 + 256 * ch + 32 * k);
-                const __m512i lo = _mm512_and_si512(g, m4);
-                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), m4);
+                __m512i       lo = _mm512_and_si512(g, m4);
+                __m512i       hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), m4);
+                if (five) { /* Q5_K's fifth bits: bit 2 ch (low nibbles) and 2 ch + 1 of qh */
+                    const __m512i h = zx_pair(B0 + 1184 + 32 * k, B1 + 1184 + 32 * k);
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * ch), one), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * ch + 1), one), 4));
+                }
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
                     const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 64 * ch + 4 * k;
                     slo[c] = _mm512_dpbusd_epi32(slo[c], lo, zx_bcast4(aq));
@@ -153,6 +159,16 @@ QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
         }
     }
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
+}
+
+QX_INLINE void zk_q4_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
+                       size_t as, float *out, int64_t ldo, const int ncol) {
+    zk_k45(P0, P1, nb, A, as, out, ldo, ncol, 0);
+}
+
+QX_INLINE void zk_q5_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
+                       size_t as, float *out, int64_t ldo, const int ncol) {
+    zk_k45(P0, P1, nb, A, as, out, ldo, ncol, 1);
 }
 
 /* Q6_K, packed (qdot_pack.c), pairs of groups as zk_q4_k: each 16-value scale group's levels
@@ -271,6 +287,7 @@ ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC)
 ZX_GEMM_PACKED(x2_k, 528, 256, ZX_PNC)
 ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
+ZX_GEMM_PACKED(q5_k, 1440, 256, ZX_KNC)
 ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC)
 
 /* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
@@ -376,6 +393,7 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_X2_K].gemm_packed   = zgemm_packed_x2_k;
     t->kern[LB_TYPE_Q8_0].gemm_packed   = zgemm_packed_q8_0;
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
+    t->kern[LB_TYPE_Q5_K].gemm_packed   = zgemm_packed_q5_k;
     t->kern[LB_TYPE_Q6_K].gemm_packed   = zgemm_packed_q6_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
     t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
