@@ -171,30 +171,40 @@ QX_INLINE void zk_q5_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
     zk_k45(P0, P1, nb, A, as, out, ldo, ncol, 1);
 }
 
-/* Q6_K, packed (qdot_pack.c), pairs of groups as zk_q4_k: each 16-value scale group's levels
- * (0..63, unsigned) times the activations by dpbusd in int32 over its 4 steps, times the
- * group's int8 scale (vpmulld); the levels' offset 32 as 32 times the scales times the
- * activations' 16-sums (dpwssd): the integers of q6k_block, then its fma, so the same bits. */
+/* Q6_K, Q3_K and Q2_K, packed (qdot_pack.c), pairs of groups as zk_q4_k: each 16-value scale
+ * group's levels (unsigned: Q6_K 0..63, Q3_K 0..7, Q2_K 0..3) times the activations by dpbusd
+ * in int32 over its 4 steps, times the group's scale (vpmulld); Q6_K's and Q3_K's levels'
+ * offset (32, 4) as the offset times the scales times the activations' 16-sums, Q2_K's mins
+ * the same way (dpwssd): the integers of q6k_block, q3k_block and q2k_block, then their fmas,
+ * so the same bits. KIND: 6, 3 or 2. */
 QX_INLINE __m512i zx_s8_pair(const uint8_t *p0, const uint8_t *p1) { /* 8 + 8 int8 -> 16 lanes */
     return _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)p0),
                                                    _mm_loadl_epi64((const __m128i *)p1)));
 }
 
-QX_INLINE void zk_q6_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,
-                       size_t as, float *out, int64_t ldo, const int ncol) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+/* group j's scale (KIND 2: the low nibble of the scale byte) or, when min, Q2_K's min (the high
+ * one), 16 lanes */
+QX_INLINE __m512i zx_sc16_scale(const uint8_t *B0, const uint8_t *B1, int j, const int KIND, const int min) {
+    if (KIND != 2) return zx_s8_pair(B0 + 16 + 8 * j, B1 + 16 + 8 * j);
+    const __m512i v = zx_u8_pair(B0 + 32 + 8 * j, B1 + 32 + 8 * j);
+    return min ? _mm512_srli_epi32(v, 4) : _mm512_and_si512(v, _mm512_set1_epi32(0xF));
+}
+
+QX_INLINE void zk_sc16(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A, size_t as, float *out,
+                       int64_t ldo, const int ncol, const int KIND) {
+    const size_t  PB = KIND == 6 ? LB_Q6_K_PACKED : KIND == 3 ? LB_Q3_K_PACKED : LB_Q2_K_PACKED;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3), b2 = _mm512_set1_epi8(4);
     __m512        acc[ZX_KNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *B0 = P0 + (size_t)i * LB_Q6_K_PACKED, *B1 = P1 + (size_t)i * LB_Q6_K_PACKED;
-        qx_prefetch(B0, LB_Q6_K_PACKED);
-        qx_prefetch(B1, LB_Q6_K_PACKED);
+        const uint8_t *B0 = P0 + (size_t)i * PB, *B1 = P1 + (size_t)i * PB;
+        qx_prefetch(B0, PB);
+        qx_prefetch(B1, PB);
         __m512i is[ZX_KNC], ms[ZX_KNC];
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm512_setzero_si512();
-        _Pragma("GCC unroll 8") for (int j = 0; j < 16; j += 2) { /* the scales (sc_j, sc_j+1) as int16 pairs */
-            const __m512i two = _mm512_or_si512(_mm512_and_si512(zx_s8_pair(B0 + 16 + 8 * j, B1 + 16 + 8 * j),
-                                                                 _mm512_set1_epi32(0xFFFF)),
-                                                _mm512_slli_epi32(zx_s8_pair(B0 + 24 + 8 * j, B1 + 24 + 8 * j), 16));
+        _Pragma("GCC unroll 8") for (int j = 0; j < 16; j += 2) { /* (sc_j, sc_j+1) or the mins, int16 pairs */
+            const __m512i two = _mm512_or_si512(_mm512_and_si512(zx_sc16_scale(B0, B1, j, KIND, 1), _mm512_set1_epi32(0xFFFF)),
+                                                _mm512_slli_epi32(zx_sc16_scale(B0, B1, j + 1, KIND, 1), 16));
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
                 const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
                 ms[c] = _mm512_dpwssd_epi32(ms[c], two, zx_bcast4((const int8_t *)(ab->bsums + j)));
@@ -206,17 +216,29 @@ QX_INLINE void zk_q6_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[q][c] = _mm512_setzero_si512();
             _Pragma("GCC unroll 4") for (int k = k0; k < k0 + 4; k++) {
-                const size_t  lo = 144 + 512 * (size_t)h + 32 * (size_t)k, hb = 1168 + 256 * (size_t)h + 32 * (size_t)k;
-                const __m512i L0 = zx_pair(B0 + lo, B1 + lo), L1 = zx_pair(B0 + lo + 256, B1 + lo + 256);
-                const __m512i H  = zx_pair(B0 + hb, B1 + hb);
-                const __m512i v[4] = { /* values 128 h + 32 q + 4 k .. + 3 */
-                    _mm512_or_si512(_mm512_and_si512(L0, m4), _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)),
-                    _mm512_or_si512(_mm512_and_si512(L1, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)),
-                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L0, 4), m4),
-                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)),
-                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L1, 4), m4),
-                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)),
-                };
+                __m512i v[4]; /* values 128 h + 32 q + 4 k .. + 3 */
+                if (KIND == 6) {
+                    const size_t  lo = 144 + 512 * (size_t)h + 32 * (size_t)k, hb = 1168 + 256 * (size_t)h + 32 * (size_t)k;
+                    const __m512i L0 = zx_pair(B0 + lo, B1 + lo), L1 = zx_pair(B0 + lo + 256, B1 + lo + 256);
+                    const __m512i H  = zx_pair(B0 + hb, B1 + hb);
+                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                        const __m512i L = q % 2 ? L1 : L0;
+                        v[q] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4 * (q / 2)), m4),
+                                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2 * q), m3), 4));
+                    }
+                } else {
+                    const size_t  qo = (KIND == 3 ? 144 : 160) + 256 * (size_t)h + 32 * (size_t)k;
+                    const __m512i g  = zx_pair(B0 + qo, B1 + qo);
+                    const __m512i hm = KIND == 3 ? _mm512_srli_epi16(zx_pair(B0 + 656 + 32 * k, B1 + 656 + 32 * k), 4 * h)
+                                                 : _mm512_setzero_si512();
+                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                        v[q] = _mm512_and_si512(_mm512_srli_epi16(g, 2 * q), m3);
+                        if (KIND == 3) { /* hmask bit 4 h + q as 4 */
+                            const __m512i hi = q < 2 ? _mm512_slli_epi16(hm, 2 - q) : _mm512_srli_epi16(hm, q - 2);
+                            v[q]             = _mm512_or_si512(v[q], _mm512_and_si512(hi, b2));
+                        }
+                    }
+                }
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
                     const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * k;
@@ -224,20 +246,33 @@ QX_INLINE void zk_q6_k(const uint8_t *P0, const uint8_t *P1, int64_t nb, const u
                 }
             }
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
-                const int     g  = 8 * h + 2 * q + k0 / 4;
-                const __m512i sc = zx_s8_pair(B0 + 16 + 8 * g, B1 + 16 + 8 * g);
+                const __m512i sc = zx_sc16_scale(B0, B1, 8 * h + 2 * q + k0 / 4, KIND, 0);
                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_add_epi32(is[c], _mm512_mullo_epi32(s[q][c], sc));
             }
         }
         const __m512 d16 = zx_f16_pair(B0, B1);
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-            const __m512  da = _mm512_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
-            const __m512i t  = _mm512_sub_epi32(is[c], _mm512_slli_epi32(ms[c], 5));
-            acc[c]           = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(d16, da), acc[c]);
+            const __m512 da = _mm512_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+            if (KIND == 2) { /* Q4_K's two fmas: the levels by d, the mins by dmin */
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), _mm512_mul_ps(d16, da), acc[c]);
+                acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[c]), _mm512_mul_ps(zx_f16_pair(B0 + 16, B1 + 16), da), acc[c]);
+                continue;
+            }
+            const __m512i t = _mm512_sub_epi32(is[c], _mm512_slli_epi32(ms[c], KIND == 6 ? 5 : 2));
+            acc[c]          = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(d16, da), acc[c]);
         }
     }
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
 }
+
+#define ZX_SC16(X, KIND)                                                                           \
+    QX_INLINE void zk_##X(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,     \
+                          size_t as, float *out, int64_t ldo, const int ncol) {                    \
+        zk_sc16(P0, P1, nb, A, as, out, ldo, ncol, KIND);                                          \
+    }
+ZX_SC16(q6_k, 6)
+ZX_SC16(q3_k, 3)
+ZX_SC16(q2_k, 2)
 
 /* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
  * 256-bit kernel: the odd last group, the unpacked rows, and generation. The columns go in
@@ -289,6 +324,8 @@ ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
 ZX_GEMM_PACKED(q5_k, 1440, 256, ZX_KNC)
 ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC)
+ZX_GEMM_PACKED(q3_k, LB_Q3_K_PACKED, 256, ZX_KNC)
+ZX_GEMM_PACKED(q2_k, LB_Q2_K_PACKED, 256, ZX_KNC)
 
 /* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
  * 512-bit vectors, tiles of up to 4 rows x 6 columns (24 accumulators), the rows in blocks of
@@ -395,6 +432,8 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q4_K].gemm_packed   = zgemm_packed_q4_k;
     t->kern[LB_TYPE_Q5_K].gemm_packed   = zgemm_packed_q5_k;
     t->kern[LB_TYPE_Q6_K].gemm_packed   = zgemm_packed_q6_k;
+    t->kern[LB_TYPE_Q3_K].gemm_packed   = zgemm_packed_q3_k;
+    t->kern[LB_TYPE_Q2_K].gemm_packed   = zgemm_packed_q2_k;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
     t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
     t->kern[LB_TYPE_KM4]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_km4 };
