@@ -274,6 +274,50 @@ ZX_SC16(q6_k, 6)
 ZX_SC16(q3_k, 3)
 ZX_SC16(q2_k, 2)
 
+/* IQ4_XS, packed (qdot_pack.c), pairs of groups: each 32-value group's grid levels shifted
+ * by +128 into bytes (as IQ4_NL's), dpbusd in int32 from -128 times the group's activation sum,
+ * times the group's scale (vpmulld), then one fma: the integers of iq4xs_block, the same bits. */
+QX_INLINE void zk_iq4_xs(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A, size_t as,
+                         float *out, int64_t ldo, const int ncol) {
+    const __m512i m4   = _mm512_set1_epi8(0x0F);
+    const __m512i grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)lb_iq4nl_grid),
+                                                              _mm_set1_epi8((char)0x80)));
+    __m512        acc[ZX_KNC];
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *B0 = P0 + (size_t)i * LB_IQ4_XS_PACKED, *B1 = P1 + (size_t)i * LB_IQ4_XS_PACKED;
+        qx_prefetch(B0, LB_IQ4_XS_PACKED);
+        qx_prefetch(B1, LB_IQ4_XS_PACKED);
+        __m512i is[ZX_KNC];
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i s[ZX_KNC];
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const lb_block_q8k *ab = (const lb_block_q8k *)(A + (size_t)c * as) + i;
+                s[c] = _mm512_set1_epi32(-128 * ((int32_t)ab->bsums[2 * j] + ab->bsums[2 * j + 1]));
+            }
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) { /* values 32 j + 4 k .. + 3 and + 16 */
+                const __m512i g  = zx_pair(B0 + 80 + 128 * j + 32 * k, B1 + 80 + 128 * j + 32 * k);
+                const __m512i lo = _mm512_shuffle_epi8(grid, _mm512_and_si512(g, m4));
+                const __m512i hi = _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srli_epi16(g, 4), m4));
+                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 32 * j + 4 * k;
+                    s[c] = _mm512_dpbusd_epi32(s[c], lo, zx_bcast4(aq));
+                    s[c] = _mm512_dpbusd_epi32(s[c], hi, zx_bcast4(aq + 16));
+                }
+            }
+            const __m512i sc = zx_s8_pair(B0 + 16 + 8 * j, B1 + 16 + 8 * j);
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = _mm512_add_epi32(is[c], _mm512_mullo_epi32(s[c], sc));
+        }
+        const __m512 d16 = zx_f16_pair(B0, B1);
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+            const __m512 da = _mm512_set1_ps(((const lb_block_q8k *)(A + (size_t)c * as) + i)->d);
+            acc[c]          = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), _mm512_mul_ps(d16, da), acc[c]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) _mm512_storeu_ps(out + c * ldo, acc[c]);
+}
+
 /* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
  * 256-bit kernel: the odd last group, the unpacked rows, and generation. The columns go in
  * blocks of ZX_ACT_CACHE bytes of activations, each block against all the pairs: a block and
@@ -326,6 +370,7 @@ ZX_GEMM_PACKED(q5_k, 1440, 256, ZX_KNC)
 ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC)
 ZX_GEMM_PACKED(q3_k, LB_Q3_K_PACKED, 256, ZX_KNC)
 ZX_GEMM_PACKED(q2_k, LB_Q2_K_PACKED, 256, ZX_KNC)
+ZX_GEMM_PACKED(iq4_xs, LB_IQ4_XS_PACKED, 256, ZX_KNC)
 
 /* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
  * 512-bit vectors, tiles of up to 4 rows x 6 columns (24 accumulators), the rows in blocks of
@@ -434,6 +479,7 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     t->kern[LB_TYPE_Q6_K].gemm_packed   = zgemm_packed_q6_k;
     t->kern[LB_TYPE_Q3_K].gemm_packed   = zgemm_packed_q3_k;
     t->kern[LB_TYPE_Q2_K].gemm_packed   = zgemm_packed_q2_k;
+    t->kern[LB_TYPE_IQ4_XS].gemm_packed = zgemm_packed_iq4_xs;
     t->kern[LB_TYPE_F16]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_f16, .any_t = true };
     t->kern[LB_TYPE_BF16] = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_bf16, .any_t = true };
     t->kern[LB_TYPE_KM4]  = (lb_qdot){ .act = LB_ACT_F32, .gemm = zgemm_km4 };
