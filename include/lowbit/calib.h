@@ -104,7 +104,7 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
 /* The rare-expert prior. A router sends few calibration tokens to some experts, and their
  * Hessians are then nearly singular (rank at most their token count). For each selected expert
  * (lb_calib_select_experts: LB_ROLE_FFN_GATE_EXPS or _DOWN_EXPS) that saw fewer than
- * min_tokens tokens, this adds (min_tokens - count) / N times the statistics every one of the
+ * min_tokens tokens (with any prior already added), this adds (min_tokens - count - prior) / N times the statistics every one of the
  * states' N tokens gives that input had the router sent it there (down's input: through the
  * expert's own gate and up, as ctx holds them), so that its statistics weigh min_tokens
  * tokens. `count` stays the tokens seen; `prior` gets the weight added. *n_topped: how many

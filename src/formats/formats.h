@@ -134,15 +134,17 @@ bool    lb_intn_desc_of(lb_type t, lb_intn_desc *out);
 /* The INTn type of a descriptor; LB_TYPE_INVALID when there is none. */
 lb_type lb_intn_type(int32_t bits, bool affine, int32_t group);
 /* transcode.c: an INTn group type's rows as the block type holding the same values
- * (X2_0, X2_1, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; TQ1_0 and TQ2_0 as X2_K; symmetric per-row and
- * per-tensor scales as INT8_PC), for its kernels; LB_TYPE_INVALID when none does (affine 6/8
+ * (X2_0, X2_1, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; groups of 256 as X2_K, Q4_K or Q5_K where that
+ * runs faster; TQ1_0 and TQ2_0 as X2_K; symmetric per-row and per-tensor scales as INT8_PC),
+ * for its kernels; LB_TYPE_INVALID when none does (affine 6/8
  * bits, affine per-row and per-tensor scales). lb_transcode_approx_target: where activations
  * are quantized (8-bit) anyway, a target within the activations' error for types no block
  * type holds (NF4 -> XNF4, ternary -> X2_0) or holds only at 8 bits with f32 activations
  * (per-row and per-tensor scales -> the block type of their width, scales in f16; W8A8
  * models keep INT8_PC, weights.c);
  * LB_TYPE_INVALID for the others. lb_transcode_row writes one row of n as `to`: a target
- * either function gives, or another block type with room for the levels (Q4_0 for 2 bits). */
+ * either function gives, or another 32-value block type with room for the levels (Q4_0 for
+ * 2 bits). */
 lb_type lb_transcode_target(lb_type t);
 lb_type lb_transcode_approx_target(lb_type t);
 void    lb_transcode_row(lb_type from, lb_type to, void *dst, const void *src, int64_t n);

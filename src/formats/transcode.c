@@ -9,8 +9,8 @@
  *   affine,    5 bits:    Q5_1
  *   symmetric, 6, 8 bits: Q8_0  (level k;      x = d q)
  * A group of 256 is one super-block where that generates faster (super_of, put_super):
- * symmetric 2 bits X2_K (X2_0's blocks under one d), affine 3 bits Q4_K and 5 bits Q5_K
- * (every sub-block's scale 1, the minimum as the super-block's).
+ * symmetric 2 bits X2_K (X2_0's blocks under one d), affine 3 bits Q4_K, and 5 bits Q5_K,
+ * symmetric or affine (every sub-block's scale 1, the minimum as the super-block's).
  * Symmetric per-row and per-tensor scales (an f32 d at the start of each row, levels 2-6 and
  * 8 bits) become INT8_PC rows { f32 d; int8 q[n] }, which has kernels (f32 activations).
  * llama.cpp's ternary TQ1_0 and TQ2_0 ({-1, 0, 1} times a block's f16 d, 256 values) become
@@ -257,7 +257,7 @@ void lb_transcode_row(lb_type from, lb_type to, void *dst, const void *src, int6
     const uint8_t *b  = src;
     uint8_t       *o  = dst;
     int32_t        k[256];
-    const bool     super = d.group == QK_K && lb_type_get_traits(to)->block_size == QK_K;
+    const bool     super = d.group == QK_K && to == super_of(d.bits, d.affine); /* else 32-value blocks */
     for (int64_t g = 0; g < n / d.group; g++, b += bb) {
         levels(&d, k, b + hb, d.group);
         if (super) {

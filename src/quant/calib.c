@@ -231,7 +231,8 @@ static void tmp_end(lb_calib *c) {
     c->tmp = NULL;
 }
 
-/* s's statistics += w times those of the rows x [T, n] (w = 1: tokens it saw; count apart) */
+/* s's statistics += w times those of the rows x [T, n] (w = 1: tokens it saw; count apart);
+ * max_abs takes the rows' largest whatever w */
 static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, int32_t n, float w) {
     for (int32_t t = 0; t < T; t++) {
         const float *r = x + (size_t)t * (size_t)n;
@@ -508,8 +509,8 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
     LB_GOTO_IF(!on || !w, err, LB_ERR_NOMEM, "out of memory");
     for (int32_t e = c->sel_e0; e < c->sel_e1; e++) {
         const lb_act_stats *a = find_x(c, c->sel_layer, c->sel_role, e);
-        if (!a || a->count >= min_tokens) continue;
-        w[e]  = (float)((double)(min_tokens - a->count) / N);
+        if (!a || (double)a->count + a->prior >= (double)min_tokens) continue;
+        w[e]  = (float)(((double)min_tokens - (double)a->count - a->prior) / N);
         on[e] = w[e] > 0;
         *n_topped += on[e];
     }

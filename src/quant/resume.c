@@ -13,7 +13,7 @@
  * refused, saying which part differs.
  *
  * The state file (little-endian, as written by this machine):
- *   "LBRS" u32 version (1), u64 fp[4], i32 next block, i32 n_layers,
+ *   "LBRS" u32 version (2), u64 fp[4], i32 next block, i32 n_layers,
  *   f64 err_rtn, err_method, seconds_calib, seconds_method, awq_rtn, awq_err, i32 awq_n,
  *   then per stream (quantized, unquantized): u64 floats (0: none), i32 layer, the floats. */
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include "resume.h"
 
 #define STATE_MAGIC   "LBRS"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u /* 2: the rare-expert rule became the every-token prior */
 #define SAMPLE_BYTES  4096 /* of each tensor's start and end, into the input's fingerprint */
 
 static const char *const k_parts[4] = { "the input model", "the options", "the calibration windows",
