@@ -326,17 +326,36 @@ static lb_tensor_role stop_role(const lb_calib *c) {
     return k < 0 ? LB_ROLE_COUNT : lb_block_input_role((lb_block_input)k);
 }
 
-static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
+/* the rare-expert prior's probe: every token of the pass into expert `expert`, weighted */
+static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T,
+                       int32_t n) {
+    lb_calib     *c = user;
+    lb_act_stats *s = find_x(c, layer, role, expert);
+    if (!s || s->n != n || !selected(c, s) || !(c->prior_w[expert] > 0)) return;
+    add_rows(c, s, x, T, n, c->prior_w[expert]);
+    s->prior += (double)c->prior_w[expert] * T;
+}
+
+/* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
+ * a probe pass instead, prior_hook taking every token into the flagged experts */
+static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, const uint8_t *probe,
+                          lb_error *err) {
     LB_TRY_RET(tmp_begin(c, err));
-    lb_context_set_hook(ctx, hook, c);
+    if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
+    else lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ctx, stop_role(c));
     lb_status st = LB_OK;
     for (int32_t w = 0; w < n_windows && st == LB_OK; w++) st = run_window(ctx, src, w, err);
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ctx, NULL, NULL);
+    lb_context_set_probe(ctx, NULL, NULL, NULL);
     tmp_end(c);
     mirror_hessians(c);
     return st;
+}
+
+static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
+    return run_pass(c, ctx, src, n_windows, NULL, err);
 }
 
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
@@ -485,16 +504,6 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_state
     return run_plain(c, ctx, &src, s->n_windows, err);
 }
 
-/* the rare-expert prior's probe: every token of the pass into expert `expert`, weighted */
-static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T,
-                       int32_t n) {
-    lb_calib     *c = user;
-    lb_act_stats *s = find_x(c, layer, role, expert);
-    if (!s || s->n != n || !selected(c, s) || !(c->prior_w[expert] > 0)) return;
-    add_rows(c, s, x, T, n, c->prior_w[expert]);
-    s->prior += (double)c->prior_w[expert] * T;
-}
-
 lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib_states *s, int64_t min_tokens,
                                     int32_t *n_topped, lb_error *err) {
     const int xk = stack_kind(c->sel_role);
@@ -515,17 +524,10 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
         *n_topped += on[e];
     }
     if (*n_topped == 0) goto fail;
-    LB_TRY(tmp_begin(c, err));
     const source src = states_source(ctx, s);
     c->prior_w       = w;
-    lb_context_set_probe(ctx, prior_hook, c, on);
-    lb_context_set_stop(ctx, stop_role(c));
-    for (int32_t i = 0; i < s->n_windows && st == LB_OK; i++) st = run_window(ctx, &src, i, err);
-    lb_context_set_stop(ctx, LB_ROLE_COUNT);
-    lb_context_set_probe(ctx, NULL, NULL, NULL);
-    c->prior_w = NULL;
-    tmp_end(c);
-    mirror_hessians(c);
+    st               = run_pass(c, ctx, &src, s->n_windows, on, err);
+    c->prior_w       = NULL;
 fail:
     free(on);
     free(w);
