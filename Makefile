@@ -2,12 +2,13 @@
 # on a fresh Debian 12 machine: they install what the build needs, build, and run.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_MPI  ?= build-mpi
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS   := cmake gcc make pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
               libpcre2-dev libcmocka-dev python3-numpy python3-pip python3-setuptools python3-wheel \
-              help2man
+              help2man openmpi-bin libopenmpi-dev
 
-.PHONY: all deps build build-asan demo test test-fast install fuzz clean
+.PHONY: all deps build build-asan mpi demo test test-fast install fuzz clean
 
 all: build
 
@@ -21,6 +22,11 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLB_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# The same binary built with MPI (Open MPI): `mpirun -np N build-mpi/lowbit eval|calibrate|quantize ...`
+mpi: deps
+	@cmake -S . -B $(BUILD_MPI) -DCMAKE_BUILD_TYPE=Release -DLOWBIT_MPI=ON >/dev/null
+	@cmake --build $(BUILD_MPI) -j $(JOBS) --target lowbit
 
 demo: build
 	@bash tools/demo.sh $(BUILD)/lowbit
@@ -50,4 +56,4 @@ fuzz:
 	@bash tools/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_MPI)

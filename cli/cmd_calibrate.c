@@ -62,10 +62,11 @@ int cmd_calibrate(int argc, char **argv) {
         lb_jout_str(&j, "out", out);
         lb_jout_int(&j, "windows", n_win);
         lb_jout_int(&j, "ctx", cp.n_ctx);
+        lb_jout_int(&j, "ranks", lb_dist_size());
         lb_jout_bool(&j, "sequential", cp.sequential);
         lb_jout_num(&j, "seconds", 3, lb_time_sec() - t0);
         lb_jout_end(&j);
-    } else {
+    } else if (lb_dist_rank() == 0) {
         fprintf(stderr, "calibrate: %d windows of %d tokens (%s) in %.2fs -> %s\n", n_win, cp.n_ctx,
                 cp.sequential ? "sequential" : "random", lb_time_sec() - t0, out);
     }

@@ -26,6 +26,7 @@ static void print_json(const char *model, const char *text, const lb_model *m, s
     lb_jout_num(&j, "tokens_per_sec", 1, r->tokens_per_sec);
     lb_jout_num(&j, "seconds", 3, r->seconds);
     lb_jout_int(&j, "threads", lb_threads_get());
+    lb_jout_int(&j, "ranks", lb_dist_size());
     if (k) {
         const struct {
             const char *key;
@@ -56,8 +57,8 @@ static void print_text(const char *model, const char *text, const lb_model *m, s
                k->ppl_ref, k->ln_ppl_ratio, k->ln_ppl_ratio_stderr, r->ppl / k->ppl_ref, k->kld_mean,
                k->kld_stderr, k->kld_median, k->kld_p90, k->kld_p95, k->kld_p99, k->kld_max,
                100 * k->top1, 100 * k->top1_stderr, 100 * k->rms_dp);
-    printf("speed:      %.1f tokens/s (prompt processing, %d threads)\n", r->tokens_per_sec,
-           lb_threads_get());
+    printf("speed:      %.1f tokens/s (prompt processing, %d threads", r->tokens_per_sec, lb_threads_get());
+    printf(lb_dist_size() > 1 ? " on each of %d ranks)\n" : ")\n", lb_dist_size());
 }
 
 int cmd_eval(int argc, char **argv) {

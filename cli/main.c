@@ -295,8 +295,32 @@ static void choose_wait_policy(int argc, char **argv) {
     execv("/proc/self/exe", argv); /* on failure: run on, with the default policy */
 }
 
+/* Under mpirun every rank runs the command; the commands that split their work (eval's chunks,
+ * calibrate's windows, quantize's windows and rows) print on rank 0 alone, the others refuse to
+ * run twice. A rank that fails takes the job down (lb_dist_abort), so none waits on it. */
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
     choose_wait_policy(argc, argv);
+    lb_error err = { 0 };
+    if (lb_dist_init(&argc, &argv, &err)) {
+        fprintf(stderr, "lowbit: %s\n", err.msg);
+        return LB_EXIT_ERROR;
+    }
+    const int rc = dispatch(argc, argv);
+    if (rc != LB_EXIT_OK) lb_dist_abort(rc);
+    lb_dist_finalize();
+    return rc;
+}
+
+static bool distributed(const char *cmd) {
+    static const char *const k_split[] = { "eval", "calibrate", "quantize" };
+    for (size_t i = 0; i < sizeof k_split / sizeof k_split[0]; i++)
+        if (!strcmp(cmd, k_split[i])) return true;
+    return false;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return LB_EXIT_USAGE;
@@ -316,6 +340,13 @@ int main(int argc, char **argv) {
         usage(stderr);
         return LB_EXIT_USAGE;
     }
+    if (lb_dist_size() > 1 && !distributed(c->name)) {
+        if (lb_dist_rank() == 0)
+            fprintf(stderr, "lowbit %s: runs as one process; under mpirun only eval, calibrate and quantize "
+                            "split their work (%d ranks here)\n", c->name, lb_dist_size());
+        return LB_EXIT_USAGE;
+    }
+    if (lb_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return LB_EXIT_ERROR; /* rank 0 prints */
     lb_cli_install_signals();
     return c->run(argc - 1, argv + 1);
 }

@@ -147,7 +147,8 @@ int32_t      lb_imatrix_count(const lb_imatrix *im); /* entries */
 
 /* Save the statistics of c (gathered on m) in that format, one entry per weight matrix
  * (q, k and v repeat their shared input's; a mixture of experts' experts one [n, n_expert]
- * entry per stacked tensor, with per-expert counts). */
+ * entry per stacked tensor, with per-expert counts). Under MPI rank 0 writes it (every rank's
+ * statistics are the same sums); the others return LB_OK. */
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
                           const char *dataset, int32_t chunks, int32_t chunk_size,
                           lb_error *err);

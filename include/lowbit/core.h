@@ -106,6 +106,20 @@ void      lb_out_cleanup_signal_safe(void);
 void lb_interrupt(int sig);
 int  lb_interrupted(void);
 
+/* ---- the processes of one run (dist.c) ----
+ * One process, or MPI's ranks when lowbit is built with -DLOWBIT_MPI=ON and started by mpirun
+ * (or another MPI launcher): eval splits its chunks, calibrate and the calibrated quantize
+ * methods their windows, quantize its rows, and the figures and bytes are those of one process.
+ * A program calls lb_dist_init once, first (it starts MPI when a launcher started the program);
+ * lb_dist_finalize when it ends well, lb_dist_abort(code) when it fails, so no rank waits on one
+ * that left. Without MPI, or not launched by one, there is one rank: 0 of 1. */
+lb_status lb_dist_init(int *argc, char ***argv, lb_error *err);
+void      lb_dist_finalize(void);
+void      lb_dist_abort(int code);
+int       lb_dist_rank(void);
+int       lb_dist_size(void);
+bool      lb_dist_built(void); /* whether this build can run under MPI */
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,21 +33,19 @@ static void log_norm(const float *x, int32_t n, float *mx, double *lse, int32_t 
     *argmax = best;
 }
 
-/* one scored position: its KL, whether the top tokens agree, ln p_ref(tok) - ln p(tok),
- * -ln p_ref(tok), p(tok) - p_ref(tok) */
-static void push(lb_kld_acc *a, double kl, bool same, double dnll, double nll_ref, double dp) {
-    if (a->n < a->cap) a->kl[a->n] = kl;
+void lb_kld_acc_push(lb_kld_acc *a, const lb_kld_rec *r) {
+    if (a->n < a->cap) a->kl[a->n] = r->kl;
     a->n++;
-    a->sum_kl += kl;
-    a->sum_kl2 += kl * kl;
-    a->same_top += same;
-    a->sum_dnll += dnll;
-    a->sum_dnll2 += dnll * dnll;
-    a->sum_nll_ref += nll_ref;
-    a->sum_dp2 += dp * dp;
+    a->sum_kl += r->kl;
+    a->sum_kl2 += r->kl * r->kl;
+    a->same_top += r->same;
+    a->sum_dnll += r->dnll;
+    a->sum_dnll2 += r->dnll * r->dnll;
+    a->sum_nll_ref += r->nll_ref;
+    a->sum_dp2 += r->dp * r->dp;
 }
 
-void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_vocab, int32_t tok) {
+lb_kld_rec lb_kld_measure(const float *ref, const float *q, int32_t n_vocab, int32_t tok) {
     float   mr, mq;
     double  lr, lq;
     int32_t ar, aq;
@@ -60,10 +58,10 @@ void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_v
     }
     if (kl < 0) kl = 0; /* rounding */
     const double lpr_t = (double)ref[tok] - mr - lr, lpq_t = (double)q[tok] - mq - lq;
-    push(a, kl, ar == aq, lpr_t - lpq_t, -lpr_t, exp(lpq_t) - exp(lpr_t));
+    return (lb_kld_rec){ kl, lpr_t - lpq_t, -lpr_t, exp(lpq_t) - exp(lpr_t), ar == aq };
 }
 
-void lb_kld_acc_add_base(lb_kld_acc *a, const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok) {
+lb_kld_rec lb_kld_measure_base(const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok) {
     /* llama-perplexity's own arithmetic (its log_softmax against a base row), float for float */
     float   mq = q[0], scale, min_lp;
     int32_t aq = 0;
@@ -85,7 +83,7 @@ void lb_kld_acc_add_base(lb_kld_acc *a, const uint16_t *row, const float *q, int
         if (i == 0 || lpr > lmax) lmax = lpr, ar = i;
         if (lpr > -16.f) kl += expf(lpr) * (lpr - q[i] + top);
     }
-    push(a, kl, ar == aq, (double)nll - nll_base, nll_base, (double)expf(-nll) - expf(-nll_base));
+    return (lb_kld_rec){ kl, (double)nll - nll_base, nll_base, (double)expf(-nll) - expf(-nll_base), ar == aq };
 }
 
 static int cmp_double(const void *x, const void *y) {

@@ -2,6 +2,7 @@
 #ifndef LB_EVAL_KLD_ACC_H
 #define LB_EVAL_KLD_ACC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lowbit/eval.h"
@@ -16,11 +17,19 @@ typedef struct lb_kld_acc {
     double  sum_dp2;                 /* (p(tok) - p_ref(tok))^2 */
 } lb_kld_acc;
 
-int  lb_kld_acc_init(lb_kld_acc *a, int64_t cap); /* 0 on success */
-void lb_kld_acc_add(lb_kld_acc *a, const float *ref, const float *q, int32_t n_vocab, int32_t tok);
+/* one scored position: its KL, ln p_ref(tok) - ln p(tok), -ln p_ref(tok), p(tok) - p_ref(tok),
+ * whether the top tokens agree. Measured where the position's chunk ran, pushed in order. */
+typedef struct lb_kld_rec {
+    double kl, dnll, nll_ref, dp;
+    bool   same;
+} lb_kld_rec;
+
+int        lb_kld_acc_init(lb_kld_acc *a, int64_t cap); /* 0 on success */
+lb_kld_rec lb_kld_measure(const float *ref, const float *q, int32_t n_vocab, int32_t tok);
 /* The same against a row of llama-perplexity's base file (kld_base.h), as llama.cpp computes
  * it: the reference's log-probabilities as stored, those below -16 left out. */
-void lb_kld_acc_add_base(lb_kld_acc *a, const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok);
+lb_kld_rec lb_kld_measure_base(const uint16_t *row, const float *q, int32_t n_vocab, int32_t tok);
+void       lb_kld_acc_push(lb_kld_acc *a, const lb_kld_rec *r);
 void lb_kld_acc_finish(lb_kld_acc *a, lb_kld_result *r);
 void lb_kld_acc_free(lb_kld_acc *a);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "kld_acc.h"
 #include "kld_base.h"
@@ -81,6 +82,59 @@ static lb_status ref_file_open(ref_file *rf, const char *path, int32_t n_vocab, 
     return LB_OK;
 }
 
+/* one scored position as its chunk's rank measured it: log p(tok), and against the reference */
+typedef struct {
+    double     lp;
+    lb_kld_rec k;
+} scored;
+
+/* what a chunk's rank needs: the chunk's tokens, where its reference comes from */
+typedef struct {
+    lb_context        *ctx;
+    const lb_kld_ref  *ref;
+    const ref_file    *rf;
+    const lb_kld_base *base;
+    const int32_t     *tokens;
+    int32_t            n_ctx, n_vocab, bos, first, n_scored, blen;
+    bool               cmp;
+    int32_t           *chunk; /* [n_ctx] */
+} chunk_job;
+
+/* chunk c through the model (and the reference model): its scored positions into out, and the
+ * rows of their logits into rows when the run saves them */
+static lb_status score_chunk(const chunk_job *J, int32_t c, scored *out, float *rows, lb_error *err) {
+    const int32_t n_ctx = J->n_ctx, n_vocab = J->n_vocab, first = J->first, n_scored = J->n_scored;
+    int32_t      *chunk = J->chunk;
+    memcpy(chunk, J->tokens + (size_t)c * (size_t)n_ctx, (size_t)n_ctx * sizeof *chunk);
+    if (J->bos >= 0) chunk[0] = J->bos;
+    const float *logits, *ref_logits = NULL;
+    if (J->ref && J->ref->ctx) { /* the reference first: its logits are copied out below */
+        lb_context_reset(J->ref->ctx);
+        LB_TRY_RET(lb_forward(J->ref->ctx, chunk, n_ctx, &ref_logits, err));
+        ref_logits += (size_t)first * (size_t)n_vocab;
+    } else if (J->rf->rows) {
+        ref_logits = J->rf->rows + (size_t)c * (size_t)n_scored * (size_t)n_vocab;
+    }
+    lb_context_reset(J->ctx);
+    LB_TRY_RET(lb_forward(J->ctx, chunk, n_ctx, &logits, err));
+    for (int32_t j = first; j < n_ctx - 1; j++) {
+        const float *row = logits + (size_t)j * (size_t)n_vocab;
+        scored      *o   = &out[j - first];
+        o->lp            = log_prob(row, n_vocab, chunk[j + 1]);
+        if (J->base->rows)
+            o->k = lb_kld_measure_base(J->base->rows + ((size_t)c * (size_t)n_scored + (size_t)(j - first)) * (size_t)J->blen,
+                                       row, n_vocab, chunk[j + 1]);
+        else if (J->cmp)
+            o->k = lb_kld_measure(ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
+        if (rows) memcpy(rows + (size_t)(j - first) * (size_t)n_vocab, row, (size_t)n_vocab * sizeof *row);
+    }
+    return LB_OK;
+}
+
+/* Under MPI the chunks go round the ranks: step s runs chunk s * R + r on rank r; rank 0
+ * gathers each step's scored positions (and logits rows, when saved) and takes them in chunk
+ * order, so the sums, percentiles and files are those of one process; the results go to
+ * every rank. */
 lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tokens,
                       size_t n_tokens, const lb_ppl_params *p, const lb_kld_ref *ref,
                       lb_ppl_result *r, lb_kld_result *k, lb_error *err) {
@@ -91,6 +145,8 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
                  n_tokens, n_ctx, 2 * n_ctx);
     int32_t n_chunks = (int32_t)(n_tokens / (size_t)n_ctx);
     if (p->max_chunks > 0 && p->max_chunks < n_chunks) n_chunks = p->max_chunks;
+    const int     R = lb_dist_size(), me = lb_dist_rank();
+    const bool    root    = me == 0;
     const int32_t n_vocab = lb_vocab_n_tokens(vocab);
     const int32_t first   = n_ctx / 2, n_scored = n_ctx - 1 - first;
     const bool    cmp     = ref && (ref->ctx || ref->logits_path);
@@ -105,21 +161,29 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
     lb_out        bout    = { .slot = -1 };
     uint16_t     *brow    = NULL;
     const int32_t blen    = lb_kld_base_row_len(n_vocab);
+    const bool    saving  = p->logits_path || p->base_path;
+    const size_t  row_n   = (size_t)n_scored * (size_t)n_vocab;
+    scored       *mine    = malloc((size_t)n_scored * sizeof *mine);
+    scored       *all     = root ? malloc((size_t)R * (size_t)n_scored * sizeof *all) : NULL;
+    float        *rows    = saving ? malloc(row_n * sizeof *rows) : NULL;
+    float        *all_rows = saving && root ? malloc((size_t)R * row_n * sizeof *all_rows) : NULL;
     lb_kld_acc    acc     = { 0 };
     lb_status     st      = LB_OK;
-    LB_GOTO_IF(!chunk, err, LB_ERR_NOMEM, "out of memory");
-    if (cmp) LB_GOTO_IF(lb_kld_acc_init(&acc, (int64_t)n_chunks * n_scored), err, LB_ERR_NOMEM, "out of memory");
+    LB_GOTO_IF(!chunk || !mine || (root && !all) || (saving && (!rows || (root && !all_rows))), err, LB_ERR_NOMEM,
+               "out of memory");
+    memset(mine, 0, (size_t)n_scored * sizeof *mine);
+    if (cmp && root) LB_GOTO_IF(lb_kld_acc_init(&acc, (int64_t)n_chunks * n_scored), err, LB_ERR_NOMEM, "out of memory");
     if (ref && ref->logits_path && lb_eval_base_is_llama(ref->logits_path))
         LB_TRY(base_open(&base, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens, err));
     else if (ref && ref->logits_path)
         LB_TRY(ref_file_open(&rf, ref->logits_path, n_vocab, n_ctx, n_chunks, tokens, bos, err));
-    if (p->base_path) { /* llama-perplexity's --kl-divergence-base file */
+    if (p->base_path && root) { /* llama-perplexity's --kl-divergence-base file */
         LB_TRY(lb_out_open(&bout, p->base_path, err));
         LB_GOTO_IF(!(brow = malloc((size_t)blen * sizeof *brow)), err, LB_ERR_NOMEM, "out of memory");
         LB_GOTO_IF(lb_kld_base_write_header(bout.f, n_ctx, n_vocab, n_chunks, tokens), err, LB_ERR_IO,
                    "%s: write failed", p->base_path);
     }
-    if (p->logits_path) {
+    if (p->logits_path && root) {
         LB_TRY(lb_out_open(&lout, p->logits_path, err));
         lf = lout.f;
         const uint32_t hdr[4] = { 1, (uint32_t)n_vocab, (uint32_t)n_ctx, (uint32_t)n_chunks };
@@ -132,62 +196,62 @@ lb_status lb_eval_kld(lb_context *ctx, const lb_vocab *vocab, const int32_t *tok
         LB_GOTO_IF(!ok, err, LB_ERR_IO, "%s: write failed", p->logits_path);
     }
     const char *what = cmp ? "kld" : "perplexity";
-    if (p->progress) p->progress(p->progress_user, what, 0, n_chunks);
-    double       nll = 0, nll2 = 0;
-    int64_t      count = 0;
-    const double t0    = lb_time_sec();
-    for (int32_t c = 0; c < n_chunks; c++) {
-        memcpy(chunk, tokens + (size_t)c * (size_t)n_ctx, (size_t)n_ctx * sizeof *chunk);
-        if (bos >= 0) chunk[0] = bos;
-        const float *logits, *ref_logits = NULL;
-        if (ref && ref->ctx) { /* the reference first: its logits are copied out below */
-            lb_context_reset(ref->ctx);
-            LB_TRY(lb_forward(ref->ctx, chunk, n_ctx, &ref_logits, err));
-            ref_logits += (size_t)first * (size_t)n_vocab;
-        } else if (rf.rows) {
-            ref_logits = rf.rows + (size_t)c * (size_t)n_scored * (size_t)n_vocab;
-        }
-        lb_context_reset(ctx);
-        LB_TRY(lb_forward(ctx, chunk, n_ctx, &logits, err));
-        for (int32_t j = first; j < n_ctx - 1; j++) {
-            const float *row = logits + (size_t)j * (size_t)n_vocab;
-            const double lp  = log_prob(row, n_vocab, chunk[j + 1]);
-            nll -= lp;
-            nll2 += lp * lp;
-            count++;
-            if (base.rows)
-                lb_kld_acc_add_base(&acc, base.rows + ((size_t)c * (size_t)n_scored + (size_t)(j - first)) * (size_t)blen,
-                                    row, n_vocab, chunk[j + 1]);
-            else if (cmp)
-                lb_kld_acc_add(&acc, ref_logits + (size_t)(j - first) * (size_t)n_vocab, row, n_vocab, chunk[j + 1]);
-            if (brow) {
-                lb_kld_base_encode(row, n_vocab, brow);
-                LB_GOTO_IF(fwrite(brow, sizeof *brow, (size_t)blen, bout.f) != (size_t)blen, err, LB_ERR_IO,
-                           "%s: write failed", p->base_path);
+    if (p->progress && root) p->progress(p->progress_user, what, 0, n_chunks);
+    const chunk_job J = { ctx, ref, &rf, &base, tokens, n_ctx, n_vocab, bos, first, n_scored, blen, cmp, chunk };
+    double          nll = 0, nll2 = 0;
+    int64_t         count = 0;
+    const double    t0    = lb_time_sec();
+    for (int32_t c0 = 0; c0 < n_chunks; c0 += R) {
+        LB_TRY(lb_dist_agree(c0 + me < n_chunks ? score_chunk(&J, c0 + me, mine, rows, err) : LB_OK, err));
+        LB_TRY(lb_dist_gather(mine, (size_t)n_scored * sizeof *mine, all, err));
+        if (saving) LB_TRY(lb_dist_gather(rows, row_n * sizeof *rows, all_rows, err));
+        for (int32_t c = c0; root && c < n_chunks && c < c0 + R; c++) {
+            const scored *s  = all + (size_t)(c - c0) * (size_t)n_scored;
+            const float  *rw = saving ? all_rows + (size_t)(c - c0) * row_n : NULL;
+            for (int32_t j = 0; j < n_scored; j++) {
+                nll -= s[j].lp;
+                nll2 += s[j].lp * s[j].lp;
+                count++;
+                if (cmp) lb_kld_acc_push(&acc, &s[j].k);
+                const float *row = rw ? rw + (size_t)j * (size_t)n_vocab : NULL;
+                if (brow) {
+                    lb_kld_base_encode(row, n_vocab, brow);
+                    LB_GOTO_IF(fwrite(brow, sizeof *brow, (size_t)blen, bout.f) != (size_t)blen, err, LB_ERR_IO,
+                               "%s: write failed", p->base_path);
+                }
+                if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
+                                   err, LB_ERR_IO, "%s: write failed", p->logits_path);
             }
-            if (lf) LB_GOTO_IF(fwrite(row, sizeof *row, (size_t)n_vocab, lf) != (size_t)n_vocab,
-                               err, LB_ERR_IO, "%s: write failed", p->logits_path);
+            if (p->progress) p->progress(p->progress_user, what, c + 1, n_chunks);
         }
-        if (p->progress) p->progress(p->progress_user, what, c + 1, n_chunks);
     }
-    r->seconds          = lb_time_sec() - t0;
-    r->chunks           = n_chunks;
-    r->n_ctx            = n_ctx;
-    r->tokens_scored    = count;
-    r->tokens_processed = (int64_t)n_chunks * n_ctx * (ref && ref->ctx ? 2 : 1);
-    r->tokens_per_sec   = r->seconds > 0 ? (double)r->tokens_processed / r->seconds : 0;
-    r->nll_mean         = nll / (double)count;
-    r->ppl              = exp(r->nll_mean);
-    const double var    = nll2 / (double)count - r->nll_mean * r->nll_mean;
-    r->ppl_stderr       = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * r->ppl : 0;
-    if (cmp && k) lb_kld_acc_finish(&acc, k);
-    if (lf) LB_TRY(lb_out_commit(&lout, err));
-    if (brow) LB_TRY(lb_out_commit(&bout, err));
+    if (root) {
+        r->seconds          = lb_time_sec() - t0;
+        r->chunks           = n_chunks;
+        r->n_ctx            = n_ctx;
+        r->tokens_scored    = count;
+        r->tokens_processed = (int64_t)n_chunks * n_ctx * (ref && ref->ctx ? 2 : 1);
+        r->tokens_per_sec   = r->seconds > 0 ? (double)r->tokens_processed / r->seconds : 0;
+        r->nll_mean         = nll / (double)count;
+        r->ppl              = exp(r->nll_mean);
+        const double var    = nll2 / (double)count - r->nll_mean * r->nll_mean;
+        r->ppl_stderr       = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * r->ppl : 0;
+        if (cmp && k) lb_kld_acc_finish(&acc, k);
+        if (lf) st = lb_out_commit(&lout, err);
+        if (!st && brow) st = lb_out_commit(&bout, err);
+    }
+    LB_TRY(lb_dist_agree(st, err)); /* the files written: every rank returns the figures */
+    LB_TRY(lb_dist_bcast(r, sizeof *r, err));
+    if (cmp && k) LB_TRY(lb_dist_bcast(k, sizeof *k, err));
 fail:
     if (st) lb_out_abort(&lout), lb_out_abort(&bout);
     free(brow);
     lb_kld_base_close(&base);
     free(chunk);
+    free(mine);
+    free(all);
+    free(rows);
+    free(all_rows);
     lb_kld_acc_free(&acc);
     lb_source_close(&rf.src);
     return st;

@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "lowbit/actq.h"
 #include "lowbit/calib.h"
@@ -40,6 +41,14 @@ struct lb_calib {
     double         *cross;   /* and C += ref_x^T X */
     double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
     const float    *prior_w; /* a prior pass: each expert's weight a token (lb_calib_run_states_prior) */
+    /* During a pass, each window's statistics wait in `win` (win_len doubles) until the window
+     * is whole, then join the sums (fold_step): so the sums take the windows whole and in order
+     * on any number of ranks. For each selected input i, at win_at[i] (-1: not selected): the
+     * tokens, the prior's weight, then sum x^2 [n], sum |x| [n], max |x| [n]. Under MPI a step
+     * runs one window on each rank, and every rank folds all of them, in window order. */
+    double         *win, *win_all; /* [win_len], [ranks * win_len] */
+    size_t          win_len;
+    int64_t        *win_at;  /* [n_stats] */
 };
 
 /* the statistics' kind: the block input the role reads (lb_block_input_of, from the table) */
@@ -160,6 +169,9 @@ void lb_calib_free(lb_calib *c) {
     }
     free(c->stats);
     free(c->tmp);
+    free(c->win);
+    free(c->win_all);
+    free(c->win_at);
     free(c);
 }
 
@@ -214,33 +226,78 @@ void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
     }
 }
 
-/* the batch's X^T X (f32) before it is added into the f64 Hessians: for the largest input that
- * has one, during a run only */
-static lb_status tmp_begin(lb_calib *c, lb_error *err) {
-    size_t nn = 0;
-    for (int32_t i = 0; i < c->n_stats; i++)
-        if (c->stats[i].H && (size_t)c->stats[i].n * (size_t)c->stats[i].n > nn) nn = (size_t)c->stats[i].n * (size_t)c->stats[i].n;
-    if (nn == 0) return LB_OK;
-    c->tmp = malloc(nn * sizeof *c->tmp);
-    LB_RETURN_IF(!c->tmp, err, LB_ERR_NOMEM, "out of memory for the calibration Hessians");
+/* a pass's buffers: the batch's X^T X (f32) before it is added into the f64 Hessians, for the
+ * largest input that has one; each window's statistics (win) */
+static lb_status pass_begin(lb_calib *c, lb_error *err) {
+    size_t nn = 0, len = 0;
+    LB_RETURN_IF(!c->win_at && !(c->win_at = malloc((size_t)c->n_stats * sizeof *c->win_at)), err, LB_ERR_NOMEM,
+                 "out of memory");
+    for (int32_t i = 0; i < c->n_stats; i++) {
+        const lb_act_stats *s = &c->stats[i];
+        if (s->H && (size_t)s->n * (size_t)s->n > nn) nn = (size_t)s->n * (size_t)s->n;
+        c->win_at[i] = selected(c, s) ? (int64_t)len : -1;
+        if (selected(c, s)) len += 2 + 3 * (size_t)s->n;
+    }
+    LB_RETURN_IF(nn && lb_dist_size() > 1, err, LB_ERR_UNSUPPORTED,
+                 "calib: Hessians are not reduced across MPI ranks yet (run GPTQ as one process)");
+    c->win_len = len;
+    c->win     = calloc(len ? len : 1, sizeof *c->win);
+    c->win_all = lb_dist_size() > 1 ? malloc((size_t)lb_dist_size() * (len ? len : 1) * sizeof *c->win_all) : NULL;
+    c->tmp     = nn ? malloc(nn * sizeof *c->tmp) : NULL;
+    LB_RETURN_IF(!c->win || (lb_dist_size() > 1 && !c->win_all) || (nn && !c->tmp), err, LB_ERR_NOMEM,
+                 "out of memory for the calibration statistics");
     return LB_OK;
 }
 
-static void tmp_end(lb_calib *c) {
+static void pass_end(lb_calib *c) {
     free(c->tmp);
+    free(c->win);
+    free(c->win_all);
     c->tmp = NULL;
+    c->win = c->win_all = NULL;
+}
+
+/* the selected input s's window statistics */
+static double *win_of(const lb_calib *c, const lb_act_stats *s) {
+    return c->win + c->win_at[s - c->stats];
+}
+
+/* the step's windows (one on each rank) into the sums, in window order */
+static lb_status fold_step(lb_calib *c, lb_error *err) {
+    const int     R   = lb_dist_size();
+    const double *src = c->win;
+    if (R > 1) {
+        LB_TRY_RET(lb_dist_allgather(c->win, c->win_len * sizeof *c->win, c->win_all, err));
+        src = c->win_all;
+    }
+    for (int r = 0; r < R; r++)
+        for (int32_t i = 0; i < c->n_stats; i++) {
+            if (c->win_at[i] < 0) continue;
+            lb_act_stats *s = &c->stats[i];
+            const double *v = src + (size_t)r * c->win_len + c->win_at[i], *x2 = v + 2, *ab = x2 + s->n, *mx = ab + s->n;
+            s->count += (int64_t)v[0];
+            s->prior += v[1];
+            for (int32_t j = 0; j < s->n; j++) {
+                s->sum_x2[j] += x2[j];
+                s->sum_abs[j] += ab[j];
+                if ((float)mx[j] > s->max_abs[j]) s->max_abs[j] = (float)mx[j];
+            }
+        }
+    memset(c->win, 0, c->win_len * sizeof *c->win);
+    return LB_OK;
 }
 
 /* s's statistics += w times those of the rows x [T, n] (w = 1: tokens it saw; count apart);
  * max_abs takes the rows' largest whatever w */
 static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, int32_t n, float w) {
+    double *x2 = win_of(c, s) + 2, *ab = x2 + n, *mx = ab + n;
     for (int32_t t = 0; t < T; t++) {
         const float *r = x + (size_t)t * (size_t)n;
         for (int32_t j = 0; j < n; j++) {
             const float a = fabsf(r[j]);
-            s->sum_x2[j] += (double)w * ((double)r[j] * r[j]);
-            s->sum_abs[j] += w * a;
-            if (a > s->max_abs[j]) s->max_abs[j] = a;
+            x2[j] += (double)w * ((double)r[j] * r[j]);
+            ab[j] += w * a;
+            if (a > mx[j]) mx[j] = a;
         }
     }
     if (s->H) { /* upper triangle of X^T X (row-major) into the f64 sum's upper triangle, row
@@ -270,7 +327,7 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
                     c->ref_h[(size_t)i * (size_t)n + (size_t)j] += c->tmp[(size_t)i * (size_t)n + (size_t)j];
         }
     }
-    s->count += T;
+    win_of(c, s)[0] += T;
 }
 
 typedef struct {
@@ -305,7 +362,16 @@ typedef struct {
     const int32_t *windows;
     const float   *states;
     int32_t        first, n_ctx, n_embd;
+    int32_t        n_windows;      /* the windows it holds */
+    int32_t        n_steps;        /* the pass's steps, as many on every rank */
+    int32_t        stride, offset; /* step k runs its window k * stride + offset, when it holds one */
 } source;
+
+/* all of windows [n_windows], rank r of R taking windows r, r + R, ... */
+static source tokens_source(const int32_t *windows, int32_t n_windows, int32_t n_ctx) {
+    const int R = lb_dist_size();
+    return (source){ windows, NULL, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
+}
 
 static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_error *err) {
     const float *logits;
@@ -333,29 +399,31 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
     lb_act_stats *s = find_x(c, layer, role, expert);
     if (!s || s->n != n || !selected(c, s) || !(c->prior_w[expert] > 0)) return;
     add_rows(c, s, x, T, n, c->prior_w[expert]);
-    s->prior += (double)c->prior_w[expert] * T;
+    win_of(c, s)[1] += (double)c->prior_w[expert] * T;
 }
 
 /* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
  * a probe pass instead, prior_hook taking every token into the flagged experts */
-static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, const uint8_t *probe,
-                          lb_error *err) {
-    LB_TRY_RET(tmp_begin(c, err));
+static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, lb_error *err) {
+    lb_status st = pass_begin(c, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
     else lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ctx, stop_role(c));
-    lb_status st = LB_OK;
-    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) st = run_window(ctx, src, w, err);
+    for (int32_t k = 0; k < src->n_steps && st == LB_OK; k++) {
+        const int32_t w = k * src->stride + src->offset;
+        st = lb_dist_agree(w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK, err);
+        if (st == LB_OK) st = fold_step(c, err);
+    }
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ctx, NULL, NULL);
     lb_context_set_probe(ctx, NULL, NULL, NULL);
-    tmp_end(c);
+    pass_end(c);
     mirror_hessians(c);
     return st;
 }
 
-static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, int32_t n_windows, lb_error *err) {
-    return run_pass(c, ctx, src, n_windows, NULL, err);
+static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_error *err) {
+    return run_pass(c, ctx, src, NULL, err);
 }
 
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
@@ -365,9 +433,11 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
                  "with its Hessian");
     ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
-    if (tmp_begin(c, err)) {
+    const lb_status st0 = pass_begin(c, err);
+    if (st0) {
+        pass_end(c);
         free(r.x);
-        return err ? err->code : LB_ERR_NOMEM;
+        return st0;
     }
     memset(C, 0, (size_t)s->n * (size_t)s->n * sizeof *C);
     if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
@@ -384,6 +454,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         if (st != LB_OK) break;
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         st = run_window(ctx, src, w, err);
+        if (st == LB_OK) st = fold_step(c, err);
     }
     c->cross = NULL;
     c->ref_x = NULL;
@@ -392,7 +463,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ref, NULL, NULL);
     lb_context_set_hook(ctx, NULL, NULL);
-    tmp_end(c);
+    pass_end(c);
     mirror_hessians(c);
     for (int32_t i = 1; A && i < s->n; i++)
         for (int32_t j = 0; j < i; j++) A[(size_t)i * (size_t)s->n + (size_t)j] = A[(size_t)j * (size_t)s->n + (size_t)i];
@@ -402,14 +473,15 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
 
 lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int32_t n_windows,
                        int32_t n_ctx, lb_error *err) {
-    const source src = { windows, NULL, 0, n_ctx, 0 };
-    return run_plain(c, ctx, &src, n_windows, err);
+    const source src = tokens_source(windows, n_windows, n_ctx);
+    return run_plain(c, ctx, &src, err);
 }
 
 /* ---- one layer at a time ---- */
 
 struct lb_calib_states {
     int32_t n_windows, n_ctx, n_embd, n_layers;
+    int32_t n_total; /* the run's windows on every rank: this rank holds its share (n_windows) */
     int32_t layer; /* the states are the input of this layer (n_layers: of the output norm) */
     float  *x;     /* [n_windows, n_ctx, n_embd] */
     size_t  mapped; /* bytes when x is a file mapping (spilled), else 0 */
@@ -443,7 +515,7 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
     lb_calib_states *s = calloc(1, sizeof *s);
     LB_RETURN_IF(!s, err, LB_ERR_NOMEM, "out of memory");
     const size_t bytes = (size_t)n_windows * (size_t)n_ctx * (size_t)E * sizeof *s->x;
-    *s      = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, 0, NULL, 0 };
+    *s      = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, n_windows, 0, NULL, 0 };
     s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
     s->mapped = spill_dir ? bytes : 0;
     if (!s->x) {
@@ -482,8 +554,9 @@ void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) { s->layer = l
 
 /* ctx runs from the states' layer: that layer alone, or the head after the last one */
 static source states_source(lb_context *ctx, const lb_calib_states *s) {
+    const int R = lb_dist_size();
     lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);
-    return (source){ NULL, s->x, s->layer, s->n_ctx, s->n_embd };
+    return (source){ NULL, s->x, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
 }
 
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err) {
@@ -501,7 +574,7 @@ lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error 
 
 lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err) {
     const source src = states_source(ctx, s);
-    return run_plain(c, ctx, &src, s->n_windows, err);
+    return run_plain(c, ctx, &src, err);
 }
 
 lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib_states *s, int64_t min_tokens,
@@ -510,7 +583,7 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
     *n_topped    = 0;
     LB_RETURN_IF(xk < 0 || xk > 1 || c->sel_layer < 0, err, LB_ERR_PARAM,
                  "calib: the rare-expert prior is for a selected expert input");
-    const double  N = (double)s->n_windows * (double)s->n_ctx;
+    const double  N = (double)s->n_total * (double)s->n_ctx;
     const int32_t X = c->n_slice[xk];
     uint8_t      *on = calloc((size_t)X, 1);
     float        *w  = calloc((size_t)X, sizeof *w);
@@ -526,7 +599,7 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
     if (*n_topped == 0) goto fail;
     const source src = states_source(ctx, s);
     c->prior_w       = w;
-    st               = run_pass(c, ctx, &src, s->n_windows, on, err);
+    st               = run_pass(c, ctx, &src, on, err);
     c->prior_w       = NULL;
 fail:
     free(on);

@@ -161,6 +161,7 @@ static lb_status save_experts(lb_gguf_writer *w, const lb_calib *c, const lb_nam
 lb_status lb_imatrix_save(const lb_calib *c, const lb_model *m, const char *path,
                           const char *dataset, int32_t chunks, int32_t chunk_size,
                           lb_error *err) {
+    if (lb_dist_rank() != 0) return LB_OK; /* every rank holds the same sums: rank 0 writes */
     const int32_t    cap  = lb_model_n_tensors(m);
     lb_named_tensor *ts   = malloc((size_t)cap * sizeof *ts);
     float          **bufs = calloc((size_t)(2 * cap), sizeof *bufs);

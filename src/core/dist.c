@@ -1,0 +1,195 @@
+/* The run's processes: one, or MPI's ranks (built with LB_HAVE_MPI, started by a launcher).
+ * Only the main thread calls MPI (MPI_THREAD_FUNNELED): OpenMP's workers never do. Messages
+ * larger than MPI's int counts go in pieces of 1 GiB. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fail.h"
+#include "dist.h"
+
+#ifdef LB_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank, g_size = 1;
+#ifdef LB_HAVE_MPI
+static bool g_mpi; /* MPI_Init ran */
+#endif
+
+bool lb_dist_built(void) {
+#ifdef LB_HAVE_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+int lb_dist_rank(void) { return g_rank; }
+int lb_dist_size(void) { return g_size; }
+
+void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi) {
+    *lo = n * r / n_ranks;
+    *hi = n * (r + 1) / n_ranks;
+}
+
+#ifdef LB_HAVE_MPI
+#define PIECE ((size_t)1 << 30)
+#define TAG   7
+
+/* started by a launcher: Open MPI's, a PMI or PMIx one (MPICH, Slurm) */
+static bool launched(void) {
+    static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}
+
+static lb_status mpi_fail(lb_error *err, int rc, const char *what) {
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int  len                       = 0;
+    MPI_Error_string(rc, msg, &len);
+    return lb_fail(err, LB_ERR_IO, "MPI %s on rank %d: %s", what, g_rank, msg);
+}
+
+#define MPI_TRY(call, what)                                                                        \
+    do {                                                                                           \
+        const int rc_ = (call);                                                                    \
+        if (rc_ != MPI_SUCCESS) return mpi_fail(err, rc_, what);                                   \
+    } while (0)
+
+static lb_status send_big(const void *p, size_t n, int to, lb_error *err) {
+    for (size_t o = 0; o < n; o += PIECE)
+        MPI_TRY(MPI_Send((const char *)p + o, (int)(n - o < PIECE ? n - o : PIECE), MPI_BYTE, to, TAG, MPI_COMM_WORLD),
+                "send");
+    return LB_OK;
+}
+
+static lb_status recv_big(void *p, size_t n, int from, lb_error *err) {
+    for (size_t o = 0; o < n; o += PIECE)
+        MPI_TRY(MPI_Recv((char *)p + o, (int)(n - o < PIECE ? n - o : PIECE), MPI_BYTE, from, TAG, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE),
+                "receive");
+    return LB_OK;
+}
+#endif
+
+lb_status lb_dist_init(int *argc, char ***argv, lb_error *err) {
+#ifdef LB_HAVE_MPI
+    if (g_mpi || !launched()) return LB_OK;
+    int provided = 0;
+    MPI_TRY(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
+    g_mpi = true;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    LB_RETURN_IF(provided < MPI_THREAD_FUNNELED, err, LB_ERR_UNSUPPORTED,
+                 "MPI: this library gives no thread support (lowbit's threads need MPI_THREAD_FUNNELED)");
+#else
+    (void)argc, (void)argv, (void)err;
+#endif
+    return LB_OK;
+}
+
+void lb_dist_finalize(void) {
+#ifdef LB_HAVE_MPI
+    if (g_mpi) MPI_Finalize();
+    g_mpi = false;
+#endif
+    g_rank = 0, g_size = 1;
+}
+
+void lb_dist_abort(int code) {
+#ifdef LB_HAVE_MPI
+    if (g_mpi && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)code;
+}
+
+lb_status lb_dist_agree(lb_status st, lb_error *err) {
+    if (g_size == 1) return st;
+#ifndef LB_HAVE_MPI
+    (void)err;
+#else
+    /* MAXLOC over (failed, rank): whether any failed, and on a tie the lowest rank */
+    int in[2] = { st != LB_OK, g_rank }, out[2];
+    MPI_TRY(MPI_Allreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD), "allreduce");
+    if (st != LB_OK || !out[0]) return st;
+    return lb_fail(err, LB_ERR_IO, "rank %d of %d failed (its message says why); rank %d stops too", out[1], g_size,
+                   g_rank);
+#endif
+    return st;
+}
+
+lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *err) {
+    if (g_rank == 0 && bytes) memmove(recv, send, bytes);
+    if (g_size == 1 || bytes == 0) return LB_OK;
+#ifndef LB_HAVE_MPI
+    (void)err;
+#else
+    if (bytes <= PIECE) {
+        MPI_TRY(MPI_Gather(g_rank == 0 ? MPI_IN_PLACE : send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, 0,
+                           MPI_COMM_WORLD),
+                "gather");
+        return LB_OK;
+    }
+    if (g_rank != 0) return send_big(send, bytes, 0, err);
+    for (int r = 1; r < g_size; r++) LB_TRY_RET(recv_big((char *)recv + (size_t)r * bytes, bytes, r, err));
+#endif
+    return LB_OK;
+}
+
+lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err) {
+    if (g_size == 1) return LB_OK;
+#ifdef LB_HAVE_MPI
+    for (size_t o = 0; o < bytes; o += PIECE)
+        MPI_TRY(MPI_Bcast((char *)buf + o, (int)(bytes - o < PIECE ? bytes - o : PIECE), MPI_BYTE, 0, MPI_COMM_WORLD),
+                "broadcast");
+#else
+    (void)buf, (void)bytes, (void)err;
+#endif
+    return LB_OK;
+}
+
+lb_status lb_dist_allgather(const void *send, size_t bytes, void *recv, lb_error *err) {
+    memmove((char *)recv + (size_t)g_rank * bytes, send, bytes);
+    if (g_size == 1 || bytes == 0) return LB_OK;
+#ifndef LB_HAVE_MPI
+    (void)err;
+#else
+    if (bytes <= PIECE / (size_t)g_size) {
+        MPI_TRY(MPI_Allgather(MPI_IN_PLACE, 0, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "allgather");
+        return LB_OK;
+    }
+    LB_TRY_RET(lb_dist_gather((char *)recv + (size_t)g_rank * bytes, bytes, recv, err));
+    return lb_dist_bcast(recv, bytes * (size_t)g_size, err);
+#endif
+    return LB_OK;
+}
+
+lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, lb_error *err) {
+    size_t at = 0, total = 0;
+    for (int r = 0; r < g_size; r++) total += sizes[r];
+    for (int r = 0; r < g_rank; r++) at += sizes[r];
+    memmove((char *)recv + at, send, sizes[g_rank]);
+    if (g_size == 1 || total == 0) return LB_OK;
+#ifndef LB_HAVE_MPI
+    (void)err;
+#else
+    if (total <= PIECE) {
+        int *cnt = malloc(2 * (size_t)g_size * sizeof *cnt), *dsp;
+        LB_RETURN_IF(!cnt, err, LB_ERR_NOMEM, "out of memory");
+        dsp = cnt + g_size;
+        for (int r = 0, o = 0; r < g_size; o += (int)sizes[r], r++) cnt[r] = (int)sizes[r], dsp[r] = o;
+        const int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_BYTE, recv, cnt, dsp, MPI_BYTE, MPI_COMM_WORLD);
+        free(cnt);
+        return rc == MPI_SUCCESS ? LB_OK : mpi_fail(err, rc, "allgather");
+    }
+    if (g_rank != 0) LB_TRY_RET(send_big(send, sizes[g_rank], 0, err));
+    size_t o = sizes[0];
+    for (int r = 1; g_rank == 0 && r < g_size; o += sizes[r], r++)
+        LB_TRY_RET(recv_big((char *)recv + o, sizes[r], r, err));
+    return lb_dist_bcast(recv, total, err);
+#endif
+    return LB_OK;
+}

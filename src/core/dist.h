@@ -1,0 +1,28 @@
+/* Collectives over the run's ranks (dist.c), for the library's distributed loops. Every rank
+ * calls each one at the same point with the same sizes, rank 0 being the root; byte counts of
+ * any size (split below MPI's int counts). With one rank they copy, so a loop written with them
+ * is the single-process loop too. */
+#ifndef LB_CORE_DIST_H
+#define LB_CORE_DIST_H
+
+#include <stddef.h>
+
+#include "lowbit/core.h"
+
+/* Every rank learns whether any failed: a rank that failed gets its own st back; when one did
+ * elsewhere, the others fail too, naming the lowest such rank; LB_OK when none did. Call it
+ * before a collective that a failed rank would not reach. */
+lb_status lb_dist_agree(lb_status st, lb_error *err);
+/* rank r's `bytes` at recv + r * bytes on rank 0 (recv is unused elsewhere) */
+lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *err);
+/* the same on every rank */
+lb_status lb_dist_allgather(const void *send, size_t bytes, void *recv, lb_error *err);
+/* rank r's sizes[r] bytes, concatenated in rank order, on every rank */
+lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, lb_error *err);
+/* rank 0's bytes to every rank */
+lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err);
+
+/* the share [*lo, *hi) of n items that rank r of n_ranks takes: contiguous, in rank order */
+void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi);
+
+#endif
