@@ -36,8 +36,9 @@ PREFIX ?= /usr/local
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
-# The suite runs twice: a normal optimized build, then under AddressSanitizer + UBSan.
-test: build build-asan
+# The suite runs twice: a normal optimized build, then under AddressSanitizer + UBSan. The MPI
+# build is made first: the release suite's cli.mpi runs it under mpirun.
+test: build build-asan mpi
 	@echo "== tests (release build) =="
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="

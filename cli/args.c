@@ -116,9 +116,10 @@ int lb_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int lb_runtime_error(const lb_error *err) {
-    char msg[4 * sizeof err->msg];
-    fprintf(stderr, "lowbit: %s\n", err->msg[0] ? lb_esc(err->msg, SIZE_MAX, msg, sizeof msg)
-                                                : lb_status_str(err->code));
+    char msg[4 * sizeof err->msg], who[48] = "";
+    if (lb_dist_size() > 1) snprintf(who, sizeof who, " (rank %d of %d)", lb_dist_rank(), lb_dist_size());
+    fprintf(stderr, "lowbit%s: %s\n", who, err->msg[0] ? lb_esc(err->msg, SIZE_MAX, msg, sizeof msg)
+                                                      : lb_status_str(err->code));
     return LB_EXIT_ERROR;
 }
 

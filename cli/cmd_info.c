@@ -22,6 +22,7 @@ int cmd_info(int argc, char **argv) {
         lb_jout_str(&j, "cpu", lb_cpu_features_str());
         lb_jout_str(&j, "kernels", lb_kernels_name());
         lb_jout_int(&j, "threads", lb_threads_get());
+        lb_jout_bool(&j, "mpi", lb_dist_built());
         lb_jout_raw(&j, "types", "[");
         for (int t = 0, n = 0; t < LB_TYPE_COUNT; t++) {
             const lb_type_traits *tr = lb_type_get_traits((lb_type)t);
@@ -40,8 +41,8 @@ int cmd_info(int argc, char **argv) {
         lb_jout_end(&j);
         return LB_EXIT_OK;
     }
-    printf("lowbit %s\ncpu: %s\nkernels: %s\nthreads: %d\n\ntypes:\n", lb_version(), lb_cpu_features_str(),
-           lb_kernels_name(), lb_threads_get());
+    printf("lowbit %s\ncpu: %s\nkernels: %s\nthreads: %d\nmpi: %s\n\ntypes:\n", lb_version(), lb_cpu_features_str(),
+           lb_kernels_name(), lb_threads_get(), lb_dist_built() ? "yes (run under mpirun)" : "no (make mpi builds it)");
     printf("  %-12s %6s %6s %6s  %s\n", "name", "block", "bytes", "bpw", "llama.cpp");
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const lb_type_traits *tr = lb_type_get_traits((lb_type)t);

@@ -73,7 +73,8 @@ lb_status lb_calib_run(lb_calib *c, lb_context *ctx, const int32_t *windows, int
  * kept, so that a pass over layer l runs layer l alone (lb_forward_from) instead of the model
  * from the embedding up. Created at layer 0 (the windows' embeddings in m); advanced through a
  * layer by running it (on ctx's model, whatever it holds then: the quantized layer for the
- * quantized model's states). n_windows * n_ctx * n_embd floats. */
+ * quantized model's states). n_windows * n_ctx * n_embd floats. Under MPI rank r of R keeps
+ * windows r, r + R, ... only, and the passes over the states reduce across the ranks. */
 typedef struct lb_calib_states lb_calib_states;
 lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const int32_t *windows,
                                  int32_t n_windows, int32_t n_ctx, lb_error *err);

@@ -152,6 +152,12 @@ typedef void (*lb_rows_hook)(float *rows, int64_t nr, int64_t n, lb_type t, cons
 lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *importance,
                             lb_rows_hook prepare, void *user, void **out, size_t *nbytes,
                             lb_error *err);
+/* The same for rows [r0, r1) of t's rows (ne[1] * ne[2] * ne[3] of them): the bytes of those
+ * rows in the whole tensor's conversion (rows are independent). A whole_tensor type takes
+ * every row (r0 = 0, r1 = all) or fails. */
+lb_status lb_tensor_convert_rows(const lb_tensor *t, lb_type type, const float *importance,
+                                 lb_rows_hook prepare, void *user, int64_t r0, int64_t r1, void **out,
+                                 size_t *nbytes, lb_error *err);
 /* Dot product of a stored row of t with n f32 values (the scalar reference). For row-scaled
  * types n is the whole row. */
 double lb_vec_dot_ref(lb_type t, const void *row, const float *x, int64_t n);

@@ -19,13 +19,23 @@ static void load_rows(float *rows, const lb_tensor *t, int64_t r0, int64_t nr, l
 lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *importance,
                             lb_rows_hook prepare, void *user, void **out, size_t *nbytes,
                             lb_error *err) {
-    const int64_t n = t->ne[0], nrow = lb_tensor_nelements(t) / t->ne[0];
+    return lb_tensor_convert_rows(t, type, importance, prepare, user, 0, lb_tensor_nelements(t) / t->ne[0], out,
+                                  nbytes, err);
+}
+
+lb_status lb_tensor_convert_rows(const lb_tensor *t, lb_type type, const float *importance,
+                                 lb_rows_hook prepare, void *user, int64_t first, int64_t last, void **out,
+                                 size_t *nbytes, lb_error *err) {
+    const int64_t n = t->ne[0], all_rows = lb_tensor_nelements(t) / t->ne[0], nrow = last - first;
     const size_t  rs    = lb_row_size(type, n);
     const bool    whole = lb_type_get_traits(type)->whole_tensor;
     const int64_t chunk = 16;
     const bool    experts = t->ne[2] > 1; /* importance: ne[0] values per matrix */
     LB_RETURN_IF(rs == 0, err, LB_ERR_SHAPE, "rows of %lld do not fit type %s", (long long)n, lb_type_name(type));
-    uint8_t *buf = malloc(rs * (size_t)nrow);
+    LB_RETURN_IF(first < 0 || last > all_rows || first > last || (whole && nrow != all_rows), err, LB_ERR_PARAM,
+                 "rows [%lld, %lld) of %lld: not a range %s converts", (long long)first, (long long)last,
+                 (long long)all_rows, lb_type_name(type));
+    uint8_t *buf = malloc(rs * (size_t)(nrow ? nrow : 1));
     float   *all = whole ? malloc((size_t)(nrow * n) * sizeof *all) : NULL;
     if (!buf || (whole && !all)) {
         free(buf);
@@ -41,8 +51,8 @@ lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *impor
             oom = true;
         }
 #pragma omp for schedule(dynamic)
-        for (int64_t r0 = 0; r0 < nrow; r0 += chunk)
-            for (int64_t a = r0, end = nrow - r0 < chunk ? nrow : r0 + chunk; a < end;) {
+        for (int64_t r0 = first; r0 < last; r0 += chunk)
+            for (int64_t a = r0, end = last - r0 < chunk ? last : r0 + chunk; a < end;) {
                 /* the rows of one matrix of a stacked tensor (experts) share its importance */
                 const int64_t e  = experts ? a / t->ne[1] : 0, b = experts && (e + 1) * t->ne[1] < end ? (e + 1) * t->ne[1] : end;
                 const float  *im = importance && !(whole && experts) ? importance + e * n : NULL;
@@ -50,7 +60,7 @@ lb_status lb_tensor_convert(const lb_tensor *t, lb_type type, const float *impor
                     load_rows(all + a * n, t, a, b - a, type, im, prepare, user);
                 } else if (rows) {
                     load_rows(rows, t, a, b - a, type, im, prepare, user);
-                    lb_quantize_rows(type, buf + (size_t)a * rs, rows, b - a, n, im);
+                    lb_quantize_rows(type, buf + (size_t)(a - first) * rs, rows, b - a, n, im);
                 }
                 a = b;
             }

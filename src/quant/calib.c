@@ -514,8 +514,10 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
                      "calib: token id %d out of range", windows[i]);
     lb_calib_states *s = calloc(1, sizeof *s);
     LB_RETURN_IF(!s, err, LB_ERR_NOMEM, "out of memory");
-    const size_t bytes = (size_t)n_windows * (size_t)n_ctx * (size_t)E * sizeof *s->x;
-    *s      = (lb_calib_states){ n_windows, n_ctx, E, m->cfg.n_layers, n_windows, 0, NULL, 0 };
+    const int     R = lb_dist_size(), r = lb_dist_rank();
+    const int32_t mine = n_windows / R + (r < n_windows % R); /* windows r, r + R, ... */
+    const size_t  bytes = (size_t)(mine ? mine : 1) * (size_t)n_ctx * (size_t)E * sizeof *s->x;
+    *s      = (lb_calib_states){ mine, n_ctx, E, m->cfg.n_layers, n_windows, 0, NULL, 0 };
     s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
     s->mapped = spill_dir ? bytes : 0;
     if (!s->x) {
@@ -525,8 +527,10 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
                                       (double)bytes / 1e6, strerror(e));
         return lb_fail(err, LB_ERR_NOMEM, "calib: out of memory for %d windows' states", n_windows);
     }
-    for (int64_t i = 0; i < (int64_t)n_windows * n_ctx; i++) /* the embeddings: layer 0's input */
-        lb_model_embed(m, windows[i], s->x + (size_t)i * (size_t)E);
+    for (int32_t w = 0; w < mine; w++) /* the embeddings: layer 0's input */
+        for (int32_t t = 0; t < n_ctx; t++)
+            lb_model_embed(m, windows[((size_t)w * (size_t)R + (size_t)r) * (size_t)n_ctx + (size_t)t],
+                           s->x + ((size_t)w * (size_t)n_ctx + (size_t)t) * (size_t)E);
     *out = s;
     return LB_OK;
 }

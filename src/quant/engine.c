@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "resume.h"
 
@@ -120,6 +121,41 @@ void lb_engine_target(lb_method_ctx *c, lb_model **m, lb_context **ctx, lb_calib
     *s   = c->last ? c->sq : c->sr;
 }
 
+/* t stored as type: under MPI each rank converts its share of the rows and every rank gets the
+ * whole (the quantized stream runs through it; rank 0 writes it). A whole_tensor type's scale
+ * needs every row: each rank converts them all. */
+static lb_status convert_split(lb_method_ctx *c, const lb_tensor *t, lb_type type, const float *importance, void **out,
+                               size_t *nbytes, lb_error *err) {
+    const int     R = lb_dist_size();
+    const int64_t nrow = lb_tensor_nelements(t) / t->ne[0];
+    if (R == 1 || lb_type_get_traits(type)->whole_tensor)
+        return lb_tensor_convert(t, type, importance, lb_method_prepare_rows, c, out, nbytes, err);
+    const size_t rs    = lb_row_size(type, t->ne[0]);
+    size_t      *sizes = malloc((size_t)R * sizeof *sizes);
+    void        *part  = NULL;
+    uint8_t     *all   = malloc(rs * (size_t)nrow);
+    size_t       np;
+    int64_t      lo, hi;
+    lb_status    st    = LB_OK;
+    LB_GOTO_IF(!sizes || !all, err, LB_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < R; r++) {
+        lb_dist_share(nrow, r, R, &lo, &hi);
+        sizes[r] = (size_t)(hi - lo) * rs;
+    }
+    lb_dist_share(nrow, lb_dist_rank(), R, &lo, &hi);
+    LB_TRY(lb_dist_agree(lb_tensor_convert_rows(t, type, importance, lb_method_prepare_rows, c, lo, hi, &part, &np, err),
+                         err));
+    LB_TRY(lb_dist_allgatherv(part, sizes, all, err));
+    *out    = all;
+    *nbytes = rs * (size_t)nrow;
+    all     = NULL;
+fail:
+    free(part);
+    free(all);
+    free(sizes);
+    return st;
+}
+
 lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
     if (c->data[i]) return LB_OK;
     lb_tensor    *t    = lb_engine_tensor(c, i);
@@ -129,9 +165,7 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
                  "%s: %s needs importance and the importance matrix has no entry for this tensor "
                  "(give it another type, e.g. --token-embedding-type q8_0 or --tensor-type)",
                  c->tensors[i].name, lb_type_name(type));
-    lb_status     st = lb_tensor_convert(t, type, c->importance[i], lb_method_prepare_rows, c, &c->data[i],
-                                         &nb, err);
-    if (st) return st;
+    LB_TRY_RET(convert_split(c, t, type, c->importance[i], &c->data[i], &nb, err));
     if (c->p->range.kind != LB_RANGE_MINMAX && lb_type_get_traits(type)->is_quantized)
         lb_range_stats_errors(&c->range, t, type, c->data[i], c->importance[i]);
     /* the block in f32 takes what the file holds: later inputs are computed through it */
@@ -175,11 +209,11 @@ static lb_status write_block(engine *e, int32_t b, lb_error *err) {
         lb_status st = LB_OK;
         if (c->data[i] || c->plans[i].type != lb_engine_tensor(c, i)->type) {
             st = lb_engine_store(c, i, err);
-            if (!st) st = lb_model_writer_put(e->out, i, c->data[i], lb_row_size(c->plans[i].type, c->tensors[i].t->ne[0]) *
+            if (!st && e->out) st = lb_model_writer_put(e->out, i, c->data[i], lb_row_size(c->plans[i].type, c->tensors[i].t->ne[0]) *
                                                                      (size_t)(lb_tensor_nelements(c->tensors[i].t) / c->tensors[i].t->ne[0]), err);
         } else {
             const lb_tensor *t = lb_engine_tensor(c, i);
-            st                 = lb_model_writer_put(e->out, i, t->data, lb_tensor_nbytes(t), err);
+            st                 = e->out ? lb_model_writer_put(e->out, i, t->data, lb_tensor_nbytes(t), err) : LB_OK;
         }
         free(c->data[i]);
         c->data[i] = NULL;
@@ -248,7 +282,8 @@ static const char *budget(engine *e, const char *dir) {
     const size_t ctx = (size_t)p->calib.n_ctx * (size_t)(g->n_vocab + 4 * g->n_embd + 3 * g->n_ff) * sizeof(float) +
                        (size_t)g->n_layers * (size_t)p->calib.n_ctx * (size_t)g->n_kv_heads * (size_t)g->head_dim * 8;
     const size_t work = block * (e->ref_copy ? 2 : 1) + 4 * wide * wide * sizeof(double) + 2 * ctx;
-    const size_t streams = (size_t)(e->need_q + e->need_r) * (size_t)c->n_windows * (size_t)p->calib.n_ctx *
+    const int    R       = lb_dist_size(); /* a rank holds its share of the windows */
+    const size_t streams = (size_t)(e->need_q + e->need_r) * (size_t)((c->n_windows + R - 1) / R) * (size_t)p->calib.n_ctx *
                            (size_t)g->n_embd * sizeof(float);
     c->summary->memory_budget   = B;
     c->summary->streams_bytes   = streams;
@@ -279,6 +314,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     const lb_quant_params *p = c->p;
     const lb_model        *m = c->model;
     const int32_t          L = m->cfg.n_layers;
+    const int              R = lb_dist_size();
     engine                 e = { .c = c, .last = -1 };
     lb_resume              rs;
     lb_layer              *lw = malloc((size_t)(L ? L : 1) * sizeof *lw), *lr = malloc((size_t)(L ? L : 1) * sizeof *lr);
@@ -293,6 +329,12 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         e.n_chain++;
         a += len + (a[len] == '+');
     }
+    /* under MPI: the methods whose statistics reduce across ranks (the others' will) */
+    for (int k = 0; R > 1 && k < e.n_chain; k++)
+        LB_GOTO_IF(e.chain[k]->block && e.chain[k]->block != lb_method_imatrix, err, LB_ERR_UNSUPPORTED,
+                   "--method %s: not split across MPI ranks yet (rtn and imatrix are); run it as one process",
+                   p->method);
+    LB_GOTO_IF(R > 1 && p->resume, err, LB_ERR_UNSUPPORTED, "--resume: a run across MPI ranks keeps no state yet");
     /* which streams and copies the chain needs */
     for (int k = 0; k < e.n_chain; k++) {
         const lb_method_info *mi = e.chain[k];
@@ -314,7 +356,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_TRY(lb_calib_create(&c->cal_h, m, true, err));
     }
     /* a calibrated run keeps its state beside the output until it succeeds (resume.c) */
-    const bool keep = e.need_q || e.need_r;
+    const bool keep = (e.need_q || e.need_r) && R == 1;
     lb_write_plan wp   = *plan;
     int32_t       next = -1; /* the first block to run */
     bool          resuming = false;
@@ -331,8 +373,8 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         wp.partial = split ? NULL : rs.partial; /* shards: temps, as an uncalibrated run writes */
         wp.resume  = resuming;
     }
-    LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
-    const char *spill = keep ? budget(&e, rs.dir) : NULL;
+    if (lb_dist_rank() == 0) LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
+    const char *spill = keep ? budget(&e, rs.dir) : e.need_q || e.need_r ? budget(&e, NULL) : NULL;
     if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
     if (e.need_r) {
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
@@ -363,8 +405,9 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
             goto fail;
         }
     }
-    st    = lb_model_writer_commit(e.out, err);
+    st    = e.out ? lb_model_writer_commit(e.out, err) : LB_OK;
     e.out = NULL;
+    st    = lb_dist_agree(st, err); /* rank 0 wrote it */
     if (!st && keep) lb_resume_remove(&rs);
 fail:
     for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);

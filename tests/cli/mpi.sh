@@ -1,0 +1,96 @@
+# Under mpirun (issue 23): eval, calibrate and quantize split across 2 ranks and 3 (more ranks
+# than cores: --oversubscribe) give the single process's figures and bytes, on the testbed and
+# babyllama; the commands and methods that do not split refuse with a reason; a rank that fails
+# takes the job down, and the message names it. Runs the MPI build of lowbit: LB_MPI_LOWBIT, this
+# binary when it is one, else build-mpi/lowbit (`make mpi`; `make test` builds it first).
+. "$(dirname "$0")/lib.inc"
+
+MPI=${LB_MPI_LOWBIT:-}
+[ -z "$MPI" ] && "$LOWBIT" info --json | grep -q '"mpi": true' && MPI=$LOWBIT
+[ -z "$MPI" ] && [ -x "$SRC/build-mpi/lowbit" ] && MPI=$SRC/build-mpi/lowbit
+command -v mpirun > /dev/null || { echo "# skip: no mpirun (make deps installs openmpi-bin)"; exit 77; }
+[ -n "$MPI" ] || { echo "# skip: no MPI build of lowbit (make mpi)"; exit 77; }
+[ "${LB_SANITIZE:-0}" = 1 ] && { echo "# skip: the MPI build is not sanitized (the release suite runs this)"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd "$WORK" || exit 1
+TB=$SRC/models/testbed/testbed-f16.gguf
+
+# np N ARGS...: lowbit ARGS as one process (N = 1) or under mpirun with N ranks, one thread each
+np() {
+    local n=$1
+    shift
+    if [ "$n" = 1 ]; then "$MPI" "$@" -t 1
+    else timeout 300 mpirun -np "$n" --oversubscribe --bind-to none "$MPI" "$@" -t 1; fi
+}
+
+# same_bytes NAME ARGS...: `lowbit ARGS`, its argument OUT replaced by out.N.gguf, for 1, 2 and 3
+# ranks: the same bytes
+same_bytes() {
+    local name=$1 n a
+    shift
+    for n in 1 2 3; do
+        local args=()
+        for a in "$@"; do [ "$a" = OUT ] && args+=("out.$n.gguf") || args+=("$a"); done
+        np $n "${args[@]}" > /dev/null 2> "err.$n" || { fail "$name, $n ranks: $(grep -v '^-\|^$' "err.$n" | head -1)"; return; }
+    done
+    for n in 2 3; do
+        cmp -s out.1.gguf "out.$n.gguf" || { fail "$name: $n ranks wrote other bytes than one process"; return; }
+    done
+    pass "$name: the same bytes on 1, 2 and 3 ranks"
+}
+
+# the figures of eval --json without the timings and the ranks/threads
+figures() { sed 's/"\(tokens_per_sec\|seconds\|threads\|ranks\)": [0-9.]*\(, \)\?//g' "$1"; }
+
+# ---- eval: perplexity, KL divergence against the unquantized model, saved logits ----
+"$MPI" quantize "$TB" q4.gguf --type q4_0 -q 2> /dev/null || fail "quantize q4_0"
+for n in 1 2 3; do
+    np $n eval q4.gguf --text "$TEXT" --ref "$TB" --chunks 7 --json > "eval.$n.json" 2> "err.$n" || fail "eval, $n ranks: $(head -1 "err.$n")"
+    np $n eval "$TB" --text "$TEXT" --chunks 7 --save-logits "lg.$n" > /dev/null 2>&1 || fail "eval --save-logits, $n ranks"
+done
+grep -q '"ranks": 3' eval.3.json || fail "eval --json: no \"ranks\": 3 under 3 ranks"
+grep -q '"kld_p99"' eval.1.json || fail "eval --json: no KLD figures"
+for n in 2 3; do
+    [ "$(figures eval.1.json)" = "$(figures "eval.$n.json")" ] && pass "eval: PPL and KLD on $n ranks are one process's" \
+        || fail "eval on $n ranks: $(figures "eval.$n.json") against $(figures eval.1.json)"
+    cmp -s lg.1 "lg.$n" && pass "eval --save-logits: the same file on $n ranks" || fail "eval --save-logits on $n ranks: other bytes"
+done
+np 3 eval q4.gguf --text "$TEXT" --chunks 7 --ref-logits lg.1 --json > ref.3.json 2> /dev/null
+np 1 eval q4.gguf --text "$TEXT" --chunks 7 --ref-logits lg.1 --json > ref.1.json 2> /dev/null
+[ "$(figures ref.1.json)" = "$(figures ref.3.json)" ] && grep -q kld_mean ref.1.json \
+    && pass "eval --ref-logits: the same figures on 3 ranks" || fail "eval --ref-logits on 3 ranks"
+
+# ---- calibrate and quantize: the same bytes (7 windows: uneven shares on 2 and 3 ranks) ----
+CAL="--calib $TEXT --calib-samples 7 --calib-ctx 64"
+same_bytes "calibrate (testbed)" calibrate "$TB" --text "$TEXT" --calib-samples 7 --ctx 64 -o OUT
+for t in q4_k_m iq4_xs tq1_0 int3_g64; do same_bytes "quantize $t (testbed, rtn)" quantize "$TB" OUT --type $t -q; done
+same_bytes "quantize q3_k_m --method imatrix (testbed)" quantize "$TB" OUT --type q3_k_m --method imatrix $CAL -q
+same_bytes "quantize iq2_xxs --method imatrix (testbed)" quantize "$TB" OUT --type iq2_xxs --method imatrix $CAL -q
+if have_shared models/babyllama-tok105/model5000.bin; then
+    BL="$SHARED/models/babyllama-tok105/model5000.bin --tokenizer $SHARED/models/babyllama-tok105/tok105.model"
+    # shellcheck disable=SC2086
+    same_bytes "calibrate (babyllama)" calibrate $BL --text "$TEXT" --calib-samples 5 --ctx 64 -o OUT
+    # shellcheck disable=SC2086
+    same_bytes "quantize q4_k --method imatrix (babyllama)" quantize $BL OUT --type q4_k --method imatrix $CAL -q
+    for n in 1 3; do
+        # shellcheck disable=SC2086
+        np $n eval $BL --text "$TEXT" --ctx 64 --chunks 5 --json > "bl.$n.json" 2> /dev/null || fail "eval babyllama, $n ranks"
+    done
+    [ "$(figures bl.1.json)" = "$(figures bl.3.json)" ] && pass "eval (babyllama): the same perplexity on 3 ranks" \
+        || fail "eval (babyllama) on 3 ranks: $(figures bl.3.json)"
+fi
+
+# ---- what does not split refuses, and a failing rank ends the job naming itself ----
+np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
+grep -q "only eval, calibrate and quantize split" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
+np 2 quantize "$TB" g.gguf --type q4_0 --method gptq $CAL -q > out 2> err && fail "gptq under mpirun: accepted"
+grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "gptq under mpirun: refused, nothing written" \
+    || fail "gptq under mpirun: $(head -1 err)"
+S=$(date +%s)
+timeout 120 mpirun --oversubscribe --bind-to none -np 1 "$MPI" eval "$TB" --text "$TEXT" --chunks 7 -t 1 : \
+    -np 1 "$MPI" eval missing.gguf --text "$TEXT" --chunks 7 -t 1 > out 2> err
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "lowbit (rank 1 of 2): missing.gguf" err \
+    && pass "a rank that fails: the job ends ($rc, $(($(date +%s) - S)) s), naming rank 1" \
+    || fail "a rank that fails: exit $rc; $(grep -m1 -i 'rank\|missing' err)"
+finish
