@@ -66,6 +66,10 @@ typedef struct lb_gptq_params {
  * Types without per-position grid access quantize each block at once at its first column.
  * Writes n_out rows of type t to q; W receives the dequantized result. importance (n_in,
  * may be NULL) is passed to the format's quantizer when it fixes a block. */
+/* Its matrix products take rows in groups of LB_GPTQ_ROWS from the first (as lb_gptq_retarget
+ * does): a row's result is the same in any call whose rows start at a multiple of it (MPI's
+ * shares of a matrix's rows are). */
+#define LB_GPTQ_ROWS 256
 /* The damping p asks for, or type t's default (0.01; 0.05 for the i-quants' lattices). */
 double    lb_gptq_damp(const lb_gptq_params *p, lb_type t);
 lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,

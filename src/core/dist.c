@@ -193,3 +193,27 @@ lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, 
 #endif
     return LB_OK;
 }
+
+lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv, const size_t *rcount, lb_error *err) {
+    if (g_size == 1) {
+        memmove(recv, send, scount[0] * sizeof *send);
+        return LB_OK;
+    }
+#ifndef LB_HAVE_MPI
+    (void)rcount, (void)err;
+    return LB_OK;
+#else
+    int *v = malloc(4 * (size_t)g_size * sizeof *v), *sd, *rc, *rd;
+    LB_RETURN_IF(!v, err, LB_ERR_NOMEM, "out of memory");
+    sd = v + g_size, rc = sd + g_size, rd = rc + g_size;
+    size_t so = 0, ro = 0;
+    bool   fits = true;
+    for (int r = 0; r < g_size; so += scount[r], ro += rcount[r], r++) {
+        fits &= so + scount[r] <= INT32_MAX && ro + rcount[r] <= INT32_MAX;
+        v[r] = (int)scount[r], sd[r] = (int)so, rc[r] = (int)rcount[r], rd[r] = (int)ro;
+    }
+    const int rcode = fits ? MPI_Alltoallv(send, v, sd, MPI_FLOAT, recv, rc, rd, MPI_FLOAT, MPI_COMM_WORLD) : MPI_ERR_COUNT;
+    free(v);
+    return rcode == MPI_SUCCESS ? LB_OK : mpi_fail(err, rcode, "alltoallv (more than 2^31 floats?)");
+#endif
+}

@@ -19,6 +19,9 @@ lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *e
 lb_status lb_dist_allgather(const void *send, size_t bytes, void *recv, lb_error *err);
 /* rank r's sizes[r] bytes, concatenated in rank order, on every rank */
 lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, lb_error *err);
+/* floats: send[scount[0]] to rank 0, then scount[1] to rank 1, ...; recv gets rank 0's
+ * rcount[0], then rank 1's ... (each count below 2^31) */
+lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv, const size_t *rcount, lb_error *err);
 /* rank 0's bytes to every rank */
 lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err);
 

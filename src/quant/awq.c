@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "awq.h"
+#include "core/dist.h"
 #include "core/fail.h"
 
 #define ROWS 16 /* rows per task (BLAS runs single-threaded: OpenMP splits the rows) */
@@ -77,40 +78,53 @@ double lb_awq_error(const float *W, const float *Wsrc, int64_t n_out, int64_t n,
     return e;
 }
 
+/* the candidate scales of grid point g: mean |x|^alpha, normalized by the geometric middle of
+ * their range */
+static double candidate(int g, const float *mean_abs, int64_t n, float *cand) {
+    const double a  = (double)g / (LB_AWQ_GRID - 1);
+    float        lo = FLT_MAX, hi = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (!(mean_abs[j] > 0)) continue;
+        cand[j] = fmaxf((float)pow(mean_abs[j], a), 1e-4f);
+        lo = fminf(lo, cand[j]), hi = fmaxf(hi, cand[j]);
+    }
+    const float norm = hi > 0 ? sqrtf(lo * hi) : 1.0f;
+    for (int64_t j = 0; j < n; j++) cand[j] = mean_abs[j] > 0 ? cand[j] / norm : 1.0f;
+    return a;
+}
+
+/* Under MPI the grid points go round the ranks (point g on rank g mod R) and every rank gets
+ * every point's error: the choice is one process's. */
 lb_status lb_awq_search_scales(const lb_awq_linear *ls, int nl, int64_t n, const float *mean_abs,
                                const float *H, float *s, float *alpha, double *e_best,
                                double *e_rtn, lb_error *err) {
-    float *cand = malloc((size_t)n * sizeof *cand);
-    LB_RETURN_IF(!cand, err, LB_ERR_NOMEM, "awq: out of memory");
-    double best = INFINITY;
-    *alpha      = 0;
-    for (int g = 0; g < LB_AWQ_GRID; g++) {
-        const double a  = (double)g / (LB_AWQ_GRID - 1);
-        float        lo = FLT_MAX, hi = 0;
-        for (int64_t j = 0; j < n; j++) {
-            if (!(mean_abs[j] > 0)) continue;
-            cand[j] = fmaxf((float)pow(mean_abs[j], a), 1e-4f);
-            lo = fminf(lo, cand[j]), hi = fmaxf(hi, cand[j]);
-        }
-        const float norm = hi > 0 ? sqrtf(lo * hi) : 1.0f;
-        for (int64_t j = 0; j < n; j++) cand[j] = mean_abs[j] > 0 ? cand[j] / norm : 1.0f;
-        double e = 0;
+    const int R = lb_dist_size(), me = lb_dist_rank();
+    float    *cand = malloc((size_t)n * sizeof *cand);
+    double   *mine = calloc(LB_AWQ_GRID, sizeof *mine), *all = malloc((size_t)R * LB_AWQ_GRID * sizeof *all);
+    lb_status st   = LB_OK;
+    LB_GOTO_IF(!cand || !mine || !all, err, LB_ERR_NOMEM, "awq: out of memory");
+    for (int g = me; g < LB_AWQ_GRID; g += R) {
+        candidate(g, mean_abs, n, cand);
         for (int k = 0; k < nl; k++)
-            e += lb_awq_error(ls[k].W, NULL, ls[k].n_out, n, ls[k].type, ls[k].importance, cand, H, NULL);
-        if (isnan(e)) {
-            free(cand);
-            return lb_fail(err, LB_ERR_NOMEM, "awq: out of memory");
-        }
-        if (g == 0) *e_rtn = e;
-        if (e < best) {
-            best   = e;
-            *alpha = (float)a;
-            memcpy(s, cand, (size_t)n * sizeof *s);
-        }
+            mine[g] += lb_awq_error(ls[k].W, NULL, ls[k].n_out, n, ls[k].type, ls[k].importance, cand, H, NULL);
+        if (isnan(mine[g])) st = lb_fail(err, LB_ERR_NOMEM, "awq: out of memory");
     }
+    LB_TRY(lb_dist_agree(st, err));
+    LB_TRY(lb_dist_allgather(mine, LB_AWQ_GRID * sizeof *mine, all, err));
+    double best = INFINITY;
+    int    g_best = 0;
+    for (int g = 0; g < LB_AWQ_GRID; g++) {
+        const double e = all[(size_t)(g % R) * LB_AWQ_GRID + (size_t)g];
+        if (g == 0) *e_rtn = e;
+        if (e < best) best = e, g_best = g;
+    }
+    *alpha  = (float)candidate(g_best, mean_abs, n, s);
     *e_best = best;
+fail:
     free(cand);
-    return LB_OK;
+    free(mine);
+    free(all);
+    return st;
 }
 
 /* the rounding error w - Q(clamp(w, +-lim)) of one block into e (deq, q: scratch) */

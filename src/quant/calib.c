@@ -32,7 +32,6 @@ struct lb_calib {
                                 stack kind's slices (stack_kinds) */
     int32_t         n_stats;
     int32_t         n_slice[N_STACKS], per_layer; /* slices of each stack kind a layer, their sum */
-    float          *tmp;     /* [n]^2 for the batch Hessian of the largest input with one */
     bool            hessians;
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
@@ -49,6 +48,12 @@ struct lb_calib {
     double         *win, *win_all; /* [win_len], [ranks * win_len] */
     size_t          win_len;
     int64_t        *win_at;  /* [n_stats] */
+    /* The window's matrices the same way, in f32 (as BLAS gives them): each selected Hessian's
+     * X^T X at mat_at[i] of mat (upper triangle), and the cross pass's ref_x^T X (cd) and
+     * ref_x^T ref_x (ad). They join their f64 sums in window order (fold_matrix). */
+    float          *mat, *cd, *ad;
+    int64_t        *mat_at;  /* [n_stats], -1: none */
+    float          *xbuf;    /* a rank's slice of the matrices exchanged (MPI) */
 };
 
 /* the statistics' kind: the block input the role reads (lb_block_input_of, from the table) */
@@ -168,10 +173,10 @@ void lb_calib_free(lb_calib *c) {
         free(c->stats[i].H);
     }
     free(c->stats);
-    free(c->tmp);
     free(c->win);
     free(c->win_all);
     free(c->win_at);
+    free(c->mat_at);
     free(c);
 }
 
@@ -226,35 +231,127 @@ void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
     }
 }
 
-/* a pass's buffers: the batch's X^T X (f32) before it is added into the f64 Hessians, for the
- * largest input that has one; each window's statistics (win) */
-static lb_status pass_begin(lb_calib *c, lb_error *err) {
-    size_t nn = 0, len = 0;
-    LB_RETURN_IF(!c->win_at && !(c->win_at = malloc((size_t)c->n_stats * sizeof *c->win_at)), err, LB_ERR_NOMEM,
-                 "out of memory");
+/* a pass's buffers: each window's statistics (win) and matrices (mat; cd and ad for the cross
+ * pass: n^2 when cross) until they join the sums */
+static lb_status pass_begin(lb_calib *c, size_t cross, lb_error *err) {
+    size_t len = 0, mats = 0, widest = cross, wide_n = (size_t)sqrt((double)cross);
+    if (!c->win_at) c->win_at = malloc((size_t)c->n_stats * sizeof *c->win_at);
+    if (!c->mat_at) c->mat_at = malloc((size_t)c->n_stats * sizeof *c->mat_at);
+    LB_RETURN_IF(!c->win_at || !c->mat_at, err, LB_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < c->n_stats; i++) {
-        const lb_act_stats *s = &c->stats[i];
-        if (s->H && (size_t)s->n * (size_t)s->n > nn) nn = (size_t)s->n * (size_t)s->n;
-        c->win_at[i] = selected(c, s) ? (int64_t)len : -1;
-        if (selected(c, s)) len += 2 + 3 * (size_t)s->n;
+        const lb_act_stats *s  = &c->stats[i];
+        const size_t        nn = (size_t)s->n * (size_t)s->n;
+        const bool          on = selected(c, s);
+        c->win_at[i] = on ? (int64_t)len : -1;
+        c->mat_at[i] = on && s->H ? (int64_t)mats : -1;
+        len += on ? 2 + 3 * (size_t)s->n : 0;
+        mats += on && s->H ? nn : 0;
+        if (on && s->H && nn > widest) widest = nn, wide_n = (size_t)s->n;
     }
-    LB_RETURN_IF(nn && lb_dist_size() > 1, err, LB_ERR_UNSUPPORTED,
-                 "calib: Hessians are not reduced across MPI ranks yet (run GPTQ as one process)");
+    const bool many = lb_dist_size() > 1;
     c->win_len = len;
     c->win     = calloc(len ? len : 1, sizeof *c->win);
-    c->win_all = lb_dist_size() > 1 ? malloc((size_t)lb_dist_size() * (len ? len : 1) * sizeof *c->win_all) : NULL;
-    c->tmp     = nn ? malloc(nn * sizeof *c->tmp) : NULL;
-    LB_RETURN_IF(!c->win || (lb_dist_size() > 1 && !c->win_all) || (nn && !c->tmp), err, LB_ERR_NOMEM,
-                 "out of memory for the calibration statistics");
+    c->win_all = many ? malloc((size_t)lb_dist_size() * (len ? len : 1) * sizeof *c->win_all) : NULL;
+    c->mat     = mats ? calloc(mats, sizeof *c->mat) : NULL;
+    c->cd      = cross ? calloc(cross, sizeof *c->cd) : NULL;
+    c->ad      = cross ? calloc(cross, sizeof *c->ad) : NULL;
+    /* a rank's slice of the widest matrix from each rank: slices differ by up to a row */
+    const size_t xlen = widest + (size_t)lb_dist_size() * wide_n;
+    c->xbuf    = many && widest ? malloc(xlen * sizeof *c->xbuf) : NULL;
+    LB_RETURN_IF(!c->win || (many && !c->win_all) || (mats && !c->mat) || (cross && (!c->cd || !c->ad)) ||
+                 (many && widest && !c->xbuf), err, LB_ERR_NOMEM, "out of memory for the calibration statistics");
     return LB_OK;
 }
 
 static void pass_end(lb_calib *c) {
-    free(c->tmp);
-    free(c->win);
-    free(c->win_all);
-    c->tmp = NULL;
+    free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->ad), free(c->xbuf);
     c->win = c->win_all = NULL;
+    c->mat = c->cd = c->ad = c->xbuf = NULL;
+}
+
+/* Rank q's rows [*lo, *hi) of an n x n matrix: the upper triangle (upper) or all of it, in
+ * slices of about equal area */
+static void row_slice(int32_t n, bool upper, int q, int R, int32_t *lo, int32_t *hi) {
+    const double total = upper ? 0.5 * (double)n * (n + 1) : (double)n * n;
+    int32_t      b[2]  = { 0, n };
+    for (int k = 0; k < 2; k++) {
+        const double want = total * (q + k) / R; /* the rows before the bound hold want */
+        int32_t      i    = 0;
+        double       area = 0;
+        while (i < n && area + 0.5 < want) area += upper ? n - i : n, i++;
+        b[k] = q + k == R ? n : i;
+    }
+    *lo = b[0], *hi = b[1];
+}
+
+/* The window's f32 matrix P into its f64 sum S (n x n; upper: the upper triangles), then P
+ * zeroed. Under MPI each rank folds its own rows of S: every rank sends each one its rows of P
+ * and folds what it receives in rank order, which is window order; pass_share gives every
+ * rank the whole of S at the end. */
+static lb_status fold_matrix(lb_calib *c, float *P, double *S, int32_t n, bool upper, lb_error *err) {
+    const int R = lb_dist_size(), me = lb_dist_rank();
+    if (R == 1) {
+        for (int32_t i = 0; i < n; i++) {
+            double      *h = S + (size_t)i * (size_t)n;
+            const float *v = P + (size_t)i * (size_t)n;
+            for (int32_t j = upper ? i : 0; j < n; j++) h[j] += v[j];
+        }
+        memset(P, 0, (size_t)n * (size_t)n * sizeof *P);
+        return LB_OK;
+    }
+    size_t  *cnt = malloc(2 * (size_t)R * sizeof *cnt), *rcnt;
+    int32_t  lo, hi, a, b;
+    LB_RETURN_IF(!cnt, err, LB_ERR_NOMEM, "out of memory");
+    rcnt = cnt + R;
+    row_slice(n, upper, me, R, &a, &b);
+    size_t mine = 0, at = 0;
+    for (int32_t i = a; i < b; i++) mine += (size_t)(upper ? n - i : n);
+    /* P packed in place, slice by slice: row i's entries from i (upper) or 0, moved forward */
+    for (int q = 0; q < R; q++) {
+        row_slice(n, upper, q, R, &lo, &hi);
+        cnt[q]  = 0;
+        rcnt[q] = mine;
+        for (int32_t i = lo; i < hi; i++) {
+            const size_t k = (size_t)(upper ? n - i : n);
+            memmove(P + at, P + (size_t)i * (size_t)n + (size_t)(upper ? i : 0), k * sizeof *P);
+            at += k, cnt[q] += k;
+        }
+    }
+    lb_status st = lb_dist_alltoallv(P, cnt, c->xbuf, rcnt, err);
+    for (int r = 0; st == LB_OK && r < R; r++) {
+        const float *v = c->xbuf + (size_t)r * mine;
+        for (int32_t i = a; i < b; i++) {
+            double *h = S + (size_t)i * (size_t)n;
+            for (int32_t j = upper ? i : 0; j < n; j++) h[j] += *v++;
+        }
+    }
+    memset(P, 0, (size_t)n * (size_t)n * sizeof *P);
+    free(cnt);
+    return st;
+}
+
+/* after a pass under MPI: each rank's rows of S to every rank */
+static lb_status share_matrix(double *S, int32_t n, bool upper, lb_error *err) {
+    const int R = lb_dist_size();
+    if (R == 1) return LB_OK;
+    size_t *sizes = malloc((size_t)R * sizeof *sizes);
+    LB_RETURN_IF(!sizes, err, LB_ERR_NOMEM, "out of memory");
+    int32_t lo, hi;
+    for (int q = 0; q < R; q++) {
+        row_slice(n, upper, q, R, &lo, &hi);
+        sizes[q] = (size_t)(hi - lo) * (size_t)n * sizeof *S;
+    }
+    row_slice(n, upper, lb_dist_rank(), R, &lo, &hi);
+    const lb_status st = lb_dist_allgatherv(S + (size_t)lo * (size_t)n, sizes, S, err);
+    free(sizes);
+    return st;
+}
+
+/* every selected Hessian whole on every rank */
+static lb_status share_hessians(lb_calib *c, lb_error *err) {
+    for (int32_t i = 0; c->mat_at && i < c->n_stats; i++)
+        if (c->mat_at[i] >= 0) LB_TRY_RET(share_matrix(c->stats[i].H, c->stats[i].n, true, err));
+    return LB_OK;
 }
 
 /* the selected input s's window statistics */
@@ -284,6 +381,8 @@ static lb_status fold_step(lb_calib *c, lb_error *err) {
             }
         }
     memset(c->win, 0, c->win_len * sizeof *c->win);
+    for (int32_t i = 0; i < c->n_stats; i++)
+        if (c->mat_at[i] >= 0) LB_TRY_RET(fold_matrix(c, c->mat + c->mat_at[i], c->stats[i].H, c->stats[i].n, true, err));
     return LB_OK;
 }
 
@@ -300,15 +399,9 @@ static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, in
             if (a > mx[j]) mx[j] = a;
         }
     }
-    if (s->H) { /* upper triangle of X^T X (row-major) into the f64 sum's upper triangle, row
-                 * by row (contiguous); lb_calib_run mirrors it into the lower one at the end */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 0.0f, c->tmp, n);
-        for (int32_t i = 0; i < n; i++) {
-            double      *h = s->H + (size_t)i * (size_t)n;
-            const float *v = c->tmp + (size_t)i * (size_t)n;
-            for (int32_t j = i; j < n; j++) h[j] += v[j];
-        }
-    }
+    if (s->H) /* upper triangle of X^T X (row-major) into the window's; lb_calib_run mirrors the
+               * sums' into their lower ones at the end */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 1.0f, c->mat + c->mat_at[s - c->stats], n);
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
@@ -316,16 +409,9 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     lb_act_stats *s = find_x(c, layer, role, expert);
     if (!s || s->n != n || !selected(c, s)) return;
     add_rows(c, s, x, T, n, 1.0f);
-    if (c->cross && c->ref_x) { /* C += X_ref^T X */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f,
-                    c->tmp, n);
-        for (size_t i = 0; i < (size_t)n * (size_t)n; i++) c->cross[i] += c->tmp[i];
-        if (c->ref_h) { /* its upper triangle, as H's; run_cross mirrors it */
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 0.0f, c->tmp, n);
-            for (int32_t i = 0; i < n; i++)
-                for (int32_t j = i; j < n; j++)
-                    c->ref_h[(size_t)i * (size_t)n + (size_t)j] += c->tmp[(size_t)i * (size_t)n + (size_t)j];
-        }
+    if (c->cross && c->ref_x) { /* C += X_ref^T X; A += X_ref^T X_ref (upper triangle), the window's */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 1.0f, c->cd, n);
+        if (c->ref_h) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 1.0f, c->ad, n);
     }
     win_of(c, s)[0] += T;
 }
@@ -405,7 +491,7 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
 /* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
  * a probe pass instead, prior_hook taking every token into the flagged experts */
 static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, lb_error *err) {
-    lb_status st = pass_begin(c, err);
+    lb_status st = pass_begin(c, 0, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
     else lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ctx, stop_role(c));
@@ -417,6 +503,7 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ctx, NULL, NULL);
     lb_context_set_probe(ctx, NULL, NULL, NULL);
+    if (st == LB_OK) st = share_hessians(c, err);
     pass_end(c);
     mirror_hessians(c);
     return st;
@@ -427,20 +514,21 @@ static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_e
 }
 
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, int32_t n_windows, double *C, double *A, lb_error *err) {
+                           const source *ref_src, double *C, double *A, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
     ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
-    const lb_status st0 = pass_begin(c, err);
+    const size_t    nn  = (size_t)s->n * (size_t)s->n;
+    const lb_status st0 = pass_begin(c, nn, err);
     if (st0) {
         pass_end(c);
         free(r.x);
         return st0;
     }
-    memset(C, 0, (size_t)s->n * (size_t)s->n * sizeof *C);
-    if (A) memset(A, 0, (size_t)s->n * (size_t)s->n * sizeof *A);
+    memset(C, 0, nn * sizeof *C);
+    if (A) memset(A, 0, nn * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
     lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ref, stop_role(c));
@@ -448,14 +536,21 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     c->cross  = C;
     c->ref_h  = A;
     lb_status st = LB_OK;
-    for (int32_t w = 0; w < n_windows && st == LB_OK; w++) {
-        r.seen = false;
-        st = run_window(ref, ref_src, w, err);
-        if (st != LB_OK) break;
+    for (int32_t k = 0; k < src->n_steps && st == LB_OK; k++) {
+        const int32_t w = k * src->stride + src->offset;
+        lb_status     sw = LB_OK;
+        r.seen           = false;
+        if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
-        st = run_window(ctx, src, w, err);
+        if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
+        st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
+        if (st == LB_OK) st = fold_matrix(c, c->cd, C, s->n, false, err);
+        if (st == LB_OK && A) st = fold_matrix(c, c->ad, A, s->n, true, err);
     }
+    if (st == LB_OK) st = share_hessians(c, err);
+    if (st == LB_OK) st = share_matrix(C, s->n, false, err);
+    if (st == LB_OK && A) st = share_matrix(A, s->n, true, err);
     c->cross = NULL;
     c->ref_x = NULL;
     c->ref_h = NULL;
@@ -617,7 +712,7 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
     LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows, err, LB_ERR_PARAM,
                  "calib: the reference's states are not at the same layer");
     const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    return run_cross(c, ctx, &src, ref, &ref_src, s->n_windows, C, A, err);
+    return run_cross(c, ctx, &src, ref, &ref_src, C, A, err);
 }
 
 bool lb_act_importance(const lb_act_stats *s, float *out) {

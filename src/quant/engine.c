@@ -329,11 +329,6 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         e.n_chain++;
         a += len + (a[len] == '+');
     }
-    /* under MPI: the methods whose statistics reduce across ranks (the others' will) */
-    for (int k = 0; R > 1 && k < e.n_chain; k++)
-        LB_GOTO_IF(e.chain[k]->block && e.chain[k]->block != lb_method_imatrix, err, LB_ERR_UNSUPPORTED,
-                   "--method %s: not split across MPI ranks yet (rtn and imatrix are); run it as one process",
-                   p->method);
     LB_GOTO_IF(R > 1 && p->resume, err, LB_ERR_UNSUPPORTED, "--resume: a run across MPI ranks keeps no state yet");
     /* which streams and copies the chain needs */
     for (int k = 0; k < e.n_chain; k++) {

@@ -273,13 +273,16 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                 for (int64_t l = k + 1; l < i2; l++) w[l] -= e * u[l];
             }
         }
-        /* W[:, i2:] -= E · U[i1:i2, i2:], in slices of columns */
+        /* W[:, i2:] -= E · U[i1:i2, i2:], in tiles of rows and columns */
+        const int64_t n_rt = (n_out + LB_GPTQ_ROWS - 1) / LB_GPTQ_ROWS, n_ct = (n_in - i2 + GPTQ_GEMM_COLS - 1) / GPTQ_GEMM_COLS;
 #pragma omp parallel for schedule(dynamic, 1) if (n_out * (n_in - i2) >= (1 << 16))
-        for (int64_t c0 = i2; c0 < n_in; c0 += GPTQ_GEMM_COLS) {
+        for (int64_t tile = 0; tile < n_rt * n_ct; tile++) {
+            const int64_t r0 = tile / n_ct * LB_GPTQ_ROWS, c0 = i2 + tile % n_ct * GPTQ_GEMM_COLS;
+            const int64_t nr = n_out - r0 < LB_GPTQ_ROWS ? n_out - r0 : LB_GPTQ_ROWS;
             const int64_t nc = n_in - c0 < GPTQ_GEMM_COLS ? n_in - c0 : GPTQ_GEMM_COLS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n_out, (blasint)nc,
-                        (blasint)(i2 - i1), -1.0f, E, (blasint)B, U + i1 * n_in + c0, (blasint)n_in,
-                        1.0f, Wp + c0, (blasint)n_in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)nc, (blasint)(i2 - i1), -1.0f,
+                        E + r0 * B, (blasint)B, U + i1 * n_in + c0, (blasint)n_in, 1.0f, Wp + r0 * n_in + c0,
+                        (blasint)n_in);
         }
     }
     /* the stored rows decide: W gets exactly what the file holds */
@@ -348,44 +351,57 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
     return den > 0 ? num / den : 0;
 }
 
-#define RETARGET_ROWS 4096 /* rows solved at once: the f64 right-hand sides stay small */
 
 lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
                            double damp, lb_error *err) {
-    const int64_t n = n_in, R = n_out < RETARGET_ROWS ? n_out : RETARGET_ROWS;
+    const int64_t n = n_in, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
     double        mean = 0;
     for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
     mean /= (double)n;
     if (!(mean > 0)) return LB_OK; /* nothing seen: nothing to refit */
     const double lambda = (damp > 0 ? damp : 0.01) * mean;
-    double      *A = malloc((size_t)(n * n) * sizeof *A), *Wd = malloc((size_t)(n * R) * sizeof *Wd);
-    double      *B = malloc((size_t)(n * R) * sizeof *B);
+    double      *A = malloc((size_t)(n * n) * sizeof *A);
     lb_status    st = LB_OK;
-    LB_GOTO_IF(!A || !Wd || !B, err, LB_ERR_NOMEM, "out of memory");
+    int          bad = 0;
+    LB_GOTO_IF(!A, err, LB_ERR_NOMEM, "out of memory");
     memcpy(A, H, (size_t)(n * n) * sizeof *A);
     for (int64_t i = 0; i < n; i++) A[i * n + i] += lambda;
-    openblas_set_num_threads(lb_threads_get()); /* BLAS and LAPACK on lowbit's threads here */
+    openblas_set_num_threads(lb_threads_get()); /* the factorization on lowbit's threads */
     lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
-    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), R rows at a time */
-    for (int64_t r0 = 0; info == 0 && r0 < n_out; r0 += R) {
-        const int64_t nr = n_out - r0 < R ? n_out - r0 : R;
-        for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
-        for (int64_t j = 0; j < n; j++)
-            for (int64_t r = 0; r < nr; r++) B[j * nr + r] = lambda * Wd[r * n + j];
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
-                    (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)nr);
-        info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
-                              (lapack_int)nr);
-        for (int64_t r = 0; info == 0 && r < nr; r++)
-            for (int64_t j = 0; j < n; j++) W[(r0 + r) * n + j] = (float)B[j * nr + r];
-    }
     openblas_set_num_threads(1);
     LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
                "(info %d); raise --damp", (int)info);
+    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), a group of rows a thread */
+#pragma omp parallel
+    {
+        double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < n_g; g++) {
+            const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
+            lapack_int    inf = -1;
+            if (Wd && B) {
+                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
+                for (int64_t j = 0; j < n; j++)
+                    for (int64_t r = 0; r < nr; r++) B[j * nr + r] = lambda * Wd[r * n + j];
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
+                            (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)nr);
+                inf = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
+                                     (lapack_int)nr);
+            }
+            if (inf == 0) {
+                for (int64_t r = 0; r < nr; r++)
+                    for (int64_t j = 0; j < n; j++) W[(r0 + r) * n + j] = (float)B[j * nr + r];
+            } else {
+#pragma omp atomic write
+                bad = 1;
+            }
+        }
+        free(Wd);
+        free(B);
+    }
+    LB_GOTO_IF(bad, err, LB_ERR_NOMEM, "gptq: out of memory refitting %lld rows", (long long)n_out);
 fail:
     free(A);
-    free(Wd);
-    free(B);
     return st;
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "awq.h"
+#include "core/dist.h"
 #include "core/fail.h"
 #include "fold.h"
 #include "quant_internal.h"
@@ -42,6 +43,34 @@ typedef struct {
     int32_t        n_reported;
     bool           clip;     /* false when GPTQ follows: it must aim at the unclipped weights */
 } awq_state;
+
+/* lb_awq_clip; under MPI on a share of the rows each (a row's clip is its own), gathered on
+ * every rank; the mean ratio over the ranks' rows */
+static lb_status clip_rows(float *W, int64_t n_out, int64_t n, lb_type t, const float *importance, const float *H,
+                           double *ratio, lb_error *err) {
+    const int R = lb_dist_size();
+    if (R == 1 || lb_type_get_traits(t)->whole_tensor) return lb_awq_clip(W, n_out, n, t, importance, H, ratio, err);
+    size_t   *sizes = malloc((size_t)R * sizeof *sizes);
+    double   *all   = malloc((size_t)R * sizeof *all);
+    int64_t   lo, hi;
+    lb_status st    = LB_OK;
+    LB_GOTO_IF(!sizes || !all, err, LB_ERR_NOMEM, "awq: out of memory");
+    for (int r = 0; r < R; r++) {
+        lb_dist_share(n_out, r, R, &lo, &hi);
+        sizes[r] = (size_t)((hi - lo) * n) * sizeof *W;
+    }
+    lb_dist_share(n_out, lb_dist_rank(), R, &lo, &hi);
+    LB_TRY(lb_dist_agree(lb_awq_clip(W + lo * n, hi - lo, n, t, importance, H, ratio, err), err));
+    const double mine = *ratio * (double)(hi - lo);
+    LB_TRY(lb_dist_allgatherv(W + lo * n, sizes, W, err));
+    LB_TRY(lb_dist_allgather(&mine, sizeof mine, all, err));
+    *ratio = 0;
+    for (int r = 0; r < R; r++) *ratio += all[r] / (double)n_out;
+fail:
+    free(sizes);
+    free(all);
+    return st;
+}
 
 /* one input of one layer: search, fold, clip, report */
 static lb_status awq_group(awq_state *a, int32_t l, lb_block_input in, const lb_act_stats *stats,
@@ -102,7 +131,7 @@ static lb_status awq_group(awq_state *a, int32_t l, lb_block_input in, const lb_
     for (int k = 0; k < nq; k++) {
         float *W     = (float *)ls[k].W;
         double ratio = 1;
-        if (a->clip) LB_TRY(lb_awq_clip(W, ls[k].n_out, n, ls[k].type, ls[k].importance, a->H, &ratio, err));
+        if (a->clip) LB_TRY(clip_rows(W, ls[k].n_out, n, ls[k].type, ls[k].importance, a->H, &ratio, err));
         float *Wf = a->orig + (size_t)k * a->stride; /* unclipped, now scaled */
         for (int64_t r = 0; r < ls[k].n_out; r++)
             for (int64_t j = 0; j < n; j++) Wf[r * n + j] *= a->s[j];

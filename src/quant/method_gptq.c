@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "formats/grid.h"
 #include "quant_internal.h"
@@ -33,16 +34,47 @@ bool lb_gptq_able(lb_type t, int64_t ncols) {
  * on the f32 target from waw = sum w A w and either C (kept) or WC = W C, else on H alone. */
 typedef struct {
     double num_rtn, num_gq, den, wcq_rtn, wcq_gq;
+    double waw; /* sum over the rows of w A w (the f32 target) */
 } err_sums;
+
+/* the ranks' sums, added in rank order */
+static lb_status sum_ranks(err_sums *e, lb_error *err) {
+    const int R = lb_dist_size();
+    if (R == 1) return LB_OK;
+    err_sums *all = malloc((size_t)R * sizeof *all);
+    LB_RETURN_IF(!all, err, LB_ERR_NOMEM, "out of memory");
+    const lb_status st = lb_dist_allgather(e, sizeof *e, all, err);
+    if (st == LB_OK) {
+        *e = all[0];
+        for (int r = 1; r < R; r++) {
+            e->num_rtn += all[r].num_rtn, e->num_gq += all[r].num_gq, e->den += all[r].den;
+            e->wcq_rtn += all[r].wcq_rtn, e->wcq_gq += all[r].wcq_gq, e->waw += all[r].waw;
+        }
+    }
+    free(all);
+    return st;
+}
+
+/* the output errors, RTN and GPTQ, from the sums */
+static void error_of(const err_sums *e, bool target, double *e_rtn, double *e_gq) {
+    if (target) {
+        *e_rtn = e->waw > 0 ? (e->waw - 2 * e->wcq_rtn + e->num_rtn) / e->waw : 0;
+        *e_gq  = e->waw > 0 ? (e->waw - 2 * e->wcq_gq + e->num_gq) / e->waw : 0;
+    } else {
+        *e_rtn = e->den > 0 ? e->num_rtn / e->den : 0;
+        *e_gq  = e->den > 0 ? e->num_gq / e->den : 0;
+    }
+}
 
 #define ERR_CHUNK 256
 
-static lb_status errors(lb_method_ctx *c, int32_t i, const float *Wq, const double *H, const double *C,
-                        const float *WC, double waw, double *e_rtn, double *e_gq, lb_error *err) {
+/* the sums over rows [lo, hi), Wq and WC from row lo */
+static lb_status errors(lb_method_ctx *c, int32_t i, int64_t lo, int64_t hi, const float *Wq, const double *H,
+                        const double *C, const float *WC, err_sums *out, lb_error *err) {
     const lb_named_tensor *nt   = &c->tensors[i];
     const lb_tensor       *src  = lb_model_tensor(c->ref, nt->layer, nt->role); /* the weights GPTQ was given */
     const lb_type          type = c->plans[i].type;
-    const int64_t          n = src->ne[0], nr = src->ne[1];
+    const int64_t          n = src->ne[0], nr = hi - lo;
     const bool             whole = lb_type_get_traits(type)->whole_tensor; /* RTN needs every row at once */
     const int64_t          R = whole ? nr : (nr < ERR_CHUNK ? nr : ERR_CHUNK);
     float                 *o = malloc((size_t)(R * n) * sizeof *o), *q = malloc((size_t)(R * n) * sizeof *q);
@@ -53,7 +85,7 @@ static lb_status errors(lb_method_ctx *c, int32_t i, const float *Wq, const doub
     LB_GOTO_IF(!o || !q || !d || !qb || (C && !oc), err, LB_ERR_NOMEM, "out of memory");
     for (int64_t r0 = 0; r0 < nr; r0 += R) {
         const int64_t k = nr - r0 < R ? nr - r0 : R;
-        for (int64_t r = 0; r < k; r++) lb_tensor_get_row_f32(src, r0 + r, o + r * n);
+        for (int64_t r = 0; r < k; r++) lb_tensor_get_row_f32(src, lo + r0 + r, o + r * n);
         lb_quantize_rows(type, qb, o, k, n, NULL); /* RTN, for the comparison */
         for (int64_t r = 0; r < k; r++)
             lb_type_get_traits(type)->to_float(q + r * n, qb + (size_t)r * lb_row_size(type, n), n);
@@ -72,24 +104,57 @@ static lb_status errors(lb_method_ctx *c, int32_t i, const float *Wq, const doub
             e.den += lb_quad_sum(o, o, H, k, n);
         }
     }
-    if (WC || C) {
-        *e_rtn = waw > 0 ? (waw - 2 * e.wcq_rtn + e.num_rtn) / waw : 0;
-        *e_gq  = waw > 0 ? (waw - 2 * e.wcq_gq + e.num_gq) / waw : 0;
-    } else {
-        *e_rtn = e.den > 0 ? e.num_rtn / e.den : 0;
-        *e_gq  = e.den > 0 ? e.num_gq / e.den : 0;
-    }
-    LB_GOTO_IF(isnan(*e_rtn) || isnan(*e_gq), err, LB_ERR_NOMEM, "out of memory");
+    LB_GOTO_IF(isnan(e.num_rtn) || isnan(e.num_gq) || isnan(e.den), err, LB_ERR_NOMEM, "out of memory");
+    e.waw = out->waw;
+    *out  = e;
 fail:
     free(o), free(q), free(d), free(oc), free(qb);
     return st;
 }
 
+/* rank r's share of nr rows: whole groups of LB_GPTQ_ROWS (a row's arithmetic is then that of
+ * one process) */
+static void share_rows(int64_t nr, int r, int64_t *lo, int64_t *hi) {
+    const int64_t G = LB_GPTQ_ROWS;
+    lb_dist_share((nr + G - 1) / G, r, lb_dist_size(), lo, hi);
+    *lo = *lo * G < nr ? *lo * G : nr;
+    *hi = *hi * G < nr ? *hi * G : nr;
+}
+
+/* The rows of tensor i (nr of them) this rank takes: under MPI a share each (GPTQ's rows are
+ * independent given H), gathered on every rank after; all of them for a type whose scale spans
+ * the tensor, or on one rank. */
+static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, int64_t *hi) {
+    const bool split = lb_dist_size() > 1 && !lb_type_get_traits(c->plans[i].type)->whole_tensor;
+    *lo = 0, *hi = nr;
+    if (split) share_rows(nr, lb_dist_rank(), lo, hi);
+    return split;
+}
+
+/* every rank's share of rows of n floats (W) and their stored bytes (q, rs a row) to every rank */
+static lb_status gather_rows(float *W, uint8_t *q, int64_t nr, int64_t n, size_t rs, lb_error *err) {
+    const int R  = lb_dist_size();
+    size_t   *sw = malloc(2 * (size_t)R * sizeof *sw), *sq;
+    int64_t   lo, hi;
+    LB_RETURN_IF(!sw, err, LB_ERR_NOMEM, "out of memory");
+    sq = sw + R;
+    for (int r = 0; r < R; r++) {
+        share_rows(nr, r, &lo, &hi);
+        sw[r] = (size_t)((hi - lo) * n) * sizeof *W;
+        sq[r] = (size_t)(hi - lo) * rs;
+    }
+    share_rows(nr, lb_dist_rank(), &lo, &hi);
+    lb_status st = lb_dist_allgatherv(W + lo * n, sw, W, err);
+    if (st == LB_OK) st = lb_dist_allgatherv(q + (size_t)lo * rs, sq, q, err);
+    free(sw);
+    return st;
+}
+
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (sum over the rows of w A w, A = sum X_ref X_ref^T): the weights are refit first. The report
- * needs C again after GPTQ: the reader keeps W C (n_out x n floats) when that is smaller than C
- * (n x n doubles), and the last reader of the input then frees *C; else C stays (the caller
- * frees it after the input's readers). */
+ * (this rank's rows' sum of w A w, A = sum X_ref X_ref^T): the weights are refit first. The
+ * report needs C again after GPTQ: the reader keeps W C (n_out x n floats) when that is smaller
+ * than C (n x n doubles), and the last reader of the input then frees *C; else C stays (the
+ * caller frees it after the input's readers). */
 static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
                              bool last, lb_error *err) {
     const lb_quant_params *p    = c->p;
@@ -98,18 +163,25 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     lb_tensor             *wk   = lb_engine_tensor(c, i);
     float        *W = (float *)wk->data; /* the block's f32 copy: updated in place */
     const int64_t n = wk->ne[0], nr = wk->ne[1];
+    const size_t  rs = lb_row_size(type, n);
+    int64_t       lo, hi;
+    const bool    split = my_rows(c, i, nr, &lo, &hi);
+    const int64_t mr = hi - lo; /* this rank's rows, from lo */
+    float        *Wm = W + lo * n;
+    const bool    target = *C != NULL;
     const bool    keep_c = *C && 2 * n <= nr;
-    uint8_t      *q   = malloc(lb_row_size(type, n) * (size_t)nr);
+    uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
-    float        *WC  = *C && !keep_c ? malloc((size_t)(n * nr) * sizeof *WC) : NULL;
+    float        *WC  = *C && !keep_c ? malloc((size_t)((mr ? mr : 1) * n) * sizeof *WC) : NULL;
+    err_sums      e   = { .waw = waw };
     lb_status     st  = LB_OK;
     LB_GOTO_IF(!q || !imp || (*C && !keep_c && !WC), err, LB_ERR_NOMEM, "out of memory");
     const bool has_imp = lb_act_importance(s, imp);
     if (*C) {
-        if (WC) LB_TRY(lb_rows_times(W, *C, nr, n, WC, err));
+        if (WC) LB_TRY(lb_rows_times(Wm, *C, mr, n, WC, err));
         /* damped as GPTQ itself is (for the lattices 0.05: with 0.01 here pure IQ2_XXS on the
          * testbed gave 0.0602 KLD against 0.0545) */
-        LB_TRY(lb_gptq_retarget(W, nr, n, *C, s->H, lb_gptq_damp(&p->gptq, type), err));
+        LB_TRY(lb_gptq_retarget(Wm, mr, n, *C, s->H, lb_gptq_damp(&p->gptq, type), err));
         if (last && !keep_c) {
             free(*C);
             *C = NULL;
@@ -117,9 +189,15 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     }
     lb_gptq_params gp = p->gptq;
     gp.range          = p->range;
-    LB_TRY(lb_gptq_quantize(W, nr, n, s->H, type, &gp, has_imp ? imp : NULL, q, err));
+    LB_TRY(lb_gptq_quantize(Wm, mr, n, s->H, type, &gp, has_imp ? imp : NULL, q + (size_t)lo * rs, err));
+    LB_TRY(errors(c, i, lo, hi, Wm, s->H, keep_c ? *C : NULL, WC, &e, err));
+    if (split) {
+        LB_TRY(lb_dist_agree(st, err));
+        LB_TRY(gather_rows(W, q, nr, n, rs, err));
+        LB_TRY(sum_ranks(&e, err));
+    }
     double e_rtn = 0, e_gq = 0;
-    LB_TRY(errors(c, i, W, s->H, keep_c ? *C : NULL, WC, waw, &e_rtn, &e_gq, err));
+    error_of(&e, target, &e_rtn, &e_gq);
     c->summary->err_rtn += e_rtn;
     c->summary->err_method += e_gq;
     c->block_rtn += e_rtn;
@@ -171,7 +249,10 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         last = k;
         if (!A) continue;
         const lb_tensor *w = lb_engine_tensor(c, idx[k]);
-        waw[k] = lb_quad_sum(w->data, w->data, A, w->ne[1], w->ne[0]);
+        const float     *x = w->data;
+        int64_t          lo, hi; /* this rank's rows' (gptq_tensor sums the ranks') */
+        my_rows(c, idx[k], w->ne[1], &lo, &hi);
+        waw[k] = lb_quad_sum(x + lo * w->ne[0], x + lo * w->ne[0], A, hi - lo, w->ne[0]);
         LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
     }
     free(A);

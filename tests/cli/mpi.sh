@@ -66,6 +66,17 @@ same_bytes "calibrate (testbed)" calibrate "$TB" --text "$TEXT" --calib-samples 
 for t in q4_k_m iq4_xs tq1_0 int3_g64; do same_bytes "quantize $t (testbed, rtn)" quantize "$TB" OUT --type $t -q; done
 same_bytes "quantize q3_k_m --method imatrix (testbed)" quantize "$TB" OUT --type q3_k_m --method imatrix $CAL -q
 same_bytes "quantize iq2_xxs --method imatrix (testbed)" quantize "$TB" OUT --type iq2_xxs --method imatrix $CAL -q
+# GPTQ: Hessians (and the f32 target's cross terms) reduced in window order, each rank GPTQ on
+# a share of every matrix's rows; AWQ: its grid points and clipping rows split
+same_bytes "quantize q4_k_m --method gptq (testbed)" quantize "$TB" OUT --type q4_k_m --method gptq $CAL -q
+same_bytes "quantize q4_0 --method gptq --gptq-target self --act-order (testbed)" quantize "$TB" OUT --type q4_0 \
+    --method gptq --gptq-target self --act-order $CAL -q
+same_bytes "quantize q4_0 --method awq (testbed)" quantize "$TB" OUT --type q4_0 --method awq $CAL -q
+same_bytes "quantize q3_k_m --method awq+gptq (testbed)" quantize "$TB" OUT --type q3_k_m --method awq+gptq $CAL -q
+# a mixture of experts: per-expert Hessians, the rare-expert prior
+"$MPI" synth --arch mixtral --shape tiny --n-layers 2 --n-embd 256 --n-ff 512 --n-heads 4 --n-kv-heads 2 --n-vocab 512 \
+    --type f32 --vocab "$SRC/models/stories260K/tok512.bin" -o moe.gguf -q 2> /dev/null || fail "synth mixtral"
+same_bytes "quantize q4_k_m --method gptq (mixtral)" quantize moe.gguf OUT --type q4_k_m --method gptq $CAL -q
 if have_shared models/babyllama-tok105/model5000.bin; then
     BL="$SHARED/models/babyllama-tok105/model5000.bin --tokenizer $SHARED/models/babyllama-tok105/tok105.model"
     # shellcheck disable=SC2086
@@ -83,9 +94,9 @@ fi
 # ---- what does not split refuses, and a failing rank ends the job naming itself ----
 np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
 grep -q "only eval, calibrate and quantize split" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
-np 2 quantize "$TB" g.gguf --type q4_0 --method gptq $CAL -q > out 2> err && fail "gptq under mpirun: accepted"
-grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "gptq under mpirun: refused, nothing written" \
-    || fail "gptq under mpirun: $(head -1 err)"
+np 2 quantize "$TB" g.gguf --type w8a8 --method smoothquant $CAL -q > out 2> err && fail "smoothquant under mpirun: accepted"
+grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "smoothquant under mpirun: refused, nothing written" \
+    || fail "smoothquant under mpirun: $(head -1 err)"
 S=$(date +%s)
 timeout 120 mpirun --oversubscribe --bind-to none -np 1 "$MPI" eval "$TB" --text "$TEXT" --chunks 7 -t 1 : \
     -np 1 "$MPI" eval missing.gguf --text "$TEXT" --chunks 7 -t 1 > out 2> err
