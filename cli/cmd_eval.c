@@ -27,6 +27,7 @@ static void print_json(const char *model, const char *text, const lb_model *m, s
     lb_jout_num(&j, "seconds", 3, r->seconds);
     lb_jout_int(&j, "threads", lb_threads_get());
     lb_jout_int(&j, "ranks", lb_dist_size());
+    lb_jout_int(&j, "mpi_bytes_sent", (long long)lb_dist_bytes_sent());
     if (k) {
         const struct {
             const char *key;

@@ -2,6 +2,7 @@
  * type, and the fallback when its rows do not fit), then the size before and after. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ static void on_block(void *user, const lb_block_report *r) {
         lb_jout_int(&j, "peak_rss", (long long)r->peak_rss);
         lb_jout_num(&j, "err_rtn", -6, r->err_rtn);
         lb_jout_num(&j, "err_method", -6, r->err_method);
+        if (lb_dist_size() > 1) lb_jout_int(&j, "mpi_bytes_sent", (long long)lb_dist_bytes_sent());
         lb_jout_end(&j);
     }
     if (!q->show) return;
@@ -386,7 +388,7 @@ int cmd_quantize(int argc, char **argv) {
         rc = lb_usage_error("quantize", "give --target-bpw or --target-size, not both");
         goto out;
     }
-    if (target_bpw > 0 && lb_dist_size() > 1) {
+    if ((target_bpw > 0 || target_size > 0) && lb_dist_size() > 1) {
         rc = lb_usage_error("quantize", "--target-bpw and --target-size: not split across MPI ranks yet; run them "
                             "as one process");
         goto out;
@@ -453,7 +455,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (!dry_run && lb_check_output(out_path, false)) goto out;
     qlog = (quant_log){ .show = !json && !quiet, .tty = isatty(STDERR_FILENO) };
-    if (log_json && !(qlog.json = open_log(log_json))) goto out;
+    if (log_json && lb_dist_rank() == 0 && !(qlog.json = open_log(log_json))) goto out; /* rank 0 logs */
     if (calib) { /* the calibration text can be read, before the model is loaded */
         FILE *cf;
         if (lb_open_input(calib, &cf, &err)) {
@@ -520,11 +522,13 @@ int cmd_quantize(int argc, char **argv) {
     if (dry_run) {
         if (rc != LB_EXIT_OK) lb_runtime_error(&err);
     } else if (rc != LB_EXIT_OK && err.code == LB_ERR_INTERRUPTED) {
-        lb_runtime_error(&err);
-        fprintf(stderr, "lowbit: to resume: lowbit");
-        for (int k = 0; k < argc; k++) fprintf(stderr, " %s", argv[k]); /* as given (quote as needed) */
-        fprintf(stderr, "%s\n", resume ? "" : " --resume");
-        rc = 128 + lb_interrupted();
+        if (lb_dist_rank() == 0) { /* under MPI every rank stopped at the same block */
+            lb_runtime_error(&err);
+            fprintf(stderr, "lowbit: to resume: lowbit");
+            for (int k = 0; k < argc; k++) fprintf(stderr, " %s", argv[k]); /* as given (quote as needed) */
+            fprintf(stderr, "%s\n", resume ? "" : " --resume");
+        }
+        rc = 128 + (lb_interrupted() ? lb_interrupted() : SIGTERM); /* a rank the signal missed */
     } else if (rc != LB_EXIT_OK) {
         lb_runtime_error(&err);
     } else if (json) {
@@ -551,6 +555,8 @@ int cmd_quantize(int argc, char **argv) {
         lb_jout_int(&j, "memory_budget", (long long)s.memory_budget);
         lb_jout_int(&j, "streams_bytes", (long long)s.streams_bytes);
         lb_jout_bool(&j, "streams_spilled", s.streams_spilled);
+        lb_jout_int(&j, "ranks", lb_dist_size());
+        lb_jout_int(&j, "mpi_bytes_sent", (long long)lb_dist_bytes_sent());
         lb_jout_end(&j);
     } else {
         if (!quiet)

@@ -85,7 +85,8 @@ static const lb_command k_commands[] = {
       "                  one at once; without --resume a state there is refused\n"
       "  --max-memory S  what the run may hold in RAM (6G, 512M; default 3/4 of the machine's\n"
       "                  memory or of its memory cgroup's limit): past it the calibration\n"
-      "                  windows' residual streams go to a file beside OUT\n"
+      "                  windows' residual streams go to a file beside OUT (under mpirun:\n"
+      "                  each rank's; the default is shared among the ranks of a host)\n"
       "  --split-max-size N[M|G], --split-max-tensors N  write gguf-split's shards (M, G: 10^6,\n"
       "                  10^9 bytes of data): OUT without .gguf, then -00001-of-0000N.gguf;\n"
       "                  --keep-split: the shards IN (a split GGUF) has\n" },
@@ -305,10 +306,11 @@ int main(int argc, char **argv) {
     lb_error err = { 0 };
     if (lb_dist_init(&argc, &argv, &err)) {
         fprintf(stderr, "lowbit: %s\n", err.msg);
+        lb_dist_abort(LB_EXIT_ERROR); /* when MPI started */
         return LB_EXIT_ERROR;
     }
     const int rc = dispatch(argc, argv);
-    if (rc != LB_EXIT_OK) lb_dist_abort(rc);
+    if (rc != LB_EXIT_OK && rc < 128) lb_dist_abort(rc); /* >= 128: every rank stopped on a signal, together */
     lb_dist_finalize();
     return rc;
 }

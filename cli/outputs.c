@@ -46,7 +46,7 @@ static void on_stop(int sig) {
     if (seen) on_fatal(sig);
     seen = 1;
     lb_interrupt(sig);
-    say("\nlowbit: stopping after the current block, its state kept (again to stop at once)\n");
+    if (lb_dist_rank() == 0) say("\nlowbit: stopping after the current block, its state kept (again to stop at once)\n");
 }
 
 /* handler for each of the n signals, except one ignored by whoever started us (nohup, a

@@ -119,6 +119,9 @@ void      lb_dist_abort(int code);
 int       lb_dist_rank(void);
 int       lb_dist_size(void);
 bool      lb_dist_built(void); /* whether this build can run under MPI */
+/* The payload this rank has sent to the others so far, bytes (what the collectives carry, once
+ * per receiving rank, whatever algorithm MPI runs them with); 0 on one rank. */
+uint64_t  lb_dist_bytes_sent(void);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,8 @@
 #include <mpi.h>
 #endif
 
-static int g_rank, g_size = 1;
+static int      g_rank, g_size = 1, g_node = 1; /* g_node: ranks on this host */
+static uint64_t g_sent; /* lb_dist_bytes_sent */
 #ifdef LB_HAVE_MPI
 static bool g_mpi; /* MPI_Init ran */
 #endif
@@ -27,6 +28,8 @@ bool lb_dist_built(void) {
 
 int lb_dist_rank(void) { return g_rank; }
 int lb_dist_size(void) { return g_size; }
+uint64_t lb_dist_bytes_sent(void) { return g_sent; }
+int lb_dist_node_ranks(void) { return g_node; }
 
 void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi) {
     *lo = n * r / n_ranks;
@@ -83,6 +86,11 @@ lb_status lb_dist_init(int *argc, char ***argv, lb_error *err) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &g_node);
+        MPI_Comm_free(&node);
+    }
     LB_RETURN_IF(provided < MPI_THREAD_FUNNELED, err, LB_ERR_UNSUPPORTED,
                  "MPI: this library gives no thread support (lowbit's threads need MPI_THREAD_FUNNELED)");
 #else
@@ -96,7 +104,7 @@ void lb_dist_finalize(void) {
     if (g_mpi) MPI_Finalize();
     g_mpi = false;
 #endif
-    g_rank = 0, g_size = 1;
+    g_rank = 0, g_size = 1, g_node = 1;
 }
 
 void lb_dist_abort(int code) {
@@ -127,6 +135,7 @@ lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *e
 #ifndef LB_HAVE_MPI
     (void)err;
 #else
+    if (g_rank != 0) g_sent += bytes;
     if (bytes <= PIECE) {
         MPI_TRY(MPI_Gather(g_rank == 0 ? MPI_IN_PLACE : send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, 0,
                            MPI_COMM_WORLD),
@@ -142,6 +151,7 @@ lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *e
 lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err) {
     if (g_size == 1) return LB_OK;
 #ifdef LB_HAVE_MPI
+    if (g_rank == 0) g_sent += bytes * (uint64_t)(g_size - 1);
     for (size_t o = 0; o < bytes; o += PIECE)
         MPI_TRY(MPI_Bcast((char *)buf + o, (int)(bytes - o < PIECE ? bytes - o : PIECE), MPI_BYTE, 0, MPI_COMM_WORLD),
                 "broadcast");
@@ -158,6 +168,7 @@ lb_status lb_dist_allgather(const void *send, size_t bytes, void *recv, lb_error
     (void)err;
 #else
     if (bytes <= PIECE / (size_t)g_size) {
+        g_sent += bytes * (uint64_t)(g_size - 1);
         MPI_TRY(MPI_Allgather(MPI_IN_PLACE, 0, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "allgather");
         return LB_OK;
     }
@@ -177,6 +188,7 @@ lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, 
     (void)err;
 #else
     if (total <= PIECE) {
+        g_sent += sizes[g_rank] * (uint64_t)(g_size - 1);
         int *cnt = malloc(2 * (size_t)g_size * sizeof *cnt), *dsp;
         LB_RETURN_IF(!cnt, err, LB_ERR_NOMEM, "out of memory");
         dsp = cnt + g_size;
@@ -185,6 +197,7 @@ lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, 
         free(cnt);
         return rc == MPI_SUCCESS ? LB_OK : mpi_fail(err, rc, "allgather");
     }
+    if (g_rank != 0) g_sent += sizes[g_rank];
     if (g_rank != 0) LB_TRY_RET(send_big(send, sizes[g_rank], 0, err));
     size_t o = sizes[0];
     for (int r = 1; g_rank == 0 && r < g_size; o += sizes[r], r++)
@@ -208,6 +221,7 @@ lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv
     sd = v + g_size, rc = sd + g_size, rd = rc + g_size;
     size_t so = 0, ro = 0;
     bool   fits = true;
+    for (int r = 0; r < g_size; r++) g_sent += r == g_rank ? 0 : scount[r] * sizeof *send;
     for (int r = 0; r < g_size; so += scount[r], ro += rcount[r], r++) {
         fits &= so + scount[r] <= INT32_MAX && ro + rcount[r] <= INT32_MAX;
         v[r] = (int)scount[r], sd[r] = (int)so, rc[r] = (int)rcount[r], rd[r] = (int)ro;
@@ -216,4 +230,34 @@ lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv
     free(v);
     return rcode == MPI_SUCCESS ? LB_OK : mpi_fail(err, rcode, "alltoallv (more than 2^31 floats?)");
 #endif
+}
+
+lb_status lb_dist_any(bool flag, bool *any, lb_error *err) {
+    *any = flag;
+    if (g_size == 1) return LB_OK;
+#ifndef LB_HAVE_MPI
+    (void)err;
+#else
+    int in = flag, out = 0;
+    MPI_TRY(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "allreduce");
+    *any = out != 0;
+#endif
+    return LB_OK;
+}
+
+lb_status lb_dist_send(const void *buf, size_t bytes, int to, lb_error *err) {
+#ifdef LB_HAVE_MPI
+    g_sent += bytes;
+    if (g_size > 1) return send_big(buf, bytes, to, err);
+#endif
+    (void)buf, (void)bytes, (void)to;
+    return lb_fail(err, LB_ERR_PARAM, "send: one rank");
+}
+
+lb_status lb_dist_recv(void *buf, size_t bytes, int from, lb_error *err) {
+#ifdef LB_HAVE_MPI
+    if (g_size > 1) return recv_big(buf, bytes, from, err);
+#endif
+    (void)buf, (void)bytes, (void)from;
+    return lb_fail(err, LB_ERR_PARAM, "receive: one rank");
 }

@@ -5,6 +5,7 @@
 #ifndef LB_CORE_DIST_H
 #define LB_CORE_DIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lowbit/core.h"
@@ -22,9 +23,17 @@ lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, 
 /* floats: send[scount[0]] to rank 0, then scount[1] to rank 1, ...; recv gets rank 0's
  * rcount[0], then rank 1's ... (each count below 2^31) */
 lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv, const size_t *rcount, lb_error *err);
+/* whether flag is true on any rank */
+lb_status lb_dist_any(bool flag, bool *any, lb_error *err);
+/* one rank's bytes to another (the receiver names the sender; messages between two ranks
+ * arrive in the order sent) */
+lb_status lb_dist_send(const void *buf, size_t bytes, int to, lb_error *err);
+lb_status lb_dist_recv(void *buf, size_t bytes, int from, lb_error *err);
 /* rank 0's bytes to every rank */
 lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err);
 
+/* the ranks on this host (they share its memory) */
+int lb_dist_node_ranks(void);
 /* the share [*lo, *hi) of n items that rank r of n_ranks takes: contiguous, in rank order */
 void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi);
 

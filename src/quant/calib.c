@@ -48,12 +48,16 @@ struct lb_calib {
     double         *win, *win_all; /* [win_len], [ranks * win_len] */
     size_t          win_len;
     int64_t        *win_at;  /* [n_stats] */
-    /* The window's matrices the same way, in f32 (as BLAS gives them): each selected Hessian's
-     * X^T X at mat_at[i] of mat (upper triangle), and the cross pass's ref_x^T X (cd) and
-     * ref_x^T ref_x (ad). They join their f64 sums in window order (fold_matrix). */
+    /* The matrices: a hook call's X^T X (f32, as BLAS gives it) goes into the f64 sums at once,
+     * through mat (the widest's n^2). Under MPI they wait for the step's end like the vectors
+     * (per_window): each selected Hessian's at mat_at[i] of mat (upper triangle), the cross
+     * pass's ref_x^T X in cd and ref_x^T ref_x in ad; exchange_fold folds them in window order.
+     * The forward calls the hook once per input and window, so both ways add the same terms. */
+    bool            per_window;
     float          *mat, *cd, *ad;
     int64_t        *mat_at;  /* [n_stats], -1: none */
-    float          *xbuf;    /* a rank's slice of the matrices exchanged (MPI) */
+    float          *sbuf, *xbuf; /* a band of the matrices' rows out to the ranks, and in (MPI) */
+    size_t          band;    /* floats: the most one exchange round carries */
 };
 
 /* the statistics' kind: the block input the role reads (lb_block_input_of, from the table) */
@@ -231,42 +235,64 @@ void lb_calib_release(lb_calib *c, int32_t layer, lb_tensor_role role) {
     }
 }
 
-/* a pass's buffers: each window's statistics (win) and matrices (mat; cd and ad for the cross
- * pass: n^2 when cross) until they join the sums */
-static lb_status pass_begin(lb_calib *c, size_t cross, lb_error *err) {
-    size_t len = 0, mats = 0, widest = cross, wide_n = (size_t)sqrt((double)cross);
+/* The floats an exchange round carries, at most (plus a row per rank): 2^26 (256 MB), or
+ * LOWBIT_MPI_BAND_MB's (its buffers are two such bands; the tests make it small) */
+static size_t band_floats(void) {
+    const char *e = getenv("LOWBIT_MPI_BAND_MB");
+    const long  mb = e ? strtol(e, NULL, 10) : 0;
+    return mb > 0 ? (size_t)mb << 18 : (size_t)1 << 26;
+}
+
+/* A pass's buffers: each window's statistics (win) and, under MPI, matrices (mat; cd and ad
+ * for the cross pass: n^2 when cross); only the inputs of `layer` (a pass through one layer's
+ * states: -1 the head's) or, with LB_CALIB_ALL, every selected one. */
+static lb_status pass_begin(lb_calib *c, size_t cross, int32_t layer, lb_error *err) {
+    const int R = lb_dist_size();
+    size_t    len = 0, mats = 0, widest = cross, wide_n = (size_t)sqrt((double)cross);
     if (!c->win_at) c->win_at = malloc((size_t)c->n_stats * sizeof *c->win_at);
     if (!c->mat_at) c->mat_at = malloc((size_t)c->n_stats * sizeof *c->mat_at);
     LB_RETURN_IF(!c->win_at || !c->mat_at, err, LB_ERR_NOMEM, "out of memory");
+    c->per_window = R > 1;
     for (int32_t i = 0; i < c->n_stats; i++) {
         const lb_act_stats *s  = &c->stats[i];
         const size_t        nn = (size_t)s->n * (size_t)s->n;
-        const bool          on = selected(c, s);
+        const bool          on = selected(c, s) && (layer == LB_CALIB_ALL || s->layer == layer);
         c->win_at[i] = on ? (int64_t)len : -1;
-        c->mat_at[i] = on && s->H ? (int64_t)mats : -1;
+        c->mat_at[i] = on && s->H ? (c->per_window ? (int64_t)mats : 0) : -1;
         len += on ? 2 + 3 * (size_t)s->n : 0;
         mats += on && s->H ? nn : 0;
         if (on && s->H && nn > widest) widest = nn, wide_n = (size_t)s->n;
     }
-    const bool many = lb_dist_size() > 1;
+    /* a round's rows: a band of every rank's slice, at most BAND_FLOATS and a row per rank */
+    const size_t B = band_floats();
+    c->band        = widest ? (widest < B ? widest : B) + 2 * (size_t)R * wide_n : 0;
     c->win_len = len;
     c->win     = calloc(len ? len : 1, sizeof *c->win);
-    c->win_all = many ? malloc((size_t)lb_dist_size() * (len ? len : 1) * sizeof *c->win_all) : NULL;
-    c->mat     = mats ? calloc(mats, sizeof *c->mat) : NULL;
-    c->cd      = cross ? calloc(cross, sizeof *c->cd) : NULL;
-    c->ad      = cross ? calloc(cross, sizeof *c->ad) : NULL;
-    /* a rank's slice of the widest matrix from each rank: slices differ by up to a row */
-    const size_t xlen = widest + (size_t)lb_dist_size() * wide_n;
-    c->xbuf    = many && widest ? malloc(xlen * sizeof *c->xbuf) : NULL;
-    LB_RETURN_IF(!c->win || (many && !c->win_all) || (mats && !c->mat) || (cross && (!c->cd || !c->ad)) ||
-                 (many && widest && !c->xbuf), err, LB_ERR_NOMEM, "out of memory for the calibration statistics");
+    c->win_all = R > 1 ? malloc((size_t)R * (len ? len : 1) * sizeof *c->win_all) : NULL;
+    c->mat     = c->per_window ? (mats ? calloc(mats, sizeof *c->mat) : NULL) : widest ? malloc(widest * sizeof *c->mat) : NULL;
+    c->cd      = cross && c->per_window ? calloc(cross, sizeof *c->cd) : NULL;
+    c->ad      = cross && c->per_window ? calloc(cross, sizeof *c->ad) : NULL;
+    c->sbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->sbuf) : NULL;
+    c->xbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->xbuf) : NULL;
+    LB_RETURN_IF(!c->win || (R > 1 && !c->win_all) || (widest && !c->mat) ||
+                 (c->per_window && cross && (!c->cd || !c->ad)) || (c->per_window && widest && (!c->sbuf || !c->xbuf)),
+                 err, LB_ERR_NOMEM, "out of memory for the calibration statistics");
     return LB_OK;
 }
 
 static void pass_end(lb_calib *c) {
-    free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->ad), free(c->xbuf);
+    free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->ad), free(c->sbuf), free(c->xbuf);
     c->win = c->win_all = NULL;
-    c->mat = c->cd = c->ad = c->xbuf = NULL;
+    c->mat = c->cd = c->ad = c->sbuf = c->xbuf = NULL;
+}
+
+/* S (f64) += P (f32): the upper triangle (upper) or all, n x n */
+static void add_into(double *S, const float *P, int32_t n, bool upper) {
+    for (int32_t i = 0; i < n; i++) {
+        double      *h = S + (size_t)i * (size_t)n;
+        const float *v = P + (size_t)i * (size_t)n;
+        for (int32_t j = upper ? i : 0; j < n; j++) h[j] += v[j];
+    }
 }
 
 /* Rank q's rows [*lo, *hi) of an n x n matrix: the upper triangle (upper) or all of it, in
@@ -284,45 +310,58 @@ static void row_slice(int32_t n, bool upper, int q, int R, int32_t *lo, int32_t 
     *lo = b[0], *hi = b[1];
 }
 
-/* The window's f32 matrix P into its f64 sum S (n x n; upper: the upper triangles), then P
- * zeroed. Under MPI each rank folds its own rows of S: every rank sends each one its rows of P
- * and folds what it receives in rank order, which is window order; pass_share gives every
- * rank the whole of S at the end. */
-static lb_status fold_matrix(lb_calib *c, float *P, double *S, int32_t n, bool upper, lb_error *err) {
-    const int R = lb_dist_size(), me = lb_dist_rank();
-    if (R == 1) {
-        for (int32_t i = 0; i < n; i++) {
-            double      *h = S + (size_t)i * (size_t)n;
-            const float *v = P + (size_t)i * (size_t)n;
-            for (int32_t j = upper ? i : 0; j < n; j++) h[j] += v[j];
-        }
-        memset(P, 0, (size_t)n * (size_t)n * sizeof *P);
-        return LB_OK;
+/* Band b of `bands` of rank q's slice: its rows [*a, *z), a share of the slice's area each */
+static void band_rows(int32_t n, bool upper, int q, int R, int32_t b, int32_t bands, int32_t *a, int32_t *z) {
+    int32_t lo, hi;
+    row_slice(n, upper, q, R, &lo, &hi);
+    double area = 0;
+    for (int32_t i = lo; i < hi; i++) area += upper ? n - i : n;
+    int32_t bound[2];
+    for (int k = 0; k < 2; k++) {
+        const double want = area * (b + k) / bands;
+        int32_t      i    = lo;
+        double       sum  = 0;
+        while (i < hi && sum + 0.5 < want) sum += upper ? n - i : n, i++;
+        bound[k] = b + k == bands ? hi : i;
     }
-    size_t  *cnt = malloc(2 * (size_t)R * sizeof *cnt), *rcnt;
-    int32_t  lo, hi, a, b;
+    *a = bound[0], *z = bound[1];
+}
+
+/* Under MPI, the step's f32 matrix P (n x n; upper: its upper triangle) into its f64 sum S,
+ * then P zeroed: each rank folds its own rows of S (row_slice). Every rank sends each one its
+ * rows of P and folds what it receives in rank order, which is window order; share_matrix
+ * gives every rank the whole of S after the pass. The rows go in bands (a share of each
+ * slice a round), so no round carries more than about band_floats(): MPI's counts are ints. */
+static lb_status exchange_fold(lb_calib *c, float *P, double *S, int32_t n, bool upper, lb_error *err) {
+    const int     R = lb_dist_size(), me = lb_dist_rank();
+    const double  total = upper ? 0.5 * (double)n * (n + 1) : (double)n * n;
+    const int32_t bands = (int32_t)ceil(total / (double)band_floats()); /* the same on every rank */
+    size_t       *cnt = malloc(2 * (size_t)R * sizeof *cnt), *rcnt;
+    lb_status     st  = LB_OK;
     LB_RETURN_IF(!cnt, err, LB_ERR_NOMEM, "out of memory");
     rcnt = cnt + R;
-    row_slice(n, upper, me, R, &a, &b);
-    size_t mine = 0, at = 0;
-    for (int32_t i = a; i < b; i++) mine += (size_t)(upper ? n - i : n);
-    /* P packed in place, slice by slice: row i's entries from i (upper) or 0, moved forward */
-    for (int q = 0; q < R; q++) {
-        row_slice(n, upper, q, R, &lo, &hi);
-        cnt[q]  = 0;
-        rcnt[q] = mine;
-        for (int32_t i = lo; i < hi; i++) {
-            const size_t k = (size_t)(upper ? n - i : n);
-            memmove(P + at, P + (size_t)i * (size_t)n + (size_t)(upper ? i : 0), k * sizeof *P);
-            at += k, cnt[q] += k;
+    for (int32_t b = 0; b < bands && st == LB_OK; b++) {
+        int32_t a, z, qa, qz;
+        size_t  at = 0, mine = 0;
+        band_rows(n, upper, me, R, b, bands, &a, &z);
+        for (int32_t i = a; i < z; i++) mine += (size_t)(upper ? n - i : n);
+        for (int q = 0; q < R; q++) { /* rank q's band of rows of P, packed */
+            band_rows(n, upper, q, R, b, bands, &qa, &qz);
+            cnt[q]  = 0;
+            rcnt[q] = mine;
+            for (int32_t i = qa; i < qz; i++) {
+                const size_t k = (size_t)(upper ? n - i : n);
+                memcpy(c->sbuf + at, P + (size_t)i * (size_t)n + (size_t)(upper ? i : 0), k * sizeof *P);
+                at += k, cnt[q] += k;
+            }
         }
-    }
-    lb_status st = lb_dist_alltoallv(P, cnt, c->xbuf, rcnt, err);
-    for (int r = 0; st == LB_OK && r < R; r++) {
-        const float *v = c->xbuf + (size_t)r * mine;
-        for (int32_t i = a; i < b; i++) {
-            double *h = S + (size_t)i * (size_t)n;
-            for (int32_t j = upper ? i : 0; j < n; j++) h[j] += *v++;
+        st = lb_dist_alltoallv(c->sbuf, cnt, c->xbuf, rcnt, err);
+        for (int r = 0; st == LB_OK && r < R; r++) {
+            const float *v = c->xbuf + (size_t)r * mine;
+            for (int32_t i = a; i < z; i++) {
+                double *h = S + (size_t)i * (size_t)n;
+                for (int32_t j = upper ? i : 0; j < n; j++) h[j] += *v++;
+            }
         }
     }
     memset(P, 0, (size_t)n * (size_t)n * sizeof *P);
@@ -381,8 +420,8 @@ static lb_status fold_step(lb_calib *c, lb_error *err) {
             }
         }
     memset(c->win, 0, c->win_len * sizeof *c->win);
-    for (int32_t i = 0; i < c->n_stats; i++)
-        if (c->mat_at[i] >= 0) LB_TRY_RET(fold_matrix(c, c->mat + c->mat_at[i], c->stats[i].H, c->stats[i].n, true, err));
+    for (int32_t i = 0; c->per_window && i < c->n_stats; i++)
+        if (c->mat_at[i] >= 0) LB_TRY_RET(exchange_fold(c, c->mat + c->mat_at[i], c->stats[i].H, c->stats[i].n, true, err));
     return LB_OK;
 }
 
@@ -399,19 +438,29 @@ static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, in
             if (a > mx[j]) mx[j] = a;
         }
     }
-    if (s->H) /* upper triangle of X^T X (row-major) into the window's; lb_calib_run mirrors the
-               * sums' into their lower ones at the end */
+    if (s->H && c->per_window) /* upper triangle of X^T X (row-major) into the window's */
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 1.0f, c->mat + c->mat_at[s - c->stats], n);
+    else if (s->H) { /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 0.0f, c->mat, n);
+        add_into(s->H, c->mat, n, true);
+    }
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
     lb_calib     *c = user;
     lb_act_stats *s = find_x(c, layer, role, expert);
-    if (!s || s->n != n || !selected(c, s)) return;
+    if (!s || s->n != n || c->win_at[s - c->stats] < 0) return; /* not what the pass collects */
     add_rows(c, s, x, T, n, 1.0f);
-    if (c->cross && c->ref_x) { /* C += X_ref^T X; A += X_ref^T X_ref (upper triangle), the window's */
+    if (c->cross && c->ref_x && c->per_window) { /* C += X_ref^T X; A += X_ref^T X_ref (upper), the window's */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 1.0f, c->cd, n);
         if (c->ref_h) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 1.0f, c->ad, n);
+    } else if (c->cross && c->ref_x) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f, c->mat, n);
+        add_into(c->cross, c->mat, n, false);
+        if (c->ref_h) {
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 0.0f, c->mat, n);
+            add_into(c->ref_h, c->mat, n, true);
+        }
     }
     win_of(c, s)[0] += T;
 }
@@ -483,7 +532,7 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
                        int32_t n) {
     lb_calib     *c = user;
     lb_act_stats *s = find_x(c, layer, role, expert);
-    if (!s || s->n != n || !selected(c, s) || !(c->prior_w[expert] > 0)) return;
+    if (!s || s->n != n || c->win_at[s - c->stats] < 0 || !(c->prior_w[expert] > 0)) return;
     add_rows(c, s, x, T, n, c->prior_w[expert]);
     win_of(c, s)[1] += (double)c->prior_w[expert] * T;
 }
@@ -491,7 +540,8 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
 /* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
  * a probe pass instead, prior_hook taking every token into the flagged experts */
 static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, lb_error *err) {
-    lb_status st = pass_begin(c, 0, err);
+    const int32_t only = !src->states ? LB_CALIB_ALL : src->first < c->n_layers ? src->first : -1;
+    lb_status     st   = pass_begin(c, 0, only, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
     else lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ctx, stop_role(c));
@@ -521,7 +571,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
     const size_t    nn  = (size_t)s->n * (size_t)s->n;
-    const lb_status st0 = pass_begin(c, nn, err);
+    const lb_status st0 = pass_begin(c, nn, src->first < c->n_layers ? src->first : -1, err);
     if (st0) {
         pass_end(c);
         free(r.x);
@@ -545,8 +595,8 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
-        if (st == LB_OK) st = fold_matrix(c, c->cd, C, s->n, false, err);
-        if (st == LB_OK && A) st = fold_matrix(c, c->ad, A, s->n, true, err);
+        if (st == LB_OK && c->per_window) st = exchange_fold(c, c->cd, C, s->n, false, err);
+        if (st == LB_OK && A && c->per_window) st = exchange_fold(c, c->ad, A, s->n, true, err);
     }
     if (st == LB_OK) st = share_hessians(c, err);
     if (st == LB_OK) st = share_matrix(C, s->n, false, err);

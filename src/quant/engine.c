@@ -17,10 +17,12 @@
  * (what the file holds), else with the head (a tied embedding is the head's input too: its
  * importance comes from the head's statistics). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/dist.h"
 #include "core/fail.h"
@@ -121,6 +123,25 @@ void lb_engine_target(lb_method_ctx *c, lb_model **m, lb_context **ctx, lb_calib
     *s   = c->last ? c->sq : c->sr;
 }
 
+/* c->range, which this rank's rows moved from *before: moved by every rank's rows */
+static lb_status range_ranks(lb_method_ctx *c, const lb_range_stats *before, lb_error *err) {
+    const int       R   = lb_dist_size();
+    lb_range_stats *all = malloc((size_t)R * sizeof *all);
+    LB_RETURN_IF(!all, err, LB_ERR_NOMEM, "out of memory");
+    const lb_status st  = lb_dist_allgather(&c->range, sizeof c->range, all, err);
+    bool            any = before->rows > 0;
+    if (st == LB_OK) c->range = *before;
+    for (int r = 0; st == LB_OK && r < R; r++) {
+        const lb_range_stats *a = &all[r];
+        c->range.rows += a->rows - before->rows, c->range.clipped += a->clipped - before->clipped;
+        c->range.ratio_sum += a->ratio_sum - before->ratio_sum;
+        if (a->rows > before->rows) c->range.ratio_min = any ? fmin(c->range.ratio_min, a->ratio_min) : a->ratio_min;
+        any |= a->rows > before->rows;
+    }
+    free(all);
+    return st;
+}
+
 /* t stored as type: under MPI each rank converts its share of the rows and every rank gets the
  * whole (the quantized stream runs through it; rank 0 writes it). A whole_tensor type's scale
  * needs every row: each rank converts them all. */
@@ -143,9 +164,11 @@ static lb_status convert_split(lb_method_ctx *c, const lb_tensor *t, lb_type typ
         sizes[r] = (size_t)(hi - lo) * rs;
     }
     lb_dist_share(nrow, lb_dist_rank(), R, &lo, &hi);
+    const lb_range_stats before = c->range; /* --range's report: what every rank's rows added */
     LB_TRY(lb_dist_agree(lb_tensor_convert_rows(t, type, importance, lb_method_prepare_rows, c, lo, hi, &part, &np, err),
                          err));
     LB_TRY(lb_dist_allgatherv(part, sizes, all, err));
+    LB_TRY(range_ranks(c, &before, err));
     *out    = all;
     *nbytes = rs * (size_t)nrow;
     all     = NULL;
@@ -274,7 +297,7 @@ static const char *budget(engine *e, const char *dir) {
     const lb_quant_params *p = c->p;
     const lb_llama_config *g = &c->model->cfg;
     const size_t limit = lb_memory_limit();
-    const size_t B     = p->max_memory ? p->max_memory : limit / 4 * 3;
+    const size_t B     = p->max_memory ? p->max_memory : limit / 4 * 3 / (size_t)lb_dist_node_ranks(); /* a rank's */
     const size_t wide  = (size_t)(g->n_ff > g->n_embd ? g->n_ff : g->n_embd);
     size_t       block = 0;
     for (int32_t i = 0; i < c->n; i++)
@@ -314,7 +337,6 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     const lb_quant_params *p = c->p;
     const lb_model        *m = c->model;
     const int32_t          L = m->cfg.n_layers;
-    const int              R = lb_dist_size();
     engine                 e = { .c = c, .last = -1 };
     lb_resume              rs;
     lb_layer              *lw = malloc((size_t)(L ? L : 1) * sizeof *lw), *lr = malloc((size_t)(L ? L : 1) * sizeof *lr);
@@ -329,7 +351,6 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         e.n_chain++;
         a += len + (a[len] == '+');
     }
-    LB_GOTO_IF(R > 1 && p->resume, err, LB_ERR_UNSUPPORTED, "--resume: a run across MPI ranks keeps no state yet");
     /* which streams and copies the chain needs */
     for (int k = 0; k < e.n_chain; k++) {
         const lb_method_info *mi = e.chain[k];
@@ -351,16 +372,18 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_TRY(lb_calib_create(&c->cal_h, m, true, err));
     }
     /* a calibrated run keeps its state beside the output until it succeeds (resume.c) */
-    const bool keep = (e.need_q || e.need_r) && R == 1;
+    const bool keep = e.need_q || e.need_r;
     lb_write_plan wp   = *plan;
     int32_t       next = -1; /* the first block to run */
     bool          resuming = false;
     if (keep) {
         LB_TRY(lb_resume_init(&rs, out_path, c, err));
-        resuming = lb_resume_exists(&rs);
+        int here = lb_dist_rank() == 0 && lb_resume_exists(&rs); /* under MPI: rank 0's (it writes the state) */
+        LB_TRY(lb_dist_bcast(&here, sizeof here, err));
+        resuming = here;
         LB_GOTO_IF(resuming && !p->resume, err, LB_ERR_PARAM, "%s: an interrupted run's state is beside it (%s): "
                    "add --resume to continue it, or remove it to start over", out_path, rs.dir);
-        if (resuming) LB_TRY(lb_resume_check(&rs, err));
+        if (resuming) LB_TRY(lb_dist_agree(lb_dist_rank() == 0 ? lb_resume_check(&rs, err) : LB_OK, err));
         LB_GOTO_IF(mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
                    strerror(errno));
         const bool split = plan->split_max_bytes || plan->split_max_tensors || plan->keep_split;
@@ -380,7 +403,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
             LB_TRY(lb_calib_states_create_ex(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
         LB_TRY(lb_resume_load(&rs, c, &next, err));
         for (int32_t i = 0; i < c->n; i++) /* the finished blocks' tensors are in the partial output */
-            if ((i == e.ie && !e.embd_first ? L : block_of(&e, i)) < next) lb_model_writer_assume(e.out, i);
+            if (e.out && (i == e.ie && !e.embd_first ? L : block_of(&e, i)) < next) lb_model_writer_assume(e.out, i);
     }
     const double t0 = lb_time_sec();
     double       tb = t0;
@@ -389,12 +412,14 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         if (b >= 0) LB_TRY(run_block(&e, b, err));
         else if (e.embd_first) LB_TRY(embedding_first(&e, err));
         else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
+        bool stop = false;
         if (keep) { /* the checkpoint: the output's blocks on disk first, then the state */
-            LB_TRY(lb_model_writer_sync(e.out, err));
+            LB_TRY(lb_dist_agree(e.out ? lb_model_writer_sync(e.out, err) : LB_OK, err));
             LB_TRY(lb_resume_save(&rs, c, b + 1, err));
+            LB_TRY(lb_dist_any(b < L && lb_interrupted(), &stop, err)); /* every rank stops at one block */
         }
         if (p->on_block) report(c, b, next, t0, &tb);
-        if (keep && b < L && lb_interrupted()) {
+        if (stop) {
             st = lb_fail(err, LB_ERR_INTERRUPTED, "%s: stopped after block %d of %d; the run's state is in %s",
                          out_path, b + 2, L + 2, rs.dir);
             goto fail;
@@ -403,7 +428,8 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     st    = e.out ? lb_model_writer_commit(e.out, err) : LB_OK;
     e.out = NULL;
     st    = lb_dist_agree(st, err); /* rank 0 wrote it */
-    if (!st && keep) lb_resume_remove(&rs);
+    if (!st && keep && lb_dist_rank() == 0) lb_resume_remove(&rs);
+    else if (!st && keep) rmdir(rs.dir); /* another host's, for its spilled streams */
 fail:
     for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
     lb_model_writer_free(e.out);

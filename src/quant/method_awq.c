@@ -61,7 +61,7 @@ static lb_status clip_rows(float *W, int64_t n_out, int64_t n, lb_type t, const 
     }
     lb_dist_share(n_out, lb_dist_rank(), R, &lo, &hi);
     LB_TRY(lb_dist_agree(lb_awq_clip(W + lo * n, hi - lo, n, t, importance, H, ratio, err), err));
-    const double mine = *ratio * (double)(hi - lo);
+    const double mine = hi > lo ? *ratio * (double)(hi - lo) : 0.0; /* no rows: no ratio (0/0) */
     LB_TRY(lb_dist_allgatherv(W + lo * n, sizes, W, err));
     LB_TRY(lb_dist_allgather(&mine, sizeof mine, all, err));
     *ratio = 0;

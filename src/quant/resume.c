@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "lowbit/kernels.h"
 #include "resume.h"
@@ -113,40 +114,69 @@ bool lb_resume_exists(const lb_resume *r) {
 static bool put(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }
 static bool get(FILE *f, void *p, size_t n) { return n == 0 || fread(p, 1, n, f) == n; }
 
+/* the calibration windows' floats (n_ctx * n_embd each), and how many */
+static size_t window_floats(const lb_method_ctx *c) {
+    return (size_t)c->p->calib.n_ctx * (size_t)c->model->cfg.n_embd;
+}
+
 lb_status lb_resume_save(const lb_resume *r, const lb_method_ctx *c, int32_t next_block, lb_error *err) {
-    char tmp[PATH_MAX + 8];
+    const int R = lb_dist_size(), me = lb_dist_rank();
+    char      tmp[PATH_MAX + 8];
+    FILE     *f   = NULL;
+    int       e   = 0;
+    lb_status st  = LB_OK;
     snprintf(tmp, sizeof tmp, "%s.tmp", r->state);
-    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST)
-        return lb_fail(err, LB_ERR_IO, "%s: cannot create: %s", r->dir, strerror(errno));
-    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
-    FILE     *f  = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        if (fd >= 0) close(fd);
-        return lb_fail(err, LB_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (me == 0) {
+        if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) e = errno;
+        const int fd = e ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+        f            = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) e = e ? e : errno;
+        if (!f && fd >= 0) close(fd);
     }
     const uint32_t          version = STATE_VERSION;
     const int32_t           L       = c->model->cfg.n_layers;
     const lb_quant_summary *s       = c->summary;
     const double sums[6] = { s->err_rtn, s->err_method, s->seconds_calib, s->seconds_method, c->awq_rtn, c->awq_err };
-    bool ok = put(f, STATE_MAGIC, 4) && put(f, &version, 4) && put(f, r->fp, sizeof r->fp) &&
+    bool ok = f && put(f, STATE_MAGIC, 4) && put(f, &version, 4) && put(f, r->fp, sizeof r->fp) &&
               put(f, &next_block, 4) && put(f, &L, 4) && put(f, sums, sizeof sums) && put(f, &c->awq_n, 4);
+    /* the streams in window order: under MPI rank 0 takes each window from the rank holding it
+     * (window w: rank w mod R, its w / R-th), so the state is one process's */
+    const size_t     wn         = window_floats(c);
     lb_calib_states *streams[2] = { c->sq, c->sr };
-    for (int k = 0; ok && k < 2; k++) {
-        size_t         n = 0;
-        const float   *x = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
-        const uint64_t n64 = n;
+    float           *buf        = me == 0 && R > 1 ? malloc(wn * sizeof *buf) : NULL;
+    if (me == 0 && R > 1 && !buf) ok = false;
+    for (int k = 0; k < 2 && st == LB_OK; k++) {
+        size_t         n     = 0;
+        float         *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
+        const uint64_t n64   = x ? (uint64_t)c->n_windows * wn : 0;
         const int32_t  layer = streams[k] ? lb_calib_states_layer(streams[k]) : 0;
-        ok = put(f, &n64, 8) && put(f, &layer, 4) && put(f, x, n * sizeof *x);
+        ok = ok && put(f, &n64, 8) && put(f, &layer, 4);
+        for (int32_t w = 0; x && w < c->n_windows && st == LB_OK; w++) {
+            const int owner = w % R;
+            float    *mine  = x + (size_t)(w / R) * wn;
+            if (owner == me && me == 0) ok = ok && put(f, mine, wn * sizeof *mine);
+            else if (owner == me) st = lb_dist_send(mine, wn * sizeof *mine, 0, err);
+            else if (me == 0) {
+                if (buf) st = lb_dist_recv(buf, wn * sizeof *buf, owner, err);
+                ok = ok && put(f, buf, wn * sizeof *buf);
+            }
+        }
     }
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, r->state) != 0) {
-        const int e = errno;
-        unlink(tmp);
-        return lb_fail(err, LB_ERR_IO, "%s: cannot write the checkpoint: %s", r->state, strerror(e));
+    free(buf);
+    if (f) {
+        ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, r->state) != 0) {
+            e = e ? e : errno;
+            unlink(tmp);
+        }
     }
-    lb_fsync_parent(r->state);
-    return LB_OK;
+    if (me == 0 && st == LB_OK && (!ok || e)) {
+        st = lb_fail(err, LB_ERR_IO, "%s: cannot write the checkpoint: %s", r->state, strerror(e ? e : EIO));
+    } else if (me == 0 && st == LB_OK) {
+        lb_fsync_parent(r->state);
+    }
+    return lb_dist_agree(st, err);
 }
 
 /* open the state and check its magic, version and fingerprint */
@@ -179,37 +209,73 @@ lb_status lb_resume_check(const lb_resume *r, lb_error *err) {
     return LB_OK;
 }
 
+/* what the state's head holds besides the streams (rank 0 reads it, every rank gets it) */
+typedef struct {
+    int32_t next, n_layers, awq_n;
+    double  sums[6];
+} state_head;
+
 lb_status lb_resume_load(const lb_resume *r, lb_method_ctx *c, int32_t *next_block, lb_error *err) {
-    FILE *f;
-    LB_TRY_RET(open_state(r, &f, err));
-    int32_t   next = 0, L = 0;
-    double    sums[6];
-    lb_status st = LB_OK;
-    LB_GOTO_IF(!get(f, &next, 4) || !get(f, &L, 4) || !get(f, sums, sizeof sums) || !get(f, &c->awq_n, 4), err,
-               LB_ERR_TRUNCATED, "%s: truncated", r->state);
-    LB_GOTO_IF(L != c->model->cfg.n_layers || next < 0 || next > L + 1, err, LB_ERR_CORRUPT,
-               "%s: block %d of %d layers is not a block of this model", r->state, next, L);
+    const int        R = lb_dist_size(), me = lb_dist_rank();
+    const int32_t    L = c->model->cfg.n_layers;
+    const size_t     wn = window_floats(c);
     lb_calib_states *streams[2] = { c->sq, c->sr };
+    FILE            *f  = NULL;
+    state_head       h  = { 0 };
+    float           *buf = NULL;
+    lb_status        st  = me == 0 ? open_state(r, &f, err) : LB_OK;
+    if (me == 0 && st == LB_OK && /* the head; each stream's size and layer come before its values */
+        (!get(f, &h.next, 4) || !get(f, &h.n_layers, 4) || !get(f, h.sums, sizeof h.sums) || !get(f, &h.awq_n, 4)))
+        st = lb_fail(err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+    LB_TRY(lb_dist_agree(st, err));
+    LB_TRY(lb_dist_bcast(&h, sizeof h, err));
+    LB_GOTO_IF(h.n_layers != L || h.next < 0 || h.next > L + 1, err, LB_ERR_CORRUPT,
+               "%s: block %d of %d layers is not a block of this model", r->state, h.next, h.n_layers);
+    buf = me == 0 && R > 1 ? malloc(wn * sizeof *buf) : NULL;
+    LB_GOTO_IF(me == 0 && R > 1 && !buf, err, LB_ERR_NOMEM, "out of memory");
     for (int k = 0; k < 2; k++) {
-        uint64_t n64   = 0;
-        int32_t  layer = 0;
-        size_t   n     = 0;
-        float   *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
-        LB_GOTO_IF(!get(f, &n64, 8) || !get(f, &layer, 4), err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
-        LB_GOTO_IF(n64 != n || layer < 0 || layer > L, err, LB_ERR_CORRUPT, "%s: a stream of %llu values, this run "
-                   "has %zu", r->state, (unsigned long long)n64, n);
-        LB_GOTO_IF(!get(f, x, n * sizeof *x), err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+        size_t         n     = 0;
+        float         *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
+        const uint64_t want  = x ? (uint64_t)c->n_windows * wn : 0;
+        uint64_t       n64   = 0;
+        int32_t        layer = 0;
+        if (me == 0) {
+            st = LB_OK;
+            if (!get(f, &n64, 8) || !get(f, &layer, 4)) st = lb_fail(err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+            else if (n64 != want || layer < 0 || layer > L)
+                st = lb_fail(err, LB_ERR_CORRUPT, "%s: a stream of %llu values, this run has %llu", r->state,
+                             (unsigned long long)n64, (unsigned long long)want);
+        }
+        LB_TRY(lb_dist_agree(st, err));
+        LB_TRY(lb_dist_bcast(&layer, sizeof layer, err));
+        bool short_read = false; /* rank 0 sends every window all the same: none waits */
+        for (int32_t w = 0; x && w < c->n_windows; w++) {
+            const int owner = w % R;
+            float    *mine  = x + (size_t)(w / R) * wn;
+            if (me == 0) {
+                float *to = owner == 0 ? mine : buf;
+                if (!get(f, to, wn * sizeof *to)) short_read = true, memset(to, 0, wn * sizeof *to);
+                if (owner != 0) LB_TRY(lb_dist_send(to, wn * sizeof *to, owner, err));
+            } else if (owner == me) {
+                LB_TRY(lb_dist_recv(mine, wn * sizeof *mine, 0, err));
+            }
+        }
+        if (short_read) st = lb_fail(err, LB_ERR_TRUNCATED, "%s: truncated", r->state);
+        LB_TRY(lb_dist_agree(st, err));
         if (streams[k]) lb_calib_states_set_layer(streams[k], layer);
     }
-    LB_GOTO_IF(fgetc(f) != EOF, err, LB_ERR_CORRUPT, "%s: bytes after the end", r->state);
-    c->summary->err_rtn        = sums[0];
-    c->summary->err_method     = sums[1];
-    c->summary->seconds_calib  = sums[2];
-    c->summary->seconds_method = sums[3];
-    c->awq_rtn = sums[4], c->awq_err = sums[5];
-    *next_block = next;
+    if (me == 0 && fgetc(f) != EOF) st = lb_fail(err, LB_ERR_CORRUPT, "%s: bytes after the end", r->state);
+    LB_TRY(lb_dist_agree(st, err));
+    c->summary->err_rtn        = h.sums[0];
+    c->summary->err_method     = h.sums[1];
+    c->summary->seconds_calib  = h.sums[2];
+    c->summary->seconds_method = h.sums[3];
+    c->awq_rtn = h.sums[4], c->awq_err = h.sums[5];
+    c->awq_n    = h.awq_n;
+    *next_block = h.next;
 fail:
-    fclose(f);
+    free(buf);
+    if (f) fclose(f);
     return st;
 }
 

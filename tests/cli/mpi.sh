@@ -40,7 +40,7 @@ same_bytes() {
 }
 
 # the figures of eval --json without the timings and the ranks/threads
-figures() { sed 's/"\(tokens_per_sec\|seconds\|threads\|ranks\)": [0-9.]*\(, \)\?//g' "$1"; }
+figures() { sed 's/"\(tokens_per_sec\|seconds\|threads\|ranks\|mpi_bytes_sent\)": [0-9.]*\(, \)\?//g' "$1"; }
 
 # ---- eval: perplexity, KL divergence against the unquantized model, saved logits ----
 "$MPI" quantize "$TB" q4.gguf --type q4_0 -q 2> /dev/null || fail "quantize q4_0"
@@ -71,6 +71,9 @@ same_bytes "quantize iq2_xxs --method imatrix (testbed)" quantize "$TB" OUT --ty
 same_bytes "quantize q4_k_m --method gptq (testbed)" quantize "$TB" OUT --type q4_k_m --method gptq $CAL -q
 same_bytes "quantize q4_0 --method gptq --gptq-target self --act-order (testbed)" quantize "$TB" OUT --type q4_0 \
     --method gptq --gptq-target self --act-order $CAL -q
+# the Hessians' exchange in bands of 1 MB (a round a band: 256 MB by default), as a 70B model's would go
+LOWBIT_MPI_BAND_MB=1 same_bytes "quantize q4_k_m --method gptq, exchanged in 1 MB bands (testbed)" quantize "$TB" OUT \
+    --type q4_k_m --method gptq $CAL -q
 same_bytes "quantize q4_0 --method awq (testbed)" quantize "$TB" OUT --type q4_0 --method awq $CAL -q
 same_bytes "quantize q3_k_m --method awq+gptq (testbed)" quantize "$TB" OUT --type q3_k_m --method awq+gptq $CAL -q
 # a mixture of experts: per-expert Hessians, the rare-expert prior
@@ -90,6 +93,30 @@ if have_shared models/babyllama-tok105/model5000.bin; then
     [ "$(figures bl.1.json)" = "$(figures bl.3.json)" ] && pass "eval (babyllama): the same perplexity on 3 ranks" \
         || fail "eval (babyllama) on 3 ranks: $(figures bl.3.json)"
 fi
+
+# ---- resume: a run on 3 ranks stopped (SIGTERM to mpirun) after a block goes on with 2 ranks
+# and with one process, from the state rank 0 kept, to one process's bytes ----
+np 1 quantize "$TB" full.gguf --type q4_k_m --method gptq $CAL -q > /dev/null 2>&1 || fail "gptq, one process"
+for resume_np in 2 1; do
+    rm -rf o.gguf .o.gguf.lowbit-state log.jsonl
+    timeout 300 mpirun -np 3 --oversubscribe --bind-to none "$MPI" quantize "$TB" o.gguf --type q4_k_m --method gptq $CAL \
+        -q -t 1 --log-json log.jsonl > /dev/null 2>&1 &
+    pid=$!
+    while kill -0 $pid 2> /dev/null && [ "$(cat log.jsonl 2> /dev/null | wc -l)" -lt 3 ]; do sleep 0.05; done
+    kill -TERM $pid 2> /dev/null
+    wait $pid 2> /dev/null
+    if [ -e o.gguf ]; then
+        pass "resume: the run ended before the signal (nothing to resume; not a failure)"
+    elif [ ! -e .o.gguf.lowbit-state/state ]; then
+        fail "resume: no state after SIGTERM on 3 ranks"
+    else
+        np $resume_np quantize "$TB" o.gguf --type q4_k_m --method gptq $CAL -q --resume > /dev/null 2> err \
+            || fail "resume on $resume_np: $(grep -m1 lowbit err)"
+        cmp -s full.gguf o.gguf && [ ! -e .o.gguf.lowbit-state ] \
+            && pass "resume: stopped on 3 ranks after block $(wc -l < log.jsonl), resumed on $resume_np: one process's bytes" \
+            || fail "resume on $resume_np ranks: other bytes, or the state left"
+    fi
+done
 
 # ---- what does not split refuses, and a failing rank ends the job naming itself ----
 np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
