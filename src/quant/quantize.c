@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist.h"
 #include "core/fail.h"
 #include "quant_internal.h"
 
@@ -161,8 +160,6 @@ lb_status lb_quantize_model(const lb_model *m, const char *out_path, const lb_qu
         LB_GOTO_IF(m->cfg.n_expert > 0 && (mt->whole || mt->block == lb_method_awq || !strcmp(p->recipe->name, "w8a8")), err,
                    LB_ERR_UNSUPPORTED, "%.*s on a mixture of experts (%s) is not supported yet (rtn, imatrix and "
                    "gptq are)", (int)len, a, m->arch->name);
-        LB_GOTO_IF(lb_dist_size() > 1 && (mt->whole || !strcmp(p->recipe->name, "w8a8")), err, LB_ERR_UNSUPPORTED,
-                   "%.*s (%s): not split across MPI ranks yet; run it as one process", (int)len, a, p->recipe->name);
         calib |= mt->calib && !(p->imatrix && mt->block == lb_method_imatrix);
         if (mt->whole) LB_TRY(mt->whole(&c, err));
         a += len + (a[len] == '+');

@@ -23,20 +23,21 @@ np() {
     else timeout 300 mpirun -np "$n" --oversubscribe --bind-to none "$MPI" "$@" -t 1; fi
 }
 
-# same_bytes NAME ARGS...: `lowbit ARGS`, its argument OUT replaced by out.N.gguf, for 1, 2 and 3
-# ranks: the same bytes
+# same_bytes NAME ARGS...: `lowbit ARGS`, its argument OUT replaced by out.N.gguf, for 1 and then
+# $NPS ranks (2 3; 3 alone: uneven shares, more ranks than cores): the same bytes
+NPS="2 3"
 same_bytes() {
     local name=$1 n a
     shift
-    for n in 1 2 3; do
+    for n in 1 $NPS; do
         local args=()
         for a in "$@"; do [ "$a" = OUT ] && args+=("out.$n.gguf") || args+=("$a"); done
         np $n "${args[@]}" > /dev/null 2> "err.$n" || { fail "$name, $n ranks: $(grep -v '^-\|^$' "err.$n" | head -1)"; return; }
     done
-    for n in 2 3; do
+    for n in $NPS; do
         cmp -s out.1.gguf "out.$n.gguf" || { fail "$name: $n ranks wrote other bytes than one process"; return; }
     done
-    pass "$name: the same bytes on 1, 2 and 3 ranks"
+    pass "$name: the same bytes on 1 and $NPS ranks"
 }
 
 # the figures of eval --json without the timings and the ranks/threads
@@ -66,6 +67,7 @@ same_bytes "calibrate (testbed)" calibrate "$TB" --text "$TEXT" --calib-samples 
 for t in q4_k_m iq4_xs tq1_0 int3_g64; do same_bytes "quantize $t (testbed, rtn)" quantize "$TB" OUT --type $t -q; done
 same_bytes "quantize q3_k_m --method imatrix (testbed)" quantize "$TB" OUT --type q3_k_m --method imatrix $CAL -q
 same_bytes "quantize iq2_xxs --method imatrix (testbed)" quantize "$TB" OUT --type iq2_xxs --method imatrix $CAL -q
+NPS=3 # the rest: one process against 3 ranks
 # GPTQ: Hessians (and the f32 target's cross terms) reduced in window order, each rank GPTQ on
 # a share of every matrix's rows; AWQ: its grid points and clipping rows split
 same_bytes "quantize q4_k_m --method gptq (testbed)" quantize "$TB" OUT --type q4_k_m --method gptq $CAL -q
@@ -76,6 +78,11 @@ LOWBIT_MPI_BAND_MB=1 same_bytes "quantize q4_k_m --method gptq, exchanged in 1 M
     --type q4_k_m --method gptq $CAL -q
 same_bytes "quantize q4_0 --method awq (testbed)" quantize "$TB" OUT --type q4_0 --method awq $CAL -q
 same_bytes "quantize q3_k_m --method awq+gptq (testbed)" quantize "$TB" OUT --type q3_k_m --method awq+gptq $CAL -q
+# W8A8: SmoothQuant's and LLM.int8's maxima, static activation ranges' histograms
+same_bytes "quantize w8a8 --method smoothquant --act mse (testbed)" quantize "$TB" OUT --type w8a8 --method smoothquant \
+    --act mse $CAL -q
+same_bytes "quantize w8a8 --method llm-int8 --act p99.9 (testbed)" quantize "$TB" OUT --type w8a8 --method llm-int8 \
+    --act p99.9 $CAL -q
 # a mixture of experts: per-expert Hessians, the rare-expert prior
 "$MPI" synth --arch mixtral --shape tiny --n-layers 2 --n-embd 256 --n-ff 512 --n-heads 4 --n-kv-heads 2 --n-vocab 512 \
     --type f32 --vocab "$SRC/models/stories260K/tok512.bin" -o moe.gguf -q 2> /dev/null || fail "synth mixtral"
@@ -121,9 +128,9 @@ done
 # ---- what does not split refuses, and a failing rank ends the job naming itself ----
 np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
 grep -q "only eval, calibrate and quantize split" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
-np 2 quantize "$TB" g.gguf --type w8a8 --method smoothquant $CAL -q > out 2> err && fail "smoothquant under mpirun: accepted"
-grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "smoothquant under mpirun: refused, nothing written" \
-    || fail "smoothquant under mpirun: $(head -1 err)"
+np 2 quantize "$TB" g.gguf --type q4_k_m --target-size 4M $CAL -q > out 2> err && fail "--target-size under mpirun: accepted"
+grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "--target-size under mpirun: refused, nothing written" \
+    || fail "--target-size under mpirun: $(head -1 err)"
 S=$(date +%s)
 timeout 120 mpirun --oversubscribe --bind-to none -np 1 "$MPI" eval "$TB" --text "$TEXT" --chunks 7 -t 1 : \
     -np 1 "$MPI" eval missing.gguf --text "$TEXT" --chunks 7 -t 1 > out 2> err
