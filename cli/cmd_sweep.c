@@ -115,7 +115,8 @@ static lb_status measure(const sweep_ctx *s, const char *path, const char *ref_l
     row->bpw = qs->bpw, row->bytes = qs->bytes_out, row->ppl = r.ppl, row->ppl_stderr = r.ppl_stderr;
     row->kld_mean = k.kld_mean, row->kld_stderr = k.kld_stderr, row->kld_p99 = k.kld_p99, row->top1 = k.top1;
     row->fallbacks = qs->n_fallback;
-    fprintf(stderr, "sweep: %-8s %-9s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%%s\n", row->name, row->method,
+    if (lb_dist_rank() == 0)
+        fprintf(stderr, "sweep: %-8s %-9s %7.3f bpw  PPL %.4f  KLD %.6f  top-1 %.2f%%%s\n", row->name, row->method,
             row->bpw, row->ppl, row->kld_mean, 100 * row->top1, qs->n_fallback ? "  (fallbacks)" : "");
     lb_model_free(qm);
     return LB_OK;
@@ -330,6 +331,8 @@ int cmd_sweep(int argc, char **argv) {
         if (!calib) return lb_usage_error("sweep", "--target-bpw measures each tensor on calibration text: give --calib FILE");
         if (!lb_cli_bpw_types(bpw_types, lowbit_types, bpw_cand, &n_cand)) return LB_EXIT_USAGE;
     }
+    if (n_targets && lb_dist_size() > 1)
+        return lb_usage_error("sweep", "--target-bpw: not split across MPI ranks yet; run it as one process");
     lb_imatrix *im  = NULL;
     lb_error    err = { 0 };
     if (imatrix_path && lb_imatrix_load(&im, imatrix_path, &err)) return lb_runtime_error(&err);
@@ -384,9 +387,11 @@ int cmd_sweep(int argc, char **argv) {
     /* the reference: IN as given, its logits saved once */
     snprintf(ref_logits, sizeof ref_logits, "%s/reference.logits", dir);
     snprintf(path, sizeof path, "%s/reference.gguf", dir);
-    if (lb_model_save_gguf(in, path, LB_TYPE_F32, &err)) goto done;
+    /* under MPI rank 0 writes every file (DIR: on a filesystem every rank reads), each run split */
+    if (lb_dist_agree(lb_dist_rank() == 0 ? lb_model_save_gguf(in, path, LB_TYPE_F32, &err) : LB_OK, &err))
+        goto done; /* written before any rank reads it */
     if (eval_file(&s, path, NULL, ref_logits, &ref, &rr, NULL, &err)) goto done;
-    fprintf(stderr, "sweep: reference PPL %.4f over %d chunks of %d\n", rr.ppl, rr.chunks, rr.n_ctx);
+    if (lb_dist_rank() == 0) fprintf(stderr, "sweep: reference PPL %.4f over %d chunks of %d\n", rr.ppl, rr.chunks, rr.n_ctx);
     for (int32_t run = 0; run < n_runs; run++) {
         const int32_t    i = run % n_types, mk = run / n_types;
         lb_quant_params  qp = { .recipe = recipes[i], .method = methods[mk], .calib_text = calib, .imatrix = im,
@@ -409,6 +414,10 @@ int cmd_sweep(int argc, char **argv) {
                             .bpw_ref = 8.0 * (double)lb_model_nbytes(ref) / (double)lb_model_nparams(ref),
                             .rows = rows, .n_rows = n_all + n_points };
     snprintf(path, sizeof path, "%s/report.md", dir);
+    if (lb_dist_rank() > 0) { /* rank 0 reports */
+        rc = LB_EXIT_OK;
+        goto quiet;
+    }
     if (lb_report_write_md(&rep, path, &err)) goto done;
     if (json) {
         print_json(&rep, dir);

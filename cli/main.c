@@ -316,7 +316,7 @@ int main(int argc, char **argv) {
 }
 
 static bool distributed(const char *cmd) {
-    static const char *const k_split[] = { "eval", "calibrate", "quantize" };
+    static const char *const k_split[] = { "eval", "calibrate", "quantize", "sweep" };
     for (size_t i = 0; i < sizeof k_split / sizeof k_split[0]; i++)
         if (!strcmp(cmd, k_split[i])) return true;
     return false;
@@ -344,8 +344,8 @@ static int dispatch(int argc, char **argv) {
     }
     if (lb_dist_size() > 1 && !distributed(c->name)) {
         if (lb_dist_rank() == 0)
-            fprintf(stderr, "lowbit %s: runs as one process; under mpirun only eval, calibrate and quantize "
-                            "split their work (%d ranks here)\n", c->name, lb_dist_size());
+            fprintf(stderr, "lowbit %s: runs as one process; under mpirun only eval, calibrate, quantize and "
+                            "sweep split their work (%d ranks here)\n", c->name, lb_dist_size());
         return LB_EXIT_USAGE;
     }
     if (lb_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return LB_EXIT_ERROR; /* rank 0 prints */

@@ -119,6 +119,10 @@ void      lb_dist_abort(int code);
 int       lb_dist_rank(void);
 int       lb_dist_size(void);
 bool      lb_dist_built(void); /* whether this build can run under MPI */
+/* Every rank learns whether any failed (every rank calls it at the same point): a rank that
+ * failed gets its own st back; when one did elsewhere, the others fail too, naming the lowest
+ * such rank; LB_OK when none did. */
+lb_status lb_dist_agree(lb_status st, lb_error *err);
 /* The payload this rank has sent to the others so far, bytes (what the collectives carry, once
  * per receiving rank, whatever algorithm MPI runs them with); 0 on one rank. */
 uint64_t  lb_dist_bytes_sent(void);

@@ -10,10 +10,7 @@
 
 #include "lowbit/core.h"
 
-/* Every rank learns whether any failed: a rank that failed gets its own st back; when one did
- * elsewhere, the others fail too, naming the lowest such rank; LB_OK when none did. Call it
- * before a collective that a failed rank would not reach. */
-lb_status lb_dist_agree(lb_status st, lb_error *err);
+/* lb_dist_agree (lowbit/core.h): before a collective that a failed rank would not reach */
 /* rank r's `bytes` at recv + r * bytes on rank 0 (recv is unused elsewhere) */
 lb_status lb_dist_gather(const void *send, size_t bytes, void *recv, lb_error *err);
 /* the same on every rank */

@@ -101,6 +101,14 @@ if have_shared models/babyllama-tok105/model5000.bin; then
         || fail "eval (babyllama) on 3 ranks: $(figures bl.3.json)"
 fi
 
+# ---- sweep: each run split across the ranks; the same report ----
+for n in 1 3; do
+    np $n sweep "$TB" --types q4_0,q4_k --method rtn,gptq $CAL --text "$TEXT" --ctx 64 --chunks 4 -o "sw$n" > /dev/null \
+        2> "err.$n" || fail "sweep, $n ranks: $(grep -m1 lowbit "err.$n")"
+done
+cmp -s sw1/report.md sw3/report.md && cmp -s sw1/q4_k_m-gptq.gguf sw3/q4_k_m-gptq.gguf \
+    && pass "sweep: the same report and files on 3 ranks" || fail "sweep on 3 ranks: another report or file"
+
 # ---- resume: a run on 3 ranks stopped (SIGTERM to mpirun) after a block goes on with 2 ranks
 # and with one process, from the state rank 0 kept, to one process's bytes ----
 np 1 quantize "$TB" full.gguf --type q4_k_m --method gptq $CAL -q > /dev/null 2>&1 || fail "gptq, one process"
@@ -127,7 +135,7 @@ done
 
 # ---- what does not split refuses, and a failing rank ends the job naming itself ----
 np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
-grep -q "only eval, calibrate and quantize split" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
+grep -q "split their work" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
 np 2 quantize "$TB" g.gguf --type q4_k_m --target-size 4M $CAL -q > out 2> err && fail "--target-size under mpirun: accepted"
 grep -q "not split across MPI ranks yet" err && [ ! -e g.gguf ] && pass "--target-size under mpirun: refused, nothing written" \
     || fail "--target-size under mpirun: $(head -1 err)"
