@@ -24,38 +24,42 @@
 
 #include <cblas.h>
 
+#include "chol.h"
 #include "core/fail.h"
 #include "formats/grid.h"
 #include "lowbit/core.h"
 #include "lowbit/quant.h"
 
 /* U (upper, f32, n x n) with (H + damp I)^-1 = U^T U; the damping grows until H is
- * positive definite. Dead columns are handled by the caller. The row-major upper triangle
- * is, in memory, LAPACK's column-major lower one: factorizing that one directly spares
- * LAPACKE's transposed copies, and each step reads only the triangle the one before wrote. */
+ * positive definite. Dead columns are handled by the caller. With J the reversal (J_ab = 1
+ * when a + b = n - 1), J A J = L L^T gives A^-1 = (J L^-T J)(J L^-1 J): U = J L^-1 J, one
+ * Cholesky and one triangular inverse (chol.c: the same bytes on any number of threads; half
+ * the work of LAPACK's potrf, potri, potrf). */
 static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t n, double damp, float *U,
                                   lb_error *err) {
-    double *A = malloc((size_t)(n * n) * sizeof *A);
-    LB_RETURN_IF(!A, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
+    double *A = malloc((size_t)(n * n) * sizeof *A), *X = malloc((size_t)(n * n) * sizeof *X);
+    if (!A || !X) {
+        free(A), free(X);
+        return lb_fail(err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
+    }
     double mean = 0; /* of the permuted diagonal, dead columns (no signal) at 1 */
     for (int64_t i = 0; i < n; i++) mean += H[perm[i] * n + perm[i]] > 0 ? H[perm[i] * n + perm[i]] : 1;
     mean /= (double)n;
     for (int attempt = 0; attempt < 8; attempt++, damp *= 10) {
-        for (int64_t a = 0; a < n; a++) /* H permuted as the columns are processed */
-            for (int64_t b = 0; b < n; b++) A[a * n + b] = H[perm[a] * n + perm[b]];
+        for (int64_t a = 0; a < n; a++) /* H permuted as the columns are processed, then reversed */
+            for (int64_t b = 0; b <= a; b++) A[a * n + b] = H[perm[n - 1 - a] * n + perm[n - 1 - b]];
         for (int64_t i = 0; i < n; i++) {
             if (A[i * n + i] <= 0) A[i * n + i] = 1;
             A[i * n + i] += damp * mean;
         }
-        if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
-        if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
-        if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n) != 0) continue;
+        if (lb_chol_lower(A, n) != 0) continue;
+        lb_tri_inverse_lower(A, n, X);
         for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < n; j++) U[i * n + j] = j >= i ? (float)A[i * n + j] : 0.0f;
-        free(A);
+            for (int64_t j = 0; j < n; j++) U[i * n + j] = j >= i ? (float)X[(n - 1 - i) * n + (n - 1 - j)] : 0.0f;
+        free(A), free(X);
         return LB_OK;
     }
-    free(A);
+    free(A), free(X);
     return lb_fail(err, LB_ERR_CORRUPT, "gptq: the Hessian stays singular even with damping");
 }
 
@@ -236,12 +240,7 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
         const bool dead = H[perm[k] * n_in + perm[k]] <= 0;
         for (int64_t r = 0; r < n_out && (dead || Wp != W); r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
     }
-    /* the factorizations on every thread lowbit may use (elsewhere BLAS runs single-threaded:
-     * lowbit splits its own work, core/threads.c) */
-    openblas_set_num_threads(lb_threads_get());
-    st = inverse_cholesky(H, perm, n_in, lb_gptq_damp(p, t), U, err);
-    openblas_set_num_threads(1);
-    if (st) goto fail;
+    LB_TRY(inverse_cholesky(H, perm, n_in, lb_gptq_damp(p, t), U, err));
 
     if (vg) group_metrics(U, n_in, vg->dim, Lg);
     const fix_job fj = { t, tr, grid || vg, n_in, bs, rs, bb, pos, &p->range, Wp, importance, blk, Qp, q, qblk };
@@ -366,11 +365,9 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
     LB_GOTO_IF(!A, err, LB_ERR_NOMEM, "out of memory");
     memcpy(A, H, (size_t)(n * n) * sizeof *A);
     for (int64_t i = 0; i < n; i++) A[i * n + i] += lambda;
-    openblas_set_num_threads(lb_threads_get()); /* the factorization on lowbit's threads */
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
-    openblas_set_num_threads(1);
+    const int info = lb_chol_lower(A, n); /* A = L L^T (chol.c: the same on any threads) */
     LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
-               "(info %d); raise --damp", (int)info);
+               "(info %d); raise --damp", info);
     /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), a group of rows a thread */
 #pragma omp parallel
     {
@@ -385,7 +382,7 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
                     for (int64_t r = 0; r < nr; r++) B[j * nr + r] = lambda * Wd[r * n + j];
                 cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
                             (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)nr);
-                inf = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
+                inf = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
                                      (lapack_int)nr);
             }
             if (inf == 0) {
