@@ -7,7 +7,8 @@
  *             every window (what calib.c did before);
  *   gptq:     lb_gptq_quantize as a whole, and inside it, timed apart on the same shapes as
  *             gptq.c runs them:
- *             cholesky: dpotrf + dpotri + dpotrf (f64) of the damped H (LAPACK on every thread);
+ *             cholesky: the tiled Cholesky and triangular inverse (f64) of the damped H (chol.c,
+ *                       the tiles on every thread);
  *             gemm:     the lazy-batch updates W[:, i2:] -= E U[i1:i2, i2:] (sgemm on slices of
  *                       256 columns, one slice per thread at a time);
  *             columns:  the rest (the column loop, rows in parallel: rounding onto the grid,
@@ -16,7 +17,6 @@
  * Random data (Gaussian X with correlated channels, Gaussian W): the time does not depend on it.
  * Built by CMake (build/bench_gptq):
  *   build/bench_gptq [n_out n_in n_tok type threads]                                         */
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +25,7 @@
 #include <cblas.h>
 
 #include "lowbit/core.h"
+#include "quant/chol.h"
 #include "lowbit/quant.h"
 
 #define WINDOW 128 /* tokens per calibration window (--calib-ctx 128) */
@@ -126,13 +127,13 @@ int main(int argc, char **argv) {
     mean /= (double)n_in;
     memcpy(A, H, nn * sizeof *A);
     for (int64_t i = 0; i < n_in; i++) A[i * n_in + i] += 0.01 * mean;
-    openblas_set_num_threads(lb_threads_get());
-    t0 = lb_time_sec();
-    int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n_in, A, (lapack_int)n_in);
-    info |= LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', (lapack_int)n_in, A, (lapack_int)n_in);
-    info |= LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n_in, A, (lapack_int)n_in);
+    double *Xi = malloc(nn * sizeof *Xi);
+    if (!Xi) return 1;
+    t0             = lb_time_sec();
+    const int info = lb_chol_lower(A, n_in); /* the tiles' Cholesky and inverse (chol.c) */
+    if (!info) lb_tri_inverse_lower(A, n_in, Xi);
     const double t_chol = lb_time_sec() - t0;
-    openblas_set_num_threads(1);
+    free(Xi);
     if (info) fprintf(stderr, "warning: the factorization failed (%d)\n", info);
 
     /* its lazy-batch GEMMs, on the same shapes (tmp as U, W as the weights, X as E) */
@@ -167,7 +168,7 @@ int main(int argc, char **argv) {
     printf("| Hessian: ssyrk, %lld windows of %d tokens | %.2f | %.0f%% |\n", (long long)(n_tok / WINDOW),
            WINDOW, t_syrk, 100 * t_syrk / total);
     printf("| Hessian: adding into the f64 H | %.2f | %.0f%% |\n", t_add, 100 * t_add / total);
-    printf("| GPTQ: Cholesky (dpotrf, dpotri, dpotrf in f64) | %.2f | %.0f%% |\n", t_chol, 100 * t_chol / total);
+    printf("| GPTQ: Cholesky and triangular inverse (tiles, f64) | %.2f | %.0f%% |\n", t_chol, 100 * t_chol / total);
     printf("| GPTQ: lazy-batch sgemm updates | %.2f | %.0f%% |\n", t_gemm, 100 * t_gemm / total);
     printf("| GPTQ: column loop (grid rounding, in-batch updates) and setup | %.2f | %.0f%% |\n", t_cols,
            100 * t_cols / total);
