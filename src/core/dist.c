@@ -36,6 +36,27 @@ void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi) {
     *hi = n * (r + 1) / n_ranks;
 }
 
+void lb_dist_share_rows(int64_t n, int64_t g, int r, int64_t *lo, int64_t *hi) {
+    lb_dist_share((n + g - 1) / g, r, g_size, lo, hi);
+    *lo = *lo * g < n ? *lo * g : n;
+    *hi = *hi * g < n ? *hi * g : n;
+}
+
+lb_status lb_dist_gather_rows(void *buf, int64_t n, size_t row_bytes, int64_t g, lb_error *err) {
+    if (g_size == 1) return LB_OK;
+    size_t *sizes = malloc((size_t)g_size * sizeof *sizes);
+    int64_t lo, hi;
+    LB_RETURN_IF(!sizes, err, LB_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < g_size; r++) {
+        lb_dist_share_rows(n, g, r, &lo, &hi);
+        sizes[r] = (size_t)(hi - lo) * row_bytes;
+    }
+    lb_dist_share_rows(n, g, g_rank, &lo, &hi);
+    const lb_status st = lb_dist_allgatherv((char *)buf + (size_t)lo * row_bytes, sizes, buf, err);
+    free(sizes);
+    return st;
+}
+
 #ifdef LB_HAVE_MPI
 #define PIECE ((size_t)1 << 30)
 #define TAG   7

@@ -33,5 +33,10 @@ lb_status lb_dist_bcast(void *buf, size_t bytes, lb_error *err);
 int lb_dist_node_ranks(void);
 /* the share [*lo, *hi) of n items that rank r of n_ranks takes: contiguous, in rank order */
 void lb_dist_share(int64_t n, int r, int n_ranks, int64_t *lo, int64_t *hi);
+/* rank r's share of n rows in whole groups of g rows (the last group may be shorter) */
+void lb_dist_share_rows(int64_t n, int64_t g, int r, int64_t *lo, int64_t *hi);
+/* every rank's share of n rows of row_bytes each at buf (lb_dist_share_rows with g), which it
+ * computed in place, to every rank */
+lb_status lb_dist_gather_rows(void *buf, int64_t n, size_t row_bytes, int64_t g, lb_error *err);
 
 #endif

@@ -151,23 +151,19 @@ static lb_status convert_split(lb_method_ctx *c, const lb_tensor *t, lb_type typ
     const int64_t nrow = lb_tensor_nelements(t) / t->ne[0];
     if (R == 1 || lb_type_get_traits(type)->whole_tensor)
         return lb_tensor_convert(t, type, importance, lb_method_prepare_rows, c, out, nbytes, err);
-    const size_t rs    = lb_row_size(type, t->ne[0]);
-    size_t      *sizes = malloc((size_t)R * sizeof *sizes);
-    void        *part  = NULL;
-    uint8_t     *all   = malloc(rs * (size_t)nrow);
+    const size_t rs   = lb_row_size(type, t->ne[0]);
+    uint8_t     *part = NULL, *all = malloc(rs * (size_t)nrow);
     size_t       np;
     int64_t      lo, hi;
-    lb_status    st    = LB_OK;
-    LB_GOTO_IF(!sizes || !all, err, LB_ERR_NOMEM, "out of memory");
-    for (int r = 0; r < R; r++) {
-        lb_dist_share(nrow, r, R, &lo, &hi);
-        sizes[r] = (size_t)(hi - lo) * rs;
-    }
-    lb_dist_share(nrow, lb_dist_rank(), R, &lo, &hi);
+    lb_status    st   = LB_OK;
+    LB_GOTO_IF(!all, err, LB_ERR_NOMEM, "out of memory");
+    lb_dist_share_rows(nrow, 1, lb_dist_rank(), &lo, &hi);
     const lb_range_stats before = c->range; /* --range's report: what every rank's rows added */
-    LB_TRY(lb_dist_agree(lb_tensor_convert_rows(t, type, importance, lb_method_prepare_rows, c, lo, hi, &part, &np, err),
+    LB_TRY(lb_dist_agree(lb_tensor_convert_rows(t, type, importance, lb_method_prepare_rows, c, lo, hi, (void **)&part,
+                                                &np, err),
                          err));
-    LB_TRY(lb_dist_allgatherv(part, sizes, all, err));
+    memcpy(all + (size_t)lo * rs, part, np);
+    LB_TRY(lb_dist_gather_rows(all, nrow, rs, 1, err));
     LB_TRY(range_ranks(c, &before, err));
     *out    = all;
     *nbytes = rs * (size_t)nrow;
@@ -175,7 +171,6 @@ static lb_status convert_split(lb_method_ctx *c, const lb_tensor *t, lb_type typ
 fail:
     free(part);
     free(all);
-    free(sizes);
     return st;
 }
 

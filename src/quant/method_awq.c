@@ -50,24 +50,18 @@ static lb_status clip_rows(float *W, int64_t n_out, int64_t n, lb_type t, const 
                            double *ratio, lb_error *err) {
     const int R = lb_dist_size();
     if (R == 1 || lb_type_get_traits(t)->whole_tensor) return lb_awq_clip(W, n_out, n, t, importance, H, ratio, err);
-    size_t   *sizes = malloc((size_t)R * sizeof *sizes);
-    double   *all   = malloc((size_t)R * sizeof *all);
+    double   *all = malloc((size_t)R * sizeof *all);
     int64_t   lo, hi;
-    lb_status st    = LB_OK;
-    LB_GOTO_IF(!sizes || !all, err, LB_ERR_NOMEM, "awq: out of memory");
-    for (int r = 0; r < R; r++) {
-        lb_dist_share(n_out, r, R, &lo, &hi);
-        sizes[r] = (size_t)((hi - lo) * n) * sizeof *W;
-    }
-    lb_dist_share(n_out, lb_dist_rank(), R, &lo, &hi);
+    lb_status st  = LB_OK;
+    LB_GOTO_IF(!all, err, LB_ERR_NOMEM, "awq: out of memory");
+    lb_dist_share_rows(n_out, 1, lb_dist_rank(), &lo, &hi);
     LB_TRY(lb_dist_agree(lb_awq_clip(W + lo * n, hi - lo, n, t, importance, H, ratio, err), err));
     const double mine = hi > lo ? *ratio * (double)(hi - lo) : 0.0; /* no rows: no ratio (0/0) */
-    LB_TRY(lb_dist_allgatherv(W + lo * n, sizes, W, err));
+    LB_TRY(lb_dist_gather_rows(W, n_out, (size_t)n * sizeof *W, 1, err));
     LB_TRY(lb_dist_allgather(&mine, sizeof mine, all, err));
     *ratio = 0;
     for (int r = 0; r < R; r++) *ratio += all[r] / (double)n_out;
 fail:
-    free(sizes);
     free(all);
     return st;
 }

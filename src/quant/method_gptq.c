@@ -112,42 +112,14 @@ fail:
     return st;
 }
 
-/* rank r's share of nr rows: whole groups of LB_GPTQ_ROWS (a row's arithmetic is then that of
- * one process) */
-static void share_rows(int64_t nr, int r, int64_t *lo, int64_t *hi) {
-    const int64_t G = LB_GPTQ_ROWS;
-    lb_dist_share((nr + G - 1) / G, r, lb_dist_size(), lo, hi);
-    *lo = *lo * G < nr ? *lo * G : nr;
-    *hi = *hi * G < nr ? *hi * G : nr;
-}
-
 /* The rows of tensor i (nr of them) this rank takes: under MPI a share each (GPTQ's rows are
  * independent given H), gathered on every rank after; all of them for a type whose scale spans
  * the tensor, or on one rank. */
 static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, int64_t *hi) {
     const bool split = lb_dist_size() > 1 && !lb_type_get_traits(c->plans[i].type)->whole_tensor;
     *lo = 0, *hi = nr;
-    if (split) share_rows(nr, lb_dist_rank(), lo, hi);
+    if (split) lb_dist_share_rows(nr, LB_GPTQ_ROWS, lb_dist_rank(), lo, hi); /* a row's BLAS calls: one process's */
     return split;
-}
-
-/* every rank's share of rows of n floats (W) and their stored bytes (q, rs a row) to every rank */
-static lb_status gather_rows(float *W, uint8_t *q, int64_t nr, int64_t n, size_t rs, lb_error *err) {
-    const int R  = lb_dist_size();
-    size_t   *sw = malloc(2 * (size_t)R * sizeof *sw), *sq;
-    int64_t   lo, hi;
-    LB_RETURN_IF(!sw, err, LB_ERR_NOMEM, "out of memory");
-    sq = sw + R;
-    for (int r = 0; r < R; r++) {
-        share_rows(nr, r, &lo, &hi);
-        sw[r] = (size_t)((hi - lo) * n) * sizeof *W;
-        sq[r] = (size_t)(hi - lo) * rs;
-    }
-    share_rows(nr, lb_dist_rank(), &lo, &hi);
-    lb_status st = lb_dist_allgatherv(W + lo * n, sw, W, err);
-    if (st == LB_OK) st = lb_dist_allgatherv(q + (size_t)lo * rs, sq, q, err);
-    free(sw);
-    return st;
 }
 
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
@@ -193,7 +165,8 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     if (!mine) mine = errors(c, i, lo, hi, Wm, s->H, keep_c ? *C : NULL, WC, &e, err);
     LB_TRY(split ? lb_dist_agree(mine, err) : mine);
     if (split) {
-        LB_TRY(gather_rows(W, q, nr, n, rs, err));
+        LB_TRY(lb_dist_gather_rows(W, nr, (size_t)n * sizeof *W, LB_GPTQ_ROWS, err));
+        LB_TRY(lb_dist_gather_rows(q, nr, rs, LB_GPTQ_ROWS, err));
         LB_TRY(sum_ranks(&e, err));
     }
     double e_rtn = 0, e_gq = 0;
