@@ -18,6 +18,9 @@
  * the rule is off: an expert that saw none is rounded to nearest. Each expert's count and what
  * was done is logged.
  *
+ * Under MPI each rank quantizes a share of the chunk's experts (whole experts), gathered on
+ * every rank.
+ *
  * Experts aim at their own outputs on the quantized inputs (the GPTQ paper's target): the f32
  * target pairs each token's quantized and unquantized inputs, and the unquantized model may
  * route a token to other experts. Hessians are gathered for as many experts per pass as fit
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "quant_internal.h"
 
@@ -84,11 +88,14 @@ lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, 
         n_rare += topped;
         c->summary->seconds_calib += lb_time_sec() - tc;
         const double tm = lb_time_sec();
-        for (int32_t e = e0; e < e1; e++) {
+        int64_t      mine0, mine1; /* under MPI this rank's experts of the chunk (whole experts) */
+        lb_dist_share_rows(e1 - e0, 1, lb_dist_rank(), &mine0, &mine1);
+        lb_status done = LB_OK;
+        for (int32_t e = e0 + (int32_t)mine0; e < e0 + mine1 && done == LB_OK; e++) {
             const lb_act_stats *s       = lb_calib_get_expert(c->cal_h, l, roles[0], e);
             const bool          gq      = s->count > 0 || s->prior > 0;
             const bool          has_imp = lb_act_importance(s, imp);
-            for (int k = 0; k < nr; k++) {
+            for (int k = 0; k < nr && done == LB_OK; k++) {
                 if (idx[k] < 0) continue;
                 const lb_type  type = c->plans[idx[k]].type;
                 lb_tensor     *t    = lb_engine_tensor(c, idx[k]);
@@ -99,7 +106,7 @@ lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, 
                 if (gq) {
                     lb_gptq_params gp = p->gptq;
                     gp.range          = p->range;
-                    LB_TRY(lb_gptq_quantize(W, rows, n, s->H, type, &gp, has_imp ? imp : NULL, qe, err));
+                    done = lb_gptq_quantize(W, rows, n, s->H, type, &gp, has_imp ? imp : NULL, qe, err);
                 } else { /* no tokens, no prior: round to nearest (--range's clipping first); the
                           * next passes see its values */
                     lb_method_prepare_rows(W, rows, n, type, NULL, c);
@@ -108,6 +115,20 @@ lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, 
                         lb_type_get_traits(type)->to_float(W + r * n, qe + (size_t)r * rs, n);
                 }
             }
+        }
+        LB_TRY(lb_dist_agree(done, err));
+        for (int k = 0; k < nr; k++) /* every rank's experts to every rank */
+            if (idx[k] >= 0) {
+                lb_tensor    *t = lb_engine_tensor(c, idx[k]);
+                const int64_t rows = t->ne[1];
+                const size_t  rs   = lb_row_size(c->plans[idx[k]].type, n);
+                LB_TRY(lb_dist_gather_rows((float *)t->data + (size_t)e0 * (size_t)rows * (size_t)n, (e1 - e0) * rows,
+                                           (size_t)n * sizeof(float), rows, err));
+                LB_TRY(lb_dist_gather_rows(q[k] + (size_t)e0 * (size_t)rows * rs, (e1 - e0) * rows, rs, rows, err));
+            }
+        for (int32_t e = e0; e < e1; e++) {
+            const lb_act_stats *s  = lb_calib_get_expert(c->cal_h, l, roles[0], e);
+            const bool          gq = s->count > 0 || s->prior > 0;
             n_gptq += gq;
             if (!heads) /* (a head sees every token: its summary line below) */
                 lb_method_log(p, "blk.%d %s expert %-3d %6lld tokens: %s", l, what, e, (long long)s->count,

@@ -87,6 +87,10 @@ same_bytes "quantize w8a8 --method llm-int8 --act p99.9 (testbed)" quantize "$TB
 "$MPI" synth --arch mixtral --shape tiny --n-layers 2 --n-embd 256 --n-ff 512 --n-heads 4 --n-kv-heads 2 --n-vocab 512 \
     --type f32 --vocab "$SRC/models/stories260K/tok512.bin" -o moe.gguf -q 2> /dev/null || fail "synth mixtral"
 same_bytes "quantize q4_k_m --method gptq (mixtral)" quantize moe.gguf OUT --type q4_k_m --method gptq $CAL -q
+# DeepSeek-V2's: MLA's k_b and v_b GPTQ'd head by head, shared experts (experts and heads a share per rank)
+"$MPI" synth --arch deepseek2 --shape tiny --n-layers 2 --type f32 --vocab "$SRC/models/stories260K/tok512.bin" \
+    -o ds.gguf -q 2> /dev/null || fail "synth deepseek2"
+same_bytes "quantize q4_k_m --method gptq (deepseek2)" quantize ds.gguf OUT --type q4_k_m --method gptq $CAL -q
 if have_shared models/babyllama-tok105/model5000.bin; then
     BL="$SHARED/models/babyllama-tok105/model5000.bin --tokenizer $SHARED/models/babyllama-tok105/tok105.model"
     # shellcheck disable=SC2086
