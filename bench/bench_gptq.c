@@ -127,13 +127,13 @@ int main(int argc, char **argv) {
     mean /= (double)n_in;
     memcpy(A, H, nn * sizeof *A);
     for (int64_t i = 0; i < n_in; i++) A[i * n_in + i] += 0.01 * mean;
-    double *Xi = malloc(nn * sizeof *Xi);
-    if (!Xi) return 1;
+    float *Ui = malloc(nn * sizeof *Ui);
+    if (!Ui) return 1;
     t0             = lb_time_sec();
     const int info = lb_chol_lower(A, n_in); /* the tiles' Cholesky and inverse (chol.c) */
-    if (!info) lb_tri_inverse_lower(A, n_in, Xi);
+    if (!info) lb_tri_inverse_lower_rev(A, n_in, Ui);
     const double t_chol = lb_time_sec() - t0;
-    free(Xi);
+    free(Ui);
     if (info) fprintf(stderr, "warning: the factorization failed (%d)\n", info);
 
     /* its lazy-batch GEMMs, on the same shapes (tmp as U, W as the weights, X as E) */

@@ -5,6 +5,7 @@
  * OpenBLAS's threaded dpotrf and dpotri round differently with 1 and 2 threads, so GPTQ's
  * bytes changed with -t, and with the threads of an MPI rank. Row-major, f64, lower. */
 #include <lapacke.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -47,17 +48,27 @@ int lb_chol_lower(double *A, int64_t n) {
     return 0;
 }
 
-void lb_tri_inverse_lower(const double *L, int64_t n, double *X) {
+void lb_tri_inverse_lower_rev(const double *L, int64_t n, float *U) {
     const int64_t T = (n + TILE - 1) / TILE;
-    memset(X, 0, (size_t)(n * n) * sizeof *X);
+    memset(U, 0, (size_t)(n * n) * sizeof *U);
     openblas_set_num_threads(1);
-    /* column tile j of L^-1 solves L[j:, j:] X[j:, j] = I: one call each */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t j = 0; j < T; j++) {
-        const int64_t c0 = j * TILE, mj = tile_len(n, j);
-        double       *Xj = X + c0 * n + c0;
-        for (int64_t a = 0; a < mj; a++) Xj[a * n + a] = 1.0;
-        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (blasint)(n - c0), (blasint)mj,
-                    1.0, L + c0 * n + c0, (blasint)n, Xj, (blasint)n);
+    /* column tile j of X = L^-1 solves L[j:, j:] X[j:, j] = I (one call each, in a scratch of
+     * (n - j) x TILE), then goes to U reversed: U[n-1-a][n-1-b] = X[a][b] */
+#pragma omp parallel
+    {
+        double *Xj = malloc((size_t)(n * TILE) * sizeof *Xj);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t j = 0; j < T; j++) {
+            const int64_t c0 = j * TILE, mj = tile_len(n, j), m = n - c0;
+            if (!Xj) continue; /* (never: the caller's n^2 buffers were larger) */
+            memset(Xj, 0, (size_t)(m * mj) * sizeof *Xj);
+            for (int64_t a = 0; a < mj; a++) Xj[a * mj + a] = 1.0;
+            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (blasint)m, (blasint)mj, 1.0,
+                        L + c0 * n + c0, (blasint)n, Xj, (blasint)mj);
+            for (int64_t a = 0; a < m; a++)
+                for (int64_t b = 0; b < mj && b <= a; b++)
+                    U[(n - 1 - c0 - a) * n + (n - 1 - c0 - b)] = (float)Xj[a * mj + b];
+        }
+        free(Xj);
     }
 }

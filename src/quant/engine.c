@@ -370,7 +370,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     const bool keep = e.need_q || e.need_r;
     lb_write_plan wp   = *plan;
     int32_t       next = -1; /* the first block to run */
-    bool          resuming = false;
+    bool          resuming = false, made_here = false; /* made_here: another rank's spill directory */
     if (keep) {
         LB_TRY(lb_resume_init(&rs, out_path, c, err));
         int here = lb_dist_rank() == 0 && lb_resume_exists(&rs); /* under MPI: rank 0's (it writes the state) */
@@ -379,7 +379,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_GOTO_IF(resuming && !p->resume, err, LB_ERR_PARAM, "%s: an interrupted run's state is beside it (%s): "
                    "add --resume to continue it, or remove it to start over", out_path, rs.dir);
         if (resuming) LB_TRY(lb_dist_agree(lb_dist_rank() == 0 ? lb_resume_check(&rs, err) : LB_OK, err));
-        LB_GOTO_IF(mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
+        LB_GOTO_IF(lb_dist_rank() == 0 && mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
                    strerror(errno));
         const bool split = plan->split_max_bytes || plan->split_max_tensors || plan->keep_split;
         LB_GOTO_IF(resuming && split, err, LB_ERR_UNSUPPORTED, "%s: a split output cannot resume a run", out_path);
@@ -388,6 +388,11 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     }
     if (lb_dist_rank() == 0) LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
     const char *spill = keep ? budget(&e, rs.dir) : e.need_q || e.need_r ? budget(&e, NULL) : NULL;
+    /* under MPI another rank's host holds the directory only when that rank spills there */
+    if (spill && lb_dist_rank() > 0) {
+        made_here = mkdir(spill, 0777) == 0;
+        LB_GOTO_IF(!made_here && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", spill, strerror(errno));
+    }
     if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
     if (e.need_r) {
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
@@ -424,7 +429,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     e.out = NULL;
     st    = lb_dist_agree(st, err); /* rank 0 wrote it */
     if (!st && keep && lb_dist_rank() == 0) lb_resume_remove(&rs);
-    else if (!st && keep) rmdir(rs.dir); /* another host's, for its spilled streams */
+    else if (!st && made_here) rmdir(rs.dir); /* another host's, for its spilled streams */
 fail:
     for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
     lb_model_writer_free(e.out);

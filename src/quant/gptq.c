@@ -37,11 +37,8 @@
  * the work of LAPACK's potrf, potri, potrf). */
 static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t n, double damp, float *U,
                                   lb_error *err) {
-    double *A = malloc((size_t)(n * n) * sizeof *A), *X = malloc((size_t)(n * n) * sizeof *X);
-    if (!A || !X) {
-        free(A), free(X);
-        return lb_fail(err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
-    }
+    double *A = malloc((size_t)(n * n) * sizeof *A);
+    LB_RETURN_IF(!A, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
     double mean = 0; /* of the permuted diagonal, dead columns (no signal) at 1 */
     for (int64_t i = 0; i < n; i++) mean += H[perm[i] * n + perm[i]] > 0 ? H[perm[i] * n + perm[i]] : 1;
     mean /= (double)n;
@@ -53,13 +50,11 @@ static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t 
             A[i * n + i] += damp * mean;
         }
         if (lb_chol_lower(A, n) != 0) continue;
-        lb_tri_inverse_lower(A, n, X);
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < n; j++) U[i * n + j] = j >= i ? (float)X[(n - 1 - i) * n + (n - 1 - j)] : 0.0f;
-        free(A), free(X);
+        lb_tri_inverse_lower_rev(A, n, U);
+        free(A);
         return LB_OK;
     }
-    free(A), free(X);
+    free(A);
     return lb_fail(err, LB_ERR_CORRUPT, "gptq: the Hessian stays singular even with damping");
 }
 

@@ -144,7 +144,9 @@ lb_status lb_resume_save(const lb_resume *r, const lb_method_ctx *c, int32_t nex
     const size_t     wn         = window_floats(c);
     lb_calib_states *streams[2] = { c->sq, c->sr };
     float           *buf        = me == 0 && R > 1 ? malloc(wn * sizeof *buf) : NULL;
-    if (me == 0 && R > 1 && !buf) ok = false;
+    /* every rank sends and receives the same windows whatever failed locally (none waits on
+     * another): rank 0 only stops writing; a rank whose MPI call fails ends the job */
+    st = lb_dist_agree(me == 0 && R > 1 && !buf ? lb_fail(err, LB_ERR_NOMEM, "out of memory") : LB_OK, err);
     for (int k = 0; k < 2 && st == LB_OK; k++) {
         size_t         n     = 0;
         float         *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
@@ -157,12 +159,13 @@ lb_status lb_resume_save(const lb_resume *r, const lb_method_ctx *c, int32_t nex
             if (owner == me && me == 0) ok = ok && put(f, mine, wn * sizeof *mine);
             else if (owner == me) st = lb_dist_send(mine, wn * sizeof *mine, 0, err);
             else if (me == 0) {
-                if (buf) st = lb_dist_recv(buf, wn * sizeof *buf, owner, err);
-                ok = ok && put(f, buf, wn * sizeof *buf);
+                st = lb_dist_recv(buf, wn * sizeof *buf, owner, err);
+                ok = ok && st == LB_OK && put(f, buf, wn * sizeof *buf);
             }
         }
     }
     free(buf);
+    ok = ok && st == LB_OK; /* a window missing: the last good checkpoint stays */
     if (f) {
         ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
         ok = fclose(f) == 0 && ok;
@@ -232,7 +235,7 @@ lb_status lb_resume_load(const lb_resume *r, lb_method_ctx *c, int32_t *next_blo
     LB_GOTO_IF(h.n_layers != L || h.next < 0 || h.next > L + 1, err, LB_ERR_CORRUPT,
                "%s: block %d of %d layers is not a block of this model", r->state, h.next, h.n_layers);
     buf = me == 0 && R > 1 ? malloc(wn * sizeof *buf) : NULL;
-    LB_GOTO_IF(me == 0 && R > 1 && !buf, err, LB_ERR_NOMEM, "out of memory");
+    LB_TRY(lb_dist_agree(me == 0 && R > 1 && !buf ? lb_fail(err, LB_ERR_NOMEM, "out of memory") : LB_OK, err));
     for (int k = 0; k < 2; k++) {
         size_t         n     = 0;
         float         *x     = streams[k] ? lb_calib_states_values(streams[k], &n) : NULL;
