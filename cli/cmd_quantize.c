@@ -388,11 +388,6 @@ int cmd_quantize(int argc, char **argv) {
         rc = lb_usage_error("quantize", "give --target-bpw or --target-size, not both");
         goto out;
     }
-    if ((target_bpw > 0 || target_size > 0) && lb_dist_size() > 1) {
-        rc = lb_usage_error("quantize", "--target-bpw and --target-size: not split across MPI ranks yet; run them "
-                            "as one process");
-        goto out;
-    }
     if (lb_dist_rank() > 0) quiet = true; /* rank 0 reports */
     if (target_size > 0) target_bpw = 1; /* set from the size once the model is loaded */
     if (lowbit_types && target_bpw <= 0) {

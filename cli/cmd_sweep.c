@@ -170,7 +170,8 @@ static lb_status sweep_targets(const sweep_ctx *s, const lb_model *in, const cha
                                                : "KL divergence with only that tensor quantized",
                                nr, res.n_types, rn, cn, v, mk };
         snprintf(path, sizeof path, "%s/sensitivity.svg", s->dir);
-        st = v ? lb_report_write_heatmap(&h, path, err) : lb_fail(err, LB_ERR_NOMEM, "out of memory");
+        st = !v ? lb_fail(err, LB_ERR_NOMEM, "out of memory") : lb_dist_rank() > 0 ? LB_OK /* rank 0 writes */
+                                                                   : lb_report_write_heatmap(&h, path, err);
         free(v);
     }
     for (int32_t t = 0; !st && t < b->n_targets; t++) {
@@ -331,8 +332,6 @@ int cmd_sweep(int argc, char **argv) {
         if (!calib) return lb_usage_error("sweep", "--target-bpw measures each tensor on calibration text: give --calib FILE");
         if (!lb_cli_bpw_types(bpw_types, lowbit_types, bpw_cand, &n_cand)) return LB_EXIT_USAGE;
     }
-    if (n_targets && lb_dist_size() > 1)
-        return lb_usage_error("sweep", "--target-bpw: not split across MPI ranks yet; run it as one process");
     lb_imatrix *im  = NULL;
     lb_error    err = { 0 };
     if (imatrix_path && lb_imatrix_load(&im, imatrix_path, &err)) return lb_runtime_error(&err);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/fail.h"
 #include "lowbit/actq.h"
 #include "lowbit/calib.h"
@@ -178,6 +179,32 @@ fail:
     return st;
 }
 
+/* every rank's rows of the table (matrix k of the measured ones on rank k mod R) to every rank */
+static lb_status gather_table(lb_bpw_result *r, const bool *mat, int32_t n, lb_error *err) {
+    const int     R  = lb_dist_size(), nt = r->n_types;
+    const size_t  ns = (size_t)n * (size_t)nt;
+    if (R == 1) return LB_OK;
+    double       *s  = malloc((size_t)R * ns * sizeof *s);
+    size_t       *b  = malloc((size_t)R * ns * sizeof *b);
+    int32_t      *ev = malloc((size_t)R * sizeof *ev);
+    lb_status     st = LB_OK;
+    LB_GOTO_IF(!s || !b || !ev, err, LB_ERR_NOMEM, "out of memory");
+    LB_TRY(lb_dist_allgather(r->sens, ns * sizeof *s, s, err));
+    LB_TRY(lb_dist_allgather(r->bytes, ns * sizeof *b, b, err));
+    LB_TRY(lb_dist_allgather(&r->evals, sizeof *ev, ev, err));
+    for (int32_t i = 0, k = 0; i < n; i++) {
+        if (!mat[i]) continue;
+        const size_t at = (size_t)(k++ % R) * ns + (size_t)i * (size_t)nt;
+        memcpy(r->sens + (size_t)i * (size_t)nt, s + at, (size_t)nt * sizeof *s);
+        memcpy(r->bytes + (size_t)i * (size_t)nt, b + at, (size_t)nt * sizeof *b);
+    }
+    r->evals = 0;
+    for (int q = 0; q < R; q++) r->evals += ev[q];
+fail:
+    free(s), free(b), free(ev);
+    return st;
+}
+
 lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_result *r, lb_error *err) {
     memset(r, 0, sizeof *r);
     LB_RETURN_IF(p->n_types < 1 || p->n_types > LB_BPW_MAX_TYPES, err, LB_ERR_PARAM,
@@ -238,8 +265,12 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         r->choice[i] = LB_TYPE_F32;
         if (!mat[i]) fixed += (size_t)lb_tensor_nelements(t) * sizeof(float);
     }
+    /* under MPI the matrices go round the ranks (the k-th on rank k mod R), each measured as one
+     * process measures it; then every rank gets every row of the table */
+    const int R = lb_dist_size(), me = lb_dist_rank();
+    int32_t   k_mat = -1;
     for (int32_t i = 0; i < n; i++) {
-        if (!mat[i]) continue;
+        if (!mat[i] || ++k_mat % R != me) continue;
         lb_tensor    *t  = (lb_tensor *)ts[i].t;
         const int64_t ne = lb_tensor_nelements(t), cols = t->ne[0], rows = ne / cols;
         const int64_t nm = t->ne[2], mrows = rows / nm; /* stacked matrices (experts), each its importance */
@@ -290,6 +321,7 @@ lb_status lb_bpw_allocate(const lb_model *m, const lb_bpw_params *p, lb_bpw_resu
         LB_GOTO_IF(!any, err, LB_ERR_PARAM, "--target-bpw: %s (rows of %lld) fits none of the candidate "
                    "types (block sizes, or importance missing for the i-quants)", ts[i].name, (long long)cols);
     }
+    LB_TRY(gather_table(r, mat, n, err));
     r->params = params, r->fixed = fixed;
     LB_TRY(lb_bpw_choose(r, p->target_bpw, err));
     r->seconds = lb_time_sec() - t0;
