@@ -139,6 +139,24 @@ for resume_np in 2 1; do
     fi
 done
 
+# ---- a rank that dies (SIGKILL, rank 1 of 2, after the first blocks): the job ends at once,
+# mpirun names the rank, the last checkpoint stays and resumes to one process's bytes ----
+rm -rf o.gguf .o.gguf.lowbit-state log.jsonl
+Q="$MPI quantize $TB o.gguf --type q4_k_m --method gptq $CAL -q -t 1"
+timeout 120 mpirun --oversubscribe --bind-to none -np 1 $Q --log-json log.jsonl : -np 1 bash -c \
+    "$Q & p=\$!; while kill -0 \$p 2> /dev/null && [ \$(cat log.jsonl 2> /dev/null | wc -l) -lt 3 ]; do sleep 0.05; done; kill -9 \$p; wait \$p" \
+    > out 2> err
+rc=$?
+if [ $rc -eq 0 ]; then
+    pass "a rank that dies: the run ended before the kill (nothing to check)"
+elif [ $rc -ne 124 ] && grep -q "Process name: \[\[[0-9]*,1\],1\]" err && [ -e .o.gguf.lowbit-state/state ]; then
+    np 2 quantize "$TB" o.gguf --type q4_k_m --method gptq $CAL -q --resume > /dev/null 2>&1
+    cmp -s full.gguf o.gguf && pass "a rank that dies: the job ends ($rc) naming rank 1; --resume on 2 ranks: one process's bytes" \
+        || fail "a rank that dies: resumed to other bytes"
+else
+    fail "a rank that dies: exit $rc; $(grep -m1 -i 'process name\|rank' err)"
+fi
+
 # ---- what does not split refuses, and a failing rank ends the job naming itself ----
 np 2 run "$TB" -p "Once" -n 4 > out 2> err && fail "run under mpirun: accepted"
 grep -q "split their work" err && pass "run under mpirun: refused" || fail "run under mpirun: $(head -1 err)"
