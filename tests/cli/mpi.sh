@@ -99,6 +99,12 @@ if have_shared models/babyllama-tok105/model5000.bin; then
     same_bytes "calibrate (babyllama)" calibrate $BL --text "$TEXT" --calib-samples 5 --ctx 64 -o OUT
     # shellcheck disable=SC2086
     same_bytes "quantize q4_k --method imatrix (babyllama)" quantize $BL OUT --type q4_k --method imatrix $CAL -q
+    # shellcheck disable=SC2086
+    same_bytes "quantize q4_0 (babyllama, rtn)" quantize $BL OUT --type q4_0 -q
+    # shellcheck disable=SC2086
+    same_bytes "quantize q4_k_m --method gptq (babyllama)" quantize $BL OUT --type q4_k_m --method gptq $CAL -q
+    # shellcheck disable=SC2086
+    same_bytes "quantize q4_0 --method awq (babyllama)" quantize $BL OUT --type q4_0 --method awq $CAL -q
     for n in 1 3; do
         # shellcheck disable=SC2086
         np $n eval $BL --text "$TEXT" --ctx 64 --chunks 5 --json > "bl.$n.json" 2> /dev/null || fail "eval babyllama, $n ranks"
