@@ -253,6 +253,19 @@ lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv
 #endif
 }
 
+lb_status lb_dist_sum(double *v, size_t n, lb_error *err) {
+    if (g_size == 1 || n == 0) return LB_OK;
+    double *all = malloc((size_t)g_size * n * sizeof *all);
+    LB_RETURN_IF(!all, err, LB_ERR_NOMEM, "out of memory");
+    const lb_status st = lb_dist_allgather(v, n * sizeof *v, all, err);
+    for (size_t i = 0; st == LB_OK && i < n; i++) {
+        v[i] = all[i];
+        for (int r = 1; r < g_size; r++) v[i] += all[(size_t)r * n + i];
+    }
+    free(all);
+    return st;
+}
+
 lb_status lb_dist_any(bool flag, bool *any, lb_error *err) {
     *any = flag;
     if (g_size == 1) return LB_OK;

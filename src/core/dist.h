@@ -20,6 +20,8 @@ lb_status lb_dist_allgatherv(const void *send, const size_t *sizes, void *recv, 
 /* floats: send[scount[0]] to rank 0, then scount[1] to rank 1, ...; recv gets rank 0's
  * rcount[0], then rank 1's ... (each count below 2^31) */
 lb_status lb_dist_alltoallv(const float *send, const size_t *scount, float *recv, const size_t *rcount, lb_error *err);
+/* v [n] summed over the ranks in rank order (the same doubles on every rank) */
+lb_status lb_dist_sum(double *v, size_t n, lb_error *err);
 /* whether flag is true on any rank */
 lb_status lb_dist_any(bool flag, bool *any, lb_error *err);
 /* one rank's bytes to another (the receiver names the sender; messages between two ranks

@@ -295,36 +295,34 @@ static void add_into(double *S, const float *P, int32_t n, bool upper) {
     }
 }
 
+/* the floats of rows [a, z) of an n x n matrix: of its upper triangle (upper) or whole */
+static double rows_area(int32_t n, bool upper, int32_t a, int32_t z) {
+    const double k = (double)(z - a);
+    return upper ? k * n - k * (a + z - 1) / 2 : k * n;
+}
+
+/* the first row i of [lo, hi) whose rows [lo, i) hold want floats or more (hi when none) */
+static int32_t area_bound(int32_t n, bool upper, int32_t lo, int32_t hi, double want) {
+    int32_t i = lo;
+    while (i < hi && rows_area(n, upper, lo, i) + 0.5 < want) i++;
+    return i;
+}
+
 /* Rank q's rows [*lo, *hi) of an n x n matrix: the upper triangle (upper) or all of it, in
  * slices of about equal area */
 static void row_slice(int32_t n, bool upper, int q, int R, int32_t *lo, int32_t *hi) {
-    const double total = upper ? 0.5 * (double)n * (n + 1) : (double)n * n;
-    int32_t      b[2]  = { 0, n };
-    for (int k = 0; k < 2; k++) {
-        const double want = total * (q + k) / R; /* the rows before the bound hold want */
-        int32_t      i    = 0;
-        double       area = 0;
-        while (i < n && area + 0.5 < want) area += upper ? n - i : n, i++;
-        b[k] = q + k == R ? n : i;
-    }
-    *lo = b[0], *hi = b[1];
+    const double total = rows_area(n, upper, 0, n);
+    *lo = area_bound(n, upper, 0, n, total * q / R);
+    *hi = q + 1 == R ? n : area_bound(n, upper, 0, n, total * (q + 1) / R);
 }
 
 /* Band b of `bands` of rank q's slice: its rows [*a, *z), a share of the slice's area each */
 static void band_rows(int32_t n, bool upper, int q, int R, int32_t b, int32_t bands, int32_t *a, int32_t *z) {
     int32_t lo, hi;
     row_slice(n, upper, q, R, &lo, &hi);
-    double area = 0;
-    for (int32_t i = lo; i < hi; i++) area += upper ? n - i : n;
-    int32_t bound[2];
-    for (int k = 0; k < 2; k++) {
-        const double want = area * (b + k) / bands;
-        int32_t      i    = lo;
-        double       sum  = 0;
-        while (i < hi && sum + 0.5 < want) sum += upper ? n - i : n, i++;
-        bound[k] = b + k == bands ? hi : i;
-    }
-    *a = bound[0], *z = bound[1];
+    const double area = rows_area(n, upper, lo, hi);
+    *a = area_bound(n, upper, lo, hi, area * b / bands);
+    *z = b + 1 == bands ? hi : area_bound(n, upper, lo, hi, area * (b + 1) / bands);
 }
 
 /* Under MPI, the step's f32 matrix P (n x n; upper: its upper triangle) into its f64 sum S,
@@ -334,17 +332,16 @@ static void band_rows(int32_t n, bool upper, int q, int R, int32_t b, int32_t ba
  * slice a round), so no round carries more than about band_floats(): MPI's counts are ints. */
 static lb_status exchange_fold(lb_calib *c, float *P, double *S, int32_t n, bool upper, lb_error *err) {
     const int     R = lb_dist_size(), me = lb_dist_rank();
-    const double  total = upper ? 0.5 * (double)n * (n + 1) : (double)n * n;
-    const int32_t bands = (int32_t)ceil(total / (double)band_floats()); /* the same on every rank */
+    const int32_t bands = (int32_t)ceil(rows_area(n, upper, 0, n) / (double)band_floats()); /* the same on every rank */
     size_t       *cnt = malloc(2 * (size_t)R * sizeof *cnt), *rcnt;
     lb_status     st  = LB_OK;
     LB_RETURN_IF(!cnt, err, LB_ERR_NOMEM, "out of memory");
     rcnt = cnt + R;
     for (int32_t b = 0; b < bands && st == LB_OK; b++) {
         int32_t a, z, qa, qz;
-        size_t  at = 0, mine = 0;
+        size_t  at = 0;
         band_rows(n, upper, me, R, b, bands, &a, &z);
-        for (int32_t i = a; i < z; i++) mine += (size_t)(upper ? n - i : n);
+        const size_t mine = (size_t)rows_area(n, upper, a, z);
         for (int q = 0; q < R; q++) { /* rank q's band of rows of P, packed */
             band_rows(n, upper, q, R, b, bands, &qa, &qz);
             cnt[q]  = 0;

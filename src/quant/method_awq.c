@@ -48,22 +48,16 @@ typedef struct {
  * every rank; the mean ratio over the ranks' rows */
 static lb_status clip_rows(float *W, int64_t n_out, int64_t n, lb_type t, const float *importance, const float *H,
                            double *ratio, lb_error *err) {
-    const int R = lb_dist_size();
-    if (R == 1 || lb_type_get_traits(t)->whole_tensor) return lb_awq_clip(W, n_out, n, t, importance, H, ratio, err);
-    double   *all = malloc((size_t)R * sizeof *all);
-    int64_t   lo, hi;
-    lb_status st  = LB_OK;
-    LB_GOTO_IF(!all, err, LB_ERR_NOMEM, "awq: out of memory");
+    if (lb_dist_size() == 1 || lb_type_get_traits(t)->whole_tensor)
+        return lb_awq_clip(W, n_out, n, t, importance, H, ratio, err);
+    int64_t lo, hi;
     lb_dist_share_rows(n_out, 1, lb_dist_rank(), &lo, &hi);
-    LB_TRY(lb_dist_agree(lb_awq_clip(W + lo * n, hi - lo, n, t, importance, H, ratio, err), err));
-    const double mine = hi > lo ? *ratio * (double)(hi - lo) : 0.0; /* no rows: no ratio (0/0) */
-    LB_TRY(lb_dist_gather_rows(W, n_out, (size_t)n * sizeof *W, 1, err));
-    LB_TRY(lb_dist_allgather(&mine, sizeof mine, all, err));
-    *ratio = 0;
-    for (int r = 0; r < R; r++) *ratio += all[r] / (double)n_out;
-fail:
-    free(all);
-    return st;
+    LB_TRY_RET(lb_dist_agree(lb_awq_clip(W + lo * n, hi - lo, n, t, importance, H, ratio, err), err));
+    double sum = hi > lo ? *ratio * (double)(hi - lo) : 0.0; /* no rows: no ratio (0/0) */
+    LB_TRY_RET(lb_dist_gather_rows(W, n_out, (size_t)n * sizeof *W, 1, err));
+    LB_TRY_RET(lb_dist_sum(&sum, 1, err));
+    *ratio = sum / (double)n_out;
+    return LB_OK;
 }
 
 /* one input of one layer: search, fold, clip, report */

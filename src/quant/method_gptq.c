@@ -32,28 +32,11 @@ bool lb_gptq_able(lb_type t, int64_t ncols) {
 /* The reports' output errors, RTN of the original against GPTQ's result, a chunk of rows at a
  * time (no full copy of the original: its rows are read again from the unquantized model):
  * on the f32 target from waw = sum w A w and either C (kept) or WC = W C, else on H alone. */
-typedef struct {
+typedef struct { /* doubles only: summed over the ranks as an array (lb_dist_sum) */
     double num_rtn, num_gq, den, wcq_rtn, wcq_gq;
     double waw; /* sum over the rows of w A w (the f32 target) */
 } err_sums;
-
-/* the ranks' sums, added in rank order */
-static lb_status sum_ranks(err_sums *e, lb_error *err) {
-    const int R = lb_dist_size();
-    if (R == 1) return LB_OK;
-    err_sums *all = malloc((size_t)R * sizeof *all);
-    LB_RETURN_IF(!all, err, LB_ERR_NOMEM, "out of memory");
-    const lb_status st = lb_dist_allgather(e, sizeof *e, all, err);
-    if (st == LB_OK) {
-        *e = all[0];
-        for (int r = 1; r < R; r++) {
-            e->num_rtn += all[r].num_rtn, e->num_gq += all[r].num_gq, e->den += all[r].den;
-            e->wcq_rtn += all[r].wcq_rtn, e->wcq_gq += all[r].wcq_gq, e->waw += all[r].waw;
-        }
-    }
-    free(all);
-    return st;
-}
+#define ERR_SUMS_N (sizeof(err_sums) / sizeof(double))
 
 /* the output errors, RTN and GPTQ, from the sums */
 static void error_of(const err_sums *e, bool target, double *e_rtn, double *e_gq) {
@@ -167,7 +150,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     if (split) {
         LB_TRY(lb_dist_gather_rows(W, nr, (size_t)n * sizeof *W, LB_GPTQ_ROWS, err));
         LB_TRY(lb_dist_gather_rows(q, nr, rs, LB_GPTQ_ROWS, err));
-        LB_TRY(sum_ranks(&e, err));
+        LB_TRY(lb_dist_sum(&e.num_rtn, ERR_SUMS_N, err));
     }
     double e_rtn = 0, e_gq = 0;
     error_of(&e, target, &e_rtn, &e_gq);
