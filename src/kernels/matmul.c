@@ -7,6 +7,7 @@
  *     (lb_matmul_pack: groups of 8 rows read as one stream) where the context packed them;
  *     F16/BF16/INT8_PC rows against f32 activations for a few tokens in either mode, and
  *     for any number where the kernel says it is fast for many (lb_qdot.any_t: AVX-512 F16/BF16);
+ *     in FAST mode BF16 rows against activations rounded to bf16 where the CPU has vdpbf16ps;
  *   - otherwise: LB_MATMUL_TILE_ROWS rows converted to f32 in the thread's scratch, then BLAS
  *     with all T tokens (each tile reused for the whole batch);
  *   - W8A8 (lb_matmul_w8a8): INT8_PC rows against the caller's int8 activation rows, through
@@ -23,12 +24,13 @@
 #define PRIVATE_T 4
 
 /* the threads' f32 tiles, or (in the same place: one path per product) the activations of
- * both quantized kinds (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256), or
- * W8A8's int8 rows (the caller's, lb_matmul_w8a8) */
-/* bytes of T tokens' activations of both quantized kinds, each kind 64-byte aligned */
+ * every rounded kind (lb_block_q8a: 44 bytes for 32 values, lb_block_q8k: 292 for 256, bf16:
+ * 2 a value), or W8A8's int8 rows (the caller's, lb_matmul_w8a8) */
+/* bytes of T tokens' activations of every rounded kind, each kind 64-byte aligned */
 static int64_t act_bytes(int64_t n_in, int64_t T) {
     return (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64 +
-           (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64;
+           (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64 +
+           (T * n_in * 2 + 63) / 64 * 64; /* bf16 */
 }
 
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {
@@ -59,7 +61,7 @@ static void gemm_rows(float *out, const float *x, const float *W, int64_t T, int
 
 /* The quantized kernel for this product, or NULL for the BLAS paths. */
 static const lb_qdot *choose_kernel(const lb_tensor *w, int64_t T, lb_matmul_mode mode) {
-    const lb_qdot *k = lb_qdot_get(w->type);
+    const lb_qdot *k = mode == LB_MATMUL_FAST ? lb_qdot_get_fast(w->type) : lb_qdot_get(w->type);
     if (!k || lb_row_size(w->type, w->ne[0]) == 0) return NULL;
     if (k->act == LB_ACT_F32) return T <= LB_MATMUL_DIRECT_T || k->any_t ? k : NULL;
     return mode == LB_MATMUL_FAST ? k : NULL;
@@ -85,7 +87,7 @@ typedef struct {
     const lb_qdot *const *k;
     int                   n;
     int64_t               n_in, T;
-    const uint8_t        *act[4]; /* by lb_act_kind; [LB_ACT_F32] is x */
+    const uint8_t        *act[LB_ACT_COUNT]; /* by lb_act_kind; [LB_ACT_F32] is x */
     float *const         *out;
     const lb_w8a8_outliers *ol;   /* W8A8: f32 columns to add, or NULL */
     int64_t               first_tile[LB_MATMUL_MAX_MULTI + 1];
@@ -143,12 +145,12 @@ static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, i
                            const lb_qdot *const *k, uint8_t *scratch, int par,
                            const uint8_t *xq, const lb_w8a8_outliers *ol) {
     product_job        j = { .w = w, .k = k, .n = n, .n_in = w[0].t->ne[0], .T = T, .out = out, .ol = ol };
-    lb_quantize_act_fn quant[4] = { NULL, NULL, NULL, NULL };
-    size_t             at[4]    = { 0, 0, 0, 0 }; /* offsets in a copy of the activations */
-    size_t             copy     = 0;              /* bytes of one copy */
+    lb_quantize_act_fn quant[LB_ACT_COUNT] = { NULL };
+    size_t             at[LB_ACT_COUNT]    = { 0 }; /* offsets in a copy of the activations */
+    size_t             copy                = 0;     /* bytes of one copy */
     for (int i = 0; i < n; i++) {
         const lb_act_kind a = k[i]->act;
-        if ((a == LB_ACT_Q8A || a == LB_ACT_Q8K) && !quant[a]) {
+        if (a != LB_ACT_F32 && a != LB_ACT_I8 && !quant[a]) { /* rounded here */
             quant[a] = lb_quantize_act_get(a);
             at[a]    = copy;
             copy += ((size_t)T * lb_act_row_size(a, j.n_in) + 63) / 64 * 64;
@@ -163,7 +165,7 @@ static void matmul_kernels(float *const *out, const float *x, const lb_mat *w, i
     {
         product_job   jt   = j; /* this thread's view: its own copy of the activations */
         uint8_t      *base = copy && own ? scratch + (size_t)omp_get_thread_num() * copy : scratch;
-        for (int a = LB_ACT_Q8A; a <= LB_ACT_Q8K; a++)
+        for (int a = 0; a < LB_ACT_COUNT; a++)
             if (quant[a]) {
                 const size_t as = lb_act_row_size((lb_act_kind)a, j.n_in);
                 uint8_t     *dst = base + at[a];

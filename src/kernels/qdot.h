@@ -2,7 +2,9 @@
  * to 8-bit blocks, as ggml pairs its types: the 32-blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
  * IQ4_NL) with lb_block_q8a, the 256-super-blocks (Q2_K .. Q6_K, IQ4_XS) with lb_block_q8k;
  * F16, BF16 and lowbit's INT8_PC rows (one f32 scale, then int8) with f32 activations as
- * they are. W8A8's int8 x int8 products (per-token activation scales): lb_gemm_i8_fn below.
+ * they are; in FAST mode BF16 rows may take activations rounded to bf16 instead, as ggml pairs
+ * them (the `fast` kernels: AVX512_BF16's vdpbf16ps, and the scalar twin). W8A8's int8 x
+ * int8 products (per-token activation scales): lb_gemm_i8_fn below.
  * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c)
  * chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
  * Invariants: integer partial sums are exact (no saturation for any stored level); the result
@@ -42,6 +44,8 @@ typedef enum lb_act_kind {
     LB_ACT_Q8K = 2,
     LB_ACT_I8  = 3, /* W8A8: a row of int8 with one f32 scale (lb_gemm_i8_fn); quantized by
                        the caller (actq.c), never on the fly */
+    LB_ACT_BF16 = 4, /* n bf16 values, each rounded to nearest even (lb_f32_to_bf16) */
+    LB_ACT_COUNT,
 } lb_act_kind;
 
 typedef enum lb_isa {
@@ -49,6 +53,8 @@ typedef enum lb_isa {
     LB_ISA_AVX2      = 1, /* AVX2 + FMA + F16C */
     LB_ISA_AVX512VNNI = 2, /* the AVX2 kernels with AVX-512 VNNI dot products (256-bit), and
                               512-bit packed kernels for prompts (qdot_x86_512.h) */
+    LB_ISA_AVX512BF16 = 3, /* AVX512_BF16's vdpbf16ps for BF16 rows on bf16 activations; its
+                              table holds only that, the rest comes from the tiers below */
     LB_ISA_COUNT,
 } lb_isa;
 
@@ -103,8 +109,12 @@ void   lb_pack_iq4_xs_block(uint8_t *dst, const uint8_t *const rows[8]);
 size_t lb_pack_size(lb_type t, int64_t n, int64_t nr);
 void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr);
 
-/* The kernel of type t on this CPU (LB_FORCE_REF=1: the scalar one); NULL when t has none. */
+/* The kernel of type t on this CPU (LB_FORCE_REF=1: the scalar one); NULL when t has none.
+ * lb_qdot_get_fast: the kernel for FAST mode, where activations are rounded anyway: the best
+ * ISA's `fast` kernel (bf16 activations for BF16 rows) when that ISA has one, else the same
+ * as lb_qdot_get. */
 const lb_qdot     *lb_qdot_get(lb_type t);
+const lb_qdot     *lb_qdot_get_fast(lb_type t);
 lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k);
 lb_isa             lb_qdot_isa(void); /* the ISA lb_qdot_get chose */
 bool               lb_isa_runs(lb_isa isa); /* this build has it and the CPU runs it */
@@ -113,6 +123,7 @@ const char        *lb_isa_name(lb_isa isa);
 /* One ISA's table (for tests and benchmarks): NULL when this build or CPU lacks it or the
  * type has no kernel there. */
 const lb_qdot     *lb_qdot_get_isa(lb_type t, lb_isa isa);
+const lb_qdot     *lb_qdot_get_fast_isa(lb_type t, lb_isa isa); /* the table's `fast` kernel only */
 lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa);
 
 /* The W8A8 kernels on this CPU (LB_FORCE_REF=1: scalar), and one ISA's (NULL: absent). */
@@ -122,7 +133,7 @@ lb_gemm_i8_fn     lb_gemm_i8_get_isa(lb_isa isa);
 lb_quantize_i8_fn lb_quantize_i8_get_isa(lb_isa isa);
 
 /* Bytes of n activations of kind k (n a multiple of its block; any n for LB_ACT_I8: the
- * f32 scale, n int8, padded to 4 bytes). */
+ * f32 scale, n int8, padded to 4 bytes; for LB_ACT_BF16: 2 n). */
 size_t lb_act_row_size(lb_act_kind k, int64_t n);
 
 /* The conversion of t's rows to f32: the traits table's, or a SIMD one giving the same values. */
@@ -149,7 +160,9 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
 /* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
 typedef struct lb_qdot_table {
     lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */
-    lb_quantize_act_fn quantize_act[3];     /* by lb_act_kind; [LB_ACT_F32] NULL */
+    lb_qdot            fast[LB_TYPE_COUNT]; /* FAST mode's kernels on rounded activations where
+                                               kern's take f32 (BF16), or gemm NULL */
+    lb_quantize_act_fn quantize_act[LB_ACT_COUNT]; /* by lb_act_kind; [LB_ACT_F32], [LB_ACT_I8] NULL */
     lb_gemm_i8_fn      gemm_i8;             /* W8A8 */
     lb_quantize_i8_fn  quantize_i8;
     lb_to_float_fn     to_float[LB_TYPE_COUNT]; /* faster conversions (same values), or NULL */
@@ -158,6 +171,7 @@ typedef struct lb_qdot_table {
 void lb_qdot_fill_ref(lb_qdot_table *t);
 void lb_qdot_fill_avx2(lb_qdot_table *t);   /* leaves t empty when not built for x86 */
 void lb_qdot_fill_avx512(lb_qdot_table *t); /* likewise */
+void lb_qdot_fill_avx512bf16(lb_qdot_table *t); /* likewise */
 
 /* Round to nearest, ties to even, for |x| < 2^22 (the FPU does the rounding): the same
  * result as _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT), so every ISA quantizes

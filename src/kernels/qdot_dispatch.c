@@ -20,6 +20,7 @@ static bool cpu_has(lb_isa isa) {
     case LB_ISA_AVX2:       return f->avx2 && f->fma && f->f16c;
     case LB_ISA_AVX512VNNI: return f->avx2 && f->fma && f->f16c && f->avx512f && f->avx512bw &&
                                    f->avx512vl && f->avx512vnni;
+    case LB_ISA_AVX512BF16: return cpu_has(LB_ISA_AVX512VNNI) && f->avx512bf16;
     default:                return false;
     }
 }
@@ -31,11 +32,12 @@ static void init(void) {
     lb_qdot_fill_ref(&g_tables[LB_ISA_REF]);
     if (g_have[LB_ISA_AVX2]) lb_qdot_fill_avx2(&g_tables[LB_ISA_AVX2]);
     if (g_have[LB_ISA_AVX512VNNI]) lb_qdot_fill_avx512(&g_tables[LB_ISA_AVX512VNNI]);
+    if (g_have[LB_ISA_AVX512BF16]) lb_qdot_fill_avx512bf16(&g_tables[LB_ISA_AVX512BF16]);
     const char *force = getenv("LB_FORCE_REF");
     g_isa             = LB_ISA_REF;
     if (!(force && strcmp(force, "0") != 0 && force[0]))
-        for (int i = LB_ISA_COUNT - 1; i > 0; i--)
-            if (g_have[i] && g_tables[i].quantize_act[LB_ACT_Q8A]) {
+        for (int i = LB_ISA_COUNT - 1; i > 0; i--) /* a table filled: built for this ISA */
+            if (g_have[i] && g_tables[i].quantize_act[i == LB_ISA_AVX512BF16 ? LB_ACT_BF16 : LB_ACT_Q8A]) {
                 g_isa = (lb_isa)i;
                 break;
             }
@@ -49,9 +51,16 @@ const lb_qdot *lb_qdot_get_isa(lb_type t, lb_isa isa) {
     return g_tables[isa].kern[t].gemm ? &g_tables[isa].kern[t] : NULL;
 }
 
+const lb_qdot *lb_qdot_get_fast_isa(lb_type t, lb_isa isa) {
+    init();
+    if ((int)t < 0 || t >= LB_TYPE_COUNT || (int)isa < 0 || isa >= LB_ISA_COUNT || !g_have[isa])
+        return NULL;
+    return g_tables[isa].fast[t].gemm ? &g_tables[isa].fast[t] : NULL;
+}
+
 lb_quantize_act_fn lb_quantize_act_get_isa(lb_act_kind k, lb_isa isa) {
     init();
-    if ((int)k < 0 || k > LB_ACT_Q8K || (int)isa < 0 || isa >= LB_ISA_COUNT || !g_have[isa])
+    if ((int)k < 0 || k >= LB_ACT_COUNT || (int)isa < 0 || isa >= LB_ISA_COUNT || !g_have[isa])
         return NULL;
     return g_tables[isa].quantize_act[k];
 }
@@ -61,6 +70,15 @@ const lb_qdot *lb_qdot_get(lb_type t) {
     for (int i = (int)g_isa; i >= 0; i--) {
         const lb_qdot *k = lb_qdot_get_isa(t, (lb_isa)i);
         if (k) return k;
+    }
+    return NULL;
+}
+
+const lb_qdot *lb_qdot_get_fast(lb_type t) {
+    init();
+    for (int i = (int)g_isa; i >= 0; i--) {
+        const lb_qdot *f = lb_qdot_get_fast_isa(t, (lb_isa)i), *k = lb_qdot_get_isa(t, (lb_isa)i);
+        if (f || k) return f ? f : k;
     }
     return NULL;
 }
@@ -122,6 +140,7 @@ const char *lb_isa_name(lb_isa isa) {
     case LB_ISA_REF:        return "scalar";
     case LB_ISA_AVX2:       return "avx2";
     case LB_ISA_AVX512VNNI: return "avx512vnni";
+    case LB_ISA_AVX512BF16: return "avx512bf16";
     default:                return "?";
     }
 }

@@ -56,6 +56,7 @@ size_t lb_act_row_size(lb_act_kind k, int64_t n) {
     case LB_ACT_Q8A: return (size_t)(n / LB_QK_A) * sizeof(lb_block_q8a);
     case LB_ACT_Q8K: return (size_t)(n / LB_QK_KA) * sizeof(lb_block_q8k);
     case LB_ACT_I8:  return (size_t)(4 + n + 3) / 4 * 4;
+    case LB_ACT_BF16: return (size_t)n * 2;
     default:         return (size_t)n * sizeof(float);
     }
 }
@@ -502,6 +503,30 @@ GEMM16(f16, lb_f16_to_f32)
 GEMM16(bf16, lb_bf16_to_f32)
 #undef GEMM16
 
+/* BF16 rows against activations rounded to bf16 (FAST mode): every product is exact in f32 */
+static void quantize_bf16_ref(void *dst, const float *x, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        const uint16_t h = lb_f32_to_bf16(x[j]);
+        memcpy((uint8_t *)dst + 2 * j, &h, 2);
+    }
+}
+
+static void gemm_bf16_bf16_ref(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, size_t as,
+                               int64_t nc, float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws, *ar = (const uint8_t *)a + (size_t)c * as;
+            float          s  = 0.0f;
+            for (int64_t j = 0; j < n; j++) {
+                uint16_t hw, ha;
+                memcpy(&hw, wr + 2 * j, 2);
+                memcpy(&ha, ar + 2 * j, 2);
+                s += lb_bf16_to_f32(hw) * lb_bf16_to_f32(ha);
+            }
+            out[c * ldo + r] = s;
+        }
+}
+
 void lb_qdot_fill_ref(lb_qdot_table *t) {
     memset(t, 0, sizeof *t);
 #define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref };
@@ -511,6 +536,8 @@ void lb_qdot_fill_ref(lb_qdot_table *t) {
     t->kern[LB_TYPE_KM4]        = (lb_qdot){ .act = LB_ACT_F32, .gemm = gemm_km4_ref };
     t->quantize_act[LB_ACT_Q8A] = quantize_q8a_ref;
     t->quantize_act[LB_ACT_Q8K] = quantize_q8k_ref;
+    t->quantize_act[LB_ACT_BF16] = quantize_bf16_ref;
+    t->fast[LB_TYPE_BF16]        = (lb_qdot){ .act = LB_ACT_BF16, .gemm = gemm_bf16_bf16_ref, .any_t = true };
     t->gemm_i8                  = gemm_i8_ref;
     t->quantize_i8              = quantize_i8_ref;
 }

@@ -8,6 +8,8 @@
  *     and however the columns are split (9 = 5 + 4), for one column and for several;
  *   - packed weights (8-row groups) give the one-column kernels' bits, at 1 and 9 columns;
  *   - F16 / BF16 prompts (several row blocks, a masked tail): each row's bits alone;
+ *   - FAST mode's kernels on rounded activations (BF16 rows on bf16 activations: vdpbf16ps)
+ *     against their scalar twin, odd lengths, any split; the bf16 rounding byte for byte;
  *   - extreme levels (Q8_0's -128, activations at +-127) do not saturate;
  *   - the SIMD f16 / bf16 / int8_pc conversions give the scalar ones' bits (every 16-bit
  *     pattern; every int8 level);
@@ -332,6 +334,86 @@ static void test_f16_prompt(void **state) {
     }
 }
 
+/* FAST mode's kernels on activations rounded to bf16 (lb_qdot_table.fast): every ISA's
+ * rounding gives the scalar one's bytes (ties, NaN, infinities, subnormals, a masked tail);
+ * every ISA's kernel stays at the scalar twin's values at odd lengths (1, 7, 33, 173 and a
+ * prompt's 8200: row blocks and a masked last step), 27 rows x 13 columns, gives each row's
+ * bits alone and the same bits however the columns are split; the twin is the exact product
+ * of the rounded values (so near the f32 one, within bf16's rounding of the activations). */
+static void test_fast_kernels(void **state) {
+    (void)state;
+    const int64_t m = 1000 + 13;
+    float        *x = malloc((size_t)m * sizeof *x);
+    fill(x, m, 3.0f);
+    const uint32_t special[] = { 0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0xbf808000u, 0x7fc00001u, 0xff800001u,
+                                 0x7f800000u, 0xff800000u, 0x00000001u, 0x80008000u, 0x7f7fffffu, 0x007fffffu };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        memcpy(&x[3 * i], &special[i], 4);
+        memcpy(&x[m - 1 - i], &special[i], 4); /* in the masked tail too */
+    }
+    uint16_t *r = malloc((size_t)m * 2), *g = malloc((size_t)m * 2);
+    lb_quantize_act_get_isa(LB_ACT_BF16, LB_ISA_REF)(r, x, m);
+    for (int64_t j = 0; j < m; j++) assert_int_equal(r[j], lb_f32_to_bf16(x[j]));
+    assert_int_equal(r[0], 0x3f80), assert_int_equal(r[3], 0x3f82); /* ties to even */
+    for (int isa = 1; isa < LB_ISA_COUNT; isa++) {
+        const lb_quantize_act_fn f = lb_quantize_act_get_isa(LB_ACT_BF16, (lb_isa)isa);
+        if (!f) continue;
+        memset(g, 0x55, (size_t)m * 2);
+        f(g, x, m);
+        assert_memory_equal(g, r, (size_t)m * 2);
+        printf("# activations bf16: %s = scalar, byte for byte\n", lb_isa_name((lb_isa)isa));
+    }
+    free(x), free(r), free(g);
+
+    const int64_t lens[] = { 1, 7, 33, 173, 8200 };
+    int           n_checked = 0;
+    for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
+        const lb_qdot *kr = lb_qdot_get_fast_isa((lb_type)ti, LB_ISA_REF);
+        if (!kr) continue;
+        assert_int_equal(kr->act, LB_ACT_BF16);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            problem p; /* p.xa: f32 rows; round them */
+            problem_init(&p, (lb_type)ti, lens[li], NR, NC);
+            const size_t as = lb_act_row_size(LB_ACT_BF16, p.n);
+            uint8_t     *xa = malloc(as * NC);
+            for (int64_t c = 0; c < NC; c++)
+                lb_quantize_act_get_isa(LB_ACT_BF16, LB_ISA_REF)(xa + (size_t)c * as, p.x + c * p.n, p.n);
+            float  ref[NR * NC], out[NR * NC], part[NR * NC], v[NC];
+            double refd[NR * NC], md;
+            kr->gemm(p.n, p.w, p.ws, NR, xa, as, NC, ref, NR);
+            assert_true(nmse(ref, p.ref, NR * NC, &md) < 1e-4);
+            for (int64_t i = 0; i < NR * NC; i++) refd[i] = ref[i];
+            for (int isa = 1; isa < LB_ISA_COUNT; isa++) {
+                const lb_qdot *ks = lb_qdot_get_fast_isa((lb_type)ti, (lb_isa)isa);
+                if (!ks) continue;
+                assert_int_equal(ks->act, LB_ACT_BF16);
+                ks->gemm(p.n, p.w, p.ws, NR, xa, as, NC, out, NR);
+                assert_true(nmse(out, refd, NR * NC, &md) < 1e-10);
+                for (int64_t r0 = 0; r0 < NR; r0++) {
+                    ks->gemm(p.n, p.w + (size_t)r0 * p.ws, p.ws, 1, xa, as, NC, v, 1);
+                    for (int64_t c = 0; c < NC; c++) assert_memory_equal(&v[c], &out[c * NR + r0], sizeof(float));
+                }
+                ks->gemm(p.n, p.w, p.ws, NR, xa, as, 5, part, NR);
+                ks->gemm(p.n, p.w, p.ws, NR, xa + 5 * as, as, NC - 5, part + 5 * NR, NR);
+                assert_memory_equal(part, out, sizeof out);
+                for (int64_t c = 0; c < NC; c++) { /* one column: another order, the same values */
+                    float one[NR];
+                    ks->gemm(p.n, p.w, p.ws, NR, xa + (size_t)c * as, as, 1, one, NR);
+                    assert_true(nmse(one, refd + c * NR, NR, &md) < 1e-10);
+                    ks->gemm(p.n, p.w + 3 * p.ws, p.ws, 1, xa + (size_t)c * as, as, 1, v, 1);
+                    assert_memory_equal(&v[0], &one[3], sizeof(float));
+                }
+                n_checked++;
+            }
+            free(xa);
+            problem_free(&p);
+        }
+        printf("# %s on bf16 activations: scalar twin within bf16 rounding of the f32 product\n",
+               lb_type_name((lb_type)ti));
+    }
+    printf("# %d SIMD fast-kernel/length pairs checked against the scalar twin\n", n_checked);
+}
+
 /* W8A8 rows { f32 d; int8 q[n] } */
 static void i8_rows(uint8_t *rows, size_t stride, int64_t nr, int64_t n, int lo, float dscale) {
     for (int64_t r = 0; r < nr; r++) {
@@ -481,6 +563,7 @@ int main(void) {
         cmocka_unit_test(test_extremes),
         cmocka_unit_test(test_packed_prompt),
         cmocka_unit_test(test_f16_prompt),
+        cmocka_unit_test(test_fast_kernels),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_w8a8_kernels),
         cmocka_unit_test(test_w8a8_quantizer),
