@@ -386,28 +386,44 @@ QX_INLINE __m512 zx_load_f16(const uint8_t *p, __mmask16 m) {
 QX_INLINE __m512 zx_load_bf16(const uint8_t *p, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
+QX_INLINE __m512 zx_load_f16_full(const uint8_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+QX_INLINE __m512 zx_load_bf16_full(const uint8_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+/* one step of 16 values: mr weight rows at p converted (WL), nc activation rows at xa (XL) */
+#define ZX_STEP16(WL, XL)                                                                          \
+    do {                                                                                           \
+        __m512 wv[ZX_WMR];                                                                         \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) {                                     \
+            const uint8_t *p = w + (size_t)r * ws + 2 * (size_t)j;                                 \
+            wv[r]            = WL;                                                                 \
+        }                                                                                          \
+        _Pragma("GCC unroll 6") for (int c = 0; c < nc; c++) {                                     \
+            const float *xa = (const float *)(a + (size_t)c * as) + j;                             \
+            const __m512 xv = XL;                                                                  \
+            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]); \
+        }                                                                                          \
+    } while (0)
 #define ZX_GEMM16(X)                                                                               \
-    QX_INLINE void zt_##X(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,    \
+    QX_INLINE void zt_##X(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,     \
                           float *out, int64_t ldo, const int mr, const int nc) {                   \
         __m512 acc[ZX_WMR][ZX_WNC];                                                                \
-        _Pragma("GCC unroll 4") for (int r = 0; r < ZX_WMR; r++)                                  \
+        _Pragma("GCC unroll 4") for (int r = 0; r < ZX_WMR; r++)                                   \
         _Pragma("GCC unroll 6") for (int c = 0; c < ZX_WNC; c++) acc[r][c] = _mm512_setzero_ps();  \
-        for (int64_t j = 0; j < n; j += 16) {                                                      \
-            const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1); \
-            __m512          wv[ZX_WMR];                                                            \
-            _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                   \
-                wv[r] = zx_load_##X(w + (size_t)r * ws + 2 * (size_t)j, m);                        \
-            _Pragma("GCC unroll 6") for (int c = 0; c < nc; c++) {                                 \
-                const __m512 xv = _mm512_maskz_loadu_ps(m, (const float *)(a + (size_t)c * as) + j); \
-                _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                               \
-                    acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);                             \
-            }                                                                                      \
+        const int64_t n16 = n & ~(int64_t)15; /* masked loads only in a last partial step */       \
+        for (int64_t j = 0; j < n16; j += 16) ZX_STEP16(zx_load_##X##_full(p), _mm512_loadu_ps(xa)); \
+        if (n16 < n) {                                                                             \
+            const int64_t   j = n16;                                                               \
+            const __mmask16 m = (__mmask16)((1u << (n - j)) - 1);                                  \
+            ZX_STEP16(zx_load_##X(p, m), _mm512_maskz_loadu_ps(m, xa));                            \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                      \
+        _Pragma("GCC unroll 4") for (int r = 0; r < mr; r++)                                       \
         _Pragma("GCC unroll 6") for (int c = 0; c < nc; c++)                                       \
             out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);                                    \
     }                                                                                              \
-    static void zgemm_##X(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,         \
+    static void zgemm_##X(int64_t n, const void *w, size_t ws, int64_t nr, const void *a,          \
                           size_t as, int64_t nc, float *out, int64_t ldo) {                        \
         if (nc == 1) {                                                                             \
             gemv_##X(n, w, ws, nr, a, as, out);                                                    \
