@@ -5,6 +5,8 @@
  * weight bytes by signed activation bytes and adds the int32 sums in one instruction:
  *   - Q4_0: nibbles 0..15, the sum starts at -8 sum(a) (the levels' offset);
  *   - Q4_1: nibbles as they are, the minimum times s_a in float as elsewhere;
+ *   - Q5_0, Q5_1: Q4_0's and Q4_1's with the fifth bits added from the rows' qh (0..31; Q5_0's
+ *     sum starts at -16 sum(a));
  *   - IQ4_NL, XNF4: the grid shifted by +128 into bytes 1..255, the sum starts at -128 sum(a);
  *   - Q8_0: w ^ 0x80 = w + 128 (any byte), the sum starts at -128 sum(a);
  *   - X2_0, X2_1: the 2-bit levels u in 0..3, four shifts a group; X2_0's sum starts at -2 sum(a).
@@ -33,12 +35,22 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* KIND: 8 (Q4_0), 1 (Q4_1), 0 (IQ4_NL, XNF4) on nibbles (NG 4), 0 with NG 8 (Q8_0's bytes),
- * 2 (X2_0, X2_K) or 1 (X2_1) with NG 2 (2-bit levels, the 4-byte groups of pk_x2_0). SUB:
- * blocks of 32 under one scale (X2_K: 8, QO its first's quants). PB:
- * bytes of a packed block, QO: offset of its quants. OFF: the constant taken off each level
- * product's sum (times the activations' sum). */
-#define ZX_PACKED(X, KIND, NG, PB, QO, OFF, GRID, SUB)                                                      \
+/* Q5_0 / Q5_1's fifth bits: bit 4 k + j (b = 0: the low nibbles' values) or 16 + 4 k + j
+ * (b = 2: the high ones') of each lane's 32-bit qh h, added as 0x10 to byte j of the lane's
+ * levels v: byte k / 2 + b of the lane picked into each byte, then tested against its bit. */
+QX_INLINE __m512i zx_q5_high(__m512i v, __m512i h, const int k, const int b) {
+    const __m512i lane = _mm512_set4_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0x00000000);
+    const __m512i sel  = _mm512_shuffle_epi8(h, _mm512_add_epi8(lane, _mm512_set1_epi8((char)(k / 2 + b))));
+    const __mmask64 m  = _mm512_test_epi8_mask(sel, _mm512_set1_epi32(k % 2 ? (int)0x80402010 : 0x08040201));
+    return _mm512_mask_add_epi8(v, m, v, _mm512_set1_epi8(0x10));
+}
+
+/* KIND: 8 (Q4_0), 16 (Q5_0), 1 (Q4_1, Q5_1), 0 (IQ4_NL, XNF4) on nibbles (NG 4), 0 with NG 8
+ * (Q8_0's bytes), 2 (X2_0, X2_K) or 1 (X2_1) with NG 2 (2-bit levels, the 4-byte groups of
+ * pk_x2_0). SUB: blocks of 32 under one scale (X2_K: 8, QO its first's quants). PB: bytes of
+ * a packed block, QO: offset of its quants, H5: of Q5's qh (the fifth bits), or -1. OFF: the
+ * constant taken off each level product's sum (times the activations' sum). */
+#define ZX_PACKED(X, KIND, NG, PB, QO, H5, OFF, GRID, SUB)                                                      \
     QX_INLINE void zk_##X(const uint8_t *P0, const uint8_t *P1, int64_t nb, const uint8_t *A,      \
                           size_t as, float *out, int64_t ldo, const int ncol) {                    \
         const __m512i m4   = _mm512_set1_epi8(0x0F);                                               \
@@ -73,6 +85,11 @@ QX_INLINE __m512i zx_bcast4(const int8_t *p) {
                 } else {                                                                           \
                     __m512i lo = _mm512_and_si512(g, m4);                                          \
                     __m512i hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), m4);                    \
+                    if ((H5) >= 0) {                                                               \
+                        const __m512i h = zx_pair(B0 + (H5), B1 + (H5));                           \
+                        lo              = zx_q5_high(lo, h, k, 0);                                 \
+                        hi              = zx_q5_high(hi, h, k, 2);                                 \
+                    }                                                                              \
                     if (KIND == 0) {                                                               \
                         lo = _mm512_shuffle_epi8(grid, lo);                                        \
                         hi = _mm512_shuffle_epi8(grid, hi);                                        \
@@ -349,16 +366,20 @@ QX_INLINE void zk_iq4_xs(const uint8_t *P0, const uint8_t *P1, int64_t nb, const
                         rem, ws, nrem, a, as, nc, out + 16 * npair, ldo);                          \
     }
 
-ZX_PACKED(q4_0, 8, 4, 144, 16, 8, lb_iq4nl_grid, 1)
-ZX_PACKED(q4_1, 1, 4, 160, 32, 0, lb_iq4nl_grid, 1)
-ZX_PACKED(iq4_nl, 0, 4, 144, 16, 128, lb_iq4nl_grid, 1)
-ZX_PACKED(xnf4, 0, 4, 144, 16, 128, lb_nf4_grid8, 1)
-ZX_PACKED(q8_0, 0, 8, 272, 16, 128, lb_iq4nl_grid, 1)
-ZX_PACKED(x2_0, 2, 2, 80, 16, 2, lb_iq4nl_grid, 1)
-ZX_PACKED(x2_1, 1, 2, 96, 32, 0, lb_iq4nl_grid, 1)
-ZX_PACKED(x2_k, 2, 2, 528, 16, 2, lb_iq4nl_grid, 8)
+ZX_PACKED(q4_0, 8, 4, 144, 16, -1, 8, lb_iq4nl_grid, 1)
+ZX_PACKED(q4_1, 1, 4, 160, 32, -1, 0, lb_iq4nl_grid, 1)
+ZX_PACKED(q5_0, 16, 4, 176, 48, 16, 16, lb_iq4nl_grid, 1)
+ZX_PACKED(q5_1, 1, 4, 192, 64, 32, 0, lb_iq4nl_grid, 1)
+ZX_PACKED(iq4_nl, 0, 4, 144, 16, -1, 128, lb_iq4nl_grid, 1)
+ZX_PACKED(xnf4, 0, 4, 144, 16, -1, 128, lb_nf4_grid8, 1)
+ZX_PACKED(q8_0, 0, 8, 272, 16, -1, 128, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_0, 2, 2, 80, 16, -1, 2, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_1, 1, 2, 96, 32, -1, 0, lb_iq4nl_grid, 1)
+ZX_PACKED(x2_k, 2, 2, 528, 16, -1, 2, lb_iq4nl_grid, 8)
 ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
+ZX_GEMM_PACKED(q5_0, 176, 32, ZX_PNC)
+ZX_GEMM_PACKED(q5_1, 192, 32, ZX_PNC)
 ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC)
 ZX_GEMM_PACKED(x2_0, 80, 32, ZX_PNC)
@@ -484,6 +505,8 @@ void lb_qdot_fill_avx512(lb_qdot_table *t) {
     lb_qdot_fill_avx512_ymm(t);
     t->kern[LB_TYPE_Q4_0].gemm_packed   = zgemm_packed_q4_0;
     t->kern[LB_TYPE_Q4_1].gemm_packed   = zgemm_packed_q4_1;
+    t->kern[LB_TYPE_Q5_0].gemm_packed   = zgemm_packed_q5_0;
+    t->kern[LB_TYPE_Q5_1].gemm_packed   = zgemm_packed_q5_1;
     t->kern[LB_TYPE_IQ4_NL].gemm_packed = zgemm_packed_iq4_nl;
     t->kern[LB_TYPE_XNF4].gemm_packed   = zgemm_packed_xnf4;
     t->kern[LB_TYPE_X2_0].gemm_packed   = zgemm_packed_x2_0;

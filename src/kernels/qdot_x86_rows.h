@@ -703,7 +703,63 @@ QX_INLINE __m256i qx_q5_dot(const __m256i lo[4], const __m256i hi[4], const int8
     return s;
 }
 
-#define QX_Q5(X, KIND)                                                                                 QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,                            int64_t ldo, const int ncol) {                                                   const size_t PB = KIND == 1 ? 192 : 176, QO = KIND == 1 ? 32 : 16;                                 __m256       acc[QX_PNC], macc[QX_PNC];                                                            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps();         for (int64_t i = 0; i < nb; i++) {                                                                     const uint8_t *B = P + (size_t)i * PB;                                                             qx_prefetch(B, PB);                                                                                __m256i g[4], lo[4], hi[4];                                                                        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)                                                    g[k] = _mm256_loadu_si256((const __m256i *)(B + QO + 32 + 32 * k));                            qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)(B + QO)), lo, hi);                            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16)))                                         : _mm256_setzero_ps();                                                 _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                                               const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;                           __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));                      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]);                 if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);                  }                                                                                              }                                                                                                  _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                                 _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);      }                                                                                                  static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,                            size_t as, float *out) {                                                          const lb_block_q8a *a  = (const lb_block_q8a *)A;                                                  const int           HO = KIND == 1 ? 4 : 2; /* qh's offset in a block */                           int64_t             r  = 0;                                                                        (void)as;                                                                                          for (; r + 8 <= nr; r += 8) {                                                                          __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();                                      for (int64_t i = 0; i < nb; i++) {                                                                     const uint8_t *p[8], *q[8];                                                                        uint32_t       h[8];                                                                               for (int k = 0; k < 8; k++) {                                                                          p[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X);                                q[k] = p[k] + HO + 4;                                                                              memcpy(&h[k], p[k] + HO, 4);                                                                   }                                                                                                  __m256i g[4], lo[4], hi[4];                                                                        qx_transpose8x4(q, g);                                                                             qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)h), lo, hi);                                   const lb_block_q8a *ab = a + i;                                                                    __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));                      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                                                            _mm256_mul_ps(qx_f16_rows8(p, 0), _mm256_set1_ps(ab->d)), acc);                 if (KIND == 1) macc = _mm256_fmadd_ps(qx_f16_rows8(p, 2), _mm256_set1_ps(ab->s), macc);             }                                                                                                  _mm256_storeu_ps(out + r, KIND == 1 ? _mm256_add_ps(acc, macc) : acc);                         }                                                                                                  for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);                   }
+#define QX_Q5(X, KIND)                                                                             \
+    QX_INLINE void pk_##X(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as, float *out,   \
+                          int64_t ldo, const int ncol) {                                           \
+        const size_t PB = KIND == 1 ? 192 : 176, QO = KIND == 1 ? 32 : 16;                         \
+        __m256       acc[QX_PNC], macc[QX_PNC];                                                    \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) acc[c] = macc[c] = _mm256_setzero_ps(); \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *B = P + (size_t)i * PB;                                                 \
+            qx_prefetch(B, PB);                                                                    \
+            __m256i g[4], lo[4], hi[4];                                                            \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)                                    \
+                g[k] = _mm256_loadu_si256((const __m256i *)(B + QO + 32 + 32 * k));                \
+            qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)(B + QO)), lo, hi);                \
+            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B));                \
+            const __m256 m8 = KIND == 1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 16))) \
+                                        : _mm256_setzero_ps();                                     \
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {                               \
+                const lb_block_q8a *ab = (const lb_block_q8a *)(A + (size_t)c * as) + i;           \
+                __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                \
+                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(ab->d)), acc[c]); \
+                if (KIND == 1) macc[c] = _mm256_fmadd_ps(m8, _mm256_set1_ps(ab->s), macc[c]);      \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)                                     \
+            _mm256_storeu_ps(out + c * ldo, KIND == 1 ? _mm256_add_ps(acc[c], macc[c]) : acc[c]);  \
+    }                                                                                              \
+    static void gemv_##X(int64_t nb, const uint8_t *W, size_t ws, int64_t nr, const uint8_t *A,    \
+                         size_t as, float *out) {                                                  \
+        const lb_block_q8a *a  = (const lb_block_q8a *)A;                                          \
+        const int           HO = KIND == 1 ? 4 : 2; /* qh's offset in a block */                   \
+        int64_t             r  = 0;                                                                \
+        (void)as;                                                                                  \
+        for (; r + 8 <= nr; r += 8) {                                                              \
+            __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();                          \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                const uint8_t *p[8], *q[8];                                                        \
+                uint32_t       h[8];                                                               \
+                for (int k = 0; k < 8; k++) {                                                      \
+                    p[k] = W + (size_t)(r + k) * ws + (size_t)i * sizeof(lb_block_##X);            \
+                    q[k] = p[k] + HO + 4;                                                          \
+                    memcpy(&h[k], p[k] + HO, 4);                                                   \
+                }                                                                                  \
+                __m256i g[4], lo[4], hi[4];                                                        \
+                qx_transpose8x4(q, g);                                                             \
+                qx_q5_decode(g, _mm256_loadu_si256((const __m256i *)h), lo, hi);                   \
+                const lb_block_q8a *ab = a + i;                                                    \
+                __m256i             is = qx_q5_dot(lo, hi, ab->qs);                                \
+                if (KIND > 1) is = _mm256_sub_epi32(is, _mm256_set1_epi32((KIND) * ab->sum));      \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                      \
+                                      _mm256_mul_ps(qx_f16_rows8(p, 0), _mm256_set1_ps(ab->d)), acc); \
+                if (KIND == 1) macc = _mm256_fmadd_ps(qx_f16_rows8(p, 2), _mm256_set1_ps(ab->s), macc); \
+            }                                                                                      \
+            _mm256_storeu_ps(out + r, KIND == 1 ? _mm256_add_ps(acc, macc) : acc);                 \
+        }                                                                                          \
+        for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);                \
+    }
 
 /* F16 / BF16 rows against one f32 activation row (generation): a row at a time, one
  * sequential stream, four chains of 8 values (32 a step), a line prefetched QX_PF bytes ahead
