@@ -668,17 +668,20 @@ QX_ROW1K(q5_k)
         for (; r < nr; r++) row1_##X(nb, W + (size_t)r * ws, A, as, 1, out + r, 1);               \
     }
 
-
 /* Q5_0 (KIND 16) and Q5_1 (KIND 1), one row per lane: the low nibbles as Q4's, the fifth bits
  * from each row's 32-bit qh (lane r: row r's), spread to 0x10 in the bytes they belong to.
  * Packed (qdot_pack.c: the 8 rows' qh as the first 4-byte group, then the quants' 4) and one
  * column (8 rows transposed in registers) do the same operations per block; the integer sum
- * of a block is exact (each 4-value step in int16: 2 * 2 * 31 * 127 < 2^15, then int32). */
-QX_INLINE __m256i qx_q5_bits(__m256i h, int shift) { /* bit shift + j of a lane -> 0x10 in byte j */
-    __m256i v = _mm256_and_si256(_mm256_srl_epi32(h, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(0xF));
-    v = _mm256_or_si256(_mm256_or_si256(v, _mm256_slli_epi32(v, 7)),
-                        _mm256_or_si256(_mm256_slli_epi32(v, 14), _mm256_slli_epi32(v, 21)));
-    return _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x01010101)), 4);
+ * of a block is exact. */
+
+/* bit 4 k + j (b = 0: the low nibbles' values) or 16 + 4 k + j (b = 2: the high ones') of each
+ * lane's qh h, as 0x10 in byte j of the lane: byte k / 2 + b of the lane picked into each byte
+ * by a shuffle, then compared with its bit */
+QX_INLINE __m256i qx_q5_high(__m256i h, const int k, const int b) {
+    const __m256i lane = _mm256_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
+    const __m256i sel  = _mm256_shuffle_epi8(h, _mm256_add_epi8(lane, _mm256_set1_epi8((char)(k / 2 + b))));
+    const __m256i bit  = _mm256_set1_epi32(k % 2 ? (int)0x80402010 : 0x08040201);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(sel, bit), bit), _mm256_set1_epi8(0x10));
 }
 
 /* the 5-bit levels of a block of 8 rows: quant groups g[k] (lane r: bytes 4k..4k+3 of row r's
@@ -686,19 +689,23 @@ QX_INLINE __m256i qx_q5_bits(__m256i h, int shift) { /* bit shift + j of a lane 
 QX_INLINE void qx_q5_decode(const __m256i g[4], __m256i h, __m256i lo[4], __m256i hi[4]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
-        lo[k] = _mm256_or_si256(_mm256_and_si256(g[k], m4), qx_q5_bits(h, 4 * k));
-        hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4), qx_q5_bits(h, 16 + 4 * k));
+        lo[k] = _mm256_or_si256(_mm256_and_si256(g[k], m4), qx_q5_high(h, k, 0));
+        hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4), qx_q5_high(h, k, 2));
     }
 }
 
-/* each lane's exact sum of levels times the 32 activations aq */
+/* each lane's exact sum of levels times the 32 activations aq (AVX2: a 4-value step's two
+ * products in int16, 2 * 2 * 31 * 127 < 2^15, then int32) */
 QX_INLINE __m256i qx_q5_dot(const __m256i lo[4], const __m256i hi[4], const int8_t *aq) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i       s    = _mm256_setzero_si256();
+    __m256i s = _mm256_setzero_si256();
     _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+#ifdef __AVX512VNNI__
+        s = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(s, lo[k], qx_bcast4(aq + 4 * k)), hi[k], qx_bcast4(aq + 16 + 4 * k));
+#else
         const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[k], qx_bcast4(aq + 4 * k)),
                                              _mm256_maddubs_epi16(hi[k], qx_bcast4(aq + 16 + 4 * k)));
-        s = _mm256_add_epi32(s, _mm256_madd_epi16(s16, ones));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+#endif
     }
     return s;
 }
