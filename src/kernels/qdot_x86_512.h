@@ -15,7 +15,7 @@
  * the same bits in either kernel: packed or not, 512 or 256 bits, any tile. An odd last group
  * and the unpacked rows go through the 256-bit kernels, and so does generation (one column):
  * one stream of 8 rows read at once kept the memory busier than two (1b Q4_0 tg, 1 thread:
- * 43 vs 32 tok/s). */
+ * 43 vs 32 tok/s), Q2_K's generation excepted (ZX_GEMM_PACKED). */
 
 #define ZX_PNC 8 /* activation columns per pass over a block: 32 registers hold 8 */
 
@@ -336,17 +336,21 @@ QX_INLINE void zk_iq4_xs(const uint8_t *P0, const uint8_t *P1, int64_t nb, const
 }
 
 /* pairs of packed groups against NC columns a pass (then 4, then 1), the rest through the
- * 256-bit kernel: the odd last group, the unpacked rows, and generation. The columns go in
+ * 256-bit kernel: the odd last group, the unpacked rows, and generation unless PAIR1. Two
+ * streams of a pair slow generation down where one stream of 8 rows keeps up with memory
+ * (1b, 1 thread, tok/s, one stream -> pairs: Q4_0 61 -> 41, Q4_K 59 -> 40, Q6_K 35 -> 22);
+ * Q2_K's 256-bit kernel is bound by its operations there, and pairs halve them (61 -> 78-80,
+ * at 2 threads 103 -> 98-101): PAIR1 for Q2_K alone. The columns go in
  * blocks of ZX_ACT_CACHE bytes of activations, each block against all the pairs: a block and
  * the call's weights stay in L2 (a prompt's activations alone may not: 512 tokens of a 5632-wide
  * input are 3.9 MB). On the 1b shape within noise (pp512 Q4_0 2 threads 264-277 -> 267-286
  * tok/s); meant for the wider inputs of larger shapes. */
 #define ZX_ACT_CACHE (256 * 1024)
-#define ZX_GEMM_PACKED(X, PB, QK, NC)                                                              \
+#define ZX_GEMM_PACKED(X, PB, QK, NC, PAIR1)                                                       \
     static void zgemm_packed_##X(int64_t n, const void *packed, int64_t ng, const void *rem,      \
                                  size_t ws, int64_t nrem, const void *a, size_t as, int64_t nc,   \
                                  float *out, int64_t ldo) {                                        \
-        const int64_t  nb = n / (QK), npair = nc > 1 ? ng / 2 : 0;                                 \
+        const int64_t  nb = n / (QK), npair = nc > 1 || (PAIR1) ? ng / 2 : 0;                               \
         const uint8_t *A  = a;                                                                     \
         int64_t        cb = (int64_t)(ZX_ACT_CACHE / as) / (NC) * (NC);                            \
         if (cb < (NC)) cb = (NC);                                                                  \
@@ -376,22 +380,22 @@ ZX_PACKED(q8_0, 0, 8, 272, 16, -1, 128, lb_iq4nl_grid, 1)
 ZX_PACKED(x2_0, 2, 2, 80, 16, -1, 2, lb_iq4nl_grid, 1)
 ZX_PACKED(x2_1, 1, 2, 96, 32, -1, 0, lb_iq4nl_grid, 1)
 ZX_PACKED(x2_k, 2, 2, 528, 16, -1, 2, lb_iq4nl_grid, 8)
-ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC)
-ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC)
-ZX_GEMM_PACKED(q5_0, 176, 32, ZX_PNC)
-ZX_GEMM_PACKED(q5_1, 192, 32, ZX_PNC)
-ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC)
-ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC)
-ZX_GEMM_PACKED(x2_0, 80, 32, ZX_PNC)
-ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC)
-ZX_GEMM_PACKED(x2_k, 528, 256, ZX_PNC)
-ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC)
-ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC)
-ZX_GEMM_PACKED(q5_k, 1440, 256, ZX_KNC)
-ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC)
-ZX_GEMM_PACKED(q3_k, LB_Q3_K_PACKED, 256, ZX_KNC)
-ZX_GEMM_PACKED(q2_k, LB_Q2_K_PACKED, 256, ZX_KNC)
-ZX_GEMM_PACKED(iq4_xs, LB_IQ4_XS_PACKED, 256, ZX_KNC)
+ZX_GEMM_PACKED(q4_0, 144, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(q4_1, 160, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(q5_0, 176, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(q5_1, 192, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(iq4_nl, 144, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(xnf4, 144, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(x2_0, 80, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(x2_1, 96, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(x2_k, 528, 256, ZX_PNC, 0)
+ZX_GEMM_PACKED(q8_0, 272, 32, ZX_PNC, 0)
+ZX_GEMM_PACKED(q4_k, 1184, 256, ZX_KNC, 0)
+ZX_GEMM_PACKED(q5_k, 1440, 256, ZX_KNC, 0)
+ZX_GEMM_PACKED(q6_k, LB_Q6_K_PACKED, 256, ZX_KNC, 0)
+ZX_GEMM_PACKED(q3_k, LB_Q3_K_PACKED, 256, ZX_KNC, 0)
+ZX_GEMM_PACKED(q2_k, LB_Q2_K_PACKED, 256, ZX_KNC, 1)
+ZX_GEMM_PACKED(iq4_xs, LB_IQ4_XS_PACKED, 256, ZX_KNC, 0)
 
 /* F16 / BF16 rows against several f32 activation rows (prompts): 16 values a step on
  * 512-bit vectors, tiles of up to 4 rows x 6 columns (24 accumulators), the rows in blocks of
