@@ -56,6 +56,7 @@ for s in $SHAPES; do
         for th in $THREADS; do
             # ROUNDS alternating runs of the two tools; the best pp and tg of each
             j="$DIR/$s-$t-t$th.json" lpp=- ltg=- lgb=- lfr=- spin=- best=0 bpp=0
+            rm -f "$j" # a run of this call's, never an earlier one's
             for r in $(seq "$ROUNDS"); do
                 "$LOWBIT" bench "$f" -p "$P" -n "$N" -t "$th" -r "$REPS" --mem-bw "${BW[$th]}" --json > "$j.r$r" || continue
                 tg=$(num "$j.r$r" tg_tps)

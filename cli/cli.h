@@ -117,7 +117,8 @@ bool lb_args_ctx_option(lb_args *a, const char *opt, lb_ctx_options *o);
 #define LB_CTX_OPTIONS_HELP(DEFAULT_MATMUL)                                                        \
     "  --matmul M           products with quantized weights: q8 (activations quantized to\n"      \
     "                       8-bit blocks, or W8A8 files' int8 rows per token, integer dot\n"      \
-    "                       products, as llama.cpp; faster) or exact (f32 activations);\n"        \
+    "                       products; BF16 rows on bf16 activations where the CPU has\n"         \
+    "                       AVX512_BF16; as llama.cpp; faster) or exact (f32 activations);\n"    \
     "                       default " DEFAULT_MATMUL "\n"                                          \
     "  --cache-type-k T     KV cache storage of keys: f32 (default), f16, q8_0, q4_0\n"           \
     "  --cache-type-v T     the same for values\n"

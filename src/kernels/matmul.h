@@ -14,8 +14,9 @@
 /* How activations enter a product with quantized weights. */
 typedef enum lb_matmul_mode {
     LB_MATMUL_EXACT = 0, /* f32: weights dequantized (a tile at a time), then BLAS */
-    LB_MATMUL_FAST  = 1, /* quantized on the fly to 8-bit blocks, integer dot products (as
-                            llama.cpp computes); types without such a kernel: as EXACT */
+    LB_MATMUL_FAST  = 1, /* quantized on the fly to 8-bit blocks, integer dot products; BF16
+                            rows on activations rounded to bf16 where the CPU has AVX512_BF16
+                            (as llama.cpp computes); types without such a kernel: as EXACT */
 } lb_matmul_mode;
 
 /* A weight matrix as the products see it: the tensor, and optionally its rows packed for the

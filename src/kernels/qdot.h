@@ -5,8 +5,8 @@
  * they are; in FAST mode BF16 rows may take activations rounded to bf16 instead, as ggml pairs
  * them (the `fast` kernels: AVX512_BF16's vdpbf16ps, and the scalar twin). W8A8's int8 x
  * int8 products (per-token activation scales): lb_gemm_i8_fn below.
- * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c)
- * chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
+ * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c,
+ * qdot_avx512bf16.c) chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
  * Invariants: integer partial sums are exact (no saturation for any stored level); the result
  * for one (row, column) pair is computed by the same operations whatever the other rows and
  * columns computed with it, so it never depends on the thread count or the tiling; one
@@ -78,7 +78,8 @@ typedef struct lb_qdot {
     lb_gemm_q_fn      gemm;
     lb_gemm_packed_fn gemm_packed; /* NULL: the type has no packed layout here */
     bool              any_t;       /* F32 activations: gemm is fast for any number of columns
-                                      (else BLAS beyond LB_MATMUL_DIRECT_T of them) */
+                                      (else BLAS beyond LB_MATMUL_DIRECT_T of them); other
+                                      kinds are used for any number */
 } lb_qdot;
 
 /* W8A8 (SmoothQuant, LLM.int8): int8 x int8 products with int32 sums. Weight rows are
@@ -111,12 +112,13 @@ void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr
 
 /* The kernel of type t on this CPU (LB_FORCE_REF=1: the scalar one); NULL when t has none.
  * lb_qdot_get_fast: the kernel for FAST mode, where activations are rounded anyway: the best
- * ISA's `fast` kernel (bf16 activations for BF16 rows) when that ISA has one, else the same
- * as lb_qdot_get. */
+ * ISA's `fast` kernel (bf16 activations for BF16 rows) when that SIMD ISA has one, else the
+ * same as lb_qdot_get (the scalar table's `fast` kernels are the SIMD ones' twins, for tests:
+ * a CPU without vdpbf16ps keeps f32 activations). */
 const lb_qdot     *lb_qdot_get(lb_type t);
 const lb_qdot     *lb_qdot_get_fast(lb_type t);
 lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k);
-lb_isa             lb_qdot_isa(void); /* the ISA lb_qdot_get chose */
+lb_isa             lb_qdot_isa(void); /* the best ISA this CPU runs (LB_FORCE_REF: scalar) */
 bool               lb_isa_runs(lb_isa isa); /* this build has it and the CPU runs it */
 const char        *lb_isa_name(lb_isa isa);
 
@@ -157,7 +159,7 @@ lb_to_float_fn lb_qdot_to_float(lb_type t);
     X(LB_TYPE_X2_0, x2_0, LB_ACT_Q8A)     X(LB_TYPE_X2_1, x2_1, LB_ACT_Q8A)                          \
     X(LB_TYPE_XNF4, xnf4, LB_ACT_Q8A)     X(LB_TYPE_X2_K, x2_k, LB_ACT_Q8A)
 
-/* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c ---- */
+/* ---- per-ISA tables, filled by qdot_ref.c, qdot_avx2.c, qdot_avx512.c, qdot_avx512bf16.c ---- */
 typedef struct lb_qdot_table {
     lb_qdot            kern[LB_TYPE_COUNT]; /* gemm NULL: no kernel */
     lb_qdot            fast[LB_TYPE_COUNT]; /* FAST mode's kernels on rounded activations where

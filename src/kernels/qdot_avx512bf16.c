@@ -1,5 +1,6 @@
 /* BF16 rows against activations rounded to bf16, on AVX512_BF16 (vdpbf16ps: 32 products of
- * bf16 pairs into 16 f32 lanes, each product exact), as ggml computes BF16 models: the FAST
+ * bf16 pairs into 16 f32 lanes, each product exact; subnormal inputs and outputs flushed to
+ * zero, where the scalar twin keeps them), as ggml computes BF16 models: the FAST
  * mode's kernel for BF16 rows (lb_qdot_table.fast). The activations are rounded by the scalar
  * rule (lb_f32_to_bf16: to nearest even, NaN quieted), byte for byte. Tiles of up to 4 rows x
  * 6 columns (24 accumulators) in row blocks that stay in L2 while the columns pass; a masked

@@ -339,7 +339,7 @@ QX_INLINE void zk_iq4_xs(const uint8_t *P0, const uint8_t *P1, int64_t nb, const
  * 256-bit kernel: the odd last group, the unpacked rows, and generation unless PAIR1. Two
  * streams of a pair slow generation down where one stream of 8 rows keeps up with memory
  * (1b, 1 thread, tok/s, one stream -> pairs: Q4_0 61 -> 41, Q4_K 59 -> 40, Q6_K 35 -> 22);
- * Q2_K's 256-bit kernel is bound by its operations there, and pairs halve them (61 -> 78-80,
+ * Q2_K's 256-bit kernel is bound by its operations there, and pairs halve them (61 -> 75-80,
  * at 2 threads 103 -> 98-101): PAIR1 for Q2_K alone. The columns go in
  * blocks of ZX_ACT_CACHE bytes of activations, each block against all the pairs: a block and
  * the call's weights stay in L2 (a prompt's activations alone may not: 512 tokens of a 5632-wide

@@ -367,6 +367,7 @@ static void test_fast_kernels(void **state) {
 
     const int64_t lens[] = { 1, 7, 33, 173, 8200 };
     int           n_checked = 0;
+    assert_non_null(lb_qdot_get_fast_isa(LB_TYPE_BF16, LB_ISA_REF));
     for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
         const lb_qdot *kr = lb_qdot_get_fast_isa((lb_type)ti, LB_ISA_REF);
         if (!kr) continue;
@@ -412,6 +413,10 @@ static void test_fast_kernels(void **state) {
                lb_type_name((lb_type)ti));
     }
     printf("# %d SIMD fast-kernel/length pairs checked against the scalar twin\n", n_checked);
+    assert_true(n_checked >= 5 || !lb_isa_runs(LB_ISA_AVX512BF16));
+    /* FAST mode takes the SIMD fast kernel where there is one, never the scalar twin */
+    const lb_qdot *kf = lb_qdot_get_fast(LB_TYPE_BF16);
+    assert_int_equal(kf->act, lb_qdot_get_fast_isa(LB_TYPE_BF16, lb_qdot_isa()) ? LB_ACT_BF16 : LB_ACT_F32);
 }
 
 /* W8A8 rows { f32 d; int8 q[n] } */
