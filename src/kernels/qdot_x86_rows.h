@@ -387,8 +387,14 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     __m256i       is[QX_PNC], ms[QX_PNC];
     _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) is[c] = ms[c] = _mm256_setzero_si256();
     qx_scale_sums(B + 16, A, as, i, ncol, ms, 0);
-    for (int h = 0; h < 2; h++)
-        for (int k = 0; k < 8; k++) {
+    for (int hk = 0; hk < 4; hk++) { /* h = hk / 2, steps k0 .. k0 + 3: scale group 8 h + 2 q + k0 / 4 */
+        const int h = hk / 2, k0 = 4 * (hk % 2);
+        __m256i   s[4][QX_PNC], sc[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+            sc[q] = qx_s8x2(B + 16 + 8 * (8 * h + 2 * q + k0 / 4));
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[q][c] = _mm256_setzero_si256();
+        }
+        _Pragma("GCC unroll 4") for (int k = k0; k < k0 + 4; k++) {
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 32 * k));
             const __m256i L1 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 256 + 32 * k));
             const __m256i H  = _mm256_loadu_si256((const __m256i *)(B + 1168 + 256 * h + 32 * k));
@@ -400,15 +406,24 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
             };
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
-                const int     base = 128 * h + 32 * q + 4 * k;
-                const __m256i sc   = qx_s8x2(B + 16 + 8 * (base / 16));
-                _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
-                    const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + base;
-                    is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(v[q], qx_bcast4(aq)), sc));
-                }
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
+                const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * k;
+#ifdef __AVX512VNNI__ /* the group's 4 steps in int32, then its scale */
+                s[q][c] = _mm256_dpbusd_epi32(s[q][c], v[q], qx_bcast4(aq));
+#else /* each step times the scale: 4 steps of 2 * 63 * 127 would overflow int16 */
+                s[q][c] = _mm256_add_epi32(s[q][c], _mm256_madd_epi16(_mm256_maddubs_epi16(v[q], qx_bcast4(aq)), sc[q]));
+#endif
             }
         }
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)
+#ifdef __AVX512VNNI__
+            is[c] = _mm256_add_epi32(is[c], _mm256_mullo_epi32(s[q][c], _mm256_srai_epi32(sc[q], 16)));
+#else
+            is[c] = _mm256_add_epi32(is[c], s[q][c]);
+#endif
+    }
     qx_sb_close(B, A, as, i, ncol, is, ms, 5, acc);
 }
 
