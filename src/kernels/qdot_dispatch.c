@@ -1,6 +1,8 @@
 /* The kernel tables, one per ISA, filled once; lb_qdot_get answers from the best table the
  * CPU runs (lb_cpu_get_features), type by type falling back to a lesser ISA and then to the
- * scalar reference. LB_FORCE_REF=1 in the environment chooses the scalar table. */
+ * scalar reference. LB_FORCE_REF=1 in the environment chooses the scalar table;
+ * LB_MAX_ISA=NAME (scalar, avx2, avx512vnni, avx512bf16) caps the choice at that tier, as a
+ * CPU without the later ones would choose (an unknown name: no cap). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +35,14 @@ static void init(void) {
     if (g_have[LB_ISA_AVX2]) lb_qdot_fill_avx2(&g_tables[LB_ISA_AVX2]);
     if (g_have[LB_ISA_AVX512VNNI]) lb_qdot_fill_avx512(&g_tables[LB_ISA_AVX512VNNI]);
     if (g_have[LB_ISA_AVX512BF16]) lb_qdot_fill_avx512bf16(&g_tables[LB_ISA_AVX512BF16]);
-    const char *force = getenv("LB_FORCE_REF");
-    g_isa             = LB_ISA_REF;
-    if (!(force && strcmp(force, "0") != 0 && force[0]))
-        for (int i = LB_ISA_COUNT - 1; i > 0; i--) /* a table filled: built for this ISA */
+    const char *force = getenv("LB_FORCE_REF"), *cap = getenv("LB_MAX_ISA");
+    int         top   = LB_ISA_COUNT - 1;
+    if (force && strcmp(force, "0") != 0 && force[0]) top = LB_ISA_REF;
+    else if (cap)
+        for (int i = 0; i < LB_ISA_COUNT; i++)
+            if (!strcmp(cap, lb_isa_name((lb_isa)i))) top = i;
+    g_isa = LB_ISA_REF;
+    for (int i = top; i > 0; i--) /* a table filled: built for this ISA */
             if (g_have[i] && g_tables[i].quantize_act[i == LB_ISA_AVX512BF16 ? LB_ACT_BF16 : LB_ACT_Q8A]) {
                 g_isa = (lb_isa)i;
                 break;

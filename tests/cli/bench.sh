@@ -90,6 +90,16 @@ b=$(LB_FORCE_REF=1 "$LOWBIT" eval "$WORK/s4.gguf" --text "$TEXT" --chunks 4 --ma
 awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * a) }' \
     && pass "scalar kernels: ppl $b, SIMD $a" || fail "scalar kernels: ppl $b vs SIMD $a"
 
+# each SIMD tier this CPU runs, capped by LB_MAX_ISA as a CPU without the later ones would
+# choose, gives the same perplexity to 0.3% (an AVX2-only machine's kernels, on this one; the
+# 256-bit kernels' other order of float additions flips 8-bit roundings: 1.3e-3 measured)
+for isa in avx2 avx512vnni; do
+    grep -qw "$isa" <(LB_MAX_ISA=$isa "$LOWBIT" info | sed -n 's/^kernels: //p') || { echo "# $isa: not on this CPU"; continue; }
+    c=$(LB_MAX_ISA=$isa "$LOWBIT" eval "$WORK/s4.gguf" --text "$TEXT" --chunks 4 --matmul q8 --json | json_num /dev/stdin ppl)
+    awk -v a="$a" -v b="$c" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 3e-3 * a) }' \
+        && pass "LB_MAX_ISA=$isa kernels: ppl $c, best tier $a" || fail "LB_MAX_ISA=$isa: ppl $c vs $a"
+done
+
 # usage errors
 "$LOWBIT" run "$MODEL" --cache-type-k nope > /dev/null 2>&1; [ $? = 2 ] && pass "unknown cache type: usage" || fail "unknown cache type"
 "$LOWBIT" run "$MODEL" --matmul fast > /dev/null 2>&1; [ $? = 2 ] && pass "bad --matmul: usage" || fail "bad --matmul"
