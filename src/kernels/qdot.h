@@ -6,7 +6,8 @@
  * them (the `fast` kernels: AVX512_BF16's vdpbf16ps, and the scalar twin). W8A8's int8 x
  * int8 products (per-token activation scales): lb_gemm_i8_fn below.
  * Every kernel has a scalar twin (qdot_ref.c) and SIMD versions (qdot_avx2.c, qdot_avx512.c,
- * qdot_avx512bf16.c) chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces the scalar.
+ * qdot_avx512bf16.c) chosen once from the CPU's features (qdot_dispatch.c); LB_FORCE_REF=1 forces
+ * the scalar, LB_MAX_ISA=NAME caps the tier.
  * Invariants: integer partial sums are exact (no saturation for any stored level); the result
  * for one (row, column) pair is computed by the same operations whatever the other rows and
  * columns computed with it, so it never depends on the thread count or the tiling; one
@@ -118,7 +119,8 @@ void   lb_pack_rows(lb_type t, void *dst, const void *src, int64_t n, int64_t nr
 const lb_qdot     *lb_qdot_get(lb_type t);
 const lb_qdot     *lb_qdot_get_fast(lb_type t);
 lb_quantize_act_fn lb_quantize_act_get(lb_act_kind k);
-lb_isa             lb_qdot_isa(void); /* the best ISA this CPU runs (LB_FORCE_REF: scalar) */
+lb_isa             lb_qdot_isa(void); /* the best ISA this CPU runs, up to LB_MAX_ISA (LB_FORCE_REF:
+                                         scalar) */
 bool               lb_isa_runs(lb_isa isa); /* this build has it and the CPU runs it */
 const char        *lb_isa_name(lb_isa isa);
 

@@ -43,10 +43,10 @@ static void init(void) {
             if (!strcmp(cap, lb_isa_name((lb_isa)i))) top = i;
     g_isa = LB_ISA_REF;
     for (int i = top; i > 0; i--) /* a table filled: built for this ISA */
-            if (g_have[i] && g_tables[i].quantize_act[i == LB_ISA_AVX512BF16 ? LB_ACT_BF16 : LB_ACT_Q8A]) {
-                g_isa = (lb_isa)i;
-                break;
-            }
+        if (g_have[i] && g_tables[i].quantize_act[i == LB_ISA_AVX512BF16 ? LB_ACT_BF16 : LB_ACT_Q8A]) {
+            g_isa = (lb_isa)i;
+            break;
+        }
     g_ready = 1;
 }
 

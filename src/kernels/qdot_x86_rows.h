@@ -337,7 +337,8 @@ QX_INLINE void pk_q5_k(const uint8_t *P, int64_t nb, const uint8_t *A, size_t as
 
 /* Q6_K, packed (qdot_pack.c), one row per lane: per super-block, the 6-bit levels of each
  * 4-value step times the activations (maddubs: 2 * 63 * 127 fits int16), times the step's
- * int8 scale into int32 (madd), all exact; the levels' offset 32 is taken off as 32 times the
+ * int8 scale into int32 (madd; with VNNI a scale group's 4 steps by dpbusd, then its scale by
+ * vpmulld), all exact; the levels' offset 32 is taken off as 32 times the
  * scales times the activation sums of 16 (bsums); then one fma with d * d_a. The one-column
  * kernel packs each super-block of 8 rows first and runs the same code; row1_q6_k does the
  * same integer sum and fma per row. */
@@ -389,11 +390,13 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
     qx_scale_sums(B + 16, A, as, i, ncol, ms, 0);
     for (int hk = 0; hk < 4; hk++) { /* h = hk / 2, steps k0 .. k0 + 3: scale group 8 h + 2 q + k0 / 4 */
         const int h = hk / 2, k0 = 4 * (hk % 2);
-        __m256i   s[4][QX_PNC], sc[4];
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
-            sc[q] = qx_s8x2(B + 16 + 8 * (8 * h + 2 * q + k0 / 4));
-            _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[q][c] = _mm256_setzero_si256();
-        }
+        __m256i   sc[4];
+#ifdef __AVX512VNNI__
+        __m256i s[4][QX_PNC]; /* each group's 4 steps in int32, then its scale */
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) s[q][c] = _mm256_setzero_si256();
+#endif
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) sc[q] = qx_s8x2(B + 16 + 8 * (8 * h + 2 * q + k0 / 4));
         _Pragma("GCC unroll 4") for (int k = k0; k < k0 + 4; k++) {
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 32 * k));
             const __m256i L1 = _mm256_loadu_si256((const __m256i *)(B + 144 + 512 * h + 256 + 32 * k));
@@ -409,19 +412,17 @@ QX_INLINE void q6k_block(const uint8_t *B, const uint8_t *A, size_t as, int64_t 
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
             _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++) {
                 const int8_t *aq = ((const lb_block_q8k *)(A + (size_t)c * as) + i)->qs + 128 * h + 32 * q + 4 * k;
-#ifdef __AVX512VNNI__ /* the group's 4 steps in int32, then its scale */
+#ifdef __AVX512VNNI__
                 s[q][c] = _mm256_dpbusd_epi32(s[q][c], v[q], qx_bcast4(aq));
 #else /* each step times the scale: 4 steps of 2 * 63 * 127 would overflow int16 */
-                s[q][c] = _mm256_add_epi32(s[q][c], _mm256_madd_epi16(_mm256_maddubs_epi16(v[q], qx_bcast4(aq)), sc[q]));
+                is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(v[q], qx_bcast4(aq)), sc[q]));
 #endif
             }
         }
+#ifdef __AVX512VNNI__
         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
         _Pragma("GCC unroll 4") for (int c = 0; c < ncol; c++)
-#ifdef __AVX512VNNI__
             is[c] = _mm256_add_epi32(is[c], _mm256_mullo_epi32(s[q][c], _mm256_srai_epi32(sc[q], 16)));
-#else
-            is[c] = _mm256_add_epi32(is[c], s[q][c]);
 #endif
     }
     qx_sb_close(B, A, as, i, ncol, is, ms, 5, acc);
