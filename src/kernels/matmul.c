@@ -30,7 +30,7 @@
 static int64_t act_bytes(int64_t n_in, int64_t T) {
     return (T * ((n_in + 31) / 32) * (int64_t)sizeof(lb_block_q8a) + 63) / 64 * 64 +
            (T * ((n_in + 255) / 256) * (int64_t)sizeof(lb_block_q8k) + 63) / 64 * 64 +
-           (T * n_in * 2 + 63) / 64 * 64; /* bf16 */
+           (T * (int64_t)lb_act_row_size(LB_ACT_BF16, n_in) + 63) / 64 * 64;
 }
 
 int64_t lb_matmul_scratch_floats(int64_t n_in, int64_t T, int n_threads) {

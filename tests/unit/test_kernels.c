@@ -118,6 +118,33 @@ static double act_bound(lb_act_kind k) {
     return k == LB_ACT_F32 ? 1e-10 : 1e-3;
 }
 
+/* The tiling invariants of a kernel's result out (nr x nc, activations xa of as bytes a row):
+ * the same bits whatever the other rows (thread splits) and however the columns are split
+ * (5 + the rest); one column (generation) accumulates in another order: the same values
+ * (refd) to rounding, and the same bits for each row alone. */
+static void check_tiling(const lb_qdot *ks, const problem *p, const uint8_t *xa, size_t as, const float *out,
+                         const double *refd) {
+    double md;
+    for (int64_t r = 0; r < p->nr; r++) {
+        float v[NC];
+        ks->gemm(p->n, p->w + (size_t)r * p->ws, p->ws, 1, xa, as, p->nc, v, 1);
+        for (int64_t c = 0; c < p->nc; c++) assert_memory_equal(&v[c], &out[c * p->nr + r], sizeof(float));
+    }
+    float part[NR * NC];
+    ks->gemm(p->n, p->w, p->ws, p->nr, xa, as, 5, part, p->nr);
+    ks->gemm(p->n, p->w, p->ws, p->nr, xa + 5 * as, as, p->nc - 5, part + 5 * p->nr, p->nr);
+    assert_memory_equal(part, out, sizeof(float) * (size_t)(p->nr * p->nc));
+    for (int64_t c = 0; c < p->nc; c++) {
+        float one[NR], v;
+        ks->gemm(p->n, p->w, p->ws, p->nr, xa + (size_t)c * as, as, 1, one, p->nr);
+        assert_true(nmse(one, refd + c * p->nr, p->nr, &md) < 1e-10);
+        for (int64_t r = 0; r < p->nr; r++) {
+            ks->gemm(p->n, p->w + (size_t)r * p->ws, p->ws, 1, xa + (size_t)c * as, as, 1, &v, 1);
+            assert_memory_equal(&v, &one[r], sizeof v);
+        }
+    }
+}
+
 static void test_activation_quantizers(void **state) {
     (void)state;
     printf("# seed %#llx, kernels chosen: %s\n", (unsigned long long)g_rng, lb_isa_name(lb_qdot_isa()));
@@ -179,27 +206,7 @@ static void test_every_kernel(void **state) {
                            (double)out[0], (double)ref[0]);
                 assert_true(e < 1e-10);
                 assert_true(nmse(out, p.ref, p.nr * p.nc, &md) < act_bound(ks->act));
-                /* tiles: the same bits whatever the other rows (thread splits) and however the
-                 * columns are split; one column (generation) accumulates in another order */
-                for (int64_t r = 0; r < p.nr; r++) {
-                    float v[NC];
-                    ks->gemm(p.n, p.w + (size_t)r * p.ws, p.ws, 1, p.xa, p.as, p.nc, v, 1);
-                    for (int64_t c = 0; c < p.nc; c++) assert_memory_equal(&v[c], &out[c * p.nr + r], sizeof(float));
-                }
-                float part[NR * NC];
-                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa, p.as, 5, part, p.nr);
-                ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + 5 * p.as, p.as, NC - 5, part + 5 * p.nr, p.nr);
-                assert_memory_equal(part, out, sizeof(float) * (size_t)(p.nr * p.nc));
-                for (int64_t c = 0; c < p.nc; c++) {
-                    float one[NR], v;
-                    ks->gemm(p.n, p.w, p.ws, p.nr, p.xa + (size_t)c * p.as, p.as, 1, one, p.nr);
-                    assert_true(nmse(one, refd + c * p.nr, p.nr, &md) < 1e-10);
-                    for (int64_t r = 0; r < p.nr; r++) {
-                        ks->gemm(p.n, p.w + (size_t)r * p.ws, p.ws, 1, p.xa + (size_t)c * p.as,
-                                 p.as, 1, &v, 1);
-                        assert_memory_equal(&v, &one[r], sizeof v);
-                    }
-                }
+                check_tiling(ks, &p, p.xa, p.as, out, refd);
                 if (ks->gemm_packed) { /* 8 packed rows + 3 in place: one column's bits */
                     const size_t pz = lb_pack_size(t, p.n, p.nr);
                     uint8_t     *pk = malloc(pz);
@@ -379,7 +386,7 @@ static void test_fast_kernels(void **state) {
             uint8_t     *xa = malloc(as * NC);
             for (int64_t c = 0; c < NC; c++)
                 lb_quantize_act_get_isa(LB_ACT_BF16, LB_ISA_REF)(xa + (size_t)c * as, p.x + c * p.n, p.n);
-            float  ref[NR * NC], out[NR * NC], part[NR * NC], v[NC];
+            float  ref[NR * NC], out[NR * NC];
             double refd[NR * NC], md;
             kr->gemm(p.n, p.w, p.ws, NR, xa, as, NC, ref, NR);
             assert_true(nmse(ref, p.ref, NR * NC, &md) < 1e-4);
@@ -390,20 +397,7 @@ static void test_fast_kernels(void **state) {
                 assert_int_equal(ks->act, LB_ACT_BF16);
                 ks->gemm(p.n, p.w, p.ws, NR, xa, as, NC, out, NR);
                 assert_true(nmse(out, refd, NR * NC, &md) < 1e-10);
-                for (int64_t r0 = 0; r0 < NR; r0++) {
-                    ks->gemm(p.n, p.w + (size_t)r0 * p.ws, p.ws, 1, xa, as, NC, v, 1);
-                    for (int64_t c = 0; c < NC; c++) assert_memory_equal(&v[c], &out[c * NR + r0], sizeof(float));
-                }
-                ks->gemm(p.n, p.w, p.ws, NR, xa, as, 5, part, NR);
-                ks->gemm(p.n, p.w, p.ws, NR, xa + 5 * as, as, NC - 5, part + 5 * NR, NR);
-                assert_memory_equal(part, out, sizeof out);
-                for (int64_t c = 0; c < NC; c++) { /* one column: another order, the same values */
-                    float one[NR];
-                    ks->gemm(p.n, p.w, p.ws, NR, xa + (size_t)c * as, as, 1, one, NR);
-                    assert_true(nmse(one, refd + c * NR, NR, &md) < 1e-10);
-                    ks->gemm(p.n, p.w + 3 * p.ws, p.ws, 1, xa + (size_t)c * as, as, 1, v, 1);
-                    assert_memory_equal(&v[0], &one[3], sizeof(float));
-                }
+                check_tiling(ks, &p, xa, as, out, refd);
                 n_checked++;
             }
             free(xa);
