@@ -8,10 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
 #include "core/dist.h"
 #include "core/fail.h"
+#include "gram.h"
 #include "lowbit/actq.h"
 #include "lowbit/calib.h"
 
@@ -288,6 +287,7 @@ static void pass_end(lb_calib *c) {
 
 /* S (f64) += P (f32): the upper triangle (upper) or all, n x n */
 static void add_into(double *S, const float *P, int32_t n, bool upper) {
+#pragma omp parallel for schedule(dynamic, 64) if (n >= 512)
     for (int32_t i = 0; i < n; i++) {
         double      *h = S + (size_t)i * (size_t)n;
         const float *v = P + (size_t)i * (size_t)n;
@@ -426,19 +426,23 @@ static lb_status fold_step(lb_calib *c, lb_error *err) {
  * max_abs takes the rows' largest whatever w */
 static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, int32_t n, float w) {
     double *x2 = win_of(c, s) + 2, *ab = x2 + n, *mx = ab + n;
-    for (int32_t t = 0; t < T; t++) {
-        const float *r = x + (size_t)t * (size_t)n;
-        for (int32_t j = 0; j < n; j++) {
-            const float a = fabsf(r[j]);
-            x2[j] += (double)w * ((double)r[j] * r[j]);
-            ab[j] += w * a;
-            if (a > mx[j]) mx[j] = a;
+#pragma omp parallel for schedule(static) if (n >= 512)
+    for (int32_t j0 = 0; j0 < n; j0 += 256) { /* columns apart: each one's sums in token order */
+        const int32_t j1 = n - j0 < 256 ? n : j0 + 256;
+        for (int32_t t = 0; t < T; t++) {
+            const float *r = x + (size_t)t * (size_t)n;
+            for (int32_t j = j0; j < j1; j++) {
+                const float a = fabsf(r[j]);
+                x2[j] += (double)w * ((double)r[j] * r[j]);
+                ab[j] += w * a;
+                if (a > mx[j]) mx[j] = a;
+            }
         }
     }
     if (s->H && c->per_window) /* upper triangle of X^T X (row-major) into the window's */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 1.0f, c->mat + c->mat_at[s - c->stats], n);
+        lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats]);
     else if (s->H) { /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, w, x, n, 0.0f, c->mat, n);
+        lb_gram_upper(n, T, w, x, 0.0f, c->mat);
         add_into(s->H, c->mat, n, true);
     }
 }
@@ -449,13 +453,13 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     if (!s || s->n != n || c->win_at[s - c->stats] < 0) return; /* not what the pass collects */
     add_rows(c, s, x, T, n, 1.0f);
     if (c->cross && c->ref_x && c->per_window) { /* C += X_ref^T X; A += X_ref^T X_ref (upper), the window's */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 1.0f, c->cd, n);
-        if (c->ref_h) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 1.0f, c->ad, n);
+        lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd);
+        if (c->ref_h) lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad);
     } else if (c->cross && c->ref_x) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, T, 1.0f, c->ref_x, n, x, n, 0.0f, c->mat, n);
+        lb_gram_cross(n, T, c->ref_x, x, 0.0f, c->mat);
         add_into(c->cross, c->mat, n, false);
         if (c->ref_h) {
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, T, 1.0f, c->ref_x, n, 0.0f, c->mat, n);
+            lb_gram_upper(n, T, 1.0f, c->ref_x, 0.0f, c->mat);
             add_into(c->ref_h, c->mat, n, true);
         }
     }

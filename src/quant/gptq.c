@@ -363,7 +363,10 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
     const int info = lb_chol_lower(A, n); /* A = L L^T (chol.c: the same on any threads) */
     LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
                "(info %d); raise --damp", info);
-    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), a group of rows a thread */
+    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), a group of rows a thread.
+     * Column-major, each row of W is a column of W^T where it lies, and A's lower triangle
+     * (row-major) is the upper one: no transposed copies (row-major LAPACKE copied A, n^2,
+     * for every group). */
 #pragma omp parallel
     {
         double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
@@ -372,17 +375,14 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
             const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
             lapack_int    inf = -1;
             if (Wd && B) {
-                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
-                for (int64_t j = 0; j < n; j++)
-                    for (int64_t r = 0; r < nr; r++) B[j * nr + r] = lambda * Wd[r * n + j];
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
-                            (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)nr);
-                inf = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
-                                     (lapack_int)nr);
+                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i], B[i] = lambda * Wd[i];
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
+                            (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)n); /* C row-major is C^T here */
+                inf = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
+                                     (lapack_int)n);
             }
             if (inf == 0) {
-                for (int64_t r = 0; r < nr; r++)
-                    for (int64_t j = 0; j < n; j++) W[(r0 + r) * n + j] = (float)B[j * nr + r];
+                for (int64_t i = 0; i < n * nr; i++) W[r0 * n + i] = (float)B[i];
             } else {
 #pragma omp atomic write
                 bad = 1;
