@@ -29,14 +29,18 @@ bool lb_gptq_able(lb_type t, int64_t ncols) {
     return tr->block_size > 1 && ncols % tr->block_size == 0;
 }
 
-/* The reports' output errors, RTN of the original against GPTQ's result, a chunk of rows at a
- * time (no full copy of the original: its rows are read again from the unquantized model):
- * on the f32 target from waw = sum w A w and either C (kept) or WC = W C, else on H alone. */
+/* The reports' output errors, RTN of the original against GPTQ's result, on a sample of rows:
+ * every step-th row (report_step), so a report costs about REPORT_ROWS rows' quadratic forms
+ * (n^2 each) whatever the matrix. On every row they cost as much as the refit and GPTQ together
+ * on the 1b shape (and 10 s for its output head). The original's rows are read again from the
+ * unquantized model; on the f32 target the sums take w A w and W C of the same rows, else H
+ * alone. */
 typedef struct { /* doubles only: summed over the ranks as an array (lb_dist_sum) */
     double num_rtn, num_gq, den, wcq_rtn, wcq_gq;
-    double waw; /* sum over the rows of w A w (the f32 target) */
+    double waw; /* sum over the sampled rows of w A w (the f32 target) */
 } err_sums;
-#define ERR_SUMS_N (sizeof(err_sums) / sizeof(double))
+#define ERR_SUMS_N  (sizeof(err_sums) / sizeof(double))
+#define REPORT_ROWS 512
 
 /* the output errors, RTN and GPTQ, from the sums */
 static void error_of(const err_sums *e, bool target, double *e_rtn, double *e_gq) {
@@ -49,49 +53,54 @@ static void error_of(const err_sums *e, bool target, double *e_rtn, double *e_gq
     }
 }
 
-#define ERR_CHUNK 256
+/* the reports' rows of tensor i: every step-th of its nr (all of them for a type whose RTN
+ * needs the whole tensor) */
+static int64_t report_step(const lb_method_ctx *c, int32_t i, int64_t nr) {
+    if (lb_type_get_traits(c->plans[i].type)->whole_tensor || nr <= REPORT_ROWS) return 1;
+    return nr / REPORT_ROWS;
+}
 
-/* the sums over rows [lo, hi), Wq and WC from row lo */
+/* rows [lo, hi) of X (n wide) that the reports take, packed into out; their count */
+static int64_t sample_rows(const float *X, int64_t lo, int64_t hi, int64_t step, int64_t n, float *out) {
+    int64_t k = 0;
+    for (int64_t r = (lo + step - 1) / step * step; r < hi; r += step, k++)
+        memcpy(out + k * n, X + (r - lo) * n, (size_t)n * sizeof *out);
+    return k;
+}
+
+/* the sums over the sampled rows of [lo, hi): Wq from row lo, WC the sampled rows' W C */
 static lb_status errors(lb_method_ctx *c, int32_t i, int64_t lo, int64_t hi, const float *Wq, const double *H,
-                        const double *C, const float *WC, err_sums *out, lb_error *err) {
+                        const float *WC, err_sums *out, lb_error *err) {
     const lb_named_tensor *nt   = &c->tensors[i];
     const lb_tensor       *src  = lb_model_tensor(c->ref, nt->layer, nt->role); /* the weights GPTQ was given */
     const lb_type          type = c->plans[i].type;
-    const int64_t          n = src->ne[0], nr = hi - lo;
-    const bool             whole = lb_type_get_traits(type)->whole_tensor; /* RTN needs every row at once */
-    const int64_t          R = whole ? nr : (nr < ERR_CHUNK ? nr : ERR_CHUNK);
-    float                 *o = malloc((size_t)(R * n) * sizeof *o), *q = malloc((size_t)(R * n) * sizeof *q);
-    float                 *d = malloc((size_t)(R * n) * sizeof *d), *oc = C ? malloc((size_t)(R * n) * sizeof *oc) : NULL;
-    uint8_t               *qb = malloc(lb_row_size(type, n) * (size_t)R);
+    const int64_t          n = src->ne[0], step = report_step(c, i, src->ne[1]);
+    const int64_t          m = hi > lo ? (hi - 1) / step - (lo + step - 1) / step + 1 : 0; /* sampled rows */
+    float                 *o = malloc((size_t)((m ? m : 1) * n) * sizeof *o), *q = malloc((size_t)((m ? m : 1) * n) * sizeof *q);
+    float                 *g = malloc((size_t)((m ? m : 1) * n) * sizeof *g);
+    uint8_t               *qb = malloc(lb_row_size(type, n) * (size_t)(m ? m : 1));
     err_sums               e  = { 0 };
     lb_status              st = LB_OK;
-    LB_GOTO_IF(!o || !q || !d || !qb || (C && !oc), err, LB_ERR_NOMEM, "out of memory");
-    for (int64_t r0 = 0; r0 < nr; r0 += R) {
-        const int64_t k = nr - r0 < R ? nr - r0 : R;
-        for (int64_t r = 0; r < k; r++) lb_tensor_get_row_f32(src, lo + r0 + r, o + r * n);
-        lb_quantize_rows(type, qb, o, k, n, NULL); /* RTN, for the comparison */
-        for (int64_t r = 0; r < k; r++)
-            lb_type_get_traits(type)->to_float(q + r * n, qb + (size_t)r * lb_row_size(type, n), n);
-        const float *g = Wq + r0 * n;
-        if (WC || C) { /* ||W X - Q X'||^2 = w A w - 2 w C q + q H q */
-            const float *wc = WC ? WC + r0 * n : oc;
-            if (!WC) LB_TRY(lb_rows_times(o, C, k, n, oc, err));
-            for (int64_t x = 0; x < k * n; x++) e.wcq_rtn += (double)wc[x] * q[x], e.wcq_gq += (double)wc[x] * g[x];
-            e.num_rtn += lb_quad_sum(q, q, H, k, n);
-            e.num_gq += lb_quad_sum(g, g, H, k, n);
-        } else { /* ||(W - Q) X||^2 / ||W X||^2 */
-            for (int64_t x = 0; x < k * n; x++) d[x] = (float)((double)o[x] - q[x]);
-            e.num_rtn += lb_quad_sum(d, d, H, k, n);
-            for (int64_t x = 0; x < k * n; x++) d[x] = (float)((double)o[x] - g[x]);
-            e.num_gq += lb_quad_sum(d, d, H, k, n);
-            e.den += lb_quad_sum(o, o, H, k, n);
-        }
+    LB_GOTO_IF(!o || !q || !g || !qb, err, LB_ERR_NOMEM, "out of memory");
+    for (int64_t k = 0, r = (lo + step - 1) / step * step; k < m; k++, r += step) lb_tensor_get_row_f32(src, r, o + k * n);
+    lb_quantize_rows(type, qb, o, m, n, NULL); /* RTN, for the comparison */
+    for (int64_t k = 0; k < m; k++) lb_type_get_traits(type)->to_float(q + k * n, qb + (size_t)k * lb_row_size(type, n), n);
+    sample_rows(Wq, lo, hi, step, n, g);
+    if (WC) { /* ||W X - Q X'||^2 = w A w - 2 w C q + q H q */
+        for (int64_t x = 0; x < m * n; x++) e.wcq_rtn += (double)WC[x] * q[x], e.wcq_gq += (double)WC[x] * g[x];
+        e.num_rtn = lb_quad_sum(q, q, H, m, n);
+        e.num_gq  = lb_quad_sum(g, g, H, m, n);
+    } else { /* ||(W - Q) X||^2 / ||W X||^2 */
+        e.den = lb_quad_sum(o, o, H, m, n);
+        for (int64_t x = 0; x < m * n; x++) q[x] = (float)((double)o[x] - q[x]), g[x] = (float)((double)o[x] - g[x]);
+        e.num_rtn = lb_quad_sum(q, q, H, m, n);
+        e.num_gq  = lb_quad_sum(g, g, H, m, n);
     }
     LB_GOTO_IF(isnan(e.num_rtn) || isnan(e.num_gq) || isnan(e.den), err, LB_ERR_NOMEM, "out of memory");
     e.waw = out->waw;
     *out  = e;
 fail:
-    free(o), free(q), free(d), free(oc), free(qb);
+    free(o), free(q), free(g), free(qb);
     return st;
 }
 
@@ -106,10 +115,9 @@ static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, 
 }
 
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (this rank's rows' sum of w A w, A = sum X_ref X_ref^T): the weights are refit first. The
- * report needs C again after GPTQ: the reader keeps W C (n_out x n floats) when that is smaller
- * than C (n x n doubles), and the last reader of the input then frees *C; else C stays (the
- * caller frees it after the input's readers). */
+ * (the sum of w A w over this rank's sampled rows, A = sum X_ref X_ref^T): the weights are
+ * refit first, and the report keeps the sampled rows' W C; the last reader of the input frees
+ * *C. */
 static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
                              bool last, lb_error *err) {
     const lb_quant_params *p    = c->p;
@@ -124,20 +132,21 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     const int64_t mr = hi - lo; /* this rank's rows, from lo */
     float        *Wm = W + lo * n;
     const bool    target = *C != NULL;
-    const bool    keep_c = *C && 2 * n <= nr;
+    const int64_t step = report_step(c, i, nr), ms = mr / step + 1; /* at least the sampled rows */
     uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
-    float        *WC  = *C && !keep_c ? malloc((size_t)((mr ? mr : 1) * n) * sizeof *WC) : NULL;
+    float        *WC  = target ? malloc((size_t)(ms * n) * sizeof *WC) : NULL; /* the sampled rows' W C */
     err_sums      e   = { .waw = waw };
     lb_status     st  = LB_OK, mine = LB_OK; /* mine: this rank's rows' work (under MPI every rank learns it) */
-    if (!q || !imp || (*C && !keep_c && !WC)) mine = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    if (!q || !imp || (target && !WC)) mine = lb_fail(err, LB_ERR_NOMEM, "out of memory");
     const bool has_imp = imp && lb_act_importance(s, imp);
-    if (*C && !mine) {
-        if (WC) mine = lb_rows_times(Wm, *C, mr, n, WC, err);
+    if (target && !mine) {
+        const int64_t k = sample_rows(Wm, lo, hi, step, n, WC);
+        mine            = lb_rows_times(WC, *C, k, n, WC, err);
         /* damped as GPTQ itself is (for the lattices 0.05: with 0.01 here pure IQ2_XXS on the
          * testbed gave 0.0602 KLD against 0.0545) */
         if (!mine) mine = lb_gptq_retarget(Wm, mr, n, *C, s->H, lb_gptq_damp(&p->gptq, type), err);
-        if (last && !keep_c) {
+        if (last) {
             free(*C);
             *C = NULL;
         }
@@ -145,7 +154,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     lb_gptq_params gp = p->gptq;
     gp.range          = p->range;
     if (!mine) mine = lb_gptq_quantize(Wm, mr, n, s->H, type, &gp, has_imp ? imp : NULL, q + (size_t)lo * rs, err);
-    if (!mine) mine = errors(c, i, lo, hi, Wm, s->H, keep_c ? *C : NULL, WC, &e, err);
+    if (!mine) mine = errors(c, i, lo, hi, Wm, s->H, WC, &e, err);
     LB_TRY(split ? lb_dist_agree(mine, err) : mine);
     if (split) {
         LB_TRY(lb_dist_gather_rows(W, nr, (size_t)n * sizeof *W, LB_GPTQ_ROWS, err));
@@ -205,10 +214,12 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         last = k;
         if (!A) continue;
         const lb_tensor *w = lb_engine_tensor(c, idx[k]);
-        const float     *x = w->data;
-        int64_t          lo, hi; /* this rank's rows' (gptq_tensor sums the ranks') */
+        const int64_t    n = w->ne[0], step = report_step(c, idx[k], w->ne[1]);
+        int64_t          lo, hi; /* this rank's sampled rows' (gptq_tensor sums the ranks') */
         my_rows(c, idx[k], w->ne[1], &lo, &hi);
-        waw[k] = lb_quad_sum(x + lo * w->ne[0], x + lo * w->ne[0], A, hi - lo, w->ne[0]);
+        float *x = malloc((size_t)(((hi - lo) / step + 1) * n) * sizeof *x);
+        waw[k]   = x ? lb_quad_sum(x, x, A, sample_rows((const float *)w->data + lo * n, lo, hi, step, n, x), n) : NAN;
+        free(x);
         LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
     }
     free(A);
