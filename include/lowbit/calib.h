@@ -101,6 +101,12 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_state
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
                                     lb_context *ref, const lb_calib_states *rs, double *C, double *A,
                                     lb_error *err);
+/* The same, the reference running its whole layer meanwhile: rs becomes the next layer's input,
+ * as lb_calib_states_advance(rs, ref) would make it, without a second pass. For the layer's
+ * last input. */
+lb_status lb_calib_run_states_cross_advance(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
+                                            lb_context *ref, lb_calib_states *rs, double *C, double *A,
+                                            lb_error *err);
 
 /* The rare-expert prior. A router sends few calibration tokens to some experts, and their
  * Hessians are then nearly singular (rank at most their token count). For each selected expert

@@ -564,8 +564,10 @@ static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_e
     return run_pass(c, ctx, src, NULL, err);
 }
 
+/* with next (the reference's states): each window's reference runs its whole layer and its
+ * residual goes to next, the next layer's input */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, double *C, double *A, lb_error *err) {
+                           const source *ref_src, float *next, double *C, double *A, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
@@ -582,7 +584,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     if (A) memset(A, 0, nn * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
     lb_context_set_hook(ctx, hook, c);
-    lb_context_set_stop(ref, stop_role(c));
+    lb_context_set_stop(ref, next ? LB_ROLE_COUNT : stop_role(c));
     lb_context_set_stop(ctx, stop_role(c));
     c->cross  = C;
     c->ref_h  = A;
@@ -592,6 +594,10 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         lb_status     sw = LB_OK;
         r.seen           = false;
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
+        if (w < src->n_windows && sw == LB_OK && next) {
+            const size_t len = (size_t)ref_src->n_ctx * (size_t)ref_src->n_embd;
+            memcpy(next + (size_t)w * len, lb_context_residual(ref), len * sizeof *next);
+        }
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         st = lb_dist_agree(sw, err);
@@ -763,7 +769,18 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
     LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows, err, LB_ERR_PARAM,
                  "calib: the reference's states are not at the same layer");
     const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    return run_cross(c, ctx, &src, ref, &ref_src, C, A, err);
+    return run_cross(c, ctx, &src, ref, &ref_src, NULL, C, A, err);
+}
+
+lb_status lb_calib_run_states_cross_advance(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
+                                            lb_context *ref, lb_calib_states *rs, double *C, double *A,
+                                            lb_error *err) {
+    LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows || rs->layer >= rs->n_layers, err,
+                 LB_ERR_PARAM, "calib: the reference's states are not at the same layer");
+    const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
+    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, rs->x, C, A, err));
+    rs->layer++;
+    return LB_OK;
 }
 
 bool lb_act_importance(const lb_act_stats *s, float *out) {

@@ -277,7 +277,8 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     if (b < c->model->cfg.n_layers) { /* the next block's inputs */
         const double t0 = lb_time_sec();
         if (c->sq) LB_TRY_RET(lb_calib_states_advance(c->sq, c->ctx_q, err));
-        if (c->sr) LB_TRY_RET(lb_calib_states_advance(c->sr, c->ctx_r, err));
+        if (c->sr && lb_calib_states_layer(c->sr) == b) /* (GPTQ's last cross pass may have) */
+            LB_TRY_RET(lb_calib_states_advance(c->sr, c->ctx_r, err));
         c->summary->seconds_calib += lb_time_sec() - t0;
     }
     unload_block(e, b);

@@ -180,8 +180,11 @@ fail:
 
 /* GPTQ on the readers roles[0..nr) of input `in` of block c->layer (c->layer == n_layers: the
  * head): its Hessian (and the f32 target's cross terms) on the calibration streams, then each
- * reader in turn; a reader GPTQ cannot take is stored by its format's quantizer */
-static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor_role *roles, int nr, lb_error *err) {
+ * reader in turn; a reader GPTQ cannot take is stored by its format's quantizer. The layer's
+ * last input (last): the unquantized stream runs the whole layer in the cross pass and so
+ * advances (the engine then does not). */
+static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor_role *roles, int nr, bool last_in,
+                            lb_error *err) {
     const lb_quant_params *p  = c->p;
     const int32_t          li = c->layer == c->model->cfg.n_layers ? -1 : c->layer;
     double                *A = NULL, *C = NULL;
@@ -200,7 +203,8 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
         C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
         LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-        LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err));
+        LB_TRY(last_in && li >= 0 ? lb_calib_run_states_cross_advance(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err)
+                                  : lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err));
     } else {
         LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
     }
@@ -249,7 +253,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     const bool    head = c->layer == L;
     lb_status     st   = LB_OK;
     if (head && c->model->tied_output) return LB_OK; /* the embedding: stored before the layers */
-    if (head) return gptq_input(c, LB_ROLE_OUTPUT, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1, err);
+    if (head) return gptq_input(c, LB_ROLE_OUTPUT, (const lb_tensor_role[]){ LB_ROLE_OUTPUT }, 1, false, err);
     /* within a layer: q, k, v share an input (MLA: q or q_a and kv_a_mqa; then q_b, each
      * head's k_b, each head's v_b); then o; gate and up share one (a mixture of experts: the
      * shared expert's, then each expert's gate and up, then each one's down: gptq_experts.c);
@@ -262,13 +266,13 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         }
         if (mla && g == LB_INPUT_ATTN_OUT) {
             if (c->model->cfg.n_lora_q > 0)
-                LB_TRY(gptq_input(c, LB_ROLE_ATTN_Q_B, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q_B }, 1, err));
+                LB_TRY(gptq_input(c, LB_ROLE_ATTN_Q_B, (const lb_tensor_role[]){ LB_ROLE_ATTN_Q_B }, 1, false, err));
             LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_ATTN_K_B }, 1, err));
             LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_ATTN_V_B }, 1, err));
         }
         lb_tensor_role roles[3];
         const int      nr = lb_block_input_readers(c->model, c->layer, (lb_block_input)g, roles);
-        LB_TRY(gptq_input(c, lb_block_input_role((lb_block_input)g), roles, nr, err));
+        LB_TRY(gptq_input(c, lb_block_input_role((lb_block_input)g), roles, nr, g == LB_INPUT_COUNT - 1, err));
     }
 fail:
     return st;
