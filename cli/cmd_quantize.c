@@ -232,6 +232,7 @@ int cmd_quantize(int argc, char **argv) {
     const char      *calib   = NULL, *imatrix_path = NULL, *log_json = NULL;
     lb_imatrix      *imatrix = NULL;
     int64_t          samples = 128, calib_ctx = 128, seed = 1234;
+    bool             calib_exact = false;
     double           damp    = 0, alpha = 0.5, outlier = 6.0; /* damp 0: the library's per type */
     int64_t          min_tokens = 0;
     bool             act_order = false, self_target = false, long_ctx = false, nonfinite = false, resume = false;
@@ -284,6 +285,14 @@ int cmd_quantize(int argc, char **argv) {
             bpw_proxy = v && !strcmp(v, "proxy");
         }
         else if (!strcmp(opt, "--act-order")) act_order = true;
+        else if (!strcmp(opt, "--calib-matmul")) {
+            const char *v = lb_args_value(&a);
+            if (v && strcmp(v, "q8") && strcmp(v, "exact")) {
+                rc = lb_usage_error("quantize", "--calib-matmul wants q8 or exact, not '%s'", v);
+                goto out;
+            }
+            calib_exact = v && !strcmp(v, "exact");
+        }
         else if (!strcmp(opt, "--gptq-min-tokens")) {
             const char *v   = lb_args_value(&a);
             char       *end = NULL;
@@ -474,7 +483,7 @@ int cmd_quantize(int argc, char **argv) {
     lb_quant_params  p   = { .recipe = r, .range = range, .pure = pure, .overrides = ov, .n_overrides = n_ov,
                              .method = method, .calib_text = calib, .imatrix = imatrix,
                              .calib = { .n_samples = (int32_t)samples, .n_ctx = (int32_t)calib_ctx,
-                                        .seed = (uint64_t)seed },
+                                        .seed = (uint64_t)seed, .exact = calib_exact },
                              .gptq = { .damp = damp, .block = 128, .act_order = act_order,
                                        .self_target = self_target, .min_tokens = (int32_t)min_tokens },
                              .act = act, .smooth_alpha = alpha, .outlier_threshold = outlier,

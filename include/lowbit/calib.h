@@ -23,6 +23,9 @@ typedef struct lb_calib_params {
     int32_t  n_ctx;      /* tokens per window, BOS first when the vocabulary adds one */
     uint64_t seed;       /* random window starts; ignored when sequential */
     bool     sequential; /* consecutive non-overlapping windows from the start */
+    bool     exact;      /* the block engine's quantized stream in f32 throughout; false: its
+                            block's stored matrices multiplied by the quantized kernels (8-bit
+                            activations, as llama.cpp runs the file; --calib-matmul q8) */
 } lb_calib_params;
 
 /* Tokenize text and cut it into windows: *out holds *n_windows x n_ctx tokens (malloc'd). */

@@ -266,6 +266,9 @@ typedef struct lb_context_params {
                        logits change slightly); false: f32 activations */
     lb_type type_k; /* KV cache storage of K and of V: f32, f16, bf16, q8_0, q4_0 (any block */
     lb_type type_v; /* type whose block divides n_kv_heads * head_dim) */
+    bool    unpacked; /* with fast: no packed or approximated copies of the model's matrices
+                         made up front (the block engine, which sets its block's matrices
+                         itself: lb_context_set_matrix) */
 } lb_context_params;
 lb_context_params lb_context_default_params(int32_t n_ctx, int32_t n_batch);
 lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_context_params *p,
@@ -295,6 +298,11 @@ typedef void (*lb_forward_hook)(void *user, int32_t layer, lb_tensor_role role, 
 void lb_context_set_hook(lb_context *c, lb_forward_hook hook, void *user);
 /* Run only the first n_layers blocks (then stop: no logits); <= 0 restores the full model. */
 void lb_context_set_layer_limit(lb_context *c, int32_t n_layers);
+/* The matrix of layer l's linear role (a 2-D slot) that the forward passes multiply: t instead
+ * of the model's (the same shape; it must outlive its use), NULL: the model's again. Only in a
+ * fast context and for a type with a quantized kernel (else false, nothing changed): the
+ * block engine's quantized stream multiplies its block's stored matrices this way. */
+bool lb_context_set_matrix(lb_context *c, int32_t layer, lb_tensor_role role, const lb_tensor *t);
 /* Stop a forward pass as soon as the hook has seen `input` (an input role as the hook names
  * them), skipping its product and all after: no logits, the residual stream undefined. For
  * calibration passes that want one input. LB_ROLE_COUNT (the default): never. */

@@ -21,6 +21,7 @@
 
 #include "core/fail.h"
 #include "kernels/matmul.h"
+#include "kernels/qdot.h"
 #include "kernels/vecf.h"
 #include "kv_cache.h"
 #include "model_internal.h"
@@ -160,7 +161,7 @@ lb_status lb_context_create_ex(lb_context **out, const lb_model *m, const lb_con
     LB_RETURN_IF(!ctx, err, LB_ERR_NOMEM, "out of memory");
     ctx->stop_at = ctx->moe.stop_at = LB_ROLE_COUNT;
     lb_status st = lb_kv_cache_init(&ctx->kv, c, n_ctx, cp->type_k, cp->type_v, err);
-    if (!st) st = lb_weights_init(&ctx->w, m, cp->fast, err);
+    if (!st) st = lb_weights_init(&ctx->w, m, cp->fast && !cp->unpacked, err);
     if (st) {
         lb_kv_cache_free(&ctx->kv);
         free(ctx);
@@ -632,3 +633,17 @@ fail:
 }
 
 const float *lb_context_residual(const lb_context *ctx) { return ctx->x; }
+
+bool lb_context_set_matrix(lb_context *c, int32_t layer, lb_tensor_role role, const lb_tensor *t) {
+    const lb_slot *s = lb_slot_of(role);
+    if (layer < 0 || layer >= c->w.n_layers || role < LB_ROLE_LAYER_FIRST || role >= LB_ROLE_LAYER_END ||
+        s->ne1 == LB_DIM_1 || s->ne2 != LB_DIM_1 || (t && (c->mode != LB_MATMUL_FAST || !lb_qdot_get_fast(t->type))))
+        return false;
+    const int32_t i = layer * LB_LAYER_SLOTS + ((int)role - LB_ROLE_LAYER_FIRST);
+    const size_t  n = t ? (lb_matmul_pack_size(t) + 63) / 64 * 64 : 0;
+    free(c->w.set_buf[i]);
+    c->w.set_buf[i] = n ? aligned_alloc(64, n) : NULL; /* packed, as a fast context's own (none: unpacked) */
+    if (c->w.set_buf[i]) lb_matmul_pack(c->w.set_buf[i], t);
+    c->w.mats[i] = t ? (lb_mat){ .t = t, .packed = c->w.set_buf[i] } : c->w.init[i];
+    return true;
+}

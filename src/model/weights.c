@@ -1,6 +1,7 @@
 /* A model's matrices for the forward pass, packed for the quantized kernels when asked
  * (weights.h). */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -133,11 +134,11 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         w->tc_buf[i]  = b;
         w->mats[i].t  = &w->tc[i];
     }
-    if (!pack) return LB_OK;
+    if (!pack) goto done;
     size_t total = 0;
     for (int32_t i = 0; i < n; i++)
         if (w->mats[i].t) total += (lb_matmul_pack_size(w->mats[i].t) + 63) / 64 * 64;
-    if (total == 0) return LB_OK;
+    if (total == 0) goto done;
     w->buf = aligned_alloc(64, total);
     if (!w->buf) {
         lb_weights_free(w);
@@ -157,6 +158,11 @@ lb_status lb_weights_init(lb_weights *w, const lb_model *m, bool pack, lb_error 
         p += (sz + 63) / 64 * 64;
     }
     w->packed = (size_t)(p - (uint8_t *)w->buf);
+done:
+    w->init    = malloc((size_t)n * sizeof *w->init);
+    w->set_buf = calloc((size_t)n, sizeof *w->set_buf);
+    LB_GOTO_IF(!w->init || !w->set_buf, err, LB_ERR_NOMEM, "out of memory");
+    memcpy(w->init, w->mats, (size_t)n * sizeof *w->init);
     return LB_OK;
 fail:
     lb_weights_free(w);
@@ -168,6 +174,11 @@ void lb_weights_free(lb_weights *w) {
     free(w->tc_buf);
     free(w->tc);
     free(w->mats);
+    free(w->init);
+    w->init = NULL;
+    for (int32_t i = 0; w->set_buf && i < w->n_mats; i++) free(w->set_buf[i]);
+    free(w->set_buf);
+    w->set_buf = NULL;
     free(w->views);
     w->views  = NULL;
     free(w->buf);

@@ -24,6 +24,8 @@
 #define LB_WEIGHTS_STACKS 5 /* the experts' gate, up and down; MLA's k_b and v_b */
 
 typedef struct lb_weights {
+    lb_mat *init;     /* mats as made (lb_context_set_matrix restores them) */
+    void  **set_buf;  /* [n_mats] the packed rows of matrices lb_context_set_matrix gave, or NULL */
     lb_mat *mats;     /* n_layers * LB_LAYER_SLOTS (the linear slots filled), then the output,
                          then per layer each stacked tensor's slices: each expert's gate, up and
                          down, each head's k_b and v_b (lb_weights_slice) */

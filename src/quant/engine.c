@@ -193,8 +193,22 @@ lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err) {
         for (int64_t r = 0; r < nr; r++)
             lb_type_get_traits(type)->to_float((float *)t->data + r * t->ne[0], (const uint8_t *)c->data[i] + (size_t)r * rs,
                                                t->ne[0]);
+        lb_engine_stored(c, i);
     }
     return LB_OK;
+}
+
+void lb_engine_stored(lb_method_ctx *c, int32_t i) {
+    const lb_named_tensor *nt = &c->tensors[i];
+    if (c->p->calib.exact || !c->ctx_q || !c->work || c->actq || nt->layer < 0 || !c->data[i] ||
+        !lb_type_get_traits(c->plans[i].type)->is_quantized)
+        return;
+    const lb_tensor *w = lb_model_tensor(c->work, nt->layer, nt->role);
+    if (!w || w->type != LB_TYPE_F32 || w->data == nt->t->data) return; /* not the block's f32 copy */
+    c->stored[i]      = *w;
+    c->stored[i].type = c->plans[i].type;
+    c->stored[i].data = c->data[i];
+    lb_context_set_matrix(c->ctx_q, nt->layer, nt->role, &c->stored[i]);
 }
 
 /* block b's name in reports: token_embd (-1), blk.N, output (n_layers) */
@@ -233,12 +247,21 @@ static lb_status write_block(engine *e, int32_t b, lb_error *err) {
             const lb_tensor *t = lb_engine_tensor(c, i);
             st                 = e->out ? lb_model_writer_put(e->out, i, t->data, lb_tensor_nbytes(t), err) : LB_OK;
         }
-        free(c->data[i]);
-        c->data[i] = NULL;
         if (st) return st;
     }
     range_report(c, b);
     return LB_OK;
+}
+
+/* block b's stored bytes, written and no longer multiplied (after the streams advanced) */
+static void release_block(engine *e, int32_t b) {
+    lb_method_ctx *c = e->c;
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!in_block(e, i, b)) continue;
+        if (c->ctx_q && c->tensors[i].layer >= 0) lb_context_set_matrix(c->ctx_q, c->tensors[i].layer, c->tensors[i].role, NULL);
+        free(c->data[i]);
+        c->data[i] = NULL;
+    }
 }
 
 /* the embedding as stored, before the layers: the quantized stream starts from its rows */
@@ -256,7 +279,9 @@ static lb_status embedding_first(engine *e, lb_error *err) {
     const lb_named_tensor *nt = &c->tensors[e->ie];
     lb_method_log(c->p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", nt->name,
                   lb_type_name(c->plans[e->ie].type), c->model->tied_output ? "; tied: it is the output head too" : "");
-    return write_block(e, -1, err);
+    st = write_block(e, -1, err);
+    release_block(e, -1);
+    return st;
 }
 
 static lb_status run_block(engine *e, int32_t b, lb_error *err) {
@@ -274,13 +299,14 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
     }
     c->last = false;
     LB_TRY_RET(write_block(e, b, err));
-    if (b < c->model->cfg.n_layers) { /* the next block's inputs */
+    if (b < c->model->cfg.n_layers) { /* the next block's inputs (through what the file holds) */
         const double t0 = lb_time_sec();
         if (c->sq) LB_TRY_RET(lb_calib_states_advance(c->sq, c->ctx_q, err));
         if (c->sr && lb_calib_states_layer(c->sr) == b) /* (GPTQ's last cross pass may have) */
             LB_TRY_RET(lb_calib_states_advance(c->sr, c->ctx_r, err));
         c->summary->seconds_calib += lb_time_sec() - t0;
     }
+    release_block(e, b);
     unload_block(e, b);
     return LB_OK;
 }
@@ -339,7 +365,8 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     lb_status              st = LB_OK;
     e.f32_work                = calloc((size_t)c->n, sizeof *e.f32_work);
     e.f32_ref                 = calloc((size_t)c->n, sizeof *e.f32_ref);
-    LB_GOTO_IF(!lw || !lr || !e.f32_work || !e.f32_ref, err, LB_ERR_NOMEM, "out of memory");
+    c->stored                 = calloc((size_t)c->n, sizeof *c->stored);
+    LB_GOTO_IF(!lw || !lr || !e.f32_work || !e.f32_ref || !c->stored, err, LB_ERR_NOMEM, "out of memory");
     for (const char *a = p->method ? p->method : "rtn"; *a && e.n_chain < 8;) {
         const size_t len = strcspn(a, "+");
         e.chain[e.n_chain] = lb_method_lookup(a, len);
@@ -394,7 +421,12 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         made_here = mkdir(spill, 0777) == 0;
         LB_GOTO_IF(!made_here && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", spill, strerror(errno));
     }
-    if (e.need_q) LB_TRY(lb_context_create(&c->ctx_q, &e.work, p->calib.n_ctx, p->calib.n_ctx, err));
+    if (e.need_q) { /* fast, unpacked: only the stored matrices take the quantized kernels */
+        lb_context_params cq = lb_context_default_params(p->calib.n_ctx, p->calib.n_ctx);
+        cq.fast              = !p->calib.exact;
+        cq.unpacked          = true;
+        LB_TRY(lb_context_create_ex(&c->ctx_q, &e.work, &cq, err));
+    }
     if (e.need_r) {
         LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
         LB_TRY(lb_calib_states_create_ex(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
@@ -412,7 +444,10 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         c->block_rtn = c->block_method = 0;
         if (b >= 0) LB_TRY(run_block(&e, b, err));
         else if (e.embd_first) LB_TRY(embedding_first(&e, err));
-        else LB_TRY(write_block(&e, -1, err)); /* nothing there when the embedding goes last */
+        else { /* nothing there when the embedding goes last */
+            LB_TRY(write_block(&e, -1, err));
+            release_block(&e, -1);
+        }
         bool stop = false;
         if (keep) { /* the checkpoint: the output's blocks on disk first, then the state */
             LB_TRY(lb_dist_agree(e.out ? lb_model_writer_sync(e.out, err) : LB_OK, err));
@@ -432,7 +467,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     if (!st && keep && lb_dist_rank() == 0) lb_resume_remove(&rs);
     else if (!st && made_here) rmdir(rs.dir); /* another host's, for its spilled streams */
 fail:
-    for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
+    for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) release_block(&e, b), unload_block(&e, b);
     lb_model_writer_free(e.out);
     lb_calib_states_free(c->sq);
     lb_calib_states_free(c->sr);
@@ -446,6 +481,8 @@ fail:
     c->work = c->ref = NULL;
     free(e.f32_work);
     free(e.f32_ref);
+    free(c->stored);
+    c->stored = NULL;
     free(lw);
     free(lr);
     return st;

@@ -171,6 +171,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
           e_rtn, e_gq, e_gq > 0 ? e_rtn / e_gq : 0.0);
     c->data[i] = q;
     q          = NULL;
+    lb_engine_stored(c, i);
 fail:
     free(q);
     free(imp);

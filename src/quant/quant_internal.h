@@ -31,6 +31,8 @@ typedef struct lb_method_ctx {
                                         * method changes weights); NULL when none does */
     lb_model              *ref;        /* the unquantized model as earlier methods changed it */
     lb_context            *ctx_q, *ctx_r; /* on work and on ref */
+    lb_tensor             *stored;     /* [n] the block's stored matrices as ctx_q multiplies them
+                                        * (lb_engine_stored), while the block runs */
     lb_calib_states       *sq, *sr;    /* each window at the block's input, through work / ref
                                         * (NULL when no method needs it) */
     lb_calib              *cal;        /* per-input statistics, without Hessians */
@@ -81,6 +83,11 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
 /* Store tensor i now from the block's current values (its planned type, importance and range),
  * into c->data[i]; when the block is loaded in f32, its values become what the file holds. */
 lb_status lb_engine_store(lb_method_ctx *c, int32_t i, lb_error *err);
+/* Tensor i was stored (c->data[i]): unless --calib-matmul exact, the quantized stream now
+ * multiplies those bytes by the quantized kernels, where its type has one, instead of the
+ * block's f32 copy of them (the same values; the activations rounded to 8 bits, as llama.cpp
+ * runs the file), until the block ends. */
+void       lb_engine_stored(lb_method_ctx *c, int32_t i);
 /* The block's current tensor of tensor i: work's (f32) when loaded, else ref's. */
 lb_tensor *lb_engine_tensor(lb_method_ctx *c, int32_t i);
 /* Where a method that changes weights runs: the last one on work and the quantized stream, an

@@ -65,9 +65,9 @@ static uint64_t options_fp(const lb_method_ctx *c) {
     const lb_quant_params *p = c->p;
     char                   buf[512];
     uint64_t               h = FNV0;
-    snprintf(buf, sizeof buf, "%s|%s|%d|%.17g|%d|%d|%d|%llu|%d|%.17g|%d|%d|%d|%d|%.17g|%.17g|%.17g|%d|%d",
+    snprintf(buf, sizeof buf, "%s|%s|%d|%.17g|%d|%d|%d|%llu|%d|%d|%.17g|%d|%d|%d|%d|%.17g|%.17g|%.17g|%d|%d",
              p->recipe->name, p->method ? p->method : "rtn", (int)p->range.kind, p->range.pct, p->pure,
-             p->calib.n_samples, p->calib.n_ctx, (unsigned long long)p->calib.seed, p->calib.sequential,
+             p->calib.n_samples, p->calib.n_ctx, (unsigned long long)p->calib.seed, p->calib.sequential, p->calib.exact,
              p->gptq.damp, p->gptq.block, p->gptq.act_order, p->gptq.self_target, p->act.calibrated ? 1 + (int)p->act.range.kind : 0, p->act.range.pct,
              p->smooth_alpha, p->outlier_threshold, p->allow_nonfinite, p->gptq.min_tokens);
     h = fnv_str(h, buf);
