@@ -56,6 +56,10 @@ void      lb_calib_free(lb_calib *c); /* accepts NULL */
 /* Accumulate only this input (layer, role), or everything with layer = LB_CALIB_ALL. */
 #define LB_CALIB_ALL (-2)
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role);
+/* The Hessians and cross terms from activations rounded to bf16, summed in f32 by AVX512_BF16's
+ * vdpbf16ps where the CPU has it (about twice sgemm's rate; elsewhere nothing changes); the
+ * default, false: f32 products. */
+void lb_calib_set_bf16(lb_calib *c, bool bf16);
 /* An expert's role (LB_ROLE_FFN_GATE_EXPS, _UP_EXPS, _DOWN_EXPS) of a mixture of experts:
  * experts [e0, e1) only (lb_calib_select: all of them); clearing allocates their Hessians. */
 void lb_calib_select_experts(lb_calib *c, int32_t layer, lb_tensor_role role, int32_t e0, int32_t e1);

@@ -32,6 +32,7 @@ struct lb_calib {
     int32_t         n_stats;
     int32_t         n_slice[N_STACKS], per_layer; /* slices of each stack kind a layer, their sum */
     bool            hessians;
+    bool            bf16;    /* the Gram products on bf16 activations (lb_calib_set_bf16) */
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
     int32_t         sel_e0, sel_e1; /* an expert role's selected experts [e0, e1) */
@@ -182,6 +183,8 @@ void lb_calib_free(lb_calib *c) {
     free(c->mat_at);
     free(c);
 }
+
+void lb_calib_set_bf16(lb_calib *c, bool bf16) { c->bf16 = bf16; }
 
 void lb_calib_select(lb_calib *c, int32_t layer, lb_tensor_role role) {
     c->sel_layer = layer;
@@ -440,9 +443,9 @@ static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, in
         }
     }
     if (s->H && c->per_window) /* upper triangle of X^T X (row-major) into the window's */
-        lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats]);
+        lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats], c->bf16);
     else if (s->H) { /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
-        lb_gram_upper(n, T, w, x, 0.0f, c->mat);
+        lb_gram_upper(n, T, w, x, 0.0f, c->mat, c->bf16);
         add_into(s->H, c->mat, n, true);
     }
 }
@@ -453,13 +456,13 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     if (!s || s->n != n || c->win_at[s - c->stats] < 0) return; /* not what the pass collects */
     add_rows(c, s, x, T, n, 1.0f);
     if (c->cross && c->ref_x && c->per_window) { /* C += X_ref^T X; A += X_ref^T X_ref (upper), the window's */
-        lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd);
-        if (c->ref_h) lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad);
+        lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd, c->bf16);
+        if (c->ref_h) lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad, c->bf16);
     } else if (c->cross && c->ref_x) {
-        lb_gram_cross(n, T, c->ref_x, x, 0.0f, c->mat);
+        lb_gram_cross(n, T, c->ref_x, x, 0.0f, c->mat, c->bf16);
         add_into(c->cross, c->mat, n, false);
         if (c->ref_h) {
-            lb_gram_upper(n, T, 1.0f, c->ref_x, 0.0f, c->mat);
+            lb_gram_upper(n, T, 1.0f, c->ref_x, 0.0f, c->mat, c->bf16);
             add_into(c->ref_h, c->mat, n, true);
         }
     }

@@ -393,6 +393,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_TRY(lb_method_windows(c, err));
         LB_TRY(lb_calib_create(&c->cal, m, false, err));
         LB_TRY(lb_calib_create(&c->cal_h, m, true, err));
+        lb_calib_set_bf16(c->cal_h, !p->calib.exact); /* rounded as the fast kernels round */
     }
     /* a calibrated run keeps its state beside the output until it succeeds (resume.c) */
     const bool keep = e.need_q || e.need_r;

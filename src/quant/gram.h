@@ -1,15 +1,20 @@
 /* Gram products of calibration activations, X^T X and X^T Y, whose bits do not depend on the
- * thread count (gram.c): OpenMP over column tiles, each one single-threaded BLAS call.
- * Row-major, f32. */
+ * thread count (gram.c): OpenMP over column tiles, each one single-threaded call. Row-major.
+ * With bf16 (and a CPU with AVX512_BF16): the products of the activations rounded to bf16
+ * (lb_f32_to_bf16), summed in f32 by the BF16 kernel's vdpbf16ps, at about twice sgemm's
+ * rate, as the fast kernels round activations; else f32 by sgemm/ssyrk. */
 #ifndef LB_QUANT_GRAM_H
 #define LB_QUANT_GRAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+/* whether the bf16 products run here (else bf16 asks for f32 ones) */
+bool lb_gram_bf16_available(void);
 /* the upper triangle of S (n x n) = w X^T X + beta S, X [T, n]; the strict lower triangle is
- * not touched */
-void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S);
+ * left undefined */
+void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16);
 /* S (n x n) = X^T Y + beta S, X and Y [T, n] */
-void lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S);
+void lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S, bool bf16);
 
 #endif

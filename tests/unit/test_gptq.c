@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "formats/grid.h"
+#include "quant/gram.h"
 #include "lowbit/quant.h"
 #include "test_util.h"
 
@@ -265,6 +266,52 @@ static void test_retarget(void **state) {
     assert_true(fabs(e1 - e2) <= 1e-9 + 1e-6 * e2);
 }
 
+/* the Gram products (gram.c) against f64 sums of the same inputs (rounded to bf16 when the
+ * bf16 kernel runs), odd sizes, two column tiles, beta and w; the bits the same on 1 and 2
+ * threads */
+static float bf16_value(float x) {
+    const uint32_t b = (uint32_t)lb_f32_to_bf16(x) << 16;
+    float          v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+static void test_gram(void **state) {
+    (void)state;
+    enum { N = 300, T = 37 };
+    static float X[T * N], Y[T * N], S[N * N], S0[N * N], S2[N * N];
+    g_rng = 99;
+    for (int i = 0; i < T * N; i++) X[i] = (float)gauss(), Y[i] = (float)gauss() * 3.0f;
+    for (int bf = 0; bf < 2; bf++) {
+        const bool rounded = bf && lb_gram_bf16_available();
+        for (int upper = 0; upper < 2; upper++) {
+            const float w = upper ? 0.5f : 1.0f, beta = 1.0f;
+            for (int i = 0; i < N * N; i++) S0[i] = (float)(i % 7) - 3.0f;
+            for (int th = 1; th <= 2; th++) {
+                lb_threads_set(th);
+                float *out = th == 1 ? S : S2;
+                memcpy(out, S0, sizeof S0);
+                if (upper) lb_gram_upper(N, T, w, X, beta, out, bf);
+                else lb_gram_cross(N, T, X, Y, beta, out, bf);
+            }
+            lb_threads_set(0);
+            for (int i = 0; i < N; i++)
+                for (int j = upper ? i : 0; j < N; j++) {
+                    double ref = 0, mag = 0;
+                    for (int t = 0; t < T; t++) {
+                        const float *B = upper ? X : Y;
+                        const double a = rounded ? bf16_value(X[t * N + i]) : X[t * N + i];
+                        const double b = rounded ? bf16_value(B[t * N + j]) : B[t * N + j];
+                        ref += a * b, mag += fabs(a * b);
+                    }
+                    ref = w * ref + beta * S0[i * N + j];
+                    assert_true(fabs(S[i * N + j] - ref) <= 1e-5 * (mag + 4));
+                    assert_true(S[i * N + j] == S2[i * N + j]); /* the thread count changes nothing */
+                }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_beats_rtn),
@@ -272,6 +319,7 @@ int main(void) {
         cmocka_unit_test(test_blocked_matches_reference),
         cmocka_unit_test(test_act_order_keeps_columns),
         cmocka_unit_test(test_retarget),
+        cmocka_unit_test(test_gram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
