@@ -108,12 +108,17 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_state
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
                                     lb_context *ref, const lb_calib_states *rs, double *C, double *A,
                                     lb_error *err);
-/* The same, the reference running its whole layer meanwhile: rs becomes the next layer's input,
- * as lb_calib_states_advance(rs, ref) would make it, without a second pass. For the layer's
- * last input. */
-lb_status lb_calib_run_states_cross_advance(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
-                                            lb_context *ref, lb_calib_states *rs, double *C, double *A,
-                                            lb_error *err);
+/* Where the streams go meanwhile, for the passes after (the same bits, fewer products):
+ * LB_CALIB_TO_FFN: the selected input is the FFN's (LB_ROLE_FFN_GATE); each window's residual
+ * after the attention replaces its states, and later passes and the advance start there;
+ * LB_CALIB_REF_NEXT: the reference runs its whole layer, its states becoming the next layer's
+ * input as lb_calib_states_advance would make them (for the layer's last input). A pass that
+ * wants an attention input of states moved to the FFN fails. */
+typedef enum lb_calib_move { LB_CALIB_STAY = 0, LB_CALIB_TO_FFN, LB_CALIB_REF_NEXT } lb_calib_move;
+lb_status lb_calib_run_states_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move,
+                                 lb_error *err);
+lb_status lb_calib_run_states_cross_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
+                                       lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err);
 
 /* The rare-expert prior. A router sends few calibration tokens to some experts, and their
  * Hessians are then nearly singular (rank at most their token count). For each selected expert

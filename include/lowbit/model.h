@@ -325,6 +325,11 @@ lb_status lb_forward(lb_context *c, const int32_t *tokens, int32_t n, const floa
  * as they were): for calibration, which runs a window one layer at a time. */
 lb_status lb_forward_from(lb_context *c, int32_t first, const float *x, int32_t n,
                           const float **logits, lb_error *err);
+/* The same from layer `first`'s FFN on: x is its residual after its attention (h), as
+ * lb_context_residual leaves it after a forward stopped at that layer's FFN input
+ * (lb_context_set_stop(c, LB_ROLE_FFN_GATE)). */
+lb_status lb_forward_from_ffn(lb_context *c, int32_t first, const float *x, int32_t n,
+                              const float **logits, lb_error *err);
 /* The residual stream [n, n_embd] of the last forward's tokens where it stopped (after the
  * last layer run, before the output norm). */
 const float *lb_context_residual(const lb_context *c);

@@ -561,8 +561,9 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
     return !ctx->stopped;
 }
 
-/* layers first .. the limit on the residual stream ctx->x [T, E], then the head */
-static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const float **logits) {
+/* layers first .. the limit on the residual stream ctx->x [T, E], then the head; ffn: the
+ * first layer from its FFN (ctx->x its residual after the attention) */
+static lb_status run_layers(lb_context *ctx, int32_t first, bool ffn, int32_t T, const float **logits) {
     const lb_model        *m = ctx->m;
     const lb_llama_config *c = &m->cfg;
     const int32_t E = c->n_embd;
@@ -571,19 +572,20 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int32_t T, const flo
     ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
-        rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
-        if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
-        linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)lb_model_dim(m, LB_DIM_QV), &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
-        if (ctx->stopped) break;
-        if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
-        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
-
+        if (!(ffn && l == first)) {
+            rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
+            if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
+            linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)lb_model_dim(m, LB_DIM_QV), &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
+            if (ctx->stopped) break;
+            if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
+            for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
+        }
         rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
         if (!(L->ffn_gate_inp.data ? moe_ffn(ctx, l, T) : dense_ffn(ctx, l, T))) break; /* into ctx->tmp */
         if (L->ffn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->ffn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
-    if (n_layers < c->n_layers || ctx->stopped) { /* stopped early: no logits */
+    if (ctx->layer_limit > 0 || ctx->stopped) { /* stopped early (a limit, even the last layer): no logits */
         ctx->n_past += T;
         *logits = NULL;
         return LB_OK;
@@ -614,22 +616,32 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
                      "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
     for (int32_t t = 0; t < T; t++) lb_model_embed(m, tokens[t], ctx->x + (size_t)t * (size_t)c->n_embd);
-    return run_layers(ctx, 0, T, logits);
+    return run_layers(ctx, 0, false, T, logits);
 fail:
     return st;
 }
 
-lb_status lb_forward_from(lb_context *ctx, int32_t first, const float *x, int32_t T,
-                          const float **logits, lb_error *err) {
+static lb_status forward_from(lb_context *ctx, int32_t first, bool ffn, const float *x, int32_t T,
+                              const float **logits, lb_error *err) {
     const lb_llama_config *c = &ctx->m->cfg;
     lb_status              st;
     LB_TRY(check_batch(ctx, T, err));
-    LB_RETURN_IF(first < 0 || first > c->n_layers, err, LB_ERR_PARAM,
+    LB_RETURN_IF(first < 0 || first > c->n_layers || (ffn && first == c->n_layers), err, LB_ERR_PARAM,
                  "forward: layer %d of %d", first, c->n_layers);
     memcpy(ctx->x, x, (size_t)T * (size_t)c->n_embd * sizeof *x);
-    return run_layers(ctx, first, T, logits);
+    return run_layers(ctx, first, ffn, T, logits);
 fail:
     return st;
+}
+
+lb_status lb_forward_from(lb_context *ctx, int32_t first, const float *x, int32_t T, const float **logits,
+                          lb_error *err) {
+    return forward_from(ctx, first, false, x, T, logits, err);
+}
+
+lb_status lb_forward_from_ffn(lb_context *ctx, int32_t first, const float *x, int32_t T, const float **logits,
+                              lb_error *err) {
+    return forward_from(ctx, first, true, x, T, logits, err);
 }
 
 const float *lb_context_residual(const lb_context *ctx) { return ctx->x; }

@@ -500,6 +500,7 @@ static void mirror_hessians(lb_calib *c) {
 typedef struct {
     const int32_t *windows;
     const float   *states;
+    bool           ffn;            /* the states are layer first's FFN input stream */
     int32_t        first, n_ctx, n_embd;
     int32_t        n_windows;      /* the windows it holds */
     int32_t        n_steps;        /* the pass's steps, as many on every rank */
@@ -509,15 +510,15 @@ typedef struct {
 /* all of windows [n_windows], rank r of R taking windows r, r + R, ... */
 static source tokens_source(const int32_t *windows, int32_t n_windows, int32_t n_ctx) {
     const int R = lb_dist_size();
-    return (source){ windows, NULL, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
+    return (source){ windows, NULL, false, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
 }
 
 static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_error *err) {
     const float *logits;
     lb_context_reset(ctx);
     if (src->states)
-        return lb_forward_from(ctx, src->first, src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd,
-                               src->n_ctx, &logits, err);
+        return (src->ffn ? lb_forward_from_ffn : lb_forward_from)(
+            ctx, src->first, src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd, src->n_ctx, &logits, err);
     return lb_forward(ctx, src->windows + (size_t)w * (size_t)src->n_ctx, src->n_ctx, &logits, err);
 }
 
@@ -541,9 +542,17 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
     win_of(c, s)[1] += (double)c->prior_w[expert] * T;
 }
 
+/* each window's residual where its pass stopped, into the states it came from */
+static void keep_residual(float *keep, const source *src, int32_t w, const lb_context *ctx) {
+    const size_t len = (size_t)src->n_ctx * (size_t)src->n_embd;
+    memcpy(keep + (size_t)w * len, lb_context_residual(ctx), len * sizeof *keep);
+}
+
 /* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
- * a probe pass instead, prior_hook taking every token into the flagged experts */
-static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, lb_error *err) {
+ * a probe pass instead, prior_hook taking every token into the flagged experts; keep: each
+ * window's residual where it stopped goes back into its states */
+static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, float *keep,
+                          lb_error *err) {
     const int32_t only = !src->states ? LB_CALIB_ALL : src->first < c->n_layers ? src->first : -1;
     lb_status     st   = pass_begin(c, 0, only, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
@@ -551,7 +560,9 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
     lb_context_set_stop(ctx, stop_role(c));
     for (int32_t k = 0; k < src->n_steps && st == LB_OK; k++) {
         const int32_t w = k * src->stride + src->offset;
-        st = lb_dist_agree(w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK, err);
+        const lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
+        if (sw == LB_OK && keep && w < src->n_windows) keep_residual(keep, src, w, ctx);
+        st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
     }
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
@@ -564,13 +575,14 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
 }
 
 static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_error *err) {
-    return run_pass(c, ctx, src, NULL, err);
+    return run_pass(c, ctx, src, NULL, NULL, err);
 }
 
-/* with next (the reference's states): each window's reference runs its whole layer and its
- * residual goes to next, the next layer's input */
+/* keep_q, keep_r: each window's residual where its pass stopped goes back into its states;
+ * ref_whole: the reference runs its whole layer (then keep_r takes the next layer's input) */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, float *next, double *C, double *A, lb_error *err) {
+                           const source *ref_src, float *keep_q, float *keep_r, bool ref_whole, double *C, double *A,
+                           lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
@@ -587,7 +599,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     if (A) memset(A, 0, nn * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
     lb_context_set_hook(ctx, hook, c);
-    lb_context_set_stop(ref, next ? LB_ROLE_COUNT : stop_role(c));
+    lb_context_set_stop(ref, ref_whole ? LB_ROLE_COUNT : stop_role(c));
     lb_context_set_stop(ctx, stop_role(c));
     c->cross  = C;
     c->ref_h  = A;
@@ -597,12 +609,10 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         lb_status     sw = LB_OK;
         r.seen           = false;
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
-        if (w < src->n_windows && sw == LB_OK && next) {
-            const size_t len = (size_t)ref_src->n_ctx * (size_t)ref_src->n_embd;
-            memcpy(next + (size_t)w * len, lb_context_residual(ref), len * sizeof *next);
-        }
+        if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
+        if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
         if (st == LB_OK && c->per_window) st = exchange_fold(c, c->cd, C, s->n, false, err);
@@ -638,6 +648,8 @@ struct lb_calib_states {
     int32_t n_windows, n_ctx, n_embd, n_layers;
     int32_t n_total; /* the run's windows on every rank: this rank holds its share (n_windows) */
     int32_t layer; /* the states are the input of this layer (n_layers: of the output norm) */
+    bool    ffn;   /* ... or its residual after its attention, its FFN's input stream
+                      (LB_CALIB_TO_FFN) */
     float  *x;     /* [n_windows, n_ctx, n_embd] */
     size_t  mapped; /* bytes when x is a file mapping (spilled), else 0 */
 };
@@ -672,7 +684,7 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
     const int     R = lb_dist_size(), r = lb_dist_rank();
     const int32_t mine = n_windows / R + (r < n_windows % R); /* windows r, r + R, ... */
     const size_t  bytes = (size_t)(mine ? mine : 1) * (size_t)n_ctx * (size_t)E * sizeof *s->x;
-    *s      = (lb_calib_states){ mine, n_ctx, E, m->cfg.n_layers, n_windows, 0, NULL, 0 };
+    *s      = (lb_calib_states){ mine, n_ctx, E, m->cfg.n_layers, n_windows, 0, false, NULL, 0 };
     s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
     s->mapped = spill_dir ? bytes : 0;
     if (!s->x) {
@@ -709,13 +721,16 @@ float *lb_calib_states_values(lb_calib_states *s, size_t *n) {
     return s->x;
 }
 
-void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) { s->layer = layer; }
+void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) {
+    s->layer = layer;
+    s->ffn   = false;
+}
 
 /* ctx runs from the states' layer: that layer alone, or the head after the last one */
 static source states_source(lb_context *ctx, const lb_calib_states *s) {
     const int R = lb_dist_size();
     lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);
-    return (source){ NULL, s->x, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
+    return (source){ NULL, s->x, s->ffn, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
 }
 
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err) {
@@ -724,16 +739,45 @@ lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error 
     for (int32_t w = 0; w < s->n_windows; w++) {
         lb_status st = run_window(ctx, &src, w, err);
         if (st != LB_OK) return st;
-        memcpy(s->x + (size_t)w * (size_t)s->n_ctx * (size_t)s->n_embd, lb_context_residual(ctx),
-               (size_t)s->n_ctx * (size_t)s->n_embd * sizeof *s->x);
+        keep_residual(s->x, &src, w, ctx);
     }
     s->layer++;
+    s->ffn = false;
+    return LB_OK;
+}
+
+/* a pass over states s may start there: not at an attention input once they are the FFN's */
+static lb_status check_from(const lb_calib *c, const lb_calib_states *s, lb_error *err) {
+    const lb_tensor_role stop = stop_role(c);
+    LB_RETURN_IF(s->ffn && (stop == LB_ROLE_ATTN_Q || stop == LB_ROLE_ATTN_OUTPUT || stop == LB_ROLE_COUNT ||
+                            (c->sel_role >= 0 && stack_kind(c->sel_role) >= 2)),
+                 err, LB_ERR_PARAM, "calib: the states are past layer %d's attention", s->layer);
+    return LB_OK;
+}
+
+/* move's requirement on the selection, and the states it moves (to the FFN input) */
+static lb_status check_move(const lb_calib *c, lb_calib_move move, lb_error *err) {
+    LB_RETURN_IF(move == LB_CALIB_TO_FFN && stop_role(c) != LB_ROLE_FFN_GATE, err, LB_ERR_PARAM,
+                 "calib: moving to the FFN's input wants that input selected");
     return LB_OK;
 }
 
 lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err) {
+    LB_TRY_RET(check_from(c, s, err));
     const source src = states_source(ctx, s);
     return run_plain(c, ctx, &src, err);
+}
+
+lb_status lb_calib_run_states_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move,
+                                 lb_error *err) {
+    LB_TRY_RET(check_from(c, s, err));
+    LB_TRY_RET(check_move(c, move, err));
+    LB_RETURN_IF(move == LB_CALIB_REF_NEXT, err, LB_ERR_PARAM, "calib: no reference in this pass");
+    const bool   to_ffn = move == LB_CALIB_TO_FFN && !s->ffn;
+    const source src    = states_source(ctx, s);
+    LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn ? s->x : NULL, err));
+    s->ffn |= to_ffn;
+    return LB_OK;
 }
 
 lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib_states *s, int64_t min_tokens,
@@ -758,7 +802,7 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
     if (*n_topped == 0) goto fail;
     const source src = states_source(ctx, s);
     c->prior_w       = w;
-    st               = run_pass(c, ctx, &src, on, err);
+    st               = run_pass(c, ctx, &src, on, NULL, err);
     c->prior_w       = NULL;
 fail:
     free(on);
@@ -771,18 +815,28 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib
                                     lb_error *err) {
     LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows, err, LB_ERR_PARAM,
                  "calib: the reference's states are not at the same layer");
+    LB_TRY_RET(check_from(c, s, err));
+    LB_TRY_RET(check_from(c, rs, err));
     const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    return run_cross(c, ctx, &src, ref, &ref_src, NULL, C, A, err);
+    return run_cross(c, ctx, &src, ref, &ref_src, NULL, NULL, false, C, A, err);
 }
 
-lb_status lb_calib_run_states_cross_advance(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
-                                            lb_context *ref, lb_calib_states *rs, double *C, double *A,
-                                            lb_error *err) {
-    LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows || rs->layer >= rs->n_layers, err,
+lb_status lb_calib_run_states_cross_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
+                                       lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err) {
+    LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows ||
+                 (move == LB_CALIB_REF_NEXT && rs->layer >= rs->n_layers), err,
                  LB_ERR_PARAM, "calib: the reference's states are not at the same layer");
+    LB_TRY_RET(check_from(c, s, err));
+    LB_TRY_RET(check_from(c, rs, err));
+    LB_TRY_RET(check_move(c, move, err));
+    const bool   q_ffn = move == LB_CALIB_TO_FFN && !s->ffn, r_ffn = move == LB_CALIB_TO_FFN && !rs->ffn;
+    const bool   next  = move == LB_CALIB_REF_NEXT;
     const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, rs->x, C, A, err));
-    rs->layer++;
+    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, next, C, A,
+                         err));
+    s->ffn |= q_ffn;
+    rs->ffn |= r_ffn;
+    if (next) rs->layer++, rs->ffn = false;
     return LB_OK;
 }
 

@@ -181,9 +181,10 @@ fail:
 
 /* GPTQ on the readers roles[0..nr) of input `in` of block c->layer (c->layer == n_layers: the
  * head): its Hessian (and the f32 target's cross terms) on the calibration streams, then each
- * reader in turn; a reader GPTQ cannot take is stored by its format's quantizer. The layer's
- * last input (last): the unquantized stream runs the whole layer in the cross pass and so
- * advances (the engine then does not). */
+ * reader in turn; a reader GPTQ cannot take is stored by its format's quantizer. The FFN's
+ * input: the streams stay at each window's residual after the attention, where the passes
+ * after start. The layer's last input (last_in): the unquantized stream runs the whole layer in
+ * the cross pass and so advances (the engine then does not). */
 static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor_role *roles, int nr, bool last_in,
                             lb_error *err) {
     const lb_quant_params *p  = c->p;
@@ -197,6 +198,7 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     }
     if (!work) return LB_OK;
     const double t0 = lb_time_sec();
+    const bool   to_ffn = in == LB_ROLE_FFN_GATE && li >= 0; /* the streams stay at the FFN after */
     lb_calib_select(c->cal_h, li, in);
     LB_TRY(lb_calib_clear(c->cal_h, li, in, err));
     const lb_act_stats *s = lb_calib_get(c->cal_h, li, in);
@@ -204,10 +206,11 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
         C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
         LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-        LB_TRY(last_in && li >= 0 ? lb_calib_run_states_cross_advance(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err)
-                                  : lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A, err));
+        LB_TRY(lb_calib_run_states_cross_ex(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A,
+                                            last_in && li >= 0 ? LB_CALIB_REF_NEXT : to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY,
+                                            err));
     } else {
-        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
+        LB_TRY(lb_calib_run_states_ex(c->cal_h, c->ctx_q, c->sq, to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY, err));
     }
     c->summary->seconds_calib += lb_time_sec() - t0;
     const double t1 = lb_time_sec();
