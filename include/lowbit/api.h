@@ -8,7 +8,7 @@
  *   "seed": 1234, "imatrix": PATH, "range": "mse", "act": "dynamic", "damp": 0.01,
  *   "act_order": false, "pure": false, "allow_requantize": false, "tokenizer": PATH,
  *   "tensor_types": {"REGEX": "TYPE", ...}, "output_tensor_type": "q8_0",
- *   "token_embedding_type": "q8_0", "threads": 0
+ *   "token_embedding_type": "q8_0", "threads": 0, "calib_matmul": "q8" (or "exact")
  * result: {"bytes_in", "bytes_out", "bpw", "params", "tensors", "fallbacks", "err_rtn",
  *   "err_method", "seconds", "seconds_calib", "seconds_method", "peak_rss"}; progress (may be
  *   NULL) is called after each block with {"block", "blocks", "name", "seconds", "elapsed",

@@ -102,7 +102,7 @@ def quantize(src, dst, type, method="rtn", calib=None, progress=None, **options)
     "awq+gptq", ...; calib: the calibration text's path. Other options as the library names
     them (include/lowbit/api.h): calib_samples, calib_ctx, seed, imatrix, range, act, damp,
     act_order, pure, allow_requantize, tokenizer, tensor_types, output_tensor_type,
-    token_embedding_type, threads. progress(dict) is called after each block."""
+    token_embedding_type, threads, calib_matmul. progress(dict) is called after each block."""
     opts = dict(options, type=type, method=method)
     if calib is not None:
         opts["calib"] = os.fspath(calib)

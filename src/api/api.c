@@ -125,6 +125,7 @@ static const opt_spec k_quant_opts[] = {
     { "damp", OPT_NUM },           { "act_order", OPT_BOOL },      { "pure", OPT_BOOL },
     { "allow_requantize", OPT_BOOL }, { "tokenizer", OPT_STR },    { "tensor_types", OPT_OBJ },
     { "output_tensor_type", OPT_STR }, { "token_embedding_type", OPT_STR }, { "threads", OPT_INT },
+    { "calib_matmul", OPT_STR },
 };
 
 lb_status lb_api_quantize(const char *in, const char *out, const char *options, lb_api_progress progress,
@@ -151,7 +152,11 @@ lb_status lb_api_quantize(const char *in, const char *out, const char *options, 
     LB_TRY(opt_int(o, "calib_ctx", 2, 1 << 20, &ctx, err));
     LB_TRY(opt_int(o, "seed", 0, INT64_MAX, &seed, err));
     LB_TRY(opt_int(o, "threads", 0, 1024, &threads, err));
-    p.calib = (lb_calib_params){ .n_samples = (int32_t)samples, .n_ctx = (int32_t)ctx, .seed = (uint64_t)seed };
+    const char *cm = opt_str(o, "calib_matmul", "q8");
+    LB_GOTO_IF(strcmp(cm, "q8") && strcmp(cm, "exact"), err, LB_ERR_PARAM, "options: calib_matmul is q8 or exact, not '%.32s'",
+               cm);
+    p.calib = (lb_calib_params){ .n_samples = (int32_t)samples, .n_ctx = (int32_t)ctx, .seed = (uint64_t)seed,
+                                 .exact = !strcmp(cm, "exact") };
     const char *range = lb_json_str(o, "range"), *act = lb_json_str(o, "act"), *imp = lb_json_str(o, "imatrix");
     LB_GOTO_IF(range && lb_range_parse(range, &p.range), err, LB_ERR_PARAM, "options: unknown range '%.32s'", range);
     LB_GOTO_IF(act && lb_act_calib_parse(act, &p.act), err, LB_ERR_PARAM, "options: unknown act '%.32s'", act);

@@ -38,6 +38,17 @@ cmp -s "$WORK/g.gguf" "$WORK/s.gguf" && pass "spilled streams: the same bytes" |
 grep -q '"streams_spilled": false' "$WORK/j.json" && pass "default budget: the streams in RAM" || fail "default: $(cat "$WORK/j.json")"
 "$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --max-memory 6Q > /dev/null 2> "$WORK/err"
 [ $? = 2 ] && grep -q "wants a size" "$WORK/err" && pass "--max-memory 6Q: $(cat "$WORK/err")" || fail "--max-memory 6Q: $(cat "$WORK/err")"
+# --calib-matmul exact: the quantized stream in f32 (the default multiplies each block's stored
+# matrices by the quantized kernels, with 8-bit activations): other bytes, as independent of -t
+"$LOWBIT" quantize "$MODEL" "$WORK/e1.gguf" --type q4_0 --method gptq $CAL --calib-matmul exact -t 1 -q > /dev/null 2>&1 \
+    || fail "--calib-matmul exact -t 1"
+"$LOWBIT" quantize "$MODEL" "$WORK/e2.gguf" --type q4_0 --method gptq $CAL --calib-matmul exact -t 2 -q > /dev/null 2>&1 \
+    || fail "--calib-matmul exact -t 2"
+cmp -s "$WORK/e1.gguf" "$WORK/e2.gguf" && ! cmp -s "$WORK/e1.gguf" "$WORK/g.gguf" \
+    && pass "--calib-matmul exact: the same bytes at -t 1 and -t 2, not the q8 calibration's" \
+    || fail "--calib-matmul exact: threads or q8 bytes"
+"$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --method gptq $CAL --calib-matmul fast > /dev/null 2> "$WORK/err"
+[ $? = 2 ] && grep -q "q8 or exact" "$WORK/err" && pass "--calib-matmul fast: $(cat "$WORK/err")" || fail "--calib-matmul fast: $(cat "$WORK/err")"
 "$LOWBIT" quantize "$MODEL" "$WORK/x.gguf" --type q4_0 --method gptq $CAL --log-json "$WORK" > /dev/null 2> "$WORK/err" \
     && fail "--log-json onto a directory succeeded" || pass "--log-json onto a directory: $(head -1 "$WORK/err")"
 finish
