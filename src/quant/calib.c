@@ -48,8 +48,8 @@ struct lb_calib {
     double         *win, *win_all; /* [win_len], [ranks * win_len] */
     size_t          win_len;
     int64_t        *win_at;  /* [n_stats] */
-    /* The matrices: a hook call's X^T X (f32, as BLAS gives it) goes into the f64 sums at once,
-     * through mat (the widest's n^2). Under MPI they wait for the step's end like the vectors
+    /* The matrices: a hook call's X^T X (f32, as gram.c makes it) goes into the f64 sums at
+     * once, tile by tile (lb_gram_*_add). Under MPI they wait for the step's end like the vectors
      * (per_window): each selected Hessian's at mat_at[i] of mat (upper triangle), the cross
      * pass's ref_x^T X in cd and ref_x^T ref_x in ad; exchange_fold folds them in window order.
      * The forward calls the hook once per input and window, so both ways add the same terms. */
@@ -271,12 +271,12 @@ static lb_status pass_begin(lb_calib *c, size_t cross, int32_t layer, lb_error *
     c->win_len = len;
     c->win     = calloc(len ? len : 1, sizeof *c->win);
     c->win_all = R > 1 ? malloc((size_t)R * (len ? len : 1) * sizeof *c->win_all) : NULL;
-    c->mat     = c->per_window ? (mats ? calloc(mats, sizeof *c->mat) : NULL) : widest ? malloc(widest * sizeof *c->mat) : NULL;
+    c->mat     = c->per_window && mats ? calloc(mats, sizeof *c->mat) : NULL;
     c->cd      = cross && c->per_window ? calloc(cross, sizeof *c->cd) : NULL;
     c->ad      = cross && c->per_window ? calloc(cross, sizeof *c->ad) : NULL;
     c->sbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->sbuf) : NULL;
     c->xbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->xbuf) : NULL;
-    LB_RETURN_IF(!c->win || (R > 1 && !c->win_all) || (widest && !c->mat) ||
+    LB_RETURN_IF(!c->win || (R > 1 && !c->win_all) || (c->per_window && mats && !c->mat) ||
                  (c->per_window && cross && (!c->cd || !c->ad)) || (c->per_window && widest && (!c->sbuf || !c->xbuf)),
                  err, LB_ERR_NOMEM, "out of memory for the calibration statistics");
     return LB_OK;
@@ -286,16 +286,6 @@ static void pass_end(lb_calib *c) {
     free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->ad), free(c->sbuf), free(c->xbuf);
     c->win = c->win_all = NULL;
     c->mat = c->cd = c->ad = c->sbuf = c->xbuf = NULL;
-}
-
-/* S (f64) += P (f32): the upper triangle (upper) or all, n x n */
-static void add_into(double *S, const float *P, int32_t n, bool upper) {
-#pragma omp parallel for schedule(dynamic, 64) if (n >= 512)
-    for (int32_t i = 0; i < n; i++) {
-        double      *h = S + (size_t)i * (size_t)n;
-        const float *v = P + (size_t)i * (size_t)n;
-        for (int32_t j = upper ? i : 0; j < n; j++) h[j] += v[j];
-    }
 }
 
 /* the floats of rows [a, z) of an n x n matrix: of its upper triangle (upper) or whole */
@@ -444,10 +434,8 @@ static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, in
     }
     if (s->H && c->per_window) /* upper triangle of X^T X (row-major) into the window's */
         lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats], c->bf16);
-    else if (s->H) { /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
-        lb_gram_upper(n, T, w, x, 0.0f, c->mat, c->bf16);
-        add_into(s->H, c->mat, n, true);
-    }
+    else if (s->H) /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
+        lb_gram_upper_add(n, T, w, x, s->H, c->bf16);
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
@@ -459,12 +447,8 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
         lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd, c->bf16);
         if (c->ref_h) lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad, c->bf16);
     } else if (c->cross && c->ref_x) {
-        lb_gram_cross(n, T, c->ref_x, x, 0.0f, c->mat, c->bf16);
-        add_into(c->cross, c->mat, n, false);
-        if (c->ref_h) {
-            lb_gram_upper(n, T, 1.0f, c->ref_x, 0.0f, c->mat, c->bf16);
-            add_into(c->ref_h, c->mat, n, true);
-        }
+        lb_gram_cross_add(n, T, c->ref_x, x, c->cross, c->bf16);
+        if (c->ref_h) lb_gram_upper_add(n, T, 1.0f, c->ref_x, c->ref_h, c->bf16);
     }
     win_of(c, s)[0] += T;
 }

@@ -5,7 +5,8 @@
  * fixed and both cores work. The upper triangle's tiles run from the largest.
  * The bf16 products: X and Y transposed into rows of T bf16 values (one row per column of X),
  * then the BF16 kernel's dot products (kernels/qdot.h: BF16 rows on bf16 activations) into a
- * tile of the thread's, added into S as beta and w ask. */
+ * tile of the thread's, added into S as beta and w ask. The f64 sums (the _add functions) take
+ * each tile as it is made: one pass over them, and no n x n f32 matrix. */
 #include <cblas.h>
 #include <stdlib.h>
 
@@ -32,22 +33,51 @@ static void to_bf16_t(const float *X, int32_t T, int32_t n, uint16_t *Xt) {
     }
 }
 
-/* S[i][j] = w sum_t X[t][i] Y[t][j] + beta S[i][j] for j in tiles, i < j1 (upper) or all; false:
- * out of memory (nothing written) */
-static bool gram_bf16(const lb_qdot *k, int32_t n, int32_t T, float w, const float *X, const float *Y, float beta,
-                      float *S, bool upper) {
-    const size_t rs = (size_t)T * sizeof(uint16_t);
-    uint16_t    *Xt = malloc((size_t)n * rs), *Yt = Y != X ? malloc((size_t)n * rs) : Xt;
-    bool         ok = Xt && Yt;
-    if (ok) {
-        to_bf16_t(X, T, n, Xt);
-        if (Yt != Xt) to_bf16_t(Y, T, n, Yt);
+/* where a product goes: S (f32) = result + beta S, or S64 (f64) += result */
+typedef struct {
+    float  *S;
+    float   beta;
+    double *S64;
+} sink;
+
+/* a tile's results g[i * TILE + r] (column j0 + r of row i; i < ni, r < mj), times w, into o;
+ * upper: only j >= i */
+static void emit(const sink *o, int32_t n, const float *g, int32_t ni, int32_t j0, int32_t mj, float w, bool upper) {
+    for (int32_t i = 0; i < ni; i++) {
+        const float  *gi = g + (size_t)i * TILE;
+        const int32_t r0 = upper && i > j0 ? i - j0 : 0;
+        if (o->S64) {
+            double *s = o->S64 + (size_t)i * (size_t)n + j0;
+            for (int32_t r = r0; r < mj; r++) s[r] += w * gi[r];
+        } else {
+            float *s = o->S + (size_t)i * (size_t)n + j0;
+            for (int32_t r = r0; r < mj; r++) s[r] = w * gi[r] + (o->beta != 0.0f ? o->beta * s[r] : 0.0f);
+        }
     }
-    const int32_t nt = (n + TILE - 1) / TILE;
+}
+
+/* w X^T Y (Y = X: upper, the upper triangle) into o, a column tile of TILE a task. f32: each
+ * tile one single-threaded sgemm/ssyrk call (alpha w), straight into S, or into the thread's
+ * tile then S64; bf16 (k): X and Y transposed into rows of T bf16 values, each tile one call of
+ * the kernel. False: out of memory (nothing written) */
+static bool gram(const lb_qdot *k, int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper,
+                 const sink *o) {
+    const size_t rs = (size_t)T * sizeof(uint16_t);
+    uint16_t    *Xt = NULL, *Yt = NULL;
+    bool         ok = true;
+    if (k) {
+        Xt = malloc((size_t)n * rs), Yt = Y != X ? malloc((size_t)n * rs) : Xt;
+        ok = Xt && Yt;
+        if (ok) to_bf16_t(X, T, n, Xt);
+        if (ok && Yt != Xt) to_bf16_t(Y, T, n, Yt);
+    }
+    const int32_t nt     = (n + TILE - 1) / TILE;
+    const bool    direct = !k && !o->S64; /* BLAS writes S itself */
+    openblas_set_num_threads(1);
 #pragma omp parallel if (ok && nt > 1)
     {
-        float *tile = ok ? malloc((size_t)n * TILE * sizeof *tile) : NULL;
-        if (ok && !tile) {
+        float *tile = ok && !direct ? malloc((size_t)n * TILE * sizeof *tile) : NULL;
+        if (ok && !direct && !tile) {
 #pragma omp atomic write
             ok = false;
         }
@@ -55,14 +85,21 @@ static bool gram_bf16(const lb_qdot *k, int32_t n, int32_t T, float w, const flo
         for (int32_t q = 0; q < nt; q++) {
             const int32_t kk = upper ? nt - 1 - q : q, j0 = kk * TILE, mj = n - j0 < TILE ? n - j0 : TILE;
             const int32_t ni = upper ? j0 + mj : n; /* rows i of S the tile needs */
-            if (!tile || !ok) continue;
-            /* tile[i * TILE + r] = dot(Yt row j0 + r, Xt row i) */
-            k->gemm(T, (const uint8_t *)Yt + (size_t)j0 * rs, rs, mj, Xt, rs, ni, tile, TILE);
-            for (int32_t i = 0; i < ni; i++) {
-                float       *s = S + (size_t)i * (size_t)n + j0;
-                const float *g = tile + (size_t)i * TILE;
-                for (int32_t r = 0; r < mj; r++) s[r] = w * g[r] + (beta != 0.0f ? beta * s[r] : 0.0f);
+            if (!ok || (!direct && !tile)) continue;
+            float  *out = direct ? o->S + j0 : tile;
+            const blasint ld = direct ? n : TILE;
+            const float   beta = direct ? o->beta : 0.0f;
+            if (k) { /* tile[i * TILE + r] = dot(Yt row j0 + r, Xt row i) */
+                k->gemm(T, (const uint8_t *)Yt + (size_t)j0 * rs, rs, mj, Xt, rs, ni, tile, TILE);
+            } else if (upper) {
+                if (j0 > 0) /* rows [0, j0) of the tile's columns */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j0, mj, T, w, X, n, X + j0, n, beta, out, ld);
+                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, mj, T, w, X + j0, n, beta, out + (size_t)j0 * (size_t)ld,
+                            ld);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, mj, T, w, X, n, Y + j0, n, beta, out, ld);
             }
+            if (!direct) emit(o, n, tile, ni, j0, mj, k ? w : 1.0f, upper);
         }
         free(tile);
     }
@@ -71,29 +108,24 @@ static bool gram_bf16(const lb_qdot *k, int32_t n, int32_t T, float w, const flo
     return ok;
 }
 
-void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16) {
+/* the f32 products (no kernel) when the bf16 ones cannot run or find no memory */
+static void run(int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper, const sink *o, bool bf16) {
     const lb_qdot *k = bf16 ? bf16_kernel() : NULL;
-    if (k && gram_bf16(k, n, T, w, X, X, beta, S, true)) return;
-    const int32_t nt = (n + TILE - 1) / TILE;
-    openblas_set_num_threads(1);
-#pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
-    for (int32_t q = nt - 1; q >= 0; q--) {
-        const int32_t j0 = q * TILE, mj = n - j0 < TILE ? n - j0 : TILE;
-        if (j0 > 0) /* rows [0, j0) of the tile's columns */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j0, mj, T, w, X, n, X + j0, n, beta, S + j0, n);
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, mj, T, w, X + j0, n, beta, S + (size_t)j0 * (size_t)n + j0,
-                    n);
-    }
+    if (!(k && gram(k, n, T, w, X, Y, upper, o))) gram(NULL, n, T, w, X, Y, upper, o);
+}
+
+void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16) {
+    run(n, T, w, X, X, true, &(sink){ S, beta, NULL }, bf16);
 }
 
 void lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S, bool bf16) {
-    const lb_qdot *k = bf16 ? bf16_kernel() : NULL;
-    if (k && gram_bf16(k, n, T, 1.0f, X, Y, beta, S, false)) return;
-    const int32_t nt = (n + TILE - 1) / TILE;
-    openblas_set_num_threads(1);
-#pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
-    for (int32_t q = 0; q < nt; q++) {
-        const int32_t j0 = q * TILE, mj = n - j0 < TILE ? n - j0 : TILE;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, mj, T, 1.0f, X, n, Y + j0, n, beta, S + j0, n);
-    }
+    run(n, T, 1.0f, X, Y, false, &(sink){ S, beta, NULL }, bf16);
+}
+
+void lb_gram_upper_add(int32_t n, int32_t T, float w, const float *X, double *S64, bool bf16) {
+    run(n, T, w, X, X, true, &(sink){ NULL, 0.0f, S64 }, bf16);
+}
+
+void lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, double *S64, bool bf16) {
+    run(n, T, 1.0f, X, Y, false, &(sink){ NULL, 0.0f, S64 }, bf16);
 }

@@ -16,5 +16,10 @@ bool lb_gram_bf16_available(void);
 void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16);
 /* S (n x n) = X^T Y + beta S, X and Y [T, n] */
 void lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S, bool bf16);
+/* The same products, each f32 result added into an f64 sum S64 (n x n; upper: its upper
+ * triangle only) as it leaves its tile: the bits of the product into S and then S64 += S,
+ * without S */
+void lb_gram_upper_add(int32_t n, int32_t T, float w, const float *X, double *S64, bool bf16);
+void lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, double *S64, bool bf16);
 
 #endif

@@ -308,6 +308,13 @@ static void test_gram(void **state) {
                     assert_true(fabs(S[i * N + j] - ref) <= 1e-5 * (mag + 4));
                     assert_true(S[i * N + j] == S2[i * N + j]); /* the thread count changes nothing */
                 }
+            /* into an f64 sum: the f32 product's bits, added */
+            static double D[N * N];
+            for (int i = 0; i < N * N; i++) D[i] = 0.25 * (i % 5);
+            if (upper) lb_gram_upper(N, T, w, X, 0.0f, S, bf), lb_gram_upper_add(N, T, w, X, D, bf);
+            else lb_gram_cross(N, T, X, Y, 0.0f, S, bf), lb_gram_cross_add(N, T, X, Y, D, bf);
+            for (int i = 0; i < N; i++)
+                for (int j = upper ? i : 0; j < N; j++) assert_true(D[i * N + j] == 0.25 * ((i * N + j) % 5) + S[i * N + j]);
         }
     }
 }
