@@ -25,7 +25,9 @@ typedef struct lb_calib_params {
     bool     sequential; /* consecutive non-overlapping windows from the start */
     bool     exact;      /* the block engine's quantized stream in f32 throughout; false: its
                             block's stored matrices multiplied by the quantized kernels (8-bit
-                            activations, as llama.cpp runs the file; --calib-matmul q8) */
+                            activations, as llama.cpp runs the file; --calib-matmul q8), and
+                            the Hessians (GPTQ's, AWQ's) from bf16-rounded activations where
+                            the CPU has AVX512_BF16 */
 } lb_calib_params;
 
 /* Tokenize text and cut it into windows: *out holds *n_windows x n_ctx tokens (malloc'd). */

@@ -561,7 +561,8 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
     return !ctx->stopped;
 }
 
-/* layers first .. the limit on the residual stream ctx->x [T, E], then the head; ffn: the
+/* layers first .. the limit on the residual stream ctx->x [T, E], then the head unless a
+ * layer limit is set (even at the last layer) or a stop came; ffn: the
  * first layer from its FFN (ctx->x its residual after the attention) */
 static lb_status run_layers(lb_context *ctx, int32_t first, bool ffn, int32_t T, const float **logits) {
     const lb_model        *m = ctx->m;

@@ -1,5 +1,5 @@
 /* Calibration windows and activation statistics, gathered by a forward hook. Hessians are
- * accumulated a batch at a time: X^T X in f32 by BLAS (ssyrk), added into f64. */
+ * accumulated a window at a time: X^T X in f32 (gram.c), added into f64. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +33,7 @@ struct lb_calib {
     int32_t         n_slice[N_STACKS], per_layer; /* slices of each stack kind a layer, their sum */
     bool            hessians;
     bool            bf16;    /* the Gram products on bf16 activations (lb_calib_set_bf16) */
+    bool            oom;     /* a hook's Gram product found no memory: the pass fails */
     int32_t         sel_layer;
     lb_tensor_role  sel_role;
     int32_t         sel_e0, sel_e1; /* an expert role's selected experts [e0, e1) */
@@ -251,6 +252,7 @@ static size_t band_floats(void) {
 static lb_status pass_begin(lb_calib *c, size_t cross, int32_t layer, lb_error *err) {
     const int R = lb_dist_size();
     size_t    len = 0, mats = 0, widest = cross, wide_n = (size_t)sqrt((double)cross);
+    c->oom        = false;
     if (!c->win_at) c->win_at = malloc((size_t)c->n_stats * sizeof *c->win_at);
     if (!c->mat_at) c->mat_at = malloc((size_t)c->n_stats * sizeof *c->mat_at);
     LB_RETURN_IF(!c->win_at || !c->mat_at, err, LB_ERR_NOMEM, "out of memory");
@@ -433,9 +435,9 @@ static void add_rows(lb_calib *c, lb_act_stats *s, const float *x, int32_t T, in
         }
     }
     if (s->H && c->per_window) /* upper triangle of X^T X (row-major) into the window's */
-        lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats], c->bf16);
+        c->oom |= !lb_gram_upper(n, T, w, x, 1.0f, c->mat + c->mat_at[s - c->stats], c->bf16);
     else if (s->H) /* into the f64 sum's; the pass mirrors the sums into their lower ones at the end */
-        lb_gram_upper_add(n, T, w, x, s->H, c->bf16);
+        c->oom |= !lb_gram_upper_add(n, T, w, x, s->H, c->bf16);
 }
 
 static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert, const float *x, int32_t T, int32_t n) {
@@ -444,11 +446,11 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     if (!s || s->n != n || c->win_at[s - c->stats] < 0) return; /* not what the pass collects */
     add_rows(c, s, x, T, n, 1.0f);
     if (c->cross && c->ref_x && c->per_window) { /* C += X_ref^T X; A += X_ref^T X_ref (upper), the window's */
-        lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd, c->bf16);
-        if (c->ref_h) lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad, c->bf16);
+        c->oom |= !lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd, c->bf16);
+        if (c->ref_h) c->oom |= !lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad, c->bf16);
     } else if (c->cross && c->ref_x) {
-        lb_gram_cross_add(n, T, c->ref_x, x, c->cross, c->bf16);
-        if (c->ref_h) lb_gram_upper_add(n, T, 1.0f, c->ref_x, c->ref_h, c->bf16);
+        c->oom |= !lb_gram_cross_add(n, T, c->ref_x, x, c->cross, c->bf16);
+        if (c->ref_h) c->oom |= !lb_gram_upper_add(n, T, 1.0f, c->ref_x, c->ref_h, c->bf16);
     }
     win_of(c, s)[0] += T;
 }
@@ -526,6 +528,10 @@ static void prior_hook(void *user, int32_t layer, lb_tensor_role role, int32_t e
     win_of(c, s)[1] += (double)c->prior_w[expert] * T;
 }
 
+static lb_status gram_failed(lb_error *err) {
+    return lb_fail(err, LB_ERR_NOMEM, "calib: out of memory for the Hessians' products");
+}
+
 /* each window's residual where its pass stopped, into the states it came from */
 static void keep_residual(float *keep, const source *src, int32_t w, const lb_context *ctx) {
     const size_t len = (size_t)src->n_ctx * (size_t)src->n_embd;
@@ -544,8 +550,9 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
     lb_context_set_stop(ctx, stop_role(c));
     for (int32_t k = 0; k < src->n_steps && st == LB_OK; k++) {
         const int32_t w = k * src->stride + src->offset;
-        const lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
+        lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
         if (sw == LB_OK && keep && w < src->n_windows) keep_residual(keep, src, w, ctx);
+        if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
     }
@@ -597,6 +604,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
+        if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
         if (st == LB_OK && c->per_window) st = exchange_fold(c, c->cd, C, s->n, false, err);

@@ -5,9 +5,12 @@
  *     method of the chain changes weights (gptq, awq);
  *   - each block method of the chain runs on it (imatrix, awq, gptq; c->layer says which block);
  *   - each of its tensors not yet stored is stored by its format's quantizer (the plan's type,
- *     importance and range) and written at its offset in the output, then freed;
+ *     importance and range) and written at its offset in the output;
  *   - the calibration windows' residual streams advance through it: `sq` through the model as
- *     stored (the f32 block holding what the file holds), `sr` through the unquantized model.
+ *     stored (the f32 block holding what the file holds, or with --calib-matmul q8 its stored
+ *     matrices themselves, by the quantized kernels: lb_engine_stored), `sr` through the
+ *     unquantized model (unless GPTQ's last cross pass advanced it);
+ *   - then its stored bytes are freed (release_block).
  * Memory holds one block's f32 weights, its statistics (a Hessian per input, only while that
  * input is worked on), the streams and the forward pass's buffers: it does not grow with the
  * number of layers. Two views of the model serve the forward passes: `work` (the quantized
@@ -233,7 +236,7 @@ static void range_report(lb_method_ctx *c, int32_t b) {
     memset(&c->range, 0, sizeof c->range);
 }
 
-/* store and write every tensor of block b, then free their bytes */
+/* store and write every tensor of block b (the bytes stay until release_block) */
 static lb_status write_block(engine *e, int32_t b, lb_error *err) {
     lb_method_ctx *c = e->c;
     for (int32_t i = 0; i < c->n; i++) {

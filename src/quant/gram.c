@@ -8,6 +8,7 @@
  * tile of the thread's, added into S as beta and w ask. The f64 sums (the _add functions) take
  * each tile as it is made: one pass over them, and no n x n f32 matrix. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "gram.h"
@@ -59,7 +60,7 @@ static void emit(const sink *o, int32_t n, const float *g, int32_t ni, int32_t j
 /* w X^T Y (Y = X: upper, the upper triangle) into o, a column tile of TILE a task. f32: each
  * tile one single-threaded sgemm/ssyrk call (alpha w), straight into S, or into the thread's
  * tile then S64; bf16 (k): X and Y transposed into rows of T bf16 values, each tile one call of
- * the kernel. False: out of memory (nothing written) */
+ * the kernel. Every buffer is made before any product: false, out of memory, writes nothing. */
 static bool gram(const lb_qdot *k, int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper,
                  const sink *o) {
     const size_t rs = (size_t)T * sizeof(uint16_t);
@@ -73,59 +74,56 @@ static bool gram(const lb_qdot *k, int32_t n, int32_t T, float w, const float *X
     }
     const int32_t nt     = (n + TILE - 1) / TILE;
     const bool    direct = !k && !o->S64; /* BLAS writes S itself */
+    const int     nth    = omp_get_max_threads();
+    float       **tiles  = direct ? NULL : calloc((size_t)nth, sizeof *tiles); /* a thread's, all made first */
+    ok                   = ok && (direct || tiles);
+    for (int t = 0; ok && !direct && t < nth; t++) ok = (tiles[t] = malloc((size_t)n * TILE * sizeof **tiles)) != NULL;
     openblas_set_num_threads(1);
-#pragma omp parallel if (ok && nt > 1)
-    {
-        float *tile = ok && !direct ? malloc((size_t)n * TILE * sizeof *tile) : NULL;
-        if (ok && !direct && !tile) {
-#pragma omp atomic write
-            ok = false;
+#pragma omp parallel for schedule(dynamic, 1) if (ok && nt > 1)
+    for (int32_t q = 0; q < nt; q++) {
+        if (!ok) continue;
+        const int32_t kk = upper ? nt - 1 - q : q, j0 = kk * TILE, mj = n - j0 < TILE ? n - j0 : TILE;
+        const int32_t ni = upper ? j0 + mj : n; /* rows i of S the tile needs */
+        float        *tile = direct ? NULL : tiles[omp_get_thread_num()];
+        float        *out  = direct ? o->S + j0 : tile;
+        const blasint ld   = direct ? n : TILE;
+        const float   beta = direct ? o->beta : 0.0f;
+        if (k) { /* tile[i * TILE + r] = dot(Yt row j0 + r, Xt row i) */
+            k->gemm(T, (const uint8_t *)Yt + (size_t)j0 * rs, rs, mj, Xt, rs, ni, tile, TILE);
+        } else if (upper) {
+            if (j0 > 0) /* rows [0, j0) of the tile's columns */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j0, mj, T, w, X, n, X + j0, n, beta, out, ld);
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, mj, T, w, X + j0, n, beta, out + (size_t)j0 * (size_t)ld, ld);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, mj, T, w, X, n, Y + j0, n, beta, out, ld);
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int32_t q = 0; q < nt; q++) {
-            const int32_t kk = upper ? nt - 1 - q : q, j0 = kk * TILE, mj = n - j0 < TILE ? n - j0 : TILE;
-            const int32_t ni = upper ? j0 + mj : n; /* rows i of S the tile needs */
-            if (!ok || (!direct && !tile)) continue;
-            float  *out = direct ? o->S + j0 : tile;
-            const blasint ld = direct ? n : TILE;
-            const float   beta = direct ? o->beta : 0.0f;
-            if (k) { /* tile[i * TILE + r] = dot(Yt row j0 + r, Xt row i) */
-                k->gemm(T, (const uint8_t *)Yt + (size_t)j0 * rs, rs, mj, Xt, rs, ni, tile, TILE);
-            } else if (upper) {
-                if (j0 > 0) /* rows [0, j0) of the tile's columns */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j0, mj, T, w, X, n, X + j0, n, beta, out, ld);
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, mj, T, w, X + j0, n, beta, out + (size_t)j0 * (size_t)ld,
-                            ld);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, mj, T, w, X, n, Y + j0, n, beta, out, ld);
-            }
-            if (!direct) emit(o, n, tile, ni, j0, mj, k ? w : 1.0f, upper);
-        }
-        free(tile);
+        if (!direct) emit(o, n, tile, ni, j0, mj, k ? w : 1.0f, upper);
     }
+    for (int t = 0; tiles && t < nth; t++) free(tiles[t]);
+    free(tiles);
     free(Xt);
     if (Yt != Xt) free(Yt);
     return ok;
 }
 
 /* the f32 products (no kernel) when the bf16 ones cannot run or find no memory */
-static void run(int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper, const sink *o, bool bf16) {
+static bool run(int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper, const sink *o, bool bf16) {
     const lb_qdot *k = bf16 ? bf16_kernel() : NULL;
-    if (!(k && gram(k, n, T, w, X, Y, upper, o))) gram(NULL, n, T, w, X, Y, upper, o);
+    return (k && gram(k, n, T, w, X, Y, upper, o)) || gram(NULL, n, T, w, X, Y, upper, o);
 }
 
-void lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16) {
-    run(n, T, w, X, X, true, &(sink){ S, beta, NULL }, bf16);
+bool lb_gram_upper(int32_t n, int32_t T, float w, const float *X, float beta, float *S, bool bf16) {
+    return run(n, T, w, X, X, true, &(sink){ S, beta, NULL }, bf16);
 }
 
-void lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S, bool bf16) {
-    run(n, T, 1.0f, X, Y, false, &(sink){ S, beta, NULL }, bf16);
+bool lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float beta, float *S, bool bf16) {
+    return run(n, T, 1.0f, X, Y, false, &(sink){ S, beta, NULL }, bf16);
 }
 
-void lb_gram_upper_add(int32_t n, int32_t T, float w, const float *X, double *S64, bool bf16) {
-    run(n, T, w, X, X, true, &(sink){ NULL, 0.0f, S64 }, bf16);
+bool lb_gram_upper_add(int32_t n, int32_t T, float w, const float *X, double *S64, bool bf16) {
+    return run(n, T, w, X, X, true, &(sink){ NULL, 0.0f, S64 }, bf16);
 }
 
-void lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, double *S64, bool bf16) {
-    run(n, T, 1.0f, X, Y, false, &(sink){ NULL, 0.0f, S64 }, bf16);
+bool lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, double *S64, bool bf16) {
+    return run(n, T, 1.0f, X, Y, false, &(sink){ NULL, 0.0f, S64 }, bf16);
 }

@@ -55,6 +55,8 @@ lb_status lb_quant_check(const lb_quant_params *p, lb_error *err) {
         LB_RETURN_IF(stores && (mi->weights || mi->whole), err, LB_ERR_PARAM, "%s changes the weights, so it "
                      "must come before %s, which stores them (e.g. %s+%s)", mi->name, stores->name, mi->name,
                      stores->name);
+        LB_RETURN_IF(stores && mi->block, err, LB_ERR_PARAM, "%s must come before %s, which stores the weights "
+                     "(e.g. %s+%s)", mi->name, stores->name, mi->name, stores->name);
         LB_RETURN_IF(mi->block == lb_method_awq && p->range.kind != LB_RANGE_MINMAX, err, LB_ERR_PARAM,
                      "--range with awq: AWQ searches its own clipping (--range is for rtn, imatrix and gptq)");
         if (mi->block) prev_block = mi;

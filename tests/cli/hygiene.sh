@@ -43,6 +43,7 @@ usage "--method rtn+foo" "method 'foo'" "$LOWBIT" quantize "$MODEL" "$WORK/o.ggu
 usage "bad --tensor-type regex" "bad regular expression '('" "$LOWBIT" quantize "$MODEL" "$WORK/o.gguf" --type q4_0 --tensor-type '(=q8_0'
 usage "gptq without --calib" "needs calibration text" "$LOWBIT" quantize "$MODEL" "$WORK/o.gguf" --type q4_0 --method gptq
 usage "awq+gptq without --calib" "method 'awq' needs" "$LOWBIT" quantize "$MODEL" "$WORK/o.gguf" --type q4_0 --method awq+gptq
+usage "gptq+imatrix" "imatrix must come before gptq" "$LOWBIT" quantize "$MODEL" "$WORK/o.gguf" --type q4_0 --method gptq+imatrix --calib "$TEXT"
 tt=()
 for i in $(seq 33); do tt+=(--tensor-type "blk\.$i\.=q8_0"); done
 usage "33 --tensor-type" "at most 32 --tensor-type" "$LOWBIT" quantize "$MODEL" "$WORK/o.gguf" --type q4_0 "${tt[@]}"
