@@ -324,12 +324,18 @@ static const char *budget(engine *e, const char *dir) {
     const size_t limit = lb_memory_limit();
     const size_t B     = p->max_memory ? p->max_memory : limit / 4 * 3 / (size_t)lb_dist_node_ranks(); /* a rank's */
     const size_t wide  = (size_t)(g->n_ff > g->n_embd ? g->n_ff : g->n_embd);
-    size_t       block = 0;
-    for (int32_t i = 0; i < c->n; i++)
-        if (c->tensors[i].layer == 0) block += (size_t)lb_tensor_nelements(c->tensors[i].t) * sizeof(float);
+    size_t       block = 0, stored = 0; /* layer 0's f32 copy, and its stored bytes */
+    for (int32_t i = 0; i < c->n; i++) {
+        const lb_tensor *t = c->tensors[i].t;
+        if (c->tensors[i].layer != 0) continue;
+        block += (size_t)lb_tensor_nelements(t) * sizeof(float);
+        stored += lb_row_size(c->plans[i].type, t->ne[0]) * (size_t)(lb_tensor_nelements(t) / t->ne[0]);
+    }
     const size_t ctx = (size_t)p->calib.n_ctx * (size_t)(g->n_vocab + 4 * g->n_embd + 3 * g->n_ff) * sizeof(float) +
                        (size_t)g->n_layers * (size_t)p->calib.n_ctx * (size_t)g->n_kv_heads * (size_t)g->head_dim * 8;
-    const size_t work = block * (e->ref_copy ? 2 : 1) + 4 * wide * wide * sizeof(double) + 2 * ctx;
+    /* the stored bytes live until the advance; with --calib-matmul q8 a packed copy beside them */
+    const size_t work = block * (e->ref_copy ? 2 : 1) + stored * (e->need_q && !p->calib.exact ? 2 : 1) +
+                        4 * wide * wide * sizeof(double) + 2 * ctx;
     const int    R       = lb_dist_size(); /* a rank holds its share of the windows */
     const size_t streams = (size_t)(e->need_q + e->need_r) * (size_t)((c->n_windows + R - 1) / R) * (size_t)p->calib.n_ctx *
                            (size_t)g->n_embd * sizeof(float);
