@@ -105,22 +105,17 @@ lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error 
  * cross variant is for one selected input (lb_calib_select, not LB_CALIB_ALL) and also
  * accumulates C [n, n] = sum X_ref^T X and, unless A is NULL, A [n, n] = sum X_ref^T X_ref
  * (both zeroed first), X_ref the same input when the same windows run through `ref` from its
- * states rs (at the same layer): the unquantized model, GPTQ's f32 target. */
-lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err);
-lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
-                                    lb_context *ref, const lb_calib_states *rs, double *C, double *A,
-                                    lb_error *err);
-/* Where the streams go meanwhile, for the passes after (the same bits, fewer products):
- * LB_CALIB_TO_FFN: the selected input is the FFN's (LB_ROLE_FFN_GATE); each window's residual
- * after the attention replaces its states, and later passes and the advance start there;
- * LB_CALIB_REF_NEXT: the reference runs its whole layer, its states becoming the next layer's
- * input as lb_calib_states_advance would make them (for the layer's last input). A pass that
- * wants an attention input of states moved to the FFN fails. */
+ * states rs (at the same layer): the unquantized model, GPTQ's f32 target.
+ * move: where the streams go meanwhile, for the passes after (the same bits, fewer products):
+ * LB_CALIB_STAY nowhere; LB_CALIB_TO_FFN: the selected input is the FFN's (LB_ROLE_FFN_GATE),
+ * each window's residual after the attention replaces its states, and later passes and the
+ * advance start there; LB_CALIB_REF_NEXT (cross only): the reference runs its whole layer, its
+ * states becoming the next layer's input as lb_calib_states_advance would make them (for the
+ * layer's last input). A pass that wants an attention input of states moved to the FFN fails. */
 typedef enum lb_calib_move { LB_CALIB_STAY = 0, LB_CALIB_TO_FFN, LB_CALIB_REF_NEXT } lb_calib_move;
-lb_status lb_calib_run_states_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move,
-                                 lb_error *err);
-lb_status lb_calib_run_states_cross_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
-                                       lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err);
+lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move, lb_error *err);
+lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
+                                    lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err);
 
 /* The rare-expert prior. A router sends few calibration tokens to some experts, and their
  * Hessians are then nearly singular (rank at most their token count). For each selected expert

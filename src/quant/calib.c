@@ -754,14 +754,7 @@ static lb_status check_move(const lb_calib *c, lb_calib_move move, lb_error *err
     return LB_OK;
 }
 
-lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, const lb_calib_states *s, lb_error *err) {
-    LB_TRY_RET(check_from(c, s, err));
-    const source src = states_source(ctx, s);
-    return run_plain(c, ctx, &src, err);
-}
-
-lb_status lb_calib_run_states_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move,
-                                 lb_error *err) {
+lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move, lb_error *err) {
     LB_TRY_RET(check_from(c, s, err));
     LB_TRY_RET(check_move(c, move, err));
     LB_RETURN_IF(move == LB_CALIB_REF_NEXT, err, LB_ERR_PARAM, "calib: no reference in this pass");
@@ -802,19 +795,8 @@ fail:
     return st;
 }
 
-lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, const lb_calib_states *s,
-                                    lb_context *ref, const lb_calib_states *rs, double *C, double *A,
-                                    lb_error *err) {
-    LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows, err, LB_ERR_PARAM,
-                 "calib: the reference's states are not at the same layer");
-    LB_TRY_RET(check_from(c, s, err));
-    LB_TRY_RET(check_from(c, rs, err));
-    const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    return run_cross(c, ctx, &src, ref, &ref_src, NULL, NULL, false, C, A, err);
-}
-
-lb_status lb_calib_run_states_cross_ex(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
-                                       lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err) {
+lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
+                                    lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err) {
     LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows ||
                  (move == LB_CALIB_REF_NEXT && rs->layer >= rs->n_layers), err,
                  LB_ERR_PARAM, "calib: the reference's states are not at the same layer");

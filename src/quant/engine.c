@@ -10,7 +10,7 @@
  *     stored (the f32 block holding what the file holds, or with --calib-matmul q8 its stored
  *     matrices themselves, by the quantized kernels: lb_engine_stored), `sr` through the
  *     unquantized model (unless GPTQ's last cross pass advanced it);
- *   - then its stored bytes are freed (release_block).
+ *   - then its stored bytes and f32 copies are freed (unload_block).
  * Memory holds one block's f32 weights, its statistics (a Hessian per input, only while that
  * input is worked on), the streams and the forward pass's buffers: it does not grow with the
  * number of layers. Two views of the model serve the forward passes: `work` (the quantized
@@ -99,12 +99,16 @@ static lb_status load_block(engine *e, int32_t b, bool into_ref, lb_error *err) 
     return LB_OK;
 }
 
-/* free block b's f32 copies; the views point at the model's tensors again */
+/* free block b's stored bytes (written, and no longer multiplied: the streams advanced) and
+ * its f32 copies; the views and the quantized stream's matrices are the model's again */
 static void unload_block(engine *e, int32_t b) {
     lb_method_ctx *c = e->c;
     for (int32_t i = 0; i < c->n; i++) {
         if (!in_block(e, i, b)) continue;
         const lb_named_tensor *nt = &c->tensors[i];
+        if (c->ctx_q && nt->layer >= 0) lb_context_set_matrix(c->ctx_q, nt->layer, nt->role, NULL);
+        free(c->data[i]);
+        c->data[i] = NULL;
         if (e->f32_work[i]) *view_tensor(&e->work, nt) = *nt->t;
         if (e->f32_ref[i]) *view_tensor(&e->ref, nt) = *nt->t;
         free(e->f32_work[i]), free(e->f32_ref[i]);
@@ -236,7 +240,7 @@ static void range_report(lb_method_ctx *c, int32_t b) {
     memset(&c->range, 0, sizeof c->range);
 }
 
-/* store and write every tensor of block b (the bytes stay until release_block) */
+/* store and write every tensor of block b (the bytes stay until unload_block) */
 static lb_status write_block(engine *e, int32_t b, lb_error *err) {
     lb_method_ctx *c = e->c;
     for (int32_t i = 0; i < c->n; i++) {
@@ -256,17 +260,6 @@ static lb_status write_block(engine *e, int32_t b, lb_error *err) {
     return LB_OK;
 }
 
-/* block b's stored bytes, written and no longer multiplied (after the streams advanced) */
-static void release_block(engine *e, int32_t b) {
-    lb_method_ctx *c = e->c;
-    for (int32_t i = 0; i < c->n; i++) {
-        if (!in_block(e, i, b)) continue;
-        if (c->ctx_q && c->tensors[i].layer >= 0) lb_context_set_matrix(c->ctx_q, c->tensors[i].layer, c->tensors[i].role, NULL);
-        free(c->data[i]);
-        c->data[i] = NULL;
-    }
-}
-
 /* the embedding as stored, before the layers: the quantized stream starts from its rows */
 static lb_status embedding_first(engine *e, lb_error *err) {
     lb_method_ctx *c = e->c;
@@ -283,7 +276,7 @@ static lb_status embedding_first(engine *e, lb_error *err) {
     lb_method_log(c->p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", nt->name,
                   lb_type_name(c->plans[e->ie].type), c->model->tied_output ? "; tied: it is the output head too" : "");
     st = write_block(e, -1, err);
-    release_block(e, -1);
+    unload_block(e, -1);
     return st;
 }
 
@@ -309,7 +302,6 @@ static lb_status run_block(engine *e, int32_t b, lb_error *err) {
             LB_TRY_RET(lb_calib_states_advance(c->sr, c->ctx_r, err));
         c->summary->seconds_calib += lb_time_sec() - t0;
     }
-    release_block(e, b);
     unload_block(e, b);
     return LB_OK;
 }
@@ -456,7 +448,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         else if (e.embd_first) LB_TRY(embedding_first(&e, err));
         else { /* nothing there when the embedding goes last */
             LB_TRY(write_block(&e, -1, err));
-            release_block(&e, -1);
+            unload_block(&e, -1);
         }
         bool stop = false;
         if (keep) { /* the checkpoint: the output's blocks on disk first, then the state */
@@ -477,7 +469,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     if (!st && keep && lb_dist_rank() == 0) lb_resume_remove(&rs);
     else if (!st && made_here) rmdir(rs.dir); /* another host's, for its spilled streams */
 fail:
-    for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) release_block(&e, b), unload_block(&e, b);
+    for (int32_t b = -1; e.f32_work && e.f32_ref && b <= L; b++) unload_block(&e, b);
     lb_model_writer_free(e.out);
     lb_calib_states_free(c->sq);
     lb_calib_states_free(c->sr);

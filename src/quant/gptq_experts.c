@@ -82,7 +82,7 @@ lb_status lb_gptq_slices(lb_method_ctx *c, const lb_tensor_role *roles, int nr, 
         const double  tc = lb_time_sec();
         lb_calib_select_experts(c->cal_h, l, roles[0], e0, e1);
         LB_TRY(lb_calib_clear(c->cal_h, l, roles[0], err));
-        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, err));
+        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, LB_CALIB_STAY, err));
         int32_t topped = 0;
         if (min > 0 && !heads) LB_TRY(lb_calib_run_states_prior(c->cal_h, c->ctx_q, c->sq, min, &topped, err));
         n_rare += topped;

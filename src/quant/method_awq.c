@@ -174,7 +174,7 @@ lb_status lb_method_awq(lb_method_ctx *c, lb_error *err) {
         const double         t0   = lb_time_sec();
         lb_calib_select(c->cal_h, l, role);
         LB_TRY(lb_calib_clear(c->cal_h, l, role, err));
-        LB_TRY(lb_calib_run_states(c->cal_h, ctx, states, err));
+        LB_TRY(lb_calib_run_states(c->cal_h, ctx, states, LB_CALIB_STAY, err));
         const double t1 = lb_time_sec();
         sum->seconds_calib += t1 - t0;
         st = awq_group(&a, l, (lb_block_input)in, lb_calib_get(c->cal_h, l, role), err);

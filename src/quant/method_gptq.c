@@ -60,10 +60,16 @@ static int64_t report_step(const lb_method_ctx *c, int32_t i, int64_t nr) {
     return nr / REPORT_ROWS;
 }
 
+/* the first sampled row at or after lo, and how many of [lo, hi) are sampled */
+static int64_t first_sampled(int64_t lo, int64_t step) { return (lo + step - 1) / step * step; }
+static int64_t n_sampled(int64_t lo, int64_t hi, int64_t step) {
+    return hi > first_sampled(lo, step) ? (hi - 1 - first_sampled(lo, step)) / step + 1 : 0;
+}
+
 /* rows [lo, hi) of X (n wide) that the reports take, packed into out; their count */
 static int64_t sample_rows(const float *X, int64_t lo, int64_t hi, int64_t step, int64_t n, float *out) {
     int64_t k = 0;
-    for (int64_t r = (lo + step - 1) / step * step; r < hi; r += step, k++)
+    for (int64_t r = first_sampled(lo, step); r < hi; r += step, k++)
         memcpy(out + k * n, X + (r - lo) * n, (size_t)n * sizeof *out);
     return k;
 }
@@ -75,14 +81,14 @@ static lb_status errors(lb_method_ctx *c, int32_t i, int64_t lo, int64_t hi, con
     const lb_tensor       *src  = lb_model_tensor(c->ref, nt->layer, nt->role); /* the weights GPTQ was given */
     const lb_type          type = c->plans[i].type;
     const int64_t          n = src->ne[0], step = report_step(c, i, src->ne[1]);
-    const int64_t          m = hi > lo ? (hi - 1) / step - (lo + step - 1) / step + 1 : 0; /* sampled rows */
+    const int64_t          m = n_sampled(lo, hi, step);
     float                 *o = malloc((size_t)((m ? m : 1) * n) * sizeof *o), *q = malloc((size_t)((m ? m : 1) * n) * sizeof *q);
     float                 *g = malloc((size_t)((m ? m : 1) * n) * sizeof *g);
     uint8_t               *qb = malloc(lb_row_size(type, n) * (size_t)(m ? m : 1));
     err_sums               e  = { 0 };
     lb_status              st = LB_OK;
     LB_GOTO_IF(!o || !q || !g || !qb, err, LB_ERR_NOMEM, "out of memory");
-    for (int64_t k = 0, r = (lo + step - 1) / step * step; k < m; k++, r += step) lb_tensor_get_row_f32(src, r, o + k * n);
+    for (int64_t k = 0, r = first_sampled(lo, step); k < m; k++, r += step) lb_tensor_get_row_f32(src, r, o + k * n);
     lb_quantize_rows(type, qb, o, m, n, NULL); /* RTN, for the comparison */
     for (int64_t k = 0; k < m; k++) lb_type_get_traits(type)->to_float(q + k * n, qb + (size_t)k * lb_row_size(type, n), n);
     sample_rows(Wq, lo, hi, step, n, g);
@@ -132,7 +138,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     const int64_t mr = hi - lo; /* this rank's rows, from lo */
     float        *Wm = W + lo * n;
     const bool    target = *C != NULL;
-    const int64_t step = report_step(c, i, nr), ms = mr / step + 1; /* at least the sampled rows */
+    const int64_t step = report_step(c, i, nr), ms = n_sampled(lo, hi, step) + 1; /* (+1: none is no buffer) */
     uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
     float        *WC  = target ? malloc((size_t)(ms * n) * sizeof *WC) : NULL; /* the sampled rows' W C */
@@ -206,11 +212,11 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
         C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
         LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-        LB_TRY(lb_calib_run_states_cross_ex(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A,
+        LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A,
                                             last_in && li >= 0 ? LB_CALIB_REF_NEXT : to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY,
                                             err));
     } else {
-        LB_TRY(lb_calib_run_states_ex(c->cal_h, c->ctx_q, c->sq, to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY, err));
+        LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY, err));
     }
     c->summary->seconds_calib += lb_time_sec() - t0;
     const double t1 = lb_time_sec();
@@ -225,7 +231,7 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         const int64_t    n = w->ne[0], step = report_step(c, idx[k], w->ne[1]);
         int64_t          lo, hi; /* this rank's sampled rows' (gptq_tensor sums the ranks') */
         my_rows(c, idx[k], w->ne[1], &lo, &hi);
-        float *x = malloc((size_t)(((hi - lo) / step + 1) * n) * sizeof *x);
+        float *x = malloc((size_t)((n_sampled(lo, hi, step) + 1) * n) * sizeof *x);
         waw[k]   = x ? lb_quad_sum(x, x, A, sample_rows((const float *)w->data + lo * n, lo, hi, step, n, x), n) : NAN;
         free(x);
         LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");

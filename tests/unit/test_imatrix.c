@@ -196,13 +196,13 @@ static void test_expert_prior(void **state) {
         if (!all) {
             lb_calib_select(cal, 0, LB_ROLE_FFN_GATE);
             assert_int_equal(lb_calib_clear(cal, 0, LB_ROLE_FFN_GATE, &err), LB_OK);
-            assert_int_equal(lb_calib_run_states(cal, ctx, st, &err), LB_OK);
+            assert_int_equal(lb_calib_run_states(cal, ctx, st, LB_CALIB_STAY, &err), LB_OK);
             assert_int_equal(lb_calib_get(cal, 0, LB_ROLE_FFN_GATE)->count, 64);
             every = hessian_copy(cal, LB_ROLE_FFN_GATE, -1);
         }
         lb_calib_select_experts(cal, 0, role, 0, X);
         assert_int_equal(lb_calib_clear(cal, 0, role, &err), LB_OK);
-        assert_int_equal(lb_calib_run_states(cal, ctx, st, &err), LB_OK);
+        assert_int_equal(lb_calib_run_states(cal, ctx, st, LB_CALIB_STAY, &err), LB_OK);
         double *h[8];
         int64_t seen[8], most = 0;
         for (int e = 0; e < X; e++) {

@@ -267,7 +267,7 @@ static void test_forward_from(void **state) {
     lb_calib *cal;
     assert_int_equal(lb_calib_create(&cal, m, false, &err), LB_OK);
     lb_calib_select(cal, -1, LB_ROLE_OUTPUT);
-    assert_int_equal(lb_calib_run_states(cal, c, st, &err), LB_OK); /* the head alone */
+    assert_int_equal(lb_calib_run_states(cal, c, st, LB_CALIB_STAY, &err), LB_OK); /* the head alone */
     assert_int_equal(lb_calib_get(cal, -1, LB_ROLE_OUTPUT)->count, 2 * N_TOK);
     lb_calib_free(cal);
     lb_calib_states_free(st);
