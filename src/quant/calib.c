@@ -39,7 +39,6 @@ struct lb_calib {
     int32_t         sel_e0, sel_e1; /* an expert role's selected experts [e0, e1) */
     const float    *ref_x;   /* the cross pass: the reference's X of the window, [T, n] */
     double         *cross;   /* and C += ref_x^T X */
-    double         *ref_h;   /* and A += ref_x^T ref_x (or NULL) */
     const float    *prior_w; /* a prior pass: each expert's weight a token (lb_calib_run_states_prior) */
     /* During a pass, each window's statistics wait in `win` (win_len doubles) until the window
      * is whole, then join the sums (fold_step): so the sums take the windows whole and in order
@@ -52,10 +51,10 @@ struct lb_calib {
     /* The matrices: a hook call's X^T X (f32, as gram.c makes it) goes into the f64 sums at
      * once, tile by tile (lb_gram_*_add). Under MPI they wait for the step's end like the vectors
      * (per_window): each selected Hessian's at mat_at[i] of mat (upper triangle), the cross
-     * pass's ref_x^T X in cd and ref_x^T ref_x in ad; exchange_fold folds them in window order.
+     * pass's ref_x^T X in cd; exchange_fold folds them in window order.
      * The forward calls the hook once per input and window, so both ways add the same terms. */
     bool            per_window;
-    float          *mat, *cd, *ad;
+    float          *mat, *cd;
     int64_t        *mat_at;  /* [n_stats], -1: none */
     float          *sbuf, *xbuf; /* a band of the matrices' rows out to the ranks, and in (MPI) */
     size_t          band;    /* floats: the most one exchange round carries */
@@ -246,8 +245,8 @@ static size_t band_floats(void) {
     return mb > 0 ? (size_t)mb << 18 : (size_t)1 << 26;
 }
 
-/* A pass's buffers: each window's statistics (win) and, under MPI, matrices (mat; cd and ad
- * for the cross pass: n^2 when cross); only the inputs of `layer` (a pass through one layer's
+/* A pass's buffers: each window's statistics (win) and, under MPI, matrices (mat; cd for the
+ * cross pass: n^2 when cross); only the inputs of `layer` (a pass through one layer's
  * states: -1 the head's) or, with LB_CALIB_ALL, every selected one. */
 static lb_status pass_begin(lb_calib *c, size_t cross, int32_t layer, lb_error *err) {
     const int R = lb_dist_size();
@@ -275,19 +274,18 @@ static lb_status pass_begin(lb_calib *c, size_t cross, int32_t layer, lb_error *
     c->win_all = R > 1 ? malloc((size_t)R * (len ? len : 1) * sizeof *c->win_all) : NULL;
     c->mat     = c->per_window && mats ? calloc(mats, sizeof *c->mat) : NULL;
     c->cd      = cross && c->per_window ? calloc(cross, sizeof *c->cd) : NULL;
-    c->ad      = cross && c->per_window ? calloc(cross, sizeof *c->ad) : NULL;
     c->sbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->sbuf) : NULL;
     c->xbuf    = c->per_window && widest ? malloc(c->band * sizeof *c->xbuf) : NULL;
     LB_RETURN_IF(!c->win || (R > 1 && !c->win_all) || (c->per_window && mats && !c->mat) ||
-                 (c->per_window && cross && (!c->cd || !c->ad)) || (c->per_window && widest && (!c->sbuf || !c->xbuf)),
+                 (c->per_window && cross && !c->cd) || (c->per_window && widest && (!c->sbuf || !c->xbuf)),
                  err, LB_ERR_NOMEM, "out of memory for the calibration statistics");
     return LB_OK;
 }
 
 static void pass_end(lb_calib *c) {
-    free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->ad), free(c->sbuf), free(c->xbuf);
+    free(c->win), free(c->win_all), free(c->mat), free(c->cd), free(c->sbuf), free(c->xbuf);
     c->win = c->win_all = NULL;
-    c->mat = c->cd = c->ad = c->sbuf = c->xbuf = NULL;
+    c->mat = c->cd = c->sbuf = c->xbuf = NULL;
 }
 
 /* the floats of rows [a, z) of an n x n matrix: of its upper triangle (upper) or whole */
@@ -445,13 +443,10 @@ static void hook(void *user, int32_t layer, lb_tensor_role role, int32_t expert,
     lb_act_stats *s = find_x(c, layer, role, expert);
     if (!s || s->n != n || c->win_at[s - c->stats] < 0) return; /* not what the pass collects */
     add_rows(c, s, x, T, n, 1.0f);
-    if (c->cross && c->ref_x && c->per_window) { /* C += X_ref^T X; A += X_ref^T X_ref (upper), the window's */
+    if (c->cross && c->ref_x && c->per_window) /* C += X_ref^T X, the window's */
         c->oom |= !lb_gram_cross(n, T, c->ref_x, x, 1.0f, c->cd, c->bf16);
-        if (c->ref_h) c->oom |= !lb_gram_upper(n, T, 1.0f, c->ref_x, 1.0f, c->ad, c->bf16);
-    } else if (c->cross && c->ref_x) {
+    else if (c->cross && c->ref_x)
         c->oom |= !lb_gram_cross_add(n, T, c->ref_x, x, c->cross, c->bf16);
-        if (c->ref_h) c->oom |= !lb_gram_upper_add(n, T, 1.0f, c->ref_x, c->ref_h, c->bf16);
-    }
     win_of(c, s)[0] += T;
 }
 
@@ -569,31 +564,52 @@ static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_e
     return run_pass(c, ctx, src, NULL, NULL, err);
 }
 
+/* out's sums for one window's X_ref [T, n] into slots[0..n_groups): each group's rows' squares
+ * (lb_gram_out_sq_add) summed in row order; false: out of memory */
+static bool ref_rows_window(const lb_calib_ref_rows *out, int32_t n, int32_t T, const float *x, double *rsum,
+                            double *slots) {
+    const int64_t m = out->ends[out->n_groups - 1];
+    memset(rsum, 0, (size_t)m * sizeof *rsum);
+    if (!lb_gram_out_sq_add(n, T, x, out->rows, m, rsum)) return false;
+    for (int32_t g = 0, r = 0; g < out->n_groups; g++)
+        for (slots[g] = 0; r < out->ends[g]; r++) slots[g] += rsum[r];
+    return true;
+}
+
 /* keep_q, keep_r: each window's residual where its pass stopped goes back into its states;
- * ref_whole: the reference runs its whole layer (then keep_r takes the next layer's input) */
+ * ref_whole: the reference runs its whole layer (then keep_r takes the next layer's input).
+ * out's sums: a window's slots[w] (zero on the ranks that did not run it), summed over the
+ * ranks (exact: one term each) and then over the windows in order. */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, float *keep_q, float *keep_r, bool ref_whole, double *C, double *A,
-                           lb_error *err) {
+                           const source *ref_src, float *keep_q, float *keep_r, bool ref_whole, double *C,
+                           lb_calib_ref_rows *out, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
-    ref_capture r = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
-    LB_RETURN_IF(!r.x, err, LB_ERR_NOMEM, "out of memory");
+    LB_RETURN_IF(out && (out->n_groups < 1 || !out->ends || !out->sums), err, LB_ERR_PARAM,
+                 "calib: the reference's rows need a group");
+    const int32_t G     = out ? out->n_groups : 0;
+    const size_t  n_sl  = (size_t)src->n_windows * (size_t)G;
+    ref_capture   r     = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
+    double       *slots = out ? calloc(n_sl, sizeof *slots) : NULL;
+    double       *rsum  = out ? malloc((size_t)(out->ends[G - 1] + 1) * sizeof *rsum) : NULL;
+    if (!r.x || (out && (!slots || !rsum))) {
+        free(r.x), free(slots), free(rsum);
+        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    }
     const size_t    nn  = (size_t)s->n * (size_t)s->n;
     const lb_status st0 = pass_begin(c, nn, src->first < c->n_layers ? src->first : -1, err);
     if (st0) {
         pass_end(c);
-        free(r.x);
+        free(r.x), free(slots), free(rsum);
         return st0;
     }
     memset(C, 0, nn * sizeof *C);
-    if (A) memset(A, 0, nn * sizeof *A);
     lb_context_set_hook(ref, ref_hook, &r);
     lb_context_set_hook(ctx, hook, c);
     lb_context_set_stop(ref, ref_whole ? LB_ROLE_COUNT : stop_role(c));
     lb_context_set_stop(ctx, stop_role(c));
-    c->cross  = C;
-    c->ref_h  = A;
+    c->cross     = C;
     lb_status st = LB_OK;
     for (int32_t k = 0; k < src->n_steps && st == LB_OK; k++) {
         const int32_t w = k * src->stride + src->offset;
@@ -602,29 +618,31 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
+        if (w < src->n_windows && sw == LB_OK && out && r.seen)
+            c->oom |= !ref_rows_window(out, s->n, src->n_ctx, r.x, rsum, slots + (size_t)w * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
         if (st == LB_OK && c->per_window) st = exchange_fold(c, c->cd, C, s->n, false, err);
-        if (st == LB_OK && A && c->per_window) st = exchange_fold(c, c->ad, A, s->n, true, err);
     }
     if (st == LB_OK) st = share_hessians(c, err);
     if (st == LB_OK) st = share_matrix(C, s->n, false, err);
-    if (st == LB_OK && A) st = share_matrix(A, s->n, true, err);
+    if (st == LB_OK && out) st = lb_dist_sum(slots, n_sl, err);
+    for (int32_t g = 0; st == LB_OK && g < G; g++) {
+        out->sums[g] = 0;
+        for (int32_t w = 0; w < src->n_windows; w++) out->sums[g] += slots[(size_t)w * (size_t)G + (size_t)g];
+    }
     c->cross = NULL;
     c->ref_x = NULL;
-    c->ref_h = NULL;
     lb_context_set_stop(ref, LB_ROLE_COUNT);
     lb_context_set_stop(ctx, LB_ROLE_COUNT);
     lb_context_set_hook(ref, NULL, NULL);
     lb_context_set_hook(ctx, NULL, NULL);
     pass_end(c);
     mirror_hessians(c);
-    for (int32_t i = 1; A && i < s->n; i++)
-        for (int32_t j = 0; j < i; j++) A[(size_t)i * (size_t)s->n + (size_t)j] = A[(size_t)j * (size_t)s->n + (size_t)i];
-    free(r.x);
+    free(r.x), free(slots), free(rsum);
     return st;
 }
 
@@ -796,7 +814,8 @@ fail:
 }
 
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
-                                    lb_calib_states *rs, double *C, double *A, lb_calib_move move, lb_error *err) {
+                                    lb_calib_states *rs, double *C, lb_calib_ref_rows *out, lb_calib_move move,
+                                    lb_error *err) {
     LB_RETURN_IF(rs->layer != s->layer || rs->n_windows != s->n_windows ||
                  (move == LB_CALIB_REF_NEXT && rs->layer >= rs->n_layers), err,
                  LB_ERR_PARAM, "calib: the reference's states are not at the same layer");
@@ -806,7 +825,7 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_state
     const bool   q_ffn = move == LB_CALIB_TO_FFN && !s->ffn, r_ffn = move == LB_CALIB_TO_FFN && !rs->ffn;
     const bool   next  = move == LB_CALIB_REF_NEXT;
     const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, next, C, A,
+    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, next, C, out,
                          err));
     s->ffn |= q_ffn;
     rs->ffn |= r_ffn;

@@ -121,7 +121,7 @@ static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, 
 }
 
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (the sum of w A w over this rank's sampled rows, A = sum X_ref X_ref^T): the weights are
+ * (the sum of w A w over every rank's sampled rows, A = sum X_ref X_ref^T): the weights are
  * refit first, and the report keeps the sampled rows' W C; the last reader of the input frees
  * *C. */
 static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
@@ -142,7 +142,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
     float        *WC  = target ? malloc((size_t)(ms * n) * sizeof *WC) : NULL; /* the sampled rows' W C */
-    err_sums      e   = { .waw = waw };
+    err_sums      e   = { .waw = split && lb_dist_rank() > 0 ? 0 : waw }; /* the ranks' e are summed */
     lb_status     st  = LB_OK, mine = LB_OK; /* mine: this rank's rows' work (under MPI every rank learns it) */
     if (!q || !imp || (target && !WC)) mine = lb_fail(err, LB_ERR_NOMEM, "out of memory");
     const bool has_imp = imp && lb_act_importance(s, imp);
@@ -195,12 +195,23 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
                             lb_error *err) {
     const lb_quant_params *p  = c->p;
     const int32_t          li = c->layer == c->model->cfg.n_layers ? -1 : c->layer;
-    double                *A = NULL, *C = NULL;
+    const bool             target = c->sr && !p->gptq.self_target;
+    double                *C = NULL, waw[3] = { 0, 0, 0 }, sums[3];
+    float                 *rows = NULL; /* on the f32 target: the reports' rows of each reader GPTQ takes */
+    int64_t                ends[3], m = 0;
+    int32_t                idx[3], grp[3], ng = 0, last = -1;
     lb_status              st = LB_OK;
     bool                   work = false; /* a reader GPTQ takes (a router alone stays f32) */
     for (int k = 0; k < nr; k++) {
-        const int32_t i = lb_method_find(c->tensors, c->n, li, roles[k]);
-        work |= i >= 0 && c->plans[i].type != LB_TYPE_F32;
+        idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
+        work |= idx[k] >= 0 && c->plans[idx[k]].type != LB_TYPE_F32;
+        grp[k] = -1;
+        if (idx[k] < 0 || !lb_gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
+        last = k;
+        if (!target) continue;
+        const int64_t nro = lb_engine_tensor(c, idx[k])->ne[1];
+        m += n_sampled(0, nro, report_step(c, idx[k], nro));
+        ends[ng] = m, grp[k] = ng++;
     }
     if (!work) return LB_OK;
     const double t0 = lb_time_sec();
@@ -208,36 +219,30 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     lb_calib_select(c->cal_h, li, in);
     LB_TRY(lb_calib_clear(c->cal_h, li, in, err));
     const lb_act_stats *s = lb_calib_get(c->cal_h, li, in);
-    if (c->sr && !p->gptq.self_target) {
-        A = malloc((size_t)s->n * (size_t)s->n * sizeof *A);
-        C = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
-        LB_GOTO_IF(!A || !C, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-        LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, A,
+    if (target) {
+        /* the reports' w A w (A = sum X_ref^T X_ref) as ||X_ref w||^2 over every rank's sampled
+         * rows: m n T products a window, not A's n^2 T / 2 (25% of the block's Gram work on the
+         * 1b shape) and the quadratic forms after */
+        C    = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
+        rows = malloc((size_t)(m + 1) * (size_t)s->n * sizeof *rows);
+        LB_GOTO_IF(!C || !rows, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
+        for (int k = 0, at = 0; k < nr; k++) {
+            if (grp[k] < 0) continue;
+            const lb_tensor *w = lb_engine_tensor(c, idx[k]);
+            at += (int)sample_rows(w->data, 0, w->ne[1], report_step(c, idx[k], w->ne[1]), s->n, rows + (size_t)at * (size_t)s->n);
+        }
+        lb_calib_ref_rows out = { rows, ends, ng, sums };
+        LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, ng ? &out : NULL,
                                             last_in && li >= 0 ? LB_CALIB_REF_NEXT : to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY,
                                             err));
+        for (int k = 0; k < nr; k++) waw[k] = grp[k] >= 0 ? sums[grp[k]] : 0;
+        free(rows);
+        rows = NULL;
     } else {
         LB_TRY(lb_calib_run_states(c->cal_h, c->ctx_q, c->sq, to_ffn ? LB_CALIB_TO_FFN : LB_CALIB_STAY, err));
     }
     c->summary->seconds_calib += lb_time_sec() - t0;
     const double t1 = lb_time_sec();
-    double       waw[3] = { 0, 0, 0 };
-    int32_t      idx[3], last = -1;
-    for (int k = 0; k < nr; k++) { /* A serves the reports only: their w A w, then it goes */
-        idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
-        if (idx[k] < 0 || !lb_gptq_able(c->plans[idx[k]].type, c->tensors[idx[k]].t->ne[0])) continue;
-        last = k;
-        if (!A) continue;
-        const lb_tensor *w = lb_engine_tensor(c, idx[k]);
-        const int64_t    n = w->ne[0], step = report_step(c, idx[k], w->ne[1]);
-        int64_t          lo, hi; /* this rank's sampled rows' (gptq_tensor sums the ranks') */
-        my_rows(c, idx[k], w->ne[1], &lo, &hi);
-        float *x = malloc((size_t)((n_sampled(lo, hi, step) + 1) * n) * sizeof *x);
-        waw[k]   = x ? lb_quad_sum(x, x, A, sample_rows((const float *)w->data + lo * n, lo, hi, step, n, x), n) : NAN;
-        free(x);
-        LB_GOTO_IF(isnan(waw[k]), err, LB_ERR_NOMEM, "out of memory");
-    }
-    free(A);
-    A = NULL;
     for (int k = 0; k < nr; k++) {
         const int32_t i = idx[k];
         if (i < 0) continue;
@@ -253,7 +258,7 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     lb_calib_release(c->cal_h, li, in);
     c->summary->seconds_method += lb_time_sec() - t1;
 fail:
-    free(A);
+    free(rows);
     free(C);
     return st;
 }
