@@ -101,6 +101,16 @@ void      lb_calib_states_set_layer(lb_calib_states *s, int32_t layer);
 /* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
  * is set here), the states becoming the next layer's input. */
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);
+/* Rows [ends[n_groups - 1], n] (n the input's width) in groups, group g rows
+ * [ends[g - 1], ends[g]) (ends[-1] = 0); sums[g] = the sum over every window (every rank's)
+ * of ||X_ref r||^2 over its rows r: the sum of r^T A r for A = sum X_ref^T X_ref, without A
+ * (GPTQ's reports). The same bits for any number of ranks and threads. */
+typedef struct lb_calib_ref_rows {
+    const float   *rows;
+    const int64_t *ends;
+    int32_t        n_groups;
+    double        *sums;
+} lb_calib_ref_rows;
 /* lb_calib_run over the states' layer alone (the output head after the last layer). The
  * cross variant is for one selected input (lb_calib_select, not LB_CALIB_ALL) and also
  * accumulates C [n, n] = sum X_ref^T X (zeroed first), X_ref the same input when the same
@@ -114,16 +124,6 @@ lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error 
  * states becoming the next layer's input as lb_calib_states_advance would make them (for the
  * layer's last input). A pass that wants an attention input of states moved to the FFN fails. */
 typedef enum lb_calib_move { LB_CALIB_STAY = 0, LB_CALIB_TO_FFN, LB_CALIB_REF_NEXT } lb_calib_move;
-/* Rows [n_rows, n] (n the input's width) in groups, group g rows [ends[g - 1], ends[g])
- * (ends[-1] = 0); sums[g] = the sum over every window (every rank's) of ||X_ref r||^2 over its
- * rows r: the sum of r^T A r for A = sum X_ref^T X_ref without A (GPTQ's reports). The same bits
- * for any number of ranks and threads. */
-typedef struct lb_calib_ref_rows {
-    const float   *rows;
-    const int64_t *ends;
-    int32_t        n_groups;
-    double        *sums;
-} lb_calib_ref_rows;
 lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move, lb_error *err);
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
                                     lb_calib_states *rs, double *C, lb_calib_ref_rows *out, lb_calib_move move,

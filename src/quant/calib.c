@@ -566,12 +566,13 @@ static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_e
 
 /* out's sums for one window's X_ref [T, n] into slots[0..n_groups): each group's rows' squares
  * (lb_gram_out_sq_add) summed in row order; false: out of memory */
-static bool ref_rows_window(const lb_calib_ref_rows *out, int32_t n, int32_t T, const float *x, double *rsum,
-                            double *slots) {
+static bool ref_rows_window(const lb_calib *c, const lb_calib_ref_rows *out, int32_t n, int32_t T, const float *x,
+                            double *rsum, double *slots) {
     const int64_t m = out->ends[out->n_groups - 1];
     memset(rsum, 0, (size_t)m * sizeof *rsum);
-    if (!lb_gram_out_sq_add(n, T, x, out->rows, m, rsum)) return false;
-    for (int32_t g = 0, r = 0; g < out->n_groups; g++)
+    if (!lb_gram_out_sq_add(n, T, x, out->rows, m, rsum, c->bf16)) return false;
+    int64_t r = 0;
+    for (int32_t g = 0; g < out->n_groups; g++)
         for (slots[g] = 0; r < out->ends[g]; r++) slots[g] += rsum[r];
     return true;
 }
@@ -591,14 +592,12 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     const int32_t G     = out ? out->n_groups : 0;
     const size_t  n_sl  = (size_t)src->n_windows * (size_t)G;
     ref_capture   r     = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
-    double       *slots = out ? calloc(n_sl, sizeof *slots) : NULL;
+    double       *slots = out ? calloc(n_sl + 1, sizeof *slots) : NULL;
     double       *rsum  = out ? malloc((size_t)(out->ends[G - 1] + 1) * sizeof *rsum) : NULL;
-    if (!r.x || (out && (!slots || !rsum))) {
-        free(r.x), free(slots), free(rsum);
-        return lb_fail(err, LB_ERR_NOMEM, "out of memory");
-    }
-    const size_t    nn  = (size_t)s->n * (size_t)s->n;
-    const lb_status st0 = pass_begin(c, nn, src->first < c->n_layers ? src->first : -1, err);
+    const size_t  nn    = (size_t)s->n * (size_t)s->n;
+    lb_status     st0   = !r.x || (out && (!slots || !rsum)) ? lb_fail(err, LB_ERR_NOMEM, "out of memory") : LB_OK;
+    if (st0 == LB_OK) st0 = pass_begin(c, nn, src->first < c->n_layers ? src->first : -1, err);
+    st0 = lb_dist_agree(st0, err); /* every rank, or none, goes on to the collectives */
     if (st0) {
         pass_end(c);
         free(r.x), free(slots), free(rsum);
@@ -619,7 +618,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK && out && r.seen)
-            c->oom |= !ref_rows_window(out, s->n, src->n_ctx, r.x, rsum, slots + (size_t)w * (size_t)G);
+            c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + (size_t)w * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);

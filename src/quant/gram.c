@@ -7,7 +7,8 @@
  * then the BF16 kernel's dot products (kernels/qdot.h: BF16 rows on bf16 activations) into a
  * tile of the thread's, added into S as beta and w ask. The f64 sums (the _add functions) take
  * each tile as it is made: one pass over them, and no n x n f32 matrix. The outputs' squares
- * (lb_gram_out_sq_add) are sgemm's, a tile of TILE rows a call. */
+ * (lb_gram_out_sq_add) are sgemm's, a tile of TILE rows a call, on X rounded to bf16 as the
+ * bf16 products round it. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -129,23 +130,29 @@ bool lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, dou
     return run(n, T, 1.0f, X, Y, false, &(sink){ NULL, 0.0f, S64 }, bf16);
 }
 
-bool lb_gram_out_sq_add(int32_t n, int32_t T, const float *X, const float *R, int64_t m, double *e) {
+bool lb_gram_out_sq_add(int32_t n, int32_t T, const float *X, const float *R, int64_t m, double *e, bool bf16) {
     const int64_t nt = (m + TILE - 1) / TILE;
+    const bool    rd = bf16 && bf16_kernel(); /* X as the bf16 products round it */
     float        *Y  = malloc((size_t)T * (size_t)(m ? m : 1) * sizeof *Y); /* [m, T]: a row's outputs */
-    if (!Y) return false;
+    float        *Xr = rd ? malloc((size_t)T * (size_t)n * sizeof *Xr) : NULL;
+    if (!Y || (rd && !Xr)) {
+        free(Y), free(Xr);
+        return false;
+    }
+    for (size_t i = 0; rd && i < (size_t)T * (size_t)n; i++) Xr[i] = lb_bf16_to_f32(lb_f32_to_bf16(X[i]));
     openblas_set_num_threads(1);
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
     for (int64_t q = 0; q < nt; q++) {
         const int64_t r0 = q * TILE, mr = m - r0 < TILE ? m - r0 : TILE;
         float        *y = Y + (size_t)r0 * (size_t)T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)mr, T, n, 1.0f, R + (size_t)r0 * (size_t)n, n, X,
-                    n, 0.0f, y, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)mr, T, n, 1.0f, R + (size_t)r0 * (size_t)n, n,
+                    rd ? Xr : X, n, 0.0f, y, T);
         for (int64_t r = 0; r < mr; r++) {
             double sq = 0;
             for (int32_t t = 0; t < T; t++) sq += (double)y[r * T + t] * y[r * T + t];
             e[r0 + r] += sq;
         }
     }
-    free(Y);
+    free(Y), free(Xr);
     return true;
 }

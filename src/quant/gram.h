@@ -23,8 +23,9 @@ bool lb_gram_cross(int32_t n, int32_t T, const float *X, const float *Y, float b
 bool lb_gram_upper_add(int32_t n, int32_t T, float w, const float *X, double *S64, bool bf16);
 bool lb_gram_cross_add(int32_t n, int32_t T, const float *X, const float *Y, double *S64, bool bf16);
 /* e[r] += the sum over the tokens t of (X R^T)[t, r]^2, X [T, n], R [m, n] (rows): what
- * r^T (X^T X) r would give, for m rows at m n T products instead of n^2 T / 2; f32 products,
- * each row's squares summed in f64 in token order */
-bool lb_gram_out_sq_add(int32_t n, int32_t T, const float *X, const float *R, int64_t m, double *e);
+ * r^T (X^T X) r would give, for m rows at m n T products instead of n^2 T / 2; f32 products
+ * (with bf16 where those run: of X rounded to bf16, as lb_gram_upper's would be), each row's
+ * squares summed in f64 in token order */
+bool lb_gram_out_sq_add(int32_t n, int32_t T, const float *X, const float *R, int64_t m, double *e, bool bf16);
 
 #endif

@@ -33,8 +33,8 @@ bool lb_gptq_able(lb_type t, int64_t ncols) {
  * every step-th row (report_step), so a report costs about REPORT_ROWS rows' quadratic forms
  * (n^2 each) whatever the matrix. On every row they cost as much as the refit and GPTQ together
  * on the 1b shape (and 10 s for its output head). The original's rows are read again from the
- * unquantized model; on the f32 target the sums take w A w and W C of the same rows, else H
- * alone. */
+ * unquantized model; on the f32 target the sums take w A w (A = sum X_ref^T X_ref: the
+ * calibration's ||X_ref w||^2 of the same rows, lb_calib_ref_rows) and W C, else H alone. */
 typedef struct { /* doubles only: summed over the ranks as an array (lb_dist_sum) */
     double num_rtn, num_gq, den, wcq_rtn, wcq_gq;
     double waw; /* sum over the sampled rows of w A w (the f32 target) */
@@ -53,12 +53,8 @@ static void error_of(const err_sums *e, bool target, double *e_rtn, double *e_gq
     }
 }
 
-/* the reports' rows of tensor i: every step-th of its nr (all of them for a type whose RTN
- * needs the whole tensor) */
-static int64_t report_step(const lb_method_ctx *c, int32_t i, int64_t nr) {
-    if (lb_type_get_traits(c->plans[i].type)->whole_tensor || nr <= REPORT_ROWS) return 1;
-    return nr / REPORT_ROWS;
-}
+/* the reports' rows of a tensor of nr rows: every step-th */
+static int64_t report_step(int64_t nr) { return nr <= REPORT_ROWS ? 1 : nr / REPORT_ROWS; }
 
 /* the first sampled row at or after lo, and how many of [lo, hi) are sampled */
 static int64_t first_sampled(int64_t lo, int64_t step) { return (lo + step - 1) / step * step; }
@@ -74,23 +70,32 @@ static int64_t sample_rows(const float *X, int64_t lo, int64_t hi, int64_t step,
     return k;
 }
 
-/* the sums over the sampled rows of [lo, hi): Wq from row lo, WC the sampled rows' W C */
+/* the sums over the sampled rows of [lo, hi): Wq from row lo, WC the sampled rows' W C. RTN of
+ * a type whose scale spans the tensor (never split: [lo, hi) is all of it) takes every row,
+ * then the sampled ones' */
 static lb_status errors(lb_method_ctx *c, int32_t i, int64_t lo, int64_t hi, const float *Wq, const double *H,
                         const float *WC, err_sums *out, lb_error *err) {
     const lb_named_tensor *nt   = &c->tensors[i];
     const lb_tensor       *src  = lb_model_tensor(c->ref, nt->layer, nt->role); /* the weights GPTQ was given */
     const lb_type          type = c->plans[i].type;
-    const int64_t          n = src->ne[0], step = report_step(c, i, src->ne[1]);
-    const int64_t          m = n_sampled(lo, hi, step);
-    float                 *o = malloc((size_t)((m ? m : 1) * n) * sizeof *o), *q = malloc((size_t)((m ? m : 1) * n) * sizeof *q);
+    const bool             whole = lb_type_get_traits(type)->whole_tensor;
+    const int64_t          n = src->ne[0], step = report_step(src->ne[1]);
+    const int64_t          m = n_sampled(lo, hi, step), mq = whole ? hi - lo : m; /* the rows RTN takes */
+    const size_t           rs = lb_row_size(type, n);
+    float                 *o = malloc((size_t)((mq ? mq : 1) * n) * sizeof *o), *q = malloc((size_t)((m ? m : 1) * n) * sizeof *q);
     float                 *g = malloc((size_t)((m ? m : 1) * n) * sizeof *g);
-    uint8_t               *qb = malloc(lb_row_size(type, n) * (size_t)(m ? m : 1));
+    uint8_t               *qb = malloc(rs * (size_t)(mq ? mq : 1));
     err_sums               e  = { 0 };
     lb_status              st = LB_OK;
     LB_GOTO_IF(!o || !q || !g || !qb, err, LB_ERR_NOMEM, "out of memory");
-    for (int64_t k = 0, r = first_sampled(lo, step); k < m; k++, r += step) lb_tensor_get_row_f32(src, r, o + k * n);
-    lb_quantize_rows(type, qb, o, m, n, NULL); /* RTN, for the comparison */
-    for (int64_t k = 0; k < m; k++) lb_type_get_traits(type)->to_float(q + k * n, qb + (size_t)k * lb_row_size(type, n), n);
+    for (int64_t k = 0, r = whole ? lo : first_sampled(lo, step); k < mq; k++, r += whole ? 1 : step)
+        lb_tensor_get_row_f32(src, r, o + k * n);
+    lb_quantize_rows(type, qb, o, mq, n, NULL); /* RTN, for the comparison */
+    for (int64_t k = 0, r = first_sampled(lo, step); k < m; k++, r += step) {
+        const int64_t at = whole ? r - lo : k; /* (at >= k: o's sampled rows move down in order) */
+        lb_type_get_traits(type)->to_float(q + k * n, qb + (size_t)at * rs, n);
+        if (at != k) memcpy(o + k * n, o + at * n, (size_t)n * sizeof *o);
+    }
     sample_rows(Wq, lo, hi, step, n, g);
     if (WC) { /* ||W X - Q X'||^2 = w A w - 2 w C q + q H q */
         for (int64_t x = 0; x < m * n; x++) e.wcq_rtn += (double)WC[x] * q[x], e.wcq_gq += (double)WC[x] * g[x];
@@ -121,7 +126,7 @@ static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, 
 }
 
 /* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (the sum of w A w over every rank's sampled rows, A = sum X_ref X_ref^T): the weights are
+ * (the sum of w A w over every rank's sampled rows, ||X_ref w||^2): the weights are
  * refit first, and the report keeps the sampled rows' W C; the last reader of the input frees
  * *C. */
 static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
@@ -138,7 +143,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     const int64_t mr = hi - lo; /* this rank's rows, from lo */
     float        *Wm = W + lo * n;
     const bool    target = *C != NULL;
-    const int64_t step = report_step(c, i, nr), ms = n_sampled(lo, hi, step) + 1; /* (+1: none is no buffer) */
+    const int64_t step = report_step(nr), ms = n_sampled(lo, hi, step) + 1; /* (+1: none is no buffer) */
     uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
     float        *WC  = target ? malloc((size_t)(ms * n) * sizeof *WC) : NULL; /* the sampled rows' W C */
@@ -210,7 +215,7 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         last = k;
         if (!target) continue;
         const int64_t nro = lb_engine_tensor(c, idx[k])->ne[1];
-        m += n_sampled(0, nro, report_step(c, idx[k], nro));
+        m += n_sampled(0, nro, report_step(nro));
         ends[ng] = m, grp[k] = ng++;
     }
     if (!work) return LB_OK;
@@ -226,10 +231,11 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
         C    = malloc((size_t)s->n * (size_t)s->n * sizeof *C);
         rows = malloc((size_t)(m + 1) * (size_t)s->n * sizeof *rows);
         LB_GOTO_IF(!C || !rows, err, LB_ERR_NOMEM, "gptq: out of memory for %d x %d statistics", s->n, s->n);
-        for (int k = 0, at = 0; k < nr; k++) {
+        int64_t at = 0;
+        for (int k = 0; k < nr; k++) {
             if (grp[k] < 0) continue;
             const lb_tensor *w = lb_engine_tensor(c, idx[k]);
-            at += (int)sample_rows(w->data, 0, w->ne[1], report_step(c, idx[k], w->ne[1]), s->n, rows + (size_t)at * (size_t)s->n);
+            at += sample_rows(w->data, 0, w->ne[1], report_step(w->ne[1]), s->n, rows + (size_t)at * (size_t)s->n);
         }
         lb_calib_ref_rows out = { rows, ends, ng, sums };
         LB_TRY(lb_calib_run_states_cross(c->cal_h, c->ctx_q, c->sq, c->ctx_r, c->sr, C, ng ? &out : NULL,

@@ -319,6 +319,42 @@ static void test_gram(void **state) {
     }
 }
 
+/* the outputs' squares (lb_gram_out_sq_add) against the f64 r^T (X^T X) r of the same rows
+ * (X rounded to bf16 when the bf16 kernel runs), three row tiles and a ragged one; added into
+ * e; the bits the same on 1 and 2 threads */
+static void test_gram_out_sq(void **state) {
+    (void)state;
+    enum { N = 130, T = 29, M = 3 * 256 + 5 };
+    static float X[T * N], R[M * N];
+    static double e1[M], e2[M];
+    g_rng = 7;
+    for (int i = 0; i < T * N; i++) X[i] = (float)gauss();
+    for (int i = 0; i < M * N; i++) R[i] = (float)gauss() * 0.1f;
+    for (int bf = 0; bf < 2; bf++) {
+        const bool rounded = bf && lb_gram_bf16_available();
+        for (int th = 1; th <= 2; th++) {
+            double *e = th == 1 ? e1 : e2;
+            for (int r = 0; r < M; r++) e[r] = r % 3;
+            lb_threads_set(th);
+            assert_true(lb_gram_out_sq_add(N, T, X, R, M, e, bf));
+        }
+        lb_threads_set(0);
+        for (int r = 0; r < M; r++) {
+            double ref = 0, mag = 0;
+            for (int t = 0; t < T; t++) {
+                double y = 0, ya = 0;
+                for (int j = 0; j < N; j++) {
+                    const double x = rounded ? bf16_value(X[t * N + j]) : X[t * N + j];
+                    y += x * R[r * N + j], ya += fabs(x * R[r * N + j]);
+                }
+                ref += y * y, mag += ya * ya;
+            }
+            assert_true(fabs(e1[r] - (r % 3) - ref) <= 1e-5 * mag);
+            assert_true(e1[r] == e2[r]); /* the thread count changes nothing */
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_beats_rtn),
@@ -327,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_act_order_keeps_columns),
         cmocka_unit_test(test_retarget),
         cmocka_unit_test(test_gram),
+        cmocka_unit_test(test_gram_out_sq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
