@@ -13,7 +13,7 @@
 #include "core/dist.h"
 #include "core/fail.h"
 
-#define ROWS 16 /* rows per task (BLAS runs single-threaded: OpenMP splits the rows) */
+#define ROWS 64 /* rows per task (BLAS runs single-threaded: OpenMP splits the rows) */
 
 /* Q(Wsrc diag s) diag(1/s) into out (Ws, q: scratch of n_out*n floats, n_out rows' bytes);
  * whole-tensor types see all rows in one call */
@@ -142,14 +142,17 @@ lb_status lb_awq_clip(float *W, int64_t n_out, int64_t n, lb_type t, const float
     *mean_ratio              = 1.0;
     if (!tr || !tr->is_quantized || tr->whole_tensor) return LB_OK;
     const int64_t bs = tr->block_size > 1 ? tr->block_size : n, nb = n / bs;
-    double        sum_ratio = 0;
-    bool          oom       = false;
+    enum { NC = LB_AWQ_CLIP_GRID - 1 }; /* the candidates r < 1 */
+    double sum_ratio = 0;
+    bool   oom       = false;
 #pragma omp parallel reduction(+ : sum_ratio) reduction(|| : oom)
     {
-        /* per thread: the row's error d and g = H d; a candidate's error e, its change delta */
-        float   *d = malloc((size_t)(2 * n + 3 * bs) * sizeof *d), *g = d ? d + n : NULL;
-        float   *e = d ? g + n : NULL, *delta = d ? e + bs : NULL, *deq = d ? delta + bs : NULL;
-        uint8_t *q = malloc(lb_row_size(t, bs));
+        /* per thread: the row's error d and g = H d; each candidate's error (e) and its change
+         * from d (delta, then H_bb delta in hd); deq scratch */
+        float   *d = malloc((size_t)(2 * n + (3 * NC + 1) * bs) * sizeof *d), *g = d ? d + n : NULL;
+        float   *e = d ? g + n : NULL, *delta = d ? e + NC * bs : NULL, *hd = d ? delta + NC * bs : NULL;
+        float   *deq = d ? hd + NC * bs : NULL;
+        uint8_t *q   = malloc(lb_row_size(t, bs));
         if (!d || !q) oom = true;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < n_out; r++) {
@@ -166,28 +169,30 @@ lb_status lb_awq_clip(float *W, int64_t n_out, int64_t n, lb_type t, const float
                 float        amax = 0;
                 for (int64_t j = 0; j < bs; j++) amax = fmaxf(amax, fabsf(wb[j]));
                 double best = 0, best_r = 1.0; /* the change of the row's error; r = 1 changes nothing */
-                for (int c = 1; c < LB_AWQ_CLIP_GRID && amax > 0; c++) {
-                    const float ratio = 1.0f - 0.5f * (float)c / LB_AWQ_CLIP_GRID;
-                    clipped_error(tr, t, wb, bs, amax * ratio, imp, e, deq, q);
-                    double de = 0; /* 2 delta . g_b + delta H_bb delta */
-                    for (int64_t i = 0; i < bs; i++) delta[i] = e[i] - db[i];
-                    for (int64_t i = 0; i < bs; i++) {
-                        double hd = 0;
-                        for (int64_t j = 0; j < bs; j++) hd += (double)Hb[i * n + j] * delta[j];
-                        de += delta[i] * (2.0 * g[b * bs + i] + hd);
+                int    c_best = -1;
+                if (amax > 0) { /* every candidate's delta, then H_bb delta of them all in one GEMM */
+                    for (int c = 0; c < NC; c++) {
+                        const float ratio = 1.0f - 0.5f * (float)(c + 1) / LB_AWQ_CLIP_GRID;
+                        clipped_error(tr, t, wb, bs, amax * ratio, imp, e + c * bs, deq, q);
+                        for (int64_t i = 0; i < bs; i++) delta[c * bs + i] = e[c * bs + i] - db[i];
                     }
-                    if (de < best) best = de, best_r = ratio;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NC, (blasint)bs, (blasint)bs, 1.0f, delta,
+                                (blasint)bs, Hb, (blasint)n, 0.0f, hd, (blasint)bs); /* (H symmetric) */
                 }
-                if (best_r < 1.0) { /* clamp the block, update d and g = H d */
-                    const float lim = amax * (float)best_r;
-                    clipped_error(tr, t, wb, bs, lim, imp, e, deq, q);
+                for (int c = 0; c < NC && amax > 0; c++) {
+                    double de = 0; /* 2 delta . g_b + delta H_bb delta */
+                    for (int64_t i = 0; i < bs; i++)
+                        de += (double)delta[c * bs + i] * (2.0 * g[b * bs + i] + hd[c * bs + i]);
+                    if (de < best) best = de, best_r = 1.0f - 0.5f * (float)(c + 1) / LB_AWQ_CLIP_GRID, c_best = c;
+                }
+                if (c_best >= 0) { /* clamp the block, update d and g = H d */
+                    const float lim = amax * (1.0f - 0.5f * (float)(c_best + 1) / LB_AWQ_CLIP_GRID);
                     for (int64_t j = 0; j < bs; j++) {
-                        delta[j] = e[j] - db[j];
-                        db[j]    = e[j];
-                        wb[j]    = fminf(fmaxf(wb[j], -lim), lim);
+                        db[j] = e[c_best * bs + j];
+                        wb[j] = fminf(fmaxf(wb[j], -lim), lim);
                     }
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)bs, 1.0f, H + b * bs,
-                                (blasint)n, delta, 1, 1.0f, g, 1);
+                                (blasint)n, delta + c_best * bs, 1, 1.0f, g, 1);
                 }
                 sum_ratio += best_r;
             }
