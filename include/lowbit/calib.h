@@ -23,11 +23,12 @@ typedef struct lb_calib_params {
     int32_t  n_ctx;      /* tokens per window, BOS first when the vocabulary adds one */
     uint64_t seed;       /* random window starts; ignored when sequential */
     bool     sequential; /* consecutive non-overlapping windows from the start */
-    bool     exact;      /* the block engine's quantized stream in f32 throughout; false: its
-                            block's stored matrices multiplied by the quantized kernels (8-bit
-                            activations, as llama.cpp runs the file; --calib-matmul q8), and
-                            the Hessians (GPTQ's, AWQ's) from bf16-rounded activations where
-                            the CPU has AVX512_BF16 */
+    bool     exact;      /* the block engine's streams in f32 throughout; false: the quantized
+                            stream's stored matrices multiplied by the quantized kernels (8-bit
+                            activations, as llama.cpp runs the file; --calib-matmul q8), the
+                            unquantized one's by the fast kernels (BF16 on bf16 activations
+                            where the CPU has AVX512_BF16, as llama.cpp runs that model), and
+                            the Hessians (GPTQ's, AWQ's) from bf16-rounded activations there */
 } lb_calib_params;
 
 /* Tokenize text and cut it into windows: *out holds *n_windows x n_ctx tokens (malloc'd). */
@@ -122,8 +123,10 @@ typedef struct lb_calib_ref_rows {
  * each window's residual after the attention replaces its states, and later passes and the
  * advance start there; LB_CALIB_REF_NEXT (cross only): the reference runs its whole layer, its
  * states becoming the next layer's input as lb_calib_states_advance would make them (for the
- * layer's last input). A pass that wants an attention input of states moved to the FFN fails. */
-typedef enum lb_calib_move { LB_CALIB_STAY = 0, LB_CALIB_TO_FFN, LB_CALIB_REF_NEXT } lb_calib_move;
+ * layer's last input); LB_CALIB_NEXT (plain only, a pass of every input, LB_CALIB_ALL): the
+ * states become the next layer's input in the same pass (imatrix: one pass a layer, not two).
+ * A pass that wants an attention input of states moved to the FFN fails. */
+typedef enum lb_calib_move { LB_CALIB_STAY = 0, LB_CALIB_TO_FFN, LB_CALIB_REF_NEXT, LB_CALIB_NEXT } lb_calib_move;
 lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_calib_move move, lb_error *err);
 lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_states *s, lb_context *ref,
                                     lb_calib_states *rs, double *C, lb_calib_ref_rows *out, lb_calib_move move,

@@ -775,10 +775,13 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, 
     LB_TRY_RET(check_from(c, s, err));
     LB_TRY_RET(check_move(c, move, err));
     LB_RETURN_IF(move == LB_CALIB_REF_NEXT, err, LB_ERR_PARAM, "calib: no reference in this pass");
-    const bool   to_ffn = move == LB_CALIB_TO_FFN && !s->ffn;
+    LB_RETURN_IF(move == LB_CALIB_NEXT && (s->layer >= s->n_layers || stop_role(c) != LB_ROLE_COUNT), err,
+                 LB_ERR_PARAM, "calib: moving to the next layer wants a layer's pass that nothing stops");
+    const bool   to_ffn = move == LB_CALIB_TO_FFN && !s->ffn, next = move == LB_CALIB_NEXT;
     const source src    = states_source(ctx, s);
-    LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn ? s->x : NULL, err));
+    LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn || next ? s->x : NULL, err));
     s->ffn |= to_ffn;
+    if (next) s->layer++, s->ffn = false;
     return LB_OK;
 }
 

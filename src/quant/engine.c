@@ -9,7 +9,8 @@
  *   - the calibration windows' residual streams advance through it: `sq` through the model as
  *     stored (the f32 block holding what the file holds, or with --calib-matmul q8 its stored
  *     matrices themselves, by the quantized kernels: lb_engine_stored), `sr` through the
- *     unquantized model (unless GPTQ's last cross pass advanced it);
+ *     unquantized model (unless GPTQ's last cross pass advanced it; with --calib-matmul q8 by
+ *     the fast kernels too, as llama.cpp runs that model);
  *   - then its stored bytes and f32 copies are freed (unload_block).
  * Memory holds one block's f32 weights, its statistics (a Hessian per input, only while that
  * input is worked on), the streams and the forward pass's buffers: it does not grow with the
@@ -429,8 +430,12 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         cq.unpacked          = true;
         LB_TRY(lb_context_create_ex(&c->ctx_q, &e.work, &cq, err));
     }
-    if (e.need_r) {
-        LB_TRY(lb_context_create(&c->ctx_r, &e.ref, p->calib.n_ctx, p->calib.n_ctx, err));
+    if (e.need_r) { /* fast, unpacked: the model's own rows, as llama.cpp multiplies them (BF16 on bf16
+                     * activations, vdpbf16ps, where the CPU has AVX512_BF16; F16 and F32 as exact) */
+        lb_context_params cr = lb_context_default_params(p->calib.n_ctx, p->calib.n_ctx);
+        cr.fast              = !p->calib.exact;
+        cr.unpacked          = true;
+        LB_TRY(lb_context_create_ex(&c->ctx_r, &e.ref, &cr, err));
         LB_TRY(lb_calib_states_create_ex(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
     }
     if (resuming) { /* the streams as the checkpoint left them */

@@ -33,7 +33,9 @@ lb_status lb_method_imatrix(lb_method_ctx *c, lb_error *err) {
     const double  t0   = lb_time_sec();
     lb_status     st   = LB_OK;
     lb_calib_select(c->cal, LB_CALIB_ALL, LB_ROLE_COUNT); /* the pass runs this block alone */
-    LB_TRY(lb_calib_run_states(c->cal, c->ctx_r, c->sr, LB_CALIB_STAY, err));
+    /* the chain's last block method: nothing after it reads the unquantized stream at this
+     * layer, so the pass also advances it (the engine then does not) */
+    LB_TRY(lb_calib_run_states(c->cal, c->ctx_r, c->sr, c->last && !head ? LB_CALIB_NEXT : LB_CALIB_STAY, err));
     for (int32_t i = 0; i < c->n; i++) {
         const lb_named_tensor *t = &c->tensors[i];
         const bool mine = head ? t->layer < 0 && (t->role == LB_ROLE_OUTPUT || t->role == LB_ROLE_TOKEN_EMBD)
