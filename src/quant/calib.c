@@ -579,8 +579,9 @@ static bool ref_rows_window(const lb_calib *c, const lb_calib_ref_rows *out, int
 
 /* keep_q, keep_r: each window's residual where its pass stopped goes back into its states;
  * ref_whole: the reference runs its whole layer (then keep_r takes the next layer's input).
- * out's sums: a window's slots[w] (zero on the ranks that did not run it), summed over the
- * ranks (exact: one term each) and then over the windows in order. */
+ * out's sums: a window's slots (step k's on rank r at k R + r: the window's place in the
+ * windows' order, whether the source deals the windows or holds a rank's share; zero on the
+ * other ranks), summed over the ranks (exact: one term each) and then in that order. */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
                            const source *ref_src, float *keep_q, float *keep_r, bool ref_whole, double *C,
                            lb_calib_ref_rows *out, lb_error *err) {
@@ -590,7 +591,8 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     LB_RETURN_IF(out && (out->n_groups < 1 || !out->ends || !out->sums), err, LB_ERR_PARAM,
                  "calib: the reference's rows need a group");
     const int32_t G     = out ? out->n_groups : 0;
-    const size_t  n_sl  = (size_t)src->n_windows * (size_t)G;
+    const int     R     = lb_dist_size(), me = lb_dist_rank();
+    const size_t  n_sl  = (size_t)src->n_steps * (size_t)R * (size_t)G; /* step k's on rank r: window k R + r */
     ref_capture   r     = { c, malloc((size_t)src->n_ctx * (size_t)s->n * sizeof(float)), false };
     double       *slots = out ? calloc(n_sl + 1, sizeof *slots) : NULL;
     double       *rsum  = out ? malloc((size_t)(out->ends[G - 1] + 1) * sizeof *rsum) : NULL;
@@ -618,7 +620,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK && out && r.seen)
-            c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + (size_t)w * (size_t)G);
+            c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + ((size_t)k * R + me) * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
@@ -631,7 +633,7 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
     if (st == LB_OK && out) st = lb_dist_sum(slots, n_sl, err);
     for (int32_t g = 0; st == LB_OK && g < G; g++) {
         out->sums[g] = 0;
-        for (int32_t w = 0; w < src->n_windows; w++) out->sums[g] += slots[(size_t)w * (size_t)G + (size_t)g];
+        for (size_t w = 0; w < n_sl / (size_t)G; w++) out->sums[g] += slots[w * (size_t)G + (size_t)g];
     }
     c->cross = NULL;
     c->ref_x = NULL;
