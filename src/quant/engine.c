@@ -401,7 +401,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
     const bool keep = e.need_q || e.need_r;
     lb_write_plan wp   = *plan;
     int32_t       next = -1; /* the first block to run */
-    bool          resuming = false, made_here = false; /* made_here: another rank's spill directory */
+    bool          resuming = false, committed = false, made_here = false; /* made_here: another rank's spill directory */
     if (keep) {
         LB_TRY(lb_resume_init(&rs, out_path, c, err));
         int here = lb_dist_rank() == 0 && lb_resume_exists(&rs); /* under MPI: rank 0's (it writes the state) */
@@ -410,6 +410,9 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         LB_GOTO_IF(resuming && !p->resume, err, LB_ERR_PARAM, "%s: an interrupted run's state is beside it (%s): "
                    "add --resume to continue it, or remove it to start over", out_path, rs.dir);
         if (resuming) LB_TRY(lb_dist_agree(lb_dist_rank() == 0 ? lb_resume_check(&rs, err) : LB_OK, err));
+        int done = resuming && lb_dist_rank() == 0 && lb_resume_committed(&rs, out_path); /* killed after its rename */
+        LB_TRY(lb_dist_bcast(&done, sizeof done, err));
+        committed = done;
         LB_GOTO_IF(lb_dist_rank() == 0 && mkdir(rs.dir, 0777) != 0 && errno != EEXIST, err, LB_ERR_IO, "%s: cannot create: %s", rs.dir,
                    strerror(errno));
         const bool split = plan->split_max_bytes || plan->split_max_tensors || plan->keep_split;
@@ -417,7 +420,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         wp.partial = split ? NULL : rs.partial; /* shards: temps, as an uncalibrated run writes */
         wp.resume  = resuming;
     }
-    if (lb_dist_rank() == 0) LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
+    if (lb_dist_rank() == 0 && !committed) LB_TRY(lb_model_writer_open(&e.out, m, out_path, &wp, err));
     const char *spill = keep ? budget(&e, rs.dir) : e.need_q || e.need_r ? budget(&e, NULL) : NULL;
     /* under MPI another rank's host holds the directory only when that rank spills there */
     if (spill && lb_dist_rank() > 0) {
@@ -442,6 +445,8 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         if (e.need_q)
             LB_TRY(lb_calib_states_create_ex(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
         LB_TRY(lb_resume_load(&rs, c, &next, err));
+        LB_GOTO_IF(committed && next <= L, err, LB_ERR_CORRUPT, "%s: missing (the state has %d of %d blocks done)",
+                   rs.partial, next + 1, L + 2);
         for (int32_t i = 0; i < c->n; i++) /* the finished blocks' tensors are in the partial output */
             if (e.out && (i == e.ie && !e.embd_first ? L : block_of(&e, i)) < next) lb_model_writer_assume(e.out, i);
     }

@@ -6,7 +6,9 @@
  *                 windows' residual streams at the next block's input
  * The checkpoint is replaced atomically (state.tmp, fsync, rename) after the partial output is
  * on disk, so it never claims a block the output does not hold; a run killed at any moment
- * resumes from the last checkpoint and writes the same bytes. The fingerprint hashes what
+ * resumes from the last checkpoint and writes the same bytes. Success renames partial.gguf to OUT,
+ * then removes the state: a run killed between the two left OUT whole, and --resume, finding the
+ * last checkpoint past every block and no partial.gguf, removes the state. The fingerprint hashes what
  * decides the bytes: the input's configuration and tensor table with a sample of every
  * tensor's bytes, the options, the calibration windows' tokens, the importance given, the
  * lowbit version and the kernels it chose for this CPU; a state whose fingerprint differs is
@@ -109,6 +111,11 @@ lb_status lb_resume_init(lb_resume *r, const char *out_path, const lb_method_ctx
 bool lb_resume_exists(const lb_resume *r) {
     struct stat sb;
     return lstat(r->state, &sb) == 0;
+}
+
+bool lb_resume_committed(const lb_resume *r, const char *out_path) {
+    struct stat sb;
+    return lstat(r->partial, &sb) != 0 && errno == ENOENT && stat(out_path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 static bool put(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }
