@@ -76,12 +76,28 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                            const lb_gptq_params *p, const float *importance, void *q,
                            lb_error *err);
 
+/* The damped Hessian H [n, n] of one input, factorized once for the matrices that read it:
+ * GPTQ's and each refit's (lb_gptq_quantize_f, lb_gptq_retarget_f; the refits first, the
+ * factor keeps only GPTQ's part after the first GPTQ). damp as lb_gptq_damp gives it for the
+ * type; act_order: columns by decreasing diag H (types with a grid). */
+typedef struct lb_gptq_factor lb_gptq_factor;
+lb_status lb_gptq_factor_create(lb_gptq_factor **out, const double *H, int64_t n, double damp, bool act_order,
+                                lb_error *err);
+void      lb_gptq_factor_free(lb_gptq_factor *f);
+/* f serves GPTQ to a type of this damping and column order */
+bool      lb_gptq_factor_fits(const lb_gptq_factor *f, double damp, bool act_order);
+/* lb_gptq_quantize on a factor that fits (p's damping for t, its act order where t has a grid) */
+lb_status lb_gptq_quantize_f(float *W, int64_t n_out, lb_gptq_factor *f, lb_type t, const lb_gptq_params *p,
+                             const float *importance, void *q, lb_error *err);
+
 /* The f32 target for GPTQ on quantized inputs: with X the unquantized model's input of a
  * layer and X' the quantized model's (same tokens), ||W X - Wq X'||^2 equals
  * ||W' X' - Wq X'||^2 plus a constant, W' = W C H^-1, C = sum X X'^T, H = sum X' X'^T. W [n_out,
  * n_in] becomes W' (ridge: H + lambda I, W C + lambda W, lambda = damp * mean(diag H)). */
 lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
                            double damp, lb_error *err);
+/* The same on H's factor (its lambda: H' as lb_gptq_factor_create damps it) */
+lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_gptq_factor *f, lb_error *err);
 
 /* ||W X - Wq X'||^2 / ||W X||^2 from A = sum X X^T, C = sum X X'^T, H = sum X' X'^T: the
  * output error against the unquantized model's outputs (X' = X: lb_output_error). */

@@ -30,32 +30,95 @@
 #include "lowbit/core.h"
 #include "lowbit/quant.h"
 
-/* U (upper, f32, n x n) with (H + damp I)^-1 = U^T U; the damping grows until H is
- * positive definite. Dead columns are handled by the caller. With J the reversal (J_ab = 1
- * when a + b = n - 1), J A J = L L^T gives A^-1 = (J L^-T J)(J L^-1 J): U = J L^-1 J, one
- * Cholesky and one triangular inverse (chol.c: the same bytes on any number of threads; half
- * the work of LAPACK's potrf, potri, potrf). */
-static lb_status inverse_cholesky(const double *H, const int64_t *perm, int64_t n, double damp, float *U,
-                                  lb_error *err) {
-    double *A = malloc((size_t)(n * n) * sizeof *A);
-    LB_RETURN_IF(!A, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n, (long long)n);
-    double mean = 0; /* of the permuted diagonal, dead columns (no signal) at 1 */
-    for (int64_t i = 0; i < n; i++) mean += H[perm[i] * n + perm[i]] > 0 ? H[perm[i] * n + perm[i]] : 1;
+/* The damped Hessian of one input, factorized once for every matrix that reads it: GPTQ's
+ * U and each refit's solves (q, k and v; gate and up; as many factorizations as damping and
+ * column orders among them, usually one). H' = H, dead columns (H_ii <= 0) at 1, plus
+ * lambda I (lambda = damp * mean(diag), the dead at 1; the damping grows tenfold until H' is
+ * positive definite). With P the processing order and J the reversal (J_ab = 1 when
+ * a + b = n - 1), J P^T H' P J = L L^T gives H'^-1 in that order as U^T U with U = J L^-1 J:
+ * one Cholesky and one triangular inverse (chol.c: the same bytes on any number of threads;
+ * half the work of LAPACK's potrf, potri, potrf), and the refit solves H' x = b by L. */
+struct lb_gptq_factor {
+    int64_t  n;
+    double   damp, lambda; /* the damping asked for; lambda as made (after any growth) */
+    bool     act_order;
+    int64_t *perm;         /* the processing order: column perm[k] k-th */
+    double  *diag;         /* diag H: a column is dead where it is <= 0 */
+    double  *L;            /* lower, row-major */
+    float   *U;            /* upper, f32, in the processing order; made by the first GPTQ */
+};
+
+static int cmp_desc(const void *a, const void *b, void *ctx) {
+    const double *d = ctx;
+    const double  x = d[*(const int64_t *)a], y = d[*(const int64_t *)b];
+    if (x != y) return x > y ? -1 : 1;
+    return *(const int64_t *)a < *(const int64_t *)b ? -1 : 1;
+}
+
+lb_status lb_gptq_factor_create(lb_gptq_factor **out, const double *H, int64_t n, double damp, bool act_order,
+                                lb_error *err) {
+    lb_gptq_factor *f = calloc(1, sizeof *f);
+    lb_status       st = LB_OK;
+    *out               = NULL;
+    LB_GOTO_IF(!f, err, LB_ERR_NOMEM, "out of memory");
+    *f = (lb_gptq_factor){ .n = n, .damp = damp, .act_order = act_order };
+    f->perm = malloc((size_t)n * sizeof *f->perm);
+    f->diag = malloc((size_t)n * sizeof *f->diag);
+    f->L    = malloc((size_t)(n * n) * sizeof *f->L);
+    double *diag = f->diag;
+    LB_GOTO_IF(!f->perm || !f->diag || !f->L, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)n,
+               (long long)n);
+    double mean = 0; /* dead columns (no signal) at 1 */
+    for (int64_t i = 0; i < n; i++) {
+        f->perm[i] = i;
+        diag[i]    = H[i * n + i];
+        mean += diag[i] > 0 ? diag[i] : 1;
+    }
     mean /= (double)n;
-    for (int attempt = 0; attempt < 8; attempt++, damp *= 10) {
+    if (act_order) qsort_r(f->perm, (size_t)n, sizeof *f->perm, cmp_desc, diag);
+    int ok = 0;
+    for (int attempt = 0; attempt < 8 && !ok; attempt++, damp *= 10) {
+        double *A = f->L;
         for (int64_t a = 0; a < n; a++) /* H permuted as the columns are processed, then reversed */
-            for (int64_t b = 0; b <= a; b++) A[a * n + b] = H[perm[n - 1 - a] * n + perm[n - 1 - b]];
+            for (int64_t b = 0; b <= a; b++) A[a * n + b] = H[f->perm[n - 1 - a] * n + f->perm[n - 1 - b]];
         for (int64_t i = 0; i < n; i++) {
             if (A[i * n + i] <= 0) A[i * n + i] = 1;
             A[i * n + i] += damp * mean;
         }
-        if (lb_chol_lower(A, n) != 0) continue;
-        lb_tri_inverse_lower_rev(A, n, U);
-        free(A);
-        return LB_OK;
+        ok        = lb_chol_lower(A, n) == 0;
+        f->lambda = damp * mean;
     }
-    free(A);
-    return lb_fail(err, LB_ERR_CORRUPT, "gptq: the Hessian stays singular even with damping");
+    LB_GOTO_IF(!ok, err, LB_ERR_CORRUPT, "gptq: the Hessian stays singular even with damping");
+    *out = f;
+    f    = NULL;
+fail:
+    lb_gptq_factor_free(f);
+    return st;
+}
+
+void lb_gptq_factor_free(lb_gptq_factor *f) {
+    if (!f) return;
+    free(f->perm);
+    free(f->diag);
+    free(f->L);
+    free(f->U);
+    free(f);
+}
+
+bool lb_gptq_factor_fits(const lb_gptq_factor *f, double damp, bool act_order) {
+    return f && f->damp == damp && f->act_order == act_order;
+}
+
+/* U from L, once */
+static lb_status factor_u(lb_gptq_factor *f, lb_error *err) {
+    if (f->U) return LB_OK;
+    f->U = malloc((size_t)(f->n * f->n) * sizeof *f->U);
+    LB_RETURN_IF(!f->U, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld factor", (long long)f->n,
+                 (long long)f->n);
+    lb_tri_inverse_lower_rev(f->L, f->n, f->U);
+    free(f->L); /* the refits come before the first GPTQ (lb_gptq_retarget_f) */
+    f->L = NULL;
+    return LB_OK;
 }
 
 /* Per group of dim columns (processing order): L = U_GG^-T, lower triangular, dim x dim */
@@ -134,13 +197,6 @@ static void refit_scale(const lb_vgrid_ops *vg, void *qb, int32_t s, const float
     vg->set_scale(qb, s, best);
 }
 
-static int cmp_desc(const void *a, const void *b, void *ctx) {
-    const double *d = ctx;
-    const double  x = d[*(const int64_t *)a], y = d[*(const int64_t *)b];
-    if (x != y) return x > y ? -1 : 1;
-    return *(const int64_t *)a < *(const int64_t *)b ? -1 : 1;
-}
-
 /* what fixing a block's scales needs */
 typedef struct {
     lb_type               t;
@@ -185,9 +241,9 @@ double lb_gptq_damp(const lb_gptq_params *p, lb_type t) {
 #define GPTQ_GEMM_COLS 256 /* columns per trailing-update GEMM: fixed, so results do not
                             * depend on the thread count */
 
-lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,
-                           const lb_gptq_params *p, const float *importance, void *q,
-                           lb_error *err) {
+lb_status lb_gptq_quantize_f(float *W, int64_t n_out, lb_gptq_factor *f, lb_type t, const lb_gptq_params *p,
+                             const float *importance, void *q, lb_error *err) {
+    const int64_t         n_in = f->n;
     const lb_type_traits *tr   = lb_type_get_traits(t);
     const lb_grid_ops    *grid = lb_type_grid(t);
     const lb_vgrid_ops   *vg   = grid ? NULL : lb_type_vgrid(t);
@@ -197,34 +253,31 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
                  "gptq: type %s has no blocks to fix scales on", lb_type_name(t));
     LB_RETURN_IF(!rowwise && n_in % tr->block_size != 0, err, LB_ERR_SHAPE,
                  "gptq: rows of %lld do not divide into %s blocks", (long long)n_in, tr->name);
+    LB_RETURN_IF(!lb_gptq_factor_fits(f, lb_gptq_damp(p, t), p->act_order && grid != NULL), err, LB_ERR_PARAM,
+                 "gptq: the factor was made with another damping or column order");
+    LB_TRY_RET(factor_u(f, err));
     /* the batch; for the vector grids a whole number of their scale blocks (32), so a group
      * and its block scale never straddle two batches */
     const int64_t bs = rowwise ? n_in : tr->block_size, nb = n_in / bs, B0 = p->block > 0 ? p->block : 128,
                   B  = vg ? (B0 + 31) / 32 * 32 : B0;
     const size_t  rs = lb_row_size(t, n_in), bb = rowwise ? rs : tr->type_size; /* bytes: row, block */
-    const bool    act_order = p->act_order && grid != NULL;
+    const bool    act_order = f->act_order;
+    const int64_t *perm = f->perm;
+    const float  *U  = f->U;
     lb_status     st = LB_OK;
-    float        *U  = malloc((size_t)(n_in * n_in) * sizeof *U);
     /* columns in processing order: W itself (updated in place, it ends as the stored values)
      * unless act_order permutes them */
     float        *Wp = act_order ? malloc((size_t)(n_out * n_in) * sizeof *Wp) : W;
     float        *Qp = grid || vg ? NULL : malloc((size_t)(n_out * n_in) * sizeof *Qp); /* no grid: decided values */
     float        *Lg = vg ? malloc((size_t)(n_in * vg->dim) * sizeof *Lg) : NULL; /* group metrics */
     float        *E  = malloc((size_t)(n_out * B) * sizeof *E);
-    int64_t      *perm = malloc((size_t)n_in * sizeof *perm), *pos = malloc((size_t)n_in * sizeof *pos);
-    double       *diag = malloc((size_t)n_in * sizeof *diag);
+    int64_t      *pos = malloc((size_t)n_in * sizeof *pos);
     bool         *ready = calloc((size_t)nb, 1);     /* block reached */
     bool         *first = malloc((size_t)n_in);      /* column k is its block's first */
     float        *blk   = malloc((size_t)(n_out * bs) * sizeof *blk); /* one block of every row */
     uint8_t      *qblk  = malloc((size_t)n_out * bb);
-    LB_GOTO_IF(!U || !Wp || (!grid && !vg && !Qp) || (vg && !Lg) || !E || !perm || !pos || !diag || !ready || !first || !blk ||
-                   !qblk,
-               err, LB_ERR_NOMEM, "gptq: out of memory");
-    for (int64_t i = 0; i < n_in; i++) {
-        perm[i] = i;
-        diag[i] = H[i * n_in + i];
-    }
-    if (act_order) qsort_r(perm, (size_t)n_in, sizeof *perm, cmp_desc, diag);
+    LB_GOTO_IF(!Wp || (!grid && !vg && !Qp) || (vg && !Lg) || !E || !pos || !ready || !first || !blk || !qblk, err,
+               LB_ERR_NOMEM, "gptq: out of memory");
     for (int64_t k = 0; k < n_in; k++) {
         pos[perm[k]] = k;
         first[k]     = !ready[perm[k] / bs];
@@ -232,10 +285,9 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     }
     /* permuted W; dead columns (no signal): zero weights (and a unit diagonal in H) */
     for (int64_t k = 0; k < n_in; k++) {
-        const bool dead = H[perm[k] * n_in + perm[k]] <= 0;
+        const bool dead = f->diag[perm[k]] <= 0;
         for (int64_t r = 0; r < n_out && (dead || Wp != W); r++) Wp[r * n_in + k] = dead ? 0.0f : W[r * n_in + perm[k]];
     }
-    LB_TRY(inverse_cholesky(H, perm, n_in, lb_gptq_damp(p, t), U, err));
 
     if (vg) group_metrics(U, n_in, vg->dim, Lg);
     const fix_job fj = { t, tr, grid || vg, n_in, bs, rs, bb, pos, &p->range, Wp, importance, blk, Qp, q, qblk };
@@ -282,18 +334,24 @@ lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *
     /* the stored rows decide: W gets exactly what the file holds */
     for (int64_t r = 0; r < n_out; r++) tr->to_float(W + r * n_in, (uint8_t *)q + (size_t)r * rs, n_in);
 fail:
-    free(U);
     if (Wp != W) free(Wp);
     free(Qp);
     free(Lg);
     free(E);
-    free(perm);
     free(pos);
-    free(diag);
     free(ready);
     free(first);
     free(blk);
     free(qblk);
+    return st;
+}
+
+lb_status lb_gptq_quantize(float *W, int64_t n_out, int64_t n_in, const double *H, lb_type t,
+                           const lb_gptq_params *p, const float *importance, void *q, lb_error *err) {
+    lb_gptq_factor *f;
+    LB_TRY_RET(lb_gptq_factor_create(&f, H, n_in, lb_gptq_damp(p, t), p->act_order && lb_type_grid(t), err));
+    const lb_status st = lb_gptq_quantize_f(W, n_out, f, t, p, importance, q, err);
+    lb_gptq_factor_free(f);
     return st;
 }
 
@@ -346,27 +404,17 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
 }
 
 
-lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H,
-                           double damp, lb_error *err) {
-    const int64_t n = n_in, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
-    double        mean = 0;
-    for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
-    mean /= (double)n;
-    if (!(mean > 0)) return LB_OK; /* nothing seen: nothing to refit */
-    const double lambda = (damp > 0 ? damp : 0.01) * mean;
-    double      *A = malloc((size_t)(n * n) * sizeof *A);
-    lb_status    st = LB_OK;
-    int          bad = 0;
-    LB_GOTO_IF(!A, err, LB_ERR_NOMEM, "out of memory");
-    memcpy(A, H, (size_t)(n * n) * sizeof *A);
-    for (int64_t i = 0; i < n; i++) A[i * n + i] += lambda;
-    const int info = lb_chol_lower(A, n); /* A = L L^T (chol.c: the same on any threads) */
-    LB_GOTO_IF(info != 0, err, LB_ERR_PARAM, "gptq: the damped Hessian is not positive definite "
-               "(info %d); raise --damp", info);
-    /* row by row W'^T = (H + lambda I)^-1 (C^T W^T + lambda W^T), a group of rows a thread.
-     * Column-major, each row of W is a column of W^T where it lies, and A's lower triangle
-     * (row-major) is the upper one: no transposed copies (row-major LAPACKE copied A, n^2,
-     * for every group). */
+lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_gptq_factor *f, lb_error *err) {
+    const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
+    const double  lambda = f->lambda;
+    LB_RETURN_IF(!f->L, err, LB_ERR_PARAM, "gptq: a refit after the factor's GPTQ");
+    int bad = 1;
+    for (int64_t i = 0; i < n && bad; i++) bad = !(f->diag[i] > 0);
+    if (bad) return LB_OK; /* nothing seen: nothing to refit */
+    /* row by row W'^T = H'^-1 (C^T W^T + lambda W^T), a group of rows a thread, in the
+     * factor's order: b[a] = B[perm[n - 1 - a]], L L^T y = b, x[perm[n - 1 - a]] = y[a].
+     * Column-major, each row of W is a column of W^T where it lies, and L (row-major lower) is
+     * the upper factor dpotrs takes. */
 #pragma omp parallel
     {
         double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
@@ -375,14 +423,19 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
             const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
             lapack_int    inf = -1;
             if (Wd && B) {
-                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i], B[i] = lambda * Wd[i];
+                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
                 cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
-                            (blasint)n, Wd, (blasint)n, 1.0, B, (blasint)n); /* C row-major is C^T here */
-                inf = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, A, (lapack_int)n, B,
+                            (blasint)n, Wd, (blasint)n, 0.0, B, (blasint)n); /* C row-major is C^T here */
+                for (int64_t r = 0; r < nr; r++) {
+                    double *b = B + r * n, *w = Wd + r * n;
+                    for (int64_t a = 0; a < n; a++) w[a] = b[f->perm[n - 1 - a]] + lambda * (double)W[(r0 + r) * n + f->perm[n - 1 - a]];
+                }
+                inf = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', (lapack_int)n, (lapack_int)nr, f->L, (lapack_int)n, Wd,
                                      (lapack_int)n);
             }
             if (inf == 0) {
-                for (int64_t i = 0; i < n * nr; i++) W[r0 * n + i] = (float)B[i];
+                for (int64_t r = 0; r < nr; r++)
+                    for (int64_t a = 0; a < n; a++) W[(r0 + r) * n + f->perm[n - 1 - a]] = (float)Wd[r * n + a];
             } else {
 #pragma omp atomic write
                 bad = 1;
@@ -391,9 +444,16 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
         free(Wd);
         free(B);
     }
-    LB_GOTO_IF(bad, err, LB_ERR_NOMEM, "gptq: out of memory refitting %lld rows", (long long)n_out);
-fail:
-    free(A);
+    LB_RETURN_IF(bad, err, LB_ERR_NOMEM, "gptq: out of memory refitting %lld rows", (long long)n_out);
+    return LB_OK;
+}
+
+lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *C, const double *H, double damp,
+                           lb_error *err) {
+    lb_gptq_factor *f;
+    LB_TRY_RET(lb_gptq_factor_create(&f, H, n_in, damp > 0 ? damp : 0.01, false, err));
+    const lb_status st = lb_gptq_retarget_f(W, n_out, C, f, err);
+    lb_gptq_factor_free(f);
     return st;
 }
 

@@ -125,12 +125,30 @@ static bool my_rows(const lb_method_ctx *c, int32_t i, int64_t nr, int64_t *lo, 
     return split;
 }
 
-/* GPTQ on tensor i of the block. On the f32 target *C (sum X_ref X'^T) is given, with waw
- * (the sum of w A w over every rank's sampled rows, ||X_ref w||^2): the weights are
- * refit first, and the report keeps the sampled rows' W C; the last reader of the input frees
- * *C. */
-static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, double waw, double **C,
-                             bool last, lb_error *err) {
+/* The f32 target's refit of tensor i (this rank's rows) on its input's factor f: *WC gets the
+ * report's sampled rows' W C (of the weights as given), then the rows are refit (damped as GPTQ
+ * is: for the lattices 0.05; with 0.01 here pure IQ2_XXS on the testbed gave 0.0602 KLD
+ * against 0.0545). A local status: gptq_tensor makes it every rank's. */
+static lb_status refit_tensor(lb_method_ctx *c, int32_t i, const double *C, const lb_gptq_factor *f, float **WC,
+                              lb_error *err) {
+    lb_tensor    *wk = lb_engine_tensor(c, i);
+    const int64_t n = wk->ne[0], nr = wk->ne[1];
+    int64_t       lo, hi;
+    my_rows(c, i, nr, &lo, &hi);
+    float        *Wm = (float *)wk->data + lo * n;
+    const int64_t step = report_step(nr), ms = n_sampled(lo, hi, step) + 1; /* (+1: none is no buffer) */
+    *WC                = malloc((size_t)(ms * n) * sizeof **WC);
+    LB_RETURN_IF(!*WC, err, LB_ERR_NOMEM, "out of memory");
+    const int64_t k = sample_rows(Wm, lo, hi, step, n, *WC);
+    LB_TRY_RET(lb_rows_times(*WC, C, k, n, *WC, err));
+    return lb_gptq_retarget_f(Wm, hi - lo, C, f, err);
+}
+
+/* GPTQ on tensor i of the block on its input's factor f (the refit done: WC, its sampled
+ * rows' W C, given on the f32 target with waw, the sum of w A w over every rank's sampled rows,
+ * ||X_ref w||^2, and taken here). mine: this rank's status so far. */
+static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s, lb_gptq_factor *f, double waw,
+                             float *WC, lb_status mine, lb_error *err) {
     const lb_quant_params *p    = c->p;
     const lb_named_tensor *wt   = &c->tensors[i];
     const lb_type          type = c->plans[i].type;
@@ -142,29 +160,15 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
     const bool    split = my_rows(c, i, nr, &lo, &hi);
     const int64_t mr = hi - lo; /* this rank's rows, from lo */
     float        *Wm = W + lo * n;
-    const bool    target = *C != NULL;
-    const int64_t step = report_step(nr), ms = n_sampled(lo, hi, step) + 1; /* (+1: none is no buffer) */
     uint8_t      *q   = malloc(rs * (size_t)nr);
     float        *imp = malloc((size_t)n * sizeof *imp);
-    float        *WC  = target ? malloc((size_t)(ms * n) * sizeof *WC) : NULL; /* the sampled rows' W C */
     err_sums      e   = { .waw = split && lb_dist_rank() > 0 ? 0 : waw }; /* the ranks' e are summed */
-    lb_status     st  = LB_OK, mine = LB_OK; /* mine: this rank's rows' work (under MPI every rank learns it) */
-    if (!q || !imp || (target && !WC)) mine = lb_fail(err, LB_ERR_NOMEM, "out of memory");
+    lb_status     st  = LB_OK; /* mine: this rank's rows' work (under MPI every rank learns it) */
+    if (!mine && (!q || !imp)) mine = lb_fail(err, LB_ERR_NOMEM, "out of memory");
     const bool has_imp = imp && lb_act_importance(s, imp);
-    if (target && !mine) {
-        const int64_t k = sample_rows(Wm, lo, hi, step, n, WC);
-        mine            = lb_rows_times(WC, *C, k, n, WC, err);
-        /* damped as GPTQ itself is (for the lattices 0.05: with 0.01 here pure IQ2_XXS on the
-         * testbed gave 0.0602 KLD against 0.0545) */
-        if (!mine) mine = lb_gptq_retarget(Wm, mr, n, *C, s->H, lb_gptq_damp(&p->gptq, type), err);
-        if (last) {
-            free(*C);
-            *C = NULL;
-        }
-    }
     lb_gptq_params gp = p->gptq;
     gp.range          = p->range;
-    if (!mine) mine = lb_gptq_quantize(Wm, mr, n, s->H, type, &gp, has_imp ? imp : NULL, q + (size_t)lo * rs, err);
+    if (!mine) mine = lb_gptq_quantize_f(Wm, mr, f, type, &gp, has_imp ? imp : NULL, q + (size_t)lo * rs, err);
     if (!mine) mine = errors(c, i, lo, hi, Wm, s->H, WC, &e, err);
     LB_TRY(split ? lb_dist_agree(mine, err) : mine);
     if (split) {
@@ -173,7 +177,7 @@ static lb_status gptq_tensor(lb_method_ctx *c, int32_t i, const lb_act_stats *s,
         LB_TRY(lb_dist_sum(&e.num_rtn, ERR_SUMS_N, err));
     }
     double e_rtn = 0, e_gq = 0;
-    error_of(&e, target, &e_rtn, &e_gq);
+    error_of(&e, WC != NULL, &e_rtn, &e_gq);
     c->summary->err_rtn += e_rtn;
     c->summary->err_method += e_gq;
     c->block_rtn += e_rtn;
@@ -205,7 +209,10 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     float                 *rows = NULL; /* on the f32 target: the reports' rows of each reader GPTQ takes */
     int64_t                ends[3], m = 0;
     int32_t                idx[3], grp[3], ng = 0, last = -1;
-    lb_status              st = LB_OK;
+    lb_gptq_factor        *fac[3] = { NULL, NULL, NULL };
+    bool                   shared[3] = { false, false, false }; /* fac[k] is an earlier reader's */
+    float                 *WC[3] = { NULL, NULL, NULL };        /* the f32 target's sampled rows' W C */
+    lb_status              st = LB_OK, mine[3] = { LB_OK, LB_OK, LB_OK }; /* a reader's local status */
     bool                   work = false; /* a reader GPTQ takes (a router alone stays f32) */
     for (int k = 0; k < nr; k++) {
         idx[k] = lb_method_find(c->tensors, c->n, li, roles[k]);
@@ -249,12 +256,28 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     }
     c->summary->seconds_calib += lb_time_sec() - t0;
     const double t1 = lb_time_sec();
+    /* the input's factorizations, one per damping and column order among its readers (q, k
+     * and v share one), the refits on them, then GPTQ */
+    for (int k = 0; k <= last; k++) {
+        const int32_t i = idx[k];
+        if (i < 0 || !lb_gptq_able(c->plans[i].type, c->tensors[i].t->ne[0])) continue;
+        const double damp = lb_gptq_damp(&p->gptq, c->plans[i].type);
+        const bool   ao   = p->gptq.act_order && lb_type_grid(c->plans[i].type);
+        for (int j = 0; j < k && !fac[k]; j++)
+            if (lb_gptq_factor_fits(fac[j], damp, ao)) fac[k] = fac[j], shared[k] = true;
+        if (!fac[k]) mine[k] = lb_gptq_factor_create(&fac[k], s->H, s->n, damp, ao, err);
+        if (target && !mine[k]) mine[k] = refit_tensor(c, i, C, fac[k], &WC[k], err);
+    }
+    free(C);
+    C = NULL;
     for (int k = 0; k < nr; k++) {
         const int32_t i = idx[k];
         if (i < 0) continue;
         const lb_type type = c->plans[i].type;
         if (lb_gptq_able(type, c->tensors[i].t->ne[0])) {
-            LB_TRY(gptq_tensor(c, i, s, waw[k], &C, k == last, err));
+            float *wc = WC[k];
+            WC[k]     = NULL;
+            LB_TRY(gptq_tensor(c, i, s, fac[k], waw[k], wc, mine[k], err));
         } else if (type != LB_TYPE_F32) { /* later inputs see what the file will hold */
             LB_TRY(lb_engine_store(c, i, err));
             lb_method_log(p, "%-26s %-6s round to nearest (no GPTQ for this type or shape)", c->tensors[i].name,
@@ -264,6 +287,10 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
     lb_calib_release(c->cal_h, li, in);
     c->summary->seconds_method += lb_time_sec() - t1;
 fail:
+    for (int k = 0; k < nr; k++) {
+        free(WC[k]);
+        if (!shared[k]) lb_gptq_factor_free(fac[k]);
+    }
     free(rows);
     free(C);
     return st;
