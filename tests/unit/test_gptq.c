@@ -266,6 +266,77 @@ static void test_retarget(void **state) {
     assert_true(fabs(e1 - e2) <= 1e-9 + 1e-6 * e2);
 }
 
+/* One factor for every reader of an input (lb_gptq_factor): the refit on it, in act order and
+ * with a dead column, solves (H' ) x = C^T w + lambda w as a plain f64 Gaussian elimination
+ * does (H': the dead diagonal at 1, lambda = damp * mean(diag), the dead at 1); two matrices'
+ * GPTQ on one factor write what lb_gptq_quantize writes; a factor of another damping or order
+ * is refused, and so is a refit after its GPTQ. */
+static void test_factor(void **state) {
+    (void)state;
+    enum { N = 64, M = 8 };
+    static double H[N * N], C[N * N], S[N * (N + 1)];
+    static float  W[M * N], Wf[M * N], Wa[M * N], Wb[M * N];
+    static uint8_t qa[M * N], qb[M * N];
+    lb_error err = { 0 };
+    g_rng        = 777;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j <= i; j++) {
+            double h = 0, c1 = 0, c2 = 0;
+            for (int t = 0; t < 3 * N; t++) { /* H = Z^T Z, C = Z^T (Z + noise): correlated */
+                const double zi = sin(0.37 * (t + 1) * (i + 1)) * (1 + i % 5), zj = sin(0.37 * (t + 1) * (j + 1)) * (1 + j % 5);
+                h += zi * zj, c1 += zi * (zj + 0.1 * cos(t + j)), c2 += zj * (zi + 0.1 * cos(t + i));
+            }
+            H[i * N + j] = H[j * N + i] = h;
+            C[i * N + j] = c1, C[j * N + i] = c2;
+        }
+    const int dead = 5; /* no signal: its row and column zero */
+    for (int i = 0; i < N; i++) H[dead * N + i] = H[i * N + dead] = C[dead * N + i] = C[i * N + dead] = 0;
+    for (int i = 0; i < M * N; i++) W[i] = (float)gauss();
+    lb_gptq_factor *f = NULL;
+    assert_int_equal(lb_gptq_factor_create(&f, H, N, 0.01, true, &err), LB_OK);
+    memcpy(Wf, W, sizeof W);
+    assert_int_equal(lb_gptq_retarget_f(Wf, M, C, f, &err), LB_OK);
+    double mean = 0;
+    for (int i = 0; i < N; i++) mean += H[i * N + i] > 0 ? H[i * N + i] : 1;
+    const double lambda = 0.01 * mean / N;
+    for (int r = 0; r < M; r++) { /* [H' | C^T w + lambda w] by elimination (H' is positive definite) */
+        for (int i = 0; i < N; i++) {
+            double b = lambda * W[r * N + i];
+            for (int j = 0; j < N; j++) {
+                S[i * (N + 1) + j] = H[i * N + j] + (i == j ? lambda + (i == dead) : 0);
+                b += C[j * N + i] * W[r * N + j];
+            }
+            S[i * (N + 1) + N] = b;
+        }
+        for (int k = 0; k < N; k++)
+            for (int i = k + 1; i < N; i++) {
+                const double g = S[i * (N + 1) + k] / S[k * (N + 1) + k];
+                for (int j = k; j <= N; j++) S[i * (N + 1) + j] -= g * S[k * (N + 1) + j];
+            }
+        for (int i = N - 1; i >= 0; i--) {
+            double x = S[i * (N + 1) + N];
+            for (int j = i + 1; j < N; j++) x -= S[i * (N + 1) + j] * S[j * (N + 1) + N];
+            S[i * (N + 1) + N] = x / S[i * (N + 1) + i];
+            assert_true(fabs(Wf[r * N + i] - S[i * (N + 1) + N]) <= 1e-4 * (1 + fabs(S[i * (N + 1) + N])));
+        }
+    }
+    /* two matrices on the one factor, as lb_gptq_quantize alone (Q4_0: a grid; act order on) */
+    const lb_gptq_params gp = { .damp = 0.01, .block = 16, .act_order = true };
+    const size_t bytes = lb_row_size(LB_TYPE_Q4_0, N) * M;
+    for (int k = 0; k < 2; k++) { /* the second on the factor's kept U */
+        memcpy(Wa, Wf, sizeof W), memcpy(Wb, Wf, sizeof W);
+        assert_int_equal(lb_gptq_quantize_f(Wa, M, f, LB_TYPE_Q4_0, &gp, NULL, qa, &err), LB_OK);
+        assert_int_equal(lb_gptq_quantize(Wb, M, N, H, LB_TYPE_Q4_0, &gp, NULL, qb, &err), LB_OK);
+        assert_memory_equal(qa, qb, bytes);
+        assert_memory_equal(Wa, Wb, sizeof W);
+    }
+    assert_int_equal(lb_gptq_retarget_f(Wf, M, C, f, &err), LB_ERR_PARAM); /* after GPTQ: L is gone */
+    const lb_gptq_params other = { .damp = 0.05, .block = 16, .act_order = true };
+    assert_false(lb_gptq_factor_fits(f, 0.05, true));
+    assert_int_equal(lb_gptq_quantize_f(Wa, M, f, LB_TYPE_Q4_0, &other, NULL, qa, &err), LB_ERR_PARAM);
+    lb_gptq_factor_free(f);
+}
+
 /* the Gram products (gram.c) against f64 sums of the same inputs (rounded to bf16 when the
  * bf16 kernel runs), odd sizes, two column tiles, beta and w; the bits the same on 1 and 2
  * threads */
@@ -362,6 +433,7 @@ int main(void) {
         cmocka_unit_test(test_blocked_matches_reference),
         cmocka_unit_test(test_act_order_keeps_columns),
         cmocka_unit_test(test_retarget),
+        cmocka_unit_test(test_factor),
         cmocka_unit_test(test_gram),
         cmocka_unit_test(test_gram_out_sq),
     };
