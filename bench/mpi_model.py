@@ -5,15 +5,17 @@ of 2 threads each), a block at a time, for the 7b and 70b shapes, from figures m
   python3 bench/mpi_model.py CALIB METHOD CHOL7 [GBIT]
 
 CALIB, METHOD: seconds per layer block of the 1b shape on one machine (bench/mpi.sh, "1 rank x 2
-threads"; its windows: 16 of 256 tokens); CHOL7: seconds of the Hessian factorizations per 7b
-matrix of width 11008 on one machine (bench_gptq's "cholesky"); GBIT: the network, Gbit/s (10).
+threads"; its windows: 16 of 256 tokens; measured when each matrix factorized its input's Hessian
+twice, GPTQ's and the refit's Cholesky, about 1.5 CHOL7 at width 11008); CHOL7: seconds of one
+input's factorization at width 11008 on one machine (bench_gptq's "cholesky": the Cholesky and the
+triangular inverse); GBIT: the network, Gbit/s (10).
 
 The model, each term from the code as it runs:
 - calibration: the windows split over the ranks; its work per window grows with the block's
   weights and its inputs' Hessians (forward passes through them, X^T X, X_ref^T X, X_ref^T
   X_ref): the 1b figure scaled by (P + sum n^2) and by windows x tokens (128 x 512 here);
 - the method: GPTQ's rows split over the ranks (n_out n^2 per matrix), the Hessian's
-  factorizations (n^3, three per matrix: GPTQ's inverse Cholesky and the refit's) done on every
+  factorization (n^3, one per input, shared by its matrices' GPTQ and refits) done on every
   rank: the part that does not shrink with R;
 - the network: each step sends the step's f32 H, C and A (8 n^2 bytes an input) round the
   ranks ((R - 1) / R of it leaves a rank), W / R steps; then the f64 sums are shared (24 n^2
@@ -45,14 +47,14 @@ def main():
     mats1, in1, P1, _ = block("1b")
     work1 = P1 + sum(n * n for n in in1)
     gq1 = sum(o * n * n for o, n in mats1)
-    chol1 = sum(chol7 * (n / 11008) ** 3 for _, n in mats1)  # 1b's own factorizations, in METHOD
+    chol1 = sum(1.5 * chol7 * (n / 11008) ** 3 for _, n in mats1)  # 1b's factorizations in METHOD (two a matrix)
     print(f"| shape | ranks | calibration s | GPTQ rows s | factorizations s | network s | block s | model |"
           f" speed-up | efficiency |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for shape in ("7b", "70b"):
         mats, ins, P, layers = block(shape)
         calib = calib1 * (P + sum(n * n for n in ins)) / work1 * (W * T) / (W1 * T1)
-        chol = sum(chol7 * (n / 11008) ** 3 for _, n in mats)
+        chol = sum(chol7 * (n / 11008) ** 3 for n in ins)
         rows = max((method1 - chol1) * sum(o * n * n for o, n in mats) / gq1, 0.0)
         t1 = None
         for R in (1, 8, 16, 32, 64):

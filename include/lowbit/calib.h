@@ -99,6 +99,14 @@ int32_t   lb_calib_states_layer(const lb_calib_states *s);
  * values in place, then their layer. */
 float    *lb_calib_states_values(lb_calib_states *s, size_t *n);
 void      lb_calib_states_set_layer(lb_calib_states *s, int32_t layer);
+/* on: a pass over the states that stops at a layer's attention output keeps each window's
+ * (n_windows * n_ctx * q width floats more, where the values are: RAM or their spill file), and
+ * the next pass, if it stops at that layer's FFN input, starts from them instead of running the
+ * attention again (the same bits: GPTQ's o then gate/up passes). Any other pass spends them.
+ * off: their memory goes. */
+void      lb_calib_states_keep_att(lb_calib_states *s, bool on);
+/* the states hold their layer's attention outputs for the next pass */
+bool      lb_calib_states_att_kept(const lb_calib_states *s);
 /* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
  * is set here), the states becoming the next layer's input. */
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);

@@ -330,6 +330,14 @@ lb_status lb_forward_from(lb_context *c, int32_t first, const float *x, int32_t 
  * (lb_context_set_stop(c, LB_ROLE_FFN_GATE)). */
 lb_status lb_forward_from_ffn(lb_context *c, int32_t first, const float *x, int32_t n,
                               const float **logits, lb_error *err);
+/* The same from layer `first`'s attention output on: x [n, n_embd] its input (the residual), att
+ * [n, q width] its attention's output as lb_context_att_out gave it; the output projection on. */
+lb_status lb_forward_from_att(lb_context *c, int32_t first, const float *x, const float *att, int32_t n,
+                              const float **logits, lb_error *err);
+/* The attention output [n, q width] of the last forward, when it stopped at a layer's attention
+ * output (lb_context_set_stop(c, LB_ROLE_ATTN_OUTPUT)) and a forward can start there again
+ * (lb_forward_from_att); else NULL (activation quantization, latent attention). */
+const float *lb_context_att_out(const lb_context *c);
 /* The residual stream [n, n_embd] of the last forward's tokens where it stopped (after the
  * last layer run, before the output norm). */
 const float *lb_context_residual(const lb_context *c);

@@ -561,10 +561,19 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
     return !ctx->stopped;
 }
 
+/* a forward can start at an attention's output as the hook saw it: no activation quantization
+ * (it rounds that input in place before the hook) and no latent attention (MLA) */
+static bool att_resumable(const lb_context *ctx) {
+    return !ctx->m->actq && !(ctx->m->arch && ctx->m->arch->ops.mla);
+}
+
+/* where the first layer starts: its input, its attention's output (ctx->att_out given: the
+ * output projection on), or its FFN (ctx->x its residual after the attention) */
+enum { FROM_INPUT, FROM_ATT, FROM_FFN };
+
 /* layers first .. the limit on the residual stream ctx->x [T, E], then the head unless a
- * layer limit is set (even at the last layer) or a stop came; ffn: the
- * first layer from its FFN (ctx->x its residual after the attention) */
-static lb_status run_layers(lb_context *ctx, int32_t first, bool ffn, int32_t T, const float **logits) {
+ * layer limit is set (even at the last layer) or a stop came; the first layer from `from` */
+static lb_status run_layers(lb_context *ctx, int32_t first, int from, int32_t T, const float **logits) {
     const lb_model        *m = ctx->m;
     const lb_llama_config *c = &m->cfg;
     const int32_t E = c->n_embd;
@@ -573,9 +582,11 @@ static lb_status run_layers(lb_context *ctx, int32_t first, bool ffn, int32_t T,
     ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
-        if (!(ffn && l == first)) {
-            rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
-            if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
+        if (!(from == FROM_FFN && l == first)) {
+            if (!(from == FROM_ATT && l == first)) {
+                rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
+                if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
+            }
             linears(ctx, l, LB_ROLE_ATTN_OUTPUT, ctx->att_out, T, (int32_t)lb_model_dim(m, LB_DIM_QV), &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_ATTN_OUTPUT }, 1);
             if (ctx->stopped) break;
             if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
@@ -617,32 +628,44 @@ lb_status lb_forward(lb_context *ctx, const int32_t *tokens, int32_t T, const fl
         LB_RETURN_IF(tokens[t] < 0 || tokens[t] >= c->n_vocab, err, LB_ERR_PARAM,
                      "forward: token id %d out of range [0, %d)", tokens[t], c->n_vocab);
     for (int32_t t = 0; t < T; t++) lb_model_embed(m, tokens[t], ctx->x + (size_t)t * (size_t)c->n_embd);
-    return run_layers(ctx, 0, false, T, logits);
+    return run_layers(ctx, 0, FROM_INPUT, T, logits);
 fail:
     return st;
 }
 
-static lb_status forward_from(lb_context *ctx, int32_t first, bool ffn, const float *x, int32_t T,
+static lb_status forward_from(lb_context *ctx, int32_t first, int from, const float *x, const float *att, int32_t T,
                               const float **logits, lb_error *err) {
     const lb_llama_config *c = &ctx->m->cfg;
     lb_status              st;
     LB_TRY(check_batch(ctx, T, err));
-    LB_RETURN_IF(first < 0 || first > c->n_layers || (ffn && first == c->n_layers), err, LB_ERR_PARAM,
+    LB_RETURN_IF(first < 0 || first > c->n_layers || (from != FROM_INPUT && first == c->n_layers), err, LB_ERR_PARAM,
                  "forward: layer %d of %d", first, c->n_layers);
+    LB_RETURN_IF(from == FROM_ATT && !att_resumable(ctx), err, LB_ERR_PARAM,
+                 "forward: this model cannot start at an attention's output");
     memcpy(ctx->x, x, (size_t)T * (size_t)c->n_embd * sizeof *x);
-    return run_layers(ctx, first, ffn, T, logits);
+    if (from == FROM_ATT) memcpy(ctx->att_out, att, (size_t)T * (size_t)lb_model_dim(ctx->m, LB_DIM_QV) * sizeof *att);
+    return run_layers(ctx, first, from, T, logits);
 fail:
     return st;
 }
 
 lb_status lb_forward_from(lb_context *ctx, int32_t first, const float *x, int32_t T, const float **logits,
                           lb_error *err) {
-    return forward_from(ctx, first, false, x, T, logits, err);
+    return forward_from(ctx, first, FROM_INPUT, x, NULL, T, logits, err);
 }
 
 lb_status lb_forward_from_ffn(lb_context *ctx, int32_t first, const float *x, int32_t T, const float **logits,
                               lb_error *err) {
-    return forward_from(ctx, first, true, x, T, logits, err);
+    return forward_from(ctx, first, FROM_FFN, x, NULL, T, logits, err);
+}
+
+lb_status lb_forward_from_att(lb_context *ctx, int32_t first, const float *x, const float *att, int32_t T,
+                              const float **logits, lb_error *err) {
+    return forward_from(ctx, first, FROM_ATT, x, att, T, logits, err);
+}
+
+const float *lb_context_att_out(const lb_context *ctx) {
+    return ctx->stopped && ctx->stop_at == LB_ROLE_ATTN_OUTPUT && att_resumable(ctx) ? ctx->att_out : NULL;
 }
 
 const float *lb_context_residual(const lb_context *ctx) { return ctx->x; }

@@ -482,6 +482,8 @@ typedef struct {
     const int32_t *windows;
     const float   *states;
     bool           ffn;            /* the states are layer first's FFN input stream */
+    const float   *att;            /* or with each window's attention output (att_w wide): from there */
+    int32_t        att_w;
     int32_t        first, n_ctx, n_embd;
     int32_t        n_windows;      /* the windows it holds */
     int32_t        n_steps;        /* the pass's steps, as many on every rank */
@@ -491,15 +493,17 @@ typedef struct {
 /* all of windows [n_windows], rank r of R taking windows r, r + R, ... */
 static source tokens_source(const int32_t *windows, int32_t n_windows, int32_t n_ctx) {
     const int R = lb_dist_size();
-    return (source){ windows, NULL, false, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
+    return (source){ windows, NULL, false, NULL, 0, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
 }
 
 static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_error *err) {
     const float *logits;
     lb_context_reset(ctx);
-    if (src->states)
-        return (src->ffn ? lb_forward_from_ffn : lb_forward_from)(
-            ctx, src->first, src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd, src->n_ctx, &logits, err);
+    const float *x = src->states ? src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd : NULL;
+    if (src->att)
+        return lb_forward_from_att(ctx, src->first, x, src->att + (size_t)w * (size_t)src->n_ctx * (size_t)src->att_w,
+                                   src->n_ctx, &logits, err);
+    if (src->states) return (src->ffn ? lb_forward_from_ffn : lb_forward_from)(ctx, src->first, x, src->n_ctx, &logits, err);
     return lb_forward(ctx, src->windows + (size_t)w * (size_t)src->n_ctx, src->n_ctx, &logits, err);
 }
 
@@ -533,11 +537,20 @@ static void keep_residual(float *keep, const source *src, int32_t w, const lb_co
     memcpy(keep + (size_t)w * len, lb_context_residual(ctx), len * sizeof *keep);
 }
 
+/* each window's attention output where its pass stopped, into the states' kept ones: false when
+ * the context cannot start there again (lb_context_att_out) */
+static bool keep_att(float *keep, const source *src, int32_t w, const lb_context *ctx, int32_t att_w) {
+    const float *a = lb_context_att_out(ctx);
+    const size_t len = (size_t)src->n_ctx * (size_t)att_w;
+    if (a) memcpy(keep + (size_t)w * len, a, len * sizeof *keep);
+    return a != NULL;
+}
+
 /* the windows through ctx, the hook accumulating the selection; with probe (n_expert flags):
  * a probe pass instead, prior_hook taking every token into the flagged experts; keep: each
  * window's residual where it stopped goes back into its states */
 static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, float *keep,
-                          lb_error *err) {
+                          float *keep_a, bool *kept_a, lb_error *err) {
     const int32_t only = !src->states ? LB_CALIB_ALL : src->first < c->n_layers ? src->first : -1;
     lb_status     st   = pass_begin(c, 0, only, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
@@ -547,6 +560,7 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
         const int32_t w = k * src->stride + src->offset;
         lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
         if (sw == LB_OK && keep && w < src->n_windows) keep_residual(keep, src, w, ctx);
+        if (sw == LB_OK && keep_a && w < src->n_windows) *kept_a &= keep_att(keep_a, src, w, ctx, src->att_w);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
@@ -561,7 +575,7 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
 }
 
 static lb_status run_plain(lb_calib *c, lb_context *ctx, const source *src, lb_error *err) {
-    return run_pass(c, ctx, src, NULL, NULL, err);
+    return run_pass(c, ctx, src, NULL, NULL, NULL, NULL, err);
 }
 
 /* out's sums for one window's X_ref [T, n] into slots[0..n_groups): each group's rows' squares
@@ -583,8 +597,8 @@ static bool ref_rows_window(const lb_calib *c, const lb_calib_ref_rows *out, int
  * windows' order, whether the source deals the windows or holds a rank's share; zero on the
  * other ranks), summed over the ranks (exact: one term each) and then in that order. */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, float *keep_q, float *keep_r, bool ref_whole, double *C,
-                           lb_calib_ref_rows *out, lb_error *err) {
+                           const source *ref_src, float *keep_q, float *keep_r, float *att_q, float *att_r,
+                           bool *kept_a, bool ref_whole, double *C, lb_calib_ref_rows *out, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
                  "with its Hessian");
@@ -618,11 +632,13 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         r.seen           = false;
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
+        if (w < src->n_windows && sw == LB_OK && att_r) *kept_a &= keep_att(att_r, ref_src, w, ref, ref_src->att_w);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK && out && r.seen)
             c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + ((size_t)k * R + me) * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
+        if (w < src->n_windows && sw == LB_OK && att_q) *kept_a &= keep_att(att_q, src, w, ctx, src->att_w);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
@@ -663,6 +679,13 @@ struct lb_calib_states {
                       (LB_CALIB_TO_FFN) */
     float  *x;     /* [n_windows, n_ctx, n_embd] */
     size_t  mapped; /* bytes when x is a file mapping (spilled), else 0 */
+    char   *spill;  /* where x is spilled (NULL: RAM) */
+    /* lb_calib_states_keep_att: each window's attention output [n_ctx, att_w] at layer
+     * att_layer (-1: none), kept by the pass that stopped there, for the next pass */
+    bool    keep_att;
+    float  *att;
+    size_t  att_bytes, att_mapped;
+    int32_t att_w, att_layer;
 };
 
 /* n bytes of memory backed by an unlinked file in dir: pages the kernel writes back and drops
@@ -695,11 +718,14 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
     const int     R = lb_dist_size(), r = lb_dist_rank();
     const int32_t mine = n_windows / R + (r < n_windows % R); /* windows r, r + R, ... */
     const size_t  bytes = (size_t)(mine ? mine : 1) * (size_t)n_ctx * (size_t)E * sizeof *s->x;
-    *s      = (lb_calib_states){ mine, n_ctx, E, m->cfg.n_layers, n_windows, 0, false, NULL, 0 };
+    *s      = (lb_calib_states){ .n_windows = mine, .n_ctx = n_ctx, .n_embd = E, .n_layers = m->cfg.n_layers,
+                                .n_total = n_windows, .att_w = (int32_t)lb_model_dim(m, LB_DIM_QV), .att_layer = -1 };
     s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
     s->mapped = spill_dir ? bytes : 0;
-    if (!s->x) {
-        const int e = errno;
+    s->spill  = spill_dir ? strdup(spill_dir) : NULL;
+    if (!s->x || (spill_dir && !s->spill)) {
+        const int e = s->spill || !spill_dir ? errno : ENOMEM;
+        if (s->x && s->mapped) munmap(s->x, s->mapped);
         free(s);
         if (spill_dir) return lb_fail(err, LB_ERR_IO, "%s: cannot map %.1f MB of calibration streams: %s", spill_dir,
                                       (double)bytes / 1e6, strerror(e));
@@ -718,11 +744,38 @@ lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const
     return lb_calib_states_create_ex(out, m, windows, n_windows, n_ctx, NULL, err);
 }
 
+/* the attention outputs' memory: gone */
+static void att_free(lb_calib_states *s) {
+    if (s->att_mapped) munmap(s->att, s->att_mapped);
+    else free(s->att);
+    s->att        = NULL;
+    s->att_mapped = 0;
+    s->att_layer  = -1;
+}
+
 void lb_calib_states_free(lb_calib_states *s) {
     if (!s) return;
     if (s->mapped) munmap(s->x, s->mapped);
     else free(s->x);
+    att_free(s);
+    free(s->spill);
     free(s);
+}
+
+void lb_calib_states_keep_att(lb_calib_states *s, bool on) {
+    s->keep_att = on;
+    if (!on) att_free(s);
+}
+
+bool lb_calib_states_att_kept(const lb_calib_states *s) { return s->att && s->att_layer == s->layer && !s->ffn; }
+
+/* the kept attention outputs, where the states are (RAM or their spill file): NULL, none */
+static float *att_buffer(lb_calib_states *s) {
+    if (s->att) return s->att;
+    const size_t bytes = (size_t)(s->n_windows ? s->n_windows : 1) * (size_t)s->n_ctx * (size_t)s->att_w * sizeof(float);
+    s->att        = s->spill ? spill_map(s->spill, bytes) : malloc(bytes);
+    s->att_mapped = s->att && s->spill ? bytes : 0;
+    return s->att;
 }
 
 int32_t lb_calib_states_layer(const lb_calib_states *s) { return s->layer; }
@@ -733,15 +786,27 @@ float *lb_calib_states_values(lb_calib_states *s, size_t *n) {
 }
 
 void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) {
-    s->layer = layer;
-    s->ffn   = false;
+    s->layer     = layer;
+    s->ffn       = false;
+    s->att_layer = -1;
+}
+
+/* A pass over s: from its kept attention outputs when it stops at that layer's FFN input (they
+ * do not depend on the output projection, quantized meanwhile); where it keeps them when it
+ * stops at the attention output (NULL: it does not). Either way what was kept is spent. */
+static float *att_plan(const lb_calib *c, lb_calib_states *s, source *src) {
+    const lb_tensor_role stop = stop_role(c);
+    const bool here = !s->ffn && s->layer < s->n_layers;
+    if (here && s->att && s->att_layer == s->layer && stop == LB_ROLE_FFN_GATE) src->att = s->att, src->att_w = s->att_w;
+    s->att_layer = -1;
+    return here && s->keep_att && stop == LB_ROLE_ATTN_OUTPUT ? att_buffer(s) : NULL;
 }
 
 /* ctx runs from the states' layer: that layer alone, or the head after the last one */
 static source states_source(lb_context *ctx, const lb_calib_states *s) {
     const int R = lb_dist_size();
     lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);
-    return (source){ NULL, s->x, s->ffn, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
+    return (source){ NULL, s->x, s->ffn, NULL, s->att_w, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
 }
 
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err) {
@@ -780,8 +845,11 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, 
     LB_RETURN_IF(move == LB_CALIB_NEXT && (s->layer >= s->n_layers || stop_role(c) != LB_ROLE_COUNT), err,
                  LB_ERR_PARAM, "calib: moving to the next layer wants a layer's pass that nothing stops");
     const bool   to_ffn = move == LB_CALIB_TO_FFN && !s->ffn, next = move == LB_CALIB_NEXT;
-    const source src    = states_source(ctx, s);
-    LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn || next ? s->x : NULL, err));
+    source       src    = states_source(ctx, s);
+    float       *ka     = att_plan(c, s, &src);
+    bool         kept   = true;
+    LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn || next ? s->x : NULL, ka, &kept, err));
+    if (ka && kept) s->att_layer = s->layer;
     s->ffn |= to_ffn;
     if (next) s->layer++, s->ffn = false;
     return LB_OK;
@@ -809,7 +877,7 @@ lb_status lb_calib_run_states_prior(lb_calib *c, lb_context *ctx, const lb_calib
     if (*n_topped == 0) goto fail;
     const source src = states_source(ctx, s);
     c->prior_w       = w;
-    st               = run_pass(c, ctx, &src, on, NULL, err);
+    st               = run_pass(c, ctx, &src, on, NULL, NULL, NULL, err);
     c->prior_w       = NULL;
 fail:
     free(on);
@@ -828,9 +896,13 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_state
     LB_TRY_RET(check_move(c, move, err));
     const bool   q_ffn = move == LB_CALIB_TO_FFN && !s->ffn, r_ffn = move == LB_CALIB_TO_FFN && !rs->ffn;
     const bool   next  = move == LB_CALIB_REF_NEXT;
-    const source src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, next, C, out,
-                         err));
+    source       src = states_source(ctx, s), ref_src = states_source(ref, rs);
+    float       *aq = att_plan(c, s, &src), *ar = att_plan(c, rs, &ref_src);
+    bool         kept = true;
+    LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, aq, ar, &kept,
+                         next, C, out, err));
+    if (kept && aq) s->att_layer = s->layer;
+    if (kept && ar) rs->att_layer = rs->layer;
     s->ffn |= q_ffn;
     rs->ffn |= r_ffn;
     if (next) rs->layer++, rs->ffn = false;

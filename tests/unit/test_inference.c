@@ -252,6 +252,30 @@ static void test_forward_from(void **state) {
         assert_int_equal(lb_forward_from(c, first, x, N_TOK, &lg, &err), LB_OK);
         assert_memory_equal(lg, ref, N_TOK * V * sizeof *lg);
     }
+    /* from a layer's attention output, as a forward stopped there left it */
+    const size_t QV  = (size_t)lb_model_dim(m, LB_DIM_QV);
+    float       *att = malloc(N_TOK * QV * sizeof *att);
+    for (int32_t first = 0; first < m->cfg.n_layers; first++) {
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, first);
+        if (first > 0) assert_int_equal(lb_forward(c, k_toks, N_TOK, &lg, &err), LB_OK);
+        if (first > 0) memcpy(x, lb_context_residual(c), N_TOK * E * sizeof *x);
+        else
+            for (int t = 0; t < N_TOK; t++) lb_tensor_get_row_f32(&m->tok_embd, k_toks[t], x + t * E);
+        assert_null(lb_context_att_out(c)); /* not stopped at an attention output */
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, first + 1);
+        lb_context_set_stop(c, LB_ROLE_ATTN_OUTPUT);
+        assert_int_equal(lb_forward_from(c, first, x, N_TOK, &lg, &err), LB_OK);
+        assert_non_null(lb_context_att_out(c));
+        memcpy(att, lb_context_att_out(c), N_TOK * QV * sizeof *att);
+        lb_context_set_stop(c, LB_ROLE_COUNT);
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, 0);
+        assert_int_equal(lb_forward_from_att(c, first, x, att, N_TOK, &lg, &err), LB_OK);
+        assert_memory_equal(lg, ref, N_TOK * V * sizeof *lg);
+    }
+    free(att);
     assert_int_equal(lb_forward_from(c, m->cfg.n_layers + 1, x, N_TOK, &lg, &err), LB_ERR_PARAM);
     assert_int_equal(lb_forward_from(c, 0, x, N_TOK + 1, &lg, &err), LB_ERR_PARAM);
     /* states: two windows (the tokens twice) advanced through every layer, then the head */
@@ -264,6 +288,32 @@ static void test_forward_from(void **state) {
         assert_int_equal(lb_calib_states_advance(st, c, &err), LB_OK);
     }
     assert_int_equal(lb_calib_states_advance(st, c, &err), LB_ERR_PARAM); /* no layer after the last */
+    /* GPTQ's passes over a layer, o's input then the FFN's: the FFN pass from the kept attention
+     * outputs gathers the same Hessian, bit for bit, and moves the states to the same place */
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        lb_calib_states *s2[2];
+        lb_calib        *h2[2];
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(lb_calib_states_create(&s2[k], m, win, 2, N_TOK, &err), LB_OK);
+            for (int32_t a = 0; a < l; a++) assert_int_equal(lb_calib_states_advance(s2[k], c, &err), LB_OK);
+            lb_calib_states_keep_att(s2[k], k == 1);
+            assert_int_equal(lb_calib_create(&h2[k], m, true, &err), LB_OK);
+            lb_calib_select(h2[k], l, LB_ROLE_ATTN_OUTPUT);
+            assert_int_equal(lb_calib_run_states(h2[k], c, s2[k], LB_CALIB_STAY, &err), LB_OK);
+            assert_int_equal(lb_calib_states_att_kept(s2[k]), k == 1);
+            lb_calib_select(h2[k], l, LB_ROLE_FFN_GATE);
+            assert_int_equal(lb_calib_clear(h2[k], l, LB_ROLE_FFN_GATE, &err), LB_OK); /* H: collected */
+            assert_int_equal(lb_calib_run_states(h2[k], c, s2[k], LB_CALIB_TO_FFN, &err), LB_OK);
+        }
+        assert_false(lb_calib_states_att_kept(s2[1])); /* spent */
+        const lb_act_stats *a = lb_calib_get(h2[0], l, LB_ROLE_FFN_GATE), *b = lb_calib_get(h2[1], l, LB_ROLE_FFN_GATE);
+        assert_true(a->count == 2 * N_TOK && b->count == a->count);
+        assert_memory_equal(a->H, b->H, (size_t)a->n * (size_t)a->n * sizeof *a->H);
+        size_t n0, n1;
+        const float *v0 = lb_calib_states_values(s2[0], &n0), *v1 = lb_calib_states_values(s2[1], &n1);
+        assert_memory_equal(v0, v1, n0 * sizeof *v0);
+        for (int k = 0; k < 2; k++) lb_calib_free(h2[k]), lb_calib_states_free(s2[k]);
+    }
     lb_calib *cal;
     assert_int_equal(lb_calib_create(&cal, m, false, &err), LB_OK);
     lb_calib_select(cal, -1, LB_ROLE_OUTPUT);
