@@ -102,8 +102,10 @@ void      lb_calib_states_set_layer(lb_calib_states *s, int32_t layer);
 /* on: a pass over the states that stops at a layer's attention output keeps each window's
  * (n_windows * n_ctx * q width floats more, where the values are: RAM or their spill file), and
  * the next pass, if it stops at that layer's FFN input, starts from them instead of running the
- * attention again (the same bits: GPTQ's o then gate/up passes). Any other pass spends them.
- * off: their memory goes. */
+ * attention again (the same bits: GPTQ's o then gate/up passes, between which only the output
+ * projection changes). Any other pass spends them, and so does off; a caller that changes what
+ * the attention reads (q, k, v, their norm: AWQ's folds) turns it off first. The memory stays
+ * until the states are freed. For models lb_model_att_resumable accepts. */
 void      lb_calib_states_keep_att(lb_calib_states *s, bool on);
 /* the states hold their layer's attention outputs for the next pass */
 bool      lb_calib_states_att_kept(const lb_calib_states *s);

@@ -331,7 +331,11 @@ lb_status lb_forward_from(lb_context *c, int32_t first, const float *x, int32_t 
 lb_status lb_forward_from_ffn(lb_context *c, int32_t first, const float *x, int32_t n,
                               const float **logits, lb_error *err);
 /* The same from layer `first`'s attention output on: x [n, n_embd] its input (the residual), att
- * [n, q width] its attention's output as lb_context_att_out gave it; the output projection on. */
+ * [n, q width] its attention's output as lb_context_att_out gave it; the output projection on.
+ * Layer `first` writes no keys and values (as from its FFN): for one batch a window, after a
+ * reset. Models with activation quantization or latent attention cannot
+ * (lb_model_att_resumable). */
+bool      lb_model_att_resumable(const lb_model *m);
 lb_status lb_forward_from_att(lb_context *c, int32_t first, const float *x, const float *att, int32_t n,
                               const float **logits, lb_error *err);
 /* The attention output [n, q width] of the last forward, when it stopped at a layer's attention

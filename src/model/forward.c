@@ -563,9 +563,8 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
 
 /* a forward can start at an attention's output as the hook saw it: no activation quantization
  * (it rounds that input in place before the hook) and no latent attention (MLA) */
-static bool att_resumable(const lb_context *ctx) {
-    return !ctx->m->actq && !(ctx->m->arch && ctx->m->arch->ops.mla);
-}
+bool lb_model_att_resumable(const lb_model *m) { return !m->actq && !(m->arch && m->arch->ops.mla); }
+static bool att_resumable(const lb_context *ctx) { return lb_model_att_resumable(ctx->m); }
 
 /* where the first layer starts: its input, its attention's output (ctx->att_out given: the
  * output projection on), or its FFN (ctx->x its residual after the attention) */

@@ -726,6 +726,7 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
     if (!s->x || (spill_dir && !s->spill)) {
         const int e = s->spill || !spill_dir ? errno : ENOMEM;
         if (s->x && s->mapped) munmap(s->x, s->mapped);
+        free(s->spill);
         free(s);
         if (spill_dir) return lb_fail(err, LB_ERR_IO, "%s: cannot map %.1f MB of calibration streams: %s", spill_dir,
                                       (double)bytes / 1e6, strerror(e));
@@ -763,8 +764,8 @@ void lb_calib_states_free(lb_calib_states *s) {
 }
 
 void lb_calib_states_keep_att(lb_calib_states *s, bool on) {
-    s->keep_att = on;
-    if (!on) att_free(s);
+    s->keep_att  = on;
+    s->att_layer = -1; /* what was kept is spent; the memory stays for the next time */
 }
 
 bool lb_calib_states_att_kept(const lb_calib_states *s) { return s->att && s->att_layer == s->layer && !s->ffn; }
@@ -797,7 +798,7 @@ void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) {
 static float *att_plan(const lb_calib *c, lb_calib_states *s, source *src) {
     const lb_tensor_role stop = stop_role(c);
     const bool here = !s->ffn && s->layer < s->n_layers;
-    if (here && s->att && s->att_layer == s->layer && stop == LB_ROLE_FFN_GATE) src->att = s->att, src->att_w = s->att_w;
+    if (here && s->keep_att && s->att && s->att_layer == s->layer && stop == LB_ROLE_FFN_GATE) src->att = s->att, src->att_w = s->att_w;
     s->att_layer = -1;
     return here && s->keep_att && stop == LB_ROLE_ATTN_OUTPUT ? att_buffer(s) : NULL;
 }

@@ -38,7 +38,7 @@ typedef struct {
     int                   n_chain;
     int                   last;        /* index of the last block method, or -1 */
     bool                  need_q, need_r, ref_copy;
-    bool                  keep_att; /* the streams keep a layer's attention outputs (GPTQ's passes) */
+    bool                  keep_att; /* GPTQ's passes keep a layer's attention outputs (the budget) */
     int32_t               ie;          /* the token embedding's index, or -1 */
     bool                  embd_first;  /* stored before the layers */
     lb_model              work, ref;   /* shallow views of c->model (own layer arrays) */
@@ -274,7 +274,6 @@ static lb_status embedding_first(engine *e, lb_error *err) {
                                              e->spill, err);
     c->work->tok_embd = saved;
     if (st) return st;
-    lb_calib_states_keep_att(c->sq, e->keep_att);
     const lb_named_tensor *nt = &c->tensors[e->ie];
     lb_method_log(c->p, "%-26s %-6s round to nearest (the embedding, before the layers%s)", nt->name,
                   lb_type_name(c->plans[e->ie].type), c->model->tied_output ? "; tied: it is the output head too" : "");
@@ -387,7 +386,7 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         if (mi->weights && k == e.last) e.need_q = true;
         if (mi->weights && k != e.last) e.need_r = e.ref_copy = true;
         if (mi->block == lb_method_gptq && !p->gptq.self_target) e.need_r = true;
-        if (mi->block == lb_method_gptq) e.keep_att = true;
+        if (mi->block == lb_method_gptq) e.keep_att = lb_model_att_resumable(m); /* (its passes turn it on) */
     }
     view_init(&e.work, m, lw);
     view_init(&e.ref, m, lr);
@@ -444,12 +443,10 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         cr.unpacked          = true;
         LB_TRY(lb_context_create_ex(&c->ctx_r, &e.ref, &cr, err));
         LB_TRY(lb_calib_states_create_ex(&c->sr, &e.ref, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
-        lb_calib_states_keep_att(c->sr, e.keep_att);
     }
     if (resuming) { /* the streams as the checkpoint left them */
         if (e.need_q)
             LB_TRY(lb_calib_states_create_ex(&c->sq, &e.work, c->windows, c->n_windows, p->calib.n_ctx, spill, err));
-        if (e.need_q) lb_calib_states_keep_att(c->sq, e.keep_att);
         LB_TRY(lb_resume_load(&rs, c, &next, err));
         LB_GOTO_IF(committed && next <= L, err, LB_ERR_CORRUPT, "%s: missing (the state has %d of %d blocks done)",
                    rs.partial, next + 1, L + 2);
