@@ -114,8 +114,11 @@ bool lb_resume_exists(const lb_resume *r) {
 }
 
 bool lb_resume_committed(const lb_resume *r, const char *out_path) {
-    struct stat sb;
-    return lstat(r->partial, &sb) != 0 && errno == ENOENT && stat(out_path, &sb) == 0 && S_ISREG(sb.st_mode);
+    struct stat sb, so, ss; /* OUT was the partial file, last written (truncated) after the last checkpoint */
+    return lstat(r->partial, &sb) != 0 && errno == ENOENT && stat(out_path, &so) == 0 && S_ISREG(so.st_mode) &&
+           stat(r->state, &ss) == 0 &&
+           (so.st_mtim.tv_sec > ss.st_mtim.tv_sec ||
+            (so.st_mtim.tv_sec == ss.st_mtim.tv_sec && so.st_mtim.tv_nsec >= ss.st_mtim.tv_nsec));
 }
 
 static bool put(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }

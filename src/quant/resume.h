@@ -25,7 +25,7 @@ lb_status lb_resume_save(const lb_resume *r, const lb_method_ctx *c, int32_t nex
  * fingerprint or the sizes differ. */
 lb_status lb_resume_load(const lb_resume *r, lb_method_ctx *c, int32_t *next_block, lb_error *err);
 /* The run of this state had finished: its output renamed into place (partial.gguf gone, OUT
- * there), stopped before its state was removed. --resume then only removes the state, once
+ * there, written after the state's last checkpoint), stopped before its state was removed. --resume then only removes the state, once
  * lb_resume_load has shown that every block was done. */
 bool      lb_resume_committed(const lb_resume *r, const char *out_path);
 /* After success: the state and its directory go. */

@@ -81,6 +81,10 @@ cp full.gguf o.gguf
     || { grep -q "partial.gguf: missing (the state has [0-9]* of [0-9]* blocks done)" err && pass "a state without its partial output: $(cat err)" \
         || fail "no partial output: $(cat err)"; }
 printf '\006\000\000\000' | dd of=.o.gguf.lowbit-state/state bs=1 seek=40 conv=notrunc status=none
+touch -d '1 hour ago' o.gguf # an older OUT is not this run's: refused
+"$LOWBIT" quantize "$TB" o.gguf --type q4_0 --method gptq $CAL -q --resume 2> err && fail "an older OUT: taken as the output" \
+    || pass "an older OUT beside a finished state: refused ($(tail -1 err))"
+cp full.gguf o.gguf # written after the last checkpoint, as the run's rename leaves it
 "$LOWBIT" quantize "$TB" o.gguf --type q4_0 --method gptq $CAL -q --resume 2> err || fail "committed: $(tail -1 err)"
 cmp -s full.gguf o.gguf && [ "$(state)" = 0 ] && pass "killed after the output's rename: --resume removes the state" \
     || fail "committed: left $(ls -A)"
