@@ -539,9 +539,9 @@ static void keep_residual(float *keep, const source *src, int32_t w, const lb_co
 
 /* each window's attention output where its pass stopped, into the states' kept ones: false when
  * the context cannot start there again (lb_context_att_out) */
-static bool keep_att(float *keep, const source *src, int32_t w, const lb_context *ctx, int32_t att_w) {
+static bool keep_att_window(float *keep, const source *src, int32_t w, const lb_context *ctx) {
     const float *a = lb_context_att_out(ctx);
-    const size_t len = (size_t)src->n_ctx * (size_t)att_w;
+    const size_t len = (size_t)src->n_ctx * (size_t)src->att_w;
     if (a) memcpy(keep + (size_t)w * len, a, len * sizeof *keep);
     return a != NULL;
 }
@@ -560,7 +560,7 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
         const int32_t w = k * src->stride + src->offset;
         lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
         if (sw == LB_OK && keep && w < src->n_windows) keep_residual(keep, src, w, ctx);
-        if (sw == LB_OK && keep_a && w < src->n_windows) *kept_a &= keep_att(keep_a, src, w, ctx, src->att_w);
+        if (sw == LB_OK && keep_a && w < src->n_windows) *kept_a &= keep_att_window(keep_a, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
@@ -632,13 +632,13 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         r.seen           = false;
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
-        if (w < src->n_windows && sw == LB_OK && att_r) *kept_a &= keep_att(att_r, ref_src, w, ref, ref_src->att_w);
+        if (w < src->n_windows && sw == LB_OK && att_r) *kept_a &= keep_att_window(att_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK && out && r.seen)
             c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + ((size_t)k * R + me) * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
-        if (w < src->n_windows && sw == LB_OK && att_q) *kept_a &= keep_att(att_q, src, w, ctx, src->att_w);
+        if (w < src->n_windows && sw == LB_OK && att_q) *kept_a &= keep_att_window(att_q, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);

@@ -296,6 +296,13 @@ fail:
     return st;
 }
 
+/* both streams keep the attention outputs of the o input's pass for the FFN input's (on), or
+ * spend them (off) */
+static void keep_att(lb_method_ctx *c, bool on) {
+    if (c->sq) lb_calib_states_keep_att(c->sq, on);
+    if (c->sr) lb_calib_states_keep_att(c->sr, on);
+}
+
 lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     const int32_t L    = c->model->cfg.n_layers;
     const bool    head = c->layer == L;
@@ -309,9 +316,7 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     const bool moe = c->model->cfg.n_expert > 0, mla = c->model->arch && c->model->arch->ops.mla;
     /* the o input's pass keeps the attention outputs for the FFN input's: only GPTQ's own passes
      * (another method's, AWQ's, folds its scales into v and o in between) */
-    const bool att = lb_model_att_resumable(c->model);
-    for (int k = 0; k < 2; k++)
-        if (att && (k ? c->sr : c->sq)) lb_calib_states_keep_att(k ? c->sr : c->sq, true);
+    keep_att(c, lb_model_att_resumable(c->model));
     for (int g = 0; g < LB_INPUT_COUNT; g++) {
         if (moe && g == LB_INPUT_FFN_MID) {
             LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS }, 2, err));
@@ -328,7 +333,6 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
         LB_TRY(gptq_input(c, lb_block_input_role((lb_block_input)g), roles, nr, g == LB_INPUT_COUNT - 1, err));
     }
 fail:
-    for (int k = 0; k < 2; k++)
-        if (k ? c->sr : c->sq) lb_calib_states_keep_att(k ? c->sr : c->sq, false);
+    keep_att(c, false);
     return st;
 }
