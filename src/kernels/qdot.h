@@ -94,6 +94,18 @@ typedef lb_gemm_q_fn lb_gemm_i8_fn;
  * the levels of actq.c's quantize-dequantize, byte for byte on every ISA. */
 typedef void (*lb_quantize_i8_fn)(int8_t *q, const float *x, int64_t n, float id);
 
+/* Gram products (X^T Y of calibration activations, quant/gram.c) on activations packed in
+ * token pairs: panels of 16 columns, each ceil(T/2) pairs of 16 uint32 lanes (lane l of pair
+ * p: the bf16 of token 2p's column 16 q + l in the low half, of token 2p + 1's in the high
+ * half; zeros past T and past the last column). out[r * ldo + c] = the sum over the np pairs
+ * of row i0 + r of P times column j0 + c of Q, for r < nr, c < nc; i0 a multiple of 8, j0 of
+ * 16. Each (r, c) is one chain in pair order, the high halves' product added first, then the
+ * low halves' (as vdpbf16ps adds them), each product exact: every ISA and every tiling gives
+ * the scalar twin's bits, but for subnormals, which vdpbf16ps flushes to zero. */
+#define LB_GRAM_PANEL 16
+typedef void (*lb_gram_pairs_fn)(int64_t np, const uint32_t *P, int64_t i0, int64_t nr, const uint32_t *Q,
+                                 int64_t j0, int64_t nc, float *out, int64_t ldo);
+
 /* Packed weights (qdot_pack.c): groups of 8 rows of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, XNF4, X2_0,
  * X2_1, X2_K, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS with their
  * blocks interleaved, read by gemm_packed. lb_pack_size: bytes for the nr / 8 whole groups
@@ -136,6 +148,11 @@ lb_quantize_i8_fn lb_quantize_i8_get(void);
 lb_gemm_i8_fn     lb_gemm_i8_get_isa(lb_isa isa);
 lb_quantize_i8_fn lb_quantize_i8_get_isa(lb_isa isa);
 
+/* The Gram kernel of the best SIMD ISA here (NULL without one: the scalar twin is for tests,
+ * and the Gram products take sgemm then), and one ISA's (NULL: absent). */
+lb_gram_pairs_fn lb_gram_pairs_get(void);
+lb_gram_pairs_fn lb_gram_pairs_get_isa(lb_isa isa);
+
 /* Bytes of n activations of kind k (n a multiple of its block; any n for LB_ACT_I8: the
  * f32 scale, n int8, padded to 4 bytes; for LB_ACT_BF16: 2 n). */
 size_t lb_act_row_size(lb_act_kind k, int64_t n);
@@ -169,6 +186,7 @@ typedef struct lb_qdot_table {
     lb_quantize_act_fn quantize_act[LB_ACT_COUNT]; /* by lb_act_kind; [LB_ACT_F32], [LB_ACT_I8] NULL */
     lb_gemm_i8_fn      gemm_i8;             /* W8A8 */
     lb_quantize_i8_fn  quantize_i8;
+    lb_gram_pairs_fn   gram_pairs;          /* Gram products on token pairs */
     lb_to_float_fn     to_float[LB_TYPE_COUNT]; /* faster conversions (same values), or NULL */
 } lb_qdot_table;
 

@@ -111,8 +111,61 @@ static void gemm_bf16_bf16(int64_t n, const void *w, size_t ws, int64_t nr, cons
     }
 }
 
+/* Gram products on token pairs (qdot.h: lb_gram_pairs_fn) as outer products: a tile of 8
+ * rows x 3 panels (48 columns, 24 accumulators) takes each pair's 3 column vectors and 8 row
+ * broadcasts, so nothing is reduced across lanes; row blocks of GP_RB rows stay in L2 while
+ * the tile's columns pass. Rows past the last are the panel's zeros: computed, not stored. */
+#define GP_MR 8
+#define GP_NV 3
+#define GP_RB 256
+
+static inline __attribute__((always_inline)) void gp_tile(int64_t np, const uint32_t *pi, const uint32_t *pj,
+                                                          size_t ps, float *out, int64_t ldo, int mr, int nc,
+                                                          const int nv) {
+    __m512 acc[GP_MR][GP_NV];
+    _Pragma("GCC unroll 8") for (int r = 0; r < GP_MR; r++)
+    _Pragma("GCC unroll 3") for (int v = 0; v < GP_NV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < np; p++) {
+        __m512bh q[GP_NV];
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            q[v] = (__m512bh)_mm512_loadu_si512(pj + (size_t)v * ps + (size_t)p * LB_GRAM_PANEL);
+        _Pragma("GCC unroll 8") for (int r = 0; r < GP_MR; r++) {
+            const __m512bh b = (__m512bh)_mm512_set1_epi32((int)pi[(size_t)p * LB_GRAM_PANEL + r]);
+            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], q[v], b);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+            const int       k = nc - 16 * v;
+            const __mmask16 m = k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << k) - 1);
+            _mm512_mask_storeu_ps(out + r * ldo + 16 * v, m, acc[r][v]);
+        }
+}
+
+static void gram_pairs(int64_t np, const uint32_t *P, int64_t i0, int64_t nr, const uint32_t *Q, int64_t j0,
+                       int64_t nc, float *out, int64_t ldo) {
+    const size_t ps = (size_t)np * LB_GRAM_PANEL;
+    for (int64_t r0 = 0; r0 < nr; r0 += GP_RB) {
+        const int64_t r1 = nr - r0 < GP_RB ? nr : r0 + GP_RB;
+        for (int64_t c = 0; c < nc; c += 16 * GP_NV) {
+            const int       k  = nc - c < 16 * GP_NV ? (int)(nc - c) : 16 * GP_NV;
+            const uint32_t *pj = Q + (size_t)((j0 + c) / LB_GRAM_PANEL) * ps;
+            for (int64_t r = r0; r < r1; r += GP_MR) {
+                const int64_t   i  = i0 + r;
+                const uint32_t *pi = P + (size_t)(i / LB_GRAM_PANEL) * ps + i % LB_GRAM_PANEL;
+                const int       mr = r1 - r < GP_MR ? (int)(r1 - r) : GP_MR;
+                float          *o  = out + r * ldo + c;
+                if (k > 32) gp_tile(np, pi, pj, ps, o, ldo, mr, k, 3);
+                else if (k > 16) gp_tile(np, pi, pj, ps, o, ldo, mr, k, 2);
+                else gp_tile(np, pi, pj, ps, o, ldo, mr, k, 1);
+            }
+        }
+    }
+}
+
 void lb_qdot_fill_avx512bf16(lb_qdot_table *t) {
     memset(t, 0, sizeof *t);
+    t->gram_pairs = gram_pairs;
     t->quantize_act[LB_ACT_BF16] = quantize_bf16;
     t->fast[LB_TYPE_BF16]        = (lb_qdot){ .act = LB_ACT_BF16, .gemm = gemm_bf16_bf16, .any_t = true };
 }

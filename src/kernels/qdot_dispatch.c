@@ -109,6 +109,18 @@ lb_quantize_i8_fn lb_quantize_i8_get_isa(lb_isa isa) {
     return (int)isa >= 0 && isa < LB_ISA_COUNT && g_have[isa] ? g_tables[isa].quantize_i8 : NULL;
 }
 
+lb_gram_pairs_fn lb_gram_pairs_get_isa(lb_isa isa) {
+    init();
+    return (int)isa >= 0 && isa < LB_ISA_COUNT && g_have[isa] ? g_tables[isa].gram_pairs : NULL;
+}
+
+lb_gram_pairs_fn lb_gram_pairs_get(void) {
+    init();
+    for (int i = (int)g_isa; i > 0; i--)
+        if (lb_gram_pairs_get_isa((lb_isa)i)) return lb_gram_pairs_get_isa((lb_isa)i);
+    return NULL;
+}
+
 lb_gemm_i8_fn lb_gemm_i8_get(void) {
     init();
     for (int i = (int)g_isa; i >= 0; i--)

@@ -527,6 +527,25 @@ static void gemm_bf16_bf16_ref(int64_t n, const void *w, size_t ws, int64_t nr, 
         }
 }
 
+/* the Gram kernel's twin (qdot.h: lb_gram_pairs_fn), the pair's high halves first */
+static void gram_pairs_ref(int64_t np, const uint32_t *P, int64_t i0, int64_t nr, const uint32_t *Q, int64_t j0,
+                           int64_t nc, float *out, int64_t ldo) {
+    const size_t ps = (size_t)np * LB_GRAM_PANEL;
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++) {
+            const int64_t   i = i0 + r, j = j0 + c;
+            const uint32_t *a = P + (size_t)(i / LB_GRAM_PANEL) * ps + i % LB_GRAM_PANEL;
+            const uint32_t *b = Q + (size_t)(j / LB_GRAM_PANEL) * ps + j % LB_GRAM_PANEL;
+            float           s = 0.0f;
+            for (int64_t p = 0; p < np; p++) {
+                const uint32_t x = a[(size_t)p * LB_GRAM_PANEL], y = b[(size_t)p * LB_GRAM_PANEL];
+                s += lb_bf16_to_f32((uint16_t)(x >> 16)) * lb_bf16_to_f32((uint16_t)(y >> 16));
+                s += lb_bf16_to_f32((uint16_t)x) * lb_bf16_to_f32((uint16_t)y);
+            }
+            out[r * ldo + c] = s;
+        }
+}
+
 void lb_qdot_fill_ref(lb_qdot_table *t) {
     memset(t, 0, sizeof *t);
 #define K(T, X, ACT) t->kern[T] = (lb_qdot){ .act = ACT, .gemm = gemm_##X##_ref };
@@ -540,4 +559,5 @@ void lb_qdot_fill_ref(lb_qdot_table *t) {
     t->fast[LB_TYPE_BF16]        = (lb_qdot){ .act = LB_ACT_BF16, .gemm = gemm_bf16_bf16_ref, .any_t = true };
     t->gemm_i8                  = gemm_i8_ref;
     t->quantize_i8              = quantize_i8_ref;
+    t->gram_pairs               = gram_pairs_ref;
 }

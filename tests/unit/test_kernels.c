@@ -496,6 +496,60 @@ static void test_w8a8_kernels(void **state) {
            n_checked, lb_isa_name(lb_qdot_isa()));
 }
 
+/* The Gram kernel (lb_gram_pairs_fn) on token pairs packed as qdot.h says, an odd token count
+ * and column count (padded pairs and panels): the scalar twin against an f64 sum, every ISA's
+ * kernel against the twin bit for bit (values far from the subnormals vdpbf16ps flushes), for
+ * the whole matrix and for a sub-block at the allowed offsets; nothing written past the block. */
+static void test_gram_kernels(void **state) {
+    (void)state;
+    enum { T = 37, N = 173, NP = (T + 1) / 2, NQ = (N + LB_GRAM_PANEL - 1) / LB_GRAM_PANEL };
+    static float    X[T * N], Y[T * N], ref[N * N], out[N * N];
+    static uint32_t P[NQ * NP * LB_GRAM_PANEL], Q[NQ * NP * LB_GRAM_PANEL];
+    for (int i = 0; i < T * N; i++) X[i] = frand() * 4.0f, Y[i] = frand() * 0.25f;
+    for (int q = 0; q < NQ; q++)
+        for (int p = 0; p < NP; p++)
+            for (int l = 0; l < LB_GRAM_PANEL; l++) {
+                const int j = q * LB_GRAM_PANEL + l, k = (q * NP + p) * LB_GRAM_PANEL + l;
+                uint32_t  x = 0, y = 0;
+                for (int h = 0; h < 2; h++)
+                    if (j < N && 2 * p + h < T) {
+                        x |= (uint32_t)lb_f32_to_bf16(X[(2 * p + h) * N + j]) << 16 * h;
+                        y |= (uint32_t)lb_f32_to_bf16(Y[(2 * p + h) * N + j]) << 16 * h;
+                    }
+                P[k] = x, Q[k] = y;
+            }
+    const lb_gram_pairs_fn twin = lb_gram_pairs_get_isa(LB_ISA_REF);
+    assert_non_null(twin);
+    twin(NP, P, 0, N, Q, 0, N, ref, N);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0, mag = 0;
+            for (int t = 0; t < T; t++) {
+                const double a = lb_bf16_to_f32(lb_f32_to_bf16(X[t * N + i])), b = lb_bf16_to_f32(lb_f32_to_bf16(Y[t * N + j]));
+                s += a * b, mag += fabs(a * b);
+            }
+            assert_true(fabs(ref[i * N + j] - s) <= 1e-6 * mag + 1e-30);
+        }
+    int n_checked = 0;
+    for (int isa = 1; isa < LB_ISA_COUNT; isa++) {
+        const lb_gram_pairs_fn g = lb_gram_pairs_get_isa((lb_isa)isa);
+        if (!g) continue;
+        memset(out, 0, sizeof out);
+        g(NP, P, 0, N, Q, 0, N, out, N);
+        assert_memory_equal(out, ref, sizeof out);
+        const int i0 = 8, nr = 13, j0 = 16, nc = 50; /* ragged rows and columns, ldo N */
+        for (int k = 0; k < N * N; k++) out[k] = -7.0f;
+        g(NP, P, i0, nr, Q, j0, nc, out, N);
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < N; c++) {
+                const float want = r < nr && c < nc ? ref[(i0 + r) * N + j0 + c] : -7.0f;
+                assert_memory_equal(&out[r * N + c], &want, sizeof want);
+            }
+        n_checked++;
+    }
+    printf("# Gram on token pairs: %d SIMD kernels give the scalar twin's bits\n", n_checked);
+}
+
 /* The W8A8 activation quantizer: roundf (ties away from zero), clamped to +-127, NaN to
  * -127, on every ISA byte for byte, tails included */
 static void test_w8a8_quantizer(void **state) {
@@ -566,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_fast_kernels),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_w8a8_kernels),
+        cmocka_unit_test(test_gram_kernels),
         cmocka_unit_test(test_w8a8_quantizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
