@@ -517,12 +517,13 @@ static void gemm_bf16_bf16_ref(int64_t n, const void *w, size_t ws, int64_t nr, 
         for (int64_t c = 0; c < nc; c++) {
             const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws, *ar = (const uint8_t *)a + (size_t)c * as;
             float          s  = 0.0f;
-            for (int64_t j = 0; j < n; j++) {
-                uint16_t hw, ha;
-                memcpy(&hw, wr + 2 * j, 2);
-                memcpy(&ha, ar + 2 * j, 2);
-                s += lb_bf16_to_f32(hw) * lb_bf16_to_f32(ha);
-            }
+            for (int64_t j = 0; j < n; j += 2) /* in pairs, the second's product first (vdpbf16ps) */
+                for (int64_t k = j + 1 < n ? j + 1 : j; k >= j; k--) {
+                    uint16_t hw, ha;
+                    memcpy(&hw, wr + 2 * k, 2);
+                    memcpy(&ha, ar + 2 * k, 2);
+                    s += lb_bf16_to_f32(hw) * lb_bf16_to_f32(ha);
+                }
             out[c * ldo + r] = s;
         }
 }

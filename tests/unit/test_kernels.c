@@ -343,9 +343,9 @@ static void test_f16_prompt(void **state) {
 
 /* FAST mode's kernels on activations rounded to bf16 (lb_qdot_table.fast): every ISA's
  * rounding gives the scalar one's bytes (ties, NaN, infinities, subnormals, a masked tail);
- * every ISA's kernel stays at the scalar twin's values at odd lengths (1, 7, 33, 173 and a
- * prompt's 8200: row blocks and a masked last step), 27 rows x 13 columns, gives each row's
- * bits alone and the same bits however the columns are split; the twin is the exact product
+ * every ISA's kernel gives the scalar twin's bits at odd lengths (1, 7, 33, 173 and a
+ * prompt's 8200: chunks and an odd last value), 27 rows x 13 columns (one column: its values),
+ * gives each row's bits alone and the same bits however the columns are split; the twin is the exact product
  * of the rounded values (so near the f32 one, within bf16's rounding of the activations). */
 static void test_fast_kernels(void **state) {
     (void)state;
@@ -397,6 +397,7 @@ static void test_fast_kernels(void **state) {
                 assert_int_equal(ks->act, LB_ACT_BF16);
                 ks->gemm(p.n, p.w, p.ws, NR, xa, as, NC, out, NR);
                 assert_true(nmse(out, refd, NR * NC, &md) < 1e-10);
+                assert_memory_equal(out, ref, sizeof out); /* columns together: the twin's bits */
                 check_tiling(ks, &p, xa, as, out, refd);
                 n_checked++;
             }
