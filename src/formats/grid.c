@@ -28,19 +28,38 @@ static void set_high_bit(uint8_t *qh, int32_t j, int32_t k) {
     memcpy(qh, &h, 4);
 }
 
+/* The 32-blocks' grids are affine: a level macro gives both the levels and the scan's code
+ * (LB_GRID_NEAREST), with the same float operations */
+#define Q_OFFSET_LEVEL(k) ((float)((k) - off) * d)
+#define Q_AFFINE_LEVEL(k) ((float)(k) * d + m)
+
 static int32_t q8_0_levels(const void *b, int32_t j, float *v) {
     (void)j;
-    const float d = lb_f16_to_f32(((const lb_block_q8_0 *)b)->d);
-    for (int32_t k = 0; k < 255; k++) v[k] = (float)(k - 127) * d; /* -127..127 as the ref uses */
+    const float   d   = lb_f16_to_f32(((const lb_block_q8_0 *)b)->d);
+    const int32_t off = 127;
+    for (int32_t k = 0; k < 255; k++) v[k] = Q_OFFSET_LEVEL(k); /* -127..127 as the ref uses */
     return 255;
+}
+static int32_t q8_0_scan(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const float   d   = lb_f16_to_f32(((const lb_block_q8_0 *)b)->d);
+    const int32_t off = 127;
+    LB_GRID_NEAREST(255, Q_OFFSET_LEVEL, x / d + (float)off, x, level);
 }
 static void q8_0_set(void *b, int32_t j, int32_t k) { ((lb_block_q8_0 *)b)->qs[j] = (int8_t)(k - 127); }
 
 static int32_t q4_0_levels(const void *b, int32_t j, float *v) {
     (void)j;
-    const float d = lb_f16_to_f32(((const lb_block_q4_0 *)b)->d);
-    for (int32_t k = 0; k < 16; k++) v[k] = (float)(k - 8) * d;
+    const float   d   = lb_f16_to_f32(((const lb_block_q4_0 *)b)->d);
+    const int32_t off = 8;
+    for (int32_t k = 0; k < 16; k++) v[k] = Q_OFFSET_LEVEL(k);
     return 16;
+}
+static int32_t q4_0_scan(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const float   d   = lb_f16_to_f32(((const lb_block_q4_0 *)b)->d);
+    const int32_t off = 8;
+    LB_GRID_NEAREST(16, Q_OFFSET_LEVEL, x / d + (float)off, x, level);
 }
 static void q4_0_set(void *b, int32_t j, int32_t k) { set_nibble(((lb_block_q4_0 *)b)->qs, j, k); }
 
@@ -48,16 +67,29 @@ static int32_t q4_1_levels(const void *b, int32_t j, float *v) {
     (void)j;
     const lb_block_q4_1 *x = b;
     const float          d = lb_f16_to_f32(x->d), m = lb_f16_to_f32(x->m);
-    for (int32_t k = 0; k < 16; k++) v[k] = (float)k * d + m;
+    for (int32_t k = 0; k < 16; k++) v[k] = Q_AFFINE_LEVEL(k);
     return 16;
+}
+static int32_t q4_1_scan(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const lb_block_q4_1 *q = b;
+    const float          d = lb_f16_to_f32(q->d), m = lb_f16_to_f32(q->m);
+    LB_GRID_NEAREST(16, Q_AFFINE_LEVEL, (x - m) / d, x, level);
 }
 static void q4_1_set(void *b, int32_t j, int32_t k) { set_nibble(((lb_block_q4_1 *)b)->qs, j, k); }
 
 static int32_t q5_0_levels(const void *b, int32_t j, float *v) {
     (void)j;
-    const float d = lb_f16_to_f32(((const lb_block_q5_0 *)b)->d);
-    for (int32_t k = 0; k < 32; k++) v[k] = (float)(k - 16) * d;
+    const float   d   = lb_f16_to_f32(((const lb_block_q5_0 *)b)->d);
+    const int32_t off = 16;
+    for (int32_t k = 0; k < 32; k++) v[k] = Q_OFFSET_LEVEL(k);
     return 32;
+}
+static int32_t q5_0_scan(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const float   d   = lb_f16_to_f32(((const lb_block_q5_0 *)b)->d);
+    const int32_t off = 16;
+    LB_GRID_NEAREST(32, Q_OFFSET_LEVEL, x / d + (float)off, x, level);
 }
 static void q5_0_set(void *b, int32_t j, int32_t k) {
     set_nibble(((lb_block_q5_0 *)b)->qs, j, k);
@@ -68,8 +100,14 @@ static int32_t q5_1_levels(const void *b, int32_t j, float *v) {
     (void)j;
     const lb_block_q5_1 *x = b;
     const float          d = lb_f16_to_f32(x->d), m = lb_f16_to_f32(x->m);
-    for (int32_t k = 0; k < 32; k++) v[k] = (float)k * d + m;
+    for (int32_t k = 0; k < 32; k++) v[k] = Q_AFFINE_LEVEL(k);
     return 32;
+}
+static int32_t q5_1_scan(const void *b, int32_t j, float x, float *level) {
+    (void)j;
+    const lb_block_q5_1 *q = b;
+    const float          d = lb_f16_to_f32(q->d), m = lb_f16_to_f32(q->m);
+    LB_GRID_NEAREST(32, Q_AFFINE_LEVEL, (x - m) / d, x, level);
 }
 static void q5_1_set(void *b, int32_t j, int32_t k) {
     set_nibble(((lb_block_q5_1 *)b)->qs, j, k);
@@ -151,14 +189,17 @@ KM_GRID(km4, 16)
 #undef KM_GRID
 
 static const lb_grid_ops k_grids[LB_TYPE_COUNT] = {
-    [LB_TYPE_Q8_0]   = { q8_0_levels, q8_0_set },     [LB_TYPE_Q4_0] = { q4_0_levels, q4_0_set },
-    [LB_TYPE_Q4_1]   = { q4_1_levels, q4_1_set },     [LB_TYPE_Q5_0] = { q5_0_levels, q5_0_set },
-    [LB_TYPE_Q5_1]   = { q5_1_levels, q5_1_set },     [LB_TYPE_IQ4_NL] = { iq4_nl_levels, iq4_nl_set },
+    [LB_TYPE_Q8_0]   = { q8_0_levels, q8_0_set, NULL, q8_0_scan },
+    [LB_TYPE_Q4_0]   = { q4_0_levels, q4_0_set, NULL, q4_0_scan },
+    [LB_TYPE_Q4_1]   = { q4_1_levels, q4_1_set, NULL, q4_1_scan },
+    [LB_TYPE_Q5_0]   = { q5_0_levels, q5_0_set, NULL, q5_0_scan },
+    [LB_TYPE_Q5_1]   = { q5_1_levels, q5_1_set, NULL, q5_1_scan },
+    [LB_TYPE_IQ4_NL] = { iq4_nl_levels, iq4_nl_set },
     [LB_TYPE_Q2_K]   = { lb_grid_q2_k_levels, lb_grid_q2_k_set },
-    [LB_TYPE_Q3_K]   = { lb_grid_q3_k_levels, lb_grid_q3_k_set },
-    [LB_TYPE_Q4_K]   = { lb_grid_q4_k_levels, lb_grid_q4_k_set },
-    [LB_TYPE_Q5_K]   = { lb_grid_q5_k_levels, lb_grid_q5_k_set },
-    [LB_TYPE_Q6_K]   = { lb_grid_q6_k_levels, lb_grid_q6_k_set },
+    [LB_TYPE_Q3_K]   = { lb_grid_q3_k_levels, lb_grid_q3_k_set, NULL, lb_grid_q3_k_scan },
+    [LB_TYPE_Q4_K]   = { lb_grid_q4_k_levels, lb_grid_q4_k_set, NULL, lb_grid_q4_k_scan },
+    [LB_TYPE_Q5_K]   = { lb_grid_q5_k_levels, lb_grid_q5_k_set, NULL, lb_grid_q5_k_scan },
+    [LB_TYPE_Q6_K]   = { lb_grid_q6_k_levels, lb_grid_q6_k_set, NULL, lb_grid_q6_k_scan },
     [LB_TYPE_IQ4_XS] = { lb_grid_iq4_xs_levels, lb_grid_iq4_xs_set },
     [LB_TYPE_NF4]    = { nf4_levels, nf4_set, nf4_nearest },
     [LB_TYPE_FP8_E4M3_PC] = { fp8_e4m3_levels, fp8_set, fp8_e4m3_nearest },
@@ -180,6 +221,8 @@ float lb_grid_round(const lb_grid_ops *g, void *block, int32_t j, float x) {
     int32_t k;
     if (g->nearest) {
         k = g->nearest(block, j, x, &level);
+    } else if (g->scan) {
+        k = g->scan(block, j, x, &level);
     } else {
         float         lv[LB_GRID_MAX];
         const int32_t nl = g->levels(block, j, lv);

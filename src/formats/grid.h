@@ -21,6 +21,9 @@ typedef struct lb_grid_ops {
     /* optional (NULL: the nearest of the levels): the code the type's own quantizer gives x
      * at position j with the block's scales as stored, its level into *level */
     int32_t (*nearest)(const void *block, int32_t j, float x, float *level);
+    /* optional, for a type without `nearest`: the nearest level's code as a scan of the levels
+     * finds it (the first of equals), from a few of them (the affine grids: LB_GRID_NEAREST) */
+    int32_t (*scan)(const void *block, int32_t j, float x, float *level);
 } lb_grid_ops;
 
 /* NULL when the type offers no grid access. */
@@ -47,6 +50,30 @@ typedef struct lb_vgrid_ops {
 
 /* NULL when t is not a vector-grid type. */
 const lb_vgrid_ops *lb_type_vgrid(lb_type t);
+
+/* The body of a scan function for NL levels LEVEL(k) monotone in k (an affine grid, each
+ * level computed by the levels function's own expression): the code lb_grid_round's scan of
+ * all levels would take (the nearest, the first of equals) from the few levels around EST,
+ * x's fractional code. The distance to x is unimodal in k, so a step left while not farther
+ * and right while nearer ends at the scan's answer; a NaN estimate scans them all. Returns the
+ * code, its level into *LV. */
+#define LB_GRID_NEAREST(NL, LEVEL, EST, X, LV)                                                     \
+    do {                                                                                           \
+        const float e_ = (EST);                                                                    \
+        int32_t     k_ = 0, hi_ = (NL) - 1;                                                        \
+        if (e_ == e_) { /* not NaN: the window [floor(e) - 1, floor(e) + 2], clamped */            \
+            const float c_ = e_ < 0.0f ? 0.0f : e_ > (float)(NL) ? (float)(NL) : e_;              \
+            k_             = (int32_t)c_ - 1 < 0 ? 0 : (int32_t)c_ - 1 > hi_ ? hi_ : (int32_t)c_ - 1; \
+            hi_            = k_ + 3 < hi_ ? k_ + 3 : hi_;                                          \
+        }                                                                                          \
+        float d_ = fabsf(LEVEL(k_) - (X));                                                         \
+        for (int32_t i_ = k_ + 1; i_ <= hi_; i_++)                                                 \
+            if (fabsf(LEVEL(i_) - (X)) < d_) k_ = i_, d_ = fabsf(LEVEL(i_) - (X));                 \
+        while (k_ > 0 && fabsf(LEVEL(k_ - 1) - (X)) <= d_) k_--, d_ = fabsf(LEVEL(k_) - (X));      \
+        while (k_ < (NL) - 1 && fabsf(LEVEL(k_ + 1) - (X)) < d_) k_++, d_ = fabsf(LEVEL(k_) - (X)); \
+        *(LV) = LEVEL(k_);                                                                         \
+        return k_;                                                                                 \
+    } while (0)
 
 /* Round x onto position j's grid and store the code: with the type's own rounding when it
  * has one (nearest), else the nearest level (ties to the lower code). Returns the level. */

@@ -2,7 +2,10 @@
  * super-block's scales are stored, and where its code goes. Each level is computed with the
  * float operations of the type's dequantizer, in its order (q2_k.c .. q6_k.c, iq4_xs.c),
  * so that it equals the dequantized value bit for bit. */
+#include <math.h>
+
 #include "formats.h"
+#include "grid.h"
 #include "grid_kquants.h"
 #include "iq4_common.h"
 #include "kquant_common.h"
@@ -39,12 +42,18 @@ int32_t lb_grid_q2_k_levels(const void *block, int32_t j, float *v) {
 void lb_grid_q2_k_set(void *block, int32_t j, int32_t k) { set_crumb(((lb_block_q2_k *)block)->qs, j, k); }
 
 /* ---- Q3_K: x = d * (sc - 32) * (q - 4), q in 0..7: low 2 bits as Q2_K, high bit in hmask ---- */
+#define Q3_K_LEVEL(k) (dl * (float)((k) - 4))
 int32_t lb_grid_q3_k_levels(const void *block, int32_t j, float *v) {
     const lb_block_q3_k *b  = block;
     const float          dl = lb_f16_to_f32(b->d) * (float)lb_q3_k_scale(b->scales, j / 16);
     /* the dequantizer's ((low) - (high bit ? 0 : 4)) is the integer q - 4 */
-    for (int32_t k = 0; k < 8; k++) v[k] = dl * (float)(k - 4);
+    for (int32_t k = 0; k < 8; k++) v[k] = Q3_K_LEVEL(k);
     return 8;
+}
+int32_t lb_grid_q3_k_scan(const void *block, int32_t j, float x, float *level) {
+    const lb_block_q3_k *b  = block;
+    const float          dl = lb_f16_to_f32(b->d) * (float)lb_q3_k_scale(b->scales, j / 16);
+    LB_GRID_NEAREST(8, Q3_K_LEVEL, x / dl + 4.0f, x, level);
 }
 void lb_grid_q3_k_set(void *block, int32_t j, int32_t k) {
     lb_block_q3_k *b = block;
@@ -67,12 +76,19 @@ static void kq_set_low4(uint8_t *qs, int32_t j, int32_t k) {
     set_nib(qs + 32 * (g / 2) + j % 32, g % 2, k);
 }
 
+#define KQ_LEVEL(k) (dg * (float)(k) - mg)
 int32_t lb_grid_q4_k_levels(const void *block, int32_t j, float *v) {
     const lb_block_q4_k *b = block;
     float                dg, mg;
     kq_group_dm(b->scales, b->d, b->dmin, j, &dg, &mg);
-    for (int32_t k = 0; k < 16; k++) v[k] = dg * (float)k - mg;
+    for (int32_t k = 0; k < 16; k++) v[k] = KQ_LEVEL(k);
     return 16;
+}
+int32_t lb_grid_q4_k_scan(const void *block, int32_t j, float x, float *level) {
+    const lb_block_q4_k *b = block;
+    float                dg, mg;
+    kq_group_dm(b->scales, b->d, b->dmin, j, &dg, &mg);
+    LB_GRID_NEAREST(16, KQ_LEVEL, (x + mg) / dg, x, level);
 }
 void lb_grid_q4_k_set(void *block, int32_t j, int32_t k) { kq_set_low4(((lb_block_q4_k *)block)->qs, j, k); }
 
@@ -80,8 +96,14 @@ int32_t lb_grid_q5_k_levels(const void *block, int32_t j, float *v) {
     const lb_block_q5_k *b = block;
     float                dg, mg;
     kq_group_dm(b->scales, b->d, b->dmin, j, &dg, &mg);
-    for (int32_t k = 0; k < 32; k++) v[k] = dg * (float)k - mg;
+    for (int32_t k = 0; k < 32; k++) v[k] = KQ_LEVEL(k);
     return 32;
+}
+int32_t lb_grid_q5_k_scan(const void *block, int32_t j, float x, float *level) {
+    const lb_block_q5_k *b = block;
+    float                dg, mg;
+    kq_group_dm(b->scales, b->d, b->dmin, j, &dg, &mg);
+    LB_GRID_NEAREST(32, KQ_LEVEL, (x + mg) / dg, x, level);
 }
 void lb_grid_q5_k_set(void *block, int32_t j, int32_t k) {
     lb_block_q5_k *b = block;
@@ -90,12 +112,19 @@ void lb_grid_q5_k_set(void *block, int32_t j, int32_t k) {
 }
 
 /* ---- Q6_K: x = (d * sc) * (q - 32), q in 0..63, group of 16 ---- */
+#define Q6_K_LEVEL(k) (d * (float)sc * (float)((k) - 32))
 int32_t lb_grid_q6_k_levels(const void *block, int32_t j, float *v) {
     const lb_block_q6_k *b  = block;
     const float          d  = lb_f16_to_f32(b->d);
     const int8_t         sc = b->scales[j / 16];
-    for (int32_t k = 0; k < 64; k++) v[k] = d * (float)sc * (float)(k - 32);
+    for (int32_t k = 0; k < 64; k++) v[k] = Q6_K_LEVEL(k);
     return 64;
+}
+int32_t lb_grid_q6_k_scan(const void *block, int32_t j, float x, float *level) {
+    const lb_block_q6_k *b  = block;
+    const float          d  = lb_f16_to_f32(b->d);
+    const int8_t         sc = b->scales[j / 16];
+    LB_GRID_NEAREST(64, Q6_K_LEVEL, x / (d * (float)sc) + 32.0f, x, level);
 }
 void lb_grid_q6_k_set(void *block, int32_t j, int32_t k) {
     lb_block_q6_k *b = block;

@@ -16,6 +16,11 @@ LB_GRID_KQ_DECLARE(q4_k);
 LB_GRID_KQ_DECLARE(q5_k);
 LB_GRID_KQ_DECLARE(q6_k);
 LB_GRID_KQ_DECLARE(iq4_xs);
+/* the affine ones' scans (lb_grid_ops.scan: the nearest level's code, a few levels seen) */
+int32_t lb_grid_q3_k_scan(const void *block, int32_t j, float x, float *level);
+int32_t lb_grid_q4_k_scan(const void *block, int32_t j, float x, float *level);
+int32_t lb_grid_q5_k_scan(const void *block, int32_t j, float x, float *level);
+int32_t lb_grid_q6_k_scan(const void *block, int32_t j, float x, float *level);
 
 #undef LB_GRID_KQ_DECLARE
 

@@ -161,6 +161,65 @@ static void test_grid_every_type(void **state) {
  * NF4, FP8) give exactly its bytes; the others (ggml's, which round with the scale before
  * its f16 rounding, or search) the nearest level, never farther from x than RTN's value.
  * The level lb_grid_round returns is the value stored. */
+/* The affine grids' scans (lb_grid_ops.scan, a few levels seen) against a scan of all the
+ * levels (the nearest, the first of equals), code and level bit for bit: on the quantizer's
+ * blocks of every seed, at every position, for the levels themselves, the midpoints between
+ * neighbours (ties), a step either side of them, values far outside, zeros, infinities, NaN. */
+static void test_grid_scan(void **state) {
+    (void)state;
+    static float   x[N_ROW];
+    static uint8_t q[N_ROW * 4];
+    int            n_types = 0;
+    for (int ti = 0; ti < LB_TYPE_COUNT; ti++) {
+        const lb_type         t  = (lb_type)ti;
+        const lb_type_traits *tr = lb_type_get_traits(t);
+        const lb_grid_ops    *g  = lb_type_grid(t);
+        if (!tr || !g || !g->scan) continue;
+        assert_null(g->nearest); /* a scan stands in for the scan only */
+        int32_t bs;
+        size_t  bb;
+        block_shape(tr, t, &bs, &bb);
+        int64_t n_tried = 0;
+        for (int seed = 0; seed < N_SEEDS; seed++) {
+            g_rng = 3000u + (uint64_t)seed;
+            make_row(x, seed);
+            lb_quantize_rows(t, q, x, 1, N_ROW, NULL);
+            for (int32_t i = 0; i < N_ROW; i++) {
+                const uint8_t *blk = q + (size_t)(i / bs) * bb;
+                const int32_t  j   = i % bs;
+                float          lv[LB_GRID_MAX], tries[LB_GRID_MAX * 4 + 16];
+                const int32_t  nl = g->levels(blk, j, lv);
+                int32_t        nt = 0;
+                for (int32_t k = 0; k < nl; k += nl > 64 ? 7 : 1) { /* Q8_0: every 7th */
+                    tries[nt++] = lv[k];
+                    if (k + 1 < nl) tries[nt++] = 0.5f * (lv[k] + lv[k + 1]);
+                    tries[nt++] = nextafterf(lv[k], INFINITY);
+                    tries[nt++] = nextafterf(lv[k], -INFINITY);
+                }
+                const float far = 1e3f * (fabsf(lv[0]) + fabsf(lv[nl - 1]) + 1.0f);
+                const float extra[] = { x[i], far, -far, 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3e38f, -3e38f };
+                for (size_t e = 0; e < sizeof extra / sizeof extra[0]; e++) tries[nt++] = extra[e];
+                for (int32_t a = 0; a < nt; a++) {
+                    const float v    = tries[a];
+                    int32_t     want = 0;
+                    for (int32_t l = 1; l < nl; l++)
+                        if (fabsf(lv[l] - v) < fabsf(lv[want] - v)) want = l;
+                    float         got_lv;
+                    const int32_t got = g->scan(blk, j, v, &got_lv);
+                    if (got != want || !same_bits(got_lv, lv[want]))
+                        fail_msg("%s: position %d, x = %a: the scan says code %d (%a), all levels %d (%a)", tr->name, j,
+                                 (double)v, got, (double)got_lv, want, (double)lv[want]);
+                    n_tried++;
+                }
+            }
+        }
+        printf("# %-12s scan of %3d levels: %lld values give the full scan's code\n", tr->name, expected_levels(t),
+               (long long)n_tried);
+        n_types++;
+    }
+    assert_int_equal(n_types, 9); /* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K */
+}
+
 static void test_grid_round_is_rtn(void **state) {
     (void)state;
     static float   x[N_ROW], lv[N_ROW], dq[N_ROW], dr[N_ROW];
@@ -204,6 +263,7 @@ static void test_grid_round_is_rtn(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_every_type),
+        cmocka_unit_test(test_grid_scan),
         cmocka_unit_test(test_grid_round_is_rtn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
