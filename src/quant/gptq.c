@@ -46,6 +46,7 @@ struct lb_gptq_factor {
     double  *diag;         /* diag H: a column is dead where it is <= 0 */
     double  *L;            /* lower, row-major */
     float   *U;            /* upper, f32, in the processing order; made by the first GPTQ */
+    double  *Mt;           /* the refit's matrix, transposed (lb_gptq_factor_refit_matrix), or NULL */
 };
 
 static int cmp_desc(const void *a, const void *b, void *ctx) {
@@ -102,6 +103,7 @@ void lb_gptq_factor_free(lb_gptq_factor *f) {
     free(f->diag);
     free(f->L);
     free(f->U);
+    free(f->Mt);
     free(f);
 }
 
@@ -117,7 +119,8 @@ static lb_status factor_u(lb_gptq_factor *f, lb_error *err) {
                  (long long)f->n);
     lb_tri_inverse_lower_rev(f->L, f->n, f->U);
     free(f->L); /* the refits come before the first GPTQ (lb_gptq_retarget_f) */
-    f->L = NULL;
+    free(f->Mt);
+    f->L = NULL, f->Mt = NULL;
     return LB_OK;
 }
 
@@ -404,13 +407,90 @@ double lb_output_error(const float *W, const float *Wq, int64_t n_out, int64_t n
 }
 
 
+/* no column saw a token: nothing to refit */
+static bool nothing_seen(const lb_gptq_factor *f) {
+    for (int64_t i = 0; i < f->n; i++)
+        if (f->diag[i] > 0) return false;
+    return true;
+}
+
+lb_status lb_gptq_factor_refit_matrix(lb_gptq_factor *f, const double *C, lb_error *err) {
+    const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n + G - 1) / G;
+    LB_RETURN_IF(!f->L, err, LB_ERR_PARAM, "gptq: a refit after the factor's GPTQ");
+    if (f->Mt || nothing_seen(f)) return LB_OK;
+    double *X = malloc((size_t)(n * n) * sizeof *X);
+    LB_RETURN_IF(!X, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld refit", (long long)n, (long long)n);
+    /* column c of M^T (M = H'^-1 (C^T + lambda I)) solves H' m = row c of C plus lambda e_c: in
+     * the factor's order as lb_gptq_retarget_f solves, G columns a thread, then back in place */
+    int bad = 0;
+#pragma omp parallel
+    {
+        double *t = malloc((size_t)n * sizeof *t);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < n_g; g++) {
+            const int64_t c0 = g * G, nc = n - c0 < G ? n - c0 : G;
+            double       *x  = X + c0 * n;
+            for (int64_t c = c0; c < c0 + nc; c++)
+                for (int64_t a = 0; a < n; a++) {
+                    const int64_t i = f->perm[n - 1 - a];
+                    x[(c - c0) * n + a] = C[c * n + i] + (i == c ? f->lambda : 0.0);
+                }
+            const lapack_int inf = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', (lapack_int)n, (lapack_int)nc, f->L,
+                                                  (lapack_int)n, x, (lapack_int)n);
+            for (int64_t c = 0; t && inf == 0 && c < nc; c++) {
+                double *m = x + c * n;
+                for (int64_t a = 0; a < n; a++) t[f->perm[n - 1 - a]] = m[a];
+                memcpy(m, t, (size_t)n * sizeof *m);
+            }
+            if (!t || inf != 0) {
+#pragma omp atomic write
+                bad = 1;
+            }
+        }
+        free(t);
+    }
+    if (bad) {
+        free(X);
+        return lb_fail(err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld refit", (long long)n, (long long)n);
+    }
+    f->Mt = X;
+    return LB_OK;
+}
+
+/* W' = W M^T on the factor's refit matrix, G rows a thread */
+static lb_status retarget_m(float *W, int64_t n_out, const lb_gptq_factor *f, lb_error *err) {
+    const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
+    int           bad = 0;
+#pragma omp parallel
+    {
+        double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < n_g; g++) {
+            const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
+            if (!Wd || !B) {
+#pragma omp atomic write
+                bad = 1;
+                continue;
+            }
+            for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)n, (blasint)n, 1.0, Wd,
+                        (blasint)n, f->Mt, (blasint)n, 0.0, B, (blasint)n);
+            for (int64_t i = 0; i < n * nr; i++) W[r0 * n + i] = (float)B[i];
+        }
+        free(Wd);
+        free(B);
+    }
+    LB_RETURN_IF(bad, err, LB_ERR_NOMEM, "gptq: out of memory refitting %lld rows", (long long)n_out);
+    return LB_OK;
+}
+
 lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_gptq_factor *f, lb_error *err) {
     const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
     const double  lambda = f->lambda;
     LB_RETURN_IF(!f->L, err, LB_ERR_PARAM, "gptq: a refit after the factor's GPTQ");
-    int bad = 1;
-    for (int64_t i = 0; i < n && bad; i++) bad = !(f->diag[i] > 0);
-    if (bad) return LB_OK; /* nothing seen: nothing to refit */
+    if (nothing_seen(f)) return LB_OK;
+    if (f->Mt) return retarget_m(W, n_out, f, err);
+    int bad = 0;
     /* row by row W'^T = H'^-1 (C^T W^T + lambda W^T), a group of rows a thread, in the
      * factor's order: b[a] = B[perm[n - 1 - a]], L L^T y = b, x[perm[n - 1 - a]] = y[a].
      * Column-major, each row of W is a column of W^T where it lies, and L (row-major lower) is

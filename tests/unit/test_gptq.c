@@ -268,7 +268,8 @@ static void test_retarget(void **state) {
 
 /* One factor for every reader of an input (lb_gptq_factor): the refit on it, in act order and
  * with a dead column, solves (H' ) x = C^T w + lambda w as a plain f64 Gaussian elimination
- * does (H': the dead diagonal at 1, lambda = damp * mean(diag), the dead at 1); two matrices'
+ * does (H': the dead diagonal at 1, lambda = damp * mean(diag), the dead at 1), and so does the
+ * refit by the factor's matrix M (lb_gptq_factor_refit_matrix), to f64's rounding; two matrices'
  * GPTQ on one factor write what lb_gptq_quantize writes; a factor of another damping or order
  * is refused, and so is a refit after its GPTQ. */
 static void test_factor(void **state) {
@@ -320,6 +321,11 @@ static void test_factor(void **state) {
             assert_true(fabs(Wf[r * N + i] - S[i * (N + 1) + N]) <= 1e-4 * (1 + fabs(S[i * (N + 1) + N])));
         }
     }
+    /* the same refit by the factor's matrix M = H'^-1 (C^T + lambda I): W M^T, to f64's rounding */
+    memcpy(Wa, W, sizeof W);
+    assert_int_equal(lb_gptq_factor_refit_matrix(f, C, &err), LB_OK);
+    assert_int_equal(lb_gptq_retarget_f(Wa, M, C, f, &err), LB_OK);
+    for (int i = 0; i < M * N; i++) assert_true(fabsf(Wa[i] - Wf[i]) <= 1e-5f * (1 + fabsf(Wf[i])));
     /* two matrices on the one factor, as lb_gptq_quantize alone (Q4_0: a grid; act order on) */
     const lb_gptq_params gp = { .damp = 0.01, .block = 16, .act_order = true };
     const size_t bytes = lb_row_size(LB_TYPE_Q4_0, N) * M;
@@ -331,6 +337,7 @@ static void test_factor(void **state) {
         assert_memory_equal(Wa, Wb, sizeof W);
     }
     assert_int_equal(lb_gptq_retarget_f(Wf, M, C, f, &err), LB_ERR_PARAM); /* after GPTQ: L is gone */
+    assert_int_equal(lb_gptq_factor_refit_matrix(f, C, &err), LB_ERR_PARAM);
     const lb_gptq_params other = { .damp = 0.05, .block = 16, .act_order = true };
     assert_false(lb_gptq_factor_fits(f, 0.05, true));
     assert_int_equal(lb_gptq_quantize_f(Wa, M, f, LB_TYPE_Q4_0, &other, NULL, qa, &err), LB_ERR_PARAM);
