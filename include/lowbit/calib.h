@@ -109,6 +109,13 @@ void      lb_calib_states_set_layer(lb_calib_states *s, int32_t layer);
 void      lb_calib_states_keep_att(lb_calib_states *s, bool on);
 /* the states hold their layer's attention outputs for the next pass */
 bool      lb_calib_states_att_kept(const lb_calib_states *s);
+/* The same for the advance: on, a pass over states at a layer's FFN input that stops at its
+ * down projection keeps each window's input of it (n_windows * n_ctx * n_ff floats more), and
+ * lb_calib_states_advance runs the down projection on them instead of the FFN again (the same
+ * bits: GPTQ's down pass, then the advance through the down projection just quantized). Any
+ * other pass spends them, and so does off. For models lb_model_mid_resumable accepts. */
+void      lb_calib_states_keep_mid(lb_calib_states *s, bool on);
+bool      lb_calib_states_mid_kept(const lb_calib_states *s);
 /* Run the states' layer on every window (ctx: n_ctx positions in one batch; its layer limit
  * is set here), the states becoming the next layer's input. */
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err);

@@ -342,6 +342,16 @@ lb_status lb_forward_from_att(lb_context *c, int32_t first, const float *x, cons
  * output (lb_context_set_stop(c, LB_ROLE_ATTN_OUTPUT)) and a forward can start there again
  * (lb_forward_from_att); else NULL (activation quantization, latent attention). */
 const float *lb_context_att_out(const lb_context *c);
+/* The same one step later: layer `first` from its FFN's down projection, x [n, n_embd] the
+ * residual after its attention and mid [n, n_ff] the down projection's input as
+ * lb_context_ffn_mid gave it (no keys or values written). For models without activation
+ * quantization or experts (lb_model_mid_resumable). */
+bool         lb_model_mid_resumable(const lb_model *m);
+lb_status    lb_forward_from_down(lb_context *c, int32_t first, const float *x, const float *mid, int32_t n,
+                                  const float **logits, lb_error *err);
+/* The down projection's input [n, n_ff] of the last forward, when it stopped there
+ * (lb_context_set_stop(c, LB_ROLE_FFN_DOWN)) and a forward can start there again; else NULL. */
+const float *lb_context_ffn_mid(const lb_context *c);
 /* The residual stream [n, n_embd] of the last forward's tokens where it stopped (after the
  * last layer run, before the output norm). */
 const float *lb_context_residual(const lb_context *c);

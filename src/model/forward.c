@@ -566,9 +566,14 @@ static bool moe_ffn(lb_context *ctx, int32_t l, int32_t T) {
 bool lb_model_att_resumable(const lb_model *m) { return !m->actq && !(m->arch && m->arch->ops.mla); }
 static bool att_resumable(const lb_context *ctx) { return lb_model_att_resumable(ctx->m); }
 
+/* a forward can start at a dense FFN's down projection as the hook saw its input: no
+ * activation quantization and no mixture of experts */
+bool lb_model_mid_resumable(const lb_model *m) { return !m->actq && m->cfg.n_expert == 0; }
+
 /* where the first layer starts: its input, its attention's output (ctx->att_out given: the
- * output projection on), or its FFN (ctx->x its residual after the attention) */
-enum { FROM_INPUT, FROM_ATT, FROM_FFN };
+ * output projection on), its FFN (ctx->x its residual after the attention), or its FFN's down
+ * projection (ctx->gate its input, ctx->x the residual after the attention) */
+enum { FROM_INPUT, FROM_ATT, FROM_FFN, FROM_DOWN };
 
 /* layers first .. the limit on the residual stream ctx->x [T, E], then the head unless a
  * layer limit is set (even at the last layer) or a stop came; the first layer from `from` */
@@ -581,7 +586,7 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int from, int32_t T,
     ctx->stopped = false;
     for (int32_t l = first; l < n_layers; l++) {
         const lb_layer *L = &m->layers[l];
-        if (!(from == FROM_FFN && l == first)) {
+        if (!((from == FROM_FFN || from == FROM_DOWN) && l == first)) {
             if (!(from == FROM_ATT && l == first)) {
                 rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm.data, T, E, c->norm_eps);
                 if (!(m->arch && m->arch->ops.mla ? mla_attention(ctx, l, T) : mha_attention(ctx, l, T))) break;
@@ -591,8 +596,13 @@ static lb_status run_layers(lb_context *ctx, int32_t first, int from, int32_t T,
             if (L->attn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->attn_post_norm.data, T, E, c->norm_eps);
             for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
         }
-        rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
-        if (!(L->ffn_gate_inp.data ? moe_ffn(ctx, l, T) : dense_ffn(ctx, l, T))) break; /* into ctx->tmp */
+        if (from == FROM_DOWN && l == first) {
+            linears(ctx, l, LB_ROLE_FFN_DOWN, ctx->gate, T, c->n_ff, &ctx->tmp, (const lb_tensor_role[]){ LB_ROLE_FFN_DOWN }, 1);
+            if (ctx->stopped) break;
+        } else {
+            rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm.data, T, E, c->norm_eps);
+            if (!(L->ffn_gate_inp.data ? moe_ffn(ctx, l, T) : dense_ffn(ctx, l, T))) break; /* into ctx->tmp */
+        }
         if (L->ffn_post_norm.data) rmsnorm_rows(ctx->tmp, ctx->tmp, L->ffn_post_norm.data, T, E, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) ctx->x[i] += ctx->tmp[i];
     }
@@ -641,8 +651,11 @@ static lb_status forward_from(lb_context *ctx, int32_t first, int from, const fl
                  "forward: layer %d of %d", first, c->n_layers);
     LB_RETURN_IF(from == FROM_ATT && !att_resumable(ctx), err, LB_ERR_PARAM,
                  "forward: this model cannot start at an attention's output");
+    LB_RETURN_IF(from == FROM_DOWN && !lb_model_mid_resumable(ctx->m), err, LB_ERR_PARAM,
+                 "forward: this model cannot start at an FFN's down projection");
     memcpy(ctx->x, x, (size_t)T * (size_t)c->n_embd * sizeof *x);
     if (from == FROM_ATT) memcpy(ctx->att_out, att, (size_t)T * (size_t)lb_model_dim(ctx->m, LB_DIM_QV) * sizeof *att);
+    if (from == FROM_DOWN) memcpy(ctx->gate, att, (size_t)T * (size_t)c->n_ff * sizeof *att);
     return run_layers(ctx, first, from, T, logits);
 fail:
     return st;
@@ -661,6 +674,15 @@ lb_status lb_forward_from_ffn(lb_context *ctx, int32_t first, const float *x, in
 lb_status lb_forward_from_att(lb_context *ctx, int32_t first, const float *x, const float *att, int32_t T,
                               const float **logits, lb_error *err) {
     return forward_from(ctx, first, FROM_ATT, x, att, T, logits, err);
+}
+
+lb_status lb_forward_from_down(lb_context *ctx, int32_t first, const float *x, const float *mid, int32_t T,
+                               const float **logits, lb_error *err) {
+    return forward_from(ctx, first, FROM_DOWN, x, mid, T, logits, err);
+}
+
+const float *lb_context_ffn_mid(const lb_context *ctx) {
+    return ctx->stopped && ctx->stop_at == LB_ROLE_FFN_DOWN && lb_model_mid_resumable(ctx->m) ? ctx->gate : NULL;
 }
 
 const float *lb_context_att_out(const lb_context *ctx) {

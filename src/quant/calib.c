@@ -476,14 +476,24 @@ static void mirror_hessians(lb_calib *c) {
     }
 }
 
+/* A layer's input one pass keeps for the next (lb_calib_states_keep_att, _keep_mid): each
+ * window's input of `role` [n_ctx, w] where the states are (RAM or their spill file), kept at
+ * `layer` (-1: none) */
+typedef struct {
+    bool           on;
+    lb_tensor_role role; /* LB_ROLE_ATTN_OUTPUT (the attention's output) or LB_ROLE_FFN_DOWN */
+    float         *x;
+    size_t         mapped; /* bytes when a file mapping */
+    int32_t        w, layer;
+} kept_io;
+
 /* where a calibration pass takes each window from: its tokens, or its residual stream at the
  * input of layer `first` (lb_calib_states) */
 typedef struct {
     const int32_t *windows;
     const float   *states;
     bool           ffn;            /* the states are layer first's FFN input stream */
-    const float   *att;            /* or with each window's attention output (att_w wide): from there */
-    int32_t        att_w;
+    const kept_io *from;           /* or with each window's kept input of that layer: from there */
     int32_t        first, n_ctx, n_embd;
     int32_t        n_windows;      /* the windows it holds */
     int32_t        n_steps;        /* the pass's steps, as many on every rank */
@@ -493,16 +503,18 @@ typedef struct {
 /* all of windows [n_windows], rank r of R taking windows r, r + R, ... */
 static source tokens_source(const int32_t *windows, int32_t n_windows, int32_t n_ctx) {
     const int R = lb_dist_size();
-    return (source){ windows, NULL, false, NULL, 0, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
+    return (source){ windows, NULL, false, NULL, 0, n_ctx, 0, n_windows, (n_windows + R - 1) / R, R, lb_dist_rank() };
 }
 
 static lb_status run_window(lb_context *ctx, const source *src, int32_t w, lb_error *err) {
     const float *logits;
     lb_context_reset(ctx);
     const float *x = src->states ? src->states + (size_t)w * (size_t)src->n_ctx * (size_t)src->n_embd : NULL;
-    if (src->att)
-        return lb_forward_from_att(ctx, src->first, x, src->att + (size_t)w * (size_t)src->n_ctx * (size_t)src->att_w,
-                                   src->n_ctx, &logits, err);
+    if (src->from) {
+        const float *k = src->from->x + (size_t)w * (size_t)src->n_ctx * (size_t)src->from->w;
+        return (src->from->role == LB_ROLE_FFN_DOWN ? lb_forward_from_down : lb_forward_from_att)(ctx, src->first, x, k,
+                                                                                                  src->n_ctx, &logits, err);
+    }
     if (src->states) return (src->ffn ? lb_forward_from_ffn : lb_forward_from)(ctx, src->first, x, src->n_ctx, &logits, err);
     return lb_forward(ctx, src->windows + (size_t)w * (size_t)src->n_ctx, src->n_ctx, &logits, err);
 }
@@ -537,12 +549,12 @@ static void keep_residual(float *keep, const source *src, int32_t w, const lb_co
     memcpy(keep + (size_t)w * len, lb_context_residual(ctx), len * sizeof *keep);
 }
 
-/* each window's attention output where its pass stopped, into the states' kept ones: false when
- * the context cannot start there again (lb_context_att_out) */
-static bool keep_att_window(float *keep, const source *src, int32_t w, const lb_context *ctx) {
-    const float *a = lb_context_att_out(ctx);
-    const size_t len = (size_t)src->n_ctx * (size_t)src->att_w;
-    if (a) memcpy(keep + (size_t)w * len, a, len * sizeof *keep);
+/* each window's input where its pass stopped, into the states' kept ones: false when the
+ * context cannot start there again (lb_context_att_out, lb_context_ffn_mid) */
+static bool keep_window(kept_io *k, const source *src, int32_t w, const lb_context *ctx) {
+    const float *a   = k->role == LB_ROLE_FFN_DOWN ? lb_context_ffn_mid(ctx) : lb_context_att_out(ctx);
+    const size_t len = (size_t)src->n_ctx * (size_t)k->w;
+    if (a) memcpy(k->x + (size_t)w * len, a, len * sizeof *a);
     return a != NULL;
 }
 
@@ -550,7 +562,7 @@ static bool keep_att_window(float *keep, const source *src, int32_t w, const lb_
  * a probe pass instead, prior_hook taking every token into the flagged experts; keep: each
  * window's residual where it stopped goes back into its states */
 static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const uint8_t *probe, float *keep,
-                          float *keep_a, bool *kept_a, lb_error *err) {
+                          kept_io *keep_a, bool *kept_a, lb_error *err) {
     const int32_t only = !src->states ? LB_CALIB_ALL : src->first < c->n_layers ? src->first : -1;
     lb_status     st   = pass_begin(c, 0, only, err);
     if (probe) lb_context_set_probe(ctx, prior_hook, c, probe);
@@ -560,7 +572,7 @@ static lb_status run_pass(lb_calib *c, lb_context *ctx, const source *src, const
         const int32_t w = k * src->stride + src->offset;
         lb_status sw = w < src->n_windows ? run_window(ctx, src, w, err) : LB_OK;
         if (sw == LB_OK && keep && w < src->n_windows) keep_residual(keep, src, w, ctx);
-        if (sw == LB_OK && keep_a && w < src->n_windows) *kept_a &= keep_att_window(keep_a, src, w, ctx);
+        if (sw == LB_OK && keep_a && w < src->n_windows) *kept_a &= keep_window(keep_a, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
@@ -597,7 +609,7 @@ static bool ref_rows_window(const lb_calib *c, const lb_calib_ref_rows *out, int
  * windows' order, whether the source deals the windows or holds a rank's share; zero on the
  * other ranks), summed over the ranks (exact: one term each) and then in that order. */
 static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_context *ref,
-                           const source *ref_src, float *keep_q, float *keep_r, float *att_q, float *att_r,
+                           const source *ref_src, float *keep_q, float *keep_r, kept_io *att_q, kept_io *att_r,
                            bool *kept_a, bool ref_whole, double *C, lb_calib_ref_rows *out, lb_error *err) {
     const lb_act_stats *s = find(c, c->sel_layer, c->sel_role);
     LB_RETURN_IF(!s || !s->H, err, LB_ERR_PARAM, "calib: the cross term needs one selected input "
@@ -632,13 +644,13 @@ static lb_status run_cross(lb_calib *c, lb_context *ctx, const source *src, lb_c
         r.seen           = false;
         if (w < src->n_windows) sw = run_window(ref, ref_src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_r) keep_residual(keep_r, ref_src, w, ref);
-        if (w < src->n_windows && sw == LB_OK && att_r) *kept_a &= keep_att_window(att_r, ref_src, w, ref);
+        if (w < src->n_windows && sw == LB_OK && att_r) *kept_a &= keep_window(att_r, ref_src, w, ref);
         c->ref_x = r.seen ? r.x : NULL; /* NULL: the reference never reached the input */
         if (w < src->n_windows && sw == LB_OK && out && r.seen)
             c->oom |= !ref_rows_window(c, out, s->n, src->n_ctx, r.x, rsum, slots + ((size_t)k * R + me) * (size_t)G);
         if (w < src->n_windows && sw == LB_OK) sw = run_window(ctx, src, w, err);
         if (w < src->n_windows && sw == LB_OK && keep_q) keep_residual(keep_q, src, w, ctx);
-        if (w < src->n_windows && sw == LB_OK && att_q) *kept_a &= keep_att_window(att_q, src, w, ctx);
+        if (w < src->n_windows && sw == LB_OK && att_q) *kept_a &= keep_window(att_q, src, w, ctx);
         if (sw == LB_OK && c->oom) sw = gram_failed(err);
         st = lb_dist_agree(sw, err);
         if (st == LB_OK) st = fold_step(c, err);
@@ -680,12 +692,7 @@ struct lb_calib_states {
     float  *x;     /* [n_windows, n_ctx, n_embd] */
     size_t  mapped; /* bytes when x is a file mapping (spilled), else 0 */
     char   *spill;  /* where x is spilled (NULL: RAM) */
-    /* lb_calib_states_keep_att: each window's attention output [n_ctx, att_w] at layer
-     * att_layer (-1: none), kept by the pass that stopped there, for the next pass */
-    bool    keep_att;
-    float  *att;
-    size_t  att_bytes, att_mapped;
-    int32_t att_w, att_layer;
+    kept_io att, mid; /* the attention outputs, the down projections' inputs (kept_io) */
 };
 
 /* n bytes of memory backed by an unlinked file in dir: pages the kernel writes back and drops
@@ -719,7 +726,9 @@ lb_status lb_calib_states_create_ex(lb_calib_states **out, const lb_model *m, co
     const int32_t mine = n_windows / R + (r < n_windows % R); /* windows r, r + R, ... */
     const size_t  bytes = (size_t)(mine ? mine : 1) * (size_t)n_ctx * (size_t)E * sizeof *s->x;
     *s      = (lb_calib_states){ .n_windows = mine, .n_ctx = n_ctx, .n_embd = E, .n_layers = m->cfg.n_layers,
-                                .n_total = n_windows, .att_w = (int32_t)lb_model_dim(m, LB_DIM_QV), .att_layer = -1 };
+                                .n_total = n_windows,
+                                .att = { .role = LB_ROLE_ATTN_OUTPUT, .w = (int32_t)lb_model_dim(m, LB_DIM_QV), .layer = -1 },
+                                .mid = { .role = LB_ROLE_FFN_DOWN, .w = m->cfg.n_ff, .layer = -1 } };
     s->x    = spill_dir ? spill_map(spill_dir, bytes) : malloc(bytes);
     s->mapped = spill_dir ? bytes : 0;
     s->spill  = spill_dir ? strdup(spill_dir) : NULL;
@@ -745,38 +754,46 @@ lb_status lb_calib_states_create(lb_calib_states **out, const lb_model *m, const
     return lb_calib_states_create_ex(out, m, windows, n_windows, n_ctx, NULL, err);
 }
 
-/* the attention outputs' memory: gone */
-static void att_free(lb_calib_states *s) {
-    if (s->att_mapped) munmap(s->att, s->att_mapped);
-    else free(s->att);
-    s->att        = NULL;
-    s->att_mapped = 0;
-    s->att_layer  = -1;
+/* kept inputs' memory: gone */
+static void kept_free(kept_io *k) {
+    if (k->mapped) munmap(k->x, k->mapped);
+    else free(k->x);
+    k->x      = NULL;
+    k->mapped = 0;
+    k->layer  = -1;
 }
 
 void lb_calib_states_free(lb_calib_states *s) {
     if (!s) return;
     if (s->mapped) munmap(s->x, s->mapped);
     else free(s->x);
-    att_free(s);
+    kept_free(&s->att);
+    kept_free(&s->mid);
     free(s->spill);
     free(s);
 }
 
 void lb_calib_states_keep_att(lb_calib_states *s, bool on) {
-    s->keep_att  = on;
-    s->att_layer = -1; /* what was kept is spent; the memory stays for the next time */
+    s->att.on    = on;
+    s->att.layer = -1; /* what was kept is spent; the memory stays for the next time */
 }
 
-bool lb_calib_states_att_kept(const lb_calib_states *s) { return s->att && s->att_layer == s->layer && !s->ffn; }
+void lb_calib_states_keep_mid(lb_calib_states *s, bool on) {
+    s->mid.on    = on;
+    s->mid.layer = -1;
+}
 
-/* the kept attention outputs, where the states are (RAM or their spill file): NULL, none */
-static float *att_buffer(lb_calib_states *s) {
-    if (s->att) return s->att;
-    const size_t bytes = (size_t)(s->n_windows ? s->n_windows : 1) * (size_t)s->n_ctx * (size_t)s->att_w * sizeof(float);
-    s->att        = s->spill ? spill_map(s->spill, bytes) : malloc(bytes);
-    s->att_mapped = s->att && s->spill ? bytes : 0;
-    return s->att;
+bool lb_calib_states_att_kept(const lb_calib_states *s) { return s->att.x && s->att.layer == s->layer && !s->ffn; }
+
+bool lb_calib_states_mid_kept(const lb_calib_states *s) { return s->mid.x && s->mid.layer == s->layer && s->ffn; }
+
+/* k's memory, where the states are (RAM or their spill file): false, none */
+static bool kept_buffer(const lb_calib_states *s, kept_io *k) {
+    if (k->x) return true;
+    const size_t bytes = (size_t)(s->n_windows ? s->n_windows : 1) * (size_t)s->n_ctx * (size_t)k->w * sizeof(float);
+    k->x      = s->spill ? spill_map(s->spill, bytes) : malloc(bytes);
+    k->mapped = k->x && s->spill ? bytes : 0;
+    return k->x != NULL;
 }
 
 int32_t lb_calib_states_layer(const lb_calib_states *s) { return s->layer; }
@@ -789,30 +806,38 @@ float *lb_calib_states_values(lb_calib_states *s, size_t *n) {
 void lb_calib_states_set_layer(lb_calib_states *s, int32_t layer) {
     s->layer     = layer;
     s->ffn       = false;
-    s->att_layer = -1;
+    s->att.layer = s->mid.layer = -1;
 }
 
 /* A pass over s: from its kept attention outputs when it stops at that layer's FFN input (they
- * do not depend on the output projection, quantized meanwhile); where it keeps them when it
- * stops at the attention output (NULL: it does not). Either way what was kept is spent. */
-static float *att_plan(const lb_calib *c, lb_calib_states *s, source *src) {
+ * do not depend on the output projection, quantized meanwhile). Where it keeps what it stops
+ * at (NULL: nothing): the attention outputs (at the attention output, from the layer's input),
+ * or the down projection's inputs (at the down projection, from the FFN's: for the advance,
+ * lb_calib_states_advance). Either way what was kept is spent. */
+static kept_io *keep_plan(const lb_calib *c, lb_calib_states *s, source *src) {
     const lb_tensor_role stop = stop_role(c);
-    const bool here = !s->ffn && s->layer < s->n_layers;
-    if (here && s->keep_att && s->att && s->att_layer == s->layer && stop == LB_ROLE_FFN_GATE) src->att = s->att, src->att_w = s->att_w;
-    s->att_layer = -1;
-    return here && s->keep_att && stop == LB_ROLE_ATTN_OUTPUT ? att_buffer(s) : NULL;
+    const bool           here = s->layer < s->n_layers;
+    if (here && !s->ffn && s->att.on && s->att.x && s->att.layer == s->layer && stop == LB_ROLE_FFN_GATE)
+        src->from = &s->att;
+    s->att.layer = s->mid.layer = -1;
+    kept_io *k = here && !s->ffn && s->att.on && stop == LB_ROLE_ATTN_OUTPUT ? &s->att
+                 : here && s->ffn && s->mid.on && stop == LB_ROLE_FFN_DOWN  ? &s->mid
+                                                                              : NULL;
+    return k && kept_buffer(s, k) ? k : NULL;
 }
 
 /* ctx runs from the states' layer: that layer alone, or the head after the last one */
 static source states_source(lb_context *ctx, const lb_calib_states *s) {
     const int R = lb_dist_size();
     lb_context_set_layer_limit(ctx, s->layer < s->n_layers ? s->layer + 1 : 0);
-    return (source){ NULL, s->x, s->ffn, NULL, s->att_w, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
+    return (source){ NULL, s->x, s->ffn, NULL, s->layer, s->n_ctx, s->n_embd, s->n_windows, (s->n_total + R - 1) / R, 1, 0 };
 }
 
 lb_status lb_calib_states_advance(lb_calib_states *s, lb_context *ctx, lb_error *err) {
     LB_RETURN_IF(s->layer >= s->n_layers, err, LB_ERR_PARAM, "calib: no layer after the last");
-    const source src = states_source(ctx, s);
+    source src = states_source(ctx, s);
+    if (lb_calib_states_mid_kept(s)) src.from = &s->mid; /* the layer's down projection on */
+    s->att.layer = s->mid.layer = -1;
     for (int32_t w = 0; w < s->n_windows; w++) {
         lb_status st = run_window(ctx, &src, w, err);
         if (st != LB_OK) return st;
@@ -847,10 +872,10 @@ lb_status lb_calib_run_states(lb_calib *c, lb_context *ctx, lb_calib_states *s, 
                  LB_ERR_PARAM, "calib: moving to the next layer wants a layer's pass that nothing stops");
     const bool   to_ffn = move == LB_CALIB_TO_FFN && !s->ffn, next = move == LB_CALIB_NEXT;
     source       src    = states_source(ctx, s);
-    float       *ka     = att_plan(c, s, &src);
+    kept_io     *ka     = keep_plan(c, s, &src);
     bool         kept   = true;
     LB_TRY_RET(run_pass(c, ctx, &src, NULL, to_ffn || next ? s->x : NULL, ka, &kept, err));
-    if (ka && kept) s->att_layer = s->layer;
+    if (ka && kept) ka->layer = s->layer;
     s->ffn |= to_ffn;
     if (next) s->layer++, s->ffn = false;
     return LB_OK;
@@ -898,12 +923,12 @@ lb_status lb_calib_run_states_cross(lb_calib *c, lb_context *ctx, lb_calib_state
     const bool   q_ffn = move == LB_CALIB_TO_FFN && !s->ffn, r_ffn = move == LB_CALIB_TO_FFN && !rs->ffn;
     const bool   next  = move == LB_CALIB_REF_NEXT;
     source       src = states_source(ctx, s), ref_src = states_source(ref, rs);
-    float       *aq = att_plan(c, s, &src), *ar = att_plan(c, rs, &ref_src);
+    kept_io     *aq = keep_plan(c, s, &src), *ar = keep_plan(c, rs, &ref_src);
     bool         kept = true;
     LB_TRY_RET(run_cross(c, ctx, &src, ref, &ref_src, q_ffn ? s->x : NULL, r_ffn || next ? rs->x : NULL, aq, ar, &kept,
                          next, C, out, err));
-    if (kept && aq) s->att_layer = s->layer;
-    if (kept && ar) rs->att_layer = rs->layer;
+    if (kept && aq) aq->layer = s->layer;
+    if (kept && ar) ar->layer = rs->layer;
     s->ffn |= q_ffn;
     rs->ffn |= r_ffn;
     if (next) rs->layer++, rs->ffn = false;

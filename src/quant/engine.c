@@ -39,6 +39,7 @@ typedef struct {
     int                   last;        /* index of the last block method, or -1 */
     bool                  need_q, need_r, ref_copy;
     bool                  keep_att; /* GPTQ's passes keep a layer's attention outputs (the budget) */
+    bool                  keep_mid; /* and the quantized stream its down projections' inputs */
     int32_t               ie;          /* the token embedding's index, or -1 */
     bool                  embd_first;  /* stored before the layers */
     lb_model              work, ref;   /* shallow views of c->model (own layer arrays) */
@@ -332,8 +333,9 @@ static const char *budget(engine *e, const char *dir) {
                         4 * wide * wide * sizeof(double) + 2 * ctx;
     const int    R       = lb_dist_size(); /* a rank holds its share of the windows */
     const size_t width   = (size_t)g->n_embd + (e->keep_att ? (size_t)lb_model_dim(c->model, LB_DIM_QV) : 0); /* + kept attention outputs */
-    const size_t streams = (size_t)(e->need_q + e->need_r) * (size_t)((c->n_windows + R - 1) / R) * (size_t)p->calib.n_ctx *
-                           width * sizeof(float);
+    const size_t mid     = e->keep_mid && e->need_q ? (size_t)g->n_ff : 0; /* + the quantized stream's kept down inputs */
+    const size_t streams = (size_t)((c->n_windows + R - 1) / R) * (size_t)p->calib.n_ctx *
+                           ((size_t)(e->need_q + e->need_r) * width + mid) * sizeof(float);
     c->summary->memory_budget   = B;
     c->summary->streams_bytes   = streams;
     c->summary->streams_spilled = B > 0 && streams + work > B;
@@ -386,7 +388,8 @@ lb_status lb_engine_run(lb_method_ctx *c, const lb_write_plan *plan, const char 
         if (mi->weights && k == e.last) e.need_q = true;
         if (mi->weights && k != e.last) e.need_r = e.ref_copy = true;
         if (mi->block == lb_method_gptq && !p->gptq.self_target) e.need_r = true;
-        if (mi->block == lb_method_gptq) e.keep_att = lb_model_att_resumable(m); /* (its passes turn it on) */
+        if (mi->block == lb_method_gptq) /* (its passes turn them on) */
+            e.keep_att = lb_model_att_resumable(m), e.keep_mid = lb_model_mid_resumable(m);
     }
     view_init(&e.work, m, lw);
     view_init(&e.ref, m, lr);

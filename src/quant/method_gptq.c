@@ -331,6 +331,9 @@ lb_status lb_method_gptq(lb_method_ctx *c, lb_error *err) {
     /* the o input's pass keeps the attention outputs for the FFN input's: only GPTQ's own passes
      * (another method's, AWQ's, folds its scales into v and o in between) */
     keep_att(c, lb_model_att_resumable(c->model));
+    /* the quantized stream's down pass keeps the down projection's inputs for the engine's
+     * advance after the block (spent there, or by any pass before it) */
+    if (c->sq) lb_calib_states_keep_mid(c->sq, lb_model_mid_resumable(c->model));
     for (int g = 0; g < LB_INPUT_COUNT; g++) {
         if (moe && g == LB_INPUT_FFN_MID) {
             LB_TRY(lb_gptq_slices(c, (const lb_tensor_role[]){ LB_ROLE_FFN_GATE_EXPS, LB_ROLE_FFN_UP_EXPS }, 2, err));

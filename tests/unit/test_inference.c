@@ -276,6 +276,32 @@ static void test_forward_from(void **state) {
         assert_memory_equal(lg, ref, N_TOK * V * sizeof *lg);
     }
     free(att);
+    /* from a layer's down projection, as a forward stopped there left its input and residual */
+    const size_t F   = (size_t)m->cfg.n_ff;
+    float       *mid = malloc(N_TOK * F * sizeof *mid);
+    assert_true(lb_model_mid_resumable(m));
+    for (int32_t first = 0; first < m->cfg.n_layers; first++) {
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, first);
+        if (first > 0) assert_int_equal(lb_forward(c, k_toks, N_TOK, &lg, &err), LB_OK);
+        if (first > 0) memcpy(x, lb_context_residual(c), N_TOK * E * sizeof *x);
+        else
+            for (int t = 0; t < N_TOK; t++) lb_tensor_get_row_f32(&m->tok_embd, k_toks[t], x + t * E);
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, first + 1);
+        lb_context_set_stop(c, LB_ROLE_FFN_DOWN);
+        assert_int_equal(lb_forward_from(c, first, x, N_TOK, &lg, &err), LB_OK);
+        assert_non_null(lb_context_ffn_mid(c));
+        memcpy(mid, lb_context_ffn_mid(c), N_TOK * F * sizeof *mid);
+        memcpy(x, lb_context_residual(c), N_TOK * E * sizeof *x); /* after the attention */
+        lb_context_set_stop(c, LB_ROLE_COUNT);
+        lb_context_reset(c);
+        lb_context_set_layer_limit(c, 0);
+        assert_int_equal(lb_forward_from_down(c, first, x, mid, N_TOK, &lg, &err), LB_OK);
+        assert_memory_equal(lg, ref, N_TOK * V * sizeof *lg);
+        assert_null(lb_context_ffn_mid(c)); /* not stopped there */
+    }
+    free(mid);
     assert_int_equal(lb_forward_from(c, m->cfg.n_layers + 1, x, N_TOK, &lg, &err), LB_ERR_PARAM);
     assert_int_equal(lb_forward_from(c, 0, x, N_TOK + 1, &lg, &err), LB_ERR_PARAM);
     /* states: two windows (the tokens twice) advanced through every layer, then the head */
@@ -312,6 +338,31 @@ static void test_forward_from(void **state) {
         size_t n0, n1;
         const float *v0 = lb_calib_states_values(s2[0], &n0), *v1 = lb_calib_states_values(s2[1], &n1);
         assert_memory_equal(v0, v1, n0 * sizeof *v0);
+        for (int k = 0; k < 2; k++) lb_calib_free(h2[k]), lb_calib_states_free(s2[k]);
+    }
+    /* GPTQ's down pass from the FFN's input, then the advance: from the kept down inputs the
+     * states become the next layer's input bit for bit, and what was kept is spent */
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        lb_calib_states *s2[2];
+        lb_calib        *h2[2];
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(lb_calib_states_create(&s2[k], m, win, 2, N_TOK, &err), LB_OK);
+            for (int32_t a = 0; a < l; a++) assert_int_equal(lb_calib_states_advance(s2[k], c, &err), LB_OK);
+            lb_calib_states_keep_mid(s2[k], k == 1);
+            assert_int_equal(lb_calib_create(&h2[k], m, true, &err), LB_OK);
+            lb_calib_select(h2[k], l, LB_ROLE_FFN_GATE);
+            assert_int_equal(lb_calib_run_states(h2[k], c, s2[k], LB_CALIB_TO_FFN, &err), LB_OK);
+            assert_false(lb_calib_states_mid_kept(s2[k])); /* only a down pass keeps them */
+            lb_calib_select(h2[k], l, LB_ROLE_FFN_DOWN);
+            assert_int_equal(lb_calib_run_states(h2[k], c, s2[k], LB_CALIB_STAY, &err), LB_OK);
+            assert_int_equal(lb_calib_states_mid_kept(s2[k]), k == 1);
+            assert_int_equal(lb_calib_states_advance(s2[k], c, &err), LB_OK);
+            assert_false(lb_calib_states_mid_kept(s2[k])); /* spent */
+        }
+        size_t n0, n1;
+        const float *v0 = lb_calib_states_values(s2[0], &n0), *v1 = lb_calib_states_values(s2[1], &n1);
+        assert_memory_equal(v0, v1, n0 * sizeof *v0);
+        assert_int_equal(lb_calib_states_layer(s2[1]), l + 1);
         for (int k = 0; k < 2; k++) lb_calib_free(h2[k]), lb_calib_states_free(s2[k]);
     }
     lb_calib *cal;
