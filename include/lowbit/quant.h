@@ -99,7 +99,9 @@ lb_status lb_gptq_retarget(float *W, int64_t n_out, int64_t n_in, const double *
 /* The same on H's factor (its lambda: H' as lb_gptq_factor_create damps it): 4 n^2 products a
  * row; 2 n^2 (W' = W M^T) after lb_gptq_factor_refit_matrix, which makes M = H'^-1 (C^T +
  * lambda I) once (2 n^3: worth it when the input's readers have more rows than it has columns,
- * as q, k, v or gate, up). The two agree to f64's rounding, not bit for bit. */
+ * as q, k, v or gate, up); the refits after it take M, and their C must be the one it was
+ * given. The two agree to f64's rounding, not bit for bit. Without the memory for M the
+ * factor is as it was (LB_ERR_NOMEM). */
 lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_gptq_factor *f, lb_error *err);
 lb_status lb_gptq_factor_refit_matrix(lb_gptq_factor *f, const double *C, lb_error *err);
 

@@ -159,7 +159,12 @@ static void gemm_bf16_bf16(int64_t n, const void *w, size_t ws, int64_t nr, cons
         for (int64_t r = 0; r < nr; r++) out[r] = bf_row(n, W + (size_t)r * ws, A);
         return;
     }
-    uint32_t pk[BP_NV * BP_PANEL] __attribute__((aligned(64)));
+    if (n == 0) {
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t r = 0; r < nr; r++) out[c * ldo + r] = 0.0f;
+        return;
+    }
+    uint32_t pk[BP_NV * BP_PANEL] __attribute__((aligned(64))); /* 96 KB of the thread's stack */
     for (int64_t r0 = 0; r0 < nr; r0 += 16 * BP_NV) {
         const int nrows = nr - r0 < 16 * BP_NV ? (int)(nr - r0) : 16 * BP_NV, nv = (nrows + 15) / 16;
         for (int64_t k0 = 0; k0 < n; k0 += BP_KC) {

@@ -420,8 +420,9 @@ lb_status lb_gptq_factor_refit_matrix(lb_gptq_factor *f, const double *C, lb_err
     if (f->Mt || nothing_seen(f)) return LB_OK;
     double *X = malloc((size_t)(n * n) * sizeof *X);
     LB_RETURN_IF(!X, err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld refit", (long long)n, (long long)n);
-    /* column c of M^T (M = H'^-1 (C^T + lambda I)) solves H' m = row c of C plus lambda e_c: in
-     * the factor's order as lb_gptq_retarget_f solves, G columns a thread, then back in place */
+    /* row c of M^T, column c of M = H'^-1 (C^T + lambda I), solves H' m = row c of C plus
+     * lambda e_c: in the factor's order as lb_gptq_retarget_f solves, G columns a thread, then
+     * back in place */
     int bad = 0;
 #pragma omp parallel
     {
@@ -444,13 +445,14 @@ lb_status lb_gptq_factor_refit_matrix(lb_gptq_factor *f, const double *C, lb_err
             }
             if (!t || inf != 0) {
 #pragma omp atomic write
-                bad = 1;
+                bad = t ? 2 : 1;
             }
         }
         free(t);
     }
     if (bad) {
         free(X);
+        if (bad == 2) return lb_fail(err, LB_ERR_CORRUPT, "gptq: the refit's triangular solve failed");
         return lb_fail(err, LB_ERR_NOMEM, "gptq: out of memory for a %lld x %lld refit", (long long)n, (long long)n);
     }
     f->Mt = X;

@@ -66,8 +66,9 @@ static void emit(const sink *o, int32_t n, const float *g, int32_t i0, int32_t i
 
 /* w X^T Y (Y = X: upper, the upper triangle) into o, a column tile of TILE a task. f32: each
  * tile one single-threaded sgemm/ssyrk call (alpha w), straight into S, or into the thread's
- * tile then S64; bf16 (k): X and Y transposed into rows of T bf16 values, each tile one call of
- * the kernel. Every buffer is made before any product: false, out of memory, writes nothing. */
+ * tile then S64; bf16 (k): X and Y packed in token pairs, the kernel called on TILE rows of
+ * the tile at a time, each added into o at once. Every buffer is made before any product:
+ * false, out of memory, writes nothing. */
 static bool gram(lb_gram_pairs_fn k, int32_t n, int32_t T, float w, const float *X, const float *Y, bool upper,
                  const sink *o) {
     const int64_t np = (T + 1) / 2;

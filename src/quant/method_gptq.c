@@ -267,18 +267,17 @@ static lb_status gptq_input(lb_method_ctx *c, lb_tensor_role in, const lb_tensor
             if (lb_gptq_factor_fits(fac[j], damp, ao)) fac[k] = fac[j], shared[k] = true;
         if (!fac[k]) mine[k] = lb_gptq_factor_create(&fac[k], s->H, s->n, damp, ao, err);
     }
-    /* a factor whose readers have more rows here than the input has columns (q, k, v; gate,
-     * up) refits them by one matrix M = H'^-1 (C^T + lambda I): 2 n^3 once, then 2 n^2 a row
-     * where each refit alone takes 4 n^2 */
+    /* a factor whose readers have more rows than the input has columns (q, k, v; gate, up)
+     * refits them by one matrix M = H'^-1 (C^T + lambda I): 2 n^3 once, then 2 n^2 a row where
+     * each refit alone takes 4 n^2. Chosen on the whole tensors' rows, as every rank chooses;
+     * without the memory for M, each refit alone */
     for (int k = 0; target && k <= last; k++) {
         if (!fac[k] || shared[k] || mine[k]) continue;
-        int64_t n_rows = 0, lo, hi;
+        int64_t n_rows = 0;
         for (int j = k; j <= last; j++)
-            if (fac[j] == fac[k] && idx[j] >= 0) {
-                my_rows(c, idx[j], lb_engine_tensor(c, idx[j])->ne[1], &lo, &hi);
-                n_rows += hi - lo;
-            }
-        if (n_rows > s->n) mine[k] = lb_gptq_factor_refit_matrix(fac[k], C, err);
+            if (fac[j] == fac[k] && idx[j] >= 0) n_rows += lb_engine_tensor(c, idx[j])->ne[1];
+        lb_error ignored = { 0 };
+        if (n_rows > s->n) (void)lb_gptq_factor_refit_matrix(fac[k], C, &ignored);
     }
     for (int k = 0; target && k <= last; k++)
         if (fac[k] && !mine[k]) mine[k] = refit_tensor(c, idx[k], C, fac[k], &WC[k], err);

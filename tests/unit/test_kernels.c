@@ -407,6 +407,26 @@ static void test_fast_kernels(void **state) {
         printf("# %s on bf16 activations: scalar twin within bf16 rounding of the f32 product\n",
                lb_type_name((lb_type)ti));
     }
+    /* BF16 prompts past one tile of 48 rows and 8 columns: 53 rows x 19 columns, n = 2053 (two
+     * packed chunks and an odd last value), the twin's bits; the rows and columns split apart */
+    for (int isa = 1; isa < LB_ISA_COUNT; isa++) {
+        const lb_qdot *ks = lb_qdot_get_fast_isa(LB_TYPE_BF16, (lb_isa)isa), *kr = lb_qdot_get_fast_isa(LB_TYPE_BF16, LB_ISA_REF);
+        if (!ks) continue;
+        enum { R = 53, C = 19, N = 2053 };
+        uint16_t *w = malloc((size_t)R * N * 2), *a = malloc((size_t)C * N * 2);
+        float    *ref = malloc(R * C * sizeof *ref), *out = malloc(R * C * sizeof *out);
+        for (int i = 0; i < R * N; i++) w[i] = lb_f32_to_bf16(frand() * 0.05f);
+        for (int i = 0; i < C * N; i++) a[i] = lb_f32_to_bf16(frand());
+        kr->gemm(N, w, 2 * N, R, a, 2 * N, C, ref, R);
+        ks->gemm(N, w, 2 * N, R, a, 2 * N, C, out, R);
+        assert_memory_equal(out, ref, R * C * sizeof *out);
+        ks->gemm(N, w, 2 * N, 50, a, 2 * N, 11, out, R); /* rows 0..49 x columns 0..10, then the rest */
+        ks->gemm(N, w + 50 * N, 2 * N, R - 50, a, 2 * N, 11, out + 50, R);
+        ks->gemm(N, w, 2 * N, R, a + 11 * N, 2 * N, C - 11, out + 11 * R, R);
+        assert_memory_equal(out, ref, R * C * sizeof *out);
+        free(w), free(a), free(ref), free(out);
+        n_checked++;
+    }
     printf("# %d SIMD fast-kernel/length pairs checked against the scalar twin\n", n_checked);
     assert_true(n_checked >= 5 || !lb_isa_runs(LB_ISA_AVX512BF16));
     /* FAST mode takes the SIMD fast kernel where there is one, never the scalar twin */
