@@ -459,44 +459,16 @@ lb_status lb_gptq_factor_refit_matrix(lb_gptq_factor *f, const double *C, lb_err
     return LB_OK;
 }
 
-/* W' = W M^T on the factor's refit matrix, G rows a thread */
-static lb_status retarget_m(float *W, int64_t n_out, const lb_gptq_factor *f, lb_error *err) {
-    const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
-    int           bad = 0;
-#pragma omp parallel
-    {
-        double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t g = 0; g < n_g; g++) {
-            const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
-            if (!Wd || !B) {
-#pragma omp atomic write
-                bad = 1;
-                continue;
-            }
-            for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)n, (blasint)n, 1.0, Wd,
-                        (blasint)n, f->Mt, (blasint)n, 0.0, B, (blasint)n);
-            for (int64_t i = 0; i < n * nr; i++) W[r0 * n + i] = (float)B[i];
-        }
-        free(Wd);
-        free(B);
-    }
-    LB_RETURN_IF(bad, err, LB_ERR_NOMEM, "gptq: out of memory refitting %lld rows", (long long)n_out);
-    return LB_OK;
-}
-
 lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_gptq_factor *f, lb_error *err) {
     const int64_t n = f->n, G = LB_GPTQ_ROWS, n_g = (n_out + G - 1) / G;
     const double  lambda = f->lambda;
     LB_RETURN_IF(!f->L, err, LB_ERR_PARAM, "gptq: a refit after the factor's GPTQ");
     if (nothing_seen(f)) return LB_OK;
-    if (f->Mt) return retarget_m(W, n_out, f, err);
     int bad = 0;
     /* row by row W'^T = H'^-1 (C^T W^T + lambda W^T), a group of rows a thread, in the
      * factor's order: b[a] = B[perm[n - 1 - a]], L L^T y = b, x[perm[n - 1 - a]] = y[a].
      * Column-major, each row of W is a column of W^T where it lies, and L (row-major lower) is
-     * the upper factor dpotrs takes. */
+     * the upper factor dpotrs takes. With the refit matrix: W' = W M^T. */
 #pragma omp parallel
     {
         double *Wd = malloc((size_t)(n * G) * sizeof *Wd), *B = malloc((size_t)(n * G) * sizeof *B);
@@ -504,6 +476,13 @@ lb_status lb_gptq_retarget_f(float *W, int64_t n_out, const double *C, const lb_
         for (int64_t g = 0; g < n_g; g++) {
             const int64_t r0 = g * G, nr = n_out - r0 < G ? n_out - r0 : G;
             lapack_int    inf = -1;
+            if (Wd && B && f->Mt) {
+                for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nr, (blasint)n, (blasint)n, 1.0, Wd,
+                            (blasint)n, f->Mt, (blasint)n, 0.0, B, (blasint)n);
+                for (int64_t i = 0; i < n * nr; i++) W[r0 * n + i] = (float)B[i];
+                continue;
+            }
             if (Wd && B) {
                 for (int64_t i = 0; i < n * nr; i++) Wd[i] = W[r0 * n + i];
                 cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)nr, (blasint)n, 1.0, C,
