@@ -109,6 +109,23 @@ static void bp_pack(const uint8_t *w, size_t ws, int nrows, int64_t k0, int64_t 
         }
 }
 
+/* one pair p of the tile: nv panels' vectors, each of the mt columns' pair (bytes 4; 2 for an
+ * odd last value, the second half zero) broadcast into acc */
+static inline __attribute__((always_inline)) void bp_step(const uint32_t *pk, int64_t p, const uint8_t *a, size_t as,
+                                                          int mt, const int nv, const int bytes,
+                                                          __m512 acc[BP_MT][BP_NV]) {
+    __m512bh q[BP_NV];
+    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+        q[v] = (__m512bh)_mm512_load_si512(pk + (size_t)v * BP_PANEL + (size_t)p * 16);
+    _Pragma("GCC unroll 8") for (int t = 0; t < BP_MT; t++) {
+        if (t >= mt) break;
+        int32_t u = 0;
+        memcpy(&u, a + (size_t)t * as + 4 * (size_t)p, (size_t)bytes);
+        const __m512bh b = (__m512bh)_mm512_set1_epi32(u);
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], q[v], b);
+    }
+}
+
 static inline __attribute__((always_inline)) void bp_tile(int64_t kc, const uint32_t *pk, const uint8_t *a, size_t as,
                                                           int mt, float *out, int64_t ldo, int nrows, bool first,
                                                           const int nv) {
@@ -121,31 +138,9 @@ static inline __attribute__((always_inline)) void bp_tile(int64_t kc, const uint
     _Pragma("GCC unroll 8") for (int t = 0; t < BP_MT; t++)
     _Pragma("GCC unroll 3") for (int v = 0; v < BP_NV; v++)
         acc[t][v] = t < mt && !first ? _mm512_maskz_loadu_ps(m[v], out + t * ldo + 16 * v) : _mm512_setzero_ps();
-    const int64_t np = kc / 2; /* whole pairs; an odd last value below */
-    for (int64_t p = 0; p < np; p++) {
-        __m512bh q[BP_NV];
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
-            q[v] = (__m512bh)_mm512_load_si512(pk + (size_t)v * BP_PANEL + (size_t)p * 16);
-        _Pragma("GCC unroll 8") for (int t = 0; t < BP_MT; t++) {
-            if (t >= mt) break;
-            int32_t u;
-            memcpy(&u, a + (size_t)t * as + 4 * (size_t)p, 4);
-            const __m512bh b = (__m512bh)_mm512_set1_epi32(u);
-            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], q[v], b);
-        }
-    }
-    if (kc & 1) { /* the chunk's last value alone: its pair's second half is zero */
-        __m512bh q[BP_NV];
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
-            q[v] = (__m512bh)_mm512_load_si512(pk + (size_t)v * BP_PANEL + (size_t)np * 16);
-        _Pragma("GCC unroll 8") for (int t = 0; t < BP_MT; t++) {
-            if (t >= mt) break;
-            uint16_t h;
-            memcpy(&h, a + (size_t)t * as + 4 * (size_t)np, 2);
-            const __m512bh b = (__m512bh)_mm512_set1_epi32((int32_t)h);
-            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], q[v], b);
-        }
-    }
+    const int64_t np = kc / 2; /* whole pairs, then an odd last value alone */
+    for (int64_t p = 0; p < np; p++) bp_step(pk, p, a, as, mt, nv, 4, acc);
+    if (kc & 1) bp_step(pk, np, a, as, mt, nv, 2, acc); /* its pair's second half zero */
     _Pragma("GCC unroll 8") for (int t = 0; t < BP_MT; t++) {
         if (t >= mt) break;
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(out + t * ldo + 16 * v, m[v], acc[t][v]);
